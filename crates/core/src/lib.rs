@@ -1,0 +1,20 @@
+//! latchkey's domain: applications, users, personal access tokens, their
+//! validation rules and the services that combine them.
+//!
+//! Nothing here knows about HTTP or SQL. Handlers and the CLI call the
+//! services in [`service`]; storage backends implement [`store::Store`].
+
+pub mod application;
+pub mod clock;
+pub mod pagination;
+pub mod redirect_uri;
+pub mod scopes;
+pub mod secret;
+pub mod service;
+pub mod store;
+pub mod token;
+pub mod user;
+
+pub use clock::{Clock, SystemClock};
+pub use service::{Config, Services};
+pub use store::{Store, StoreError};

@@ -1,0 +1,192 @@
+//! OAuth scopes: the server's configured set, GitLab's normalisation
+//! (split on whitespace, drop duplicates, keep first-seen order) and
+//! Doorkeeper's dynamic scopes (`user:*` admits `user:<anything>`).
+
+/// GitLab's scope list, in the order GitLab's discovery document
+/// advertises it.
+pub const GITLAB_SCOPES: &[&str] = &[
+    "api",
+    "read_api",
+    "read_user",
+    "create_runner",
+    "manage_runner",
+    "k8s_proxy",
+    "self_rotate",
+    "mcp",
+    "read_repository",
+    "write_repository",
+    "read_registry",
+    "write_registry",
+    "read_virtual_registry",
+    "write_virtual_registry",
+    "read_observability",
+    "write_observability",
+    "ai_features",
+    "sudo",
+    "admin_mode",
+    "read_service_ping",
+    "openid",
+    "profile",
+    "email",
+    "ai_workflows",
+    "user:*",
+];
+
+/// The scopes this server accepts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScopeSet {
+    names: Vec<String>,
+}
+
+impl Default for ScopeSet {
+    fn default() -> Self {
+        Self {
+            names: GITLAB_SCOPES.iter().map(|s| (*s).to_owned()).collect(),
+        }
+    }
+}
+
+impl ScopeSet {
+    /// A configured set. Names are normalised like scopes themselves.
+    pub fn new<I, S>(names: I) -> Result<Self, String>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut out: Vec<String> = Vec::new();
+        for n in names {
+            for part in n.as_ref().split_whitespace() {
+                if !is_scope_token(part) {
+                    return Err(format!("invalid scope name {part:?}"));
+                }
+                if !out.iter().any(|s| s == part) {
+                    out.push(part.to_owned());
+                }
+            }
+        }
+        if out.is_empty() {
+            return Err("the scope set is empty".to_owned());
+        }
+        Ok(Self { names: out })
+    }
+
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// Is `scope` in the set, directly or through a dynamic `prefix:*` entry?
+    pub fn allows(&self, scope: &str) -> bool {
+        self.names.iter().any(|configured| {
+            if configured == scope {
+                return true;
+            }
+            match configured.strip_suffix('*') {
+                Some(prefix) if prefix.ends_with(':') => {
+                    scope.len() > prefix.len() && scope.starts_with(prefix)
+                }
+                _ => false,
+            }
+        })
+    }
+}
+
+/// RFC 6749 scope-token characters: printable ASCII except space, `"` and `\`.
+fn is_scope_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5b).contains(&b) || (0x5d..=0x7e).contains(&b))
+}
+
+/// A normalised, non-empty, validated list of scopes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scopes(Vec<String>);
+
+impl Scopes {
+    /// Split on whitespace and drop duplicates, as Doorkeeper does on
+    /// assignment. May be empty.
+    pub fn normalise(raw: &str) -> Vec<String> {
+        let mut out: Vec<String> = Vec::new();
+        for part in raw.split_whitespace() {
+            if !out.iter().any(|s| s == part) {
+                out.push(part.to_owned());
+            }
+        }
+        out
+    }
+
+    /// Normalise and check every scope against `set`. `None` when any scope
+    /// is unknown or the list is empty.
+    pub fn parse(raw: &str, set: &ScopeSet) -> Option<Self> {
+        let list = Self::normalise(raw);
+        if list.is_empty() || !list.iter().all(|s| set.allows(s)) {
+            return None;
+        }
+        Some(Self(list))
+    }
+
+    /// Trusted input (already stored): normalise without checking.
+    pub fn from_stored(raw: &str) -> Self {
+        Self(Self::normalise(raw))
+    }
+
+    pub fn as_slice(&self) -> &[String] {
+        &self.0
+    }
+
+    pub fn contains(&self, scope: &str) -> bool {
+        self.0.iter().any(|s| s == scope)
+    }
+
+    /// The stored form: one space between scopes.
+    pub fn joined(&self) -> String {
+        self.0.join(" ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalises_like_doorkeeper() {
+        let set = ScopeSet::default();
+        let cases: &[(&str, Option<&str>)] = &[
+            ("api", Some("api")),
+            ("api  read_user api", Some("api read_user")),
+            ("\tapi\nread_user ", Some("api read_user")),
+            ("api read_user email", Some("api read_user email")),
+            ("", None),
+            ("   ", None),
+            ("non_existent_scope", None),
+            ("api non_existent_scope", None),
+            ("user:*", Some("user:*")),
+            ("api user:42", Some("api user:42")),
+            ("user:", None),
+            ("user", None),
+            ("API", None),
+        ];
+        for (raw, want) in cases {
+            let got = Scopes::parse(raw, &set).map(|s| s.joined());
+            assert_eq!(got.as_deref(), *want, "scopes {raw:?}");
+        }
+    }
+
+    #[test]
+    fn configured_set_is_validated() {
+        assert!(ScopeSet::new(["api read_api"]).is_ok());
+        assert!(ScopeSet::new(Vec::<String>::new()).is_err());
+        assert!(ScopeSet::new(["bad\"scope"]).is_err());
+        let set = ScopeSet::new(["api", "api", "custom:*"]).unwrap_or_default();
+        assert_eq!(set.names(), &["api".to_owned(), "custom:*".to_owned()]);
+        assert!(set.allows("custom:x"));
+        assert!(!set.allows("read_api"));
+    }
+
+    #[test]
+    fn default_set_is_gitlabs() {
+        let set = ScopeSet::default();
+        assert_eq!(set.names().len(), GITLAB_SCOPES.len());
+        assert!(set.allows("admin_mode"));
+        assert!(set.allows("mcp"));
+    }
+}

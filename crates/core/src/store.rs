@@ -1,0 +1,125 @@
+//! The storage interface. One implementation per backend; every method
+//! that must be atomic is one method here, so a backend can make it one
+//! statement or one transaction.
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+
+use crate::application::{Application, NewApplication, Ownership};
+use crate::pagination::PageRequest;
+use crate::token::{NewToken, PersonalAccessToken};
+use crate::user::{NewUser, User};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness rule was broken; the text names what was taken.
+    #[error("{0} has already been taken")]
+    Conflict(String),
+    /// The database could not be reached or did not answer in time.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else: a bug or a corrupt database.
+    #[error("database error: {0}")]
+    Other(String),
+}
+
+/// A token found by its digest, with its owner.
+#[derive(Debug, Clone)]
+pub struct TokenWithOwner {
+    pub token: PersonalAccessToken,
+    pub user: User,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// A cheap round trip, for readiness checks.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    // --- applications ---------------------------------------------------
+
+    async fn insert_application(&self, app: NewApplication) -> Result<Application, StoreError>;
+
+    /// One page of instance-wide applications ordered by id, and the total.
+    async fn list_instance_applications(
+        &self,
+        page: PageRequest,
+    ) -> Result<(Vec<Application>, u64), StoreError>;
+
+    /// Every instance-wide application ordered by id, read row by row so
+    /// memory stays flat however many there are.
+    fn stream_instance_applications(&self) -> BoxStream<'static, Result<Application, StoreError>>;
+
+    async fn find_application(
+        &self,
+        id: i64,
+        scope: Ownership,
+    ) -> Result<Option<Application>, StoreError>;
+
+    /// Delete an application with its grants and tokens. `false` if no such
+    /// application (within `scope`) existed.
+    async fn delete_application(&self, id: i64, scope: Ownership) -> Result<bool, StoreError>;
+
+    /// Replace an application's secret digest in one statement. `None` if
+    /// no such application (within `scope`) exists.
+    async fn renew_application_secret(
+        &self,
+        id: i64,
+        scope: Ownership,
+        secret_digest: &str,
+    ) -> Result<Option<Application>, StoreError>;
+
+    // --- users ------------------------------------------------------------
+
+    async fn insert_user(&self, user: NewUser) -> Result<User, StoreError>;
+
+    async fn find_user(&self, id: i64) -> Result<Option<User>, StoreError>;
+
+    async fn find_user_by_username(&self, username: &str) -> Result<Option<User>, StoreError>;
+
+    /// Create the first user and their token, but only while there are no
+    /// users at all. `None` if someone got there first.
+    async fn bootstrap_first_user(
+        &self,
+        user: NewUser,
+        token: NewToken,
+    ) -> Result<Option<(User, PersonalAccessToken)>, StoreError>;
+
+    // --- personal access tokens -------------------------------------------
+
+    async fn insert_token(&self, token: NewToken) -> Result<PersonalAccessToken, StoreError>;
+
+    async fn find_token_by_digest(&self, digest: &str)
+        -> Result<Option<TokenWithOwner>, StoreError>;
+}
+
+/// How many rows one keyset batch reads.
+pub const STREAM_BATCH: i64 = 500;
+
+/// A stream over a table read in keyset batches (`id > last ORDER BY id
+/// LIMIT n`): memory stays flat, and no read transaction is held open
+/// while a slow client drains the stream.
+pub fn keyset_stream<F, Fut>(fetch: F) -> BoxStream<'static, Result<Application, StoreError>>
+where
+    F: Fn(i64, i64) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<Vec<Application>, StoreError>> + Send + 'static,
+{
+    use futures::StreamExt;
+    // State: the last id seen, or None once exhausted or failed.
+    let batches = futures::stream::unfold(Some(0i64), move |after| {
+        let next = after.map(|a| fetch(a, STREAM_BATCH));
+        async move {
+            let fut = next?;
+            match fut.await {
+                Ok(rows) if rows.is_empty() => None,
+                Ok(rows) => {
+                    let last = rows.last().map(|a| a.id);
+                    let more = rows.len() as i64 == STREAM_BATCH;
+                    let items: Vec<Result<Application, StoreError>> = rows.into_iter().map(Ok).collect();
+                    Some((futures::stream::iter(items), last.filter(|_| more)))
+                }
+                Err(e) => Some((futures::stream::iter(vec![Err(e)]), None)),
+            }
+        }
+    });
+    batches.flatten().boxed()
+}

@@ -1,0 +1,138 @@
+//! The `latchkey` command line. Every subcommand calls the same core
+//! services as the HTTP API.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use latchkey_core::token::parse_expiry;
+
+use crate::config::{FileConfig, GlobalArgs, ServeArgs, ServeSettings, Settings};
+use crate::{startup, telemetry};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "latchkey",
+    version,
+    about = "GitLab-compatible OAuth application registry and OAuth 2 provider",
+    long_about = "latchkey serves GitLab's Applications API (/api/v4/applications) on an embedded \
+                  SQLite database. Configure with flags, LATCHKEY_* environment variables or a TOML \
+                  file (--config); flags win over the environment, which wins over the file."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (migrates the database and creates root on first start).
+    Serve(ServeArgs),
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage users.
+    #[command(subcommand)]
+    Users(UsersCommand),
+    /// Manage personal access tokens.
+    #[command(subcommand)]
+    Tokens(TokensCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UsersCommand {
+    /// Create a user.
+    Create {
+        #[arg(long)]
+        username: String,
+        #[arg(long)]
+        email: String,
+        /// Display name (default: the username).
+        #[arg(long)]
+        name: Option<String>,
+        /// Password (at least 8 characters); without it the user cannot sign in with a password.
+        #[arg(long, env = "LATCHKEY_USER_PASSWORD", hide_env_values = true)]
+        password: Option<String>,
+        /// Make the user an administrator.
+        #[arg(long)]
+        admin: bool,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokensCommand {
+    /// Create a personal access token and print it (once) on standard output.
+    Create {
+        /// Username of the token's owner.
+        #[arg(long)]
+        user: String,
+        /// A name to recognise the token by.
+        #[arg(long)]
+        name: String,
+        /// Space- or comma-separated scopes, e.g. "api read_api".
+        #[arg(long, default_value = "api")]
+        scopes: String,
+        /// Last day the token works (YYYY-MM-DD, UTC); default: never expires.
+        #[arg(long, value_name = "DATE")]
+        expires_at: Option<String>,
+    },
+}
+
+pub async fn run() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let file = FileConfig::load(cli.global.config.as_deref())?;
+    let settings = Settings::resolve(&cli.global, &file)?;
+    telemetry::init(&settings.log, settings.log_format)?;
+    match cli.command {
+        Command::Serve(args) => serve(&settings, &ServeSettings::resolve(&args, &file)?).await,
+        Command::Migrate => {
+            startup::open_store(&settings.database_url).await?;
+            eprintln!("latchkey: the database is up to date");
+            Ok(())
+        }
+        Command::Users(UsersCommand::Create { username, email, name, password, admin }) => {
+            let store = startup::open_store(&settings.database_url).await?;
+            let services = startup::services(store, &settings, false);
+            let name = name.unwrap_or_else(|| username.clone());
+            let user = services
+                .create_user(&username, &email, &name, password.as_deref(), admin)
+                .await
+                .context("cannot create the user")?;
+            println!("created user {} (id {}){}", user.username, user.id, if user.admin { ", administrator" } else { "" });
+            Ok(())
+        }
+        Command::Tokens(TokensCommand::Create { user, name, scopes, expires_at }) => {
+            let store = startup::open_store(&settings.database_url).await?;
+            let services = startup::services(store, &settings, false);
+            let owner = services
+                .find_user_by_username(&user)
+                .await?
+                .with_context(|| format!("no user named {user:?}"))?;
+            let expires = expires_at.as_deref().map(parse_expiry).transpose().map_err(anyhow::Error::msg)?;
+            let scopes = scopes.replace(',', " ");
+            let (_, plaintext) = services
+                .create_token(owner.id, &name, &scopes, expires)
+                .await
+                .context("cannot create the token")?;
+            println!("{}", plaintext.0);
+            Ok(())
+        }
+    }
+}
+
+async fn serve(settings: &Settings, serve: &ServeSettings) -> anyhow::Result<()> {
+    let store = startup::open_store(&settings.database_url).await?;
+    let services = startup::services(store, settings, serve.admin_mode);
+    if let Some(b) = services
+        .bootstrap_root(serve.root_password.as_deref(), serve.root_token.as_deref())
+        .await
+        .context("cannot create the root user")?
+    {
+        startup::print_bootstrap(&b);
+    }
+    let listener = tokio::net::TcpListener::bind(serve.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", serve.listen))?;
+    let local = listener.local_addr().context("no local address")?;
+    tracing::info!(listen = %local, external_url = %serve.external_url, "latchkey is serving");
+    startup::serve(listener, startup::state(services, serve)).await
+}

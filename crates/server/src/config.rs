@@ -1,0 +1,225 @@
+//! Configuration: command-line flags, then `LATCHKEY_*` environment
+//! variables, then an optional TOML file (`--config`), then defaults.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use clap::{Args, ValueEnum};
+use latchkey_core::scopes::ScopeSet;
+use serde::Deserialize;
+
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://latchkey.db?mode=rwc";
+pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+/// Options every subcommand takes.
+#[derive(Debug, Clone, Default, Args)]
+pub struct GlobalArgs {
+    /// TOML configuration file; flags and environment variables win over it.
+    #[arg(long, global = true, env = "LATCHKEY_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Database URL: sqlite://PATH?mode=rwc (default sqlite://latchkey.db?mode=rwc).
+    #[arg(long, global = true, env = "LATCHKEY_DATABASE_URL", value_name = "URL")]
+    pub database_url: Option<String>,
+    /// Log filter, in tracing's EnvFilter syntax (default "info").
+    #[arg(long, global = true, env = "LATCHKEY_LOG", value_name = "FILTER")]
+    pub log: Option<String>,
+    /// Log format (default pretty).
+    #[arg(long, global = true, env = "LATCHKEY_LOG_FORMAT", value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
+}
+
+/// Options of `latchkey serve`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct ServeArgs {
+    /// Address to listen on (default 127.0.0.1:8080).
+    #[arg(long, env = "LATCHKEY_LISTEN", value_name = "ADDR")]
+    pub listen: Option<String>,
+    /// Public base URL used in links (default derived from --listen).
+    #[arg(long, env = "LATCHKEY_EXTERNAL_URL", value_name = "URL")]
+    pub external_url: Option<String>,
+    /// GitLab's Admin Mode: an admin's token also needs the admin_mode scope (default false).
+    #[arg(long, env = "LATCHKEY_ADMIN_MODE", value_name = "BOOL", num_args = 0..=1,
+          default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new())]
+    pub admin_mode: Option<bool>,
+    /// Largest accepted request body in bytes (default 1048576); larger ones get 413.
+    #[arg(long, env = "LATCHKEY_MAX_BODY_SIZE", value_name = "BYTES")]
+    pub max_body_size: Option<usize>,
+    /// Password for the root user created on first start (else one is generated and printed).
+    #[arg(long, env = "LATCHKEY_ROOT_PASSWORD", value_name = "PASSWORD", hide_env_values = true)]
+    pub root_password: Option<String>,
+    /// Personal access token value for root on first start (else one is generated and printed).
+    #[arg(long, env = "LATCHKEY_ROOT_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    pub root_token: Option<String>,
+}
+
+/// The optional TOML file. Unknown keys are an error, so typos surface.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub listen: Option<String>,
+    pub database_url: Option<String>,
+    pub external_url: Option<String>,
+    pub admin_mode: Option<bool>,
+    pub max_body_size: Option<usize>,
+    pub root_password: Option<String>,
+    pub root_token: Option<String>,
+    pub log: Option<String>,
+    pub log_format: Option<LogFormat>,
+    /// The scopes applications and tokens may use (default: GitLab's list).
+    pub scopes: Option<Vec<String>>,
+    /// Prefix of application secrets (default "gloas-").
+    pub secret_prefix: Option<String>,
+}
+
+impl FileConfig {
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
+        let Some(path) = path else { return Ok(Self::default()) };
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
+        toml::from_str(&text).with_context(|| format!("invalid configuration file {}", path.display()))
+    }
+}
+
+/// Everything resolved, for any subcommand.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub database_url: String,
+    pub log: String,
+    pub log_format: LogFormat,
+    pub scopes: ScopeSet,
+    pub secret_prefix: String,
+}
+
+/// What `serve` needs on top.
+#[derive(Debug, Clone)]
+pub struct ServeSettings {
+    pub listen: SocketAddr,
+    pub external_url: String,
+    pub admin_mode: bool,
+    pub max_body_bytes: usize,
+    pub root_password: Option<String>,
+    pub root_token: Option<String>,
+}
+
+impl Settings {
+    pub fn resolve(global: &GlobalArgs, file: &FileConfig) -> anyhow::Result<Self> {
+        let scopes = match &file.scopes {
+            Some(list) => ScopeSet::new(list).map_err(|e| anyhow::anyhow!("invalid `scopes` in the configuration file: {e}"))?,
+            None => ScopeSet::default(),
+        };
+        let secret_prefix = file.secret_prefix.clone().unwrap_or_else(|| "gloas-".to_owned());
+        if secret_prefix.len() > 64 || !secret_prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+            bail!("secret_prefix must be at most 64 characters of letters, digits, '-' and '_'");
+        }
+        Ok(Self {
+            database_url: global
+                .database_url
+                .clone()
+                .or_else(|| file.database_url.clone())
+                .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
+            log: global.log.clone().or_else(|| file.log.clone()).unwrap_or_else(|| "info".to_owned()),
+            log_format: global.log_format.or(file.log_format).unwrap_or(LogFormat::Pretty),
+            scopes,
+            secret_prefix,
+        })
+    }
+}
+
+impl ServeSettings {
+    pub fn resolve(args: &ServeArgs, file: &FileConfig) -> anyhow::Result<Self> {
+        let listen_raw = args
+            .listen
+            .clone()
+            .or_else(|| file.listen.clone())
+            .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+        let listen: SocketAddr = listen_raw
+            .parse()
+            .with_context(|| format!("LATCHKEY_LISTEN {listen_raw:?} is not an address like 127.0.0.1:8080"))?;
+        let external_url = match args.external_url.clone().or_else(|| file.external_url.clone()) {
+            Some(url) => normalise_external_url(&url)?,
+            None => derived_external_url(listen),
+        };
+        let max_body_bytes = args.max_body_size.or(file.max_body_size).unwrap_or(DEFAULT_MAX_BODY_BYTES);
+        if max_body_bytes < 1024 {
+            bail!("max_body_size must be at least 1024 bytes");
+        }
+        Ok(Self {
+            listen,
+            external_url,
+            admin_mode: args.admin_mode.or(file.admin_mode).unwrap_or(false),
+            max_body_bytes,
+            root_password: args.root_password.clone().or_else(|| file.root_password.clone()),
+            root_token: args.root_token.clone().or_else(|| file.root_token.clone()),
+        })
+    }
+}
+
+fn normalise_external_url(raw: &str) -> anyhow::Result<String> {
+    let trimmed = raw.trim().trim_end_matches('/');
+    let ok = (trimmed.starts_with("http://") || trimmed.starts_with("https://"))
+        && trimmed.split_once("://").is_some_and(|(_, rest)| !rest.is_empty())
+        && !trimmed.contains(['?', '#', ' ']);
+    if !ok {
+        bail!("LATCHKEY_EXTERNAL_URL {raw:?} must be an http:// or https:// URL without query or fragment");
+    }
+    Ok(trimmed.to_owned())
+}
+
+/// `http://<listen>`, with a wildcard address replaced by localhost.
+pub fn derived_external_url(listen: SocketAddr) -> String {
+    match listen.ip() {
+        IpAddr::V4(ip) if ip.is_unspecified() => format!("http://localhost:{}", listen.port()),
+        IpAddr::V6(ip) if ip.is_unspecified() => format!("http://localhost:{}", listen.port()),
+        IpAddr::V4(ip) => format!("http://{ip}:{}", listen.port()),
+        IpAddr::V6(ip) => format!("http://[{ip}]:{}", listen.port()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_win_over_file() {
+        let file: FileConfig = toml::from_str(
+            "listen = \"127.0.0.1:9000\"\nadmin_mode = true\nexternal_url = \"https://id.example.com/\"\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            listen: Some("127.0.0.1:9001".into()),
+            ..Default::default()
+        };
+        let s = ServeSettings::resolve(&args, &file).unwrap();
+        assert_eq!(s.listen.port(), 9001);
+        assert!(s.admin_mode);
+        assert_eq!(s.external_url, "https://id.example.com");
+    }
+
+    #[test]
+    fn defaults_and_errors() {
+        let s = ServeSettings::resolve(&ServeArgs::default(), &FileConfig::default()).unwrap();
+        assert_eq!(s.external_url, "http://127.0.0.1:8080");
+        assert_eq!(s.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
+        assert_eq!(derived_external_url("0.0.0.0:80".parse().unwrap()), "http://localhost:80");
+        assert!(toml::from_str::<FileConfig>("lisen = \"x\"").is_err());
+        let bad = ServeArgs {
+            listen: Some("nope".into()),
+            ..Default::default()
+        };
+        assert!(ServeSettings::resolve(&bad, &FileConfig::default()).is_err());
+        let bad = ServeArgs {
+            external_url: Some("ftp://x".into()),
+            ..Default::default()
+        };
+        assert!(ServeSettings::resolve(&bad, &FileConfig::default()).is_err());
+    }
+}

@@ -1,0 +1,229 @@
+//! `/api/v4/applications`: GitLab's instance-wide (admin) Applications API.
+
+use axum::body::Body;
+use axum::extract::{OriginalUri, Path, State};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use bytes::Bytes;
+use futures::StreamExt;
+use latchkey_core::application::{Application, ApplicationParams, Ownership};
+use latchkey_core::pagination::{PageInfo, PageRequest};
+use latchkey_core::service::ServiceError;
+use serde::Serialize;
+
+use super::auth::{authenticate_admin, Need};
+use super::errors::ApiError;
+use super::params::{BoolParam, Params, StrParam};
+use super::{pagination, AppState};
+
+/// GitLab's `Application` entity (and `ApplicationWithSecret` when
+/// `secret` is set), fields in GitLab's order.
+#[derive(Debug, Serialize)]
+pub struct ApplicationEntity<'a> {
+    pub id: i64,
+    pub application_id: &'a str,
+    pub application_name: &'a str,
+    pub callback_url: &'a str,
+    pub confidential: bool,
+    pub scopes: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<&'a str>,
+}
+
+impl<'a> ApplicationEntity<'a> {
+    pub fn new(app: &'a Application, secret: Option<&'a str>) -> Self {
+        Self {
+            id: app.id,
+            application_id: &app.application_id,
+            application_name: &app.name,
+            callback_url: &app.redirect_uri,
+            confidential: app.confidential,
+            scopes: app.scopes.as_slice(),
+            secret,
+        }
+    }
+}
+
+/// Grape's checks of the create parameters, in declaration order.
+pub fn create_params(params: &Params) -> Result<ApplicationParams, ApiError> {
+    let mut errors: Vec<String> = Vec::new();
+    let string = |key: &str, errors: &mut Vec<String>| match params.string(key) {
+        StrParam::Missing => {
+            errors.push(format!("{key} is missing"));
+            None
+        }
+        StrParam::Invalid => {
+            errors.push(format!("{key} is invalid"));
+            None
+        }
+        StrParam::Null => None,
+        StrParam::Value(v) => Some(v),
+    };
+    let name = string("name", &mut errors);
+    let redirect_uri = string("redirect_uri", &mut errors);
+    let scopes = match params.string("scopes") {
+        StrParam::Missing => {
+            errors.push("scopes is missing".to_owned());
+            errors.push("scopes is empty".to_owned());
+            None
+        }
+        StrParam::Invalid => {
+            errors.push("scopes is invalid".to_owned());
+            None
+        }
+        StrParam::Null => {
+            errors.push("scopes is empty".to_owned());
+            None
+        }
+        StrParam::Value(v) if v.trim().is_empty() => {
+            errors.push("scopes is empty".to_owned());
+            None
+        }
+        StrParam::Value(v) => Some(v),
+    };
+    let confidential = match params.boolean("confidential") {
+        BoolParam::Default => true,
+        BoolParam::Value(b) => b,
+        BoolParam::Invalid => {
+            errors.push("confidential is invalid".to_owned());
+            true
+        }
+    };
+    if !errors.is_empty() {
+        return Err(ApiError::Params(errors));
+    }
+    Ok(ApplicationParams {
+        name,
+        redirect_uri,
+        scopes,
+        confidential,
+    })
+}
+
+/// A Grape `type: Integer` path id. Integers too large for the database
+/// cannot name a row, so they are "not found", as in GitLab.
+pub fn parse_id(raw: &str) -> Result<Option<i64>, ApiError> {
+    let digits = raw.strip_prefix(['+', '-']).unwrap_or(raw);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::Params(vec!["id is invalid".to_owned()]));
+    }
+    Ok(raw.parse::<i64>().ok().filter(|id| *id > 0))
+}
+
+fn not_found(e: ServiceError) -> ApiError {
+    match e {
+        ServiceError::NotFound => ApiError::NotFound("Application"),
+        other => other.into(),
+    }
+}
+
+pub fn created_with_secret(app: &Application, secret: &str) -> Response {
+    (StatusCode::CREATED, Json(ApplicationEntity::new(app, Some(secret)))).into_response()
+}
+
+pub async fn create(State(state): State<AppState>, headers: HeaderMap, params: Params) -> Result<Response, ApiError> {
+    authenticate_admin(&state, &headers, &params, Need::Write).await?;
+    let input = create_params(&params)?;
+    let (app, secret) = state.services.create_application(None, &input).await?;
+    Ok(created_with_secret(&app, &secret.0))
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    method: Method,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+    params: Params,
+) -> Result<Response, ApiError> {
+    authenticate_admin(&state, &headers, &params, Need::for_method(&method)).await?;
+    if params.contains("page") || params.contains("per_page") {
+        let req = PageRequest::parse(params.get_str("page"), params.get_str("per_page"));
+        let (apps, total) = state.services.list_instance_applications(req).await?;
+        let info = PageInfo::new(req, total);
+        let entities: Vec<ApplicationEntity<'_>> = apps.iter().map(|a| ApplicationEntity::new(a, None)).collect();
+        let hdrs = pagination::headers(&info, &state.external_url, &uri);
+        return Ok((hdrs, Json(entities)).into_response());
+    }
+    stream_all(&state).await
+}
+
+/// The unpaginated list, streamed in batches so memory stays flat. The
+/// first batch is read before the status line is sent, so a database that
+/// is down gives a 503, not a truncated 200.
+async fn stream_all(state: &AppState) -> Result<Response, ApiError> {
+    let mut rows = state.services.stream_instance_applications().ready_chunks(256).peekable();
+    let first_failed = std::pin::Pin::new(&mut rows)
+        .peek()
+        .await
+        .is_some_and(|batch| batch.iter().any(Result::is_err));
+    if first_failed {
+        if let Some(batch) = rows.next().await {
+            for row in batch {
+                row?;
+            }
+        }
+    }
+    let mut first = true;
+    let items = rows.map(move |batch| {
+        let mut buf = Vec::with_capacity(batch.len() * 256);
+        for row in batch {
+            let app = row.inspect_err(|e| tracing::error!(error = %e, "application list stream failed"))?;
+            if !first {
+                buf.push(b',');
+            }
+            first = false;
+            serde_json::to_writer(&mut buf, &ApplicationEntity::new(&app, None))?;
+        }
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(Bytes::from(buf))
+    });
+    let open = futures::stream::once(futures::future::ready(Ok(Bytes::from_static(b"["))));
+    let close = futures::stream::once(futures::future::ready(Ok(Bytes::from_static(b"]"))));
+    let body = Body::from_stream(open.chain(items).chain(close));
+    Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response())
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    params: Params,
+) -> Result<Response, ApiError> {
+    authenticate_admin(&state, &headers, &params, Need::Write).await?;
+    let id = parse_id(&id)?.ok_or(ApiError::NotFound("Application"))?;
+    state.services.delete_application(id, Ownership::Instance).await.map_err(not_found)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub async fn renew_secret(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    params: Params,
+) -> Result<Response, ApiError> {
+    authenticate_admin(&state, &headers, &params, Need::Write).await?;
+    let id = parse_id(&id)?.ok_or(ApiError::NotFound("Application"))?;
+    let (app, secret) = state
+        .services
+        .renew_application_secret(id, Ownership::Instance)
+        .await
+        .map_err(not_found)?;
+    Ok(created_with_secret(&app, &secret.0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids() {
+        assert_eq!(parse_id("12").unwrap(), Some(12));
+        assert_eq!(parse_id("+12").unwrap(), Some(12));
+        assert_eq!(parse_id("-1").unwrap(), None);
+        assert_eq!(parse_id("0").unwrap(), None);
+        assert_eq!(parse_id("99999999999999999999999").unwrap(), None);
+        for bad in ["abc", "12abc", "", "-", "1.5", " 1"] {
+            assert!(parse_id(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! Authentication for `/api/v4`, in GitLab's order: find the credential,
+//! check the token, its scopes, then the user's state; admin checks after.
+
+use axum::http::{header, HeaderMap, Method};
+use latchkey_core::scopes::Scopes;
+use latchkey_core::service::TokenRejection;
+use latchkey_core::user::User;
+
+use super::errors::ApiError;
+use super::params::Params;
+use super::AppState;
+
+/// The authenticated caller of an API request.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub user: User,
+    pub scopes: Scopes,
+}
+
+/// What a route needs from a token: GitLab lets `read_api` read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Need {
+    Read,
+    Write,
+    /// `GET /user` and `/version`: `read_user` is enough too.
+    ReadUser,
+}
+
+impl Need {
+    pub fn for_method(m: &Method) -> Self {
+        if m == Method::GET || m == Method::HEAD {
+            Self::Read
+        } else {
+            Self::Write
+        }
+    }
+
+    fn allowed(self) -> &'static [&'static str] {
+        match self {
+            Self::Read => &["api", "read_api"],
+            Self::Write => &["api"],
+            Self::ReadUser => &["api", "read_api", "read_user"],
+        }
+    }
+
+    fn advertised(self) -> &'static str {
+        match self {
+            Self::Read => "api read_api",
+            Self::Write => "api",
+            Self::ReadUser => "api read_api read_user",
+        }
+    }
+}
+
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, rest) = v.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim()).filter(|t| !t.is_empty())
+}
+
+/// The token a request presents, from GitLab's sources in GitLab's order.
+fn presented_token<'a>(headers: &'a HeaderMap, params: &'a Params) -> Result<Option<&'a str>, ApiError> {
+    let header_bearer = bearer(headers);
+    if header_bearer.is_some() && params.get_str("access_token").is_some() {
+        return Err(ApiError::BothTokens);
+    }
+    // OAuth token sources first, then personal access token sources; the
+    // personal access token lookup prefers its own sources.
+    let oauth = params.get_str("access_token").or(header_bearer).or(params.get_str("bearer_token"));
+    let private = params
+        .get_str("private_token")
+        .or_else(|| headers.get("private-token").and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty()));
+    Ok(private.or(oauth))
+}
+
+/// Authenticate the request; `need` is what the route's method requires.
+pub async fn authenticate(
+    state: &AppState,
+    headers: &HeaderMap,
+    params: &Params,
+    need: Need,
+) -> Result<Caller, ApiError> {
+    let Some(token) = presented_token(headers, params)? else {
+        return Err(ApiError::Unauthorized);
+    };
+    let found = match state.services.authenticate_token(token).await? {
+        Ok(found) => found,
+        Err(TokenRejection::Unknown) => return Err(ApiError::Unauthorized),
+        Err(TokenRejection::Expired) => {
+            return Err(ApiError::InvalidToken(
+                "Token is expired. You can either do re-authorization or token refresh.",
+            ))
+        }
+        Err(TokenRejection::Revoked) => {
+            return Err(ApiError::InvalidToken("Token was revoked. You have to re-authorize from the user."))
+        }
+    };
+    if !need.allowed().iter().any(|s| found.token.scopes.contains(s)) {
+        return Err(ApiError::InsufficientScope(need.advertised()));
+    }
+    if let Some(reason) = found.user.access_denied_reason() {
+        return Err(ApiError::Forbidden(Some(reason)));
+    }
+    Ok(Caller {
+        user: found.user,
+        scopes: found.token.scopes,
+    })
+}
+
+/// GitLab's `authenticated_as_admin!`: an admin, and with Admin Mode on, a
+/// token that carries `admin_mode`.
+pub fn require_admin(state: &AppState, caller: &Caller) -> Result<(), ApiError> {
+    let admin_mode_ok = !state.services.config().admin_mode || caller.scopes.contains("admin_mode");
+    if caller.user.admin && admin_mode_ok {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(None))
+    }
+}
+
+/// Authenticate and require an administrator.
+pub async fn authenticate_admin(
+    state: &AppState,
+    headers: &HeaderMap,
+    params: &Params,
+    need: Need,
+) -> Result<Caller, ApiError> {
+    let caller = authenticate(state, headers, params, need).await?;
+    require_admin(state, &caller)?;
+    Ok(caller)
+}

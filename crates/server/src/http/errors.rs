@@ -1,0 +1,139 @@
+//! Errors in the two dialects. Everything under `/api/v4` answers in
+//! GitLab's shapes; the cause of a 5xx is logged here, once, and never
+//! shown to the client.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use latchkey_core::application::ValidationErrors;
+use latchkey_core::service::ServiceError;
+use latchkey_core::store::StoreError;
+use serde_json::json;
+
+pub const REALM: &str = "Protected by OAuth 2.0";
+
+/// An `/api/v4` error, rendered as GitLab renders it.
+#[derive(Debug)]
+pub enum ApiError {
+    /// 401 `{"message":"401 Unauthorized"}`
+    Unauthorized,
+    /// 403 `{"message":"403 Forbidden"}` or `403 Forbidden - <reason>`
+    Forbidden(Option<&'static str>),
+    /// 404 `{"message":"404 <what> Not Found"}`
+    NotFound(&'static str),
+    /// 404 `{"error":"404 Not Found"}`: no such route
+    RouteNotFound,
+    /// 400 `{"error":"a, b"}`: Grape parameter errors, in declaration order
+    Params(Vec<String>),
+    /// 400 `{"message":{"field":["..."]}}`
+    Validation(ValidationErrors),
+    /// 400 `{"message":"400 Bad request - <reason>"}`
+    BadRequest(String),
+    /// 400 `{"error":"message body does not match declared format"}`
+    MalformedBody,
+    /// 401 `invalid_token`, with `WWW-Authenticate`
+    InvalidToken(&'static str),
+    /// 403 `insufficient_scope`; the scopes that would have been enough
+    InsufficientScope(&'static str),
+    /// 400 both an `Authorization: Bearer` header and an `access_token` parameter
+    BothTokens,
+    /// 413
+    PayloadTooLarge,
+    /// 503: the database did not answer
+    Unavailable(String),
+    /// 500: a bug; the text is logged, never sent
+    Internal(String),
+}
+
+fn json_response(status: StatusCode, body: serde_json::Value) -> Response {
+    (status, axum::Json(body)).into_response()
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        match self {
+            Self::Unauthorized => json_response(StatusCode::UNAUTHORIZED, json!({"message": "401 Unauthorized"})),
+            Self::Forbidden(None) => json_response(StatusCode::FORBIDDEN, json!({"message": "403 Forbidden"})),
+            Self::Forbidden(Some(reason)) => json_response(
+                StatusCode::FORBIDDEN,
+                json!({ "message": format!("403 Forbidden - {reason}") }),
+            ),
+            Self::NotFound("") => json_response(StatusCode::NOT_FOUND, json!({"message": "404 Not Found"})),
+            Self::NotFound(what) => json_response(
+                StatusCode::NOT_FOUND,
+                json!({ "message": format!("404 {what} Not Found") }),
+            ),
+            Self::RouteNotFound => json_response(StatusCode::NOT_FOUND, json!({"error": "404 Not Found"})),
+            Self::Params(errors) => json_response(StatusCode::BAD_REQUEST, json!({ "error": errors.join(", ") })),
+            Self::Validation(errors) => json_response(StatusCode::BAD_REQUEST, json!({ "message": errors })),
+            Self::BadRequest(reason) => json_response(
+                StatusCode::BAD_REQUEST,
+                json!({ "message": format!("400 Bad request - {reason}") }),
+            ),
+            Self::MalformedBody => json_response(
+                StatusCode::BAD_REQUEST,
+                json!({"error": "message body does not match declared format"}),
+            ),
+            Self::InvalidToken(description) => {
+                let mut res = json_response(
+                    StatusCode::UNAUTHORIZED,
+                    json!({"error": "invalid_token", "error_description": description}),
+                );
+                let challenge = format!(
+                    "Bearer realm=\"{REALM}\", error=\"invalid_token\", error_description=\"{description}\""
+                );
+                if let Ok(v) = HeaderValue::from_str(&challenge) {
+                    res.headers_mut().insert(header::WWW_AUTHENTICATE, v);
+                }
+                res
+            }
+            Self::InsufficientScope(scopes) => json_response(
+                StatusCode::FORBIDDEN,
+                json!({
+                    "error": "insufficient_scope",
+                    "error_description": "The request requires higher privileges than provided by the access token.",
+                    "scope": scopes,
+                }),
+            ),
+            Self::BothTokens => json_response(
+                StatusCode::BAD_REQUEST,
+                json!({
+                    "error": "invalid_request",
+                    "error_description": "Both Authorization header and payload includes access token.",
+                }),
+            ),
+            Self::PayloadTooLarge => json_response(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                json!({"message": "413 Request Entity Too Large"}),
+            ),
+            Self::Unavailable(cause) => {
+                tracing::warn!(%cause, "database unavailable");
+                json_response(StatusCode::SERVICE_UNAVAILABLE, json!({"message": "503 Service Unavailable"}))
+            }
+            Self::Internal(cause) => {
+                tracing::error!(%cause, "internal error");
+                json_response(StatusCode::INTERNAL_SERVER_ERROR, json!({"message": "500 Internal Server Error"}))
+            }
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(cause) => Self::Unavailable(cause),
+            other => Self::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<ServiceError> for ApiError {
+    fn from(e: ServiceError) -> Self {
+        match e {
+            ServiceError::Validation(v) => Self::Validation(v),
+            ServiceError::NotFound => Self::NotFound(""),
+            ServiceError::Invalid(reason) => Self::BadRequest(reason),
+            ServiceError::Store(s) => s.into(),
+            ServiceError::Random(r) => Self::Internal(r.to_string()),
+        }
+    }
+}

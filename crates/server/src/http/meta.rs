@@ -1,0 +1,116 @@
+//! Health checks, `/api/v4/version` and `/api/v4/user`.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use latchkey_core::clock::gitlab_timestamp;
+use latchkey_core::user::User;
+use serde::Serialize;
+use serde_json::json;
+
+use super::auth::{authenticate, Need};
+use super::errors::ApiError;
+use super::params::Params;
+use super::AppState;
+
+/// The GitLab API level latchkey speaks, reported as `version`.
+pub const GITLAB_API_VERSION: &str = "18.6.0";
+
+/// Liveness: the process answers. Never depends on the database, so an
+/// outage does not get healthy instances restarted.
+pub async fn liveness() -> Response {
+    Json(json!({"status": "ok"})).into_response()
+}
+
+/// Readiness: 200 once the database answers, 503 otherwise.
+pub async fn readiness(State(state): State<AppState>) -> Response {
+    match state.services.store().ping().await {
+        Ok(()) => Json(json!({"status": "ok", "db_check": [{"status": "ok"}]})).into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"status": "failed", "db_check": [{"status": "failed", "message": "database unavailable"}]})),
+            )
+                .into_response()
+        }
+    }
+}
+
+/// GitLab's plain-text health check, backed by the database ping.
+pub async fn health(State(state): State<AppState>) -> Response {
+    match state.services.store().ping().await {
+        Ok(()) => (StatusCode::OK, "latchkey OK").into_response(),
+        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "latchkey is not ready: database unavailable").into_response(),
+    }
+}
+
+pub async fn version(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    params: Params,
+) -> Result<Response, ApiError> {
+    authenticate(&state, &headers, &params, Need::ReadUser).await?;
+    Ok(Json(json!({
+        "version": GITLAB_API_VERSION,
+        "revision": env!("LATCHKEY_REVISION"),
+        "latchkey": { "version": env!("CARGO_PKG_VERSION") },
+    }))
+    .into_response())
+}
+
+/// GitLab's user entity, as `/api/v4/user` shows it to its owner.
+#[derive(Debug, Serialize)]
+pub struct UserEntity<'a> {
+    pub id: i64,
+    pub username: &'a str,
+    pub public_email: Option<&'a str>,
+    pub name: &'a str,
+    pub state: &'static str,
+    pub locked: bool,
+    pub avatar_url: Option<&'a str>,
+    pub web_url: String,
+    pub created_at: String,
+    pub bio: &'static str,
+    pub bot: bool,
+    pub email: &'a str,
+    pub two_factor_enabled: bool,
+    pub external: bool,
+    pub private_profile: bool,
+    pub is_admin: bool,
+}
+
+impl<'a> UserEntity<'a> {
+    pub fn new(user: &'a User, external_url: &str) -> Self {
+        Self {
+            id: user.id,
+            username: &user.username,
+            public_email: None,
+            name: &user.name,
+            state: user.state.as_str(),
+            locked: false,
+            avatar_url: None,
+            web_url: format!("{}/{}", external_url.trim_end_matches('/'), user.username),
+            created_at: gitlab_timestamp(user.created_at),
+            bio: "",
+            bot: false,
+            email: &user.email,
+            two_factor_enabled: false,
+            external: false,
+            private_profile: false,
+            is_admin: user.admin,
+        }
+    }
+}
+
+/// `GET /api/v4/user`: reading your own profile needs `read_user` (or an
+/// API scope), as in GitLab.
+pub async fn current_user(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let caller = authenticate(&state, &headers, &params, Need::ReadUser).await?;
+    Ok(Json(UserEntity::new(&caller.user, &state.external_url)).into_response())
+}

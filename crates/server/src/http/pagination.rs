@@ -1,0 +1,50 @@
+//! GitLab's offset pagination headers.
+
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Uri};
+use latchkey_core::pagination::PageInfo;
+
+fn page_url(base: &str, uri: &Uri, page: u64) -> String {
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    if let Some(q) = uri.query() {
+        for (k, v) in form_urlencoded::parse(q.as_bytes()) {
+            if k != "page" && k != "private_token" && k != "access_token" {
+                query.append_pair(&k, &v);
+            }
+        }
+    }
+    query.append_pair("page", &page.to_string());
+    format!("{}{}?{}", base.trim_end_matches('/'), uri.path(), query.finish())
+}
+
+/// `X-Total`, `X-Total-Pages`, `X-Per-Page`, `X-Page`, `X-Next-Page`,
+/// `X-Prev-Page` and `Link`, with links built on the external URL.
+pub fn headers(info: &PageInfo, external_url: &str, uri: &Uri) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    let opt = |p: Option<u64>| p.map(|n| n.to_string()).unwrap_or_default();
+    let pairs = [
+        ("x-per-page", info.per_page.to_string()),
+        ("x-page", info.page.to_string()),
+        ("x-next-page", opt(info.next_page)),
+        ("x-prev-page", opt(info.prev_page)),
+        ("x-total", info.total.to_string()),
+        ("x-total-pages", info.total_pages.to_string()),
+    ];
+    for (name, value) in pairs {
+        if let Ok(v) = HeaderValue::from_str(&value) {
+            h.insert(HeaderName::from_static(name), v);
+        }
+    }
+    let mut links = Vec::new();
+    if let Some(p) = info.prev_page {
+        links.push(format!("<{}>; rel=\"prev\"", page_url(external_url, uri, p)));
+    }
+    if let Some(p) = info.next_page {
+        links.push(format!("<{}>; rel=\"next\"", page_url(external_url, uri, p)));
+    }
+    links.push(format!("<{}>; rel=\"first\"", page_url(external_url, uri, 1)));
+    links.push(format!("<{}>; rel=\"last\"", page_url(external_url, uri, info.total_pages)));
+    if let Ok(v) = HeaderValue::from_str(&links.join(", ")) {
+        h.insert(axum::http::header::LINK, v);
+    }
+    h
+}

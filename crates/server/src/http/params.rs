@@ -1,0 +1,310 @@
+//! Request parameters the way GitLab's Grape sees them: the query string
+//! merged with a JSON, form-urlencoded or multipart body (body wins).
+//! Values keep their JSON type so that `name: ["x"]` can be told apart
+//! from `name: "x"`.
+//!
+//! Bad bytes never reach a handler: invalid UTF-8 and NUL bytes are a 400,
+//! a body over the limit is a 413, unparsable JSON is Grape's 400.
+
+use axum::body::Body;
+use axum::extract::{FromRequest, Multipart, Request};
+use axum::http::{header, request::Parts};
+use bytes::Bytes;
+use percent_encoding::percent_decode;
+
+use super::errors::ApiError;
+use super::AppState;
+
+/// One parameter value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    Bool(bool),
+    /// A JSON number, as written.
+    Number(String),
+    Str(String),
+    Array(Vec<Value>),
+    Object,
+}
+
+impl Value {
+    fn from_json(v: serde_json::Value) -> Result<Self, ApiError> {
+        Ok(match v {
+            serde_json::Value::Null => Self::Null,
+            serde_json::Value::Bool(b) => Self::Bool(b),
+            serde_json::Value::Number(n) => Self::Number(n.to_string()),
+            serde_json::Value::String(s) => Self::Str(check_str(s)?),
+            serde_json::Value::Array(a) => {
+                Self::Array(a.into_iter().map(Self::from_json).collect::<Result<_, _>>()?)
+            }
+            serde_json::Value::Object(o) => {
+                for (k, v) in o {
+                    check_str(k)?;
+                    Self::from_json(v)?;
+                }
+                Self::Object
+            }
+        })
+    }
+}
+
+fn check_str(s: String) -> Result<String, ApiError> {
+    if s.contains('\0') {
+        Err(ApiError::BadRequest("parameters must not contain NUL bytes".to_owned()))
+    } else {
+        Ok(s)
+    }
+}
+
+/// All parameters of a request, in arrival order (later wins on lookup).
+#[derive(Debug, Clone, Default)]
+pub struct Params {
+    entries: Vec<(String, Value)>,
+}
+
+/// What a String-typed parameter turned out to be (Grape's coercion).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StrParam {
+    Missing,
+    Null,
+    Value(String),
+    Invalid,
+}
+
+/// What a Boolean-typed parameter turned out to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BoolParam {
+    /// Absent, `null` or empty: the declared default applies.
+    Default,
+    Value(bool),
+    Invalid,
+}
+
+impl Params {
+    pub fn get(&self, key: &str) -> Option<&Value> {
+        self.entries.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v)
+    }
+
+    /// A non-empty string value, for credentials and pagination.
+    pub fn get_str(&self, key: &str) -> Option<&str> {
+        match self.get(key) {
+            Some(Value::Str(s)) if !s.is_empty() => Some(s),
+            Some(Value::Number(n)) => Some(n),
+            _ => None,
+        }
+    }
+
+    pub fn contains(&self, key: &str) -> bool {
+        self.get(key).is_some()
+    }
+
+    /// A `type: String` parameter: numbers and booleans become strings;
+    /// arrays and objects are invalid.
+    pub fn string(&self, key: &str) -> StrParam {
+        match self.get(key) {
+            None => StrParam::Missing,
+            Some(Value::Null) => StrParam::Null,
+            Some(Value::Str(s)) => StrParam::Value(s.clone()),
+            Some(Value::Number(n)) => StrParam::Value(n.clone()),
+            Some(Value::Bool(b)) => StrParam::Value(b.to_string()),
+            Some(Value::Array(_) | Value::Object) => StrParam::Invalid,
+        }
+    }
+
+    /// A `type: Boolean` parameter (dry-types `Params::Bool`).
+    pub fn boolean(&self, key: &str) -> BoolParam {
+        match self.get(key) {
+            None | Some(Value::Null) => BoolParam::Default,
+            Some(Value::Bool(b)) => BoolParam::Value(*b),
+            Some(Value::Str(s) | Value::Number(s)) => match s.to_ascii_lowercase().as_str() {
+                "" => BoolParam::Default,
+                "1" | "true" | "t" | "yes" | "y" | "on" => BoolParam::Value(true),
+                "0" | "false" | "f" | "no" | "n" | "off" => BoolParam::Value(false),
+                _ => BoolParam::Invalid,
+            },
+            Some(Value::Array(_) | Value::Object) => BoolParam::Invalid,
+        }
+    }
+
+    fn push_pair(&mut self, key: String, value: String) {
+        // Rack's nested keys: `a[]=x` builds an array, `a[b]=x` a hash.
+        if let Some(base) = key.strip_suffix("[]") {
+            let base = base.to_owned();
+            if let Some((_, Value::Array(items))) = self.entries.iter_mut().rev().find(|(k, _)| *k == base) {
+                items.push(Value::Str(value));
+            } else {
+                self.entries.push((base, Value::Array(vec![Value::Str(value)])));
+            }
+        } else if let Some(idx) = key.find('[').filter(|i| *i > 0) {
+            self.entries.push((key[..idx].to_owned(), Value::Object));
+        } else {
+            self.entries.push((key, Value::Str(value)));
+        }
+    }
+
+    /// Parse `a=b&c=d` (query strings and form bodies): `+` is a space,
+    /// raw spaces are kept, percent escapes must decode to UTF-8.
+    pub fn add_urlencoded(&mut self, raw: &[u8]) -> Result<(), ApiError> {
+        for pair in raw.split(|b| *b == b'&') {
+            if pair.is_empty() {
+                continue;
+            }
+            let (k, v) = match pair.iter().position(|b| *b == b'=') {
+                Some(i) => (&pair[..i], &pair[i + 1..]),
+                None => (pair, &b""[..]),
+            };
+            let key = decode_component(k)?;
+            if key.is_empty() {
+                continue;
+            }
+            let value = decode_component(v)?;
+            self.push_pair(key, value);
+        }
+        Ok(())
+    }
+
+    pub fn add_json(&mut self, body: &[u8]) -> Result<(), ApiError> {
+        if body.iter().all(u8::is_ascii_whitespace) {
+            return Ok(());
+        }
+        let value: serde_json::Value = serde_json::from_slice(body).map_err(|_| ApiError::MalformedBody)?;
+        match value {
+            serde_json::Value::Object(map) => {
+                for (k, v) in map {
+                    let k = check_str(k)?;
+                    let v = Value::from_json(v)?;
+                    self.entries.push((k, v));
+                }
+                Ok(())
+            }
+            _ => Err(ApiError::MalformedBody),
+        }
+    }
+}
+
+fn decode_component(raw: &[u8]) -> Result<String, ApiError> {
+    let plus_as_space: Vec<u8> = raw.iter().map(|b| if *b == b'+' { b' ' } else { *b }).collect();
+    let bytes: Vec<u8> = percent_decode(&plus_as_space).collect();
+    let s = String::from_utf8(bytes)
+        .map_err(|_| ApiError::BadRequest("parameters must be valid UTF-8".to_owned()))?;
+    check_str(s)
+}
+
+async fn read_body(state: &AppState, parts: &Parts, body: Body) -> Result<Bytes, ApiError> {
+    let limit = state.max_body_bytes;
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    axum::body::to_bytes(body, limit).await.map_err(|_| ApiError::PayloadTooLarge)
+}
+
+impl FromRequest<AppState> for Params {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        let (parts, body) = req.into_parts();
+        let mut params = Params::default();
+        if let Some(q) = parts.uri.query() {
+            params.add_urlencoded(q.as_bytes())?;
+        }
+        let content_type = parts
+            .headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<mime::Mime>().ok());
+        let bytes = read_body(state, &parts, body).await?;
+        if bytes.is_empty() {
+            return Ok(params);
+        }
+        match content_type {
+            Some(m) if m.subtype() == mime::JSON || m.suffix() == Some(mime::JSON) => params.add_json(&bytes)?,
+            Some(m) if m.type_() == mime::MULTIPART && m.subtype() == mime::FORM_DATA => {
+                add_multipart(&mut params, parts, bytes).await?;
+            }
+            // curl --data, and bodies without a declared type, are forms.
+            _ => params.add_urlencoded(&bytes)?,
+        }
+        Ok(params)
+    }
+}
+
+async fn add_multipart(params: &mut Params, parts: Parts, bytes: Bytes) -> Result<(), ApiError> {
+    let req = Request::from_parts(parts, Body::from(bytes));
+    let mut form = Multipart::from_request(req, &())
+        .await
+        .map_err(|_| ApiError::MalformedBody)?;
+    loop {
+        let field = form.next_field().await.map_err(|_| ApiError::MalformedBody)?;
+        let Some(field) = field else { break };
+        let Some(name) = field.name().map(str::to_owned) else { continue };
+        let data = field.bytes().await.map_err(|_| ApiError::MalformedBody)?;
+        let value = String::from_utf8(data.to_vec())
+            .map_err(|_| ApiError::BadRequest("parameters must be valid UTF-8".to_owned()))?;
+        params.push_pair(check_str(name)?, check_str(value)?);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn form(raw: &str) -> Result<Params, ApiError> {
+        let mut p = Params::default();
+        p.add_urlencoded(raw.as_bytes())?;
+        Ok(p)
+    }
+
+    #[test]
+    fn form_values() {
+        let p = form("name=My+App&scopes=api read_user&x=%41&flag").unwrap();
+        assert_eq!(p.string("name"), StrParam::Value("My App".into()));
+        assert_eq!(p.string("scopes"), StrParam::Value("api read_user".into()));
+        assert_eq!(p.string("x"), StrParam::Value("A".into()));
+        assert_eq!(p.string("flag"), StrParam::Value(String::new()));
+        assert_eq!(p.string("nope"), StrParam::Missing);
+        let p = form("scopes[]=api&scopes[]=email&h[a]=1").unwrap();
+        assert_eq!(p.string("scopes"), StrParam::Invalid);
+        assert_eq!(p.string("h"), StrParam::Invalid);
+        assert!(form("name=%ff").is_err());
+        assert!(form("name=a%00b").is_err());
+    }
+
+    #[test]
+    fn booleans() {
+        for (raw, want) in [
+            ("c=true", BoolParam::Value(true)),
+            ("c=YES", BoolParam::Value(true)),
+            ("c=1", BoolParam::Value(true)),
+            ("c=off", BoolParam::Value(false)),
+            ("c=f", BoolParam::Value(false)),
+            ("c=", BoolParam::Default),
+            ("", BoolParam::Default),
+            ("c=maybe", BoolParam::Invalid),
+        ] {
+            assert_eq!(form(raw).unwrap().boolean("c"), want, "{raw}");
+        }
+        let mut p = Params::default();
+        p.add_json(br#"{"c": null, "d": false, "n": 5, "a": [1]}"#).unwrap();
+        assert_eq!(p.boolean("c"), BoolParam::Default);
+        assert_eq!(p.boolean("d"), BoolParam::Value(false));
+        assert_eq!(p.string("n"), StrParam::Value("5".into()));
+        assert_eq!(p.string("c"), StrParam::Null);
+        assert_eq!(p.boolean("a"), BoolParam::Invalid);
+    }
+
+    #[test]
+    fn json_bodies() {
+        let mut p = Params::default();
+        assert!(p.add_json(b"").is_ok());
+        assert!(p.add_json(b"{}").is_ok());
+        assert!(matches!(p.add_json(b"{"), Err(ApiError::MalformedBody)));
+        assert!(matches!(p.add_json(b"[1]"), Err(ApiError::MalformedBody)));
+        assert!(matches!(p.add_json(br#"{"a":"\u0000"}"#), Err(ApiError::BadRequest(_))));
+    }
+}

@@ -1,0 +1,46 @@
+//! Every route latchkey serves, in one place.
+
+use axum::http::{header, HeaderValue, Request};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::Router;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::set_header::SetResponseHeaderLayer;
+use tower_http::trace::TraceLayer;
+
+use super::errors::ApiError;
+use super::{applications, meta, AppState};
+
+pub fn router(state: AppState) -> Router {
+    let api = Router::new()
+        .route("/version", get(meta::version))
+        .route("/user", get(meta::current_user))
+        .route("/applications", post(applications::create).get(applications::list))
+        .route("/applications/{id}", delete(applications::delete))
+        .route("/applications/{id}/renew-secret", post(applications::renew_secret));
+
+    Router::new()
+        .route("/-/health", get(meta::health))
+        .route("/-/liveness", get(meta::liveness))
+        .route("/-/readiness", get(meta::readiness))
+        .nest("/api/v4", api)
+        // GitLab answers unknown routes and wrong methods alike with 404.
+        .fallback(not_found)
+        .method_not_allowed_fallback(not_found)
+        .with_state(state)
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::Internal("a request handler panicked".to_owned()).into_response()
+        }))
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+            // The path only: query strings can carry tokens.
+            tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())
+        }))
+}
+
+async fn not_found() -> Response {
+    ApiError::RouteNotFound.into_response()
+}

@@ -1,0 +1,7 @@
+//! The `latchkey` server: configuration, HTTP, CLI.
+
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod startup;
+pub mod telemetry;

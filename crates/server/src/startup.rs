@@ -1,0 +1,93 @@
+//! Opening the database, building the services and serving.
+
+use std::sync::Arc;
+
+use anyhow::{bail, Context};
+use latchkey_core::service::Bootstrapped;
+use latchkey_core::{Config, Services, Store, SystemClock};
+use latchkey_sqlite::SqliteStore;
+use tokio::net::TcpListener;
+
+use crate::config::{ServeSettings, Settings};
+use crate::http::{self, AppState};
+
+/// Open the database named by `url` and bring its schema up to date.
+pub async fn open_store(url: &str) -> anyhow::Result<Arc<dyn Store>> {
+    if url.starts_with("sqlite:") {
+        let store = SqliteStore::connect(&latchkey_sqlite::Options::new(url))
+            .await
+            .with_context(|| format!("cannot open the SQLite database {url:?}"))?;
+        store.migrate().await.context("cannot migrate the database")?;
+        return Ok(Arc::new(store));
+    }
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        bail!("PostgreSQL is not supported by this build yet; use a sqlite:// URL");
+    }
+    bail!("unsupported database URL {url:?}: expected sqlite://PATH?mode=rwc")
+}
+
+pub fn services(store: Arc<dyn Store>, settings: &Settings, admin_mode: bool) -> Services {
+    Services::new(
+        store,
+        Arc::new(SystemClock),
+        Config {
+            scopes: settings.scopes.clone(),
+            secret_prefix: settings.secret_prefix.clone(),
+            admin_mode,
+        },
+    )
+}
+
+pub fn state(services: Services, serve: &ServeSettings) -> AppState {
+    AppState {
+        services,
+        external_url: Arc::from(serve.external_url.as_str()),
+        max_body_bytes: serve.max_body_bytes,
+    }
+}
+
+/// Tell the operator, once, how to get in.
+pub fn print_bootstrap(b: &Bootstrapped) {
+    println!("latchkey: first start: created the administrator \"{}\".", b.user.username);
+    match &b.password {
+        Some(p) => println!("  password:              {}", p.0),
+        None => println!("  password:              (as set by LATCHKEY_ROOT_PASSWORD)"),
+    }
+    println!("  personal access token: {}", b.token.0);
+    println!("These are shown only now; latchkey stores digests, never the values.");
+    println!("To make another token later:");
+    println!("  latchkey tokens create --user root --name NAME --scopes \"api read_api\"");
+}
+
+/// Serve until SIGINT or SIGTERM, then finish the requests in flight.
+pub async fn serve(listener: TcpListener, state: AppState) -> anyhow::Result<()> {
+    let app = http::router(state);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("the HTTP server failed")
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down");
+}
