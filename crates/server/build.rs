@@ -11,7 +11,10 @@ fn main() {
             .and_then(|o| String::from_utf8(o.stdout).ok())
             .map(|s| s.trim().to_owned())
     });
-    println!("cargo:rustc-env=LATCHKEY_REVISION={}", revision.unwrap_or_else(|| "unknown".to_owned()));
+    println!(
+        "cargo:rustc-env=LATCHKEY_REVISION={}",
+        revision.unwrap_or_else(|| "unknown".to_owned())
+    );
     println!("cargo:rerun-if-env-changed=LATCHKEY_REVISION");
     println!("cargo:rerun-if-changed=../../.git/HEAD");
 }

@@ -192,15 +192,27 @@ mod tests {
         let max = "é".repeat(255);
         let many = vec!["https://a.example/cb"; 101].join("\n");
         let cases: Vec<(ApplicationParams, &str)> = vec![
-            (params("App", "http://redirect.uri", "api read_user email"), "ok"),
+            (
+                params("App", "http://redirect.uri", "api read_user email"),
+                "ok",
+            ),
             (params(&max, "http://redirect.uri", "api"), "ok"),
-            (params("", "http://redirect.uri", "api"), r#"{"name":["can't be blank"]}"#),
-            (params("  ", "http://redirect.uri", "api"), r#"{"name":["can't be blank"]}"#),
+            (
+                params("", "http://redirect.uri", "api"),
+                r#"{"name":["can't be blank"]}"#,
+            ),
+            (
+                params("  ", "http://redirect.uri", "api"),
+                r#"{"name":["can't be blank"]}"#,
+            ),
             (
                 params(&long, "http://redirect.uri", "api"),
                 r#"{"name":["is too long (maximum is 255 characters)"]}"#,
             ),
-            (params("App", "http://", "api"), r#"{"redirect_uri":["must be a valid URI."]}"#),
+            (
+                params("App", "http://", "api"),
+                r#"{"redirect_uri":["must be a valid URI."]}"#,
+            ),
             (
                 params("App", &many, "api"),
                 r#"{"redirect_uri":["is too long (maximum is 100 URIs)"]}"#,
@@ -221,8 +233,11 @@ mod tests {
 
     #[test]
     fn scopes_are_normalised() -> Result<(), String> {
-        let v = validate(&params("a", "http://x", "api  api read_user"), &ScopeSet::default())
-            .map_err(|e| format!("{e:?}"))?;
+        let v = validate(
+            &params("a", "http://x", "api  api read_user"),
+            &ScopeSet::default(),
+        )
+        .map_err(|e| format!("{e:?}"))?;
         assert_eq!(v.scopes.joined(), "api read_user");
         Ok(())
     }

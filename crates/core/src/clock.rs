@@ -72,8 +72,14 @@ mod tests {
 
     #[test]
     fn formats_like_gitlab() {
-        assert_eq!(gitlab_timestamp(1_337_760_058_000), "2012-05-23T08:00:58.000Z");
-        assert_eq!(gitlab_timestamp(1_337_760_058_123), "2012-05-23T08:00:58.123Z");
+        assert_eq!(
+            gitlab_timestamp(1_337_760_058_000),
+            "2012-05-23T08:00:58.000Z"
+        );
+        assert_eq!(
+            gitlab_timestamp(1_337_760_058_123),
+            "2012-05-23T08:00:58.123Z"
+        );
     }
 
     #[test]

@@ -98,11 +98,20 @@ mod tests {
             (Some("3x"), Some("7y"), 3, 7),
             (None, Some("100"), 1, 100),
             (None, Some("101"), 1, 100),
-            (Some("99999999999999999999999"), Some("99999999999999999999"), MAX_PAGE, 100),
+            (
+                Some("99999999999999999999999"),
+                Some("99999999999999999999"),
+                MAX_PAGE,
+                100,
+            ),
         ];
         for (page, per_page, want_page, want_per) in cases {
             let r = PageRequest::parse(*page, *per_page);
-            assert_eq!((r.page, r.per_page), (*want_page, *want_per), "{page:?} {per_page:?}");
+            assert_eq!(
+                (r.page, r.per_page),
+                (*want_page, *want_per),
+                "{page:?} {per_page:?}"
+            );
             assert!(r.offset() >= 0);
         }
     }
@@ -113,7 +122,10 @@ mod tests {
         let i = PageInfo::new(req(1, 20), 0);
         assert_eq!((i.total_pages, i.next_page, i.prev_page), (1, None, None));
         let i = PageInfo::new(req(1, 2), 5);
-        assert_eq!((i.total_pages, i.next_page, i.prev_page), (3, Some(2), None));
+        assert_eq!(
+            (i.total_pages, i.next_page, i.prev_page),
+            (3, Some(2), None)
+        );
         let i = PageInfo::new(req(2, 2), 5);
         assert_eq!((i.next_page, i.prev_page), (Some(3), Some(1)));
         let i = PageInfo::new(req(3, 2), 5);

@@ -16,7 +16,10 @@ pub const FRAGMENT: &str = "cannot contain a fragment.";
 pub const UNSPECIFIED_SCHEME: &str = "must specify a scheme.";
 pub const RELATIVE: &str = "must be an absolute URI.";
 
-const OOB: &[&str] = &["urn:ietf:wg:oauth:2.0:oob", "urn:ietf:wg:oauth:2.0:oob:auto"];
+const OOB: &[&str] = &[
+    "urn:ietf:wg:oauth:2.0:oob",
+    "urn:ietf:wg:oauth:2.0:oob:auto",
+];
 const FORBIDDEN_SCHEMES: &[&str] = &["data", "vbscript", "javascript"];
 
 /// The error messages for `value`, in the order Doorkeeper adds them.
@@ -101,7 +104,10 @@ mod tests {
             ("http://exa<mple.com", &[INVALID]),
             // a part that does not parse stops the checking of later parts
             ("http://bad^uri javascript://x", &[INVALID]),
-            ("javascript://x http://bad^uri relative", &[FORBIDDEN, INVALID]),
+            (
+                "javascript://x http://bad^uri relative",
+                &[FORBIDDEN, INVALID],
+            ),
             ("http://caf\u{e9}.example", &[INVALID]),
             ("http://x/%zz", &[INVALID]),
         ];

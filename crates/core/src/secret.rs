@@ -44,7 +44,9 @@ mod tests {
         let a = random_hex(32)?;
         let b = random_hex(32)?;
         assert_eq!(a.len(), 64);
-        assert!(a.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)));
+        assert!(a
+            .bytes()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)));
         assert_ne!(a, b);
         Ok(())
     }

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use futures::stream::BoxStream;
 use time::Date;
 
-use crate::application::{self, Application, ApplicationParams, NewApplication, Ownership, ValidationErrors};
+use crate::application::{
+    self, Application, ApplicationParams, NewApplication, Ownership, ValidationErrors,
+};
 use crate::clock::{unix_millis, Clock};
 use crate::pagination::PageRequest;
 use crate::scopes::{ScopeSet, Scopes};
@@ -104,7 +106,11 @@ impl Services {
     }
 
     fn new_application_secret(&self) -> Result<Plaintext, RandomError> {
-        Ok(Plaintext(format!("{}{}", self.config.secret_prefix, secret::random_hex(32)?)))
+        Ok(Plaintext(format!(
+            "{}{}",
+            self.config.secret_prefix,
+            secret::random_hex(32)?
+        )))
     }
 
     // --- applications -------------------------------------------------------
@@ -115,7 +121,8 @@ impl Services {
         owner_id: Option<i64>,
         params: &ApplicationParams,
     ) -> Result<(Application, Plaintext), ServiceError> {
-        let valid = application::validate(params, &self.config.scopes).map_err(ServiceError::Validation)?;
+        let valid =
+            application::validate(params, &self.config.scopes).map_err(ServiceError::Validation)?;
         let secret = self.new_application_secret()?;
         let app = self
             .store
@@ -140,7 +147,9 @@ impl Services {
         Ok(self.store.list_instance_applications(page).await?)
     }
 
-    pub fn stream_instance_applications(&self) -> BoxStream<'static, Result<Application, StoreError>> {
+    pub fn stream_instance_applications(
+        &self,
+    ) -> BoxStream<'static, Result<Application, StoreError>> {
         self.store.stream_instance_applications()
     }
 
@@ -165,6 +174,19 @@ impl Services {
             .await?
             .ok_or(ServiceError::NotFound)?;
         Ok((app, secret))
+    }
+
+    /// The application whose client_id and secret these are, if they match.
+    /// The digest comparison is constant-time.
+    pub async fn verify_client_secret(
+        &self,
+        application_id: &str,
+        presented_secret: &str,
+    ) -> Result<Option<Application>, ServiceError> {
+        let found = self.store.find_application_by_uid(application_id).await?;
+        Ok(found
+            .filter(|(_, digest)| secret::verify(presented_secret, digest))
+            .map(|(app, _)| app))
     }
 
     // --- authentication -------------------------------------------------------
@@ -214,7 +236,9 @@ impl Services {
         user::check_username(username).map_err(ServiceError::Invalid)?;
         user::check_email(email).map_err(ServiceError::Invalid)?;
         if name.trim().is_empty() || name.chars().count() > 255 {
-            return Err(ServiceError::Invalid("name must be 1 to 255 characters".to_owned()));
+            return Err(ServiceError::Invalid(
+                "name must be 1 to 255 characters".to_owned(),
+            ));
         }
         let password_digest = match password {
             Some(p) => {
@@ -233,7 +257,10 @@ impl Services {
         })
     }
 
-    pub async fn find_user_by_username(&self, username: &str) -> Result<Option<User>, ServiceError> {
+    pub async fn find_user_by_username(
+        &self,
+        username: &str,
+    ) -> Result<Option<User>, ServiceError> {
         Ok(self.store.find_user_by_username(username).await?)
     }
 
@@ -246,7 +273,9 @@ impl Services {
         value: Option<&str>,
     ) -> Result<(NewToken, Plaintext), ServiceError> {
         if name.trim().is_empty() || name.chars().count() > 255 {
-            return Err(ServiceError::Invalid("token name must be 1 to 255 characters".to_owned()));
+            return Err(ServiceError::Invalid(
+                "token name must be 1 to 255 characters".to_owned(),
+            ));
         }
         let scopes = Scopes::parse(scopes, &self.config.scopes).ok_or_else(|| {
             ServiceError::Invalid(format!(
@@ -256,7 +285,9 @@ impl Services {
         })?;
         if let Some(d) = expires_at {
             if d < self.today() {
-                return Err(ServiceError::Invalid("expires_at is in the past".to_owned()));
+                return Err(ServiceError::Invalid(
+                    "expires_at is in the past".to_owned(),
+                ));
             }
         }
         let plaintext = match value {
@@ -302,10 +333,13 @@ impl Services {
         token_value: Option<&str>,
     ) -> Result<Option<Bootstrapped>, ServiceError> {
         if let Some(p) = password {
-            user::check_password_strength(p).map_err(|e| ServiceError::Invalid(format!("LATCHKEY_ROOT_PASSWORD refused: {e}")))?;
+            user::check_password_strength(p).map_err(|e| {
+                ServiceError::Invalid(format!("LATCHKEY_ROOT_PASSWORD refused: {e}"))
+            })?;
         }
         if let Some(t) = token_value {
-            token::check_token_value(t).map_err(|e| ServiceError::Invalid(format!("LATCHKEY_ROOT_TOKEN refused: {e}")))?;
+            token::check_token_value(t)
+                .map_err(|e| ServiceError::Invalid(format!("LATCHKEY_ROOT_TOKEN refused: {e}")))?;
         }
         if self.store.find_user_by_username("root").await?.is_some() {
             return Ok(None);
@@ -315,7 +349,8 @@ impl Services {
             None => Some(Plaintext(secret::random_hex(16)?)),
         };
         let chosen = password.or(generated_password.as_ref().map(|p| p.0.as_str()));
-        let new_user = self.new_user("root", "root@latchkey.local", "Administrator", chosen, true)?;
+        let new_user =
+            self.new_user("root", "root@latchkey.local", "Administrator", chosen, true)?;
         let (new_token, token_plain) = self.new_token(
             0,
             "bootstrap",

@@ -8,7 +8,7 @@ use futures::stream::BoxStream;
 use crate::application::{Application, NewApplication, Ownership};
 use crate::pagination::PageRequest;
 use crate::token::{NewToken, PersonalAccessToken};
-use crate::user::{NewUser, User};
+use crate::user::{NewUser, User, UserState};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -68,6 +68,12 @@ pub trait Store: Send + Sync + 'static {
         secret_digest: &str,
     ) -> Result<Option<Application>, StoreError>;
 
+    /// An application by its OAuth client_id, with its secret digest.
+    async fn find_application_by_uid(
+        &self,
+        application_id: &str,
+    ) -> Result<Option<(Application, String)>, StoreError>;
+
     // --- users ------------------------------------------------------------
 
     async fn insert_user(&self, user: NewUser) -> Result<User, StoreError>;
@@ -75,6 +81,9 @@ pub trait Store: Send + Sync + 'static {
     async fn find_user(&self, id: i64) -> Result<Option<User>, StoreError>;
 
     async fn find_user_by_username(&self, username: &str) -> Result<Option<User>, StoreError>;
+
+    /// `false` if no such user.
+    async fn set_user_state(&self, id: i64, state: UserState) -> Result<bool, StoreError>;
 
     /// Create the first user and their token, but only while there are no
     /// users at all. `None` if someone got there first.
@@ -88,8 +97,13 @@ pub trait Store: Send + Sync + 'static {
 
     async fn insert_token(&self, token: NewToken) -> Result<PersonalAccessToken, StoreError>;
 
-    async fn find_token_by_digest(&self, digest: &str)
-        -> Result<Option<TokenWithOwner>, StoreError>;
+    async fn find_token_by_digest(
+        &self,
+        digest: &str,
+    ) -> Result<Option<TokenWithOwner>, StoreError>;
+
+    /// Mark a token revoked. `false` if no such token.
+    async fn revoke_token(&self, id: i64) -> Result<bool, StoreError>;
 }
 
 /// How many rows one keyset batch reads.
@@ -114,7 +128,8 @@ where
                 Ok(rows) => {
                     let last = rows.last().map(|a| a.id);
                     let more = rows.len() as i64 == STREAM_BATCH;
-                    let items: Vec<Result<Application, StoreError>> = rows.into_iter().map(Ok).collect();
+                    let items: Vec<Result<Application, StoreError>> =
+                        rows.into_iter().map(Ok).collect();
                     Some((futures::stream::iter(items), last.filter(|_| more)))
                 }
                 Err(e) => Some((futures::stream::iter(vec![Err(e)]), None)),

@@ -55,10 +55,15 @@ pub fn check_token_value(value: &str) -> Result<(), String> {
     }
     let distinct = {
         let mut seen = [false; 128];
-        value.bytes().filter(|b| !std::mem::replace(&mut seen[usize::from(*b & 0x7f)], true)).count()
+        value
+            .bytes()
+            .filter(|b| !std::mem::replace(&mut seen[usize::from(*b & 0x7f)], true))
+            .count()
     };
     if distinct < 8 {
-        return Err("the token is too easy to guess (use at least 8 different characters)".to_owned());
+        return Err(
+            "the token is too easy to guess (use at least 8 different characters)".to_owned(),
+        );
     }
     Ok(())
 }
@@ -66,7 +71,8 @@ pub fn check_token_value(value: &str) -> Result<(), String> {
 /// Parse an `expires_at` date (`YYYY-MM-DD`).
 pub fn parse_expiry(raw: &str) -> Result<Date, String> {
     let format = time::macros::format_description!("[year]-[month]-[day]");
-    Date::parse(raw.trim(), &format).map_err(|_| format!("expires_at {raw:?} is not a date (YYYY-MM-DD)"))
+    Date::parse(raw.trim(), &format)
+        .map_err(|_| format!("expires_at {raw:?} is not a date (YYYY-MM-DD)"))
 }
 
 #[cfg(test)]

@@ -9,10 +9,26 @@ pub const MAX_USERNAME_CHARS: usize = 255;
 
 /// Passwords too common to accept, whatever their length.
 const WEAK_PASSWORDS: &[&str] = &[
-    "password", "password1", "password123", "12345678", "123456789", "1234567890",
-    "qwertyuiop", "qwerty123", "iloveyou", "11111111", "00000000", "abcdefgh",
-    "letmein1", "changeme", "welcome1", "admin123", "rootroot", "gitlab123",
-    "latchkey", "5iveL!fe",
+    "password",
+    "password1",
+    "password123",
+    "12345678",
+    "123456789",
+    "1234567890",
+    "qwertyuiop",
+    "qwerty123",
+    "iloveyou",
+    "11111111",
+    "00000000",
+    "abcdefgh",
+    "letmein1",
+    "changeme",
+    "welcome1",
+    "admin123",
+    "rootroot",
+    "gitlab123",
+    "latchkey",
+    "5iveL!fe",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,7 +115,8 @@ pub fn check_password_strength(password: &str) -> Result<(), String> {
 pub fn hash_password(password: &str) -> Result<String, String> {
     let mut salt_bytes = [0u8; 16];
     getrandom::fill(&mut salt_bytes).map_err(|e| format!("random source failed: {e}"))?;
-    let salt = SaltString::encode_b64(&salt_bytes).map_err(|e| format!("salt encoding failed: {e}"))?;
+    let salt =
+        SaltString::encode_b64(&salt_bytes).map_err(|e| format!("salt encoding failed: {e}"))?;
     Argon2::default()
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
@@ -109,7 +126,11 @@ pub fn hash_password(password: &str) -> Result<String, String> {
 /// Constant-time verification of a password against its Argon2 hash.
 pub fn verify_password(password: &str, digest: &str) -> bool {
     PasswordHash::new(digest)
-        .map(|h| Argon2::default().verify_password(password.as_bytes(), &h).is_ok())
+        .map(|h| {
+            Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
         .unwrap_or(false)
 }
 
@@ -129,7 +150,12 @@ pub fn check_username(username: &str) -> Result<(), String> {
         .next()
         .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
     let ends_ok = !username.ends_with('.') && !username.ends_with('-');
-    if !ok_chars || !starts_ok || !ends_ok || username.ends_with(".git") || username.ends_with(".atom") {
+    if !ok_chars
+        || !starts_ok
+        || !ends_ok
+        || username.ends_with(".git")
+        || username.ends_with(".atom")
+    {
         return Err("username can contain only letters, digits, '_', '-' and '.', cannot start with a special character, and cannot end in '.', '-', '.git' or '.atom'".to_owned());
     }
     Ok(())

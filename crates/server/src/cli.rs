@@ -89,7 +89,13 @@ pub async fn run() -> anyhow::Result<()> {
             eprintln!("latchkey: the database is up to date");
             Ok(())
         }
-        Command::Users(UsersCommand::Create { username, email, name, password, admin }) => {
+        Command::Users(UsersCommand::Create {
+            username,
+            email,
+            name,
+            password,
+            admin,
+        }) => {
             let store = startup::open_store(&settings.database_url).await?;
             let services = startup::services(store, &settings, false);
             let name = name.unwrap_or_else(|| username.clone());
@@ -97,17 +103,31 @@ pub async fn run() -> anyhow::Result<()> {
                 .create_user(&username, &email, &name, password.as_deref(), admin)
                 .await
                 .context("cannot create the user")?;
-            println!("created user {} (id {}){}", user.username, user.id, if user.admin { ", administrator" } else { "" });
+            println!(
+                "created user {} (id {}){}",
+                user.username,
+                user.id,
+                if user.admin { ", administrator" } else { "" }
+            );
             Ok(())
         }
-        Command::Tokens(TokensCommand::Create { user, name, scopes, expires_at }) => {
+        Command::Tokens(TokensCommand::Create {
+            user,
+            name,
+            scopes,
+            expires_at,
+        }) => {
             let store = startup::open_store(&settings.database_url).await?;
             let services = startup::services(store, &settings, false);
             let owner = services
                 .find_user_by_username(&user)
                 .await?
                 .with_context(|| format!("no user named {user:?}"))?;
-            let expires = expires_at.as_deref().map(parse_expiry).transpose().map_err(anyhow::Error::msg)?;
+            let expires = expires_at
+                .as_deref()
+                .map(parse_expiry)
+                .transpose()
+                .map_err(anyhow::Error::msg)?;
             let scopes = scopes.replace(',', " ");
             let (_, plaintext) = services
                 .create_token(owner.id, &name, &scopes, expires)

@@ -33,7 +33,12 @@ pub struct GlobalArgs {
     #[arg(long, global = true, env = "LATCHKEY_LOG", value_name = "FILTER")]
     pub log: Option<String>,
     /// Log format (default pretty).
-    #[arg(long, global = true, env = "LATCHKEY_LOG_FORMAT", value_name = "FORMAT")]
+    #[arg(
+        long,
+        global = true,
+        env = "LATCHKEY_LOG_FORMAT",
+        value_name = "FORMAT"
+    )]
     pub log_format: Option<LogFormat>,
 }
 
@@ -54,10 +59,20 @@ pub struct ServeArgs {
     #[arg(long, env = "LATCHKEY_MAX_BODY_SIZE", value_name = "BYTES")]
     pub max_body_size: Option<usize>,
     /// Password for the root user created on first start (else one is generated and printed).
-    #[arg(long, env = "LATCHKEY_ROOT_PASSWORD", value_name = "PASSWORD", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "LATCHKEY_ROOT_PASSWORD",
+        value_name = "PASSWORD",
+        hide_env_values = true
+    )]
     pub root_password: Option<String>,
     /// Personal access token value for root on first start (else one is generated and printed).
-    #[arg(long, env = "LATCHKEY_ROOT_TOKEN", value_name = "TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        env = "LATCHKEY_ROOT_TOKEN",
+        value_name = "TOKEN",
+        hide_env_values = true
+    )]
     pub root_token: Option<String>,
 }
 
@@ -82,10 +97,13 @@ pub struct FileConfig {
 
 impl FileConfig {
     pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
-        let Some(path) = path else { return Ok(Self::default()) };
+        let Some(path) = path else {
+            return Ok(Self::default());
+        };
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
-        toml::from_str(&text).with_context(|| format!("invalid configuration file {}", path.display()))
+        toml::from_str(&text)
+            .with_context(|| format!("invalid configuration file {}", path.display()))
     }
 }
 
@@ -113,11 +131,19 @@ pub struct ServeSettings {
 impl Settings {
     pub fn resolve(global: &GlobalArgs, file: &FileConfig) -> anyhow::Result<Self> {
         let scopes = match &file.scopes {
-            Some(list) => ScopeSet::new(list).map_err(|e| anyhow::anyhow!("invalid `scopes` in the configuration file: {e}"))?,
+            Some(list) => ScopeSet::new(list)
+                .map_err(|e| anyhow::anyhow!("invalid `scopes` in the configuration file: {e}"))?,
             None => ScopeSet::default(),
         };
-        let secret_prefix = file.secret_prefix.clone().unwrap_or_else(|| "gloas-".to_owned());
-        if secret_prefix.len() > 64 || !secret_prefix.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+        let secret_prefix = file
+            .secret_prefix
+            .clone()
+            .unwrap_or_else(|| "gloas-".to_owned());
+        if secret_prefix.len() > 64
+            || !secret_prefix
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
             bail!("secret_prefix must be at most 64 characters of letters, digits, '-' and '_'");
         }
         Ok(Self {
@@ -126,8 +152,15 @@ impl Settings {
                 .clone()
                 .or_else(|| file.database_url.clone())
                 .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
-            log: global.log.clone().or_else(|| file.log.clone()).unwrap_or_else(|| "info".to_owned()),
-            log_format: global.log_format.or(file.log_format).unwrap_or(LogFormat::Pretty),
+            log: global
+                .log
+                .clone()
+                .or_else(|| file.log.clone())
+                .unwrap_or_else(|| "info".to_owned()),
+            log_format: global
+                .log_format
+                .or(file.log_format)
+                .unwrap_or(LogFormat::Pretty),
             scopes,
             secret_prefix,
         })
@@ -141,14 +174,21 @@ impl ServeSettings {
             .clone()
             .or_else(|| file.listen.clone())
             .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
-        let listen: SocketAddr = listen_raw
-            .parse()
-            .with_context(|| format!("LATCHKEY_LISTEN {listen_raw:?} is not an address like 127.0.0.1:8080"))?;
-        let external_url = match args.external_url.clone().or_else(|| file.external_url.clone()) {
+        let listen: SocketAddr = listen_raw.parse().with_context(|| {
+            format!("LATCHKEY_LISTEN {listen_raw:?} is not an address like 127.0.0.1:8080")
+        })?;
+        let external_url = match args
+            .external_url
+            .clone()
+            .or_else(|| file.external_url.clone())
+        {
             Some(url) => normalise_external_url(&url)?,
             None => derived_external_url(listen),
         };
-        let max_body_bytes = args.max_body_size.or(file.max_body_size).unwrap_or(DEFAULT_MAX_BODY_BYTES);
+        let max_body_bytes = args
+            .max_body_size
+            .or(file.max_body_size)
+            .unwrap_or(DEFAULT_MAX_BODY_BYTES);
         if max_body_bytes < 1024 {
             bail!("max_body_size must be at least 1024 bytes");
         }
@@ -157,7 +197,10 @@ impl ServeSettings {
             external_url,
             admin_mode: args.admin_mode.or(file.admin_mode).unwrap_or(false),
             max_body_bytes,
-            root_password: args.root_password.clone().or_else(|| file.root_password.clone()),
+            root_password: args
+                .root_password
+                .clone()
+                .or_else(|| file.root_password.clone()),
             root_token: args.root_token.clone().or_else(|| file.root_token.clone()),
         })
     }
@@ -166,7 +209,9 @@ impl ServeSettings {
 fn normalise_external_url(raw: &str) -> anyhow::Result<String> {
     let trimmed = raw.trim().trim_end_matches('/');
     let ok = (trimmed.starts_with("http://") || trimmed.starts_with("https://"))
-        && trimmed.split_once("://").is_some_and(|(_, rest)| !rest.is_empty())
+        && trimmed
+            .split_once("://")
+            .is_some_and(|(_, rest)| !rest.is_empty())
         && !trimmed.contains(['?', '#', ' ']);
     if !ok {
         bail!("LATCHKEY_EXTERNAL_URL {raw:?} must be an http:// or https:// URL without query or fragment");
@@ -209,7 +254,10 @@ mod tests {
         let s = ServeSettings::resolve(&ServeArgs::default(), &FileConfig::default()).unwrap();
         assert_eq!(s.external_url, "http://127.0.0.1:8080");
         assert_eq!(s.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
-        assert_eq!(derived_external_url("0.0.0.0:80".parse().unwrap()), "http://localhost:80");
+        assert_eq!(
+            derived_external_url("0.0.0.0:80".parse().unwrap()),
+            "http://localhost:80"
+        );
         assert!(toml::from_str::<FileConfig>("lisen = \"x\"").is_err());
         let bad = ServeArgs {
             listen: Some("nope".into()),

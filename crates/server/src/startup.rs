@@ -17,7 +17,10 @@ pub async fn open_store(url: &str) -> anyhow::Result<Arc<dyn Store>> {
         let store = SqliteStore::connect(&latchkey_sqlite::Options::new(url))
             .await
             .with_context(|| format!("cannot open the SQLite database {url:?}"))?;
-        store.migrate().await.context("cannot migrate the database")?;
+        store
+            .migrate()
+            .await
+            .context("cannot migrate the database")?;
         return Ok(Arc::new(store));
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
@@ -48,7 +51,10 @@ pub fn state(services: Services, serve: &ServeSettings) -> AppState {
 
 /// Tell the operator, once, how to get in.
 pub fn print_bootstrap(b: &Bootstrapped) {
-    println!("latchkey: first start: created the administrator \"{}\".", b.user.username);
+    println!(
+        "latchkey: first start: created the administrator \"{}\".",
+        b.user.username
+    );
     match &b.password {
         Some(p) => println!("  password:              {}", p.0),
         None => println!("  password:              (as set by LATCHKEY_ROOT_PASSWORD)"),

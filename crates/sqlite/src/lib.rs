@@ -16,7 +16,9 @@ use latchkey_core::scopes::Scopes;
 use latchkey_core::store::{Store, StoreError, TokenWithOwner};
 use latchkey_core::token::{NewToken, PersonalAccessToken};
 use latchkey_core::user::{NewUser, User, UserState};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
 use sqlx::{Row, SqlitePool};
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -205,7 +207,10 @@ async fn insert_token_on(
     token_from_row(&row)
 }
 
-async fn insert_user_on(conn: &mut sqlx::SqliteConnection, u: &NewUser) -> Result<User, sqlx::Error> {
+async fn insert_user_on(
+    conn: &mut sqlx::SqliteConnection,
+    u: &NewUser,
+) -> Result<User, sqlx::Error> {
     let row = sqlx::query(&format!(
         "INSERT INTO users (username, email, name, password_digest, admin, state, created_at)
          VALUES (?, ?, ?, ?, ?, 'active', ?) RETURNING {USER_COLUMNS}"
@@ -224,7 +229,10 @@ async fn insert_user_on(conn: &mut sqlx::SqliteConnection, u: &NewUser) -> Resul
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
-        sqlx::query("SELECT 1").execute(&self.reader).await.map_err(map_err)?;
+        sqlx::query("SELECT 1")
+            .execute(&self.reader)
+            .await
+            .map_err(map_err)?;
         Ok(())
     }
 
@@ -254,10 +262,11 @@ impl Store for SqliteStore {
         page: PageRequest,
     ) -> Result<(Vec<Application>, u64), StoreError> {
         let mut tx = self.reader.begin().await.map_err(map_err)?;
-        let total: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM oauth_applications WHERE owner_id IS NULL")
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(map_err)?;
+        let total: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM oauth_applications WHERE owner_id IS NULL")
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(map_err)?;
         let rows = sqlx::query(&format!(
             "SELECT {APP_COLUMNS} FROM oauth_applications WHERE owner_id IS NULL ORDER BY id LIMIT ? OFFSET ?"
         ))
@@ -267,7 +276,11 @@ impl Store for SqliteStore {
         .await
         .map_err(map_err)?;
         tx.commit().await.map_err(map_err)?;
-        let apps = rows.iter().map(app_from_row).collect::<Result<Vec<_>, _>>().map_err(map_err)?;
+        let apps = rows
+            .iter()
+            .map(app_from_row)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(map_err)?;
         Ok((apps, u64::try_from(total).unwrap_or(0)))
     }
 
@@ -285,12 +298,19 @@ impl Store for SqliteStore {
                 .fetch_all(&pool)
                 .await
                 .map_err(map_err)?;
-                rows.iter().map(app_from_row).collect::<Result<Vec<_>, _>>().map_err(map_err)
+                rows.iter()
+                    .map(app_from_row)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(map_err)
             }
         })
     }
 
-    async fn find_application(&self, id: i64, scope: Ownership) -> Result<Option<Application>, StoreError> {
+    async fn find_application(
+        &self,
+        id: i64,
+        scope: Ownership,
+    ) -> Result<Option<Application>, StoreError> {
         let row = sqlx::query(&format!(
             "SELECT {APP_COLUMNS} FROM oauth_applications WHERE id = ?{}",
             ownership_clause(scope)
@@ -332,6 +352,23 @@ impl Store for SqliteStore {
         row.as_ref().map(app_from_row).transpose().map_err(map_err)
     }
 
+    async fn find_application_by_uid(
+        &self,
+        application_id: &str,
+    ) -> Result<Option<(Application, String)>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {APP_COLUMNS}, secret_digest FROM oauth_applications WHERE uid = ?"
+        ))
+        .bind(application_id)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(map_err)?;
+        let Some(row) = row else { return Ok(None) };
+        let app = app_from_row(&row).map_err(map_err)?;
+        let digest: String = row.try_get("secret_digest").map_err(map_err)?;
+        Ok(Some((app, digest)))
+    }
+
     async fn insert_user(&self, user: NewUser) -> Result<User, StoreError> {
         let mut conn = self.writer.acquire().await.map_err(map_err)?;
         insert_user_on(&mut conn, &user).await.map_err(map_err)
@@ -343,16 +380,34 @@ impl Store for SqliteStore {
             .fetch_optional(&self.reader)
             .await
             .map_err(map_err)?;
-        row.as_ref().map(|r| user_from_row(r, "")).transpose().map_err(map_err)
+        row.as_ref()
+            .map(|r| user_from_row(r, ""))
+            .transpose()
+            .map_err(map_err)
     }
 
     async fn find_user_by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
-        let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE username = ?"))
-            .bind(username)
-            .fetch_optional(&self.reader)
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE username = ?"
+        ))
+        .bind(username)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(map_err)?;
+        row.as_ref()
+            .map(|r| user_from_row(r, ""))
+            .transpose()
+            .map_err(map_err)
+    }
+
+    async fn set_user_state(&self, id: i64, state: UserState) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE users SET state = ? WHERE id = ?")
+            .bind(state.as_str())
+            .bind(id)
+            .execute(&self.writer)
             .await
             .map_err(map_err)?;
-        row.as_ref().map(|r| user_from_row(r, "")).transpose().map_err(map_err)
+        Ok(done.rows_affected() > 0)
     }
 
     async fn bootstrap_first_user(
@@ -360,7 +415,11 @@ impl Store for SqliteStore {
         user: NewUser,
         token: NewToken,
     ) -> Result<Option<(User, PersonalAccessToken)>, StoreError> {
-        let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await.map_err(map_err)?;
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(map_err)?;
         let any: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users)")
             .fetch_one(&mut *tx)
             .await
@@ -369,17 +428,24 @@ impl Store for SqliteStore {
             return Ok(None);
         }
         let user = insert_user_on(&mut tx, &user).await.map_err(map_err)?;
-        let token = insert_token_on(&mut tx, user.id, &token).await.map_err(map_err)?;
+        let token = insert_token_on(&mut tx, user.id, &token)
+            .await
+            .map_err(map_err)?;
         tx.commit().await.map_err(map_err)?;
         Ok(Some((user, token)))
     }
 
     async fn insert_token(&self, token: NewToken) -> Result<PersonalAccessToken, StoreError> {
         let mut conn = self.writer.acquire().await.map_err(map_err)?;
-        insert_token_on(&mut conn, token.user_id, &token).await.map_err(map_err)
+        insert_token_on(&mut conn, token.user_id, &token)
+            .await
+            .map_err(map_err)
     }
 
-    async fn find_token_by_digest(&self, digest: &str) -> Result<Option<TokenWithOwner>, StoreError> {
+    async fn find_token_by_digest(
+        &self,
+        digest: &str,
+    ) -> Result<Option<TokenWithOwner>, StoreError> {
         let row = sqlx::query(
             "SELECT t.id, t.user_id, t.name, t.scopes, t.expires_at, t.revoked, t.created_at,
                     u.id AS u_id, u.username AS u_username, u.email AS u_email, u.name AS u_name,
@@ -395,5 +461,14 @@ impl Store for SqliteStore {
         let token = token_from_row(&row).map_err(map_err)?;
         let user = user_from_row(&row, "u_").map_err(map_err)?;
         Ok(Some(TokenWithOwner { token, user }))
+    }
+
+    async fn revoke_token(&self, id: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE personal_access_tokens SET revoked = 1 WHERE id = ?")
+            .bind(id)
+            .execute(&self.writer)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected() > 0)
     }
 }

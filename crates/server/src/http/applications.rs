@@ -119,10 +119,18 @@ fn not_found(e: ServiceError) -> ApiError {
 }
 
 pub fn created_with_secret(app: &Application, secret: &str) -> Response {
-    (StatusCode::CREATED, Json(ApplicationEntity::new(app, Some(secret)))).into_response()
+    (
+        StatusCode::CREATED,
+        Json(ApplicationEntity::new(app, Some(secret))),
+    )
+        .into_response()
 }
 
-pub async fn create(State(state): State<AppState>, headers: HeaderMap, params: Params) -> Result<Response, ApiError> {
+pub async fn create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    params: Params,
+) -> Result<Response, ApiError> {
     authenticate_admin(&state, &headers, &params, Need::Write).await?;
     let input = create_params(&params)?;
     let (app, secret) = state.services.create_application(None, &input).await?;
@@ -141,7 +149,10 @@ pub async fn list(
         let req = PageRequest::parse(params.get_str("page"), params.get_str("per_page"));
         let (apps, total) = state.services.list_instance_applications(req).await?;
         let info = PageInfo::new(req, total);
-        let entities: Vec<ApplicationEntity<'_>> = apps.iter().map(|a| ApplicationEntity::new(a, None)).collect();
+        let entities: Vec<ApplicationEntity<'_>> = apps
+            .iter()
+            .map(|a| ApplicationEntity::new(a, None))
+            .collect();
         let hdrs = pagination::headers(&info, &state.external_url, &uri);
         return Ok((hdrs, Json(entities)).into_response());
     }
@@ -152,7 +163,11 @@ pub async fn list(
 /// first batch is read before the status line is sent, so a database that
 /// is down gives a 503, not a truncated 200.
 async fn stream_all(state: &AppState) -> Result<Response, ApiError> {
-    let mut rows = state.services.stream_instance_applications().ready_chunks(256).peekable();
+    let mut rows = state
+        .services
+        .stream_instance_applications()
+        .ready_chunks(256)
+        .peekable();
     let first_failed = std::pin::Pin::new(&mut rows)
         .peek()
         .await
@@ -168,7 +183,8 @@ async fn stream_all(state: &AppState) -> Result<Response, ApiError> {
     let items = rows.map(move |batch| {
         let mut buf = Vec::with_capacity(batch.len() * 256);
         for row in batch {
-            let app = row.inspect_err(|e| tracing::error!(error = %e, "application list stream failed"))?;
+            let app =
+                row.inspect_err(|e| tracing::error!(error = %e, "application list stream failed"))?;
             if !first {
                 buf.push(b',');
             }
@@ -180,7 +196,11 @@ async fn stream_all(state: &AppState) -> Result<Response, ApiError> {
     let open = futures::stream::once(futures::future::ready(Ok(Bytes::from_static(b"["))));
     let close = futures::stream::once(futures::future::ready(Ok(Bytes::from_static(b"]"))));
     let body = Body::from_stream(open.chain(items).chain(close));
-    Ok(([(axum::http::header::CONTENT_TYPE, "application/json")], body).into_response())
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        body,
+    )
+        .into_response())
 }
 
 pub async fn delete(
@@ -191,7 +211,11 @@ pub async fn delete(
 ) -> Result<Response, ApiError> {
     authenticate_admin(&state, &headers, &params, Need::Write).await?;
     let id = parse_id(&id)?.ok_or(ApiError::NotFound("Application"))?;
-    state.services.delete_application(id, Ownership::Instance).await.map_err(not_found)?;
+    state
+        .services
+        .delete_application(id, Ownership::Instance)
+        .await
+        .map_err(not_found)?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

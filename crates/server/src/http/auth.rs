@@ -55,21 +55,33 @@ impl Need {
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     let v = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
     let (scheme, rest) = v.split_once(' ')?;
-    scheme.eq_ignore_ascii_case("bearer").then(|| rest.trim()).filter(|t| !t.is_empty())
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then(|| rest.trim())
+        .filter(|t| !t.is_empty())
 }
 
 /// The token a request presents, from GitLab's sources in GitLab's order.
-fn presented_token<'a>(headers: &'a HeaderMap, params: &'a Params) -> Result<Option<&'a str>, ApiError> {
+fn presented_token<'a>(
+    headers: &'a HeaderMap,
+    params: &'a Params,
+) -> Result<Option<&'a str>, ApiError> {
     let header_bearer = bearer(headers);
     if header_bearer.is_some() && params.get_str("access_token").is_some() {
         return Err(ApiError::BothTokens);
     }
     // OAuth token sources first, then personal access token sources; the
     // personal access token lookup prefers its own sources.
-    let oauth = params.get_str("access_token").or(header_bearer).or(params.get_str("bearer_token"));
-    let private = params
-        .get_str("private_token")
-        .or_else(|| headers.get("private-token").and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty()));
+    let oauth = params
+        .get_str("access_token")
+        .or(header_bearer)
+        .or(params.get_str("bearer_token"));
+    let private = params.get_str("private_token").or_else(|| {
+        headers
+            .get("private-token")
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| !v.is_empty())
+    });
     Ok(private.or(oauth))
 }
 
@@ -92,10 +104,16 @@ pub async fn authenticate(
             ))
         }
         Err(TokenRejection::Revoked) => {
-            return Err(ApiError::InvalidToken("Token was revoked. You have to re-authorize from the user."))
+            return Err(ApiError::InvalidToken(
+                "Token was revoked. You have to re-authorize from the user.",
+            ))
         }
     };
-    if !need.allowed().iter().any(|s| found.token.scopes.contains(s)) {
+    if !need
+        .allowed()
+        .iter()
+        .any(|s| found.token.scopes.contains(s))
+    {
         return Err(ApiError::InsufficientScope(need.advertised()));
     }
     if let Some(reason) = found.user.access_denied_reason() {

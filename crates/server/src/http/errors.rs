@@ -51,20 +51,34 @@ fn json_response(status: StatusCode, body: serde_json::Value) -> Response {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         match self {
-            Self::Unauthorized => json_response(StatusCode::UNAUTHORIZED, json!({"message": "401 Unauthorized"})),
-            Self::Forbidden(None) => json_response(StatusCode::FORBIDDEN, json!({"message": "403 Forbidden"})),
+            Self::Unauthorized => json_response(
+                StatusCode::UNAUTHORIZED,
+                json!({"message": "401 Unauthorized"}),
+            ),
+            Self::Forbidden(None) => {
+                json_response(StatusCode::FORBIDDEN, json!({"message": "403 Forbidden"}))
+            }
             Self::Forbidden(Some(reason)) => json_response(
                 StatusCode::FORBIDDEN,
                 json!({ "message": format!("403 Forbidden - {reason}") }),
             ),
-            Self::NotFound("") => json_response(StatusCode::NOT_FOUND, json!({"message": "404 Not Found"})),
+            Self::NotFound("") => {
+                json_response(StatusCode::NOT_FOUND, json!({"message": "404 Not Found"}))
+            }
             Self::NotFound(what) => json_response(
                 StatusCode::NOT_FOUND,
                 json!({ "message": format!("404 {what} Not Found") }),
             ),
-            Self::RouteNotFound => json_response(StatusCode::NOT_FOUND, json!({"error": "404 Not Found"})),
-            Self::Params(errors) => json_response(StatusCode::BAD_REQUEST, json!({ "error": errors.join(", ") })),
-            Self::Validation(errors) => json_response(StatusCode::BAD_REQUEST, json!({ "message": errors })),
+            Self::RouteNotFound => {
+                json_response(StatusCode::NOT_FOUND, json!({"error": "404 Not Found"}))
+            }
+            Self::Params(errors) => json_response(
+                StatusCode::BAD_REQUEST,
+                json!({ "error": errors.join(", ") }),
+            ),
+            Self::Validation(errors) => {
+                json_response(StatusCode::BAD_REQUEST, json!({ "message": errors }))
+            }
             Self::BadRequest(reason) => json_response(
                 StatusCode::BAD_REQUEST,
                 json!({ "message": format!("400 Bad request - {reason}") }),
@@ -107,11 +121,17 @@ impl IntoResponse for ApiError {
             ),
             Self::Unavailable(cause) => {
                 tracing::warn!(%cause, "database unavailable");
-                json_response(StatusCode::SERVICE_UNAVAILABLE, json!({"message": "503 Service Unavailable"}))
+                json_response(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    json!({"message": "503 Service Unavailable"}),
+                )
             }
             Self::Internal(cause) => {
                 tracing::error!(%cause, "internal error");
-                json_response(StatusCode::INTERNAL_SERVER_ERROR, json!({"message": "500 Internal Server Error"}))
+                json_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    json!({"message": "500 Internal Server Error"}),
+                )
             }
         }
     }

@@ -42,7 +42,11 @@ pub async fn readiness(State(state): State<AppState>) -> Response {
 pub async fn health(State(state): State<AppState>) -> Response {
     match state.services.store().ping().await {
         Ok(()) => (StatusCode::OK, "latchkey OK").into_response(),
-        Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "latchkey is not ready: database unavailable").into_response(),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "latchkey is not ready: database unavailable",
+        )
+            .into_response(),
     }
 }
 

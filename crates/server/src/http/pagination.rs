@@ -13,7 +13,12 @@ fn page_url(base: &str, uri: &Uri, page: u64) -> String {
         }
     }
     query.append_pair("page", &page.to_string());
-    format!("{}{}?{}", base.trim_end_matches('/'), uri.path(), query.finish())
+    format!(
+        "{}{}?{}",
+        base.trim_end_matches('/'),
+        uri.path(),
+        query.finish()
+    )
 }
 
 /// `X-Total`, `X-Total-Pages`, `X-Per-Page`, `X-Page`, `X-Next-Page`,
@@ -36,13 +41,25 @@ pub fn headers(info: &PageInfo, external_url: &str, uri: &Uri) -> HeaderMap {
     }
     let mut links = Vec::new();
     if let Some(p) = info.prev_page {
-        links.push(format!("<{}>; rel=\"prev\"", page_url(external_url, uri, p)));
+        links.push(format!(
+            "<{}>; rel=\"prev\"",
+            page_url(external_url, uri, p)
+        ));
     }
     if let Some(p) = info.next_page {
-        links.push(format!("<{}>; rel=\"next\"", page_url(external_url, uri, p)));
+        links.push(format!(
+            "<{}>; rel=\"next\"",
+            page_url(external_url, uri, p)
+        ));
     }
-    links.push(format!("<{}>; rel=\"first\"", page_url(external_url, uri, 1)));
-    links.push(format!("<{}>; rel=\"last\"", page_url(external_url, uri, info.total_pages)));
+    links.push(format!(
+        "<{}>; rel=\"first\"",
+        page_url(external_url, uri, 1)
+    ));
+    links.push(format!(
+        "<{}>; rel=\"last\"",
+        page_url(external_url, uri, info.total_pages)
+    ));
     if let Ok(v) = HeaderValue::from_str(&links.join(", ")) {
         h.insert(axum::http::header::LINK, v);
     }

@@ -34,9 +34,11 @@ impl Value {
             serde_json::Value::Bool(b) => Self::Bool(b),
             serde_json::Value::Number(n) => Self::Number(n.to_string()),
             serde_json::Value::String(s) => Self::Str(check_str(s)?),
-            serde_json::Value::Array(a) => {
-                Self::Array(a.into_iter().map(Self::from_json).collect::<Result<_, _>>()?)
-            }
+            serde_json::Value::Array(a) => Self::Array(
+                a.into_iter()
+                    .map(Self::from_json)
+                    .collect::<Result<_, _>>()?,
+            ),
             serde_json::Value::Object(o) => {
                 for (k, v) in o {
                     check_str(k)?;
@@ -50,7 +52,9 @@ impl Value {
 
 fn check_str(s: String) -> Result<String, ApiError> {
     if s.contains('\0') {
-        Err(ApiError::BadRequest("parameters must not contain NUL bytes".to_owned()))
+        Err(ApiError::BadRequest(
+            "parameters must not contain NUL bytes".to_owned(),
+        ))
     } else {
         Ok(s)
     }
@@ -82,7 +86,11 @@ pub enum BoolParam {
 
 impl Params {
     pub fn get(&self, key: &str) -> Option<&Value> {
-        self.entries.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v)
+        self.entries
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v)
     }
 
     /// A non-empty string value, for credentials and pagination.
@@ -130,10 +138,13 @@ impl Params {
         // Rack's nested keys: `a[]=x` builds an array, `a[b]=x` a hash.
         if let Some(base) = key.strip_suffix("[]") {
             let base = base.to_owned();
-            if let Some((_, Value::Array(items))) = self.entries.iter_mut().rev().find(|(k, _)| *k == base) {
+            if let Some((_, Value::Array(items))) =
+                self.entries.iter_mut().rev().find(|(k, _)| *k == base)
+            {
                 items.push(Value::Str(value));
             } else {
-                self.entries.push((base, Value::Array(vec![Value::Str(value)])));
+                self.entries
+                    .push((base, Value::Array(vec![Value::Str(value)])));
             }
         } else if let Some(idx) = key.find('[').filter(|i| *i > 0) {
             self.entries.push((key[..idx].to_owned(), Value::Object));
@@ -167,7 +178,8 @@ impl Params {
         if body.iter().all(u8::is_ascii_whitespace) {
             return Ok(());
         }
-        let value: serde_json::Value = serde_json::from_slice(body).map_err(|_| ApiError::MalformedBody)?;
+        let value: serde_json::Value =
+            serde_json::from_slice(body).map_err(|_| ApiError::MalformedBody)?;
         match value {
             serde_json::Value::Object(map) => {
                 for (k, v) in map {
@@ -183,7 +195,10 @@ impl Params {
 }
 
 fn decode_component(raw: &[u8]) -> Result<String, ApiError> {
-    let plus_as_space: Vec<u8> = raw.iter().map(|b| if *b == b'+' { b' ' } else { *b }).collect();
+    let plus_as_space: Vec<u8> = raw
+        .iter()
+        .map(|b| if *b == b'+' { b' ' } else { *b })
+        .collect();
     let bytes: Vec<u8> = percent_decode(&plus_as_space).collect();
     let s = String::from_utf8(bytes)
         .map_err(|_| ApiError::BadRequest("parameters must be valid UTF-8".to_owned()))?;
@@ -200,7 +215,9 @@ async fn read_body(state: &AppState, parts: &Parts, body: Body) -> Result<Bytes,
     if declared.is_some_and(|n| n > limit as u64) {
         return Err(ApiError::PayloadTooLarge);
     }
-    axum::body::to_bytes(body, limit).await.map_err(|_| ApiError::PayloadTooLarge)
+    axum::body::to_bytes(body, limit)
+        .await
+        .map_err(|_| ApiError::PayloadTooLarge)
 }
 
 impl FromRequest<AppState> for Params {
@@ -222,7 +239,9 @@ impl FromRequest<AppState> for Params {
             return Ok(params);
         }
         match content_type {
-            Some(m) if m.subtype() == mime::JSON || m.suffix() == Some(mime::JSON) => params.add_json(&bytes)?,
+            Some(m) if m.subtype() == mime::JSON || m.suffix() == Some(mime::JSON) => {
+                params.add_json(&bytes)?
+            }
             Some(m) if m.type_() == mime::MULTIPART && m.subtype() == mime::FORM_DATA => {
                 add_multipart(&mut params, parts, bytes).await?;
             }
@@ -239,9 +258,14 @@ async fn add_multipart(params: &mut Params, parts: Parts, bytes: Bytes) -> Resul
         .await
         .map_err(|_| ApiError::MalformedBody)?;
     loop {
-        let field = form.next_field().await.map_err(|_| ApiError::MalformedBody)?;
+        let field = form
+            .next_field()
+            .await
+            .map_err(|_| ApiError::MalformedBody)?;
         let Some(field) = field else { break };
-        let Some(name) = field.name().map(str::to_owned) else { continue };
+        let Some(name) = field.name().map(str::to_owned) else {
+            continue;
+        };
         let data = field.bytes().await.map_err(|_| ApiError::MalformedBody)?;
         let value = String::from_utf8(data.to_vec())
             .map_err(|_| ApiError::BadRequest("parameters must be valid UTF-8".to_owned()))?;
@@ -290,7 +314,8 @@ mod tests {
             assert_eq!(form(raw).unwrap().boolean("c"), want, "{raw}");
         }
         let mut p = Params::default();
-        p.add_json(br#"{"c": null, "d": false, "n": 5, "a": [1]}"#).unwrap();
+        p.add_json(br#"{"c": null, "d": false, "n": 5, "a": [1]}"#)
+            .unwrap();
         assert_eq!(p.boolean("c"), BoolParam::Default);
         assert_eq!(p.boolean("d"), BoolParam::Value(false));
         assert_eq!(p.string("n"), StrParam::Value("5".into()));
@@ -305,6 +330,9 @@ mod tests {
         assert!(p.add_json(b"{}").is_ok());
         assert!(matches!(p.add_json(b"{"), Err(ApiError::MalformedBody)));
         assert!(matches!(p.add_json(b"[1]"), Err(ApiError::MalformedBody)));
-        assert!(matches!(p.add_json(br#"{"a":"\u0000"}"#), Err(ApiError::BadRequest(_))));
+        assert!(matches!(
+            p.add_json(br#"{"a":"\u0000"}"#),
+            Err(ApiError::BadRequest(_))
+        ));
     }
 }

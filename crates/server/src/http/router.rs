@@ -15,9 +15,15 @@ pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/version", get(meta::version))
         .route("/user", get(meta::current_user))
-        .route("/applications", post(applications::create).get(applications::list))
+        .route(
+            "/applications",
+            post(applications::create).get(applications::list),
+        )
         .route("/applications/{id}", delete(applications::delete))
-        .route("/applications/{id}/renew-secret", post(applications::renew_secret));
+        .route(
+            "/applications/{id}/renew-secret",
+            post(applications::renew_secret),
+        );
 
     Router::new()
         .route("/-/health", get(meta::health))
@@ -35,10 +41,12 @@ pub fn router(state: AppState) -> Router {
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::Internal("a request handler panicked".to_owned()).into_response()
         }))
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
-            // The path only: query strings can carry tokens.
-            tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())
-        }))
+        .layer(
+            TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+                // The path only: query strings can carry tokens.
+                tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())
+            }),
+        )
 }
 
 async fn not_found() -> Response {

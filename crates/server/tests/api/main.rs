@@ -1,0 +1,11 @@
+//! The HTTP integration suite: the real router on a real socket, a fresh
+//! SQLite database per test.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod helpers;
+
+mod applications;
+mod auth;
+mod bad_input;
+mod meta;
+mod process;

@@ -1,0 +1,69 @@
+use serde_json::json;
+
+use crate::helpers::{status_json, TestApp};
+
+#[tokio::test]
+async fn health_endpoints_answer() {
+    let app = TestApp::spawn().await;
+    let res = app.client.get(app.url("/-/health")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.text().await.unwrap(), "latchkey OK");
+    let (status, body) = status_json(
+        app.client
+            .get(app.url("/-/readiness"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!((status, body["status"].clone()), (200, json!("ok")));
+    let (status, body) =
+        status_json(app.client.get(app.url("/-/liveness")).send().await.unwrap()).await;
+    assert_eq!((status, body), (200, json!({"status": "ok"})));
+}
+
+#[tokio::test]
+async fn version_and_current_user() {
+    let app = TestApp::spawn().await;
+    let res = app
+        .client
+        .get(app.url("/api/v4/version"))
+        .header("PRIVATE-TOKEN", &app.root_token)
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = status_json(res).await;
+    assert_eq!(status, 200);
+    assert!(body["version"].as_str().unwrap().starts_with("18."));
+    assert!(body["revision"].is_string());
+    assert_eq!(
+        app.client
+            .get(app.url("/api/v4/version"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        401
+    );
+
+    let (_, token) = app.user_with_token("alice", false, "read_user").await;
+    let res = app
+        .client
+        .get(app.url("/api/v4/user"))
+        .header("PRIVATE-TOKEN", &token)
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = status_json(res).await;
+    assert_eq!(status, 200);
+    assert_eq!(body["username"], "alice");
+    assert_eq!(body["name"], "alice");
+    assert_eq!(body["email"], "alice@example.com");
+    assert_eq!(body["state"], "active");
+    assert_eq!(body["is_admin"], false);
+    assert_eq!(body["web_url"], app.url("/alice"));
+    assert!(body["avatar_url"].is_null());
+    let created = body["created_at"].as_str().unwrap();
+    assert!(created.len() == 24 && created.ends_with('Z'), "{created}");
+    assert!(body["id"].as_i64().unwrap() > 0);
+}

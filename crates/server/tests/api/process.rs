@@ -1,0 +1,234 @@
+//! Tests that run the real `latchkey` binary.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_latchkey");
+const ROOT_TOKEN: &str = "glpat-test-root-token-0123456789";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct Server {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start(db_url: &str, root_token: &str) -> Server {
+    let port = free_port();
+    let child = Command::new(BIN)
+        .arg("serve")
+        .env("LATCHKEY_LISTEN", format!("127.0.0.1:{port}"))
+        .env("LATCHKEY_DATABASE_URL", db_url)
+        .env("LATCHKEY_ROOT_TOKEN", root_token)
+        .env("LATCHKEY_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    Server {
+        child,
+        base: format!("http://127.0.0.1:{port}"),
+    }
+}
+
+async fn wait_ready(server: &mut Server) {
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(r) = client
+            .get(format!("{}/-/readiness", server.base))
+            .send()
+            .await
+        {
+            if r.status() == 200 {
+                return;
+            }
+        }
+        assert!(
+            server.child.try_wait().unwrap().is_none(),
+            "latchkey exited before it was ready"
+        );
+        assert!(Instant::now() < deadline, "latchkey was not ready in 30 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn db(dir: &tempfile::TempDir) -> String {
+    format!("sqlite://{}?mode=rwc", dir.path().join("l.db").display())
+}
+
+#[tokio::test]
+async fn acknowledged_writes_survive_kill_9_and_bootstrap_runs_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = db(&dir);
+    let client = reqwest::Client::new();
+    let mut server = start(&url, ROOT_TOKEN);
+    wait_ready(&mut server).await;
+    let mut created = Vec::new();
+    for i in 0..20 {
+        let res = client
+            .post(format!("{}/api/v4/applications", server.base))
+            .header("PRIVATE-TOKEN", ROOT_TOKEN)
+            .form(&[
+                ("name", format!("durable {i}").as_str()),
+                ("redirect_uri", "https://d/cb"),
+                ("scopes", "api"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 201);
+        created.push(res.json::<Value>().await.unwrap()["id"].as_i64().unwrap());
+    }
+    // SIGKILL: no graceful shutdown, no final checkpoint.
+    server.child.kill().unwrap();
+    server.child.wait().unwrap();
+
+    // A different root token on the second start must not create a second root.
+    let mut server = start(&url, "glpat-another-value-0123456789");
+    wait_ready(&mut server).await;
+    let list: Vec<Value> = client
+        .get(format!("{}/api/v4/applications", server.base))
+        .header("PRIVATE-TOKEN", ROOT_TOKEN)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let ids: Vec<i64> = list.iter().map(|a| a["id"].as_i64().unwrap()).collect();
+    assert_eq!(ids, created);
+    let res = client
+        .get(format!("{}/api/v4/user", server.base))
+        .header("PRIVATE-TOKEN", "glpat-another-value-0123456789")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+}
+
+#[test]
+fn weak_root_token_is_refused_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .arg("serve")
+        .env("LATCHKEY_LISTEN", format!("127.0.0.1:{}", free_port()))
+        .env("LATCHKEY_DATABASE_URL", db(&dir))
+        .env("LATCHKEY_ROOT_TOKEN", "short")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("LATCHKEY_ROOT_TOKEN refused") && err.contains("too short"),
+        "{err}"
+    );
+
+    let out = Command::new(BIN)
+        .arg("serve")
+        .env("LATCHKEY_LISTEN", format!("127.0.0.1:{}", free_port()))
+        .env("LATCHKEY_DATABASE_URL", db(&dir))
+        .env("LATCHKEY_ROOT_PASSWORD", "password")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("LATCHKEY_ROOT_PASSWORD refused"), "{err}");
+}
+
+#[tokio::test]
+async fn cli_creates_users_and_tokens_that_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = db(&dir);
+    let run = |args: &[&str]| {
+        Command::new(BIN)
+            .arg("--database-url")
+            .arg(&url)
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = run(&["migrate"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(&[
+        "users",
+        "create",
+        "--username",
+        "ops",
+        "--email",
+        "ops@example.com",
+        "--name",
+        "Ops",
+        "--admin",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(&[
+        "users",
+        "create",
+        "--username",
+        "ops",
+        "--email",
+        "other@example.com",
+    ]);
+    assert!(!out.status.success(), "duplicate username must fail");
+    let out = run(&[
+        "tokens",
+        "create",
+        "--user",
+        "ops",
+        "--name",
+        "ci",
+        "--scopes",
+        "api,read_api",
+        "--expires-at",
+        "2999-01-01",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(token.starts_with("glpat-") && token.len() == 70, "{token}");
+    let out = run(&["tokens", "create", "--user", "nobody", "--name", "x"]);
+    assert!(!out.status.success());
+    let out = run(&[
+        "tokens", "create", "--user", "ops", "--name", "x", "--scopes", "bogus",
+    ]);
+    assert!(!out.status.success());
+
+    let mut server = start(&url, ROOT_TOKEN);
+    wait_ready(&mut server).await;
+    let res = reqwest::Client::new()
+        .get(format!("{}/api/v4/user", server.base))
+        .header("PRIVATE-TOKEN", &token)
+        .send()
+        .await
+        .unwrap();
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["username"], "ops");
+    assert_eq!(body["is_admin"], true);
+}
