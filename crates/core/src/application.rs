@@ -40,6 +40,13 @@ pub struct NewApplication {
     pub created_at: i64,
 }
 
+/// A change to an application: `None` keeps the current value.
+#[derive(Debug, Clone, Default)]
+pub struct ApplicationUpdate {
+    pub name: Option<String>,
+    pub scopes: Option<Scopes>,
+}
+
 /// Which applications an operation may touch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ownership {
@@ -69,6 +76,22 @@ impl ValidationErrors {
 
     pub fn fields(&self) -> &[(&'static str, Vec<String>)] {
         &self.0
+    }
+}
+
+impl std::fmt::Display for ValidationErrors {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut first = true;
+        for (field, msgs) in &self.0 {
+            for m in msgs {
+                if !first {
+                    f.write_str(", ")?;
+                }
+                first = false;
+                write!(f, "{field} {m}")?;
+            }
+        }
+        Ok(())
     }
 }
 

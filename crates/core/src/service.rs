@@ -7,7 +7,8 @@ use futures::stream::BoxStream;
 use time::Date;
 
 use crate::application::{
-    self, Application, ApplicationParams, NewApplication, Ownership, ValidationErrors,
+    self, Application, ApplicationParams, ApplicationUpdate, NewApplication, Ownership,
+    ValidationErrors,
 };
 use crate::clock::{unix_millis, Clock};
 use crate::pagination::PageRequest;
@@ -15,7 +16,7 @@ use crate::scopes::{ScopeSet, Scopes};
 use crate::secret::{self, RandomError};
 use crate::store::{Store, StoreError, TokenWithOwner};
 use crate::token::{self, NewToken, PersonalAccessToken, PAT_PREFIX};
-use crate::user::{self, NewUser, User};
+use crate::user::{self, NewUser, User, UserFilter, UserState, UserUpdate};
 
 /// Settings the services need.
 #[derive(Debug, Clone)]
@@ -40,7 +41,7 @@ impl Default for Config {
 /// What went wrong in a service call.
 #[derive(Debug, thiserror::Error)]
 pub enum ServiceError {
-    #[error("validation failed")]
+    #[error("{0}")]
     Validation(ValidationErrors),
     #[error("not found")]
     NotFound,
@@ -73,11 +74,36 @@ pub struct Bootstrapped {
     pub token: Plaintext,
 }
 
+/// Argon2id computations running at once; the rest wait, so a flood of
+/// password work cannot take every core from token checks.
+const PASSWORD_HASHING_SLOTS: usize = 2;
+
+/// Input for creating a user.
+#[derive(Debug, Clone, Default)]
+pub struct UserInput {
+    pub username: String,
+    pub email: String,
+    pub name: String,
+    pub password: Option<String>,
+    pub admin: bool,
+}
+
+/// Input for changing a user: `None` keeps the current value.
+#[derive(Debug, Clone, Default)]
+pub struct UserChanges {
+    pub username: Option<String>,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub password: Option<String>,
+    pub admin: Option<bool>,
+}
+
 #[derive(Clone)]
 pub struct Services {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     config: Arc<Config>,
+    hashing: Arc<tokio::sync::Semaphore>,
 }
 
 impl Services {
@@ -86,6 +112,7 @@ impl Services {
             store,
             clock,
             config: Arc::new(config),
+            hashing: Arc::new(tokio::sync::Semaphore::new(PASSWORD_HASHING_SLOTS)),
         }
     }
 
@@ -101,7 +128,26 @@ impl Services {
         unix_millis(self.clock.now())
     }
 
-    fn today(&self) -> Date {
+    /// Argon2id off the async workers, at most a few at a time.
+    async fn hash_password(&self, password: &str) -> Result<String, ServiceError> {
+        if let Err(m) = user::check_password_strength(password) {
+            let mut errors = ValidationErrors::default();
+            errors.add("password", m);
+            return Err(ServiceError::Validation(errors));
+        }
+        let _permit = self
+            .hashing
+            .acquire()
+            .await
+            .map_err(|_| ServiceError::Invalid("the server is shutting down".to_owned()))?;
+        let password = password.to_owned();
+        tokio::task::spawn_blocking(move || user::hash_password(&password))
+            .await
+            .map_err(|e| ServiceError::Invalid(format!("password hashing failed: {e}")))?
+            .map_err(ServiceError::Invalid)
+    }
+
+    pub fn today(&self) -> Date {
         self.clock.now().date()
     }
 
@@ -151,6 +197,53 @@ impl Services {
         &self,
     ) -> BoxStream<'static, Result<Application, StoreError>> {
         self.store.stream_instance_applications()
+    }
+
+    pub async fn list_owned_applications(
+        &self,
+        owner_id: i64,
+        page: PageRequest,
+    ) -> Result<(Vec<Application>, u64), ServiceError> {
+        Ok(self.store.list_owned_applications(owner_id, page).await?)
+    }
+
+    pub async fn find_application(
+        &self,
+        id: i64,
+        scope: Ownership,
+    ) -> Result<Application, ServiceError> {
+        self.store
+            .find_application(id, scope)
+            .await?
+            .ok_or(ServiceError::NotFound)
+    }
+
+    /// Change name and/or scopes, validated as on creation.
+    pub async fn update_application(
+        &self,
+        id: i64,
+        name: Option<&str>,
+        scopes: Option<&str>,
+    ) -> Result<Application, ServiceError> {
+        let mut errors = ValidationErrors::default();
+        if name.is_some() {
+            application::validate_name(name, &mut errors);
+        }
+        let scopes = match scopes {
+            Some(raw) => application::validate_scopes(Some(raw), &self.config.scopes, &mut errors),
+            None => None,
+        };
+        if !errors.is_empty() {
+            return Err(ServiceError::Validation(errors));
+        }
+        let update = ApplicationUpdate {
+            name: name.map(str::to_owned),
+            scopes,
+        };
+        self.store
+            .update_application(id, update, self.now_ms())
+            .await?
+            .ok_or(ServiceError::NotFound)
     }
 
     pub async fn delete_application(&self, id: i64, scope: Ownership) -> Result<(), ServiceError> {
@@ -211,50 +304,116 @@ impl Services {
 
     // --- users and tokens -------------------------------------------------------
 
-    /// Create a user. The password is hashed here: call from a blocking
-    /// context or accept the cost (Argon2id is slow on purpose).
-    pub async fn create_user(
-        &self,
-        username: &str,
-        email: &str,
-        name: &str,
-        password: Option<&str>,
-        admin: bool,
-    ) -> Result<User, ServiceError> {
-        let new = self.new_user(username, email, name, password, admin)?;
+    /// Create a user; the password (if any) is checked and hashed.
+    pub async fn create_user(&self, input: &UserInput) -> Result<User, ServiceError> {
+        let new = self.new_user(input).await?;
         Ok(self.store.insert_user(new).await?)
     }
 
-    fn new_user(
-        &self,
-        username: &str,
-        email: &str,
-        name: &str,
+    /// Field checks of a user's attributes; `None` is "not being set".
+    fn check_user_fields(
+        username: Option<&str>,
+        email: Option<&str>,
+        name: Option<&str>,
         password: Option<&str>,
-        admin: bool,
-    ) -> Result<NewUser, ServiceError> {
-        user::check_username(username).map_err(ServiceError::Invalid)?;
-        user::check_email(email).map_err(ServiceError::Invalid)?;
-        if name.trim().is_empty() || name.chars().count() > 255 {
-            return Err(ServiceError::Invalid(
-                "name must be 1 to 255 characters".to_owned(),
-            ));
+    ) -> Result<(), ServiceError> {
+        let mut errors = ValidationErrors::default();
+        if let Some(Err(m)) = username.map(user::check_username) {
+            errors.add("username", m);
         }
-        let password_digest = match password {
-            Some(p) => {
-                user::check_password_strength(p).map_err(ServiceError::Invalid)?;
-                Some(user::hash_password(p).map_err(ServiceError::Invalid)?)
+        if let Some(Err(m)) = email.map(user::check_email) {
+            errors.add("email", m);
+        }
+        match name {
+            Some(n) if n.trim().is_empty() => errors.add("name", "can't be blank"),
+            Some(n) if n.chars().count() > 255 => {
+                errors.add("name", "is too long (maximum is 255 characters)")
             }
+            _ => {}
+        }
+        if let Some(Err(m)) = password.map(user::check_password_strength) {
+            errors.add("password", m);
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ServiceError::Validation(errors))
+        }
+    }
+
+    async fn new_user(&self, input: &UserInput) -> Result<NewUser, ServiceError> {
+        Self::check_user_fields(
+            Some(&input.username),
+            Some(&input.email),
+            Some(&input.name),
+            input.password.as_deref(),
+        )?;
+        let password_digest = match &input.password {
+            Some(p) => Some(self.hash_password(p).await?),
             None => None,
         };
         Ok(NewUser {
-            username: username.to_owned(),
-            email: email.to_owned(),
-            name: name.to_owned(),
+            username: input.username.clone(),
+            email: input.email.clone(),
+            name: input.name.clone(),
             password_digest,
-            admin,
+            admin: input.admin,
             created_at: self.now_ms(),
         })
+    }
+
+    pub async fn find_user(&self, id: i64) -> Result<Option<User>, ServiceError> {
+        Ok(self.store.find_user(id).await?)
+    }
+
+    pub async fn list_users(
+        &self,
+        filter: &UserFilter,
+        page: PageRequest,
+    ) -> Result<(Vec<User>, u64), ServiceError> {
+        Ok(self.store.list_users(filter, page).await?)
+    }
+
+    /// Change a user; every given value is checked like on creation.
+    pub async fn update_user(&self, id: i64, changes: &UserChanges) -> Result<User, ServiceError> {
+        Self::check_user_fields(
+            changes.username.as_deref(),
+            changes.email.as_deref(),
+            changes.name.as_deref(),
+            changes.password.as_deref(),
+        )?;
+        let password_digest = match &changes.password {
+            Some(p) => Some(self.hash_password(p).await?),
+            None => None,
+        };
+        let update = UserUpdate {
+            username: changes.username.clone(),
+            email: changes.email.clone(),
+            name: changes.name.clone(),
+            password_digest,
+            admin: changes.admin,
+        };
+        self.store
+            .update_user(id, update)
+            .await?
+            .ok_or(ServiceError::NotFound)
+    }
+
+    /// Delete a user with their applications and tokens.
+    pub async fn delete_user(&self, id: i64) -> Result<(), ServiceError> {
+        if self.store.delete_user(id).await? {
+            Ok(())
+        } else {
+            Err(ServiceError::NotFound)
+        }
+    }
+
+    pub async fn set_user_state(&self, id: i64, state: UserState) -> Result<(), ServiceError> {
+        if self.store.set_user_state(id, state).await? {
+            Ok(())
+        } else {
+            Err(ServiceError::NotFound)
+        }
     }
 
     pub async fn find_user_by_username(
@@ -323,6 +482,48 @@ impl Services {
         Ok((token, plaintext))
     }
 
+    pub async fn find_token(&self, id: i64) -> Result<Option<PersonalAccessToken>, ServiceError> {
+        Ok(self.store.find_token(id).await?)
+    }
+
+    pub async fn list_tokens(
+        &self,
+        user_id: Option<i64>,
+        page: PageRequest,
+    ) -> Result<(Vec<PersonalAccessToken>, u64), ServiceError> {
+        Ok(self.store.list_tokens(user_id, page).await?)
+    }
+
+    pub async fn revoke_token(&self, id: i64) -> Result<(), ServiceError> {
+        if self.store.revoke_token(id).await? {
+            Ok(())
+        } else {
+            Err(ServiceError::NotFound)
+        }
+    }
+
+    /// GitLab's rotation: the token is revoked and a new one with the same
+    /// name and scopes is issued, expiring on `expires_at` or in a week.
+    /// `NotFound` if the token is missing; `Invalid` if already revoked.
+    pub async fn rotate_token(
+        &self,
+        old: &PersonalAccessToken,
+        expires_at: Option<Date>,
+    ) -> Result<(PersonalAccessToken, Plaintext), ServiceError> {
+        let expires = expires_at.unwrap_or_else(|| self.today() + time::Duration::days(7));
+        let (new, plaintext) = self.new_token(
+            old.user_id,
+            &old.name,
+            &old.scopes.joined(),
+            Some(expires),
+            None,
+        )?;
+        match self.store.rotate_token(old.id, new).await? {
+            Some(token) => Ok((token, plaintext)),
+            None => Err(ServiceError::Invalid("Token already revoked".to_owned())),
+        }
+    }
+
     /// On first start with no users: create the admin `root` with a token
     /// scoped `api read_api read_user sudo admin_mode`. Chosen values are
     /// checked and refused when weak; missing ones are generated.
@@ -334,7 +535,7 @@ impl Services {
     ) -> Result<Option<Bootstrapped>, ServiceError> {
         if let Some(p) = password {
             user::check_password_strength(p).map_err(|e| {
-                ServiceError::Invalid(format!("LATCHKEY_ROOT_PASSWORD refused: {e}"))
+                ServiceError::Invalid(format!("LATCHKEY_ROOT_PASSWORD refused: the password {e}"))
             })?;
         }
         if let Some(t) = token_value {
@@ -349,8 +550,15 @@ impl Services {
             None => Some(Plaintext(secret::random_hex(16)?)),
         };
         let chosen = password.or(generated_password.as_ref().map(|p| p.0.as_str()));
-        let new_user =
-            self.new_user("root", "root@latchkey.local", "Administrator", chosen, true)?;
+        let new_user = self
+            .new_user(&UserInput {
+                username: "root".to_owned(),
+                email: "root@latchkey.local".to_owned(),
+                name: "Administrator".to_owned(),
+                password: chosen.map(str::to_owned),
+                admin: true,
+            })
+            .await?;
         let (new_token, token_plain) = self.new_token(
             0,
             "bootstrap",

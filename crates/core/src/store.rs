@@ -5,10 +5,10 @@
 use async_trait::async_trait;
 use futures::stream::BoxStream;
 
-use crate::application::{Application, NewApplication, Ownership};
+use crate::application::{Application, ApplicationUpdate, NewApplication, Ownership};
 use crate::pagination::PageRequest;
 use crate::token::{NewToken, PersonalAccessToken};
-use crate::user::{NewUser, User, UserState};
+use crate::user::{NewUser, User, UserFilter, UserState, UserUpdate};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -68,6 +68,21 @@ pub trait Store: Send + Sync + 'static {
         secret_digest: &str,
     ) -> Result<Option<Application>, StoreError>;
 
+    /// One page of the applications `owner_id` owns, ordered by id, and the total.
+    async fn list_owned_applications(
+        &self,
+        owner_id: i64,
+        page: PageRequest,
+    ) -> Result<(Vec<Application>, u64), StoreError>;
+
+    /// Change an application's name and/or scopes. `None` if it does not exist.
+    async fn update_application(
+        &self,
+        id: i64,
+        update: ApplicationUpdate,
+        updated_at: i64,
+    ) -> Result<Option<Application>, StoreError>;
+
     /// An application by its OAuth client_id, with its secret digest.
     async fn find_application_by_uid(
         &self,
@@ -84,6 +99,19 @@ pub trait Store: Send + Sync + 'static {
 
     /// `false` if no such user.
     async fn set_user_state(&self, id: i64, state: UserState) -> Result<bool, StoreError>;
+
+    /// One page of users ordered by id, filtered, and the total.
+    async fn list_users(
+        &self,
+        filter: &UserFilter,
+        page: PageRequest,
+    ) -> Result<(Vec<User>, u64), StoreError>;
+
+    /// Change some of a user's attributes. `None` if no such user.
+    async fn update_user(&self, id: i64, update: UserUpdate) -> Result<Option<User>, StoreError>;
+
+    /// Delete a user with their applications and tokens. `false` if absent.
+    async fn delete_user(&self, id: i64) -> Result<bool, StoreError>;
 
     /// Create the first user and their token, but only while there are no
     /// users at all. `None` if someone got there first.
@@ -104,6 +132,23 @@ pub trait Store: Send + Sync + 'static {
 
     /// Mark a token revoked. `false` if no such token.
     async fn revoke_token(&self, id: i64) -> Result<bool, StoreError>;
+
+    async fn find_token(&self, id: i64) -> Result<Option<PersonalAccessToken>, StoreError>;
+
+    /// One page of tokens ordered by id (all users' when `user_id` is None).
+    async fn list_tokens(
+        &self,
+        user_id: Option<i64>,
+        page: PageRequest,
+    ) -> Result<(Vec<PersonalAccessToken>, u64), StoreError>;
+
+    /// Revoke token `id` and insert `new` in one transaction. `None` if the
+    /// token does not exist or was already revoked (nothing is written).
+    async fn rotate_token(
+        &self,
+        id: i64,
+        new: NewToken,
+    ) -> Result<Option<PersonalAccessToken>, StoreError>;
 }
 
 /// How many rows one keyset batch reads.

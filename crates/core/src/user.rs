@@ -84,27 +84,46 @@ pub struct NewUser {
     pub created_at: i64,
 }
 
+/// Which users a listing shows.
+#[derive(Debug, Clone, Default)]
+pub struct UserFilter {
+    /// Exactly this username (case-insensitive).
+    pub username: Option<String>,
+    /// A substring of username, name or email (case-insensitive).
+    pub search: Option<String>,
+}
+
+/// A change to a user: `None` keeps the current value.
+#[derive(Debug, Clone, Default)]
+pub struct UserUpdate {
+    pub username: Option<String>,
+    pub email: Option<String>,
+    pub name: Option<String>,
+    pub password_digest: Option<String>,
+    pub admin: Option<bool>,
+}
+
 /// Why a password is refused, in words a person can act on.
 pub fn check_password_strength(password: &str) -> Result<(), String> {
     let n = password.chars().count();
     if n < MIN_PASSWORD_CHARS {
         return Err(format!(
-            "password is too short (minimum is {MIN_PASSWORD_CHARS} characters)"
+            "is too short (minimum is {MIN_PASSWORD_CHARS} characters)"
         ));
     }
     if n > MAX_PASSWORD_CHARS {
         return Err(format!(
-            "password is too long (maximum is {MAX_PASSWORD_CHARS} characters)"
+            "is too long (maximum is {MAX_PASSWORD_CHARS} characters)"
         ));
     }
     let lower = password.to_lowercase();
     if WEAK_PASSWORDS.iter().any(|w| w.to_lowercase() == lower) {
-        return Err("password is too common; choose one that is harder to guess".to_owned());
+        return Err("must not contain commonly used combinations of words and letters".to_owned());
     }
     let mut chars = password.chars();
     if let Some(first) = chars.next() {
         if chars.all(|c| c == first) {
-            return Err("password must not be one character repeated".to_owned());
+            return Err("must not be one character repeated".to_owned());
         }
     }
     Ok(())
@@ -138,9 +157,7 @@ pub fn verify_password(password: &str, digest: &str) -> bool {
 /// starting with a special character, not ending in `.git` or `.atom`.
 pub fn check_username(username: &str) -> Result<(), String> {
     if username.is_empty() || username.chars().count() > MAX_USERNAME_CHARS {
-        return Err(format!(
-            "username must be 1 to {MAX_USERNAME_CHARS} characters"
-        ));
+        return Err(format!("must be 1 to {MAX_USERNAME_CHARS} characters"));
     }
     let ok_chars = username
         .chars()
@@ -156,7 +173,7 @@ pub fn check_username(username: &str) -> Result<(), String> {
         || username.ends_with(".git")
         || username.ends_with(".atom")
     {
-        return Err("username can contain only letters, digits, '_', '-' and '.', cannot start with a special character, and cannot end in '.', '-', '.git' or '.atom'".to_owned());
+        return Err("can contain only letters, digits, '_', '-' and '.'. Cannot start with a special character or end in '.', '-', '.git' or '.atom'.".to_owned());
     }
     Ok(())
 }
@@ -172,7 +189,7 @@ pub fn check_email(email: &str) -> Result<(), String> {
     if ok {
         Ok(())
     } else {
-        Err(format!("email {email:?} is not a valid address"))
+        Err("is invalid".to_owned())
     }
 }
 

@@ -3,6 +3,7 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
+use latchkey_core::service::UserInput;
 use latchkey_core::token::parse_expiry;
 
 use crate::config::{FileConfig, GlobalArgs, ServeArgs, ServeSettings, Settings};
@@ -100,7 +101,13 @@ pub async fn run() -> anyhow::Result<()> {
             let services = startup::services(store, &settings, false);
             let name = name.unwrap_or_else(|| username.clone());
             let user = services
-                .create_user(&username, &email, &name, password.as_deref(), admin)
+                .create_user(&UserInput {
+                    username: username.clone(),
+                    email,
+                    name,
+                    password,
+                    admin,
+                })
                 .await
                 .context("cannot create the user")?;
             println!(

@@ -10,12 +10,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::stream::BoxStream;
-use latchkey_core::application::{Application, NewApplication, Ownership};
+use latchkey_core::application::{Application, ApplicationUpdate, NewApplication, Ownership};
 use latchkey_core::pagination::PageRequest;
 use latchkey_core::scopes::Scopes;
 use latchkey_core::store::{Store, StoreError, TokenWithOwner};
 use latchkey_core::token::{NewToken, PersonalAccessToken};
-use latchkey_core::user::{NewUser, User, UserState};
+use latchkey_core::user::{NewUser, User, UserFilter, UserState, UserUpdate};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
@@ -132,6 +132,7 @@ impl SqliteStore {
 const APP_COLUMNS: &str =
     "id, uid, name, redirect_uri, scopes, confidential, trusted, owner_id, created_at";
 const USER_COLUMNS: &str = "id, username, email, name, admin, state, created_at";
+const TOKEN_COLUMNS: &str = "id, user_id, name, scopes, expires_at, revoked, created_at";
 
 fn app_from_row(row: &SqliteRow) -> Result<Application, sqlx::Error> {
     Ok(Application {
@@ -352,6 +353,57 @@ impl Store for SqliteStore {
         row.as_ref().map(app_from_row).transpose().map_err(map_err)
     }
 
+    async fn list_owned_applications(
+        &self,
+        owner_id: i64,
+        page: PageRequest,
+    ) -> Result<(Vec<Application>, u64), StoreError> {
+        let mut tx = self.reader.begin().await.map_err(map_err)?;
+        let total: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM oauth_applications WHERE owner_id = ?")
+                .bind(owner_id)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        let rows = sqlx::query(&format!(
+            "SELECT {APP_COLUMNS} FROM oauth_applications WHERE owner_id = ? ORDER BY id LIMIT ? OFFSET ?"
+        ))
+        .bind(owner_id)
+        .bind(page.limit())
+        .bind(page.offset())
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        let apps = rows
+            .iter()
+            .map(app_from_row)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(map_err)?;
+        Ok((apps, u64::try_from(total).unwrap_or(0)))
+    }
+
+    async fn update_application(
+        &self,
+        id: i64,
+        update: ApplicationUpdate,
+        updated_at: i64,
+    ) -> Result<Option<Application>, StoreError> {
+        let row = sqlx::query(&format!(
+            "UPDATE oauth_applications
+             SET name = COALESCE(?, name), scopes = COALESCE(?, scopes), updated_at = ?
+             WHERE id = ? RETURNING {APP_COLUMNS}"
+        ))
+        .bind(update.name)
+        .bind(update.scopes.map(|s| s.joined()))
+        .bind(updated_at)
+        .bind(id)
+        .fetch_optional(&self.writer)
+        .await
+        .map_err(map_err)?;
+        row.as_ref().map(app_from_row).transpose().map_err(map_err)
+    }
+
     async fn find_application_by_uid(
         &self,
         application_id: &str,
@@ -403,6 +455,78 @@ impl Store for SqliteStore {
     async fn set_user_state(&self, id: i64, state: UserState) -> Result<bool, StoreError> {
         let done = sqlx::query("UPDATE users SET state = ? WHERE id = ?")
             .bind(state.as_str())
+            .bind(id)
+            .execute(&self.writer)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn list_users(
+        &self,
+        filter: &UserFilter,
+        page: PageRequest,
+    ) -> Result<(Vec<User>, u64), StoreError> {
+        // LIKE patterns escape their own wildcards.
+        let search = filter.search.as_ref().map(|s| {
+            let escaped = s
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            format!("%{escaped}%")
+        });
+        let clause = "WHERE (?1 IS NULL OR username = ?1)
+                        AND (?2 IS NULL OR username LIKE ?2 ESCAPE '\\' OR name LIKE ?2 ESCAPE '\\' OR email LIKE ?2 ESCAPE '\\')";
+        let mut tx = self.reader.begin().await.map_err(map_err)?;
+        let total: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM users {clause}"))
+            .bind(&filter.username)
+            .bind(&search)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let rows = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users {clause} ORDER BY id LIMIT ?3 OFFSET ?4"
+        ))
+        .bind(&filter.username)
+        .bind(&search)
+        .bind(page.limit())
+        .bind(page.offset())
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        let users = rows
+            .iter()
+            .map(|r| user_from_row(r, ""))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(map_err)?;
+        Ok((users, u64::try_from(total).unwrap_or(0)))
+    }
+
+    async fn update_user(&self, id: i64, u: UserUpdate) -> Result<Option<User>, StoreError> {
+        let row = sqlx::query(&format!(
+            "UPDATE users SET username = COALESCE(?, username), email = COALESCE(?, email),
+                    name = COALESCE(?, name), password_digest = COALESCE(?, password_digest),
+                    admin = COALESCE(?, admin)
+             WHERE id = ? RETURNING {USER_COLUMNS}"
+        ))
+        .bind(u.username)
+        .bind(u.email)
+        .bind(u.name)
+        .bind(u.password_digest)
+        .bind(u.admin)
+        .bind(id)
+        .fetch_optional(&self.writer)
+        .await
+        .map_err(map_err)?;
+        row.as_ref()
+            .map(|r| user_from_row(r, ""))
+            .transpose()
+            .map_err(map_err)
+    }
+
+    async fn delete_user(&self, id: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM users WHERE id = ?")
             .bind(id)
             .execute(&self.writer)
             .await
@@ -470,5 +594,78 @@ impl Store for SqliteStore {
             .await
             .map_err(map_err)?;
         Ok(done.rows_affected() > 0)
+    }
+
+    async fn find_token(&self, id: i64) -> Result<Option<PersonalAccessToken>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM personal_access_tokens WHERE id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(map_err)?;
+        row.as_ref()
+            .map(token_from_row)
+            .transpose()
+            .map_err(map_err)
+    }
+
+    async fn list_tokens(
+        &self,
+        user_id: Option<i64>,
+        page: PageRequest,
+    ) -> Result<(Vec<PersonalAccessToken>, u64), StoreError> {
+        let mut tx = self.reader.begin().await.map_err(map_err)?;
+        let total: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM personal_access_tokens WHERE (?1 IS NULL OR user_id = ?1)",
+        )
+        .bind(user_id)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        let rows = sqlx::query(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM personal_access_tokens WHERE (?1 IS NULL OR user_id = ?1)
+             ORDER BY id LIMIT ?2 OFFSET ?3"
+        ))
+        .bind(user_id)
+        .bind(page.limit())
+        .bind(page.offset())
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        let tokens = rows
+            .iter()
+            .map(token_from_row)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(map_err)?;
+        Ok((tokens, u64::try_from(total).unwrap_or(0)))
+    }
+
+    async fn rotate_token(
+        &self,
+        id: i64,
+        new: NewToken,
+    ) -> Result<Option<PersonalAccessToken>, StoreError> {
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(map_err)?;
+        let done = sqlx::query(
+            "UPDATE personal_access_tokens SET revoked = 1 WHERE id = ? AND revoked = 0",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Ok(None);
+        }
+        let token = insert_token_on(&mut tx, new.user_id, &new)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(Some(token))
     }
 }

@@ -8,13 +8,12 @@ use axum::Json;
 use bytes::Bytes;
 use futures::StreamExt;
 use latchkey_core::application::{Application, ApplicationParams, Ownership};
-use latchkey_core::pagination::{PageInfo, PageRequest};
 use latchkey_core::service::ServiceError;
 use serde::Serialize;
 
 use super::auth::{authenticate_admin, Need};
 use super::errors::ApiError;
-use super::params::{BoolParam, Params, StrParam};
+use super::params::{parse_id, BoolParam, Params, StrParam};
 use super::{pagination, AppState};
 
 /// GitLab's `Application` entity (and `ApplicationWithSecret` when
@@ -101,17 +100,7 @@ pub fn create_params(params: &Params) -> Result<ApplicationParams, ApiError> {
     })
 }
 
-/// A Grape `type: Integer` path id. Integers too large for the database
-/// cannot name a row, so they are "not found", as in GitLab.
-pub fn parse_id(raw: &str) -> Result<Option<i64>, ApiError> {
-    let digits = raw.strip_prefix(['+', '-']).unwrap_or(raw);
-    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(ApiError::Params(vec!["id is invalid".to_owned()]));
-    }
-    Ok(raw.parse::<i64>().ok().filter(|id| *id > 0))
-}
-
-fn not_found(e: ServiceError) -> ApiError {
+pub fn not_found(e: ServiceError) -> ApiError {
     match e {
         ServiceError::NotFound => ApiError::NotFound("Application"),
         other => other.into(),
@@ -146,15 +135,19 @@ pub async fn list(
 ) -> Result<Response, ApiError> {
     authenticate_admin(&state, &headers, &params, Need::for_method(&method)).await?;
     if params.contains("page") || params.contains("per_page") {
-        let req = PageRequest::parse(params.get_str("page"), params.get_str("per_page"));
+        let req = pagination::request(&params);
         let (apps, total) = state.services.list_instance_applications(req).await?;
-        let info = PageInfo::new(req, total);
         let entities: Vec<ApplicationEntity<'_>> = apps
             .iter()
             .map(|a| ApplicationEntity::new(a, None))
             .collect();
-        let hdrs = pagination::headers(&info, &state.external_url, &uri);
-        return Ok((hdrs, Json(entities)).into_response());
+        return Ok(pagination::respond(
+            &entities,
+            req,
+            total,
+            &state.external_url,
+            &uri,
+        ));
     }
     stream_all(&state).await
 }
@@ -233,21 +226,4 @@ pub async fn renew_secret(
         .await
         .map_err(not_found)?;
     Ok(created_with_secret(&app, &secret.0))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ids() {
-        assert_eq!(parse_id("12").unwrap(), Some(12));
-        assert_eq!(parse_id("+12").unwrap(), Some(12));
-        assert_eq!(parse_id("-1").unwrap(), None);
-        assert_eq!(parse_id("0").unwrap(), None);
-        assert_eq!(parse_id("99999999999999999999999").unwrap(), None);
-        for bad in ["abc", "12abc", "", "-", "1.5", " 1"] {
-            assert!(parse_id(bad).is_err(), "{bad:?}");
-        }
-    }
 }

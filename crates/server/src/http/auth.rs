@@ -15,6 +15,8 @@ use super::AppState;
 pub struct Caller {
     pub user: User,
     pub scopes: Scopes,
+    /// The personal access token the request was authenticated with.
+    pub token_id: i64,
 }
 
 /// What a route needs from a token: GitLab lets `read_api` read.
@@ -24,6 +26,10 @@ pub enum Need {
     Write,
     /// `GET /user` and `/version`: `read_user` is enough too.
     ReadUser,
+    /// Rotating the token itself: `api` or `self_rotate`.
+    SelfRotate,
+    /// Any valid token (reading or revoking the token itself).
+    AnyScope,
 }
 
 impl Need {
@@ -40,6 +46,8 @@ impl Need {
             Self::Read => &["api", "read_api"],
             Self::Write => &["api"],
             Self::ReadUser => &["api", "read_api", "read_user"],
+            Self::SelfRotate => &["api", "self_rotate"],
+            Self::AnyScope => &[],
         }
     }
 
@@ -48,6 +56,8 @@ impl Need {
             Self::Read => "api read_api",
             Self::Write => "api",
             Self::ReadUser => "api read_api read_user",
+            Self::SelfRotate => "api self_rotate",
+            Self::AnyScope => "",
         }
     }
 }
@@ -109,11 +119,8 @@ pub async fn authenticate(
             ))
         }
     };
-    if !need
-        .allowed()
-        .iter()
-        .any(|s| found.token.scopes.contains(s))
-    {
+    let allowed = need.allowed();
+    if !allowed.is_empty() && !allowed.iter().any(|s| found.token.scopes.contains(s)) {
         return Err(ApiError::InsufficientScope(need.advertised()));
     }
     if let Some(reason) = found.user.access_denied_reason() {
@@ -122,18 +129,24 @@ pub async fn authenticate(
     Ok(Caller {
         user: found.user,
         scopes: found.token.scopes,
+        token_id: found.token.id,
     })
 }
 
 /// GitLab's `authenticated_as_admin!`: an admin, and with Admin Mode on, a
 /// token that carries `admin_mode`.
 pub fn require_admin(state: &AppState, caller: &Caller) -> Result<(), ApiError> {
-    let admin_mode_ok = !state.services.config().admin_mode || caller.scopes.contains("admin_mode");
-    if caller.user.admin && admin_mode_ok {
+    if is_admin(state, caller) {
         Ok(())
     } else {
         Err(ApiError::Forbidden(None))
     }
+}
+
+/// Does the caller act as an administrator on this request?
+pub fn is_admin(state: &AppState, caller: &Caller) -> bool {
+    let admin_mode_ok = !state.services.config().admin_mode || caller.scopes.contains("admin_mode");
+    caller.user.admin && admin_mode_ok
 }
 
 /// Authenticate and require an administrator.

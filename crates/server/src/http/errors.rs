@@ -22,6 +22,8 @@ pub enum ApiError {
     NotFound(&'static str),
     /// 404 `{"error":"404 Not Found"}`: no such route
     RouteNotFound,
+    /// 409 `{"message":"<what> has already been taken"}`
+    Conflict(String),
     /// 400 `{"error":"a, b"}`: Grape parameter errors, in declaration order
     Params(Vec<String>),
     /// 400 `{"message":{"field":["..."]}}`
@@ -71,6 +73,9 @@ impl IntoResponse for ApiError {
             ),
             Self::RouteNotFound => {
                 json_response(StatusCode::NOT_FOUND, json!({"error": "404 Not Found"}))
+            }
+            Self::Conflict(message) => {
+                json_response(StatusCode::CONFLICT, json!({ "message": message }))
             }
             Self::Params(errors) => json_response(
                 StatusCode::BAD_REQUEST,

@@ -7,6 +7,9 @@ pub mod meta;
 pub mod pagination;
 pub mod params;
 pub mod router;
+pub mod tokens;
+pub mod user_applications;
+pub mod users;
 
 use std::sync::Arc;
 

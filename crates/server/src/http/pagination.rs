@@ -1,7 +1,29 @@
 //! GitLab's offset pagination headers.
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue, Uri};
-use latchkey_core::pagination::PageInfo;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use latchkey_core::pagination::{PageInfo, PageRequest};
+use serde::Serialize;
+
+use super::params::Params;
+
+/// `page` and `per_page` from the request.
+pub fn request(params: &Params) -> PageRequest {
+    PageRequest::parse(params.get_str("page"), params.get_str("per_page"))
+}
+
+/// A page of items as JSON with GitLab's pagination headers.
+pub fn respond<T: Serialize>(
+    items: &[T],
+    req: PageRequest,
+    total: u64,
+    external_url: &str,
+    uri: &Uri,
+) -> Response {
+    let info = PageInfo::new(req, total);
+    (headers(&info, external_url, uri), Json(items)).into_response()
+}
 
 fn page_url(base: &str, uri: &Uri, page: u64) -> String {
     let mut query = form_urlencoded::Serializer::new(String::new());

@@ -274,6 +274,16 @@ async fn add_multipart(params: &mut Params, parts: Parts, bytes: Bytes) -> Resul
     Ok(())
 }
 
+/// A Grape `type: Integer` path id. Integers too large for the database
+/// cannot name a row, so they are "not found", as in GitLab.
+pub fn parse_id(raw: &str) -> Result<Option<i64>, ApiError> {
+    let digits = raw.strip_prefix(['+', '-']).unwrap_or(raw);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(ApiError::Params(vec!["id is invalid".to_owned()]));
+    }
+    Ok(raw.parse::<i64>().ok().filter(|id| *id > 0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -334,5 +344,17 @@ mod tests {
             p.add_json(br#"{"a":"\u0000"}"#),
             Err(ApiError::BadRequest(_))
         ));
+    }
+
+    #[test]
+    fn ids() {
+        assert_eq!(parse_id("12").unwrap(), Some(12));
+        assert_eq!(parse_id("+12").unwrap(), Some(12));
+        assert_eq!(parse_id("-1").unwrap(), None);
+        assert_eq!(parse_id("0").unwrap(), None);
+        assert_eq!(parse_id("99999999999999999999999").unwrap(), None);
+        for bad in ["abc", "12abc", "", "-", "1.5", " 1"] {
+            assert!(parse_id(bad).is_err(), "{bad:?}");
+        }
     }
 }

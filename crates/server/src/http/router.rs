@@ -9,7 +9,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 use super::errors::ApiError;
-use super::{applications, meta, AppState};
+use super::{applications, meta, tokens, user_applications, users, AppState};
 
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
@@ -23,7 +23,34 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/applications/{id}/renew-secret",
             post(applications::renew_secret),
-        );
+        )
+        .route(
+            "/user/applications",
+            post(user_applications::create).get(user_applications::list),
+        )
+        .route(
+            "/user/applications/{id}",
+            get(user_applications::get)
+                .put(user_applications::update)
+                .delete(user_applications::delete),
+        )
+        .route("/users", get(users::list).post(users::create))
+        .route(
+            "/users/{id}",
+            get(users::get).put(users::update).delete(users::delete),
+        )
+        .route("/users/{id}/block", post(users::block))
+        .route("/users/{id}/unblock", post(users::unblock))
+        .route(
+            "/users/{id}/personal_access_tokens",
+            post(tokens::create_for_user),
+        )
+        .route("/personal_access_tokens", get(tokens::list))
+        .route(
+            "/personal_access_tokens/{id}",
+            get(tokens::get).delete(tokens::revoke),
+        )
+        .route("/personal_access_tokens/{id}/rotate", post(tokens::rotate));
 
     Router::new()
         .route("/-/health", get(meta::health))

@@ -2,6 +2,7 @@ use std::sync::Arc;
 
 use latchkey::http::AppState;
 use latchkey_core::application::ApplicationParams;
+use latchkey_core::service::UserInput;
 use latchkey_core::{Services, SystemClock};
 use latchkey_sqlite::SqliteStore;
 use reqwest::{Client, Response};
@@ -67,7 +68,13 @@ impl TestApp {
                 .unwrap();
         });
         let root = services
-            .create_user("root", "root@example.com", "Administrator", None, true)
+            .create_user(&UserInput {
+                username: "root".into(),
+                email: "root@example.com".into(),
+                name: "Administrator".into(),
+                password: None,
+                admin: true,
+            })
             .await
             .unwrap();
         let (_, token) = services
@@ -102,13 +109,13 @@ impl TestApp {
     ) -> (i64, String) {
         let user = self
             .services
-            .create_user(
-                username,
-                &format!("{username}@example.com"),
-                username,
-                None,
+            .create_user(&UserInput {
+                username: username.into(),
+                email: format!("{username}@example.com"),
+                name: username.into(),
+                password: None,
                 admin,
-            )
+            })
             .await
             .unwrap();
         let (_, token) = self

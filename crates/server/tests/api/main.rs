@@ -9,3 +9,6 @@ mod auth;
 mod bad_input;
 mod meta;
 mod process;
+mod tokens;
+mod user_applications;
+mod users;

@@ -1,0 +1,288 @@
+//! Personal access tokens: GitLab's `/users/:id/personal_access_tokens`
+//! and `/personal_access_tokens` APIs.
+
+use axum::extract::{OriginalUri, Path, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use latchkey_core::clock::gitlab_timestamp;
+use latchkey_core::scopes::Scopes;
+use latchkey_core::service::ServiceError;
+use latchkey_core::token::{parse_expiry, PersonalAccessToken};
+use serde::Serialize;
+use time::Date;
+
+use super::auth::{authenticate, authenticate_admin, is_admin, Caller, Need};
+use super::errors::ApiError;
+use super::params::{parse_id, Params, StrParam, Value};
+use super::{pagination, AppState};
+
+/// GitLab's `PersonalAccessToken` entity (`token` only when just made).
+#[derive(Debug, Serialize)]
+pub struct TokenEntity<'a> {
+    pub id: i64,
+    pub name: &'a str,
+    pub revoked: bool,
+    pub created_at: String,
+    pub description: Option<&'a str>,
+    pub scopes: &'a [String],
+    pub user_id: i64,
+    pub last_used_at: Option<String>,
+    pub active: bool,
+    pub expires_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<&'a str>,
+}
+
+impl<'a> TokenEntity<'a> {
+    pub fn new(t: &'a PersonalAccessToken, today: Date, token: Option<&'a str>) -> Self {
+        Self {
+            id: t.id,
+            name: &t.name,
+            revoked: t.revoked,
+            created_at: gitlab_timestamp(t.created_at),
+            description: None,
+            scopes: t.scopes.as_slice(),
+            user_id: t.user_id,
+            last_used_at: None,
+            active: !t.revoked && !t.is_expired(today),
+            expires_at: t.expires_at.map(|d| d.to_string()),
+            token,
+        }
+    }
+}
+
+fn token_not_found(e: ServiceError) -> ApiError {
+    match e {
+        ServiceError::NotFound => ApiError::NotFound("Personal Access Token"),
+        other => other.into(),
+    }
+}
+
+/// `expires_at`, a Grape `Date`: absent or empty is none.
+fn expiry_param(params: &Params, errors: &mut Vec<String>) -> Option<Date> {
+    match params.string("expires_at") {
+        StrParam::Missing | StrParam::Null => None,
+        StrParam::Value(v) if v.is_empty() => None,
+        StrParam::Value(v) => parse_expiry(&v)
+            .map_err(|_| errors.push("expires_at is invalid".to_owned()))
+            .ok(),
+        StrParam::Invalid => {
+            errors.push("expires_at is invalid".to_owned());
+            None
+        }
+    }
+}
+
+pub async fn create_for_user(
+    State(state): State<AppState>,
+    Path(user_id): Path<String>,
+    headers: HeaderMap,
+    params: Params,
+) -> Result<Response, ApiError> {
+    authenticate_admin(&state, &headers, &params, Need::Write).await?;
+    let user_id = parse_id(&user_id);
+    let mut errors = Vec::new();
+    if let Err(ApiError::Params(e)) = &user_id {
+        errors.extend(e.iter().cloned());
+    }
+    let name = match params.string("name") {
+        StrParam::Missing => {
+            errors.push("name is missing".to_owned());
+            None
+        }
+        StrParam::Invalid => {
+            errors.push("name is invalid".to_owned());
+            None
+        }
+        StrParam::Null => Some(String::new()),
+        StrParam::Value(v) => Some(v),
+    };
+    // `scopes` is an Array[String]; a plain string of scopes is accepted too.
+    let scopes: Option<Vec<String>> = match params.get("scopes") {
+        None => {
+            errors.push("scopes is missing".to_owned());
+            None
+        }
+        Some(Value::Array(items)) => {
+            let strs: Option<Vec<String>> = items
+                .iter()
+                .map(|v| match v {
+                    Value::Str(s) => Some(s.clone()),
+                    _ => None,
+                })
+                .collect();
+            if strs.is_none() {
+                errors.push("scopes is invalid".to_owned());
+            }
+            strs
+        }
+        Some(Value::Str(s)) => Some(Scopes::normalise(&s.replace(',', " "))),
+        Some(_) => {
+            errors.push("scopes is invalid".to_owned());
+            None
+        }
+    };
+    if let Some(list) = &scopes {
+        let set = &state.services.config().scopes;
+        if list.is_empty() || !list.iter().all(|s| set.allows(s)) {
+            errors.push("scopes does not have a valid value".to_owned());
+        }
+    }
+    let expires_at = expiry_param(&params, &mut errors);
+    if !errors.is_empty() {
+        return Err(ApiError::Params(errors));
+    }
+    let (Ok(user_id), Some(name), Some(scopes)) = (user_id, name, scopes) else {
+        return Err(ApiError::Params(vec!["id is invalid".to_owned()]));
+    };
+    let user_id = user_id.ok_or(ApiError::NotFound("User"))?;
+    state
+        .services
+        .find_user(user_id)
+        .await?
+        .ok_or(ApiError::NotFound("User"))?;
+    let (token, plaintext) = state
+        .services
+        .create_token(user_id, &name, &scopes.join(" "), expires_at)
+        .await?;
+    let today = state.services.today();
+    Ok((
+        StatusCode::CREATED,
+        Json(TokenEntity::new(&token, today, Some(&plaintext.0))),
+    )
+        .into_response())
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    method: Method,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let caller = authenticate(&state, &headers, &params, Need::for_method(&method)).await?;
+    let user_filter = if is_admin(&state, &caller) {
+        match params.get_str("user_id") {
+            Some(raw) => Some(
+                parse_id(raw)
+                    .map_err(|_| ApiError::Params(vec!["user_id is invalid".to_owned()]))?
+                    .unwrap_or(0),
+            ),
+            None => None,
+        }
+    } else {
+        Some(caller.user.id)
+    };
+    let req = pagination::request(&params);
+    let (tokens, total) = state.services.list_tokens(user_filter, req).await?;
+    let today = state.services.today();
+    let items: Vec<TokenEntity<'_>> = tokens
+        .iter()
+        .map(|t| TokenEntity::new(t, today, None))
+        .collect();
+    Ok(pagination::respond(
+        &items,
+        req,
+        total,
+        &state.external_url,
+        &uri,
+    ))
+}
+
+/// The token `raw` names (`self` is the caller's own), if the caller may
+/// see it: their own, or any token for an administrator. Others are 404.
+async fn visible_token(
+    state: &AppState,
+    caller: &Caller,
+    raw: &str,
+) -> Result<PersonalAccessToken, ApiError> {
+    let id = if raw == "self" {
+        caller.token_id
+    } else {
+        parse_id(raw)?.ok_or(ApiError::NotFound("Personal Access Token"))?
+    };
+    let token = state
+        .services
+        .find_token(id)
+        .await?
+        .ok_or(ApiError::NotFound("Personal Access Token"))?;
+    if token.user_id == caller.user.id || is_admin(state, caller) {
+        Ok(token)
+    } else {
+        Err(ApiError::NotFound("Personal Access Token"))
+    }
+}
+
+fn need_for(raw: &str, otherwise: Need) -> Need {
+    if raw == "self" {
+        Need::AnyScope
+    } else {
+        otherwise
+    }
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let caller = authenticate(
+        &state,
+        &headers,
+        &params,
+        need_for(&raw, Need::for_method(&method)),
+    )
+    .await?;
+    let token = visible_token(&state, &caller, &raw).await?;
+    Ok(Json(TokenEntity::new(&token, state.services.today(), None)).into_response())
+}
+
+pub async fn revoke(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+    headers: HeaderMap,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let caller = authenticate(&state, &headers, &params, need_for(&raw, Need::Write)).await?;
+    let token = visible_token(&state, &caller, &raw).await?;
+    state
+        .services
+        .revoke_token(token.id)
+        .await
+        .map_err(token_not_found)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+pub async fn rotate(
+    State(state): State<AppState>,
+    Path(raw): Path<String>,
+    headers: HeaderMap,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let need = if raw == "self" {
+        Need::SelfRotate
+    } else {
+        Need::Write
+    };
+    let caller = authenticate(&state, &headers, &params, need).await?;
+    let mut errors = Vec::new();
+    let expires_at = expiry_param(&params, &mut errors);
+    if !errors.is_empty() {
+        return Err(ApiError::Params(errors));
+    }
+    let old = visible_token(&state, &caller, &raw).await?;
+    let (token, plaintext) = state
+        .services
+        .rotate_token(&old, expires_at)
+        .await
+        .map_err(token_not_found)?;
+    Ok(Json(TokenEntity::new(
+        &token,
+        state.services.today(),
+        Some(&plaintext.0),
+    ))
+    .into_response())
+}

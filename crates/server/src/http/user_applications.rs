@@ -1,0 +1,159 @@
+//! `/api/v4/user/applications`: applications owned by the caller.
+//! The owner or an administrator may read, change and delete one (as the
+//! issue and GitLab's API documentation say); anyone else gets 403.
+
+use axum::extract::{OriginalUri, Path, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use latchkey_core::application::{Application, Ownership};
+
+use super::applications::{create_params, created_with_secret, not_found, ApplicationEntity};
+use super::auth::{authenticate, is_admin, Caller, Need};
+use super::errors::ApiError;
+use super::params::{parse_id, Params, StrParam};
+use super::{pagination, AppState};
+
+pub async fn create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let caller = authenticate(&state, &headers, &params, Need::Write).await?;
+    let input = create_params(&params)?;
+    let (app, secret) = state
+        .services
+        .create_application(Some(caller.user.id), &input)
+        .await?;
+    Ok(created_with_secret(&app, &secret.0))
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    method: Method,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let caller = authenticate(&state, &headers, &params, Need::for_method(&method)).await?;
+    let req = pagination::request(&params);
+    let (apps, total) = state
+        .services
+        .list_owned_applications(caller.user.id, req)
+        .await?;
+    let entities: Vec<ApplicationEntity<'_>> = apps
+        .iter()
+        .map(|a| ApplicationEntity::new(a, None))
+        .collect();
+    Ok(pagination::respond(
+        &entities,
+        req,
+        total,
+        &state.external_url,
+        &uri,
+    ))
+}
+
+/// The application, if it exists (404) and the caller may manage it (403).
+async fn authorized(
+    state: &AppState,
+    caller: &Caller,
+    id: Option<i64>,
+) -> Result<Application, ApiError> {
+    let id = id.ok_or(ApiError::NotFound("Application"))?;
+    let app = state
+        .services
+        .find_application(id, Ownership::Any)
+        .await
+        .map_err(not_found)?;
+    if app.owner_id == Some(caller.user.id) || is_admin(state, caller) {
+        Ok(app)
+    } else {
+        Err(ApiError::Forbidden(None))
+    }
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let caller = authenticate(&state, &headers, &params, Need::for_method(&method)).await?;
+    let id = parse_id(&id)?;
+    let app = authorized(&state, &caller, id).await?;
+    Ok(Json(ApplicationEntity::new(&app, None)).into_response())
+}
+
+/// Only `name` and `scopes` may change; `redirect_uri` and `confidential`
+/// are immutable and ignored, as in GitLab.
+pub async fn update(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let caller = authenticate(&state, &headers, &params, Need::Write).await?;
+    let id = parse_id(&id);
+    let mut errors = Vec::new();
+    let name = match params.string("name") {
+        StrParam::Missing | StrParam::Null => None,
+        StrParam::Invalid => {
+            errors.push("name is invalid".to_owned());
+            None
+        }
+        StrParam::Value(v) => Some(v),
+    };
+    let scopes = match params.string("scopes") {
+        StrParam::Missing => None,
+        StrParam::Invalid => {
+            errors.push("scopes is invalid".to_owned());
+            None
+        }
+        StrParam::Null => {
+            errors.push("scopes is empty".to_owned());
+            None
+        }
+        StrParam::Value(v) if v.trim().is_empty() => {
+            errors.push("scopes is empty".to_owned());
+            None
+        }
+        StrParam::Value(v) => Some(v),
+    };
+    let id = match id {
+        Ok(id) => id,
+        Err(ApiError::Params(mut id_errors)) => {
+            id_errors.extend(errors);
+            return Err(ApiError::Params(id_errors));
+        }
+        Err(other) => return Err(other),
+    };
+    if !errors.is_empty() {
+        return Err(ApiError::Params(errors));
+    }
+    let app = authorized(&state, &caller, id).await?;
+    let updated = state
+        .services
+        .update_application(app.id, name.as_deref(), scopes.as_deref())
+        .await
+        .map_err(not_found)?;
+    Ok(Json(ApplicationEntity::new(&updated, None)).into_response())
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let caller = authenticate(&state, &headers, &params, Need::Write).await?;
+    let id = parse_id(&id)?;
+    let app = authorized(&state, &caller, id).await?;
+    state
+        .services
+        .delete_application(app.id, Ownership::Any)
+        .await
+        .map_err(not_found)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
