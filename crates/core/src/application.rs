@@ -45,6 +45,9 @@ pub struct NewApplication {
 pub struct ApplicationUpdate {
     pub name: Option<String>,
     pub scopes: Option<Scopes>,
+    pub redirect_uri: Option<String>,
+    pub confidential: Option<bool>,
+    pub trusted: Option<bool>,
 }
 
 /// Which applications an operation may touch.

@@ -6,6 +6,8 @@
 
 pub mod application;
 pub mod clock;
+pub mod oauth;
+pub mod oauth_flows;
 pub mod pagination;
 pub mod redirect_uri;
 pub mod scopes;

@@ -116,3 +116,192 @@ mod tests {
         }
     }
 }
+
+/// Is `requested` acceptable as a redirect target at all (Doorkeeper's
+/// `valid?`): a scheme that is not `localhost`, a host for http(s), no
+/// fragment, not opaque. OOB URIs are valid.
+pub fn is_valid_for_redirect(requested: &str) -> bool {
+    if OOB.contains(&requested) {
+        return true;
+    }
+    let Ok(uri) = UriRef::parse(requested) else {
+        return false;
+    };
+    let Some(scheme) = uri.scheme().map(|s| s.as_str().to_ascii_lowercase()) else {
+        return false;
+    };
+    let opaque = uri.authority().is_none()
+        && !uri.path().as_str().is_empty()
+        && !uri.path().as_str().starts_with('/');
+    let is_http = scheme == "http" || scheme == "https";
+    let host_ok = !is_http || uri.authority().is_some_and(|a| !a.host().is_empty());
+    scheme != "localhost" && !opaque && uri.fragment().is_none() && host_ok
+}
+
+fn is_loopback_literal(host: &str) -> bool {
+    let h = host.trim_start_matches('[').trim_end_matches(']');
+    h.parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback())
+}
+
+fn query_pairs(q: &str) -> Vec<(&str, &str)> {
+    let mut v: Vec<(&str, &str)> = q
+        .split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| p.split_once('=').unwrap_or((p, "")))
+        .collect();
+    v.sort_unstable();
+    v
+}
+
+/// Does `requested` match the registered URI `registered`, by Doorkeeper's
+/// rules: scheme and host case-insensitive, an empty path equals `/`, the
+/// path exact; a registered query must be present (pairs in any order),
+/// otherwise the request's query is ignored; between two IP loopback
+/// literals the port is ignored (RFC 8252).
+pub fn matches_one(registered: &str, requested: &str) -> bool {
+    if OOB.contains(&registered) || OOB.contains(&requested) {
+        return registered == requested;
+    }
+    let (Ok(reg), Ok(req)) = (UriRef::parse(registered), UriRef::parse(requested)) else {
+        return false;
+    };
+    let scheme = |u: &UriRef<&str>| u.scheme().map(|s| s.as_str().to_ascii_lowercase());
+    if scheme(&reg).is_none() || scheme(&reg) != scheme(&req) {
+        return false;
+    }
+    let (reg_auth, req_auth) = (reg.authority(), req.authority());
+    match (reg_auth, req_auth) {
+        (None, None) => {}
+        (Some(a), Some(b)) => {
+            if !a.host().eq_ignore_ascii_case(b.host())
+                || a.userinfo().map(|u| u.as_str()) != b.userinfo().map(|u| u.as_str())
+            {
+                return false;
+            }
+            let loopback = is_loopback_literal(a.host()) && is_loopback_literal(b.host());
+            if !loopback && a.port().map(|p| p.as_str()) != b.port().map(|p| p.as_str()) {
+                return false;
+            }
+        }
+        _ => return false,
+    }
+    let path = |u: &UriRef<&str>| {
+        let p = u.path().as_str();
+        if p.is_empty() && u.authority().is_some() {
+            "/".to_owned()
+        } else {
+            p.to_owned()
+        }
+    };
+    if path(&reg) != path(&req) {
+        return false;
+    }
+    match reg.query() {
+        None => true,
+        Some(rq) => {
+            let want = query_pairs(rq.as_str());
+            let have = req
+                .query()
+                .map(|q| query_pairs(q.as_str()))
+                .unwrap_or_default();
+            want.iter().all(|p| have.contains(p))
+        }
+    }
+}
+
+/// Does `requested` match one of the whitespace-separated `registered` URIs?
+pub fn matches(registered: &str, requested: &str) -> bool {
+    is_valid_for_redirect(requested)
+        && registered
+            .split_whitespace()
+            .any(|r| matches_one(r, requested))
+}
+
+#[cfg(test)]
+mod matching_tests {
+    use super::*;
+
+    #[test]
+    fn doorkeeper_matching_table() {
+        let cases: &[(&str, &str, bool)] = &[
+            ("https://app.example/cb", "https://app.example/cb", true),
+            ("https://app.example/cb", "HTTPS://APP.example/cb", true),
+            ("https://app.example/cb", "https://app.example/cb/", false),
+            ("https://app.example/cb", "https://app.example/CB", false),
+            ("https://app.example", "https://app.example/", true),
+            (
+                "https://app.example/cb",
+                "https://app.example:8443/cb",
+                false,
+            ),
+            ("https://app.example/cb", "http://app.example/cb", false),
+            ("https://app.example/cb", "https://evil.example/cb", false),
+            (
+                "https://app.example/cb",
+                "https://app.example.evil.example/cb",
+                false,
+            ),
+            ("https://app.example/cb", "https://app.example/cb?x=1", true),
+            (
+                "https://app.example/cb?a=1&b=2",
+                "https://app.example/cb?b=2&a=1",
+                true,
+            ),
+            (
+                "https://app.example/cb?a=1",
+                "https://app.example/cb",
+                false,
+            ),
+            (
+                "https://app.example/cb?a=1",
+                "https://app.example/cb?a=2",
+                false,
+            ),
+            (
+                "https://app.example/cb",
+                "https://app.example/cb#frag",
+                false,
+            ),
+            ("http://127.0.0.1/cb", "http://127.0.0.1:51234/cb", true),
+            ("http://[::1]:80/cb", "http://[::1]:6000/cb", true),
+            ("http://localhost/cb", "http://localhost:51234/cb", false),
+            ("http://127.0.0.1/cb", "http://127.0.0.2:51234/cb", false),
+            ("myapp://callback", "myapp://callback", true),
+            (
+                "com.example.app:/callback",
+                "com.example.app:/callback",
+                true,
+            ),
+            (
+                "urn:ietf:wg:oauth:2.0:oob",
+                "urn:ietf:wg:oauth:2.0:oob",
+                true,
+            ),
+            (
+                "https://a.example/cb\nhttps://b.example/cb",
+                "https://b.example/cb",
+                true,
+            ),
+            (
+                "https://a.example/cb https://b.example/cb",
+                "https://c.example/cb",
+                false,
+            ),
+            ("https://app.example/cb", "//app.example/cb", false),
+            ("https://app.example/cb", "javascript:alert(1)", false),
+            (
+                "https://user@app.example/cb",
+                "https://app.example/cb",
+                false,
+            ),
+        ];
+        for (registered, requested, want) in cases {
+            assert_eq!(
+                matches(registered, requested),
+                *want,
+                "{registered:?} vs {requested:?}"
+            );
+        }
+    }
+}

@@ -143,6 +143,38 @@ impl Scopes {
     }
 }
 
+/// What a scope lets an application do, in plain words (GitLab's texts).
+pub fn describe(scope: &str) -> String {
+    let text = match scope {
+        "api" => "Read and write everything your account can reach through the API.",
+        "read_api" => "Read everything your account can reach through the API.",
+        "read_user" => "Read your profile: username, public email and full name.",
+        "create_runner" => "Create runners.",
+        "manage_runner" => "Manage runners.",
+        "k8s_proxy" => "Use the Kubernetes API through the agent for Kubernetes.",
+        "self_rotate" => "Rotate this access token.",
+        "mcp" => "Use the Model Context Protocol server.",
+        "read_repository" => "Read repositories.",
+        "write_repository" => "Read and write repositories.",
+        "read_registry" => "Read container registry images.",
+        "write_registry" => "Read and write container registry images.",
+        "read_virtual_registry" => "Read virtual registries.",
+        "write_virtual_registry" => "Read and write virtual registries.",
+        "read_observability" => "Read observability data.",
+        "write_observability" => "Write observability data.",
+        "ai_features" => "Use AI features.",
+        "sudo" => "Act as any user, when your account is an administrator's.",
+        "admin_mode" => "Act as an administrator, when Admin Mode is on.",
+        "read_service_ping" => "Read Service Ping data.",
+        "openid" => "Sign you in with OpenID Connect.",
+        "profile" => "Read your profile through OpenID Connect.",
+        "email" => "Read your primary email address through OpenID Connect.",
+        "ai_workflows" => "Run AI workflows.",
+        other => return format!("Use the \"{other}\" permission."),
+    };
+    text.to_owned()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

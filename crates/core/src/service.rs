@@ -26,6 +26,12 @@ pub struct Config {
     pub secret_prefix: String,
     /// GitLab's Admin Mode: an admin's token also needs `admin_mode`.
     pub admin_mode: bool,
+    /// OAuth access token lifetime.
+    pub access_token_seconds: i64,
+    /// Require PKCE from public (non-confidential) clients (RFC 9700).
+    pub pkce_required_for_public_clients: bool,
+    /// Allow the resource owner password credentials grant.
+    pub password_grant_enabled: bool,
 }
 
 impl Default for Config {
@@ -34,6 +40,9 @@ impl Default for Config {
             scopes: ScopeSet::default(),
             secret_prefix: "gloas-".to_owned(),
             admin_mode: false,
+            access_token_seconds: crate::oauth::DEFAULT_ACCESS_TOKEN_SECONDS,
+            pkce_required_for_public_clients: true,
+            password_grant_enabled: true,
         }
     }
 }
@@ -78,6 +87,16 @@ pub struct Bootstrapped {
 /// password work cannot take every core from token checks.
 const PASSWORD_HASHING_SLOTS: usize = 2;
 
+/// Input for changing an application: `None` keeps the current value.
+#[derive(Debug, Clone, Default)]
+pub struct ApplicationChanges {
+    pub name: Option<String>,
+    pub scopes: Option<String>,
+    pub redirect_uri: Option<String>,
+    pub confidential: Option<bool>,
+    pub trusted: Option<bool>,
+}
+
 /// Input for creating a user.
 #[derive(Debug, Clone, Default)]
 pub struct UserInput {
@@ -100,10 +119,10 @@ pub struct UserChanges {
 
 #[derive(Clone)]
 pub struct Services {
-    store: Arc<dyn Store>,
+    pub(crate) store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     config: Arc<Config>,
-    hashing: Arc<tokio::sync::Semaphore>,
+    pub(crate) hashing: Arc<tokio::sync::Semaphore>,
 }
 
 impl Services {
@@ -124,7 +143,7 @@ impl Services {
         &self.store
     }
 
-    fn now_ms(&self) -> i64 {
+    pub fn now_ms(&self) -> i64 {
         unix_millis(self.clock.now())
     }
 
@@ -151,7 +170,7 @@ impl Services {
         self.clock.now().date()
     }
 
-    fn new_application_secret(&self) -> Result<Plaintext, RandomError> {
+    pub(crate) fn new_application_secret(&self) -> Result<Plaintext, RandomError> {
         Ok(Plaintext(format!(
             "{}{}",
             self.config.secret_prefix,
@@ -218,18 +237,21 @@ impl Services {
             .ok_or(ServiceError::NotFound)
     }
 
-    /// Change name and/or scopes, validated as on creation.
+    /// Change an application; every given value is validated as on
+    /// creation. The secret is never touched.
     pub async fn update_application(
         &self,
         id: i64,
-        name: Option<&str>,
-        scopes: Option<&str>,
+        changes: &ApplicationChanges,
     ) -> Result<Application, ServiceError> {
         let mut errors = ValidationErrors::default();
-        if name.is_some() {
-            application::validate_name(name, &mut errors);
+        if changes.name.is_some() {
+            application::validate_name(changes.name.as_deref(), &mut errors);
         }
-        let scopes = match scopes {
+        if changes.redirect_uri.is_some() {
+            application::validate_redirect_uri(changes.redirect_uri.as_deref(), &mut errors);
+        }
+        let scopes = match &changes.scopes {
             Some(raw) => application::validate_scopes(Some(raw), &self.config.scopes, &mut errors),
             None => None,
         };
@@ -237,8 +259,11 @@ impl Services {
             return Err(ServiceError::Validation(errors));
         }
         let update = ApplicationUpdate {
-            name: name.map(str::to_owned),
+            name: changes.name.clone(),
             scopes,
+            redirect_uri: changes.redirect_uri.clone(),
+            confidential: changes.confidential,
+            trusted: changes.trusted,
         };
         self.store
             .update_application(id, update, self.now_ms())

@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use futures::stream::BoxStream;
 
 use crate::application::{Application, ApplicationUpdate, NewApplication, Ownership};
+use crate::oauth::{Grant, NewGrant, NewOAuthToken, NewSession, OAuthToken, OAuthTokenFound};
 use crate::pagination::PageRequest;
 use crate::token::{NewToken, PersonalAccessToken};
 use crate::user::{NewUser, User, UserFilter, UserState, UserUpdate};
@@ -149,6 +150,94 @@ pub trait Store: Send + Sync + 'static {
         id: i64,
         new: NewToken,
     ) -> Result<Option<PersonalAccessToken>, StoreError>;
+
+    // --- OAuth: users signing in ------------------------------------------
+
+    /// A user by username or email (case-insensitive), with the password digest.
+    async fn find_user_for_login(
+        &self,
+        login: &str,
+    ) -> Result<Option<(User, Option<String>)>, StoreError>;
+
+    /// Count one failed sign-in for `key` in a window of `window_ms` that
+    /// starts at the first failure; returns the failures in the window.
+    async fn record_login_failure(
+        &self,
+        key: &str,
+        now: i64,
+        window_ms: i64,
+    ) -> Result<u32, StoreError>;
+
+    /// Failures counted for `key` in its current window (0 once it passed).
+    async fn login_failures(&self, key: &str, now: i64, window_ms: i64) -> Result<u32, StoreError>;
+
+    async fn clear_login_failures(&self, key: &str) -> Result<(), StoreError>;
+
+    async fn insert_session(&self, session: NewSession) -> Result<(), StoreError>;
+
+    /// The signed-in user of a live session.
+    async fn find_session_user(&self, digest: &str, now: i64) -> Result<Option<User>, StoreError>;
+
+    async fn delete_session(&self, digest: &str) -> Result<(), StoreError>;
+
+    // --- OAuth: grants and tokens -----------------------------------------
+
+    async fn insert_grant(&self, grant: NewGrant) -> Result<Grant, StoreError>;
+
+    async fn find_grant(&self, code_digest: &str) -> Result<Option<Grant>, StoreError>;
+
+    /// Mark the grant redeemed and insert the token, in one transaction.
+    /// `None` (nothing written) if the grant was already redeemed.
+    async fn redeem_grant(
+        &self,
+        grant_id: i64,
+        now: i64,
+        token: NewOAuthToken,
+    ) -> Result<Option<OAuthToken>, StoreError>;
+
+    /// Revoke every token issued from a grant (code replay). Returns how many.
+    async fn revoke_grant_tokens(&self, grant_id: i64, now: i64) -> Result<u64, StoreError>;
+
+    async fn insert_oauth_token(&self, token: NewOAuthToken) -> Result<OAuthToken, StoreError>;
+
+    async fn find_oauth_token_by_access(
+        &self,
+        digest: &str,
+    ) -> Result<Option<OAuthTokenFound>, StoreError>;
+
+    async fn find_oauth_token_by_refresh(
+        &self,
+        digest: &str,
+    ) -> Result<Option<OAuthTokenFound>, StoreError>;
+
+    /// Mark `old_id`'s refresh token used and insert `new`, in one
+    /// transaction. `None` (nothing written) if it was already used or revoked.
+    async fn refresh_oauth_token(
+        &self,
+        old_id: i64,
+        now: i64,
+        new: NewOAuthToken,
+    ) -> Result<Option<OAuthToken>, StoreError>;
+
+    /// Revoke every token of a refresh chain (refresh token reuse).
+    async fn revoke_token_family(&self, family: &str, now: i64) -> Result<u64, StoreError>;
+
+    /// Revoke one token. `false` if it was unknown or already revoked.
+    async fn revoke_oauth_token(&self, id: i64, now: i64) -> Result<bool, StoreError>;
+
+    /// The first use of a refreshed token: revoke the token it came from and
+    /// forget the link, in one transaction.
+    async fn finish_refresh(
+        &self,
+        token_id: i64,
+        previous_id: i64,
+        now: i64,
+    ) -> Result<(), StoreError>;
+
+    /// Delete what can never be used again: expired grants, sessions and
+    /// sign-in counters, and tokens that are revoked or expired without a
+    /// usable refresh token. Returns the rows deleted.
+    async fn delete_expired(&self, now: i64) -> Result<u64, StoreError>;
 }
 
 /// How many rows one keyset batch reads.

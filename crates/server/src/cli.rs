@@ -98,7 +98,7 @@ pub async fn run() -> anyhow::Result<()> {
             admin,
         }) => {
             let store = startup::open_store(&settings.database_url).await?;
-            let services = startup::services(store, &settings, false);
+            let services = startup::services(store, &settings, None);
             let name = name.unwrap_or_else(|| username.clone());
             let user = services
                 .create_user(&UserInput {
@@ -125,7 +125,7 @@ pub async fn run() -> anyhow::Result<()> {
             expires_at,
         }) => {
             let store = startup::open_store(&settings.database_url).await?;
-            let services = startup::services(store, &settings, false);
+            let services = startup::services(store, &settings, None);
             let owner = services
                 .find_user_by_username(&user)
                 .await?
@@ -148,7 +148,7 @@ pub async fn run() -> anyhow::Result<()> {
 
 async fn serve(settings: &Settings, serve: &ServeSettings) -> anyhow::Result<()> {
     let store = startup::open_store(&settings.database_url).await?;
-    let services = startup::services(store, settings, serve.admin_mode);
+    let services = startup::services(store, settings, Some(serve));
     if let Some(b) = services
         .bootstrap_root(serve.root_password.as_deref(), serve.root_token.as_deref())
         .await

@@ -55,6 +55,17 @@ pub struct ServeArgs {
     #[arg(long, env = "LATCHKEY_ADMIN_MODE", value_name = "BOOL", num_args = 0..=1,
           default_missing_value = "true", value_parser = clap::builder::BoolishValueParser::new())]
     pub admin_mode: Option<bool>,
+    /// Lifetime of OAuth access tokens in seconds (default 7200).
+    #[arg(long, env = "LATCHKEY_ACCESS_TOKEN_LIFETIME", value_name = "SECONDS")]
+    pub access_token_lifetime: Option<i64>,
+    /// Require PKCE from public (non-confidential) OAuth clients (default true).
+    #[arg(long, env = "LATCHKEY_PKCE_REQUIRED_FOR_PUBLIC_CLIENTS", value_name = "BOOL",
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub pkce_required_for_public_clients: Option<bool>,
+    /// Allow the OAuth password grant (GitLab's ROPC; default true).
+    #[arg(long, env = "LATCHKEY_PASSWORD_GRANT", value_name = "BOOL",
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub password_grant: Option<bool>,
     /// Largest accepted request body in bytes (default 1048576); larger ones get 413.
     #[arg(long, env = "LATCHKEY_MAX_BODY_SIZE", value_name = "BYTES")]
     pub max_body_size: Option<usize>,
@@ -85,6 +96,9 @@ pub struct FileConfig {
     pub external_url: Option<String>,
     pub admin_mode: Option<bool>,
     pub max_body_size: Option<usize>,
+    pub access_token_lifetime: Option<i64>,
+    pub pkce_required_for_public_clients: Option<bool>,
+    pub password_grant: Option<bool>,
     pub root_password: Option<String>,
     pub root_token: Option<String>,
     pub log: Option<String>,
@@ -124,6 +138,9 @@ pub struct ServeSettings {
     pub external_url: String,
     pub admin_mode: bool,
     pub max_body_bytes: usize,
+    pub access_token_seconds: i64,
+    pub pkce_required_for_public_clients: bool,
+    pub password_grant_enabled: bool,
     pub root_password: Option<String>,
     pub root_token: Option<String>,
 }
@@ -192,10 +209,23 @@ impl ServeSettings {
         if max_body_bytes < 1024 {
             bail!("max_body_size must be at least 1024 bytes");
         }
+        let access_token_seconds = args
+            .access_token_lifetime
+            .or(file.access_token_lifetime)
+            .unwrap_or(latchkey_core::oauth::DEFAULT_ACCESS_TOKEN_SECONDS);
+        if !(60..=31_536_000).contains(&access_token_seconds) {
+            bail!("access_token_lifetime must be between 60 and 31536000 seconds");
+        }
         Ok(Self {
             listen,
             external_url,
             admin_mode: args.admin_mode.or(file.admin_mode).unwrap_or(false),
+            access_token_seconds,
+            pkce_required_for_public_clients: args
+                .pkce_required_for_public_clients
+                .or(file.pkce_required_for_public_clients)
+                .unwrap_or(true),
+            password_grant_enabled: args.password_grant.or(file.password_grant).unwrap_or(true),
             max_body_bytes,
             root_password: args
                 .root_password

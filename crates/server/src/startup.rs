@@ -29,16 +29,25 @@ pub async fn open_store(url: &str) -> anyhow::Result<Arc<dyn Store>> {
     bail!("unsupported database URL {url:?}: expected sqlite://PATH?mode=rwc")
 }
 
-pub fn services(store: Arc<dyn Store>, settings: &Settings, admin_mode: bool) -> Services {
-    Services::new(
-        store,
-        Arc::new(SystemClock),
-        Config {
-            scopes: settings.scopes.clone(),
-            secret_prefix: settings.secret_prefix.clone(),
-            admin_mode,
-        },
-    )
+/// The services, configured for `serve` (OAuth settings) or for a CLI
+/// command (defaults).
+pub fn services(
+    store: Arc<dyn Store>,
+    settings: &Settings,
+    serve: Option<&ServeSettings>,
+) -> Services {
+    let mut config = Config {
+        scopes: settings.scopes.clone(),
+        secret_prefix: settings.secret_prefix.clone(),
+        ..Config::default()
+    };
+    if let Some(serve) = serve {
+        config.admin_mode = serve.admin_mode;
+        config.access_token_seconds = serve.access_token_seconds;
+        config.pkce_required_for_public_clients = serve.pkce_required_for_public_clients;
+        config.password_grant_enabled = serve.password_grant_enabled;
+    }
+    Services::new(store, Arc::new(SystemClock), config)
 }
 
 pub fn state(services: Services, serve: &ServeSettings) -> AppState {
@@ -67,11 +76,32 @@ pub fn print_bootstrap(b: &Bootstrapped) {
 
 /// Serve until SIGINT or SIGTERM, then finish the requests in flight.
 pub async fn serve(listener: TcpListener, state: AppState) -> anyhow::Result<()> {
+    spawn_cleanup(state.services.clone());
     let app = http::router(state);
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("the HTTP server failed")
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .context("the HTTP server failed")
+}
+
+/// How often expired codes, tokens, sessions and counters are removed.
+const CLEANUP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Remove expired rows in the background, off the request path.
+fn spawn_cleanup(services: Services) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(CLEANUP_INTERVAL);
+        loop {
+            tick.tick().await;
+            match services.delete_expired().await {
+                Ok(n) => tracing::debug!(deleted = n, "expired rows removed"),
+                Err(e) => tracing::warn!(error = %e, "cleanup of expired rows failed"),
+            }
+        }
+    });
 }
 
 async fn shutdown_signal() {

@@ -11,6 +11,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures::stream::BoxStream;
 use latchkey_core::application::{Application, ApplicationUpdate, NewApplication, Ownership};
+use latchkey_core::oauth::{
+    Grant, NewGrant, NewOAuthToken, NewSession, OAuthToken, OAuthTokenFound, PkceMethod,
+};
 use latchkey_core::pagination::PageRequest;
 use latchkey_core::scopes::Scopes;
 use latchkey_core::store::{Store, StoreError, TokenWithOwner};
@@ -179,6 +182,116 @@ fn token_from_row(row: &SqliteRow) -> Result<PersonalAccessToken, sqlx::Error> {
         created_at: row.try_get("created_at")?,
     })
 }
+
+const GRANT_COLUMNS: &str = "id, application_id, user_id, redirect_uri, scopes, code_challenge, \
+     code_challenge_method, nonce, created_at, expires_at, redeemed_at";
+const OAUTH_TOKEN_COLUMNS: &str =
+    "id, application_id, user_id, refresh_digest IS NOT NULL AS has_refresh, scopes, \
+     created_at, expires_at, revoked_at, refreshed_at, family, previous_token_id, grant_id";
+
+fn grant_from_row(row: &SqliteRow) -> Result<Grant, sqlx::Error> {
+    let method: Option<String> = row.try_get("code_challenge_method")?;
+    Ok(Grant {
+        id: row.try_get("id")?,
+        application_id: row.try_get("application_id")?,
+        user_id: row.try_get("user_id")?,
+        redirect_uri: row.try_get("redirect_uri")?,
+        scopes: Scopes::from_stored(row.try_get::<&str, _>("scopes")?),
+        code_challenge: row.try_get("code_challenge")?,
+        code_challenge_method: method.as_deref().and_then(PkceMethod::parse),
+        nonce: row.try_get("nonce")?,
+        created_at: row.try_get("created_at")?,
+        expires_at: row.try_get("expires_at")?,
+        redeemed_at: row.try_get("redeemed_at")?,
+    })
+}
+
+fn oauth_token_from_row(row: &SqliteRow, prefix: &str) -> Result<OAuthToken, sqlx::Error> {
+    let col = |c: &str| format!("{prefix}{c}");
+    Ok(OAuthToken {
+        id: row.try_get(col("id").as_str())?,
+        application_id: row.try_get(col("application_id").as_str())?,
+        user_id: row.try_get(col("user_id").as_str())?,
+        scopes: Scopes::from_stored(row.try_get::<&str, _>(col("scopes").as_str())?),
+        created_at: row.try_get(col("created_at").as_str())?,
+        expires_at: row.try_get(col("expires_at").as_str())?,
+        revoked_at: row.try_get(col("revoked_at").as_str())?,
+        refreshed_at: row.try_get(col("refreshed_at").as_str())?,
+        has_refresh_token: row.try_get(col("has_refresh").as_str())?,
+        family: row.try_get(col("family").as_str())?,
+        previous_token_id: row.try_get(col("previous_token_id").as_str())?,
+        grant_id: row.try_get(col("grant_id").as_str())?,
+    })
+}
+
+async fn insert_oauth_token_on(
+    conn: &mut sqlx::SqliteConnection,
+    t: &NewOAuthToken,
+) -> Result<OAuthToken, sqlx::Error> {
+    let row = sqlx::query(&format!(
+        "INSERT INTO oauth_access_tokens
+           (application_id, user_id, token_digest, refresh_digest, scopes, created_at, expires_at,
+            family, previous_token_id, grant_id)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {OAUTH_TOKEN_COLUMNS}"
+    ))
+    .bind(t.application_id)
+    .bind(t.user_id)
+    .bind(&t.token_digest)
+    .bind(&t.refresh_digest)
+    .bind(t.scopes.joined())
+    .bind(t.created_at)
+    .bind(t.expires_at)
+    .bind(&t.family)
+    .bind(t.previous_token_id)
+    .bind(t.grant_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    oauth_token_from_row(&row, "")
+}
+
+/// A token with its application and (optional) user, by one digest column.
+async fn find_oauth_token_by(
+    pool: &SqlitePool,
+    column: &str,
+    digest: &str,
+) -> Result<Option<OAuthTokenFound>, StoreError> {
+    let row = sqlx::query(&format!(
+        "SELECT t.id AS t_id, t.application_id AS t_application_id, t.user_id AS t_user_id,
+                t.refresh_digest IS NOT NULL AS t_has_refresh, t.scopes AS t_scopes,
+                t.created_at AS t_created_at, t.expires_at AS t_expires_at, t.revoked_at AS t_revoked_at,
+                t.refreshed_at AS t_refreshed_at, t.family AS t_family,
+                t.previous_token_id AS t_previous_token_id, t.grant_id AS t_grant_id,
+                a.id, a.uid, a.name, a.redirect_uri, a.scopes, a.confidential, a.trusted, a.owner_id, a.created_at,
+                u.id AS u_id, u.username AS u_username, u.email AS u_email, u.name AS u_name,
+                u.admin AS u_admin, u.state AS u_state, u.created_at AS u_created_at
+         FROM oauth_access_tokens t
+         JOIN oauth_applications a ON a.id = t.application_id
+         LEFT JOIN users u ON u.id = t.user_id
+         WHERE t.{column} = ?"
+    ))
+    .bind(digest)
+    .fetch_optional(pool)
+    .await
+    .map_err(map_err)?;
+    let Some(row) = row else { return Ok(None) };
+    let token = oauth_token_from_row(&row, "t_").map_err(map_err)?;
+    let application = app_from_row(&row).map_err(map_err)?;
+    let user_id: Option<i64> = row.try_get("u_id").map_err(map_err)?;
+    let user = match user_id {
+        Some(_) => Some(user_from_row(&row, "u_").map_err(map_err)?),
+        None => None,
+    };
+    Ok(Some(OAuthTokenFound {
+        token,
+        application,
+        user,
+    }))
+}
+
+/// Keep revoked and spent tokens this long (for refresh-reuse detection).
+const SPENT_TOKEN_RETENTION_MS: i64 = 7 * 24 * 3600 * 1000;
+/// Forget sign-in counters this long after their window started.
+const THROTTLE_RETENTION_MS: i64 = 3600 * 1000;
 
 fn ownership_clause(scope: Ownership) -> &'static str {
     match scope {
@@ -391,11 +504,16 @@ impl Store for SqliteStore {
     ) -> Result<Option<Application>, StoreError> {
         let row = sqlx::query(&format!(
             "UPDATE oauth_applications
-             SET name = COALESCE(?, name), scopes = COALESCE(?, scopes), updated_at = ?
+             SET name = COALESCE(?, name), scopes = COALESCE(?, scopes),
+                 redirect_uri = COALESCE(?, redirect_uri), confidential = COALESCE(?, confidential),
+                 trusted = COALESCE(?, trusted), updated_at = ?
              WHERE id = ? RETURNING {APP_COLUMNS}"
         ))
         .bind(update.name)
         .bind(update.scopes.map(|s| s.joined()))
+        .bind(update.redirect_uri)
+        .bind(update.confidential)
+        .bind(update.trusted)
         .bind(updated_at)
         .bind(id)
         .fetch_optional(&self.writer)
@@ -485,7 +603,7 @@ impl Store for SqliteStore {
             .await
             .map_err(map_err)?;
         let rows = sqlx::query(&format!(
-            "SELECT {USER_COLUMNS} FROM users {clause} ORDER BY id LIMIT ?3 OFFSET ?4"
+            "SELECT {USER_COLUMNS} FROM users {clause} ORDER BY id DESC LIMIT ?3 OFFSET ?4"
         ))
         .bind(&filter.username)
         .bind(&search)
@@ -667,5 +785,317 @@ impl Store for SqliteStore {
             .map_err(map_err)?;
         tx.commit().await.map_err(map_err)?;
         Ok(Some(token))
+    }
+
+    async fn find_user_for_login(
+        &self,
+        login: &str,
+    ) -> Result<Option<(User, Option<String>)>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS}, password_digest FROM users WHERE username = ?1 OR email = ?1 ORDER BY username = ?1 DESC LIMIT 1"
+        ))
+        .bind(login)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(map_err)?;
+        let Some(row) = row else { return Ok(None) };
+        let user = user_from_row(&row, "").map_err(map_err)?;
+        let digest: Option<String> = row.try_get("password_digest").map_err(map_err)?;
+        Ok(Some((user, digest)))
+    }
+
+    async fn record_login_failure(
+        &self,
+        key: &str,
+        now: i64,
+        window_ms: i64,
+    ) -> Result<u32, StoreError> {
+        let n: i64 = sqlx::query_scalar(
+            "INSERT INTO login_throttles (key, failures, window_start) VALUES (?1, 1, ?2)
+             ON CONFLICT (key) DO UPDATE SET
+               failures = CASE WHEN login_throttles.window_start <= ?2 - ?3 THEN 1 ELSE login_throttles.failures + 1 END,
+               window_start = CASE WHEN login_throttles.window_start <= ?2 - ?3 THEN ?2 ELSE login_throttles.window_start END
+             RETURNING failures",
+        )
+        .bind(key)
+        .bind(now)
+        .bind(window_ms)
+        .fetch_one(&self.writer)
+        .await
+        .map_err(map_err)?;
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
+    async fn login_failures(&self, key: &str, now: i64, window_ms: i64) -> Result<u32, StoreError> {
+        let n: Option<i64> = sqlx::query_scalar(
+            "SELECT failures FROM login_throttles WHERE key = ? AND window_start > ?",
+        )
+        .bind(key)
+        .bind(now - window_ms)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(map_err)?;
+        Ok(n.map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX)))
+    }
+
+    async fn clear_login_failures(&self, key: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM login_throttles WHERE key = ?")
+            .bind(key)
+            .execute(&self.writer)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn insert_session(&self, s: NewSession) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO sessions (digest, user_id, created_at, expires_at) VALUES (?, ?, ?, ?)",
+        )
+        .bind(&s.digest)
+        .bind(s.user_id)
+        .bind(s.created_at)
+        .bind(s.expires_at)
+        .execute(&self.writer)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn find_session_user(&self, digest: &str, now: i64) -> Result<Option<User>, StoreError> {
+        let row = sqlx::query(
+            "SELECT u.id, u.username, u.email, u.name, u.admin, u.state, u.created_at
+             FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.digest = ? AND s.expires_at > ?",
+        )
+        .bind(digest)
+        .bind(now)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(map_err)?;
+        row.as_ref()
+            .map(|r| user_from_row(r, ""))
+            .transpose()
+            .map_err(map_err)
+    }
+
+    async fn delete_session(&self, digest: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM sessions WHERE digest = ?")
+            .bind(digest)
+            .execute(&self.writer)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn insert_grant(&self, g: NewGrant) -> Result<Grant, StoreError> {
+        let row = sqlx::query(&format!(
+            "INSERT INTO oauth_access_grants
+               (application_id, user_id, code_digest, redirect_uri, scopes, code_challenge,
+                code_challenge_method, nonce, created_at, expires_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {GRANT_COLUMNS}"
+        ))
+        .bind(g.application_id)
+        .bind(g.user_id)
+        .bind(&g.code_digest)
+        .bind(&g.redirect_uri)
+        .bind(g.scopes.joined())
+        .bind(&g.code_challenge)
+        .bind(g.code_challenge_method.map(PkceMethod::as_str))
+        .bind(&g.nonce)
+        .bind(g.created_at)
+        .bind(g.expires_at)
+        .fetch_one(&self.writer)
+        .await
+        .map_err(map_err)?;
+        grant_from_row(&row).map_err(map_err)
+    }
+
+    async fn find_grant(&self, code_digest: &str) -> Result<Option<Grant>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {GRANT_COLUMNS} FROM oauth_access_grants WHERE code_digest = ?"
+        ))
+        .bind(code_digest)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(map_err)?;
+        row.as_ref()
+            .map(grant_from_row)
+            .transpose()
+            .map_err(map_err)
+    }
+
+    async fn redeem_grant(
+        &self,
+        grant_id: i64,
+        now: i64,
+        token: NewOAuthToken,
+    ) -> Result<Option<OAuthToken>, StoreError> {
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(map_err)?;
+        let done = sqlx::query(
+            "UPDATE oauth_access_grants SET redeemed_at = ? WHERE id = ? AND redeemed_at IS NULL",
+        )
+        .bind(now)
+        .bind(grant_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Ok(None);
+        }
+        let token = insert_oauth_token_on(&mut tx, &token)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(Some(token))
+    }
+
+    async fn revoke_grant_tokens(&self, grant_id: i64, now: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE oauth_access_tokens SET revoked_at = ?
+             WHERE revoked_at IS NULL AND family IN (SELECT family FROM oauth_access_tokens WHERE grant_id = ?)",
+        )
+        .bind(now)
+        .bind(grant_id)
+        .execute(&self.writer)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn insert_oauth_token(&self, token: NewOAuthToken) -> Result<OAuthToken, StoreError> {
+        let mut conn = self.writer.acquire().await.map_err(map_err)?;
+        insert_oauth_token_on(&mut conn, &token)
+            .await
+            .map_err(map_err)
+    }
+
+    async fn find_oauth_token_by_access(
+        &self,
+        digest: &str,
+    ) -> Result<Option<OAuthTokenFound>, StoreError> {
+        find_oauth_token_by(&self.reader, "token_digest", digest).await
+    }
+
+    async fn find_oauth_token_by_refresh(
+        &self,
+        digest: &str,
+    ) -> Result<Option<OAuthTokenFound>, StoreError> {
+        find_oauth_token_by(&self.reader, "refresh_digest", digest).await
+    }
+
+    async fn refresh_oauth_token(
+        &self,
+        old_id: i64,
+        now: i64,
+        new: NewOAuthToken,
+    ) -> Result<Option<OAuthToken>, StoreError> {
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(map_err)?;
+        let done = sqlx::query(
+            "UPDATE oauth_access_tokens SET refreshed_at = ?
+             WHERE id = ? AND refreshed_at IS NULL AND revoked_at IS NULL AND refresh_digest IS NOT NULL",
+        )
+        .bind(now)
+        .bind(old_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Ok(None);
+        }
+        let token = insert_oauth_token_on(&mut tx, &new)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(Some(token))
+    }
+
+    async fn revoke_token_family(&self, family: &str, now: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE oauth_access_tokens SET revoked_at = ? WHERE family = ? AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(family)
+        .execute(&self.writer)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn revoke_oauth_token(&self, id: i64, now: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE oauth_access_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&self.writer)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn finish_refresh(
+        &self,
+        token_id: i64,
+        previous_id: i64,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(map_err)?;
+        sqlx::query(
+            "UPDATE oauth_access_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(previous_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        sqlx::query("UPDATE oauth_access_tokens SET previous_token_id = NULL WHERE id = ?")
+            .bind(token_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn delete_expired(&self, now: i64) -> Result<u64, StoreError> {
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(map_err)?;
+        let mut total = 0;
+        let statements: [(&str, i64); 4] = [
+            (
+                "DELETE FROM oauth_access_tokens WHERE revoked_at < ?1
+                    OR (expires_at < ?1 AND (refresh_digest IS NULL OR refreshed_at IS NOT NULL))",
+                now - SPENT_TOKEN_RETENTION_MS,
+            ),
+            ("DELETE FROM oauth_access_grants WHERE expires_at < ?1", now),
+            ("DELETE FROM sessions WHERE expires_at < ?1", now),
+            (
+                "DELETE FROM login_throttles WHERE window_start < ?1",
+                now - THROTTLE_RETENTION_MS,
+            ),
+        ];
+        for (sql, cutoff) in statements {
+            total += sqlx::query(sql)
+                .bind(cutoff)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?
+                .rows_affected();
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(total)
     }
 }

@@ -8,7 +8,7 @@ use axum::Json;
 use bytes::Bytes;
 use futures::StreamExt;
 use latchkey_core::application::{Application, ApplicationParams, Ownership};
-use latchkey_core::service::ServiceError;
+use latchkey_core::service::{ApplicationChanges, ServiceError};
 use serde::Serialize;
 
 use super::auth::{authenticate_admin, Need};
@@ -26,6 +26,9 @@ pub struct ApplicationEntity<'a> {
     pub callback_url: &'a str,
     pub confidential: bool,
     pub scopes: &'a [String],
+    /// An extension: shown only for trusted applications (which skip consent).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub trusted: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<&'a str>,
 }
@@ -39,6 +42,7 @@ impl<'a> ApplicationEntity<'a> {
             callback_url: &app.redirect_uri,
             confidential: app.confidential,
             scopes: app.scopes.as_slice(),
+            trusted: app.trusted,
             secret,
         }
     }
@@ -226,4 +230,74 @@ pub async fn renew_secret(
         .await
         .map_err(not_found)?;
     Ok(created_with_secret(&app, &secret.0))
+}
+
+/// An extension GitLab users asked for (gitlab-org/gitlab#359065,
+/// #458617): change an instance application. Every field is optional and
+/// validated as on creation; the secret is never touched.
+pub async fn update(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    params: Params,
+) -> Result<Response, ApiError> {
+    authenticate_admin(&state, &headers, &params, Need::Write).await?;
+    let id = parse_id(&id);
+    let mut errors: Vec<String> = match &id {
+        Err(ApiError::Params(e)) => e.clone(),
+        _ => Vec::new(),
+    };
+    let string =
+        |key: &str, blank_is_empty: bool, errors: &mut Vec<String>| match params.string(key) {
+            StrParam::Missing => None,
+            StrParam::Invalid => {
+                errors.push(format!("{key} is invalid"));
+                None
+            }
+            StrParam::Null if blank_is_empty => {
+                errors.push(format!("{key} is empty"));
+                None
+            }
+            StrParam::Null => Some(String::new()),
+            StrParam::Value(v) if blank_is_empty && v.trim().is_empty() => {
+                errors.push(format!("{key} is empty"));
+                None
+            }
+            StrParam::Value(v) => Some(v),
+        };
+    let name = string("name", false, &mut errors);
+    let redirect_uri = string("redirect_uri", false, &mut errors);
+    let scopes = string("scopes", true, &mut errors);
+    let boolean = |key: &str, errors: &mut Vec<String>| match params.boolean(key) {
+        BoolParam::Default => None,
+        BoolParam::Value(b) => Some(b),
+        BoolParam::Invalid => {
+            errors.push(format!("{key} is invalid"));
+            None
+        }
+    };
+    let confidential = boolean("confidential", &mut errors);
+    let trusted = boolean("trusted", &mut errors);
+    if !errors.is_empty() {
+        return Err(ApiError::Params(errors));
+    }
+    let id = id?.ok_or(ApiError::NotFound("Application"))?;
+    state
+        .services
+        .find_application(id, Ownership::Instance)
+        .await
+        .map_err(not_found)?;
+    let changes = ApplicationChanges {
+        name,
+        scopes,
+        redirect_uri,
+        confidential,
+        trusted,
+    };
+    let app = state
+        .services
+        .update_application(id, &changes)
+        .await
+        .map_err(not_found)?;
+    Ok(Json(ApplicationEntity::new(&app, None)).into_response())
 }

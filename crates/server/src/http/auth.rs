@@ -15,8 +15,9 @@ use super::AppState;
 pub struct Caller {
     pub user: User,
     pub scopes: Scopes,
-    /// The personal access token the request was authenticated with.
-    pub token_id: i64,
+    /// The personal access token the request was authenticated with
+    /// (`None` for an OAuth access token).
+    pub token_id: Option<i64>,
 }
 
 /// What a route needs from a token: GitLab lets `read_api` read.
@@ -71,65 +72,91 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .filter(|t| !t.is_empty())
 }
 
-/// The token a request presents, from GitLab's sources in GitLab's order.
-fn presented_token<'a>(
+/// The tokens a request presents: the OAuth candidate and the personal
+/// access token candidate, from GitLab's sources in GitLab's order.
+fn presented_tokens<'a>(
     headers: &'a HeaderMap,
     params: &'a Params,
-) -> Result<Option<&'a str>, ApiError> {
+) -> Result<(Option<&'a str>, Option<&'a str>), ApiError> {
     let header_bearer = bearer(headers);
     if header_bearer.is_some() && params.get_str("access_token").is_some() {
         return Err(ApiError::BothTokens);
     }
-    // OAuth token sources first, then personal access token sources; the
-    // personal access token lookup prefers its own sources.
     let oauth = params
         .get_str("access_token")
         .or(header_bearer)
         .or(params.get_str("bearer_token"));
+    // The personal access token lookup prefers its own sources.
     let private = params.get_str("private_token").or_else(|| {
         headers
             .get("private-token")
             .and_then(|v| v.to_str().ok())
             .filter(|v| !v.is_empty())
     });
-    Ok(private.or(oauth))
+    Ok((oauth, private.or(oauth)))
+}
+
+fn rejection(r: TokenRejection) -> ApiError {
+    match r {
+        TokenRejection::Unknown => ApiError::Unauthorized,
+        TokenRejection::Expired => ApiError::InvalidToken(
+            "Token is expired. You can either do re-authorization or token refresh.",
+        ),
+        TokenRejection::Revoked => {
+            ApiError::InvalidToken("Token was revoked. You have to re-authorize from the user.")
+        }
+    }
+}
+
+fn check(need: Need, scopes: &Scopes, user: &User) -> Result<(), ApiError> {
+    let allowed = need.allowed();
+    if !allowed.is_empty() && !allowed.iter().any(|s| scopes.contains(s)) {
+        return Err(ApiError::InsufficientScope(need.advertised()));
+    }
+    if let Some(reason) = user.access_denied_reason() {
+        return Err(ApiError::Forbidden(Some(reason)));
+    }
+    Ok(())
 }
 
 /// Authenticate the request; `need` is what the route's method requires.
+/// An OAuth access token is tried first, then a personal access token.
 pub async fn authenticate(
     state: &AppState,
     headers: &HeaderMap,
     params: &Params,
     need: Need,
 ) -> Result<Caller, ApiError> {
-    let Some(token) = presented_token(headers, params)? else {
+    let (oauth, private) = presented_tokens(headers, params)?;
+    if let Some(candidate) = oauth {
+        match state.services.use_oauth_token(candidate).await? {
+            Some(Ok(found)) => {
+                // Client-credentials tokens have no user to act as.
+                let user = found.user.ok_or(ApiError::Unauthorized)?;
+                check(need, &found.token.scopes, &user)?;
+                return Ok(Caller {
+                    user,
+                    scopes: found.token.scopes,
+                    token_id: None,
+                });
+            }
+            Some(Err(r)) => return Err(rejection(r)),
+            None => {}
+        }
+    }
+    let Some(token) = private else {
         return Err(ApiError::Unauthorized);
     };
-    let found = match state.services.authenticate_token(token).await? {
-        Ok(found) => found,
-        Err(TokenRejection::Unknown) => return Err(ApiError::Unauthorized),
-        Err(TokenRejection::Expired) => {
-            return Err(ApiError::InvalidToken(
-                "Token is expired. You can either do re-authorization or token refresh.",
-            ))
-        }
-        Err(TokenRejection::Revoked) => {
-            return Err(ApiError::InvalidToken(
-                "Token was revoked. You have to re-authorize from the user.",
-            ))
-        }
-    };
-    let allowed = need.allowed();
-    if !allowed.is_empty() && !allowed.iter().any(|s| found.token.scopes.contains(s)) {
-        return Err(ApiError::InsufficientScope(need.advertised()));
-    }
-    if let Some(reason) = found.user.access_denied_reason() {
-        return Err(ApiError::Forbidden(Some(reason)));
-    }
+    let found = state
+        .services
+        .authenticate_token(token)
+        .await?
+        .map_err(rejection)?;
+    check(need, &found.token.scopes, &found.user)?;
     Ok(Caller {
         user: found.user,
         scopes: found.token.scopes,
-        token_id: found.token.id,
+        token_id: Some(found.token.id),
     })
 }
 

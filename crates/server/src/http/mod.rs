@@ -4,12 +4,14 @@ pub mod applications;
 pub mod auth;
 pub mod errors;
 pub mod meta;
+pub mod oauth;
 pub mod pagination;
 pub mod params;
 pub mod router;
 pub mod tokens;
 pub mod user_applications;
 pub mod users;
+pub mod web;
 
 use std::sync::Arc;
 
@@ -26,3 +28,23 @@ pub struct AppState {
 }
 
 pub use router::router;
+
+/// The peer address of the connection (for sign-in throttling), or
+/// "unknown" when the server was not started with connect info.
+#[derive(Debug, Clone)]
+pub struct ClientAddr(pub String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientAddr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let addr = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string());
+        Ok(Self(addr))
+    }
+}

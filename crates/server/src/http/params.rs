@@ -147,7 +147,10 @@ impl Params {
                     .push((base, Value::Array(vec![Value::Str(value)])));
             }
         } else if let Some(idx) = key.find('[').filter(|i| *i > 0) {
+            // The base name is a hash to Grape; HTML forms name fields
+            // `user[login]`, so the flat key stays reachable too.
             self.entries.push((key[..idx].to_owned(), Value::Object));
+            self.entries.push((key, Value::Str(value)));
         } else {
             self.entries.push((key, Value::Str(value)));
         }

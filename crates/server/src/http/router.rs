@@ -9,7 +9,7 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 use super::errors::ApiError;
-use super::{applications, meta, tokens, user_applications, users, AppState};
+use super::{applications, meta, oauth, tokens, user_applications, users, web, AppState};
 
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
@@ -19,7 +19,10 @@ pub fn router(state: AppState) -> Router {
             "/applications",
             post(applications::create).get(applications::list),
         )
-        .route("/applications/{id}", delete(applications::delete))
+        .route(
+            "/applications/{id}",
+            delete(applications::delete).put(applications::update),
+        )
         .route(
             "/applications/{id}/renew-secret",
             post(applications::renew_secret),
@@ -56,6 +59,19 @@ pub fn router(state: AppState) -> Router {
         .route("/-/health", get(meta::health))
         .route("/-/liveness", get(meta::liveness))
         .route("/-/readiness", get(meta::readiness))
+        .route("/-/assets/latchkey.css", get(web::stylesheet))
+        .route("/", get(web::home))
+        .route("/users/sign_in", get(web::sign_in_form).post(web::sign_in))
+        .route("/users/sign_out", post(web::sign_out).delete(web::sign_out))
+        .route(
+            "/oauth/authorize",
+            get(web::authorize).post(web::decide).delete(web::decide),
+        )
+        .route("/oauth/authorize/native", get(web::native_code))
+        .route("/oauth/token", post(oauth::token))
+        .route("/oauth/revoke", post(oauth::revoke))
+        .route("/oauth/token/info", get(oauth::token_info))
+        .route("/oauth/introspect", post(oauth::introspect))
         .nest("/api/v4", api)
         // GitLab answers unknown routes and wrong methods alike with 404.
         .fallback(not_found)

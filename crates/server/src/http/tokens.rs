@@ -198,7 +198,9 @@ async fn visible_token(
     raw: &str,
 ) -> Result<PersonalAccessToken, ApiError> {
     let id = if raw == "self" {
-        caller.token_id
+        caller
+            .token_id
+            .ok_or(ApiError::NotFound("Personal Access Token"))?
     } else {
         parse_id(raw)?.ok_or(ApiError::NotFound("Personal Access Token"))?
     };

@@ -7,6 +7,7 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use latchkey_core::application::{Application, Ownership};
+use latchkey_core::service::ApplicationChanges;
 
 use super::applications::{create_params, created_with_secret, not_found, ApplicationEntity};
 use super::auth::{authenticate, is_admin, Caller, Need};
@@ -135,7 +136,14 @@ pub async fn update(
     let app = authorized(&state, &caller, id).await?;
     let updated = state
         .services
-        .update_application(app.id, name.as_deref(), scopes.as_deref())
+        .update_application(
+            app.id,
+            &ApplicationChanges {
+                name,
+                scopes,
+                ..Default::default()
+            },
+        )
         .await
         .map_err(not_found)?;
     Ok(Json(ApplicationEntity::new(&updated, None)).into_response())

@@ -63,9 +63,13 @@ impl TestApp {
             max_body_bytes: opts.max_body_bytes,
         };
         tokio::spawn(async move {
-            axum::serve(listener, latchkey::http::router(state))
-                .await
-                .unwrap();
+            axum::serve(
+                listener,
+                latchkey::http::router(state)
+                    .into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .await
+            .unwrap();
         });
         let root = services
             .create_user(&UserInput {

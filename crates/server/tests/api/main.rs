@@ -8,6 +8,7 @@ mod applications;
 mod auth;
 mod bad_input;
 mod meta;
+mod oauth;
 mod process;
 mod tokens;
 mod user_applications;

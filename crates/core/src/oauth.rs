@@ -1,0 +1,277 @@
+//! The OAuth 2 provider's domain: authorization grants (codes), access and
+//! refresh tokens, browser sessions, sign-in throttling, and the RFC 6749
+//! errors they produce. Flows live on [`Services`].
+
+use base64::Engine as _;
+use sha2::{Digest, Sha256};
+
+use crate::application::Application;
+use crate::scopes::Scopes;
+use crate::user::User;
+
+/// Authorization codes live 10 minutes (Doorkeeper's default).
+pub const CODE_LIFETIME_MS: i64 = 600_000;
+/// Default access token lifetime (GitLab's 7200 s).
+pub const DEFAULT_ACCESS_TOKEN_SECONDS: i64 = 7200;
+/// Browser sessions last a day.
+pub const SESSION_LIFETIME_MS: i64 = 24 * 3600 * 1000;
+
+/// An RFC 6749 error code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    InvalidRequest,
+    InvalidClient,
+    InvalidGrant,
+    UnauthorizedClient,
+    UnsupportedGrantType,
+    InvalidScope,
+    AccessDenied,
+    UnsupportedResponseType,
+    InvalidRedirectUri,
+    InvalidToken,
+    ServerError,
+    TemporarilyUnavailable,
+}
+
+impl ErrorCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "invalid_request",
+            Self::InvalidClient => "invalid_client",
+            Self::InvalidGrant => "invalid_grant",
+            Self::UnauthorizedClient => "unauthorized_client",
+            Self::UnsupportedGrantType => "unsupported_grant_type",
+            Self::InvalidScope => "invalid_scope",
+            Self::AccessDenied => "access_denied",
+            Self::UnsupportedResponseType => "unsupported_response_type",
+            Self::InvalidRedirectUri => "invalid_redirect_uri",
+            Self::InvalidToken => "invalid_token",
+            Self::ServerError => "server_error",
+            Self::TemporarilyUnavailable => "temporarily_unavailable",
+        }
+    }
+
+    /// Doorkeeper's default description of the error.
+    pub fn default_description(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "The request is missing a required parameter, includes an unsupported parameter value, or is otherwise malformed.",
+            Self::InvalidClient => "Client authentication failed due to unknown client, no client authentication included, or unsupported authentication method.",
+            Self::InvalidGrant => "The provided authorization grant is invalid, expired, revoked, does not match the redirection URI used in the authorization request, or was issued to another client.",
+            Self::UnauthorizedClient => "The client is not authorized to perform this request using this method.",
+            Self::UnsupportedGrantType => "The authorization grant type is not supported by the authorization server.",
+            Self::InvalidScope => "The requested scope is invalid, unknown, or malformed.",
+            Self::AccessDenied => "The resource owner or authorization server denied the request.",
+            Self::UnsupportedResponseType => "The authorization server does not support this response type.",
+            Self::InvalidRedirectUri => "The redirect URI included is not valid.",
+            Self::InvalidToken => "The access token is invalid",
+            Self::ServerError => "The authorization server encountered an unexpected condition which prevented it from fulfilling the request.",
+            Self::TemporarilyUnavailable => "The authorization server is temporarily unable to handle the request.",
+        }
+    }
+}
+
+/// An OAuth error with its description.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthError {
+    pub code: ErrorCode,
+    pub description: String,
+}
+
+impl OAuthError {
+    pub fn new(code: ErrorCode) -> Self {
+        Self {
+            code,
+            description: code.default_description().to_owned(),
+        }
+    }
+
+    pub fn with(code: ErrorCode, description: impl Into<String>) -> Self {
+        Self {
+            code,
+            description: description.into(),
+        }
+    }
+
+    pub fn missing(param: &str) -> Self {
+        Self::with(
+            ErrorCode::InvalidRequest,
+            format!("Missing required parameter: {param}."),
+        )
+    }
+}
+
+/// A PKCE method.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PkceMethod {
+    Plain,
+    S256,
+}
+
+impl PkceMethod {
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw {
+            "plain" => Some(Self::Plain),
+            "S256" => Some(Self::S256),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Plain => "plain",
+            Self::S256 => "S256",
+        }
+    }
+}
+
+/// RFC 7636: does `verifier` answer `challenge`? Constant time.
+pub fn pkce_verify(method: PkceMethod, challenge: &str, verifier: &str) -> bool {
+    let computed = match method {
+        PkceMethod::Plain => verifier.to_owned(),
+        PkceMethod::S256 => base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(Sha256::digest(verifier.as_bytes())),
+    };
+    crate::secret::constant_time_eq(&computed, challenge)
+}
+
+/// RFC 7636 section 4.1: 43 to 128 unreserved characters.
+pub fn is_valid_pkce_value(v: &str) -> bool {
+    (43..=128).contains(&v.len())
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~'))
+}
+
+/// An authorization code, stored as a digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Grant {
+    pub id: i64,
+    pub application_id: i64,
+    pub user_id: i64,
+    pub redirect_uri: String,
+    pub scopes: Scopes,
+    pub code_challenge: Option<String>,
+    pub code_challenge_method: Option<PkceMethod>,
+    pub nonce: Option<String>,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub redeemed_at: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewGrant {
+    pub application_id: i64,
+    pub user_id: i64,
+    pub code_digest: String,
+    pub redirect_uri: String,
+    pub scopes: Scopes,
+    pub code_challenge: Option<String>,
+    pub code_challenge_method: Option<PkceMethod>,
+    pub nonce: Option<String>,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+/// An OAuth access token, with its refresh token when it has one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthToken {
+    pub id: i64,
+    pub application_id: i64,
+    /// `None` for client-credentials tokens.
+    pub user_id: Option<i64>,
+    pub scopes: Scopes,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub revoked_at: Option<i64>,
+    /// When its refresh token was exchanged (it then works no more).
+    pub refreshed_at: Option<i64>,
+    pub has_refresh_token: bool,
+    /// Every token of one refresh chain shares the family.
+    pub family: String,
+    /// The token this one was refreshed from, until this one is first used.
+    pub previous_token_id: Option<i64>,
+    /// The authorization code this chain started from.
+    pub grant_id: Option<i64>,
+}
+
+impl OAuthToken {
+    pub fn is_expired(&self, now_ms: i64) -> bool {
+        now_ms >= self.expires_at
+    }
+
+    pub fn is_active(&self, now_ms: i64) -> bool {
+        self.revoked_at.is_none() && !self.is_expired(now_ms)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct NewOAuthToken {
+    pub application_id: i64,
+    pub user_id: Option<i64>,
+    pub token_digest: String,
+    pub refresh_digest: Option<String>,
+    pub scopes: Scopes,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub family: String,
+    pub previous_token_id: Option<i64>,
+    pub grant_id: Option<i64>,
+}
+
+/// A token found by its access or refresh digest, with what it belongs to.
+#[derive(Debug, Clone)]
+pub struct OAuthTokenFound {
+    pub token: OAuthToken,
+    pub application: Application,
+    pub user: Option<User>,
+}
+
+/// A signed-in browser.
+#[derive(Debug, Clone)]
+pub struct NewSession {
+    pub digest: String,
+    pub user_id: i64,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
+/// A token endpoint success.
+#[derive(Debug, Clone)]
+pub struct IssuedToken {
+    pub access_token: String,
+    pub refresh_token: Option<String>,
+    pub expires_in: i64,
+    pub scopes: Scopes,
+    pub created_at_seconds: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pkce_vectors() {
+        // GitLab's documented example.
+        let verifier = "ks02i3jdikdo2k0dkfodf3m39rjfjsdk0wk349rj3jrhf";
+        assert!(pkce_verify(
+            PkceMethod::S256,
+            "2i0WFA-0AerkjQm4X4oDEhqA17QIAKNjXpagHBXmO_U",
+            verifier
+        ));
+        // RFC 7636 appendix B.
+        assert!(pkce_verify(
+            PkceMethod::S256,
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+            "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
+        ));
+        assert!(!pkce_verify(
+            PkceMethod::S256,
+            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM",
+            "wrong"
+        ));
+        assert!(pkce_verify(PkceMethod::Plain, "abc", "abc"));
+        assert!(!pkce_verify(PkceMethod::Plain, "abc", "abd"));
+        assert_eq!(PkceMethod::parse("s256"), None);
+        assert!(is_valid_pkce_value(verifier));
+        assert!(!is_valid_pkce_value("short"));
+    }
+}

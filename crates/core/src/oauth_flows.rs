@@ -1,0 +1,656 @@
+//! The OAuth 2 flows: client authentication, the authorization request,
+//! every grant of the token endpoint, revocation, introspection, browser
+//! sign-in with throttling, and sessions.
+
+use std::sync::OnceLock;
+
+use crate::application::Application;
+use crate::oauth::{
+    pkce_verify, ErrorCode, Grant, IssuedToken, NewGrant, NewOAuthToken, NewSession, OAuthError,
+    OAuthTokenFound, PkceMethod, CODE_LIFETIME_MS, SESSION_LIFETIME_MS,
+};
+use crate::redirect_uri;
+use crate::scopes::{ScopeSet, Scopes};
+use crate::secret;
+use crate::service::{ServiceError, Services, TokenRejection};
+use crate::store::StoreError;
+use crate::user::{self, User};
+
+/// A flow failed: an RFC 6749 error for the client, or a server fault.
+#[derive(Debug)]
+pub enum FlowError {
+    OAuth(OAuthError),
+    Internal(ServiceError),
+}
+
+impl From<OAuthError> for FlowError {
+    fn from(e: OAuthError) -> Self {
+        Self::OAuth(e)
+    }
+}
+
+impl From<ServiceError> for FlowError {
+    fn from(e: ServiceError) -> Self {
+        Self::Internal(e)
+    }
+}
+
+impl From<StoreError> for FlowError {
+    fn from(e: StoreError) -> Self {
+        Self::Internal(e.into())
+    }
+}
+
+impl From<secret::RandomError> for FlowError {
+    fn from(e: secret::RandomError) -> Self {
+        Self::Internal(e.into())
+    }
+}
+
+fn err(code: ErrorCode) -> FlowError {
+    FlowError::OAuth(OAuthError::new(code))
+}
+
+/// The parameters of `GET /oauth/authorize`, as sent.
+#[derive(Debug, Clone, Default)]
+pub struct AuthorizeRequest {
+    pub client_id: Option<String>,
+    pub redirect_uri: Option<String>,
+    pub response_type: Option<String>,
+    pub response_mode: Option<String>,
+    pub state: Option<String>,
+    pub scope: Option<String>,
+    pub code_challenge: Option<String>,
+    pub code_challenge_method: Option<String>,
+    pub nonce: Option<String>,
+}
+
+/// A validated authorization request.
+#[derive(Debug, Clone)]
+pub struct PreAuthorized {
+    pub application: Application,
+    pub redirect_uri: String,
+    pub scopes: Scopes,
+    pub state: Option<String>,
+    pub code_challenge: Option<(String, PkceMethod)>,
+    pub nonce: Option<String>,
+}
+
+/// Why an authorization request failed, and where the answer goes.
+#[derive(Debug)]
+pub enum AuthorizeError {
+    /// Before the redirect URI is trusted: shown as a page, never redirected.
+    Page(OAuthError),
+    /// After: sent back to the client's redirect URI.
+    Redirect {
+        redirect_uri: String,
+        error: OAuthError,
+        state: Option<String>,
+    },
+    Internal(ServiceError),
+}
+
+/// Why a sign-in failed.
+#[derive(Debug)]
+pub enum SignInError {
+    Invalid,
+    /// Too many failures for this account; try again later.
+    Locked,
+    /// Too many failures from this address; try again later.
+    Throttled,
+    Blocked(&'static str),
+    Internal(ServiceError),
+}
+
+impl From<StoreError> for SignInError {
+    fn from(e: StoreError) -> Self {
+        Self::Internal(e.into())
+    }
+}
+
+/// Failed sign-ins allowed per account in [`THROTTLE_WINDOW_MS`].
+pub const MAX_ACCOUNT_FAILURES: u32 = 5;
+/// Failed sign-ins allowed per client address in [`THROTTLE_WINDOW_MS`].
+pub const MAX_ADDRESS_FAILURES: u32 = 30;
+/// Lockouts expire with the window that started at the first failure.
+pub const THROTTLE_WINDOW_MS: i64 = 15 * 60 * 1000;
+
+fn present(v: &Option<String>) -> Option<&str> {
+    v.as_deref().filter(|s| !s.is_empty())
+}
+
+/// Scopes a client asks for, checked against what the application was
+/// registered with and what the server knows. No scope means `api` when
+/// the application has it (GitLab's default).
+fn resolve_scopes(
+    app: &Application,
+    requested: Option<&str>,
+    server: &ScopeSet,
+) -> Result<Scopes, OAuthError> {
+    let app_set = ScopeSet::new(app.scopes.as_slice())
+        .map_err(|_| OAuthError::new(ErrorCode::InvalidScope))?;
+    let raw = requested.filter(|s| !s.trim().is_empty()).unwrap_or("api");
+    let list = Scopes::normalise(raw);
+    if list.is_empty() || !list.iter().all(|s| app_set.allows(s) && server.allows(s)) {
+        return Err(OAuthError::new(ErrorCode::InvalidScope));
+    }
+    Ok(Scopes::from_stored(&list.join(" ")))
+}
+
+/// A hash to verify against when the account does not exist, so that
+/// unknown and known logins take the same time.
+fn dummy_password_hash() -> &'static str {
+    static HASH: OnceLock<String> = OnceLock::new();
+    HASH.get_or_init(|| user::hash_password("latchkey-dummy-password").unwrap_or_default())
+}
+
+impl Services {
+    // --- clients -----------------------------------------------------------------
+
+    /// Identify the client: confidential clients must present their secret;
+    /// public ones may omit it, but a wrong one is still refused.
+    pub async fn authenticate_client(
+        &self,
+        client_id: &str,
+        secret_value: Option<&str>,
+    ) -> Result<Application, FlowError> {
+        let Some((app, digest)) = self.store.find_application_by_uid(client_id).await? else {
+            return Err(err(ErrorCode::InvalidClient));
+        };
+        match secret_value.filter(|s| !s.is_empty()) {
+            Some(s) if secret::verify(s, &digest) => Ok(app),
+            Some(_) => Err(err(ErrorCode::InvalidClient)),
+            None if !app.confidential => Ok(app),
+            None => Err(err(ErrorCode::InvalidClient)),
+        }
+    }
+
+    // --- the authorization request -------------------------------------------------
+
+    /// Doorkeeper's pre-authorization, in its order.
+    pub async fn pre_authorize(
+        &self,
+        req: &AuthorizeRequest,
+    ) -> Result<PreAuthorized, AuthorizeError> {
+        let Some(client_id) = present(&req.client_id) else {
+            return Err(AuthorizeError::Page(OAuthError::missing("client_id")));
+        };
+        let app = match self.store.find_application_by_uid(client_id).await {
+            Ok(Some((app, _))) => app,
+            Ok(None) => {
+                return Err(AuthorizeError::Page(OAuthError::new(
+                    ErrorCode::InvalidClient,
+                )))
+            }
+            Err(e) => return Err(AuthorizeError::Internal(e.into())),
+        };
+        let Some(redirect) = present(&req.redirect_uri) else {
+            return Err(AuthorizeError::Page(OAuthError::new(
+                ErrorCode::InvalidRedirectUri,
+            )));
+        };
+        if !redirect_uri::matches(&app.redirect_uri, redirect) {
+            return Err(AuthorizeError::Page(OAuthError::new(
+                ErrorCode::InvalidRedirectUri,
+            )));
+        }
+        let back = |error: OAuthError| AuthorizeError::Redirect {
+            redirect_uri: redirect.to_owned(),
+            error,
+            state: req.state.clone(),
+        };
+        match present(&req.response_type) {
+            None => return Err(back(OAuthError::missing("response_type"))),
+            Some("code") => {}
+            Some(_) => return Err(back(OAuthError::new(ErrorCode::UnsupportedResponseType))),
+        }
+        if let Some(mode) = present(&req.response_mode) {
+            if mode != "query" {
+                return Err(back(OAuthError::with(
+                    ErrorCode::InvalidRequest,
+                    "The authorization server does not support this response mode.",
+                )));
+            }
+        }
+        let scopes =
+            resolve_scopes(&app, req.scope.as_deref(), &self.config().scopes).map_err(back)?;
+        let code_challenge = match present(&req.code_challenge) {
+            None => None,
+            Some(challenge) => {
+                let method = match present(&req.code_challenge_method) {
+                    None => PkceMethod::Plain,
+                    Some(m) => PkceMethod::parse(m).ok_or_else(|| {
+                        back(OAuthError::with(
+                            ErrorCode::InvalidRequest,
+                            "The code_challenge_method must be one of plain, S256.",
+                        ))
+                    })?,
+                };
+                if !crate::oauth::is_valid_pkce_value(challenge) {
+                    return Err(back(OAuthError::with(
+                        ErrorCode::InvalidRequest,
+                        "The code_challenge is malformed.",
+                    )));
+                }
+                Some((challenge.to_owned(), method))
+            }
+        };
+        if code_challenge.is_none()
+            && !app.confidential
+            && self.config().pkce_required_for_public_clients
+        {
+            return Err(back(OAuthError::with(
+                ErrorCode::InvalidRequest,
+                "Code challenge is required.",
+            )));
+        }
+        Ok(PreAuthorized {
+            application: app,
+            redirect_uri: redirect.to_owned(),
+            scopes,
+            state: req.state.clone(),
+            code_challenge,
+            nonce: req.nonce.clone(),
+        })
+    }
+
+    /// The user approved: make a single-use code (returned once).
+    pub async fn issue_code(
+        &self,
+        pre: &PreAuthorized,
+        user: &User,
+    ) -> Result<String, ServiceError> {
+        let code = secret::random_hex(32)?;
+        let now = self.now_ms();
+        self.store
+            .insert_grant(NewGrant {
+                application_id: pre.application.id,
+                user_id: user.id,
+                code_digest: secret::digest(&code),
+                redirect_uri: pre.redirect_uri.clone(),
+                scopes: pre.scopes.clone(),
+                code_challenge: pre.code_challenge.as_ref().map(|(c, _)| c.clone()),
+                code_challenge_method: pre.code_challenge.as_ref().map(|(_, m)| *m),
+                nonce: pre.nonce.clone(),
+                created_at: now,
+                expires_at: now + CODE_LIFETIME_MS,
+            })
+            .await?;
+        Ok(code)
+    }
+
+    // --- tokens ------------------------------------------------------------------
+
+    fn new_oauth_token(
+        &self,
+        app: &Application,
+        user_id: Option<i64>,
+        scopes: &Scopes,
+        with_refresh: bool,
+        family: Option<&str>,
+        grant_id: Option<i64>,
+    ) -> Result<(NewOAuthToken, IssuedToken), FlowError> {
+        let access = secret::random_hex(32)?;
+        let refresh = if with_refresh {
+            Some(secret::random_hex(32)?)
+        } else {
+            None
+        };
+        let now = self.now_ms();
+        let lifetime = self.config().access_token_seconds;
+        let family = match family {
+            Some(f) => f.to_owned(),
+            None => secret::random_hex(16)?,
+        };
+        Ok((
+            NewOAuthToken {
+                application_id: app.id,
+                user_id,
+                token_digest: secret::digest(&access),
+                refresh_digest: refresh.as_deref().map(secret::digest),
+                scopes: scopes.clone(),
+                created_at: now,
+                expires_at: now + lifetime * 1000,
+                family,
+                previous_token_id: None,
+                grant_id,
+            },
+            IssuedToken {
+                access_token: access,
+                refresh_token: refresh,
+                expires_in: lifetime,
+                scopes: scopes.clone(),
+                created_at_seconds: now / 1000,
+            },
+        ))
+    }
+
+    /// `grant_type=authorization_code`. A replayed code revokes every token
+    /// issued from it.
+    pub async fn exchange_code(
+        &self,
+        client: &Application,
+        code: &str,
+        redirect: Option<&str>,
+        verifier: Option<&str>,
+    ) -> Result<(IssuedToken, Grant), FlowError> {
+        let Some(grant) = self.store.find_grant(&secret::digest(code)).await? else {
+            return Err(err(ErrorCode::InvalidGrant));
+        };
+        let now = self.now_ms();
+        if grant.redeemed_at.is_some() {
+            self.store.revoke_grant_tokens(grant.id, now).await?;
+            return Err(err(ErrorCode::InvalidGrant));
+        }
+        if grant.application_id != client.id || now >= grant.expires_at {
+            return Err(err(ErrorCode::InvalidGrant));
+        }
+        let Some(redirect) = redirect.filter(|r| !r.is_empty()) else {
+            return Err(FlowError::OAuth(OAuthError::missing("redirect_uri")));
+        };
+        if redirect != grant.redirect_uri {
+            return Err(err(ErrorCode::InvalidGrant));
+        }
+        match (
+            &grant.code_challenge,
+            grant.code_challenge_method,
+            verifier.filter(|v| !v.is_empty()),
+        ) {
+            (Some(_), _, None) => {
+                return Err(FlowError::OAuth(OAuthError::missing("code_verifier")))
+            }
+            (Some(challenge), method, Some(v)) => {
+                if !pkce_verify(method.unwrap_or(PkceMethod::Plain), challenge, v) {
+                    return Err(err(ErrorCode::InvalidGrant));
+                }
+            }
+            // A verifier for a code that had no challenge: a downgrade attempt.
+            (None, _, Some(_)) => return Err(err(ErrorCode::InvalidGrant)),
+            (None, _, None) => {}
+        }
+        let (new, issued) = self.new_oauth_token(
+            client,
+            Some(grant.user_id),
+            &grant.scopes,
+            true,
+            None,
+            Some(grant.id),
+        )?;
+        match self.store.redeem_grant(grant.id, now, new).await? {
+            Some(_) => Ok((issued, grant)),
+            None => {
+                // Lost a race with another redemption of the same code.
+                self.store.revoke_grant_tokens(grant.id, now).await?;
+                Err(err(ErrorCode::InvalidGrant))
+            }
+        }
+    }
+
+    /// `grant_type=refresh_token`: a new pair every time. The old access
+    /// token works until the new one is first used; the old refresh token
+    /// never again. Presenting a used refresh token revokes its whole family.
+    pub async fn exchange_refresh(
+        &self,
+        client: Option<&Application>,
+        refresh: &str,
+        scope: Option<&str>,
+    ) -> Result<IssuedToken, FlowError> {
+        let Some(found) = self
+            .store
+            .find_oauth_token_by_refresh(&secret::digest(refresh))
+            .await?
+        else {
+            return Err(err(ErrorCode::InvalidGrant));
+        };
+        let now = self.now_ms();
+        let token = &found.token;
+        if client.is_none_or(|c| c.id != token.application_id) {
+            return Err(err(ErrorCode::InvalidGrant));
+        }
+        if token.refreshed_at.is_some() {
+            self.store.revoke_token_family(&token.family, now).await?;
+            return Err(err(ErrorCode::InvalidGrant));
+        }
+        if token.revoked_at.is_some() {
+            return Err(err(ErrorCode::InvalidGrant));
+        }
+        if let Some(user) = &found.user {
+            if user.access_denied_reason().is_some() {
+                return Err(err(ErrorCode::InvalidGrant));
+            }
+        }
+        let scopes = match scope.filter(|s| !s.trim().is_empty()) {
+            None => token.scopes.clone(),
+            Some(raw) => {
+                let list = Scopes::normalise(raw);
+                if !list.iter().all(|s| token.scopes.contains(s)) {
+                    return Err(err(ErrorCode::InvalidScope));
+                }
+                Scopes::from_stored(&list.join(" "))
+            }
+        };
+        let (mut new, issued) = self.new_oauth_token(
+            &found.application,
+            token.user_id,
+            &scopes,
+            true,
+            Some(&token.family),
+            token.grant_id,
+        )?;
+        new.previous_token_id = Some(token.id);
+        match self.store.refresh_oauth_token(token.id, now, new).await? {
+            Some(_) => Ok(issued),
+            None => {
+                self.store.revoke_token_family(&token.family, now).await?;
+                Err(err(ErrorCode::InvalidGrant))
+            }
+        }
+    }
+
+    /// `grant_type=client_credentials`: confidential clients only, no
+    /// refresh token, no user.
+    pub async fn client_credentials(
+        &self,
+        client: &Application,
+        scope: Option<&str>,
+    ) -> Result<IssuedToken, FlowError> {
+        if !client.confidential {
+            return Err(err(ErrorCode::UnauthorizedClient));
+        }
+        let scopes =
+            resolve_scopes(client, scope, &self.config().scopes).map_err(FlowError::OAuth)?;
+        let (new, issued) = self.new_oauth_token(client, None, &scopes, false, None, None)?;
+        self.store.insert_oauth_token(new).await?;
+        Ok(issued)
+    }
+
+    /// `grant_type=password` (GitLab's ROPC), if enabled.
+    pub async fn password_grant(
+        &self,
+        client: &Application,
+        login: &str,
+        password: &str,
+        scope: Option<&str>,
+        address: &str,
+    ) -> Result<IssuedToken, FlowError> {
+        if !self.config().password_grant_enabled {
+            return Err(err(ErrorCode::UnsupportedGrantType));
+        }
+        let scopes =
+            resolve_scopes(client, scope, &self.config().scopes).map_err(FlowError::OAuth)?;
+        let user = match self.sign_in(login, password, address).await {
+            Ok(u) => u,
+            Err(SignInError::Internal(e)) => return Err(FlowError::Internal(e)),
+            Err(_) => return Err(err(ErrorCode::InvalidGrant)),
+        };
+        let (new, issued) =
+            self.new_oauth_token(client, Some(user.id), &scopes, true, None, None)?;
+        self.store.insert_oauth_token(new).await?;
+        Ok(issued)
+    }
+
+    /// RFC 7009: revoke an access or refresh token of this client. Unknown
+    /// tokens are not an error. `Err(UnauthorizedClient)` for another
+    /// client's token.
+    pub async fn revoke_oauth(&self, client: &Application, token: &str) -> Result<(), FlowError> {
+        let digest = secret::digest(token);
+        let found = match self.store.find_oauth_token_by_access(&digest).await? {
+            Some(f) => Some(f),
+            None => self.store.find_oauth_token_by_refresh(&digest).await?,
+        };
+        let Some(found) = found else { return Ok(()) };
+        if found.token.application_id != client.id {
+            return Err(FlowError::OAuth(OAuthError::with(
+                ErrorCode::UnauthorizedClient,
+                "You are not authorized to revoke this token",
+            )));
+        }
+        self.store
+            .revoke_oauth_token(found.token.id, self.now_ms())
+            .await?;
+        Ok(())
+    }
+
+    /// Look up a token for introspection (by access or refresh token).
+    pub async fn find_oauth_token(
+        &self,
+        token: &str,
+    ) -> Result<Option<OAuthTokenFound>, ServiceError> {
+        let digest = secret::digest(token);
+        if let Some(f) = self.store.find_oauth_token_by_access(&digest).await? {
+            return Ok(Some(f));
+        }
+        Ok(self.store.find_oauth_token_by_refresh(&digest).await?)
+    }
+
+    /// An OAuth access token being used. On the first use of a refreshed
+    /// token the token it replaced is revoked (GitLab's behaviour).
+    pub async fn use_oauth_token(
+        &self,
+        access: &str,
+    ) -> Result<Option<Result<OAuthTokenFound, TokenRejection>>, StoreError> {
+        let Some(mut found) = self
+            .store
+            .find_oauth_token_by_access(&secret::digest(access))
+            .await?
+        else {
+            return Ok(None);
+        };
+        let now = self.now_ms();
+        if found.token.revoked_at.is_some() {
+            return Ok(Some(Err(TokenRejection::Revoked)));
+        }
+        if found.token.is_expired(now) {
+            return Ok(Some(Err(TokenRejection::Expired)));
+        }
+        if let Some(previous) = found.token.previous_token_id {
+            self.store
+                .finish_refresh(found.token.id, previous, now)
+                .await?;
+            found.token.previous_token_id = None;
+        }
+        Ok(Some(Ok(found)))
+    }
+
+    // --- browser sign-in ------------------------------------------------------------
+
+    /// Check a login (username or email) and password, with throttling per
+    /// account and per client address. Argon2 runs off the async workers.
+    pub async fn sign_in(
+        &self,
+        login: &str,
+        password: &str,
+        address: &str,
+    ) -> Result<User, SignInError> {
+        let now = self.now_ms();
+        let account_key = format!("account:{}", login.trim().to_lowercase());
+        let address_key = format!("address:{address}");
+        if self
+            .store
+            .login_failures(&address_key, now, THROTTLE_WINDOW_MS)
+            .await?
+            >= MAX_ADDRESS_FAILURES
+        {
+            return Err(SignInError::Throttled);
+        }
+        if self
+            .store
+            .login_failures(&account_key, now, THROTTLE_WINDOW_MS)
+            .await?
+            >= MAX_ACCOUNT_FAILURES
+        {
+            return Err(SignInError::Locked);
+        }
+        let found = self.store.find_user_for_login(login.trim()).await?;
+        let digest = found
+            .as_ref()
+            .and_then(|(_, d)| d.clone())
+            .unwrap_or_else(|| dummy_password_hash().to_owned());
+        let ok = {
+            let _permit = self.hashing.acquire().await.map_err(|_| {
+                SignInError::Internal(ServiceError::Invalid("shutting down".to_owned()))
+            })?;
+            let password = password.to_owned();
+            tokio::task::spawn_blocking(move || user::verify_password(&password, &digest))
+                .await
+                .map_err(|e| SignInError::Internal(ServiceError::Invalid(e.to_string())))?
+        };
+        match found {
+            Some((user, Some(_))) if ok => {
+                if let Some(reason) = user.access_denied_reason() {
+                    return Err(SignInError::Blocked(reason));
+                }
+                self.store.clear_login_failures(&account_key).await?;
+                Ok(user)
+            }
+            _ => {
+                self.store
+                    .record_login_failure(&address_key, now, THROTTLE_WINDOW_MS)
+                    .await?;
+                let n = self
+                    .store
+                    .record_login_failure(&account_key, now, THROTTLE_WINDOW_MS)
+                    .await?;
+                if n >= MAX_ACCOUNT_FAILURES {
+                    Err(SignInError::Locked)
+                } else {
+                    Err(SignInError::Invalid)
+                }
+            }
+        }
+    }
+
+    /// A new session for `user_id`; returns the cookie value (shown once).
+    pub async fn create_session(&self, user_id: i64) -> Result<String, ServiceError> {
+        let value = secret::random_hex(32)?;
+        let now = self.now_ms();
+        self.store
+            .insert_session(NewSession {
+                digest: secret::digest(&value),
+                user_id,
+                created_at: now,
+                expires_at: now + SESSION_LIFETIME_MS,
+            })
+            .await?;
+        Ok(value)
+    }
+
+    /// The user signed in with this session cookie, if it is live and the
+    /// user may still sign in.
+    pub async fn session_user(&self, cookie: &str) -> Result<Option<User>, ServiceError> {
+        let user = self
+            .store
+            .find_session_user(&secret::digest(cookie), self.now_ms())
+            .await?;
+        Ok(user.filter(|u| u.access_denied_reason().is_none()))
+    }
+
+    pub async fn end_session(&self, cookie: &str) -> Result<(), ServiceError> {
+        Ok(self.store.delete_session(&secret::digest(cookie)).await?)
+    }
+
+    /// Remove expired grants, tokens, sessions and counters.
+    pub async fn delete_expired(&self) -> Result<u64, ServiceError> {
+        Ok(self.store.delete_expired(self.now_ms()).await?)
+    }
+}

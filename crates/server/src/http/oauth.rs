@@ -1,0 +1,372 @@
+//! The OAuth 2 endpoints that clients call directly, in RFC 6749's
+//! dialect: the token endpoint (every grant), revocation (RFC 7009),
+//! token info (Doorkeeper) and introspection (RFC 7662).
+
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use base64::Engine as _;
+use latchkey_core::application::Application;
+use latchkey_core::oauth::{ErrorCode, IssuedToken, OAuthError};
+use latchkey_core::oauth_flows::FlowError;
+use latchkey_core::service::ServiceError;
+use latchkey_core::StoreError;
+use serde::Serialize;
+use serde_json::json;
+
+use super::params::Params;
+use super::{AppState, ClientAddr};
+
+/// An RFC 6749 error response.
+pub struct OAuthResponse(pub OAuthError);
+
+fn no_store(h: &mut HeaderMap) {
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store, no-cache"),
+    );
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+}
+
+impl IntoResponse for OAuthResponse {
+    fn into_response(self) -> Response {
+        let e = self.0;
+        let status = match e.code {
+            ErrorCode::InvalidClient | ErrorCode::UnauthorizedClient | ErrorCode::InvalidToken => {
+                StatusCode::UNAUTHORIZED
+            }
+            ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        let mut res = (
+            status,
+            Json(json!({"error": e.code.as_str(), "error_description": e.description})),
+        )
+            .into_response();
+        let h = res.headers_mut();
+        no_store(h);
+        let challenge = format!(
+            "Bearer realm=\"Doorkeeper\", error=\"{}\", error_description=\"{}\"",
+            e.code.as_str(),
+            e.description.replace('"', "'")
+        );
+        if let Ok(v) = HeaderValue::from_str(&challenge) {
+            h.insert(header::WWW_AUTHENTICATE, v);
+        }
+        res
+    }
+}
+
+fn flow_error(e: FlowError) -> Response {
+    match e {
+        FlowError::OAuth(e) => OAuthResponse(e).into_response(),
+        FlowError::Internal(e) => internal(e),
+    }
+}
+
+fn internal(e: ServiceError) -> Response {
+    match e {
+        ServiceError::Store(StoreError::Unavailable(cause)) => {
+            tracing::warn!(%cause, "database unavailable");
+            OAuthResponse(OAuthError::new(ErrorCode::TemporarilyUnavailable)).into_response()
+        }
+        other => {
+            tracing::error!(error = %other, "internal error");
+            OAuthResponse(OAuthError::new(ErrorCode::ServerError)).into_response()
+        }
+    }
+}
+
+/// Client credentials: HTTP Basic first (RFC 6749 2.3.1, each part
+/// form-urlencoded), then `client_id`/`client_secret` parameters.
+/// `Err` for a malformed Basic header.
+fn client_credentials(
+    headers: &HeaderMap,
+    params: &Params,
+) -> Result<Option<(String, Option<String>)>, OAuthError> {
+    if let Some(v) = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+    {
+        if let Some((scheme, rest)) = v.split_once(' ') {
+            if scheme.eq_ignore_ascii_case("basic") {
+                let bad = || OAuthError::new(ErrorCode::InvalidClient);
+                let decoded = base64::engine::general_purpose::STANDARD
+                    .decode(rest.trim())
+                    .map_err(|_| bad())?;
+                let text = String::from_utf8(decoded).map_err(|_| bad())?;
+                let (id, secret) = text.split_once(':').ok_or_else(bad)?;
+                let dec = |s: &str| {
+                    percent_encoding::percent_decode_str(&s.replace('+', " "))
+                        .decode_utf8()
+                        .map(|c| c.into_owned())
+                        .map_err(|_| bad())
+                };
+                let secret = dec(secret)?;
+                return Ok(Some((dec(id)?, Some(secret).filter(|s| !s.is_empty()))));
+            }
+        }
+    }
+    Ok(params.get_str("client_id").map(|id| {
+        (
+            id.to_owned(),
+            params.get_str("client_secret").map(str::to_owned),
+        )
+    }))
+}
+
+async fn authenticated_client(
+    state: &AppState,
+    headers: &HeaderMap,
+    params: &Params,
+) -> Result<Option<Application>, FlowError> {
+    match client_credentials(headers, params)? {
+        None => Ok(None),
+        Some((id, secret)) => Ok(Some(
+            state
+                .services
+                .authenticate_client(&id, secret.as_deref())
+                .await?,
+        )),
+    }
+}
+
+#[derive(Serialize)]
+struct TokenBody<'a> {
+    access_token: &'a str,
+    token_type: &'static str,
+    expires_in: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<&'a str>,
+    scope: String,
+    created_at: i64,
+}
+
+fn token_success(t: &IssuedToken) -> Response {
+    let body = TokenBody {
+        access_token: &t.access_token,
+        token_type: "Bearer",
+        expires_in: t.expires_in,
+        refresh_token: t.refresh_token.as_deref(),
+        scope: t.scopes.joined(),
+        created_at: t.created_at_seconds,
+    };
+    let mut res = Json(body).into_response();
+    no_store(res.headers_mut());
+    res
+}
+
+fn require<'a>(params: &'a Params, key: &str) -> Result<&'a str, FlowError> {
+    params
+        .get_str(key)
+        .ok_or_else(|| FlowError::OAuth(OAuthError::missing(key)))
+}
+
+async fn token_inner(
+    state: &AppState,
+    headers: &HeaderMap,
+    params: &Params,
+    address: &str,
+) -> Result<IssuedToken, FlowError> {
+    let grant_type = require(params, "grant_type")?;
+    let services = &state.services;
+    let need_client = |c: Option<Application>| {
+        c.ok_or(FlowError::OAuth(OAuthError::new(ErrorCode::InvalidClient)))
+    };
+    match grant_type {
+        "authorization_code" => {
+            let code = require(params, "code")?;
+            let client = need_client(authenticated_client(state, headers, params).await?)?;
+            let (issued, _) = services
+                .exchange_code(
+                    &client,
+                    code,
+                    params.get_str("redirect_uri"),
+                    params.get_str("code_verifier"),
+                )
+                .await?;
+            Ok(issued)
+        }
+        "refresh_token" => {
+            let refresh = require(params, "refresh_token")?;
+            let client = authenticated_client(state, headers, params).await?;
+            services
+                .exchange_refresh(client.as_ref(), refresh, params.get_str("scope"))
+                .await
+        }
+        "client_credentials" => {
+            let client = need_client(authenticated_client(state, headers, params).await?)?;
+            services
+                .client_credentials(&client, params.get_str("scope"))
+                .await
+        }
+        "password" if services.config().password_grant_enabled => {
+            let username = require(params, "username")?;
+            let password = require(params, "password")?;
+            let client = need_client(authenticated_client(state, headers, params).await?)?;
+            services
+                .password_grant(
+                    &client,
+                    username,
+                    password,
+                    params.get_str("scope"),
+                    address,
+                )
+                .await
+        }
+        _ => Err(FlowError::OAuth(OAuthError::new(
+            ErrorCode::UnsupportedGrantType,
+        ))),
+    }
+}
+
+pub async fn token(
+    State(state): State<AppState>,
+    ClientAddr(address): ClientAddr,
+    headers: HeaderMap,
+    params: Params,
+) -> Response {
+    match token_inner(&state, &headers, &params, &address).await {
+        Ok(t) => token_success(&t),
+        Err(e) => flow_error(e),
+    }
+}
+
+/// RFC 7009. Answers 200 `{}` for unknown tokens too.
+pub async fn revoke(State(state): State<AppState>, headers: HeaderMap, params: Params) -> Response {
+    let result = async {
+        let client = authenticated_client(&state, &headers, &params).await?;
+        let token = require(&params, "token")?;
+        let Some(client) = client else {
+            return Err(FlowError::OAuth(OAuthError::with(
+                ErrorCode::UnauthorizedClient,
+                "You are not authorized to revoke this token",
+            )));
+        };
+        state.services.revoke_oauth(&client, token).await
+    }
+    .await;
+    match result {
+        Ok(()) => {
+            let mut res = Json(json!({})).into_response();
+            no_store(res.headers_mut());
+            res
+        }
+        Err(FlowError::OAuth(e)) if e.code == ErrorCode::UnauthorizedClient => {
+            let mut res = (
+                StatusCode::FORBIDDEN,
+                Json(json!({"error": e.code.as_str(), "error_description": e.description})),
+            )
+                .into_response();
+            no_store(res.headers_mut());
+            res
+        }
+        Err(e) => flow_error(e),
+    }
+}
+
+fn bearer_or_param<'a>(headers: &'a HeaderMap, params: &'a Params) -> Option<&'a str> {
+    let header_token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split_once(' '))
+        .filter(|(s, _)| s.eq_ignore_ascii_case("bearer"))
+        .map(|(_, t)| t.trim())
+        .filter(|t| !t.is_empty());
+    header_token.or_else(|| params.get_str("access_token"))
+}
+
+/// Doorkeeper's token info, with GitLab's deprecated aliases.
+pub async fn token_info(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    params: Params,
+) -> Response {
+    let invalid = || OAuthResponse(OAuthError::new(ErrorCode::InvalidToken)).into_response();
+    let Some(token) = bearer_or_param(&headers, &params) else {
+        return invalid();
+    };
+    let found = match state.services.use_oauth_token(token).await {
+        Ok(Some(Ok(f))) => f,
+        Ok(_) => return invalid(),
+        Err(e) => return internal(e.into()),
+    };
+    let now_s = state.services.now_ms() / 1000;
+    let expires_in = (found.token.expires_at / 1000 - now_s).max(0);
+    let scopes = found.token.scopes.as_slice();
+    let mut res = Json(json!({
+        "resource_owner_id": found.token.user_id,
+        "scope": scopes,
+        "expires_in": expires_in,
+        "application": {"uid": found.application.application_id},
+        "created_at": found.token.created_at / 1000,
+        "scopes": scopes,
+        "expires_in_seconds": expires_in,
+    }))
+    .into_response();
+    no_store(res.headers_mut());
+    res
+}
+
+/// RFC 7662. The caller authenticates as a client (or with a live access
+/// token) and may introspect only its own application's tokens.
+pub async fn introspect(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    params: Params,
+) -> Response {
+    let caller_app = match client_credentials(&headers, &params) {
+        Err(e) => return OAuthResponse(e).into_response(),
+        Ok(Some((id, secret))) => match state
+            .services
+            .authenticate_client(&id, secret.as_deref())
+            .await
+        {
+            Ok(app) => app,
+            Err(e) => return flow_error(e),
+        },
+        Ok(None) => match bearer_or_param(&headers, &params) {
+            Some(t) => match state.services.use_oauth_token(t).await {
+                Ok(Some(Ok(f))) => f.application,
+                Ok(_) => {
+                    return OAuthResponse(OAuthError::new(ErrorCode::InvalidToken)).into_response()
+                }
+                Err(e) => return internal(e.into()),
+            },
+            None => {
+                return OAuthResponse(OAuthError::new(ErrorCode::InvalidClient)).into_response()
+            }
+        },
+    };
+    let Some(token) = params.get_str("token") else {
+        return OAuthResponse(OAuthError::missing("token")).into_response();
+    };
+    let found = match state.services.find_oauth_token(token).await {
+        Ok(f) => f,
+        Err(e) => return internal(e),
+    };
+    let now = state.services.now_ms();
+    let body = match found {
+        Some(f) if f.token.is_active(now) && f.token.application_id == caller_app.id => {
+            let mut v = json!({
+                "active": true,
+                "scope": f.token.scopes.joined(),
+                "client_id": f.application.application_id,
+                "token_type": "Bearer",
+                "exp": f.token.expires_at / 1000,
+                "iat": f.token.created_at / 1000,
+            });
+            if let (Some(user), Some(obj)) = (&f.user, v.as_object_mut()) {
+                obj.insert("sub".to_owned(), json!(user.id.to_string()));
+                obj.insert("username".to_owned(), json!(user.username));
+            }
+            v
+        }
+        _ => json!({"active": false}),
+    };
+    let mut res = Json(body).into_response();
+    no_store(res.headers_mut());
+    res
+}

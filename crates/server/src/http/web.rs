@@ -1,0 +1,642 @@
+//! The browser side: sign-in, sign-out, the consent page and the
+//! authorization endpoint. Pages are server-rendered, script-free, and sent
+//! with `X-Frame-Options: DENY`, a strict CSP and `Cache-Control: no-store`.
+//!
+//! CSRF: forms of a signed-in browser carry a token derived from the
+//! session secret; the sign-in form uses a double-submit cookie. Cookies are
+//! `HttpOnly`, `SameSite=Lax`, and `Secure` when the external URL is https.
+
+use askama::Template;
+use axum::extract::{OriginalUri, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use latchkey_core::oauth::{ErrorCode, OAuthError};
+use latchkey_core::oauth_flows::{AuthorizeError, AuthorizeRequest, PreAuthorized, SignInError};
+use latchkey_core::scopes::describe;
+use latchkey_core::secret;
+use latchkey_core::service::ServiceError;
+use latchkey_core::user::User;
+use latchkey_core::StoreError;
+use sha2::{Digest, Sha256};
+
+use super::params::Params;
+use super::{AppState, ClientAddr};
+
+pub const SESSION_COOKIE: &str = "_latchkey_session";
+pub const CSRF_COOKIE: &str = "_latchkey_csrf";
+const OOB: &[&str] = &[
+    "urn:ietf:wg:oauth:2.0:oob",
+    "urn:ietf:wg:oauth:2.0:oob:auto",
+];
+
+// --- templates ---------------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "sign_in.html")]
+struct SignInPage<'a> {
+    csrf: &'a str,
+    return_to: &'a str,
+    login: &'a str,
+    error: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "authorize.html")]
+struct AuthorizePage<'a> {
+    app_name: &'a str,
+    username: &'a str,
+    scopes: Vec<(String, String)>,
+    redirect_host: String,
+    csrf: &'a str,
+    fields: Vec<(&'static str, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    title: &'a str,
+    description: &'a str,
+    code: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "code.html")]
+struct CodePage<'a> {
+    code: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "home.html")]
+struct HomePage<'a> {
+    username: Option<&'a str>,
+    csrf: &'a str,
+}
+
+pub async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        include_str!("../../assets/latchkey.css"),
+    )
+        .into_response()
+}
+
+// --- responses ---------------------------------------------------------------------
+
+/// An HTML page with the security headers. `form_targets` extends the
+/// CSP's `form-action` (the consent form's redirect target).
+fn page(status: StatusCode, body: Result<String, askama::Error>, form_targets: &str) -> Response {
+    let html = match body {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::error!(error = %e, "template rendering failed");
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "500 Internal Server Error",
+            )
+                .into_response();
+        }
+    };
+    let csp = format!(
+        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'{form_targets}; \
+         frame-ancestors 'none'; base-uri 'none'"
+    );
+    let mut res = (status, html).into_response();
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&csp) {
+        h.insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    res
+}
+
+fn error_page(status: StatusCode, title: &str, description: &str, code: Option<&str>) -> Response {
+    page(
+        status,
+        ErrorPage {
+            title,
+            description,
+            code,
+        }
+        .render(),
+        "",
+    )
+}
+
+fn oauth_error_page(e: &OAuthError) -> Response {
+    error_page(
+        StatusCode::BAD_REQUEST,
+        "An error has occurred",
+        &e.description,
+        Some(e.code.as_str()),
+    )
+}
+
+fn internal_page(e: ServiceError) -> Response {
+    match e {
+        ServiceError::Store(StoreError::Unavailable(cause)) => {
+            tracing::warn!(%cause, "database unavailable");
+            error_page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Try again soon",
+                "The service is temporarily unavailable.",
+                None,
+            )
+        }
+        other => {
+            tracing::error!(error = %other, "internal error");
+            error_page(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "Something went wrong",
+                "The server could not complete the request.",
+                None,
+            )
+        }
+    }
+}
+
+fn csrf_failure() -> Response {
+    error_page(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "The form has expired",
+        "The form could not be verified. Go back, reload the page and try again.",
+        None,
+    )
+}
+
+fn redirect(location: &str, cookies: &[String]) -> Response {
+    let mut res = StatusCode::FOUND.into_response();
+    let h = res.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(location) {
+        h.insert(header::LOCATION, v);
+    }
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    for c in cookies {
+        if let Ok(v) = HeaderValue::from_str(c) {
+            h.append(header::SET_COOKIE, v);
+        }
+    }
+    res
+}
+
+fn with_cookies(mut res: Response, cookies: &[String]) -> Response {
+    for c in cookies {
+        if let Ok(v) = HeaderValue::from_str(c) {
+            res.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    res
+}
+
+/// `uri` with `pairs` added to its query.
+pub fn append_query(uri: &str, pairs: &[(&str, &str)]) -> String {
+    let mut q = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        q.append_pair(k, v);
+    }
+    let sep = if uri.contains('?') { '&' } else { '?' };
+    format!("{uri}{sep}{}", q.finish())
+}
+
+// --- cookies, sessions, CSRF -------------------------------------------------------
+
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+        .filter(|v| !v.is_empty())
+}
+
+fn set_cookie(state: &AppState, name: &str, value: &str, max_age: i64) -> String {
+    let secure = if state.external_url.starts_with("https://") {
+        "; Secure"
+    } else {
+        ""
+    };
+    format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}")
+}
+
+fn session_csrf(session: &str) -> String {
+    hex::encode(Sha256::digest(
+        format!("latchkey-csrf:{session}").as_bytes(),
+    ))
+}
+
+/// The signed-in user and their session cookie, if any.
+async fn current(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<(User, String)>, ServiceError> {
+    let Some(value) = cookie(headers, SESSION_COOKIE) else {
+        return Ok(None);
+    };
+    Ok(state
+        .services
+        .session_user(value)
+        .await?
+        .map(|u| (u, value.to_owned())))
+}
+
+/// The CSRF token for a form, and a cookie to set when one had to be made.
+fn csrf_for(
+    state: &AppState,
+    headers: &HeaderMap,
+    session: Option<&str>,
+) -> Result<(String, Vec<String>), ServiceError> {
+    if let Some(s) = session {
+        return Ok((session_csrf(s), Vec::new()));
+    }
+    if let Some(c) = cookie(headers, CSRF_COOKIE) {
+        return Ok((c.to_owned(), Vec::new()));
+    }
+    let fresh = secret::random_hex(32)?;
+    let set = set_cookie(state, CSRF_COOKIE, &fresh, 86_400);
+    Ok((fresh, vec![set]))
+}
+
+/// Does the form's token match the session-bound or the cookie token?
+fn csrf_ok(headers: &HeaderMap, session: Option<&str>, params: &Params) -> bool {
+    let Some(sent) = params.get_str("authenticity_token") else {
+        return false;
+    };
+    let by_session = session.is_some_and(|s| secret::constant_time_eq(&session_csrf(s), sent));
+    let by_cookie = cookie(headers, CSRF_COOKIE).is_some_and(|c| secret::constant_time_eq(c, sent));
+    by_session || by_cookie
+}
+
+/// Only local paths are followed after sign-in (no open redirects).
+fn safe_return_to(raw: Option<&str>) -> &str {
+    match raw {
+        Some(p)
+            if p.starts_with('/')
+                && !p.starts_with("//")
+                && !p.starts_with("/\\")
+                && !p.chars().any(|c| c.is_control() || c == '\\') =>
+        {
+            p
+        }
+        _ => "/",
+    }
+}
+
+// --- home, sign-in, sign-out ------------------------------------------------------------
+
+pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let signed_in = match current(&state, &headers).await {
+        Ok(s) => s,
+        Err(e) => return internal_page(e),
+    };
+    let (csrf, cookies) = match csrf_for(
+        &state,
+        &headers,
+        signed_in.as_ref().map(|(_, s)| s.as_str()),
+    ) {
+        Ok(c) => c,
+        Err(e) => return internal_page(e),
+    };
+    let username = signed_in.as_ref().map(|(u, _)| u.username.as_str());
+    with_cookies(
+        page(
+            StatusCode::OK,
+            HomePage {
+                username,
+                csrf: &csrf,
+            }
+            .render(),
+            "",
+        ),
+        &cookies,
+    )
+}
+
+pub async fn sign_in_form(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    params: Params,
+) -> Response {
+    let return_to = safe_return_to(params.get_str("return_to"));
+    match current(&state, &headers).await {
+        Ok(Some(_)) => return redirect(return_to, &[]),
+        Ok(None) => {}
+        Err(e) => return internal_page(e),
+    }
+    let (csrf, cookies) = match csrf_for(&state, &headers, None) {
+        Ok(c) => c,
+        Err(e) => return internal_page(e),
+    };
+    let body = SignInPage {
+        csrf: &csrf,
+        return_to,
+        login: "",
+        error: None,
+    }
+    .render();
+    with_cookies(page(StatusCode::OK, body, ""), &cookies)
+}
+
+pub async fn sign_in(
+    State(state): State<AppState>,
+    ClientAddr(address): ClientAddr,
+    headers: HeaderMap,
+    params: Params,
+) -> Response {
+    let session = cookie(&headers, SESSION_COOKIE);
+    if !csrf_ok(&headers, session, &params) {
+        return csrf_failure();
+    }
+    let return_to = safe_return_to(params.get_str("return_to")).to_owned();
+    let login = params.get_str("user[login]").unwrap_or("").to_owned();
+    let password = params.get_str("user[password]").unwrap_or("");
+    let failure = |status: StatusCode, message: &str| {
+        let (csrf, cookies) = match csrf_for(&state, &headers, None) {
+            Ok(c) => c,
+            Err(e) => return internal_page(e),
+        };
+        let body = SignInPage {
+            csrf: &csrf,
+            return_to: &return_to,
+            login: &login,
+            error: Some(message),
+        }
+        .render();
+        with_cookies(page(status, body, ""), &cookies)
+    };
+    match state.services.sign_in(&login, password, &address).await {
+        Ok(user) => match state.services.create_session(user.id).await {
+            Ok(value) => {
+                tracing::info!(user = %user.username, "signed in");
+                redirect(&return_to, &[set_cookie(&state, SESSION_COOKIE, &value, 86_400)])
+            }
+            Err(e) => internal_page(e),
+        },
+        Err(SignInError::Invalid) => failure(StatusCode::UNAUTHORIZED, "Invalid login or password."),
+        Err(SignInError::Locked) => failure(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Your account is locked after too many failed sign-in attempts. Try again in 15 minutes.",
+        ),
+        Err(SignInError::Throttled) => failure(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many failed sign-in attempts from your address. Try again in 15 minutes.",
+        ),
+        Err(SignInError::Blocked(reason)) => failure(StatusCode::FORBIDDEN, reason),
+        Err(SignInError::Internal(e)) => internal_page(e),
+    }
+}
+
+pub async fn sign_out(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    params: Params,
+) -> Response {
+    let session = cookie(&headers, SESSION_COOKIE);
+    if !csrf_ok(&headers, session, &params) {
+        return csrf_failure();
+    }
+    if let Some(s) = session {
+        if let Err(e) = state.services.end_session(s).await {
+            return internal_page(e);
+        }
+    }
+    redirect(
+        "/users/sign_in",
+        &[set_cookie(&state, SESSION_COOKIE, "", 0)],
+    )
+}
+
+// --- the authorization endpoint ---------------------------------------------------------
+
+fn authorize_request(params: &Params) -> AuthorizeRequest {
+    let get = |k: &str| params.get_str(k).map(str::to_owned);
+    AuthorizeRequest {
+        client_id: get("client_id"),
+        redirect_uri: get("redirect_uri"),
+        response_type: get("response_type"),
+        response_mode: get("response_mode"),
+        state: get("state"),
+        scope: get("scope"),
+        code_challenge: get("code_challenge"),
+        code_challenge_method: get("code_challenge_method"),
+        nonce: get("nonce"),
+    }
+}
+
+/// The request's parameters, to carry through the consent form.
+fn carried_fields(req: &AuthorizeRequest) -> Vec<(&'static str, String)> {
+    [
+        ("client_id", &req.client_id),
+        ("redirect_uri", &req.redirect_uri),
+        ("response_type", &req.response_type),
+        ("response_mode", &req.response_mode),
+        ("state", &req.state),
+        ("scope", &req.scope),
+        ("code_challenge", &req.code_challenge),
+        ("code_challenge_method", &req.code_challenge_method),
+        ("nonce", &req.nonce),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.clone().map(|v| (k, v)))
+    .collect()
+}
+
+fn authorize_url(req: &AuthorizeRequest) -> String {
+    let fields = carried_fields(req);
+    let pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    append_query("/oauth/authorize", &pairs)
+}
+
+/// Where an error or a code goes: back to the client, or shown for OOB.
+fn send_back(redirect_uri: &str, pairs: &[(&str, &str)]) -> Response {
+    if OOB.contains(&redirect_uri) {
+        if let Some((_, code)) = pairs.iter().find(|(k, _)| *k == "code") {
+            return page(StatusCode::OK, CodePage { code }.render(), "");
+        }
+        let description = pairs
+            .iter()
+            .find(|(k, _)| *k == "error_description")
+            .map_or("", |(_, v)| *v);
+        let code = pairs.iter().find(|(k, _)| *k == "error").map(|(_, v)| *v);
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            "An error has occurred",
+            description,
+            code,
+        );
+    }
+    redirect(&append_query(redirect_uri, pairs), &[])
+}
+
+fn authorize_failure(e: AuthorizeError) -> Response {
+    match e {
+        AuthorizeError::Page(e) => oauth_error_page(&e),
+        AuthorizeError::Redirect {
+            redirect_uri,
+            error,
+            state,
+        } => {
+            let mut pairs = vec![
+                ("error", error.code.as_str()),
+                ("error_description", error.description.as_str()),
+            ];
+            if let Some(s) = state.as_deref() {
+                pairs.push(("state", s));
+            }
+            send_back(&redirect_uri, &pairs)
+        }
+        AuthorizeError::Internal(e) => internal_page(e),
+    }
+}
+
+async fn approve(state: &AppState, pre: &PreAuthorized, user: &User) -> Response {
+    match state.services.issue_code(pre, user).await {
+        Ok(code) => {
+            let mut pairs = vec![("code", code.as_str())];
+            if let Some(s) = pre.state.as_deref() {
+                pairs.push(("state", s));
+            }
+            send_back(&pre.redirect_uri, &pairs)
+        }
+        Err(e) => internal_page(e),
+    }
+}
+
+fn deny(pre: &PreAuthorized) -> Response {
+    let e = OAuthError::new(ErrorCode::AccessDenied);
+    let mut pairs = vec![
+        ("error", e.code.as_str()),
+        ("error_description", e.description.as_str()),
+    ];
+    if let Some(s) = pre.state.as_deref() {
+        pairs.push(("state", s));
+    }
+    send_back(&pre.redirect_uri, &pairs)
+}
+
+/// The origin a form may post to after consent (for the CSP).
+fn form_target(redirect_uri: &str) -> (String, String) {
+    if OOB.contains(&redirect_uri) {
+        return (String::new(), "this page".to_owned());
+    }
+    match fluent_origin(redirect_uri) {
+        Some((origin, host)) => (format!(" {origin}"), host),
+        None => (String::new(), redirect_uri.to_owned()),
+    }
+}
+
+fn fluent_origin(uri: &str) -> Option<(String, String)> {
+    let (scheme, rest) = uri.split_once(':')?;
+    match rest.strip_prefix("//") {
+        Some(after) => {
+            let authority = after.split(['/', '?', '#']).next().unwrap_or("");
+            let host = authority.rsplit('@').next().unwrap_or(authority);
+            Some((format!("{scheme}://{host}"), host.to_owned()))
+        }
+        None => Some((format!("{scheme}:"), format!("{scheme}:"))),
+    }
+}
+
+pub async fn authorize(
+    State(state): State<AppState>,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    params: Params,
+) -> Response {
+    let req = authorize_request(&params);
+    let pre = match state.services.pre_authorize(&req).await {
+        Ok(p) => p,
+        Err(e) => return authorize_failure(e),
+    };
+    let (user, session) = match current(&state, &headers).await {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            let back = uri
+                .path_and_query()
+                .map_or_else(|| authorize_url(&req), |p| p.as_str().to_owned());
+            return redirect(
+                &append_query("/users/sign_in", &[("return_to", &back)]),
+                &[],
+            );
+        }
+        Err(e) => return internal_page(e),
+    };
+    if pre.application.trusted {
+        return approve(&state, &pre, &user).await;
+    }
+    let (extra_target, redirect_host) = form_target(&pre.redirect_uri);
+    let body = AuthorizePage {
+        app_name: &pre.application.name,
+        username: &user.username,
+        scopes: pre
+            .scopes
+            .as_slice()
+            .iter()
+            .map(|s| (s.clone(), describe(s)))
+            .collect(),
+        redirect_host,
+        csrf: &session_csrf(&session),
+        fields: carried_fields(&req),
+    }
+    .render();
+    page(StatusCode::OK, body, &extra_target)
+}
+
+/// The consent form's answer: Authorize, or Deny (`decision=deny`, a
+/// `_method=delete` override, or `DELETE /oauth/authorize`).
+pub async fn decide(
+    State(state): State<AppState>,
+    method: Method,
+    headers: HeaderMap,
+    params: Params,
+) -> Response {
+    let req = authorize_request(&params);
+    let (user, session) = match current(&state, &headers).await {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            return redirect(
+                &append_query("/users/sign_in", &[("return_to", &authorize_url(&req))]),
+                &[],
+            )
+        }
+        Err(e) => return internal_page(e),
+    };
+    if !csrf_ok(&headers, Some(&session), &params) {
+        return csrf_failure();
+    }
+    let pre = match state.services.pre_authorize(&req).await {
+        Ok(p) => p,
+        Err(e) => return authorize_failure(e),
+    };
+    let denied = method == Method::DELETE
+        || params.get_str("decision") == Some("deny")
+        || params
+            .get_str("_method")
+            .is_some_and(|m| m.eq_ignore_ascii_case("delete"));
+    if denied {
+        deny(&pre)
+    } else {
+        approve(&state, &pre, &user).await
+    }
+}
+
+/// GitLab's page for out-of-band redirect URIs.
+pub async fn native_code(params: Params) -> Response {
+    match params.get_str("code") {
+        Some(code) => page(StatusCode::OK, CodePage { code }.render(), ""),
+        None => oauth_error_page(&OAuthError::missing("code")),
+    }
+}
