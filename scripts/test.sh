@@ -33,6 +33,11 @@ fi
 echo "== cargo test (workspace)"
 cargo test --workspace --locked
 
+if [[ -n "${LATCHKEY_TEST_POSTGRES_URL:-}" ]]; then
+    echo "== HTTP integration suite on PostgreSQL"
+    LATCHKEY_TEST_API_BACKEND=postgres cargo test --locked -p latchkey --test api
+fi
+
 echo "== compatibility suite (python-gitlab)"
 cargo build --locked -p latchkey
 bash compat/run.sh "$target/debug/latchkey"

@@ -6,6 +6,7 @@
 
 pub mod application;
 pub mod clock;
+pub mod dump;
 pub mod oauth;
 pub mod oauth_flows;
 pub mod pagination;

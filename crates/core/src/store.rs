@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use futures::stream::BoxStream;
 
 use crate::application::{Application, ApplicationUpdate, NewApplication, Ownership};
+use crate::dump::{Cell, TableSpec};
 use crate::oauth::{Grant, NewGrant, NewOAuthToken, NewSession, OAuthToken, OAuthTokenFound};
 use crate::pagination::PageRequest;
 use crate::token::{NewToken, PersonalAccessToken};
@@ -238,6 +239,24 @@ pub trait Store: Send + Sync + 'static {
     /// sign-in counters, and tokens that are revoked or expired without a
     /// usable refresh token. Returns the rows deleted.
     async fn delete_expired(&self, now: i64) -> Result<u64, StoreError>;
+
+    // --- moving between backends (`latchkey db copy`) -----------------------
+
+    /// Up to `limit` rows of `table`, ordered by its first column, after `after`.
+    async fn export_rows(
+        &self,
+        table: &TableSpec,
+        after: Option<&Cell>,
+        limit: i64,
+    ) -> Result<Vec<Vec<Cell>>, StoreError>;
+
+    /// Insert rows as they are (ids included), in one transaction.
+    async fn import_rows(&self, table: &TableSpec, rows: &[Vec<Cell>]) -> Result<(), StoreError>;
+
+    async fn count_rows(&self, table: &TableSpec) -> Result<u64, StoreError>;
+
+    /// After an import: make new ids continue after the imported ones.
+    async fn finish_import(&self) -> Result<(), StoreError>;
 }
 
 /// How many rows one keyset batch reads.

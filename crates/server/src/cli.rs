@@ -7,6 +7,7 @@ use latchkey_core::service::UserInput;
 use latchkey_core::token::parse_expiry;
 
 use crate::config::{FileConfig, GlobalArgs, ServeArgs, ServeSettings, Settings};
+use crate::startup::Schema;
 use crate::{startup, telemetry};
 
 #[derive(Debug, Parser)]
@@ -37,6 +38,24 @@ pub enum Command {
     /// Manage personal access tokens.
     #[command(subcommand)]
     Tokens(TokensCommand),
+    /// Database operations.
+    #[command(subcommand)]
+    Db(DbCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Copy every row from one database to a new, empty one (SQLite to
+    /// PostgreSQL or back), keeping ids, and verify the row counts.
+    /// Stop the servers using the source first.
+    Copy {
+        /// Source database URL (its schema must be current).
+        #[arg(long, value_name = "URL")]
+        from: String,
+        /// Target database URL (migrated here; must hold no rows).
+        #[arg(long, value_name = "URL")]
+        to: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -86,7 +105,7 @@ pub async fn run() -> anyhow::Result<()> {
     match cli.command {
         Command::Serve(args) => serve(&settings, &ServeSettings::resolve(&args, &file)?).await,
         Command::Migrate => {
-            startup::open_store(&settings.database_url).await?;
+            startup::open_store(&settings, Schema::Migrate).await?;
             eprintln!("latchkey: the database is up to date");
             Ok(())
         }
@@ -97,7 +116,7 @@ pub async fn run() -> anyhow::Result<()> {
             password,
             admin,
         }) => {
-            let store = startup::open_store(&settings.database_url).await?;
+            let store = startup::open_store(&settings, Schema::Migrate).await?;
             let services = startup::services(store, &settings, None);
             let name = name.unwrap_or_else(|| username.clone());
             let user = services
@@ -118,13 +137,45 @@ pub async fn run() -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Db(DbCommand::Copy { from, to }) => {
+            let source = startup::open_store(
+                &Settings {
+                    database_url: from.clone(),
+                    ..settings.clone()
+                },
+                Schema::RequireCurrent,
+            )
+            .await
+            .context("cannot open the source database")?;
+            let target = startup::open_store(
+                &Settings {
+                    database_url: to.clone(),
+                    ..settings.clone()
+                },
+                Schema::Migrate,
+            )
+            .await
+            .context("cannot open the target database")?;
+            let counts = latchkey_core::dump::copy(source.as_ref(), target.as_ref(), |table, n| {
+                if n % 100_000 == 0 {
+                    eprintln!("latchkey: {table}: {n} rows…");
+                }
+            })
+            .await
+            .context("the copy failed; the target may hold a partial copy: drop and recreate it before retrying")?;
+            for (table, n) in &counts {
+                println!("{table}: {n} rows");
+            }
+            eprintln!("latchkey: copied and verified {} tables", counts.len());
+            Ok(())
+        }
         Command::Tokens(TokensCommand::Create {
             user,
             name,
             scopes,
             expires_at,
         }) => {
-            let store = startup::open_store(&settings.database_url).await?;
+            let store = startup::open_store(&settings, Schema::Migrate).await?;
             let services = startup::services(store, &settings, None);
             let owner = services
                 .find_user_by_username(&user)
@@ -147,7 +198,12 @@ pub async fn run() -> anyhow::Result<()> {
 }
 
 async fn serve(settings: &Settings, serve: &ServeSettings) -> anyhow::Result<()> {
-    let store = startup::open_store(&settings.database_url).await?;
+    let schema = if serve.migrate {
+        Schema::Migrate
+    } else {
+        Schema::RequireCurrent
+    };
+    let store = startup::open_store(settings, schema).await?;
     let services = startup::services(store, settings, Some(serve));
     if let Some(b) = services
         .bootstrap_root(serve.root_password.as_deref(), serve.root_token.as_deref())

@@ -29,6 +29,22 @@ pub struct GlobalArgs {
     /// Database URL: sqlite://PATH?mode=rwc (default sqlite://latchkey.db?mode=rwc).
     #[arg(long, global = true, env = "LATCHKEY_DATABASE_URL", value_name = "URL")]
     pub database_url: Option<String>,
+    /// Database connections per instance (default 10; SQLite: readers, plus one writer).
+    #[arg(
+        long,
+        global = true,
+        env = "LATCHKEY_DATABASE_POOL_SIZE",
+        value_name = "N"
+    )]
+    pub database_pool_size: Option<u32>,
+    /// Seconds a request waits for a database connection before failing with 503 (default 5).
+    #[arg(
+        long,
+        global = true,
+        env = "LATCHKEY_DATABASE_TIMEOUT",
+        value_name = "SECONDS"
+    )]
+    pub database_timeout: Option<u64>,
     /// Log filter, in tracing's EnvFilter syntax (default "info").
     #[arg(long, global = true, env = "LATCHKEY_LOG", value_name = "FILTER")]
     pub log: Option<String>,
@@ -66,6 +82,14 @@ pub struct ServeArgs {
     #[arg(long, env = "LATCHKEY_PASSWORD_GRANT", value_name = "BOOL",
           value_parser = clap::builder::BoolishValueParser::new())]
     pub password_grant: Option<bool>,
+    /// Do not apply migrations at start; refuse to start unless the schema is current
+    /// (for deployments that run `latchkey migrate` as a separate step).
+    #[arg(long)]
+    pub no_migrate: bool,
+    /// Apply migrations at start (default true); `false` is the same as --no-migrate.
+    #[arg(long, env = "LATCHKEY_MIGRATE", value_name = "BOOL",
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub migrate: Option<bool>,
     /// Largest accepted request body in bytes (default 1048576); larger ones get 413.
     #[arg(long, env = "LATCHKEY_MAX_BODY_SIZE", value_name = "BYTES")]
     pub max_body_size: Option<usize>,
@@ -93,6 +117,9 @@ pub struct ServeArgs {
 pub struct FileConfig {
     pub listen: Option<String>,
     pub database_url: Option<String>,
+    pub database_pool_size: Option<u32>,
+    pub database_timeout: Option<u64>,
+    pub migrate: Option<bool>,
     pub external_url: Option<String>,
     pub admin_mode: Option<bool>,
     pub max_body_size: Option<usize>,
@@ -125,6 +152,8 @@ impl FileConfig {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub database_url: String,
+    pub pool_size: u32,
+    pub database_timeout: std::time::Duration,
     pub log: String,
     pub log_format: LogFormat,
     pub scopes: ScopeSet,
@@ -137,6 +166,7 @@ pub struct ServeSettings {
     pub listen: SocketAddr,
     pub external_url: String,
     pub admin_mode: bool,
+    pub migrate: bool,
     pub max_body_bytes: usize,
     pub access_token_seconds: i64,
     pub pkce_required_for_public_clients: bool,
@@ -163,7 +193,23 @@ impl Settings {
         {
             bail!("secret_prefix must be at most 64 characters of letters, digits, '-' and '_'");
         }
+        let pool_size = global
+            .database_pool_size
+            .or(file.database_pool_size)
+            .unwrap_or(10);
+        if !(1..=1000).contains(&pool_size) {
+            bail!("database_pool_size must be between 1 and 1000");
+        }
+        let timeout = global
+            .database_timeout
+            .or(file.database_timeout)
+            .unwrap_or(5);
+        if !(1..=600).contains(&timeout) {
+            bail!("database_timeout must be between 1 and 600 seconds");
+        }
         Ok(Self {
+            pool_size,
+            database_timeout: std::time::Duration::from_secs(timeout),
             database_url: global
                 .database_url
                 .clone()
@@ -220,6 +266,7 @@ impl ServeSettings {
             listen,
             external_url,
             admin_mode: args.admin_mode.or(file.admin_mode).unwrap_or(false),
+            migrate: !args.no_migrate && args.migrate.or(file.migrate).unwrap_or(true),
             access_token_seconds,
             pkce_required_for_public_clients: args
                 .pkce_required_for_public_clients

@@ -5,28 +5,83 @@ use std::sync::Arc;
 use anyhow::{bail, Context};
 use latchkey_core::service::Bootstrapped;
 use latchkey_core::{Config, Services, Store, SystemClock};
+use latchkey_postgres::PgStore;
 use latchkey_sqlite::SqliteStore;
 use tokio::net::TcpListener;
 
 use crate::config::{ServeSettings, Settings};
 use crate::http::{self, AppState};
 
-/// Open the database named by `url` and bring its schema up to date.
-pub async fn open_store(url: &str) -> anyhow::Result<Arc<dyn Store>> {
+/// What opening the database does to its schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Schema {
+    /// Apply pending migrations (`serve` by default, `migrate`).
+    Migrate,
+    /// Require the schema to be exactly current (`serve --no-migrate`).
+    RequireCurrent,
+}
+
+/// The newest schema version this build knows (both backends share the list).
+pub fn known_schema_version() -> i64 {
+    latchkey_sqlite::MIGRATOR
+        .iter()
+        .map(|m| m.version)
+        .max()
+        .unwrap_or(0)
+}
+
+fn check_version(found: Option<i64>, schema: Schema) -> anyhow::Result<()> {
+    let known = known_schema_version();
+    let found_v = found.unwrap_or(0);
+    if found_v > known {
+        bail!(
+            "the database schema is at version {found_v}, newer than this latchkey knows ({known}); \
+             run a newer latchkey (refusing to start rather than misread the data)"
+        );
+    }
+    if schema == Schema::RequireCurrent && found_v < known {
+        bail!("the database schema is at version {found_v} but this latchkey needs {known}; run `latchkey migrate` first");
+    }
+    Ok(())
+}
+
+/// Open the database named by `url` (SQLite or PostgreSQL, by scheme) and
+/// migrate or check its schema.
+pub async fn open_store(settings: &Settings, schema: Schema) -> anyhow::Result<Arc<dyn Store>> {
+    let url = settings.database_url.as_str();
     if url.starts_with("sqlite:") {
-        let store = SqliteStore::connect(&latchkey_sqlite::Options::new(url))
+        let mut opts = latchkey_sqlite::Options::new(url);
+        opts.read_connections = settings.pool_size;
+        opts.acquire_timeout = settings.database_timeout;
+        let store = SqliteStore::connect(&opts)
             .await
             .with_context(|| format!("cannot open the SQLite database {url:?}"))?;
-        store
-            .migrate()
-            .await
-            .context("cannot migrate the database")?;
+        check_version(store.schema_version().await?, schema)?;
+        if schema == Schema::Migrate {
+            store
+                .migrate()
+                .await
+                .context("cannot migrate the database")?;
+        }
         return Ok(Arc::new(store));
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        bail!("PostgreSQL is not supported by this build yet; use a sqlite:// URL");
+        let mut opts = latchkey_postgres::Options::new(url);
+        opts.max_connections = settings.pool_size;
+        opts.acquire_timeout = settings.database_timeout;
+        let store = PgStore::connect(&opts)
+            .await
+            .context("cannot connect to the PostgreSQL database")?;
+        check_version(store.schema_version().await?, schema)?;
+        if schema == Schema::Migrate {
+            store
+                .migrate()
+                .await
+                .context("cannot migrate the database")?;
+        }
+        return Ok(Arc::new(store));
     }
-    bail!("unsupported database URL {url:?}: expected sqlite://PATH?mode=rwc")
+    bail!("unsupported database URL {url:?}: expected sqlite://PATH?mode=rwc or postgres://USER@HOST/DATABASE")
 }
 
 /// The services, configured for `serve` (OAuth settings) or for a CLI

@@ -11,6 +11,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures::stream::BoxStream;
 use latchkey_core::application::{Application, ApplicationUpdate, NewApplication, Ownership};
+use latchkey_core::dump::{Cell, Kind, TableSpec};
 use latchkey_core::oauth::{
     Grant, NewGrant, NewOAuthToken, NewSession, OAuthToken, OAuthTokenFound, PkceMethod,
 };
@@ -66,8 +67,16 @@ fn map_err(e: sqlx::Error) -> StoreError {
         sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
             StoreError::Unavailable(e.to_string())
         }
-        sqlx::Error::Database(db) if matches!(db.code().as_deref(), Some("5" | "6" | "517")) => {
-            // SQLITE_BUSY, SQLITE_LOCKED, SQLITE_BUSY_SNAPSHOT
+        sqlx::Error::Database(db)
+            if db
+                .code()
+                .and_then(|c| c.parse::<i32>().ok())
+                .is_some_and(|c| {
+                    // The primary result code, under any extended code:
+                    // SQLITE_BUSY, SQLITE_LOCKED, SQLITE_IOERR, SQLITE_FULL, SQLITE_CANTOPEN.
+                    matches!(c & 0xff, 5 | 6 | 10 | 13 | 14)
+                }) =>
+        {
             StoreError::Unavailable(e.to_string())
         }
         _ => StoreError::Other(e.to_string()),
@@ -292,6 +301,42 @@ async fn find_oauth_token_by(
 const SPENT_TOKEN_RETENTION_MS: i64 = 7 * 24 * 3600 * 1000;
 /// Forget sign-in counters this long after their window started.
 const THROTTLE_RETENTION_MS: i64 = 3600 * 1000;
+
+fn column_list(table: &TableSpec) -> String {
+    table
+        .columns
+        .iter()
+        .map(|(c, _)| *c)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn cell_from_row(row: &SqliteRow, i: usize, kind: Kind) -> Result<Cell, sqlx::Error> {
+    Ok(match kind {
+        Kind::Int => row
+            .try_get::<Option<i64>, _>(i)?
+            .map_or(Cell::Null, Cell::Int),
+        Kind::Text => row
+            .try_get::<Option<String>, _>(i)?
+            .map_or(Cell::Null, Cell::Text),
+        Kind::Bool => row
+            .try_get::<Option<bool>, _>(i)?
+            .map_or(Cell::Null, Cell::Bool),
+    })
+}
+
+type SqliteQuery<'q> = sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments<'q>>;
+
+fn bind_cell<'q>(q: SqliteQuery<'q>, cell: &Cell, kind: Kind) -> SqliteQuery<'q> {
+    match (cell, kind) {
+        (Cell::Int(v), _) => q.bind(*v),
+        (Cell::Text(v), _) => q.bind(v.clone()),
+        (Cell::Bool(v), _) => q.bind(*v),
+        (Cell::Null, Kind::Int) => q.bind(None::<i64>),
+        (Cell::Null, Kind::Text) => q.bind(None::<String>),
+        (Cell::Null, Kind::Bool) => q.bind(None::<bool>),
+    }
+}
 
 fn ownership_clause(scope: Ownership) -> &'static str {
     match scope {
@@ -1097,5 +1142,75 @@ impl Store for SqliteStore {
         }
         tx.commit().await.map_err(map_err)?;
         Ok(total)
+    }
+
+    async fn export_rows(
+        &self,
+        table: &TableSpec,
+        after: Option<&Cell>,
+        limit: i64,
+    ) -> Result<Vec<Vec<Cell>>, StoreError> {
+        let key = table.columns.first().map_or("rowid", |(c, _)| *c);
+        let sql = format!(
+            "SELECT {} FROM {} WHERE ?1 IS NULL OR {key} > ?1 ORDER BY {key} LIMIT ?2",
+            column_list(table),
+            table.name
+        );
+        let mut q = sqlx::query(&sql);
+        q = match after {
+            Some(c) => bind_cell(q, c, table.columns.first().map_or(Kind::Int, |(_, k)| *k)),
+            None => q.bind(None::<i64>),
+        };
+        let rows = q
+            .bind(limit)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(map_err)?;
+        rows.iter()
+            .map(|r| {
+                table
+                    .columns
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (_, k))| cell_from_row(r, i, *k))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(map_err)
+    }
+
+    async fn import_rows(&self, table: &TableSpec, rows: &[Vec<Cell>]) -> Result<(), StoreError> {
+        let placeholders = vec!["?"; table.columns.len()].join(", ");
+        let sql = format!(
+            "INSERT INTO {} ({}) VALUES ({placeholders})",
+            table.name,
+            column_list(table)
+        );
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(map_err)?;
+        for row in rows {
+            let mut q = sqlx::query(&sql);
+            for (cell, (_, kind)) in row.iter().zip(table.columns) {
+                q = bind_cell(q, cell, *kind);
+            }
+            q.execute(&mut *tx).await.map_err(map_err)?;
+        }
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn count_rows(&self, table: &TableSpec) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {}", table.name))
+            .fetch_one(&self.reader)
+            .await
+            .map_err(map_err)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn finish_import(&self) -> Result<(), StoreError> {
+        // AUTOINCREMENT tables track the largest id inserted by themselves.
+        Ok(())
     }
 }

@@ -3,7 +3,9 @@ use std::sync::Arc;
 use latchkey::http::AppState;
 use latchkey_core::application::ApplicationParams;
 use latchkey_core::service::UserInput;
+use latchkey_core::Store;
 use latchkey_core::{Services, SystemClock};
+use latchkey_postgres::PgStore;
 use latchkey_sqlite::SqliteStore;
 use reqwest::{Client, Response};
 use serde_json::Value;
@@ -17,6 +19,83 @@ pub struct TestApp {
     pub root_token: String,
     pub root_id: i64,
     _dir: TempDir,
+    _postgres: Option<PostgresDb>,
+}
+
+enum Backend {
+    Sqlite,
+    Postgres(String),
+}
+
+/// `LATCHKEY_TEST_API_BACKEND=postgres` runs this suite on PostgreSQL (at
+/// `LATCHKEY_TEST_POSTGRES_URL`), a fresh database per test.
+fn backend() -> Backend {
+    match std::env::var("LATCHKEY_TEST_API_BACKEND").as_deref() {
+        Ok("postgres") => {
+            let url = std::env::var("LATCHKEY_TEST_POSTGRES_URL")
+                .expect("LATCHKEY_TEST_API_BACKEND=postgres needs LATCHKEY_TEST_POSTGRES_URL");
+            Backend::Postgres(url)
+        }
+        Ok("sqlite") | Err(_) => Backend::Sqlite,
+        Ok(other) => panic!("unknown LATCHKEY_TEST_API_BACKEND {other:?}"),
+    }
+}
+
+/// A database of its own on the test PostgreSQL server, dropped afterwards.
+pub struct PostgresDb {
+    admin_url: String,
+    pub name: String,
+    pub url: String,
+}
+
+impl PostgresDb {
+    pub async fn create(admin_url: &str) -> Self {
+        use sqlx::{Connection, Executor};
+        let name = format!(
+            "latchkey_api_{}",
+            latchkey_core::secret::random_hex(8).unwrap()
+        );
+        let mut admin = sqlx::PgConnection::connect(admin_url)
+            .await
+            .unwrap_or_else(|e| panic!("LATCHKEY_TEST_POSTGRES_URL is set but unreachable: {e}"));
+        admin
+            .execute(format!("CREATE DATABASE {name}").as_str())
+            .await
+            .unwrap();
+        let _ = admin.close().await;
+        let mut url = url::Url::parse(admin_url).unwrap();
+        url.set_path(&format!("/{name}"));
+        Self {
+            admin_url: admin_url.to_owned(),
+            name,
+            url: url.to_string(),
+        }
+    }
+}
+
+impl Drop for PostgresDb {
+    fn drop(&mut self) {
+        let admin_url = self.admin_url.clone();
+        let name = self.name.clone();
+        // Drop runs inside the test's runtime; do the async work on a
+        // thread of its own.
+        let _ = std::thread::spawn(move || {
+            use sqlx::{Connection, Executor};
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                if let Ok(mut admin) = sqlx::PgConnection::connect(&admin_url).await {
+                    let _ = admin
+                        .execute(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)").as_str())
+                        .await;
+                    let _ = admin.close().await;
+                }
+            });
+        })
+        .join();
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -41,16 +120,29 @@ impl TestApp {
 
     pub async fn spawn_with(opts: Options) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let db_url = format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display());
-        let store = SqliteStore::connect(&latchkey_sqlite::Options::new(&db_url))
-            .await
-            .unwrap();
-        store.migrate().await.unwrap();
+        let (store, postgres): (Arc<dyn Store>, Option<PostgresDb>) = match backend() {
+            Backend::Sqlite => {
+                let db_url = format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display());
+                let store = SqliteStore::connect(&latchkey_sqlite::Options::new(&db_url))
+                    .await
+                    .unwrap();
+                store.migrate().await.unwrap();
+                (Arc::new(store), None)
+            }
+            Backend::Postgres(admin_url) => {
+                let db = PostgresDb::create(&admin_url).await;
+                let store = PgStore::connect(&latchkey_postgres::Options::new(&db.url))
+                    .await
+                    .unwrap();
+                store.migrate().await.unwrap();
+                (Arc::new(store), Some(db))
+            }
+        };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let base = format!("http://{addr}");
         let services = Services::new(
-            Arc::new(store),
+            store,
             Arc::new(SystemClock),
             latchkey_core::Config {
                 admin_mode: opts.admin_mode,
@@ -97,6 +189,7 @@ impl TestApp {
             root_token: token.0,
             root_id: root.id,
             _dir: dir,
+            _postgres: postgres,
         }
     }
 

@@ -7,6 +7,7 @@ mod helpers;
 mod applications;
 mod auth;
 mod bad_input;
+mod cluster;
 mod meta;
 mod oauth;
 mod process;

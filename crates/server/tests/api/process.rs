@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_latchkey");
+pub const BIN: &str = env!("CARGO_BIN_EXE_latchkey");
 const ROOT_TOKEN: &str = "glpat-test-root-token-0123456789";
 
 fn free_port() -> u16 {
@@ -16,9 +16,9 @@ fn free_port() -> u16 {
         .port()
 }
 
-struct Server {
-    child: Child,
-    base: String,
+pub struct Server {
+    pub child: Child,
+    pub base: String,
 }
 
 impl Drop for Server {
@@ -29,6 +29,11 @@ impl Drop for Server {
 }
 
 fn start(db_url: &str, root_token: &str) -> Server {
+    start_with(db_url, root_token, &[])
+}
+
+/// Start `latchkey serve` on a free port with extra environment.
+pub fn start_with(db_url: &str, root_token: &str, env: &[(&str, &str)]) -> Server {
     let port = free_port();
     let child = Command::new(BIN)
         .arg("serve")
@@ -36,6 +41,7 @@ fn start(db_url: &str, root_token: &str) -> Server {
         .env("LATCHKEY_DATABASE_URL", db_url)
         .env("LATCHKEY_ROOT_TOKEN", root_token)
         .env("LATCHKEY_LOG", "warn")
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -46,7 +52,7 @@ fn start(db_url: &str, root_token: &str) -> Server {
     }
 }
 
-async fn wait_ready(server: &mut Server) {
+pub async fn wait_ready(server: &mut Server) {
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {

@@ -1,0 +1,202 @@
+//! Moving a whole database between backends (`latchkey db copy`): the
+//! canonical list of tables and columns, rows as backend-neutral cells,
+//! and the copy itself, verified by row counts.
+
+use crate::store::{Store, StoreError};
+
+/// How a column's values are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Int,
+    Text,
+    Bool,
+}
+
+/// One table of the schema; the first column is its key (unique, ordered).
+#[derive(Debug)]
+pub struct TableSpec {
+    pub name: &'static str,
+    pub columns: &'static [(&'static str, Kind)],
+}
+
+/// One value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cell {
+    Null,
+    Int(i64),
+    Text(String),
+    Bool(bool),
+}
+
+use Kind::{Bool, Int, Text};
+
+/// Every table, parents before children.
+pub const TABLES: &[TableSpec] = &[
+    TableSpec {
+        name: "users",
+        columns: &[
+            ("id", Int),
+            ("username", Text),
+            ("email", Text),
+            ("name", Text),
+            ("password_digest", Text),
+            ("admin", Bool),
+            ("state", Text),
+            ("created_at", Int),
+        ],
+    },
+    TableSpec {
+        name: "personal_access_tokens",
+        columns: &[
+            ("id", Int),
+            ("user_id", Int),
+            ("name", Text),
+            ("token_digest", Text),
+            ("scopes", Text),
+            ("expires_at", Text),
+            ("revoked", Bool),
+            ("created_at", Int),
+        ],
+    },
+    TableSpec {
+        name: "oauth_applications",
+        columns: &[
+            ("id", Int),
+            ("uid", Text),
+            ("name", Text),
+            ("secret_digest", Text),
+            ("redirect_uri", Text),
+            ("scopes", Text),
+            ("confidential", Bool),
+            ("trusted", Bool),
+            ("owner_id", Int),
+            ("created_at", Int),
+            ("updated_at", Int),
+        ],
+    },
+    TableSpec {
+        name: "oauth_access_grants",
+        columns: &[
+            ("id", Int),
+            ("application_id", Int),
+            ("user_id", Int),
+            ("code_digest", Text),
+            ("redirect_uri", Text),
+            ("scopes", Text),
+            ("code_challenge", Text),
+            ("code_challenge_method", Text),
+            ("nonce", Text),
+            ("created_at", Int),
+            ("expires_at", Int),
+            ("redeemed_at", Int),
+        ],
+    },
+    TableSpec {
+        name: "oauth_access_tokens",
+        columns: &[
+            ("id", Int),
+            ("application_id", Int),
+            ("user_id", Int),
+            ("token_digest", Text),
+            ("refresh_digest", Text),
+            ("scopes", Text),
+            ("created_at", Int),
+            ("expires_at", Int),
+            ("revoked_at", Int),
+            ("refreshed_at", Int),
+            ("family", Text),
+            ("previous_token_id", Int),
+            ("grant_id", Int),
+        ],
+    },
+    TableSpec {
+        name: "sessions",
+        columns: &[
+            ("digest", Text),
+            ("user_id", Int),
+            ("created_at", Int),
+            ("expires_at", Int),
+        ],
+    },
+    TableSpec {
+        name: "login_throttles",
+        columns: &[("key", Text), ("failures", Int), ("window_start", Int)],
+    },
+];
+
+/// Rows read and written per batch.
+pub const COPY_BATCH: i64 = 1000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CopyError {
+    #[error("the target database is not empty: table {0} has {1} rows")]
+    TargetNotEmpty(&'static str, u64),
+    #[error("table {table}: copied {copied} rows but the target has {found}")]
+    CountMismatch {
+        table: &'static str,
+        copied: u64,
+        found: u64,
+    },
+    #[error("table {table}: the source has {source_rows} rows, {copied} were copied (did it change during the copy?)")]
+    SourceChanged {
+        table: &'static str,
+        source_rows: u64,
+        copied: u64,
+    },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Copy every row of every table from `from` to the empty `to`, keeping
+/// ids, then check that each table holds as many rows on both sides.
+/// Returns the row count of each table.
+pub async fn copy(
+    from: &dyn Store,
+    to: &dyn Store,
+    mut progress: impl FnMut(&'static str, u64),
+) -> Result<Vec<(&'static str, u64)>, CopyError> {
+    for table in TABLES {
+        let n = to.count_rows(table).await?;
+        if n > 0 {
+            return Err(CopyError::TargetNotEmpty(table.name, n));
+        }
+    }
+    let mut counts = Vec::new();
+    for table in TABLES {
+        let mut copied: u64 = 0;
+        let mut after: Option<Cell> = None;
+        loop {
+            let rows = from.export_rows(table, after.as_ref(), COPY_BATCH).await?;
+            if rows.is_empty() {
+                break;
+            }
+            to.import_rows(table, &rows).await?;
+            copied += rows.len() as u64;
+            progress(table.name, copied);
+            let full = rows.len() as i64 == COPY_BATCH;
+            after = rows.last().and_then(|r| r.first().cloned());
+            if !full {
+                break;
+            }
+        }
+        let source_rows = from.count_rows(table).await?;
+        let found = to.count_rows(table).await?;
+        if found != copied {
+            return Err(CopyError::CountMismatch {
+                table: table.name,
+                copied,
+                found,
+            });
+        }
+        if source_rows != copied {
+            return Err(CopyError::SourceChanged {
+                table: table.name,
+                source_rows,
+                copied,
+            });
+        }
+        counts.push((table.name, copied));
+    }
+    to.finish_import().await?;
+    Ok(counts)
+}

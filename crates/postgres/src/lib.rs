@@ -1,0 +1,1478 @@
+//! latchkey's shared storage: PostgreSQL through sqlx.
+//!
+//! The same schema and the same semantics as the SQLite backend, so any
+//! number of latchkey instances can serve from one database:
+//!
+//! - usernames and emails are unique ignoring ASCII case, as SQLite's
+//!   `COLLATE NOCASE` makes them (a unique index on
+//!   `lower(column COLLATE "C")`, and lookups through the same expression);
+//! - a broken uniqueness rule is [`StoreError::Conflict`] naming the column;
+//! - an unreachable server, a pool timeout, a cancelled statement or a
+//!   serialization failure is [`StoreError::Unavailable`];
+//! - [`Store::bootstrap_first_user`] locks the users table against writers
+//!   for its transaction, so it creates at most one first user however many
+//!   instances race for it;
+//! - single-use transitions (redeeming a code, refreshing or rotating a
+//!   token) are a conditional `UPDATE` in a transaction: concurrent callers
+//!   queue on the row lock and only the first finds the row still usable;
+//! - a page and its total come from one snapshot (`REPEATABLE READ`), as a
+//!   SQLite read transaction gives.
+//!
+//! One difference remains: a failed insert consumes a sequence value, so
+//! ids can have gaps where SQLite's `AUTOINCREMENT` would have none.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+use latchkey_core::application::{Application, ApplicationUpdate, NewApplication, Ownership};
+use latchkey_core::dump::{Cell, Kind, TableSpec};
+use latchkey_core::oauth::{
+    Grant, NewGrant, NewOAuthToken, NewSession, OAuthToken, OAuthTokenFound, PkceMethod,
+};
+use latchkey_core::pagination::PageRequest;
+use latchkey_core::scopes::Scopes;
+use latchkey_core::store::{Store, StoreError, TokenWithOwner};
+use latchkey_core::token::{NewToken, PersonalAccessToken};
+use latchkey_core::user::{NewUser, User, UserFilter, UserState, UserUpdate};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
+use sqlx::{PgPool, Row};
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+/// How to connect to the database.
+#[derive(Clone)]
+pub struct Options {
+    /// `postgres://user:password@host:port/database?...`
+    pub url: String,
+    /// The most connections this instance opens.
+    pub max_connections: u32,
+    /// Connections kept open even when idle.
+    pub min_connections: u32,
+    /// How long a request waits for a free connection (including opening
+    /// a new one).
+    pub acquire_timeout: Duration,
+    /// The server cancels any statement running longer than this (the
+    /// request then fails as unavailable). Sent as a startup option, which
+    /// some poolers (PgBouncer without `ignore_startup_parameters`) refuse:
+    /// `None` sends nothing and leaves the server's setting alone.
+    pub statement_timeout: Option<Duration>,
+}
+
+impl Options {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            max_connections: 10,
+            min_connections: 0,
+            acquire_timeout: Duration::from_secs(5),
+            statement_timeout: Some(Duration::from_secs(30)),
+        }
+    }
+}
+
+/// The URL's password, if any, replaced by `***`: options get logged.
+fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{tail}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+impl fmt::Debug for Options {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Options")
+            .field("url", &redact_url(&self.url))
+            .field("max_connections", &self.max_connections)
+            .field("min_connections", &self.min_connections)
+            .field("acquire_timeout", &self.acquire_timeout)
+            .field("statement_timeout", &self.statement_timeout)
+            .finish()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+/// The column a unique constraint or index guards. Every one in the schema
+/// is named `<table>_<column>_key`, as PostgreSQL names `UNIQUE (column)`.
+fn conflict_column(table: Option<&str>, constraint: Option<&str>) -> String {
+    let Some(constraint) = constraint else {
+        return "value".to_owned();
+    };
+    let column = table
+        .and_then(|t| constraint.strip_prefix(t))
+        .and_then(|c| c.strip_prefix('_'))
+        .unwrap_or(constraint);
+    column.strip_suffix("_key").unwrap_or(column).to_owned()
+}
+
+/// SQLSTATEs meaning "not now" rather than "never": the connection broke,
+/// the server is short of resources or shutting down, a statement was
+/// cancelled (statement_timeout), a lock was not granted, a transaction
+/// lost a serialization race or a deadlock, or a new connection was
+/// refused (database closed to connections, dropped, credentials changed).
+fn is_unavailable_code(code: &str) -> bool {
+    code.starts_with("08")
+        || code.starts_with("53")
+        || matches!(
+            code,
+            "57014" | "57P01" | "57P02" | "57P03" | "55P03" | "40001" | "40P01"
+            // at connect time: the database does not accept connections
+            // (ALLOW_CONNECTIONS false), is gone, or refuses our credentials
+            | "55000" | "3D000" | "28000" | "28P01"
+        )
+}
+
+fn map_err(e: sqlx::Error) -> StoreError {
+    match &e {
+        sqlx::Error::Database(db) if db.is_unique_violation() => {
+            StoreError::Conflict(conflict_column(db.table(), db.constraint()))
+        }
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::Io(_)
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e.to_string()),
+        sqlx::Error::Database(db) if db.code().is_some_and(|c| is_unavailable_code(&c)) => {
+            StoreError::Unavailable(e.to_string())
+        }
+        _ => StoreError::Other(e.to_string()),
+    }
+}
+
+fn migrate_err(e: sqlx::migrate::MigrateError) -> StoreError {
+    match e {
+        sqlx::migrate::MigrateError::Execute(inner) => match map_err(inner) {
+            StoreError::Unavailable(m) => StoreError::Unavailable(format!("migration failed: {m}")),
+            other => StoreError::Other(format!("migration failed: {other}")),
+        },
+        e => StoreError::Other(format!("migration failed: {e}")),
+    }
+}
+
+impl PgStore {
+    /// Connect without migrating. Fails when the server cannot be reached
+    /// within `acquire_timeout`.
+    pub async fn connect(opts: &Options) -> Result<Self, StoreError> {
+        let mut connect = PgConnectOptions::from_str(&opts.url).map_err(|e| {
+            StoreError::Other(format!(
+                "invalid PostgreSQL URL {:?}: {e}",
+                redact_url(&opts.url)
+            ))
+        })?;
+        connect = connect.application_name("latchkey");
+        if let Some(t) = opts.statement_timeout {
+            connect = connect.options([("statement_timeout", t.as_millis().max(1))]);
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(opts.max_connections.max(1))
+            .min_connections(opts.min_connections.min(opts.max_connections.max(1)))
+            .acquire_timeout(opts.acquire_timeout)
+            .connect_with(connect)
+            .await
+            .map_err(map_err)?;
+        Ok(Self { pool })
+    }
+
+    /// Apply every pending migration. Safe to run from several instances
+    /// at once: the migrator holds an advisory lock while it works.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        MIGRATOR.run(&self.pool).await.map_err(migrate_err)
+    }
+
+    /// The newest migration version applied, if any.
+    pub async fn schema_version(&self) -> Result<Option<i64>, StoreError> {
+        let exists: bool = sqlx::query_scalar("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_err)?;
+        if !exists {
+            return Ok(None);
+        }
+        sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_err)
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+const APP_COLUMNS: &str =
+    "id, uid, name, redirect_uri, scopes, confidential, trusted, owner_id, created_at";
+const USER_COLUMNS: &str = "id, username, email, name, admin, state, created_at";
+const TOKEN_COLUMNS: &str = "id, user_id, name, scopes, expires_at, revoked, created_at";
+
+/// A read-only transaction whose statements all see one snapshot, as a
+/// SQLite read transaction does (READ COMMITTED takes one per statement):
+/// a page and its total agree.
+const BEGIN_SNAPSHOT: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
+
+/// SQLite's `COLLATE NOCASE` equality: ASCII letters fold, nothing else.
+/// The left side is the expression of the unique indexes on users.
+fn nocase_eq(column: &str, param: &str) -> String {
+    format!(r#"lower({column} COLLATE "C") = lower({param}::text COLLATE "C")"#)
+}
+
+/// SQLite's default `LIKE`: ASCII letters fold, nothing else.
+fn nocase_like(column: &str, param: &str) -> String {
+    format!(r#"lower({column} COLLATE "C") LIKE lower({param}::text COLLATE "C") ESCAPE '\'"#)
+}
+
+fn app_from_row(row: &PgRow) -> Result<Application, sqlx::Error> {
+    Ok(Application {
+        id: row.try_get("id")?,
+        application_id: row.try_get("uid")?,
+        name: row.try_get("name")?,
+        redirect_uri: row.try_get("redirect_uri")?,
+        scopes: Scopes::from_stored(row.try_get::<&str, _>("scopes")?),
+        confidential: row.try_get("confidential")?,
+        trusted: row.try_get("trusted")?,
+        owner_id: row.try_get("owner_id")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+fn user_from_row(row: &PgRow, prefix: &str) -> Result<User, sqlx::Error> {
+    let col = |c: &str| format!("{prefix}{c}");
+    Ok(User {
+        id: row.try_get(col("id").as_str())?,
+        username: row.try_get(col("username").as_str())?,
+        email: row.try_get(col("email").as_str())?,
+        name: row.try_get(col("name").as_str())?,
+        admin: row.try_get(col("admin").as_str())?,
+        state: UserState::parse(row.try_get::<&str, _>(col("state").as_str())?),
+        created_at: row.try_get(col("created_at").as_str())?,
+    })
+}
+
+fn token_from_row(row: &PgRow) -> Result<PersonalAccessToken, sqlx::Error> {
+    let expires: Option<String> = row.try_get("expires_at")?;
+    Ok(PersonalAccessToken {
+        id: row.try_get("id")?,
+        user_id: row.try_get("user_id")?,
+        name: row.try_get("name")?,
+        scopes: Scopes::from_stored(row.try_get::<&str, _>("scopes")?),
+        expires_at: match expires {
+            Some(d) => Some(
+                latchkey_core::token::parse_expiry(&d)
+                    .map_err(|e| sqlx::Error::Decode(e.into()))?,
+            ),
+            None => None,
+        },
+        revoked: row.try_get("revoked")?,
+        created_at: row.try_get("created_at")?,
+    })
+}
+
+const GRANT_COLUMNS: &str = "id, application_id, user_id, redirect_uri, scopes, code_challenge, \
+     code_challenge_method, nonce, created_at, expires_at, redeemed_at";
+const OAUTH_TOKEN_COLUMNS: &str =
+    "id, application_id, user_id, refresh_digest IS NOT NULL AS has_refresh, scopes, \
+     created_at, expires_at, revoked_at, refreshed_at, family, previous_token_id, grant_id";
+
+/// Keep revoked and spent tokens this long (for refresh-reuse detection).
+const SPENT_TOKEN_RETENTION_MS: i64 = 7 * 24 * 3600 * 1000;
+/// Forget sign-in counters this long after their window started.
+const THROTTLE_RETENTION_MS: i64 = 3600 * 1000;
+
+fn grant_from_row(row: &PgRow) -> Result<Grant, sqlx::Error> {
+    let method: Option<String> = row.try_get("code_challenge_method")?;
+    Ok(Grant {
+        id: row.try_get("id")?,
+        application_id: row.try_get("application_id")?,
+        user_id: row.try_get("user_id")?,
+        redirect_uri: row.try_get("redirect_uri")?,
+        scopes: Scopes::from_stored(row.try_get::<&str, _>("scopes")?),
+        code_challenge: row.try_get("code_challenge")?,
+        code_challenge_method: method.as_deref().and_then(PkceMethod::parse),
+        nonce: row.try_get("nonce")?,
+        created_at: row.try_get("created_at")?,
+        expires_at: row.try_get("expires_at")?,
+        redeemed_at: row.try_get("redeemed_at")?,
+    })
+}
+
+fn oauth_token_from_row(row: &PgRow, prefix: &str) -> Result<OAuthToken, sqlx::Error> {
+    let col = |c: &str| format!("{prefix}{c}");
+    Ok(OAuthToken {
+        id: row.try_get(col("id").as_str())?,
+        application_id: row.try_get(col("application_id").as_str())?,
+        user_id: row.try_get(col("user_id").as_str())?,
+        scopes: Scopes::from_stored(row.try_get::<&str, _>(col("scopes").as_str())?),
+        created_at: row.try_get(col("created_at").as_str())?,
+        expires_at: row.try_get(col("expires_at").as_str())?,
+        revoked_at: row.try_get(col("revoked_at").as_str())?,
+        refreshed_at: row.try_get(col("refreshed_at").as_str())?,
+        has_refresh_token: row.try_get(col("has_refresh").as_str())?,
+        family: row.try_get(col("family").as_str())?,
+        previous_token_id: row.try_get(col("previous_token_id").as_str())?,
+        grant_id: row.try_get(col("grant_id").as_str())?,
+    })
+}
+
+async fn insert_oauth_token_on(
+    conn: &mut sqlx::PgConnection,
+    t: &NewOAuthToken,
+) -> Result<OAuthToken, sqlx::Error> {
+    let row = sqlx::query(&format!(
+        "INSERT INTO oauth_access_tokens
+           (application_id, user_id, token_digest, refresh_digest, scopes, created_at, expires_at,
+            family, previous_token_id, grant_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {OAUTH_TOKEN_COLUMNS}"
+    ))
+    .bind(t.application_id)
+    .bind(t.user_id)
+    .bind(&t.token_digest)
+    .bind(&t.refresh_digest)
+    .bind(t.scopes.joined())
+    .bind(t.created_at)
+    .bind(t.expires_at)
+    .bind(&t.family)
+    .bind(t.previous_token_id)
+    .bind(t.grant_id)
+    .fetch_one(&mut *conn)
+    .await?;
+    oauth_token_from_row(&row, "")
+}
+
+/// The digest columns of oauth_access_tokens a token is found by.
+#[derive(Debug, Clone, Copy)]
+enum OAuthDigest {
+    Access,
+    Refresh,
+}
+
+impl OAuthDigest {
+    fn column(self) -> &'static str {
+        match self {
+            Self::Access => "token_digest",
+            Self::Refresh => "refresh_digest",
+        }
+    }
+}
+
+/// A token with its application and (optional) user, by one digest column.
+async fn find_oauth_token_by(
+    pool: &PgPool,
+    by: OAuthDigest,
+    digest: &str,
+) -> Result<Option<OAuthTokenFound>, StoreError> {
+    let row = sqlx::query(&format!(
+        "SELECT t.id AS t_id, t.application_id AS t_application_id, t.user_id AS t_user_id,
+                t.refresh_digest IS NOT NULL AS t_has_refresh, t.scopes AS t_scopes,
+                t.created_at AS t_created_at, t.expires_at AS t_expires_at, t.revoked_at AS t_revoked_at,
+                t.refreshed_at AS t_refreshed_at, t.family AS t_family,
+                t.previous_token_id AS t_previous_token_id, t.grant_id AS t_grant_id,
+                a.id, a.uid, a.name, a.redirect_uri, a.scopes, a.confidential, a.trusted, a.owner_id, a.created_at,
+                u.id AS u_id, u.username AS u_username, u.email AS u_email, u.name AS u_name,
+                u.admin AS u_admin, u.state AS u_state, u.created_at AS u_created_at
+         FROM oauth_access_tokens t
+         JOIN oauth_applications a ON a.id = t.application_id
+         LEFT JOIN users u ON u.id = t.user_id
+         WHERE t.{} = $1",
+        by.column()
+    ))
+    .bind(digest)
+    .fetch_optional(pool)
+    .await
+    .map_err(map_err)?;
+    let Some(row) = row else { return Ok(None) };
+    let token = oauth_token_from_row(&row, "t_").map_err(map_err)?;
+    let application = app_from_row(&row).map_err(map_err)?;
+    let user_id: Option<i64> = row.try_get("u_id").map_err(map_err)?;
+    let user = match user_id {
+        Some(_) => Some(user_from_row(&row, "u_").map_err(map_err)?),
+        None => None,
+    };
+    Ok(Some(OAuthTokenFound {
+        token,
+        application,
+        user,
+    }))
+}
+
+fn column_list(table: &TableSpec) -> String {
+    table
+        .columns
+        .iter()
+        .map(|(c, _)| *c)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn cell_from_row(row: &PgRow, i: usize, kind: Kind) -> Result<Cell, sqlx::Error> {
+    Ok(match kind {
+        Kind::Int => row
+            .try_get::<Option<i64>, _>(i)?
+            .map_or(Cell::Null, Cell::Int),
+        Kind::Text => row
+            .try_get::<Option<String>, _>(i)?
+            .map_or(Cell::Null, Cell::Text),
+        Kind::Bool => row
+            .try_get::<Option<bool>, _>(i)?
+            .map_or(Cell::Null, Cell::Bool),
+    })
+}
+
+type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
+fn bind_cell<'q>(q: PgQuery<'q>, cell: &Cell, kind: Kind) -> PgQuery<'q> {
+    match (cell, kind) {
+        (Cell::Int(v), _) => q.bind(*v),
+        (Cell::Text(v), _) => q.bind(v.clone()),
+        (Cell::Bool(v), _) => q.bind(*v),
+        (Cell::Null, Kind::Int) => q.bind(None::<i64>),
+        (Cell::Null, Kind::Text) => q.bind(None::<String>),
+        (Cell::Null, Kind::Bool) => q.bind(None::<bool>),
+    }
+}
+
+fn ownership_clause(scope: Ownership) -> &'static str {
+    match scope {
+        Ownership::Instance => " AND owner_id IS NULL",
+        Ownership::Any => "",
+    }
+}
+
+async fn insert_token_on(
+    conn: &mut sqlx::PgConnection,
+    user_id: i64,
+    t: &NewToken,
+) -> Result<PersonalAccessToken, sqlx::Error> {
+    let row = sqlx::query(
+        "INSERT INTO personal_access_tokens (user_id, name, token_digest, scopes, expires_at, revoked, created_at)
+         VALUES ($1, $2, $3, $4, $5, FALSE, $6)
+         RETURNING id, user_id, name, scopes, expires_at, revoked, created_at",
+    )
+    .bind(user_id)
+    .bind(&t.name)
+    .bind(&t.digest)
+    .bind(t.scopes.joined())
+    .bind(t.expires_at.map(|d| d.to_string()))
+    .bind(t.created_at)
+    .fetch_one(&mut *conn)
+    .await?;
+    token_from_row(&row)
+}
+
+async fn insert_user_on(conn: &mut sqlx::PgConnection, u: &NewUser) -> Result<User, sqlx::Error> {
+    let row = sqlx::query(&format!(
+        "INSERT INTO users (username, email, name, password_digest, admin, state, created_at)
+         VALUES ($1, $2, $3, $4, $5, 'active', $6) RETURNING {USER_COLUMNS}"
+    ))
+    .bind(&u.username)
+    .bind(&u.email)
+    .bind(&u.name)
+    .bind(&u.password_digest)
+    .bind(u.admin)
+    .bind(u.created_at)
+    .fetch_one(&mut *conn)
+    .await?;
+    user_from_row(&row, "")
+}
+
+async fn any_users(conn: &mut sqlx::PgConnection) -> Result<bool, sqlx::Error> {
+    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM users)")
+        .fetch_one(&mut *conn)
+        .await
+}
+
+#[async_trait]
+impl Store for PgStore {
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn insert_application(&self, a: NewApplication) -> Result<Application, StoreError> {
+        let row = sqlx::query(&format!(
+            "INSERT INTO oauth_applications
+               (uid, name, secret_digest, redirect_uri, scopes, confidential, trusted, owner_id, created_at, updated_at)
+             VALUES ($1, $2, $3, $4, $5, $6, FALSE, $7, $8, $9) RETURNING {APP_COLUMNS}"
+        ))
+        .bind(&a.application_id)
+        .bind(&a.name)
+        .bind(&a.secret_digest)
+        .bind(&a.redirect_uri)
+        .bind(a.scopes.joined())
+        .bind(a.confidential)
+        .bind(a.owner_id)
+        .bind(a.created_at)
+        .bind(a.created_at)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(map_err)?;
+        app_from_row(&row).map_err(map_err)
+    }
+
+    async fn list_instance_applications(
+        &self,
+        page: PageRequest,
+    ) -> Result<(Vec<Application>, u64), StoreError> {
+        let mut tx = self
+            .pool
+            .begin_with(BEGIN_SNAPSHOT)
+            .await
+            .map_err(map_err)?;
+        let total: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM oauth_applications WHERE owner_id IS NULL")
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        let rows = sqlx::query(&format!(
+            "SELECT {APP_COLUMNS} FROM oauth_applications WHERE owner_id IS NULL ORDER BY id LIMIT $1 OFFSET $2"
+        ))
+        .bind(page.limit())
+        .bind(page.offset())
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        let apps = rows
+            .iter()
+            .map(app_from_row)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(map_err)?;
+        Ok((apps, u64::try_from(total).unwrap_or(0)))
+    }
+
+    fn stream_instance_applications(&self) -> BoxStream<'static, Result<Application, StoreError>> {
+        let pool = self.pool.clone();
+        latchkey_core::store::keyset_stream(move |after, limit| {
+            let pool = pool.clone();
+            async move {
+                let rows = sqlx::query(&format!(
+                    "SELECT {APP_COLUMNS} FROM oauth_applications
+                     WHERE owner_id IS NULL AND id > $1 ORDER BY id LIMIT $2"
+                ))
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&pool)
+                .await
+                .map_err(map_err)?;
+                rows.iter()
+                    .map(app_from_row)
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(map_err)
+            }
+        })
+    }
+
+    async fn find_application(
+        &self,
+        id: i64,
+        scope: Ownership,
+    ) -> Result<Option<Application>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {APP_COLUMNS} FROM oauth_applications WHERE id = $1{}",
+            ownership_clause(scope)
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?;
+        row.as_ref().map(app_from_row).transpose().map_err(map_err)
+    }
+
+    async fn delete_application(&self, id: i64, scope: Ownership) -> Result<bool, StoreError> {
+        let done = sqlx::query(&format!(
+            "DELETE FROM oauth_applications WHERE id = $1{}",
+            ownership_clause(scope)
+        ))
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn renew_application_secret(
+        &self,
+        id: i64,
+        scope: Ownership,
+        secret_digest: &str,
+    ) -> Result<Option<Application>, StoreError> {
+        let row = sqlx::query(&format!(
+            "UPDATE oauth_applications SET secret_digest = $1 WHERE id = $2{} RETURNING {APP_COLUMNS}",
+            ownership_clause(scope)
+        ))
+        .bind(secret_digest)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?;
+        row.as_ref().map(app_from_row).transpose().map_err(map_err)
+    }
+
+    async fn list_owned_applications(
+        &self,
+        owner_id: i64,
+        page: PageRequest,
+    ) -> Result<(Vec<Application>, u64), StoreError> {
+        let mut tx = self
+            .pool
+            .begin_with(BEGIN_SNAPSHOT)
+            .await
+            .map_err(map_err)?;
+        let total: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM oauth_applications WHERE owner_id = $1")
+                .bind(owner_id)
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        let rows = sqlx::query(&format!(
+            "SELECT {APP_COLUMNS} FROM oauth_applications WHERE owner_id = $1 ORDER BY id LIMIT $2 OFFSET $3"
+        ))
+        .bind(owner_id)
+        .bind(page.limit())
+        .bind(page.offset())
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        let apps = rows
+            .iter()
+            .map(app_from_row)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(map_err)?;
+        Ok((apps, u64::try_from(total).unwrap_or(0)))
+    }
+
+    async fn update_application(
+        &self,
+        id: i64,
+        update: ApplicationUpdate,
+        updated_at: i64,
+    ) -> Result<Option<Application>, StoreError> {
+        // Destructured so that a new field fails to compile here.
+        let ApplicationUpdate {
+            name,
+            scopes,
+            redirect_uri,
+            confidential,
+            trusted,
+        } = update;
+        let row = sqlx::query(&format!(
+            "UPDATE oauth_applications
+             SET name = COALESCE($1, name), scopes = COALESCE($2, scopes),
+                 redirect_uri = COALESCE($3, redirect_uri), confidential = COALESCE($4, confidential),
+                 trusted = COALESCE($5, trusted), updated_at = $6
+             WHERE id = $7 RETURNING {APP_COLUMNS}"
+        ))
+        .bind(name)
+        .bind(scopes.map(|s| s.joined()))
+        .bind(redirect_uri)
+        .bind(confidential)
+        .bind(trusted)
+        .bind(updated_at)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?;
+        row.as_ref().map(app_from_row).transpose().map_err(map_err)
+    }
+
+    async fn find_application_by_uid(
+        &self,
+        application_id: &str,
+    ) -> Result<Option<(Application, String)>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {APP_COLUMNS}, secret_digest FROM oauth_applications WHERE uid = $1"
+        ))
+        .bind(application_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?;
+        let Some(row) = row else { return Ok(None) };
+        let app = app_from_row(&row).map_err(map_err)?;
+        let digest: String = row.try_get("secret_digest").map_err(map_err)?;
+        Ok(Some((app, digest)))
+    }
+
+    async fn insert_user(&self, user: NewUser) -> Result<User, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(map_err)?;
+        insert_user_on(&mut conn, &user).await.map_err(map_err)
+    }
+
+    async fn find_user(&self, id: i64) -> Result<Option<User>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(map_err)?;
+        row.as_ref()
+            .map(|r| user_from_row(r, ""))
+            .transpose()
+            .map_err(map_err)
+    }
+
+    async fn find_user_by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE {}",
+            nocase_eq("username", "$1")
+        ))
+        .bind(username)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?;
+        row.as_ref()
+            .map(|r| user_from_row(r, ""))
+            .transpose()
+            .map_err(map_err)
+    }
+
+    async fn set_user_state(&self, id: i64, state: UserState) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE users SET state = $1 WHERE id = $2")
+            .bind(state.as_str())
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn list_users(
+        &self,
+        filter: &UserFilter,
+        page: PageRequest,
+    ) -> Result<(Vec<User>, u64), StoreError> {
+        // LIKE patterns escape their own wildcards.
+        let search = filter.search.as_ref().map(|s| {
+            let escaped = s
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            format!("%{escaped}%")
+        });
+        let clause = format!(
+            "WHERE ($1::text IS NULL OR {})
+               AND ($2::text IS NULL OR {} OR {} OR {})",
+            nocase_eq("username", "$1"),
+            nocase_like("username", "$2"),
+            nocase_like("name", "$2"),
+            nocase_like("email", "$2"),
+        );
+        let mut tx = self
+            .pool
+            .begin_with(BEGIN_SNAPSHOT)
+            .await
+            .map_err(map_err)?;
+        let total: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM users {clause}"))
+            .bind(&filter.username)
+            .bind(&search)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let rows = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users {clause} ORDER BY id DESC LIMIT $3 OFFSET $4"
+        ))
+        .bind(&filter.username)
+        .bind(&search)
+        .bind(page.limit())
+        .bind(page.offset())
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        let users = rows
+            .iter()
+            .map(|r| user_from_row(r, ""))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(map_err)?;
+        Ok((users, u64::try_from(total).unwrap_or(0)))
+    }
+
+    async fn update_user(&self, id: i64, u: UserUpdate) -> Result<Option<User>, StoreError> {
+        // Destructured so that a new field fails to compile here.
+        let UserUpdate {
+            username,
+            email,
+            name,
+            password_digest,
+            admin,
+        } = u;
+        let row = sqlx::query(&format!(
+            "UPDATE users SET username = COALESCE($1, username), email = COALESCE($2, email),
+                    name = COALESCE($3, name), password_digest = COALESCE($4, password_digest),
+                    admin = COALESCE($5, admin)
+             WHERE id = $6 RETURNING {USER_COLUMNS}"
+        ))
+        .bind(username)
+        .bind(email)
+        .bind(name)
+        .bind(password_digest)
+        .bind(admin)
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?;
+        row.as_ref()
+            .map(|r| user_from_row(r, ""))
+            .transpose()
+            .map_err(map_err)
+    }
+
+    async fn delete_user(&self, id: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM users WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn bootstrap_first_user(
+        &self,
+        user: NewUser,
+        token: NewToken,
+    ) -> Result<Option<(User, PersonalAccessToken)>, StoreError> {
+        // Once there are users there always are: answer without locking.
+        let mut conn = self.pool.acquire().await.map_err(map_err)?;
+        if any_users(&mut conn).await.map_err(map_err)? {
+            return Ok(None);
+        }
+        drop(conn);
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        // SHARE ROW EXCLUSIVE conflicts with itself and with every writer
+        // (ROW EXCLUSIVE) but not with readers: concurrent bootstraps, on
+        // any instance, run one after another, and no plain insert slips
+        // in between the check and the insert (as SQLite's BEGIN IMMEDIATE
+        // ensures). Under READ COMMITTED the check below sees every user
+        // committed before the lock was granted.
+        sqlx::query("LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE")
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        if any_users(&mut tx).await.map_err(map_err)? {
+            tx.rollback().await.map_err(map_err)?;
+            return Ok(None);
+        }
+        let user = insert_user_on(&mut tx, &user).await.map_err(map_err)?;
+        let token = insert_token_on(&mut tx, user.id, &token)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(Some((user, token)))
+    }
+
+    async fn insert_token(&self, token: NewToken) -> Result<PersonalAccessToken, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(map_err)?;
+        insert_token_on(&mut conn, token.user_id, &token)
+            .await
+            .map_err(map_err)
+    }
+
+    async fn find_token_by_digest(
+        &self,
+        digest: &str,
+    ) -> Result<Option<TokenWithOwner>, StoreError> {
+        let row = sqlx::query(
+            "SELECT t.id, t.user_id, t.name, t.scopes, t.expires_at, t.revoked, t.created_at,
+                    u.id AS u_id, u.username AS u_username, u.email AS u_email, u.name AS u_name,
+                    u.admin AS u_admin, u.state AS u_state, u.created_at AS u_created_at
+             FROM personal_access_tokens t JOIN users u ON u.id = t.user_id
+             WHERE t.token_digest = $1",
+        )
+        .bind(digest)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?;
+        let Some(row) = row else { return Ok(None) };
+        let token = token_from_row(&row).map_err(map_err)?;
+        let user = user_from_row(&row, "u_").map_err(map_err)?;
+        Ok(Some(TokenWithOwner { token, user }))
+    }
+
+    async fn revoke_token(&self, id: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query("UPDATE personal_access_tokens SET revoked = TRUE WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn find_token(&self, id: i64) -> Result<Option<PersonalAccessToken>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM personal_access_tokens WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?;
+        row.as_ref()
+            .map(token_from_row)
+            .transpose()
+            .map_err(map_err)
+    }
+
+    async fn list_tokens(
+        &self,
+        user_id: Option<i64>,
+        page: PageRequest,
+    ) -> Result<(Vec<PersonalAccessToken>, u64), StoreError> {
+        const CLAUSE: &str = "WHERE ($1::bigint IS NULL OR user_id = $1)";
+        let mut tx = self
+            .pool
+            .begin_with(BEGIN_SNAPSHOT)
+            .await
+            .map_err(map_err)?;
+        let total: i64 = sqlx::query_scalar(&format!(
+            "SELECT COUNT(*) FROM personal_access_tokens {CLAUSE}"
+        ))
+        .bind(user_id)
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        let rows = sqlx::query(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM personal_access_tokens {CLAUSE}
+             ORDER BY id LIMIT $2 OFFSET $3"
+        ))
+        .bind(user_id)
+        .bind(page.limit())
+        .bind(page.offset())
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        let tokens = rows
+            .iter()
+            .map(token_from_row)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(map_err)?;
+        Ok((tokens, u64::try_from(total).unwrap_or(0)))
+    }
+
+    async fn rotate_token(
+        &self,
+        id: i64,
+        new: NewToken,
+    ) -> Result<Option<PersonalAccessToken>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        // The row lock this takes makes a concurrent rotation of the same
+        // token wait, then find it revoked (READ COMMITTED re-checks the
+        // WHERE clause against the committed row): exactly one succeeds.
+        let done = sqlx::query(
+            "UPDATE personal_access_tokens SET revoked = TRUE WHERE id = $1 AND NOT revoked",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            tx.rollback().await.map_err(map_err)?;
+            return Ok(None);
+        }
+        let token = insert_token_on(&mut tx, new.user_id, &new)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(Some(token))
+    }
+
+    async fn find_user_for_login(
+        &self,
+        login: &str,
+    ) -> Result<Option<(User, Option<String>)>, StoreError> {
+        let by_username = nocase_eq("username", "$1");
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS}, password_digest FROM users
+             WHERE {by_username} OR {}
+             ORDER BY ({by_username}) DESC LIMIT 1",
+            nocase_eq("email", "$1"),
+        ))
+        .bind(login)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?;
+        let Some(row) = row else { return Ok(None) };
+        let user = user_from_row(&row, "").map_err(map_err)?;
+        let digest: Option<String> = row.try_get("password_digest").map_err(map_err)?;
+        Ok(Some((user, digest)))
+    }
+
+    async fn record_login_failure(
+        &self,
+        key: &str,
+        now: i64,
+        window_ms: i64,
+    ) -> Result<u32, StoreError> {
+        // One statement: concurrent failures on any instance each count.
+        let n: i64 = sqlx::query_scalar(
+            "INSERT INTO login_throttles (key, failures, window_start) VALUES ($1, 1, $2)
+             ON CONFLICT (key) DO UPDATE SET
+               failures = CASE WHEN login_throttles.window_start <= $2 - $3 THEN 1 ELSE login_throttles.failures + 1 END,
+               window_start = CASE WHEN login_throttles.window_start <= $2 - $3 THEN $2 ELSE login_throttles.window_start END
+             RETURNING failures",
+        )
+        .bind(key)
+        .bind(now)
+        .bind(window_ms)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
+    async fn login_failures(&self, key: &str, now: i64, window_ms: i64) -> Result<u32, StoreError> {
+        let n: Option<i64> = sqlx::query_scalar(
+            "SELECT failures FROM login_throttles WHERE key = $1 AND window_start > $2",
+        )
+        .bind(key)
+        .bind(now.saturating_sub(window_ms))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(n.map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX)))
+    }
+
+    async fn clear_login_failures(&self, key: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM login_throttles WHERE key = $1")
+            .bind(key)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn insert_session(&self, s: NewSession) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO sessions (digest, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&s.digest)
+        .bind(s.user_id)
+        .bind(s.created_at)
+        .bind(s.expires_at)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn find_session_user(&self, digest: &str, now: i64) -> Result<Option<User>, StoreError> {
+        let row = sqlx::query(
+            "SELECT u.id, u.username, u.email, u.name, u.admin, u.state, u.created_at
+             FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.digest = $1 AND s.expires_at > $2",
+        )
+        .bind(digest)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?;
+        row.as_ref()
+            .map(|r| user_from_row(r, ""))
+            .transpose()
+            .map_err(map_err)
+    }
+
+    async fn delete_session(&self, digest: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM sessions WHERE digest = $1")
+            .bind(digest)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn insert_grant(&self, g: NewGrant) -> Result<Grant, StoreError> {
+        let row = sqlx::query(&format!(
+            "INSERT INTO oauth_access_grants
+               (application_id, user_id, code_digest, redirect_uri, scopes, code_challenge,
+                code_challenge_method, nonce, created_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {GRANT_COLUMNS}"
+        ))
+        .bind(g.application_id)
+        .bind(g.user_id)
+        .bind(&g.code_digest)
+        .bind(&g.redirect_uri)
+        .bind(g.scopes.joined())
+        .bind(&g.code_challenge)
+        .bind(g.code_challenge_method.map(PkceMethod::as_str))
+        .bind(&g.nonce)
+        .bind(g.created_at)
+        .bind(g.expires_at)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(map_err)?;
+        grant_from_row(&row).map_err(map_err)
+    }
+
+    async fn find_grant(&self, code_digest: &str) -> Result<Option<Grant>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {GRANT_COLUMNS} FROM oauth_access_grants WHERE code_digest = $1"
+        ))
+        .bind(code_digest)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?;
+        row.as_ref()
+            .map(grant_from_row)
+            .transpose()
+            .map_err(map_err)
+    }
+
+    async fn redeem_grant(
+        &self,
+        grant_id: i64,
+        now: i64,
+        token: NewOAuthToken,
+    ) -> Result<Option<OAuthToken>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        // A concurrent redemption waits for this row lock, then finds the
+        // grant redeemed: one code, one token.
+        let done = sqlx::query(
+            "UPDATE oauth_access_grants SET redeemed_at = $1 WHERE id = $2 AND redeemed_at IS NULL",
+        )
+        .bind(now)
+        .bind(grant_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            tx.rollback().await.map_err(map_err)?;
+            return Ok(None);
+        }
+        let token = insert_oauth_token_on(&mut tx, &token)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(Some(token))
+    }
+
+    async fn revoke_grant_tokens(&self, grant_id: i64, now: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE oauth_access_tokens SET revoked_at = $1
+             WHERE revoked_at IS NULL AND family IN (SELECT family FROM oauth_access_tokens WHERE grant_id = $2)",
+        )
+        .bind(now)
+        .bind(grant_id)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn insert_oauth_token(&self, token: NewOAuthToken) -> Result<OAuthToken, StoreError> {
+        let mut conn = self.pool.acquire().await.map_err(map_err)?;
+        insert_oauth_token_on(&mut conn, &token)
+            .await
+            .map_err(map_err)
+    }
+
+    async fn find_oauth_token_by_access(
+        &self,
+        digest: &str,
+    ) -> Result<Option<OAuthTokenFound>, StoreError> {
+        find_oauth_token_by(&self.pool, OAuthDigest::Access, digest).await
+    }
+
+    async fn find_oauth_token_by_refresh(
+        &self,
+        digest: &str,
+    ) -> Result<Option<OAuthTokenFound>, StoreError> {
+        find_oauth_token_by(&self.pool, OAuthDigest::Refresh, digest).await
+    }
+
+    async fn refresh_oauth_token(
+        &self,
+        old_id: i64,
+        now: i64,
+        new: NewOAuthToken,
+    ) -> Result<Option<OAuthToken>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        // As in redeem_grant: concurrent refreshes of one token serialise
+        // on its row, and only the first finds it unused.
+        let done = sqlx::query(
+            "UPDATE oauth_access_tokens SET refreshed_at = $1
+             WHERE id = $2 AND refreshed_at IS NULL AND revoked_at IS NULL AND refresh_digest IS NOT NULL",
+        )
+        .bind(now)
+        .bind(old_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            tx.rollback().await.map_err(map_err)?;
+            return Ok(None);
+        }
+        let token = insert_oauth_token_on(&mut tx, &new)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(Some(token))
+    }
+
+    async fn revoke_token_family(&self, family: &str, now: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE oauth_access_tokens SET revoked_at = $1 WHERE family = $2 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(family)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn revoke_oauth_token(&self, id: i64, now: i64) -> Result<bool, StoreError> {
+        let done = sqlx::query(
+            "UPDATE oauth_access_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(id)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn finish_refresh(
+        &self,
+        token_id: i64,
+        previous_id: i64,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        sqlx::query(
+            "UPDATE oauth_access_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+        )
+        .bind(now)
+        .bind(previous_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+        sqlx::query("UPDATE oauth_access_tokens SET previous_token_id = NULL WHERE id = $1")
+            .bind(token_id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn delete_expired(&self, now: i64) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let mut total = 0;
+        let statements: [(&str, i64); 4] = [
+            (
+                "DELETE FROM oauth_access_tokens WHERE revoked_at < $1
+                    OR (expires_at < $1 AND (refresh_digest IS NULL OR refreshed_at IS NOT NULL))",
+                now.saturating_sub(SPENT_TOKEN_RETENTION_MS),
+            ),
+            ("DELETE FROM oauth_access_grants WHERE expires_at < $1", now),
+            ("DELETE FROM sessions WHERE expires_at < $1", now),
+            (
+                "DELETE FROM login_throttles WHERE window_start < $1",
+                now.saturating_sub(THROTTLE_RETENTION_MS),
+            ),
+        ];
+        for (sql, cutoff) in statements {
+            total += sqlx::query(sql)
+                .bind(cutoff)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?
+                .rows_affected();
+        }
+        tx.commit().await.map_err(map_err)?;
+        Ok(total)
+    }
+
+    async fn export_rows(
+        &self,
+        table: &TableSpec,
+        after: Option<&Cell>,
+        limit: i64,
+    ) -> Result<Vec<Vec<Cell>>, StoreError> {
+        let (key, key_kind) = table.columns.first().copied().unwrap_or(("id", Kind::Int));
+        let sql = match after {
+            Some(_) => format!(
+                "SELECT {} FROM {} WHERE {key} > $1 ORDER BY {key} LIMIT $2",
+                column_list(table),
+                table.name
+            ),
+            None => format!(
+                "SELECT {} FROM {} ORDER BY {key} LIMIT $1",
+                column_list(table),
+                table.name
+            ),
+        };
+        let mut q = sqlx::query(&sql);
+        if let Some(c) = after {
+            q = bind_cell(q, c, key_kind);
+        }
+        let rows = q.bind(limit).fetch_all(&self.pool).await.map_err(map_err)?;
+        rows.iter()
+            .map(|r| {
+                table
+                    .columns
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (_, k))| cell_from_row(r, i, *k))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(map_err)
+    }
+
+    async fn import_rows(&self, table: &TableSpec, rows: &[Vec<Cell>]) -> Result<(), StoreError> {
+        let placeholders = (1..=table.columns.len())
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "INSERT INTO {} ({}) VALUES ({placeholders})",
+            table.name,
+            column_list(table)
+        );
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        for row in rows {
+            let mut q = sqlx::query(&sql);
+            for (cell, (_, kind)) in row.iter().zip(table.columns) {
+                q = bind_cell(q, cell, *kind);
+            }
+            q.execute(&mut *tx).await.map_err(map_err)?;
+        }
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn count_rows(&self, table: &TableSpec) -> Result<u64, StoreError> {
+        let n: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM {}", table.name))
+            .fetch_one(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    async fn finish_import(&self) -> Result<(), StoreError> {
+        // Imported rows carry their ids; move each sequence past them.
+        for table in latchkey_core::dump::TABLES {
+            if table.columns.first().map(|(c, _)| *c) != Some("id") {
+                continue;
+            }
+            let sql = format!(
+                "SELECT setval(pg_get_serial_sequence('{0}', 'id'), COALESCE((SELECT MAX(id) FROM {0}), 0) + 1, false)",
+                table.name
+            );
+            sqlx::query(&sql)
+                .execute(&self.pool)
+                .await
+                .map_err(map_err)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migration_versions_match_sqlite() {
+        let versions = |m: &sqlx::migrate::Migrator| -> Vec<(i64, String)> {
+            m.iter()
+                .map(|m| (m.version, m.description.to_string()))
+                .collect()
+        };
+        let pg = versions(&MIGRATOR);
+        let sqlite = versions(&latchkey_sqlite::MIGRATOR);
+        assert!(!pg.is_empty());
+        assert_eq!(pg, sqlite);
+    }
+
+    #[test]
+    fn conflicts_name_the_column() {
+        let cases = [
+            (Some("users"), Some("users_username_key"), "username"),
+            (Some("users"), Some("users_email_key"), "email"),
+            (
+                Some("oauth_applications"),
+                Some("oauth_applications_uid_key"),
+                "uid",
+            ),
+            (
+                Some("personal_access_tokens"),
+                Some("personal_access_tokens_token_digest_key"),
+                "token_digest",
+            ),
+            (None, Some("something_key"), "something"),
+            (Some("users"), None, "value"),
+        ];
+        for (table, constraint, want) in cases {
+            assert_eq!(conflict_column(table, constraint), want, "{constraint:?}");
+        }
+    }
+
+    #[test]
+    fn unavailable_codes() {
+        for code in [
+            "08006", "08001", "53300", "57P01", "57014", "40001", "40P01",
+        ] {
+            assert!(is_unavailable_code(code), "{code}");
+        }
+        for code in ["23505", "23503", "42P01", "22P02"] {
+            assert!(!is_unavailable_code(code), "{code}");
+        }
+    }
+
+    #[test]
+    fn urls_are_redacted() {
+        let cases = [
+            (
+                "postgres://u:secret@h:5432/db?sslmode=require",
+                "postgres://u:***@h:5432/db?sslmode=require",
+            ),
+            ("postgres://u@h/db", "postgres://u@h/db"),
+            ("postgres://h/db", "postgres://h/db"),
+            ("postgres://u:p@ss@h/db", "postgres://u:***@h/db"),
+            ("not a url", "not a url"),
+        ];
+        for (url, want) in cases {
+            assert_eq!(redact_url(url), want);
+        }
+        let debug = format!("{:?}", Options::new("postgres://u:secret@h/db"));
+        assert!(!debug.contains("secret"), "{debug}");
+    }
+
+    #[tokio::test]
+    async fn unreachable_server_is_unavailable() {
+        // Port 1 on the loopback: nothing listens there.
+        let mut opts = Options::new("postgres://postgres@127.0.0.1:1/latchkey");
+        opts.acquire_timeout = Duration::from_secs(2);
+        match PgStore::connect(&opts).await {
+            Err(StoreError::Unavailable(_)) => {}
+            other => panic!("expected Unavailable, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn invalid_url_is_refused() {
+        let opts = Options::new("postgres://h:notaport/db");
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        match rt.block_on(PgStore::connect(&opts)) {
+            Err(StoreError::Other(m)) => assert!(m.contains("invalid PostgreSQL URL"), "{m}"),
+            other => panic!("expected Other, got {other:?}"),
+        }
+    }
+}
