@@ -1,13 +1,24 @@
 #!/usr/bin/env bash
-# Run the python-gitlab compatibility suite against a real latchkey.
+# Run the compatibility suites against one real latchkey:
+#
+#   python-gitlab  compat/python-gitlab  the GitLab API client (pytest)
+#   authlib        compat/authlib        Authlib's OAuth 2 client (pytest)
+#   browser        compat/browser        Debian's headless Chromium through
+#                                        the sign-in and consent pages
+#                                        (playwright-core, node --test)
 #
 #   compat/run.sh [LATCHKEY_BIN]
 #
 # LATCHKEY_BIN defaults to $LATCHKEY_BIN, else
 # ${CARGO_TARGET_DIR:-target}/release/latchkey (relative to the repo root).
 # Python packages go in <repo>/.venv, rebuilt when compat/requirements.txt
-# changes. The server runs on a free loopback port with a fresh database in
-# a temporary directory, both removed on exit. Exits with pytest's status.
+# changes; compat/browser/setup.sh installs chromium and node (apt) when
+# missing and playwright-core (npm ci) when its lock file changes. The server
+# runs on a free loopback port with a fresh database in a temporary
+# directory, both removed on exit. Every suite runs even when an earlier one
+# fails; each one's summary is printed at the end, then the totals as
+# `compat: N passed, N failed`. Exits non-zero if any suite failed.
+# Screenshots go to $LATCHKEY_COMPAT_OUT/browser, else compat/browser/out.
 set -euo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -39,6 +50,8 @@ if [[ ! -x "$venv/bin/python" || "$want_hash" != "$have_hash" ]]; then
     "$venv/bin/python" -m pip install --quiet --disable-pip-version-check -r "$requirements"
     echo "$want_hash" >"$venv/.compat-requirements.sha256"
 fi
+
+bash "$repo/compat/browser/setup.sh"
 
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/latchkey-compat.XXXXXX")"
 server_pid=""
@@ -106,9 +119,38 @@ export LATCHKEY_BIN="$bin"
 export LATCHKEY_DATABASE_URL="$database_url"
 export PYTHONDONTWRITEBYTECODE=1 # no __pycache__ in the work tree
 
-status=0
-"$venv/bin/python" -m pytest -q -p no:cacheprovider compat/python-gitlab || status=$?
-if [[ $status -ne 0 ]]; then
+# run_suite NAME CMD...: run one suite; its output is also kept in
+# $tmp/NAME.log and its exit status in $tmp/NAME.rc for the summary.
+suites=()
+failed_suites=()
+run_suite() {
+    local name="$1"
+    shift
+    echo "== compat suite: $name"
+    local rc=0
+    "$@" 2>&1 | tee "$tmp/$name.log" || rc="${PIPESTATUS[0]}"
+    echo "$rc" >"$tmp/$name.rc"
+    suites+=("$name")
+    if [[ $rc -ne 0 ]]; then
+        failed_suites+=("$name")
+    fi
+}
+
+run_suite python-gitlab "$venv/bin/python" -m pytest -q -p no:cacheprovider compat/python-gitlab
+run_suite authlib "$venv/bin/python" -m pytest -q -p no:cacheprovider compat/authlib
+run_suite browser node --test --test-reporter=tap compat/browser/oauth_consent.test.mjs
+
+if [[ ${#failed_suites[@]} -ne 0 ]]; then
     show_log
 fi
-exit "$status"
+
+# Each suite's summary, then the totals. A suite that failed without
+# reporting a failed test (it crashed, or collected nothing) counts as one
+# failure, so the totals never read green when a suite was not.
+echo "== compat summary"
+"$venv/bin/python" "$repo/compat/summary.py" "$tmp" "${suites[@]}"
+
+if [[ ${#failed_suites[@]} -ne 0 ]]; then
+    echo "compat: failed suites: ${failed_suites[*]}" >&2
+    exit 1
+fi
