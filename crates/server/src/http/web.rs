@@ -100,7 +100,7 @@ fn page(status: StatusCode, body: Result<String, askama::Error>, form_targets: &
         }
     };
     let csp = format!(
-        "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'{form_targets}; \
+        "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'{form_targets}; \
          frame-ancestors 'none'; base-uri 'none'"
     );
     let mut res = (status, html).into_response();
