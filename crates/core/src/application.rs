@@ -25,6 +25,8 @@ pub struct Application {
     /// `None` for instance-wide applications.
     pub owner_id: Option<i64>,
     pub created_at: i64,
+    /// Registered through dynamic client registration (RFC 7591).
+    pub dynamic: bool,
 }
 
 /// What the store needs to insert an application.
@@ -38,6 +40,9 @@ pub struct NewApplication {
     pub confidential: bool,
     pub owner_id: Option<i64>,
     pub created_at: i64,
+    pub dynamic: bool,
+    /// RFC 7592's registration access token, as a digest.
+    pub registration_token_digest: Option<String>,
 }
 
 /// A change to an application: `None` keeps the current value.

@@ -72,6 +72,8 @@ pub const TABLES: &[TableSpec] = &[
             ("owner_id", Int),
             ("created_at", Int),
             ("updated_at", Int),
+            ("dynamic", Bool),
+            ("registration_token_digest", Text),
         ],
     },
     TableSpec {
@@ -89,6 +91,7 @@ pub const TABLES: &[TableSpec] = &[
             ("created_at", Int),
             ("expires_at", Int),
             ("redeemed_at", Int),
+            ("auth_time", Int),
         ],
     },
     TableSpec {
@@ -121,6 +124,34 @@ pub const TABLES: &[TableSpec] = &[
     TableSpec {
         name: "login_throttles",
         columns: &[("key", Text), ("failures", Int), ("window_start", Int)],
+    },
+    TableSpec {
+        name: "signing_keys",
+        columns: &[
+            ("id", Int),
+            ("kid", Text),
+            ("algorithm", Text),
+            ("private_pem", Text),
+            ("public_n", Text),
+            ("public_e", Text),
+            ("created_at", Int),
+            ("retired_at", Int),
+        ],
+    },
+    TableSpec {
+        name: "device_grants",
+        columns: &[
+            ("id", Int),
+            ("application_id", Int),
+            ("device_code_digest", Text),
+            ("user_code", Text),
+            ("scopes", Text),
+            ("created_at", Int),
+            ("expires_at", Int),
+            ("last_polled_at", Int),
+            ("user_id", Int),
+            ("status", Text),
+        ],
     },
 ];
 

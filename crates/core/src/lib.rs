@@ -6,11 +6,15 @@
 
 pub mod application;
 pub mod clock;
+pub mod device;
 pub mod dump;
 pub mod oauth;
 pub mod oauth_flows;
+pub mod oidc;
+pub mod oidc_flows;
 pub mod pagination;
 pub mod redirect_uri;
+pub mod registration;
 pub mod scopes;
 pub mod secret;
 pub mod service;

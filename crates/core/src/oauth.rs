@@ -31,6 +31,12 @@ pub enum ErrorCode {
     InvalidToken,
     ServerError,
     TemporarilyUnavailable,
+    AuthorizationPending,
+    SlowDown,
+    ExpiredToken,
+    InvalidClientMetadata,
+    InvalidRedirectUriMetadata,
+    InsufficientScope,
 }
 
 impl ErrorCode {
@@ -48,6 +54,12 @@ impl ErrorCode {
             Self::InvalidToken => "invalid_token",
             Self::ServerError => "server_error",
             Self::TemporarilyUnavailable => "temporarily_unavailable",
+            Self::AuthorizationPending => "authorization_pending",
+            Self::SlowDown => "slow_down",
+            Self::ExpiredToken => "expired_token",
+            Self::InvalidClientMetadata => "invalid_client_metadata",
+            Self::InvalidRedirectUriMetadata => "invalid_redirect_uri",
+            Self::InsufficientScope => "insufficient_scope",
         }
     }
 
@@ -66,6 +78,12 @@ impl ErrorCode {
             Self::InvalidToken => "The access token is invalid",
             Self::ServerError => "The authorization server encountered an unexpected condition which prevented it from fulfilling the request.",
             Self::TemporarilyUnavailable => "The authorization server is temporarily unable to handle the request.",
+            Self::AuthorizationPending => "The authorization request is still pending as the end user hasn't yet completed the user interaction steps.",
+            Self::SlowDown => "The authorization request is still pending and polling should continue, but the interval must be increased.",
+            Self::ExpiredToken => "The device_code has expired, and the device authorization session has concluded.",
+            Self::InvalidClientMetadata => "The value of one of the client metadata fields is invalid.",
+            Self::InvalidRedirectUriMetadata => "The value of one or more redirection URIs is invalid.",
+            Self::InsufficientScope => "The request requires higher privileges than provided by the access token.",
         }
     }
 }
@@ -155,6 +173,8 @@ pub struct Grant {
     pub created_at: i64,
     pub expires_at: i64,
     pub redeemed_at: Option<i64>,
+    /// When the user signed in (OpenID Connect's `auth_time`), ms.
+    pub auth_time: Option<i64>,
 }
 
 #[derive(Debug, Clone)]
@@ -169,6 +189,7 @@ pub struct NewGrant {
     pub nonce: Option<String>,
     pub created_at: i64,
     pub expires_at: i64,
+    pub auth_time: Option<i64>,
 }
 
 /// An OAuth access token, with its refresh token when it has one.
@@ -234,6 +255,56 @@ pub struct NewSession {
     pub expires_at: i64,
 }
 
+/// Where a device authorization stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceStatus {
+    Pending,
+    Approved,
+    Denied,
+}
+
+impl DeviceStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Approved => "approved",
+            Self::Denied => "denied",
+        }
+    }
+
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "approved" => Self::Approved,
+            "denied" => Self::Denied,
+            _ => Self::Pending,
+        }
+    }
+}
+
+/// A device authorization request (RFC 8628).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceGrant {
+    pub id: i64,
+    pub application_id: i64,
+    pub user_code: String,
+    pub scopes: Scopes,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub last_polled_at: Option<i64>,
+    pub user_id: Option<i64>,
+    pub status: DeviceStatus,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewDeviceGrant {
+    pub application_id: i64,
+    pub device_code_digest: String,
+    pub user_code: String,
+    pub scopes: Scopes,
+    pub created_at: i64,
+    pub expires_at: i64,
+}
+
 /// A token endpoint success.
 #[derive(Debug, Clone)]
 pub struct IssuedToken {
@@ -242,6 +313,8 @@ pub struct IssuedToken {
     pub expires_in: i64,
     pub scopes: Scopes,
     pub created_at_seconds: i64,
+    /// With the `openid` scope on the code and refresh grants.
+    pub id_token: Option<String>,
 }
 
 #[cfg(test)]

@@ -122,7 +122,7 @@ fn present(v: &Option<String>) -> Option<&str> {
 /// Scopes a client asks for, checked against what the application was
 /// registered with and what the server knows. No scope means `api` when
 /// the application has it (GitLab's default).
-fn resolve_scopes(
+pub(crate) fn resolve_scopes(
     app: &Application,
     requested: Option<&str>,
     server: &ScopeSet,
@@ -259,6 +259,7 @@ impl Services {
         &self,
         pre: &PreAuthorized,
         user: &User,
+        auth_time: i64,
     ) -> Result<String, ServiceError> {
         let code = secret::random_hex(32)?;
         let now = self.now_ms();
@@ -274,6 +275,7 @@ impl Services {
                 nonce: pre.nonce.clone(),
                 created_at: now,
                 expires_at: now + CODE_LIFETIME_MS,
+                auth_time: Some(auth_time),
             })
             .await?;
         Ok(code)
@@ -281,7 +283,7 @@ impl Services {
 
     // --- tokens ------------------------------------------------------------------
 
-    fn new_oauth_token(
+    pub(crate) fn new_oauth_token(
         &self,
         app: &Application,
         user_id: Option<i64>,
@@ -321,6 +323,7 @@ impl Services {
                 expires_in: lifetime,
                 scopes: scopes.clone(),
                 created_at_seconds: now / 1000,
+                id_token: None,
             },
         ))
     }
@@ -377,7 +380,23 @@ impl Services {
             Some(grant.id),
         )?;
         match self.store.redeem_grant(grant.id, now, new).await? {
-            Some(_) => Ok((issued, grant)),
+            Some(_) => {
+                let mut issued = issued;
+                if grant.scopes.contains("openid") {
+                    let auth_time = grant.auth_time.unwrap_or(grant.created_at);
+                    issued.id_token = Some(
+                        self.id_token(
+                            client,
+                            grant.user_id,
+                            &grant.scopes,
+                            auth_time,
+                            grant.nonce.as_deref(),
+                        )
+                        .await?,
+                    );
+                }
+                Ok((issued, grant))
+            }
             None => {
                 // Lost a race with another redemption of the same code.
                 self.store.revoke_grant_tokens(grant.id, now).await?;
@@ -439,7 +458,16 @@ impl Services {
         )?;
         new.previous_token_id = Some(token.id);
         match self.store.refresh_oauth_token(token.id, now, new).await? {
-            Some(_) => Ok(issued),
+            Some(_) => {
+                let mut issued = issued;
+                if let (Some(user_id), true) = (token.user_id, scopes.contains("openid")) {
+                    issued.id_token = Some(
+                        self.id_token(&found.application, user_id, &scopes, token.created_at, None)
+                            .await?,
+                    );
+                }
+                Ok(issued)
+            }
             None => {
                 self.store.revoke_token_family(&token.family, now).await?;
                 Err(err(ErrorCode::InvalidGrant))
@@ -636,13 +664,13 @@ impl Services {
     }
 
     /// The user signed in with this session cookie, if it is live and the
-    /// user may still sign in.
-    pub async fn session_user(&self, cookie: &str) -> Result<Option<User>, ServiceError> {
-        let user = self
+    /// user may still sign in, with the time they signed in.
+    pub async fn session_user(&self, cookie: &str) -> Result<Option<(User, i64)>, ServiceError> {
+        let found = self
             .store
             .find_session_user(&secret::digest(cookie), self.now_ms())
             .await?;
-        Ok(user.filter(|u| u.access_denied_reason().is_none()))
+        Ok(found.filter(|(u, _)| u.access_denied_reason().is_none()))
     }
 
     pub async fn end_session(&self, cookie: &str) -> Result<(), ServiceError> {

@@ -32,6 +32,12 @@ pub struct Config {
     pub pkce_required_for_public_clients: bool,
     /// Allow the resource owner password credentials grant.
     pub password_grant_enabled: bool,
+    /// The issuer (the external URL) in ID tokens and discovery.
+    pub issuer: String,
+    /// Dynamic client registration (RFC 7591): off, standard, or GitLab's MCP flavour.
+    pub dynamic_registration: crate::registration::RegistrationMode,
+    /// Dynamically registered clients never used within this many days are deleted.
+    pub dynamic_client_ttl_days: i64,
 }
 
 impl Default for Config {
@@ -43,6 +49,9 @@ impl Default for Config {
             access_token_seconds: crate::oauth::DEFAULT_ACCESS_TOKEN_SECONDS,
             pkce_required_for_public_clients: true,
             password_grant_enabled: true,
+            issuer: "http://localhost".to_owned(),
+            dynamic_registration: crate::registration::RegistrationMode::Off,
+            dynamic_client_ttl_days: 30,
         }
     }
 }
@@ -61,6 +70,9 @@ pub enum ServiceError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Random(#[from] RandomError),
+    /// A server fault that is not the database's (key handling, signing).
+    #[error("{0}")]
+    Internal(String),
 }
 
 /// Why a presented token does not authenticate.
@@ -123,6 +135,9 @@ pub struct Services {
     clock: Arc<dyn Clock>,
     config: Arc<Config>,
     pub(crate) hashing: Arc<tokio::sync::Semaphore>,
+    /// The current signing key and when it was read (ms): a short cache,
+    /// so every request need not read it, and rotations are seen quickly.
+    pub(crate) signing_key: Arc<std::sync::Mutex<Option<(crate::oidc::SigningKey, i64)>>>,
 }
 
 impl Services {
@@ -132,6 +147,7 @@ impl Services {
             clock,
             config: Arc::new(config),
             hashing: Arc::new(tokio::sync::Semaphore::new(PASSWORD_HASHING_SLOTS)),
+            signing_key: Arc::new(std::sync::Mutex::new(None)),
         }
     }
 
@@ -200,6 +216,8 @@ impl Services {
                 confidential: valid.confidential,
                 owner_id,
                 created_at: self.now_ms(),
+                dynamic: false,
+                registration_token_digest: None,
             })
             .await?;
         Ok((app, secret))

@@ -7,7 +7,11 @@ use futures::stream::BoxStream;
 
 use crate::application::{Application, ApplicationUpdate, NewApplication, Ownership};
 use crate::dump::{Cell, TableSpec};
-use crate::oauth::{Grant, NewGrant, NewOAuthToken, NewSession, OAuthToken, OAuthTokenFound};
+use crate::oauth::{
+    DeviceGrant, Grant, NewDeviceGrant, NewGrant, NewOAuthToken, NewSession, OAuthToken,
+    OAuthTokenFound,
+};
+use crate::oidc::{NewSigningKey, SigningKey};
 use crate::pagination::PageRequest;
 use crate::token::{NewToken, PersonalAccessToken};
 use crate::user::{NewUser, User, UserFilter, UserState, UserUpdate};
@@ -177,7 +181,12 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_session(&self, session: NewSession) -> Result<(), StoreError>;
 
     /// The signed-in user of a live session.
-    async fn find_session_user(&self, digest: &str, now: i64) -> Result<Option<User>, StoreError>;
+    /// The signed-in user of a live session, and when the session began.
+    async fn find_session_user(
+        &self,
+        digest: &str,
+        now: i64,
+    ) -> Result<Option<(User, i64)>, StoreError>;
 
     async fn delete_session(&self, digest: &str) -> Result<(), StoreError>;
 
@@ -257,6 +266,73 @@ pub trait Store: Send + Sync + 'static {
 
     /// After an import: make new ids continue after the imported ones.
     async fn finish_import(&self) -> Result<(), StoreError>;
+
+    // --- OpenID Connect signing keys --------------------------------------
+
+    /// Store a key; with `only_if_none_active`, only when no key is active.
+    /// `false` if nothing was stored.
+    async fn insert_signing_key(
+        &self,
+        key: NewSigningKey,
+        only_if_none_active: bool,
+    ) -> Result<bool, StoreError>;
+
+    /// Retire every active key but `except_kid`.
+    async fn retire_signing_keys(&self, except_kid: &str, now: i64) -> Result<u64, StoreError>;
+
+    /// Active keys and keys retired after `retired_after`, newest first.
+    async fn signing_keys(&self, retired_after: i64) -> Result<Vec<SigningKey>, StoreError>;
+
+    // --- the device authorization grant (RFC 8628) -------------------------
+
+    async fn insert_device_grant(&self, grant: NewDeviceGrant) -> Result<DeviceGrant, StoreError>;
+
+    async fn find_device_grant_by_user_code(
+        &self,
+        user_code: &str,
+    ) -> Result<Option<DeviceGrant>, StoreError>;
+
+    async fn find_device_grant(
+        &self,
+        device_code_digest: &str,
+    ) -> Result<Option<DeviceGrant>, StoreError>;
+
+    /// Approve or deny a pending, unexpired request. `false` if it was not.
+    async fn decide_device_grant(
+        &self,
+        id: i64,
+        user_id: i64,
+        approve: bool,
+        now: i64,
+    ) -> Result<bool, StoreError>;
+
+    /// Record a poll; returns the previous poll's time, atomically.
+    async fn poll_device_grant(&self, id: i64, now: i64) -> Result<Option<i64>, StoreError>;
+
+    /// Consume an approved request and insert its token, in one
+    /// transaction. `None` (nothing written) if it was not approved or is gone.
+    async fn redeem_device_grant(
+        &self,
+        id: i64,
+        token: NewOAuthToken,
+    ) -> Result<Option<OAuthToken>, StoreError>;
+
+    async fn delete_device_grant(&self, id: i64) -> Result<(), StoreError>;
+
+    // --- dynamic client registration --------------------------------------
+
+    /// An application with its registration access token digest.
+    async fn find_registration(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<(Application, Option<String>)>, StoreError>;
+
+    /// Delete dynamically registered applications created before
+    /// `created_before` that never got a grant or a token.
+    async fn delete_unused_dynamic_applications(
+        &self,
+        created_before: i64,
+    ) -> Result<u64, StoreError>;
 }
 
 /// How many rows one keyset batch reads.

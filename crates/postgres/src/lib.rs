@@ -30,8 +30,10 @@ use futures::stream::BoxStream;
 use latchkey_core::application::{Application, ApplicationUpdate, NewApplication, Ownership};
 use latchkey_core::dump::{Cell, Kind, TableSpec};
 use latchkey_core::oauth::{
-    Grant, NewGrant, NewOAuthToken, NewSession, OAuthToken, OAuthTokenFound, PkceMethod,
+    DeviceGrant, DeviceStatus, Grant, NewDeviceGrant, NewGrant, NewOAuthToken, NewSession,
+    OAuthToken, OAuthTokenFound, PkceMethod,
 };
+use latchkey_core::oidc::{NewSigningKey, SigningKey};
 use latchkey_core::pagination::PageRequest;
 use latchkey_core::scopes::Scopes;
 use latchkey_core::store::{Store, StoreError, TokenWithOwner};
@@ -214,7 +216,7 @@ impl PgStore {
 }
 
 const APP_COLUMNS: &str =
-    "id, uid, name, redirect_uri, scopes, confidential, trusted, owner_id, created_at";
+    "id, uid, name, redirect_uri, scopes, confidential, trusted, owner_id, created_at, dynamic";
 const USER_COLUMNS: &str = "id, username, email, name, admin, state, created_at";
 const TOKEN_COLUMNS: &str = "id, user_id, name, scopes, expires_at, revoked, created_at";
 
@@ -245,6 +247,7 @@ fn app_from_row(row: &PgRow) -> Result<Application, sqlx::Error> {
         trusted: row.try_get("trusted")?,
         owner_id: row.try_get("owner_id")?,
         created_at: row.try_get("created_at")?,
+        dynamic: row.try_get("dynamic")?,
     })
 }
 
@@ -281,7 +284,7 @@ fn token_from_row(row: &PgRow) -> Result<PersonalAccessToken, sqlx::Error> {
 }
 
 const GRANT_COLUMNS: &str = "id, application_id, user_id, redirect_uri, scopes, code_challenge, \
-     code_challenge_method, nonce, created_at, expires_at, redeemed_at";
+     code_challenge_method, nonce, created_at, expires_at, redeemed_at, auth_time";
 const OAUTH_TOKEN_COLUMNS: &str =
     "id, application_id, user_id, refresh_digest IS NOT NULL AS has_refresh, scopes, \
      created_at, expires_at, revoked_at, refreshed_at, family, previous_token_id, grant_id";
@@ -305,6 +308,7 @@ fn grant_from_row(row: &PgRow) -> Result<Grant, sqlx::Error> {
         created_at: row.try_get("created_at")?,
         expires_at: row.try_get("expires_at")?,
         redeemed_at: row.try_get("redeemed_at")?,
+        auth_time: row.try_get("auth_time")?,
     })
 }
 
@@ -379,7 +383,7 @@ async fn find_oauth_token_by(
                 t.created_at AS t_created_at, t.expires_at AS t_expires_at, t.revoked_at AS t_revoked_at,
                 t.refreshed_at AS t_refreshed_at, t.family AS t_family,
                 t.previous_token_id AS t_previous_token_id, t.grant_id AS t_grant_id,
-                a.id, a.uid, a.name, a.redirect_uri, a.scopes, a.confidential, a.trusted, a.owner_id, a.created_at,
+                a.id, a.uid, a.name, a.redirect_uri, a.scopes, a.confidential, a.trusted, a.owner_id, a.created_at, a.dynamic,
                 u.id AS u_id, u.username AS u_username, u.email AS u_email, u.name AS u_name,
                 u.admin AS u_admin, u.state AS u_state, u.created_at AS u_created_at
          FROM oauth_access_tokens t
@@ -441,6 +445,38 @@ fn bind_cell<'q>(q: PgQuery<'q>, cell: &Cell, kind: Kind) -> PgQuery<'q> {
         (Cell::Null, Kind::Text) => q.bind(None::<String>),
         (Cell::Null, Kind::Bool) => q.bind(None::<bool>),
     }
+}
+
+const DEVICE_COLUMNS: &str =
+    "id, application_id, user_code, scopes, created_at, expires_at, last_polled_at, user_id, status";
+const KEY_COLUMNS: &str =
+    "id, kid, algorithm, private_pem, public_n, public_e, created_at, retired_at";
+
+fn device_from_row(row: &PgRow) -> Result<DeviceGrant, sqlx::Error> {
+    Ok(DeviceGrant {
+        id: row.try_get("id")?,
+        application_id: row.try_get("application_id")?,
+        user_code: row.try_get("user_code")?,
+        scopes: Scopes::from_stored(row.try_get::<&str, _>("scopes")?),
+        created_at: row.try_get("created_at")?,
+        expires_at: row.try_get("expires_at")?,
+        last_polled_at: row.try_get("last_polled_at")?,
+        user_id: row.try_get("user_id")?,
+        status: DeviceStatus::parse(row.try_get::<&str, _>("status")?),
+    })
+}
+
+fn key_from_row(row: &PgRow) -> Result<SigningKey, sqlx::Error> {
+    Ok(SigningKey {
+        id: row.try_get("id")?,
+        kid: row.try_get("kid")?,
+        algorithm: row.try_get("algorithm")?,
+        private_pem: row.try_get("private_pem")?,
+        public_n: row.try_get("public_n")?,
+        public_e: row.try_get("public_e")?,
+        created_at: row.try_get("created_at")?,
+        retired_at: row.try_get("retired_at")?,
+    })
 }
 
 fn ownership_clause(scope: Ownership) -> &'static str {
@@ -506,8 +542,9 @@ impl Store for PgStore {
     async fn insert_application(&self, a: NewApplication) -> Result<Application, StoreError> {
         let row = sqlx::query(&format!(
             "INSERT INTO oauth_applications
-               (uid, name, secret_digest, redirect_uri, scopes, confidential, trusted, owner_id, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, FALSE, $7, $8, $9) RETURNING {APP_COLUMNS}"
+               (uid, name, secret_digest, redirect_uri, scopes, confidential, trusted, owner_id, created_at, updated_at,
+                dynamic, registration_token_digest)
+             VALUES ($1, $2, $3, $4, $5, $6, FALSE, $7, $8, $9, $10, $11) RETURNING {APP_COLUMNS}"
         ))
         .bind(&a.application_id)
         .bind(&a.name)
@@ -518,6 +555,8 @@ impl Store for PgStore {
         .bind(a.owner_id)
         .bind(a.created_at)
         .bind(a.created_at)
+        .bind(a.dynamic)
+        .bind(&a.registration_token_digest)
         .fetch_one(&self.pool)
         .await
         .map_err(map_err)?;
@@ -1068,9 +1107,13 @@ impl Store for PgStore {
         Ok(())
     }
 
-    async fn find_session_user(&self, digest: &str, now: i64) -> Result<Option<User>, StoreError> {
+    async fn find_session_user(
+        &self,
+        digest: &str,
+        now: i64,
+    ) -> Result<Option<(User, i64)>, StoreError> {
         let row = sqlx::query(
-            "SELECT u.id, u.username, u.email, u.name, u.admin, u.state, u.created_at
+            "SELECT u.id, u.username, u.email, u.name, u.admin, u.state, u.created_at, s.created_at AS signed_in_at
              FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.digest = $1 AND s.expires_at > $2",
         )
         .bind(digest)
@@ -1078,10 +1121,10 @@ impl Store for PgStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(map_err)?;
-        row.as_ref()
-            .map(|r| user_from_row(r, ""))
-            .transpose()
-            .map_err(map_err)
+        let Some(row) = row else { return Ok(None) };
+        let user = user_from_row(&row, "").map_err(map_err)?;
+        let at: i64 = row.try_get("signed_in_at").map_err(map_err)?;
+        Ok(Some((user, at)))
     }
 
     async fn delete_session(&self, digest: &str) -> Result<(), StoreError> {
@@ -1097,8 +1140,8 @@ impl Store for PgStore {
         let row = sqlx::query(&format!(
             "INSERT INTO oauth_access_grants
                (application_id, user_id, code_digest, redirect_uri, scopes, code_challenge,
-                code_challenge_method, nonce, created_at, expires_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {GRANT_COLUMNS}"
+                code_challenge_method, nonce, created_at, expires_at, auth_time)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {GRANT_COLUMNS}"
         ))
         .bind(g.application_id)
         .bind(g.user_id)
@@ -1110,6 +1153,7 @@ impl Store for PgStore {
         .bind(&g.nonce)
         .bind(g.created_at)
         .bind(g.expires_at)
+        .bind(g.auth_time)
         .fetch_one(&self.pool)
         .await
         .map_err(map_err)?;
@@ -1271,7 +1315,7 @@ impl Store for PgStore {
     async fn delete_expired(&self, now: i64) -> Result<u64, StoreError> {
         let mut tx = self.pool.begin().await.map_err(map_err)?;
         let mut total = 0;
-        let statements: [(&str, i64); 4] = [
+        let statements: [(&str, i64); 6] = [
             (
                 "DELETE FROM oauth_access_tokens WHERE revoked_at < $1
                     OR (expires_at < $1 AND (refresh_digest IS NULL OR refreshed_at IS NOT NULL))",
@@ -1282,6 +1326,11 @@ impl Store for PgStore {
             (
                 "DELETE FROM login_throttles WHERE window_start < $1",
                 now.saturating_sub(THROTTLE_RETENTION_MS),
+            ),
+            ("DELETE FROM device_grants WHERE expires_at < $1", now),
+            (
+                "DELETE FROM signing_keys WHERE retired_at < $1",
+                now.saturating_sub(latchkey_core::oidc::RETIRED_KEY_PUBLISHED_MS),
             ),
         ];
         for (sql, cutoff) in statements {
@@ -1378,6 +1427,214 @@ impl Store for PgStore {
                 .map_err(map_err)?;
         }
         Ok(())
+    }
+    async fn insert_signing_key(
+        &self,
+        k: NewSigningKey,
+        only_if_none_active: bool,
+    ) -> Result<bool, StoreError> {
+        let guard = if only_if_none_active {
+            "WHERE NOT EXISTS (SELECT 1 FROM signing_keys WHERE retired_at IS NULL)"
+        } else {
+            ""
+        };
+        let done = sqlx::query(&format!(
+            "INSERT INTO signing_keys (kid, algorithm, private_pem, public_n, public_e, created_at)
+             SELECT $1, $2, $3, $4, $5, $6 {guard}"
+        ))
+        .bind(&k.kid)
+        .bind(&k.algorithm)
+        .bind(&k.private_pem)
+        .bind(&k.public_n)
+        .bind(&k.public_e)
+        .bind(k.created_at)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn retire_signing_keys(&self, except_kid: &str, now: i64) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE signing_keys SET retired_at = $1 WHERE retired_at IS NULL AND kid <> $2",
+        )
+        .bind(now)
+        .bind(except_kid)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn signing_keys(&self, retired_after: i64) -> Result<Vec<SigningKey>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {KEY_COLUMNS} FROM signing_keys WHERE retired_at IS NULL OR retired_at > $1 ORDER BY id DESC"
+        ))
+        .bind(retired_after)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.iter()
+            .map(key_from_row)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(map_err)
+    }
+
+    async fn insert_device_grant(&self, g: NewDeviceGrant) -> Result<DeviceGrant, StoreError> {
+        let row = sqlx::query(&format!(
+            "INSERT INTO device_grants (application_id, device_code_digest, user_code, scopes, created_at, expires_at)
+             VALUES ($1, $2, $3, $4, $5, $6) RETURNING {DEVICE_COLUMNS}"
+        ))
+        .bind(g.application_id)
+        .bind(&g.device_code_digest)
+        .bind(&g.user_code)
+        .bind(g.scopes.joined())
+        .bind(g.created_at)
+        .bind(g.expires_at)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(map_err)?;
+        device_from_row(&row).map_err(map_err)
+    }
+
+    async fn find_device_grant_by_user_code(
+        &self,
+        user_code: &str,
+    ) -> Result<Option<DeviceGrant>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {DEVICE_COLUMNS} FROM device_grants WHERE user_code = $1"
+        ))
+        .bind(user_code)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?;
+        row.as_ref()
+            .map(device_from_row)
+            .transpose()
+            .map_err(map_err)
+    }
+
+    async fn find_device_grant(
+        &self,
+        device_code_digest: &str,
+    ) -> Result<Option<DeviceGrant>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {DEVICE_COLUMNS} FROM device_grants WHERE device_code_digest = $1"
+        ))
+        .bind(device_code_digest)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?;
+        row.as_ref()
+            .map(device_from_row)
+            .transpose()
+            .map_err(map_err)
+    }
+
+    async fn decide_device_grant(
+        &self,
+        id: i64,
+        user_id: i64,
+        approve: bool,
+        now: i64,
+    ) -> Result<bool, StoreError> {
+        let status = if approve {
+            DeviceStatus::Approved
+        } else {
+            DeviceStatus::Denied
+        };
+        let done = sqlx::query(
+            "UPDATE device_grants SET status = $1, user_id = $2 WHERE id = $3 AND status = 'pending' AND expires_at > $4",
+        )
+        .bind(status.as_str())
+        .bind(user_id)
+        .bind(id)
+        .bind(now)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn poll_device_grant(&self, id: i64, now: i64) -> Result<Option<i64>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let previous: Option<Option<i64>> =
+            sqlx::query_scalar("SELECT last_polled_at FROM device_grants WHERE id = $1 FOR UPDATE")
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        sqlx::query("UPDATE device_grants SET last_polled_at = $1 WHERE id = $2")
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(previous.flatten())
+    }
+
+    async fn redeem_device_grant(
+        &self,
+        id: i64,
+        token: NewOAuthToken,
+    ) -> Result<Option<OAuthToken>, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(map_err)?;
+        let done = sqlx::query("DELETE FROM device_grants WHERE id = $1 AND status = 'approved'")
+            .bind(id)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        if done.rows_affected() == 0 {
+            return Ok(None);
+        }
+        let token = insert_oauth_token_on(&mut tx, &token)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(Some(token))
+    }
+
+    async fn delete_device_grant(&self, id: i64) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM device_grants WHERE id = $1")
+            .bind(id)
+            .execute(&self.pool)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn find_registration(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<(Application, Option<String>)>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {APP_COLUMNS}, registration_token_digest FROM oauth_applications WHERE uid = $1 AND dynamic"
+        ))
+        .bind(client_id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(map_err)?;
+        let Some(row) = row else { return Ok(None) };
+        let app = app_from_row(&row).map_err(map_err)?;
+        let digest: Option<String> = row.try_get("registration_token_digest").map_err(map_err)?;
+        Ok(Some((app, digest)))
+    }
+
+    async fn delete_unused_dynamic_applications(
+        &self,
+        created_before: i64,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM oauth_applications a WHERE a.dynamic AND a.created_at < $1
+               AND NOT EXISTS (SELECT 1 FROM oauth_access_tokens t WHERE t.application_id = a.id)
+               AND NOT EXISTS (SELECT 1 FROM oauth_access_grants g WHERE g.application_id = a.id)",
+        )
+        .bind(created_before)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected())
     }
 }
 

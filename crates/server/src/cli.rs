@@ -41,6 +41,17 @@ pub enum Command {
     /// Database operations.
     #[command(subcommand)]
     Db(DbCommand),
+    /// OpenID Connect signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Make a new signing key; ID tokens are signed with it from now on (every
+    /// instance switches within a minute). Older keys stay published for a
+    /// day so the tokens they signed still verify.
+    Rotate,
 }
 
 #[derive(Debug, Subcommand)]
@@ -137,6 +148,17 @@ pub async fn run() -> anyhow::Result<()> {
             );
             Ok(())
         }
+        Command::Keys(KeysCommand::Rotate) => {
+            let store = startup::open_store(&settings, Schema::Migrate).await?;
+            let services = startup::services(store, &settings, None);
+            let kid = services
+                .rotate_signing_key()
+                .await
+                .context("cannot rotate the signing key")?;
+            println!("{kid}");
+            eprintln!("latchkey: new signing key {kid}; older keys stay published for a day");
+            Ok(())
+        }
         Command::Db(DbCommand::Copy { from, to }) => {
             let source = startup::open_store(
                 &Settings {
@@ -212,6 +234,10 @@ async fn serve(settings: &Settings, serve: &ServeSettings) -> anyhow::Result<()>
     {
         startup::print_bootstrap(&b);
     }
+    services
+        .ensure_signing_key()
+        .await
+        .context("cannot create the OpenID Connect signing key")?;
     let listener = tokio::net::TcpListener::bind(serve.listen)
         .await
         .with_context(|| format!("cannot listen on {}", serve.listen))?;

@@ -90,6 +90,13 @@ pub struct ServeArgs {
     #[arg(long, env = "LATCHKEY_MIGRATE", value_name = "BOOL",
           value_parser = clap::builder::BoolishValueParser::new())]
     pub migrate: Option<bool>,
+    /// Dynamic client registration (RFC 7591): false (default), true, or mcp
+    /// (GitLab's flavour: public clients, PKCE, the mcp scope).
+    #[arg(long, env = "LATCHKEY_DYNAMIC_REGISTRATION", value_name = "MODE")]
+    pub dynamic_registration: Option<String>,
+    /// Dynamically registered clients never used are deleted after this many days (default 30).
+    #[arg(long, env = "LATCHKEY_DYNAMIC_CLIENT_TTL_DAYS", value_name = "DAYS")]
+    pub dynamic_client_ttl_days: Option<i64>,
     /// Largest accepted request body in bytes (default 1048576); larger ones get 413.
     #[arg(long, env = "LATCHKEY_MAX_BODY_SIZE", value_name = "BYTES")]
     pub max_body_size: Option<usize>,
@@ -126,6 +133,8 @@ pub struct FileConfig {
     pub access_token_lifetime: Option<i64>,
     pub pkce_required_for_public_clients: Option<bool>,
     pub password_grant: Option<bool>,
+    pub dynamic_registration: Option<String>,
+    pub dynamic_client_ttl_days: Option<i64>,
     pub root_password: Option<String>,
     pub root_token: Option<String>,
     pub log: Option<String>,
@@ -171,6 +180,8 @@ pub struct ServeSettings {
     pub access_token_seconds: i64,
     pub pkce_required_for_public_clients: bool,
     pub password_grant_enabled: bool,
+    pub dynamic_registration: latchkey_core::registration::RegistrationMode,
+    pub dynamic_client_ttl_days: i64,
     pub root_password: Option<String>,
     pub root_token: Option<String>,
 }
@@ -255,6 +266,32 @@ impl ServeSettings {
         if max_body_bytes < 1024 {
             bail!("max_body_size must be at least 1024 bytes");
         }
+        let dynamic_registration = match args
+            .dynamic_registration
+            .clone()
+            .or_else(|| file.dynamic_registration.clone())
+            .as_deref()
+            .map(str::to_ascii_lowercase)
+            .as_deref()
+        {
+            None | Some("false" | "off" | "0" | "no") => {
+                latchkey_core::registration::RegistrationMode::Off
+            }
+            Some("true" | "on" | "1" | "yes") => {
+                latchkey_core::registration::RegistrationMode::Standard
+            }
+            Some("mcp" | "gitlab") => latchkey_core::registration::RegistrationMode::GitLabMcp,
+            Some(other) => {
+                bail!("LATCHKEY_DYNAMIC_REGISTRATION {other:?} must be false, true or mcp")
+            }
+        };
+        let dynamic_client_ttl_days = args
+            .dynamic_client_ttl_days
+            .or(file.dynamic_client_ttl_days)
+            .unwrap_or(30);
+        if !(1..=3650).contains(&dynamic_client_ttl_days) {
+            bail!("dynamic_client_ttl_days must be between 1 and 3650");
+        }
         let access_token_seconds = args
             .access_token_lifetime
             .or(file.access_token_lifetime)
@@ -273,6 +310,8 @@ impl ServeSettings {
                 .or(file.pkce_required_for_public_clients)
                 .unwrap_or(true),
             password_grant_enabled: args.password_grant.or(file.password_grant).unwrap_or(true),
+            dynamic_registration,
+            dynamic_client_ttl_days,
             max_body_bytes,
             root_password: args
                 .root_password

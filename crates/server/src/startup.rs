@@ -101,6 +101,9 @@ pub fn services(
         config.access_token_seconds = serve.access_token_seconds;
         config.pkce_required_for_public_clients = serve.pkce_required_for_public_clients;
         config.password_grant_enabled = serve.password_grant_enabled;
+        config.issuer = serve.external_url.clone();
+        config.dynamic_registration = serve.dynamic_registration;
+        config.dynamic_client_ttl_days = serve.dynamic_client_ttl_days;
     }
     Services::new(store, Arc::new(SystemClock), config)
 }
@@ -154,6 +157,11 @@ fn spawn_cleanup(services: Services) {
             match services.delete_expired().await {
                 Ok(n) => tracing::debug!(deleted = n, "expired rows removed"),
                 Err(e) => tracing::warn!(error = %e, "cleanup of expired rows failed"),
+            }
+            match services.delete_unused_dynamic_clients().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(deleted = n, "unused dynamic clients removed"),
+                Err(e) => tracing::warn!(error = %e, "cleanup of dynamic clients failed"),
             }
         }
     });

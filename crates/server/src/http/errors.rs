@@ -159,6 +159,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::Invalid(reason) => Self::BadRequest(reason),
             ServiceError::Store(s) => s.into(),
             ServiceError::Random(r) => Self::Internal(r.to_string()),
+            ServiceError::Internal(cause) => Self::Internal(cause),
         }
     }
 }

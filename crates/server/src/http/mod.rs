@@ -5,6 +5,7 @@ pub mod auth;
 pub mod errors;
 pub mod meta;
 pub mod oauth;
+pub mod oidc;
 pub mod pagination;
 pub mod params;
 pub mod router;

@@ -18,10 +18,12 @@ use serde_json::json;
 use super::params::Params;
 use super::{AppState, ClientAddr};
 
+pub const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
 /// An RFC 6749 error response.
 pub struct OAuthResponse(pub OAuthError);
 
-fn no_store(h: &mut HeaderMap) {
+pub(crate) fn no_store(h: &mut HeaderMap) {
     h.insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static("no-store, no-cache"),
@@ -38,6 +40,7 @@ impl IntoResponse for OAuthResponse {
             }
             ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::InsufficientScope => StatusCode::FORBIDDEN,
             _ => StatusCode::BAD_REQUEST,
         };
         let mut res = (
@@ -59,14 +62,14 @@ impl IntoResponse for OAuthResponse {
     }
 }
 
-fn flow_error(e: FlowError) -> Response {
+pub(crate) fn flow_error(e: FlowError) -> Response {
     match e {
         FlowError::OAuth(e) => OAuthResponse(e).into_response(),
         FlowError::Internal(e) => internal(e),
     }
 }
 
-fn internal(e: ServiceError) -> Response {
+pub(crate) fn internal(e: ServiceError) -> Response {
     match e {
         ServiceError::Store(StoreError::Unavailable(cause)) => {
             tracing::warn!(%cause, "database unavailable");
@@ -117,7 +120,7 @@ fn client_credentials(
     }))
 }
 
-async fn authenticated_client(
+pub(crate) async fn authenticated_client(
     state: &AppState,
     headers: &HeaderMap,
     params: &Params,
@@ -142,6 +145,8 @@ struct TokenBody<'a> {
     refresh_token: Option<&'a str>,
     scope: String,
     created_at: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id_token: Option<&'a str>,
 }
 
 fn token_success(t: &IssuedToken) -> Response {
@@ -152,13 +157,14 @@ fn token_success(t: &IssuedToken) -> Response {
         refresh_token: t.refresh_token.as_deref(),
         scope: t.scopes.joined(),
         created_at: t.created_at_seconds,
+        id_token: t.id_token.as_deref(),
     };
     let mut res = Json(body).into_response();
     no_store(res.headers_mut());
     res
 }
 
-fn require<'a>(params: &'a Params, key: &str) -> Result<&'a str, FlowError> {
+pub(crate) fn require<'a>(params: &'a Params, key: &str) -> Result<&'a str, FlowError> {
     params
         .get_str(key)
         .ok_or_else(|| FlowError::OAuth(OAuthError::missing(key)))
@@ -216,6 +222,12 @@ async fn token_inner(
                 )
                 .await
         }
+        // RFC 8628's URN, and GitLab's short name from its discovery document.
+        DEVICE_GRANT | "device_code" => {
+            let device_code = require(params, "device_code")?;
+            let client = need_client(authenticated_client(state, headers, params).await?)?;
+            services.exchange_device_code(&client, device_code).await
+        }
         _ => Err(FlowError::OAuth(OAuthError::new(
             ErrorCode::UnsupportedGrantType,
         ))),
@@ -267,7 +279,7 @@ pub async fn revoke(State(state): State<AppState>, headers: HeaderMap, params: P
     }
 }
 
-fn bearer_or_param<'a>(headers: &'a HeaderMap, params: &'a Params) -> Option<&'a str> {
+pub(crate) fn bearer_or_param<'a>(headers: &'a HeaderMap, params: &'a Params) -> Option<&'a str> {
     let header_token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())

@@ -1,15 +1,16 @@
 //! Every route latchkey serves, in one place.
 
-use axum::http::{header, HeaderValue, Request};
+use axum::http::{header, HeaderValue, Method, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{Any, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
 use tower_http::trace::TraceLayer;
 
 use super::errors::ApiError;
-use super::{applications, meta, oauth, tokens, user_applications, users, web, AppState};
+use super::{applications, meta, oauth, oidc, tokens, user_applications, users, web, AppState};
 
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
@@ -68,10 +69,46 @@ pub fn router(state: AppState) -> Router {
             get(web::authorize).post(web::decide).delete(web::decide),
         )
         .route("/oauth/authorize/native", get(web::native_code))
-        .route("/oauth/token", post(oauth::token))
-        .route("/oauth/revoke", post(oauth::revoke))
-        .route("/oauth/token/info", get(oauth::token_info))
+        .route("/oauth/authorize_device", post(oidc::authorize_device))
+        .route(
+            "/oauth/device",
+            get(web::device_form).post(web::device_lookup),
+        )
+        .route("/oauth/device/confirm", post(web::device_confirm))
         .route("/oauth/introspect", post(oauth::introspect))
+        .route("/oauth/token/info", get(oauth::token_info))
+        .route("/oauth/register", post(oidc::register))
+        .route(
+            "/oauth/register/{client_id}",
+            get(oidc::read_registration)
+                .put(oidc::update_registration)
+                .delete(oidc::delete_registration),
+        )
+        // Endpoints single-page applications call from other origins (as GitLab).
+        .merge(
+            Router::new()
+                .route("/oauth/token", post(oauth::token).options(preflight))
+                .route("/oauth/revoke", post(oauth::revoke).options(preflight))
+                .route(
+                    "/oauth/userinfo",
+                    get(oidc::userinfo).post(oidc::userinfo).options(preflight),
+                )
+                .route("/oauth/discovery/keys", get(oidc::jwks).options(preflight))
+                .route(
+                    "/.well-known/openid-configuration",
+                    get(oidc::discovery).options(preflight),
+                )
+                .route(
+                    "/.well-known/oauth-authorization-server",
+                    get(oidc::discovery).options(preflight),
+                )
+                .layer(
+                    CorsLayer::new()
+                        .allow_origin(Any)
+                        .allow_methods([Method::GET, Method::POST])
+                        .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE]),
+                ),
+        )
         .nest("/api/v4", api)
         // GitLab answers unknown routes and wrong methods alike with 404.
         .fallback(not_found)
@@ -94,4 +131,10 @@ pub fn router(state: AppState) -> Router {
 
 async fn not_found() -> Response {
     ApiError::RouteNotFound.into_response()
+}
+
+/// CORS preflights are answered by the CORS layer; this only gives the
+/// routes an OPTIONS method for it to intercept.
+async fn preflight() -> StatusCode {
+    StatusCode::NO_CONTENT
 }

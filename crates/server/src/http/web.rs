@@ -238,11 +238,20 @@ fn session_csrf(session: &str) -> String {
     ))
 }
 
+/// A signed-in browser.
+pub struct SignedIn {
+    pub user: User,
+    /// The session cookie's value.
+    pub session: String,
+    /// When the user signed in (ms), OpenID Connect's `auth_time`.
+    pub auth_time: i64,
+}
+
 /// The signed-in user and their session cookie, if any.
-async fn current(
+pub async fn current(
     state: &AppState,
     headers: &HeaderMap,
-) -> Result<Option<(User, String)>, ServiceError> {
+) -> Result<Option<SignedIn>, ServiceError> {
     let Some(value) = cookie(headers, SESSION_COOKIE) else {
         return Ok(None);
     };
@@ -250,7 +259,11 @@ async fn current(
         .services
         .session_user(value)
         .await?
-        .map(|u| (u, value.to_owned())))
+        .map(|(user, auth_time)| SignedIn {
+            user,
+            session: value.to_owned(),
+            auth_time,
+        }))
 }
 
 /// The CSRF token for a form, and a cookie to set when one had to be made.
@@ -305,12 +318,12 @@ pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response
     let (csrf, cookies) = match csrf_for(
         &state,
         &headers,
-        signed_in.as_ref().map(|(_, s)| s.as_str()),
+        signed_in.as_ref().map(|s| s.session.as_str()),
     ) {
         Ok(c) => c,
         Err(e) => return internal_page(e),
     };
-    let username = signed_in.as_ref().map(|(u, _)| u.username.as_str());
+    let username = signed_in.as_ref().map(|s| s.user.username.as_str());
     with_cookies(
         page(
             StatusCode::OK,
@@ -502,8 +515,8 @@ fn authorize_failure(e: AuthorizeError) -> Response {
     }
 }
 
-async fn approve(state: &AppState, pre: &PreAuthorized, user: &User) -> Response {
-    match state.services.issue_code(pre, user).await {
+async fn approve(state: &AppState, pre: &PreAuthorized, user: &User, auth_time: i64) -> Response {
+    match state.services.issue_code(pre, user, auth_time).await {
         Ok(code) => {
             let mut pairs = vec![("code", code.as_str())];
             if let Some(s) = pre.state.as_deref() {
@@ -561,7 +574,11 @@ pub async fn authorize(
         Ok(p) => p,
         Err(e) => return authorize_failure(e),
     };
-    let (user, session) = match current(&state, &headers).await {
+    let SignedIn {
+        user,
+        session,
+        auth_time,
+    } = match current(&state, &headers).await {
         Ok(Some(s)) => s,
         Ok(None) => {
             let back = uri
@@ -575,7 +592,7 @@ pub async fn authorize(
         Err(e) => return internal_page(e),
     };
     if pre.application.trusted {
-        return approve(&state, &pre, &user).await;
+        return approve(&state, &pre, &user, auth_time).await;
     }
     let (extra_target, redirect_host) = form_target(&pre.redirect_uri);
     let body = AuthorizePage {
@@ -604,7 +621,11 @@ pub async fn decide(
     params: Params,
 ) -> Response {
     let req = authorize_request(&params);
-    let (user, session) = match current(&state, &headers).await {
+    let SignedIn {
+        user,
+        session,
+        auth_time,
+    } = match current(&state, &headers).await {
         Ok(Some(s)) => s,
         Ok(None) => {
             return redirect(
@@ -629,7 +650,7 @@ pub async fn decide(
     if denied {
         deny(&pre)
     } else {
-        approve(&state, &pre, &user).await
+        approve(&state, &pre, &user, auth_time).await
     }
 }
 
@@ -638,5 +659,170 @@ pub async fn native_code(params: Params) -> Response {
     match params.get_str("code") {
         Some(code) => page(StatusCode::OK, CodePage { code }.render(), ""),
         None => oauth_error_page(&OAuthError::missing("code")),
+    }
+}
+
+// --- the device verification pages (RFC 8628) -------------------------------------------
+
+#[derive(Template)]
+#[template(path = "device.html")]
+struct DevicePage<'a> {
+    csrf: &'a str,
+    user_code: &'a str,
+    error: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "device_confirm.html")]
+struct DeviceConfirmPage<'a> {
+    app_name: &'a str,
+    username: &'a str,
+    user_code: &'a str,
+    scopes: Vec<(String, String)>,
+    csrf: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "message.html")]
+struct MessagePage<'a> {
+    title: &'a str,
+    description: &'a str,
+}
+
+/// The signed-in browser, or a redirect to sign in and come back to `back`.
+async fn require_sign_in(
+    state: &AppState,
+    headers: &HeaderMap,
+    back: &str,
+) -> Result<SignedIn, Response> {
+    match current(state, headers).await {
+        Ok(Some(s)) => Ok(s),
+        Ok(None) => Err(redirect(
+            &append_query("/users/sign_in", &[("return_to", back)]),
+            &[],
+        )),
+        Err(e) => Err(internal_page(e)),
+    }
+}
+
+/// `GET /oauth/device[?user_code=…]`: the form to type the code into.
+pub async fn device_form(
+    State(state): State<AppState>,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    params: Params,
+) -> Response {
+    let back = uri
+        .path_and_query()
+        .map_or("/oauth/device", |p| p.as_str())
+        .to_owned();
+    let signed = match require_sign_in(&state, &headers, &back).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let csrf = session_csrf(&signed.session);
+    let code = params.get_str("user_code").unwrap_or("");
+    page(
+        StatusCode::OK,
+        DevicePage {
+            csrf: &csrf,
+            user_code: code,
+            error: None,
+        }
+        .render(),
+        "",
+    )
+}
+
+/// `POST /oauth/device`: the code was typed; show what it asks for.
+pub async fn device_lookup(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    params: Params,
+) -> Response {
+    let signed = match require_sign_in(&state, &headers, "/oauth/device").await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if !csrf_ok(&headers, Some(&signed.session), &params) {
+        return csrf_failure();
+    }
+    let csrf = session_csrf(&signed.session);
+    let typed = params.get_str("user_code").unwrap_or("");
+    match state.services.pending_device_request(typed).await {
+        Ok(Some((grant, app))) => {
+            let body = DeviceConfirmPage {
+                app_name: &app.name,
+                username: &signed.user.username,
+                user_code: &grant.user_code,
+                scopes: grant
+                    .scopes
+                    .as_slice()
+                    .iter()
+                    .map(|s| (s.clone(), describe(s)))
+                    .collect(),
+                csrf: &csrf,
+            }
+            .render();
+            page(StatusCode::OK, body, "")
+        }
+        Ok(None) => {
+            let body = DevicePage {
+                csrf: &csrf,
+                user_code: typed,
+                error: Some("That code is not valid or has expired."),
+            }
+            .render();
+            page(StatusCode::NOT_FOUND, body, "")
+        }
+        Err(e) => internal_page(e),
+    }
+}
+
+/// `POST /oauth/device/confirm`: Authorize or Deny.
+pub async fn device_confirm(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    params: Params,
+) -> Response {
+    let signed = match require_sign_in(&state, &headers, "/oauth/device").await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if !csrf_ok(&headers, Some(&signed.session), &params) {
+        return csrf_failure();
+    }
+    let approve = params.get_str("decision") != Some("deny");
+    let code = params.get_str("user_code").unwrap_or("");
+    match state
+        .services
+        .decide_device_request(code, &signed.user, approve)
+        .await
+    {
+        Ok(true) if approve => page(
+            StatusCode::OK,
+            MessagePage {
+                title: "Device connected",
+                description: "You can return to your device now.",
+            }
+            .render(),
+            "",
+        ),
+        Ok(true) => page(
+            StatusCode::OK,
+            MessagePage {
+                title: "Request denied",
+                description: "The device was not given access.",
+            }
+            .render(),
+            "",
+        ),
+        Ok(false) => error_page(
+            StatusCode::NOT_FOUND,
+            "Code not valid",
+            "That code is not valid or has expired.",
+            None,
+        ),
+        Err(e) => internal_page(e),
     }
 }

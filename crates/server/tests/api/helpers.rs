@@ -102,6 +102,7 @@ impl Drop for PostgresDb {
 pub struct Options {
     pub admin_mode: bool,
     pub max_body_bytes: usize,
+    pub dynamic_registration: latchkey_core::registration::RegistrationMode,
 }
 
 impl Default for Options {
@@ -109,6 +110,7 @@ impl Default for Options {
         Self {
             admin_mode: false,
             max_body_bytes: 1024 * 1024,
+            dynamic_registration: latchkey_core::registration::RegistrationMode::Off,
         }
     }
 }
@@ -146,6 +148,8 @@ impl TestApp {
             Arc::new(SystemClock),
             latchkey_core::Config {
                 admin_mode: opts.admin_mode,
+                issuer: base.clone(),
+                dynamic_registration: opts.dynamic_registration,
                 ..Default::default()
             },
         );

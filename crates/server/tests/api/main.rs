@@ -10,6 +10,7 @@ mod bad_input;
 mod cluster;
 mod meta;
 mod oauth;
+mod oidc;
 mod process;
 mod tokens;
 mod user_applications;

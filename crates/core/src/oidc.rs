@@ -1,0 +1,195 @@
+//! OpenID Connect: RS256 signing keys (kept in the database so every
+//! instance signs with the same key and publishes all live ones), ID
+//! tokens, the claims GitLab puts in them, and the JWKS document.
+
+use base64::Engine as _;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use rsa::pkcs8::{EncodePrivateKey, LineEnding};
+use rsa::traits::PublicKeyParts;
+use rsa::RsaPrivateKey;
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+
+use crate::scopes::Scopes;
+use crate::user::User;
+
+/// ID tokens live two minutes (doorkeeper-openid_connect's default).
+pub const ID_TOKEN_LIFETIME_S: i64 = 120;
+/// A retired key stays published this long, so tokens it signed verify.
+pub const RETIRED_KEY_PUBLISHED_MS: i64 = 24 * 3600 * 1000;
+const RSA_BITS: usize = 2048;
+
+/// A signing key as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SigningKey {
+    pub id: i64,
+    pub kid: String,
+    pub algorithm: String,
+    pub private_pem: String,
+    /// The modulus and exponent, base64url without padding (JWK `n`, `e`).
+    pub public_n: String,
+    pub public_e: String,
+    pub created_at: i64,
+    pub retired_at: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct NewSigningKey {
+    pub kid: String,
+    pub algorithm: String,
+    pub private_pem: String,
+    pub public_n: String,
+    pub public_e: String,
+    pub created_at: i64,
+}
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// A fresh RSA key from the OS CSPRNG. Slow (tens of milliseconds to a
+/// second): call it off the async workers.
+pub fn generate_signing_key(created_at: i64) -> Result<NewSigningKey, String> {
+    let mut rng = rand::rngs::OsRng;
+    let key = RsaPrivateKey::new(&mut rng, RSA_BITS)
+        .map_err(|e| format!("RSA key generation failed: {e}"))?;
+    let pem = key
+        .to_pkcs8_pem(LineEnding::LF)
+        .map_err(|e| format!("cannot encode the RSA key: {e}"))?;
+    let kid = crate::secret::random_hex(16).map_err(|e| e.to_string())?;
+    Ok(NewSigningKey {
+        kid,
+        algorithm: "RS256".to_owned(),
+        private_pem: pem.to_string(),
+        public_n: b64(&key.n().to_bytes_be()),
+        public_e: b64(&key.e().to_bytes_be()),
+        created_at,
+    })
+}
+
+/// The JWKS document for `keys`.
+pub fn jwks(keys: &[SigningKey]) -> Value {
+    let keys: Vec<Value> = keys
+        .iter()
+        .map(|k| json!({"kty": "RSA", "kid": k.kid, "use": "sig", "alg": k.algorithm, "n": k.public_n, "e": k.public_e}))
+        .collect();
+    json!({ "keys": keys })
+}
+
+/// The claims about a user that GitLab's OpenID Connect provider gives.
+/// `email` only with the `email` scope (there are no public emails here).
+pub fn user_claims(user: &User, scopes: &Scopes, issuer: &str) -> Map<String, Value> {
+    let profile = format!("{}/{}", issuer.trim_end_matches('/'), user.username);
+    let mut m = Map::new();
+    m.insert("sub".into(), json!(user.id.to_string()));
+    m.insert("name".into(), json!(user.name));
+    m.insert("nickname".into(), json!(user.username));
+    m.insert("preferred_username".into(), json!(user.username));
+    if scopes.contains("email") {
+        m.insert("email".into(), json!(user.email));
+        m.insert("email_verified".into(), json!(true));
+    }
+    m.insert("website".into(), json!(profile));
+    m.insert("profile".into(), json!(profile));
+    m.insert("groups".into(), json!([]));
+    m
+}
+
+/// What goes into an ID token besides the user claims.
+#[derive(Debug, Clone, Serialize)]
+pub struct IdTokenBase<'a> {
+    pub iss: &'a str,
+    pub aud: &'a str,
+    pub exp: i64,
+    pub iat: i64,
+    pub auth_time: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nonce: Option<&'a str>,
+}
+
+/// Sign an ID token with `key`.
+pub fn sign_id_token(
+    key: &SigningKey,
+    base: &IdTokenBase<'_>,
+    claims: Map<String, Value>,
+) -> Result<String, String> {
+    let mut body = match serde_json::to_value(base) {
+        Ok(Value::Object(m)) => m,
+        _ => return Err("cannot serialise ID token claims".to_owned()),
+    };
+    body.extend(claims);
+    let mut header = Header::new(Algorithm::RS256);
+    header.kid = Some(key.kid.clone());
+    let encoding = EncodingKey::from_rsa_pem(key.private_pem.as_bytes())
+        .map_err(|e| format!("bad signing key {}: {e}", key.kid))?;
+    jsonwebtoken::encode(&header, &Value::Object(body), &encoding)
+        .map_err(|e| format!("cannot sign the ID token: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use jsonwebtoken::{DecodingKey, Validation};
+
+    #[test]
+    fn signs_tokens_that_verify_against_the_jwks() {
+        let new = generate_signing_key(0).unwrap();
+        let key = SigningKey {
+            id: 1,
+            kid: new.kid.clone(),
+            algorithm: new.algorithm.clone(),
+            private_pem: new.private_pem.clone(),
+            public_n: new.public_n.clone(),
+            public_e: new.public_e.clone(),
+            created_at: 0,
+            retired_at: None,
+        };
+        let user = User {
+            id: 7,
+            username: "alice".into(),
+            email: "alice@example.com".into(),
+            name: "Alice".into(),
+            admin: false,
+            state: crate::user::UserState::Active,
+            created_at: 0,
+        };
+        let now = 1_900_000_000;
+        let base = IdTokenBase {
+            iss: "https://id.example",
+            aud: "client",
+            exp: now + 120,
+            iat: now,
+            auth_time: now,
+            nonce: Some("n-1"),
+        };
+        let scopes = Scopes::from_stored("openid email");
+        let token = sign_id_token(
+            &key,
+            &base,
+            user_claims(&user, &scopes, "https://id.example"),
+        )
+        .unwrap();
+        let jwk = jwks(std::slice::from_ref(&key));
+        let n = jwk["keys"][0]["n"].as_str().unwrap();
+        let e = jwk["keys"][0]["e"].as_str().unwrap();
+        let mut validation = Validation::new(Algorithm::RS256);
+        validation.set_audience(&["client"]);
+        validation.set_issuer(&["https://id.example"]);
+        validation.validate_exp = false;
+        let decoded = jsonwebtoken::decode::<Value>(
+            &token,
+            &DecodingKey::from_rsa_components(n, e).unwrap(),
+            &validation,
+        )
+        .unwrap();
+        assert_eq!(decoded.header.kid.as_deref(), Some(key.kid.as_str()));
+        assert_eq!(decoded.claims["sub"], "7");
+        assert_eq!(decoded.claims["nonce"], "n-1");
+        assert_eq!(decoded.claims["email"], "alice@example.com");
+        assert_eq!(decoded.claims["preferred_username"], "alice");
+        assert_eq!(decoded.claims["groups"], json!([]));
+        let without_email =
+            user_claims(&user, &Scopes::from_stored("openid"), "https://id.example");
+        assert!(!without_email.contains_key("email"));
+    }
+}

@@ -1,0 +1,137 @@
+//! OpenID Connect on top of the OAuth flows: the shared signing key, ID
+//! tokens and UserInfo claims.
+
+use serde_json::{Map, Value};
+
+use crate::application::Application;
+use crate::oauth::OAuthTokenFound;
+use crate::oidc::{self, IdTokenBase, SigningKey, ID_TOKEN_LIFETIME_S, RETIRED_KEY_PUBLISHED_MS};
+use crate::scopes::Scopes;
+use crate::service::{ServiceError, Services};
+
+/// How long an instance signs with the key it read before reading again.
+const SIGNING_KEY_CACHE_MS: i64 = 60_000;
+
+async fn generate() -> Result<oidc::NewSigningKey, ServiceError> {
+    let now = crate::clock::unix_millis(time::OffsetDateTime::now_utc());
+    tokio::task::spawn_blocking(move || oidc::generate_signing_key(now))
+        .await
+        .map_err(|e| ServiceError::Internal(format!("key generation failed: {e}")))?
+        .map_err(ServiceError::Internal)
+}
+
+impl Services {
+    /// Make sure a signing key exists (first start). Several instances may
+    /// race; every active key is published, and all sign with the newest.
+    pub async fn ensure_signing_key(&self) -> Result<(), ServiceError> {
+        let now = self.now_ms();
+        if self
+            .store
+            .signing_keys(now)
+            .await?
+            .iter()
+            .any(|k| k.retired_at.is_none())
+        {
+            return Ok(());
+        }
+        let mut key = generate().await?;
+        key.created_at = now;
+        self.store.insert_signing_key(key, true).await?;
+        Ok(())
+    }
+
+    /// A new signing key; the previous ones are retired but stay published
+    /// for a day, so the tokens they signed still verify. Returns the kid.
+    pub async fn rotate_signing_key(&self) -> Result<String, ServiceError> {
+        let mut key = generate().await?;
+        key.created_at = self.now_ms();
+        let kid = key.kid.clone();
+        self.store.insert_signing_key(key, false).await?;
+        self.store.retire_signing_keys(&kid, self.now_ms()).await?;
+        if let Ok(mut cache) = self.signing_key.lock() {
+            *cache = None;
+        }
+        Ok(kid)
+    }
+
+    /// The keys the JWKS document publishes.
+    pub async fn published_keys(&self) -> Result<Vec<SigningKey>, ServiceError> {
+        Ok(self
+            .store
+            .signing_keys(self.now_ms() - RETIRED_KEY_PUBLISHED_MS)
+            .await?)
+    }
+
+    async fn current_signing_key(&self) -> Result<SigningKey, ServiceError> {
+        let now = self.now_ms();
+        if let Ok(cache) = self.signing_key.lock() {
+            if let Some((key, read_at)) = cache.as_ref() {
+                if now - read_at < SIGNING_KEY_CACHE_MS {
+                    return Ok(key.clone());
+                }
+            }
+        }
+        let mut key = self
+            .store
+            .signing_keys(now)
+            .await?
+            .into_iter()
+            .find(|k| k.retired_at.is_none());
+        if key.is_none() {
+            self.ensure_signing_key().await?;
+            key = self
+                .store
+                .signing_keys(now)
+                .await?
+                .into_iter()
+                .find(|k| k.retired_at.is_none());
+        }
+        let key = key.ok_or_else(|| ServiceError::Internal("no signing key".to_owned()))?;
+        if let Ok(mut cache) = self.signing_key.lock() {
+            *cache = Some((key.clone(), now));
+        }
+        Ok(key)
+    }
+
+    /// An RS256 ID token for `user_id`, audience `client`.
+    pub(crate) async fn id_token(
+        &self,
+        client: &Application,
+        user_id: i64,
+        scopes: &Scopes,
+        auth_time_ms: i64,
+        nonce: Option<&str>,
+    ) -> Result<String, ServiceError> {
+        let user = self
+            .store
+            .find_user(user_id)
+            .await?
+            .ok_or_else(|| ServiceError::Internal("the token's user is gone".to_owned()))?;
+        let key = self.current_signing_key().await?;
+        let iat = self.now_ms() / 1000;
+        let issuer = self.config().issuer.clone();
+        let base = IdTokenBase {
+            iss: &issuer,
+            aud: &client.application_id,
+            exp: iat + ID_TOKEN_LIFETIME_S,
+            iat,
+            auth_time: auth_time_ms / 1000,
+            nonce,
+        };
+        oidc::sign_id_token(&key, &base, oidc::user_claims(&user, scopes, &issuer))
+            .map_err(ServiceError::Internal)
+    }
+
+    /// UserInfo claims for a token carrying `openid`; `None` without it.
+    pub fn userinfo(&self, found: &OAuthTokenFound) -> Option<Map<String, Value>> {
+        let user = found.user.as_ref()?;
+        if !found.token.scopes.contains("openid") {
+            return None;
+        }
+        Some(oidc::user_claims(
+            user,
+            &found.token.scopes,
+            &self.config().issuer,
+        ))
+    }
+}

@@ -1,0 +1,279 @@
+//! Dynamic client registration (RFC 7591) and its management protocol
+//! (RFC 7592), with GitLab's MCP flavour as an option.
+
+use crate::application::{self, Application, NewApplication, Ownership, ValidationErrors};
+use crate::oauth::{ErrorCode, OAuthError};
+use crate::oauth_flows::FlowError;
+use crate::scopes::Scopes;
+use crate::secret;
+use crate::service::{ApplicationChanges, ServiceError, Services};
+
+/// Registrations allowed per client address per hour.
+pub const MAX_REGISTRATIONS_PER_HOUR: u32 = 20;
+const REGISTRATION_WINDOW_MS: i64 = 3600 * 1000;
+const MAX_CLIENT_NAME_CHARS: usize = 200;
+pub const MCP_NAME_PREFIX: &str = "[Unverified Dynamic Application] ";
+
+/// Whether and how clients may register themselves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegistrationMode {
+    Off,
+    /// RFC 7591 as written: the client chooses its auth method, grants, scope.
+    Standard,
+    /// GitLab's: public clients, PKCE, the `mcp` scope, a warning in the name.
+    GitLabMcp,
+}
+
+/// The client metadata latchkey reads.
+#[derive(Debug, Clone, Default)]
+pub struct ClientMetadata {
+    pub client_name: Option<String>,
+    pub redirect_uris: Vec<String>,
+    pub token_endpoint_auth_method: Option<String>,
+    pub grant_types: Option<Vec<String>>,
+    pub scope: Option<String>,
+}
+
+/// A registered client, with the secrets shown once.
+#[derive(Debug, Clone)]
+pub struct Registered {
+    pub application: Application,
+    pub client_secret: Option<String>,
+    pub registration_access_token: Option<String>,
+    pub grant_types: Vec<String>,
+}
+
+pub const SUPPORTED_GRANTS: &[&str] = &[
+    "authorization_code",
+    "refresh_token",
+    "client_credentials",
+    "urn:ietf:params:oauth:grant-type:device_code",
+];
+
+fn metadata_error(description: impl Into<String>) -> FlowError {
+    FlowError::OAuth(OAuthError::with(
+        ErrorCode::InvalidClientMetadata,
+        description,
+    ))
+}
+
+struct Checked {
+    name: String,
+    redirect_uri: String,
+    scopes: Scopes,
+    confidential: bool,
+    grant_types: Vec<String>,
+}
+
+impl Services {
+    fn check_metadata(&self, m: &ClientMetadata) -> Result<Checked, FlowError> {
+        let mode = self.config().dynamic_registration;
+        let name = m.client_name.as_deref().map(str::trim).unwrap_or("");
+        if name.is_empty() {
+            return Err(metadata_error("client_name is missing"));
+        }
+        if name.chars().count() >= MAX_CLIENT_NAME_CHARS {
+            return Err(metadata_error("client_name is too long"));
+        }
+        if m.redirect_uris.is_empty() {
+            return Err(FlowError::OAuth(OAuthError::with(
+                ErrorCode::InvalidRedirectUriMetadata,
+                "redirect_uris is missing",
+            )));
+        }
+        if m.redirect_uris
+            .iter()
+            .any(|u| u.split_whitespace().count() != 1)
+        {
+            return Err(FlowError::OAuth(OAuthError::with(
+                ErrorCode::InvalidRedirectUriMetadata,
+                "redirect_uris must not contain whitespace",
+            )));
+        }
+        let redirect_uri = m.redirect_uris.join("\n");
+        let mut errors = ValidationErrors::default();
+        application::validate_redirect_uri(Some(&redirect_uri), &mut errors);
+        if !errors.is_empty() {
+            let text = errors
+                .fields()
+                .iter()
+                .flat_map(|(_, msgs)| msgs.iter().map(|m| format!("Redirect URI {m}")))
+                .collect::<Vec<_>>()
+                .join(", ");
+            return Err(FlowError::OAuth(OAuthError::with(
+                ErrorCode::InvalidRedirectUriMetadata,
+                text,
+            )));
+        }
+        if let Some(grants) = &m.grant_types {
+            if let Some(bad) = grants
+                .iter()
+                .find(|g| !SUPPORTED_GRANTS.contains(&g.as_str()))
+            {
+                return Err(metadata_error(format!(
+                    "grant_types: {bad} is not supported"
+                )));
+            }
+        }
+        let (name, scopes, confidential) = match mode {
+            RegistrationMode::GitLabMcp => (
+                format!("{MCP_NAME_PREFIX}{name}"),
+                Scopes::from_stored("mcp"),
+                false,
+            ),
+            _ => {
+                let confidential = match m.token_endpoint_auth_method.as_deref() {
+                    None | Some("client_secret_basic" | "client_secret_post") => true,
+                    Some("none") => false,
+                    Some(other) => {
+                        return Err(metadata_error(format!(
+                            "token_endpoint_auth_method {other} is not supported"
+                        )))
+                    }
+                };
+                let raw = m
+                    .scope
+                    .as_deref()
+                    .filter(|s| !s.trim().is_empty())
+                    .unwrap_or("api");
+                let scopes = Scopes::parse(raw, &self.config().scopes)
+                    .ok_or_else(|| metadata_error(format!("scope {raw:?} is not allowed")))?;
+                (name.to_owned(), scopes, confidential)
+            }
+        };
+        if !confidential
+            && m.grant_types
+                .as_ref()
+                .is_some_and(|g| g.iter().any(|x| x == "client_credentials"))
+        {
+            return Err(metadata_error(
+                "public clients cannot use client_credentials",
+            ));
+        }
+        let grant_types = m
+            .grant_types
+            .clone()
+            .filter(|g| !g.is_empty())
+            .unwrap_or_else(|| vec!["authorization_code".to_owned(), "refresh_token".to_owned()]);
+        Ok(Checked {
+            name,
+            redirect_uri,
+            scopes,
+            confidential,
+            grant_types,
+        })
+    }
+
+    /// Register a client (RFC 7591), rate-limited per client address.
+    pub async fn register_client(
+        &self,
+        m: &ClientMetadata,
+        address: &str,
+    ) -> Result<Registered, FlowError> {
+        let now = self.now_ms();
+        let key = format!("register:{address}");
+        if self
+            .store
+            .login_failures(&key, now, REGISTRATION_WINDOW_MS)
+            .await?
+            >= MAX_REGISTRATIONS_PER_HOUR
+        {
+            return Err(FlowError::OAuth(OAuthError::with(
+                ErrorCode::TemporarilyUnavailable,
+                "Too many registrations from this address; try again later.",
+            )));
+        }
+        let checked = self.check_metadata(m)?;
+        self.store
+            .record_login_failure(&key, now, REGISTRATION_WINDOW_MS)
+            .await?;
+        let secret_value = self.new_application_secret()?;
+        let registration_token = secret::random_hex(32)?;
+        let app = self
+            .store
+            .insert_application(NewApplication {
+                application_id: secret::random_hex(32)?,
+                secret_digest: secret::digest(&secret_value.0),
+                name: checked.name,
+                redirect_uri: checked.redirect_uri,
+                scopes: checked.scopes,
+                confidential: checked.confidential,
+                owner_id: None,
+                created_at: now,
+                dynamic: true,
+                registration_token_digest: Some(secret::digest(&registration_token)),
+            })
+            .await?;
+        Ok(Registered {
+            client_secret: app.confidential.then_some(secret_value.0),
+            application: app,
+            registration_access_token: Some(registration_token),
+            grant_types: checked.grant_types,
+        })
+    }
+
+    /// RFC 7592: the client `client_id`, if `token` is its registration
+    /// access token. Every failure looks the same (`invalid_token`).
+    pub async fn registered_client(
+        &self,
+        client_id: &str,
+        token: &str,
+    ) -> Result<Application, FlowError> {
+        let invalid = || FlowError::OAuth(OAuthError::new(ErrorCode::InvalidToken));
+        let Some((app, digest)) = self.store.find_registration(client_id).await? else {
+            return Err(invalid());
+        };
+        match digest {
+            Some(d) if secret::verify(token, &d) => Ok(app),
+            _ => Err(invalid()),
+        }
+    }
+
+    /// RFC 7592 update: name and redirect URIs (and scope, in the standard mode).
+    pub async fn update_registration(
+        &self,
+        client_id: &str,
+        token: &str,
+        m: &ClientMetadata,
+    ) -> Result<Registered, FlowError> {
+        let app = self.registered_client(client_id, token).await?;
+        let checked = self.check_metadata(m)?;
+        if checked.confidential != app.confidential {
+            return Err(metadata_error("token_endpoint_auth_method cannot change"));
+        }
+        let changes = ApplicationChanges {
+            name: Some(checked.name),
+            redirect_uri: Some(checked.redirect_uri),
+            scopes: Some(checked.scopes.joined()),
+            ..Default::default()
+        };
+        let app = self
+            .update_application(app.id, &changes)
+            .await
+            .map_err(FlowError::Internal)?;
+        Ok(Registered {
+            application: app,
+            client_secret: None,
+            registration_access_token: None,
+            grant_types: checked.grant_types,
+        })
+    }
+
+    /// RFC 7592 delete: the client, its grants and its tokens.
+    pub async fn delete_registration(&self, client_id: &str, token: &str) -> Result<(), FlowError> {
+        let app = self.registered_client(client_id, token).await?;
+        match self.delete_application(app.id, Ownership::Any).await {
+            Ok(()) | Err(ServiceError::NotFound) => Ok(()),
+            Err(e) => Err(FlowError::Internal(e)),
+        }
+    }
+
+    /// Delete dynamic clients nobody used within the configured time.
+    pub async fn delete_unused_dynamic_clients(&self) -> Result<u64, ServiceError> {
+        let cutoff = self.now_ms() - self.config().dynamic_client_ttl_days * 24 * 3600 * 1000;
+        Ok(self
+            .store
+            .delete_unused_dynamic_applications(cutoff)
+            .await?)
+    }
+}

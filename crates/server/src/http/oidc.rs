@@ -1,0 +1,342 @@
+//! OpenID Connect and friends: discovery (OIDC and RFC 8414), the JWKS,
+//! UserInfo, the device authorization endpoint (RFC 8628) and dynamic
+//! client registration (RFC 7591, RFC 7592).
+
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use latchkey_core::oauth::{ErrorCode, OAuthError};
+use latchkey_core::oauth_flows::FlowError;
+use latchkey_core::registration::{ClientMetadata, Registered, RegistrationMode};
+use latchkey_core::scopes::GITLAB_SCOPES;
+use serde_json::{json, Value};
+
+use super::oauth::{
+    authenticated_client, bearer_or_param, flow_error, internal, no_store, OAuthResponse,
+    DEVICE_GRANT,
+};
+use super::params::{Params, Value as ParamValue};
+use super::{AppState, ClientAddr};
+
+fn url(state: &AppState, path: &str) -> String {
+    format!("{}{path}", state.external_url)
+}
+
+/// `/.well-known/openid-configuration` and `/.well-known/oauth-authorization-server`.
+pub async fn discovery(State(state): State<AppState>) -> Response {
+    let scopes: Vec<&str> = state
+        .services
+        .config()
+        .scopes
+        .names()
+        .iter()
+        .map(String::as_str)
+        .collect();
+    let mut doc = json!({
+        "issuer": state.external_url.as_ref(),
+        "authorization_endpoint": url(&state, "/oauth/authorize"),
+        "token_endpoint": url(&state, "/oauth/token"),
+        "revocation_endpoint": url(&state, "/oauth/revoke"),
+        "introspection_endpoint": url(&state, "/oauth/introspect"),
+        "userinfo_endpoint": url(&state, "/oauth/userinfo"),
+        "jwks_uri": url(&state, "/oauth/discovery/keys"),
+        "device_authorization_endpoint": url(&state, "/oauth/authorize_device"),
+        "scopes_supported": if scopes.is_empty() { GITLAB_SCOPES.to_vec() } else { scopes },
+        "response_types_supported": ["code"],
+        "response_modes_supported": ["query"],
+        "grant_types_supported": ["authorization_code", "password", "client_credentials", "device_code", DEVICE_GRANT, "refresh_token"],
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "revocation_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "claim_types_supported": ["normal"],
+        "claims_supported": ["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "name", "nickname",
+            "preferred_username", "email", "email_verified", "website", "profile", "groups"],
+        "code_challenge_methods_supported": ["plain", "S256"],
+    });
+    if state.services.config().dynamic_registration != RegistrationMode::Off {
+        if let Some(obj) = doc.as_object_mut() {
+            obj.insert(
+                "registration_endpoint".into(),
+                json!(url(&state, "/oauth/register")),
+            );
+        }
+    }
+    let mut res = Json(doc).into_response();
+    res.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    res
+}
+
+/// The JWKS: every active key and keys retired within a day.
+pub async fn jwks(State(state): State<AppState>) -> Response {
+    match state.services.published_keys().await {
+        Ok(keys) => {
+            let mut res = Json(latchkey_core::oidc::jwks(&keys)).into_response();
+            res.headers_mut().insert(
+                header::CACHE_CONTROL,
+                HeaderValue::from_static("public, max-age=300"),
+            );
+            res
+        }
+        Err(e) => internal(e),
+    }
+}
+
+/// OpenID Connect UserInfo (GET and POST), for tokens with `openid`.
+pub async fn userinfo(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    params: Params,
+) -> Response {
+    let invalid = || OAuthResponse(OAuthError::new(ErrorCode::InvalidToken)).into_response();
+    let Some(token) = bearer_or_param(&headers, &params) else {
+        return invalid();
+    };
+    let found = match state.services.use_oauth_token(token).await {
+        Ok(Some(Ok(f))) => f,
+        Ok(_) => return invalid(),
+        Err(e) => return internal(e.into()),
+    };
+    match state.services.userinfo(&found) {
+        Some(claims) => {
+            let mut res = Json(Value::Object(claims)).into_response();
+            no_store(res.headers_mut());
+            res
+        }
+        None => OAuthResponse(OAuthError::new(ErrorCode::InsufficientScope)).into_response(),
+    }
+}
+
+/// RFC 8628 device authorization.
+pub async fn authorize_device(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    params: Params,
+) -> Response {
+    let result = async {
+        let client = authenticated_client(&state, &headers, &params)
+            .await?
+            .ok_or(FlowError::OAuth(OAuthError::new(ErrorCode::InvalidClient)))?;
+        state
+            .services
+            .authorize_device(&client, params.get_str("scope"))
+            .await
+    }
+    .await;
+    match result {
+        Ok(d) => {
+            let verification_uri = url(&state, "/oauth/device");
+            let complete = format!("{verification_uri}?user_code={}", d.user_code);
+            let mut res = Json(json!({
+                "device_code": d.device_code,
+                "user_code": d.user_code,
+                "verification_uri": verification_uri,
+                "verification_uri_complete": complete,
+                "expires_in": d.expires_in,
+                "interval": d.interval,
+            }))
+            .into_response();
+            no_store(res.headers_mut());
+            res
+        }
+        Err(e) => flow_error(e),
+    }
+}
+
+// --- dynamic client registration ------------------------------------------------------
+
+fn strings(params: &Params, key: &str) -> Option<Vec<String>> {
+    match params.get(key) {
+        Some(ParamValue::Array(items)) => Some(
+            items
+                .iter()
+                .filter_map(|v| match v {
+                    ParamValue::Str(s) => Some(s.clone()),
+                    _ => None,
+                })
+                .collect(),
+        ),
+        Some(ParamValue::Str(s)) => Some(vec![s.clone()]),
+        _ => None,
+    }
+}
+
+fn metadata(params: &Params) -> ClientMetadata {
+    ClientMetadata {
+        client_name: params.get_str("client_name").map(str::to_owned),
+        redirect_uris: strings(params, "redirect_uris").unwrap_or_default(),
+        token_endpoint_auth_method: params
+            .get_str("token_endpoint_auth_method")
+            .map(str::to_owned),
+        grant_types: strings(params, "grant_types"),
+        scope: params.get_str("scope").map(str::to_owned),
+    }
+}
+
+fn registration_body(state: &AppState, r: &Registered) -> Value {
+    let app = &r.application;
+    let redirect_uris: Vec<&str> = app.redirect_uri.split_whitespace().collect();
+    let mut body = json!({
+        "client_id": app.application_id,
+        "client_id_issued_at": app.created_at / 1000,
+        "client_name": app.name,
+        "redirect_uris": redirect_uris,
+        "grant_types": r.grant_types,
+        "response_types": ["code"],
+        "token_endpoint_auth_method": if app.confidential { "client_secret_basic" } else { "none" },
+        "scope": app.scopes.joined(),
+        "registration_client_uri": url(state, &format!("/oauth/register/{}", app.application_id)),
+        "require_pkce": !app.confidential,
+        "dynamic": true,
+    });
+    if let Some(obj) = body.as_object_mut() {
+        if let Some(secret) = &r.client_secret {
+            obj.insert("client_secret".into(), json!(secret));
+            obj.insert("client_secret_expires_at".into(), json!(0));
+        }
+        if let Some(token) = &r.registration_access_token {
+            obj.insert("registration_access_token".into(), json!(token));
+        }
+    }
+    body
+}
+
+fn registration_error(e: FlowError) -> Response {
+    match e {
+        FlowError::OAuth(e) => {
+            let status = match e.code {
+                ErrorCode::InvalidToken => StatusCode::UNAUTHORIZED,
+                ErrorCode::TemporarilyUnavailable => StatusCode::TOO_MANY_REQUESTS,
+                _ => StatusCode::BAD_REQUEST,
+            };
+            let mut res = (
+                status,
+                Json(json!({"error": e.code.as_str(), "error_description": e.description})),
+            )
+                .into_response();
+            no_store(res.headers_mut());
+            res
+        }
+        other => flow_error(other),
+    }
+}
+
+fn registration_disabled(state: &AppState) -> Option<Response> {
+    (state.services.config().dynamic_registration == RegistrationMode::Off)
+        .then(|| super::errors::ApiError::RouteNotFound.into_response())
+}
+
+/// RFC 7591 registration (when enabled).
+pub async fn register(
+    State(state): State<AppState>,
+    ClientAddr(address): ClientAddr,
+    params: Params,
+) -> Response {
+    if let Some(off) = registration_disabled(&state) {
+        return off;
+    }
+    match state
+        .services
+        .register_client(&metadata(&params), &address)
+        .await
+    {
+        Ok(r) => {
+            let mut res =
+                (StatusCode::CREATED, Json(registration_body(&state, &r))).into_response();
+            no_store(res.headers_mut());
+            res
+        }
+        Err(e) => registration_error(e),
+    }
+}
+
+fn registration_token<'a>(
+    headers: &'a HeaderMap,
+    params: &'a Params,
+) -> Result<&'a str, FlowError> {
+    bearer_or_param(headers, params)
+        .ok_or(FlowError::OAuth(OAuthError::new(ErrorCode::InvalidToken)))
+}
+
+/// RFC 7592: read, update or delete a registration with its access token.
+pub async fn read_registration(
+    State(state): State<AppState>,
+    Path(client_id): Path<String>,
+    headers: HeaderMap,
+    params: Params,
+) -> Response {
+    if let Some(off) = registration_disabled(&state) {
+        return off;
+    }
+    let result = async {
+        let token = registration_token(&headers, &params)?;
+        state.services.registered_client(&client_id, token).await
+    }
+    .await;
+    match result {
+        Ok(app) => {
+            let r = Registered {
+                grant_types: vec!["authorization_code".to_owned(), "refresh_token".to_owned()],
+                application: app,
+                client_secret: None,
+                registration_access_token: None,
+            };
+            let mut res = Json(registration_body(&state, &r)).into_response();
+            no_store(res.headers_mut());
+            res
+        }
+        Err(e) => registration_error(e),
+    }
+}
+
+pub async fn update_registration(
+    State(state): State<AppState>,
+    Path(client_id): Path<String>,
+    headers: HeaderMap,
+    params: Params,
+) -> Response {
+    if let Some(off) = registration_disabled(&state) {
+        return off;
+    }
+    let result = async {
+        let token = registration_token(&headers, &params)?;
+        state
+            .services
+            .update_registration(&client_id, token, &metadata(&params))
+            .await
+    }
+    .await;
+    match result {
+        Ok(r) => {
+            let mut res = Json(registration_body(&state, &r)).into_response();
+            no_store(res.headers_mut());
+            res
+        }
+        Err(e) => registration_error(e),
+    }
+}
+
+pub async fn delete_registration(
+    State(state): State<AppState>,
+    Path(client_id): Path<String>,
+    headers: HeaderMap,
+    params: Params,
+) -> Response {
+    if let Some(off) = registration_disabled(&state) {
+        return off;
+    }
+    let result = async {
+        let token = registration_token(&headers, &params)?;
+        state.services.delete_registration(&client_id, token).await
+    }
+    .await;
+    match result {
+        Ok(()) => StatusCode::NO_CONTENT.into_response(),
+        Err(e) => registration_error(e),
+    }
+}
