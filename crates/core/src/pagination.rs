@@ -62,21 +62,35 @@ impl PageRequest {
 pub struct PageInfo {
     pub page: u64,
     pub per_page: u64,
-    pub total: u64,
-    pub total_pages: u64,
+    /// `None` past [`crate::store::COUNT_CAP`] rows: GitLab then leaves out
+    /// `X-Total`, `X-Total-Pages` and the `last` link.
+    pub total: Option<u64>,
+    pub total_pages: Option<u64>,
     pub next_page: Option<u64>,
     pub prev_page: Option<u64>,
 }
 
 impl PageInfo {
-    pub fn new(req: PageRequest, total: u64) -> Self {
+    /// `total` as the store counted it (capped); `on_page` the rows returned.
+    pub fn new(req: PageRequest, total: u64, on_page: usize) -> Self {
+        if total > crate::store::COUNT_CAP as u64 {
+            let full = on_page as u64 == req.per_page;
+            return Self {
+                page: req.page,
+                per_page: req.per_page,
+                total: None,
+                total_pages: None,
+                next_page: full.then(|| req.page + 1),
+                prev_page: (req.page > 1).then(|| req.page - 1),
+            };
+        }
         let total_pages = total.div_ceil(req.per_page).max(1);
         let out_of_range = req.page > total_pages;
         Self {
             page: req.page,
             per_page: req.per_page,
-            total,
-            total_pages,
+            total: Some(total),
+            total_pages: Some(total_pages),
             next_page: (!out_of_range && req.page < total_pages).then(|| req.page + 1),
             prev_page: (!out_of_range && req.page > 1).then(|| req.page - 1),
         }
@@ -119,18 +133,29 @@ mod tests {
     #[test]
     fn page_info_edges() {
         let req = |page, per_page| PageRequest { page, per_page };
-        let i = PageInfo::new(req(1, 20), 0);
-        assert_eq!((i.total_pages, i.next_page, i.prev_page), (1, None, None));
-        let i = PageInfo::new(req(1, 2), 5);
+        let i = PageInfo::new(req(1, 20), 0, 0);
         assert_eq!(
             (i.total_pages, i.next_page, i.prev_page),
-            (3, Some(2), None)
+            (Some(1), None, None)
         );
-        let i = PageInfo::new(req(2, 2), 5);
+        let i = PageInfo::new(req(1, 2), 5, 2);
+        assert_eq!(
+            (i.total_pages, i.next_page, i.prev_page),
+            (Some(3), Some(2), None)
+        );
+        let i = PageInfo::new(req(2, 2), 5, 2);
         assert_eq!((i.next_page, i.prev_page), (Some(3), Some(1)));
-        let i = PageInfo::new(req(3, 2), 5);
+        let i = PageInfo::new(req(3, 2), 5, 1);
         assert_eq!((i.next_page, i.prev_page), (None, Some(2)));
-        let i = PageInfo::new(req(9, 2), 5);
+        let i = PageInfo::new(req(9, 2), 5, 0);
         assert_eq!((i.next_page, i.prev_page), (None, None));
+        // Past the counting cap: no totals; a full page has a next one.
+        let i = PageInfo::new(req(600, 20), 10_001, 20);
+        assert_eq!(
+            (i.total, i.total_pages, i.next_page, i.prev_page),
+            (None, None, Some(601), Some(599))
+        );
+        let i = PageInfo::new(req(600, 20), 10_001, 7);
+        assert_eq!(i.next_page, None);
     }
 }

@@ -233,7 +233,19 @@ impl Services {
     pub fn stream_instance_applications(
         &self,
     ) -> BoxStream<'static, Result<Application, StoreError>> {
-        self.store.stream_instance_applications()
+        crate::store::stream_instance_applications(self.store.clone())
+    }
+
+    /// A keyset page of instance-wide applications after `after_id`.
+    pub async fn instance_applications_after(
+        &self,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<Application>, ServiceError> {
+        Ok(self
+            .store
+            .instance_applications_after(after_id, limit)
+            .await?)
     }
 
     pub async fn list_owned_applications(

@@ -45,15 +45,21 @@ pub trait Store: Send + Sync + 'static {
 
     async fn insert_application(&self, app: NewApplication) -> Result<Application, StoreError>;
 
-    /// One page of instance-wide applications ordered by id, and the total.
+    /// One page of instance-wide applications ordered by id, and their
+    /// total, counted up to [`COUNT_CAP`] + 1 (so that a huge table does not
+    /// make every page slow; GitLab likewise stops counting at 10,000).
     async fn list_instance_applications(
         &self,
         page: PageRequest,
     ) -> Result<(Vec<Application>, u64), StoreError>;
 
-    /// Every instance-wide application ordered by id, read row by row so
-    /// memory stays flat however many there are.
-    fn stream_instance_applications(&self) -> BoxStream<'static, Result<Application, StoreError>>;
+    /// Up to `limit` instance-wide applications with ids above `after_id`,
+    /// ordered by id (keyset pagination: as fast on the last page as the first).
+    async fn instance_applications_after(
+        &self,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<Application>, StoreError>;
 
     async fn find_application(
         &self,
@@ -333,6 +339,19 @@ pub trait Store: Send + Sync + 'static {
         &self,
         created_before: i64,
     ) -> Result<u64, StoreError>;
+}
+
+/// Totals of big listings are counted up to this many rows (GitLab's 10,000).
+pub const COUNT_CAP: i64 = 10_000;
+
+/// Every instance-wide application ordered by id, read in keyset batches.
+pub fn stream_instance_applications(
+    store: std::sync::Arc<dyn Store>,
+) -> BoxStream<'static, Result<Application, StoreError>> {
+    keyset_stream(move |after, limit| {
+        let store = store.clone();
+        async move { store.instance_applications_after(after, limit).await }
+    })
 }
 
 /// How many rows one keyset batch reads.

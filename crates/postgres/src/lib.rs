@@ -26,7 +26,6 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures::stream::BoxStream;
 use latchkey_core::application::{Application, ApplicationUpdate, NewApplication, Ownership};
 use latchkey_core::dump::{Cell, Kind, TableSpec};
 use latchkey_core::oauth::{
@@ -573,12 +572,17 @@ impl Store for PgStore {
             .await
             .map_err(map_err)?;
         let total: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM oauth_applications WHERE owner_id IS NULL")
+            sqlx::query_scalar(&format!(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM oauth_applications WHERE owner_id IS NULL LIMIT {}) AS capped",
+                latchkey_core::store::COUNT_CAP + 1
+            ))
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(map_err)?;
         let rows = sqlx::query(&format!(
-            "SELECT {APP_COLUMNS} FROM oauth_applications WHERE owner_id IS NULL ORDER BY id LIMIT $1 OFFSET $2"
+            "SELECT {APP_COLUMNS} FROM oauth_applications WHERE id IN
+               (SELECT id FROM oauth_applications WHERE owner_id IS NULL ORDER BY id LIMIT $1 OFFSET $2)
+             ORDER BY id"
         ))
         .bind(page.limit())
         .bind(page.offset())
@@ -594,26 +598,24 @@ impl Store for PgStore {
         Ok((apps, u64::try_from(total).unwrap_or(0)))
     }
 
-    fn stream_instance_applications(&self) -> BoxStream<'static, Result<Application, StoreError>> {
-        let pool = self.pool.clone();
-        latchkey_core::store::keyset_stream(move |after, limit| {
-            let pool = pool.clone();
-            async move {
-                let rows = sqlx::query(&format!(
-                    "SELECT {APP_COLUMNS} FROM oauth_applications
-                     WHERE owner_id IS NULL AND id > $1 ORDER BY id LIMIT $2"
-                ))
-                .bind(after)
-                .bind(limit)
-                .fetch_all(&pool)
-                .await
-                .map_err(map_err)?;
-                rows.iter()
-                    .map(app_from_row)
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(map_err)
-            }
-        })
+    async fn instance_applications_after(
+        &self,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<Application>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {APP_COLUMNS} FROM oauth_applications
+             WHERE owner_id IS NULL AND id > $1 ORDER BY id LIMIT $2"
+        ))
+        .bind(after_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(map_err)?;
+        rows.iter()
+            .map(app_from_row)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(map_err)
     }
 
     async fn find_application(

@@ -9,7 +9,6 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use futures::stream::BoxStream;
 use latchkey_core::application::{Application, ApplicationUpdate, NewApplication, Ownership};
 use latchkey_core::dump::{Cell, Kind, TableSpec};
 use latchkey_core::oauth::{
@@ -26,6 +25,8 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
 use sqlx::{Row, SqlitePool};
+
+mod group_commit;
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -56,6 +57,7 @@ impl Options {
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    group: group_commit::GroupCommit,
 }
 
 fn map_err(e: sqlx::Error) -> StoreError {
@@ -112,7 +114,12 @@ impl SqliteStore {
             .connect_with(base.read_only(true))
             .await
             .map_err(map_err)?;
-        Ok(Self { writer, reader })
+        let group = group_commit::GroupCommit::start(writer.clone(), map_err);
+        Ok(Self {
+            writer,
+            reader,
+            group,
+        })
     }
 
     /// Apply every pending migration.
@@ -432,27 +439,33 @@ impl Store for SqliteStore {
     }
 
     async fn insert_application(&self, a: NewApplication) -> Result<Application, StoreError> {
-        let row = sqlx::query(&format!(
-            "INSERT INTO oauth_applications
-               (uid, name, secret_digest, redirect_uri, scopes, confidential, trusted, owner_id, created_at, updated_at,
-                dynamic, registration_token_digest)
-             VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?) RETURNING {APP_COLUMNS}"
-        ))
-        .bind(&a.application_id)
-        .bind(&a.name)
-        .bind(&a.secret_digest)
-        .bind(&a.redirect_uri)
-        .bind(a.scopes.joined())
-        .bind(a.confidential)
-        .bind(a.owner_id)
-        .bind(a.created_at)
-        .bind(a.created_at)
-        .bind(a.dynamic)
-        .bind(&a.registration_token_digest)
-        .fetch_one(&self.writer)
-        .await
-        .map_err(map_err)?;
-        app_from_row(&row).map_err(map_err)
+        // The hot durable write: it goes through group commit.
+        self.group
+            .write(map_err, move |conn| {
+                Box::pin(async move {
+                    let row = sqlx::query(&format!(
+                        "INSERT INTO oauth_applications
+                           (uid, name, secret_digest, redirect_uri, scopes, confidential, trusted, owner_id,
+                            created_at, updated_at, dynamic, registration_token_digest)
+                         VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?) RETURNING {APP_COLUMNS}"
+                    ))
+                    .bind(&a.application_id)
+                    .bind(&a.name)
+                    .bind(&a.secret_digest)
+                    .bind(&a.redirect_uri)
+                    .bind(a.scopes.joined())
+                    .bind(a.confidential)
+                    .bind(a.owner_id)
+                    .bind(a.created_at)
+                    .bind(a.created_at)
+                    .bind(a.dynamic)
+                    .bind(&a.registration_token_digest)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                    app_from_row(&row)
+                })
+            })
+            .await
     }
 
     async fn list_instance_applications(
@@ -461,12 +474,17 @@ impl Store for SqliteStore {
     ) -> Result<(Vec<Application>, u64), StoreError> {
         let mut tx = self.reader.begin().await.map_err(map_err)?;
         let total: i64 =
-            sqlx::query_scalar("SELECT COUNT(*) FROM oauth_applications WHERE owner_id IS NULL")
+            sqlx::query_scalar(&format!(
+                "SELECT COUNT(*) FROM (SELECT 1 FROM oauth_applications WHERE owner_id IS NULL LIMIT {}) AS capped",
+                latchkey_core::store::COUNT_CAP + 1
+            ))
                 .fetch_one(&mut *tx)
                 .await
                 .map_err(map_err)?;
         let rows = sqlx::query(&format!(
-            "SELECT {APP_COLUMNS} FROM oauth_applications WHERE owner_id IS NULL ORDER BY id LIMIT ? OFFSET ?"
+            "SELECT {APP_COLUMNS} FROM oauth_applications WHERE id IN
+               (SELECT id FROM oauth_applications WHERE owner_id IS NULL ORDER BY id LIMIT ? OFFSET ?)
+             ORDER BY id"
         ))
         .bind(page.limit())
         .bind(page.offset())
@@ -482,26 +500,24 @@ impl Store for SqliteStore {
         Ok((apps, u64::try_from(total).unwrap_or(0)))
     }
 
-    fn stream_instance_applications(&self) -> BoxStream<'static, Result<Application, StoreError>> {
-        let pool = self.reader.clone();
-        latchkey_core::store::keyset_stream(move |after, limit| {
-            let pool = pool.clone();
-            async move {
-                let rows = sqlx::query(&format!(
-                    "SELECT {APP_COLUMNS} FROM oauth_applications
-                     WHERE owner_id IS NULL AND id > ? ORDER BY id LIMIT ?"
-                ))
-                .bind(after)
-                .bind(limit)
-                .fetch_all(&pool)
-                .await
-                .map_err(map_err)?;
-                rows.iter()
-                    .map(app_from_row)
-                    .collect::<Result<Vec<_>, _>>()
-                    .map_err(map_err)
-            }
-        })
+    async fn instance_applications_after(
+        &self,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<Application>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {APP_COLUMNS} FROM oauth_applications
+             WHERE owner_id IS NULL AND id > ? ORDER BY id LIMIT ?"
+        ))
+        .bind(after_id)
+        .bind(limit)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(map_err)?;
+        rows.iter()
+            .map(app_from_row)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(map_err)
     }
 
     async fn find_application(
@@ -762,10 +778,11 @@ impl Store for SqliteStore {
     }
 
     async fn insert_token(&self, token: NewToken) -> Result<PersonalAccessToken, StoreError> {
-        let mut conn = self.writer.acquire().await.map_err(map_err)?;
-        insert_token_on(&mut conn, token.user_id, &token)
+        self.group
+            .write(map_err, move |conn| {
+                Box::pin(async move { insert_token_on(conn, token.user_id, &token).await })
+            })
             .await
-            .map_err(map_err)
     }
 
     async fn find_token_by_digest(
@@ -1055,10 +1072,11 @@ impl Store for SqliteStore {
     }
 
     async fn insert_oauth_token(&self, token: NewOAuthToken) -> Result<OAuthToken, StoreError> {
-        let mut conn = self.writer.acquire().await.map_err(map_err)?;
-        insert_oauth_token_on(&mut conn, &token)
+        self.group
+            .write(map_err, move |conn| {
+                Box::pin(async move { insert_oauth_token_on(conn, &token).await })
+            })
             .await
-            .map_err(map_err)
     }
 
     async fn find_oauth_token_by_access(

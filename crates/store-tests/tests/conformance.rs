@@ -656,8 +656,7 @@ async fn scenario_list_instance_applications(store: Arc<dyn Store>) {
 }
 
 async fn collect_stream(store: &Arc<dyn Store>) -> Vec<Application> {
-    store
-        .stream_instance_applications()
+    latchkey_core::store::stream_instance_applications(store.clone())
         .try_collect()
         .await
         .expect("stream")
@@ -708,7 +707,10 @@ async fn scenario_stream_instance_applications(store: Arc<dyn Store>, env: Env) 
     assert_eq!(streamed.last(), Some(&extra));
 
     // Dropping a stream half-way is fine, and streams are independent.
-    let partial: Vec<_> = store.stream_instance_applications().take(3).collect().await;
+    let partial: Vec<_> = latchkey_core::store::stream_instance_applications(store.clone())
+        .take(3)
+        .collect()
+        .await;
     assert_eq!(partial.len(), 3);
 }
 

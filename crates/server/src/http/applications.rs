@@ -138,6 +138,9 @@ pub async fn list(
     params: Params,
 ) -> Result<Response, ApiError> {
     authenticate_admin(&state, &headers, &params, Need::for_method(&method)).await?;
+    if params.get_str("pagination") == Some("keyset") {
+        return keyset_page(&state, &params, &uri).await;
+    }
     if params.contains("page") || params.contains("per_page") {
         let req = pagination::request(&params);
         let (apps, total) = state.services.list_instance_applications(req).await?;
@@ -154,6 +157,59 @@ pub async fn list(
         ));
     }
     stream_all(&state).await
+}
+
+/// GitLab's keyset pagination (`pagination=keyset`, ordered by id
+/// ascending): each page costs the same however far into the table it is.
+async fn keyset_page(
+    state: &AppState,
+    params: &Params,
+    uri: &axum::http::Uri,
+) -> Result<Response, ApiError> {
+    let mut errors = Vec::new();
+    if params.get_str("order_by").is_some_and(|o| o != "id") {
+        errors.push("order_by does not have a valid value".to_owned());
+    }
+    if params.get_str("sort").is_some_and(|o| o != "asc") {
+        errors.push("sort does not have a valid value".to_owned());
+    }
+    let after = match params.get_str("id_after") {
+        None => 0,
+        Some(raw) => match parse_id(raw) {
+            Ok(id) => id.unwrap_or(0),
+            Err(_) => {
+                errors.push("id_after is invalid".to_owned());
+                0
+            }
+        },
+    };
+    if !errors.is_empty() {
+        return Err(ApiError::Params(errors));
+    }
+    let per_page =
+        latchkey_core::pagination::PageRequest::parse(None, params.get_str("per_page")).per_page;
+    let mut apps = state
+        .services
+        .instance_applications_after(after, per_page as i64 + 1)
+        .await?;
+    let more = apps.len() as u64 > per_page;
+    apps.truncate(per_page as usize);
+    let next = if more {
+        apps.last().map(|a| a.id)
+    } else {
+        None
+    };
+    let entities: Vec<ApplicationEntity<'_>> = apps
+        .iter()
+        .map(|a| ApplicationEntity::new(a, None))
+        .collect();
+    Ok(pagination::respond_keyset(
+        &entities,
+        per_page,
+        next,
+        &state.external_url,
+        uri,
+    ))
 }
 
 /// The unpaginated list, streamed in batches so memory stays flat. The

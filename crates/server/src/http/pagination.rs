@@ -21,20 +21,44 @@ pub fn respond<T: Serialize>(
     external_url: &str,
     uri: &Uri,
 ) -> Response {
-    let info = PageInfo::new(req, total);
+    let info = PageInfo::new(req, total, items.len());
     (headers(&info, external_url, uri), Json(items)).into_response()
 }
 
-fn page_url(base: &str, uri: &Uri, page: u64) -> String {
+/// A keyset page (`pagination=keyset`): `X-Per-Page` and a `Link` to the
+/// next page (`id_after` the last id) when there is one.
+pub fn respond_keyset<T: Serialize>(
+    items: &[T],
+    per_page: u64,
+    next_after: Option<i64>,
+    external_url: &str,
+    uri: &Uri,
+) -> Response {
+    let mut h = HeaderMap::new();
+    if let Ok(v) = HeaderValue::from_str(&per_page.to_string()) {
+        h.insert(HeaderName::from_static("x-per-page"), v);
+    }
+    if let Some(after) = next_after {
+        let url = with_param(external_url, uri, "id_after", &after.to_string());
+        if let Ok(v) = HeaderValue::from_str(&format!("<{url}>; rel=\"next\"")) {
+            h.insert(axum::http::header::LINK, v);
+        }
+    }
+    (h, Json(items)).into_response()
+}
+
+/// The request's URL on the external base, with `key` set to `value`
+/// (credentials never copied into links).
+fn with_param(base: &str, uri: &Uri, key: &str, value: &str) -> String {
     let mut query = form_urlencoded::Serializer::new(String::new());
     if let Some(q) = uri.query() {
         for (k, v) in form_urlencoded::parse(q.as_bytes()) {
-            if k != "page" && k != "private_token" && k != "access_token" {
+            if k != key && k != "private_token" && k != "access_token" {
                 query.append_pair(&k, &v);
             }
         }
     }
-    query.append_pair("page", &page.to_string());
+    query.append_pair(key, value);
     format!(
         "{}{}?{}",
         base.trim_end_matches('/'),
@@ -43,19 +67,25 @@ fn page_url(base: &str, uri: &Uri, page: u64) -> String {
     )
 }
 
+fn page_url(base: &str, uri: &Uri, page: u64) -> String {
+    with_param(base, uri, "page", &page.to_string())
+}
+
 /// `X-Total`, `X-Total-Pages`, `X-Per-Page`, `X-Page`, `X-Next-Page`,
 /// `X-Prev-Page` and `Link`, with links built on the external URL.
 pub fn headers(info: &PageInfo, external_url: &str, uri: &Uri) -> HeaderMap {
     let mut h = HeaderMap::new();
     let opt = |p: Option<u64>| p.map(|n| n.to_string()).unwrap_or_default();
-    let pairs = [
+    let mut pairs = vec![
         ("x-per-page", info.per_page.to_string()),
         ("x-page", info.page.to_string()),
         ("x-next-page", opt(info.next_page)),
         ("x-prev-page", opt(info.prev_page)),
-        ("x-total", info.total.to_string()),
-        ("x-total-pages", info.total_pages.to_string()),
     ];
+    if let (Some(total), Some(pages)) = (info.total, info.total_pages) {
+        pairs.push(("x-total", total.to_string()));
+        pairs.push(("x-total-pages", pages.to_string()));
+    }
     for (name, value) in pairs {
         if let Ok(v) = HeaderValue::from_str(&value) {
             h.insert(HeaderName::from_static(name), v);
@@ -78,10 +108,12 @@ pub fn headers(info: &PageInfo, external_url: &str, uri: &Uri) -> HeaderMap {
         "<{}>; rel=\"first\"",
         page_url(external_url, uri, 1)
     ));
-    links.push(format!(
-        "<{}>; rel=\"last\"",
-        page_url(external_url, uri, info.total_pages)
-    ));
+    if let Some(last) = info.total_pages {
+        links.push(format!(
+            "<{}>; rel=\"last\"",
+            page_url(external_url, uri, last)
+        ));
+    }
     if let Ok(v) = HeaderValue::from_str(&links.join(", ")) {
         h.insert(axum::http::header::LINK, v);
     }

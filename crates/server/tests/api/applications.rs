@@ -626,3 +626,99 @@ async fn renew_secret_replaces_the_secret() {
         .unwrap()
         .is_some());
 }
+
+#[tokio::test]
+async fn keyset_pagination_and_the_count_cap() {
+    use latchkey_core::dump::{Cell, TABLES};
+    let app = TestApp::spawn().await;
+    // 10,050 instance applications in one transaction.
+    let spec = TABLES
+        .iter()
+        .find(|t| t.name == "oauth_applications")
+        .unwrap();
+    let rows: Vec<Vec<Cell>> = (1..=10_050)
+        .map(|i| {
+            spec.columns
+                .iter()
+                .map(|(c, _)| match *c {
+                    "id" => Cell::Int(i),
+                    "uid" => Cell::Text(format!("{i:064x}")),
+                    "name" => Cell::Text(format!("bulk {i}")),
+                    "secret_digest" => Cell::Text("x".into()),
+                    "redirect_uri" => Cell::Text("https://b.example/cb".into()),
+                    "scopes" => Cell::Text("api".into()),
+                    "confidential" | "trusted" | "dynamic" => Cell::Bool(false),
+                    "created_at" | "updated_at" => Cell::Int(0),
+                    _ => Cell::Null,
+                })
+                .collect()
+        })
+        .collect();
+    app.services.store().import_rows(spec, &rows).await.unwrap();
+    app.services.store().finish_import().await.unwrap();
+
+    let get = |q: String| {
+        let req = app
+            .client
+            .get(app.url(&format!("/api/v4/applications{q}")))
+            .header("PRIVATE-TOKEN", &app.root_token);
+        async move { req.send().await.unwrap() }
+    };
+    // Offset pages past the cap: no totals, no last link, as GitLab.
+    let res = get("?per_page=20&page=2".into()).await;
+    assert!(res.headers().get("x-total").is_none() && res.headers().get("x-total-pages").is_none());
+    let link = res.headers()["link"].to_str().unwrap().to_owned();
+    assert!(
+        link.contains("rel=\"next\"") && !link.contains("rel=\"last\""),
+        "{link}"
+    );
+    assert_eq!(res.json::<Vec<Value>>().await.unwrap()[0]["id"], 21);
+    let res = get("?per_page=20&page=503".into()).await;
+    assert_eq!(res.headers()["x-next-page"], "");
+    assert_eq!(res.json::<Vec<Value>>().await.unwrap().len(), 10);
+
+    // Keyset pages, following Link rel="next" to the end.
+    let mut url =
+        app.url("/api/v4/applications?pagination=keyset&per_page=100&order_by=id&sort=asc");
+    let mut seen = 0;
+    let mut last_id = 0;
+    let mut pages = 0;
+    loop {
+        let res = app
+            .client
+            .get(&url)
+            .header("PRIVATE-TOKEN", &app.root_token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.headers()["x-per-page"], "100");
+        let next = res.headers().get("link").map(|l| {
+            let l = l.to_str().unwrap();
+            l[1..l.find('>').unwrap()].to_owned()
+        });
+        let page: Vec<Value> = res.json().await.unwrap();
+        for a in &page {
+            let id = a["id"].as_i64().unwrap();
+            assert!(id > last_id);
+            last_id = id;
+        }
+        seen += page.len();
+        pages += 1;
+        match next {
+            Some(n) => url = n,
+            None => break,
+        }
+    }
+    assert_eq!((seen, last_id, pages), (10_050, 10_050, 101));
+    let res = get("?pagination=keyset&order_by=name".into()).await;
+    assert_eq!(
+        status_json(res).await,
+        (
+            400,
+            json!({"error": "order_by does not have a valid value"})
+        )
+    );
+    // New rows get ids after the imported ones.
+    let created = app.create_app("after import").await;
+    assert_eq!(created["id"], 10_051);
+}
