@@ -303,37 +303,25 @@ pub async fn update(
         Err(ApiError::Params(e)) => e.clone(),
         _ => Vec::new(),
     };
-    let string =
-        |key: &str, blank_is_empty: bool, errors: &mut Vec<String>| match params.string(key) {
-            StrParam::Missing => None,
-            StrParam::Invalid => {
-                errors.push(format!("{key} is invalid"));
-                None
-            }
-            StrParam::Null if blank_is_empty => {
-                errors.push(format!("{key} is empty"));
-                None
-            }
-            StrParam::Null => Some(String::new()),
-            StrParam::Value(v) if blank_is_empty && v.trim().is_empty() => {
-                errors.push(format!("{key} is empty"));
-                None
-            }
-            StrParam::Value(v) => Some(v),
-        };
-    let name = string("name", false, &mut errors);
-    let redirect_uri = string("redirect_uri", false, &mut errors);
-    let scopes = string("scopes", true, &mut errors);
-    let boolean = |key: &str, errors: &mut Vec<String>| match params.boolean(key) {
-        BoolParam::Default => None,
-        BoolParam::Value(b) => Some(b),
-        BoolParam::Invalid => {
-            errors.push(format!("{key} is invalid"));
+    let name = params.optional_string("name", &mut errors);
+    let redirect_uri = params.optional_string("redirect_uri", &mut errors);
+    // Like create: blank scopes are Grape's "is empty".
+    let scopes = match params.string("scopes") {
+        StrParam::Null => {
+            errors.push("scopes is empty".to_owned());
             None
         }
+        _ => params.optional_string("scopes", &mut errors),
     };
-    let confidential = boolean("confidential", &mut errors);
-    let trusted = boolean("trusted", &mut errors);
+    let scopes = match scopes {
+        Some(s) if s.trim().is_empty() => {
+            errors.push("scopes is empty".to_owned());
+            None
+        }
+        other => other,
+    };
+    let confidential = params.optional_bool("confidential", &mut errors);
+    let trusted = params.optional_bool("trusted", &mut errors);
     if !errors.is_empty() {
         return Err(ApiError::Params(errors));
     }

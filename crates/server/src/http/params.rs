@@ -134,6 +134,31 @@ impl Params {
         }
     }
 
+    /// An optional `type: String` parameter: absent or null is `None`;
+    /// an array or object adds Grape's "is invalid" to `errors`.
+    pub fn optional_string(&self, key: &str, errors: &mut Vec<String>) -> Option<String> {
+        match self.string(key) {
+            StrParam::Missing | StrParam::Null => None,
+            StrParam::Invalid => {
+                errors.push(format!("{key} is invalid"));
+                None
+            }
+            StrParam::Value(v) => Some(v),
+        }
+    }
+
+    /// An optional `type: Boolean` parameter; junk adds "is invalid".
+    pub fn optional_bool(&self, key: &str, errors: &mut Vec<String>) -> Option<bool> {
+        match self.boolean(key) {
+            BoolParam::Default => None,
+            BoolParam::Value(b) => Some(b),
+            BoolParam::Invalid => {
+                errors.push(format!("{key} is invalid"));
+                None
+            }
+        }
+    }
+
     fn push_pair(&mut self, key: String, value: String) {
         // Rack's nested keys: `a[]=x` builds an array, `a[b]=x` a hash.
         if let Some(base) = key.strip_suffix("[]") {

@@ -16,7 +16,7 @@ use serde_json::json;
 use super::auth::{authenticate, authenticate_admin, is_admin, Need};
 use super::errors::ApiError;
 use super::meta::UserEntity;
-use super::params::{parse_id, BoolParam, Params, StrParam};
+use super::params::{parse_id, Params, StrParam};
 use super::{pagination, AppState};
 
 /// GitLab's `UserBasic`: what anyone signed in may see of a user.
@@ -63,29 +63,6 @@ fn conflict_text(column: &str) -> String {
         other => other,
     };
     format!("{field} has already been taken")
-}
-
-/// An optional String parameter; arrays and objects are Grape's "invalid".
-fn optional_string(params: &Params, key: &str, errors: &mut Vec<String>) -> Option<String> {
-    match params.string(key) {
-        StrParam::Missing | StrParam::Null => None,
-        StrParam::Invalid => {
-            errors.push(format!("{key} is invalid"));
-            None
-        }
-        StrParam::Value(v) => Some(v),
-    }
-}
-
-fn optional_bool(params: &Params, key: &str, errors: &mut Vec<String>) -> Option<bool> {
-    match params.boolean(key) {
-        BoolParam::Default => None,
-        BoolParam::Value(b) => Some(b),
-        BoolParam::Invalid => {
-            errors.push(format!("{key} is invalid"));
-            None
-        }
-    }
 }
 
 pub async fn list(
@@ -155,15 +132,19 @@ pub async fn create(
         StrParam::Value(v) => Some(v),
     };
     let email = required("email", &mut errors);
-    let password = optional_string(&params, "password", &mut errors);
-    let reset = optional_bool(&params, "reset_password", &mut errors).unwrap_or(false);
-    let random = optional_bool(&params, "force_random_password", &mut errors).unwrap_or(false);
+    let password = params.optional_string("password", &mut errors);
+    let reset = params
+        .optional_bool("reset_password", &mut errors)
+        .unwrap_or(false);
+    let random = params
+        .optional_bool("force_random_password", &mut errors)
+        .unwrap_or(false);
     if password.is_none() && !reset && !random {
         errors.push("password, reset_password, force_random_password are missing, at least one parameter must be provided".to_owned());
     }
     let name = required("name", &mut errors);
     let username = required("username", &mut errors);
-    let admin = optional_bool(&params, "admin", &mut errors).unwrap_or(false);
+    let admin = params.optional_bool("admin", &mut errors).unwrap_or(false);
     let (Some(email), Some(name), Some(username)) = (email, name, username) else {
         return Err(ApiError::Params(errors));
     };
@@ -205,11 +186,11 @@ pub async fn update(
     let id = parse_id(&id)?.ok_or(ApiError::NotFound("User"))?;
     let mut errors = Vec::new();
     let changes = UserChanges {
-        email: optional_string(&params, "email", &mut errors),
-        name: optional_string(&params, "name", &mut errors),
-        username: optional_string(&params, "username", &mut errors),
-        password: optional_string(&params, "password", &mut errors),
-        admin: optional_bool(&params, "admin", &mut errors),
+        email: params.optional_string("email", &mut errors),
+        name: params.optional_string("name", &mut errors),
+        username: params.optional_string("username", &mut errors),
+        password: params.optional_string("password", &mut errors),
+        admin: params.optional_bool("admin", &mut errors),
     };
     if !errors.is_empty() {
         return Err(ApiError::Params(errors));
