@@ -6,6 +6,13 @@
 #   browser        compat/browser        Debian's headless Chromium through
 #                                        the sign-in and consent pages
 #                                        (playwright-core, node --test)
+#   openid-client  compat/openid-client  panva's openid-client (npm): OIDC
+#                                        code flow, userinfo, refresh, device
+#                                        grant, dynamic registration
+#                                        (node --test)
+#   rust-rp        compat/rust-rp        a Rust relying party on the
+#                                        openidconnect crate (a standalone
+#                                        crate built here with cargo)
 #
 #   compat/run.sh [LATCHKEY_BIN]
 #
@@ -13,11 +20,16 @@
 # ${CARGO_TARGET_DIR:-target}/release/latchkey (relative to the repo root).
 # Python packages go in <repo>/.venv, rebuilt when compat/requirements.txt
 # changes; compat/browser/setup.sh installs chromium and node (apt) when
-# missing and playwright-core (npm ci) when its lock file changes. The server
-# runs on a free loopback port with a fresh database in a temporary
-# directory, both removed on exit. Every suite runs even when an earlier one
-# fails; each one's summary is printed at the end, then the totals as
-# `compat: N passed, N failed`. Exits non-zero if any suite failed.
+# missing and playwright-core (npm ci) when its lock file changes;
+# compat/openid-client/setup.sh does the same for openid-client. The Rust
+# relying party is built (cargo build --locked, debug) into
+# $LATCHKEY_COMPAT_TARGET_DIR, else ${CARGO_TARGET_DIR:-target}/compat-rust-rp;
+# a build failure fails that suite only. The server runs on a free loopback
+# port with dynamic client registration on (LATCHKEY_DYNAMIC_REGISTRATION)
+# and a fresh database in a temporary directory, both removed on exit.
+# Every suite runs even when an earlier one fails; each one's summary is
+# printed at the end, then the totals as `compat: N passed, N failed`.
+# Exits non-zero if any suite failed.
 # Screenshots go to $LATCHKEY_COMPAT_OUT/browser, else compat/browser/out.
 set -euo pipefail
 
@@ -52,6 +64,7 @@ if [[ ! -x "$venv/bin/python" || "$want_hash" != "$have_hash" ]]; then
 fi
 
 bash "$repo/compat/browser/setup.sh"
+bash "$repo/compat/openid-client/setup.sh"
 
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/latchkey-compat.XXXXXX")"
 server_pid=""
@@ -77,6 +90,31 @@ show_log() {
     echo "---- end of server log ----" >&2
 }
 
+# The Rust relying party, built before the server starts (a failed build is
+# reported as the rust-rp suite's failure; the other suites still run).
+rust_rp_target="${LATCHKEY_COMPAT_TARGET_DIR:-${CARGO_TARGET_DIR:-target}/compat-rust-rp}"
+case "$rust_rp_target" in
+    /*) ;;
+    *) rust_rp_target="$repo/$rust_rp_target" ;;
+esac
+rust_rp_bin="$rust_rp_target/debug/latchkey-compat-rust-rp"
+rust_rp_built=""
+echo "compat: building compat/rust-rp into $rust_rp_target" >&2
+if ! command -v cargo >/dev/null; then
+    echo "compat: cargo is not installed" >"$tmp/rust-rp-build.log"
+elif CARGO_TARGET_DIR="$rust_rp_target" cargo build --quiet --locked \
+        --manifest-path "$repo/compat/rust-rp/Cargo.toml" >"$tmp/rust-rp-build.log" 2>&1; then
+    rust_rp_built=1
+fi
+rust_rp() {
+    if [[ -z "$rust_rp_built" ]]; then
+        echo "compat: building compat/rust-rp failed:"
+        cat "$tmp/rust-rp-build.log"
+        return 1
+    fi
+    "$rust_rp_bin"
+}
+
 port="$("$venv/bin/python" -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')"
 url="http://127.0.0.1:$port"
 database_url="sqlite://$tmp/latchkey.db?mode=rwc"
@@ -86,6 +124,7 @@ LATCHKEY_LISTEN="127.0.0.1:$port" \
 LATCHKEY_DATABASE_URL="$database_url" \
 LATCHKEY_EXTERNAL_URL="$url" \
 LATCHKEY_ROOT_TOKEN="$root_token" \
+LATCHKEY_DYNAMIC_REGISTRATION=true \
     "$bin" serve >"$tmp/server.log" 2>&1 &
 server_pid=$!
 
@@ -139,6 +178,8 @@ run_suite() {
 run_suite python-gitlab "$venv/bin/python" -m pytest -q -p no:cacheprovider compat/python-gitlab
 run_suite authlib "$venv/bin/python" -m pytest -q -p no:cacheprovider compat/authlib
 run_suite browser node --test --test-reporter=tap compat/browser/oauth_consent.test.mjs
+run_suite openid-client node --test --test-reporter=tap compat/openid-client/openid_client.test.mjs
+run_suite rust-rp rust_rp
 
 if [[ ${#failed_suites[@]} -ne 0 ]]; then
     show_log

@@ -4,10 +4,12 @@
 
 DIR holds NAME.log (a suite's output) and NAME.rc (its exit status) for
 each suite. Prints one line per suite with its runner's own summary, then
-the totals as `compat: N passed, N failed[, N skipped]`. A suite named
-`browser` ran under `node --test --test-reporter=tap`; the others under
-`pytest -q`. A suite that exited non-zero without a failed test counted
-(it crashed, or collected nothing) counts as one failure.
+the totals as `compat: N passed, N failed[, N skipped]`. The suites in
+TAP_SUITES ran under `node --test --test-reporter=tap`; those in
+PLAIN_SUITES close with their own `NAME: N passed, N failed[, N skipped]`
+line; the others ran under `pytest -q`. A suite that exited non-zero
+without a failed test counted (it crashed, or collected nothing) counts as
+one failure.
 """
 
 from __future__ import annotations
@@ -19,11 +21,22 @@ from pathlib import Path
 PYTEST_COUNT = re.compile(r"(\d+) (passed|failed|errors?|skipped|xfailed|xpassed|deselected)")
 PYTEST_SUMMARY = re.compile(r"\b(passed|failed|errors?|skipped|no tests ran)\b.* in [\d.]+s")
 TAP_COUNT = re.compile(r"^# (tests|suites|pass|fail|cancelled|skipped|todo) (\d+)$", re.M)
+PLAIN_COUNT = r"^{name}: (\d+) passed, (\d+) failed(?:, (\d+) skipped)?$"
+
+TAP_SUITES = {"browser", "openid-client"}
+PLAIN_SUITES = {"rust-rp"}
 
 
 def summarise(name: str, log: str) -> tuple[str, int, int, int]:
     """(summary text, passed, failed, skipped) of one suite's output."""
-    if name == "browser":
+    if name in PLAIN_SUITES:
+        found = re.findall(PLAIN_COUNT.format(name=re.escape(name)), log, re.M)
+        if not found:
+            return "no summary", 0, 0, 0
+        passed, failed, skipped = (int(n or 0) for n in found[-1])
+        text = f"{passed} passed, {failed} failed" + (f", {skipped} skipped" if skipped else "")
+        return text, passed, failed, skipped
+    if name in TAP_SUITES:
         counts = {k: int(v) for k, v in TAP_COUNT.findall(log)}
         if "tests" not in counts:
             return "no summary", 0, 0, 0

@@ -50,13 +50,19 @@ impl IntoResponse for OAuthResponse {
             .into_response();
         let h = res.headers_mut();
         no_store(h);
-        let challenge = format!(
-            "Bearer realm=\"Doorkeeper\", error=\"{}\", error_description=\"{}\"",
-            e.code.as_str(),
-            e.description.replace('"', "'")
-        );
-        if let Ok(v) = HeaderValue::from_str(&challenge) {
-            h.insert(header::WWW_AUTHENTICATE, v);
+        // A challenge only where RFC 6749 section 5.2 (401) and RFC 6750
+        // section 3 (a resource's 401 or 403) ask for one: on a token
+        // endpoint 400, clients such as openid-client read a challenge
+        // header before the body and lose the error code.
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            let challenge = format!(
+                "Bearer realm=\"Doorkeeper\", error=\"{}\", error_description=\"{}\"",
+                e.code.as_str(),
+                e.description.replace('"', "'")
+            );
+            if let Ok(v) = HeaderValue::from_str(&challenge) {
+                h.insert(header::WWW_AUTHENTICATE, v);
+            }
         }
         res
     }
