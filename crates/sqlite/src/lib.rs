@@ -101,15 +101,20 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(opts.busy_timeout);
+        // No ping before each acquire: these are local file handles that
+        // cannot go stale like network connections, and the ping is a
+        // thread round trip on every request.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
+            .test_before_acquire(false)
             .acquire_timeout(opts.acquire_timeout)
             .connect_with(base.clone())
             .await
             .map_err(map_err)?;
         let reader = SqlitePoolOptions::new()
             .max_connections(opts.read_connections.max(1))
+            .test_before_acquire(false)
             .acquire_timeout(opts.acquire_timeout)
             .connect_with(base.read_only(true))
             .await
@@ -472,13 +477,12 @@ impl Store for SqliteStore {
         &self,
         page: PageRequest,
     ) -> Result<(Vec<Application>, u64), StoreError> {
-        let mut tx = self.reader.begin().await.map_err(map_err)?;
         let total: i64 =
             sqlx::query_scalar(&format!(
                 "SELECT COUNT(*) FROM (SELECT 1 FROM oauth_applications WHERE owner_id IS NULL LIMIT {}) AS capped",
                 latchkey_core::store::COUNT_CAP + 1
             ))
-                .fetch_one(&mut *tx)
+                .fetch_one(&self.reader)
                 .await
                 .map_err(map_err)?;
         let rows = sqlx::query(&format!(
@@ -488,10 +492,9 @@ impl Store for SqliteStore {
         ))
         .bind(page.limit())
         .bind(page.offset())
-        .fetch_all(&mut *tx)
+        .fetch_all(&self.reader)
         .await
         .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)?;
         let apps = rows
             .iter()
             .map(app_from_row)
