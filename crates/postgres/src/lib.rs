@@ -34,11 +34,14 @@ use latchkey_core::oauth::{
 };
 use latchkey_core::oidc::{NewSigningKey, SigningKey};
 use latchkey_core::pagination::PageRequest;
-use latchkey_core::scopes::Scopes;
 use latchkey_core::store::{Store, StoreError, TokenWithOwner};
 use latchkey_core::token::{NewToken, PersonalAccessToken};
 use latchkey_core::user::{NewUser, User, UserFilter, UserState, UserUpdate};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions, PgRow};
+use latchkey_sql_rows::{
+    app_from_row, cells, device_from_row, grant_from_row, key_from_row, oauth_token_from_row,
+    token_from_row, user_from_row,
+};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgPool, Row};
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
@@ -235,53 +238,6 @@ fn nocase_like(column: &str, param: &str) -> String {
     format!(r#"lower({column} COLLATE "C") LIKE lower({param}::text COLLATE "C") ESCAPE '\'"#)
 }
 
-fn app_from_row(row: &PgRow) -> Result<Application, sqlx::Error> {
-    Ok(Application {
-        id: row.try_get("id")?,
-        application_id: row.try_get("uid")?,
-        name: row.try_get("name")?,
-        redirect_uri: row.try_get("redirect_uri")?,
-        scopes: Scopes::from_stored(row.try_get::<&str, _>("scopes")?),
-        confidential: row.try_get("confidential")?,
-        trusted: row.try_get("trusted")?,
-        owner_id: row.try_get("owner_id")?,
-        created_at: row.try_get("created_at")?,
-        dynamic: row.try_get("dynamic")?,
-    })
-}
-
-fn user_from_row(row: &PgRow, prefix: &str) -> Result<User, sqlx::Error> {
-    let col = |c: &str| format!("{prefix}{c}");
-    Ok(User {
-        id: row.try_get(col("id").as_str())?,
-        username: row.try_get(col("username").as_str())?,
-        email: row.try_get(col("email").as_str())?,
-        name: row.try_get(col("name").as_str())?,
-        admin: row.try_get(col("admin").as_str())?,
-        state: UserState::parse(row.try_get::<&str, _>(col("state").as_str())?),
-        created_at: row.try_get(col("created_at").as_str())?,
-    })
-}
-
-fn token_from_row(row: &PgRow) -> Result<PersonalAccessToken, sqlx::Error> {
-    let expires: Option<String> = row.try_get("expires_at")?;
-    Ok(PersonalAccessToken {
-        id: row.try_get("id")?,
-        user_id: row.try_get("user_id")?,
-        name: row.try_get("name")?,
-        scopes: Scopes::from_stored(row.try_get::<&str, _>("scopes")?),
-        expires_at: match expires {
-            Some(d) => Some(
-                latchkey_core::token::parse_expiry(&d)
-                    .map_err(|e| sqlx::Error::Decode(e.into()))?,
-            ),
-            None => None,
-        },
-        revoked: row.try_get("revoked")?,
-        created_at: row.try_get("created_at")?,
-    })
-}
-
 const GRANT_COLUMNS: &str = "id, application_id, user_id, redirect_uri, scopes, code_challenge, \
      code_challenge_method, nonce, created_at, expires_at, redeemed_at, auth_time";
 const OAUTH_TOKEN_COLUMNS: &str =
@@ -292,42 +248,6 @@ const OAUTH_TOKEN_COLUMNS: &str =
 const SPENT_TOKEN_RETENTION_MS: i64 = 7 * 24 * 3600 * 1000;
 /// Forget sign-in counters this long after their window started.
 const THROTTLE_RETENTION_MS: i64 = 3600 * 1000;
-
-fn grant_from_row(row: &PgRow) -> Result<Grant, sqlx::Error> {
-    let method: Option<String> = row.try_get("code_challenge_method")?;
-    Ok(Grant {
-        id: row.try_get("id")?,
-        application_id: row.try_get("application_id")?,
-        user_id: row.try_get("user_id")?,
-        redirect_uri: row.try_get("redirect_uri")?,
-        scopes: Scopes::from_stored(row.try_get::<&str, _>("scopes")?),
-        code_challenge: row.try_get("code_challenge")?,
-        code_challenge_method: method.as_deref().and_then(PkceMethod::parse),
-        nonce: row.try_get("nonce")?,
-        created_at: row.try_get("created_at")?,
-        expires_at: row.try_get("expires_at")?,
-        redeemed_at: row.try_get("redeemed_at")?,
-        auth_time: row.try_get("auth_time")?,
-    })
-}
-
-fn oauth_token_from_row(row: &PgRow, prefix: &str) -> Result<OAuthToken, sqlx::Error> {
-    let col = |c: &str| format!("{prefix}{c}");
-    Ok(OAuthToken {
-        id: row.try_get(col("id").as_str())?,
-        application_id: row.try_get(col("application_id").as_str())?,
-        user_id: row.try_get(col("user_id").as_str())?,
-        scopes: Scopes::from_stored(row.try_get::<&str, _>(col("scopes").as_str())?),
-        created_at: row.try_get(col("created_at").as_str())?,
-        expires_at: row.try_get(col("expires_at").as_str())?,
-        revoked_at: row.try_get(col("revoked_at").as_str())?,
-        refreshed_at: row.try_get(col("refreshed_at").as_str())?,
-        has_refresh_token: row.try_get(col("has_refresh").as_str())?,
-        family: row.try_get(col("family").as_str())?,
-        previous_token_id: row.try_get(col("previous_token_id").as_str())?,
-        grant_id: row.try_get(col("grant_id").as_str())?,
-    })
-}
 
 async fn insert_oauth_token_on(
     conn: &mut sqlx::PgConnection,
@@ -419,20 +339,6 @@ fn column_list(table: &TableSpec) -> String {
         .join(", ")
 }
 
-fn cell_from_row(row: &PgRow, i: usize, kind: Kind) -> Result<Cell, sqlx::Error> {
-    Ok(match kind {
-        Kind::Int => row
-            .try_get::<Option<i64>, _>(i)?
-            .map_or(Cell::Null, Cell::Int),
-        Kind::Text => row
-            .try_get::<Option<String>, _>(i)?
-            .map_or(Cell::Null, Cell::Text),
-        Kind::Bool => row
-            .try_get::<Option<bool>, _>(i)?
-            .map_or(Cell::Null, Cell::Bool),
-    })
-}
-
 type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
 
 fn bind_cell<'q>(q: PgQuery<'q>, cell: &Cell, kind: Kind) -> PgQuery<'q> {
@@ -450,33 +356,6 @@ const DEVICE_COLUMNS: &str =
     "id, application_id, user_code, scopes, created_at, expires_at, last_polled_at, user_id, status";
 const KEY_COLUMNS: &str =
     "id, kid, algorithm, private_pem, public_n, public_e, created_at, retired_at";
-
-fn device_from_row(row: &PgRow) -> Result<DeviceGrant, sqlx::Error> {
-    Ok(DeviceGrant {
-        id: row.try_get("id")?,
-        application_id: row.try_get("application_id")?,
-        user_code: row.try_get("user_code")?,
-        scopes: Scopes::from_stored(row.try_get::<&str, _>("scopes")?),
-        created_at: row.try_get("created_at")?,
-        expires_at: row.try_get("expires_at")?,
-        last_polled_at: row.try_get("last_polled_at")?,
-        user_id: row.try_get("user_id")?,
-        status: DeviceStatus::parse(row.try_get::<&str, _>("status")?),
-    })
-}
-
-fn key_from_row(row: &PgRow) -> Result<SigningKey, sqlx::Error> {
-    Ok(SigningKey {
-        id: row.try_get("id")?,
-        kid: row.try_get("kid")?,
-        algorithm: row.try_get("algorithm")?,
-        private_pem: row.try_get("private_pem")?,
-        public_n: row.try_get("public_n")?,
-        public_e: row.try_get("public_e")?,
-        created_at: row.try_get("created_at")?,
-        retired_at: row.try_get("retired_at")?,
-    })
-}
 
 fn ownership_clause(scope: Ownership) -> &'static str {
     match scope {
@@ -1372,14 +1251,7 @@ impl Store for PgStore {
         }
         let rows = q.bind(limit).fetch_all(&self.pool).await.map_err(map_err)?;
         rows.iter()
-            .map(|r| {
-                table
-                    .columns
-                    .iter()
-                    .enumerate()
-                    .map(|(i, (_, k))| cell_from_row(r, i, *k))
-                    .collect::<Result<Vec<_>, _>>()
-            })
+            .map(|r| cells(r, table.columns))
             .collect::<Result<Vec<_>, _>>()
             .map_err(map_err)
     }
