@@ -234,10 +234,15 @@ async fn serve(settings: &Settings, serve: &ServeSettings) -> anyhow::Result<()>
     {
         startup::print_bootstrap(&b);
     }
-    services
-        .ensure_signing_key()
-        .await
-        .context("cannot create the OpenID Connect signing key")?;
+    // The first signing key (RSA generation takes a while) is made in the
+    // background, so a first start is ready at once; an ID token asked for
+    // before it is ready makes one itself.
+    let keys = services.clone();
+    tokio::spawn(async move {
+        if let Err(e) = keys.ensure_signing_key().await {
+            tracing::warn!(error = %e, "cannot create the OpenID Connect signing key yet");
+        }
+    });
     let listener = tokio::net::TcpListener::bind(serve.listen)
         .await
         .with_context(|| format!("cannot listen on {}", serve.listen))?;
