@@ -1,7 +1,9 @@
 //! Group commit: concurrent writes share one transaction, and so one
-//! fsync. One task drains a queue of pending writes into a transaction
-//! (each write in a savepoint of its own, so a failing write undoes only
-//! itself), commits, and only then answers each writer. Nothing is
+//! fsync. One task drains a queue of pending writes into a transaction,
+//! commits, and only then answers each writer. Every write is a single
+//! statement, and SQLite undoes a failing statement on its own without
+//! touching the rest of the transaction, so one failing write (a unique
+//! conflict, say) fails only its writer. Nothing is
 //! acknowledged before it is durable; under light load a batch is one
 //! write and this costs what a plain transaction does.
 
@@ -17,10 +19,9 @@ const QUEUE: usize = 4096;
 
 /// Tells a writer how its write ended, once the batch's commit is known.
 type Completer = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
-/// One write: runs its statements, says whether they succeeded, and hands
-/// back what answers the writer after the commit.
-type Job =
-    Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, (bool, Completer)> + Send>;
+/// One write: runs its statement and hands back what answers the writer
+/// after the commit.
+type Job = Box<dyn for<'c> FnOnce(&'c mut SqliteConnection) -> BoxFuture<'c, Completer> + Send>;
 
 #[derive(Debug, Clone)]
 pub struct GroupCommit {
@@ -39,8 +40,8 @@ impl GroupCommit {
         Self { jobs: tx }
     }
 
-    /// Run `write` in the next batch; its result is returned once the batch
-    /// is committed (or the commit's error if it is not).
+    /// Run `write`, one statement, in the next batch; its result is returned
+    /// once the batch is committed (or the commit's error if it is not).
     pub async fn write<T, F>(
         &self,
         map_err: fn(sqlx::Error) -> StoreError,
@@ -56,7 +57,6 @@ impl GroupCommit {
         let job: Job = Box::new(move |conn| {
             Box::pin(async move {
                 let result = write(conn).await;
-                let ok = result.is_ok();
                 let complete: Completer = Box::new(move |commit| {
                     let outcome = match (result, commit) {
                         (Err(e), _) => Err(map_err(e)),
@@ -65,7 +65,7 @@ impl GroupCommit {
                     };
                     let _ = answer.send(outcome);
                 });
-                (ok, complete)
+                complete
             })
         });
         self.jobs.send(job).await.map_err(|_| closed())?;
@@ -120,12 +120,7 @@ async fn run_batch(
     };
     let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
     for job in batch {
-        sqlx::query("SAVEPOINT write").execute(&mut *tx).await?;
-        let (ok, complete) = job(&mut tx).await;
-        if !ok {
-            sqlx::query("ROLLBACK TO write").execute(&mut *tx).await?;
-        }
-        sqlx::query("RELEASE write").execute(&mut *tx).await?;
+        let complete = job(&mut tx).await;
         completers.push(complete);
     }
     tx.commit().await

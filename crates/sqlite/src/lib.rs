@@ -121,6 +121,7 @@ impl SqliteStore {
             .await
             .map_err(map_err)?;
         let group = group_commit::GroupCommit::start(writer.clone(), map_err);
+        spawn_checkpoints(writer.clone());
         Ok(Self {
             writer,
             reader,
@@ -154,6 +155,32 @@ impl SqliteStore {
         self.writer.close().await;
         self.reader.close().await;
     }
+}
+
+/// How often the WAL is checkpointed into the database file.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(10);
+
+/// Checkpoint the WAL in the background. SQLite's own auto-checkpoint runs
+/// only when a statement is stepped to its end, which `RETURNING` writes
+/// read with `fetch_one` never do; without this the WAL can grow without
+/// bound. PASSIVE never blocks readers or the writer.
+fn spawn_checkpoints(writer: SqlitePool) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            if writer.is_closed() {
+                break;
+            }
+            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&writer)
+                .await
+            {
+                tracing::debug!(error = %e, "WAL checkpoint failed");
+            }
+        }
+    });
 }
 
 const APP_COLUMNS: &str =

@@ -1,0 +1,423 @@
+#!/usr/bin/env python3
+"""Turns bench/run.sh's raw lines (results.jsonl) into results.json and REPORT.md.
+
+usage: report.py RESULTS_JSONL RESULTS_JSON REPORT_MD REPO_ROOT
+Standard library only.
+"""
+
+import datetime
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+
+# The targets, as the benchmark issue states them.
+CREATE_TARGET_RPS = 10_000
+GET_CEILING_SHARE = 0.5
+P99_TARGET_MS = 5.0
+IDLE_RSS_TARGET_MB = 30
+COLD_START_TARGET_MS = 100
+SCALE_FACTOR = 1.5
+AUTH_GETS = ("GET /user", "GET /user/applications/:id")
+
+
+def sh(*cmd, cwd=None):
+    try:
+        return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def machine(root):
+    cpu = "unknown"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    mem_kb = 0
+    with open("/proc/meminfo") as f:
+        for line in f:
+            if line.startswith("MemTotal:"):
+                mem_kb = int(line.split()[1])
+    rev = os.environ.get("BENCH_GIT_REVISION") or sh("git", "rev-parse", "HEAD", cwd=root)
+    if os.environ.get("BENCH_GIT_REVISION"):
+        dirty = ""
+    else:
+        dirty = sh("git", "status", "--porcelain", "--untracked-files=no", cwd=root)
+    return {
+        "nproc": int(sh("nproc") or 0),
+        "nproc_all": int(sh("nproc", "--all") or 0),
+        "cpu_model": cpu,
+        "memory_mb": mem_kb // 1024,
+        "kernel": platform.release(),
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC"),
+        "git_revision": rev,
+        "git_dirty": bool(dirty and dirty != "unknown"),
+        "source": os.environ.get("BENCH_SOURCE") or "the work tree",
+        "wrk": sh("sh", "-c", "wrk -v 2>&1 | head -n1"),
+        "rustc": sh("rustc", "--version"),
+    }
+
+
+def load_lines(path):
+    with open(path) as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def enrich(run):
+    w = run["wrk"]
+    e = w["errors"]
+    lat = w["latency_us"]
+    secs = w["duration_us"] / 1e6
+    run["rps"] = round(w["requests"] / secs, 1) if secs else 0.0
+    run["p50_ms"] = lat["p50"] / 1000
+    run["p99_ms"] = lat["p99"] / 1000
+    run["p999_ms"] = lat["p999"] / 1000
+    run["non_2xx"] = e["status"]
+    run["socket_errors"] = e["connect"] + e["read"] + e["write"] + e["timeout"]
+    cpu = run.get("cpu")
+    if cpu:
+        tk = cpu["clk_tck"]
+        wall = cpu["wall_ns"] / 1e9
+        server = cpu["server_ticks"] / tk
+        wrk = cpu["wrk_user_s"] + cpu["wrk_sys_s"]
+        cpu["server_cpu_pct"] = round(server / wall * 100, 1)
+        cpu["wrk_cpu_pct"] = round(wrk / wall * 100, 1)
+        # Busy time on each core that neither the server nor wrk accounts for:
+        # other processes on the machine (and some kernel work).
+        cpu["server_core_other_pct"] = round(max(0.0, cpu["server_core_ticks"] / tk - server) / wall * 100, 1)
+        cpu["load_core_other_pct"] = round(max(0.0, cpu["load_core_ticks"] / tk - wrk) / wall * 100, 1)
+    return run
+
+
+def disturbance(run):
+    cpu = run.get("cpu") or {}
+    return max(cpu.get("server_core_other_pct", 0.0), cpu.get("load_core_other_pct", 0.0))
+
+
+def console_line(run):
+    r = enrich(run)
+    cpu = r.get("cpu") or {}
+    return (f"  {r['phase']:5} {r['endpoint']:26} c={r['connections']:>2} {r['rps']:9.0f} req/s  "
+            f"p50 {r['p50_ms']:6.2f}  p99 {r['p99_ms']:6.2f}  p99.9 {r['p999_ms']:6.2f} ms  "
+            f"err {r['non_2xx']}/{r['socket_errors']}  peak {r['peak_rss_kb'] / 1024:.1f} MB  "
+            f"server cpu {cpu.get('server_cpu_pct', 0):.0f}%  other cpu {cpu.get('server_core_other_pct', 0):.0f}%"
+            f"/{cpu.get('load_core_other_pct', 0):.0f}%")
+
+
+def cpu_cell(r):
+    c = r.get("cpu")
+    if not c:
+        return "— | —"
+    return f"{c['server_cpu_pct']:.0f}% | {c['server_core_other_pct']:.0f}% / {c['load_core_other_pct']:.0f}%"
+
+
+def ms(x):
+    return f"{x:.2f}" if x < 100 else f"{x:.0f}"
+
+
+def mb(kb):
+    return f"{kb / 1024:.1f}"
+
+
+def yes(ok):
+    return "**met**" if ok else "**missed**"
+
+
+def main():
+    if sys.argv[1] == "--line":
+        print(console_line(json.loads(sys.argv[2])))
+        return
+    src, out_json, out_md, root = sys.argv[1:5]
+    lines = load_lines(src)
+    kinds = {}
+    for line in lines:
+        kinds.setdefault(line["kind"], []).append(line)
+    build = kinds["build"][0]
+    config = kinds["config"][0]
+    body = kinds.get("body", [{}])[0]
+    attempts = [enrich(r) for r in kinds.get("load", [])]
+    # Per endpoint and connection count, the least disturbed attempt.
+    best = {}
+    for r in attempts:
+        key = (r["phase"], r["endpoint"], r["connections"])
+        r["disturbance_pct"] = disturbance(r)
+        if key not in best or r["disturbance_pct"] < best[key]["disturbance_pct"]:
+            best[key] = r
+    loads = []
+    for r in attempts:
+        key = (r["phase"], r["endpoint"], r["connections"])
+        if best[key] is r:
+            r["attempts"] = sum(1 for x in attempts if (x["phase"], x["endpoint"], x["connections"]) == key)
+            loads.append(r)
+    streams = {s["phase"]: s for s in kinds.get("stream", [])}
+    idle = {i["phase"]: i for i in kinds.get("idle", [])}
+    cold = {}
+    for c in kinds.get("coldstart", []):
+        cold.setdefault(c["db"], []).append(c["ms"])
+    cold_median = {k: statistics.median(v) for k, v in cold.items()}
+    scale_load = kinds.get("scale_load", [None])[0]
+    conns = config["connections"]
+
+    def find(phase, endpoint, c):
+        for r in loads:
+            if r["phase"] == phase and r["endpoint"] == endpoint and r["connections"] == c:
+                return r
+        return None
+
+    ceiling = {c: find("small", "ceiling", c) for c in conns}
+    for r in loads:
+        ceil = ceiling.get(r["connections"])
+        r["ratio_to_ceiling"] = round(r["rps"] / ceil["rps"], 3) if ceil and ceil["rps"] else None
+
+    endpoints = []
+    for r in loads:
+        key = (r["phase"], r["endpoint"])
+        if key not in endpoints:
+            endpoints.append(key)
+
+    # --- targets ---------------------------------------------------------------
+    targets = []
+    for phase in ("small", "scale"):
+        if not any(p == phase for p, _ in endpoints):
+            continue
+        c64 = find(phase, "POST /applications", 64)
+        if c64:
+            ok = c64["rps"] >= CREATE_TARGET_RPS and c64["non_2xx"] == 0 and c64["socket_errors"] == 0
+            targets.append({
+                "target": f"durable creates >= {CREATE_TARGET_RPS:,}/s at 64 connections, zero errors ({phase})",
+                "value": f"{c64['rps']:,.0f}/s, {c64['non_2xx']} non-2xx, {c64['socket_errors']} socket errors",
+                "met": ok,
+            })
+        gets = [(p, e) for p, e in endpoints if p == phase and e != "ceiling" and e.startswith("GET")]
+        worst = None
+        for p, e in gets:
+            for c in conns:
+                r = find(p, e, c)
+                if r and r["ratio_to_ceiling"] is not None and (worst is None or r["ratio_to_ceiling"] < worst[0]):
+                    worst = (r["ratio_to_ceiling"], e, c)
+        if worst:
+            auth = [find(phase, e, c) for e in AUTH_GETS for c in conns]
+            auth = [r for r in auth if r]
+            aworst = min(auth, key=lambda r: r["ratio_to_ceiling"]) if auth else None
+            if aworst:
+                targets.append({
+                    "target": f"authenticated GET paths (GET /user, GET /user/applications/:id) >= {GET_CEILING_SHARE:.0%} of the ceiling's req/s, every connection count ({phase})",
+                    "value": f"lowest {aworst['ratio_to_ceiling']:.0%} ({aworst['endpoint']}, c={aworst['connections']})",
+                    "met": aworst["ratio_to_ceiling"] >= GET_CEILING_SHARE,
+                })
+            targets.append({
+                "target": f"every GET incl. listing >= {GET_CEILING_SHARE:.0%} of the ceiling's req/s ({phase})",
+                "value": f"lowest {worst[0]:.0%} ({worst[1]}, c={worst[2]})",
+                "met": worst[0] >= GET_CEILING_SHARE,
+            })
+        at16 = [r for r in loads if r["phase"] == phase and r["connections"] == 16 and r["endpoint"] != "ceiling"]
+        if at16:
+            bad = [r for r in at16 if r["p99_ms"] >= P99_TARGET_MS]
+            worst16 = max(at16, key=lambda r: r["p99_ms"])
+            targets.append({
+                "target": f"p99 < {P99_TARGET_MS:g} ms at 16 connections, every endpoint ({phase})",
+                "value": (f"worst {ms(worst16['p99_ms'])} ms ({worst16['endpoint']})"
+                          + (f"; over: {', '.join(r['endpoint'] for r in bad)}" if bad else "")),
+                "met": not bad,
+            })
+        errs = [r for r in attempts if r["phase"] == phase and (r["non_2xx"] or r["socket_errors"])]
+        targets.append({
+            "target": f"zero non-2xx and socket errors in every run, every try ({phase})",
+            "value": "none" if not errs else "; ".join(
+                f"{r['endpoint']} c={r['connections']}: {r['non_2xx']} non-2xx, {r['socket_errors']} socket" for r in errs),
+            "met": not errs,
+        })
+    if "small" in idle:
+        v = idle["small"]["rss_kb"] / 1024
+        targets.append({"target": f"idle RSS < {IDLE_RSS_TARGET_MB} MB", "value": f"{v:.1f} MB",
+                        "met": v < IDLE_RSS_TARGET_MB})
+    for k in ("fresh", "existing"):
+        if k in cold_median:
+            targets.append({"target": f"cold start < {COLD_START_TARGET_MS} ms ({k} database, median)",
+                            "value": f"{cold_median[k]:.1f} ms", "met": cold_median[k] < COLD_START_TARGET_MS})
+
+    scale_rows = []
+    if any(p == "scale" for p, _ in endpoints):
+        def compare(small_ep, scale_ep, c):
+            a, b = find("small", small_ep, c), find("scale", scale_ep, c)
+            if not (a and b):
+                return None
+            return {
+                "endpoint": scale_ep, "compared_with": small_ep, "connections": c,
+                "small_rps": a["rps"], "scale_rps": b["rps"],
+                "slowdown": round(a["rps"] / b["rps"], 2) if b["rps"] else None,
+                "small_p99_ms": a["p99_ms"], "scale_p99_ms": b["p99_ms"],
+                "small_peak_rss_kb": a["peak_rss_kb"], "scale_peak_rss_kb": b["peak_rss_kb"],
+            }
+        for ep in ("POST /applications", "GET /user", "GET /user/applications/:id"):
+            for c in conns:
+                row = compare(ep, ep, c)
+                if row:
+                    scale_rows.append(row)
+        for p, e in endpoints:
+            if p == "scale" and e.startswith("GET /applications"):
+                for c in conns:
+                    row = compare("GET /applications p1", e, c)
+                    if row:
+                        scale_rows.append(row)
+
+        def within(rows):
+            return all(r["slowdown"] is not None and r["slowdown"] <= SCALE_FACTOR for r in rows)
+
+        cg = [r for r in scale_rows if not r["endpoint"].startswith("GET /applications")]
+        lst = [r for r in scale_rows if r["endpoint"].startswith("GET /applications")]
+        if cg:
+            w = max(cg, key=lambda r: r["slowdown"])
+            targets.append({"target": f"scale: create and authenticated GET within {SCALE_FACTOR}x of the small database's req/s",
+                            "value": f"worst {w['slowdown']}x ({w['endpoint']}, c={w['connections']})", "met": within(cg)})
+        if lst:
+            w = max(lst, key=lambda r: r["slowdown"])
+            targets.append({"target": f"scale: a listing page (first, middle, last) within {SCALE_FACTOR}x of a small-database page",
+                            "value": f"worst {w['slowdown']}x ({w['endpoint']}, c={w['connections']})", "met": within(lst)})
+        small_peak = max((r["peak_rss_kb"] for r in loads if r["phase"] == "small" and r["endpoint"] != "ceiling"), default=0)
+        scale_peak = max((r["peak_rss_kb"] for r in loads if r["phase"] == "scale"), default=0)
+        if small_peak:
+            targets.append({"target": f"scale: RSS stays flat (peak under load within {SCALE_FACTOR}x of the small database's)",
+                            "value": f"{mb(scale_peak)} MB vs {mb(small_peak)} MB", "met": scale_peak <= SCALE_FACTOR * small_peak})
+        if "scale" in streams and "small" in streams:
+            s, t = streams["small"], streams["scale"]
+            grow_small = s["peak_rss_kb"] - s["rss_before_kb"]
+            grow_scale = t["peak_rss_kb"] - t["rss_before_kb"]
+            complete = t["status"] == 200 and t["items"] == t.get("expected_items")
+            flat = grow_scale <= max(2 * grow_small, 0) + 16 * 1024
+            targets.append({"target": "scale: full unpaginated list streams every row and RSS does not grow with the table",
+                            "value": (f"{t['items']:,} items, {t['bytes'] / 1e6:.0f} MB in {t['total_s']:.1f} s; "
+                                      f"(the database held {t.get('expected_items', -1):,}); "
+                                      f"RSS +{mb(grow_scale)} MB at {t['items']:,} rows vs +{mb(grow_small)} MB at {s['items']} rows"),
+                            "met": flat and complete})
+
+    results = {
+        "machine": machine(root),
+        "config": config,
+        "loadavg": {x["when"]: x["loadavg"] for x in kinds.get("loadavg", [])},
+        "build": build,
+        "user_json_bytes": body.get("user_json_bytes"),
+        "ceiling_idle_rss_kb": body.get("ceiling_idle_rss_kb"),
+        "cold_start_ms": {"runs": cold, "median": cold_median},
+        "idle_rss_kb": {k: v["rss_kb"] for k, v in idle.items()},
+        "loads": loads,
+        "load_attempts": attempts,
+        "streams": streams,
+        "db_files": {f["phase"]: f for f in kinds.get("files", [])},
+        "scale_load": scale_load,
+        "scale_comparison": scale_rows,
+        "targets": targets,
+    }
+    with open(out_json, "w") as f:
+        json.dump(results, f, indent=1)
+        f.write("\n")
+
+    m = results["machine"]
+    md = []
+    w = md.append
+    w("# latchkey benchmark report\n")
+    w("Written by `bench/run.sh`" + (" --scale" if config["scale"] else "") + "; the raw figures are in `bench/results.json`.\n")
+    w("## Machine\n")
+    w("| | |\n|---|---|")
+    w(f"| CPUs (`nproc`) | {m['nproc']} |")
+    w(f"| CPU | {m['cpu_model']} |")
+    w(f"| memory | {m['memory_mb']:,} MB |")
+    w(f"| kernel | {m['kernel']} |")
+    w(f"| date | {m['date']} |")
+    w(f"| git revision | `{m['git_revision']}`" + (" (work tree had uncommitted changes)" if m["git_dirty"] else "") + " |")
+    w(f"| built from | {m['source']} |")
+    w(f"| toolchain | {m['rustc']} |")
+    w(f"| load generator | {m['wrk']}, 1 thread |")
+    la = {x["when"]: x["loadavg"] for x in kinds.get("loadavg", [])}
+    if la:
+        w(f"| load average at start / end of the measurements | {la.get('start', '?')} / {la.get('end', '?')} |")
+    w("")
+    w(f"Server (latchkey, and the ceiling in its turn) pinned to core {config['server_core']}, wrk pinned to core "
+      f"{config['load_core']} (`taskset`). Each measurement: {config['warmup_s']} s warm-up, then {config['duration_s']} s "
+      "measured. Latencies are wrk's (no coordinated-omission correction); p99.9 from wrk's `done` hook. "
+      "\"non-2xx\" is wrk's status-error count (status > 399; every endpoint was checked beforehand to answer its "
+      "expected 200/201); \"socket\" sums connect, read, write and timeout errors. Peak RSS is the server's VmHWM, "
+      "reset (`/proc/PID/clear_refs` = 5) after the warm-up. Ratio is req/s over the ceiling's req/s at the same "
+      "connection count. Server CPU is the server's CPU time over wall time (it is pinned to one core, so 100% "
+      "is saturation). \"Other CPU\" is busy time on core 0 / core 1 not spent by the server / wrk: other "
+      "processes on this shared machine (and some kernel work); a measurement with more than 15% is repeated "
+      "(up to 3 tries) and the least disturbed try is shown (all tries are in results.json, `load_attempts`).\n")
+    w("## Startup and size\n")
+    w("| | |\n|---|---|")
+    w(f"| release binary | {build['binary_bytes'] / 1e6:.1f} MB ({build['stripped_bytes'] / 1e6:.1f} MB stripped) |")
+    for k, label in (("fresh", "fresh database (migrate + create root)"), ("existing", "existing database"),
+                     ("scale", "database with the scale load")):
+        if k in cold:
+            w(f"| cold start to first 200 on `/-/readiness`, {label} | median {cold_median[k]:.1f} ms "
+              f"(runs: {', '.join(f'{x:.1f}' for x in cold[k])}) |")
+    for k, label in (("small", "idle RSS after start (fresh database)"), ("small-after", "RSS after the small-database runs"),
+                     ("scale", "idle RSS after start (scale database)"), ("scale-after", "RSS after the scale runs")):
+        if k in idle:
+            w(f"| {label} | {mb(idle[k]['rss_kb'])} MB |")
+    for f in kinds.get("files", []):
+        w(f"| {f['phase']} database on disk after its runs (server still running) | "
+          f"file {f['db_bytes'] / 1e6:.1f} MB, WAL {f['wal_bytes'] / 1e6:.1f} MB, shm {f['shm_bytes'] / 1e6:.1f} MB |")
+    if body:
+        w(f"| `GET /api/v4/user` body (and the ceiling's) | {body['user_json_bytes']} bytes |")
+        w(f"| ceiling idle RSS | {mb(body['ceiling_idle_rss_kb'])} MB |")
+    w("")
+    w("## Targets\n")
+    w("| target | measured | |\n|---|---|---|")
+    for t in targets:
+        w(f"| {t['target']} | {t['value']} | {yes(t['met'])} |")
+    w("")
+    for phase, title in (("small", "Small database (root, 100 instance applications)"),
+                         ("scale", "Scale database")):
+        eps = [e for p, e in endpoints if p == phase]
+        if not eps:
+            continue
+        if phase == "scale" and scale_load:
+            l = scale_load["loaded"]
+            title = (f"Scale database ({l['applications']:,} applications, {l['users']:,} users, {l['tokens']:,} tokens; "
+                     f"loaded through the store in {scale_load['wall_s']} s, {scale_load['db_bytes'] / 1e6:.0f} MB file)")
+        w(f"## {title}\n")
+        w("| endpoint | conns | req/s | p50 ms | p99 ms | p99.9 ms | non-2xx | socket | peak RSS MB | ratio to ceiling | server CPU | other CPU core 0 / 1 |")
+        w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for e in eps:
+            for c in conns:
+                r = find(phase, e, c)
+                if not r:
+                    continue
+                ratio = "—" if e == "ceiling" or r["ratio_to_ceiling"] is None else f"{r['ratio_to_ceiling']:.0%}"
+                w(f"| {e if e != 'ceiling' else 'ceiling (hyper, fixed body)'} | {c} | {r['rps']:,.0f} | {ms(r['p50_ms'])} | "
+                  f"{ms(r['p99_ms'])} | {ms(r['p999_ms'])} | {r['non_2xx']} | {r['socket_errors']} | "
+                  f"{mb(r['peak_rss_kb'])} | {ratio} | {cpu_cell(r)} |")
+        w("")
+        if phase in streams:
+            s = streams[phase]
+            w(f"Full unpaginated `GET /api/v4/applications` (streamed): HTTP {s['status']}, {s['items']:,} items "
+              f"(the database held {s.get('expected_items', -1):,}), "
+              f"{s['bytes'] / 1e6:.1f} MB in {s['total_s']:.2f} s (first byte after {s['ttfb_s'] * 1000:.1f} ms); "
+              f"server RSS {mb(s['rss_before_kb'])} MB before, peak {mb(s['peak_rss_kb'])} MB during, "
+              f"{mb(s['rss_after_kb'])} MB after.\n")
+    if scale_rows:
+        w("## Scale against small\n")
+        w("Slowdown is small-database req/s over scale-database req/s (target: at most "
+          f"{SCALE_FACTOR}). Listing pages at scale are compared with the first page on the small database.\n")
+        w("| endpoint (scale) | conns | small req/s | scale req/s | slowdown | small p99 ms | scale p99 ms | small peak RSS MB | scale peak RSS MB |")
+        w("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for r in scale_rows:
+            w(f"| {r['endpoint']} | {r['connections']} | {r['small_rps']:,.0f} | {r['scale_rps']:,.0f} | "
+              f"{r['slowdown']}x | {ms(r['small_p99_ms'])} | {ms(r['scale_p99_ms'])} | "
+              f"{mb(r['small_peak_rss_kb'])} | {mb(r['scale_peak_rss_kb'])} |")
+        w("")
+    diag = os.path.join(os.path.dirname(os.path.abspath(out_md)), "DIAGNOSIS.md")
+    if os.path.exists(diag):
+        w("## Diagnosis\n")
+        w("Profiling notes and suggested fixes for the missed targets are in `bench/DIAGNOSIS.md` "
+          "(written by hand from `perf` profiles; not regenerated by the run).\n")
+    with open(out_md, "w") as f:
+        f.write("\n".join(md))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,409 @@
+#!/usr/bin/env bash
+# latchkey's benchmark: one command, writes bench/REPORT.md and bench/results.json.
+#
+#   bench/run.sh            small database: every endpoint at 1, 16, 64 connections,
+#                           the ceiling, cold start, idle RSS, binary size
+#                           (~2.5 min after the build, more when measurements are retried)
+#   bench/run.sh --scale    the same, then 1,000,000 applications and 100,000 users
+#                           loaded through the store (~6 s), and the same measurements
+#                           again, deep pages and the full streamed list (~3.5 min more)
+#
+# Options: --duration S (each measurement, default 5), --warmup S (default 1),
+#          --scale-apps N (default 1000000), --scale-users N (default 100000),
+#          --keep (keep the work directory with databases and logs),
+#          --rev REV (benchmark a committed revision instead of the work tree: its
+#          `git archive`, with this bench/ laid over it, is built in the work directory).
+#
+# The server runs on core 0 and the load generator (wrk) on core 1 (taskset).
+# Only 127.0.0.1 is ever targeted. Everything started here is stopped on exit.
+set -euo pipefail
+
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+ROOT=$(dirname "$HERE")
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/var/tmp/latchkey-target}
+
+SCALE=0
+DURATION=5
+WARMUP=1
+SCALE_APPS=1000000
+SCALE_USERS=100000
+KEEP=0
+REV=
+CONNECTIONS=(1 16 64)
+SMALL_APPS=100
+COLD_RUNS=7
+SERVER_CORE=0
+LOAD_CORE=1
+ATTEMPTS=3        # tries per measurement when other processes disturb it
+MAX_OTHER_PCT=15  # busy CPU not ours on either core, in % of the wall time
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --scale) SCALE=1 ;;
+        --duration) DURATION=$2; shift ;;
+        --warmup) WARMUP=$2; shift ;;
+        --scale-apps) SCALE_APPS=$2; shift ;;
+        --scale-users) SCALE_USERS=$2; shift ;;
+        --keep) KEEP=1 ;;
+        --rev) REV=$2; shift ;;
+        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+        *) echo "bench/run.sh: unknown option $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+
+log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# --- tools -------------------------------------------------------------------
+if ! command -v wrk >/dev/null; then
+    log "installing wrk (Debian package)"
+    if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi
+    $SUDO apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq wrk >/dev/null
+fi
+for t in wrk taskset curl python3 cargo ss; do
+    command -v "$t" >/dev/null || die "$t is required"
+done
+[ "$(nproc --all)" -ge 2 ] || die "need at least 2 cores (server and load on different ones)"
+
+# --- state and cleanup -------------------------------------------------------
+WORK=$(mktemp -d /var/tmp/latchkey-bench.XXXXXX)
+RESULTS=$WORK/results.jsonl
+: >"$RESULTS"
+SERVER_PID=
+CEILING_PID=
+TOKEN=glpat-bench-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+
+stop_pid() {
+    local pid=$1 i
+    [ -n "$pid" ] || return 0
+    kill -0 "$pid" 2>/dev/null || return 0
+    kill -TERM "$pid" 2>/dev/null || true
+    for i in $(seq 100); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    kill -KILL "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+}
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    stop_pid "$SERVER_PID"
+    stop_pid "$CEILING_PID"
+    if [ "$KEEP" = 1 ] || [ "$rc" != 0 ]; then
+        log "work directory kept: $WORK"
+    else
+        rm -rf "$WORK"
+    fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# --- build -------------------------------------------------------------------
+SRC=$ROOT
+if [ -n "$REV" ]; then
+    # A committed revision: its tree, with this bench/ over it (the bench crates
+    # made members of the workspace), built like any checkout.
+    COMMIT=$(git -C "$ROOT" rev-parse --verify "$REV^{commit}") || die "no such revision $REV"
+    SRC=$WORK/src
+    mkdir -p "$SRC"
+    git -C "$ROOT" archive "$COMMIT" | tar -x -C "$SRC"
+    rm -rf "$SRC/bench"
+    mkdir -p "$SRC/bench"
+    cp -r "$HERE/ceiling" "$HERE/loader" "$HERE/wrk.lua" "$SRC/bench/"
+    python3 - "$SRC/Cargo.toml" <<'PY'
+import re, sys
+p = sys.argv[1]
+s = open(p).read()
+m = re.search(r'^members = \[(.*?)\]', s, re.M)
+members = [x.strip().strip('"') for x in m.group(1).split(",") if x.strip()]
+for b in ("bench/ceiling", "bench/loader"):
+    if b not in members:
+        members.append(b)
+s = s[:m.start()] + "members = [" + ", ".join(f'"{x}"' for x in members) + "]" + s[m.end():]
+open(p, "w").write(s)
+PY
+    export LATCHKEY_REVISION=${COMMIT:0:11}
+    export BENCH_GIT_REVISION=$COMMIT BENCH_SOURCE="git archive of $COMMIT with this bench/ laid over it"
+    log "benchmarking revision $COMMIT (source in $SRC)"
+fi
+log "building (release) into $CARGO_TARGET_DIR"
+(cd "$SRC" && cargo build --release --quiet -p latchkey -p latchkey-ceiling -p latchkey-bench-loader)
+BIN_DIR=$CARGO_TARGET_DIR/release
+# Private copies, so a concurrent build into the same target directory cannot
+# swap a binary in the middle of the run.
+mkdir -p "$WORK/bin"
+for b in latchkey latchkey-ceiling latchkey-bench-loader latchkey-bench-coldstart; do
+    cp "$BIN_DIR/$b" "$WORK/bin/$b"
+done
+LATCHKEY=$WORK/bin/latchkey
+CEILING=$WORK/bin/latchkey-ceiling
+LOADER=$WORK/bin/latchkey-bench-loader
+COLDSTART=$WORK/bin/latchkey-bench-coldstart
+
+free_port() {
+    local p
+    for p in $(seq "$1" $(($1 + 500))); do
+        if [ -z "$(ss -Hltn "sport = :$p")" ]; then echo "$p"; return 0; fi
+    done
+    return 1
+}
+PORT=$(free_port 18480)
+CEILING_PORT=$(free_port $((PORT + 1)))
+BASE=http://127.0.0.1:$PORT
+API=$BASE/api/v4
+
+CLK_TCK=$(getconf CLK_TCK)
+# user + nice + system ticks of one core; user + system ticks of a process (all threads).
+core_ticks() { awk -v c="cpu$1" '$1 == c { print $2 + $3 + $4 }' /proc/stat; }
+proc_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
+emit() { printf '%s\n' "$1" >>"$RESULTS"; }
+status_kb() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"; }
+reset_peak() { echo 5 >"/proc/$1/clear_refs" 2>/dev/null || log "cannot reset VmHWM of $1"; }
+
+server_env() {
+    env LATCHKEY_LISTEN="127.0.0.1:$PORT" \
+        LATCHKEY_DATABASE_URL="sqlite://$1?mode=rwc" \
+        LATCHKEY_ROOT_TOKEN="$TOKEN" \
+        LATCHKEY_LOG=warn \
+        "${@:2}"
+}
+
+wait_ready() { # url timeout_s
+    local i
+    for i in $(seq $(($2 * 100))); do
+        if curl -fsS -o /dev/null "$1" 2>/dev/null; then return 0; fi
+        sleep 0.01
+    done
+    die "$1 not ready after $2 s"
+}
+
+start_server() { # db
+    [ -z "$(ss -Hltn "sport = :$PORT")" ] || die "port $PORT is taken"
+    # A simple command (not a function) in the background, so $! is latchkey itself.
+    LATCHKEY_LISTEN="127.0.0.1:$PORT" LATCHKEY_DATABASE_URL="sqlite://$1?mode=rwc" \
+        LATCHKEY_ROOT_TOKEN="$TOKEN" LATCHKEY_LOG=warn \
+        taskset -c $SERVER_CORE "$LATCHKEY" serve >>"$WORK/server.log" 2>&1 &
+    SERVER_PID=$!
+    wait_ready "$BASE/-/readiness" 60
+    [ "$(readlink "/proc/$SERVER_PID/exe")" = "$(readlink -f "$LATCHKEY")" ] \
+        || die "process $SERVER_PID is not latchkey"
+    ss -Hltnp "sport = :$PORT" | grep -q "pid=$SERVER_PID," || die "latchkey $SERVER_PID does not own port $PORT"
+}
+stop_server() { stop_pid "$SERVER_PID"; SERVER_PID=; }
+
+rm_db() { rm -f "$1" "$1-wal" "$1-shm"; }
+
+# curl with the token, pinned to the load core; prints the status code.
+api() { # method path [body] -> body in $WORK/last.json
+    local m=$1 p=$2
+    if [ $# -ge 3 ]; then
+        taskset -c $LOAD_CORE curl -sS -o "$WORK/last.json" -w '%{http_code}' -X "$m" \
+            -H "PRIVATE-TOKEN: $TOKEN" --data "$3" "$API$p"
+    else
+        taskset -c $LOAD_CORE curl -sS -o "$WORK/last.json" -w '%{http_code}' -X "$m" \
+            -H "PRIVATE-TOKEN: $TOKEN" "$API$p"
+    fi
+}
+expect() { # code method path [body]
+    local want=$1 got
+    shift
+    got=$(api "$@")
+    [ "$got" = "$want" ] || die "$1 $2 answered $got, expected $want: $(head -c 300 "$WORK/last.json")"
+}
+
+CREATE_BODY='name=bench&redirect_uri=https://b.example/cb&scopes=api'
+
+# One load measurement: warm-up, reset the server's peak RSS, measure.
+measure() { # phase endpoint pid url method body connections
+    local phase=$1 name=$2 pid=$3 url=$4 method=$5 body=$6 c=$7 out json hwm rss
+    export BENCH_METHOD=$method BENCH_TOKEN=$TOKEN BENCH_BODY=$body
+    taskset -c $LOAD_CORE wrk -t1 -c"$c" -d"${WARMUP}s" --timeout 10s \
+        -s "$HERE/wrk.lua" "$url" >/dev/null
+    # CPU accounting, to show interference from other processes on the two
+    # cores: core 0's busy time not spent by the server, core 1's not by wrk.
+    # A disturbed measurement (other work above MAX_OTHER_PCT on either core)
+    # is repeated, up to ATTEMPTS times; every attempt is recorded and the
+    # report uses the least disturbed one.
+    local s0 s1 a0 a1 b0 b1 t0 t1 wu ws cpu attempt other
+    local TIMEFORMAT='%U %S'
+    for attempt in $(seq "$ATTEMPTS"); do
+        reset_peak "$pid"
+        s0=$(proc_ticks "$pid"); a0=$(core_ticks $SERVER_CORE); b0=$(core_ticks $LOAD_CORE); t0=$(date +%s%N)
+        { time taskset -c $LOAD_CORE wrk -t1 -c"$c" -d"${DURATION}s" --timeout 10s --latency \
+            -s "$HERE/wrk.lua" "$url" >"$WORK/wrk.out"; } 2>"$WORK/wrk.time"
+        s1=$(proc_ticks "$pid"); a1=$(core_ticks $SERVER_CORE); b1=$(core_ticks $LOAD_CORE); t1=$(date +%s%N)
+        hwm=$(status_kb "$pid" VmHWM)
+        rss=$(status_kb "$pid" VmRSS)
+        read -r wu ws < <(tail -n1 "$WORK/wrk.time")
+        out=$(cat "$WORK/wrk.out")
+        json=$(sed -n 's/^BENCH_JSON //p' <<<"$out")
+        [ -n "$json" ] || die "wrk printed no figures for $name: $out"
+        cpu="{\"clk_tck\":$CLK_TCK,\"wall_ns\":$((t1 - t0)),\"server_ticks\":$((s1 - s0)),\"server_core_ticks\":$((a1 - a0)),\"load_core_ticks\":$((b1 - b0)),\"wrk_user_s\":$wu,\"wrk_sys_s\":$ws}"
+        emit "{\"kind\":\"load\",\"phase\":\"$phase\",\"endpoint\":\"$name\",\"method\":\"$method\",\"url\":\"${url#"$BASE"}\",\"connections\":$c,\"duration_s\":$DURATION,\"attempt\":$attempt,\"peak_rss_kb\":$hwm,\"rss_after_kb\":$rss,\"cpu\":$cpu,\"wrk\":$json}"
+        python3 "$HERE/report.py" --line "$(tail -n1 "$RESULTS")" >&2
+        other=$(awk -v a=$((a1 - a0)) -v s=$((s1 - s0)) -v b=$((b1 - b0)) -v w="$wu" -v x="$ws" \
+            -v t=$((t1 - t0)) -v k="$CLK_TCK" 'BEGIN {
+                o0 = (a - s) / k / (t / 1e9) * 100; o1 = (b / k - w - x) / (t / 1e9) * 100
+                print (o0 > o1 ? o0 : o1) }')
+        if awk -v o="$other" -v m="$MAX_OTHER_PCT" 'BEGIN { exit !(o <= m) }'; then
+            break
+        fi
+        if [ "$attempt" -lt "$ATTEMPTS" ]; then
+            log "    disturbed (${other%.*}% other CPU), measuring again"
+        fi
+    done
+}
+
+# The full, unpaginated (streamed) list: time, size, and the server's peak RSS.
+stream_all() { # phase pid db
+    local phase=$1 pid=$2 before hwm after res items expected
+    # How many rows the list must hold, counted in the database itself
+    # (read-only; X-Total is omitted above 10,000, as GitLab does).
+    expected=$(python3 -c 'import sqlite3, sys
+c = sqlite3.connect("file:" + sys.argv[1] + "?mode=ro", uri=True)
+print(c.execute("SELECT COUNT(*) FROM oauth_applications WHERE owner_id IS NULL").fetchone()[0])' "$3")
+    before=$(status_kb "$pid" VmRSS)
+    reset_peak "$pid"
+    res=$(taskset -c $LOAD_CORE curl -sS -o "$WORK/stream.json" -H "PRIVATE-TOKEN: $TOKEN" \
+        -w '%{http_code} %{size_download} %{time_starttransfer} %{time_total}' "$API/applications")
+    hwm=$(status_kb "$pid" VmHWM)
+    after=$(status_kb "$pid" VmRSS)
+    items=$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))))' "$WORK/stream.json" 2>/dev/null || echo -1)
+    rm -f "$WORK/stream.json"
+    set -- $res
+    emit "{\"kind\":\"stream\",\"phase\":\"$phase\",\"status\":$1,\"bytes\":$2,\"ttfb_s\":$3,\"total_s\":$4,\"items\":$items,\"expected_items\":${expected:--1},\"rss_before_kb\":$before,\"peak_rss_kb\":$hwm,\"rss_after_kb\":$after}"
+    log "  $phase full list: HTTP $1, $items items, $2 bytes in $4 s; RSS $before kB before, peak $hwm kB"
+}
+
+# The database and its WAL on disk while the server still runs (a WAL that is
+# never checkpointed grows with every write).
+db_files() { # phase db
+    local wal=0 shm=0
+    [ -f "$2-wal" ] && wal=$(stat -c %s "$2-wal")
+    [ -f "$2-shm" ] && shm=$(stat -c %s "$2-shm")
+    emit "{\"kind\":\"files\",\"phase\":\"$1\",\"db_bytes\":$(stat -c %s "$2"),\"wal_bytes\":$wal,\"shm_bytes\":$shm}"
+    log "  $1 database file $(stat -c %s "$2") bytes, WAL $wal bytes"
+}
+
+measure_all() { # phase pid user_app_id list_pages...
+    local phase=$1 pid=$2 app=$3 c page
+    shift 3
+    for c in "${CONNECTIONS[@]}"; do
+        measure "$phase" "GET /user" "$pid" "$API/user" GET "" "$c"
+    done
+    for c in "${CONNECTIONS[@]}"; do
+        measure "$phase" "GET /user/applications/:id" "$pid" "$API/user/applications/$app" GET "" "$c"
+    done
+    for page in "$@"; do
+        for c in "${CONNECTIONS[@]}"; do
+            measure "$phase" "GET /applications p$page" "$pid" \
+                "$API/applications?per_page=20&page=$page" GET "" "$c"
+        done
+    done
+    # Creates last: they grow the table the listings above read.
+    for c in "${CONNECTIONS[@]}"; do
+        measure "$phase" "POST /applications" "$pid" "$API/applications" POST "$CREATE_BODY" "$c"
+    done
+}
+
+emit "{\"kind\":\"loadavg\",\"when\":\"start\",\"loadavg\":\"$(cut -d' ' -f1-3 /proc/loadavg)\"}"
+
+# --- build figures -------------------------------------------------------------
+emit "{\"kind\":\"build\",\"binary_bytes\":$(stat -c %s "$LATCHKEY"),\"stripped_bytes\":$(strip -o "$WORK/latchkey.stripped" "$LATCHKEY" && stat -c %s "$WORK/latchkey.stripped"),\"ceiling_binary_bytes\":$(stat -c %s "$CEILING")}"
+emit "{\"kind\":\"config\",\"duration_s\":$DURATION,\"warmup_s\":$WARMUP,\"connections\":[$(IFS=,; echo "${CONNECTIONS[*]}")],\"server_core\":$SERVER_CORE,\"load_core\":$LOAD_CORE,\"small_apps\":$SMALL_APPS,\"scale\":$SCALE,\"scale_apps\":$SCALE_APPS,\"scale_users\":$SCALE_USERS}"
+
+# --- cold start ----------------------------------------------------------------
+log "cold start: $COLD_RUNS runs on a fresh database, $COLD_RUNS on an existing one"
+DB=$WORK/small.db
+for kind in fresh existing; do
+    for i in $(seq "$COLD_RUNS"); do
+        [ "$kind" = fresh ] && rm_db "$DB"
+        ms=$(server_env "$DB" "$COLDSTART" "$PORT" /-/readiness -- \
+            taskset -c $SERVER_CORE "$LATCHKEY" serve 2>>"$WORK/server.log" | tail -n1)
+        emit "{\"kind\":\"coldstart\",\"db\":\"$kind\",\"ms\":$ms}"
+    done
+    log "  $kind database: $(sed -n "s/.*\"db\":\"$kind\",\"ms\":\([0-9.]*\).*/\1/p" "$RESULTS" | tr '\n' ' ')ms"
+done
+
+# --- small database --------------------------------------------------------------
+log "small database: fresh, root + $SMALL_APPS instance applications + 1 user application"
+rm_db "$DB"
+start_server "$DB"
+sleep 1
+IDLE=$(status_kb "$SERVER_PID" VmRSS)
+emit "{\"kind\":\"idle\",\"phase\":\"small\",\"rss_kb\":$IDLE,\"hwm_kb\":$(status_kb "$SERVER_PID" VmHWM)}"
+log "  idle RSS ${IDLE} kB"
+expect 200 GET /user
+cp "$WORK/last.json" "$WORK/user.json"
+expect 201 POST /user/applications 'name=mine&redirect_uri=https://b.example/cb&scopes=api'
+APP_ID=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$WORK/last.json")
+expect 200 GET "/user/applications/$APP_ID"
+for i in $(seq "$SMALL_APPS"); do
+    expect 201 POST /applications "name=seed$i&redirect_uri=https://b.example/cb&scopes=api"
+done
+expect 200 GET '/applications?per_page=20'
+LAST_SMALL=$(( (SMALL_APPS + 19) / 20 ))
+
+log "ceiling on 127.0.0.1:$CEILING_PORT answering the $(stat -c %s "$WORK/user.json")-byte GET /user body"
+taskset -c $SERVER_CORE "$CEILING" "$CEILING_PORT" "$WORK/user.json" 2>>"$WORK/ceiling.log" &
+CEILING_PID=$!
+wait_ready "http://127.0.0.1:$CEILING_PORT/" 10
+cmp -s "$WORK/user.json" <(curl -sS "http://127.0.0.1:$CEILING_PORT/") || die "ceiling body differs"
+emit "{\"kind\":\"body\",\"user_json_bytes\":$(stat -c %s "$WORK/user.json"),\"ceiling_idle_rss_kb\":$(status_kb "$CEILING_PID" VmRSS)}"
+for c in "${CONNECTIONS[@]}"; do
+    measure small ceiling "$CEILING_PID" "http://127.0.0.1:$CEILING_PORT/api/v4/user" GET "" "$c"
+done
+stop_pid "$CEILING_PID"; CEILING_PID=
+
+log "small database: load"
+measure_all small "$SERVER_PID" "$APP_ID" 1 "$LAST_SMALL"
+stream_all small "$SERVER_PID" "$DB"
+db_files small "$DB"
+emit "{\"kind\":\"idle\",\"phase\":\"small-after\",\"rss_kb\":$(status_kb "$SERVER_PID" VmRSS)}"
+stop_server
+
+# --- scale -------------------------------------------------------------------------
+if [ "$SCALE" = 1 ]; then
+    SDB=$WORK/scale.db
+    rm_db "$SDB"
+    log "scale: bootstrap root and one user application over HTTP, then load through the store"
+    start_server "$SDB"
+    expect 201 POST /user/applications 'name=mine&redirect_uri=https://b.example/cb&scopes=api'
+    SAPP_ID=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$WORK/last.json")
+    stop_server
+    LOAD_START=$(date +%s.%N)
+    LOADED=$(taskset -c $SERVER_CORE "$LOADER" --database-url "sqlite://$SDB?mode=rwc" \
+        --apps "$SCALE_APPS" --users "$SCALE_USERS" 2>>"$WORK/loader.log" | tail -n1)
+    LOAD_END=$(date +%s.%N)
+    emit "{\"kind\":\"scale_load\",\"loaded\":$LOADED,\"wall_s\":$(python3 -c "print(round($LOAD_END-$LOAD_START,2))"),\"db_bytes\":$(stat -c %s "$SDB")}"
+    log "  loaded: $LOADED"
+    for i in $(seq 3); do
+        ms=$(server_env "$SDB" "$COLDSTART" "$PORT" /-/readiness -- \
+            taskset -c $SERVER_CORE "$LATCHKEY" serve 2>>"$WORK/server.log" | tail -n1)
+        emit "{\"kind\":\"coldstart\",\"db\":\"scale\",\"ms\":$ms}"
+    done
+    start_server "$SDB"
+    sleep 1
+    emit "{\"kind\":\"idle\",\"phase\":\"scale\",\"rss_kb\":$(status_kb "$SERVER_PID" VmRSS),\"hwm_kb\":$(status_kb "$SERVER_PID" VmHWM)}"
+    expect 200 GET "/user/applications/$SAPP_ID"
+    expect 200 GET '/applications?per_page=20'
+    TOTAL=$(( SCALE_APPS + 0 ))
+    LAST=$(( (TOTAL + 19) / 20 ))
+    MID=$(( LAST / 2 ))
+    log "scale: load"
+    measure_all scale "$SERVER_PID" "$SAPP_ID" 1 "$MID" "$LAST"
+    stream_all scale "$SERVER_PID" "$SDB"
+    db_files scale "$SDB"
+    emit "{\"kind\":\"idle\",\"phase\":\"scale-after\",\"rss_kb\":$(status_kb "$SERVER_PID" VmRSS)}"
+    stop_server
+fi
+
+emit "{\"kind\":\"loadavg\",\"when\":\"end\",\"loadavg\":\"$(cut -d' ' -f1-3 /proc/loadavg)\"}"
+
+# --- report --------------------------------------------------------------------------
+python3 "$HERE/report.py" "$RESULTS" "$HERE/results.json" "$HERE/REPORT.md" "$ROOT"
+log "wrote bench/REPORT.md and bench/results.json"

@@ -1,0 +1,31 @@
+-- wrk script for bench/run.sh. Configured by the environment:
+--   BENCH_METHOD  GET (default) or POST
+--   BENCH_TOKEN   sent as the PRIVATE-TOKEN header when set
+--   BENCH_BODY    request body (sent as application/x-www-form-urlencoded) when set
+-- done() prints one line "BENCH_JSON {...}" with the raw figures,
+-- latencies in microseconds, including p99.9 (wrk --latency prints only
+-- 50/75/90/99).
+wrk.method = os.getenv("BENCH_METHOD") or "GET"
+local token = os.getenv("BENCH_TOKEN")
+if token and token ~= "" then
+  wrk.headers["PRIVATE-TOKEN"] = token
+end
+local body = os.getenv("BENCH_BODY")
+if body and body ~= "" then
+  wrk.body = body
+  wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+end
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'BENCH_JSON {"requests":%d,"duration_us":%d,"bytes":%d,' ..
+    '"errors":{"connect":%d,"read":%d,"write":%d,"status":%d,"timeout":%d},' ..
+    '"latency_us":{"min":%d,"mean":%.1f,"stdev":%.1f,"max":%d,' ..
+    '"p50":%d,"p75":%d,"p90":%d,"p99":%d,"p999":%d}}\n',
+    summary.requests, summary.duration, summary.bytes,
+    e.connect, e.read, e.write, e.status, e.timeout,
+    latency.min, latency.mean, latency.stdev, latency.max,
+    latency:percentile(50), latency:percentile(75), latency:percentile(90),
+    latency:percentile(99), latency:percentile(99.9)))
+end
