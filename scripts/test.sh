@@ -38,6 +38,6 @@ if [[ -n "${LATCHKEY_TEST_POSTGRES_URL:-}" ]]; then
     LATCHKEY_TEST_API_BACKEND=postgres cargo test --locked -p latchkey --test api
 fi
 
-echo "== compatibility suites (python-gitlab, Authlib, headless Chromium)"
+echo "== compatibility suites (python-gitlab, Authlib, headless Chromium, openid-client, a Rust relying party)"
 cargo build --locked -p latchkey
 bash compat/run.sh "$target/debug/latchkey"
