@@ -304,6 +304,13 @@ measure_all() { # phase pid user_app_id list_pages...
                 "$API/applications?per_page=20&page=$page" GET "" "$c"
         done
     done
+    # GitLab's keyset pagination: the same pages by id, at any depth.
+    for after in "${KEYSET_AFTERS[@]}"; do
+        for c in "${CONNECTIONS[@]}"; do
+            measure "$phase" "GET /applications keyset after $after" "$pid" \
+                "$API/applications?pagination=keyset&per_page=20&id_after=$after" GET "" "$c"
+        done
+    done
     # Creates last: they grow the table the listings above read.
     for c in "${CONNECTIONS[@]}"; do
         measure "$phase" "POST /applications" "$pid" "$API/applications" POST "$CREATE_BODY" "$c"
@@ -360,6 +367,7 @@ done
 stop_pid "$CEILING_PID"; CEILING_PID=
 
 log "small database: load"
+KEYSET_AFTERS=(0 80)
 measure_all small "$SERVER_PID" "$APP_ID" 1 "$LAST_SMALL"
 stream_all small "$SERVER_PID" "$DB"
 db_files small "$DB"
@@ -395,6 +403,7 @@ if [ "$SCALE" = 1 ]; then
     LAST=$(( (TOTAL + 19) / 20 ))
     MID=$(( LAST / 2 ))
     log "scale: load"
+    KEYSET_AFTERS=(0 $(( TOTAL / 2 )) $(( TOTAL - 20 )))
     measure_all scale "$SERVER_PID" "$SAPP_ID" 1 "$MID" "$LAST"
     stream_all scale "$SERVER_PID" "$SDB"
     db_files scale "$SDB"
