@@ -521,12 +521,9 @@ impl Services {
     /// tokens are not an error. `Err(UnauthorizedClient)` for another
     /// client's token.
     pub async fn revoke_oauth(&self, client: &Application, token: &str) -> Result<(), FlowError> {
-        let digest = secret::digest(token);
-        let found = match self.store.find_oauth_token_by_access(&digest).await? {
-            Some(f) => Some(f),
-            None => self.store.find_oauth_token_by_refresh(&digest).await?,
+        let Some(found) = self.find_oauth_token(token).await? else {
+            return Ok(());
         };
-        let Some(found) = found else { return Ok(()) };
         if found.token.application_id != client.id {
             return Err(FlowError::OAuth(OAuthError::with(
                 ErrorCode::UnauthorizedClient,

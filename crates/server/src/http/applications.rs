@@ -65,25 +65,12 @@ pub fn create_params(params: &Params) -> Result<ApplicationParams, ApiError> {
     };
     let name = string("name", &mut errors);
     let redirect_uri = string("redirect_uri", &mut errors);
-    let scopes = match params.string("scopes") {
-        StrParam::Missing => {
-            errors.push("scopes is missing".to_owned());
-            errors.push("scopes is empty".to_owned());
-            None
-        }
-        StrParam::Invalid => {
-            errors.push("scopes is invalid".to_owned());
-            None
-        }
-        StrParam::Null => {
-            errors.push("scopes is empty".to_owned());
-            None
-        }
-        StrParam::Value(v) if v.trim().is_empty() => {
-            errors.push("scopes is empty".to_owned());
-            None
-        }
-        StrParam::Value(v) => Some(v),
+    let scopes = if params.contains("scopes") {
+        params.optional_nonblank_string("scopes", &mut errors)
+    } else {
+        errors.push("scopes is missing".to_owned());
+        errors.push("scopes is empty".to_owned());
+        None
     };
     let confidential = match params.boolean("confidential") {
         BoolParam::Default => true,
@@ -306,20 +293,7 @@ pub async fn update(
     let name = params.optional_string("name", &mut errors);
     let redirect_uri = params.optional_string("redirect_uri", &mut errors);
     // Like create: blank scopes are Grape's "is empty".
-    let scopes = match params.string("scopes") {
-        StrParam::Null => {
-            errors.push("scopes is empty".to_owned());
-            None
-        }
-        _ => params.optional_string("scopes", &mut errors),
-    };
-    let scopes = match scopes {
-        Some(s) if s.trim().is_empty() => {
-            errors.push("scopes is empty".to_owned());
-            None
-        }
-        other => other,
-    };
+    let scopes = params.optional_nonblank_string("scopes", &mut errors);
     let confidential = params.optional_bool("confidential", &mut errors);
     let trusted = params.optional_bool("trusted", &mut errors);
     if !errors.is_empty() {

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine as _;
 use latchkey_core::application::Application;
-use latchkey_core::oauth::{ErrorCode, IssuedToken, OAuthError};
+use latchkey_core::oauth::{ErrorCode, IssuedToken, OAuthError, OAuthTokenFound};
 use latchkey_core::oauth_flows::FlowError;
 use latchkey_core::service::ServiceError;
 use latchkey_core::StoreError;
@@ -286,14 +286,21 @@ pub async fn revoke(State(state): State<AppState>, headers: HeaderMap, params: P
 }
 
 pub(crate) fn bearer_or_param<'a>(headers: &'a HeaderMap, params: &'a Params) -> Option<&'a str> {
-    let header_token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(s, _)| s.eq_ignore_ascii_case("bearer"))
-        .map(|(_, t)| t.trim())
-        .filter(|t| !t.is_empty());
-    header_token.or_else(|| params.get_str("access_token"))
+    super::auth::bearer(headers).or_else(|| params.get_str("access_token"))
+}
+
+/// The live OAuth access token `token`, or the `invalid_token` answer.
+pub(crate) async fn live_token(
+    state: &AppState,
+    token: Option<&str>,
+) -> Result<OAuthTokenFound, Response> {
+    let invalid = || OAuthResponse(OAuthError::new(ErrorCode::InvalidToken)).into_response();
+    let token = token.ok_or_else(invalid)?;
+    match state.services.use_oauth_token(token).await {
+        Ok(Some(Ok(found))) => Ok(found),
+        Ok(_) => Err(invalid()),
+        Err(e) => Err(internal(e.into())),
+    }
 }
 
 /// Doorkeeper's token info, with GitLab's deprecated aliases.
@@ -302,14 +309,9 @@ pub async fn token_info(
     headers: HeaderMap,
     params: Params,
 ) -> Response {
-    let invalid = || OAuthResponse(OAuthError::new(ErrorCode::InvalidToken)).into_response();
-    let Some(token) = bearer_or_param(&headers, &params) else {
-        return invalid();
-    };
-    let found = match state.services.use_oauth_token(token).await {
-        Ok(Some(Ok(f))) => f,
-        Ok(_) => return invalid(),
-        Err(e) => return internal(e.into()),
+    let found = match live_token(&state, bearer_or_param(&headers, &params)).await {
+        Ok(f) => f,
+        Err(answer) => return answer,
     };
     let now_s = state.services.now_ms() / 1000;
     let expires_in = (found.token.expires_at / 1000 - now_s).max(0);
@@ -346,12 +348,9 @@ pub async fn introspect(
             Err(e) => return flow_error(e),
         },
         Ok(None) => match bearer_or_param(&headers, &params) {
-            Some(t) => match state.services.use_oauth_token(t).await {
-                Ok(Some(Ok(f))) => f.application,
-                Ok(_) => {
-                    return OAuthResponse(OAuthError::new(ErrorCode::InvalidToken)).into_response()
-                }
-                Err(e) => return internal(e.into()),
+            Some(t) => match live_token(&state, Some(t)).await {
+                Ok(f) => f.application,
+                Err(answer) => return answer,
             },
             None => {
                 return OAuthResponse(OAuthError::new(ErrorCode::InvalidClient)).into_response()

@@ -13,8 +13,8 @@ use latchkey_core::scopes::GITLAB_SCOPES;
 use serde_json::{json, Value};
 
 use super::oauth::{
-    authenticated_client, bearer_or_param, flow_error, internal, no_store, OAuthResponse,
-    DEVICE_GRANT,
+    authenticated_client, bearer_or_param, flow_error, internal, live_token, no_store,
+    OAuthResponse, DEVICE_GRANT,
 };
 use super::params::{Params, Value as ParamValue};
 use super::{AppState, ClientAddr};
@@ -93,14 +93,9 @@ pub async fn userinfo(
     headers: HeaderMap,
     params: Params,
 ) -> Response {
-    let invalid = || OAuthResponse(OAuthError::new(ErrorCode::InvalidToken)).into_response();
-    let Some(token) = bearer_or_param(&headers, &params) else {
-        return invalid();
-    };
-    let found = match state.services.use_oauth_token(token).await {
-        Ok(Some(Ok(f))) => f,
-        Ok(_) => return invalid(),
-        Err(e) => return internal(e.into()),
+    let found = match live_token(&state, bearer_or_param(&headers, &params)).await {
+        Ok(f) => f,
+        Err(answer) => return answer,
     };
     match state.services.userinfo(&found) {
         Some(claims) => {

@@ -147,6 +147,28 @@ impl Params {
         }
     }
 
+    /// An optional String parameter with Grape's `allow_blank: false`:
+    /// absent is `None`; null, empty or whitespace adds "is empty"; an
+    /// array or object adds "is invalid".
+    pub fn optional_nonblank_string(&self, key: &str, errors: &mut Vec<String>) -> Option<String> {
+        match self.string(key) {
+            StrParam::Missing => None,
+            StrParam::Invalid => {
+                errors.push(format!("{key} is invalid"));
+                None
+            }
+            StrParam::Null => {
+                errors.push(format!("{key} is empty"));
+                None
+            }
+            StrParam::Value(v) if v.trim().is_empty() => {
+                errors.push(format!("{key} is empty"));
+                None
+            }
+            StrParam::Value(v) => Some(v),
+        }
+    }
+
     /// An optional `type: Boolean` parameter; junk adds "is invalid".
     pub fn optional_bool(&self, key: &str, errors: &mut Vec<String>) -> Option<bool> {
         match self.boolean(key) {

@@ -12,7 +12,7 @@ use latchkey_core::service::ApplicationChanges;
 use super::applications::{create_params, created_with_secret, not_found, ApplicationEntity};
 use super::auth::{authenticate, is_admin, Caller, Need};
 use super::errors::ApiError;
-use super::params::{parse_id, Params, StrParam};
+use super::params::{parse_id, Params};
 use super::{pagination, AppState};
 
 pub async fn create(
@@ -98,30 +98,8 @@ pub async fn update(
     let caller = authenticate(&state, &headers, &params, Need::Write).await?;
     let id = parse_id(&id);
     let mut errors = Vec::new();
-    let name = match params.string("name") {
-        StrParam::Missing | StrParam::Null => None,
-        StrParam::Invalid => {
-            errors.push("name is invalid".to_owned());
-            None
-        }
-        StrParam::Value(v) => Some(v),
-    };
-    let scopes = match params.string("scopes") {
-        StrParam::Missing => None,
-        StrParam::Invalid => {
-            errors.push("scopes is invalid".to_owned());
-            None
-        }
-        StrParam::Null => {
-            errors.push("scopes is empty".to_owned());
-            None
-        }
-        StrParam::Value(v) if v.trim().is_empty() => {
-            errors.push("scopes is empty".to_owned());
-            None
-        }
-        StrParam::Value(v) => Some(v),
-    };
+    let name = params.optional_string("name", &mut errors);
+    let scopes = params.optional_nonblank_string("scopes", &mut errors);
     let id = match id {
         Ok(id) => id,
         Err(ApiError::Params(mut id_errors)) => {
