@@ -5,6 +5,7 @@
 //! services in [`service`]; storage backends implement [`store::Store`].
 
 pub mod application;
+pub mod auth_cache;
 pub mod clock;
 pub mod device;
 pub mod dump;

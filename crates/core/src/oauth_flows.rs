@@ -342,7 +342,8 @@ impl Services {
         };
         let now = self.now_ms();
         if grant.redeemed_at.is_some() {
-            self.store.revoke_grant_tokens(grant.id, now).await?;
+            self.changing_auth(self.store.revoke_grant_tokens(grant.id, now))
+                .await?;
             return Err(err(ErrorCode::InvalidGrant));
         }
         if grant.application_id != client.id || now >= grant.expires_at {
@@ -399,7 +400,8 @@ impl Services {
             }
             None => {
                 // Lost a race with another redemption of the same code.
-                self.store.revoke_grant_tokens(grant.id, now).await?;
+                self.changing_auth(self.store.revoke_grant_tokens(grant.id, now))
+                    .await?;
                 Err(err(ErrorCode::InvalidGrant))
             }
         }
@@ -427,7 +429,8 @@ impl Services {
             return Err(err(ErrorCode::InvalidGrant));
         }
         if token.refreshed_at.is_some() {
-            self.store.revoke_token_family(&token.family, now).await?;
+            self.changing_auth(self.store.revoke_token_family(&token.family, now))
+                .await?;
             return Err(err(ErrorCode::InvalidGrant));
         }
         if token.revoked_at.is_some() {
@@ -457,7 +460,10 @@ impl Services {
             token.grant_id,
         )?;
         new.previous_token_id = Some(token.id);
-        match self.store.refresh_oauth_token(token.id, now, new).await? {
+        match self
+            .changing_auth(self.store.refresh_oauth_token(token.id, now, new))
+            .await?
+        {
             Some(_) => {
                 let mut issued = issued;
                 if let (Some(user_id), true) = (token.user_id, scopes.contains("openid")) {
@@ -469,7 +475,8 @@ impl Services {
                 Ok(issued)
             }
             None => {
-                self.store.revoke_token_family(&token.family, now).await?;
+                self.changing_auth(self.store.revoke_token_family(&token.family, now))
+                    .await?;
                 Err(err(ErrorCode::InvalidGrant))
             }
         }
@@ -530,8 +537,7 @@ impl Services {
                 "You are not authorized to revoke this token",
             )));
         }
-        self.store
-            .revoke_oauth_token(found.token.id, self.now_ms())
+        self.changing_auth(self.store.revoke_oauth_token(found.token.id, self.now_ms()))
             .await?;
         Ok(())
     }
@@ -554,14 +560,20 @@ impl Services {
         &self,
         access: &str,
     ) -> Result<Option<Result<OAuthTokenFound, TokenRejection>>, StoreError> {
-        let Some(mut found) = self
-            .store
-            .find_oauth_token_by_access(&secret::digest(access))
-            .await?
-        else {
+        let digest = secret::digest(access);
+        let now = self.now_ms();
+        if let Some(found) = self.auth_cache.get_oauth(&digest, now) {
+            // Cached only while unrevoked and with no refresh to finish;
+            // expiry is checked on every use.
+            if found.token.is_expired(now) {
+                return Ok(Some(Err(TokenRejection::Expired)));
+            }
+            return Ok(Some(Ok(found)));
+        }
+        let ticket = self.auth_cache.ticket();
+        let Some(mut found) = self.store.find_oauth_token_by_access(&digest).await? else {
             return Ok(None);
         };
-        let now = self.now_ms();
         if found.token.revoked_at.is_some() {
             return Ok(Some(Err(TokenRejection::Revoked)));
         }
@@ -569,10 +581,12 @@ impl Services {
             return Ok(Some(Err(TokenRejection::Expired)));
         }
         if let Some(previous) = found.token.previous_token_id {
-            self.store
-                .finish_refresh(found.token.id, previous, now)
+            self.changing_auth(self.store.finish_refresh(found.token.id, previous, now))
                 .await?;
             found.token.previous_token_id = None;
+        } else {
+            // (After finishing a refresh the ticket is stale anyway.)
+            self.auth_cache.put_oauth(ticket, &digest, &found, now);
         }
         Ok(Some(Ok(found)))
     }
@@ -676,6 +690,8 @@ impl Services {
 
     /// Remove expired grants, tokens, sessions and counters.
     pub async fn delete_expired(&self) -> Result<u64, ServiceError> {
-        Ok(self.store.delete_expired(self.now_ms()).await?)
+        Ok(self
+            .changing_auth(self.store.delete_expired(self.now_ms()))
+            .await?)
     }
 }

@@ -272,8 +272,7 @@ impl Services {
     pub async fn delete_unused_dynamic_clients(&self) -> Result<u64, ServiceError> {
         let cutoff = self.now_ms() - self.config().dynamic_client_ttl_days * 24 * 3600 * 1000;
         Ok(self
-            .store
-            .delete_unused_dynamic_applications(cutoff)
+            .changing_auth(self.store.delete_unused_dynamic_applications(cutoff))
             .await?)
     }
 }

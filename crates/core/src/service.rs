@@ -10,6 +10,7 @@ use crate::application::{
     self, Application, ApplicationParams, ApplicationUpdate, NewApplication, Ownership,
     ValidationErrors,
 };
+use crate::auth_cache::AuthCache;
 use crate::clock::{unix_millis, Clock};
 use crate::pagination::PageRequest;
 use crate::scopes::{ScopeSet, Scopes};
@@ -38,6 +39,9 @@ pub struct Config {
     pub dynamic_registration: crate::registration::RegistrationMode,
     /// Dynamically registered clients never used within this many days are deleted.
     pub dynamic_client_ttl_days: i64,
+    /// How long an authenticated token is remembered in this process (ms);
+    /// 0 turns the cache off. See [`crate::auth_cache`].
+    pub token_cache_ms: i64,
 }
 
 impl Default for Config {
@@ -52,6 +56,7 @@ impl Default for Config {
             issuer: "http://localhost".to_owned(),
             dynamic_registration: crate::registration::RegistrationMode::Off,
             dynamic_client_ttl_days: 30,
+            token_cache_ms: 0,
         }
     }
 }
@@ -138,6 +143,7 @@ pub struct Services {
     /// The current signing key and when it was read (ms): a short cache,
     /// so every request need not read it, and rotations are seen quickly.
     pub(crate) signing_key: Arc<std::sync::Mutex<Option<(crate::oidc::SigningKey, i64)>>>,
+    pub(crate) auth_cache: Arc<AuthCache>,
 }
 
 impl Services {
@@ -145,6 +151,7 @@ impl Services {
         Self {
             store,
             clock,
+            auth_cache: Arc::new(AuthCache::new(config.token_cache_ms)),
             config: Arc::new(config),
             hashing: Arc::new(tokio::sync::Semaphore::new(PASSWORD_HASHING_SLOTS)),
             signing_key: Arc::new(std::sync::Mutex::new(None)),
@@ -161,6 +168,16 @@ impl Services {
 
     pub fn now_ms(&self) -> i64 {
         unix_millis(self.clock.now())
+    }
+
+    /// Run a write that can change what a presented token authenticates as
+    /// (revoke, rotate, block, edit or delete users, applications or OAuth
+    /// tokens), then forget the cached authentications, also when the write
+    /// failed (a commit may have happened before the error).
+    pub(crate) async fn changing_auth<T>(&self, write: impl std::future::Future<Output = T>) -> T {
+        let out = write.await;
+        self.auth_cache.invalidate();
+        out
     }
 
     /// Argon2id off the async workers, at most a few at a time.
@@ -295,14 +312,16 @@ impl Services {
             confidential: changes.confidential,
             trusted: changes.trusted,
         };
-        self.store
-            .update_application(id, update, self.now_ms())
+        self.changing_auth(self.store.update_application(id, update, self.now_ms()))
             .await?
             .ok_or(ServiceError::NotFound)
     }
 
     pub async fn delete_application(&self, id: i64, scope: Ownership) -> Result<(), ServiceError> {
-        if self.store.delete_application(id, scope).await? {
+        if self
+            .changing_auth(self.store.delete_application(id, scope))
+            .await?
+        {
             Ok(())
         } else {
             Err(ServiceError::NotFound)
@@ -317,8 +336,11 @@ impl Services {
     ) -> Result<(Application, Plaintext), ServiceError> {
         let secret = self.new_application_secret()?;
         let app = self
-            .store
-            .renew_application_secret(id, scope, &secret::digest(&secret.0))
+            .changing_auth(self.store.renew_application_secret(
+                id,
+                scope,
+                &secret::digest(&secret.0),
+            ))
             .await?
             .ok_or(ServiceError::NotFound)?;
         Ok((app, secret))
@@ -345,8 +367,19 @@ impl Services {
         presented: &str,
     ) -> Result<Result<TokenWithOwner, TokenRejection>, StoreError> {
         let digest = secret::digest(presented);
-        let Some(found) = self.store.find_token_by_digest(&digest).await? else {
-            return Ok(Err(TokenRejection::Unknown));
+        let found = match self.auth_cache.get_personal(&digest, self.now_ms()) {
+            Some(found) => found,
+            None => {
+                let ticket = self.auth_cache.ticket();
+                let Some(found) = self.store.find_token_by_digest(&digest).await? else {
+                    return Ok(Err(TokenRejection::Unknown));
+                };
+                if !found.token.revoked {
+                    self.auth_cache
+                        .put_personal(ticket, &digest, &found, self.now_ms());
+                }
+                found
+            }
         };
         if found.token.revoked {
             return Ok(Err(TokenRejection::Revoked));
@@ -448,15 +481,14 @@ impl Services {
             password_digest,
             admin: changes.admin,
         };
-        self.store
-            .update_user(id, update)
+        self.changing_auth(self.store.update_user(id, update))
             .await?
             .ok_or(ServiceError::NotFound)
     }
 
     /// Delete a user with their applications and tokens.
     pub async fn delete_user(&self, id: i64) -> Result<(), ServiceError> {
-        if self.store.delete_user(id).await? {
+        if self.changing_auth(self.store.delete_user(id)).await? {
             Ok(())
         } else {
             Err(ServiceError::NotFound)
@@ -464,7 +496,10 @@ impl Services {
     }
 
     pub async fn set_user_state(&self, id: i64, state: UserState) -> Result<(), ServiceError> {
-        if self.store.set_user_state(id, state).await? {
+        if self
+            .changing_auth(self.store.set_user_state(id, state))
+            .await?
+        {
             Ok(())
         } else {
             Err(ServiceError::NotFound)
@@ -550,7 +585,7 @@ impl Services {
     }
 
     pub async fn revoke_token(&self, id: i64) -> Result<(), ServiceError> {
-        if self.store.revoke_token(id).await? {
+        if self.changing_auth(self.store.revoke_token(id)).await? {
             Ok(())
         } else {
             Err(ServiceError::NotFound)
@@ -573,7 +608,10 @@ impl Services {
             Some(expires),
             None,
         )?;
-        match self.store.rotate_token(old.id, new).await? {
+        match self
+            .changing_auth(self.store.rotate_token(old.id, new))
+            .await?
+        {
             Some(token) => Ok((token, plaintext)),
             None => Err(ServiceError::Invalid("Token already revoked".to_owned())),
         }

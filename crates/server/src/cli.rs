@@ -225,6 +225,8 @@ async fn serve(settings: &Settings, serve: &ServeSettings) -> anyhow::Result<()>
     } else {
         Schema::RequireCurrent
     };
+    // Held until the process ends: one serving process per SQLite file.
+    let _serving = startup::lock_sqlite_for_serving(&settings.database_url)?;
     let store = startup::open_store(settings, schema).await?;
     let services = startup::services(store, settings, Some(serve));
     if let Some(b) = services

@@ -97,6 +97,11 @@ pub struct ServeArgs {
     /// Dynamically registered clients never used are deleted after this many days (default 30).
     #[arg(long, env = "LATCHKEY_DYNAMIC_CLIENT_TTL_DAYS", value_name = "DAYS")]
     pub dynamic_client_ttl_days: Option<i64>,
+    /// Seconds an authenticated token is remembered in this process (0 = off;
+    /// default 10 on SQLite, 0 on PostgreSQL, where another instance's
+    /// revocation would be seen here only after this long).
+    #[arg(long, env = "LATCHKEY_TOKEN_CACHE_SECONDS", value_name = "SECONDS")]
+    pub token_cache_seconds: Option<u64>,
     /// Largest accepted request body in bytes (default 1048576); larger ones get 413.
     #[arg(long, env = "LATCHKEY_MAX_BODY_SIZE", value_name = "BYTES")]
     pub max_body_size: Option<usize>,
@@ -135,6 +140,7 @@ pub struct FileConfig {
     pub password_grant: Option<bool>,
     pub dynamic_registration: Option<String>,
     pub dynamic_client_ttl_days: Option<i64>,
+    pub token_cache_seconds: Option<u64>,
     pub root_password: Option<String>,
     pub root_token: Option<String>,
     pub log: Option<String>,
@@ -182,6 +188,8 @@ pub struct ServeSettings {
     pub password_grant_enabled: bool,
     pub dynamic_registration: latchkey_core::registration::RegistrationMode,
     pub dynamic_client_ttl_days: i64,
+    /// `None`: the backend's default (see [`ServeSettings::token_cache_ms`]).
+    pub token_cache_seconds: Option<u64>,
     pub root_password: Option<String>,
     pub root_token: Option<String>,
 }
@@ -292,6 +300,10 @@ impl ServeSettings {
         if !(1..=3650).contains(&dynamic_client_ttl_days) {
             bail!("dynamic_client_ttl_days must be between 1 and 3650");
         }
+        let token_cache_seconds = args.token_cache_seconds.or(file.token_cache_seconds);
+        if token_cache_seconds.is_some_and(|s| s > 3600) {
+            bail!("token_cache_seconds must be between 0 and 3600");
+        }
         let access_token_seconds = args
             .access_token_lifetime
             .or(file.access_token_lifetime)
@@ -312,6 +324,7 @@ impl ServeSettings {
             password_grant_enabled: args.password_grant.or(file.password_grant).unwrap_or(true),
             dynamic_registration,
             dynamic_client_ttl_days,
+            token_cache_seconds,
             max_body_bytes,
             root_password: args
                 .root_password
@@ -320,6 +333,30 @@ impl ServeSettings {
             root_token: args.root_token.clone().or_else(|| file.root_token.clone()),
         })
     }
+}
+
+/// Seconds a token is cached when not configured: SQLite has one serving
+/// process per file (`serve` locks it), so every revocation goes through the
+/// process that caches and is exact; on PostgreSQL other instances write too.
+const DEFAULT_SQLITE_TOKEN_CACHE_SECONDS: u64 = 10;
+
+impl ServeSettings {
+    /// The token cache's lifetime in ms for a database URL.
+    pub fn token_cache_ms(&self, database_url: &str) -> i64 {
+        let seconds = self
+            .token_cache_seconds
+            .unwrap_or(if is_sqlite(database_url) {
+                DEFAULT_SQLITE_TOKEN_CACHE_SECONDS
+            } else {
+                0
+            });
+        // At most 3600 (checked in resolve), so this cannot overflow.
+        i64::try_from(seconds).unwrap_or(0).saturating_mul(1000)
+    }
+}
+
+pub fn is_sqlite(database_url: &str) -> bool {
+    database_url.starts_with("sqlite:")
 }
 
 fn normalise_external_url(raw: &str) -> anyhow::Result<String> {

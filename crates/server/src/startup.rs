@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
+use axum::serve::ListenerExt;
 use latchkey_core::service::Bootstrapped;
 use latchkey_core::{Config, Services, Store, SystemClock};
 use latchkey_postgres::PgStore;
@@ -43,6 +44,47 @@ fn check_version(found: Option<i64>, schema: Schema) -> anyhow::Result<()> {
         bail!("the database schema is at version {found_v} but this latchkey needs {known}; run `latchkey migrate` first");
     }
     Ok(())
+}
+
+/// The file of a `sqlite:` URL, or `None` for an in-memory database.
+fn sqlite_path(url: &str) -> Option<&str> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or(url.strip_prefix("sqlite:"))?;
+    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let in_memory =
+        path.is_empty() || path == ":memory:" || query.split('&').any(|kv| kv == "mode=memory");
+    (!in_memory).then_some(path)
+}
+
+/// Only one `serve` process may use a SQLite database file: the token cache
+/// (and SQLite's single writer) assume every write goes through it; several
+/// instances belong on PostgreSQL. The lock is an exclusive `flock` on
+/// `PATH-serve.lock` beside the database, released when the process exits
+/// (also when it is killed). CLI commands (`users create`, `tokens create`,
+/// `db copy`, ...) do not take it. Returns the open lock file to hold.
+pub fn lock_sqlite_for_serving(url: &str) -> anyhow::Result<Option<std::fs::File>> {
+    let Some(path) = sqlite_path(url) else {
+        return Ok(None);
+    };
+    let lock_path = format!("{path}-serve.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .with_context(|| format!("cannot open the lock file {lock_path}"))?;
+    match file.try_lock() {
+        Ok(()) => Ok(Some(file)),
+        Err(std::fs::TryLockError::WouldBlock) => bail!(
+            "another latchkey server is already serving the SQLite database {path} \
+             (it holds {lock_path}); run one server per SQLite file, or use PostgreSQL \
+             for several instances"
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("cannot lock {lock_path}"))
+        }
+    }
 }
 
 /// Open the database named by `url` (SQLite or PostgreSQL, by scheme) and
@@ -104,6 +146,7 @@ pub fn services(
         config.issuer = serve.external_url.clone();
         config.dynamic_registration = serve.dynamic_registration;
         config.dynamic_client_ttl_days = serve.dynamic_client_ttl_days;
+        config.token_cache_ms = serve.token_cache_ms(&settings.database_url);
     }
     Services::new(store, Arc::new(SystemClock), config)
 }
@@ -136,6 +179,13 @@ pub fn print_bootstrap(b: &Bootstrapped) {
 pub async fn serve(listener: TcpListener, state: AppState) -> anyhow::Result<()> {
     spawn_cleanup(state.services.clone());
     let app = http::router(state);
+    // Responses are written whole; Nagle's algorithm would only hold back
+    // the last segment of a large one waiting for the client's ACK.
+    let listener = listener.tap_io(|tcp| {
+        if let Err(e) = tcp.set_nodelay(true) {
+            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
+        }
+    });
     axum::serve(
         listener,
         app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
@@ -189,4 +239,22 @@ async fn shutdown_signal() {
         () = term => {},
     }
     tracing::info!("shutting down");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::sqlite_path;
+
+    #[test]
+    fn sqlite_paths() {
+        assert_eq!(
+            sqlite_path("sqlite://latchkey.db?mode=rwc"),
+            Some("latchkey.db")
+        );
+        assert_eq!(sqlite_path("sqlite:///var/lib/l.db"), Some("/var/lib/l.db"));
+        assert_eq!(sqlite_path("sqlite:l.db"), Some("l.db"));
+        assert_eq!(sqlite_path("sqlite::memory:"), None);
+        assert_eq!(sqlite_path("sqlite://x?mode=memory&cache=shared"), None);
+        assert_eq!(sqlite_path("postgres://h/db"), None);
+    }
 }

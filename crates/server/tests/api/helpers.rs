@@ -150,6 +150,9 @@ impl TestApp {
                 admin_mode: opts.admin_mode,
                 issuer: base.clone(),
                 dynamic_registration: opts.dynamic_registration,
+                // A long-lived token cache, so every test that revokes,
+                // blocks or deletes also checks that the cache forgets.
+                token_cache_ms: 600_000,
                 ..Default::default()
             },
         );

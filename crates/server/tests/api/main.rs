@@ -6,6 +6,7 @@ mod helpers;
 
 mod applications;
 mod auth;
+mod auth_cache;
 mod bad_input;
 mod cluster;
 mod meta;

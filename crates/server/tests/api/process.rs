@@ -101,7 +101,22 @@ async fn acknowledged_writes_survive_kill_9_and_bootstrap_runs_once() {
         assert_eq!(res.status(), 201);
         created.push(res.json::<Value>().await.unwrap()["id"].as_i64().unwrap());
     }
-    // SIGKILL: no graceful shutdown, no final checkpoint.
+    // A second server on the same SQLite file is refused, with the reason.
+    let second = Command::new(BIN)
+        .arg("serve")
+        .env("LATCHKEY_LISTEN", format!("127.0.0.1:{}", free_port()))
+        .env("LATCHKEY_DATABASE_URL", &url)
+        .env("LATCHKEY_LOG", "warn")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("another latchkey server is already serving"),
+        "{stderr}"
+    );
+    // SIGKILL: no graceful shutdown, no final checkpoint (and the lock is
+    // released by the kernel, so the restart below may serve).
     server.child.kill().unwrap();
     server.child.wait().unwrap();
 

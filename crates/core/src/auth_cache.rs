@@ -1,0 +1,226 @@
+//! A short-lived, in-process cache of what presented tokens authenticate as.
+//!
+//! Every API request starts by finding its token by digest; without a cache
+//! that is a database read per request, which on SQLite costs several thread
+//! switches (see `bench/DIAGNOSIS.md`). The cache keeps the rows found (token
+//! and owner, keyed by the token's SHA-256 digest, which is what the database
+//! stores too) for at most `ttl_ms`.
+//!
+//! Correctness rests on two rules, both enforced in [`crate::service`]:
+//!
+//! * every write that can change what a token authenticates as (revoking,
+//!   rotating, blocking, editing or deleting users, applications and OAuth
+//!   tokens) calls [`AuthCache::invalidate`] once the write has returned, so
+//!   this process never answers from a row older than its own last write;
+//! * a lookup that raced such a write cannot store its stale row afterwards:
+//!   it takes a [`Ticket`] (the generation) before reading the database and
+//!   [`AuthCache::put_personal`] / [`AuthCache::put_oauth`] drop the row if the
+//!   generation moved meanwhile.
+//!
+//! Expiry and revocation flags are checked by the callers on every use, so an
+//! entry never outlives its token's expiry. Another process's writes (another
+//! instance on the same PostgreSQL database) are seen after at most the TTL,
+//! which is why the server turns the cache off for PostgreSQL unless told
+//! otherwise.
+
+use std::collections::HashMap;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use crate::oauth::OAuthTokenFound;
+use crate::store::TokenWithOwner;
+
+/// At most this many tokens are kept per kind; when full, the kind's
+/// entries are dropped at once (cheap, bounded, and refilled on demand).
+const MAX_ENTRIES: usize = 10_000;
+
+/// The generation a lookup started in.
+#[derive(Debug, Clone, Copy)]
+pub struct Ticket(u64);
+
+struct Entry<T> {
+    value: T,
+    stored_at_ms: i64,
+}
+
+#[derive(Default)]
+struct State {
+    generation: u64,
+    personal: HashMap<String, Entry<TokenWithOwner>>,
+    oauth: HashMap<String, Entry<OAuthTokenFound>>,
+}
+
+pub struct AuthCache {
+    ttl_ms: i64,
+    state: Mutex<State>,
+}
+
+impl AuthCache {
+    /// A cache keeping entries for `ttl_ms`; 0 (or less) turns it off.
+    pub fn new(ttl_ms: i64) -> Self {
+        Self {
+            ttl_ms,
+            state: Mutex::new(State::default()),
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.ttl_ms > 0
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // Nothing panics while holding the lock; if something ever did, the
+        // maps are still consistent (each operation is a single map call).
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Take before reading the database.
+    pub fn ticket(&self) -> Ticket {
+        Ticket(self.lock().generation)
+    }
+
+    /// Forget everything: call after any write that can change what a token
+    /// authenticates as.
+    pub fn invalidate(&self) {
+        if !self.enabled() {
+            return;
+        }
+        let mut state = self.lock();
+        state.generation = state.generation.wrapping_add(1);
+        state.personal.clear();
+        state.oauth.clear();
+    }
+
+    pub fn get_personal(&self, digest: &str, now_ms: i64) -> Option<TokenWithOwner> {
+        if !self.enabled() {
+            return None;
+        }
+        let state = self.lock();
+        fresh(state.personal.get(digest), now_ms, self.ttl_ms)
+    }
+
+    pub fn put_personal(&self, ticket: Ticket, digest: &str, value: &TokenWithOwner, now_ms: i64) {
+        if !self.enabled() {
+            return;
+        }
+        let mut state = self.lock();
+        if state.generation == ticket.0 {
+            insert(&mut state.personal, digest, value, now_ms);
+        }
+    }
+
+    pub fn get_oauth(&self, digest: &str, now_ms: i64) -> Option<OAuthTokenFound> {
+        if !self.enabled() {
+            return None;
+        }
+        let state = self.lock();
+        fresh(state.oauth.get(digest), now_ms, self.ttl_ms)
+    }
+
+    pub fn put_oauth(&self, ticket: Ticket, digest: &str, value: &OAuthTokenFound, now_ms: i64) {
+        if !self.enabled() {
+            return;
+        }
+        let mut state = self.lock();
+        if state.generation == ticket.0 {
+            insert(&mut state.oauth, digest, value, now_ms);
+        }
+    }
+}
+
+fn fresh<T: Clone>(entry: Option<&Entry<T>>, now_ms: i64, ttl_ms: i64) -> Option<T> {
+    let entry = entry?;
+    // A clock that went backwards also counts as stale.
+    let age = now_ms.checked_sub(entry.stored_at_ms)?;
+    (0..ttl_ms).contains(&age).then(|| entry.value.clone())
+}
+
+fn insert<T: Clone>(map: &mut HashMap<String, Entry<T>>, digest: &str, value: &T, now_ms: i64) {
+    if map.len() >= MAX_ENTRIES && !map.contains_key(digest) {
+        map.clear();
+    }
+    map.insert(
+        digest.to_owned(),
+        Entry {
+            value: value.clone(),
+            stored_at_ms: now_ms,
+        },
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scopes::Scopes;
+    use crate::token::PersonalAccessToken;
+    use crate::user::{User, UserState};
+
+    fn found(id: i64) -> TokenWithOwner {
+        TokenWithOwner {
+            token: PersonalAccessToken {
+                id,
+                user_id: 1,
+                name: "t".to_owned(),
+                scopes: Scopes::from_stored("api"),
+                expires_at: None,
+                revoked: false,
+                created_at: 0,
+            },
+            user: User {
+                id: 1,
+                username: "root".to_owned(),
+                email: "root@example.com".to_owned(),
+                name: "Root".to_owned(),
+                admin: true,
+                state: UserState::Active,
+                created_at: 0,
+            },
+        }
+    }
+
+    #[test]
+    fn hit_within_ttl_miss_after() {
+        let cache = AuthCache::new(1_000);
+        let t = cache.ticket();
+        cache.put_personal(t, "d", &found(7), 10_000);
+        assert_eq!(cache.get_personal("d", 10_999).map(|f| f.token.id), Some(7));
+        assert!(cache.get_personal("d", 11_000).is_none());
+        assert!(cache.get_personal("d", 9_999).is_none(), "clock went back");
+        assert!(cache.get_personal("other", 10_001).is_none());
+    }
+
+    #[test]
+    fn invalidate_forgets_and_refuses_racing_puts() {
+        let cache = AuthCache::new(60_000);
+        let before = cache.ticket();
+        cache.put_personal(before, "a", &found(1), 0);
+        // A lookup starts, a revocation lands, then the lookup tries to store.
+        let racing = cache.ticket();
+        cache.invalidate();
+        assert!(cache.get_personal("a", 1).is_none());
+        cache.put_personal(racing, "b", &found(2), 1);
+        assert!(cache.get_personal("b", 2).is_none(), "stale row stored");
+        let after = cache.ticket();
+        cache.put_personal(after, "b", &found(3), 2);
+        assert_eq!(cache.get_personal("b", 3).map(|f| f.token.id), Some(3));
+    }
+
+    #[test]
+    fn off_when_ttl_is_zero() {
+        let cache = AuthCache::new(0);
+        let t = cache.ticket();
+        cache.put_personal(t, "a", &found(1), 0);
+        assert!(cache.get_personal("a", 0).is_none());
+    }
+
+    #[test]
+    fn bounded() {
+        let cache = AuthCache::new(60_000);
+        let t = cache.ticket();
+        for i in 0..(MAX_ENTRIES as i64 + 5) {
+            cache.put_personal(t, &format!("d{i}"), &found(i), 0);
+        }
+        assert!(cache.lock().personal.len() <= MAX_ENTRIES);
+        let last = format!("d{}", MAX_ENTRIES + 4);
+        assert!(cache.get_personal(&last, 1).is_some());
+    }
+}
