@@ -11,22 +11,29 @@ use latchkey_core::token::PersonalAccessToken;
 use latchkey_core::user::{User, UserState};
 use sqlx::{ColumnIndex, Decode, Row, Type};
 
-/// Typed column access for any backend's rows.
-pub trait RowExt: Row {
-    fn get_i64(&self, col: &str) -> Result<i64, sqlx::Error>;
-    fn get_opt_i64(&self, col: &str) -> Result<Option<i64>, sqlx::Error>;
-    fn get_text(&self, col: &str) -> Result<String, sqlx::Error>;
-    fn get_opt_text(&self, col: &str) -> Result<Option<String>, sqlx::Error>;
-    fn get_bool(&self, col: &str) -> Result<bool, sqlx::Error>;
-    /// Column `i` as a cell of `kind` (for `db copy`).
+/// Typed column access by name, for any backend's rows (sqlx's, and
+/// rusqlite's for SQLite's inline reads).
+pub trait Columns {
+    type Error;
+    fn get_i64(&self, col: &str) -> Result<i64, Self::Error>;
+    fn get_opt_i64(&self, col: &str) -> Result<Option<i64>, Self::Error>;
+    fn get_text(&self, col: &str) -> Result<String, Self::Error>;
+    fn get_opt_text(&self, col: &str) -> Result<Option<String>, Self::Error>;
+    fn get_bool(&self, col: &str) -> Result<bool, Self::Error>;
+    /// A stored value latchkey cannot read.
+    fn invalid(message: String) -> Self::Error;
+}
+
+/// sqlx rows also give cells by position (for `db copy`).
+pub trait RowExt: Columns<Error = sqlx::Error> {
+    /// Column `i` as a cell of `kind`.
     fn cell(&self, i: usize, kind: Kind) -> Result<Cell, sqlx::Error>;
 }
 
-impl<R> RowExt for R
+impl<R> Columns for R
 where
     R: Row,
     for<'a> &'a str: ColumnIndex<R>,
-    usize: ColumnIndex<R>,
     for<'r> i64: Decode<'r, R::Database>,
     i64: Type<R::Database>,
     for<'r> String: Decode<'r, R::Database>,
@@ -34,6 +41,8 @@ where
     for<'r> bool: Decode<'r, R::Database>,
     bool: Type<R::Database>,
 {
+    type Error = sqlx::Error;
+
     fn get_i64(&self, col: &str) -> Result<i64, sqlx::Error> {
         self.try_get::<i64, _>(col)
     }
@@ -54,6 +63,22 @@ where
         self.try_get::<bool, _>(col)
     }
 
+    fn invalid(message: String) -> sqlx::Error {
+        sqlx::Error::Decode(message.into())
+    }
+}
+
+impl<R> RowExt for R
+where
+    R: Row + Columns<Error = sqlx::Error>,
+    usize: ColumnIndex<R>,
+    for<'r> i64: Decode<'r, R::Database>,
+    i64: Type<R::Database>,
+    for<'r> String: Decode<'r, R::Database>,
+    String: Type<R::Database>,
+    for<'r> bool: Decode<'r, R::Database>,
+    bool: Type<R::Database>,
+{
     fn cell(&self, i: usize, kind: Kind) -> Result<Cell, sqlx::Error> {
         Ok(match kind {
             Kind::Int => self
@@ -69,7 +94,7 @@ where
     }
 }
 
-pub fn app_from_row<R: RowExt>(row: &R) -> Result<Application, sqlx::Error> {
+pub fn app_from_row<R: Columns>(row: &R) -> Result<Application, R::Error> {
     Ok(Application {
         id: row.get_i64("id")?,
         application_id: row.get_text("uid")?,
@@ -85,7 +110,7 @@ pub fn app_from_row<R: RowExt>(row: &R) -> Result<Application, sqlx::Error> {
 }
 
 /// A user from columns named `{prefix}id`, `{prefix}username`, …
-pub fn user_from_row<R: RowExt>(row: &R, prefix: &str) -> Result<User, sqlx::Error> {
+pub fn user_from_row<R: Columns>(row: &R, prefix: &str) -> Result<User, R::Error> {
     let col = |c: &str| format!("{prefix}{c}");
     Ok(User {
         id: row.get_i64(&col("id"))?,
@@ -98,11 +123,11 @@ pub fn user_from_row<R: RowExt>(row: &R, prefix: &str) -> Result<User, sqlx::Err
     })
 }
 
-pub fn token_from_row<R: RowExt>(row: &R) -> Result<PersonalAccessToken, sqlx::Error> {
+pub fn token_from_row<R: Columns>(row: &R) -> Result<PersonalAccessToken, R::Error> {
     let expires_at = match row.get_opt_text("expires_at")? {
-        Some(d) => Some(
-            latchkey_core::token::parse_expiry(&d).map_err(|e| sqlx::Error::Decode(e.into()))?,
-        ),
+        Some(d) => {
+            Some(latchkey_core::token::parse_expiry(&d).map_err(|e| R::invalid(e.to_string()))?)
+        }
         None => None,
     };
     Ok(PersonalAccessToken {
@@ -116,7 +141,7 @@ pub fn token_from_row<R: RowExt>(row: &R) -> Result<PersonalAccessToken, sqlx::E
     })
 }
 
-pub fn grant_from_row<R: RowExt>(row: &R) -> Result<Grant, sqlx::Error> {
+pub fn grant_from_row<R: Columns>(row: &R) -> Result<Grant, R::Error> {
     Ok(Grant {
         id: row.get_i64("id")?,
         application_id: row.get_i64("application_id")?,
@@ -137,7 +162,7 @@ pub fn grant_from_row<R: RowExt>(row: &R) -> Result<Grant, sqlx::Error> {
 }
 
 /// An OAuth token from columns named `{prefix}id`, … (with `has_refresh`).
-pub fn oauth_token_from_row<R: RowExt>(row: &R, prefix: &str) -> Result<OAuthToken, sqlx::Error> {
+pub fn oauth_token_from_row<R: Columns>(row: &R, prefix: &str) -> Result<OAuthToken, R::Error> {
     let col = |c: &str| format!("{prefix}{c}");
     Ok(OAuthToken {
         id: row.get_i64(&col("id"))?,
@@ -155,7 +180,7 @@ pub fn oauth_token_from_row<R: RowExt>(row: &R, prefix: &str) -> Result<OAuthTok
     })
 }
 
-pub fn device_from_row<R: RowExt>(row: &R) -> Result<DeviceGrant, sqlx::Error> {
+pub fn device_from_row<R: Columns>(row: &R) -> Result<DeviceGrant, R::Error> {
     Ok(DeviceGrant {
         id: row.get_i64("id")?,
         application_id: row.get_i64("application_id")?,
@@ -169,7 +194,7 @@ pub fn device_from_row<R: RowExt>(row: &R) -> Result<DeviceGrant, sqlx::Error> {
     })
 }
 
-pub fn key_from_row<R: RowExt>(row: &R) -> Result<SigningKey, sqlx::Error> {
+pub fn key_from_row<R: Columns>(row: &R) -> Result<SigningKey, R::Error> {
     Ok(SigningKey {
         id: row.get_i64("id")?,
         kid: row.get_text("kid")?,

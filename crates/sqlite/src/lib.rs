@@ -22,12 +22,15 @@ use latchkey_core::token::{NewToken, PersonalAccessToken};
 use latchkey_core::user::{NewUser, User, UserFilter, UserState, UserUpdate};
 use latchkey_sql_rows::{
     app_from_row, cells, device_from_row, grant_from_row, key_from_row, oauth_token_from_row,
-    token_from_row, user_from_row,
+    token_from_row, user_from_row, Columns,
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
 mod group_commit;
+mod inline;
+
+use inline::InlineReader;
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
@@ -54,11 +57,22 @@ impl Options {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
     group: group_commit::GroupCommit,
+    /// Hot point reads without a thread hop (file databases only).
+    inline: Option<std::sync::Arc<InlineReader>>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("reader", &self.reader)
+            .field("inline_reads", &self.inline.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 fn map_err(e: sqlx::Error) -> StoreError {
@@ -93,6 +107,17 @@ fn migrate_err(e: sqlx::migrate::MigrateError) -> StoreError {
 }
 
 impl SqliteStore {
+    /// A point read on the calling thread (see [`inline`]); `None` when it
+    /// must go through the pool instead.
+    fn inline_row<T>(
+        &self,
+        sql: &str,
+        params: impl rusqlite::Params,
+        decode: impl FnOnce(&inline::Lite<'_, '_>) -> rusqlite::Result<T>,
+    ) -> Option<Option<T>> {
+        self.inline.as_ref()?.query_row(sql, params, decode)
+    }
+
     /// Open (creating the file if needed) without migrating.
     pub async fn connect(opts: &Options) -> Result<Self, StoreError> {
         let base = SqliteConnectOptions::from_str(&opts.url)
@@ -117,15 +142,20 @@ impl SqliteStore {
             .max_connections(opts.read_connections.max(1))
             .test_before_acquire(false)
             .acquire_timeout(opts.acquire_timeout)
-            .connect_with(base.read_only(true))
+            .connect_with(base.clone().read_only(true))
             .await
             .map_err(map_err)?;
         let group = group_commit::GroupCommit::start(writer.clone(), map_err);
         spawn_checkpoints(writer.clone());
+        let path = base.get_filename().to_path_buf();
+        let in_memory = opts.url.contains(":memory:") || opts.url.contains("mode=memory");
+        let inline = (!in_memory)
+            .then(|| std::sync::Arc::new(InlineReader::new(path, opts.read_connections as usize)));
         Ok(Self {
             writer,
             reader,
             group,
+            inline,
         })
     }
 
@@ -220,13 +250,11 @@ async fn insert_oauth_token_on(
 }
 
 /// A token with its application and (optional) user, by one digest column.
-async fn find_oauth_token_by(
-    pool: &SqlitePool,
-    column: &str,
-    digest: &str,
-) -> Result<Option<OAuthTokenFound>, StoreError> {
-    let row = sqlx::query(&format!(
-        "SELECT t.id AS t_id, t.application_id AS t_application_id, t.user_id AS t_user_id,
+/// An OAuth token with its application and user, by one of its digests.
+macro_rules! oauth_token_by {
+    ($column:literal) => {
+        concat!(
+            "SELECT t.id AS t_id, t.application_id AS t_application_id, t.user_id AS t_user_id,
                 t.refresh_digest IS NOT NULL AS t_has_refresh, t.scopes AS t_scopes,
                 t.created_at AS t_created_at, t.expires_at AS t_expires_at, t.revoked_at AS t_revoked_at,
                 t.refreshed_at AS t_refreshed_at, t.family AS t_family,
@@ -234,28 +262,68 @@ async fn find_oauth_token_by(
                 a.id, a.uid, a.name, a.redirect_uri, a.scopes, a.confidential, a.trusted, a.owner_id, a.created_at, a.dynamic,
                 u.id AS u_id, u.username AS u_username, u.email AS u_email, u.name AS u_name,
                 u.admin AS u_admin, u.state AS u_state, u.created_at AS u_created_at
-         FROM oauth_access_tokens t
-         JOIN oauth_applications a ON a.id = t.application_id
-         LEFT JOIN users u ON u.id = t.user_id
-         WHERE t.{column} = ?"
-    ))
-    .bind(digest)
-    .fetch_optional(pool)
-    .await
-    .map_err(map_err)?;
-    let Some(row) = row else { return Ok(None) };
-    let token = oauth_token_from_row(&row, "t_").map_err(map_err)?;
-    let application = app_from_row(&row).map_err(map_err)?;
-    let user_id: Option<i64> = row.try_get("u_id").map_err(map_err)?;
-    let user = match user_id {
-        Some(_) => Some(user_from_row(&row, "u_").map_err(map_err)?),
+             FROM oauth_access_tokens t
+             JOIN oauth_applications a ON a.id = t.application_id
+             LEFT JOIN users u ON u.id = t.user_id
+             WHERE t.",
+            $column,
+            " = ?"
+        )
+    };
+}
+const OAUTH_TOKEN_BY_ACCESS_SQL: &str = oauth_token_by!("token_digest");
+const OAUTH_TOKEN_BY_REFRESH_SQL: &str = oauth_token_by!("refresh_digest");
+
+fn oauth_found<R: Columns>(row: &R) -> Result<OAuthTokenFound, R::Error> {
+    let user = match row.get_opt_i64("u_id")? {
+        Some(_) => Some(user_from_row(row, "u_")?),
         None => None,
     };
-    Ok(Some(OAuthTokenFound {
-        token,
-        application,
+    Ok(OAuthTokenFound {
+        token: oauth_token_from_row(row, "t_")?,
+        application: app_from_row(row)?,
         user,
-    }))
+    })
+}
+
+const TOKEN_WITH_OWNER_SQL: &str =
+    "SELECT t.id, t.user_id, t.name, t.scopes, t.expires_at, t.revoked, t.created_at,
+            u.id AS u_id, u.username AS u_username, u.email AS u_email, u.name AS u_name,
+            u.admin AS u_admin, u.state AS u_state, u.created_at AS u_created_at
+     FROM personal_access_tokens t JOIN users u ON u.id = t.user_id
+     WHERE t.token_digest = ?";
+
+fn token_with_owner<R: Columns>(row: &R) -> Result<TokenWithOwner, R::Error> {
+    Ok(TokenWithOwner {
+        token: token_from_row(row)?,
+        user: user_from_row(row, "u_")?,
+    })
+}
+
+/// `find_application`'s statements, one per [`Ownership`] (see `ownership_clause`).
+macro_rules! find_app {
+    ($clause:literal) => {
+        concat!(
+            "SELECT id, uid, name, redirect_uri, scopes, confidential, trusted, owner_id, \
+             created_at, dynamic FROM oauth_applications WHERE id = ?",
+            $clause
+        )
+    };
+}
+const FIND_INSTANCE_APP_SQL: &str = find_app!(" AND owner_id IS NULL");
+const FIND_ANY_APP_SQL: &str = find_app!("");
+
+async fn find_oauth_token_by(
+    pool: &SqlitePool,
+    sql: &str,
+    digest: &str,
+) -> Result<Option<OAuthTokenFound>, StoreError> {
+    let row = sqlx::query(sql)
+        .bind(digest)
+        .fetch_optional(pool)
+        .await
+        .map_err(map_err)?;
+    row.as_ref().map(oauth_found).transpose().map_err(map_err)
 }
 
 /// Keep revoked and spent tokens this long (for refresh-reuse detection).
@@ -432,14 +500,18 @@ impl Store for SqliteStore {
         id: i64,
         scope: Ownership,
     ) -> Result<Option<Application>, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {APP_COLUMNS} FROM oauth_applications WHERE id = ?{}",
-            ownership_clause(scope)
-        ))
-        .bind(id)
-        .fetch_optional(&self.reader)
-        .await
-        .map_err(map_err)?;
+        let sql = match scope {
+            Ownership::Instance => FIND_INSTANCE_APP_SQL,
+            Ownership::Any => FIND_ANY_APP_SQL,
+        };
+        if let Some(found) = self.inline_row(sql, [id], |row| app_from_row(row)) {
+            return Ok(found);
+        }
+        let row = sqlx::query(sql)
+            .bind(id)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(map_err)?;
         row.as_ref().map(app_from_row).transpose().map_err(map_err)
     }
 
@@ -696,21 +768,20 @@ impl Store for SqliteStore {
         &self,
         digest: &str,
     ) -> Result<Option<TokenWithOwner>, StoreError> {
-        let row = sqlx::query(
-            "SELECT t.id, t.user_id, t.name, t.scopes, t.expires_at, t.revoked, t.created_at,
-                    u.id AS u_id, u.username AS u_username, u.email AS u_email, u.name AS u_name,
-                    u.admin AS u_admin, u.state AS u_state, u.created_at AS u_created_at
-             FROM personal_access_tokens t JOIN users u ON u.id = t.user_id
-             WHERE t.token_digest = ?",
-        )
-        .bind(digest)
-        .fetch_optional(&self.reader)
-        .await
-        .map_err(map_err)?;
-        let Some(row) = row else { return Ok(None) };
-        let token = token_from_row(&row).map_err(map_err)?;
-        let user = user_from_row(&row, "u_").map_err(map_err)?;
-        Ok(Some(TokenWithOwner { token, user }))
+        if let Some(found) =
+            self.inline_row(TOKEN_WITH_OWNER_SQL, [digest], |row| token_with_owner(row))
+        {
+            return Ok(found);
+        }
+        let row = sqlx::query(TOKEN_WITH_OWNER_SQL)
+            .bind(digest)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(map_err)?;
+        row.as_ref()
+            .map(token_with_owner)
+            .transpose()
+            .map_err(map_err)
     }
 
     async fn revoke_token(&self, id: i64) -> Result<bool, StoreError> {
@@ -990,14 +1061,19 @@ impl Store for SqliteStore {
         &self,
         digest: &str,
     ) -> Result<Option<OAuthTokenFound>, StoreError> {
-        find_oauth_token_by(&self.reader, "token_digest", digest).await
+        if let Some(found) =
+            self.inline_row(OAUTH_TOKEN_BY_ACCESS_SQL, [digest], |row| oauth_found(row))
+        {
+            return Ok(found);
+        }
+        find_oauth_token_by(&self.reader, OAUTH_TOKEN_BY_ACCESS_SQL, digest).await
     }
 
     async fn find_oauth_token_by_refresh(
         &self,
         digest: &str,
     ) -> Result<Option<OAuthTokenFound>, StoreError> {
-        find_oauth_token_by(&self.reader, "refresh_digest", digest).await
+        find_oauth_token_by(&self.reader, OAUTH_TOKEN_BY_REFRESH_SQL, digest).await
     }
 
     async fn refresh_oauth_token(
@@ -1395,5 +1471,73 @@ impl Store for SqliteStore {
         .await
         .map_err(map_err)?;
         Ok(done.rows_affected())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use latchkey_core::scopes::Scopes;
+
+    /// The inline path must answer by itself (the pool fallback would hide
+    /// a broken one), with the same rows the pool gives.
+    #[tokio::test]
+    async fn point_reads_are_answered_inline_with_the_pools_answer() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("t.db").display());
+        let store = SqliteStore::connect(&Options::new(&url)).await.unwrap();
+        store.migrate().await.unwrap();
+        let app = store
+            .insert_application(NewApplication {
+                application_id: "a".repeat(64),
+                secret_digest: "d".repeat(64),
+                name: "inline".to_owned(),
+                redirect_uri: "https://x/cb".to_owned(),
+                scopes: Scopes::from_stored("api"),
+                confidential: true,
+                owner_id: None,
+                created_at: 1,
+                dynamic: false,
+                registration_token_digest: None,
+            })
+            .await
+            .unwrap();
+        let inline = store
+            .inline_row(FIND_ANY_APP_SQL, [app.id], |row| app_from_row(row))
+            .expect("answered inline");
+        assert_eq!(inline.as_ref(), Some(&app));
+        let missing = store
+            .inline_row(FIND_INSTANCE_APP_SQL, [app.id + 1], |row| app_from_row(row))
+            .expect("answered inline");
+        assert_eq!(missing, None);
+        assert_eq!(
+            store
+                .find_application(app.id, Ownership::Instance)
+                .await
+                .unwrap(),
+            Some(app)
+        );
+        // No token yet: answered inline as "none".
+        let none = store
+            .inline_row(TOKEN_WITH_OWNER_SQL, ["0".repeat(64)], |row| {
+                token_with_owner(row)
+            })
+            .expect("answered inline");
+        assert!(none.is_none());
+        let none = store
+            .inline_row(OAUTH_TOKEN_BY_ACCESS_SQL, ["0".repeat(64)], |row| {
+                oauth_found(row)
+            })
+            .expect("answered inline");
+        assert!(none.is_none());
+    }
+
+    #[tokio::test]
+    async fn in_memory_databases_read_through_the_pool() {
+        let store = SqliteStore::connect(&Options::new("sqlite::memory:"))
+            .await
+            .unwrap();
+        assert!(store.inline.is_none());
     }
 }
