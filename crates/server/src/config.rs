@@ -29,7 +29,8 @@ pub struct GlobalArgs {
     /// Database URL: sqlite://PATH?mode=rwc (default sqlite://latchkey.db?mode=rwc).
     #[arg(long, global = true, env = "LATCHKEY_DATABASE_URL", value_name = "URL")]
     pub database_url: Option<String>,
-    /// Database connections per instance (default 10; SQLite: readers, plus one writer).
+    /// Database connections per instance (default 10 on PostgreSQL; on SQLite
+    /// 4 readers, plus one writer and the inline point-read connections).
     #[arg(
         long,
         global = true,
@@ -212,10 +213,18 @@ impl Settings {
         {
             bail!("secret_prefix must be at most 64 characters of letters, digits, '-' and '_'");
         }
+        let database_url = global
+            .database_url
+            .clone()
+            .or_else(|| file.database_url.clone())
+            .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
+        // SQLite readers are threads with their own page cache and malloc
+        // arena, and the hot point reads do not use them (see
+        // latchkey_sqlite's `inline`): a few are enough.
         let pool_size = global
             .database_pool_size
             .or(file.database_pool_size)
-            .unwrap_or(10);
+            .unwrap_or(if is_sqlite(&database_url) { 4 } else { 10 });
         if !(1..=1000).contains(&pool_size) {
             bail!("database_pool_size must be between 1 and 1000");
         }
@@ -229,11 +238,7 @@ impl Settings {
         Ok(Self {
             pool_size,
             database_timeout: std::time::Duration::from_secs(timeout),
-            database_url: global
-                .database_url
-                .clone()
-                .or_else(|| file.database_url.clone())
-                .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned()),
+            database_url,
             log: global
                 .log
                 .clone()
@@ -400,6 +405,32 @@ mod tests {
         assert_eq!(s.listen.port(), 9001);
         assert!(s.admin_mode);
         assert_eq!(s.external_url, "https://id.example.com");
+    }
+
+    #[test]
+    fn backend_dependent_defaults() {
+        let serve = ServeSettings::resolve(&ServeArgs::default(), &FileConfig::default()).unwrap();
+        let sqlite = Settings::resolve(&GlobalArgs::default(), &FileConfig::default()).unwrap();
+        assert_eq!(sqlite.pool_size, 4);
+        assert_eq!(serve.token_cache_ms(&sqlite.database_url), 10_000);
+        let pg_args = GlobalArgs {
+            database_url: Some("postgres://h/db".into()),
+            ..Default::default()
+        };
+        let pg = Settings::resolve(&pg_args, &FileConfig::default()).unwrap();
+        assert_eq!(pg.pool_size, 10);
+        assert_eq!(serve.token_cache_ms(&pg.database_url), 0);
+        let set = ServeArgs {
+            token_cache_seconds: Some(3),
+            ..Default::default()
+        };
+        let serve = ServeSettings::resolve(&set, &FileConfig::default()).unwrap();
+        assert_eq!(serve.token_cache_ms(&pg.database_url), 3_000);
+        let too_long = ServeArgs {
+            token_cache_seconds: Some(3601),
+            ..Default::default()
+        };
+        assert!(ServeSettings::resolve(&too_long, &FileConfig::default()).is_err());
     }
 
     #[test]
