@@ -318,6 +318,7 @@ def main():
         "load_attempts": attempts,
         "streams": streams,
         "db_files": {f["phase"]: f for f in kinds.get("files", [])},
+        "disk_fsync": kinds.get("fsync", []),
         "scale_load": scale_load,
         "scale_comparison": scale_rows,
         "targets": targets,
@@ -368,6 +369,10 @@ def main():
                      ("scale", "idle RSS after start (scale database)"), ("scale-after", "RSS after the scale runs")):
         if k in idle:
             w(f"| {label} | {mb(idle[k]['rss_kb'])} MB |")
+    for f in kinds.get("fsync", []):
+        w(f"| 16 KB append + fsync in the benchmark's directory ({f['phase']} disk, {f['samples']:,} times): "
+          f"the floor under a durable create | p50 {f['p50_ms']:.2f} ms, p99 {f['p99_ms']:.2f} ms, "
+          f"p99.9 {f['p999_ms']:.2f} ms, max {f['max_ms']:.2f} ms |")
     for f in kinds.get("files", []):
         w(f"| {f['phase']} database on disk after its runs (server still running) | "
           f"file {f['db_bytes'] / 1e6:.1f} MB, WAL {f['wal_bytes'] / 1e6:.1f} MB, shm {f['shm_bytes'] / 1e6:.1f} MB |")

@@ -336,6 +336,13 @@ for kind in fresh existing; do
     log "  $kind database: $(sed -n "s/.*\"db\":\"$kind\",\"ms\":\([0-9.]*\).*/\1/p" "$RESULTS" | tr '\n' ' ')ms"
 done
 
+# --- the disk ----------------------------------------------------------------------
+# A durable write waits for at least one fsync; this is the floor under every
+# create's latency on this machine (the database lives in $WORK).
+log "disk: 16 KB append + fsync in $WORK, 3000 times"
+python3 "$HERE/fsync_probe.py" "$WORK/fsync.probe" idle >>"$RESULTS"
+log "  $(tail -n1 "$RESULTS")"
+
 # --- small database --------------------------------------------------------------
 log "small database: fresh, root + $SMALL_APPS instance applications + 1 user application"
 rm_db "$DB"

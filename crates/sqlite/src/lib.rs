@@ -61,6 +61,8 @@ impl Options {
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    /// Only for background WAL checkpoints (see `spawn_checkpoints`).
+    checkpointer: SqlitePool,
     group: group_commit::GroupCommit,
     /// Hot point reads without a thread hop (file databases only).
     inline: Option<std::sync::Arc<InlineReader>>,
@@ -130,9 +132,23 @@ impl SqliteStore {
         // No ping before each acquire: these are local file handles that
         // cannot go stale like network connections, and the ping is a
         // thread round trip on every request.
+        // SQLite's auto-checkpoint runs inside a group commit's COMMIT
+        // (copying the WAL into the database file and fsyncing it while every
+        // writer of the batch waits). A separate connection checkpoints in
+        // the background (`spawn_checkpoints`), so by then there is little
+        // or nothing left to copy; the writer's own checkpoint stays on
+        // because only a checkpoint that completes lets the WAL restart
+        // (with it off the WAL grew without bound under constant writes).
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
+            .test_before_acquire(false)
+            .acquire_timeout(opts.acquire_timeout)
+            .connect_with(base.clone())
+            .await
+            .map_err(map_err)?;
+        let checkpointer = SqlitePoolOptions::new()
+            .max_connections(1)
             .test_before_acquire(false)
             .acquire_timeout(opts.acquire_timeout)
             .connect_with(base.clone())
@@ -146,7 +162,7 @@ impl SqliteStore {
             .await
             .map_err(map_err)?;
         let group = group_commit::GroupCommit::start(writer.clone(), map_err);
-        spawn_checkpoints(writer.clone());
+        spawn_checkpoints(checkpointer.clone());
         let path = base.get_filename().to_path_buf();
         let in_memory = opts.url.contains(":memory:") || opts.url.contains("mode=memory");
         let inline = (!in_memory)
@@ -154,6 +170,7 @@ impl SqliteStore {
         Ok(Self {
             writer,
             reader,
+            checkpointer,
             group,
             inline,
         })
@@ -184,16 +201,21 @@ impl SqliteStore {
     pub async fn close(&self) {
         self.writer.close().await;
         self.reader.close().await;
+        self.checkpointer.close().await;
     }
 }
 
-/// How often the WAL is checkpointed into the database file.
-const CHECKPOINT_EVERY: Duration = Duration::from_secs(10);
+/// How often the WAL is checkpointed in the background (a checkpoint with
+/// nothing to copy costs next to nothing; often enough that the writer's
+/// own auto-checkpoint, every 1000 pages, finds the work done).
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 
-/// Checkpoint the WAL in the background. SQLite's own auto-checkpoint runs
-/// only when a statement is stepped to its end, which `RETURNING` writes
-/// read with `fetch_one` never do; without this the WAL can grow without
-/// bound. PASSIVE never blocks readers or the writer.
+/// Checkpoint the WAL in the background, on a connection of its own, so the
+/// copying and the database file's fsync happen beside the writer rather
+/// than inside a commit. (SQLite's auto-checkpoint also runs only when a
+/// statement is stepped to its end, which `RETURNING` writes read with
+/// `fetch_one` never do.) PASSIVE never blocks readers or the writer:
+/// writes go on appending to the WAL while it copies.
 fn spawn_checkpoints(writer: SqlitePool) {
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
