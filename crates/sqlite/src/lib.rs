@@ -120,6 +120,40 @@ impl SqliteStore {
         self.inline.as_ref()?.query_row(sql, params, decode)
     }
 
+    /// An offset page of instance applications and the capped total, inline
+    /// when the page is shallow enough (see `INLINE_MAX_OFFSET`).
+    fn list_inline(&self, page: PageRequest) -> Option<(Vec<Application>, i64)> {
+        if page.offset() > INLINE_MAX_OFFSET || page.limit() > INLINE_MAX_ROWS {
+            return None;
+        }
+        self.inline.as_ref()?.read(|conn| {
+            // One read transaction: the total and the page agree.
+            inline::in_snapshot(conn, |conn| {
+                let total: i64 = conn
+                    .prepare_cached(&LIST_COUNT_SQL)?
+                    .query_row([], |r| r.get(0))?;
+                let apps =
+                    inline::rows(conn, &LIST_PAGE_SQL, [page.limit(), page.offset()], |row| {
+                        app_from_row(row)
+                    })?;
+                Ok((apps, total))
+            })
+        })
+    }
+
+    /// A keyset page of instance applications, inline when it is a page
+    /// (not a streaming batch).
+    fn after_inline(&self, after_id: i64, limit: i64) -> Option<Vec<Application>> {
+        if limit > INLINE_MAX_ROWS {
+            return None;
+        }
+        self.inline.as_ref()?.read(|conn| {
+            inline::rows(conn, &APPS_AFTER_SQL, [after_id, limit], |row| {
+                app_from_row(row)
+            })
+        })
+    }
+
     /// Open (creating the file if needed) without migrating.
     pub async fn connect(opts: &Options) -> Result<Self, StoreError> {
         let base = SqliteConnectOptions::from_str(&opts.url)
@@ -322,6 +356,36 @@ fn token_with_owner<R: Columns>(row: &R) -> Result<TokenWithOwner, R::Error> {
     })
 }
 
+/// Reads run inline only while their work is bounded (they run on an async
+/// worker): pages of at most this many rows...
+const INLINE_MAX_ROWS: i64 = latchkey_core::pagination::MAX_PER_PAGE as i64;
+/// ...and offsets up to this (an offset walks that many index entries;
+/// deeper pages go to the pool's threads).
+const INLINE_MAX_OFFSET: i64 = 10_000;
+
+/// Instance applications: the capped total (GitLab leaves `X-Total` out
+/// above `COUNT_CAP`) and one offset page.
+static LIST_COUNT_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "SELECT COUNT(*) FROM (SELECT 1 FROM oauth_applications WHERE owner_id IS NULL LIMIT {}) AS capped",
+        latchkey_core::store::COUNT_CAP + 1
+    )
+});
+static LIST_PAGE_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "SELECT {APP_COLUMNS} FROM oauth_applications WHERE id IN
+           (SELECT id FROM oauth_applications WHERE owner_id IS NULL ORDER BY id LIMIT ? OFFSET ?)
+         ORDER BY id"
+    )
+});
+/// A keyset page of instance applications.
+static APPS_AFTER_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "SELECT {APP_COLUMNS} FROM oauth_applications
+         WHERE owner_id IS NULL AND id > ? ORDER BY id LIMIT ?"
+    )
+});
+
 /// `find_application`'s statements, one per [`Ownership`] (see `ownership_clause`).
 macro_rules! find_app {
     ($clause:literal) => {
@@ -471,24 +535,20 @@ impl Store for SqliteStore {
         &self,
         page: PageRequest,
     ) -> Result<(Vec<Application>, u64), StoreError> {
-        let total: i64 =
-            sqlx::query_scalar(&format!(
-                "SELECT COUNT(*) FROM (SELECT 1 FROM oauth_applications WHERE owner_id IS NULL LIMIT {}) AS capped",
-                latchkey_core::store::COUNT_CAP + 1
-            ))
-                .fetch_one(&self.reader)
-                .await
-                .map_err(map_err)?;
-        let rows = sqlx::query(&format!(
-            "SELECT {APP_COLUMNS} FROM oauth_applications WHERE id IN
-               (SELECT id FROM oauth_applications WHERE owner_id IS NULL ORDER BY id LIMIT ? OFFSET ?)
-             ORDER BY id"
-        ))
-        .bind(page.limit())
-        .bind(page.offset())
-        .fetch_all(&self.reader)
-        .await
-        .map_err(map_err)?;
+        if let Some((apps, total)) = self.list_inline(page) {
+            return Ok((apps, u64::try_from(total).unwrap_or(0)));
+        }
+        let (count_sql, page_sql) = (&*LIST_COUNT_SQL, &*LIST_PAGE_SQL);
+        let total: i64 = sqlx::query_scalar(count_sql)
+            .fetch_one(&self.reader)
+            .await
+            .map_err(map_err)?;
+        let rows = sqlx::query(page_sql)
+            .bind(page.limit())
+            .bind(page.offset())
+            .fetch_all(&self.reader)
+            .await
+            .map_err(map_err)?;
         let apps = rows
             .iter()
             .map(app_from_row)
@@ -502,15 +562,16 @@ impl Store for SqliteStore {
         after_id: i64,
         limit: i64,
     ) -> Result<Vec<Application>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {APP_COLUMNS} FROM oauth_applications
-             WHERE owner_id IS NULL AND id > ? ORDER BY id LIMIT ?"
-        ))
-        .bind(after_id)
-        .bind(limit)
-        .fetch_all(&self.reader)
-        .await
-        .map_err(map_err)?;
+        if let Some(apps) = self.after_inline(after_id, limit) {
+            return Ok(apps);
+        }
+        let sql = &*APPS_AFTER_SQL;
+        let rows = sqlx::query(sql)
+            .bind(after_id)
+            .bind(limit)
+            .fetch_all(&self.reader)
+            .await
+            .map_err(map_err)?;
         rows.iter()
             .map(app_from_row)
             .collect::<Result<Vec<_>, _>>()
@@ -1538,7 +1599,7 @@ mod tests {
                 .find_application(app.id, Ownership::Instance)
                 .await
                 .unwrap(),
-            Some(app)
+            Some(app.clone())
         );
         // No token yet: answered inline as "none".
         let none = store
@@ -1553,6 +1614,36 @@ mod tests {
             })
             .expect("answered inline");
         assert!(none.is_none());
+
+        // Pages: inline while shallow, the pool's otherwise, same rows.
+        let page = PageRequest {
+            page: 1,
+            per_page: 20,
+        };
+        let (apps, total) = store.list_inline(page).expect("answered inline");
+        assert_eq!((apps.len(), total), (1, 1));
+        assert_eq!(apps[0], app);
+        assert_eq!(
+            store.after_inline(0, 20).expect("answered inline"),
+            vec![app.clone()]
+        );
+        assert_eq!(
+            store.after_inline(app.id, 20).expect("answered inline"),
+            vec![]
+        );
+        assert!(
+            store.after_inline(0, 500).is_none(),
+            "streaming batches use the pool"
+        );
+        let deep = PageRequest {
+            page: 1_000,
+            per_page: 20,
+        };
+        assert!(store.list_inline(deep).is_none(), "deep pages use the pool");
+        assert_eq!(
+            store.list_instance_applications(deep).await.unwrap(),
+            (vec![], 1)
+        );
     }
 
     #[tokio::test]
