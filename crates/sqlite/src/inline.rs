@@ -158,15 +158,23 @@ impl InlineReader {
         params: impl Params,
         decode: impl FnOnce(&Lite<'_, '_>) -> rusqlite::Result<T>,
     ) -> Option<Option<T>> {
-        self.read(|conn| {
-            let mut stmt = conn.prepare_cached(sql)?;
-            let names = column_names(&stmt);
-            let mut rows = stmt.query(params)?;
-            match rows.next()? {
-                Some(row) => decode(&Lite { row, names: &names }).map(Some),
-                None => Ok(None),
-            }
-        })
+        self.read(|conn| first_row(conn, sql, params, decode))
+    }
+}
+
+/// The first row of `sql`, decoded, if any.
+pub(crate) fn first_row<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl Params,
+    decode: impl FnOnce(&Lite<'_, '_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<Option<T>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let names = column_names(&stmt);
+    let mut rows = stmt.query(params)?;
+    match rows.next()? {
+        Some(row) => decode(&Lite { row, names: &names }).map(Some),
+        None => Ok(None),
     }
 }
 
