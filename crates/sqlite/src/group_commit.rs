@@ -66,6 +66,15 @@ impl GroupCommit {
         Ok(Self { jobs: tx })
     }
 
+    /// An error if the writer thread has stopped.
+    pub fn check(&self) -> Result<(), StoreError> {
+        if self.jobs.is_closed() {
+            Err(closed())
+        } else {
+            Ok(())
+        }
+    }
+
     /// Run `write`, one statement, in the next batch; its result is returned
     /// once the batch is committed (or the commit's error if it is not).
     pub async fn write<T, F>(&self, write: F) -> Result<T, StoreError>

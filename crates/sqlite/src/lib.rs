@@ -8,7 +8,7 @@
 //! runs on a rusqlite connection of its own thread; the two take turns (a
 //! batch holds the sqlx writer), so they never contend for the database
 //! lock inside one process. Reads use a separate pool, and the hot point
-//! reads and shallow pages run inline (see [`inline`]); a fourth connection
+//! reads and shallow pages run inline (module `inline`); a fourth connection
 //! checkpoints the WAL in the background.
 
 use std::str::FromStr;
@@ -517,6 +517,9 @@ async fn insert_user_on(
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> Result<(), StoreError> {
+        // Readiness also covers the group-commit thread: without it no
+        // application or token can be created.
+        self.group.check()?;
         sqlx::query("SELECT 1")
             .execute(&self.reader)
             .await
