@@ -74,6 +74,7 @@ RESULTS=$WORK/results.jsonl
 SERVER_PID=
 CEILING_PID=
 TOKEN=glpat-bench-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
+ROOT_PASSWORD=bench-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
 
 stop_pid() {
     local pid=$1 i
@@ -185,7 +186,7 @@ start_server() { # db
     [ -z "$(ss -Hltn "sport = :$PORT")" ] || die "port $PORT is taken"
     # A simple command (not a function) in the background, so $! is latchkey itself.
     LATCHKEY_LISTEN="127.0.0.1:$PORT" LATCHKEY_DATABASE_URL="sqlite://$1?mode=rwc" \
-        LATCHKEY_ROOT_TOKEN="$TOKEN" LATCHKEY_LOG=warn \
+        LATCHKEY_ROOT_TOKEN="$TOKEN" LATCHKEY_ROOT_PASSWORD="$ROOT_PASSWORD" LATCHKEY_LOG=warn \
         taskset -c $SERVER_CORE "$LATCHKEY" serve >>"$WORK/server.log" 2>&1 &
     SERVER_PID=$!
     wait_ready "$BASE/-/readiness" 60
@@ -217,10 +218,39 @@ expect() { # code method path [body]
 
 CREATE_BODY='name=bench&redirect_uri=https://b.example/cb&scopes=api'
 
+# The OAuth side: a confidential client (instance application), root's access
+# token from the password grant, and pools of live refresh tokens.
+oauth_setup() {
+    expect 201 POST /applications 'name=bench-client&redirect_uri=https://b.example/cb&scopes=api&confidential=true'
+    CLIENT_ID=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["application_id"])' "$WORK/last.json")
+    CLIENT_SECRET=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["secret"])' "$WORK/last.json")
+    OAUTH_ACCESS=$(password_grant access_token)
+    [ -n "$OAUTH_ACCESS" ] || die "the password grant gave no access token"
+}
+password_grant() { # field -> that field of a password grant's answer for root
+    taskset -c $LOAD_CORE curl -sS -X POST "$BASE/oauth/token" \
+        --data-urlencode grant_type=password --data-urlencode username=root \
+        --data-urlencode "password=$ROOT_PASSWORD" --data-urlencode "client_id=$CLIENT_ID" \
+        --data-urlencode "client_secret=$CLIENT_SECRET" --data-urlencode scope=api |
+        python3 -c 'import json,sys; print(json.load(sys.stdin).get(sys.argv[1], ""))' "$1"
+}
+refresh_pool() { # connections: a fresh pool of live refresh tokens for one wrk run
+    local i n=$(( $1 + 8 ))
+    : >"$WORK/refresh.txt"
+    for i in $(seq "$n"); do
+        password_grant refresh_token >>"$WORK/refresh.txt"
+    done
+    [ "$(grep -c . "$WORK/refresh.txt")" = "$n" ] || die "could not make $n refresh tokens"
+}
+
 # One load measurement: warm-up, reset the server's peak RSS, measure.
 measure() { # phase endpoint pid url method body connections
     local phase=$1 name=$2 pid=$3 url=$4 method=$5 body=$6 c=$7 out json hwm rss
+    # BEARER, REFRESH_FILE and PREP (a function run with the connection count
+    # before every wrk run) are set by the caller for the OAuth endpoints.
     export BENCH_METHOD=$method BENCH_TOKEN=$TOKEN BENCH_BODY=$body
+    export BENCH_BEARER=${BEARER:-} BENCH_REFRESH_FILE=${REFRESH_FILE:-}
+    [ -z "${PREP:-}" ] || "$PREP" "$c"
     taskset -c $LOAD_CORE wrk -t1 -c"$c" -d"${WARMUP}s" --timeout 10s \
         -s "$HERE/wrk.lua" "$url" >/dev/null
     # CPU accounting, to show interference from other processes on the two
@@ -231,6 +261,7 @@ measure() { # phase endpoint pid url method body connections
     local s0 s1 a0 a1 b0 b1 t0 t1 wu ws cpu attempt other
     local TIMEFORMAT='%U %S'
     for attempt in $(seq "$ATTEMPTS"); do
+        [ -z "${PREP:-}" ] || "$PREP" "$c"
         reset_peak "$pid"
         s0=$(proc_ticks "$pid"); a0=$(core_ticks $SERVER_CORE); b0=$(core_ticks $LOAD_CORE); t0=$(date +%s%N)
         { time taskset -c $LOAD_CORE wrk -t1 -c"$c" -d"${DURATION}s" --timeout 10s --latency \
@@ -298,6 +329,12 @@ measure_all() { # phase pid user_app_id list_pages...
     for c in "${CONNECTIONS[@]}"; do
         measure "$phase" "GET /user/applications/:id" "$pid" "$API/user/applications/$app" GET "" "$c"
     done
+    for c in "${CONNECTIONS[@]}"; do
+        BEARER=$OAUTH_ACCESS measure "$phase" "GET /user (OAuth token)" "$pid" "$API/user" GET "" "$c"
+    done
+    for c in "${CONNECTIONS[@]}"; do
+        BEARER=$OAUTH_ACCESS measure "$phase" "GET /oauth/token/info" "$pid" "$BASE/oauth/token/info" GET "" "$c"
+    done
     for page in "$@"; do
         for c in "${CONNECTIONS[@]}"; do
             measure "$phase" "GET /applications p$page" "$pid" \
@@ -314,6 +351,14 @@ measure_all() { # phase pid user_app_id list_pages...
     # Creates last: they grow the table the listings above read.
     for c in "${CONNECTIONS[@]}"; do
         measure "$phase" "POST /applications" "$pid" "$API/applications" POST "$CREATE_BODY" "$c"
+    done
+    for c in "${CONNECTIONS[@]}"; do
+        measure "$phase" "POST /oauth/token client_credentials" "$pid" "$BASE/oauth/token" POST \
+            "grant_type=client_credentials&client_id=$CLIENT_ID&client_secret=$CLIENT_SECRET" "$c"
+    done
+    for c in "${CONNECTIONS[@]}"; do
+        PREP=refresh_pool REFRESH_FILE=$WORK/refresh.txt measure "$phase" "POST /oauth/token refresh_token" \
+            "$pid" "$BASE/oauth/token" POST "client_id=$CLIENT_ID&client_secret=$CLIENT_SECRET" "$c"
     done
 }
 
@@ -361,6 +406,7 @@ for i in $(seq "$SMALL_APPS"); do
 done
 expect 200 GET '/applications?per_page=20'
 LAST_SMALL=$(( (SMALL_APPS + 19) / 20 ))
+oauth_setup
 
 log "ceiling on 127.0.0.1:$CEILING_PORT answering the $(stat -c %s "$WORK/user.json")-byte GET /user body"
 taskset -c $SERVER_CORE "$CEILING" "$CEILING_PORT" "$WORK/user.json" 2>>"$WORK/ceiling.log" &
@@ -406,6 +452,7 @@ if [ "$SCALE" = 1 ]; then
     emit "{\"kind\":\"idle\",\"phase\":\"scale\",\"rss_kb\":$(status_kb "$SERVER_PID" VmRSS),\"hwm_kb\":$(status_kb "$SERVER_PID" VmHWM)}"
     expect 200 GET "/user/applications/$SAPP_ID"
     expect 200 GET '/applications?per_page=20'
+    oauth_setup
     TOTAL=$(( SCALE_APPS + 0 ))
     LAST=$(( (TOTAL + 19) / 20 ))
     MID=$(( LAST / 2 ))
