@@ -33,6 +33,7 @@ use latchkey_sql_rows::{
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Row, SqlitePool};
 
+mod app_count;
 mod group_commit;
 mod inline;
 
@@ -72,6 +73,8 @@ pub struct SqliteStore {
     group: group_commit::GroupCommit,
     /// Hot point reads without a thread hop (file databases only).
     inline: Option<std::sync::Arc<InlineReader>>,
+    /// The capped count of instance applications (see `app_count`).
+    app_count: std::sync::Arc<app_count::AppCount>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -132,19 +135,28 @@ impl SqliteStore {
         if page.offset() > INLINE_MAX_OFFSET || page.limit() > INLINE_MAX_ROWS {
             return None;
         }
-        self.inline.as_ref()?.read(|conn| {
+        let known = self.app_count.get();
+        let ticket = self.app_count.ticket();
+        let (apps, total) = self.inline.as_ref()?.read(|conn| {
             // One read transaction: the total and the page agree.
             inline::in_snapshot(conn, |conn| {
-                let total: i64 = conn
-                    .prepare_cached(&LIST_COUNT_SQL)?
-                    .query_row([], |r| r.get(0))?;
+                let total: i64 = match known {
+                    Some(n) => n,
+                    None => conn
+                        .prepare_cached(&LIST_COUNT_SQL)?
+                        .query_row([], |r| r.get(0))?,
+                };
                 let apps =
                     inline::rows(conn, &LIST_PAGE_SQL, [page.limit(), page.offset()], |row| {
                         app_from_row(row)
                     })?;
                 Ok((apps, total))
             })
-        })
+        })?;
+        if known.is_none() {
+            self.app_count.put(ticket, total);
+        }
+        Some((apps, total))
     }
 
     /// A keyset page of instance applications, inline when it is a page
@@ -214,6 +226,7 @@ impl SqliteStore {
             checkpointer,
             group,
             inline,
+            app_count: std::sync::Arc::default(),
         })
     }
 
@@ -528,8 +541,10 @@ impl Store for SqliteStore {
     }
 
     async fn insert_application(&self, a: NewApplication) -> Result<Application, StoreError> {
+        let owned = a.owner_id.is_some();
         // The hot durable write: it goes through group commit.
-        self.group
+        let created = self
+            .group
             .write(move |conn| {
                 inline::first_row(
                     conn,
@@ -551,7 +566,11 @@ impl Store for SqliteStore {
                 )?
                 .ok_or(rusqlite::Error::QueryReturnedNoRows)
             })
-            .await
+            .await;
+        if !owned {
+            self.app_count.invalidate();
+        }
+        created
     }
 
     async fn list_instance_applications(
@@ -562,10 +581,18 @@ impl Store for SqliteStore {
             return Ok((apps, u64::try_from(total).unwrap_or(0)));
         }
         let (count_sql, page_sql) = (&*LIST_COUNT_SQL, &*LIST_PAGE_SQL);
-        let total: i64 = sqlx::query_scalar(count_sql)
-            .fetch_one(&self.reader)
-            .await
-            .map_err(map_err)?;
+        let total: i64 = match self.app_count.get() {
+            Some(n) => n,
+            None => {
+                let ticket = self.app_count.ticket();
+                let n = sqlx::query_scalar(count_sql)
+                    .fetch_one(&self.reader)
+                    .await
+                    .map_err(map_err)?;
+                self.app_count.put(ticket, n);
+                n
+            }
+        };
         let rows = sqlx::query(page_sql)
             .bind(page.limit())
             .bind(page.offset())
@@ -628,9 +655,9 @@ impl Store for SqliteStore {
         ))
         .bind(id)
         .execute(&self.writer)
-        .await
-        .map_err(map_err)?;
-        Ok(done.rows_affected() > 0)
+        .await;
+        self.app_count.invalidate();
+        Ok(done.map_err(map_err)?.rows_affected() > 0)
     }
 
     async fn renew_application_secret(
@@ -832,9 +859,9 @@ impl Store for SqliteStore {
         let done = sqlx::query("DELETE FROM users WHERE id = ?")
             .bind(id)
             .execute(&self.writer)
-            .await
-            .map_err(map_err)?;
-        Ok(done.rows_affected() > 0)
+            .await;
+        self.app_count.invalidate();
+        Ok(done.map_err(map_err)?.rows_affected() > 0)
     }
 
     async fn bootstrap_first_user(
@@ -1377,7 +1404,9 @@ impl Store for SqliteStore {
             }
             q.execute(&mut *tx).await.map_err(map_err)?;
         }
-        tx.commit().await.map_err(map_err)
+        let committed = tx.commit().await.map_err(map_err);
+        self.app_count.invalidate();
+        committed
     }
 
     async fn count_rows(&self, table: &TableSpec) -> Result<u64, StoreError> {
@@ -1604,9 +1633,9 @@ impl Store for SqliteStore {
         )
         .bind(created_before)
         .execute(&self.writer)
-        .await
-        .map_err(map_err)?;
-        Ok(done.rows_affected())
+        .await;
+        self.app_count.invalidate();
+        Ok(done.map_err(map_err)?.rows_affected())
     }
 }
 
@@ -1712,6 +1741,40 @@ mod tests {
             dynamic: false,
             registration_token_digest: None,
         }
+    }
+
+    /// The remembered count follows every create and delete at once.
+    #[tokio::test]
+    async fn page_totals_follow_creates_and_deletes() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}?mode=rwc", dir.path().join("c.db").display());
+        let store = SqliteStore::connect(&Options::new(&url)).await.unwrap();
+        store.migrate().await.unwrap();
+        let page = PageRequest {
+            page: 1,
+            per_page: 20,
+        };
+        let deep = PageRequest {
+            page: 1_000,
+            per_page: 20,
+        };
+        let total = |s: &SqliteStore, p| {
+            let s = s.clone();
+            async move { s.list_instance_applications(p).await.unwrap().1 }
+        };
+        assert_eq!(total(&store, page).await, 0);
+        let a = store.insert_application(new_app("a")).await.unwrap();
+        assert_eq!(total(&store, page).await, 1);
+        assert_eq!(total(&store, deep).await, 1, "the pool path agrees");
+        store.insert_application(new_app("b")).await.unwrap();
+        assert_eq!(total(&store, deep).await, 2);
+        assert_eq!(total(&store, page).await, 2);
+        assert!(store
+            .delete_application(a.id, Ownership::Instance)
+            .await
+            .unwrap());
+        assert_eq!(total(&store, page).await, 1);
+        assert_eq!(total(&store, deep).await, 1);
     }
 
     /// Many concurrent creates share batches; a conflicting one fails alone,
