@@ -418,6 +418,15 @@ static INSERT_APP_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(||
          VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?) RETURNING {APP_COLUMNS}"
     )
 });
+/// An application by client_id, with its secret's digest.
+static APP_BY_UID_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!("SELECT {APP_COLUMNS}, secret_digest FROM oauth_applications WHERE uid = ?")
+});
+
+fn app_with_secret_digest<R: Columns>(row: &R) -> Result<(Application, String), R::Error> {
+    Ok((app_from_row(row)?, row.get_text("secret_digest")?))
+}
+
 /// A keyset page of instance applications.
 static APPS_AFTER_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
@@ -738,17 +747,21 @@ impl Store for SqliteStore {
         &self,
         application_id: &str,
     ) -> Result<Option<(Application, String)>, StoreError> {
-        let row = sqlx::query(&format!(
-            "SELECT {APP_COLUMNS}, secret_digest FROM oauth_applications WHERE uid = ?"
-        ))
-        .bind(application_id)
-        .fetch_optional(&self.reader)
-        .await
-        .map_err(map_err)?;
-        let Some(row) = row else { return Ok(None) };
-        let app = app_from_row(&row).map_err(map_err)?;
-        let digest: String = row.try_get("secret_digest").map_err(map_err)?;
-        Ok(Some((app, digest)))
+        // Every client authentication at /oauth/token starts here.
+        if let Some(found) = self.inline_row(&APP_BY_UID_SQL, [application_id], |row| {
+            app_with_secret_digest(row)
+        }) {
+            return Ok(found);
+        }
+        let row = sqlx::query(&APP_BY_UID_SQL)
+            .bind(application_id)
+            .fetch_optional(&self.reader)
+            .await
+            .map_err(map_err)?;
+        row.as_ref()
+            .map(app_with_secret_digest)
+            .transpose()
+            .map_err(map_err)
     }
 
     async fn insert_user(&self, user: NewUser) -> Result<User, StoreError> {
@@ -1683,6 +1696,12 @@ mod tests {
                 .unwrap(),
             Some(app.clone())
         );
+        let by_uid = store
+            .inline_row(&APP_BY_UID_SQL, [app.application_id.as_str()], |row| {
+                app_with_secret_digest(row)
+            })
+            .expect("answered inline");
+        assert_eq!(by_uid, Some((app.clone(), "d".repeat(64))));
         // No token yet: answered inline as "none".
         let none = store
             .inline_row(TOKEN_WITH_OWNER_SQL, ["0".repeat(64)], |row| {
