@@ -1667,18 +1667,7 @@ mod tests {
         let store = SqliteStore::connect(&Options::new(&url)).await.unwrap();
         store.migrate().await.unwrap();
         let app = store
-            .insert_application(NewApplication {
-                application_id: "a".repeat(64),
-                secret_digest: "d".repeat(64),
-                name: "inline".to_owned(),
-                redirect_uri: "https://x/cb".to_owned(),
-                scopes: Scopes::from_stored("api"),
-                confidential: true,
-                owner_id: None,
-                created_at: 1,
-                dynamic: false,
-                registration_token_digest: None,
-            })
+            .insert_application(new_app(&"a".repeat(64)))
             .await
             .unwrap();
         let inline = store
@@ -1877,18 +1866,7 @@ mod tests {
         assert!(store.inline.is_none());
         store.migrate().await.unwrap();
         let app = store
-            .insert_application(NewApplication {
-                application_id: "m".repeat(64),
-                secret_digest: "d".repeat(64),
-                name: "memory".to_owned(),
-                redirect_uri: "https://x/cb".to_owned(),
-                scopes: Scopes::from_stored("api"),
-                confidential: true,
-                owner_id: None,
-                created_at: 1,
-                dynamic: false,
-                registration_token_digest: None,
-            })
+            .insert_application(new_app(&"m".repeat(64)))
             .await
             .unwrap();
         assert_eq!(
