@@ -630,9 +630,9 @@ impl Services {
                 SignInError::Internal(ServiceError::Invalid("shutting down".to_owned()))
             })?;
             let password = password.to_owned();
-            tokio::task::spawn_blocking(move || user::verify_password(&password, &digest))
+            crate::hashing::run(move || user::verify_password(&password, &digest))
                 .await
-                .map_err(|e| SignInError::Internal(ServiceError::Invalid(e.to_string())))?
+                .map_err(|e| SignInError::Internal(ServiceError::Invalid(e)))?
         };
         match found {
             Some((user, Some(_))) if ok => {

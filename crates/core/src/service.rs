@@ -193,7 +193,7 @@ impl Services {
             .await
             .map_err(|_| ServiceError::Invalid("the server is shutting down".to_owned()))?;
         let password = password.to_owned();
-        tokio::task::spawn_blocking(move || user::hash_password(&password))
+        crate::hashing::run(move || user::hash_password(&password))
             .await
             .map_err(|e| ServiceError::Invalid(format!("password hashing failed: {e}")))?
             .map_err(ServiceError::Invalid)

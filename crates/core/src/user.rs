@@ -1,7 +1,9 @@
 //! Users and their passwords.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
-use argon2::Argon2;
+use std::cell::RefCell;
+
+use argon2::password_hash::{Output, PasswordHash, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 
 pub const MIN_PASSWORD_CHARS: usize = 8;
 pub const MAX_PASSWORD_CHARS: usize = 128;
@@ -129,28 +131,96 @@ pub fn check_password_strength(password: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// Argon2id with the crate's recommended parameters. Slow on purpose:
+/// Argon2id with OWASP's m=7 MiB, t=5, p=1: one of the configurations the
+/// OWASP Password Storage Cheat Sheet lists as equally strong as its first
+/// one (m=19 MiB, t=2), trading memory for passes at about the same CPU
+/// time. The working memory is held for reuse by each hashing thread (see
+/// `crate::hashing`), so less of it matters. Hashes made with other
+/// parameters (the argon2 crate's default, before) keep verifying: the
+/// parameters are read from each PHC string.
+fn new_hash_params() -> Result<Params, argon2::Error> {
+    Params::new(7 * 1024, 5, 1, Some(Params::DEFAULT_OUTPUT_LEN))
+}
+
+thread_local! {
+    /// Argon2's working memory, kept per thread and reused: allocating and
+    /// freeing it per hash left freed blocks in glibc's per-thread arenas,
+    /// so resident memory grew with every sign-in (see `bench/DIAGNOSIS.md`).
+    static ARGON2_MEMORY: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Argon2 into `out`, with this thread's reused working memory.
+fn argon2_into(
+    argon2: &Argon2<'_>,
+    params: &Params,
+    password: &[u8],
+    salt: &[u8],
+    out: &mut [u8],
+) -> Result<(), argon2::Error> {
+    ARGON2_MEMORY.with(|memory| {
+        let mut memory = memory.borrow_mut();
+        let blocks = params.block_count();
+        if memory.len() < blocks {
+            memory.resize(blocks, Block::default());
+        }
+        argon2.hash_password_into_with_memory(password, salt, out, &mut memory[..blocks])
+    })
+}
+
+/// Argon2id (see [`new_hash_params`]), as a PHC string. Slow on purpose:
 /// call it off the async workers.
 pub fn hash_password(password: &str) -> Result<String, String> {
     let mut salt_bytes = [0u8; 16];
     getrandom::fill(&mut salt_bytes).map_err(|e| format!("random source failed: {e}"))?;
     let salt =
         SaltString::encode_b64(&salt_bytes).map_err(|e| format!("salt encoding failed: {e}"))?;
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| format!("password hashing failed: {e}"))
+    let params = new_hash_params().map_err(|e| format!("password hashing failed: {e}"))?;
+    let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params.clone());
+    let mut out = [0u8; Params::DEFAULT_OUTPUT_LEN];
+    argon2_into(&argon2, &params, password.as_bytes(), &salt_bytes, &mut out)
+        .map_err(|e| format!("password hashing failed: {e}"))?;
+    let hash = PasswordHash {
+        algorithm: Algorithm::Argon2id.ident(),
+        version: Some(Version::V0x13.into()),
+        params: (&params)
+            .try_into()
+            .map_err(|e| format!("password hashing failed: {e}"))?,
+        salt: Some(salt.as_salt()),
+        hash: Some(Output::new(&out).map_err(|e| format!("password hashing failed: {e}"))?),
+    };
+    Ok(hash.to_string())
 }
 
-/// Constant-time verification of a password against its Argon2 hash.
+/// Verification of a password against its Argon2 PHC string, with the
+/// parameters, salt and algorithm it names; the outputs are compared in
+/// constant time (`Output`'s equality).
 pub fn verify_password(password: &str, digest: &str) -> bool {
-    PasswordHash::new(digest)
-        .map(|h| {
-            Argon2::default()
-                .verify_password(password.as_bytes(), &h)
-                .is_ok()
-        })
-        .unwrap_or(false)
+    let Ok(hash) = PasswordHash::new(digest) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (hash.salt, hash.hash) else {
+        return false;
+    };
+    let Ok(algorithm) = Algorithm::try_from(hash.algorithm) else {
+        return false;
+    };
+    let version = match hash.version.map(Version::try_from).transpose() {
+        Ok(v) => v.unwrap_or_default(),
+        Err(_) => return false,
+    };
+    let Ok(params) = Params::try_from(&hash) else {
+        return false;
+    };
+    let mut salt_buf = [0u8; 64];
+    let Ok(salt_bytes) = salt.decode_b64(&mut salt_buf) else {
+        return false;
+    };
+    let mut out = vec![0u8; expected.len()];
+    let argon2 = Argon2::new(algorithm, version, params.clone());
+    if argon2_into(&argon2, &params, password.as_bytes(), salt_bytes, &mut out).is_err() {
+        return false;
+    }
+    Output::new(&out).is_ok_and(|computed| computed == expected)
 }
 
 /// Usernames as GitLab allows them: letters, digits, `_`, `-`, `.`; not
@@ -209,10 +279,44 @@ mod tests {
     #[test]
     fn hash_and_verify() -> Result<(), String> {
         let h = hash_password("correct horse battery")?;
-        assert!(h.starts_with("$argon2id$"));
+        assert!(h.starts_with("$argon2id$v=19$m=7168,t=5,p=1$"), "{h}");
         assert!(verify_password("correct horse battery", &h));
         assert!(!verify_password("wrong horse battery", &h));
         assert!(!verify_password("x", "not a hash"));
+        // Interchangeable with the argon2 crate's own PHC hashing and
+        // verification, in both directions, also with other parameters.
+        use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+        let parsed = PasswordHash::new(&h).unwrap();
+        assert!(Argon2::default()
+            .verify_password(b"correct horse battery", &parsed)
+            .is_ok());
+        // Hashes made before, with the crate's default parameters.
+        let before = Argon2::default()
+            .hash_password(
+                b"correct horse battery",
+                &SaltString::encode_b64(b"salt-salt-salt-1").unwrap(),
+            )
+            .unwrap()
+            .to_string();
+        assert!(
+            before.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{before}"
+        );
+        assert!(verify_password("correct horse battery", &before));
+        assert!(!verify_password("correct horse batterY", &before));
+        let salt = SaltString::encode_b64(b"0123456789abcdef").unwrap();
+        let other = Argon2::new(
+            Algorithm::Argon2id,
+            Version::V0x13,
+            Params::new(8192, 3, 1, Some(24)).unwrap(),
+        )
+        .hash_password(b"correct horse battery", &salt)
+        .unwrap()
+        .to_string();
+        assert!(verify_password("correct horse battery", &other));
+        assert!(!verify_password("correct horse batter", &other));
+        // A truncated hash value does not verify.
+        assert!(!verify_password("correct horse battery", &h[..h.len() - 4]));
         Ok(())
     }
 
