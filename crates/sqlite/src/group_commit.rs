@@ -199,8 +199,20 @@ fn run_batch(
         completers.extend(batch.into_iter().map(|job| job(None)));
         return Err(e);
     }
-    for job in batch {
+    let mut jobs = batch.into_iter();
+    for job in jobs.by_ref() {
         completers.push(job(Some(conn)));
+        if conn.is_autocommit() {
+            // Some failures (disk full, I/O error, out of memory) make SQLite
+            // roll the whole transaction back: the writes so far are undone,
+            // and the rest must not run outside a transaction, where each
+            // would commit on its own while its writer is told it failed.
+            completers.extend(jobs.map(|job| job(None)));
+            return Err(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT),
+                Some("SQLite rolled the batch back after a failed write".to_owned()),
+            ));
+        }
     }
     match conn
         .prepare_cached("COMMIT")
