@@ -45,6 +45,9 @@ struct Entry<T> {
 #[derive(Default)]
 struct State {
     generation: u64,
+    /// Nothing is remembered or answered before this time (ms): see
+    /// [`AuthCache::suspend`].
+    suspended_until_ms: i64,
     personal: HashMap<String, Entry<TokenWithOwner>>,
     oauth: HashMap<String, Entry<OAuthTokenFound>>,
 }
@@ -90,11 +93,28 @@ impl AuthCache {
         state.oauth.clear();
     }
 
+    /// Forget everything and stay off until `until_ms`: for a write that was
+    /// abandoned while in flight (its request went away), which the database
+    /// may still commit after this; `until_ms` must lie past any time it can.
+    pub fn suspend(&self, until_ms: i64) {
+        if !self.enabled() {
+            return;
+        }
+        let mut state = self.lock();
+        state.generation = state.generation.wrapping_add(1);
+        state.suspended_until_ms = state.suspended_until_ms.max(until_ms);
+        state.personal.clear();
+        state.oauth.clear();
+    }
+
     pub fn get_personal(&self, digest: &str, now_ms: i64) -> Option<TokenWithOwner> {
         if !self.enabled() {
             return None;
         }
         let state = self.lock();
+        if now_ms < state.suspended_until_ms {
+            return None;
+        }
         fresh(state.personal.get(digest), now_ms, self.ttl_ms)
     }
 
@@ -103,7 +123,7 @@ impl AuthCache {
             return;
         }
         let mut state = self.lock();
-        if state.generation == ticket.0 {
+        if state.generation == ticket.0 && now_ms >= state.suspended_until_ms {
             insert(&mut state.personal, digest, value, now_ms);
         }
     }
@@ -113,6 +133,9 @@ impl AuthCache {
             return None;
         }
         let state = self.lock();
+        if now_ms < state.suspended_until_ms {
+            return None;
+        }
         fresh(state.oauth.get(digest), now_ms, self.ttl_ms)
     }
 
@@ -121,7 +144,7 @@ impl AuthCache {
             return;
         }
         let mut state = self.lock();
-        if state.generation == ticket.0 {
+        if state.generation == ticket.0 && now_ms >= state.suspended_until_ms {
             insert(&mut state.oauth, digest, value, now_ms);
         }
     }
@@ -202,6 +225,24 @@ mod tests {
         let after = cache.ticket();
         cache.put_personal(after, "b", &found(3), 2);
         assert_eq!(cache.get_personal("b", 3).map(|f| f.token.id), Some(3));
+    }
+
+    #[test]
+    fn suspended_means_off_until_the_deadline() {
+        let cache = AuthCache::new(60_000);
+        let t = cache.ticket();
+        cache.put_personal(t, "a", &found(1), 0);
+        cache.suspend(1_000);
+        assert!(cache.get_personal("a", 10).is_none());
+        let t = cache.ticket();
+        cache.put_personal(t, "a", &found(1), 10);
+        assert!(
+            cache.get_personal("a", 999).is_none(),
+            "nothing stored while suspended"
+        );
+        let t = cache.ticket();
+        cache.put_personal(t, "a", &found(1), 1_000);
+        assert!(cache.get_personal("a", 1_001).is_some());
     }
 
     #[test]

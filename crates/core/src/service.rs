@@ -104,6 +104,11 @@ pub struct Bootstrapped {
 /// password work cannot take every core from token checks.
 const PASSWORD_HASHING_SLOTS: usize = 2;
 
+/// How long the token cache stays off after a write that can change a token
+/// was abandoned in flight: past any time the database can still take to
+/// commit it (connection wait and busy timeouts are seconds).
+const ABANDONED_WRITE_MS: i64 = 60_000;
+
 /// Input for changing an application: `None` keeps the current value.
 #[derive(Debug, Clone, Default)]
 pub struct ApplicationChanges {
@@ -173,9 +178,23 @@ impl Services {
     /// Run a write that can change what a presented token authenticates as
     /// (revoke, rotate, block, edit or delete users, applications or OAuth
     /// tokens), then forget the cached authentications, also when the write
-    /// failed (a commit may have happened before the error).
+    /// failed (a commit may have happened before the error). If the write is
+    /// abandoned midway (its request went away), the database may still
+    /// commit it later: the cache then stays off for a while.
     pub(crate) async fn changing_auth<T>(&self, write: impl std::future::Future<Output = T>) -> T {
+        struct Abandoned<'a>(Option<&'a Services>);
+        impl Drop for Abandoned<'_> {
+            fn drop(&mut self) {
+                if let Some(services) = self.0 {
+                    services
+                        .auth_cache
+                        .suspend(services.now_ms().saturating_add(ABANDONED_WRITE_MS));
+                }
+            }
+        }
+        let mut abandoned = Abandoned(Some(self));
         let out = write.await;
+        abandoned.0 = None;
         self.auth_cache.invalidate();
         out
     }
