@@ -138,7 +138,9 @@ impl SqliteStore {
         let known = self.app_count.get();
         let ticket = self.app_count.ticket();
         let (apps, total) = self.inline.as_ref()?.read(|conn| {
-            // One read transaction: the total and the page agree.
+            // One read transaction: a total counted here agrees with the
+            // page; a remembered one may lag a create or delete that lands
+            // between reading it and this snapshot (as totals do elsewhere).
             inline::in_snapshot(conn, |conn| {
                 let total: i64 = match known {
                     Some(n) => n,
