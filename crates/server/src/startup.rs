@@ -46,17 +46,6 @@ fn check_version(found: Option<i64>, schema: Schema) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The file of a `sqlite:` URL, or `None` for an in-memory database.
-fn sqlite_path(url: &str) -> Option<&str> {
-    let rest = url
-        .strip_prefix("sqlite://")
-        .or(url.strip_prefix("sqlite:"))?;
-    let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
-    let in_memory =
-        path.is_empty() || path == ":memory:" || query.split('&').any(|kv| kv == "mode=memory");
-    (!in_memory).then_some(path)
-}
-
 /// Only one `serve` process may use a SQLite database file: the token cache
 /// (and SQLite's single writer) assume every write goes through it; several
 /// instances belong on PostgreSQL. The lock is an exclusive `flock` on
@@ -64,9 +53,10 @@ fn sqlite_path(url: &str) -> Option<&str> {
 /// (also when it is killed). CLI commands (`users create`, `tokens create`,
 /// `db copy`, ...) do not take it. Returns the open lock file to hold.
 pub fn lock_sqlite_for_serving(url: &str) -> anyhow::Result<Option<std::fs::File>> {
-    let Some(path) = sqlite_path(url) else {
+    let Some(path) = latchkey_sqlite::database_file(url) else {
         return Ok(None);
     };
+    let path = path.display();
     let lock_path = format!("{path}-serve.lock");
     let file = std::fs::OpenOptions::new()
         .create(true)
@@ -91,7 +81,7 @@ pub fn lock_sqlite_for_serving(url: &str) -> anyhow::Result<Option<std::fs::File
 /// migrate or check its schema.
 pub async fn open_store(settings: &Settings, schema: Schema) -> anyhow::Result<Arc<dyn Store>> {
     let url = settings.database_url.as_str();
-    if url.starts_with("sqlite:") {
+    if crate::config::is_sqlite(url) {
         let mut opts = latchkey_sqlite::Options::new(url);
         opts.read_connections = settings.pool_size;
         opts.acquire_timeout = settings.database_timeout;
@@ -239,22 +229,4 @@ async fn shutdown_signal() {
         () = term => {},
     }
     tracing::info!("shutting down");
-}
-
-#[cfg(test)]
-mod tests {
-    use super::sqlite_path;
-
-    #[test]
-    fn sqlite_paths() {
-        assert_eq!(
-            sqlite_path("sqlite://latchkey.db?mode=rwc"),
-            Some("latchkey.db")
-        );
-        assert_eq!(sqlite_path("sqlite:///var/lib/l.db"), Some("/var/lib/l.db"));
-        assert_eq!(sqlite_path("sqlite:l.db"), Some("l.db"));
-        assert_eq!(sqlite_path("sqlite::memory:"), None);
-        assert_eq!(sqlite_path("sqlite://x?mode=memory&cache=shared"), None);
-        assert_eq!(sqlite_path("postgres://h/db"), None);
-    }
 }

@@ -64,6 +64,22 @@ impl Options {
     }
 }
 
+/// Does this `sqlite:` URL name an in-memory database?
+fn is_in_memory(url: &str) -> bool {
+    let query = url.split_once('?').map_or("", |(_, q)| q);
+    url.contains(":memory:") || query.split('&').any(|kv| kv == "mode=memory")
+}
+
+/// The file a `sqlite:` URL opens, read as sqlx reads it; `None` for an
+/// in-memory database or a URL that is not a valid SQLite one.
+pub fn database_file(url: &str) -> Option<std::path::PathBuf> {
+    if !url.starts_with("sqlite:") {
+        return None;
+    }
+    let opts = SqliteConnectOptions::from_str(url).ok()?;
+    (!is_in_memory(url)).then(|| opts.get_filename().to_path_buf())
+}
+
 #[derive(Clone)]
 pub struct SqliteStore {
     writer: SqlitePool,
@@ -216,7 +232,7 @@ impl SqliteStore {
             .await
             .map_err(map_err)?;
         let path = base.get_filename().to_path_buf();
-        let in_memory = opts.url.contains(":memory:") || opts.url.contains("mode=memory");
+        let in_memory = is_in_memory(&opts.url);
         let group =
             group_commit::GroupCommit::start(&path, in_memory, opts.busy_timeout, writer.clone())?;
         spawn_checkpoints(checkpointer.clone());
@@ -1858,6 +1874,24 @@ mod tests {
             .await
             .unwrap();
         assert_eq!((apps.len(), total), (100, 199));
+    }
+
+    #[test]
+    fn database_files() {
+        use std::path::PathBuf;
+        let file = |p: &str| Some(PathBuf::from(p));
+        assert_eq!(
+            database_file("sqlite://latchkey.db?mode=rwc"),
+            file("latchkey.db")
+        );
+        assert_eq!(
+            database_file("sqlite:///var/lib/l.db"),
+            file("/var/lib/l.db")
+        );
+        assert_eq!(database_file("sqlite:l.db"), file("l.db"));
+        assert_eq!(database_file("sqlite::memory:"), None);
+        assert_eq!(database_file("sqlite://x?mode=memory&cache=shared"), None);
+        assert_eq!(database_file("postgres://h/db"), None);
     }
 
     #[tokio::test]
