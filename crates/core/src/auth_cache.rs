@@ -84,51 +84,45 @@ impl AuthCache {
     /// Forget everything: call after any write that can change what a token
     /// authenticates as.
     pub fn invalidate(&self) {
-        if !self.enabled() {
-            return;
+        if self.enabled() {
+            forget(&mut self.lock());
         }
-        let mut state = self.lock();
-        state.generation = state.generation.wrapping_add(1);
-        state.personal.clear();
-        state.oauth.clear();
     }
 
     /// Forget everything and stay off until `until_ms`: for a write that was
     /// abandoned while in flight (its request went away), which the database
     /// may still commit after this; `until_ms` must lie past any time it can.
     pub fn suspend(&self, until_ms: i64) {
-        if !self.enabled() {
-            return;
+        if self.enabled() {
+            let mut state = self.lock();
+            forget(&mut state);
+            state.suspended_until_ms = state.suspended_until_ms.max(until_ms);
         }
-        let mut state = self.lock();
-        state.generation = state.generation.wrapping_add(1);
-        state.suspended_until_ms = state.suspended_until_ms.max(until_ms);
-        state.personal.clear();
-        state.oauth.clear();
     }
 
     pub fn get_personal(&self, digest: &str, now_ms: i64) -> Option<TokenWithOwner> {
-        if !self.enabled() {
-            return None;
-        }
-        let state = self.lock();
-        if now_ms < state.suspended_until_ms {
-            return None;
-        }
-        fresh(state.personal.get(digest), now_ms, self.ttl_ms)
+        self.get(|s| &s.personal, digest, now_ms)
     }
 
     pub fn put_personal(&self, ticket: Ticket, digest: &str, value: &TokenWithOwner, now_ms: i64) {
-        if !self.enabled() {
-            return;
-        }
-        let mut state = self.lock();
-        if state.generation == ticket.0 && now_ms >= state.suspended_until_ms {
-            insert(&mut state.personal, digest, value, now_ms);
-        }
+        self.put(|s| &mut s.personal, ticket, digest, value, now_ms);
     }
 
     pub fn get_oauth(&self, digest: &str, now_ms: i64) -> Option<OAuthTokenFound> {
+        self.get(|s| &s.oauth, digest, now_ms)
+    }
+
+    pub fn put_oauth(&self, ticket: Ticket, digest: &str, value: &OAuthTokenFound, now_ms: i64) {
+        self.put(|s| &mut s.oauth, ticket, digest, value, now_ms);
+    }
+
+    /// A fresh entry of the map `kind` picks, unless off or suspended.
+    fn get<T: Clone>(
+        &self,
+        kind: fn(&State) -> &HashMap<String, Entry<T>>,
+        digest: &str,
+        now_ms: i64,
+    ) -> Option<T> {
         if !self.enabled() {
             return None;
         }
@@ -136,18 +130,33 @@ impl AuthCache {
         if now_ms < state.suspended_until_ms {
             return None;
         }
-        fresh(state.oauth.get(digest), now_ms, self.ttl_ms)
+        fresh(kind(&state).get(digest), now_ms, self.ttl_ms)
     }
 
-    pub fn put_oauth(&self, ticket: Ticket, digest: &str, value: &OAuthTokenFound, now_ms: i64) {
+    /// Store into the map `kind` picks, unless off, suspended, or the
+    /// generation moved since `ticket`.
+    fn put<T: Clone>(
+        &self,
+        kind: fn(&mut State) -> &mut HashMap<String, Entry<T>>,
+        ticket: Ticket,
+        digest: &str,
+        value: &T,
+        now_ms: i64,
+    ) {
         if !self.enabled() {
             return;
         }
         let mut state = self.lock();
         if state.generation == ticket.0 && now_ms >= state.suspended_until_ms {
-            insert(&mut state.oauth, digest, value, now_ms);
+            insert(kind(&mut state), digest, value, now_ms);
         }
     }
+}
+
+fn forget(state: &mut State) {
+    state.generation = state.generation.wrapping_add(1);
+    state.personal.clear();
+    state.oauth.clear();
 }
 
 fn fresh<T: Clone>(entry: Option<&Entry<T>>, now_ms: i64, ttl_ms: i64) -> Option<T> {
