@@ -178,6 +178,16 @@ pub(crate) fn first_row<T>(
     }
 }
 
+/// The row an `INSERT … RETURNING` gives back, decoded.
+pub(crate) fn returned_row<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl Params,
+    decode: impl FnOnce(&Lite<'_, '_>) -> rusqlite::Result<T>,
+) -> rusqlite::Result<T> {
+    first_row(conn, sql, params, decode)?.ok_or(rusqlite::Error::QueryReturnedNoRows)
+}
+
 /// Every row of `sql`, decoded.
 pub(crate) fn rows<T>(
     conn: &Connection,

@@ -573,7 +573,7 @@ impl Store for SqliteStore {
         let created = self
             .group
             .write(move |conn| {
-                inline::first_row(
+                inline::returned_row(
                     conn,
                     &INSERT_APP_SQL,
                     rusqlite::params![
@@ -590,8 +590,7 @@ impl Store for SqliteStore {
                         a.registration_token_digest,
                     ],
                     |row| app_from_row(row),
-                )?
-                .ok_or(rusqlite::Error::QueryReturnedNoRows)
+                )
             })
             .await;
         if !owned {
@@ -923,7 +922,7 @@ impl Store for SqliteStore {
     async fn insert_token(&self, token: NewToken) -> Result<PersonalAccessToken, StoreError> {
         self.group
             .write(move |conn| {
-                inline::first_row(
+                inline::returned_row(
                     conn,
                     INSERT_TOKEN_SQL,
                     rusqlite::params![
@@ -935,8 +934,7 @@ impl Store for SqliteStore {
                         token.created_at,
                     ],
                     |row| token_from_row(row),
-                )?
-                .ok_or(rusqlite::Error::QueryReturnedNoRows)
+                )
             })
             .await
     }
@@ -1229,7 +1227,7 @@ impl Store for SqliteStore {
     async fn insert_oauth_token(&self, token: NewOAuthToken) -> Result<OAuthToken, StoreError> {
         self.group
             .write(move |conn| {
-                inline::first_row(
+                inline::returned_row(
                     conn,
                     &INSERT_OAUTH_TOKEN_SQL,
                     rusqlite::params![
@@ -1245,8 +1243,7 @@ impl Store for SqliteStore {
                         token.grant_id,
                     ],
                     |row| oauth_token_from_row(row, ""),
-                )?
-                .ok_or(rusqlite::Error::QueryReturnedNoRows)
+                )
             })
             .await
     }
