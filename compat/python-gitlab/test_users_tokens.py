@@ -29,7 +29,10 @@ pytestmark = pytest.mark.filterwarnings("error::UserWarning")
 
 PASSWORD = "correct horse battery staple"
 REDIRECT_URI = "https://client.example/oauth/callback"
-FAR_FUTURE = "2999-01-01"
+# Within the server's longest token lifetime (365 days by default).
+FAR_FUTURE = (dt.date.today() + dt.timedelta(days=300)).isoformat()
+LATER = (dt.date.today() + dt.timedelta(days=200)).isoformat()
+SOONER = (dt.date.today() + dt.timedelta(days=100)).isoformat()
 UNKNOWN_ID = 2_000_000_000
 TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
 HEX64 = re.compile(r"^[0-9a-f]{64}$")
@@ -766,8 +769,8 @@ def test_rotate_by_id(url: str, gl: gitlab.Gitlab, make_user: Callable[..., User
     assert listed[rotated["id"]].active is True
 
     # An explicit expiry is kept.
-    again = gl.personal_access_tokens.rotate(rotated["id"], expires_at="2999-06-01")
-    assert again["expires_at"] == "2999-06-01"
+    again = gl.personal_access_tokens.rotate(rotated["id"], expires_at=LATER)
+    assert again["expires_at"] == LATER
     assert_rejected_401(new_gl)
     again_gl = gitlab.Gitlab(url, private_token=again["token"])
     again_gl.auth()
@@ -795,13 +798,13 @@ def test_rotate_self(url: str, gl: gitlab.Gitlab, make_user: Callable[..., User]
 
     me = old_gl.personal_access_tokens.get("self")
     assert me.id == old.id
-    result = me.rotate(self_rotate=True, expires_at="2999-03-03")
+    result = me.rotate(self_rotate=True, expires_at=SOONER)
     assert isinstance(result, dict)
     assert result["token"] != old.token
     assert me.id == result["id"] != old.id
     assert me.token == result["token"]
     assert me.name == old.name
-    assert me.expires_at == "2999-03-03"
+    assert me.expires_at == SOONER
 
     assert_rejected_401(old_gl)
     new_gl = gitlab.Gitlab(url, private_token=me.token)

@@ -3,7 +3,7 @@
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
 use crate::redirect_uri;
-use crate::scopes::{ScopeSet, Scopes};
+use crate::scopes::{ScopeError, ScopeSet, Scopes, MAX_SCOPES, MAX_SCOPE_BYTES};
 
 /// The longest application name accepted (GitLab's column has none; an
 /// unbounded name is an easy way to bloat the database).
@@ -170,11 +170,25 @@ pub fn validate_scopes(
         errors.add("scopes", "can't be blank");
         return None;
     }
-    let parsed = Scopes::parse(value, set);
-    if parsed.is_none() {
-        errors.add("scopes", "doesn't match configured on the server.");
+    match Scopes::checked(value, set) {
+        Ok(scopes) => Some(scopes),
+        Err(e) => {
+            errors.add("scopes", scope_error_message(&e));
+            None
+        }
     }
-    parsed
+}
+
+/// A refused list of scopes, in the model's words.
+pub fn scope_error_message(e: &ScopeError) -> String {
+    match e {
+        ScopeError::Empty => "can't be blank".to_owned(),
+        ScopeError::Unknown(_) => "doesn't match configured on the server.".to_owned(),
+        ScopeError::TooMany => format!("is too long (maximum is {MAX_SCOPES} scopes)"),
+        ScopeError::TooLong => {
+            format!("is too long (maximum is {MAX_SCOPE_BYTES} characters per scope)")
+        }
+    }
 }
 
 /// Doorkeeper's model validation, in its order: name, redirect_uri, scopes.

@@ -164,6 +164,11 @@ impl Services {
                         "approved without a user".to_owned(),
                     ))
                 })?;
+                // Approved before its user was blocked: refused, and gone.
+                if !self.user_may_act(user_id).await? {
+                    self.store.delete_device_grant(grant.id).await?;
+                    return Err(FlowError::OAuth(OAuthError::new(ErrorCode::AccessDenied)));
+                }
                 let (new, mut issued) =
                     self.new_oauth_token(client, Some(user_id), &grant.scopes, true, None, None)?;
                 match self.store.redeem_device_grant(grant.id, new).await? {

@@ -246,6 +246,19 @@ pub struct OAuthTokenFound {
     pub user: Option<User>,
 }
 
+impl OAuthTokenFound {
+    /// May this token act for its user? Not when the user is blocked (a
+    /// deleted user's tokens are deleted with them). Tokens without a user
+    /// (client credentials) act for their application.
+    pub fn owner_may_act(&self) -> bool {
+        match (&self.user, self.token.user_id) {
+            (Some(u), _) => u.access_denied_reason().is_none(),
+            (None, Some(_)) => false,
+            (None, None) => true,
+        }
+    }
+}
+
 /// A signed-in browser.
 #[derive(Debug, Clone)]
 pub struct NewSession {

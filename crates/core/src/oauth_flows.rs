@@ -10,7 +10,7 @@ use crate::oauth::{
     OAuthTokenFound, PkceMethod, CODE_LIFETIME_MS, SESSION_LIFETIME_MS,
 };
 use crate::redirect_uri;
-use crate::scopes::{ScopeSet, Scopes};
+use crate::scopes::{ScopeError, ScopeSet, Scopes};
 use crate::secret;
 use crate::service::{ServiceError, Services, TokenRejection};
 use crate::store::StoreError;
@@ -127,14 +127,18 @@ pub(crate) fn resolve_scopes(
     requested: Option<&str>,
     server: &ScopeSet,
 ) -> Result<Scopes, OAuthError> {
-    let app_set = ScopeSet::new(app.scopes.as_slice())
-        .map_err(|_| OAuthError::new(ErrorCode::InvalidScope))?;
     let raw = requested.filter(|s| !s.trim().is_empty()).unwrap_or("api");
-    let list = Scopes::normalise(raw);
-    if list.is_empty() || !list.iter().all(|s| app_set.allows(s) && server.allows(s)) {
+    let scopes = Scopes::checked(raw, server).map_err(|e| match e {
+        ScopeError::TooMany | ScopeError::TooLong => {
+            OAuthError::with(ErrorCode::InvalidScope, e.to_string())
+        }
+        _ => OAuthError::new(ErrorCode::InvalidScope),
+    })?;
+    let app_set = ScopeSet::of(&app.scopes);
+    if !scopes.as_slice().iter().all(|s| app_set.allows(s)) {
         return Err(OAuthError::new(ErrorCode::InvalidScope));
     }
-    Ok(Scopes::from_stored(&list.join(" ")))
+    Ok(scopes)
 }
 
 /// A hash to verify against when the account does not exist, so that
@@ -283,6 +287,15 @@ impl Services {
 
     // --- tokens ------------------------------------------------------------------
 
+    /// Does user `id` exist and may act (not blocked)?
+    pub(crate) async fn user_may_act(&self, id: i64) -> Result<bool, StoreError> {
+        Ok(self
+            .store
+            .find_user(id)
+            .await?
+            .is_some_and(|u| u.access_denied_reason().is_none()))
+    }
+
     pub(crate) fn new_oauth_token(
         &self,
         app: &Application,
@@ -347,6 +360,10 @@ impl Services {
             return Err(err(ErrorCode::InvalidGrant));
         }
         if grant.application_id != client.id || now >= grant.expires_at {
+            return Err(err(ErrorCode::InvalidGrant));
+        }
+        // A code issued before its user was blocked is worth nothing now.
+        if !self.user_may_act(grant.user_id).await? {
             return Err(err(ErrorCode::InvalidGrant));
         }
         let Some(redirect) = redirect.filter(|r| !r.is_empty()) else {
@@ -436,10 +453,8 @@ impl Services {
         if token.revoked_at.is_some() {
             return Err(err(ErrorCode::InvalidGrant));
         }
-        if let Some(user) = &found.user {
-            if user.access_denied_reason().is_some() {
-                return Err(err(ErrorCode::InvalidGrant));
-            }
+        if !found.owner_may_act() {
+            return Err(err(ErrorCode::InvalidGrant));
         }
         let scopes = match scope.filter(|s| !s.trim().is_empty()) {
             None => token.scopes.clone(),

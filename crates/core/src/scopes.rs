@@ -1,6 +1,20 @@
 //! OAuth scopes: the server's configured set, GitLab's normalisation
 //! (split on whitespace, drop duplicates, keep first-seen order) and
 //! Doorkeeper's dynamic scopes (`user:*` admits `user:<anything>`).
+//!
+//! Everything here is linear in its input: scope lists arrive before
+//! authentication (`/oauth/authorize`, the device and password grants,
+//! registration), so a list is deduplicated through a hash set, and a
+//! list's length and each scope's length are capped ([`MAX_SCOPES`],
+//! [`MAX_SCOPE_BYTES`]).
+
+use std::collections::HashSet;
+
+/// The most scopes one application, token or request may carry (GitLab
+/// knows about 25).
+pub const MAX_SCOPES: usize = 100;
+/// The longest scope accepted, in bytes.
+pub const MAX_SCOPE_BYTES: usize = 255;
 
 /// GitLab's scope list, in the order GitLab's discovery document
 /// advertises it.
@@ -32,17 +46,26 @@ pub const GITLAB_SCOPES: &[&str] = &[
     "user:*",
 ];
 
-/// The scopes this server accepts.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// The scopes this server (or an application) accepts: exact names in a
+/// hash set, and the prefixes of dynamic `prefix:*` entries.
+#[derive(Debug, Clone)]
 pub struct ScopeSet {
     names: Vec<String>,
+    exact: HashSet<String>,
+    prefixes: Vec<String>,
 }
+
+impl PartialEq for ScopeSet {
+    fn eq(&self, other: &Self) -> bool {
+        self.names == other.names
+    }
+}
+
+impl Eq for ScopeSet {}
 
 impl Default for ScopeSet {
     fn default() -> Self {
-        Self {
-            names: GITLAB_SCOPES.iter().map(|s| (*s).to_owned()).collect(),
-        }
+        Self::from_names(GITLAB_SCOPES.iter().map(|s| (*s).to_owned()).collect())
     }
 }
 
@@ -53,13 +76,15 @@ impl ScopeSet {
         I: IntoIterator<Item = S>,
         S: AsRef<str>,
     {
+        let mut seen: HashSet<&str> = HashSet::new();
         let mut out: Vec<String> = Vec::new();
-        for n in names {
+        let names: Vec<S> = names.into_iter().collect();
+        for n in &names {
             for part in n.as_ref().split_whitespace() {
                 if !is_scope_token(part) {
                     return Err(format!("invalid scope name {part:?}"));
                 }
-                if !out.iter().any(|s| s == part) {
+                if seen.insert(part) {
                     out.push(part.to_owned());
                 }
             }
@@ -67,7 +92,26 @@ impl ScopeSet {
         if out.is_empty() {
             return Err("the scope set is empty".to_owned());
         }
-        Ok(Self { names: out })
+        Ok(Self::from_names(out))
+    }
+
+    /// The set of an application's (already normalised) scopes.
+    pub fn of(scopes: &Scopes) -> Self {
+        Self::from_names(scopes.0.clone())
+    }
+
+    fn from_names(names: Vec<String>) -> Self {
+        let prefixes = names
+            .iter()
+            .filter_map(|n| n.strip_suffix('*'))
+            .filter(|p| p.ends_with(':'))
+            .map(str::to_owned)
+            .collect();
+        Self {
+            exact: names.iter().cloned().collect(),
+            prefixes,
+            names,
+        }
     }
 
     pub fn names(&self) -> &[String] {
@@ -76,17 +120,35 @@ impl ScopeSet {
 
     /// Is `scope` in the set, directly or through a dynamic `prefix:*` entry?
     pub fn allows(&self, scope: &str) -> bool {
-        self.names.iter().any(|configured| {
-            if configured == scope {
-                return true;
-            }
-            match configured.strip_suffix('*') {
-                Some(prefix) if prefix.ends_with(':') => {
-                    scope.len() > prefix.len() && scope.starts_with(prefix)
-                }
-                _ => false,
-            }
-        })
+        self.exact.contains(scope)
+            || self
+                .prefixes
+                .iter()
+                .any(|prefix| scope.len() > prefix.len() && scope.starts_with(prefix.as_str()))
+    }
+}
+
+/// Why a list of scopes was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScopeError {
+    /// No scope at all.
+    Empty,
+    /// A scope the set does not allow (the first one).
+    Unknown(String),
+    /// More than [`MAX_SCOPES`] distinct scopes.
+    TooMany,
+    /// A scope longer than [`MAX_SCOPE_BYTES`].
+    TooLong,
+}
+
+impl std::fmt::Display for ScopeError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Empty => f.write_str("no scope was given"),
+            Self::Unknown(s) => write!(f, "the scope {s:?} is not allowed"),
+            Self::TooMany => write!(f, "too many scopes (at most {MAX_SCOPES})"),
+            Self::TooLong => write!(f, "a scope is too long (at most {MAX_SCOPE_BYTES} bytes)"),
+        }
     }
 }
 
@@ -103,25 +165,67 @@ pub struct Scopes(Vec<String>);
 
 impl Scopes {
     /// Split on whitespace and drop duplicates, as Doorkeeper does on
-    /// assignment. May be empty.
+    /// assignment, keeping first-seen order. May be empty. Linear.
     pub fn normalise(raw: &str) -> Vec<String> {
+        Self::normalise_all(raw.split_whitespace())
+    }
+
+    /// [`Self::normalise`] over scopes that arrive one by one (an array
+    /// parameter); each item may itself hold several.
+    pub fn normalise_all<'a>(items: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+        let mut seen: HashSet<&str> = HashSet::new();
         let mut out: Vec<String> = Vec::new();
-        for part in raw.split_whitespace() {
-            if !out.iter().any(|s| s == part) {
+        for part in items.into_iter().flat_map(str::split_whitespace) {
+            if seen.insert(part) {
                 out.push(part.to_owned());
             }
         }
         out
     }
 
-    /// Normalise and check every scope against `set`. `None` when any scope
-    /// is unknown or the list is empty.
-    pub fn parse(raw: &str, set: &ScopeSet) -> Option<Self> {
-        let list = Self::normalise(raw);
-        if list.is_empty() || !list.iter().all(|s| set.allows(s)) {
-            return None;
+    /// Check a normalised list: not empty, at most [`MAX_SCOPES`], each at
+    /// most [`MAX_SCOPE_BYTES`] and allowed by `set`.
+    pub fn check(list: Vec<String>, set: &ScopeSet) -> Result<Self, ScopeError> {
+        if list.is_empty() {
+            return Err(ScopeError::Empty);
         }
-        Some(Self(list))
+        if list.len() > MAX_SCOPES {
+            return Err(ScopeError::TooMany);
+        }
+        if list.iter().any(|s| s.len() > MAX_SCOPE_BYTES) {
+            return Err(ScopeError::TooLong);
+        }
+        if let Some(bad) = list.iter().find(|s| !set.allows(s)) {
+            return Err(ScopeError::Unknown(bad.clone()));
+        }
+        Ok(Self(list))
+    }
+
+    /// Normalise and check `raw` (see [`Self::check`]).
+    pub fn checked(raw: &str, set: &ScopeSet) -> Result<Self, ScopeError> {
+        Self::check(Self::normalise(raw), set)
+    }
+
+    /// Normalise and check every scope against `set`. `None` when any scope
+    /// is unknown, the list is empty, or over the caps.
+    pub fn parse(raw: &str, set: &ScopeSet) -> Option<Self> {
+        Self::checked(raw, set).ok()
+    }
+
+    /// Is every scope of `self` also in `other`?
+    pub fn is_subset_of(&self, other: &Scopes) -> bool {
+        let theirs: HashSet<&str> = other.0.iter().map(String::as_str).collect();
+        self.0.iter().all(|s| theirs.contains(s.as_str()))
+    }
+
+    /// The scopes of `self` that `other` also has, in `self`'s order.
+    pub fn intersection(&self, other: &Scopes) -> Vec<String> {
+        let theirs: HashSet<&str> = other.0.iter().map(String::as_str).collect();
+        self.0
+            .iter()
+            .filter(|s| theirs.contains(s.as_str()))
+            .cloned()
+            .collect()
     }
 
     /// Trusted input (already stored): normalise without checking.

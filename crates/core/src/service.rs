@@ -42,6 +42,9 @@ pub struct Config {
     /// How long an authenticated token is remembered in this process (ms);
     /// 0 turns the cache off. See [`crate::auth_cache`].
     pub token_cache_ms: i64,
+    /// The latest `expires_at` a personal access token may get, in days
+    /// from today (GitLab's 365).
+    pub max_token_lifetime_days: i64,
 }
 
 impl Default for Config {
@@ -57,9 +60,13 @@ impl Default for Config {
             dynamic_registration: crate::registration::RegistrationMode::Off,
             dynamic_client_ttl_days: 30,
             token_cache_ms: 0,
+            max_token_lifetime_days: DEFAULT_MAX_TOKEN_LIFETIME_DAYS,
         }
     }
 }
+
+/// GitLab's maximum personal access token lifetime.
+pub const DEFAULT_MAX_TOKEN_LIFETIME_DAYS: i64 = 365;
 
 /// What went wrong in a service call.
 #[derive(Debug, thiserror::Error)]
@@ -68,6 +75,9 @@ pub enum ServiceError {
     Validation(ValidationErrors),
     #[error("not found")]
     NotFound,
+    /// The caller may not do this; the text (if any) says why.
+    #[error("forbidden")]
+    Forbidden(Option<&'static str>),
     /// A rule refused the input; the text says which.
     #[error("{0}")]
     Invalid(String),
@@ -86,6 +96,25 @@ pub enum TokenRejection {
     Unknown,
     Expired,
     Revoked,
+}
+
+/// The store refused to leave the instance without an administrator.
+fn keeping_an_administrator(e: StoreError) -> ServiceError {
+    match e {
+        StoreError::LastAdministrator => ServiceError::Forbidden(Some(
+            "The last active administrator cannot be blocked, demoted or deleted",
+        )),
+        other => other.into(),
+    }
+}
+
+/// Who is rotating a personal access token: the authenticated user, the
+/// scopes of the credential they used, and which personal access token
+/// that was (`None` for an OAuth access token).
+#[derive(Debug, Clone, Copy)]
+pub struct TokenActor<'a> {
+    pub scopes: &'a Scopes,
+    pub personal_token_id: Option<i64>,
 }
 
 /// A newly made secret, shown once and never stored.
@@ -482,6 +511,7 @@ impl Services {
     }
 
     /// Change a user; every given value is checked like on creation.
+    /// Demoting the last active administrator is refused (`Forbidden`).
     pub async fn update_user(&self, id: i64, changes: &UserChanges) -> Result<User, ServiceError> {
         Self::check_user_fields(
             changes.username.as_deref(),
@@ -501,23 +531,49 @@ impl Services {
             admin: changes.admin,
         };
         self.changing_auth(self.store.update_user(id, update))
-            .await?
+            .await
+            .map_err(keeping_an_administrator)?
             .ok_or(ServiceError::NotFound)
     }
 
-    /// Delete a user with their applications and tokens.
-    pub async fn delete_user(&self, id: i64) -> Result<(), ServiceError> {
-        if self.changing_auth(self.store.delete_user(id)).await? {
+    /// Delete a user with their applications and tokens. `by` is the
+    /// administrator asking: nobody deletes themselves through the API, and
+    /// the last active administrator is never deleted (`Forbidden`).
+    pub async fn delete_user(&self, by: Option<i64>, id: i64) -> Result<(), ServiceError> {
+        if by == Some(id) {
+            return Err(ServiceError::Forbidden(Some(
+                "The API initiating user cannot be deleted by the API",
+            )));
+        }
+        if self
+            .changing_auth(self.store.delete_user(id))
+            .await
+            .map_err(keeping_an_administrator)?
+        {
             Ok(())
         } else {
             Err(ServiceError::NotFound)
         }
     }
 
-    pub async fn set_user_state(&self, id: i64, state: UserState) -> Result<(), ServiceError> {
+    /// Block or unblock a user. `by` is the administrator asking: nobody
+    /// blocks themselves (GitLab's rule), and the last active administrator
+    /// is never blocked (`Forbidden`).
+    pub async fn set_user_state(
+        &self,
+        by: Option<i64>,
+        id: i64,
+        state: UserState,
+    ) -> Result<(), ServiceError> {
+        if by == Some(id) && state == UserState::Blocked {
+            return Err(ServiceError::Forbidden(Some(
+                "The API initiating user cannot be blocked by the API",
+            )));
+        }
         if self
             .changing_auth(self.store.set_user_state(id, state))
-            .await?
+            .await
+            .map_err(keeping_an_administrator)?
         {
             Ok(())
         } else {
@@ -532,11 +588,16 @@ impl Services {
         Ok(self.store.find_user_by_username(username).await?)
     }
 
+    /// The latest expiry date a token may have today.
+    pub fn max_token_expiry(&self) -> Date {
+        self.today() + time::Duration::days(self.config.max_token_lifetime_days)
+    }
+
     fn new_token(
         &self,
         user_id: i64,
         name: &str,
-        scopes: &str,
+        scopes: &Scopes,
         expires_at: Option<Date>,
         value: Option<&str>,
     ) -> Result<(NewToken, Plaintext), ServiceError> {
@@ -545,17 +606,17 @@ impl Services {
                 "token name must be 1 to 255 characters".to_owned(),
             ));
         }
-        let scopes = Scopes::parse(scopes, &self.config.scopes).ok_or_else(|| {
-            ServiceError::Invalid(format!(
-                "scopes {scopes:?} are empty or not configured on the server (configured: {})",
-                self.config.scopes.names().join(" ")
-            ))
-        })?;
         if let Some(d) = expires_at {
             if d < self.today() {
                 return Err(ServiceError::Invalid(
                     "expires_at is in the past".to_owned(),
                 ));
+            }
+            let max = self.max_token_expiry();
+            if d > max {
+                let mut errors = ValidationErrors::default();
+                errors.add("expires_at", format!("must be before {max}"));
+                return Err(ServiceError::Validation(errors));
             }
         }
         let plaintext = match value {
@@ -570,7 +631,7 @@ impl Services {
                 user_id,
                 name: name.to_owned(),
                 digest: secret::digest(&plaintext),
-                scopes,
+                scopes: scopes.clone(),
                 expires_at,
                 created_at: self.now_ms(),
             },
@@ -578,7 +639,17 @@ impl Services {
         ))
     }
 
+    /// Scopes for a new token, checked against the server's set.
+    pub fn token_scopes(&self, raw: &str) -> Result<Scopes, ServiceError> {
+        Scopes::checked(raw, &self.config.scopes).map_err(|e| {
+            let mut errors = ValidationErrors::default();
+            errors.add("scopes", application::scope_error_message(&e));
+            ServiceError::Validation(errors)
+        })
+    }
+
     /// A personal access token for `user_id`; the plaintext is returned once.
+    /// `expires_at` may be at most [`Config::max_token_lifetime_days`] away.
     pub async fn create_token(
         &self,
         user_id: i64,
@@ -586,7 +657,8 @@ impl Services {
         scopes: &str,
         expires_at: Option<Date>,
     ) -> Result<(PersonalAccessToken, Plaintext), ServiceError> {
-        let (new, plaintext) = self.new_token(user_id, name, scopes, expires_at, None)?;
+        let scopes = self.token_scopes(scopes)?;
+        let (new, plaintext) = self.new_token(user_id, name, &scopes, expires_at, None)?;
         let token = self.store.insert_token(new).await?;
         Ok((token, plaintext))
     }
@@ -613,20 +685,28 @@ impl Services {
 
     /// GitLab's rotation: the token is revoked and a new one with the same
     /// name and scopes is issued, expiring on `expires_at` or in a week.
-    /// `NotFound` if the token is missing; `Invalid` if already revoked.
+    ///
+    /// Stricter than GitLab: only a personal access token may rotate one (an
+    /// OAuth access token held by an application may not), and a token other
+    /// than the caller's own only when the caller's scopes cover all of its
+    /// scopes, so that rotation never hands out more than the caller holds.
+    /// `Forbidden` otherwise; `NotFound` if the token is missing; `Invalid`
+    /// if already revoked.
     pub async fn rotate_token(
         &self,
+        by: TokenActor<'_>,
         old: &PersonalAccessToken,
         expires_at: Option<Date>,
     ) -> Result<(PersonalAccessToken, Plaintext), ServiceError> {
+        let Some(own) = by.personal_token_id else {
+            return Err(ServiceError::Forbidden(None));
+        };
+        if own != old.id && !old.scopes.is_subset_of(by.scopes) {
+            return Err(ServiceError::Forbidden(None));
+        }
         let expires = expires_at.unwrap_or_else(|| self.today() + time::Duration::days(7));
-        let (new, plaintext) = self.new_token(
-            old.user_id,
-            &old.name,
-            &old.scopes.joined(),
-            Some(expires),
-            None,
-        )?;
+        let (new, plaintext) =
+            self.new_token(old.user_id, &old.name, &old.scopes, Some(expires), None)?;
         match self
             .changing_auth(self.store.rotate_token(old.id, new))
             .await?
@@ -674,7 +754,7 @@ impl Services {
         let (new_token, token_plain) = self.new_token(
             0,
             "bootstrap",
-            "api read_api read_user sudo admin_mode",
+            &Scopes::from_stored("api read_api read_user sudo admin_mode"),
             None,
             token_value,
         )?;

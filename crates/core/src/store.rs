@@ -16,11 +16,14 @@ use crate::pagination::PageRequest;
 use crate::token::{NewToken, PersonalAccessToken};
 use crate::user::{NewUser, User, UserFilter, UserState, UserUpdate};
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// A uniqueness rule was broken; the text names what was taken.
     #[error("{0} has already been taken")]
     Conflict(String),
+    /// The write would leave the instance without an active administrator.
+    #[error("the last active administrator cannot be blocked, demoted or deleted")]
+    LastAdministrator,
     /// The database could not be reached or did not answer in time.
     #[error("the database is unavailable: {0}")]
     Unavailable(String),

@@ -91,8 +91,10 @@ pub struct NewUser {
 pub struct UserFilter {
     /// Exactly this username (case-insensitive).
     pub username: Option<String>,
-    /// A substring of username, name or email (case-insensitive).
+    /// A substring of username or name (case-insensitive), and of email
+    /// when `search_emails` (administrators only, as in GitLab).
     pub search: Option<String>,
+    pub search_emails: bool,
 }
 
 /// A change to a user: `None` keeps the current value.

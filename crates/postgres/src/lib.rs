@@ -145,6 +145,10 @@ fn map_err(e: sqlx::Error) -> StoreError {
         sqlx::Error::Database(db) if db.is_unique_violation() => {
             StoreError::Conflict(conflict_column(db.table(), db.constraint()))
         }
+        // Raised only by latchkey_keep_an_administrator() (migration 0004).
+        sqlx::Error::Database(db) if db.code().as_deref() == Some("LK001") => {
+            StoreError::LastAdministrator
+        }
         sqlx::Error::PoolTimedOut
         | sqlx::Error::Io(_)
         | sqlx::Error::PoolClosed
@@ -685,7 +689,7 @@ impl Store for PgStore {
         });
         let clause = format!(
             "WHERE ($1::text IS NULL OR {})
-               AND ($2::text IS NULL OR {} OR {} OR {})",
+               AND ($2::text IS NULL OR {} OR {} OR ($3::boolean AND {}))",
             nocase_eq("username", "$1"),
             nocase_like("username", "$2"),
             nocase_like("name", "$2"),
@@ -699,14 +703,16 @@ impl Store for PgStore {
         let total: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM users {clause}"))
             .bind(&filter.username)
             .bind(&search)
+            .bind(filter.search_emails)
             .fetch_one(&mut *tx)
             .await
             .map_err(map_err)?;
         let rows = sqlx::query(&format!(
-            "SELECT {USER_COLUMNS} FROM users {clause} ORDER BY id DESC LIMIT $3 OFFSET $4"
+            "SELECT {USER_COLUMNS} FROM users {clause} ORDER BY id DESC LIMIT $4 OFFSET $5"
         ))
         .bind(&filter.username)
         .bind(&search)
+        .bind(filter.search_emails)
         .bind(page.limit())
         .bind(page.offset())
         .fetch_all(&mut *tx)

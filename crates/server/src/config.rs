@@ -46,6 +46,15 @@ pub struct GlobalArgs {
         value_name = "SECONDS"
     )]
     pub database_timeout: Option<u64>,
+    /// Longest lifetime of a personal access token in days: an `expires_at`
+    /// further away is refused on create and rotate (default 365, as GitLab).
+    #[arg(
+        long,
+        global = true,
+        env = "LATCHKEY_MAX_TOKEN_LIFETIME_DAYS",
+        value_name = "DAYS"
+    )]
+    pub max_token_lifetime_days: Option<i64>,
     /// Log filter, in tracing's EnvFilter syntax (default "info").
     #[arg(long, global = true, env = "LATCHKEY_LOG", value_name = "FILTER")]
     pub log: Option<String>,
@@ -142,6 +151,7 @@ pub struct FileConfig {
     pub dynamic_registration: Option<String>,
     pub dynamic_client_ttl_days: Option<i64>,
     pub token_cache_seconds: Option<u64>,
+    pub max_token_lifetime_days: Option<i64>,
     pub root_password: Option<String>,
     pub root_token: Option<String>,
     pub log: Option<String>,
@@ -174,6 +184,7 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub scopes: ScopeSet,
     pub secret_prefix: String,
+    pub max_token_lifetime_days: i64,
 }
 
 /// What `serve` needs on top.
@@ -235,7 +246,15 @@ impl Settings {
         if !(1..=600).contains(&timeout) {
             bail!("database_timeout must be between 1 and 600 seconds");
         }
+        let max_token_lifetime_days = global
+            .max_token_lifetime_days
+            .or(file.max_token_lifetime_days)
+            .unwrap_or(latchkey_core::service::DEFAULT_MAX_TOKEN_LIFETIME_DAYS);
+        if !(1..=36_500).contains(&max_token_lifetime_days) {
+            bail!("max_token_lifetime_days must be between 1 and 36500");
+        }
         Ok(Self {
+            max_token_lifetime_days,
             pool_size,
             database_timeout: std::time::Duration::from_secs(timeout),
             database_url,

@@ -126,6 +126,7 @@ pub fn services(
     let mut config = Config {
         scopes: settings.scopes.clone(),
         secret_prefix: settings.secret_prefix.clone(),
+        max_token_lifetime_days: settings.max_token_lifetime_days,
         ..Config::default()
     };
     if let Some(serve) = serve {

@@ -177,11 +177,7 @@ fn run(
             tracing::warn!(error = %e, writes = completers.len(), "a group commit failed");
         }
         for complete in completers {
-            complete(outcome.as_ref().map(|_| ()).map_err(|e| match e {
-                StoreError::Conflict(c) => StoreError::Conflict(c.clone()),
-                StoreError::Unavailable(c) => StoreError::Unavailable(c.clone()),
-                StoreError::Other(c) => StoreError::Other(c.clone()),
-            }));
+            complete(outcome.as_ref().map(|_| ()).map_err(StoreError::clone));
         }
     }
 }

@@ -110,6 +110,11 @@ fn map_err(e: sqlx::Error) -> StoreError {
             let what = msg.rsplit('.').next().unwrap_or("value").to_owned();
             StoreError::Conflict(what)
         }
+        // SQLITE_CONSTRAINT_TRIGGER: only the keep-an-administrator
+        // triggers raise it (migration 0004).
+        sqlx::Error::Database(db) if db.code().as_deref() == Some("1811") => {
+            StoreError::LastAdministrator
+        }
         sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
             StoreError::Unavailable(e.to_string())
         }
@@ -836,19 +841,22 @@ impl Store for SqliteStore {
             format!("%{escaped}%")
         });
         let clause = "WHERE (?1 IS NULL OR username = ?1)
-                        AND (?2 IS NULL OR username LIKE ?2 ESCAPE '\\' OR name LIKE ?2 ESCAPE '\\' OR email LIKE ?2 ESCAPE '\\')";
+                        AND (?2 IS NULL OR username LIKE ?2 ESCAPE '\\' OR name LIKE ?2 ESCAPE '\\'
+                             OR (?3 AND email LIKE ?2 ESCAPE '\\'))";
         let mut tx = self.reader.begin().await.map_err(map_err)?;
         let total: i64 = sqlx::query_scalar(&format!("SELECT COUNT(*) FROM users {clause}"))
             .bind(&filter.username)
             .bind(&search)
+            .bind(filter.search_emails)
             .fetch_one(&mut *tx)
             .await
             .map_err(map_err)?;
         let rows = sqlx::query(&format!(
-            "SELECT {USER_COLUMNS} FROM users {clause} ORDER BY id DESC LIMIT ?3 OFFSET ?4"
+            "SELECT {USER_COLUMNS} FROM users {clause} ORDER BY id DESC LIMIT ?4 OFFSET ?5"
         ))
         .bind(&filter.username)
         .bind(&search)
+        .bind(filter.search_emails)
         .bind(page.limit())
         .bind(page.offset())
         .fetch_all(&mut *tx)

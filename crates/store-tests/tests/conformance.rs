@@ -345,6 +345,7 @@ conformance! {
     scenario_list_users => list_users_sqlite, list_users_postgres;
     scenario_update_user => update_user_sqlite, update_user_postgres;
     scenario_delete_user_cascades => delete_user_cascades_sqlite, delete_user_cascades_postgres;
+    scenario_keep_an_administrator => keep_an_administrator_sqlite, keep_an_administrator_postgres;
     scenario_tokens => tokens_sqlite, tokens_postgres;
     scenario_revoke_token => revoke_token_sqlite, revoke_token_postgres;
     #[env] scenario_expires_at_round_trip => expires_at_round_trip_sqlite, expires_at_round_trip_postgres;
@@ -1129,10 +1130,18 @@ async fn scenario_list_users(store: Arc<dyn Store>) {
     let by_username = |u: &str| UserFilter {
         username: Some(u.to_owned()),
         search: None,
+        search_emails: true,
     };
     let search = |s: &str| UserFilter {
         username: None,
         search: Some(s.to_owned()),
+        search_emails: true,
+    };
+    // Without emails (what non-administrators get).
+    let search_names = |s: &str| UserFilter {
+        username: None,
+        search: Some(s.to_owned()),
+        search_emails: false,
     };
 
     let (all, total) = list(UserFilter::default(), PageRequest::default()).await;
@@ -1175,10 +1184,22 @@ async fn scenario_list_users(store: Arc<dyn Store>) {
         assert_eq!(got, *want, "search {s:?}");
         assert_eq!(total, want.len() as u64, "search {s:?}");
     }
+    // Emails are searched only when asked to.
+    for (s, want) in [
+        ("carol@example", &[][..]),
+        ("example.com", &[][..]),
+        ("ALICE", &["alice2", "alice"][..]),
+        ("liddell", &["alice"][..]),
+    ] {
+        let (got, total) = list(search_names(s), PageRequest::default()).await;
+        assert_eq!(got, want, "search without emails {s:?}");
+        assert_eq!(total, want.len() as u64, "search without emails {s:?}");
+    }
     // Both filters at once.
     let both = UserFilter {
         username: Some("Alice2".to_owned()),
         search: Some("another".to_owned()),
+        search_emails: true,
     };
     assert_eq!(
         list(both, PageRequest::default()).await,
@@ -1190,6 +1211,10 @@ async fn scenario_list_users(store: Arc<dyn Store>) {
 }
 
 async fn scenario_update_user(store: Arc<dyn Store>) {
+    // An administrator who stays, so that alice may be demoted again.
+    let mut keeper = new_user("keeper");
+    keeper.admin = true;
+    store.insert_user(keeper).await.expect("insert_user");
     let alice = user(&store, "alice").await;
     let bob = user(&store, "bob").await;
 
@@ -1295,6 +1320,114 @@ async fn scenario_update_user(store: Arc<dyn Store>) {
         .await
         .expect("update");
     assert_eq!(missing, None);
+}
+
+fn is_last_administrator<T: std::fmt::Debug>(r: Result<T, StoreError>) {
+    assert!(
+        matches!(r, Err(StoreError::LastAdministrator)),
+        "expected LastAdministrator, got {r:?}"
+    );
+}
+
+async fn admin(store: &Arc<dyn Store>, username: &str) -> User {
+    let mut u = new_user(username);
+    u.admin = true;
+    store.insert_user(u).await.expect("insert_user")
+}
+
+/// The last active administrator is never blocked, demoted or deleted, by
+/// any path, also when two changes race.
+async fn scenario_keep_an_administrator(store: Arc<dyn Store>) {
+    let root = admin(&store, "root").await;
+    let plain = user(&store, "plain").await;
+    let demote = UserUpdate {
+        admin: Some(false),
+        ..UserUpdate::default()
+    };
+    is_last_administrator(store.set_user_state(root.id, UserState::Blocked).await);
+    is_last_administrator(store.update_user(root.id, demote.clone()).await);
+    is_last_administrator(store.delete_user(root.id).await);
+    let found = store.find_user(root.id).await.expect("find").expect("root");
+    assert!(found.admin && found.state == UserState::Active);
+    // Others come and go as before; other changes to root are fine.
+    assert!(store
+        .set_user_state(plain.id, UserState::Blocked)
+        .await
+        .expect("block"));
+    assert!(store.delete_user(plain.id).await.expect("delete"));
+    let renamed = store
+        .update_user(
+            root.id,
+            UserUpdate {
+                name: Some("Root".to_owned()),
+                admin: Some(true),
+                ..UserUpdate::default()
+            },
+        )
+        .await
+        .expect("update")
+        .expect("root");
+    assert_eq!(renamed.name, "Root");
+
+    // With a second one, either may go, but not both.
+    let second = admin(&store, "second").await;
+    assert!(store
+        .set_user_state(root.id, UserState::Blocked)
+        .await
+        .expect("block"));
+    is_last_administrator(store.update_user(second.id, demote.clone()).await);
+    assert!(store
+        .set_user_state(root.id, UserState::Active)
+        .await
+        .expect("unblock"));
+    // A blocked administrator does not count, and may be deleted.
+    let third = admin(&store, "third").await;
+    assert!(store
+        .set_user_state(third.id, UserState::Blocked)
+        .await
+        .expect("block"));
+    assert!(store.delete_user(third.id).await.expect("delete"));
+
+    // Demote the second one again: root is the only active administrator.
+    assert!(store
+        .set_user_state(second.id, UserState::Blocked)
+        .await
+        .expect("block"));
+
+    // Two changes racing, each of which would leave only the other: exactly
+    // one of them wins.
+    let active_admins = |store: Arc<dyn Store>| async move {
+        store
+            .list_users(&UserFilter::default(), PageRequest::default())
+            .await
+            .expect("list")
+            .0
+            .into_iter()
+            .filter(|u| u.admin && u.state == UserState::Active)
+            .count()
+    };
+    for round in 0..5 {
+        let x = admin(&store, &format!("racer{round}")).await;
+        let (block_root, delete_x) = tokio::join!(
+            store.set_user_state(root.id, UserState::Blocked),
+            store.delete_user(x.id),
+        );
+        assert_eq!(active_admins(store.clone()).await, 1, "round {round}");
+        assert!(
+            block_root.is_ok() != delete_x.is_ok(),
+            "round {round}: exactly one wins: {block_root:?} {delete_x:?}"
+        );
+        if block_root.is_ok() {
+            is_last_administrator(delete_x);
+            assert!(store
+                .set_user_state(root.id, UserState::Active)
+                .await
+                .expect("unblock"));
+            assert!(store.delete_user(x.id).await.expect("delete"));
+        } else {
+            is_last_administrator(block_root);
+        }
+    }
 }
 
 async fn scenario_delete_user_cascades(store: Arc<dyn Store>) {
@@ -1747,7 +1880,10 @@ async fn scenario_bootstrap_concurrently(store: Arc<dyn Store>, env: Env) {
         let mut tasks = Vec::new();
         for n in 0..CALLERS {
             let s = stores[n % stores.len()].clone();
-            let (u, t) = first_user(round * 100 + n);
+            // Not an administrator: the round deletes it again, and the
+            // last active administrator may not be deleted.
+            let (mut u, t) = first_user(round * 100 + n);
+            u.admin = false;
             let barrier = barrier.clone();
             tasks.push(tokio::spawn(async move {
                 barrier.wait().await;

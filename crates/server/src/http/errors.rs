@@ -40,10 +40,33 @@ pub enum ApiError {
     BothTokens,
     /// 413
     PayloadTooLarge,
+    /// 415 `{"message":"415 Unsupported Media Type - <reason>"}`
+    UnsupportedMediaType(String),
     /// 503: the database did not answer
     Unavailable(String),
     /// 500: a bug; the text is logged, never sent
     Internal(String),
+}
+
+impl ApiError {
+    /// The HTTP status this error is answered with.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Unauthorized | Self::InvalidToken(_) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) | Self::InsufficientScope(_) => StatusCode::FORBIDDEN,
+            Self::NotFound(_) | Self::RouteNotFound => StatusCode::NOT_FOUND,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::Params(_)
+            | Self::Validation(_)
+            | Self::BadRequest(_)
+            | Self::MalformedBody
+            | Self::BothTokens => StatusCode::BAD_REQUEST,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
 }
 
 fn json_response(status: StatusCode, body: serde_json::Value) -> Response {
@@ -124,6 +147,10 @@ impl IntoResponse for ApiError {
                 StatusCode::PAYLOAD_TOO_LARGE,
                 json!({"message": "413 Request Entity Too Large"}),
             ),
+            Self::UnsupportedMediaType(reason) => json_response(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                json!({ "message": format!("415 Unsupported Media Type - {reason}") }),
+            ),
             Self::Unavailable(cause) => {
                 tracing::warn!(%cause, "database unavailable");
                 json_response(
@@ -156,6 +183,7 @@ impl From<ServiceError> for ApiError {
         match e {
             ServiceError::Validation(v) => Self::Validation(v),
             ServiceError::NotFound => Self::NotFound(""),
+            ServiceError::Forbidden(reason) => Self::Forbidden(reason),
             ServiceError::Invalid(reason) => Self::BadRequest(reason),
             ServiceError::Store(s) => s.into(),
             ServiceError::Random(r) => Self::Internal(r.to_string()),

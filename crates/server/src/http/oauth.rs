@@ -297,7 +297,8 @@ pub(crate) async fn live_token(
     let invalid = || OAuthResponse(OAuthError::new(ErrorCode::InvalidToken)).into_response();
     let token = token.ok_or_else(invalid)?;
     match state.services.use_oauth_token(token).await {
-        Ok(Some(Ok(found))) => Ok(found),
+        // A blocked user's tokens get nothing outside /api/v4 either.
+        Ok(Some(Ok(found))) if found.owner_may_act() => Ok(found),
         Ok(_) => Err(invalid()),
         Err(e) => Err(internal(e.into())),
     }
@@ -366,7 +367,11 @@ pub async fn introspect(
     };
     let now = state.services.now_ms();
     let body = match found {
-        Some(f) if f.token.is_active(now) && f.token.application_id == caller_app.id => {
+        Some(f)
+            if f.token.is_active(now)
+                && f.owner_may_act()
+                && f.token.application_id == caller_app.id =>
+        {
             let mut v = json!({
                 "active": true,
                 "scope": f.token.scopes.joined(),

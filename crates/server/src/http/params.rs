@@ -4,16 +4,112 @@
 //! from `name: "x"`.
 //!
 //! Bad bytes never reach a handler: invalid UTF-8 and NUL bytes are a 400,
-//! a body over the limit is a 413, unparsable JSON is Grape's 400.
+//! a body over the limit is a 413, unparsable JSON is Grape's 400, more
+//! than [`MAX_PARAMS`] parameters a 400, a charset other than UTF-8 a 415.
+//! Each is answered in the route's dialect (see [`Dialect`]).
+//!
+//! Parsing runs before authentication, so it is linear in the request's
+//! size: lookups and `a[]=` appends go through a hash index of the last
+//! entry of each name, never a scan of the earlier ones.
+
+use std::collections::HashMap;
 
 use axum::body::Body;
 use axum::extract::{FromRequest, Multipart, Request};
-use axum::http::{header, request::Parts};
+use axum::http::{header, request::Parts, StatusCode};
+use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
+use latchkey_core::oauth::{ErrorCode, OAuthError};
 use percent_encoding::percent_decode;
 
 use super::errors::ApiError;
 use super::AppState;
+
+/// The most parameters one request may carry (query and body together;
+/// every JSON value counts, nested ones too).
+pub const MAX_PARAMS: usize = 1000;
+
+/// Whose error shapes a route answers in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    /// `/api/v4`: GitLab's JSON.
+    GitLab,
+    /// The OAuth endpoints clients call: RFC 6749's JSON.
+    OAuth,
+    /// Pages a person's browser shows: HTML.
+    Browser,
+}
+
+impl Dialect {
+    /// The dialect of a request path.
+    pub fn of(path: &str) -> Self {
+        if path.starts_with("/api/") {
+            return Self::GitLab;
+        }
+        let browser = path == "/"
+            || path.starts_with("/users/")
+            || path == "/oauth/authorize"
+            || path.starts_with("/oauth/authorize/")
+            || path == "/oauth/device"
+            || path.starts_with("/oauth/device/");
+        if browser {
+            Self::Browser
+        } else if path.starts_with("/oauth/") || path.starts_with("/.well-known/") {
+            Self::OAuth
+        } else {
+            Self::GitLab
+        }
+    }
+}
+
+/// A request whose parameters could not be read, answered in its route's
+/// dialect.
+#[derive(Debug)]
+pub struct ParamsRejection {
+    pub dialect: Dialect,
+    pub error: ApiError,
+}
+
+impl ParamsRejection {
+    fn description(&self) -> String {
+        match &self.error {
+            ApiError::BadRequest(reason) => reason.clone(),
+            ApiError::MalformedBody => {
+                "The request body does not match its declared format.".to_owned()
+            }
+            ApiError::PayloadTooLarge => "The request body is too large.".to_owned(),
+            ApiError::UnsupportedMediaType(reason) => reason.clone(),
+            _ => "The request is malformed.".to_owned(),
+        }
+    }
+}
+
+impl IntoResponse for ParamsRejection {
+    fn into_response(self) -> Response {
+        match self.dialect {
+            Dialect::GitLab => self.error.into_response(),
+            Dialect::OAuth => {
+                let status = self.error.status();
+                let mut res = super::oauth::OAuthResponse(OAuthError::with(
+                    ErrorCode::InvalidRequest,
+                    self.description(),
+                ))
+                .into_response();
+                *res.status_mut() = status;
+                res
+            }
+            Dialect::Browser => {
+                let status = self.error.status();
+                let title = match status {
+                    StatusCode::PAYLOAD_TOO_LARGE => "Request too large",
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE => "Unsupported form encoding",
+                    _ => "Bad request",
+                };
+                super::web::error_page(status, title, &self.description(), None)
+            }
+        }
+    }
+}
 
 /// One parameter value.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,7 +124,13 @@ pub enum Value {
 }
 
 impl Value {
-    fn from_json(v: serde_json::Value) -> Result<Self, ApiError> {
+    /// Convert a JSON value, counting every value (nested ones too) in
+    /// `count` against [`MAX_PARAMS`].
+    fn from_json(v: serde_json::Value, count: &mut usize) -> Result<Self, ApiError> {
+        *count += 1;
+        if *count > MAX_PARAMS {
+            return Err(too_many());
+        }
         Ok(match v {
             serde_json::Value::Null => Self::Null,
             serde_json::Value::Bool(b) => Self::Bool(b),
@@ -36,18 +138,22 @@ impl Value {
             serde_json::Value::String(s) => Self::Str(check_str(s)?),
             serde_json::Value::Array(a) => Self::Array(
                 a.into_iter()
-                    .map(Self::from_json)
+                    .map(|v| Self::from_json(v, count))
                     .collect::<Result<_, _>>()?,
             ),
             serde_json::Value::Object(o) => {
                 for (k, v) in o {
                     check_str(k)?;
-                    Self::from_json(v)?;
+                    Self::from_json(v, count)?;
                 }
                 Self::Object
             }
         })
     }
+}
+
+fn too_many() -> ApiError {
+    ApiError::BadRequest(format!("too many parameters (at most {MAX_PARAMS})"))
 }
 
 fn check_str(s: String) -> Result<String, ApiError> {
@@ -64,6 +170,10 @@ fn check_str(s: String) -> Result<String, ApiError> {
 #[derive(Debug, Clone, Default)]
 pub struct Params {
     entries: Vec<(String, Value)>,
+    /// The position in `entries` of the last entry of each name.
+    last: HashMap<String, usize>,
+    /// Parameters counted against [`MAX_PARAMS`].
+    count: usize,
 }
 
 /// What a String-typed parameter turned out to be (Grape's coercion).
@@ -86,11 +196,33 @@ pub enum BoolParam {
 
 impl Params {
     pub fn get(&self, key: &str) -> Option<&Value> {
-        self.entries
-            .iter()
-            .rev()
-            .find(|(k, _)| k == key)
+        self.last
+            .get(key)
+            .and_then(|i| self.entries.get(*i))
             .map(|(_, v)| v)
+    }
+
+    /// How many parameters were read.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    fn count_one(&mut self) -> Result<(), ApiError> {
+        self.count += 1;
+        if self.count > MAX_PARAMS {
+            Err(too_many())
+        } else {
+            Ok(())
+        }
+    }
+
+    fn push(&mut self, key: String, value: Value) {
+        self.last.insert(key.clone(), self.entries.len());
+        self.entries.push((key, value));
     }
 
     /// A non-empty string value, for credentials and pagination.
@@ -181,26 +313,24 @@ impl Params {
         }
     }
 
-    fn push_pair(&mut self, key: String, value: String) {
+    fn push_pair(&mut self, key: String, value: String) -> Result<(), ApiError> {
+        self.count_one()?;
         // Rack's nested keys: `a[]=x` builds an array, `a[b]=x` a hash.
         if let Some(base) = key.strip_suffix("[]") {
-            let base = base.to_owned();
-            if let Some((_, Value::Array(items))) =
-                self.entries.iter_mut().rev().find(|(k, _)| *k == base)
-            {
-                items.push(Value::Str(value));
-            } else {
-                self.entries
-                    .push((base, Value::Array(vec![Value::Str(value)])));
+            let last = self.last.get(base).copied();
+            match last.and_then(|i| self.entries.get_mut(i)) {
+                Some((_, Value::Array(items))) => items.push(Value::Str(value)),
+                _ => self.push(base.to_owned(), Value::Array(vec![Value::Str(value)])),
             }
         } else if let Some(idx) = key.find('[').filter(|i| *i > 0) {
             // The base name is a hash to Grape; HTML forms name fields
             // `user[login]`, so the flat key stays reachable too.
-            self.entries.push((key[..idx].to_owned(), Value::Object));
-            self.entries.push((key, Value::Str(value)));
+            self.push(key[..idx].to_owned(), Value::Object);
+            self.push(key, Value::Str(value));
         } else {
-            self.entries.push((key, Value::Str(value)));
+            self.push(key, Value::Str(value));
         }
+        Ok(())
     }
 
     /// Parse `a=b&c=d` (query strings and form bodies): `+` is a space,
@@ -219,7 +349,7 @@ impl Params {
                 continue;
             }
             let value = decode_component(v)?;
-            self.push_pair(key, value);
+            self.push_pair(key, value)?;
         }
         Ok(())
     }
@@ -232,11 +362,13 @@ impl Params {
             serde_json::from_slice(body).map_err(|_| ApiError::MalformedBody)?;
         match value {
             serde_json::Value::Object(map) => {
+                let mut count = self.count;
                 for (k, v) in map {
                     let k = check_str(k)?;
-                    let v = Value::from_json(v)?;
-                    self.entries.push((k, v));
+                    let v = Value::from_json(v, &mut count)?;
+                    self.push(k, v);
                 }
+                self.count = count;
                 Ok(())
             }
             _ => Err(ApiError::MalformedBody),
@@ -245,11 +377,15 @@ impl Params {
 }
 
 fn decode_component(raw: &[u8]) -> Result<String, ApiError> {
-    let plus_as_space: Vec<u8> = raw
-        .iter()
-        .map(|b| if *b == b'+' { b' ' } else { *b })
-        .collect();
-    let bytes: Vec<u8> = percent_decode(&plus_as_space).collect();
+    let bytes: Vec<u8> = if raw.contains(&b'+') {
+        let plus_as_space: Vec<u8> = raw
+            .iter()
+            .map(|b| if *b == b'+' { b' ' } else { *b })
+            .collect();
+        percent_decode(&plus_as_space).collect()
+    } else {
+        percent_decode(raw).collect()
+    };
     let s = String::from_utf8(bytes)
         .map_err(|_| ApiError::BadRequest("parameters must be valid UTF-8".to_owned()))?;
     check_str(s)
@@ -270,36 +406,67 @@ async fn read_body(state: &AppState, parts: &Parts, body: Body) -> Result<Bytes,
         .map_err(|_| ApiError::PayloadTooLarge)
 }
 
+/// Is the declared charset one a form or JSON body may use? UTF-8, and
+/// its subset US-ASCII; none declared is UTF-8.
+fn charset_ok(m: &mime::Mime) -> bool {
+    match m.get_param(mime::CHARSET) {
+        None => true,
+        Some(c) => {
+            let c = c.as_str();
+            c.eq_ignore_ascii_case("utf-8")
+                || c.eq_ignore_ascii_case("utf8")
+                || c.eq_ignore_ascii_case("us-ascii")
+        }
+    }
+}
+
 impl FromRequest<AppState> for Params {
-    type Rejection = ApiError;
+    type Rejection = ParamsRejection;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let (parts, body) = req.into_parts();
-        let mut params = Params::default();
-        if let Some(q) = parts.uri.query() {
-            params.add_urlencoded(q.as_bytes())?;
-        }
-        let content_type = parts
-            .headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<mime::Mime>().ok());
-        let bytes = read_body(state, &parts, body).await?;
-        if bytes.is_empty() {
-            return Ok(params);
-        }
-        match content_type {
-            Some(m) if m.subtype() == mime::JSON || m.suffix() == Some(mime::JSON) => {
-                params.add_json(&bytes)?
-            }
-            Some(m) if m.type_() == mime::MULTIPART && m.subtype() == mime::FORM_DATA => {
-                add_multipart(&mut params, parts, bytes).await?;
-            }
-            // curl --data, and bodies without a declared type, are forms.
-            _ => params.add_urlencoded(&bytes)?,
-        }
-        Ok(params)
+        let dialect = Dialect::of(req.uri().path());
+        read_params(req, state)
+            .await
+            .map_err(|error| ParamsRejection { dialect, error })
     }
+}
+
+async fn read_params(req: Request, state: &AppState) -> Result<Params, ApiError> {
+    let (parts, body) = req.into_parts();
+    let mut params = Params::default();
+    if let Some(q) = parts.uri.query() {
+        params.add_urlencoded(q.as_bytes())?;
+    }
+    let content_type = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<mime::Mime>().ok());
+    let bytes = read_body(state, &parts, body).await?;
+    if bytes.is_empty() {
+        return Ok(params);
+    }
+    if let Some(m) = &content_type {
+        if !charset_ok(m) {
+            return Err(ApiError::UnsupportedMediaType(format!(
+                "the charset {:?} is not supported; send UTF-8",
+                m.get_param(mime::CHARSET)
+                    .map(|c| c.as_str().to_owned())
+                    .unwrap_or_default()
+            )));
+        }
+    }
+    match content_type {
+        Some(m) if m.subtype() == mime::JSON || m.suffix() == Some(mime::JSON) => {
+            params.add_json(&bytes)?
+        }
+        Some(m) if m.type_() == mime::MULTIPART && m.subtype() == mime::FORM_DATA => {
+            add_multipart(&mut params, parts, bytes).await?;
+        }
+        // curl --data, and bodies without a declared type, are forms.
+        _ => params.add_urlencoded(&bytes)?,
+    }
+    Ok(params)
 }
 
 async fn add_multipart(params: &mut Params, parts: Parts, bytes: Bytes) -> Result<(), ApiError> {
@@ -319,7 +486,7 @@ async fn add_multipart(params: &mut Params, parts: Parts, bytes: Bytes) -> Resul
         let data = field.bytes().await.map_err(|_| ApiError::MalformedBody)?;
         let value = String::from_utf8(data.to_vec())
             .map_err(|_| ApiError::BadRequest("parameters must be valid UTF-8".to_owned()))?;
-        params.push_pair(check_str(name)?, check_str(value)?);
+        params.push_pair(check_str(name)?, check_str(value)?)?;
     }
     Ok(())
 }

@@ -5,9 +5,10 @@ use axum::extract::{OriginalUri, Path, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use latchkey_core::application::{scope_error_message, ValidationErrors};
 use latchkey_core::clock::gitlab_timestamp;
-use latchkey_core::scopes::Scopes;
-use latchkey_core::service::ServiceError;
+use latchkey_core::scopes::{ScopeError, Scopes};
+use latchkey_core::service::{ServiceError, TokenActor};
 use latchkey_core::token::{parse_expiry, PersonalAccessToken};
 use serde::Serialize;
 use time::Date;
@@ -105,17 +106,17 @@ pub async fn create_for_user(
             None
         }
         Some(Value::Array(items)) => {
-            let strs: Option<Vec<String>> = items
+            let strs: Option<Vec<&str>> = items
                 .iter()
                 .map(|v| match v {
-                    Value::Str(s) => Some(s.clone()),
+                    Value::Str(s) => Some(s.as_str()),
                     _ => None,
                 })
                 .collect();
             if strs.is_none() {
                 errors.push("scopes is invalid".to_owned());
             }
-            strs
+            strs.map(Scopes::normalise_all)
         }
         Some(Value::Str(s)) => Some(Scopes::normalise(&s.replace(',', " "))),
         Some(_) => {
@@ -123,15 +124,22 @@ pub async fn create_for_user(
             None
         }
     };
+    let mut too_long = None;
     if let Some(list) = &scopes {
-        let set = &state.services.config().scopes;
-        if list.is_empty() || !list.iter().all(|s| set.allows(s)) {
-            errors.push("scopes does not have a valid value".to_owned());
+        match Scopes::check(list.clone(), &state.services.config().scopes) {
+            Ok(_) => {}
+            Err(e @ (ScopeError::TooMany | ScopeError::TooLong)) => too_long = Some(e),
+            Err(_) => errors.push("scopes does not have a valid value".to_owned()),
         }
     }
     let expires_at = expiry_param(&params, &mut errors);
     if !errors.is_empty() {
         return Err(ApiError::Params(errors));
+    }
+    if let Some(e) = too_long {
+        let mut v = ValidationErrors::default();
+        v.add("scopes", scope_error_message(&e));
+        return Err(ApiError::Validation(v));
     }
     let (Ok(user_id), Some(name), Some(scopes)) = (user_id, name, scopes) else {
         return Err(ApiError::Params(vec!["id is invalid".to_owned()]));
@@ -142,6 +150,9 @@ pub async fn create_for_user(
         .find_user(user_id)
         .await?
         .ok_or(ApiError::NotFound("User"))?;
+    // As GitLab since 16.0: a token made without an expiry date gets the
+    // longest lifetime allowed.
+    let expires_at = expires_at.or(Some(state.services.max_token_expiry()));
     let (token, plaintext) = state
         .services
         .create_token(user_id, &name, &scopes.join(" "), expires_at)
@@ -276,9 +287,13 @@ pub async fn rotate(
         return Err(ApiError::Params(errors));
     }
     let old = visible_token(&state, &caller, &raw).await?;
+    let actor = TokenActor {
+        scopes: &caller.scopes,
+        personal_token_id: caller.token_id,
+    };
     let (token, plaintext) = state
         .services
-        .rotate_token(&old, expires_at)
+        .rotate_token(actor, &old, expires_at)
         .await
         .map_err(token_not_found)?;
     Ok(Json(TokenEntity::new(

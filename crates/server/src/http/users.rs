@@ -73,9 +73,11 @@ pub async fn list(
     params: Params,
 ) -> Result<Response, ApiError> {
     let caller = authenticate(&state, &headers, &params, Need::for_method(&method)).await?;
+    // As GitLab: only administrators find users by their (private) email.
     let filter = UserFilter {
         username: params.get_str("username").map(str::to_owned),
         search: params.get_str("search").map(str::to_owned),
+        search_emails: is_admin(&state, &caller),
     };
     let req = pagination::request(&params);
     let (users, total) = state.services.list_users(&filter, req).await?;
@@ -209,11 +211,11 @@ pub async fn delete(
     headers: HeaderMap,
     params: Params,
 ) -> Result<Response, ApiError> {
-    authenticate_admin(&state, &headers, &params, Need::Write).await?;
+    let caller = authenticate_admin(&state, &headers, &params, Need::Write).await?;
     let id = parse_id(&id)?.ok_or(ApiError::NotFound("User"))?;
     state
         .services
-        .delete_user(id)
+        .delete_user(Some(caller.user.id), id)
         .await
         .map_err(user_not_found)?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -226,11 +228,11 @@ async fn set_state(
     params: Params,
     to: UserState,
 ) -> Result<Response, ApiError> {
-    authenticate_admin(&state, &headers, &params, Need::Write).await?;
+    let caller = authenticate_admin(&state, &headers, &params, Need::Write).await?;
     let id = parse_id(&id)?.ok_or(ApiError::NotFound("User"))?;
     state
         .services
-        .set_user_state(id, to)
+        .set_user_state(Some(caller.user.id), id, to)
         .await
         .map_err(user_not_found)?;
     Ok((StatusCode::CREATED, Json(json!(true))).into_response())

@@ -3,8 +3,10 @@
 //! with `X-Frame-Options: DENY`, a strict CSP and `Cache-Control: no-store`.
 //!
 //! CSRF: forms of a signed-in browser carry a token derived from the
-//! session secret; the sign-in form uses a double-submit cookie. Cookies are
-//! `HttpOnly`, `SameSite=Lax`, and `Secure` when the external URL is https.
+//! session secret, and only that token is accepted while a session exists;
+//! without one (the sign-in form) a double-submit cookie is used. Cookies
+//! are `HttpOnly`, `SameSite=Lax`, and when the external URL is https
+//! `Secure` with the `__Host-` prefix (so no subdomain can plant them).
 
 use askama::Template;
 use axum::extract::{OriginalUri, State};
@@ -24,6 +26,15 @@ use super::{AppState, ClientAddr};
 
 pub const SESSION_COOKIE: &str = "_latchkey_session";
 pub const CSRF_COOKIE: &str = "_latchkey_csrf";
+
+/// A cookie's name on this server: `__Host-` prefixed behind https.
+fn cookie_name(state: &AppState, base: &'static str) -> String {
+    if state.external_url.starts_with("https://") {
+        format!("__Host-{}", base.trim_start_matches('_'))
+    } else {
+        base.to_owned()
+    }
+}
 const OOB: &[&str] = &[
     "urn:ietf:wg:oauth:2.0:oob",
     "urn:ietf:wg:oauth:2.0:oob:auto",
@@ -121,7 +132,12 @@ fn page(status: StatusCode, body: Result<String, askama::Error>, form_targets: &
     res
 }
 
-fn error_page(status: StatusCode, title: &str, description: &str, code: Option<&str>) -> Response {
+pub(crate) fn error_page(
+    status: StatusCode,
+    title: &str,
+    description: &str,
+    code: Option<&str>,
+) -> Response {
     page(
         status,
         ErrorPage {
@@ -223,7 +239,8 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
         .filter(|v| !v.is_empty())
 }
 
-fn set_cookie(state: &AppState, name: &str, value: &str, max_age: i64) -> String {
+fn set_cookie(state: &AppState, base: &'static str, value: &str, max_age: i64) -> String {
+    let name = cookie_name(state, base);
     let secure = if state.external_url.starts_with("https://") {
         "; Secure"
     } else {
@@ -252,7 +269,7 @@ pub async fn current(
     state: &AppState,
     headers: &HeaderMap,
 ) -> Result<Option<SignedIn>, ServiceError> {
-    let Some(value) = cookie(headers, SESSION_COOKIE) else {
+    let Some(value) = cookie(headers, &cookie_name(state, SESSION_COOKIE)) else {
         return Ok(None);
     };
     Ok(state
@@ -275,7 +292,7 @@ fn csrf_for(
     if let Some(s) = session {
         return Ok((session_csrf(s), Vec::new()));
     }
-    if let Some(c) = cookie(headers, CSRF_COOKIE) {
+    if let Some(c) = cookie(headers, &cookie_name(state, CSRF_COOKIE)) {
         return Ok((c.to_owned(), Vec::new()));
     }
     let fresh = secret::random_hex(32)?;
@@ -283,14 +300,18 @@ fn csrf_for(
     Ok((fresh, vec![set]))
 }
 
-/// Does the form's token match the session-bound or the cookie token?
-fn csrf_ok(headers: &HeaderMap, session: Option<&str>, params: &Params) -> bool {
+/// Does the form's token match? With a live session (`session`) only the
+/// session-bound token counts: a double-submit cookie can be planted by
+/// anyone who can set a cookie for this host. Without one, the cookie's.
+fn csrf_ok(state: &AppState, headers: &HeaderMap, session: Option<&str>, params: &Params) -> bool {
     let Some(sent) = params.get_str("authenticity_token") else {
         return false;
     };
-    let by_session = session.is_some_and(|s| secret::constant_time_eq(&session_csrf(s), sent));
-    let by_cookie = cookie(headers, CSRF_COOKIE).is_some_and(|c| secret::constant_time_eq(c, sent));
-    by_session || by_cookie
+    match session {
+        Some(s) => secret::constant_time_eq(&session_csrf(s), sent),
+        None => cookie(headers, &cookie_name(state, CSRF_COOKIE))
+            .is_some_and(|c| secret::constant_time_eq(c, sent)),
+    }
 }
 
 /// Only local paths are followed after sign-in (no open redirects).
@@ -369,8 +390,15 @@ pub async fn sign_in(
     headers: HeaderMap,
     params: Params,
 ) -> Response {
-    let session = cookie(&headers, SESSION_COOKIE);
-    if !csrf_ok(&headers, session, &params) {
+    let signed_in = match current(&state, &headers).await {
+        Ok(s) => s,
+        Err(e) => return internal_page(e),
+    };
+    // The sign-in form is rendered with the cookie's token (a stale tab may
+    // post it after another tab signed in): either token will do here, as
+    // signing in again changes nothing an attacker could use.
+    let session = signed_in.as_ref().map(|s| s.session.as_str());
+    if !csrf_ok(&state, &headers, session, &params) && !csrf_ok(&state, &headers, None, &params) {
         return csrf_failure();
     }
     let return_to = safe_return_to(params.get_str("return_to")).to_owned();
@@ -417,8 +445,12 @@ pub async fn sign_out(
     headers: HeaderMap,
     params: Params,
 ) -> Response {
-    let session = cookie(&headers, SESSION_COOKIE);
-    if !csrf_ok(&headers, session, &params) {
+    let signed_in = match current(&state, &headers).await {
+        Ok(s) => s,
+        Err(e) => return internal_page(e),
+    };
+    let session = signed_in.as_ref().map(|s| s.session.as_str());
+    if !csrf_ok(&state, &headers, session, &params) {
         return csrf_failure();
     }
     if let Some(s) = session {
@@ -635,7 +667,7 @@ pub async fn decide(
         }
         Err(e) => return internal_page(e),
     };
-    if !csrf_ok(&headers, Some(&session), &params) {
+    if !csrf_ok(&state, &headers, Some(&session), &params) {
         return csrf_failure();
     }
     let pre = match state.services.pre_authorize(&req).await {
@@ -744,7 +776,7 @@ pub async fn device_lookup(
         Ok(s) => s,
         Err(r) => return r,
     };
-    if !csrf_ok(&headers, Some(&signed.session), &params) {
+    if !csrf_ok(&state, &headers, Some(&signed.session), &params) {
         return csrf_failure();
     }
     let csrf = session_csrf(&signed.session);
@@ -789,7 +821,7 @@ pub async fn device_confirm(
         Ok(s) => s,
         Err(r) => return r,
     };
-    if !csrf_ok(&headers, Some(&signed.session), &params) {
+    if !csrf_ok(&state, &headers, Some(&signed.session), &params) {
         return csrf_failure();
     }
     let approve = params.get_str("decision") != Some("deny");

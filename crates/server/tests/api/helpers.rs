@@ -103,6 +103,8 @@ pub struct Options {
     pub admin_mode: bool,
     pub max_body_bytes: usize,
     pub dynamic_registration: latchkey_core::registration::RegistrationMode,
+    /// The public URL (default: the test server's own address).
+    pub external_url: Option<&'static str>,
 }
 
 impl Default for Options {
@@ -111,6 +113,7 @@ impl Default for Options {
             admin_mode: false,
             max_body_bytes: 1024 * 1024,
             dynamic_registration: latchkey_core::registration::RegistrationMode::Off,
+            external_url: None,
         }
     }
 }
@@ -158,7 +161,7 @@ impl TestApp {
         );
         let state = AppState {
             services: services.clone(),
-            external_url: Arc::from(base.as_str()),
+            external_url: Arc::from(opts.external_url.unwrap_or(base.as_str())),
             max_body_bytes: opts.max_body_bytes,
         };
         tokio::spawn(async move {
@@ -294,4 +297,9 @@ pub async fn status_json(res: Response) -> (u16, Value) {
     let body =
         serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text:?}"));
     (status, body)
+}
+
+/// The date `days` from today (UTC), as `YYYY-MM-DD`.
+pub fn in_days(days: i64) -> String {
+    (time::OffsetDateTime::now_utc().date() + time::Duration::days(days)).to_string()
 }

@@ -13,6 +13,7 @@ mod meta;
 mod oauth;
 mod oidc;
 mod process;
+mod security;
 mod tokens;
 mod user_applications;
 mod users;

@@ -54,6 +54,12 @@ impl Browser {
         }
     }
 
+    /// Set a cookie by hand (as an attacker on a sibling host could).
+    pub fn set_cookie(&mut self, name: &str, value: &str) {
+        self.cookies.retain(|(n, _)| n != name);
+        self.cookies.push((name.to_owned(), value.to_owned()));
+    }
+
     fn cookie_header(&self) -> String {
         self.cookies
             .iter()
@@ -235,7 +241,7 @@ pub async fn token_request(
     (status, body, headers)
 }
 
-async fn exchange(app: &TestApp, client: &Client2, code: &str) -> (u16, Value) {
+pub async fn exchange(app: &TestApp, client: &Client2, code: &str) -> (u16, Value) {
     let (s, b, _) = token_request(
         app,
         &[
@@ -251,7 +257,7 @@ async fn exchange(app: &TestApp, client: &Client2, code: &str) -> (u16, Value) {
     (s, b)
 }
 
-async fn api_user(app: &TestApp, access: &str) -> (u16, Value) {
+pub async fn api_user(app: &TestApp, access: &str) -> (u16, Value) {
     let res = app
         .client
         .get(app.url("/api/v4/user"))

@@ -225,7 +225,7 @@ async fn cli_creates_users_and_tokens_that_work() {
         "--scopes",
         "api,read_api",
         "--expires-at",
-        "2999-01-01",
+        &crate::helpers::in_days(300),
     ]);
     assert!(
         out.status.success(),

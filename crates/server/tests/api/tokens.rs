@@ -1,6 +1,6 @@
 use serde_json::{json, Value};
 
-use crate::helpers::{status_json, TestApp};
+use crate::helpers::{in_days, status_json, TestApp};
 
 #[tokio::test]
 async fn admins_create_tokens_that_are_shown_once() {
@@ -11,7 +11,7 @@ async fn admins_create_tokens_that_are_shown_once() {
         .post(app.url(&format!("/api/v4/users/{alice_id}/personal_access_tokens")))
         .header("PRIVATE-TOKEN", &app.root_token)
         .json(
-            &json!({"name": "deploy", "scopes": ["api", "read_user"], "expires_at": "2999-12-31"}),
+            &json!({"name": "deploy", "scopes": ["api", "read_user"], "expires_at": in_days(300)}),
         )
         .send()
         .await
@@ -41,7 +41,7 @@ async fn admins_create_tokens_that_are_shown_once() {
         ]
     );
     assert_eq!(body["scopes"], json!(["api", "read_user"]));
-    assert_eq!(body["expires_at"], "2999-12-31");
+    assert_eq!(body["expires_at"], in_days(300));
     assert_eq!(body["active"], true);
     let token = body["token"].as_str().unwrap().to_owned();
     let (_, me) = status_json(
@@ -239,14 +239,14 @@ async fn rotation_revokes_the_old_token_and_returns_a_new_one() {
         .client
         .post(app.url(&format!("/api/v4/personal_access_tokens/{id}/rotate")))
         .header("PRIVATE-TOKEN", &app.root_token)
-        .form(&[("expires_at", "2999-01-01")])
+        .form(&[("expires_at", in_days(200).as_str())])
         .send()
         .await
         .unwrap();
     let (status, rotated) = status_json(res).await;
     assert_eq!(
         (status, rotated["expires_at"].clone()),
-        (200, json!("2999-01-01"))
+        (200, json!(in_days(200)))
     );
     let res = app
         .client
