@@ -425,6 +425,20 @@ def main():
               f"{r['slowdown']}x | {ms(r['small_p99_ms'])} | {ms(r['scale_p99_ms'])} | "
               f"{mb(r['small_peak_rss_kb'])} | {mb(r['scale_peak_rss_kb'])} |")
         w("")
+    worst = kinds.get("worst_case", [])
+    if worst:
+        w("## Worst-case inputs\n")
+        w("For each parser that reads a request before authentication: a normal request, the largest "
+          "adversarial request it still parses, and ones it refuses (`bench/worst_case.py`, small database, "
+          f"each sent {7} times on one connection at a time). Bodies are capped at 1 MB and "
+          "1,000 parameters; every parser is linear in its input, so the adversarial rows cost about what "
+          "their size costs. Server CPU is read from /proc around the requests (10 ms ticks, averaged).\n")
+        w("| parser | request | bytes | status | median ms | max ms | server CPU ms |")
+        w("|---|---|---:|---:|---:|---:|---:|")
+        for r in worst:
+            w(f"| {r['parser']} | {r['case']} | {r['bytes']:,} | {r['status']} | {r['ms_median']} | "
+              f"{r['ms_max']} | {r['cpu_ms']} |")
+        w("")
     diag = os.path.join(os.path.dirname(os.path.abspath(out_md)), "DIAGNOSIS.md")
     if os.path.exists(diag):
         w("## Diagnosis\n")

@@ -422,6 +422,9 @@ stop_pid "$CEILING_PID"; CEILING_PID=
 log "small database: load"
 KEYSET_AFTERS=(0 80)
 measure_all small "$SERVER_PID" "$APP_ID" 1 "$LAST_SMALL"
+log "small database: worst-case inputs"
+taskset -c $LOAD_CORE python3 "$HERE/worst_case.py" "$BASE" "$TOKEN" "$CLIENT_ID" "$CLIENT_SECRET" \
+    "$SERVER_PID" >>"$RESULTS" || die "the worst-case inputs failed"
 stream_all small "$SERVER_PID" "$DB"
 db_files small "$DB"
 emit "{\"kind\":\"idle\",\"phase\":\"small-after\",\"rss_kb\":$(status_kb "$SERVER_PID" VmRSS)}"

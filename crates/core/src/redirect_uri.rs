@@ -15,6 +15,11 @@ pub const FORBIDDEN: &str = "is forbidden by the server.";
 pub const FRAGMENT: &str = "cannot contain a fragment.";
 pub const UNSPECIFIED_SCHEME: &str = "must specify a scheme.";
 pub const RELATIVE: &str = "must be an absolute URI.";
+pub const TOO_LONG: &str = "is too long (maximum is 2000 characters per URI)";
+
+/// The longest redirect URI accepted, in bytes (browsers and proxies cut
+/// URLs not much longer; a 900 KB one is only a way to bloat the database).
+pub const MAX_URI_BYTES: usize = 2000;
 
 const OOB: &[&str] = &[
     "urn:ietf:wg:oauth:2.0:oob",
@@ -33,6 +38,10 @@ pub fn validate(value: &str) -> Vec<&'static str> {
     for part in value.split_whitespace() {
         if OOB.contains(&part) {
             continue;
+        }
+        if part.len() > MAX_URI_BYTES {
+            errors.push(TOO_LONG);
+            return errors;
         }
         let Ok(uri) = UriRef::parse(part) else {
             errors.push(INVALID);
@@ -212,7 +221,8 @@ pub fn matches_one(registered: &str, requested: &str) -> bool {
 
 /// Does `requested` match one of the whitespace-separated `registered` URIs?
 pub fn matches(registered: &str, requested: &str) -> bool {
-    is_valid_for_redirect(requested)
+    requested.len() <= MAX_URI_BYTES
+        && is_valid_for_redirect(requested)
         && registered
             .split_whitespace()
             .any(|r| matches_one(r, requested))

@@ -201,9 +201,21 @@ impl Scopes {
         Ok(Self(list))
     }
 
-    /// Normalise and check `raw` (see [`Self::check`]).
+    /// Normalise and check `raw` (see [`Self::check`]). Stops reading at
+    /// the first scope past [`MAX_SCOPES`]: a huge list costs no more than
+    /// a slightly too long one.
     pub fn checked(raw: &str, set: &ScopeSet) -> Result<Self, ScopeError> {
-        Self::check(Self::normalise(raw), set)
+        let mut seen: HashSet<&str> = HashSet::new();
+        let mut out: Vec<String> = Vec::new();
+        for part in raw.split_whitespace() {
+            if seen.insert(part) {
+                if out.len() == MAX_SCOPES {
+                    return Err(ScopeError::TooMany);
+                }
+                out.push(part.to_owned());
+            }
+        }
+        Self::check(out, set)
     }
 
     /// Normalise and check every scope against `set`. `None` when any scope

@@ -392,3 +392,39 @@ pub async fn introspect(
     no_store(res.headers_mut());
     res
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn basic(raw: &str) -> Result<Option<(String, Option<String>)>, OAuthError> {
+        let mut h = HeaderMap::new();
+        if let Ok(v) = HeaderValue::from_str(raw) {
+            h.insert(header::AUTHORIZATION, v);
+        }
+        client_credentials(&h, &Params::default())
+    }
+
+    fn form_encode(s: &str) -> String {
+        form_urlencoded::byte_serialize(s.as_bytes()).collect()
+    }
+
+    proptest! {
+        /// RFC 6749 section 2.3.1: each part form-urlencoded, then base64.
+        #[test]
+        fn basic_credentials_round_trip(id in "[^\\x00]{1,40}", secret in "[^\\x00]{0,60}") {
+            let encoded = base64::engine::general_purpose::STANDARD
+                .encode(format!("{}:{}", form_encode(&id), form_encode(&secret)));
+            let got = basic(&format!("Basic {encoded}")).unwrap();
+            let want_secret = Some(secret).filter(|s| !s.is_empty());
+            prop_assert_eq!(got, Some((id, want_secret)));
+        }
+
+        #[test]
+        fn any_authorization_header_parses_or_fails_cleanly(raw in any::<String>()) {
+            let _ = basic(&raw);
+            let _ = basic(&format!("Basic {raw}"));
+        }
+    }
+}

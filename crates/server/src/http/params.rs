@@ -574,4 +574,117 @@ mod tests {
             assert!(parse_id(bad).is_err(), "{bad:?}");
         }
     }
+
+    mod properties {
+        use super::super::*;
+        use proptest::prelude::*;
+
+        fn key() -> impl Strategy<Value = String> {
+            "[a-z_][a-z0-9_]{0,8}"
+        }
+
+        fn encode(pairs: &[(String, String)]) -> String {
+            let mut s = form_urlencoded::Serializer::new(String::new());
+            for (k, v) in pairs {
+                s.append_pair(k, v);
+            }
+            s.finish()
+        }
+
+        proptest! {
+            #[test]
+            fn forms_round_trip_and_later_values_win(
+                pairs in prop::collection::vec((key(), any::<String>().prop_filter("no NUL", |v| !v.contains('\0'))), 0..40)
+            ) {
+                let mut p = Params::default();
+                p.add_urlencoded(encode(&pairs).as_bytes()).unwrap();
+                prop_assert_eq!(p.len(), pairs.len());
+                for (k, _) in &pairs {
+                    let last = pairs.iter().rev().find(|(k2, _)| k2 == k).map(|(_, v)| v.clone());
+                    prop_assert_eq!(p.string(k), StrParam::Value(last.unwrap_or_default()));
+                }
+            }
+
+            #[test]
+            fn bracket_arrays_keep_every_item_in_order(
+                name in key(),
+                items in prop::collection::vec("[a-z0-9 ]{0,6}", 1..50),
+            ) {
+                let pairs: Vec<(String, String)> =
+                    items.iter().map(|v| (format!("{name}[]"), v.clone())).collect();
+                let mut p = Params::default();
+                p.add_urlencoded(encode(&pairs).as_bytes()).unwrap();
+                let want: Vec<Value> = items.iter().map(|v| Value::Str(v.clone())).collect();
+                prop_assert_eq!(p.get(&name), Some(&Value::Array(want)));
+            }
+
+            #[test]
+            fn any_bytes_parse_or_fail_cleanly(raw in prop::collection::vec(any::<u8>(), 0..400)) {
+                let mut p = Params::default();
+                if p.add_urlencoded(&raw).is_ok() {
+                    // Each parameter comes from at least one byte of input.
+                    prop_assert!(p.len() <= raw.len());
+                    prop_assert!(p.entries.len() <= 2 * p.len());
+                }
+                let mut j = Params::default();
+                let _ = j.add_json(&raw);
+            }
+
+            #[test]
+            fn the_thousand_and_first_parameter_is_refused(n in 990usize..1010, brackets in any::<bool>()) {
+                let body: Vec<String> = (0..n)
+                    .map(|i| if brackets { format!("k{i}[]=1") } else { format!("k{i}=1") })
+                    .collect();
+                let mut p = Params::default();
+                let result = p.add_urlencoded(body.join("&").as_bytes());
+                prop_assert_eq!(result.is_ok(), n <= MAX_PARAMS);
+                // Work stops at the cap: never more entries than parameters allowed.
+                prop_assert!(p.entries.len() <= 2 * MAX_PARAMS);
+            }
+
+            #[test]
+            fn json_objects_round_trip(
+                obj in prop::collection::btree_map(key(), "[^\\x00]{0,10}", 0..30),
+                nested in prop::collection::vec(any::<i32>(), 0..20),
+            ) {
+                let mut v: serde_json::Map<String, serde_json::Value> =
+                    obj.iter().map(|(k, v)| (k.clone(), serde_json::json!(v))).collect();
+                v.insert("nested_list".to_owned(), serde_json::json!(nested));
+                let body = serde_json::Value::Object(v).to_string();
+                let mut p = Params::default();
+                p.add_json(body.as_bytes()).unwrap();
+                for (k, want) in &obj {
+                    prop_assert_eq!(p.string(k), StrParam::Value(want.clone()));
+                }
+                prop_assert_eq!(p.len(), obj.len() + 1 + nested.len());
+            }
+
+            #[test]
+            fn multipart_round_trips(
+                fields in prop::collection::vec((key(), "[a-zA-Z0-9 ]{0,20}"), 0..20),
+            ) {
+                let boundary = "XyZzy0boundary";
+                let mut body = String::new();
+                for (k, v) in &fields {
+                    body.push_str(&format!(
+                        "--{boundary}\r\nContent-Disposition: form-data; name=\"{k}\"\r\n\r\n{v}\r\n"
+                    ));
+                }
+                body.push_str(&format!("--{boundary}--\r\n"));
+                let (parts, ()) = Request::builder()
+                    .header(header::CONTENT_TYPE, format!("multipart/form-data; boundary={boundary}"))
+                    .body(())
+                    .unwrap()
+                    .into_parts();
+                let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
+                let mut p = Params::default();
+                rt.block_on(add_multipart(&mut p, parts, Bytes::from(body))).unwrap();
+                prop_assert_eq!(p.len(), fields.len());
+                for (k, _) in &fields {
+                    let last = fields.iter().rev().find(|(k2, _)| k2 == k).map(|(_, v)| v.clone());
+                    prop_assert_eq!(p.string(k), StrParam::Value(last.unwrap_or_default()));
+                }
+            }
+        }
+    }
 }

@@ -786,3 +786,29 @@ async fn administrators_cannot_block_or_delete_themselves() {
         .unwrap();
     assert_eq!(res.status(), 403);
 }
+
+#[tokio::test]
+async fn overlong_redirect_uris_are_refused() {
+    let app = TestApp::spawn().await;
+    let long = format!("https://a.example/{}", "x".repeat(1990));
+    let res = app
+        .create_app_form(
+            &app.root_token,
+            &[("name", "Long"), ("redirect_uri", &long), ("scopes", "api")],
+        )
+        .await;
+    let (status, body) = status_json(res).await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        body,
+        json!({"message": {"redirect_uri": ["is too long (maximum is 2000 characters per URI)"]}})
+    );
+    let edge = format!("https://a.example/{}", "x".repeat(2000 - 18));
+    let res = app
+        .create_app_form(
+            &app.root_token,
+            &[("name", "Edge"), ("redirect_uri", &edge), ("scopes", "api")],
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+}
