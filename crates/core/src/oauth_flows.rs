@@ -456,16 +456,33 @@ impl Services {
         if !found.owner_may_act() {
             return Err(err(ErrorCode::InvalidGrant));
         }
+        // At most what was granted and what the application may still have:
+        // narrowing an application's scopes narrows its refresh chains.
+        let app_set = ScopeSet::of(&found.application.scopes);
+        let granted = Scopes::from_stored(
+            &token
+                .scopes
+                .as_slice()
+                .iter()
+                .filter(|s| app_set.allows(s))
+                .map(String::as_str)
+                .collect::<Vec<_>>()
+                .join(" "),
+        );
         let scopes = match scope.filter(|s| !s.trim().is_empty()) {
-            None => token.scopes.clone(),
+            None => granted,
             Some(raw) => {
-                let list = Scopes::normalise(raw);
-                if !list.iter().all(|s| token.scopes.contains(s)) {
+                let asked = Scopes::checked(raw, &self.config().scopes)
+                    .map_err(|_| err(ErrorCode::InvalidScope))?;
+                if !asked.is_subset_of(&granted) {
                     return Err(err(ErrorCode::InvalidScope));
                 }
-                Scopes::from_stored(&list.join(" "))
+                asked
             }
         };
+        if scopes.as_slice().is_empty() {
+            return Err(err(ErrorCode::InvalidScope));
+        }
         let (mut new, issued) = self.new_oauth_token(
             &found.application,
             token.user_id,
@@ -552,8 +569,13 @@ impl Services {
                 "You are not authorized to revoke this token",
             )));
         }
-        self.changing_auth(self.store.revoke_oauth_token(found.token.id, self.now_ms()))
-            .await?;
+        // The whole family: after a refresh, the previous access token lives
+        // until the new one is first used, and must die with it.
+        self.changing_auth(
+            self.store
+                .revoke_token_family(&found.token.family, self.now_ms()),
+        )
+        .await?;
         Ok(())
     }
 
@@ -617,7 +639,6 @@ impl Services {
         address: &str,
     ) -> Result<User, SignInError> {
         let now = self.now_ms();
-        let account_key = format!("account:{}", login.trim().to_lowercase());
         let address_key = format!("address:{address}");
         if self
             .store
@@ -627,6 +648,14 @@ impl Services {
         {
             return Err(SignInError::Throttled);
         }
+        let found = self.store.find_user_for_login(login.trim()).await?;
+        // Failures count against the account, however it was named (its
+        // username or its email); a login that names nobody is counted
+        // under what was typed.
+        let account_key = match &found {
+            Some((user, _)) => format!("account:{}", user.id),
+            None => format!("login:{}", login.trim().to_lowercase()),
+        };
         if self
             .store
             .login_failures(&account_key, now, THROTTLE_WINDOW_MS)
@@ -635,7 +664,6 @@ impl Services {
         {
             return Err(SignInError::Locked);
         }
-        let found = self.store.find_user_for_login(login.trim()).await?;
         let digest = found
             .as_ref()
             .and_then(|(_, d)| d.clone())

@@ -40,6 +40,17 @@ impl Services {
         Ok(())
     }
 
+    /// [`Self::ensure_signing_key`], done once per process: callers that
+    /// arrive while the first key is being generated wait for that one
+    /// generation. Readiness waits on it, so that a relying party never
+    /// reads an empty JWKS from an instance that says it is ready.
+    pub async fn ensure_signing_key_once(&self) -> Result<(), ServiceError> {
+        self.signing_key_ready
+            .get_or_try_init(|| self.ensure_signing_key())
+            .await
+            .map(|_| ())
+    }
+
     /// A new signing key; the previous ones are retired but stay published
     /// for a day, so the tokens they signed still verify. Returns the kid.
     pub async fn rotate_signing_key(&self) -> Result<String, ServiceError> {
@@ -54,8 +65,10 @@ impl Services {
         Ok(kid)
     }
 
-    /// The keys the JWKS document publishes.
+    /// The keys the JWKS document publishes: never none (the first key is
+    /// made if it is still missing).
     pub async fn published_keys(&self) -> Result<Vec<SigningKey>, ServiceError> {
+        self.ensure_signing_key_once().await?;
         Ok(self
             .store
             .signing_keys(self.now_ms() - RETIRED_KEY_PUBLISHED_MS)

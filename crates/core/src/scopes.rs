@@ -230,16 +230,6 @@ impl Scopes {
         self.0.iter().all(|s| theirs.contains(s.as_str()))
     }
 
-    /// The scopes of `self` that `other` also has, in `self`'s order.
-    pub fn intersection(&self, other: &Scopes) -> Vec<String> {
-        let theirs: HashSet<&str> = other.0.iter().map(String::as_str).collect();
-        self.0
-            .iter()
-            .filter(|s| theirs.contains(s.as_str()))
-            .cloned()
-            .collect()
-    }
-
     /// Trusted input (already stored): normalise without checking.
     pub fn from_stored(raw: &str) -> Self {
         Self(Self::normalise(raw))

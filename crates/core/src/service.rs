@@ -125,8 +125,11 @@ pub struct Plaintext(pub String);
 #[derive(Debug, Clone)]
 pub struct Bootstrapped {
     pub user: User,
+    /// The generated password; `None` when the operator chose it.
     pub password: Option<Plaintext>,
-    pub token: Plaintext,
+    /// The generated token; `None` when the operator chose it (a chosen
+    /// secret is never printed back).
+    pub token: Option<Plaintext>,
 }
 
 /// Argon2id computations running at once; the rest wait, so a flood of
@@ -178,6 +181,8 @@ pub struct Services {
     /// so every request need not read it, and rotations are seen quickly.
     pub(crate) signing_key: Arc<std::sync::Mutex<Option<(crate::oidc::SigningKey, i64)>>>,
     pub(crate) auth_cache: Arc<AuthCache>,
+    /// Set once a signing key is known to exist (see `ensure_signing_key_once`).
+    pub(crate) signing_key_ready: Arc<tokio::sync::OnceCell<()>>,
 }
 
 impl Services {
@@ -189,6 +194,7 @@ impl Services {
             config: Arc::new(config),
             hashing: Arc::new(tokio::sync::Semaphore::new(PASSWORD_HASHING_SLOTS)),
             signing_key: Arc::new(std::sync::Mutex::new(None)),
+            signing_key_ready: Arc::new(tokio::sync::OnceCell::new()),
         }
     }
 
@@ -530,10 +536,17 @@ impl Services {
             password_digest,
             admin: changes.admin,
         };
-        self.changing_auth(self.store.update_user(id, update))
+        let password_changed = update.password_digest.is_some();
+        let user = self
+            .changing_auth(self.store.update_user(id, update))
             .await
             .map_err(keeping_an_administrator)?
-            .ok_or(ServiceError::NotFound)
+            .ok_or(ServiceError::NotFound)?;
+        // A new password ends the sessions signed in with the old one.
+        if password_changed {
+            self.store.delete_user_sessions(id, None).await?;
+        }
+        Ok(user)
     }
 
     /// Delete a user with their applications and tokens. `by` is the
@@ -765,7 +778,7 @@ impl Services {
             .map(|(user, _)| Bootstrapped {
                 user,
                 password: generated_password,
-                token: token_plain,
+                token: token_value.is_none().then_some(token_plain),
             }))
     }
 }

@@ -199,6 +199,11 @@ pub trait Store: Send + Sync + 'static {
 
     async fn delete_session(&self, digest: &str) -> Result<(), StoreError>;
 
+    /// End every session of `user_id` but the one whose digest is `keep`.
+    /// Returns how many ended.
+    async fn delete_user_sessions(&self, user_id: i64, keep: Option<&str>)
+        -> Result<u64, StoreError>;
+
     // --- OAuth: grants and tokens -----------------------------------------
 
     async fn insert_grant(&self, grant: NewGrant) -> Result<Grant, StoreError>;

@@ -1023,6 +1023,22 @@ impl Store for PgStore {
         Ok(())
     }
 
+    async fn delete_user_sessions(
+        &self,
+        user_id: i64,
+        keep: Option<&str>,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM sessions WHERE user_id = $1 AND ($2::text IS NULL OR digest <> $2::text)",
+        )
+        .bind(user_id)
+        .bind(keep)
+        .execute(&self.pool)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected())
+    }
+
     async fn insert_grant(&self, g: NewGrant) -> Result<Grant, StoreError> {
         let row = sqlx::query(&format!(
             "INSERT INTO oauth_access_grants

@@ -241,7 +241,7 @@ async fn serve(settings: &Settings, serve: &ServeSettings) -> anyhow::Result<()>
     // before it is ready makes one itself.
     let keys = services.clone();
     tokio::spawn(async move {
-        if let Err(e) = keys.ensure_signing_key().await {
+        if let Err(e) = keys.ensure_signing_key_once().await {
             tracing::warn!(error = %e, "cannot create the OpenID Connect signing key yet");
         }
     });

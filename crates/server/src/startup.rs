@@ -53,6 +53,7 @@ fn check_version(found: Option<i64>, schema: Schema) -> anyhow::Result<()> {
 /// (also when it is killed). CLI commands (`users create`, `tokens create`,
 /// `db copy`, ...) do not take it. Returns the open lock file to hold.
 pub fn lock_sqlite_for_serving(url: &str) -> anyhow::Result<Option<std::fs::File>> {
+    use std::os::unix::fs::OpenOptionsExt;
     let Some(path) = latchkey_sqlite::database_file(url) else {
         return Ok(None);
     };
@@ -62,6 +63,7 @@ pub fn lock_sqlite_for_serving(url: &str) -> anyhow::Result<Option<std::fs::File
         .create(true)
         .truncate(false)
         .write(true)
+        .mode(0o600)
         .open(&lock_path)
         .with_context(|| format!("cannot open the lock file {lock_path}"))?;
     match file.try_lock() {
@@ -160,7 +162,10 @@ pub fn print_bootstrap(b: &Bootstrapped) {
         Some(p) => println!("  password:              {}", p.0),
         None => println!("  password:              (as set by LATCHKEY_ROOT_PASSWORD)"),
     }
-    println!("  personal access token: {}", b.token.0);
+    match &b.token {
+        Some(t) => println!("  personal access token: {}", t.0),
+        None => println!("  personal access token: (as set by LATCHKEY_ROOT_TOKEN)"),
+    }
     println!("These are shown only now; latchkey stores digests, never the values.");
     println!("To make another token later:");
     println!("  latchkey tokens create --user root --name NAME --scopes \"api read_api\"");

@@ -80,6 +80,40 @@ pub fn database_file(url: &str) -> Option<std::path::PathBuf> {
     (!is_in_memory(url)).then(|| opts.get_filename().to_path_buf())
 }
 
+/// Create the database file readable by its owner only (0600) when it
+/// does not exist yet: it holds the OpenID Connect private keys and every
+/// digest. SQLite gives the WAL and shared-memory files the database
+/// file's permissions. An existing file is left as it is, with a warning
+/// when others may read it.
+fn create_private(path: &std::path::Path) -> Result<(), StoreError> {
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            if let Ok(meta) = std::fs::metadata(path) {
+                if meta.permissions().mode() & 0o077 != 0 {
+                    tracing::warn!(
+                        path = %path.display(),
+                        mode = format!("{:o}", meta.permissions().mode() & 0o777),
+                        "the database file may be read by other users; it holds signing keys \
+                         and token digests: chmod 600 it (and its -wal and -shm files)"
+                    );
+                }
+            }
+            Ok(())
+        }
+        Err(e) => Err(StoreError::Unavailable(format!(
+            "cannot create the database file {}: {e}",
+            path.display()
+        ))),
+    }
+}
+
 #[derive(Clone)]
 pub struct SqliteStore {
     writer: SqlitePool,
@@ -197,6 +231,9 @@ impl SqliteStore {
 
     /// Open (creating the file if needed) without migrating.
     pub async fn connect(opts: &Options) -> Result<Self, StoreError> {
+        if let Some(path) = database_file(&opts.url) {
+            create_private(&path)?;
+        }
         let base = SqliteConnectOptions::from_str(&opts.url)
             .map_err(|e| StoreError::Other(format!("invalid SQLite URL {:?}: {e}", opts.url)))?
             .create_if_missing(true)
@@ -1150,6 +1187,22 @@ impl Store for SqliteStore {
             .await
             .map_err(map_err)?;
         Ok(())
+    }
+
+    async fn delete_user_sessions(
+        &self,
+        user_id: i64,
+        keep: Option<&str>,
+    ) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "DELETE FROM sessions WHERE user_id = ?1 AND (?2 IS NULL OR digest <> ?2)",
+        )
+        .bind(user_id)
+        .bind(keep)
+        .execute(&self.writer)
+        .await
+        .map_err(map_err)?;
+        Ok(done.rows_affected())
     }
 
     async fn insert_grant(&self, g: NewGrant) -> Result<Grant, StoreError> {

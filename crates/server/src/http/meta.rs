@@ -25,6 +25,17 @@ pub async fn liveness() -> Response {
 
 /// Readiness: 200 once the database answers, 503 otherwise.
 pub async fn readiness(State(state): State<AppState>) -> Response {
+    // Ready means able to sign: the first start makes its key in the
+    // background, and an instance that said 200 before it existed would
+    // let relying parties cache an empty JWKS.
+    if let Err(e) = state.services.ensure_signing_key_once().await {
+        tracing::warn!(error = %e, "readiness check failed: no signing key yet");
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "failed", "db_check": [{"status": "failed", "message": "the signing key is not ready"}]})),
+        )
+            .into_response();
+    }
     match state.services.store().ping().await {
         Ok(()) => Json(json!({"status": "ok", "db_check": [{"status": "ok"}]})).into_response(),
         Err(e) => {

@@ -240,12 +240,29 @@ async fn token_inner(
     }
 }
 
+/// Parameters that are secrets and must come in the body (RFC 6749 section
+/// 2.3.1 and 3.2): a query string ends up in access logs and histories.
+const BODY_ONLY: &[&str] = &["client_secret", "password"];
+
 pub async fn token(
     State(state): State<AppState>,
     ClientAddr(address): ClientAddr,
+    uri: axum::http::Uri,
     headers: HeaderMap,
     params: Params,
 ) -> Response {
+    // Stricter than Doorkeeper, which takes them from the query too.
+    if let Some(q) = uri.query() {
+        if let Some((k, _)) =
+            form_urlencoded::parse(q.as_bytes()).find(|(k, _)| BODY_ONLY.contains(&k.as_ref()))
+        {
+            return OAuthResponse(OAuthError::with(
+                ErrorCode::InvalidRequest,
+                format!("The {k} parameter must be sent in the request body, never in the query string."),
+            ))
+            .into_response();
+        }
+    }
     match token_inner(&state, &headers, &params, &address).await {
         Ok(t) => token_success(&t),
         Err(e) => flow_error(e),
