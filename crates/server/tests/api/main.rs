@@ -13,6 +13,7 @@ mod meta;
 mod oauth;
 mod oidc;
 mod process;
+mod resilience;
 mod tokens;
 mod user_applications;
 mod users;
