@@ -13,7 +13,7 @@ mod meta;
 mod oauth;
 mod oidc;
 mod process;
-mod resilience;
+mod process_resilience;
 mod tokens;
 mod user_applications;
 mod users;

@@ -284,3 +284,180 @@ async fn connections_over_the_cap_wait_until_others_close() {
         .unwrap();
     assert_eq!(res.status(), 200);
 }
+
+/// The database for a stalled-reader test: SQLite, or PostgreSQL with
+/// `LATCHKEY_TEST_API_BACKEND=postgres`.
+async fn database(dir: &tempfile::TempDir) -> (String, Option<super::helpers::PostgresDb>) {
+    match std::env::var("LATCHKEY_TEST_API_BACKEND").as_deref() {
+        Ok("postgres") => {
+            let admin = std::env::var("LATCHKEY_TEST_POSTGRES_URL")
+                .expect("LATCHKEY_TEST_API_BACKEND=postgres needs LATCHKEY_TEST_POSTGRES_URL");
+            let db = super::helpers::PostgresDb::create(&admin).await;
+            (db.url.clone(), Some(db))
+        }
+        _ => (sqlite_url(dir), None),
+    }
+}
+
+/// A client that asks for the whole list, reads its first bytes and then
+/// stops reading, with a small receive buffer.
+async fn stalled_reader(server: &Server) -> tokio::net::TcpStream {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.set_recv_buffer_size(4096).unwrap();
+    let mut s = socket.connect(addr(server).parse().unwrap()).await.unwrap();
+    s.write_all(
+        format!(
+            "GET /api/v4/applications HTTP/1.1\r\nHost: latchkey\r\nPRIVATE-TOKEN: {ROOT_TOKEN}\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await
+    .unwrap();
+    let mut buf = [0u8; 1024];
+    let n = tokio::time::timeout(Duration::from_secs(20), s.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap();
+    let head = String::from_utf8_lossy(&buf[..n]);
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    s
+}
+
+/// Read to the end; `None` if the server did not close within `bound`.
+async fn drain(s: &mut tokio::net::TcpStream, bound: Duration) -> Option<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let mut got = Vec::new();
+    let read = async {
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            match s.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+        }
+    };
+    tokio::time::timeout(bound, read).await.ok()?;
+    Some(got)
+}
+
+const APPS: usize = 1200;
+const STALLED: usize = 8;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_readers_of_the_full_list_hold_no_database_connection() {
+    use futures::StreamExt;
+    let dir = tempfile::tempdir().unwrap();
+    let (url, _pg) = database(&dir).await;
+    let max_lists = (STALLED + 1).to_string();
+    let mut server = start_with(
+        &url,
+        ROOT_TOKEN,
+        &[
+            ("LATCHKEY_DATABASE_POOL_SIZE", "2"),
+            ("LATCHKEY_DATABASE_TIMEOUT", "2"),
+            ("LATCHKEY_HTTP_WRITE_TIMEOUT", "10"),
+            ("LATCHKEY_MAX_STREAMED_LISTS", &max_lists),
+        ],
+    );
+    wait_ready(&mut server).await;
+    let client = reqwest::Client::new();
+    let apps_url = format!("{}/api/v4/applications", server.base);
+    // About 10 kB of JSON per application: the list is far larger than the
+    // socket buffers, so a client that stops reading stalls the response.
+    let redirect = format!("https://example.com/cb/{}", "a".repeat(10_000));
+    let created = futures::stream::iter(0..APPS)
+        .map(|i| {
+            let req = client
+                .post(&apps_url)
+                .header("PRIVATE-TOKEN", ROOT_TOKEN)
+                .form(&[
+                    ("name", format!("app {i}")),
+                    ("redirect_uri", redirect.clone()),
+                    ("scopes", "api".to_owned()),
+                ]);
+            async move { req.send().await.unwrap().status() }
+        })
+        .buffer_unordered(16)
+        .filter(|s| futures::future::ready(*s == 201))
+        .count()
+        .await;
+    assert_eq!(created, APPS);
+
+    let mut stalled = Vec::new();
+    for _ in 0..STALLED {
+        stalled.push(stalled_reader(&server).await);
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    // More stalled readers than pool connections, and the database still
+    // answers: readiness, and a full list for a client that reads.
+    for _ in 0..3 {
+        let res = client
+            .get(format!("{}/-/readiness", server.base))
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "{}", res.text().await.unwrap());
+    }
+    let res = client
+        .get(&apps_url)
+        .header("PRIVATE-TOKEN", ROOT_TOKEN)
+        .timeout(Duration::from_secs(60))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let list: Vec<serde_json::Value> = res.json().await.unwrap();
+    assert_eq!(list.len(), APPS);
+
+    // At the cap, one more unpaginated list is refused at once.
+    stalled.push(stalled_reader(&server).await);
+    let last_stalled_at = Instant::now();
+    let res = client
+        .get(&apps_url)
+        .header("PRIVATE-TOKEN", ROOT_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 503);
+    assert!(res.headers().contains_key("retry-after"));
+    assert_eq!(
+        res.text().await.unwrap(),
+        r#"{"message":"503 Service Unavailable"}"#
+    );
+    // Pages are not capped.
+    let res = client
+        .get(format!("{apps_url}?per_page=100&page=5"))
+        .header("PRIVATE-TOKEN", ROOT_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+
+    // Past the write timeout the stalled responses are cut: what they
+    // still hold ends without the final chunk.
+    tokio::time::sleep(
+        (last_stalled_at + Duration::from_secs(16)).saturating_duration_since(Instant::now()),
+    )
+    .await;
+    for mut s in stalled {
+        let got = drain(&mut s, Duration::from_secs(30))
+            .await
+            .expect("a stalled reader's connection was not closed");
+        assert!(
+            !got.ends_with(b"0\r\n\r\n"),
+            "a stalled response was completed"
+        );
+    }
+    // The slots are free again.
+    let res = client
+        .get(&apps_url)
+        .header("PRIVATE-TOKEN", ROOT_TOKEN)
+        .timeout(Duration::from_secs(60))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+}
