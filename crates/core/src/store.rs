@@ -201,8 +201,11 @@ pub trait Store: Send + Sync + 'static {
 
     /// End every session of `user_id` but the one whose digest is `keep`.
     /// Returns how many ended.
-    async fn delete_user_sessions(&self, user_id: i64, keep: Option<&str>)
-        -> Result<u64, StoreError>;
+    async fn delete_user_sessions(
+        &self,
+        user_id: i64,
+        keep: Option<&str>,
+    ) -> Result<u64, StoreError>;
 
     // --- OAuth: grants and tokens -----------------------------------------
 
@@ -366,8 +369,12 @@ pub fn stream_instance_applications(
 pub const STREAM_BATCH: i64 = 500;
 
 /// A stream over a table read in keyset batches (`id > last ORDER BY id
-/// LIMIT n`): memory stays flat, and no read transaction is held open
-/// while a slow client drains the stream.
+/// LIMIT n`): memory stays flat, and no database work waits on the
+/// consumer. Each batch is read by a task of its own, to completion, and its
+/// connection released before the batch is handed on: a consumer that stops
+/// polling (an HTTP client that stops reading) would otherwise leave a
+/// half-read batch pending, holding its pool connection and, on SQLite, an
+/// open read transaction that keeps WAL checkpoints from completing.
 pub fn keyset_stream<F, Fut>(fetch: F) -> BoxStream<'static, Result<Application, StoreError>>
 where
     F: Fn(i64, i64) -> Fut + Send + Sync + 'static,
@@ -376,10 +383,13 @@ where
     use futures::StreamExt;
     // State: the last id seen, or None once exhausted or failed.
     let batches = futures::stream::unfold(Some(0i64), move |after| {
-        let next = after.map(|a| fetch(a, STREAM_BATCH));
+        let next = after.map(|a| tokio::spawn(fetch(a, STREAM_BATCH)));
         async move {
-            let fut = next?;
-            match fut.await {
+            let batch = match next?.await {
+                Ok(result) => result,
+                Err(e) => Err(StoreError::Other(format!("a list batch failed: {e}"))),
+            };
+            match batch {
                 Ok(rows) if rows.is_empty() => None,
                 Ok(rows) => {
                     let last = rows.last().map(|a| a.id);

@@ -245,10 +245,27 @@ async fn serve(settings: &Settings, serve: &ServeSettings) -> anyhow::Result<()>
             tracing::warn!(error = %e, "cannot create the OpenID Connect signing key yet");
         }
     });
+    let open_files = crate::server::raise_open_files_limit();
+    let limits = crate::server::Limits {
+        header_timeout: serve.http.header_timeout,
+        body_timeout: serve.http.body_timeout,
+        idle_timeout: serve.http.idle_timeout,
+        write_timeout: serve.http.write_timeout,
+        shutdown_timeout: serve.http.shutdown_timeout,
+        max_connections: serve.http.max_connections.unwrap_or_else(|| {
+            crate::server::default_max_connections(open_files, settings.pool_size)
+        }),
+    };
     let listener = tokio::net::TcpListener::bind(serve.listen)
         .await
         .with_context(|| format!("cannot listen on {}", serve.listen))?;
     let local = listener.local_addr().context("no local address")?;
-    tracing::info!(listen = %local, external_url = %serve.external_url, "latchkey is serving");
-    startup::serve(listener, startup::state(services, serve)).await
+    tracing::info!(
+        listen = %local,
+        external_url = %serve.external_url,
+        open_files_limit = open_files,
+        max_connections = limits.max_connections,
+        "latchkey is serving"
+    );
+    startup::serve(listener, startup::state(services, serve), limits).await
 }

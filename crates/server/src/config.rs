@@ -3,6 +3,7 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Args, ValueEnum};
@@ -115,6 +116,34 @@ pub struct ServeArgs {
     /// Largest accepted request body in bytes (default 1048576); larger ones get 413.
     #[arg(long, env = "LATCHKEY_MAX_BODY_SIZE", value_name = "BYTES")]
     pub max_body_size: Option<usize>,
+    /// Seconds a client has to send a request's headers, from connecting or
+    /// from the first byte of its next request (default 10).
+    #[arg(long, env = "LATCHKEY_HTTP_HEADER_TIMEOUT", value_name = "SECONDS")]
+    pub http_header_timeout: Option<u64>,
+    /// Seconds a client has to send a request's body once the handler waits
+    /// for it; a stalled body gets 408 and the connection is closed (default 30).
+    #[arg(long, env = "LATCHKEY_HTTP_BODY_TIMEOUT", value_name = "SECONDS")]
+    pub http_body_timeout: Option<u64>,
+    /// Seconds a keep-alive connection may sit with no request before it is
+    /// closed (default 60).
+    #[arg(long, env = "LATCHKEY_HTTP_IDLE_TIMEOUT", value_name = "SECONDS")]
+    pub http_idle_timeout: Option<u64>,
+    /// Seconds a response may wait for a client that reads nothing before
+    /// the connection is closed (default 60).
+    #[arg(long, env = "LATCHKEY_HTTP_WRITE_TIMEOUT", value_name = "SECONDS")]
+    pub http_write_timeout: Option<u64>,
+    /// Seconds requests in flight get to finish on SIGTERM or SIGINT before
+    /// the remaining connections are closed (default 30).
+    #[arg(long, env = "LATCHKEY_SHUTDOWN_TIMEOUT", value_name = "SECONDS")]
+    pub shutdown_timeout: Option<u64>,
+    /// Connections served at once; more wait in the listen backlog
+    /// (default: the open files limit less the database pool and a reserve).
+    #[arg(long, env = "LATCHKEY_MAX_CONNECTIONS", value_name = "N")]
+    pub max_connections: Option<usize>,
+    /// Unpaginated GET /api/v4/applications responses streamed at once;
+    /// more get 503 with Retry-After (default 16).
+    #[arg(long, env = "LATCHKEY_MAX_STREAMED_LISTS", value_name = "N")]
+    pub max_streamed_lists: Option<usize>,
     /// Password for the root user created on first start (else one is generated and printed).
     #[arg(
         long,
@@ -152,6 +181,13 @@ pub struct FileConfig {
     pub dynamic_client_ttl_days: Option<i64>,
     pub token_cache_seconds: Option<u64>,
     pub max_token_lifetime_days: Option<i64>,
+    pub http_header_timeout: Option<u64>,
+    pub http_body_timeout: Option<u64>,
+    pub http_idle_timeout: Option<u64>,
+    pub http_write_timeout: Option<u64>,
+    pub shutdown_timeout: Option<u64>,
+    pub max_connections: Option<usize>,
+    pub max_streamed_lists: Option<usize>,
     pub root_password: Option<String>,
     pub root_token: Option<String>,
     pub log: Option<String>,
@@ -204,6 +240,89 @@ pub struct ServeSettings {
     pub token_cache_seconds: Option<u64>,
     pub root_password: Option<String>,
     pub root_token: Option<String>,
+    pub http: HttpSettings,
+}
+
+/// Connection limits of `serve` (see `crate::server`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpSettings {
+    pub header_timeout: Duration,
+    pub body_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub write_timeout: Duration,
+    pub shutdown_timeout: Duration,
+    /// `None`: sized from the open files limit at start.
+    pub max_connections: Option<usize>,
+    pub max_streamed_lists: usize,
+}
+
+pub const DEFAULT_HTTP_HEADER_TIMEOUT: u64 = 10;
+pub const DEFAULT_HTTP_BODY_TIMEOUT: u64 = 30;
+pub const DEFAULT_HTTP_IDLE_TIMEOUT: u64 = 60;
+pub const DEFAULT_HTTP_WRITE_TIMEOUT: u64 = 60;
+pub const DEFAULT_SHUTDOWN_TIMEOUT: u64 = 30;
+pub const DEFAULT_MAX_STREAMED_LISTS: usize = 16;
+
+impl HttpSettings {
+    pub fn resolve(args: &ServeArgs, file: &FileConfig) -> anyhow::Result<Self> {
+        let seconds = |name: &str, flag: Option<u64>, key: Option<u64>, default: u64, min: u64| {
+            let n = flag.or(key).unwrap_or(default);
+            if !(min..=86_400).contains(&n) {
+                bail!("{name} must be between {min} and 86400 seconds");
+            }
+            Ok(Duration::from_secs(n))
+        };
+        let max_connections = args.max_connections.or(file.max_connections);
+        if max_connections == Some(0) {
+            bail!("max_connections must be at least 1");
+        }
+        let max_streamed_lists = args
+            .max_streamed_lists
+            .or(file.max_streamed_lists)
+            .unwrap_or(DEFAULT_MAX_STREAMED_LISTS);
+        if max_streamed_lists == 0 {
+            bail!("max_streamed_lists must be at least 1");
+        }
+        Ok(Self {
+            header_timeout: seconds(
+                "http_header_timeout",
+                args.http_header_timeout,
+                file.http_header_timeout,
+                DEFAULT_HTTP_HEADER_TIMEOUT,
+                1,
+            )?,
+            body_timeout: seconds(
+                "http_body_timeout",
+                args.http_body_timeout,
+                file.http_body_timeout,
+                DEFAULT_HTTP_BODY_TIMEOUT,
+                1,
+            )?,
+            idle_timeout: seconds(
+                "http_idle_timeout",
+                args.http_idle_timeout,
+                file.http_idle_timeout,
+                DEFAULT_HTTP_IDLE_TIMEOUT,
+                1,
+            )?,
+            write_timeout: seconds(
+                "http_write_timeout",
+                args.http_write_timeout,
+                file.http_write_timeout,
+                DEFAULT_HTTP_WRITE_TIMEOUT,
+                1,
+            )?,
+            shutdown_timeout: seconds(
+                "shutdown_timeout",
+                args.shutdown_timeout,
+                file.shutdown_timeout,
+                DEFAULT_SHUTDOWN_TIMEOUT,
+                0,
+            )?,
+            max_connections,
+            max_streamed_lists,
+        })
+    }
 }
 
 impl Settings {
@@ -355,6 +474,7 @@ impl ServeSettings {
                 .clone()
                 .or_else(|| file.root_password.clone()),
             root_token: args.root_token.clone().or_else(|| file.root_token.clone()),
+            http: HttpSettings::resolve(args, file)?,
         })
     }
 }
@@ -450,6 +570,40 @@ mod tests {
             ..Default::default()
         };
         assert!(ServeSettings::resolve(&too_long, &FileConfig::default()).is_err());
+    }
+
+    #[test]
+    fn http_limits() {
+        let s = ServeSettings::resolve(&ServeArgs::default(), &FileConfig::default()).unwrap();
+        assert_eq!(s.http.header_timeout, Duration::from_secs(10));
+        assert_eq!(s.http.body_timeout, Duration::from_secs(30));
+        assert_eq!(s.http.idle_timeout, Duration::from_secs(60));
+        assert_eq!(s.http.write_timeout, Duration::from_secs(60));
+        assert_eq!(s.http.shutdown_timeout, Duration::from_secs(30));
+        assert_eq!(s.http.max_connections, None);
+        assert_eq!(s.http.max_streamed_lists, 16);
+        let file: FileConfig =
+            toml::from_str("http_idle_timeout = 5\nmax_connections = 100\nshutdown_timeout = 0\n")
+                .unwrap();
+        let args = ServeArgs {
+            http_idle_timeout: Some(7),
+            ..Default::default()
+        };
+        let s = ServeSettings::resolve(&args, &file).unwrap();
+        assert_eq!(s.http.idle_timeout, Duration::from_secs(7));
+        assert_eq!(s.http.max_connections, Some(100));
+        assert_eq!(s.http.shutdown_timeout, Duration::ZERO);
+        for bad in [
+            "http_header_timeout = 0",
+            "max_connections = 0",
+            "max_streamed_lists = 0",
+        ] {
+            let file: FileConfig = toml::from_str(bad).unwrap();
+            assert!(
+                ServeSettings::resolve(&ServeArgs::default(), &file).is_err(),
+                "{bad}"
+            );
+        }
     }
 
     #[test]

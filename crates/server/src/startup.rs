@@ -3,7 +3,6 @@
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
-use axum::serve::ListenerExt;
 use latchkey_core::service::Bootstrapped;
 use latchkey_core::{Config, Services, Store, SystemClock};
 use latchkey_postgres::PgStore;
@@ -149,6 +148,7 @@ pub fn state(services: Services, serve: &ServeSettings) -> AppState {
         services,
         external_url: Arc::from(serve.external_url.as_str()),
         max_body_bytes: serve.max_body_bytes,
+        streamed_lists: Arc::new(tokio::sync::Semaphore::new(serve.http.max_streamed_lists)),
     }
 }
 
@@ -171,24 +171,17 @@ pub fn print_bootstrap(b: &Bootstrapped) {
     println!("  latchkey tokens create --user root --name NAME --scopes \"api read_api\"");
 }
 
-/// Serve until SIGINT or SIGTERM, then finish the requests in flight.
-pub async fn serve(listener: TcpListener, state: AppState) -> anyhow::Result<()> {
+/// Serve until SIGINT or SIGTERM, then finish the requests in flight
+/// within the shutdown timeout (see [`crate::server`]).
+pub async fn serve(
+    listener: TcpListener,
+    state: AppState,
+    limits: crate::server::Limits,
+) -> anyhow::Result<()> {
     spawn_cleanup(state.services.clone());
     let app = http::router(state);
-    // Responses are written whole; Nagle's algorithm would only hold back
-    // the last segment of a large one waiting for the client's ACK.
-    let listener = listener.tap_io(|tcp| {
-        if let Err(e) = tcp.set_nodelay(true) {
-            tracing::debug!(error = %e, "cannot set TCP_NODELAY");
-        }
-    });
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await
-    .context("the HTTP server failed")
+    crate::server::run(listener, app, limits, shutdown_signal()).await;
+    Ok(())
 }
 
 /// How often expired codes, tokens, sessions and counters are removed.

@@ -1194,14 +1194,13 @@ impl Store for SqliteStore {
         user_id: i64,
         keep: Option<&str>,
     ) -> Result<u64, StoreError> {
-        let done = sqlx::query(
-            "DELETE FROM sessions WHERE user_id = ?1 AND (?2 IS NULL OR digest <> ?2)",
-        )
-        .bind(user_id)
-        .bind(keep)
-        .execute(&self.writer)
-        .await
-        .map_err(map_err)?;
+        let done =
+            sqlx::query("DELETE FROM sessions WHERE user_id = ?1 AND (?2 IS NULL OR digest <> ?2)")
+                .bind(user_id)
+                .bind(keep)
+                .execute(&self.writer)
+                .await
+                .map_err(map_err)?;
         Ok(done.rows_affected())
     }
 

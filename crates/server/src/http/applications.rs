@@ -199,10 +199,25 @@ async fn keyset_page(
     ))
 }
 
+/// Seconds a client refused by `LATCHKEY_MAX_STREAMED_LISTS` is told to wait.
+const STREAMED_LIST_RETRY_AFTER: &str = "1";
+
 /// The unpaginated list, streamed in batches so memory stays flat. The
 /// first batch is read before the status line is sent, so a database that
-/// is down gives a 503, not a truncated 200.
+/// is down gives a 503, not a truncated 200. Each batch is read whole
+/// before its bytes are written (see `keyset_stream`), so a client that
+/// stops reading holds no database connection, only its permit, until the
+/// write timeout closes its connection.
 async fn stream_all(state: &AppState) -> Result<Response, ApiError> {
+    let Ok(permit) = state.streamed_lists.clone().try_acquire_owned() else {
+        tracing::warn!("too many unpaginated application lists at once; answering 503");
+        return Ok((
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(axum::http::header::RETRY_AFTER, STREAMED_LIST_RETRY_AFTER)],
+            Json(serde_json::json!({"message": "503 Service Unavailable"})),
+        )
+            .into_response());
+    };
     let mut rows = state
         .services
         .stream_instance_applications()
@@ -221,6 +236,8 @@ async fn stream_all(state: &AppState) -> Result<Response, ApiError> {
     }
     let mut first = true;
     let items = rows.map(move |batch| {
+        // Released when the body is done or dropped.
+        let _permit = &permit;
         let mut buf = Vec::with_capacity(batch.len() * 256);
         for row in batch {
             let app =

@@ -26,6 +26,9 @@ pub struct AppState {
     pub external_url: Arc<str>,
     /// Request bodies larger than this get 413.
     pub max_body_bytes: usize,
+    /// One permit per unpaginated application list being streamed
+    /// (`LATCHKEY_MAX_STREAMED_LISTS`); without one the list gets 503.
+    pub streamed_lists: Arc<tokio::sync::Semaphore>,
 }
 
 pub use router::router;

@@ -163,6 +163,7 @@ impl TestApp {
             services: services.clone(),
             external_url: Arc::from(opts.external_url.unwrap_or(base.as_str())),
             max_body_bytes: opts.max_body_bytes,
+            streamed_lists: Arc::new(tokio::sync::Semaphore::new(16)),
         };
         tokio::spawn(async move {
             axum::serve(

@@ -13,6 +13,7 @@ mod meta;
 mod oauth;
 mod oidc;
 mod process;
+mod process_resilience;
 mod security;
 mod tokens;
 mod user_applications;
