@@ -561,7 +561,8 @@ def test_create_token_and_use_it(url: str, gl: gitlab.Gitlab, make_user: Callabl
     raw = gl.http_request("post", f"/users/{user.id}/personal_access_tokens",
                           post_data={"name": unique("raw"), "scopes": ["read_user"]})
     assert raw.status_code == 201
-    assert raw.json()["expires_at"] is None
+    # No expiry given: the longest lifetime allowed, as GitLab 16+.
+    assert raw.json()["expires_at"] == (dt.date.today() + dt.timedelta(days=365)).isoformat()
     assert raw.json()["token"] not in (token.token, env("LATCHKEY_TOKEN"))
 
     user_gl = gitlab.Gitlab(url, private_token=token.token)
