@@ -106,20 +106,21 @@ impl Services {
         Ok(app.map(|a| (grant, a)))
     }
 
-    /// The signed-in `user` approves or denies the request. `false` when it
-    /// is no longer pending.
+    /// The signed-in `user` (who signed in at `auth_time`, ms) approves or
+    /// denies the request. `false` when it is no longer pending.
     pub async fn decide_device_request(
         &self,
         raw_code: &str,
         user: &User,
         approve: bool,
+        auth_time: i64,
     ) -> Result<bool, ServiceError> {
         let Some((grant, _)) = self.pending_device_request(raw_code).await? else {
             return Ok(false);
         };
         Ok(self
             .store
-            .decide_device_grant(grant.id, user.id, approve, self.now_ms())
+            .decide_device_grant(grant.id, user.id, approve, self.now_ms(), auth_time)
             .await?)
     }
 
@@ -169,13 +170,16 @@ impl Services {
                     self.store.delete_device_grant(grant.id).await?;
                     return Err(FlowError::OAuth(OAuthError::new(ErrorCode::AccessDenied)));
                 }
-                let (new, mut issued) =
+                let (mut new, mut issued) =
                     self.new_oauth_token(client, Some(user_id), &grant.scopes, true, None, None)?;
+                // When the approving user signed in, not when the device polled.
+                let auth_time = grant.auth_time.unwrap_or(now);
+                new.auth_time = Some(auth_time);
                 match self.store.redeem_device_grant(grant.id, new).await? {
                     Some(_) => {
                         if grant.scopes.contains("openid") {
                             issued.id_token = Some(
-                                self.id_token(client, user_id, &grant.scopes, now, None)
+                                self.id_token(client, user_id, &grant.scopes, auth_time, None)
                                     .await?,
                             );
                         }

@@ -74,6 +74,7 @@ pub const TABLES: &[TableSpec] = &[
             ("updated_at", Int),
             ("dynamic", Bool),
             ("registration_token_digest", Text),
+            ("grant_types", Text),
         ],
     },
     TableSpec {
@@ -110,6 +111,7 @@ pub const TABLES: &[TableSpec] = &[
             ("family", Text),
             ("previous_token_id", Int),
             ("grant_id", Int),
+            ("auth_time", Int),
         ],
     },
     TableSpec {
@@ -151,6 +153,7 @@ pub const TABLES: &[TableSpec] = &[
             ("last_polled_at", Int),
             ("user_id", Int),
             ("status", Text),
+            ("auth_time", Int),
         ],
     },
 ];

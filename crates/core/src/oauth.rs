@@ -212,6 +212,9 @@ pub struct OAuthToken {
     pub previous_token_id: Option<i64>,
     /// The authorization code this chain started from.
     pub grant_id: Option<i64>,
+    /// When the user signed in (ms), for OpenID Connect's `auth_time`;
+    /// `None` for client credentials (and tokens made before schema 5).
+    pub auth_time: Option<i64>,
 }
 
 impl OAuthToken {
@@ -236,6 +239,8 @@ pub struct NewOAuthToken {
     pub family: String,
     pub previous_token_id: Option<i64>,
     pub grant_id: Option<i64>,
+    /// When the user signed in (ms); carried along a refresh chain.
+    pub auth_time: Option<i64>,
 }
 
 /// A token found by its access or refresh digest, with what it belongs to.
@@ -306,6 +311,8 @@ pub struct DeviceGrant {
     pub last_polled_at: Option<i64>,
     pub user_id: Option<i64>,
     pub status: DeviceStatus,
+    /// When the approving user signed in (ms).
+    pub auth_time: Option<i64>,
 }
 
 #[derive(Debug, Clone)]

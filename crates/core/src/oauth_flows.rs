@@ -329,6 +329,7 @@ impl Services {
                 family,
                 previous_token_id: None,
                 grant_id,
+                auth_time: None,
             },
             IssuedToken {
                 access_token: access,
@@ -389,7 +390,7 @@ impl Services {
             (None, _, Some(_)) => return Err(err(ErrorCode::InvalidGrant)),
             (None, _, None) => {}
         }
-        let (new, issued) = self.new_oauth_token(
+        let (mut new, issued) = self.new_oauth_token(
             client,
             Some(grant.user_id),
             &grant.scopes,
@@ -397,6 +398,7 @@ impl Services {
             None,
             Some(grant.id),
         )?;
+        new.auth_time = Some(grant.auth_time.unwrap_or(grant.created_at));
         match self.store.redeem_grant(grant.id, now, new).await? {
             Some(_) => {
                 let mut issued = issued;
@@ -492,6 +494,9 @@ impl Services {
             token.grant_id,
         )?;
         new.previous_token_id = Some(token.id);
+        // The sign-in behind the whole chain, not this refresh.
+        let auth_time = token.auth_time.unwrap_or(token.created_at);
+        new.auth_time = Some(auth_time);
         match self
             .changing_auth(self.store.refresh_oauth_token(token.id, now, new))
             .await?
@@ -500,7 +505,7 @@ impl Services {
                 let mut issued = issued;
                 if let (Some(user_id), true) = (token.user_id, scopes.contains("openid")) {
                     issued.id_token = Some(
-                        self.id_token(&found.application, user_id, &scopes, token.created_at, None)
+                        self.id_token(&found.application, user_id, &scopes, auth_time, None)
                             .await?,
                     );
                 }
@@ -550,8 +555,9 @@ impl Services {
             Err(SignInError::Internal(e)) => return Err(FlowError::Internal(e)),
             Err(_) => return Err(err(ErrorCode::InvalidGrant)),
         };
-        let (new, issued) =
+        let (mut new, issued) =
             self.new_oauth_token(client, Some(user.id), &scopes, true, None, None)?;
+        new.auth_time = Some(self.now_ms());
         self.store.insert_oauth_token(new).await?;
         Ok(issued)
     }

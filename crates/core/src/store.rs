@@ -315,12 +315,14 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Option<DeviceGrant>, StoreError>;
 
     /// Approve or deny a pending, unexpired request. `false` if it was not.
+    /// `auth_time` is when the approving user signed in (ms).
     async fn decide_device_grant(
         &self,
         id: i64,
         user_id: i64,
         approve: bool,
         now: i64,
+        auth_time: i64,
     ) -> Result<bool, StoreError>;
 
     /// Record a poll; returns the previous poll's time, atomically.

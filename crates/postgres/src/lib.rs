@@ -246,7 +246,7 @@ const GRANT_COLUMNS: &str = "id, application_id, user_id, redirect_uri, scopes, 
      code_challenge_method, nonce, created_at, expires_at, redeemed_at, auth_time";
 const OAUTH_TOKEN_COLUMNS: &str =
     "id, application_id, user_id, refresh_digest IS NOT NULL AS has_refresh, scopes, \
-     created_at, expires_at, revoked_at, refreshed_at, family, previous_token_id, grant_id";
+     created_at, expires_at, revoked_at, refreshed_at, family, previous_token_id, grant_id, auth_time";
 
 /// Keep revoked and spent tokens this long (for refresh-reuse detection).
 const SPENT_TOKEN_RETENTION_MS: i64 = 7 * 24 * 3600 * 1000;
@@ -260,8 +260,8 @@ async fn insert_oauth_token_on(
     let row = sqlx::query(&format!(
         "INSERT INTO oauth_access_tokens
            (application_id, user_id, token_digest, refresh_digest, scopes, created_at, expires_at,
-            family, previous_token_id, grant_id)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING {OAUTH_TOKEN_COLUMNS}"
+            family, previous_token_id, grant_id, auth_time)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING {OAUTH_TOKEN_COLUMNS}"
     ))
     .bind(t.application_id)
     .bind(t.user_id)
@@ -273,6 +273,7 @@ async fn insert_oauth_token_on(
     .bind(&t.family)
     .bind(t.previous_token_id)
     .bind(t.grant_id)
+    .bind(t.auth_time)
     .fetch_one(&mut *conn)
     .await?;
     oauth_token_from_row(&row, "")
@@ -306,6 +307,7 @@ async fn find_oauth_token_by(
                 t.created_at AS t_created_at, t.expires_at AS t_expires_at, t.revoked_at AS t_revoked_at,
                 t.refreshed_at AS t_refreshed_at, t.family AS t_family,
                 t.previous_token_id AS t_previous_token_id, t.grant_id AS t_grant_id,
+                t.auth_time AS t_auth_time,
                 a.id, a.uid, a.name, a.redirect_uri, a.scopes, a.confidential, a.trusted, a.owner_id, a.created_at, a.dynamic,
                 u.id AS u_id, u.username AS u_username, u.email AS u_email, u.name AS u_name,
                 u.admin AS u_admin, u.state AS u_state, u.created_at AS u_created_at
@@ -357,7 +359,7 @@ fn bind_cell<'q>(q: PgQuery<'q>, cell: &Cell, kind: Kind) -> PgQuery<'q> {
 }
 
 const DEVICE_COLUMNS: &str =
-    "id, application_id, user_code, scopes, created_at, expires_at, last_polled_at, user_id, status";
+    "id, application_id, user_code, scopes, created_at, expires_at, last_polled_at, user_id, status, auth_time";
 const KEY_COLUMNS: &str =
     "id, kid, algorithm, private_pem, public_n, public_e, created_at, retired_at";
 
@@ -1433,6 +1435,7 @@ impl Store for PgStore {
         user_id: i64,
         approve: bool,
         now: i64,
+        auth_time: i64,
     ) -> Result<bool, StoreError> {
         let status = if approve {
             DeviceStatus::Approved
@@ -1440,12 +1443,14 @@ impl Store for PgStore {
             DeviceStatus::Denied
         };
         let done = sqlx::query(
-            "UPDATE device_grants SET status = $1, user_id = $2 WHERE id = $3 AND status = 'pending' AND expires_at > $4",
+            "UPDATE device_grants SET status = $1, user_id = $2, auth_time = $5
+             WHERE id = $3 AND status = 'pending' AND expires_at > $4",
         )
         .bind(status.as_str())
         .bind(user_id)
         .bind(id)
         .bind(now)
+        .bind(auth_time)
         .execute(&self.pool)
         .await
         .map_err(map_err)?;

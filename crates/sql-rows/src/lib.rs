@@ -177,6 +177,7 @@ pub fn oauth_token_from_row<R: Columns>(row: &R, prefix: &str) -> Result<OAuthTo
         family: row.get_text(&col("family"))?,
         previous_token_id: row.get_opt_i64(&col("previous_token_id"))?,
         grant_id: row.get_opt_i64(&col("grant_id"))?,
+        auth_time: row.get_opt_i64(&col("auth_time"))?,
     })
 }
 
@@ -191,6 +192,7 @@ pub fn device_from_row<R: Columns>(row: &R) -> Result<DeviceGrant, R::Error> {
         last_polled_at: row.get_opt_i64("last_polled_at")?,
         user_id: row.get_opt_i64("user_id")?,
         status: DeviceStatus::parse(&row.get_text("status")?),
+        auth_time: row.get_opt_i64("auth_time")?,
     })
 }
 

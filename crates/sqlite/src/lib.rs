@@ -358,7 +358,7 @@ const GRANT_COLUMNS: &str = "id, application_id, user_id, redirect_uri, scopes, 
      code_challenge_method, nonce, created_at, expires_at, redeemed_at, auth_time";
 const OAUTH_TOKEN_COLUMNS: &str =
     "id, application_id, user_id, refresh_digest IS NOT NULL AS has_refresh, scopes, \
-     created_at, expires_at, revoked_at, refreshed_at, family, previous_token_id, grant_id";
+     created_at, expires_at, revoked_at, refreshed_at, family, previous_token_id, grant_id, auth_time";
 
 async fn insert_oauth_token_on(
     conn: &mut sqlx::SqliteConnection,
@@ -375,6 +375,7 @@ async fn insert_oauth_token_on(
         .bind(&t.family)
         .bind(t.previous_token_id)
         .bind(t.grant_id)
+        .bind(t.auth_time)
         .fetch_one(&mut *conn)
         .await?;
     oauth_token_from_row(&row, "")
@@ -390,6 +391,7 @@ macro_rules! oauth_token_by {
                 t.created_at AS t_created_at, t.expires_at AS t_expires_at, t.revoked_at AS t_revoked_at,
                 t.refreshed_at AS t_refreshed_at, t.family AS t_family,
                 t.previous_token_id AS t_previous_token_id, t.grant_id AS t_grant_id,
+                t.auth_time AS t_auth_time,
                 a.id, a.uid, a.name, a.redirect_uri, a.scopes, a.confidential, a.trusted, a.owner_id, a.created_at, a.dynamic,
                 u.id AS u_id, u.username AS u_username, u.email AS u_email, u.name AS u_name,
                 u.admin AS u_admin, u.state AS u_state, u.created_at AS u_created_at
@@ -465,8 +467,8 @@ static INSERT_OAUTH_TOKEN_SQL: std::sync::LazyLock<String> = std::sync::LazyLock
     format!(
         "INSERT INTO oauth_access_tokens
            (application_id, user_id, token_digest, refresh_digest, scopes, created_at, expires_at,
-            family, previous_token_id, grant_id)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {OAUTH_TOKEN_COLUMNS}"
+            family, previous_token_id, grant_id, auth_time)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {OAUTH_TOKEN_COLUMNS}"
     )
 });
 /// A new application, returned as stored.
@@ -549,7 +551,7 @@ fn bind_cell<'q>(q: SqliteQuery<'q>, cell: &Cell, kind: Kind) -> SqliteQuery<'q>
 }
 
 const DEVICE_COLUMNS: &str =
-    "id, application_id, user_code, scopes, created_at, expires_at, last_polled_at, user_id, status";
+    "id, application_id, user_code, scopes, created_at, expires_at, last_polled_at, user_id, status, auth_time";
 const KEY_COLUMNS: &str =
     "id, kid, algorithm, private_pem, public_n, public_e, created_at, retired_at";
 
@@ -1301,6 +1303,7 @@ impl Store for SqliteStore {
                         token.family,
                         token.previous_token_id,
                         token.grant_id,
+                        token.auth_time,
                     ],
                     |row| oauth_token_from_row(row, ""),
                 )
@@ -1618,6 +1621,7 @@ impl Store for SqliteStore {
         user_id: i64,
         approve: bool,
         now: i64,
+        auth_time: i64,
     ) -> Result<bool, StoreError> {
         let status = if approve {
             DeviceStatus::Approved
@@ -1625,10 +1629,12 @@ impl Store for SqliteStore {
             DeviceStatus::Denied
         };
         let done = sqlx::query(
-            "UPDATE device_grants SET status = ?, user_id = ? WHERE id = ? AND status = 'pending' AND expires_at > ?",
+            "UPDATE device_grants SET status = ?, user_id = ?, auth_time = ?
+             WHERE id = ? AND status = 'pending' AND expires_at > ?",
         )
         .bind(status.as_str())
         .bind(user_id)
+        .bind(auth_time)
         .bind(id)
         .bind(now)
         .execute(&self.writer)

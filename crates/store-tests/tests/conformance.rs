@@ -2228,6 +2228,8 @@ fn new_oauth_token(
         family: family.to_owned(),
         previous_token_id: None,
         grant_id: None,
+        // A user's token remembers when they signed in.
+        auth_time: user_id.map(|_| T0 - 5_000),
     }
 }
 
@@ -2311,6 +2313,13 @@ async fn scenario_grants(store: Arc<dyn Store>) {
         .expect("a token");
     assert_eq!(token.grant_id, Some(grant.id));
     assert_eq!(token.user_id, Some(alice.id));
+    assert_eq!(token.auth_time, Some(T0 - 5_000));
+    assert_eq!(
+        find_by_access(&store, "access-1")
+            .await
+            .and_then(|t| t.auth_time),
+        Some(T0 - 5_000)
+    );
     assert_eq!(
         store
             .find_grant("code-1")

@@ -828,7 +828,7 @@ pub async fn device_confirm(
     let code = params.get_str("user_code").unwrap_or("");
     match state
         .services
-        .decide_device_request(code, &signed.user, approve)
+        .decide_device_request(code, &signed.user, approve, signed.auth_time)
         .await
     {
         Ok(true) if approve => page(

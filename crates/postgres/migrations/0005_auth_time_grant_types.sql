@@ -1,0 +1,9 @@
+-- latchkey schema, version 5: when the user behind a token signed in
+-- (OpenID Connect's auth_time, carried along a refresh chain and recorded
+-- when a device request is approved), and the grant types an application
+-- may use (RFC 7591's grant_types; NULL allows every grant the server
+-- offers, as before). Same columns as the SQLite schema of the same version.
+
+ALTER TABLE oauth_access_tokens ADD COLUMN auth_time BIGINT;
+ALTER TABLE device_grants ADD COLUMN auth_time BIGINT;
+ALTER TABLE oauth_applications ADD COLUMN grant_types TEXT;
