@@ -27,6 +27,28 @@ pub struct Application {
     pub created_at: i64,
     /// Registered through dynamic client registration (RFC 7591).
     pub dynamic: bool,
+    /// The grants the client may use at the token endpoint (RFC 7591's
+    /// `grant_types`); `None` allows every grant the server offers.
+    pub grant_types: Option<Vec<String>>,
+}
+
+impl Application {
+    /// May this client use `grant` (a canonical `grant_type` value)?
+    pub fn allows_grant(&self, grant: &str) -> bool {
+        self.grant_types
+            .as_ref()
+            .is_none_or(|list| list.iter().any(|g| g == grant))
+    }
+}
+
+/// Grant types in their stored form: space-separated.
+pub fn join_grant_types(list: &Option<Vec<String>>) -> Option<String> {
+    list.as_ref().map(|l| l.join(" "))
+}
+
+/// Grant types from their stored form.
+pub fn split_grant_types(stored: Option<String>) -> Option<Vec<String>> {
+    stored.map(|s| s.split_whitespace().map(str::to_owned).collect())
 }
 
 /// What the store needs to insert an application.
@@ -43,6 +65,7 @@ pub struct NewApplication {
     pub dynamic: bool,
     /// RFC 7592's registration access token, as a digest.
     pub registration_token_digest: Option<String>,
+    pub grant_types: Option<Vec<String>>,
 }
 
 /// A change to an application: `None` keeps the current value.
@@ -53,6 +76,7 @@ pub struct ApplicationUpdate {
     pub redirect_uri: Option<String>,
     pub confidential: Option<bool>,
     pub trusted: Option<bool>,
+    pub grant_types: Option<Vec<String>>,
 }
 
 /// Which applications an operation may touch.

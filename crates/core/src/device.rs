@@ -3,7 +3,7 @@
 
 use crate::application::Application;
 use crate::oauth::{DeviceGrant, DeviceStatus, ErrorCode, IssuedToken, NewDeviceGrant, OAuthError};
-use crate::oauth_flows::{resolve_scopes, FlowError};
+use crate::oauth_flows::{require_grant, resolve_scopes, FlowError, GRANT_DEVICE_CODE};
 use crate::secret;
 use crate::service::{ServiceError, Services};
 use crate::store::StoreError;
@@ -53,6 +53,7 @@ impl Services {
         client: &Application,
         scope: Option<&str>,
     ) -> Result<DeviceAuthorization, FlowError> {
+        require_grant(client, GRANT_DEVICE_CODE)?;
         let scopes =
             resolve_scopes(client, scope, &self.config().scopes).map_err(FlowError::OAuth)?;
         let device_code = secret::random_hex(32)?;
@@ -130,6 +131,7 @@ impl Services {
         client: &Application,
         device_code: &str,
     ) -> Result<IssuedToken, FlowError> {
+        require_grant(client, GRANT_DEVICE_CODE)?;
         let Some(grant) = self
             .store
             .find_device_grant(&secret::digest(device_code))

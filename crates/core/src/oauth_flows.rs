@@ -51,6 +51,25 @@ fn err(code: ErrorCode) -> FlowError {
     FlowError::OAuth(OAuthError::new(code))
 }
 
+/// The grant types of the token endpoint, as registered (RFC 7591).
+pub const GRANT_AUTHORIZATION_CODE: &str = "authorization_code";
+pub const GRANT_REFRESH_TOKEN: &str = "refresh_token";
+pub const GRANT_CLIENT_CREDENTIALS: &str = "client_credentials";
+pub const GRANT_PASSWORD: &str = "password";
+pub const GRANT_DEVICE_CODE: &str = "urn:ietf:params:oauth:grant-type:device_code";
+
+/// `unauthorized_client` unless the client registered `grant`.
+pub(crate) fn require_grant(client: &Application, grant: &str) -> Result<(), OAuthError> {
+    if client.allows_grant(grant) {
+        Ok(())
+    } else {
+        Err(OAuthError::with(
+            ErrorCode::UnauthorizedClient,
+            format!("The client is not authorized to use the {grant} grant."),
+        ))
+    }
+}
+
 /// The parameters of `GET /oauth/authorize`, as sent.
 #[derive(Debug, Clone, Default)]
 pub struct AuthorizeRequest {
@@ -208,6 +227,7 @@ impl Services {
             Some("code") => {}
             Some(_) => return Err(back(OAuthError::new(ErrorCode::UnsupportedResponseType))),
         }
+        require_grant(&app, GRANT_AUTHORIZATION_CODE).map_err(back)?;
         if let Some(mode) = present(&req.response_mode) {
             if mode != "query" {
                 return Err(back(OAuthError::with(
@@ -351,6 +371,7 @@ impl Services {
         redirect: Option<&str>,
         verifier: Option<&str>,
     ) -> Result<(IssuedToken, Grant), FlowError> {
+        require_grant(client, GRANT_AUTHORIZATION_CODE)?;
         let Some(grant) = self.store.find_grant(&secret::digest(code)).await? else {
             return Err(err(ErrorCode::InvalidGrant));
         };
@@ -447,6 +468,7 @@ impl Services {
         if client.is_none_or(|c| c.id != token.application_id) {
             return Err(err(ErrorCode::InvalidGrant));
         }
+        require_grant(&found.application, GRANT_REFRESH_TOKEN)?;
         if token.refreshed_at.is_some() {
             self.changing_auth(self.store.revoke_token_family(&token.family, now))
                 .await?;
@@ -529,6 +551,7 @@ impl Services {
         if !client.confidential {
             return Err(err(ErrorCode::UnauthorizedClient));
         }
+        require_grant(client, GRANT_CLIENT_CREDENTIALS)?;
         let scopes =
             resolve_scopes(client, scope, &self.config().scopes).map_err(FlowError::OAuth)?;
         let (new, issued) = self.new_oauth_token(client, None, &scopes, false, None, None)?;
@@ -548,6 +571,7 @@ impl Services {
         if !self.config().password_grant_enabled {
             return Err(err(ErrorCode::UnsupportedGrantType));
         }
+        require_grant(client, GRANT_PASSWORD)?;
         let scopes =
             resolve_scopes(client, scope, &self.config().scopes).map_err(FlowError::OAuth)?;
         let user = match self.sign_in(login, password, address).await {

@@ -16,6 +16,8 @@ pub const FRAGMENT: &str = "cannot contain a fragment.";
 pub const UNSPECIFIED_SCHEME: &str = "must specify a scheme.";
 pub const RELATIVE: &str = "must be an absolute URI.";
 pub const TOO_LONG: &str = "is too long (maximum is 2000 characters per URI)";
+pub const BAD_HOST: &str =
+    "must have a host name of letters, digits, '.', '-' and '_', or an IP address.";
 
 /// The longest redirect URI accepted, in bytes (browsers and proxies cut
 /// URLs not much longer; a 900 KB one is only a way to bloat the database).
@@ -43,6 +45,7 @@ pub fn validate(value: &str) -> Vec<&'static str> {
             errors.push(TOO_LONG);
             return errors;
         }
+        let before = errors.len();
         let Ok(uri) = UriRef::parse(part) else {
             errors.push(INVALID);
             return errors;
@@ -74,6 +77,12 @@ pub fn validate(value: &str) -> Vec<&'static str> {
         let is_http = matches!(scheme.as_deref(), Some("http" | "https"));
         if is_http && host.is_none_or(str::is_empty) {
             errors.push(INVALID);
+        }
+        // The consent page names the host in its Content-Security-Policy:
+        // a host with `;`, `*`, `,` or quotes could rewrite the policy.
+        // (Checked last, when nothing else was wrong with the URI.)
+        if errors.len() == before && host.is_some_and(|h| !h.is_empty() && !is_safe_host(h)) {
+            errors.push(BAD_HOST);
         }
     }
     errors
@@ -220,6 +229,48 @@ pub fn matches_one(registered: &str, requested: &str) -> bool {
 }
 
 /// Does `requested` match one of the whitespace-separated `registered` URIs?
+/// A host as a policy or a page may name it: a DNS name (letters, digits,
+/// `.`, `-`, `_`) or an IP literal.
+pub fn is_safe_host(host: &str) -> bool {
+    if let Some(inner) = host.strip_prefix('[').and_then(|r| r.strip_suffix(']')) {
+        return !inner.is_empty()
+            && inner
+                .bytes()
+                .all(|b| b.is_ascii_hexdigit() || b == b':' || b == b'.');
+    }
+    !host.is_empty()
+        && host
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+}
+
+/// The origin of a redirect URI as a CSP source expression and the host
+/// to show a person, built from the parsed URI only: `scheme://host[:port]`,
+/// or `scheme:` for a URI without an authority (an app's custom scheme).
+/// `None` when the URI does not parse into something safe to put there.
+pub fn origin(uri: &str) -> Option<(String, String)> {
+    let parsed = UriRef::parse(uri).ok()?;
+    let scheme = parsed.scheme()?.as_str().to_ascii_lowercase();
+    match parsed.authority() {
+        Some(a) => {
+            let host = a.host();
+            if !is_safe_host(host) {
+                return None;
+            }
+            let port = a.port().map(|p| p.as_str()).filter(|p| !p.is_empty());
+            if port.is_some_and(|p| !p.bytes().all(|b| b.is_ascii_digit())) {
+                return None;
+            }
+            let origin = match port {
+                Some(p) => format!("{scheme}://{host}:{p}"),
+                None => format!("{scheme}://{host}"),
+            };
+            Some((origin, host.to_owned()))
+        }
+        None => Some((format!("{scheme}:"), format!("{scheme}:"))),
+    }
+}
+
 pub fn matches(registered: &str, requested: &str) -> bool {
     requested.len() <= MAX_URI_BYTES
         && is_valid_for_redirect(requested)

@@ -4,7 +4,7 @@
 use crate::application::{self, Application, NewApplication, Ownership, ValidationErrors};
 use crate::oauth::{ErrorCode, OAuthError};
 use crate::oauth_flows::FlowError;
-use crate::scopes::Scopes;
+use crate::scopes::{ScopeSet, Scopes};
 use crate::secret;
 use crate::service::{ApplicationChanges, ServiceError, Services};
 
@@ -41,6 +41,14 @@ pub struct Registered {
     pub client_secret: Option<String>,
     pub registration_access_token: Option<String>,
     pub grant_types: Vec<String>,
+}
+
+/// What a registered client may ask for unless configured otherwise
+/// (`LATCHKEY_REGISTRATION_SCOPES`): signing in, never the API.
+pub const DEFAULT_REGISTRATION_SCOPES: &str = "openid profile email read_user";
+
+pub fn default_registration_scopes() -> ScopeSet {
+    ScopeSet::new([DEFAULT_REGISTRATION_SCOPES]).unwrap_or_default()
 }
 
 pub const SUPPORTED_GRANTS: &[&str] = &[
@@ -131,13 +139,22 @@ impl Services {
                         )))
                     }
                 };
+                // No scope: `openid`, so that OpenID Connect clients that
+                // omit it (pyoidc) can sign in; never the API by default.
                 let raw = m
                     .scope
                     .as_deref()
                     .filter(|s| !s.trim().is_empty())
-                    .unwrap_or("api");
-                let scopes = Scopes::parse(raw, &self.config().scopes)
-                    .ok_or_else(|| metadata_error(format!("scope {raw:?} is not allowed")))?;
+                    .unwrap_or("openid");
+                let scopes = Scopes::checked(raw, &self.config().scopes)
+                    .map_err(|e| metadata_error(format!("scope: {e}")))?;
+                let allowed = &self.config().registration_scopes;
+                if let Some(bad) = scopes.as_slice().iter().find(|s| !allowed.allows(s)) {
+                    return Err(metadata_error(format!(
+                        "scope {bad:?} may not be registered (allowed: {})",
+                        allowed.names().join(" ")
+                    )));
+                }
                 (name.to_owned(), scopes, confidential)
             }
         };
@@ -202,6 +219,7 @@ impl Services {
                 created_at: now,
                 dynamic: true,
                 registration_token_digest: Some(secret::digest(&registration_token)),
+                grant_types: Some(checked.grant_types.clone()),
             })
             .await?;
         Ok(Registered {
@@ -245,6 +263,7 @@ impl Services {
             name: Some(checked.name),
             redirect_uri: Some(checked.redirect_uri),
             scopes: Some(checked.scopes.joined()),
+            grant_types: Some(checked.grant_types.clone()),
             ..Default::default()
         };
         let app = self

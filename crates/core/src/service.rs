@@ -42,6 +42,8 @@ pub struct Config {
     /// How long an authenticated token is remembered in this process (ms);
     /// 0 turns the cache off. See [`crate::auth_cache`].
     pub token_cache_ms: i64,
+    /// The scopes a dynamically registered client may ask for.
+    pub registration_scopes: ScopeSet,
     /// The latest `expires_at` a personal access token may get, in days
     /// from today (GitLab's 365).
     pub max_token_lifetime_days: i64,
@@ -60,6 +62,7 @@ impl Default for Config {
             dynamic_registration: crate::registration::RegistrationMode::Off,
             dynamic_client_ttl_days: 30,
             token_cache_ms: 0,
+            registration_scopes: crate::registration::default_registration_scopes(),
             max_token_lifetime_days: DEFAULT_MAX_TOKEN_LIFETIME_DAYS,
         }
     }
@@ -149,6 +152,8 @@ pub struct ApplicationChanges {
     pub redirect_uri: Option<String>,
     pub confidential: Option<bool>,
     pub trusted: Option<bool>,
+    /// The grants the client may use (`None` keeps them).
+    pub grant_types: Option<Vec<String>>,
 }
 
 /// Input for creating a user.
@@ -289,6 +294,7 @@ impl Services {
                 created_at: self.now_ms(),
                 dynamic: false,
                 registration_token_digest: None,
+                grant_types: None,
             })
             .await?;
         Ok((app, secret))
@@ -365,6 +371,7 @@ impl Services {
             redirect_uri: changes.redirect_uri.clone(),
             confidential: changes.confidential,
             trusted: changes.trusted,
+            grant_types: changes.grant_types.clone(),
         };
         self.changing_auth(self.store.update_application(id, update, self.now_ms()))
             .await?

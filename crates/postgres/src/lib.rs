@@ -26,7 +26,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use latchkey_core::application::{Application, ApplicationUpdate, NewApplication, Ownership};
+use latchkey_core::application::{
+    join_grant_types, Application, ApplicationUpdate, NewApplication, Ownership,
+};
 use latchkey_core::dump::{Cell, Kind, TableSpec};
 use latchkey_core::oauth::{
     DeviceGrant, DeviceStatus, Grant, NewDeviceGrant, NewGrant, NewOAuthToken, NewSession,
@@ -222,7 +224,8 @@ impl PgStore {
 }
 
 const APP_COLUMNS: &str =
-    "id, uid, name, redirect_uri, scopes, confidential, trusted, owner_id, created_at, dynamic";
+    "id, uid, name, redirect_uri, scopes, confidential, trusted, owner_id, created_at, dynamic, \
+     grant_types";
 const USER_COLUMNS: &str = "id, username, email, name, admin, state, created_at";
 const TOKEN_COLUMNS: &str = "id, user_id, name, scopes, expires_at, revoked, created_at";
 
@@ -308,7 +311,7 @@ async fn find_oauth_token_by(
                 t.refreshed_at AS t_refreshed_at, t.family AS t_family,
                 t.previous_token_id AS t_previous_token_id, t.grant_id AS t_grant_id,
                 t.auth_time AS t_auth_time,
-                a.id, a.uid, a.name, a.redirect_uri, a.scopes, a.confidential, a.trusted, a.owner_id, a.created_at, a.dynamic,
+                a.id, a.uid, a.name, a.redirect_uri, a.scopes, a.confidential, a.trusted, a.owner_id, a.created_at, a.dynamic, a.grant_types,
                 u.id AS u_id, u.username AS u_username, u.email AS u_email, u.name AS u_name,
                 u.admin AS u_admin, u.state AS u_state, u.created_at AS u_created_at
          FROM oauth_access_tokens t
@@ -427,8 +430,8 @@ impl Store for PgStore {
         let row = sqlx::query(&format!(
             "INSERT INTO oauth_applications
                (uid, name, secret_digest, redirect_uri, scopes, confidential, trusted, owner_id, created_at, updated_at,
-                dynamic, registration_token_digest)
-             VALUES ($1, $2, $3, $4, $5, $6, FALSE, $7, $8, $9, $10, $11) RETURNING {APP_COLUMNS}"
+                dynamic, registration_token_digest, grant_types)
+             VALUES ($1, $2, $3, $4, $5, $6, FALSE, $7, $8, $9, $10, $11, $12) RETURNING {APP_COLUMNS}"
         ))
         .bind(&a.application_id)
         .bind(&a.name)
@@ -441,6 +444,7 @@ impl Store for PgStore {
         .bind(a.created_at)
         .bind(a.dynamic)
         .bind(&a.registration_token_digest)
+        .bind(join_grant_types(&a.grant_types))
         .fetch_one(&self.pool)
         .await
         .map_err(map_err)?;
@@ -596,12 +600,14 @@ impl Store for PgStore {
             redirect_uri,
             confidential,
             trusted,
+            grant_types,
         } = update;
         let row = sqlx::query(&format!(
             "UPDATE oauth_applications
              SET name = COALESCE($1, name), scopes = COALESCE($2, scopes),
                  redirect_uri = COALESCE($3, redirect_uri), confidential = COALESCE($4, confidential),
-                 trusted = COALESCE($5, trusted), updated_at = $6
+                 trusted = COALESCE($5, trusted), updated_at = $6,
+                 grant_types = COALESCE($8, grant_types)
              WHERE id = $7 RETURNING {APP_COLUMNS}"
         ))
         .bind(name)
@@ -611,6 +617,7 @@ impl Store for PgStore {
         .bind(trusted)
         .bind(updated_at)
         .bind(id)
+        .bind(join_grant_types(&grant_types))
         .fetch_optional(&self.pool)
         .await
         .map_err(map_err)?;

@@ -105,6 +105,10 @@ pub struct ServeArgs {
     /// (GitLab's flavour: public clients, PKCE, the mcp scope).
     #[arg(long, env = "LATCHKEY_DYNAMIC_REGISTRATION", value_name = "MODE")]
     pub dynamic_registration: Option<String>,
+    /// Scopes a dynamically registered client may ask for, space- or
+    /// comma-separated (default "openid profile email read_user").
+    #[arg(long, env = "LATCHKEY_REGISTRATION_SCOPES", value_name = "SCOPES")]
+    pub registration_scopes: Option<String>,
     /// Dynamically registered clients never used are deleted after this many days (default 30).
     #[arg(long, env = "LATCHKEY_DYNAMIC_CLIENT_TTL_DAYS", value_name = "DAYS")]
     pub dynamic_client_ttl_days: Option<i64>,
@@ -179,6 +183,7 @@ pub struct FileConfig {
     pub password_grant: Option<bool>,
     pub dynamic_registration: Option<String>,
     pub dynamic_client_ttl_days: Option<i64>,
+    pub registration_scopes: Option<String>,
     pub token_cache_seconds: Option<u64>,
     pub max_token_lifetime_days: Option<i64>,
     pub http_header_timeout: Option<u64>,
@@ -236,6 +241,7 @@ pub struct ServeSettings {
     pub password_grant_enabled: bool,
     pub dynamic_registration: latchkey_core::registration::RegistrationMode,
     pub dynamic_client_ttl_days: i64,
+    pub registration_scopes: ScopeSet,
     /// `None`: the backend's default (see [`ServeSettings::token_cache_ms`]).
     pub token_cache_seconds: Option<u64>,
     pub root_password: Option<String>,
@@ -443,6 +449,15 @@ impl ServeSettings {
         if !(1..=3650).contains(&dynamic_client_ttl_days) {
             bail!("dynamic_client_ttl_days must be between 1 and 3650");
         }
+        let registration_scopes = match args
+            .registration_scopes
+            .clone()
+            .or_else(|| file.registration_scopes.clone())
+        {
+            Some(raw) => ScopeSet::new([raw.replace(',', " ")])
+                .map_err(|e| anyhow::anyhow!("LATCHKEY_REGISTRATION_SCOPES: {e}"))?,
+            None => latchkey_core::registration::default_registration_scopes(),
+        };
         let token_cache_seconds = args.token_cache_seconds.or(file.token_cache_seconds);
         if token_cache_seconds.is_some_and(|s| s > 3600) {
             bail!("token_cache_seconds must be between 0 and 3600");
@@ -467,6 +482,7 @@ impl ServeSettings {
             password_grant_enabled: args.password_grant.or(file.password_grant).unwrap_or(true),
             dynamic_registration,
             dynamic_client_ttl_days,
+            registration_scopes,
             token_cache_seconds,
             max_body_bytes,
             root_password: args

@@ -138,6 +138,7 @@ pub fn services(
         config.issuer = serve.external_url.clone();
         config.dynamic_registration = serve.dynamic_registration;
         config.dynamic_client_ttl_days = serve.dynamic_client_ttl_days;
+        config.registration_scopes = serve.registration_scopes.clone();
         config.token_cache_ms = serve.token_cache_ms(&settings.database_url);
     }
     Services::new(store, Arc::new(SystemClock), config)

@@ -106,6 +106,9 @@ pub fn app_from_row<R: Columns>(row: &R) -> Result<Application, R::Error> {
         owner_id: row.get_opt_i64("owner_id")?,
         created_at: row.get_i64("created_at")?,
         dynamic: row.get_bool("dynamic")?,
+        grant_types: latchkey_core::application::split_grant_types(
+            row.get_opt_text("grant_types")?,
+        ),
     })
 }
 

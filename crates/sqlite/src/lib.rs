@@ -15,7 +15,9 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use latchkey_core::application::{Application, ApplicationUpdate, NewApplication, Ownership};
+use latchkey_core::application::{
+    join_grant_types, Application, ApplicationUpdate, NewApplication, Ownership,
+};
 use latchkey_core::dump::{Cell, Kind, TableSpec};
 use latchkey_core::oauth::{
     DeviceGrant, DeviceStatus, Grant, NewDeviceGrant, NewGrant, NewOAuthToken, NewSession,
@@ -350,7 +352,8 @@ fn spawn_checkpoints(writer: SqlitePool) {
 }
 
 const APP_COLUMNS: &str =
-    "id, uid, name, redirect_uri, scopes, confidential, trusted, owner_id, created_at, dynamic";
+    "id, uid, name, redirect_uri, scopes, confidential, trusted, owner_id, created_at, dynamic, \
+     grant_types";
 const USER_COLUMNS: &str = "id, username, email, name, admin, state, created_at";
 const TOKEN_COLUMNS: &str = "id, user_id, name, scopes, expires_at, revoked, created_at";
 
@@ -392,7 +395,7 @@ macro_rules! oauth_token_by {
                 t.refreshed_at AS t_refreshed_at, t.family AS t_family,
                 t.previous_token_id AS t_previous_token_id, t.grant_id AS t_grant_id,
                 t.auth_time AS t_auth_time,
-                a.id, a.uid, a.name, a.redirect_uri, a.scopes, a.confidential, a.trusted, a.owner_id, a.created_at, a.dynamic,
+                a.id, a.uid, a.name, a.redirect_uri, a.scopes, a.confidential, a.trusted, a.owner_id, a.created_at, a.dynamic, a.grant_types,
                 u.id AS u_id, u.username AS u_username, u.email AS u_email, u.name AS u_name,
                 u.admin AS u_admin, u.state AS u_state, u.created_at AS u_created_at
              FROM oauth_access_tokens t
@@ -476,8 +479,8 @@ static INSERT_APP_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(||
     format!(
         "INSERT INTO oauth_applications
            (uid, name, secret_digest, redirect_uri, scopes, confidential, trusted, owner_id,
-            created_at, updated_at, dynamic, registration_token_digest)
-         VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?) RETURNING {APP_COLUMNS}"
+            created_at, updated_at, dynamic, registration_token_digest, grant_types)
+         VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?, ?, ?) RETURNING {APP_COLUMNS}"
     )
 });
 /// An application by client_id, with its secret's digest.
@@ -502,7 +505,7 @@ macro_rules! find_app {
     ($clause:literal) => {
         concat!(
             "SELECT id, uid, name, redirect_uri, scopes, confidential, trusted, owner_id, \
-             created_at, dynamic FROM oauth_applications WHERE id = ?",
+             created_at, dynamic, grant_types FROM oauth_applications WHERE id = ?",
             $clause
         )
     };
@@ -632,6 +635,7 @@ impl Store for SqliteStore {
                         a.created_at,
                         a.dynamic,
                         a.registration_token_digest,
+                        join_grant_types(&a.grant_types),
                     ],
                     |row| app_from_row(row),
                 )
@@ -788,7 +792,8 @@ impl Store for SqliteStore {
             "UPDATE oauth_applications
              SET name = COALESCE(?, name), scopes = COALESCE(?, scopes),
                  redirect_uri = COALESCE(?, redirect_uri), confidential = COALESCE(?, confidential),
-                 trusted = COALESCE(?, trusted), updated_at = ?
+                 trusted = COALESCE(?, trusted), updated_at = ?,
+                 grant_types = COALESCE(?, grant_types)
              WHERE id = ? RETURNING {APP_COLUMNS}"
         ))
         .bind(update.name)
@@ -797,6 +802,7 @@ impl Store for SqliteStore {
         .bind(update.confidential)
         .bind(update.trusted)
         .bind(updated_at)
+        .bind(join_grant_types(&update.grant_types))
         .bind(id)
         .fetch_optional(&self.writer)
         .await
@@ -1829,6 +1835,7 @@ mod tests {
             created_at: 1,
             dynamic: false,
             registration_token_digest: None,
+            grant_types: None,
         }
     }
 
@@ -1911,6 +1918,7 @@ mod tests {
                             owner_id: None,
                             created_at: 0,
                             dynamic: false,
+                            grant_types: None,
                         })
                 }));
             }

@@ -384,6 +384,7 @@ fn new_app(uid: &str, owner_id: Option<i64>) -> NewApplication {
         created_at: T0,
         dynamic: false,
         registration_token_digest: None,
+        grant_types: None,
     }
 }
 
@@ -536,6 +537,53 @@ async fn scenario_insert_and_find_application(store: Arc<dyn Store>) {
     assert!(!instance.trusted);
     assert_eq!(instance.owner_id, None);
     assert_eq!(instance.created_at, T0);
+
+    assert_eq!(instance.grant_types, None);
+
+    // Grant types round-trip, through every read.
+    let mut limited = new_app("limited-uid", None);
+    limited.grant_types = Some(vec![
+        "authorization_code".to_owned(),
+        "refresh_token".to_owned(),
+    ]);
+    let limited = store.insert_application(limited).await.expect("insert");
+    let want = Some(vec![
+        "authorization_code".to_owned(),
+        "refresh_token".to_owned(),
+    ]);
+    assert_eq!(limited.grant_types, want);
+    let by_uid = store
+        .find_application_by_uid("limited-uid")
+        .await
+        .expect("find")
+        .expect("limited");
+    assert_eq!(by_uid.0.grant_types, want);
+    let by_id = store
+        .find_application(limited.id, Ownership::Any)
+        .await
+        .expect("find")
+        .expect("limited");
+    assert_eq!(by_id.grant_types, want);
+    let narrowed = store
+        .update_application(
+            limited.id,
+            ApplicationUpdate {
+                grant_types: Some(vec!["authorization_code".to_owned()]),
+                ..ApplicationUpdate::default()
+            },
+            T0 + 1,
+        )
+        .await
+        .expect("update")
+        .expect("limited");
+    assert_eq!(
+        narrowed.grant_types,
+        Some(vec!["authorization_code".to_owned()])
+    );
+    assert!(store
+        .delete_application(limited.id, Ownership::Any)
+        .await
+        .expect("delete"));
 
     let owned = app(&store, "owned-uid", Some(owner.id)).await;
     assert!(owned.id > instance.id);

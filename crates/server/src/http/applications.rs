@@ -328,6 +328,7 @@ pub async fn update(
         redirect_uri,
         confidential,
         trusted,
+        grant_types: None,
     };
     let app = state
         .services

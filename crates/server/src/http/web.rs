@@ -577,21 +577,10 @@ fn form_target(redirect_uri: &str) -> (String, String) {
     if OOB.contains(&redirect_uri) {
         return (String::new(), "this page".to_owned());
     }
-    match fluent_origin(redirect_uri) {
+    // From the parsed URI only; anything unsafe adds no source at all.
+    match latchkey_core::redirect_uri::origin(redirect_uri) {
         Some((origin, host)) => (format!(" {origin}"), host),
-        None => (String::new(), redirect_uri.to_owned()),
-    }
-}
-
-fn fluent_origin(uri: &str) -> Option<(String, String)> {
-    let (scheme, rest) = uri.split_once(':')?;
-    match rest.strip_prefix("//") {
-        Some(after) => {
-            let authority = after.split(['/', '?', '#']).next().unwrap_or("");
-            let host = authority.rsplit('@').next().unwrap_or(authority);
-            Some((format!("{scheme}://{host}"), host.to_owned()))
-        }
-        None => Some((format!("{scheme}:"), format!("{scheme}:"))),
+        None => (String::new(), "the application".to_owned()),
     }
 }
 
