@@ -37,6 +37,10 @@ pub enum ErrorCode {
     InvalidClientMetadata,
     InvalidRedirectUriMetadata,
     InsufficientScope,
+    /// OpenID Connect Core 3.1.2.6, for `prompt=none`.
+    LoginRequired,
+    ConsentRequired,
+    InteractionRequired,
 }
 
 impl ErrorCode {
@@ -60,6 +64,9 @@ impl ErrorCode {
             Self::InvalidClientMetadata => "invalid_client_metadata",
             Self::InvalidRedirectUriMetadata => "invalid_redirect_uri",
             Self::InsufficientScope => "insufficient_scope",
+            Self::LoginRequired => "login_required",
+            Self::ConsentRequired => "consent_required",
+            Self::InteractionRequired => "interaction_required",
         }
     }
 
@@ -84,6 +91,9 @@ impl ErrorCode {
             Self::InvalidClientMetadata => "The value of one of the client metadata fields is invalid.",
             Self::InvalidRedirectUriMetadata => "The value of one or more redirection URIs is invalid.",
             Self::InsufficientScope => "The request requires higher privileges than provided by the access token.",
+            Self::LoginRequired => "The authorization server requires end-user authentication.",
+            Self::ConsentRequired => "The authorization server requires end-user consent.",
+            Self::InteractionRequired => "The authorization server requires end-user interaction of some form to proceed.",
         }
     }
 }

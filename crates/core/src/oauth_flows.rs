@@ -82,6 +82,65 @@ pub struct AuthorizeRequest {
     pub code_challenge: Option<String>,
     pub code_challenge_method: Option<String>,
     pub nonce: Option<String>,
+    /// OpenID Connect's `prompt`: space-separated `none`, `login`,
+    /// `consent`, `select_account`.
+    pub prompt: Option<String>,
+    /// OpenID Connect's `max_age`, in seconds.
+    pub max_age: Option<String>,
+}
+
+/// OpenID Connect's `prompt` values, as a set.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Prompt {
+    pub none: bool,
+    pub login: bool,
+    pub consent: bool,
+    pub select_account: bool,
+}
+
+impl Prompt {
+    /// Parse a `prompt` parameter; `none` with anything else, or an unknown
+    /// value, is `invalid_request` (OpenID Connect Core 3.1.2.1).
+    pub fn parse(raw: Option<&str>) -> Result<Self, OAuthError> {
+        let mut p = Self::default();
+        let mut count = 0;
+        for v in raw.unwrap_or("").split_whitespace() {
+            count += 1;
+            match v {
+                "none" => p.none = true,
+                "login" => p.login = true,
+                "consent" => p.consent = true,
+                "select_account" => p.select_account = true,
+                other => {
+                    return Err(OAuthError::with(
+                        ErrorCode::InvalidRequest,
+                        format!("The prompt value {other:?} is not supported."),
+                    ))
+                }
+            }
+        }
+        if p.none && count > 1 {
+            return Err(OAuthError::with(
+                ErrorCode::InvalidRequest,
+                "prompt=none cannot be combined with other prompt values.",
+            ));
+        }
+        Ok(p)
+    }
+}
+
+/// What the authorization endpoint does next with a validated request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Interaction {
+    /// Issue the code now.
+    Approve,
+    /// Show the consent page.
+    Consent,
+    /// Send the person to sign in (again): no session, `prompt=login` or
+    /// `select_account`, or a sign-in older than `max_age`.
+    SignIn,
+    /// `prompt=none` cannot be honoured: redirect back with this error.
+    Fail(ErrorCode),
 }
 
 /// A validated authorization request.
@@ -93,6 +152,42 @@ pub struct PreAuthorized {
     pub state: Option<String>,
     pub code_challenge: Option<(String, PkceMethod)>,
     pub nonce: Option<String>,
+    pub prompt: Prompt,
+    /// `max_age` in seconds: a sign-in older than this must be repeated.
+    pub max_age: Option<i64>,
+}
+
+impl PreAuthorized {
+    /// OpenID Connect's prompt and max_age rules: given the browser's
+    /// sign-in time (`auth_time`, ms; `None` when not signed in) and the
+    /// time now, what happens next.
+    pub fn interaction(&self, auth_time: Option<i64>, now: i64) -> Interaction {
+        let too_old = |t: i64| {
+            self.max_age
+                .is_some_and(|max| now.saturating_sub(t) / 1000 > max)
+        };
+        let must_sign_in = match auth_time {
+            None => true,
+            Some(t) => self.prompt.login || self.prompt.select_account || too_old(t),
+        };
+        if self.prompt.none {
+            if must_sign_in {
+                return Interaction::Fail(ErrorCode::LoginRequired);
+            }
+            if !self.application.trusted {
+                return Interaction::Fail(ErrorCode::ConsentRequired);
+            }
+            return Interaction::Approve;
+        }
+        if must_sign_in {
+            return Interaction::SignIn;
+        }
+        if self.application.trusted && !self.prompt.consent {
+            Interaction::Approve
+        } else {
+            Interaction::Consent
+        }
+    }
 }
 
 /// Why an authorization request failed, and where the answer goes.
@@ -268,6 +363,16 @@ impl Services {
                 "Code challenge is required.",
             )));
         }
+        let prompt = Prompt::parse(present(&req.prompt)).map_err(back)?;
+        let max_age = match present(&req.max_age) {
+            None => None,
+            Some(raw) => Some(raw.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| {
+                back(OAuthError::with(
+                    ErrorCode::InvalidRequest,
+                    "max_age must be a non-negative number of seconds.",
+                ))
+            })?),
+        };
         Ok(PreAuthorized {
             application: app,
             redirect_uri: redirect.to_owned(),
@@ -275,6 +380,8 @@ impl Services {
             state: req.state.clone(),
             code_challenge,
             nonce: req.nonce.clone(),
+            prompt,
+            max_age,
         })
     }
 

@@ -55,6 +55,8 @@ pub async fn discovery(State(state): State<AppState>) -> Response {
         "claims_supported": ["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "name", "nickname",
             "preferred_username", "email", "email_verified", "website", "profile", "groups"],
         "code_challenge_methods_supported": ["plain", "S256"],
+        "authorization_response_iss_parameter_supported": true,
+        "prompt_values_supported": ["none", "login", "consent", "select_account"],
     });
     if state.services.config().dynamic_registration != RegistrationMode::Off {
         if let Some(obj) = doc.as_object_mut() {

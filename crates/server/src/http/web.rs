@@ -13,7 +13,9 @@ use axum::extract::{OriginalUri, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use latchkey_core::oauth::{ErrorCode, OAuthError};
-use latchkey_core::oauth_flows::{AuthorizeError, AuthorizeRequest, PreAuthorized, SignInError};
+use latchkey_core::oauth_flows::{
+    AuthorizeError, AuthorizeRequest, Interaction, PreAuthorized, SignInError,
+};
 use latchkey_core::scopes::describe;
 use latchkey_core::secret;
 use latchkey_core::service::ServiceError;
@@ -365,9 +367,13 @@ pub async fn sign_in_form(
     params: Params,
 ) -> Response {
     let return_to = safe_return_to(params.get_str("return_to"));
+    // `reauthenticate`: the authorization endpoint asks for a fresh sign-in
+    // (OpenID Connect's prompt=login or max_age), so the form is shown even
+    // to a signed-in browser.
+    let reauthenticate = params.get_str("reauthenticate").is_some();
     match current(&state, &headers).await {
-        Ok(Some(_)) => return redirect(return_to, &[]),
-        Ok(None) => {}
+        Ok(Some(_)) if !reauthenticate => return redirect(return_to, &[]),
+        Ok(_) => {}
         Err(e) => return internal_page(e),
     }
     let (csrf, cookies) = match csrf_for(&state, &headers, None) {
@@ -421,6 +427,13 @@ pub async fn sign_in(
     match state.services.sign_in(&login, password, &address).await {
         Ok(user) => match state.services.create_session(user.id).await {
             Ok(value) => {
+                // Signing in again (a fresh sign-in the client asked for, or
+                // another account) replaces the browser's old session.
+                if let Some(old) = session {
+                    if let Err(e) = state.services.end_session(old).await {
+                        return internal_page(e);
+                    }
+                }
                 tracing::info!(user = %user.username, "signed in");
                 redirect(&return_to, &[set_cookie(&state, SESSION_COOKIE, &value, 86_400)])
             }
@@ -478,10 +491,13 @@ fn authorize_request(params: &Params) -> AuthorizeRequest {
         code_challenge: get("code_challenge"),
         code_challenge_method: get("code_challenge_method"),
         nonce: get("nonce"),
+        prompt: get("prompt"),
+        max_age: get("max_age"),
     }
 }
 
-/// The request's parameters, to carry through the consent form.
+/// The request's parameters, to carry through the consent form (which
+/// decides; `prompt` and `max_age` were dealt with before it was shown).
 fn carried_fields(req: &AuthorizeRequest) -> Vec<(&'static str, String)> {
     [
         ("client_id", &req.client_id),
@@ -499,14 +515,25 @@ fn carried_fields(req: &AuthorizeRequest) -> Vec<(&'static str, String)> {
     .collect()
 }
 
+/// Where to come back to after signing in: the same request, less what the
+/// sign-in itself satisfies (`prompt=login`/`select_account`, `max_age`:
+/// the new sign-in is fresh), so that it cannot loop.
 fn authorize_url(req: &AuthorizeRequest) -> String {
-    let fields = carried_fields(req);
+    let mut fields = carried_fields(req);
+    if req
+        .prompt
+        .as_deref()
+        .is_some_and(|p| p.split_whitespace().any(|v| v == "consent"))
+    {
+        fields.push(("prompt", "consent".to_owned()));
+    }
     let pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
     append_query("/oauth/authorize", &pairs)
 }
 
-/// Where an error or a code goes: back to the client, or shown for OOB.
-fn send_back(redirect_uri: &str, pairs: &[(&str, &str)]) -> Response {
+/// Where an error or a code goes: back to the client (with RFC 9207's
+/// `iss`), or shown for OOB.
+fn send_back(issuer: &str, redirect_uri: &str, pairs: &[(&str, &str)]) -> Response {
     if OOB.contains(&redirect_uri) {
         if let Some((_, code)) = pairs.iter().find(|(k, _)| *k == "code") {
             return page(StatusCode::OK, CodePage { code }.render(), "");
@@ -523,10 +550,12 @@ fn send_back(redirect_uri: &str, pairs: &[(&str, &str)]) -> Response {
             code,
         );
     }
-    redirect(&append_query(redirect_uri, pairs), &[])
+    let mut all = pairs.to_vec();
+    all.push(("iss", issuer));
+    redirect(&append_query(redirect_uri, &all), &[])
 }
 
-fn authorize_failure(e: AuthorizeError) -> Response {
+fn authorize_failure(issuer: &str, e: AuthorizeError) -> Response {
     match e {
         AuthorizeError::Page(e) => oauth_error_page(&e),
         AuthorizeError::Redirect {
@@ -541,7 +570,7 @@ fn authorize_failure(e: AuthorizeError) -> Response {
             if let Some(s) = state.as_deref() {
                 pairs.push(("state", s));
             }
-            send_back(&redirect_uri, &pairs)
+            send_back(issuer, &redirect_uri, &pairs)
         }
         AuthorizeError::Internal(e) => internal_page(e),
     }
@@ -554,14 +583,14 @@ async fn approve(state: &AppState, pre: &PreAuthorized, user: &User, auth_time: 
             if let Some(s) = pre.state.as_deref() {
                 pairs.push(("state", s));
             }
-            send_back(&pre.redirect_uri, &pairs)
+            send_back(&state.external_url, &pre.redirect_uri, &pairs)
         }
         Err(e) => internal_page(e),
     }
 }
 
-fn deny(pre: &PreAuthorized) -> Response {
-    let e = OAuthError::new(ErrorCode::AccessDenied);
+fn deny(issuer: &str, pre: &PreAuthorized, code: ErrorCode) -> Response {
+    let e = OAuthError::new(code);
     let mut pairs = vec![
         ("error", e.code.as_str()),
         ("error_description", e.description.as_str()),
@@ -569,7 +598,7 @@ fn deny(pre: &PreAuthorized) -> Response {
     if let Some(s) = pre.state.as_deref() {
         pairs.push(("state", s));
     }
-    send_back(&pre.redirect_uri, &pairs)
+    send_back(issuer, &pre.redirect_uri, &pairs)
 }
 
 /// The origin a form may post to after consent (for the CSP).
@@ -586,33 +615,44 @@ fn form_target(redirect_uri: &str) -> (String, String) {
 
 pub async fn authorize(
     State(state): State<AppState>,
-    OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
     params: Params,
 ) -> Response {
+    let issuer = state.external_url.clone();
     let req = authorize_request(&params);
     let pre = match state.services.pre_authorize(&req).await {
         Ok(p) => p,
-        Err(e) => return authorize_failure(e),
+        Err(e) => return authorize_failure(&issuer, e),
     };
-    let SignedIn {
+    let signed_in = match current(&state, &headers).await {
+        Ok(s) => s,
+        Err(e) => return internal_page(e),
+    };
+    let now = state.services.now_ms();
+    match pre.interaction(signed_in.as_ref().map(|s| s.auth_time), now) {
+        Interaction::Fail(code) => return deny(&issuer, &pre, code),
+        Interaction::SignIn => {
+            let mut query = vec![("return_to", authorize_url(&req))];
+            if signed_in.is_some() {
+                // Signed in already, but the client asked for a fresh sign-in.
+                query.push(("reauthenticate", "true".to_owned()));
+            }
+            let pairs: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            return redirect(&append_query("/users/sign_in", &pairs), &[]);
+        }
+        Interaction::Approve | Interaction::Consent => {}
+    }
+    let Some(SignedIn {
         user,
         session,
         auth_time,
-    } = match current(&state, &headers).await {
-        Ok(Some(s)) => s,
-        Ok(None) => {
-            let back = uri
-                .path_and_query()
-                .map_or_else(|| authorize_url(&req), |p| p.as_str().to_owned());
-            return redirect(
-                &append_query("/users/sign_in", &[("return_to", &back)]),
-                &[],
-            );
-        }
-        Err(e) => return internal_page(e),
+    }) = signed_in
+    else {
+        return internal_page(ServiceError::Internal(
+            "an approved authorization without a session".to_owned(),
+        ));
     };
-    if pre.application.trusted {
+    if pre.interaction(Some(auth_time), now) == Interaction::Approve {
         return approve(&state, &pre, &user, auth_time).await;
     }
     let (extra_target, redirect_host) = form_target(&pre.redirect_uri);
@@ -661,7 +701,7 @@ pub async fn decide(
     }
     let pre = match state.services.pre_authorize(&req).await {
         Ok(p) => p,
-        Err(e) => return authorize_failure(e),
+        Err(e) => return authorize_failure(&state.external_url, e),
     };
     let denied = method == Method::DELETE
         || params.get_str("decision") == Some("deny")
@@ -669,7 +709,7 @@ pub async fn decide(
             .get_str("_method")
             .is_some_and(|m| m.eq_ignore_ascii_case("delete"));
     if denied {
-        deny(&pre)
+        deny(&state.external_url, &pre, ErrorCode::AccessDenied)
     } else {
         approve(&state, &pre, &user, auth_time).await
     }

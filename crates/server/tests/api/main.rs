@@ -15,6 +15,7 @@ mod oidc;
 mod process;
 mod process_resilience;
 mod security;
+mod security_low;
 mod tokens;
 mod user_applications;
 mod users;

@@ -60,6 +60,14 @@ impl Browser {
         self.cookies.push((name.to_owned(), value.to_owned()));
     }
 
+    /// The session cookie's value, if signed in.
+    pub fn session(&self) -> Option<String> {
+        self.cookies
+            .iter()
+            .find(|(n, _)| n == "_latchkey_session")
+            .map(|(_, v)| v.clone())
+    }
+
     fn cookie_header(&self) -> String {
         self.cookies
             .iter()

@@ -253,3 +253,89 @@ async fn cli_creates_users_and_tokens_that_work() {
     assert_eq!(body["username"], "ops");
     assert_eq!(body["is_admin"], true);
 }
+
+/// Issue 12, items 16 to 18: the database holds the signing keys, so its
+/// files are the owner's alone; a chosen root token is never printed back;
+/// once ready, the JWKS has a key.
+#[tokio::test]
+async fn first_start_keeps_secrets_private_and_is_ready_with_a_key() {
+    use std::io::Read;
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let url = db(&dir);
+    let port = free_port();
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .env("LATCHKEY_LISTEN", format!("127.0.0.1:{port}"))
+        .env("LATCHKEY_DATABASE_URL", &url)
+        .env("LATCHKEY_ROOT_TOKEN", ROOT_TOKEN)
+        .env("LATCHKEY_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    // The first 200 from readiness means a key is published: check at once.
+    loop {
+        if let Ok(r) = client.get(format!("{base}/-/readiness")).send().await {
+            if r.status() == 200 {
+                break;
+            }
+        }
+        assert!(Instant::now() < deadline, "not ready in 30 s");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let jwks: Value = client
+        .get(format!("{base}/oauth/discovery/keys"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        jwks["keys"].as_array().is_some_and(|k| !k.is_empty()),
+        "{jwks}"
+    );
+    // Make the WAL exist, then look at every file beside the database.
+    let res = client
+        .post(format!("{base}/api/v4/applications"))
+        .header("PRIVATE-TOKEN", ROOT_TOKEN)
+        .form(&[
+            ("name", "x"),
+            ("redirect_uri", "https://x/cb"),
+            ("scopes", "api"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let mut checked = 0;
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let entry = entry.unwrap();
+        let mode = entry.metadata().unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{:?} is {mode:o}", entry.file_name());
+        checked += 1;
+    }
+    assert!(
+        checked >= 3,
+        "the database, its WAL and the lock: {checked} files"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    assert!(out.contains("created the administrator"), "{out}");
+    assert!(
+        !out.contains(ROOT_TOKEN),
+        "the chosen token was printed: {out}"
+    );
+    assert!(out.contains("as set by LATCHKEY_ROOT_TOKEN"), "{out}");
+}
