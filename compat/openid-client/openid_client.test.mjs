@@ -600,6 +600,83 @@ describe('device authorization grant (RFC 8628)', { concurrency: true }, () => {
   });
 });
 
+describe('OpenID Connect prompt and max_age, RFC 9207 iss', () => {
+  async function pkceParams(config, extra) {
+    const verifier = client.randomPKCECodeVerifier();
+    const state = client.randomState();
+    const nonce = client.randomNonce();
+    const url = client.buildAuthorizationUrl(config, {
+      redirect_uri: REDIRECT_URI,
+      scope: 'openid',
+      code_challenge: await client.calculatePKCECodeChallenge(verifier),
+      code_challenge_method: 'S256',
+      state,
+      nonce,
+      ...extra,
+    });
+    return { url, checks: { pkceCodeVerifier: verifier, expectedState: state, expectedNonce: nonce, idTokenExpected: true } };
+  }
+
+  test('prompt=none: login_required signed out, consent_required untrusted, a code when trusted', async (t) => {
+    const user = await makeUser();
+    const app = await makeApp(t);
+    const config = await discover(app);
+    assert.equal(config.serverMetadata().authorization_response_iss_parameter_supported, true);
+    const browser = new Browser();
+
+    let { url, checks } = await pkceParams(config, { prompt: 'none' });
+    let res = await browser.get(url);
+    assert.equal(res.status, 302, res.body.slice(0, 300));
+    let callback = new URL(res.location);
+    assert.equal(callback.searchParams.get('iss'), BASE, 'RFC 9207 iss on an error response');
+    // openid-client (oauth4webapi) checks iss, then reports the error.
+    await rejectsWith(client.authorizationCodeGrant(config, callback, checks), (e) => {
+      assert.ok(e instanceof client.AuthorizationResponseError, `${e.name}: ${e.message}`);
+      assert.equal(e.error, 'login_required');
+    });
+
+    await browser.signIn('/users/sign_in', user);
+    ({ url, checks } = await pkceParams(config, { prompt: 'none' }));
+    res = await browser.get(url);
+    await rejectsWith(client.authorizationCodeGrant(config, new URL(res.location), checks), (e) => {
+      assert.equal(e.error, 'consent_required', `${e.name}: ${e.message}`);
+    });
+
+    const put = await admin('PUT', `/applications/${app.id}`, { trusted: true });
+    assert.equal(put.status, 200, put.text);
+    ({ url, checks } = await pkceParams(config, { prompt: 'none' }));
+    res = await browser.get(url);
+    assert.equal(res.status, 302, res.body.slice(0, 300));
+    const tokens = await client.authorizationCodeGrant(config, new URL(res.location), checks);
+    checkIdToken(tokens, { app, user, nonce: checks.expectedNonce, email: false });
+  });
+
+  test('max_age and prompt=login ask for a fresh sign-in; openid-client checks auth_time', async (t) => {
+    const user = await makeUser();
+    const app = await makeApp(t);
+    const config = await discover(app);
+    const browser = new Browser();
+    await browser.signIn('/users/sign_in', user);
+    for (const extra of [{ max_age: '1' }, { prompt: 'login' }]) {
+      await new Promise((r) => setTimeout(r, 2100));
+      const { url, checks } = await pkceParams(config, extra);
+      let res = await browser.get(url);
+      assert.equal(res.status, 302, res.body.slice(0, 300));
+      assert.equal(new URL(res.location, `${BASE}/`).pathname, '/users/sign_in', `${JSON.stringify(extra)}: ${res.location}`);
+      const back = await browser.signIn(res.location, user);
+      res = await browser.get(back);
+      assert.equal(res.status, 200, res.body.slice(0, 300));
+      const form = onlyForm(parsePage(res.body), '/oauth/authorize');
+      res = await browser.post(form.action, submit(form, `Authorize ${app.application_name}`));
+      const callback = new URL(res.location);
+      assert.equal(callback.searchParams.get('iss'), BASE);
+      const tokens = await client.authorizationCodeGrant(config, callback, { ...checks, maxAge: 1 });
+      const claims = checkIdToken(tokens, { app, user, nonce: checks.expectedNonce, email: false });
+      assert.ok(Date.now() / 1000 - claims.auth_time < 2, `a fresh auth_time: ${claims.auth_time}`);
+    }
+  });
+});
+
 describe('dynamic client registration (RFC 7591, 7592)', () => {
   test('a confidential client registers, gets tokens, is read, changed and deleted', async () => {
     const name = unique('dcr-confidential');

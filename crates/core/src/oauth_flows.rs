@@ -37,7 +37,12 @@ impl From<ServiceError> for FlowError {
 
 impl From<StoreError> for FlowError {
     fn from(e: StoreError) -> Self {
-        Self::Internal(e.into())
+        match e {
+            // A grant's client or user deleted while the request ran: the
+            // grant is worth nothing now.
+            StoreError::Gone => Self::OAuth(OAuthError::new(ErrorCode::InvalidGrant)),
+            e => Self::Internal(e.into()),
+        }
     }
 }
 
@@ -662,8 +667,13 @@ impl Services {
         let scopes =
             resolve_scopes(client, scope, &self.config().scopes).map_err(FlowError::OAuth)?;
         let (new, issued) = self.new_oauth_token(client, None, &scopes, false, None, None)?;
-        self.store.insert_oauth_token(new).await?;
-        Ok(issued)
+        match self.store.insert_oauth_token(new).await {
+            Ok(_) => Ok(issued),
+            // The application was deleted meanwhile: a moment later its
+            // credentials authenticate nobody.
+            Err(StoreError::Gone) => Err(err(ErrorCode::InvalidClient)),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// `grant_type=password` (GitLab's ROPC), if enabled.

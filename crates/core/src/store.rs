@@ -21,6 +21,11 @@ pub enum StoreError {
     /// A uniqueness rule was broken; the text names what was taken.
     #[error("{0} has already been taken")]
     Conflict(String),
+    /// What the write hangs on (its application or user) was deleted, by a
+    /// write that won a race with it: the answer is what the caller would
+    /// get a moment later (the parent is not found).
+    #[error("the application or user this belongs to is gone")]
+    Gone,
     /// The write would leave the instance without an active administrator.
     #[error("the last active administrator cannot be blocked, demoted or deleted")]
     LastAdministrator,

@@ -132,6 +132,14 @@ pub(crate) fn map_err(e: rusqlite::Error) -> StoreError {
                     .unwrap_or("value");
                 StoreError::Conflict(what.to_owned())
             }
+            ErrorCode::ConstraintViolation
+                if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY =>
+            {
+                StoreError::Gone
+            }
+            ErrorCode::ConstraintViolation if f.extended_code == 1811 => {
+                StoreError::LastAdministrator
+            }
             ErrorCode::DatabaseBusy
             | ErrorCode::DatabaseLocked
             | ErrorCode::SystemIoFailure

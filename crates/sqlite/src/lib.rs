@@ -151,6 +151,8 @@ fn map_err(e: sqlx::Error) -> StoreError {
         sqlx::Error::Database(db) if db.code().as_deref() == Some("1811") => {
             StoreError::LastAdministrator
         }
+        // SQLITE_CONSTRAINT_FOREIGNKEY: the parent row was deleted first.
+        sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::Gone,
         sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed => {
             StoreError::Unavailable(e.to_string())
         }

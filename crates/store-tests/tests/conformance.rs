@@ -346,6 +346,7 @@ conformance! {
     scenario_update_user => update_user_sqlite, update_user_postgres;
     scenario_delete_user_cascades => delete_user_cascades_sqlite, delete_user_cascades_postgres;
     scenario_keep_an_administrator => keep_an_administrator_sqlite, keep_an_administrator_postgres;
+    scenario_writes_racing_a_parents_delete => writes_racing_a_parents_delete_sqlite, writes_racing_a_parents_delete_postgres;
     scenario_tokens => tokens_sqlite, tokens_postgres;
     scenario_revoke_token => revoke_token_sqlite, revoke_token_postgres;
     #[env] scenario_expires_at_round_trip => expires_at_round_trip_sqlite, expires_at_round_trip_postgres;
@@ -439,10 +440,11 @@ fn assert_conflict<T: std::fmt::Debug>(result: Result<T, StoreError>, column: &s
     }
 }
 
-fn assert_other<T: std::fmt::Debug>(result: Result<T, StoreError>) {
+/// A write whose parent row does not exist (any more).
+fn assert_gone<T: std::fmt::Debug>(result: Result<T, StoreError>) {
     match result {
-        Err(StoreError::Other(_)) => {}
-        other => panic!("expected StoreError::Other, got {other:?}"),
+        Err(StoreError::Gone) => {}
+        other => panic!("expected StoreError::Gone, got {other:?}"),
     }
 }
 
@@ -621,7 +623,7 @@ async fn scenario_insert_and_find_application(store: Arc<dyn Store>) {
     }
 
     // An owner that does not exist breaks a foreign key: not a conflict.
-    assert_other(
+    assert_gone(
         store
             .insert_application(new_app("orphan", Some(owner.id + 1000)))
             .await,
@@ -1478,6 +1480,101 @@ async fn scenario_keep_an_administrator(store: Arc<dyn Store>) {
     }
 }
 
+fn gone_or_ok<T: std::fmt::Debug>(what: &str, r: &Result<T, StoreError>) {
+    assert!(
+        matches!(r, Ok(_) | Err(StoreError::Gone)),
+        "{what}: expected success or Gone, got {r:?}"
+    );
+}
+
+/// A write whose parent (application or user) is deleted first, or at the
+/// same moment, fails with `Gone`, never another error: every parent/child
+/// pair the API writes.
+async fn scenario_writes_racing_a_parents_delete(store: Arc<dyn Store>) {
+    // After the delete: always Gone.
+    let owner = user(&store, "gone-owner").await;
+    let a = app(&store, "gone-app", None).await;
+    assert!(store
+        .delete_application(a.id, Ownership::Any)
+        .await
+        .expect("delete"));
+    assert!(store.delete_user(owner.id).await.expect("delete"));
+    let r = store
+        .insert_oauth_token(new_oauth_token(
+            a.id,
+            None,
+            "gone-access",
+            None,
+            "gone-family",
+        ))
+        .await;
+    assert!(matches!(r, Err(StoreError::Gone)), "{r:?}");
+    let r = store.insert_token(new_token(owner.id, "gone-pat")).await;
+    assert!(matches!(r, Err(StoreError::Gone)), "{r:?}");
+    let r = store
+        .insert_application(new_app("gone-owned", Some(owner.id)))
+        .await;
+    assert!(matches!(r, Err(StoreError::Gone)), "{r:?}");
+    let r = store
+        .insert_grant(new_grant(a.id, owner.id, "gone-code"))
+        .await;
+    assert!(matches!(r, Err(StoreError::Gone)), "{r:?}");
+
+    // At the same moment: success or Gone, and nothing left behind.
+    for round in 0..6 {
+        let owner = user(&store, &format!("racing-owner-{round}")).await;
+        let a = app(&store, &format!("racing-app-{round}"), None).await;
+        let mut writes = Vec::new();
+        for i in 0..6 {
+            let s = store.clone();
+            let (app_id, user_id) = (a.id, owner.id);
+            writes.push(tokio::spawn(async move {
+                let t = s
+                    .insert_oauth_token(new_oauth_token(
+                        app_id,
+                        None,
+                        &format!("race-{round}-{i}"),
+                        None,
+                        &format!("race-family-{round}-{i}"),
+                    ))
+                    .await
+                    .map(|_| ());
+                let p = s
+                    .insert_token(new_token(user_id, &format!("race-pat-{round}-{i}")))
+                    .await
+                    .map(|_| ());
+                let o = s
+                    .insert_application(new_app(&format!("race-owned-{round}-{i}"), Some(user_id)))
+                    .await
+                    .map(|_| ());
+                (t, p, o)
+            }));
+        }
+        let (deleted_app, deleted_user) = tokio::join!(
+            store.delete_application(a.id, Ownership::Any),
+            store.delete_user(owner.id)
+        );
+        assert!(deleted_app.expect("delete app") && deleted_user.expect("delete user"));
+        for w in writes {
+            let (t, p, o) = w.await.expect("task");
+            gone_or_ok("oauth token", &t);
+            gone_or_ok("personal access token", &p);
+            gone_or_ok("owned application", &o);
+        }
+        // Whatever got in before the delete went with it.
+        let (owned, total) = store
+            .list_owned_applications(owner.id, PageRequest::default())
+            .await
+            .expect("list");
+        assert_eq!((owned.len(), total), (0, 0), "round {round}");
+        let (tokens, _) = store
+            .list_tokens(Some(owner.id), PageRequest::default())
+            .await
+            .expect("list");
+        assert!(tokens.is_empty(), "round {round}");
+    }
+}
+
 async fn scenario_delete_user_cascades(store: Arc<dyn Store>) {
     let alice = user(&store, "alice").await;
     let bob = user(&store, "bob").await;
@@ -1615,7 +1712,7 @@ async fn scenario_tokens(store: Arc<dyn Store>) {
         "token_digest",
     );
     // A token for nobody breaks a foreign key: not a conflict.
-    assert_other(
+    assert_gone(
         store
             .insert_token(new_token(bob.id + 100, "digest-2"))
             .await,
@@ -2224,7 +2321,7 @@ async fn scenario_sessions(store: Arc<dyn Store>) {
     let mut orphan = session.clone();
     orphan.digest = "orphan".to_owned();
     orphan.user_id = alice.id + 100;
-    assert_other(store.insert_session(orphan).await);
+    assert_gone(store.insert_session(orphan).await);
 
     store.delete_session("session-1").await.expect("delete");
     assert_eq!(
@@ -2334,12 +2431,12 @@ async fn scenario_grants(store: Arc<dyn Store>) {
             .await,
         "code_digest",
     );
-    assert_other(
+    assert_gone(
         store
             .insert_grant(new_grant(a.id + 100, alice.id, "code-4"))
             .await,
     );
-    assert_other(
+    assert_gone(
         store
             .insert_grant(new_grant(a.id, alice.id + 100, "code-5"))
             .await,
@@ -2601,7 +2698,7 @@ async fn scenario_oauth_tokens(store: Arc<dyn Store>) {
             .await,
         "refresh_digest",
     );
-    assert_other(
+    assert_gone(
         store
             .insert_oauth_token(new_oauth_token(a.id + 100, None, "access-y", None, "f"))
             .await,

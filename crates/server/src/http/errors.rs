@@ -173,6 +173,8 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Unavailable(cause) => Self::Unavailable(cause),
+            // The parent of what was written was deleted meanwhile.
+            StoreError::Gone => Self::NotFound(""),
             other => Self::Internal(other.to_string()),
         }
     }

@@ -77,6 +77,11 @@ pub(crate) fn flow_error(e: FlowError) -> Response {
 
 pub(crate) fn internal(e: ServiceError) -> Response {
     match e {
+        // A parent deleted while this request ran: what the next request
+        // would be told (its grant or client is no more).
+        ServiceError::Store(StoreError::Gone) => {
+            OAuthResponse(OAuthError::new(ErrorCode::InvalidGrant)).into_response()
+        }
         ServiceError::Store(StoreError::Unavailable(cause)) => {
             tracing::warn!(%cause, "database unavailable");
             OAuthResponse(OAuthError::new(ErrorCode::TemporarilyUnavailable)).into_response()

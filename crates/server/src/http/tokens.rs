@@ -9,6 +9,7 @@ use latchkey_core::application::{scope_error_message, ValidationErrors};
 use latchkey_core::clock::gitlab_timestamp;
 use latchkey_core::scopes::{ScopeError, Scopes};
 use latchkey_core::service::{ServiceError, TokenActor};
+use latchkey_core::store::StoreError;
 use latchkey_core::token::{parse_expiry, PersonalAccessToken};
 use serde::Serialize;
 use time::Date;
@@ -156,7 +157,12 @@ pub async fn create_for_user(
     let (token, plaintext) = state
         .services
         .create_token(user_id, &name, &scopes.join(" "), expires_at)
-        .await?;
+        .await
+        .map_err(|e| match e {
+            // Deleted since it was found: as a moment later, 404.
+            ServiceError::Store(StoreError::Gone) => ApiError::NotFound("User"),
+            other => other.into(),
+        })?;
     let today = state.services.today();
     Ok((
         StatusCode::CREATED,

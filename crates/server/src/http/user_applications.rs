@@ -7,7 +7,8 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use latchkey_core::application::{Application, Ownership};
-use latchkey_core::service::ApplicationChanges;
+use latchkey_core::service::{ApplicationChanges, ServiceError};
+use latchkey_core::store::StoreError;
 
 use super::applications::{create_params, created_with_secret, not_found, ApplicationEntity};
 use super::auth::{authenticate, is_admin, Caller, Need};
@@ -25,7 +26,13 @@ pub async fn create(
     let (app, secret) = state
         .services
         .create_application(Some(caller.user.id), &input)
-        .await?;
+        .await
+        .map_err(|e| match e {
+            // The caller was deleted meanwhile: a moment later their token
+            // authenticates nobody.
+            ServiceError::Store(StoreError::Gone) => ApiError::Unauthorized,
+            other => other.into(),
+        })?;
     Ok(created_with_secret(&app, &secret.0))
 }
 

@@ -163,6 +163,13 @@ fn oauth_error_page(e: &OAuthError) -> Response {
 
 fn internal_page(e: ServiceError) -> Response {
     match e {
+        // The application or account was deleted while this request ran.
+        ServiceError::Store(StoreError::Gone) => error_page(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "The application or the account this request is for no longer exists.",
+            None,
+        ),
         ServiceError::Store(StoreError::Unavailable(cause)) => {
             tracing::warn!(%cause, "database unavailable");
             error_page(

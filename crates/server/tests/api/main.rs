@@ -14,6 +14,7 @@ mod oauth;
 mod oidc;
 mod process;
 mod process_resilience;
+mod races;
 mod security;
 mod security_low;
 mod tokens;
