@@ -211,6 +211,11 @@ impl Services {
         &self.store
     }
 
+    /// Is the database known to refuse connections right now?
+    pub fn database_known_down(&self) -> bool {
+        self.store.known_down()
+    }
+
     pub fn now_ms(&self) -> i64 {
         unix_millis(self.clock.now())
     }

@@ -49,6 +49,13 @@ pub trait Store: Send + Sync + 'static {
     /// A cheap round trip, for readiness checks.
     async fn ping(&self) -> Result<(), StoreError>;
 
+    /// Is the database known to refuse connections right now? Then every
+    /// request can fail at once instead of waiting for a connection that
+    /// cannot come. `false` when unknown (and for embedded databases).
+    fn known_down(&self) -> bool {
+        false
+    }
+
     // --- applications ---------------------------------------------------
 
     async fn insert_application(&self, app: NewApplication) -> Result<Application, StoreError>;

@@ -21,6 +21,7 @@
 //! One difference remains: a failed insert consumes a sequence value, so
 //! ids can have gaps where SQLite's `AUTOINCREMENT` would have none.
 
+mod outage;
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
@@ -65,6 +66,10 @@ pub struct Options {
     /// some poolers (PgBouncer without `ignore_startup_parameters`) refuse:
     /// `None` sends nothing and leaves the server's setting alone.
     pub statement_timeout: Option<Duration>,
+    /// Watch for an outage (see [`outage`]): while the server refuses
+    /// connections, requests fail at once instead of waiting
+    /// `acquire_timeout` each. Off for one-shot commands.
+    pub watch_outages: bool,
 }
 
 impl Options {
@@ -75,6 +80,7 @@ impl Options {
             min_connections: 0,
             acquire_timeout: Duration::from_secs(5),
             statement_timeout: Some(Duration::from_secs(30)),
+            watch_outages: false,
         }
     }
 }
@@ -110,6 +116,8 @@ impl fmt::Debug for Options {
 #[derive(Debug, Clone)]
 pub struct PgStore {
     pool: PgPool,
+    /// Set while the server is known to refuse connections.
+    outage: Option<std::sync::Arc<outage::Outage>>,
 }
 
 /// The column a unique constraint or index guards. Every one in the schema
@@ -193,10 +201,13 @@ impl PgStore {
             .max_connections(opts.max_connections.max(1))
             .min_connections(opts.min_connections.min(opts.max_connections.max(1)))
             .acquire_timeout(opts.acquire_timeout)
-            .connect_with(connect)
+            .connect_with(connect.clone())
             .await
             .map_err(map_err)?;
-        Ok(Self { pool })
+        let outage = opts
+            .watch_outages
+            .then(|| outage::Outage::watch(pool.clone(), connect, opts.max_connections.max(1)));
+        Ok(Self { pool, outage })
     }
 
     /// Apply every pending migration. Safe to run from several instances
@@ -420,6 +431,10 @@ async fn any_users(conn: &mut sqlx::PgConnection) -> Result<bool, sqlx::Error> {
 
 #[async_trait]
 impl Store for PgStore {
+    fn known_down(&self) -> bool {
+        self.outage.as_ref().is_some_and(|o| o.is_down())
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         sqlx::query("SELECT 1")
             .execute(&self.pool)

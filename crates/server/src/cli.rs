@@ -227,7 +227,7 @@ async fn serve(settings: &Settings, serve: &ServeSettings) -> anyhow::Result<()>
     };
     // Held until the process ends: one serving process per SQLite file.
     let _serving = startup::lock_sqlite_for_serving(&settings.database_url)?;
-    let store = startup::open_store(settings, schema).await?;
+    let store = startup::open_store_for_serving(settings, schema).await?;
     let services = startup::services(store, settings, Some(serve));
     if let Some(b) = services
         .bootstrap_root(serve.root_password.as_deref(), serve.root_token.as_deref())

@@ -81,6 +81,23 @@ pub fn lock_sqlite_for_serving(url: &str) -> anyhow::Result<Option<std::fs::File
 /// Open the database named by `url` (SQLite or PostgreSQL, by scheme) and
 /// migrate or check its schema.
 pub async fn open_store(settings: &Settings, schema: Schema) -> anyhow::Result<Arc<dyn Store>> {
+    open_store_with(settings, schema, false).await
+}
+
+/// [`open_store`] for `serve`: on PostgreSQL, also watch for outages so that
+/// requests fail fast while the server refuses connections.
+pub async fn open_store_for_serving(
+    settings: &Settings,
+    schema: Schema,
+) -> anyhow::Result<Arc<dyn Store>> {
+    open_store_with(settings, schema, true).await
+}
+
+async fn open_store_with(
+    settings: &Settings,
+    schema: Schema,
+    serving: bool,
+) -> anyhow::Result<Arc<dyn Store>> {
     let url = settings.database_url.as_str();
     if crate::config::is_sqlite(url) {
         let mut opts = latchkey_sqlite::Options::new(url);
@@ -102,6 +119,7 @@ pub async fn open_store(settings: &Settings, schema: Schema) -> anyhow::Result<A
         let mut opts = latchkey_postgres::Options::new(url);
         opts.max_connections = settings.pool_size;
         opts.acquire_timeout = settings.database_timeout;
+        opts.watch_outages = serving;
         let store = PgStore::connect(&opts)
             .await
             .context("cannot connect to the PostgreSQL database")?;

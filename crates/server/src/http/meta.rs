@@ -25,6 +25,13 @@ pub async fn liveness() -> Response {
 
 /// Readiness: 200 once the database answers, 503 otherwise.
 pub async fn readiness(State(state): State<AppState>) -> Response {
+    if state.services.database_known_down() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "failed", "db_check": [{"status": "failed", "message": "database unavailable"}]})),
+        )
+            .into_response();
+    }
     // Ready means able to sign: the first start makes its key in the
     // background, and an instance that said 200 before it existed would
     // let relying parties cache an empty JWKS.
@@ -51,7 +58,12 @@ pub async fn readiness(State(state): State<AppState>) -> Response {
 
 /// GitLab's plain-text health check, backed by the database ping.
 pub async fn health(State(state): State<AppState>) -> Response {
-    match state.services.store().ping().await {
+    let answer = if state.services.database_known_down() {
+        Err(())
+    } else {
+        state.services.store().ping().await.map_err(|_| ())
+    };
+    match answer {
         Ok(()) => (StatusCode::OK, "latchkey OK").into_response(),
         Err(_) => (
             StatusCode::SERVICE_UNAVAILABLE,

@@ -79,6 +79,9 @@ impl ParamsRejection {
             }
             ApiError::PayloadTooLarge => "The request body is too large.".to_owned(),
             ApiError::UnsupportedMediaType(reason) => reason.clone(),
+            ApiError::Unavailable(_) => {
+                "The service is unavailable for a moment; try again soon.".to_owned()
+            }
             _ => "The request is malformed.".to_owned(),
         }
     }
@@ -90,11 +93,14 @@ impl IntoResponse for ParamsRejection {
             Dialect::GitLab => self.error.into_response(),
             Dialect::OAuth => {
                 let status = self.error.status();
-                let mut res = super::oauth::OAuthResponse(OAuthError::with(
-                    ErrorCode::InvalidRequest,
-                    self.description(),
-                ))
-                .into_response();
+                let code = if status == StatusCode::SERVICE_UNAVAILABLE {
+                    ErrorCode::TemporarilyUnavailable
+                } else {
+                    ErrorCode::InvalidRequest
+                };
+                let mut res =
+                    super::oauth::OAuthResponse(OAuthError::with(code, self.description()))
+                        .into_response();
                 *res.status_mut() = status;
                 res
             }
@@ -103,6 +109,7 @@ impl IntoResponse for ParamsRejection {
                 let title = match status {
                     StatusCode::PAYLOAD_TOO_LARGE => "Request too large",
                     StatusCode::UNSUPPORTED_MEDIA_TYPE => "Unsupported form encoding",
+                    StatusCode::SERVICE_UNAVAILABLE => "Try again soon",
                     _ => "Bad request",
                 };
                 super::web::error_page(status, title, &self.description(), None)

@@ -113,6 +113,10 @@ pub fn router(state: AppState) -> Router {
         // GitLab answers unknown routes and wrong methods alike with 404.
         .fallback(not_found)
         .method_not_allowed_fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            fail_fast_while_the_database_is_down,
+        ))
         .with_state(state)
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_CONTENT_TYPE_OPTIONS,
@@ -127,6 +131,39 @@ pub fn router(state: AppState) -> Router {
                 tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())
             }),
         )
+}
+
+/// While the database is known to refuse connections, answer 503 at once
+/// (in the route's dialect, with `Retry-After`) instead of letting every
+/// request wait `LATCHKEY_DATABASE_TIMEOUT` for a connection. Liveness,
+/// which does not use the database, and health and readiness, which say so
+/// themselves, pass through.
+async fn fail_fast_while_the_database_is_down(
+    axum::extract::State(state): axum::extract::State<AppState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if !state.services.database_known_down() || req.uri().path().starts_with("/-/") {
+        return next.run(req).await;
+    }
+    let dialect = super::params::Dialect::of(req.uri().path());
+    // (Not through ApiError::Unavailable, which logs each one: the watcher
+    // has logged the outage once.)
+    let mut res = match dialect {
+        super::params::Dialect::GitLab => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({"message": "503 Service Unavailable"})),
+        )
+            .into_response(),
+        _ => super::params::ParamsRejection {
+            dialect,
+            error: ApiError::Unavailable("the database refuses connections".to_owned()),
+        }
+        .into_response(),
+    };
+    res.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    res
 }
 
 async fn not_found() -> Response {

@@ -341,6 +341,154 @@ async fn a_database_outage_gives_503_and_service_resumes_by_itself() {
     assert_eq!(list[0]["id"], app["id"]);
 }
 
+/// A TCP proxy to PostgreSQL that can be cut (listener closed, every
+/// connection dropped: new connections are refused) and restored.
+struct Proxy {
+    port: u16,
+    target: std::net::SocketAddr,
+    tasks: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Proxy {
+    async fn start(target: std::net::SocketAddr) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let p = Self {
+            port,
+            target,
+            tasks: Default::default(),
+        };
+        p.serve(listener);
+        p
+    }
+
+    fn serve(&self, listener: tokio::net::TcpListener) {
+        let tasks = self.tasks.clone();
+        let target = self.target;
+        let accept = tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                let conn = tokio::spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+                tasks.lock().unwrap().push(conn);
+            }
+        });
+        self.tasks.lock().unwrap().push(accept);
+    }
+
+    fn cut(&self) {
+        for t in self.tasks.lock().unwrap().drain(..) {
+            t.abort();
+        }
+    }
+
+    async fn restore(&self) {
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", self.port))
+            .await
+            .unwrap();
+        self.serve(listener);
+    }
+}
+
+/// Issue 13, item 4: while the database refuses connections (the server
+/// is gone: connections refused), requests answer 503 at once with
+/// `Retry-After` instead of each waiting LATCHKEY_DATABASE_TIMEOUT (10 s
+/// here) for a connection; service resumes by itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_fail_fast_while_the_database_refuses_connections() {
+    let Some(admin) = admin_url() else { return };
+    let db = PostgresDb::create(&admin).await;
+    let mut url = url::Url::parse(&db.url).unwrap();
+    let target = format!("{}:{}", url.host_str().unwrap(), url.port().unwrap_or(5432));
+    let target = tokio::net::lookup_host(target)
+        .await
+        .unwrap()
+        .next()
+        .unwrap();
+    let proxy = Proxy::start(target).await;
+    url.set_port(Some(proxy.port)).unwrap();
+    let mut s = start_with(url.as_str(), ROOT, &[("LATCHKEY_DATABASE_TIMEOUT", "10")]);
+    wait_ready(&mut s).await;
+    let c = reqwest::Client::new();
+    create_app(&c, &s, "before").await;
+
+    proxy.cut();
+    // The instance notices within a few checks; from then on, every
+    // request is answered at once.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let res = c
+            .get(format!("{}/api/v4/applications?per_page=5", s.base))
+            .header("PRIVATE-TOKEN", ROOT)
+            .timeout(Duration::from_secs(30))
+            .send()
+            .await
+            .unwrap();
+        if res.headers().contains_key("retry-after") {
+            assert_eq!(res.status(), 503);
+            break;
+        }
+        assert!(Instant::now() < deadline, "the outage was never noticed");
+    }
+    for _ in 0..5 {
+        let started = Instant::now();
+        let res = c
+            .get(format!("{}/api/v4/applications?per_page=5", s.base))
+            .header("PRIVATE-TOKEN", ROOT)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 503);
+        let (status, body) = json_of(
+            c.post(format!("{}/oauth/token", s.base))
+                .form(&[("grant_type", "client_credentials"), ("client_id", "x")])
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await;
+        assert_eq!(
+            (status, body["error"].clone()),
+            (503, json!("temporarily_unavailable"))
+        );
+        // Far below the 10 s a request would wait for a connection.
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+    assert_eq!(
+        c.get(format!("{}/-/readiness", s.base))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        503
+    );
+
+    proxy.restore().await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let res = c
+            .get(format!("{}/api/v4/applications?per_page=5", s.base))
+            .header("PRIVATE-TOKEN", ROOT)
+            .send()
+            .await
+            .unwrap();
+        if res.status() == 200 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no recovery after the database came back"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test]
 async fn no_migrate_refuses_an_old_schema_and_db_copy_moves_everything() {
     let Some(admin) = admin_url() else { return };
