@@ -439,6 +439,31 @@ def main():
             w(f"| {r['parser']} | {r['case']} | {r['bytes']:,} | {r['status']} | {r['ms_median']} | "
               f"{r['ms_max']} | {r['cpu_ms']} |")
         w("")
+    rel = kinds.get("reliability", [])
+    if rel:
+        r = rel[0]
+        w("## Reliability\n")
+        w("`scripts/chaos.py` against the same release build: kill -9 at a random moment under 8 "
+          "concurrent writers, restart, every acknowledged create checked; a PostgreSQL cut through a "
+          "TCP proxy under load; writes racing the delete of their parent; stalled clients.\n")
+        w("| test | backend | rounds | acknowledged writes | lost | answers |")
+        w("|---|---|---:|---:|---:|---|")
+        for k in r.get("kill9", []):
+            w(f"| kill -9 under load | {k['backend']} | {k['rounds']} | {k['acknowledged']:,} | {k['lost']} | "
+              f"{json.dumps(k['statuses'], sort_keys=True)} |")
+        if r.get("database_cut"):
+            c = r["database_cut"]
+            w(f"| database cut {c['cut_s']} s | postgres | 1 | — | — | {json.dumps(c['statuses'], sort_keys=True)}; "
+              f"recovered {c['recovered_s']} s after the database came back |")
+        if r.get("races"):
+            w(f"| client_credentials racing the application's delete | sqlite | {r['races']['rounds']} | — | — | "
+              f"{json.dumps(r['races']['statuses'], sort_keys=True)} |")
+        w("")
+        if r.get("stalled_connections"):
+            w(f"Stalled connections (timeouts 2 s): {json.dumps(r['stalled_connections'], sort_keys=True)}.\n")
+        if r.get("stalled_list_readers"):
+            w(f"Stalled readers of the full list: {json.dumps(r['stalled_list_readers'], sort_keys=True)}.\n")
+        w(f"Checks that did not hold: {r.get('failures') or 'none'}.\n")
     diag = os.path.join(os.path.dirname(os.path.abspath(out_md)), "DIAGNOSIS.md")
     if os.path.exists(diag):
         w("## Diagnosis\n")

@@ -468,6 +468,13 @@ if [ "$SCALE" = 1 ]; then
     stop_server
 fi
 
+log "reliability: kill -9 rounds under load, a database cut, races, stalled clients (scripts/chaos.py)"
+PG_ARGS=()
+if [ -n "${LATCHKEY_TEST_POSTGRES_URL:-}" ]; then PG_ARGS=(--postgres "$LATCHKEY_TEST_POSTGRES_URL"); fi
+python3 "$ROOT/scripts/chaos.py" --bin "$LATCHKEY" "${PG_ARGS[@]}" --out "$WORK/reliability.json" \
+    || log "reliability: some checks did not hold (see the report)"
+emit "$(python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))))' "$WORK/reliability.json")"
+
 emit "{\"kind\":\"loadavg\",\"when\":\"end\",\"loadavg\":\"$(cut -d' ' -f1-3 /proc/loadavg)\"}"
 
 # --- report --------------------------------------------------------------------------

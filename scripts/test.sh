@@ -38,6 +38,10 @@ if [[ -n "${LATCHKEY_TEST_POSTGRES_URL:-}" ]]; then
     LATCHKEY_TEST_API_BACKEND=postgres cargo test --locked -p latchkey --test api
 fi
 
-echo "== compatibility suites (python-gitlab, Authlib, headless Chromium, openid-client, a Rust relying party)"
 cargo build --locked -p latchkey
+
+echo "== fault tests, short form (kill -9 under load, a database cut, races, stalled clients)"
+bash scripts/chaos.sh --short --bin "$target/debug/latchkey"
+
+echo "== compatibility suites (python-gitlab, Authlib, headless Chromium, openid-client, a Rust relying party)"
 bash compat/run.sh "$target/debug/latchkey"
