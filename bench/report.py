@@ -90,6 +90,14 @@ def enrich(run):
         # other processes on the machine (and some kernel work).
         cpu["server_core_other_pct"] = round(max(0.0, cpu["server_core_ticks"] / tk - server) / wall * 100, 1)
         cpu["load_core_other_pct"] = round(max(0.0, cpu["load_core_ticks"] / tk - wrk) / wall * 100, 1)
+        pg = cpu.get("postgres_ticks", 0) / tk
+        if pg:
+            # PostgreSQL floats over both cores: "other" is what neither
+            # latchkey, wrk nor PostgreSQL used, on the two cores together.
+            cpu["postgres_cpu_pct"] = round(pg / wall * 100, 1)
+            both = (cpu["server_core_ticks"] + cpu["load_core_ticks"]) / tk - server - wrk - pg
+            cpu["server_core_other_pct"] = round(max(0.0, both) / wall * 100, 1)
+            cpu["load_core_other_pct"] = cpu["server_core_other_pct"]
     return run
 
 
@@ -160,6 +168,8 @@ def main():
         cold.setdefault(c["db"], []).append(c["ms"])
     cold_median = {k: statistics.median(v) for k, v in cold.items()}
     scale_load = kinds.get("scale_load", [None])[0]
+    pgb = kinds.get("pgbench", [])
+    pginfo = kinds.get("postgres", [None])[0]
     conns = config["connections"]
 
     def find(phase, endpoint, c):
@@ -321,6 +331,9 @@ def main():
         "disk_fsync": kinds.get("fsync", []),
         "scale_load": scale_load,
         "scale_comparison": scale_rows,
+        "postgres": pginfo,
+        "pgbench": pgb,
+        "postgres_rows": kinds.get("pg_rows", []),
         "targets": targets,
     }
     with open(out_json, "w") as f:
@@ -386,6 +399,9 @@ def main():
         w(f"| {t['target']} | {t['value']} | {yes(t['met'])} |")
     w("")
     for phase, title in (("small", "Small database (root, 100 instance applications)"),
+                         ("pg1", "PostgreSQL, one instance (small database)"),
+                         ("pg2", "PostgreSQL, two instances on one database (small database; "
+                                 "two wrk processes, half the connections each; p50/p99 are the worse of the two)"),
                          ("scale", "Scale database")):
         eps = [e for p, e in endpoints if p == phase]
         if not eps:
@@ -414,6 +430,48 @@ def main():
               f"{s['bytes'] / 1e6:.1f} MB in {s['total_s']:.2f} s (first byte after {s['ttfb_s'] * 1000:.1f} ms); "
               f"server RSS {mb(s['rss_before_kb'])} MB before, peak {mb(s['peak_rss_kb'])} MB during, "
               f"{mb(s['rss_after_kb'])} MB after.\n")
+    if any(p in ("pg1", "pg2") for p, _ in endpoints):
+        w("## PostgreSQL against SQLite\n")
+        if pginfo:
+            w(f"PostgreSQL {pginfo['version']} on this machine (synchronous_commit={pginfo['synchronous_commit']}, "
+              f"fsync={pginfo['fsync']}, shared_buffers={pginfo['shared_buffers']}). latchkey runs on core "
+              "0 and wrk (or pgbench) on core 1, but PostgreSQL's processes are not pinned: they run on both "
+              "cores, sharing them with latchkey and the load generator, so these figures are for the whole "
+              "machine. Ratios are PostgreSQL req/s over SQLite req/s.\n")
+        w("| endpoint | conns | SQLite req/s | PG x1 req/s | PG x1 / SQLite | PG x1 p99 ms | PG x2 req/s | "
+          "PG x2 / SQLite | PG x2 p99 ms | PG x1 CPU: latchkey / PostgreSQL |")
+        w("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+        for p, e in endpoints:
+            if p != "small" or e == "ceiling":
+                continue
+            for c in conns:
+                a, b, d = find("small", e, c), find("pg1", e, c), find("pg2", e, c)
+                if not (a and (b or d)):
+                    continue
+                def cell(r):
+                    return (f"{r['rps']:,.0f}", f"{r['rps'] / a['rps']:.0%}" if a["rps"] else "—", ms(r["p99_ms"])) \
+                        if r else ("—", "—", "—")
+                b1, b2, b3 = cell(b)
+                d1, d2, d3 = cell(d)
+                cpu = b.get("cpu", {}) if b else {}
+                share = (f"{cpu.get('server_cpu_pct', 0):.0f}% / {cpu.get('postgres_cpu_pct', 0):.0f}%"
+                         if cpu else "—")
+                w(f"| {e} | {c} | {a['rps']:,.0f} | {b1} | {b2} | {b3} | {d1} | {d2} | {d3} | {share} |")
+        w("")
+        if pgb:
+            w("PostgreSQL's own limits here (`pgbench -M prepared -j 1`, on the load core; a one-row insert "
+              "into a table with a bigserial key, and a primary-key select in a 100,000-row table):\n")
+            w("| pgbench | conns | transactions/s | latency avg ms |")
+            w("|---|---:|---:|---:|")
+            for r in pgb:
+                w(f"| {r['script']} | {r['connections']} | {r['tps']:,.0f} | {r['latency_avg_ms']} |")
+            w("")
+        rows = {r["phase"]: r for r in kinds.get("pg_rows", [])}
+        if rows:
+            w("After each PostgreSQL run: " + "; ".join(
+                f"{k}: {v['applications']:,} applications, {v['tokens']:,} OAuth tokens, the capped count of "
+                f"instance applications (a listing page's total) took {v['count_plan_ms']} ms in EXPLAIN ANALYZE"
+                for k, v in rows.items()) + ".\n")
     if scale_rows:
         w("## Scale against small\n")
         w("Slowdown is small-database req/s over scale-database req/s (target: at most "

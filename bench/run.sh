@@ -7,6 +7,13 @@
 #   bench/run.sh --scale    the same, then 1,000,000 applications and 100,000 users
 #                           loaded through the store (~6 s), and the same measurements
 #                           again, deep pages and the full streamed list (~3.5 min more)
+#   bench/run.sh --postgres URL
+#                           also every endpoint of the small-database run on PostgreSQL
+#                           (URL: a server and a user that may create databases; one is
+#                           created and dropped), with one latchkey instance and with two
+#                           on one database (two wrk processes, half the connections each),
+#                           and pgbench's simple insert and primary-key select as the
+#                           database's own reference (~5 min more)
 #
 # Options: --duration S (each measurement, default 5), --warmup S (default 1),
 #          --scale-apps N (default 1000000), --scale-users N (default 100000),
@@ -29,6 +36,7 @@ SCALE_APPS=1000000
 SCALE_USERS=100000
 KEEP=0
 REV=
+POSTGRES=
 CONNECTIONS=(1 16 64)
 SMALL_APPS=100
 COLD_RUNS=7
@@ -46,7 +54,8 @@ while [ $# -gt 0 ]; do
         --scale-users) SCALE_USERS=$2; shift ;;
         --keep) KEEP=1 ;;
         --rev) REV=$2; shift ;;
-        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+        --postgres) POSTGRES=$2; shift ;;
+        -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
         *) echo "bench/run.sh: unknown option $1" >&2; exit 2 ;;
     esac
     shift
@@ -62,6 +71,15 @@ if ! command -v wrk >/dev/null; then
     $SUDO apt-get update -qq >/dev/null
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq wrk >/dev/null
 fi
+if [ -n "$POSTGRES" ] && ! command -v pgbench >/dev/null; then
+    log "installing pgbench and psql (Debian package postgresql-client)"
+    if [ "$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi
+    $SUDO apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq postgresql-client >/dev/null
+fi
+if [ -n "$POSTGRES" ]; then
+    psql "$POSTGRES" -qAtc 'select 1' >/dev/null || die "PostgreSQL is not reachable at ${POSTGRES%%@*}@…"
+fi
 for t in wrk taskset curl python3 cargo ss; do
     command -v "$t" >/dev/null || die "$t is required"
 done
@@ -72,7 +90,9 @@ WORK=$(mktemp -d /var/tmp/latchkey-bench.XXXXXX)
 RESULTS=$WORK/results.jsonl
 : >"$RESULTS"
 SERVER_PID=
+SERVER2_PID=
 CEILING_PID=
+PGDB=
 TOKEN=glpat-bench-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
 ROOT_PASSWORD=bench-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')
 
@@ -92,7 +112,12 @@ cleanup() {
     local rc=$?
     trap - EXIT INT TERM
     stop_pid "$SERVER_PID"
+    stop_pid "$SERVER2_PID"
     stop_pid "$CEILING_PID"
+    if [ -n "$PGDB" ]; then
+        psql "$POSTGRES" -qAtc "DROP DATABASE IF EXISTS $PGDB WITH (FORCE)" >/dev/null 2>&1 || true
+        psql "$POSTGRES" -qAtc "DROP DATABASE IF EXISTS ${PGDB}_pgbench WITH (FORCE)" >/dev/null 2>&1 || true
+    fi
     if [ "$KEEP" = 1 ] || [ "$rc" != 0 ]; then
         log "work directory kept: $WORK"
     else
@@ -154,6 +179,8 @@ free_port() {
 }
 PORT=$(free_port 18480)
 CEILING_PORT=$(free_port $((PORT + 1)))
+PORT2=$(free_port $((CEILING_PORT + 1)))
+BASE2=http://127.0.0.1:$PORT2
 BASE=http://127.0.0.1:$PORT
 API=$BASE/api/v4
 
@@ -183,16 +210,22 @@ wait_ready() { # url timeout_s
 }
 
 start_server() { # db
-    [ -z "$(ss -Hltn "sport = :$PORT")" ] || die "port $PORT is taken"
+    start_url "sqlite://$1?mode=rwc" "$PORT"
+    SERVER_PID=$STARTED_PID
+}
+
+start_url() { # database-url port -> STARTED_PID
+    local url=$1 port=$2
+    [ -z "$(ss -Hltn "sport = :$port")" ] || die "port $port is taken"
     # A simple command (not a function) in the background, so $! is latchkey itself.
-    LATCHKEY_LISTEN="127.0.0.1:$PORT" LATCHKEY_DATABASE_URL="sqlite://$1?mode=rwc" \
+    LATCHKEY_LISTEN="127.0.0.1:$port" LATCHKEY_DATABASE_URL="$url" \
         LATCHKEY_ROOT_TOKEN="$TOKEN" LATCHKEY_ROOT_PASSWORD="$ROOT_PASSWORD" LATCHKEY_LOG=warn \
         taskset -c $SERVER_CORE "$LATCHKEY" serve >>"$WORK/server.log" 2>&1 &
-    SERVER_PID=$!
-    wait_ready "$BASE/-/readiness" 60
-    [ "$(readlink "/proc/$SERVER_PID/exe")" = "$(readlink -f "$LATCHKEY")" ] \
-        || die "process $SERVER_PID is not latchkey"
-    ss -Hltnp "sport = :$PORT" | grep -q "pid=$SERVER_PID," || die "latchkey $SERVER_PID does not own port $PORT"
+    STARTED_PID=$!
+    wait_ready "http://127.0.0.1:$port/-/readiness" 60
+    [ "$(readlink "/proc/$STARTED_PID/exe")" = "$(readlink -f "$LATCHKEY")" ] \
+        || die "process $STARTED_PID is not latchkey"
+    ss -Hltnp "sport = :$port" | grep -q "pid=$STARTED_PID," || die "latchkey $STARTED_PID does not own port $port"
 }
 stop_server() { stop_pid "$SERVER_PID"; SERVER_PID=; }
 
@@ -241,6 +274,11 @@ refresh_pool() { # connections: a fresh pool of live refresh tokens for one wrk 
         password_grant refresh_token >>"$WORK/refresh.txt"
     done
     [ "$(grep -c . "$WORK/refresh.txt")" = "$n" ] || die "could not make $n refresh tokens"
+    # Two instances: each wrk gets a pool of its own.
+    if [ -n "${SECOND_PID:-}" ]; then
+        head -n $(( (n + 1) / 2 )) "$WORK/refresh.txt" >"$WORK/refresh.txt.1"
+        tail -n +$(( (n + 1) / 2 + 1 )) "$WORK/refresh.txt" >"$WORK/refresh.txt.2"
+    fi
 }
 
 # One load measurement: warm-up, reset the server's peak RSS, measure.
@@ -251,8 +289,12 @@ measure() { # phase endpoint pid url method body connections
     export BENCH_METHOD=$method BENCH_TOKEN=$TOKEN BENCH_BODY=$body
     export BENCH_BEARER=${BEARER:-} BENCH_REFRESH_FILE=${REFRESH_FILE:-}
     [ -z "${PREP:-}" ] || "$PREP" "$c"
-    taskset -c $LOAD_CORE wrk -t1 -c"$c" -d"${WARMUP}s" --timeout 10s \
-        -s "$HERE/wrk.lua" "$url" >/dev/null
+    if [ -z "${SECOND_PID:-}" ]; then
+        taskset -c $LOAD_CORE wrk -t1 -c"$c" -d"${WARMUP}s" --timeout 10s \
+            -s "$HERE/wrk.lua" "$url" >/dev/null
+    else
+        run_wrk_pair "$c" "$WARMUP" "$url" ""
+    fi
     # CPU accounting, to show interference from other processes on the two
     # cores: core 0's busy time not spent by the server, core 1's not by wrk.
     # A disturbed measurement (other work above MAX_OTHER_PCT on either core)
@@ -263,21 +305,40 @@ measure() { # phase endpoint pid url method body connections
     for attempt in $(seq "$ATTEMPTS"); do
         [ -z "${PREP:-}" ] || "$PREP" "$c"
         reset_peak "$pid"
-        s0=$(proc_ticks "$pid"); a0=$(core_ticks $SERVER_CORE); b0=$(core_ticks $LOAD_CORE); t0=$(date +%s%N)
-        { time taskset -c $LOAD_CORE wrk -t1 -c"$c" -d"${DURATION}s" --timeout 10s --latency \
-            -s "$HERE/wrk.lua" "$url" >"$WORK/wrk.out"; } 2>"$WORK/wrk.time"
-        s1=$(proc_ticks "$pid"); a1=$(core_ticks $SERVER_CORE); b1=$(core_ticks $LOAD_CORE); t1=$(date +%s%N)
+        [ -z "${SECOND_PID:-}" ] || reset_peak "$SECOND_PID"
+        s0=$(servers_ticks "$pid"); g0=$(pg_ticks)
+        a0=$(core_ticks $SERVER_CORE); b0=$(core_ticks $LOAD_CORE); t0=$(date +%s%N)
+        if [ -z "${SECOND_PID:-}" ]; then
+            { time taskset -c $LOAD_CORE wrk -t1 -c"$c" -d"${DURATION}s" --timeout 10s --latency \
+                -s "$HERE/wrk.lua" "$url" >"$WORK/wrk.out"; } 2>"$WORK/wrk.time"
+        else
+            { time run_wrk_pair "$c" "$DURATION" "$url" --latency; } 2>"$WORK/wrk.time"
+        fi
+        s1=$(servers_ticks "$pid"); g1=$(pg_ticks)
+        a1=$(core_ticks $SERVER_CORE); b1=$(core_ticks $LOAD_CORE); t1=$(date +%s%N)
         hwm=$(status_kb "$pid" VmHWM)
         rss=$(status_kb "$pid" VmRSS)
+        if [ -n "${SECOND_PID:-}" ]; then
+            hwm=$((hwm + $(status_kb "$SECOND_PID" VmHWM)))
+            rss=$((rss + $(status_kb "$SECOND_PID" VmRSS)))
+        fi
         read -r wu ws < <(tail -n1 "$WORK/wrk.time")
-        out=$(cat "$WORK/wrk.out")
-        json=$(sed -n 's/^BENCH_JSON //p' <<<"$out")
+        if [ -z "${SECOND_PID:-}" ]; then
+            out=$(cat "$WORK/wrk.out")
+            json=$(sed -n 's/^BENCH_JSON //p' <<<"$out")
+        else
+            out=$(cat "$WORK/wrk.out" "$WORK/wrk2.out")
+            json=$(merge_wrk "$WORK/wrk.out" "$WORK/wrk2.out")
+        fi
         [ -n "$json" ] || die "wrk printed no figures for $name: $out"
-        cpu="{\"clk_tck\":$CLK_TCK,\"wall_ns\":$((t1 - t0)),\"server_ticks\":$((s1 - s0)),\"server_core_ticks\":$((a1 - a0)),\"load_core_ticks\":$((b1 - b0)),\"wrk_user_s\":$wu,\"wrk_sys_s\":$ws}"
-        emit "{\"kind\":\"load\",\"phase\":\"$phase\",\"endpoint\":\"$name\",\"method\":\"$method\",\"url\":\"${url#"$BASE"}\",\"connections\":$c,\"duration_s\":$DURATION,\"attempt\":$attempt,\"peak_rss_kb\":$hwm,\"rss_after_kb\":$rss,\"cpu\":$cpu,\"wrk\":$json}"
+        cpu="{\"clk_tck\":$CLK_TCK,\"wall_ns\":$((t1 - t0)),\"server_ticks\":$((s1 - s0)),\"postgres_ticks\":$((g1 - g0)),\"server_core_ticks\":$((a1 - a0)),\"load_core_ticks\":$((b1 - b0)),\"wrk_user_s\":$wu,\"wrk_sys_s\":$ws}"
+        emit "{\"kind\":\"load\",\"phase\":\"$phase\",\"endpoint\":\"$name\",\"method\":\"$method\",\"url\":\"${url#"$BASE"}\",\"connections\":$c,\"instances\":$([ -n "${SECOND_PID:-}" ] && echo 2 || echo 1),\"duration_s\":$DURATION,\"attempt\":$attempt,\"peak_rss_kb\":$hwm,\"rss_after_kb\":$rss,\"cpu\":$cpu,\"wrk\":$json}"
         python3 "$HERE/report.py" --line "$(tail -n1 "$RESULTS")" >&2
+        # PostgreSQL floats over both cores: its CPU is the run's own work,
+        # not a disturbance, so with it the two cores are judged together.
         other=$(awk -v a=$((a1 - a0)) -v s=$((s1 - s0)) -v b=$((b1 - b0)) -v w="$wu" -v x="$ws" \
-            -v t=$((t1 - t0)) -v k="$CLK_TCK" 'BEGIN {
+            -v g=$((g1 - g0)) -v t=$((t1 - t0)) -v k="$CLK_TCK" 'BEGIN {
+                if (g > 0) { print ((a + b - s - g) / k - w - x) / (t / 1e9) * 100; exit }
                 o0 = (a - s) / k / (t / 1e9) * 100; o1 = (b / k - w - x) / (t / 1e9) * 100
                 print (o0 > o1 ? o0 : o1) }')
         if awk -v o="$other" -v m="$MAX_OTHER_PCT" 'BEGIN { exit !(o <= m) }'; then
@@ -287,6 +348,64 @@ measure() { # phase endpoint pid url method body connections
             log "    disturbed (${other%.*}% other CPU), measuring again"
         fi
     done
+}
+
+# CPU ticks of the latchkey process(es) measured: $1, and SECOND_PID if set.
+servers_ticks() {
+    local t
+    t=$(proc_ticks "$1")
+    [ -z "${SECOND_PID:-}" ] || t=$((t + $(proc_ticks "$SECOND_PID")))
+    echo "$t"
+}
+
+# CPU ticks of every PostgreSQL server process (0 without --postgres).
+pg_ticks() {
+    local p t=0
+    [ -n "$POSTGRES" ] || { echo 0; return; }
+    for p in $(pgrep -x postgres); do
+        t=$((t + $(proc_ticks "$p" 2>/dev/null || echo 0)))
+    done
+    echo "$t"
+}
+
+# Two wrk processes on the load core, half the connections each, one per
+# instance (BASE and BASE2), into wrk.out and wrk2.out.
+run_wrk_pair() { # connections seconds url [--latency]
+    local c=$1 d=$2 url=$3 lat=${4:-} h1 h2
+    h1=$(( (c + 1) / 2 )); h2=$(( c / 2 ))
+    [ "$h2" -ge 1 ] || h2=1
+    BENCH_REFRESH_FILE=${REFRESH_FILE:+$REFRESH_FILE.1} taskset -c $LOAD_CORE wrk -t1 -c"$h1" -d"${d}s" \
+        --timeout 10s $lat -s "$HERE/wrk.lua" "$url" >"$WORK/wrk.out" &
+    local w1=$!
+    BENCH_REFRESH_FILE=${REFRESH_FILE:+$REFRESH_FILE.2} taskset -c $LOAD_CORE wrk -t1 -c"$h2" -d"${d}s" \
+        --timeout 10s $lat -s "$HERE/wrk.lua" "${url/$BASE/$BASE2}" >"$WORK/wrk2.out" &
+    local w2=$!
+    wait "$w1" "$w2"
+}
+
+# One BENCH_JSON from two wrk runs: counts added; latency percentiles are
+# the worse of the two (percentiles of two runs cannot be merged exactly).
+merge_wrk() {
+    python3 - "$1" "$2" <<'PY'
+import json, sys
+runs = []
+for p in sys.argv[1:]:
+    for line in open(p):
+        if line.startswith("BENCH_JSON "):
+            runs.append(json.loads(line[len("BENCH_JSON "):]))
+if len(runs) != 2:
+    sys.exit(0)
+a, b = runs
+n = a["requests"] + b["requests"]
+lat = {k: max(a["latency_us"][k], b["latency_us"][k]) for k in a["latency_us"]}
+lat["min"] = min(a["latency_us"]["min"], b["latency_us"]["min"])
+lat["mean"] = (a["latency_us"]["mean"] * a["requests"] + b["latency_us"]["mean"] * b["requests"]) / max(n, 1)
+print(json.dumps({
+    "requests": n, "duration_us": max(a["duration_us"], b["duration_us"]), "bytes": a["bytes"] + b["bytes"],
+    "errors": {k: a["errors"][k] + b["errors"][k] for k in a["errors"]},
+    "latency_us": lat, "merged_from": 2,
+}))
+PY
 }
 
 # The full, unpaginated (streamed) list: time, size, and the server's peak RSS.
@@ -429,6 +548,93 @@ stream_all small "$SERVER_PID" "$DB"
 db_files small "$DB"
 emit "{\"kind\":\"idle\",\"phase\":\"small-after\",\"rss_kb\":$(status_kb "$SERVER_PID" VmRSS)}"
 stop_server
+
+# --- PostgreSQL ---------------------------------------------------------------------
+pg_url() { # database -> the --postgres URL with that database
+    python3 - "$POSTGRES" "$1" <<'PY'
+import sys, urllib.parse
+u = urllib.parse.urlsplit(sys.argv[1])
+print(urllib.parse.urlunsplit((u.scheme, u.netloc, "/" + sys.argv[2], u.query, "")))
+PY
+}
+pg_admin() { psql "$POSTGRES" -qAtc "$1" >/dev/null; }
+
+# The same small database, the same endpoints: `$1` instances on one database.
+pg_phase() { # phase instances
+    local phase=$1 n=$2 i
+    pg_admin "DROP DATABASE IF EXISTS $PGDB WITH (FORCE)"
+    pg_admin "CREATE DATABASE $PGDB"
+    start_url "$(pg_url "$PGDB")" "$PORT"
+    SERVER_PID=$STARTED_PID
+    if [ "$n" = 2 ]; then
+        start_url "$(pg_url "$PGDB")" "$PORT2"
+        SERVER2_PID=$STARTED_PID
+    fi
+    sleep 1
+    emit "{\"kind\":\"idle\",\"phase\":\"$phase\",\"rss_kb\":$(status_kb "$SERVER_PID" VmRSS),\"hwm_kb\":$(status_kb "$SERVER_PID" VmHWM)}"
+    expect 201 POST /user/applications 'name=mine&redirect_uri=https://b.example/cb&scopes=api'
+    APP_ID=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$WORK/last.json")
+    for i in $(seq "$SMALL_APPS"); do
+        expect 201 POST /applications "name=seed$i&redirect_uri=https://b.example/cb&scopes=api"
+    done
+    oauth_setup
+    log "PostgreSQL, $n instance(s): load"
+    KEYSET_AFTERS=(0 80)
+    if [ "$n" = 2 ]; then
+        SECOND_PID=$SERVER2_PID measure_all "$phase" "$SERVER_PID" "$APP_ID" 1 "$LAST_SMALL"
+    else
+        measure_all "$phase" "$SERVER_PID" "$APP_ID" 1 "$LAST_SMALL"
+    fi
+    pg_admin "VACUUM"
+    # Where a listing page's time goes after the creates: the plan.
+    psql "$(pg_url "$PGDB")" -qAt -c "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)
+        SELECT COUNT(*) FROM (SELECT 1 FROM oauth_applications WHERE owner_id IS NULL LIMIT 10001) t" \
+        >"$WORK/$phase-count-plan.json" 2>/dev/null || true
+    emit "{\"kind\":\"pg_rows\",\"phase\":\"$phase\",\"applications\":$(psql "$(pg_url "$PGDB")" -qAtc 'SELECT COUNT(*) FROM oauth_applications'),\"tokens\":$(psql "$(pg_url "$PGDB")" -qAtc 'SELECT COUNT(*) FROM oauth_access_tokens'),\"count_plan_ms\":$(python3 -c 'import json,sys
+try:
+    print(json.load(open(sys.argv[1]))[0]["Execution Time"])
+except Exception:
+    print(-1)' "$WORK/$phase-count-plan.json")}"
+    stop_pid "$SERVER2_PID"; SERVER2_PID=
+    stop_server
+}
+
+# PostgreSQL's own limits here: pgbench, a simple insert and a primary-key
+# select, at the same connection counts, on the load core like wrk.
+pgbench_reference() {
+    local db=${PGDB}_pgbench url c script out tps lat
+    pg_admin "DROP DATABASE IF EXISTS $db WITH (FORCE)"
+    pg_admin "CREATE DATABASE $db"
+    url=$(pg_url "$db")
+    psql "$url" -qAt -c "CREATE TABLE bench_t (id BIGSERIAL PRIMARY KEY, v TEXT NOT NULL)" \
+        -c "INSERT INTO bench_t (v) SELECT md5(i::text) FROM generate_series(1, 100000) i" >/dev/null
+    printf 'INSERT INTO bench_t (v) VALUES (md5(random()::text));\n' >"$WORK/pgbench-insert.sql"
+    printf '\\set id random(1, 100000)\nSELECT v FROM bench_t WHERE id = :id;\n' >"$WORK/pgbench-select.sql"
+    for script in insert select; do
+        for c in "${CONNECTIONS[@]}"; do
+            out=$(taskset -c $LOAD_CORE pgbench -n -M prepared -j 1 -c "$c" -T "$DURATION" \
+                -f "$WORK/pgbench-$script.sql" "$url" 2>&1) || die "pgbench failed: $out"
+            tps=$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' <<<"$out" | tail -n1)
+            lat=$(sed -n 's/^latency average = \([0-9.]*\) ms/\1/p' <<<"$out" | tail -n1)
+            emit "{\"kind\":\"pgbench\",\"script\":\"$script\",\"connections\":$c,\"tps\":${tps:-0},\"latency_avg_ms\":${lat:-0}}"
+            log "  pgbench $script c=$c: $tps tps, $lat ms average"
+        done
+    done
+    pg_admin "DROP DATABASE IF EXISTS $db WITH (FORCE)"
+}
+
+if [ -n "$POSTGRES" ]; then
+    PGDB=latchkey_bench_$$
+    emit "{\"kind\":\"postgres\",\"version\":\"$(psql "$POSTGRES" -qAtc 'SHOW server_version')\",\"synchronous_commit\":\"$(psql "$POSTGRES" -qAtc 'SHOW synchronous_commit')\",\"fsync\":\"$(psql "$POSTGRES" -qAtc 'SHOW fsync')\",\"shared_buffers\":\"$(psql "$POSTGRES" -qAtc 'SHOW shared_buffers')\",\"max_connections\":$(psql "$POSTGRES" -qAtc 'SHOW max_connections')}"
+    log "PostgreSQL: pgbench reference"
+    pgbench_reference
+    log "PostgreSQL: one instance, small database"
+    pg_phase pg1 1
+    log "PostgreSQL: two instances on one database"
+    pg_phase pg2 2
+    pg_admin "DROP DATABASE IF EXISTS $PGDB WITH (FORCE)"
+    PGDB=
+fi
 
 # --- scale -------------------------------------------------------------------------
 if [ "$SCALE" = 1 ]; then

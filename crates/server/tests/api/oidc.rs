@@ -268,13 +268,22 @@ async fn body_refresh(app: &TestApp, client: &crate::oauth::Client2, b: &mut Bro
 }
 
 async fn device_start(app: &TestApp, client: &crate::oauth::Client2) -> Value {
+    device_start_with(app, client, "read_user openid").await
+}
+
+/// Start a device authorization for `client` with `scope`.
+pub async fn device_start_with(
+    app: &TestApp,
+    client: &crate::oauth::Client2,
+    scope: &str,
+) -> Value {
     let res = app
         .client
         .post(app.url("/oauth/authorize_device"))
         .form(&[
             ("client_id", client.client_id.as_str()),
             ("client_secret", client.secret.as_str()),
-            ("scope", "read_user openid"),
+            ("scope", scope),
         ])
         .send()
         .await

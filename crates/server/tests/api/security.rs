@@ -526,18 +526,7 @@ async fn blocked_users_are_refused_by_every_oauth_endpoint() {
 async fn a_device_grant_approved_before_a_block_is_refused() {
     let app = TestApp::spawn().await;
     let client = register(&app, true, "read_user").await;
-    let res = app
-        .client
-        .post(app.url("/oauth/authorize_device"))
-        .form(&[
-            ("client_id", client.client_id.as_str()),
-            ("client_secret", client.secret.as_str()),
-            ("scope", "read_user"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    let (_, start) = status_json(res).await;
+    let start = crate::oidc::device_start_with(&app, &client, "read_user").await;
     user_with_password(&app, "alice").await;
     let alice = app
         .services

@@ -546,18 +546,7 @@ async fn the_device_grants_auth_time_is_the_approvers_sign_in() {
     let mut b = Browser::new();
     b.sign_in(&app, "alice", PASSWORD).await;
     let signed_in_at = time::OffsetDateTime::now_utc().unix_timestamp();
-    let res = app
-        .client
-        .post(app.url("/oauth/authorize_device"))
-        .form(&[
-            ("client_id", client.client_id.as_str()),
-            ("client_secret", client.secret.as_str()),
-            ("scope", "openid read_user"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    let (_, start) = status_json(res).await;
+    let start = crate::oidc::device_start_with(&app, &client, "openid read_user").await;
     let user_code = start["user_code"].as_str().unwrap();
     let html = b.get(&app.url("/oauth/device")).await.text().await.unwrap();
     let csrf = hidden(&html, "authenticity_token").unwrap();
