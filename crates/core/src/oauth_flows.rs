@@ -231,6 +231,8 @@ impl From<StoreError> for SignInError {
 pub const MAX_ACCOUNT_FAILURES: u32 = 5;
 /// Failed sign-ins allowed per client address in [`THROTTLE_WINDOW_MS`].
 pub const MAX_ADDRESS_FAILURES: u32 = 30;
+/// The longest login (username or email) looked up.
+const MAX_LOGIN_BYTES: usize = 255;
 /// Lockouts expire with the window that started at the first failure.
 pub const THROTTLE_WINDOW_MS: i64 = 15 * 60 * 1000;
 
@@ -795,13 +797,19 @@ impl Services {
         {
             return Err(SignInError::Throttled);
         }
-        let found = self.store.find_user_for_login(login.trim()).await?;
+        let typed = login.trim();
+        // No username or email is this long: no lookup, no stored key.
+        let found = if typed.len() > MAX_LOGIN_BYTES {
+            None
+        } else {
+            self.store.find_user_for_login(typed).await?
+        };
         // Failures count against the account, however it was named (its
         // username or its email); a login that names nobody is counted
-        // under what was typed.
+        // under (a digest of) what was typed.
         let account_key = match &found {
             Some((user, _)) => format!("account:{}", user.id),
-            None => format!("login:{}", login.trim().to_lowercase()),
+            None => format!("login:{}", secret::digest(&typed.to_lowercase())),
         };
         if self
             .store
@@ -809,7 +817,17 @@ impl Services {
             .await?
             >= MAX_ACCOUNT_FAILURES
         {
-            return Err(SignInError::Locked);
+            // "Locked" only to whoever typed the public username: told to
+            // someone who typed an email, it would say whose email it is.
+            // Either way the password is not even checked.
+            let by_username = found
+                .as_ref()
+                .is_none_or(|(u, _)| u.username.eq_ignore_ascii_case(typed));
+            return Err(if by_username {
+                SignInError::Locked
+            } else {
+                SignInError::Invalid
+            });
         }
         let digest = found
             .as_ref()
@@ -840,7 +858,10 @@ impl Services {
                     .store
                     .record_login_failure(&account_key, now, THROTTLE_WINDOW_MS)
                     .await?;
-                if n >= MAX_ACCOUNT_FAILURES {
+                let by_username = found
+                    .as_ref()
+                    .is_none_or(|(u, _)| u.username.eq_ignore_ascii_case(typed));
+                if n >= MAX_ACCOUNT_FAILURES && by_username {
                     Err(SignInError::Locked)
                 } else {
                     Err(SignInError::Invalid)

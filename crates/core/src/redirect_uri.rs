@@ -219,16 +219,18 @@ pub fn matches_one(registered: &str, requested: &str) -> bool {
         None => true,
         Some(rq) => {
             let want = query_pairs(rq.as_str());
-            let have = req
+            let have: std::collections::HashSet<_> = req
                 .query()
                 .map(|q| query_pairs(q.as_str()))
-                .unwrap_or_default();
+                .unwrap_or_default()
+                .into_iter()
+                .collect();
+            // Hashed: a pair list against a pair list, linear in both.
             want.iter().all(|p| have.contains(p))
         }
     }
 }
 
-/// Does `requested` match one of the whitespace-separated `registered` URIs?
 /// A host as a policy or a page may name it: a DNS name (letters, digits,
 /// `.`, `-`, `_`) or an IP literal.
 pub fn is_safe_host(host: &str) -> bool {
@@ -271,6 +273,7 @@ pub fn origin(uri: &str) -> Option<(String, String)> {
     }
 }
 
+/// Does `requested` match one of the whitespace-separated `registered` URIs?
 pub fn matches(registered: &str, requested: &str) -> bool {
     requested.len() <= MAX_URI_BYTES
         && is_valid_for_redirect(requested)

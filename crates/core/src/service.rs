@@ -68,6 +68,10 @@ impl Default for Config {
     }
 }
 
+/// Scopes that give more than the API as the user: only a token that has
+/// one may hand it to a new token.
+pub const PRIVILEGED_SCOPES: &[&str] = &["sudo", "admin_mode"];
+
 /// GitLab's maximum personal access token lifetime.
 pub const DEFAULT_MAX_TOKEN_LIFETIME_DAYS: i64 = 365;
 
@@ -708,6 +712,28 @@ impl Services {
         }
     }
 
+    /// May `by` make a personal access token with `scopes` (for any user, as
+    /// an administrator)? Not with an OAuth access token (an application
+    /// holding an administrator's token must not mint lasting ones), and the
+    /// privilege-bearing scopes (`sudo`, `admin_mode`) only by a token that
+    /// has them itself. Stricter than GitLab; `Forbidden` otherwise.
+    pub fn check_token_grant(
+        &self,
+        by: TokenActor<'_>,
+        scopes: &[String],
+    ) -> Result<(), ServiceError> {
+        if by.personal_token_id.is_none() {
+            return Err(ServiceError::Forbidden(None));
+        }
+        if PRIVILEGED_SCOPES
+            .iter()
+            .any(|p| scopes.iter().any(|s| s == p) && !by.scopes.contains(p))
+        {
+            return Err(ServiceError::Forbidden(None));
+        }
+        Ok(())
+    }
+
     /// GitLab's rotation: the token is revoked and a new one with the same
     /// name and scopes is issued, expiring on `expires_at` or in a week.
     ///
@@ -729,7 +755,9 @@ impl Services {
         if own != old.id && !old.scopes.is_subset_of(by.scopes) {
             return Err(ServiceError::Forbidden(None));
         }
-        let expires = expires_at.unwrap_or_else(|| self.today() + time::Duration::days(7));
+        let expires = expires_at.unwrap_or_else(|| {
+            (self.today() + time::Duration::days(7)).min(self.max_token_expiry())
+        });
         let (new, plaintext) =
             self.new_token(old.user_id, &old.name, &old.scopes, Some(expires), None)?;
         match self

@@ -7,3 +7,10 @@
 ALTER TABLE oauth_access_tokens ADD COLUMN auth_time INTEGER;
 ALTER TABLE device_grants ADD COLUMN auth_time INTEGER;
 ALTER TABLE oauth_applications ADD COLUMN grant_types TEXT;
+
+-- Clients registered dynamically before this version stored no grant types:
+-- give them what registration allows now (every registrable grant; never the
+-- password grant, which registration never offered).
+UPDATE oauth_applications
+   SET grant_types = 'authorization_code refresh_token client_credentials urn:ietf:params:oauth:grant-type:device_code'
+ WHERE dynamic = 1;

@@ -247,27 +247,49 @@ async fn token_inner(
 
 /// Parameters that are secrets and must come in the body (RFC 6749 section
 /// 2.3.1 and 3.2): a query string ends up in access logs and histories.
-const BODY_ONLY: &[&str] = &["client_secret", "password"];
+const BODY_ONLY: &[&str] = &[
+    "client_secret",
+    "password",
+    "refresh_token",
+    "code",
+    "code_verifier",
+    "device_code",
+    "token",
+];
 
-pub async fn token(
-    State(state): State<AppState>,
-    ClientAddr(address): ClientAddr,
-    uri: axum::http::Uri,
-    headers: HeaderMap,
-    params: Params,
-) -> Response {
-    // Stricter than Doorkeeper, which takes them from the query too.
-    if let Some(q) = uri.query() {
-        if let Some((k, _)) =
-            form_urlencoded::parse(q.as_bytes()).find(|(k, _)| BODY_ONLY.contains(&k.as_ref()))
-        {
-            return OAuthResponse(OAuthError::with(
+/// The endpoints clients authenticate to refuse secrets in their query
+/// string (`invalid_request`), stricter than Doorkeeper, which takes them
+/// from the query too. Extract it first in every such handler.
+pub struct NoSecretsInQuery;
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for NoSecretsInQuery {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        let Some(q) = parts.uri.query() else {
+            return Ok(Self);
+        };
+        match form_urlencoded::parse(q.as_bytes()).find(|(k, _)| BODY_ONLY.contains(&k.as_ref())) {
+            None => Ok(Self),
+            Some((k, _)) => Err(OAuthResponse(OAuthError::with(
                 ErrorCode::InvalidRequest,
                 format!("The {k} parameter must be sent in the request body, never in the query string."),
             ))
-            .into_response();
+            .into_response()),
         }
     }
+}
+
+pub async fn token(
+    State(state): State<AppState>,
+    _: NoSecretsInQuery,
+    ClientAddr(address): ClientAddr,
+    headers: HeaderMap,
+    params: Params,
+) -> Response {
     match token_inner(&state, &headers, &params, &address).await {
         Ok(t) => token_success(&t),
         Err(e) => flow_error(e),
@@ -275,7 +297,12 @@ pub async fn token(
 }
 
 /// RFC 7009. Answers 200 `{}` for unknown tokens too.
-pub async fn revoke(State(state): State<AppState>, headers: HeaderMap, params: Params) -> Response {
+pub async fn revoke(
+    State(state): State<AppState>,
+    _: NoSecretsInQuery,
+    headers: HeaderMap,
+    params: Params,
+) -> Response {
     let result = async {
         let client = authenticated_client(&state, &headers, &params).await?;
         let token = require(&params, "token")?;
@@ -357,6 +384,7 @@ pub async fn token_info(
 /// token) and may introspect only its own application's tokens.
 pub async fn introspect(
     State(state): State<AppState>,
+    _: NoSecretsInQuery,
     headers: HeaderMap,
     params: Params,
 ) -> Response {

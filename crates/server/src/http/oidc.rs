@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 
 use super::oauth::{
     authenticated_client, bearer_or_param, flow_error, internal, live_token, no_store,
-    OAuthResponse, DEVICE_GRANT,
+    NoSecretsInQuery, OAuthResponse, DEVICE_GRANT,
 };
 use super::params::{Params, Value as ParamValue};
 use super::{AppState, ClientAddr};
@@ -112,6 +112,7 @@ pub async fn userinfo(
 /// RFC 8628 device authorization.
 pub async fn authorize_device(
     State(state): State<AppState>,
+    _: NoSecretsInQuery,
     headers: HeaderMap,
     params: Params,
 ) -> Response {

@@ -82,7 +82,7 @@ pub async fn create_for_user(
     headers: HeaderMap,
     params: Params,
 ) -> Result<Response, ApiError> {
-    authenticate_admin(&state, &headers, &params, Need::Write).await?;
+    let caller = authenticate_admin(&state, &headers, &params, Need::Write).await?;
     let user_id = parse_id(&user_id);
     let mut errors = Vec::new();
     if let Err(ApiError::Params(e)) = &user_id {
@@ -146,6 +146,13 @@ pub async fn create_for_user(
         return Err(ApiError::Params(vec!["id is invalid".to_owned()]));
     };
     let user_id = user_id.ok_or(ApiError::NotFound("User"))?;
+    state.services.check_token_grant(
+        TokenActor {
+            scopes: &caller.scopes,
+            personal_token_id: caller.token_id,
+        },
+        &scopes,
+    )?;
     state
         .services
         .find_user(user_id)

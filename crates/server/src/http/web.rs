@@ -378,12 +378,13 @@ pub async fn sign_in_form(
     // (OpenID Connect's prompt=login or max_age), so the form is shown even
     // to a signed-in browser.
     let reauthenticate = params.get_str("reauthenticate").is_some();
-    match current(&state, &headers).await {
+    let signed_in = match current(&state, &headers).await {
         Ok(Some(_)) if !reauthenticate => return redirect(return_to, &[]),
-        Ok(_) => {}
+        Ok(s) => s,
         Err(e) => return internal_page(e),
-    }
-    let (csrf, cookies) = match csrf_for(&state, &headers, None) {
+    };
+    let session = signed_in.as_ref().map(|s| s.session.as_str());
+    let (csrf, cookies) = match csrf_for(&state, &headers, session) {
         Ok(c) => c,
         Err(e) => return internal_page(e),
     };
@@ -407,18 +408,18 @@ pub async fn sign_in(
         Ok(s) => s,
         Err(e) => return internal_page(e),
     };
-    // The sign-in form is rendered with the cookie's token (a stale tab may
-    // post it after another tab signed in): either token will do here, as
-    // signing in again changes nothing an attacker could use.
+    // With a session, only its own token: a planted cookie must not sign
+    // the browser into another account (login CSRF). A stale sign-in form
+    // from before the session began gets "the form has expired".
     let session = signed_in.as_ref().map(|s| s.session.as_str());
-    if !csrf_ok(&state, &headers, session, &params) && !csrf_ok(&state, &headers, None, &params) {
+    if !csrf_ok(&state, &headers, session, &params) {
         return csrf_failure();
     }
     let return_to = safe_return_to(params.get_str("return_to")).to_owned();
     let login = params.get_str("user[login]").unwrap_or("").to_owned();
     let password = params.get_str("user[password]").unwrap_or("");
     let failure = |status: StatusCode, message: &str| {
-        let (csrf, cookies) = match csrf_for(&state, &headers, None) {
+        let (csrf, cookies) = match csrf_for(&state, &headers, session) {
             Ok(c) => c,
             Err(e) => return internal_page(e),
         };

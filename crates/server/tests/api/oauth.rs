@@ -576,19 +576,19 @@ async fn untrusted_redirects_are_never_followed() {
         Some("invalid_scope")
     );
     // Open redirects after sign-in are refused.
-    let mut b2 = Browser::new();
-    let page = b2
-        .get(&app.url("/users/sign_in"))
-        .await
-        .text()
-        .await
-        .unwrap();
-    let token = hidden(&page, "authenticity_token").unwrap();
     for target in [
         "https://evil.example/",
         "//evil.example/",
         "/\\evil.example",
     ] {
+        let mut b2 = Browser::new();
+        let page = b2
+            .get(&app.url("/users/sign_in"))
+            .await
+            .text()
+            .await
+            .unwrap();
+        let token = hidden(&page, "authenticity_token").unwrap();
         let res = b2
             .post(
                 &app.url("/users/sign_in"),

@@ -163,10 +163,33 @@ async fn a_locked_account_stays_locked_by_email_too() {
             .await;
         assert_ne!(res.status(), 302);
     }
-    for login in ["alice", "alice@example.com", "ALICE@EXAMPLE.COM"] {
+    // Locked, whatever name is typed; "locked" is said only to whoever typed
+    // the public username (to someone who typed an email, it would say whose
+    // email it is).
+    let res = Browser::new().sign_in(&app, "alice", PASSWORD).await;
+    assert_eq!(res.status(), 429);
+    for login in ["alice@example.com", "ALICE@EXAMPLE.COM"] {
         let res = Browser::new().sign_in(&app, login, PASSWORD).await;
-        assert_eq!(res.status(), 429, "{login}");
+        assert_eq!(res.status(), 401, "{login}");
     }
+    let (status, body, _) = {
+        let client = register(&app, true, "api").await;
+        token_request(
+            &app,
+            &[
+                ("grant_type", "password"),
+                ("username", "alice@example.com"),
+                ("password", PASSWORD),
+                ("client_id", &client.client_id),
+                ("client_secret", &client.secret),
+            ],
+        )
+        .await
+    };
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
     // Failures under the email count against the same account.
     user_with_password(&app, "bob").await;
     for i in 0..5 {
@@ -621,4 +644,146 @@ async fn a_new_password_ends_the_users_sessions() {
         .unwrap();
     let home = b.get(&app.url("/")).await.text().await.unwrap();
     assert!(home.contains("alice"), "{home}");
+}
+
+// --- the independent review's follow-ups ------------------------------------------------
+
+#[tokio::test]
+async fn minting_privileged_tokens_needs_the_privilege() {
+    let app = TestApp::spawn().await;
+    let (admin_id, api_only) = app.user_with_token("admin2", true, "api").await;
+    let url = app.url(&format!("/api/v4/users/{admin_id}/personal_access_tokens"));
+    for scopes in [json!(["api", "sudo"]), json!(["admin_mode"])] {
+        let res = app
+            .client
+            .post(&url)
+            .header("PRIVATE-TOKEN", &api_only)
+            .json(&json!({"name": "escalate", "scopes": scopes}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 403, "{scopes}");
+    }
+    // Ordinary scopes are fine, and root (which has sudo) may grant sudo.
+    let res = app
+        .client
+        .post(&url)
+        .header("PRIVATE-TOKEN", &api_only)
+        .json(&json!({"name": "plain", "scopes": ["read_api", "self_rotate"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let res = app
+        .client
+        .post(&url)
+        .header("PRIVATE-TOKEN", &app.root_token)
+        .json(&json!({"name": "sudo", "scopes": ["api", "sudo"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    // An administrator's OAuth access token mints nothing.
+    let client = register(&app, true, "api").await;
+    app.services
+        .update_user(
+            admin_id,
+            &latchkey_core::service::UserChanges {
+                password: Some(PASSWORD.to_owned()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let (status, tokens, _) = token_request(
+        &app,
+        &[
+            ("grant_type", "password"),
+            ("username", "admin2"),
+            ("password", PASSWORD),
+            ("client_id", &client.client_id),
+            ("client_secret", &client.secret),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{tokens}");
+    let res = app
+        .client
+        .post(&url)
+        .bearer_auth(tokens["access_token"].as_str().unwrap())
+        .json(&json!({"name": "lasting", "scopes": ["api"]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
+}
+
+#[tokio::test]
+async fn no_endpoint_takes_client_secrets_from_the_query() {
+    let app = TestApp::spawn().await;
+    let client = register(&app, true, "api").await;
+    let q = format!(
+        "client_id={}&client_secret={}",
+        client.client_id, client.secret
+    );
+    for path in [
+        "/oauth/revoke",
+        "/oauth/introspect",
+        "/oauth/authorize_device",
+    ] {
+        let res = app
+            .client
+            .post(app.url(&format!("{path}?{q}")))
+            .form(&[("token", "whatever")])
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = status_json(res).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some("invalid_request")),
+            "{path}: {body}"
+        );
+    }
+    let res = app
+        .client
+        .post(app.url("/oauth/token?refresh_token=abc"))
+        .form(&[("grant_type", "refresh_token")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(status_json(res).await.1["error"], "invalid_request");
+}
+
+#[tokio::test]
+async fn a_planted_cookie_cannot_switch_a_signed_in_browsers_account() {
+    let app = TestApp::spawn().await;
+    user_with_password(&app, "alice").await;
+    user_with_password(&app, "mallory").await;
+    let mut b = Browser::new();
+    b.sign_in(&app, "alice", PASSWORD).await;
+    let before = b.session();
+    b.set_cookie("_latchkey_csrf", "planted-by-an-attacker");
+    let res = b
+        .post(
+            &app.url("/users/sign_in"),
+            &[
+                ("authenticity_token", "planted-by-an-attacker"),
+                ("user[login]", "mallory"),
+                ("user[password]", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 422);
+    assert_eq!(b.session(), before);
+}
+
+#[tokio::test]
+async fn absurdly_long_logins_are_just_wrong() {
+    let app = TestApp::spawn().await;
+    let login = "a".repeat(20_000);
+    for _ in 0..2 {
+        let res = Browser::new().sign_in(&app, &login, PASSWORD).await;
+        assert_eq!(res.status(), 401);
+    }
 }
