@@ -44,6 +44,7 @@ SERVER_CORE=0
 LOAD_CORE=1
 ATTEMPTS=3        # tries per measurement when other processes disturb it
 MAX_OTHER_PCT=15  # busy CPU not ours on either core, in % of the wall time
+MAX_OTHER_PCT_PG=60  # the same with PostgreSQL, on both cores together
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -306,7 +307,7 @@ measure() { # phase endpoint pid url method body connections
         [ -z "${PREP:-}" ] || "$PREP" "$c"
         reset_peak "$pid"
         [ -z "${SECOND_PID:-}" ] || reset_peak "$SECOND_PID"
-        s0=$(servers_ticks "$pid"); g0=$(pg_ticks)
+        s0=$(servers_ticks "$pid"); pg_snapshot >"$WORK/pg.0"
         a0=$(core_ticks $SERVER_CORE); b0=$(core_ticks $LOAD_CORE); t0=$(date +%s%N)
         if [ -z "${SECOND_PID:-}" ]; then
             { time taskset -c $LOAD_CORE wrk -t1 -c"$c" -d"${DURATION}s" --timeout 10s --latency \
@@ -314,7 +315,8 @@ measure() { # phase endpoint pid url method body connections
         else
             { time run_wrk_pair "$c" "$DURATION" "$url" --latency; } 2>"$WORK/wrk.time"
         fi
-        s1=$(servers_ticks "$pid"); g1=$(pg_ticks)
+        s1=$(servers_ticks "$pid"); pg_snapshot >"$WORK/pg.1"
+        g0=0; g1=$(pg_ticks_between "$WORK/pg.0" "$WORK/pg.1")
         a1=$(core_ticks $SERVER_CORE); b1=$(core_ticks $LOAD_CORE); t1=$(date +%s%N)
         hwm=$(status_kb "$pid" VmHWM)
         rss=$(status_kb "$pid" VmRSS)
@@ -341,7 +343,11 @@ measure() { # phase endpoint pid url method body connections
                 if (g > 0) { print ((a + b - s - g) / k - w - x) / (t / 1e9) * 100; exit }
                 o0 = (a - s) / k / (t / 1e9) * 100; o1 = (b / k - w - x) / (t / 1e9) * 100
                 print (o0 > o1 ? o0 : o1) }')
-        if awk -v o="$other" -v m="$MAX_OTHER_PCT" 'BEGIN { exit !(o <= m) }'; then
+        # With PostgreSQL, the kernel's work for the database's own loopback
+        # traffic is in "other" too: a looser bound there.
+        local bound=$MAX_OTHER_PCT
+        [ $((g1 - g0)) -eq 0 ] || bound=$MAX_OTHER_PCT_PG
+        if awk -v o="$other" -v m="$bound" 'BEGIN { exit !(o <= m) }'; then
             break
         fi
         if [ "$attempt" -lt "$ATTEMPTS" ]; then
@@ -358,14 +364,21 @@ servers_ticks() {
     echo "$t"
 }
 
-# CPU ticks of every PostgreSQL server process (0 without --postgres).
-pg_ticks() {
-    local p t=0
-    [ -n "$POSTGRES" ] || { echo 0; return; }
+# CPU ticks of every PostgreSQL server process, one "pid ticks" line each
+# (nothing without --postgres).
+pg_snapshot() {
+    local p t
+    [ -n "$POSTGRES" ] || return 0
     for p in $(pgrep -x postgres); do
-        t=$((t + $(proc_ticks "$p" 2>/dev/null || echo 0)))
+        t=$(proc_ticks "$p" 2>/dev/null) && echo "$p $t"
     done
-    echo "$t"
+}
+
+# PostgreSQL's ticks between two snapshots: processes in both count their
+# difference, processes that started meanwhile all of theirs (one that
+# exited meanwhile is lost, never counted negative).
+pg_ticks_between() { # start-file end-file
+    awk 'NR == FNR { start[$1] = $2; next } { d += ($1 in start) ? $2 - start[$1] : $2 } END { print d + 0 }' "$1" "$2"
 }
 
 # Two wrk processes on the load core, half the connections each, one per
@@ -676,7 +689,8 @@ fi
 
 log "reliability: kill -9 rounds under load, a database cut, races, stalled clients (scripts/chaos.py)"
 PG_ARGS=()
-if [ -n "${LATCHKEY_TEST_POSTGRES_URL:-}" ]; then PG_ARGS=(--postgres "$LATCHKEY_TEST_POSTGRES_URL"); fi
+CHAOS_PG=${POSTGRES:-${LATCHKEY_TEST_POSTGRES_URL:-}}
+if [ -n "$CHAOS_PG" ]; then PG_ARGS=(--postgres "$CHAOS_PG"); fi
 python3 "$ROOT/scripts/chaos.py" --bin "$LATCHKEY" "${PG_ARGS[@]}" --out "$WORK/reliability.json" \
     || log "reliability: some checks did not hold (see the report)"
 emit "$(python3 -c 'import json,sys; print(json.dumps(json.load(open(sys.argv[1]))))' "$WORK/reliability.json")"
