@@ -37,10 +37,10 @@ def request(base, method, path, body=b"", headers=None):
     t0 = time.perf_counter()
     conn.request(method, path, body=body, headers=headers or {})
     res = conn.getresponse()
-    res.read()
+    data = res.read()
     elapsed = time.perf_counter() - t0
     conn.close()
-    return res.status, elapsed
+    return res.status, elapsed, data
 
 
 def pairs(n, fmt="k{i}[]=1"):
@@ -79,7 +79,7 @@ def main():
     # and an authorization request whose redirect URI carries as many: the
     # matching runs before anyone signs in.
     many_pairs = ["https://x.example/cb?" + "z&" * 988 + "zz"] * 100
-    status, body = request(base, "POST", "/api/v4/applications",
+    status, _, body = request(base, "POST", "/api/v4/applications",
                            ("name=pairs&scopes=api&redirect_uri=" + urllib.parse.quote("\n".join(many_pairs))).encode(),
                            {**api, **form})
     pairs_client = json.loads(body).get("application_id", "none") if status == 201 else "none"
@@ -123,7 +123,7 @@ def main():
         before = cpu_ticks(pid)
         status = None
         for _ in range(REPEAT):
-            status, elapsed = request(base, method, path, body, headers)
+            status, elapsed, _ = request(base, method, path, body, headers)
             times.append(elapsed)
         cpu_ms = (cpu_ticks(pid) - before) * 1000 / tick / REPEAT
         size = len(body) + (len(path) if method == "GET" else 0) + sum(len(v) for v in headers.values())

@@ -163,13 +163,10 @@ fn is_loopback_literal(host: &str) -> bool {
 }
 
 fn query_pairs(q: &str) -> Vec<(&str, &str)> {
-    let mut v: Vec<(&str, &str)> = q
-        .split('&')
+    q.split('&')
         .filter(|p| !p.is_empty())
         .map(|p| p.split_once('=').unwrap_or((p, "")))
-        .collect();
-    v.sort_unstable();
-    v
+        .collect()
 }
 
 /// Does `requested` match the registered URI `registered`, by Doorkeeper's
@@ -181,15 +178,52 @@ pub fn matches_one(registered: &str, requested: &str) -> bool {
     if OOB.contains(&registered) || OOB.contains(&requested) {
         return registered == requested;
     }
-    let (Ok(reg), Ok(req)) = (UriRef::parse(registered), UriRef::parse(requested)) else {
-        return false;
-    };
-    let scheme = |u: &UriRef<&str>| u.scheme().map(|s| s.as_str().to_ascii_lowercase());
-    if scheme(&reg).is_none() || scheme(&reg) != scheme(&req) {
+    match UriRef::parse(requested) {
+        Ok(req) => matches_parsed(registered, &Requested::new(req)),
+        Err(_) => false,
+    }
+}
+
+/// A requested redirect URI, parsed once for matching against every
+/// registered one (its query's pairs hashed on first need).
+struct Requested<'a> {
+    uri: UriRef<&'a str>,
+    pairs: std::cell::OnceCell<std::collections::HashSet<(&'a str, &'a str)>>,
+}
+
+impl<'a> Requested<'a> {
+    fn new(uri: UriRef<&'a str>) -> Self {
+        Self {
+            uri,
+            pairs: std::cell::OnceCell::new(),
+        }
+    }
+
+    fn pairs(&self) -> &std::collections::HashSet<(&'a str, &'a str)> {
+        self.pairs.get_or_init(|| {
+            self.uri
+                .query()
+                .map(|q| query_pairs(q.as_str()))
+                .unwrap_or_default()
+                .into_iter()
+                .collect()
+        })
+    }
+}
+
+fn matches_parsed(registered: &str, req: &Requested<'_>) -> bool {
+    if OOB.contains(&registered) {
         return false;
     }
-    let (reg_auth, req_auth) = (reg.authority(), req.authority());
-    match (reg_auth, req_auth) {
+    let Ok(reg) = UriRef::parse(registered) else {
+        return false;
+    };
+    let req_uri = &req.uri;
+    let scheme = |u: &UriRef<&str>| u.scheme().map(|s| s.as_str().to_ascii_lowercase());
+    if scheme(&reg).is_none() || scheme(&reg) != scheme(req_uri) {
+        return false;
+    }
+    match (reg.authority(), req_uri.authority()) {
         (None, None) => {}
         (Some(a), Some(b)) => {
             if !a.host().eq_ignore_ascii_case(b.host())
@@ -204,29 +238,28 @@ pub fn matches_one(registered: &str, requested: &str) -> bool {
         }
         _ => return false,
     }
-    let path = |u: &UriRef<&str>| {
+    fn path<'s>(u: &UriRef<&'s str>) -> &'s str {
         let p = u.path().as_str();
         if p.is_empty() && u.authority().is_some() {
-            "/".to_owned()
+            "/"
         } else {
-            p.to_owned()
+            p
         }
-    };
-    if path(&reg) != path(&req) {
+    }
+    if path(&reg) != path(req_uri) {
         return false;
     }
     match reg.query() {
         None => true,
+        // Hashed, and the request's pairs hashed once for every registered
+        // URI: linear in the sizes of both.
         Some(rq) => {
-            let want = query_pairs(rq.as_str());
-            let have: std::collections::HashSet<_> = req
-                .query()
-                .map(|q| query_pairs(q.as_str()))
-                .unwrap_or_default()
-                .into_iter()
-                .collect();
-            // Hashed: a pair list against a pair list, linear in both.
-            want.iter().all(|p| have.contains(p))
+            let have = req.pairs();
+            rq.as_str()
+                .split('&')
+                .filter(|p| !p.is_empty())
+                .map(|p| p.split_once('=').unwrap_or((p, "")))
+                .all(|p| have.contains(&p))
         }
     }
 }
@@ -275,11 +308,19 @@ pub fn origin(uri: &str) -> Option<(String, String)> {
 
 /// Does `requested` match one of the whitespace-separated `registered` URIs?
 pub fn matches(registered: &str, requested: &str) -> bool {
-    requested.len() <= MAX_URI_BYTES
-        && is_valid_for_redirect(requested)
-        && registered
-            .split_whitespace()
-            .any(|r| matches_one(r, requested))
+    if requested.len() > MAX_URI_BYTES || !is_valid_for_redirect(requested) {
+        return false;
+    }
+    if OOB.contains(&requested) {
+        return registered.split_whitespace().any(|r| r == requested);
+    }
+    let Ok(uri) = UriRef::parse(requested) else {
+        return false;
+    };
+    let req = Requested::new(uri);
+    registered
+        .split_whitespace()
+        .any(|r| matches_parsed(r, &req))
 }
 
 #[cfg(test)]
