@@ -230,6 +230,13 @@ class Proxy:
                 pass
 
     def cut(self):
+        # shutdown() first: a plain close() leaves a listener that another
+        # thread is blocked in accept() on still accepting (Linux), and the
+        # cut would not refuse new connections.
+        try:
+            self.listener.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self.listener.close()
         with self.lock:
             for s in self.conns:
