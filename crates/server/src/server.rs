@@ -412,9 +412,21 @@ impl TimedIo {
             };
             let deadline = Instant::now() + limit;
             self.read_deadline = Some(deadline);
-            self.read_sleep.as_mut().reset(deadline);
+            // The timer is only ever moved earlier here (a reset takes the
+            // timer driver's lock, and a keep-alive connection re-arms on
+            // every request); a later deadline is looked at when the timer
+            // fires early, below.
+            if deadline < self.read_sleep.deadline() {
+                self.read_sleep.as_mut().reset(deadline);
+            }
         }
-        if self.read_sleep.as_mut().poll(cx).is_ready() {
+        while self.read_sleep.as_mut().poll(cx).is_ready() {
+            let deadline = self.read_deadline.unwrap_or_else(Instant::now);
+            if Instant::now() < deadline {
+                // Fired for an earlier deadline: wait for the current one.
+                self.read_sleep.as_mut().reset(deadline);
+                continue;
+            }
             let what = if self.in_headers {
                 "request headers not received within the header timeout"
             } else {
