@@ -596,17 +596,9 @@ impl Services {
         }
         // At most what was granted and what the application may still have:
         // narrowing an application's scopes narrows its refresh chains.
-        let app_set = ScopeSet::of(&found.application.scopes);
-        let granted = Scopes::from_stored(
-            &token
-                .scopes
-                .as_slice()
-                .iter()
-                .filter(|s| app_set.allows(s))
-                .map(String::as_str)
-                .collect::<Vec<_>>()
-                .join(" "),
-        );
+        let granted = token
+            .scopes
+            .allowed_by(&ScopeSet::of(&found.application.scopes));
         let scopes = match scope.filter(|s| !s.trim().is_empty()) {
             None => granted,
             Some(raw) => {
@@ -811,23 +803,25 @@ impl Services {
             Some((user, _)) => format!("account:{}", user.id),
             None => format!("login:{}", secret::digest(&typed.to_lowercase())),
         };
+        // "Locked" is said only to whoever typed the public username (or a
+        // login that names nobody): told to someone who typed an email, it
+        // would say whose email it is. They get "invalid" instead.
+        let locked = if found
+            .as_ref()
+            .is_none_or(|(u, _)| u.username.eq_ignore_ascii_case(typed))
+        {
+            SignInError::Locked
+        } else {
+            SignInError::Invalid
+        };
         if self
             .store
             .login_failures(&account_key, now, THROTTLE_WINDOW_MS)
             .await?
             >= MAX_ACCOUNT_FAILURES
         {
-            // "Locked" only to whoever typed the public username: told to
-            // someone who typed an email, it would say whose email it is.
             // Either way the password is not even checked.
-            let by_username = found
-                .as_ref()
-                .is_none_or(|(u, _)| u.username.eq_ignore_ascii_case(typed));
-            return Err(if by_username {
-                SignInError::Locked
-            } else {
-                SignInError::Invalid
-            });
+            return Err(locked);
         }
         let digest = found
             .as_ref()
@@ -858,11 +852,8 @@ impl Services {
                     .store
                     .record_login_failure(&account_key, now, THROTTLE_WINDOW_MS)
                     .await?;
-                let by_username = found
-                    .as_ref()
-                    .is_none_or(|(u, _)| u.username.eq_ignore_ascii_case(typed));
-                if n >= MAX_ACCOUNT_FAILURES && by_username {
-                    Err(SignInError::Locked)
+                if n >= MAX_ACCOUNT_FAILURES {
+                    Err(locked)
                 } else {
                     Err(SignInError::Invalid)
                 }

@@ -162,11 +162,10 @@ fn is_loopback_literal(host: &str) -> bool {
         .is_ok_and(|ip| ip.is_loopback())
 }
 
-fn query_pairs(q: &str) -> Vec<(&str, &str)> {
+fn query_pairs(q: &str) -> impl Iterator<Item = (&str, &str)> {
     q.split('&')
         .filter(|p| !p.is_empty())
         .map(|p| p.split_once('=').unwrap_or((p, "")))
-        .collect()
 }
 
 /// Does `requested` match the registered URI `registered`, by Doorkeeper's
@@ -203,10 +202,8 @@ impl<'a> Requested<'a> {
         self.pairs.get_or_init(|| {
             self.uri
                 .query()
-                .map(|q| query_pairs(q.as_str()))
+                .map(|q| query_pairs(q.as_str()).collect())
                 .unwrap_or_default()
-                .into_iter()
-                .collect()
         })
     }
 }
@@ -255,11 +252,7 @@ fn matches_parsed(registered: &str, req: &Requested<'_>) -> bool {
         // URI: linear in the sizes of both.
         Some(rq) => {
             let have = req.pairs();
-            rq.as_str()
-                .split('&')
-                .filter(|p| !p.is_empty())
-                .map(|p| p.split_once('=').unwrap_or((p, "")))
-                .all(|p| have.contains(&p))
+            query_pairs(rq.as_str()).all(|p| have.contains(&p))
         }
     }
 }

@@ -230,6 +230,11 @@ impl Scopes {
         self.0.iter().all(|s| theirs.contains(s.as_str()))
     }
 
+    /// The scopes of `self` that `set` allows, in `self`'s order.
+    pub fn allowed_by(&self, set: &ScopeSet) -> Scopes {
+        Self(self.0.iter().filter(|s| set.allows(s)).cloned().collect())
+    }
+
     /// Trusted input (already stored): normalise without checking.
     pub fn from_stored(raw: &str) -> Self {
         Self(Self::normalise(raw))

@@ -23,35 +23,32 @@ pub async fn liveness() -> Response {
     Json(json!({"status": "ok"})).into_response()
 }
 
+/// Readiness's 503, in GitLab's shape, saying why.
+fn not_ready(message: &str) -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(json!({"status": "failed", "db_check": [{"status": "failed", "message": message}]})),
+    )
+        .into_response()
+}
+
 /// Readiness: 200 once the database answers, 503 otherwise.
 pub async fn readiness(State(state): State<AppState>) -> Response {
     if state.services.database_known_down() {
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "failed", "db_check": [{"status": "failed", "message": "database unavailable"}]})),
-        )
-            .into_response();
+        return not_ready("database unavailable");
     }
     // Ready means able to sign: the first start makes its key in the
     // background, and an instance that said 200 before it existed would
     // let relying parties cache an empty JWKS.
     if let Err(e) = state.services.ensure_signing_key_once().await {
         tracing::warn!(error = %e, "readiness check failed: no signing key yet");
-        return (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "failed", "db_check": [{"status": "failed", "message": "the signing key is not ready"}]})),
-        )
-            .into_response();
+        return not_ready("the signing key is not ready");
     }
     match state.services.store().ping().await {
         Ok(()) => Json(json!({"status": "ok", "db_check": [{"status": "ok"}]})).into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(json!({"status": "failed", "db_check": [{"status": "failed", "message": "database unavailable"}]})),
-            )
-                .into_response()
+            not_ready("database unavailable")
         }
     }
 }

@@ -29,9 +29,14 @@ use super::{AppState, ClientAddr};
 pub const SESSION_COOKIE: &str = "_latchkey_session";
 pub const CSRF_COOKIE: &str = "_latchkey_csrf";
 
+/// Is this server behind https (by its external URL)?
+fn behind_https(state: &AppState) -> bool {
+    state.external_url.starts_with("https://")
+}
+
 /// A cookie's name on this server: `__Host-` prefixed behind https.
 fn cookie_name(state: &AppState, base: &'static str) -> String {
-    if state.external_url.starts_with("https://") {
+    if behind_https(state) {
         format!("__Host-{}", base.trim_start_matches('_'))
     } else {
         base.to_owned()
@@ -250,11 +255,7 @@ fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 fn set_cookie(state: &AppState, base: &'static str, value: &str, max_age: i64) -> String {
     let name = cookie_name(state, base);
-    let secure = if state.external_url.starts_with("https://") {
-        "; Secure"
-    } else {
-        ""
-    };
+    let secure = if behind_https(state) { "; Secure" } else { "" };
     format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}")
 }
 
@@ -637,7 +638,8 @@ pub async fn authorize(
         Err(e) => return internal_page(e),
     };
     let now = state.services.now_ms();
-    match pre.interaction(signed_in.as_ref().map(|s| s.auth_time), now) {
+    let interaction = pre.interaction(signed_in.as_ref().map(|s| s.auth_time), now);
+    match interaction {
         Interaction::Fail(code) => return deny(&issuer, &pre, code),
         Interaction::SignIn => {
             let mut query = vec![("return_to", authorize_url(&req))];
@@ -650,6 +652,7 @@ pub async fn authorize(
         }
         Interaction::Approve | Interaction::Consent => {}
     }
+    // Approve and Consent are only ever answered for a signed-in browser.
     let Some(SignedIn {
         user,
         session,
@@ -660,7 +663,7 @@ pub async fn authorize(
             "an approved authorization without a session".to_owned(),
         ));
     };
-    if pre.interaction(Some(auth_time), now) == Interaction::Approve {
+    if interaction == Interaction::Approve {
         return approve(&state, &pre, &user, auth_time).await;
     }
     let (extra_target, redirect_host) = form_target(&pre.redirect_uri);
