@@ -3,7 +3,7 @@
 
 use axum::http::{header, HeaderMap, Method};
 use latchkey_core::scopes::Scopes;
-use latchkey_core::service::TokenRejection;
+use latchkey_core::service::{TokenActor, TokenRejection};
 use latchkey_core::user::User;
 
 use super::errors::ApiError;
@@ -18,6 +18,16 @@ pub struct Caller {
     /// The personal access token the request was authenticated with
     /// (`None` for an OAuth access token).
     pub token_id: Option<i64>,
+}
+
+impl Caller {
+    /// The caller as the token rules see it (rotating and making tokens).
+    pub fn token_actor(&self) -> TokenActor<'_> {
+        TokenActor {
+            scopes: &self.scopes,
+            personal_token_id: self.token_id,
+        }
+    }
 }
 
 /// What a route needs from a token: GitLab lets `read_api` read.

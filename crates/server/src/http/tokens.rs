@@ -8,7 +8,7 @@ use axum::Json;
 use latchkey_core::application::{scope_error_message, ValidationErrors};
 use latchkey_core::clock::gitlab_timestamp;
 use latchkey_core::scopes::{ScopeError, Scopes};
-use latchkey_core::service::{ServiceError, TokenActor};
+use latchkey_core::service::ServiceError;
 use latchkey_core::store::StoreError;
 use latchkey_core::token::{parse_expiry, PersonalAccessToken};
 use serde::Serialize;
@@ -146,13 +146,9 @@ pub async fn create_for_user(
         return Err(ApiError::Params(vec!["id is invalid".to_owned()]));
     };
     let user_id = user_id.ok_or(ApiError::NotFound("User"))?;
-    state.services.check_token_grant(
-        TokenActor {
-            scopes: &caller.scopes,
-            personal_token_id: caller.token_id,
-        },
-        &scopes,
-    )?;
+    state
+        .services
+        .check_token_grant(caller.token_actor(), &scopes)?;
     state
         .services
         .find_user(user_id)
@@ -300,13 +296,9 @@ pub async fn rotate(
         return Err(ApiError::Params(errors));
     }
     let old = visible_token(&state, &caller, &raw).await?;
-    let actor = TokenActor {
-        scopes: &caller.scopes,
-        personal_token_id: caller.token_id,
-    };
     let (token, plaintext) = state
         .services
-        .rotate_token(actor, &old, expires_at)
+        .rotate_token(caller.token_actor(), &old, expires_at)
         .await
         .map_err(token_not_found)?;
     Ok(Json(TokenEntity::new(
