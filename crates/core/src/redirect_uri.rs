@@ -168,21 +168,6 @@ fn query_pairs(q: &str) -> impl Iterator<Item = (&str, &str)> {
         .map(|p| p.split_once('=').unwrap_or((p, "")))
 }
 
-/// Does `requested` match the registered URI `registered`, by Doorkeeper's
-/// rules: scheme and host case-insensitive, an empty path equals `/`, the
-/// path exact; a registered query must be present (pairs in any order),
-/// otherwise the request's query is ignored; between two IP loopback
-/// literals the port is ignored (RFC 8252).
-pub fn matches_one(registered: &str, requested: &str) -> bool {
-    if OOB.contains(&registered) || OOB.contains(&requested) {
-        return registered == requested;
-    }
-    match UriRef::parse(requested) {
-        Ok(req) => matches_parsed(registered, &Requested::new(req)),
-        Err(_) => false,
-    }
-}
-
 /// A requested redirect URI, parsed once for matching against every
 /// registered one (its query's pairs hashed on first need).
 struct Requested<'a> {
@@ -208,6 +193,11 @@ impl<'a> Requested<'a> {
     }
 }
 
+/// Does the (parsed, non-OOB) requested URI match the registered URI
+/// `registered`, by Doorkeeper's rules: scheme and host case-insensitive,
+/// an empty path equals `/`, the path exact; a registered query must be
+/// present (pairs in any order), otherwise the request's query is ignored;
+/// between two IP loopback literals the port is ignored (RFC 8252).
 fn matches_parsed(registered: &str, req: &Requested<'_>) -> bool {
     if OOB.contains(&registered) {
         return false;

@@ -218,12 +218,6 @@ impl Scopes {
         Self::check(out, set)
     }
 
-    /// Normalise and check every scope against `set`. `None` when any scope
-    /// is unknown, the list is empty, or over the caps.
-    pub fn parse(raw: &str, set: &ScopeSet) -> Option<Self> {
-        Self::checked(raw, set).ok()
-    }
-
     /// Is every scope of `self` also in `other`?
     pub fn is_subset_of(&self, other: &Scopes) -> bool {
         let theirs: HashSet<&str> = other.0.iter().map(String::as_str).collect();
@@ -309,7 +303,7 @@ mod tests {
             ("API", None),
         ];
         for (raw, want) in cases {
-            let got = Scopes::parse(raw, &set).map(|s| s.joined());
+            let got = Scopes::checked(raw, &set).ok().map(|s| s.joined());
             assert_eq!(got.as_deref(), *want, "scopes {raw:?}");
         }
     }

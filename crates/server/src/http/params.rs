@@ -180,15 +180,6 @@ impl Params {
             .map(|(_, v)| v)
     }
 
-    /// How many parameters were read.
-    pub fn len(&self) -> usize {
-        self.count
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.count == 0
-    }
-
     fn count_one(&mut self) -> Result<(), ApiError> {
         self.count += 1;
         if self.count > MAX_PARAMS {
@@ -715,7 +706,7 @@ mod tests {
             ) {
                 let mut p = Params::default();
                 p.add_urlencoded(encode(&pairs).as_bytes()).unwrap();
-                prop_assert_eq!(p.len(), pairs.len());
+                prop_assert_eq!(p.count, pairs.len());
                 for (k, _) in &pairs {
                     let last = pairs.iter().rev().find(|(k2, _)| k2 == k).map(|(_, v)| v.clone());
                     prop_assert_eq!(p.string(k), StrParam::Value(last.unwrap_or_default()));
@@ -740,8 +731,8 @@ mod tests {
                 let mut p = Params::default();
                 if p.add_urlencoded(&raw).is_ok() {
                     // Each parameter comes from at least one byte of input.
-                    prop_assert!(p.len() <= raw.len());
-                    prop_assert!(p.entries.len() <= 2 * p.len());
+                    prop_assert!(p.count <= raw.len());
+                    prop_assert!(p.entries.len() <= 2 * p.count);
                 }
                 let mut j = Params::default();
                 let _ = j.add_json(&raw);
@@ -773,7 +764,7 @@ mod tests {
                 for (k, want) in &obj {
                     prop_assert_eq!(p.string(k), StrParam::Value(want.clone()));
                 }
-                prop_assert_eq!(p.len(), obj.len() + 1 + nested.len());
+                prop_assert_eq!(p.count, obj.len() + 1 + nested.len());
             }
 
             #[test]
@@ -796,7 +787,7 @@ mod tests {
                 let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
                 let mut p = Params::default();
                 rt.block_on(add_multipart(&mut p, parts, Bytes::from(body))).unwrap();
-                prop_assert_eq!(p.len(), fields.len());
+                prop_assert_eq!(p.count, fields.len());
                 for (k, _) in &fields {
                     let last = fields.iter().rev().find(|(k2, _)| k2 == k).map(|(_, v)| v.clone());
                     prop_assert_eq!(p.string(k), StrParam::Value(last.unwrap_or_default()));
