@@ -2,8 +2,10 @@
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
+use crate::pagination::PageRequest;
 use crate::redirect_uri;
 use crate::scopes::{ScopeError, ScopeSet, Scopes, MAX_SCOPES, MAX_SCOPE_BYTES};
+use crate::store::StoreError;
 
 /// The longest application name accepted (GitLab's column has none; an
 /// unbounded name is an easy way to bloat the database).
@@ -233,6 +235,69 @@ pub fn validate(
         }),
         _ => Err(errors),
     }
+}
+
+/// Applications: OAuth clients, instance-wide and user-owned. What the storage backends implement (see
+/// [`crate::store::Store`]).
+#[async_trait::async_trait]
+pub trait ApplicationStore: Send + Sync {
+    async fn insert_application(&self, app: NewApplication) -> Result<Application, StoreError>;
+
+    /// One page of instance-wide applications ordered by id, and their
+    /// total, counted up to [`COUNT_CAP`] + 1 (so that a huge table does not
+    /// make every page slow; GitLab likewise stops counting at 10,000).
+    async fn list_instance_applications(
+        &self,
+        page: PageRequest,
+    ) -> Result<(Vec<Application>, u64), StoreError>;
+
+    /// Up to `limit` instance-wide applications with ids above `after_id`,
+    /// ordered by id (keyset pagination: as fast on the last page as the first).
+    async fn instance_applications_after(
+        &self,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<Application>, StoreError>;
+
+    async fn find_application(
+        &self,
+        id: i64,
+        scope: Ownership,
+    ) -> Result<Option<Application>, StoreError>;
+
+    /// Delete an application with its grants and tokens. `false` if no such
+    /// application (within `scope`) existed.
+    async fn delete_application(&self, id: i64, scope: Ownership) -> Result<bool, StoreError>;
+
+    /// Replace an application's secret digest in one statement. `None` if
+    /// no such application (within `scope`) exists.
+    async fn renew_application_secret(
+        &self,
+        id: i64,
+        scope: Ownership,
+        secret_digest: &str,
+    ) -> Result<Option<Application>, StoreError>;
+
+    /// One page of the applications `owner_id` owns, ordered by id, and the total.
+    async fn list_owned_applications(
+        &self,
+        owner_id: i64,
+        page: PageRequest,
+    ) -> Result<(Vec<Application>, u64), StoreError>;
+
+    /// Change an application's name and/or scopes. `None` if it does not exist.
+    async fn update_application(
+        &self,
+        id: i64,
+        update: ApplicationUpdate,
+        updated_at: i64,
+    ) -> Result<Option<Application>, StoreError>;
+
+    /// An application by its OAuth client_id, with its secret digest.
+    async fn find_application_by_uid(
+        &self,
+        application_id: &str,
+    ) -> Result<Option<(Application, String)>, StoreError>;
 }
 
 #[cfg(test)]

@@ -2,7 +2,10 @@
 //! live 300 seconds, clients poll every 5.
 
 use crate::application::Application;
-use crate::oauth::{DeviceGrant, DeviceStatus, ErrorCode, IssuedToken, NewDeviceGrant, OAuthError};
+use crate::oauth::{
+    DeviceGrant, DeviceStatus, ErrorCode, IssuedToken, NewDeviceGrant, NewOAuthToken, OAuthError,
+    OAuthToken,
+};
 use crate::oauth_flows::{require_grant, resolve_scopes, FlowError, GRANT_DEVICE_CODE};
 use crate::secret;
 use crate::service::{ServiceError, Services};
@@ -192,6 +195,47 @@ impl Services {
             }
         }
     }
+}
+
+/// The device authorization grant (RFC 8628). What the storage backends implement (see
+/// [`crate::store::Store`]).
+#[async_trait::async_trait]
+pub trait DeviceGrantStore: Send + Sync {
+    async fn insert_device_grant(&self, grant: NewDeviceGrant) -> Result<DeviceGrant, StoreError>;
+
+    async fn find_device_grant_by_user_code(
+        &self,
+        user_code: &str,
+    ) -> Result<Option<DeviceGrant>, StoreError>;
+
+    async fn find_device_grant(
+        &self,
+        device_code_digest: &str,
+    ) -> Result<Option<DeviceGrant>, StoreError>;
+
+    /// Approve or deny a pending, unexpired request. `false` if it was not.
+    /// `auth_time` is when the approving user signed in (ms).
+    async fn decide_device_grant(
+        &self,
+        id: i64,
+        user_id: i64,
+        approve: bool,
+        now: i64,
+        auth_time: i64,
+    ) -> Result<bool, StoreError>;
+
+    /// Record a poll; returns the previous poll's time, atomically.
+    async fn poll_device_grant(&self, id: i64, now: i64) -> Result<Option<i64>, StoreError>;
+
+    /// Consume an approved request and insert its token, in one
+    /// transaction. `None` (nothing written) if it was not approved or is gone.
+    async fn redeem_device_grant(
+        &self,
+        id: i64,
+        token: NewOAuthToken,
+    ) -> Result<Option<OAuthToken>, StoreError>;
+
+    async fn delete_device_grant(&self, id: i64) -> Result<(), StoreError>;
 }
 
 #[cfg(test)]

@@ -234,3 +234,24 @@ pub async fn copy(
     to.finish_import().await?;
     Ok(counts)
 }
+
+/// Moving every row between backends (`latchkey db copy`). What the storage backends implement (see
+/// [`crate::store::Store`]).
+#[async_trait::async_trait]
+pub trait TransferStore: Send + Sync {
+    /// Up to `limit` rows of `table`, ordered by its first column, after `after`.
+    async fn export_rows(
+        &self,
+        table: &TableSpec,
+        after: Option<&Cell>,
+        limit: i64,
+    ) -> Result<Vec<Vec<Cell>>, StoreError>;
+
+    /// Insert rows as they are (ids included), in one transaction.
+    async fn import_rows(&self, table: &TableSpec, rows: &[Vec<Cell>]) -> Result<(), StoreError>;
+
+    async fn count_rows(&self, table: &TableSpec) -> Result<u64, StoreError>;
+
+    /// After an import: make new ids continue after the imported ones.
+    async fn finish_import(&self) -> Result<(), StoreError>;
+}

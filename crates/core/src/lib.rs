@@ -20,6 +20,7 @@ pub mod registration;
 pub mod scopes;
 pub mod secret;
 pub mod service;
+pub mod session;
 pub mod store;
 pub mod token;
 pub mod user;

@@ -7,6 +7,7 @@ use sha2::{Digest, Sha256};
 
 use crate::application::Application;
 use crate::scopes::Scopes;
+use crate::store::StoreError;
 use crate::user::User;
 
 /// Authorization codes live 10 minutes (Doorkeeper's default).
@@ -345,6 +346,63 @@ pub struct IssuedToken {
     pub created_at_seconds: i64,
     /// With the `openid` scope on the code and refresh grants.
     pub id_token: Option<String>,
+}
+
+/// Authorization codes and OAuth access and refresh tokens. What the storage backends implement (see
+/// [`crate::store::Store`]).
+#[async_trait::async_trait]
+pub trait OAuthStore: Send + Sync {
+    async fn insert_grant(&self, grant: NewGrant) -> Result<Grant, StoreError>;
+
+    async fn find_grant(&self, code_digest: &str) -> Result<Option<Grant>, StoreError>;
+
+    /// Mark the grant redeemed and insert the token, in one transaction.
+    /// `None` (nothing written) if the grant was already redeemed.
+    async fn redeem_grant(
+        &self,
+        grant_id: i64,
+        now: i64,
+        token: NewOAuthToken,
+    ) -> Result<Option<OAuthToken>, StoreError>;
+
+    /// Revoke every token issued from a grant (code replay). Returns how many.
+    async fn revoke_grant_tokens(&self, grant_id: i64, now: i64) -> Result<u64, StoreError>;
+
+    async fn insert_oauth_token(&self, token: NewOAuthToken) -> Result<OAuthToken, StoreError>;
+
+    async fn find_oauth_token_by_access(
+        &self,
+        digest: &str,
+    ) -> Result<Option<OAuthTokenFound>, StoreError>;
+
+    async fn find_oauth_token_by_refresh(
+        &self,
+        digest: &str,
+    ) -> Result<Option<OAuthTokenFound>, StoreError>;
+
+    /// Mark `old_id`'s refresh token used and insert `new`, in one
+    /// transaction. `None` (nothing written) if it was already used or revoked.
+    async fn refresh_oauth_token(
+        &self,
+        old_id: i64,
+        now: i64,
+        new: NewOAuthToken,
+    ) -> Result<Option<OAuthToken>, StoreError>;
+
+    /// Revoke every token of a refresh chain (refresh token reuse).
+    async fn revoke_token_family(&self, family: &str, now: i64) -> Result<u64, StoreError>;
+
+    /// Revoke one token. `false` if it was unknown or already revoked.
+    async fn revoke_oauth_token(&self, id: i64, now: i64) -> Result<bool, StoreError>;
+
+    /// The first use of a refreshed token: revoke the token it came from and
+    /// forget the link, in one transaction.
+    async fn finish_refresh(
+        &self,
+        token_id: i64,
+        previous_id: i64,
+        now: i64,
+    ) -> Result<(), StoreError>;
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use crate::scopes::Scopes;
+use crate::store::StoreError;
 use crate::user::User;
 
 /// ID tokens live two minutes (doorkeeper-openid_connect's default).
@@ -124,6 +125,25 @@ pub fn sign_id_token(
         .map_err(|e| format!("bad signing key {}: {e}", key.kid))?;
     jsonwebtoken::encode(&header, &Value::Object(body), &encoding)
         .map_err(|e| format!("cannot sign the ID token: {e}"))
+}
+
+/// OpenID Connect signing keys. What the storage backends implement (see
+/// [`crate::store::Store`]).
+#[async_trait::async_trait]
+pub trait SigningKeyStore: Send + Sync {
+    /// Store a key; with `only_if_none_active`, only when no key is active.
+    /// `false` if nothing was stored.
+    async fn insert_signing_key(
+        &self,
+        key: NewSigningKey,
+        only_if_none_active: bool,
+    ) -> Result<bool, StoreError>;
+
+    /// Retire every active key but `except_kid`.
+    async fn retire_signing_keys(&self, except_kid: &str, now: i64) -> Result<u64, StoreError>;
+
+    /// Active keys and keys retired after `retired_after`, newest first.
+    async fn signing_keys(&self, retired_after: i64) -> Result<Vec<SigningKey>, StoreError>;
 }
 
 #[cfg(test)]

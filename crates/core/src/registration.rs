@@ -7,6 +7,7 @@ use crate::oauth_flows::FlowError;
 use crate::scopes::{ScopeSet, Scopes};
 use crate::secret;
 use crate::service::{ApplicationChanges, ServiceError, Services};
+use crate::store::StoreError;
 
 /// Registrations allowed per client address per hour.
 pub const MAX_REGISTRATIONS_PER_HOUR: u32 = 20;
@@ -294,4 +295,22 @@ impl Services {
             .changing_auth(self.store.delete_unused_dynamic_applications(cutoff))
             .await?)
     }
+}
+
+/// Dynamic client registration. What the storage backends implement (see
+/// [`crate::store::Store`]).
+#[async_trait::async_trait]
+pub trait RegistrationStore: Send + Sync {
+    /// An application with its registration access token digest.
+    async fn find_registration(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<(Application, Option<String>)>, StoreError>;
+
+    /// Delete dynamically registered applications created before
+    /// `created_before` that never got a grant or a token.
+    async fn delete_unused_dynamic_applications(
+        &self,
+        created_before: i64,
+    ) -> Result<u64, StoreError>;
 }

@@ -2,7 +2,10 @@
 
 use time::Date;
 
+use crate::pagination::PageRequest;
 use crate::scopes::Scopes;
+use crate::store::StoreError;
+use crate::user::User;
 
 /// The prefix of the tokens latchkey generates (GitLab's).
 pub const PAT_PREFIX: &str = "glpat-";
@@ -73,6 +76,45 @@ pub fn parse_expiry(raw: &str) -> Result<Date, String> {
     let format = time::macros::format_description!("[year]-[month]-[day]");
     Date::parse(raw.trim(), &format)
         .map_err(|_| format!("expires_at {raw:?} is not a date (YYYY-MM-DD)"))
+}
+
+/// A token found by its digest, with its owner.
+#[derive(Debug, Clone)]
+pub struct TokenWithOwner {
+    pub token: PersonalAccessToken,
+    pub user: User,
+}
+
+/// Personal access tokens. What the storage backends implement (see
+/// [`crate::store::Store`]).
+#[async_trait::async_trait]
+pub trait TokenStore: Send + Sync {
+    async fn insert_token(&self, token: NewToken) -> Result<PersonalAccessToken, StoreError>;
+
+    async fn find_token_by_digest(
+        &self,
+        digest: &str,
+    ) -> Result<Option<TokenWithOwner>, StoreError>;
+
+    /// Mark a token revoked. `false` if no such token.
+    async fn revoke_token(&self, id: i64) -> Result<bool, StoreError>;
+
+    async fn find_token(&self, id: i64) -> Result<Option<PersonalAccessToken>, StoreError>;
+
+    /// One page of tokens ordered by id (all users' when `user_id` is None).
+    async fn list_tokens(
+        &self,
+        user_id: Option<i64>,
+        page: PageRequest,
+    ) -> Result<(Vec<PersonalAccessToken>, u64), StoreError>;
+
+    /// Revoke token `id` and insert `new` in one transaction. `None` if the
+    /// token does not exist or was already revoked (nothing is written).
+    async fn rotate_token(
+        &self,
+        id: i64,
+        new: NewToken,
+    ) -> Result<Option<PersonalAccessToken>, StoreError>;
 }
 
 #[cfg(test)]

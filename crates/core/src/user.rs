@@ -2,6 +2,9 @@
 
 use std::cell::RefCell;
 
+use crate::pagination::PageRequest;
+use crate::store::StoreError;
+use crate::token::{NewToken, PersonalAccessToken};
 use argon2::password_hash::{Output, PasswordHash, SaltString};
 use argon2::{Algorithm, Argon2, Block, Params, Version};
 
@@ -263,6 +266,47 @@ pub fn check_email(email: &str) -> Result<(), String> {
     } else {
         Err("is invalid".to_owned())
     }
+}
+
+/// Users, and the first user of a new instance. What the storage backends implement (see
+/// [`crate::store::Store`]).
+#[async_trait::async_trait]
+pub trait UserStore: Send + Sync {
+    async fn insert_user(&self, user: NewUser) -> Result<User, StoreError>;
+
+    async fn find_user(&self, id: i64) -> Result<Option<User>, StoreError>;
+
+    async fn find_user_by_username(&self, username: &str) -> Result<Option<User>, StoreError>;
+
+    /// `false` if no such user.
+    async fn set_user_state(&self, id: i64, state: UserState) -> Result<bool, StoreError>;
+
+    /// One page of users ordered by id, filtered, and the total.
+    async fn list_users(
+        &self,
+        filter: &UserFilter,
+        page: PageRequest,
+    ) -> Result<(Vec<User>, u64), StoreError>;
+
+    /// Change some of a user's attributes. `None` if no such user.
+    async fn update_user(&self, id: i64, update: UserUpdate) -> Result<Option<User>, StoreError>;
+
+    /// Delete a user with their applications and tokens. `false` if absent.
+    async fn delete_user(&self, id: i64) -> Result<bool, StoreError>;
+
+    /// Create the first user and their token, but only while there are no
+    /// users at all. `None` if someone got there first.
+    async fn bootstrap_first_user(
+        &self,
+        user: NewUser,
+        token: NewToken,
+    ) -> Result<Option<(User, PersonalAccessToken)>, StoreError>;
+
+    /// A user by username or email (case-insensitive), with the password digest.
+    async fn find_user_for_login(
+        &self,
+        login: &str,
+    ) -> Result<Option<(User, Option<String>)>, StoreError>;
 }
 
 #[cfg(test)]

@@ -16,13 +16,13 @@ use std::time::{Duration, Instant};
 
 const TTL: Duration = Duration::from_secs(10);
 
-#[derive(Default)]
+#[derive(Debug, Default)]
 struct State {
     generation: u64,
     value: Option<(i64, Instant)>,
 }
 
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub(crate) struct AppCount {
     state: Mutex<State>,
 }
@@ -33,19 +33,19 @@ impl AppCount {
     }
 
     /// The remembered count, if fresh.
-    pub(crate) fn get(&self) -> Option<i64> {
+    pub fn get(&self) -> Option<i64> {
         let state = self.lock();
         let (value, at) = state.value?;
         (at.elapsed() < TTL).then_some(value)
     }
 
     /// Take before counting.
-    pub(crate) fn ticket(&self) -> u64 {
+    pub fn ticket(&self) -> u64 {
         self.lock().generation
     }
 
     /// Remember `value`, counted after `ticket` was taken.
-    pub(crate) fn put(&self, ticket: u64, value: i64) {
+    pub fn put(&self, ticket: u64, value: i64) {
         let mut state = self.lock();
         if state.generation == ticket {
             state.value = Some((value, Instant::now()));
@@ -53,7 +53,7 @@ impl AppCount {
     }
 
     /// An application was created or deleted (or may have been).
-    pub(crate) fn invalidate(&self) {
+    pub fn invalidate(&self) {
         let mut state = self.lock();
         state.generation = state.generation.wrapping_add(1);
         state.value = None;

@@ -1,0 +1,298 @@
+//! Applications (OAuth clients): their statements and store methods.
+
+use std::sync::LazyLock;
+
+use async_trait::async_trait;
+use latchkey_core::application::{
+    join_grant_types, Application, ApplicationStore, ApplicationUpdate, NewApplication, Ownership,
+};
+use latchkey_core::pagination::{PageRequest, MAX_PER_PAGE};
+use latchkey_core::store::{StoreError, COUNT_CAP};
+
+use crate::backend::{Access, Backend, SqlStore};
+use crate::conn::{count, query_as, query_one, query_opt_as};
+use crate::params;
+use crate::rows::app_from_row;
+
+macro_rules! app_columns {
+    () => {
+        "id, uid, name, redirect_uri, scopes, confidential, trusted, owner_id, created_at, \
+         dynamic, grant_types"
+    };
+}
+pub(crate) use app_columns;
+
+const INSERT: &str = concat!(
+    "INSERT INTO oauth_applications
+       (uid, name, secret_digest, redirect_uri, scopes, confidential, trusted, owner_id,
+        created_at, updated_at, dynamic, registration_token_digest, grant_types)
+     VALUES ($1, $2, $3, $4, $5, $6, FALSE, $7, $8, $8, $9, $10, $11) RETURNING ",
+    app_columns!()
+);
+/// The capped total (GitLab leaves `X-Total` out above `COUNT_CAP`).
+static COUNT_INSTANCE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT COUNT(*) FROM (SELECT 1 FROM oauth_applications WHERE owner_id IS NULL LIMIT {})
+         AS capped",
+        COUNT_CAP + 1
+    )
+});
+/// One offset page: the ids from the index alone, then their rows.
+const PAGE_INSTANCE: &str = concat!(
+    "SELECT ",
+    app_columns!(),
+    " FROM oauth_applications WHERE id IN
+       (SELECT id FROM oauth_applications WHERE owner_id IS NULL ORDER BY id LIMIT $1 OFFSET $2)
+     ORDER BY id"
+);
+const INSTANCE_AFTER: &str = concat!(
+    "SELECT ",
+    app_columns!(),
+    " FROM oauth_applications WHERE owner_id IS NULL AND id > $1 ORDER BY id LIMIT $2"
+);
+const FIND_INSTANCE: &str = concat!(
+    "SELECT ",
+    app_columns!(),
+    " FROM oauth_applications WHERE id = $1 AND owner_id IS NULL"
+);
+const FIND_ANY: &str = concat!(
+    "SELECT ",
+    app_columns!(),
+    " FROM oauth_applications WHERE id = $1"
+);
+const DELETE_INSTANCE: &str = "DELETE FROM oauth_applications WHERE id = $1 AND owner_id IS NULL";
+const DELETE_ANY: &str = "DELETE FROM oauth_applications WHERE id = $1";
+const RENEW_INSTANCE: &str = concat!(
+    "UPDATE oauth_applications SET secret_digest = $2 WHERE id = $1 AND owner_id IS NULL RETURNING ",
+    app_columns!()
+);
+const RENEW_ANY: &str = concat!(
+    "UPDATE oauth_applications SET secret_digest = $2 WHERE id = $1 RETURNING ",
+    app_columns!()
+);
+const COUNT_OWNED: &str = "SELECT COUNT(*) FROM oauth_applications WHERE owner_id = $1";
+const PAGE_OWNED: &str = concat!(
+    "SELECT ",
+    app_columns!(),
+    " FROM oauth_applications WHERE owner_id = $1 ORDER BY id LIMIT $2 OFFSET $3"
+);
+const UPDATE: &str = concat!(
+    "UPDATE oauth_applications
+     SET name = COALESCE($2, name), scopes = COALESCE($3, scopes),
+         redirect_uri = COALESCE($4, redirect_uri), confidential = COALESCE($5, confidential),
+         trusted = COALESCE($6, trusted), updated_at = $7, grant_types = COALESCE($8, grant_types)
+     WHERE id = $1 RETURNING ",
+    app_columns!()
+);
+const BY_UID: &str = concat!(
+    "SELECT ",
+    app_columns!(),
+    ", secret_digest FROM oauth_applications WHERE uid = $1"
+);
+
+/// Offsets up to this are cheap enough to walk on an async worker.
+const BOUNDED_OFFSET: i64 = 10_000;
+
+/// Is reading `page` bounded work (see [`Access::Read`])?
+pub(crate) fn bounded(page: PageRequest) -> bool {
+    page.offset() <= BOUNDED_OFFSET && page.limit() <= MAX_PER_PAGE as i64
+}
+
+fn total(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+#[async_trait]
+impl<B: Backend> ApplicationStore for SqlStore<B> {
+    async fn insert_application(&self, a: NewApplication) -> Result<Application, StoreError> {
+        let owned = a.owner_id.is_some();
+        let created = self
+            .run(Access::WRITE, move |c| {
+                Box::pin(async move {
+                    let row = query_one(
+                        c,
+                        INSERT,
+                        &params![
+                            a.application_id,
+                            a.name,
+                            a.secret_digest,
+                            a.redirect_uri,
+                            a.scopes.joined(),
+                            a.confidential,
+                            a.owner_id,
+                            a.created_at,
+                            a.dynamic,
+                            a.registration_token_digest,
+                            join_grant_types(&a.grant_types),
+                        ],
+                    )
+                    .await?;
+                    app_from_row(&row)
+                })
+            })
+            .await;
+        if !owned {
+            self.applications_changed();
+        }
+        created
+    }
+
+    async fn list_instance_applications(
+        &self,
+        page: PageRequest,
+    ) -> Result<(Vec<Application>, u64), StoreError> {
+        let known = self.app_count.as_ref().and_then(|c| c.get());
+        let ticket = self.app_count.as_ref().map(|c| c.ticket());
+        let access = Access::Read {
+            bounded: bounded(page),
+            snapshot: known.is_none(),
+        };
+        let (apps, n) = self
+            .run(access, move |c| {
+                Box::pin(async move {
+                    let n = match known {
+                        Some(n) => n,
+                        None => count(c, &COUNT_INSTANCE, &[]).await? as i64,
+                    };
+                    let page = params![page.limit(), page.offset()];
+                    Ok((query_as(c, PAGE_INSTANCE, &page, app_from_row).await?, n))
+                })
+            })
+            .await?;
+        if let (None, Some(cache), Some(ticket)) = (known, &self.app_count, ticket) {
+            cache.put(ticket, n);
+        }
+        Ok((apps, total(n)))
+    }
+
+    async fn instance_applications_after(
+        &self,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<Application>, StoreError> {
+        let access = if limit <= MAX_PER_PAGE as i64 {
+            Access::POINT
+        } else {
+            Access::SCAN
+        };
+        self.run(access, move |c| {
+            Box::pin(async move {
+                query_as(c, INSTANCE_AFTER, &params![after_id, limit], app_from_row).await
+            })
+        })
+        .await
+    }
+
+    async fn find_application(
+        &self,
+        id: i64,
+        scope: Ownership,
+    ) -> Result<Option<Application>, StoreError> {
+        let sql = match scope {
+            Ownership::Instance => FIND_INSTANCE,
+            Ownership::Any => FIND_ANY,
+        };
+        self.run(Access::POINT, move |c| {
+            Box::pin(async move { query_opt_as(c, sql, &params![id], app_from_row).await })
+        })
+        .await
+    }
+
+    async fn delete_application(&self, id: i64, scope: Ownership) -> Result<bool, StoreError> {
+        let sql = match scope {
+            Ownership::Instance => DELETE_INSTANCE,
+            Ownership::Any => DELETE_ANY,
+        };
+        let done = self
+            .run(Access::WRITE, move |c| {
+                Box::pin(async move { c.execute(sql, &params![id]).await })
+            })
+            .await;
+        self.applications_changed();
+        Ok(done? > 0)
+    }
+
+    async fn renew_application_secret(
+        &self,
+        id: i64,
+        scope: Ownership,
+        secret_digest: &str,
+    ) -> Result<Option<Application>, StoreError> {
+        let sql = match scope {
+            Ownership::Instance => RENEW_INSTANCE,
+            Ownership::Any => RENEW_ANY,
+        };
+        let params = params![id, secret_digest];
+        self.run(Access::WRITE, move |c| {
+            Box::pin(async move { query_opt_as(c, sql, &params, app_from_row).await })
+        })
+        .await
+    }
+
+    async fn list_owned_applications(
+        &self,
+        owner_id: i64,
+        page: PageRequest,
+    ) -> Result<(Vec<Application>, u64), StoreError> {
+        let access = Access::Read {
+            bounded: bounded(page),
+            snapshot: true,
+        };
+        self.run(access, move |c| {
+            Box::pin(async move {
+                let n = count(c, COUNT_OWNED, &params![owner_id]).await?;
+                let page = params![owner_id, page.limit(), page.offset()];
+                Ok((query_as(c, PAGE_OWNED, &page, app_from_row).await?, n))
+            })
+        })
+        .await
+    }
+
+    async fn update_application(
+        &self,
+        id: i64,
+        update: ApplicationUpdate,
+        updated_at: i64,
+    ) -> Result<Option<Application>, StoreError> {
+        // Destructured so that a new field fails to compile here.
+        let ApplicationUpdate {
+            name,
+            scopes,
+            redirect_uri,
+            confidential,
+            trusted,
+            grant_types,
+        } = update;
+        let params = params![
+            id,
+            name,
+            scopes.map(|s| s.joined()),
+            redirect_uri,
+            confidential,
+            trusted,
+            updated_at,
+            join_grant_types(&grant_types),
+        ];
+        self.run(Access::WRITE, move |c| {
+            Box::pin(async move { query_opt_as(c, UPDATE, &params, app_from_row).await })
+        })
+        .await
+    }
+
+    async fn find_application_by_uid(
+        &self,
+        application_id: &str,
+    ) -> Result<Option<(Application, String)>, StoreError> {
+        // Every client authentication at /oauth/token starts here.
+        let params = params![application_id];
+        self.run(Access::POINT, move |c| {
+            Box::pin(async move {
+                query_opt_as(c, BY_UID, &params, |row| {
+                    Ok((app_from_row(row)?, row.text("secret_digest")?))
+                })
+                .await
+            })
+        })
+        .await
+    }
+}

@@ -1,0 +1,230 @@
+//! What each SQL backend provides (connections, transactions, its dialect's
+//! few differences), and [`SqlStore`], the store written once on top.
+
+use std::future::Future;
+
+use futures::future::BoxFuture;
+use latchkey_core::store::StoreError;
+
+use crate::app_count::AppCount;
+use crate::conn::Conn;
+
+/// A unit of work on a connection, as the shared store hands it to a backend.
+pub type Work<'c, T> = BoxFuture<'c, Result<T, StoreError>>;
+
+/// How a unit of work uses the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Reads. `bounded`: a point read or a short page, cheap enough to run
+    /// on an async worker (SQLite runs others on a blocking thread).
+    /// `snapshot`: every statement sees the same snapshot (a page and its
+    /// total agree).
+    Read { bounded: bool, snapshot: bool },
+    /// Writes. `atomic`: several statements that commit together or not at
+    /// all; otherwise exactly one statement.
+    Write { atomic: bool },
+}
+
+impl Access {
+    /// A point read.
+    pub const POINT: Access = Access::Read {
+        bounded: true,
+        snapshot: false,
+    };
+    /// A read of unbounded work (a batch, a deep page, a table count).
+    pub const SCAN: Access = Access::Read {
+        bounded: false,
+        snapshot: false,
+    };
+    /// One write statement.
+    pub const WRITE: Access = Access::Write { atomic: false };
+    /// Several write statements in one transaction.
+    pub const TRANSACTION: Access = Access::Write { atomic: true };
+}
+
+/// Where the SQL dialects disagree on something latchkey needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    pub const ALL: [Dialect; 2] = [Dialect::Sqlite, Dialect::Postgres];
+
+    /// This dialect's text of a statement made for each (see [`Self::ALL`]).
+    pub fn pick(self, statements: &[String; 2]) -> &str {
+        match self {
+            Dialect::Sqlite => &statements[0],
+            Dialect::Postgres => &statements[1],
+        }
+    }
+
+    /// Case-insensitive equality of a username or email column with a
+    /// parameter: ASCII letters fold, nothing else (SQLite's `NOCASE`,
+    /// declared on the columns; PostgreSQL's unique indexes are on
+    /// `lower(column COLLATE "C")`, and lookups use the same expression).
+    pub fn nocase_eq(self, column: &str, param: &str) -> String {
+        match self {
+            Dialect::Sqlite => format!("{column} = {param}"),
+            Dialect::Postgres => {
+                format!(r#"lower({column} COLLATE "C") = lower(CAST({param} AS TEXT) COLLATE "C")"#)
+            }
+        }
+    }
+
+    /// SQLite's default `LIKE` (ASCII letters fold), with `\` escaping.
+    pub fn nocase_like(self, column: &str, param: &str) -> String {
+        match self {
+            Dialect::Sqlite => format!(r"{column} LIKE {param} ESCAPE '\'"),
+            Dialect::Postgres => format!(
+                r#"lower({column} COLLATE "C") LIKE lower(CAST({param} AS TEXT) COLLATE "C") ESCAPE '\'"#
+            ),
+        }
+    }
+
+    /// Locks a row read in a write transaction until it commits (SQLite's
+    /// writer holds the whole database already).
+    pub fn for_update(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "",
+            Dialect::Postgres => " FOR UPDATE",
+        }
+    }
+
+    /// A statement that keeps every other writer of `users` out until the
+    /// transaction ends (SQLite: its single writer already does).
+    /// SHARE ROW EXCLUSIVE conflicts with itself and with every writer
+    /// (ROW EXCLUSIVE) but not with readers.
+    pub fn lock_users(self) -> Option<&'static str> {
+        match self {
+            Dialect::Sqlite => None,
+            Dialect::Postgres => Some("LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE"),
+        }
+    }
+
+    /// After `db copy` inserted rows with their ids: what makes new ids
+    /// continue after them, for a table with an `id` column. (SQLite's
+    /// AUTOINCREMENT tables track the largest id inserted by themselves.)
+    pub fn after_import(self, table: &str) -> Option<String> {
+        match self {
+            Dialect::Sqlite => None,
+            Dialect::Postgres => Some(format!(
+                "SELECT setval(pg_get_serial_sequence('{table}', 'id'), \
+                 COALESCE((SELECT MAX(id) FROM {table}), 0) + 1, false)"
+            )),
+        }
+    }
+}
+
+/// One SQL backend: how it connects, runs units of work and manages its
+/// schema. Everything else (the statements, decoding, the store's
+/// methods) is written once, in this crate.
+pub trait Backend: Send + Sync + 'static {
+    type Options: Send + Sync;
+
+    const DIALECT: Dialect;
+
+    /// Remember the count of instance applications between pages (see
+    /// `app_count`): only where every write goes through this process.
+    const REMEMBER_COUNTS: bool;
+
+    /// Open without migrating.
+    fn connect(opts: &Self::Options) -> impl Future<Output = Result<Self, StoreError>> + Send
+    where
+        Self: Sized;
+
+    /// Run `work` on a connection as `access` says: a write that fails is
+    /// undone; an atomic one commits all its statements or none.
+    fn run<T, F>(
+        &self,
+        access: Access,
+        work: F,
+    ) -> impl Future<Output = Result<T, StoreError>> + Send
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut dyn Conn) -> Work<'c, T> + Send + 'static;
+
+    /// A cheap round trip, for readiness checks.
+    fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// See [`latchkey_core::Store::known_down`].
+    fn known_down(&self) -> bool {
+        false
+    }
+
+    /// Apply every pending migration.
+    fn migrate(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The newest migration applied, if any.
+    fn schema_version(&self) -> impl Future<Output = Result<Option<i64>, StoreError>> + Send;
+
+    fn close(&self) -> impl Future<Output = ()> + Send;
+}
+
+/// The store over any [`Backend`].
+#[derive(Debug, Clone)]
+pub struct SqlStore<B> {
+    pub(crate) backend: B,
+    pub(crate) app_count: Option<std::sync::Arc<AppCount>>,
+}
+
+impl<B: Backend> SqlStore<B> {
+    /// Open without migrating.
+    pub async fn connect(opts: &B::Options) -> Result<Self, StoreError> {
+        Ok(Self::new(B::connect(opts).await?))
+    }
+
+    pub fn new(backend: B) -> Self {
+        Self {
+            backend,
+            app_count: B::REMEMBER_COUNTS.then(std::sync::Arc::default),
+        }
+    }
+
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    /// Apply every pending migration.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        self.backend.migrate().await
+    }
+
+    /// The newest migration applied, if any.
+    pub async fn schema_version(&self) -> Result<Option<i64>, StoreError> {
+        self.backend.schema_version().await
+    }
+
+    pub async fn close(&self) {
+        self.backend.close().await;
+    }
+
+    /// Run `work` as `access` says (see [`Backend::run`]).
+    pub(crate) async fn run<T, F>(&self, access: Access, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut dyn Conn) -> Work<'c, T> + Send + 'static,
+    {
+        self.backend.run(access, work).await
+    }
+
+    /// One write statement; how many rows it changed.
+    pub(crate) async fn write_one(
+        &self,
+        sql: &'static str,
+        params: Vec<crate::conn::Value>,
+    ) -> Result<u64, StoreError> {
+        self.run(Access::WRITE, move |c| {
+            Box::pin(async move { c.execute(sql, &params).await })
+        })
+        .await
+    }
+
+    /// Instance applications were (or may have been) created or deleted.
+    pub(crate) fn applications_changed(&self) {
+        if let Some(count) = &self.app_count {
+            count.invalidate();
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! The device authorization grant (RFC 8628): statements and store methods.
+
+use std::sync::LazyLock;
+
+use async_trait::async_trait;
+use latchkey_core::device::DeviceGrantStore;
+use latchkey_core::oauth::{DeviceGrant, DeviceStatus, NewDeviceGrant, NewOAuthToken, OAuthToken};
+use latchkey_core::store::StoreError;
+
+use crate::backend::{Access, Backend, Dialect, SqlStore};
+use crate::conn::{query_one, query_opt, query_opt_as};
+use crate::params;
+use crate::rows::device_from_row;
+
+macro_rules! device_columns {
+    () => {
+        "id, application_id, user_code, scopes, created_at, expires_at, last_polled_at, \
+         user_id, status, auth_time"
+    };
+}
+
+const INSERT: &str = concat!(
+    "INSERT INTO device_grants
+       (application_id, device_code_digest, user_code, scopes, created_at, expires_at)
+     VALUES ($1, $2, $3, $4, $5, $6) RETURNING ",
+    device_columns!()
+);
+const BY_USER_CODE: &str = concat!(
+    "SELECT ",
+    device_columns!(),
+    " FROM device_grants WHERE user_code = $1"
+);
+const BY_DEVICE_CODE: &str = concat!(
+    "SELECT ",
+    device_columns!(),
+    " FROM device_grants WHERE device_code_digest = $1"
+);
+const DECIDE: &str = "UPDATE device_grants SET status = $2, user_id = $3, auth_time = $4
+     WHERE id = $1 AND status = 'pending' AND expires_at > $5";
+static LAST_POLL: LazyLock<[String; 2]> = LazyLock::new(|| {
+    Dialect::ALL.map(|d| {
+        format!(
+            "SELECT last_polled_at FROM device_grants WHERE id = $1{}",
+            d.for_update()
+        )
+    })
+});
+const POLL: &str = "UPDATE device_grants SET last_polled_at = $2 WHERE id = $1";
+const CONSUME: &str = "DELETE FROM device_grants WHERE id = $1 AND status = 'approved'";
+const DELETE: &str = "DELETE FROM device_grants WHERE id = $1";
+
+#[async_trait]
+impl<B: Backend> DeviceGrantStore for SqlStore<B> {
+    async fn insert_device_grant(&self, g: NewDeviceGrant) -> Result<DeviceGrant, StoreError> {
+        let params = params![
+            g.application_id,
+            g.device_code_digest,
+            g.user_code,
+            g.scopes.joined(),
+            g.created_at,
+            g.expires_at,
+        ];
+        self.run(Access::WRITE, move |c| {
+            Box::pin(async move { device_from_row(&query_one(c, INSERT, &params).await?) })
+        })
+        .await
+    }
+
+    async fn find_device_grant_by_user_code(
+        &self,
+        user_code: &str,
+    ) -> Result<Option<DeviceGrant>, StoreError> {
+        let params = params![user_code];
+        self.run(Access::POINT, move |c| {
+            Box::pin(async move { query_opt_as(c, BY_USER_CODE, &params, device_from_row).await })
+        })
+        .await
+    }
+
+    async fn find_device_grant(
+        &self,
+        device_code_digest: &str,
+    ) -> Result<Option<DeviceGrant>, StoreError> {
+        let params = params![device_code_digest];
+        self.run(Access::POINT, move |c| {
+            Box::pin(async move { query_opt_as(c, BY_DEVICE_CODE, &params, device_from_row).await })
+        })
+        .await
+    }
+
+    async fn decide_device_grant(
+        &self,
+        id: i64,
+        user_id: i64,
+        approve: bool,
+        now: i64,
+        auth_time: i64,
+    ) -> Result<bool, StoreError> {
+        let status = if approve {
+            DeviceStatus::Approved
+        } else {
+            DeviceStatus::Denied
+        };
+        let params = params![id, status.as_str(), user_id, auth_time, now];
+        Ok(self.write_one(DECIDE, params.to_vec()).await? > 0)
+    }
+
+    async fn poll_device_grant(&self, id: i64, now: i64) -> Result<Option<i64>, StoreError> {
+        self.run(Access::TRANSACTION, move |c| {
+            Box::pin(async move {
+                let previous = query_opt(c, B::DIALECT.pick(&LAST_POLL), &params![id]).await?;
+                c.execute(POLL, &params![id, now]).await?;
+                Ok(previous.map(|r| r.first_int()).transpose()?.flatten())
+            })
+        })
+        .await
+    }
+
+    async fn redeem_device_grant(
+        &self,
+        id: i64,
+        token: NewOAuthToken,
+    ) -> Result<Option<OAuthToken>, StoreError> {
+        self.run(Access::TRANSACTION, move |c| {
+            Box::pin(async move {
+                if c.execute(CONSUME, &params![id]).await? == 0 {
+                    return Ok(None);
+                }
+                Ok(Some(crate::oauth::insert_token(c, &token).await?))
+            })
+        })
+        .await
+    }
+
+    async fn delete_device_grant(&self, id: i64) -> Result<(), StoreError> {
+        self.write_one(DELETE, params![id].to_vec()).await.map(drop)
+    }
+}

@@ -1,0 +1,80 @@
+//! latchkey's SQL, written once for every SQL backend.
+//!
+//! Both SQLite and PostgreSQL take the same statements (`$1`, `$2`, …
+//! placeholders, `RETURNING`, `ON CONFLICT`, `TRUE`/`FALSE`); where they do
+//! not agree, [`Dialect`] says how each spells it. One module per aggregate
+//! holds its statements and implements its store trait for [`SqlStore`],
+//! over any [`Backend`]. A backend provides only what really differs:
+//! connections, how it runs a unit of work (a transaction, SQLite's group
+//! commit), its error codes, its migrations.
+
+mod app_count;
+mod applications;
+mod backend;
+mod conn;
+mod device_grants;
+mod oauth;
+mod registrations;
+mod rows;
+mod sessions;
+mod signing_keys;
+mod tokens;
+mod transfer;
+mod users;
+
+use async_trait::async_trait;
+use latchkey_core::store::{Store, StoreError};
+
+pub use backend::{Access, Backend, Dialect, SqlStore, Work};
+pub use conn::{Conn, Row, Value};
+
+/// Keep revoked and spent tokens this long (for refresh-reuse detection).
+const SPENT_TOKEN_RETENTION_MS: i64 = 7 * 24 * 3600 * 1000;
+/// Forget sign-in counters this long after their window started.
+const THROTTLE_RETENTION_MS: i64 = 3600 * 1000;
+
+/// What can never be used again, each with its cut-off (`$1`).
+const EXPIRED: [&str; 6] = [
+    "DELETE FROM oauth_access_tokens WHERE revoked_at < $1
+        OR (expires_at < $1 AND (refresh_digest IS NULL OR refreshed_at IS NOT NULL))",
+    "DELETE FROM oauth_access_grants WHERE expires_at < $1",
+    "DELETE FROM sessions WHERE expires_at < $1",
+    "DELETE FROM login_throttles WHERE window_start < $1",
+    "DELETE FROM device_grants WHERE expires_at < $1",
+    "DELETE FROM signing_keys WHERE retired_at < $1",
+];
+
+#[async_trait]
+impl<B: Backend> Store for SqlStore<B> {
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.backend.ping().await
+    }
+
+    fn known_down(&self) -> bool {
+        self.backend.known_down()
+    }
+
+    async fn delete_expired(&self, now: i64) -> Result<u64, StoreError> {
+        let cutoffs = [
+            now - SPENT_TOKEN_RETENTION_MS,
+            now,
+            now,
+            now - THROTTLE_RETENTION_MS,
+            now,
+            now - latchkey_core::oidc::RETIRED_KEY_PUBLISHED_MS,
+        ];
+        self.run(Access::TRANSACTION, move |c| {
+            Box::pin(async move {
+                let mut total = 0;
+                for (sql, cutoff) in EXPIRED.iter().zip(cutoffs) {
+                    total += c.execute(sql, &params![cutoff]).await?;
+                }
+                Ok(total)
+            })
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,57 @@
+//! Dynamic client registration: statements and store methods.
+
+use async_trait::async_trait;
+use latchkey_core::application::Application;
+use latchkey_core::registration::RegistrationStore;
+use latchkey_core::store::StoreError;
+
+use crate::applications::app_columns;
+use crate::backend::{Access, Backend, SqlStore};
+use crate::conn::query_opt_as;
+use crate::params;
+use crate::rows::app_from_row;
+
+const FIND: &str = concat!(
+    "SELECT ",
+    app_columns!(),
+    ", registration_token_digest FROM oauth_applications WHERE uid = $1 AND dynamic = TRUE"
+);
+const DELETE_UNUSED: &str =
+    "DELETE FROM oauth_applications WHERE dynamic = TRUE AND created_at < $1
+       AND NOT EXISTS
+         (SELECT 1 FROM oauth_access_tokens t WHERE t.application_id = oauth_applications.id)
+       AND NOT EXISTS
+         (SELECT 1 FROM oauth_access_grants g WHERE g.application_id = oauth_applications.id)";
+
+#[async_trait]
+impl<B: Backend> RegistrationStore for SqlStore<B> {
+    async fn find_registration(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<(Application, Option<String>)>, StoreError> {
+        let params = params![client_id];
+        self.run(Access::POINT, move |c| {
+            Box::pin(async move {
+                query_opt_as(c, FIND, &params, |row| {
+                    Ok((
+                        app_from_row(row)?,
+                        row.opt_text("registration_token_digest")?,
+                    ))
+                })
+                .await
+            })
+        })
+        .await
+    }
+
+    async fn delete_unused_dynamic_applications(
+        &self,
+        created_before: i64,
+    ) -> Result<u64, StoreError> {
+        let done = self
+            .write_one(DELETE_UNUSED, params![created_before].to_vec())
+            .await;
+        self.applications_changed();
+        done
+    }
+}

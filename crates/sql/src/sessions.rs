@@ -1,0 +1,120 @@
+//! Browser sessions and sign-in throttling: statements and store methods.
+
+use async_trait::async_trait;
+use latchkey_core::oauth::NewSession;
+use latchkey_core::session::SessionStore;
+use latchkey_core::store::StoreError;
+use latchkey_core::user::User;
+
+use crate::backend::{Access, Backend, SqlStore};
+use crate::conn::{query_one, query_opt};
+use crate::params;
+use crate::rows::user_from_row;
+
+/// `$1` key, `$2` now, `$3` the window: a window that has passed starts over.
+const RECORD_FAILURE: &str =
+    "INSERT INTO login_throttles (key, failures, window_start) VALUES ($1, 1, $2)
+     ON CONFLICT (key) DO UPDATE SET
+       failures = CASE WHEN login_throttles.window_start <= $2 - $3 THEN 1
+                       ELSE login_throttles.failures + 1 END,
+       window_start = CASE WHEN login_throttles.window_start <= $2 - $3 THEN $2
+                           ELSE login_throttles.window_start END
+     RETURNING failures";
+const FAILURES: &str = "SELECT failures FROM login_throttles WHERE key = $1 AND window_start > $2";
+const CLEAR: &str = "DELETE FROM login_throttles WHERE key = $1";
+const INSERT: &str =
+    "INSERT INTO sessions (digest, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)";
+const SESSION_USER: &str =
+    "SELECT u.id, u.username, u.email, u.name, u.admin, u.state, u.created_at,
+            s.created_at AS signed_in_at
+     FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.digest = $1 AND s.expires_at > $2";
+const DELETE: &str = "DELETE FROM sessions WHERE digest = $1";
+const DELETE_USERS: &str =
+    "DELETE FROM sessions WHERE user_id = $1 AND (CAST($2 AS TEXT) IS NULL OR digest <> $2)";
+
+fn failures(n: Option<i64>) -> u32 {
+    n.map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX))
+}
+
+#[async_trait]
+impl<B: Backend> SessionStore for SqlStore<B> {
+    async fn record_login_failure(
+        &self,
+        key: &str,
+        now: i64,
+        window_ms: i64,
+    ) -> Result<u32, StoreError> {
+        let params = params![key, now, window_ms];
+        self.run(Access::WRITE, move |c| {
+            Box::pin(async move { query_one(c, RECORD_FAILURE, &params).await?.first_int() })
+        })
+        .await
+        .map(failures)
+    }
+
+    async fn login_failures(&self, key: &str, now: i64, window_ms: i64) -> Result<u32, StoreError> {
+        let params = params![key, now - window_ms];
+        let row = self
+            .run(Access::POINT, move |c| {
+                Box::pin(async move { query_opt(c, FAILURES, &params).await })
+            })
+            .await?;
+        Ok(failures(row.map(|r| r.first_int()).transpose()?.flatten()))
+    }
+
+    async fn clear_login_failures(&self, key: &str) -> Result<(), StoreError> {
+        let params = params![key];
+        self.run(Access::WRITE, move |c| {
+            Box::pin(async move { c.execute(CLEAR, &params).await })
+        })
+        .await
+        .map(drop)
+    }
+
+    async fn insert_session(&self, s: NewSession) -> Result<(), StoreError> {
+        let params = params![s.digest, s.user_id, s.created_at, s.expires_at];
+        self.run(Access::WRITE, move |c| {
+            Box::pin(async move { c.execute(INSERT, &params).await })
+        })
+        .await
+        .map(drop)
+    }
+
+    async fn find_session_user(
+        &self,
+        digest: &str,
+        now: i64,
+    ) -> Result<Option<(User, i64)>, StoreError> {
+        let params = params![digest, now];
+        self.run(Access::POINT, move |c| {
+            Box::pin(async move {
+                let Some(row) = query_opt(c, SESSION_USER, &params).await? else {
+                    return Ok(None);
+                };
+                Ok(Some((user_from_row(&row, "")?, row.int("signed_in_at")?)))
+            })
+        })
+        .await
+    }
+
+    async fn delete_session(&self, digest: &str) -> Result<(), StoreError> {
+        let params = params![digest];
+        self.run(Access::WRITE, move |c| {
+            Box::pin(async move { c.execute(DELETE, &params).await })
+        })
+        .await
+        .map(drop)
+    }
+
+    async fn delete_user_sessions(
+        &self,
+        user_id: i64,
+        keep: Option<&str>,
+    ) -> Result<u64, StoreError> {
+        let params = params![user_id, keep];
+        self.run(Access::WRITE, move |c| {
+            Box::pin(async move { c.execute(DELETE_USERS, &params).await })
+        })
+        .await
+    }
+}

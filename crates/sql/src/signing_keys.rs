@@ -1,0 +1,61 @@
+//! OpenID Connect signing keys: statements and store methods.
+
+use async_trait::async_trait;
+use latchkey_core::oidc::{NewSigningKey, SigningKey, SigningKeyStore};
+use latchkey_core::store::StoreError;
+
+use crate::backend::{Access, Backend, SqlStore};
+use crate::conn::query_as;
+use crate::params;
+use crate::rows::key_from_row;
+
+const INSERT: &str =
+    "INSERT INTO signing_keys (kid, algorithm, private_pem, public_n, public_e, created_at)
+     SELECT $1, $2, $3, $4, $5, $6";
+const INSERT_FIRST: &str =
+    "INSERT INTO signing_keys (kid, algorithm, private_pem, public_n, public_e, created_at)
+     SELECT $1, $2, $3, $4, $5, $6
+     WHERE NOT EXISTS (SELECT 1 FROM signing_keys WHERE retired_at IS NULL)";
+const RETIRE: &str =
+    "UPDATE signing_keys SET retired_at = $2 WHERE retired_at IS NULL AND kid <> $1";
+const PUBLISHED: &str =
+    "SELECT id, kid, algorithm, private_pem, public_n, public_e, created_at, retired_at
+     FROM signing_keys WHERE retired_at IS NULL OR retired_at > $1 ORDER BY id DESC";
+
+#[async_trait]
+impl<B: Backend> SigningKeyStore for SqlStore<B> {
+    async fn insert_signing_key(
+        &self,
+        k: NewSigningKey,
+        only_if_none_active: bool,
+    ) -> Result<bool, StoreError> {
+        let sql = if only_if_none_active {
+            INSERT_FIRST
+        } else {
+            INSERT
+        };
+        let params = params![
+            k.kid,
+            k.algorithm,
+            k.private_pem,
+            k.public_n,
+            k.public_e,
+            k.created_at
+        ];
+        Ok(self.write_one(sql, params.to_vec()).await? > 0)
+    }
+
+    async fn retire_signing_keys(&self, except_kid: &str, now: i64) -> Result<u64, StoreError> {
+        self.write_one(RETIRE, params![except_kid, now].to_vec())
+            .await
+    }
+
+    async fn signing_keys(&self, retired_after: i64) -> Result<Vec<SigningKey>, StoreError> {
+        self.run(Access::POINT, move |c| {
+            Box::pin(
+                async move { query_as(c, PUBLISHED, &params![retired_after], key_from_row).await },
+            )
+        })
+        .await
+    }
+}

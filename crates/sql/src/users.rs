@@ -1,0 +1,254 @@
+//! Users: their statements and store methods.
+
+use std::sync::LazyLock;
+
+use async_trait::async_trait;
+use latchkey_core::pagination::PageRequest;
+use latchkey_core::store::StoreError;
+use latchkey_core::token::{NewToken, PersonalAccessToken};
+use latchkey_core::user::{NewUser, User, UserFilter, UserState, UserStore, UserUpdate};
+
+use crate::backend::{Access, Backend, Dialect, SqlStore};
+use crate::conn::{count, query_as, query_one, query_opt, query_opt_as, Conn};
+use crate::params;
+use crate::rows::user_from_row;
+use crate::tokens;
+
+macro_rules! user_columns {
+    () => {
+        "id, username, email, name, admin, state, created_at"
+    };
+}
+
+const INSERT: &str = concat!(
+    "INSERT INTO users (username, email, name, password_digest, admin, state, created_at)
+     VALUES ($1, $2, $3, $4, $5, 'active', $6) RETURNING ",
+    user_columns!()
+);
+const FIND: &str = concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1");
+static BY_USERNAME: LazyLock<[String; 2]> = LazyLock::new(|| {
+    Dialect::ALL.map(|d| {
+        format!(
+            concat!("SELECT ", user_columns!(), " FROM users WHERE {}"),
+            d.nocase_eq("username", "$1")
+        )
+    })
+});
+/// By username or email; a username match first.
+static FOR_LOGIN: LazyLock<[String; 2]> = LazyLock::new(|| {
+    Dialect::ALL.map(|d| {
+        let by_username = d.nocase_eq("username", "$1");
+        format!(
+            concat!(
+                "SELECT ",
+                user_columns!(),
+                ", password_digest FROM users WHERE {by_username} OR {by_email}
+                 ORDER BY ({by_username}) DESC LIMIT 1"
+            ),
+            by_username = by_username,
+            by_email = d.nocase_eq("email", "$1"),
+        )
+    })
+});
+const SET_STATE: &str = "UPDATE users SET state = $2 WHERE id = $1";
+/// `$1` username, `$2` a LIKE pattern, `$3` whether emails match it too.
+static FILTER: LazyLock<[String; 2]> = LazyLock::new(|| {
+    Dialect::ALL.map(|d| {
+        format!(
+            "WHERE (CAST($1 AS TEXT) IS NULL OR {})
+               AND (CAST($2 AS TEXT) IS NULL OR {} OR {} OR (CAST($3 AS BOOLEAN) AND {}))",
+            d.nocase_eq("username", "$1"),
+            d.nocase_like("username", "$2"),
+            d.nocase_like("name", "$2"),
+            d.nocase_like("email", "$2"),
+        )
+    })
+});
+static COUNT_FILTERED: LazyLock<[String; 2]> = LazyLock::new(|| {
+    Dialect::ALL.map(|d| format!("SELECT COUNT(*) FROM users {}", d.pick(&FILTER)))
+});
+static PAGE_FILTERED: LazyLock<[String; 2]> = LazyLock::new(|| {
+    Dialect::ALL.map(|d| {
+        format!(
+            concat!(
+                "SELECT ",
+                user_columns!(),
+                " FROM users {} ORDER BY id DESC LIMIT $4 OFFSET $5"
+            ),
+            d.pick(&FILTER)
+        )
+    })
+});
+const UPDATE: &str = concat!(
+    "UPDATE users SET username = COALESCE($2, username), email = COALESCE($3, email),
+            name = COALESCE($4, name), password_digest = COALESCE($5, password_digest),
+            admin = COALESCE($6, admin)
+     WHERE id = $1 RETURNING ",
+    user_columns!()
+);
+const DELETE: &str = "DELETE FROM users WHERE id = $1";
+const ANY: &str = "SELECT COUNT(*) FROM (SELECT 1 FROM users LIMIT 1) AS one";
+
+fn decode(row: &crate::conn::Row) -> Result<User, StoreError> {
+    user_from_row(row, "")
+}
+
+pub(crate) async fn insert(c: &mut dyn Conn, u: &NewUser) -> Result<User, StoreError> {
+    let params = params![
+        &u.username,
+        &u.email,
+        &u.name,
+        &u.password_digest,
+        u.admin,
+        u.created_at
+    ];
+    decode(&query_one(c, INSERT, &params).await?)
+}
+
+async fn any(c: &mut dyn Conn) -> Result<bool, StoreError> {
+    Ok(count(c, ANY, &[]).await? > 0)
+}
+
+/// A LIKE pattern matching `s` anywhere, its own wildcards escaped.
+fn contains_pattern(s: &str) -> String {
+    let escaped = s
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
+#[async_trait]
+impl<B: Backend> UserStore for SqlStore<B> {
+    async fn insert_user(&self, user: NewUser) -> Result<User, StoreError> {
+        self.run(Access::WRITE, move |c| {
+            Box::pin(async move { insert(c, &user).await })
+        })
+        .await
+    }
+
+    async fn find_user(&self, id: i64) -> Result<Option<User>, StoreError> {
+        self.run(Access::POINT, move |c| {
+            Box::pin(async move { query_opt_as(c, FIND, &params![id], decode).await })
+        })
+        .await
+    }
+
+    async fn find_user_by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
+        let params = params![username];
+        self.run(Access::POINT, move |c| {
+            Box::pin(async move {
+                query_opt_as(c, B::DIALECT.pick(&BY_USERNAME), &params, decode).await
+            })
+        })
+        .await
+    }
+
+    async fn set_user_state(&self, id: i64, state: UserState) -> Result<bool, StoreError> {
+        self.run(Access::WRITE, move |c| {
+            Box::pin(async move { c.execute(SET_STATE, &params![id, state.as_str()]).await })
+        })
+        .await
+        .map(|n| n > 0)
+    }
+
+    async fn list_users(
+        &self,
+        filter: &UserFilter,
+        page: PageRequest,
+    ) -> Result<(Vec<User>, u64), StoreError> {
+        let filter = params![
+            &filter.username,
+            filter.search.as_deref().map(contains_pattern),
+            filter.search_emails,
+        ];
+        let access = Access::Read {
+            bounded: false,
+            snapshot: true,
+        };
+        self.run(access, move |c| {
+            Box::pin(async move {
+                let n = count(c, B::DIALECT.pick(&COUNT_FILTERED), &filter).await?;
+                let mut paged = filter.to_vec();
+                paged.extend(params![page.limit(), page.offset()]);
+                let users = query_as(c, B::DIALECT.pick(&PAGE_FILTERED), &paged, decode).await?;
+                Ok((users, n))
+            })
+        })
+        .await
+    }
+
+    async fn update_user(&self, id: i64, u: UserUpdate) -> Result<Option<User>, StoreError> {
+        // Destructured so that a new field fails to compile here.
+        let UserUpdate {
+            username,
+            email,
+            name,
+            password_digest,
+            admin,
+        } = u;
+        let params = params![id, username, email, name, password_digest, admin];
+        self.run(Access::WRITE, move |c| {
+            Box::pin(async move { query_opt_as(c, UPDATE, &params, decode).await })
+        })
+        .await
+    }
+
+    async fn delete_user(&self, id: i64) -> Result<bool, StoreError> {
+        let done = self
+            .run(Access::WRITE, move |c| {
+                Box::pin(async move { c.execute(DELETE, &params![id]).await })
+            })
+            .await;
+        // Their applications went with them.
+        self.applications_changed();
+        Ok(done? > 0)
+    }
+
+    async fn bootstrap_first_user(
+        &self,
+        user: NewUser,
+        token: NewToken,
+    ) -> Result<Option<(User, PersonalAccessToken)>, StoreError> {
+        // Once there are users there always are: answer without locking.
+        if self
+            .run(Access::POINT, |c| Box::pin(async move { any(c).await }))
+            .await?
+        {
+            return Ok(None);
+        }
+        self.run(Access::TRANSACTION, move |c| {
+            Box::pin(async move {
+                // No other write slips in between the check and the insert
+                // (on PostgreSQL, from any instance; under READ COMMITTED
+                // the check sees every user committed before the lock).
+                if let Some(lock) = B::DIALECT.lock_users() {
+                    c.execute(lock, &[]).await?;
+                }
+                if any(c).await? {
+                    return Ok(None);
+                }
+                let user = insert(c, &user).await?;
+                let token = tokens::insert(c, user.id, &token).await?;
+                Ok(Some((user, token)))
+            })
+        })
+        .await
+    }
+
+    async fn find_user_for_login(
+        &self,
+        login: &str,
+    ) -> Result<Option<(User, Option<String>)>, StoreError> {
+        let params = params![login];
+        self.run(Access::POINT, move |c| {
+            Box::pin(async move {
+                let Some(row) = query_opt(c, B::DIALECT.pick(&FOR_LOGIN), &params).await? else {
+                    return Ok(None);
+                };
+                Ok(Some((decode(&row)?, row.opt_text("password_digest")?)))
+            })
+        })
+        .await
+    }
+}

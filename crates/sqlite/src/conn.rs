@@ -1,0 +1,161 @@
+//! The shared SQL on a rusqlite connection, and SQLite's errors in the
+//! store's terms.
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use latchkey_core::dump::Cell;
+use latchkey_core::store::StoreError;
+use latchkey_sql::{Conn, Row, Value};
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, Statement};
+
+/// A connection the shared SQL runs on. Every statement runs at once, on
+/// the calling thread: the futures are always ready.
+pub(crate) struct LiteConn<'a>(pub(crate) &'a mut Connection);
+
+/// Bind `$N` to `params[N - 1]` wherever it stands. SQLite numbers `$N`
+/// parameters by first appearance (they are named, not positional), so
+/// binding by position would swap `SET a = $2 WHERE id = $1`: bind by name.
+fn bind(stmt: &mut Statement<'_>, params: &[Value]) -> rusqlite::Result<()> {
+    for i in 1..=stmt.parameter_count() {
+        let n = stmt
+            .parameter_name(i)
+            .and_then(|name| name.strip_prefix('$'))
+            .and_then(|n| n.parse::<usize>().ok())
+            .ok_or_else(|| {
+                rusqlite::Error::InvalidParameterName(format!("parameter {i} is not $N"))
+            })?;
+        let value = params
+            .get(n.wrapping_sub(1))
+            .ok_or(rusqlite::Error::InvalidParameterCount(n, params.len()))?;
+        match value {
+            Value::Int(v) => stmt.raw_bind_parameter(i, v)?,
+            Value::Text(v) => stmt.raw_bind_parameter(i, v.as_deref())?,
+            Value::Bool(v) => stmt.raw_bind_parameter(i, v)?,
+        }
+    }
+    Ok(())
+}
+
+fn cell(value: ValueRef<'_>, i: usize) -> rusqlite::Result<Cell> {
+    Ok(match value {
+        ValueRef::Null => Cell::Null,
+        ValueRef::Integer(v) => Cell::Int(v),
+        ValueRef::Text(t) => Cell::Text(
+            std::str::from_utf8(t)
+                .map_err(|e| rusqlite::Error::Utf8Error(e))?
+                .to_owned(),
+        ),
+        ValueRef::Real(_) | ValueRef::Blob(_) => {
+            return Err(rusqlite::Error::InvalidColumnType(
+                i,
+                format!("column {i}"),
+                value.data_type(),
+            ))
+        }
+    })
+}
+
+/// Every row of `sql`.
+pub(crate) fn query(conn: &Connection, sql: &str, params: &[Value]) -> rusqlite::Result<Vec<Row>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    bind(&mut stmt, params)?;
+    let names: Arc<[Box<str>]> = stmt.column_names().into_iter().map(Box::from).collect();
+    let mut rows = stmt.raw_query();
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        let values = (0..names.len())
+            .map(|i| cell(row.get_ref(i)?, i))
+            .collect::<rusqlite::Result<Vec<_>>>()?;
+        out.push(Row::new(names.clone(), values));
+    }
+    Ok(out)
+}
+
+/// Run `sql`; how many rows it changed.
+pub(crate) fn execute(conn: &Connection, sql: &str, params: &[Value]) -> rusqlite::Result<u64> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    bind(&mut stmt, params)?;
+    Ok(stmt.raw_execute()? as u64)
+}
+
+#[async_trait]
+impl Conn for LiteConn<'_> {
+    async fn query(&mut self, sql: &str, params: &[Value]) -> Result<Vec<Row>, StoreError> {
+        query(self.0, sql, params).map_err(map_err)
+    }
+
+    async fn execute(&mut self, sql: &str, params: &[Value]) -> Result<u64, StoreError> {
+        execute(self.0, sql, params).map_err(map_err)
+    }
+}
+
+/// SQLite's errors in the store's terms.
+pub(crate) fn map_err(e: rusqlite::Error) -> StoreError {
+    use rusqlite::ErrorCode;
+    match &e {
+        rusqlite::Error::SqliteFailure(f, msg) => match f.code {
+            ErrorCode::ConstraintViolation
+                if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
+                    || f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_PRIMARYKEY =>
+            {
+                // "UNIQUE constraint failed: oauth_applications.uid"
+                let what = msg
+                    .as_deref()
+                    .and_then(|m| m.rsplit('.').next())
+                    .unwrap_or("value");
+                StoreError::Conflict(what.to_owned())
+            }
+            // The parent row was deleted first.
+            ErrorCode::ConstraintViolation
+                if f.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY =>
+            {
+                StoreError::Gone
+            }
+            // SQLITE_CONSTRAINT_TRIGGER: only the keep-an-administrator
+            // triggers raise it (migration 0004).
+            ErrorCode::ConstraintViolation if f.extended_code == 1811 => {
+                StoreError::LastAdministrator
+            }
+            ErrorCode::DatabaseBusy
+            | ErrorCode::DatabaseLocked
+            | ErrorCode::SystemIoFailure
+            | ErrorCode::DiskFull
+            | ErrorCode::CannotOpen => StoreError::Unavailable(e.to_string()),
+            _ => StoreError::Other(e.to_string()),
+        },
+        _ => StoreError::Other(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use latchkey_sql::params;
+
+    #[test]
+    fn parameters_bind_by_number_wherever_they_stand() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (id INTEGER, a TEXT);")
+            .unwrap();
+        execute(
+            &conn,
+            "INSERT INTO t (a, id) VALUES ($2, $1)",
+            &params![1i64, "x"],
+        )
+        .unwrap();
+        // $2 appears first: SQLite numbers it 1.
+        let changed = execute(
+            &conn,
+            "UPDATE t SET a = $2 WHERE id = $1",
+            &params![1i64, "y"],
+        );
+        assert_eq!(changed.unwrap(), 1);
+        let rows = query(&conn, "SELECT a FROM t WHERE id = $1", &params![1i64]).unwrap();
+        assert_eq!(rows[0].text("a").unwrap(), "y");
+        assert!(execute(&conn, "UPDATE t SET a = $3", &params![1i64]).is_err());
+        assert!(execute(&conn, "UPDATE t SET a = ?", &params!["z"]).is_err());
+    }
+}

@@ -1,0 +1,263 @@
+//! The writer: one connection on a thread of its own runs every write, with
+//! group commit.
+//!
+//! Concurrent writes share one transaction, and so one fsync: the thread
+//! drains its queue into a transaction, commits, and only then answers each
+//! writer. A write of one statement runs as it is (SQLite undoes a failing
+//! statement without touching the rest of the transaction); a write of
+//! several runs inside a savepoint, which a failure rolls back. So one
+//! failing write (a unique conflict, say) fails only its writer, and
+//! nothing is acknowledged before it is durable. Under light load a batch
+//! is one write and costs what a plain transaction does. A batch costs one
+//! handoff to the thread and one back, however many writes it holds.
+//!
+//! Work that must run alone (migrations) runs between batches.
+
+use std::path::Path;
+use std::time::Duration;
+
+use latchkey_core::store::StoreError;
+use latchkey_sql::{Conn, Work};
+use rusqlite::{Connection, OpenFlags};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::conn::{map_err, LiteConn};
+
+/// Writes in one transaction at most.
+const MAX_BATCH: usize = 256;
+/// Writes waiting for the writer at most (then writers wait to enqueue).
+const QUEUE: usize = 4096;
+
+/// Tells a writer how its write ended, once the batch's commit is known.
+type Completer = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
+/// One write: runs (given the connection; `None` when the batch could not
+/// start) and hands back what answers the writer after the commit.
+type Batched = Box<dyn FnOnce(Option<&mut Connection>) -> Completer + Send>;
+
+enum Job {
+    Batched(Batched),
+    /// Runs outside any transaction, between batches.
+    Alone(Box<dyn FnOnce(&mut Connection) + Send>),
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Writer {
+    jobs: mpsc::Sender<Job>,
+    /// How long a write waits for room in the queue.
+    enqueue_timeout: Duration,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Job::Batched(_) => "Batched",
+            Job::Alone(_) => "Alone",
+        })
+    }
+}
+
+fn stopped() -> StoreError {
+    StoreError::Unavailable("the database writer has stopped".to_owned())
+}
+
+/// How the writer opens its connection.
+pub(crate) struct Open<'a> {
+    pub path: &'a Path,
+    pub in_memory: bool,
+    pub busy_timeout: Duration,
+    pub enqueue_timeout: Duration,
+}
+
+impl Writer {
+    /// Open the writer's connection and start its thread.
+    pub(crate) fn start(open: &Open<'_>) -> Result<Self, StoreError> {
+        let mut conn = connect(open).map_err(map_err)?;
+        let (tx, rx) = mpsc::channel::<Job>(QUEUE);
+        std::thread::Builder::new()
+            .name("latchkey-writer".to_owned())
+            .spawn(move || run(&mut conn, rx))
+            .map_err(|e| StoreError::Other(format!("cannot start the database writer: {e}")))?;
+        Ok(Self {
+            jobs: tx,
+            enqueue_timeout: open.enqueue_timeout,
+        })
+    }
+
+    /// An error if the writer thread has stopped.
+    pub(crate) fn check(&self) -> Result<(), StoreError> {
+        if self.jobs.is_closed() {
+            Err(stopped())
+        } else {
+            Ok(())
+        }
+    }
+
+    async fn send(&self, job: Job) -> Result<(), StoreError> {
+        match tokio::time::timeout(self.enqueue_timeout, self.jobs.send(job)).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(_)) => Err(stopped()),
+            Err(_) => Err(StoreError::Unavailable(
+                "the database writer is overloaded".to_owned(),
+            )),
+        }
+    }
+
+    /// Run `work` in the next batch (inside a savepoint when `atomic`); its
+    /// result is returned once the batch is committed (or the commit's
+    /// error if it is not).
+    pub(crate) async fn write<T, F>(&self, atomic: bool, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: for<'c> FnOnce(&'c mut dyn Conn) -> Work<'c, T> + Send + 'static,
+    {
+        let (answer, answered) = oneshot::channel::<Result<T, StoreError>>();
+        let job: Batched = Box::new(move |conn| {
+            let result = conn.map(|conn| run_write(conn, atomic, work));
+            Box::new(move |commit| {
+                let outcome = match (result, commit) {
+                    (Some(Err(e)), _) => Err(e),
+                    (_, Err(e)) => Err(e),
+                    (Some(Ok(v)), Ok(())) => Ok(v),
+                    (None, Ok(())) => Err(StoreError::Other("the write was not run".to_owned())),
+                };
+                let _ = answer.send(outcome);
+            })
+        });
+        self.send(Job::Batched(job)).await?;
+        answered.await.map_err(|_| stopped())?
+    }
+
+    /// Run `work` on the writer's connection alone, outside any transaction.
+    pub(crate) async fn alone<T, F>(&self, work: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (answer, answered) = oneshot::channel::<Result<T, StoreError>>();
+        self.send(Job::Alone(Box::new(move |conn| {
+            let _ = answer.send(work(conn));
+        })))
+        .await?;
+        answered.await.map_err(|_| stopped())?
+    }
+}
+
+fn run_write<T, F>(conn: &mut Connection, atomic: bool, work: F) -> Result<T, StoreError>
+where
+    F: for<'c> FnOnce(&'c mut dyn Conn) -> Work<'c, T>,
+{
+    if !atomic {
+        return futures::executor::block_on(work(&mut LiteConn(conn)));
+    }
+    crate::conn::execute(conn, "SAVEPOINT write", &[]).map_err(map_err)?;
+    let out = futures::executor::block_on(work(&mut LiteConn(conn)));
+    let end = if out.is_ok() {
+        "RELEASE write"
+    } else {
+        "ROLLBACK TO write"
+    };
+    let ended = crate::conn::execute(conn, end, &[]).and_then(|_| {
+        if out.is_err() {
+            crate::conn::execute(conn, "RELEASE write", &[])?;
+        }
+        Ok(())
+    });
+    match (out, ended) {
+        (Ok(_), Err(e)) => Err(map_err(e)),
+        (out, _) => out,
+    }
+}
+
+fn connect(open: &Open<'_>) -> rusqlite::Result<Connection> {
+    let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE
+        | OpenFlags::SQLITE_OPEN_CREATE
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    if open.in_memory {
+        flags |= OpenFlags::SQLITE_OPEN_URI
+            | OpenFlags::SQLITE_OPEN_MEMORY
+            | OpenFlags::SQLITE_OPEN_SHARED_CACHE;
+    }
+    let conn = Connection::open_with_flags(open.path, flags)?;
+    conn.busy_timeout(open.busy_timeout)?;
+    // WAL: readers never wait for the writer. FULL: an acknowledged write
+    // survives a crash of the process or the machine.
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
+    conn.set_prepared_statement_cache_capacity(64);
+    Ok(conn)
+}
+
+fn run(conn: &mut Connection, mut rx: mpsc::Receiver<Job>) {
+    let mut next = rx.blocking_recv();
+    while let Some(job) = next.take() {
+        let first = match job {
+            Job::Alone(work) => {
+                work(conn);
+                next = rx.blocking_recv();
+                continue;
+            }
+            Job::Batched(first) => first,
+        };
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(Job::Batched(job)) => batch.push(job),
+                Ok(alone) => {
+                    // After this batch.
+                    next = Some(alone);
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        let mut completers = Vec::with_capacity(batch.len());
+        let outcome = run_batch(conn, batch, &mut completers).map_err(map_err);
+        if let Err(e) = &outcome {
+            tracing::warn!(error = %e, writes = completers.len(), "a group commit failed");
+        }
+        for complete in completers {
+            complete(outcome.as_ref().map(|_| ()).map_err(StoreError::clone));
+        }
+        if next.is_none() {
+            next = rx.blocking_recv();
+        }
+    }
+}
+
+fn run_batch(
+    conn: &mut Connection,
+    batch: Vec<Batched>,
+    completers: &mut Vec<Completer>,
+) -> rusqlite::Result<()> {
+    if let Err(e) = crate::conn::execute(conn, "BEGIN IMMEDIATE", &[]) {
+        // Nothing ran: every writer gets the error.
+        completers.extend(batch.into_iter().map(|job| job(None)));
+        return Err(e);
+    }
+    let mut jobs = batch.into_iter();
+    for job in jobs.by_ref() {
+        completers.push(job(Some(conn)));
+        if conn.is_autocommit() {
+            // Some failures (disk full, I/O error, out of memory) make SQLite
+            // roll the whole transaction back: the writes so far are undone,
+            // and the rest must not run outside a transaction, where each
+            // would commit on its own while its writer is told it failed.
+            completers.extend(jobs.map(|job| job(None)));
+            return Err(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT),
+                Some("SQLite rolled the batch back after a failed write".to_owned()),
+            ));
+        }
+    }
+    match crate::conn::execute(conn, "COMMIT", &[]) {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            if !conn.is_autocommit() {
+                // Undo the batch; if even that fails, the next BEGIN fails
+                // and reports it.
+                let _ = conn.execute_batch("ROLLBACK");
+            }
+            Err(e)
+        }
+    }
+}
