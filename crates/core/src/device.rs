@@ -85,8 +85,8 @@ impl Services {
                 Err(e) => return Err(e.into()),
             }
         }
-        Err(FlowError::Internal(ServiceError::Internal(
-            "could not allocate a user code".to_owned(),
+        Err(FlowError::Internal(ServiceError::internal(
+            "could not allocate a user code",
         )))
     }
 
@@ -166,9 +166,7 @@ impl Services {
             }
             DeviceStatus::Approved => {
                 let user_id = grant.user_id.ok_or_else(|| {
-                    FlowError::Internal(ServiceError::Internal(
-                        "approved without a user".to_owned(),
-                    ))
+                    FlowError::Internal(ServiceError::internal("approved without a user"))
                 })?;
                 // Approved before its user was blocked: refused, and gone.
                 if !self.user_may_act(user_id).await? {

@@ -9,6 +9,7 @@ pub mod auth_cache;
 pub mod clock;
 pub mod device;
 pub mod dump;
+pub mod error;
 pub mod hashing;
 pub mod oauth;
 pub mod oauth_flows;

@@ -829,12 +829,17 @@ impl Services {
             .unwrap_or_else(|| dummy_password_hash().to_owned());
         let ok = {
             let _permit = self.hashing.acquire().await.map_err(|_| {
-                SignInError::Internal(ServiceError::Invalid("shutting down".to_owned()))
+                SignInError::Internal(ServiceError::Unavailable("the server is shutting down"))
             })?;
             let password = password.to_owned();
             crate::hashing::run(move || user::verify_password(&password, &digest))
                 .await
-                .map_err(|e| SignInError::Internal(ServiceError::Invalid(e)))?
+                .map_err(|e| {
+                    SignInError::Internal(ServiceError::internal_from(
+                        "password verification failed",
+                        crate::error::message(e),
+                    ))
+                })?
         };
         match found {
             Some((user, Some(_))) if ok => {

@@ -4,6 +4,7 @@
 use serde_json::{Map, Value};
 
 use crate::application::Application;
+use crate::error::{cause, message};
 use crate::oauth::OAuthTokenFound;
 use crate::oidc::{self, IdTokenBase, SigningKey, ID_TOKEN_LIFETIME_S, RETIRED_KEY_PUBLISHED_MS};
 use crate::scopes::Scopes;
@@ -16,8 +17,8 @@ async fn generate() -> Result<oidc::NewSigningKey, ServiceError> {
     let now = crate::clock::unix_millis(time::OffsetDateTime::now_utc());
     tokio::task::spawn_blocking(move || oidc::generate_signing_key(now))
         .await
-        .map_err(|e| ServiceError::Internal(format!("key generation failed: {e}")))?
-        .map_err(ServiceError::Internal)
+        .map_err(|e| ServiceError::internal_from("key generation failed", cause(e)))?
+        .map_err(|e| ServiceError::internal_from("key generation failed", message(e)))
 }
 
 impl Services {
@@ -99,7 +100,7 @@ impl Services {
                 .into_iter()
                 .find(|k| k.retired_at.is_none());
         }
-        let key = key.ok_or_else(|| ServiceError::Internal("no signing key".to_owned()))?;
+        let key = key.ok_or_else(|| ServiceError::internal("no signing key"))?;
         if let Ok(mut cache) = self.signing_key.lock() {
             *cache = Some((key.clone(), now));
         }
@@ -119,7 +120,7 @@ impl Services {
             .store
             .find_user(user_id)
             .await?
-            .ok_or_else(|| ServiceError::Internal("the token's user is gone".to_owned()))?;
+            .ok_or_else(|| ServiceError::internal("the token's user is gone"))?;
         let key = self.current_signing_key().await?;
         let iat = self.now_ms() / 1000;
         let issuer = self.config().issuer.clone();
@@ -132,7 +133,7 @@ impl Services {
             nonce,
         };
         oidc::sign_id_token(&key, &base, oidc::user_claims(&user, scopes, &issuer))
-            .map_err(ServiceError::Internal)
+            .map_err(|e| ServiceError::internal_from("signing an ID token failed", message(e)))
     }
 
     /// UserInfo claims for a token carrying `openid`; `None` without it.

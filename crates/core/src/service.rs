@@ -12,6 +12,7 @@ use crate::application::{
 };
 use crate::auth_cache::AuthCache;
 use crate::clock::{unix_millis, Clock};
+use crate::error::{message, Cause};
 use crate::pagination::PageRequest;
 use crate::scopes::{ScopeSet, Scopes};
 use crate::secret::{self, RandomError};
@@ -90,11 +91,41 @@ pub enum ServiceError {
     Invalid(String),
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error(transparent)]
-    Random(#[from] RandomError),
-    /// A server fault that is not the database's (key handling, signing).
+    /// The server cannot do this now (it is shutting down): 503.
     #[error("{0}")]
-    Internal(String),
+    Unavailable(&'static str),
+    /// A server fault that is not the database's (randomness, hashing, key
+    /// handling, signing, a broken invariant): 500, its text never shown.
+    #[error("{what}")]
+    Internal {
+        what: &'static str,
+        #[source]
+        cause: Option<Cause>,
+    },
+}
+
+impl ServiceError {
+    /// A fault described in words.
+    pub fn internal(what: &'static str) -> Self {
+        Self::Internal { what, cause: None }
+    }
+
+    /// A fault and its cause.
+    pub fn internal_from(what: &'static str, cause: Cause) -> Self {
+        Self::Internal {
+            what,
+            cause: Some(cause),
+        }
+    }
+}
+
+impl From<RandomError> for ServiceError {
+    fn from(e: RandomError) -> Self {
+        Self::internal_from(
+            "the system's random generator failed",
+            crate::error::cause(e),
+        )
+    }
 }
 
 /// Why a presented token does not authenticate.
@@ -259,12 +290,13 @@ impl Services {
             .hashing
             .acquire()
             .await
-            .map_err(|_| ServiceError::Invalid("the server is shutting down".to_owned()))?;
+            .map_err(|_| ServiceError::Unavailable("the server is shutting down"))?;
         let password = password.to_owned();
+        let failed = |e| ServiceError::internal_from("password hashing failed", message(e));
         crate::hashing::run(move || user::hash_password(&password))
             .await
-            .map_err(|e| ServiceError::Invalid(format!("password hashing failed: {e}")))?
-            .map_err(ServiceError::Invalid)
+            .map_err(failed)?
+            .map_err(failed)
     }
 
     pub fn today(&self) -> Date {

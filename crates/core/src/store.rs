@@ -5,7 +5,10 @@ use async_trait::async_trait;
 use futures::stream::BoxStream;
 
 use crate::application::Application;
+use crate::error::Cause;
 
+/// What a store answers when it cannot do what was asked. Faults keep
+/// their cause (`source()`); their own text never repeats it.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// A uniqueness rule was broken; the text names what was taken.
@@ -19,12 +22,25 @@ pub enum StoreError {
     /// The write would leave the instance without an active administrator.
     #[error("the last active administrator cannot be blocked, demoted or deleted")]
     LastAdministrator,
-    /// The database could not be reached or did not answer in time.
-    #[error("the database is unavailable: {0}")]
-    Unavailable(String),
-    /// Anything else: a bug or a corrupt database.
-    #[error("database error: {0}")]
-    Other(String),
+    /// The database could not be reached or did not answer in time: try
+    /// again later.
+    #[error("the database is unavailable")]
+    Unavailable(#[source] Cause),
+    /// Anything else: a bug, a corrupt database, a refused URL.
+    #[error("the database failed")]
+    Internal(#[source] Cause),
+}
+
+impl StoreError {
+    /// Unavailable, for the reason given in words.
+    pub fn unavailable(why: impl Into<String>) -> Self {
+        Self::Unavailable(crate::error::message(why))
+    }
+
+    /// Internal, for the reason given in words.
+    pub fn internal(why: impl Into<String>) -> Self {
+        Self::Internal(crate::error::message(why))
+    }
 }
 
 pub use crate::token::TokenWithOwner;
@@ -114,7 +130,7 @@ where
         async move {
             let batch = match next?.await {
                 Ok(result) => result,
-                Err(e) => Err(StoreError::Other(format!("a list batch failed: {e}"))),
+                Err(e) => Err(StoreError::Internal(crate::error::cause(e))),
             };
             match batch {
                 Ok(rows) if rows.is_empty() => None,

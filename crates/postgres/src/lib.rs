@@ -29,6 +29,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use futures::TryStreamExt;
 use latchkey_core::dump::Cell;
+use latchkey_core::error::{cause, context};
 use latchkey_core::store::StoreError;
 use latchkey_sql::{Access, Backend, Conn, Dialect, Row, SqlStore, Value, Work};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -139,35 +140,38 @@ fn is_unavailable_code(code: &str) -> bool {
 }
 
 fn map_err(e: sqlx::Error) -> StoreError {
-    match &e {
+    let unavailable = match &e {
         sqlx::Error::Database(db) if db.is_unique_violation() => {
-            StoreError::Conflict(conflict_column(db.table(), db.constraint()))
+            return StoreError::Conflict(conflict_column(db.table(), db.constraint()));
         }
         // Raised only by latchkey_keep_an_administrator() (migration 0004).
         sqlx::Error::Database(db) if db.code().as_deref() == Some("LK001") => {
-            StoreError::LastAdministrator
+            return StoreError::LastAdministrator;
         }
         // 23503: the parent row was deleted first.
-        sqlx::Error::Database(db) if db.is_foreign_key_violation() => StoreError::Gone,
+        sqlx::Error::Database(db) if db.is_foreign_key_violation() => return StoreError::Gone,
         sqlx::Error::PoolTimedOut
         | sqlx::Error::Io(_)
         | sqlx::Error::PoolClosed
         | sqlx::Error::Tls(_)
-        | sqlx::Error::WorkerCrashed => StoreError::Unavailable(e.to_string()),
-        sqlx::Error::Database(db) if db.code().is_some_and(|c| is_unavailable_code(&c)) => {
-            StoreError::Unavailable(e.to_string())
-        }
-        _ => StoreError::Other(e.to_string()),
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| is_unavailable_code(&c)),
+        _ => false,
+    };
+    if unavailable {
+        StoreError::Unavailable(cause(e))
+    } else {
+        StoreError::Internal(cause(e))
     }
 }
 
 fn migrate_err(e: sqlx::migrate::MigrateError) -> StoreError {
     match e {
         sqlx::migrate::MigrateError::Execute(inner) => match map_err(inner) {
-            StoreError::Unavailable(m) => StoreError::Unavailable(format!("migration failed: {m}")),
-            other => StoreError::Other(format!("migration failed: {other}")),
+            StoreError::Unavailable(c) => StoreError::Unavailable(context("migration failed", c)),
+            other => StoreError::Internal(context("migration failed", other)),
         },
-        e => StoreError::Other(format!("migration failed: {e}")),
+        e => StoreError::Internal(context("migration failed", e)),
     }
 }
 
@@ -183,9 +187,9 @@ impl Backend for Postgres {
     /// within `acquire_timeout`.
     async fn connect(opts: &Options) -> Result<Self, StoreError> {
         let mut connect = PgConnectOptions::from_str(&opts.url).map_err(|e| {
-            StoreError::Other(format!(
-                "invalid PostgreSQL URL {:?}: {e}",
-                redact_url(&opts.url)
+            StoreError::Internal(context(
+                format!("invalid PostgreSQL URL {:?}", redact_url(&opts.url)),
+                e,
             ))
         })?;
         connect = connect.application_name("latchkey");
@@ -440,7 +444,10 @@ mod tests {
             .build()
             .expect("runtime");
         match rt.block_on(PgStore::connect(&opts)) {
-            Err(StoreError::Other(m)) => assert!(m.contains("invalid PostgreSQL URL"), "{m}"),
+            Err(e @ StoreError::Internal(_)) => {
+                let m = latchkey_core::error::Chain(&e).to_string();
+                assert!(m.contains("invalid PostgreSQL URL"), "{m}");
+            }
             other => panic!("expected Other, got {other:?}"),
         }
     }

@@ -98,7 +98,7 @@ pub struct Row {
 
 /// A stored value latchkey cannot read: a bug or a corrupt database.
 pub fn invalid(message: String) -> StoreError {
-    StoreError::Other(message)
+    StoreError::internal(message)
 }
 
 impl Row {

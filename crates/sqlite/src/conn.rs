@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use latchkey_core::dump::Cell;
+use latchkey_core::error::cause;
 use latchkey_core::store::StoreError;
 use latchkey_sql::{Conn, Row, Value};
 use rusqlite::types::ValueRef;
@@ -44,7 +45,7 @@ fn cell(value: ValueRef<'_>, i: usize) -> rusqlite::Result<Cell> {
         ValueRef::Integer(v) => Cell::Int(v),
         ValueRef::Text(t) => Cell::Text(
             std::str::from_utf8(t)
-                .map_err(|e| rusqlite::Error::Utf8Error(e))?
+                .map_err(rusqlite::Error::Utf8Error)?
                 .to_owned(),
         ),
         ValueRef::Real(_) | ValueRef::Blob(_) => {
@@ -122,10 +123,10 @@ pub(crate) fn map_err(e: rusqlite::Error) -> StoreError {
             | ErrorCode::DatabaseLocked
             | ErrorCode::SystemIoFailure
             | ErrorCode::DiskFull
-            | ErrorCode::CannotOpen => StoreError::Unavailable(e.to_string()),
-            _ => StoreError::Other(e.to_string()),
+            | ErrorCode::CannotOpen => StoreError::Unavailable(cause(e)),
+            _ => StoreError::Internal(cause(e)),
         },
-        _ => StoreError::Other(e.to_string()),
+        _ => StoreError::Internal(cause(e)),
     }
 }
 

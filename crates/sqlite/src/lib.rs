@@ -126,9 +126,9 @@ fn create_private(path: &std::path::Path) -> Result<(), StoreError> {
             }
             Ok(())
         }
-        Err(e) => Err(StoreError::Unavailable(format!(
-            "cannot create the database file {}: {e}",
-            path.display()
+        Err(e) => Err(StoreError::Unavailable(latchkey_core::error::context(
+            format!("cannot create the database file {}", path.display()),
+            e,
         ))),
     }
 }
@@ -156,7 +156,7 @@ impl std::fmt::Debug for Sqlite {
 pub type SqliteStore = SqlStore<Sqlite>;
 
 pub(crate) fn closed() -> StoreError {
-    StoreError::Unavailable("the database is closed".to_owned())
+    StoreError::unavailable("the database is closed")
 }
 
 /// How often the WAL is checkpointed in the background (a checkpoint with
@@ -219,7 +219,7 @@ impl Backend for Sqlite {
 
     async fn connect(opts: &Options) -> Result<Self, StoreError> {
         let location = location(&opts.url)
-            .ok_or_else(|| StoreError::Other(format!("invalid SQLite URL {:?}", opts.url)))?;
+            .ok_or_else(|| StoreError::internal(format!("invalid SQLite URL {:?}", opts.url)))?;
         let (path, in_memory) = match location {
             Location::File(path) => {
                 create_private(&path)?;

@@ -27,7 +27,7 @@ const HISTORY: &str = "CREATE TABLE IF NOT EXISTS _sqlx_migrations (
 )";
 
 fn failed(what: String) -> StoreError {
-    StoreError::Other(format!("migration failed: {what}"))
+    StoreError::internal(format!("migration failed: {what}"))
 }
 
 /// Apply every pending migration, each in a transaction of its own.

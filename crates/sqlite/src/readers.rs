@@ -112,7 +112,7 @@ impl Readers {
             out
         })
         .await
-        .map_err(|e| StoreError::Other(format!("a database read failed: {e}")))?
+        .map_err(|e| StoreError::Internal(latchkey_core::error::cause(e)))?
     }
 }
 

@@ -57,7 +57,7 @@ impl std::fmt::Debug for Job {
 }
 
 fn stopped() -> StoreError {
-    StoreError::Unavailable("the database writer has stopped".to_owned())
+    StoreError::unavailable("the database writer has stopped")
 }
 
 /// How the writer opens its connection.
@@ -76,7 +76,12 @@ impl Writer {
         std::thread::Builder::new()
             .name("latchkey-writer".to_owned())
             .spawn(move || run(&mut conn, rx))
-            .map_err(|e| StoreError::Other(format!("cannot start the database writer: {e}")))?;
+            .map_err(|e| {
+                StoreError::Internal(latchkey_core::error::context(
+                    "cannot start the database writer",
+                    e,
+                ))
+            })?;
         Ok(Self {
             jobs: tx,
             enqueue_timeout: open.enqueue_timeout,
@@ -96,9 +101,7 @@ impl Writer {
         match tokio::time::timeout(self.enqueue_timeout, self.jobs.send(job)).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(_)) => Err(stopped()),
-            Err(_) => Err(StoreError::Unavailable(
-                "the database writer is overloaded".to_owned(),
-            )),
+            Err(_) => Err(StoreError::unavailable("the database writer is overloaded")),
         }
     }
 
@@ -118,7 +121,7 @@ impl Writer {
                     (Some(Err(e)), _) => Err(e),
                     (_, Err(e)) => Err(e),
                     (Some(Ok(v)), Ok(())) => Ok(v),
-                    (None, Ok(())) => Err(StoreError::Other("the write was not run".to_owned())),
+                    (None, Ok(())) => Err(StoreError::internal("the write was not run")),
                 };
                 let _ = answer.send(outcome);
             })

@@ -1,13 +1,16 @@
-//! Errors in the two dialects. Everything under `/api/v4` answers in
-//! GitLab's shapes; the cause of a 5xx is logged here, once, and never
-//! shown to the client.
+//! Errors in GitLab's dialect: everything under `/api/v4` answers in
+//! GitLab's shapes. A 5xx names its request id and never its cause, which
+//! goes to the log through the request-id layer (see `request_id`).
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use latchkey_core::application::ValidationErrors;
+use latchkey_core::error::{cause, message, Cause};
 use latchkey_core::service::ServiceError;
 use latchkey_core::store::StoreError;
 use serde_json::json;
+
+use super::request_id::{self, Fault};
 
 pub const REALM: &str = "Protected by OAuth 2.0";
 
@@ -42,10 +45,11 @@ pub enum ApiError {
     PayloadTooLarge,
     /// 415 `{"message":"415 Unsupported Media Type - <reason>"}`
     UnsupportedMediaType(String),
-    /// 503: the database did not answer
-    Unavailable(String),
-    /// 500: a bug; the text is logged, never sent
-    Internal(String),
+    /// 503: the database (or the server) cannot answer now; the cause is
+    /// logged, never sent
+    Unavailable(Cause),
+    /// 500: a fault; the cause is logged, never sent
+    Internal(Cause),
 }
 
 impl ApiError {
@@ -151,31 +155,42 @@ impl IntoResponse for ApiError {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 json!({ "message": format!("415 Unsupported Media Type - {reason}") }),
             ),
-            Self::Unavailable(cause) => {
-                tracing::warn!(%cause, "database unavailable");
-                json_response(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    json!({"message": "503 Service Unavailable"}),
-                )
+            Self::Unavailable(cause) => Fault {
+                cause,
+                unavailable: true,
             }
-            Self::Internal(cause) => {
-                tracing::error!(%cause, "internal error");
-                json_response(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    json!({"message": "500 Internal Server Error"}),
-                )
+            .attach(fault_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "503 Service Unavailable",
+            )),
+            Self::Internal(cause) => Fault {
+                cause,
+                unavailable: false,
             }
+            .attach(fault_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "500 Internal Server Error",
+            )),
         }
     }
+}
+
+/// GitLab's body for a 5xx, with the request id to quote in a report.
+fn fault_response(status: StatusCode, text: &str) -> Response {
+    let mut body = json!({ "message": text });
+    if let Some(id) = request_id::current() {
+        body["request_id"] = json!(&*id);
+    }
+    json_response(status, body)
 }
 
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::Unavailable(cause) => Self::Unavailable(cause),
+            StoreError::Unavailable(_) => Self::Unavailable(cause(e)),
             // The parent of what was written was deleted meanwhile.
             StoreError::Gone => Self::NotFound(""),
-            other => Self::Internal(other.to_string()),
+            other => Self::Internal(cause(other)),
         }
     }
 }
@@ -188,8 +203,8 @@ impl From<ServiceError> for ApiError {
             ServiceError::Forbidden(reason) => Self::Forbidden(reason),
             ServiceError::Invalid(reason) => Self::BadRequest(reason),
             ServiceError::Store(s) => s.into(),
-            ServiceError::Random(r) => Self::Internal(r.to_string()),
-            ServiceError::Internal(cause) => Self::Internal(cause),
+            ServiceError::Unavailable(why) => Self::Unavailable(message(why)),
+            e @ ServiceError::Internal { .. } => Self::Internal(cause(e)),
         }
     }
 }

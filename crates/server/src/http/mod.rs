@@ -8,6 +8,7 @@ pub mod oauth;
 pub mod oidc;
 pub mod pagination;
 pub mod params;
+pub mod request_id;
 pub mod router;
 pub mod tokens;
 pub mod user_applications;

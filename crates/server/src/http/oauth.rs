@@ -2,6 +2,7 @@
 //! dialect: the token endpoint (every grant), revocation (RFC 7009),
 //! token info (Doorkeeper) and introspection (RFC 7662).
 
+use super::request_id::Fault;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -43,11 +44,14 @@ impl IntoResponse for OAuthResponse {
             ErrorCode::InsufficientScope => StatusCode::FORBIDDEN,
             _ => StatusCode::BAD_REQUEST,
         };
-        let mut res = (
-            status,
-            Json(json!({"error": e.code.as_str(), "error_description": e.description})),
-        )
-            .into_response();
+        let mut body = json!({"error": e.code.as_str(), "error_description": e.description});
+        if status.is_server_error() {
+            // To quote in a report; the cause is in the log under it.
+            if let Some(id) = super::request_id::current() {
+                body["request_id"] = json!(&*id);
+            }
+        }
+        let mut res = (status, Json(body)).into_response();
         let h = res.headers_mut();
         no_store(h);
         // A challenge only where RFC 6749 section 5.2 (401) and RFC 6750
@@ -82,14 +86,20 @@ pub(crate) fn internal(e: ServiceError) -> Response {
         ServiceError::Store(StoreError::Gone) => {
             OAuthResponse(OAuthError::new(ErrorCode::InvalidGrant)).into_response()
         }
-        ServiceError::Store(StoreError::Unavailable(cause)) => {
-            tracing::warn!(%cause, "database unavailable");
-            OAuthResponse(OAuthError::new(ErrorCode::TemporarilyUnavailable)).into_response()
+        e @ (ServiceError::Store(StoreError::Unavailable(_)) | ServiceError::Unavailable(_)) => {
+            Fault {
+                cause: latchkey_core::error::cause(e),
+                unavailable: true,
+            }
+            .attach(
+                OAuthResponse(OAuthError::new(ErrorCode::TemporarilyUnavailable)).into_response(),
+            )
         }
-        other => {
-            tracing::error!(error = %other, "internal error");
-            OAuthResponse(OAuthError::new(ErrorCode::ServerError)).into_response()
+        other => Fault {
+            cause: latchkey_core::error::cause(other),
+            unavailable: false,
         }
+        .attach(OAuthResponse(OAuthError::new(ErrorCode::ServerError)).into_response()),
     }
 }
 

@@ -122,8 +122,10 @@ pub fn router(state: AppState) -> Router {
             HeaderValue::from_static("nosniff"),
         ))
         .layer(CatchPanicLayer::custom(|_| {
-            ApiError::Internal("a request handler panicked".to_owned()).into_response()
+            ApiError::Internal(latchkey_core::error::message("a request handler panicked"))
+                .into_response()
         }))
+        .layer(super::request_id::RequestIdLayer)
         .layer(
             TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
                 // The path only: query strings can carry tokens.
@@ -197,7 +199,9 @@ fn database_down(path: &str) -> Response {
             .into_response(),
         _ => super::params::ParamsRejection {
             dialect,
-            error: ApiError::Unavailable("the database refuses connections".to_owned()),
+            error: ApiError::Unavailable(latchkey_core::error::message(
+                "the database refuses connections",
+            )),
         }
         .into_response(),
     };

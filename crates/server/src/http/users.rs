@@ -157,7 +157,8 @@ pub async fn create(
     // knows (latchkey sends no mail); an admin can set one later.
     let password = match password {
         Some(p) => p,
-        None => secret::random_hex(24).map_err(|e| ApiError::Internal(e.to_string()))?,
+        None => secret::random_hex(24)
+            .map_err(|e| ApiError::Internal(latchkey_core::error::cause(e)))?,
     };
     let input = UserInput {
         username,

@@ -8,6 +8,7 @@
 //! are `HttpOnly`, `SameSite=Lax`, and when the external URL is https
 //! `Secure` with the `__Host-` prefix (so no subdomain can plant them).
 
+use super::request_id::Fault;
 use askama::Template;
 use axum::extract::{OriginalUri, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
@@ -75,6 +76,7 @@ struct ErrorPage<'a> {
     title: &'a str,
     description: &'a str,
     code: Option<&'a str>,
+    request_id: Option<&'a str>,
 }
 
 #[derive(Template)]
@@ -145,12 +147,18 @@ pub(crate) fn error_page(
     description: &str,
     code: Option<&str>,
 ) -> Response {
+    // A fault's page names the request, to quote in a report.
+    let request_id = status
+        .is_server_error()
+        .then(super::request_id::current)
+        .flatten();
     page(
         status,
         ErrorPage {
             title,
             description,
             code,
+            request_id: request_id.as_deref(),
         }
         .render(),
         "",
@@ -166,7 +174,7 @@ fn oauth_error_page(e: &OAuthError) -> Response {
     )
 }
 
-fn internal_page(e: ServiceError) -> Response {
+pub(crate) fn internal_page(e: ServiceError) -> Response {
     match e {
         // The application or account was deleted while this request ran.
         ServiceError::Store(StoreError::Gone) => error_page(
@@ -175,24 +183,28 @@ fn internal_page(e: ServiceError) -> Response {
             "The application or the account this request is for no longer exists.",
             None,
         ),
-        ServiceError::Store(StoreError::Unavailable(cause)) => {
-            tracing::warn!(%cause, "database unavailable");
-            error_page(
+        e @ (ServiceError::Store(StoreError::Unavailable(_)) | ServiceError::Unavailable(_)) => {
+            Fault {
+                cause: latchkey_core::error::cause(e),
+                unavailable: true,
+            }
+            .attach(error_page(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "Try again soon",
                 "The service is temporarily unavailable.",
                 None,
-            )
+            ))
         }
-        other => {
-            tracing::error!(error = %other, "internal error");
-            error_page(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "Something went wrong",
-                "The server could not complete the request.",
-                None,
-            )
+        other => Fault {
+            cause: latchkey_core::error::cause(other),
+            unavailable: false,
         }
+        .attach(error_page(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Something went wrong",
+            "The server could not complete the request.",
+            None,
+        )),
     }
 }
 
@@ -659,8 +671,8 @@ pub async fn authorize(
         auth_time,
     }) = signed_in
     else {
-        return internal_page(ServiceError::Internal(
-            "an approved authorization without a session".to_owned(),
+        return internal_page(ServiceError::internal(
+            "an approved authorization without a session",
         ));
     };
     if interaction == Interaction::Approve {

@@ -204,6 +204,23 @@ impl TestApp {
         }
     }
 
+    /// Run `sql` on the test's database behind the server's back (to
+    /// corrupt what it stores).
+    pub async fn raw_sql(&self, sql: &str) {
+        match &self._postgres {
+            Some(db) => {
+                use sqlx::{Connection, Executor};
+                let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+                conn.execute(sql).await.unwrap();
+                let _ = conn.close().await;
+            }
+            None => {
+                let conn = rusqlite::Connection::open(self._dir.path().join("test.db")).unwrap();
+                conn.execute_batch(sql).unwrap();
+            }
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }

@@ -9,6 +9,7 @@ mod auth;
 mod auth_cache;
 mod bad_input;
 mod cluster;
+mod faults;
 mod meta;
 mod oauth;
 mod oidc;
