@@ -1,6 +1,6 @@
 //! Errors in GitLab's dialect: everything under `/api/v4` answers in
-//! GitLab's shapes. A 5xx names its request id and never its cause, which
-//! goes to the log through the request-id layer (see `request_id`).
+//! GitLab's shapes. A 5xx never names its cause, which goes to the log
+//! under the request id the response carries (see `request_id`).
 
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -10,7 +10,7 @@ use latchkey_core::service::ServiceError;
 use latchkey_core::store::StoreError;
 use serde_json::json;
 
-use super::request_id::{self, Fault};
+use super::request_id::Fault;
 
 pub const REALM: &str = "Protected by OAuth 2.0";
 
@@ -175,13 +175,10 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// GitLab's body for a 5xx, with the request id to quote in a report.
+/// GitLab's body for a 5xx, exactly (clients match it); the request id
+/// to quote in a report is in `X-Request-Id`, as GitLab sends it.
 fn fault_response(status: StatusCode, text: &str) -> Response {
-    let mut body = json!({ "message": text });
-    if let Some(id) = request_id::current() {
-        body["request_id"] = json!(&*id);
-    }
-    json_response(status, body)
+    json_response(status, json!({ "message": text }))
 }
 
 impl From<StoreError> for ApiError {

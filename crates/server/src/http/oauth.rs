@@ -44,14 +44,11 @@ impl IntoResponse for OAuthResponse {
             ErrorCode::InsufficientScope => StatusCode::FORBIDDEN,
             _ => StatusCode::BAD_REQUEST,
         };
-        let mut body = json!({"error": e.code.as_str(), "error_description": e.description});
-        if status.is_server_error() {
-            // To quote in a report; the cause is in the log under it.
-            if let Some(id) = super::request_id::current() {
-                body["request_id"] = json!(&*id);
-            }
-        }
-        let mut res = (status, Json(body)).into_response();
+        let mut res = (
+            status,
+            Json(json!({"error": e.code.as_str(), "error_description": e.description})),
+        )
+            .into_response();
         let h = res.headers_mut();
         no_store(h);
         // A challenge only where RFC 6749 section 5.2 (401) and RFC 6750

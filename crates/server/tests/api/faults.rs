@@ -42,8 +42,11 @@ async fn a_corrupt_row_is_a_500_with_a_request_id_not_a_400_with_the_reason() {
     let id = res.headers()["x-request-id"].to_str().unwrap().to_owned();
     let body = res.text().await.unwrap();
     let json: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(json["message"], "500 Internal Server Error");
-    assert_eq!(json["request_id"], id.as_str());
+    assert_eq!(
+        json,
+        serde_json::json!({"message": "500 Internal Server Error"})
+    );
+    assert_eq!(id.len(), 20);
     for leak in ["not-a-date", "expires_at", "column", "database"] {
         assert!(!body.contains(leak), "the cause leaked ({leak}): {body}");
     }
