@@ -4,8 +4,10 @@
 //! Nothing here knows about HTTP or SQL. Handlers and the CLI call the
 //! services in [`service`]; storage backends implement [`store::Store`].
 
+pub mod access;
 pub mod application;
 pub mod auth_cache;
+pub mod authorize;
 pub mod clock;
 pub mod device;
 pub mod dump;

@@ -13,8 +13,7 @@ use crate::service::{ServiceError, Services};
 /// How long an instance signs with the key it read before reading again.
 const SIGNING_KEY_CACHE_MS: i64 = 60_000;
 
-async fn generate() -> Result<oidc::NewSigningKey, ServiceError> {
-    let now = crate::clock::unix_millis(time::OffsetDateTime::now_utc());
+async fn generate(now: i64) -> Result<oidc::NewSigningKey, ServiceError> {
     tokio::task::spawn_blocking(move || oidc::generate_signing_key(now))
         .await
         .map_err(|e| ServiceError::internal_from("key generation failed", cause(e)))?
@@ -35,7 +34,7 @@ impl Services {
         {
             return Ok(());
         }
-        let mut key = generate().await?;
+        let mut key = generate(self.now_ms()).await?;
         key.created_at = now;
         self.store.insert_signing_key(key, true).await?;
         Ok(())
@@ -55,7 +54,7 @@ impl Services {
     /// A new signing key; the previous ones are retired but stay published
     /// for a day, so the tokens they signed still verify. Returns the kid.
     pub async fn rotate_signing_key(&self) -> Result<String, ServiceError> {
-        let mut key = generate().await?;
+        let mut key = generate(self.now_ms()).await?;
         key.created_at = self.now_ms();
         let kid = key.kid.clone();
         self.store.insert_signing_key(key, false).await?;

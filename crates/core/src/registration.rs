@@ -1,12 +1,13 @@
 //! Dynamic client registration (RFC 7591) and its management protocol
 //! (RFC 7592), with GitLab's MCP flavour as an option.
 
+use crate::application::ApplicationChanges;
 use crate::application::{self, Application, NewApplication, Ownership, ValidationErrors};
 use crate::oauth::{ErrorCode, OAuthError};
 use crate::oauth_flows::FlowError;
 use crate::scopes::{ScopeSet, Scopes};
 use crate::secret;
-use crate::service::{ApplicationChanges, ServiceError, Services};
+use crate::service::{Plaintext, ServiceError, Services};
 use crate::store::StoreError;
 
 /// Registrations allowed per client address per hour.
@@ -39,8 +40,8 @@ pub struct ClientMetadata {
 #[derive(Debug, Clone)]
 pub struct Registered {
     pub application: Application,
-    pub client_secret: Option<String>,
-    pub registration_access_token: Option<String>,
+    pub client_secret: Option<Plaintext>,
+    pub registration_access_token: Option<Plaintext>,
     pub grant_types: Vec<String>,
 }
 
@@ -211,7 +212,7 @@ impl Services {
             .store
             .insert_application(NewApplication {
                 application_id: secret::random_hex(32)?,
-                secret_digest: secret::digest(&secret_value.0),
+                secret_digest: secret::digest(secret_value.expose()),
                 name: checked.name,
                 redirect_uri: checked.redirect_uri,
                 scopes: checked.scopes,
@@ -224,9 +225,9 @@ impl Services {
             })
             .await?;
         Ok(Registered {
-            client_secret: app.confidential.then_some(secret_value.0),
+            client_secret: app.confidential.then_some(secret_value),
             application: app,
-            registration_access_token: Some(registration_token),
+            registration_access_token: Some(Plaintext::new(registration_token)),
             grant_types: checked.grant_types,
         })
     }

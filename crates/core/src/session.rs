@@ -1,8 +1,14 @@
-//! Browser sessions and sign-in throttling: their storage. The rules
-//! (lifetimes, lockout) live with the sign-in flows in [`crate::oauth_flows`].
+//! Browser sessions and sign-in throttling: signing in (with lockout per
+//! account and throttling per address), sessions, and their storage.
+
+use std::sync::OnceLock;
 
 use crate::oauth::NewSession;
+use crate::oauth::SESSION_LIFETIME_MS;
+use crate::secret;
+use crate::service::{ServiceError, Services};
 use crate::store::StoreError;
+use crate::user;
 use crate::user::User;
 
 /// Browser sessions and sign-in throttling. What the storage backends implement (see
@@ -42,4 +48,169 @@ pub trait SessionStore: Send + Sync {
         user_id: i64,
         keep: Option<&str>,
     ) -> Result<u64, StoreError>;
+}
+
+/// Why a sign-in failed.
+#[derive(Debug)]
+pub enum SignInError {
+    Invalid,
+    /// Too many failures for this account; try again later.
+    Locked,
+    /// Too many failures from this address; try again later.
+    Throttled,
+    Blocked(&'static str),
+    Internal(ServiceError),
+}
+
+/// Failed sign-ins allowed per account in [`THROTTLE_WINDOW_MS`].
+pub const MAX_ACCOUNT_FAILURES: u32 = 5;
+
+/// Failed sign-ins allowed per client address in [`THROTTLE_WINDOW_MS`].
+pub const MAX_ADDRESS_FAILURES: u32 = 30;
+
+/// The longest login (username or email) looked up.
+const MAX_LOGIN_BYTES: usize = 255;
+
+/// Lockouts expire with the window that started at the first failure.
+pub const THROTTLE_WINDOW_MS: i64 = 15 * 60 * 1000;
+
+/// A hash to verify against when the account does not exist, so that
+/// unknown and known logins take the same time.
+fn dummy_password_hash() -> &'static str {
+    static HASH: OnceLock<String> = OnceLock::new();
+    HASH.get_or_init(|| user::hash_password("latchkey-dummy-password").unwrap_or_default())
+}
+
+impl From<StoreError> for SignInError {
+    fn from(e: StoreError) -> Self {
+        Self::Internal(e.into())
+    }
+}
+
+// --- the service --------------------------------------------------
+
+impl Services {
+    /// Check a login (username or email) and password, with throttling per
+    /// account and per client address. Argon2 runs off the async workers.
+    pub async fn sign_in(
+        &self,
+        login: &str,
+        password: &str,
+        address: &str,
+    ) -> Result<User, SignInError> {
+        let now = self.now_ms();
+        let address_key = format!("address:{address}");
+        if self
+            .store
+            .login_failures(&address_key, now, THROTTLE_WINDOW_MS)
+            .await?
+            >= MAX_ADDRESS_FAILURES
+        {
+            return Err(SignInError::Throttled);
+        }
+        let typed = login.trim();
+        // No username or email is this long: no lookup, no stored key.
+        let found = if typed.len() > MAX_LOGIN_BYTES {
+            None
+        } else {
+            self.store.find_user_for_login(typed).await?
+        };
+        // Failures count against the account, however it was named (its
+        // username or its email); a login that names nobody is counted
+        // under (a digest of) what was typed.
+        let account_key = match &found {
+            Some((user, _)) => format!("account:{}", user.id),
+            None => format!("login:{}", secret::digest(&typed.to_lowercase())),
+        };
+        // "Locked" is said only to whoever typed the public username (or a
+        // login that names nobody): told to someone who typed an email, it
+        // would say whose email it is. They get "invalid" instead.
+        let locked = if found
+            .as_ref()
+            .is_none_or(|(u, _)| u.username.eq_ignore_ascii_case(typed))
+        {
+            SignInError::Locked
+        } else {
+            SignInError::Invalid
+        };
+        if self
+            .store
+            .login_failures(&account_key, now, THROTTLE_WINDOW_MS)
+            .await?
+            >= MAX_ACCOUNT_FAILURES
+        {
+            // Either way the password is not even checked.
+            return Err(locked);
+        }
+        let digest = found
+            .as_ref()
+            .and_then(|(_, d)| d.clone())
+            .unwrap_or_else(|| dummy_password_hash().to_owned());
+        let ok = {
+            let _permit = self.hashing.acquire().await.map_err(|_| {
+                SignInError::Internal(ServiceError::Unavailable("the server is shutting down"))
+            })?;
+            let password = password.to_owned();
+            crate::hashing::run(move || user::verify_password(&password, &digest))
+                .await
+                .map_err(|e| {
+                    SignInError::Internal(ServiceError::internal_from(
+                        "password verification failed",
+                        crate::error::message(e),
+                    ))
+                })?
+        };
+        match found {
+            Some((user, Some(_))) if ok => {
+                if let Some(reason) = user.access_denied_reason() {
+                    return Err(SignInError::Blocked(reason));
+                }
+                self.store.clear_login_failures(&account_key).await?;
+                Ok(user)
+            }
+            _ => {
+                self.store
+                    .record_login_failure(&address_key, now, THROTTLE_WINDOW_MS)
+                    .await?;
+                let n = self
+                    .store
+                    .record_login_failure(&account_key, now, THROTTLE_WINDOW_MS)
+                    .await?;
+                if n >= MAX_ACCOUNT_FAILURES {
+                    Err(locked)
+                } else {
+                    Err(SignInError::Invalid)
+                }
+            }
+        }
+    }
+
+    /// A new session for `user_id`; returns the cookie value (shown once).
+    pub async fn create_session(&self, user_id: i64) -> Result<String, ServiceError> {
+        let value = secret::random_hex(32)?;
+        let now = self.now_ms();
+        self.store
+            .insert_session(NewSession {
+                digest: secret::digest(&value),
+                user_id,
+                created_at: now,
+                expires_at: now + SESSION_LIFETIME_MS,
+            })
+            .await?;
+        Ok(value)
+    }
+
+    /// The user signed in with this session cookie, if it is live and the
+    /// user may still sign in, with the time they signed in.
+    pub async fn session_user(&self, cookie: &str) -> Result<Option<(User, i64)>, ServiceError> {
+        let found = self
+            .store
+            .find_session_user(&secret::digest(cookie), self.now_ms())
+            .await?;
+        Ok(found.filter(|(u, _)| u.access_denied_reason().is_none()))
+    }
+
+    pub async fn end_session(&self, cookie: &str) -> Result<(), ServiceError> {
+        Ok(self.store.delete_session(&secret::digest(cookie)).await?)
+    }
 }

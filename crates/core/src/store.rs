@@ -1,11 +1,16 @@
 //! The storage interface: one trait per aggregate, [`Store`] over them all,
 //! and the errors every backend answers with.
 
+use std::any::Any;
+
 use async_trait::async_trait;
+use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 
-use crate::application::Application;
+use crate::application::{Application, NewApplication, Ownership};
 use crate::error::Cause;
+use crate::token::{NewToken, PersonalAccessToken};
+use crate::user::{NewUser, User};
 
 /// What a store answers when it cannot do what was asked. Faults keep
 /// their cause (`source()`); their own text never repeats it.
@@ -78,6 +83,64 @@ pub trait Store:
     /// sign-in counters, and tokens that are revoked or expired without a
     /// usable refresh token. Returns the rows deleted.
     async fn delete_expired(&self, now: i64) -> Result<u64, StoreError>;
+
+    /// Run `work` as one unit across aggregates: every change it makes
+    /// through its [`Transaction`] commits together, or none does (an error
+    /// from `work` rolls everything back). Use [`in_transaction`] for a
+    /// typed result.
+    async fn transaction(&self, work: TransactionWork) -> Result<Box<dyn Any + Send>, StoreError>;
+}
+
+/// The changes of several aggregates, made in one transaction (see
+/// [`Store::transaction`]). Each method does what the store method of the
+/// same name does.
+#[async_trait]
+pub trait Transaction: Send {
+    async fn insert_application(&mut self, app: NewApplication) -> Result<Application, StoreError>;
+
+    async fn delete_application(&mut self, id: i64, scope: Ownership) -> Result<bool, StoreError>;
+
+    /// Revoke every OAuth token of an application; how many.
+    async fn revoke_application_tokens(
+        &mut self,
+        application_id: i64,
+        now: i64,
+    ) -> Result<u64, StoreError>;
+
+    async fn insert_user(&mut self, user: NewUser) -> Result<User, StoreError>;
+
+    async fn insert_token(&mut self, token: NewToken) -> Result<PersonalAccessToken, StoreError>;
+
+    async fn revoke_token(&mut self, id: i64) -> Result<bool, StoreError>;
+}
+
+/// What [`Store::transaction`] runs.
+pub type TransactionWork = Box<
+    dyn for<'t> FnOnce(
+            &'t mut dyn Transaction,
+        ) -> BoxFuture<'t, Result<Box<dyn Any + Send>, StoreError>>
+        + Send,
+>;
+
+/// [`Store::transaction`] with a typed result.
+pub async fn in_transaction<T, F>(store: &dyn Store, work: F) -> Result<T, StoreError>
+where
+    T: Send + 'static,
+    F: for<'t> FnOnce(&'t mut dyn Transaction) -> BoxFuture<'t, Result<T, StoreError>>
+        + Send
+        + 'static,
+{
+    let out = store
+        .transaction(Box::new(move |tx| {
+            Box::pin(async move {
+                let value = work(tx).await?;
+                Ok(Box::new(value) as Box<dyn Any + Send>)
+            })
+        }))
+        .await?;
+    out.downcast::<T>()
+        .map(|value| *value)
+        .map_err(|_| StoreError::internal("a transaction's result has another type"))
 }
 
 /// Every store trait, for `use latchkey_core::store::prelude::*`.

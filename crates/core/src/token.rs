@@ -2,9 +2,13 @@
 
 use time::Date;
 
+use crate::application::{self, ValidationErrors};
 use crate::pagination::PageRequest;
 use crate::scopes::Scopes;
+use crate::secret;
+use crate::service::{Plaintext, ServiceError, Services};
 use crate::store::StoreError;
+use crate::token;
 use crate::user::User;
 
 /// The prefix of the tokens latchkey generates (GitLab's).
@@ -115,6 +119,215 @@ pub trait TokenStore: Send + Sync {
         id: i64,
         new: NewToken,
     ) -> Result<Option<PersonalAccessToken>, StoreError>;
+}
+
+/// Scopes that give more than the API as the user: only a token that has
+/// one may hand it to a new token.
+pub const PRIVILEGED_SCOPES: &[&str] = &["sudo", "admin_mode"];
+
+/// GitLab's maximum personal access token lifetime.
+pub const DEFAULT_MAX_TOKEN_LIFETIME_DAYS: i64 = 365;
+
+/// Why a presented token does not authenticate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenRejection {
+    Unknown,
+    Expired,
+    Revoked,
+}
+
+/// Who is rotating a personal access token: the authenticated user, the
+/// scopes of the credential they used, and which personal access token
+/// that was (`None` for an OAuth access token).
+#[derive(Debug, Clone, Copy)]
+pub struct TokenActor<'a> {
+    pub scopes: &'a Scopes,
+    pub personal_token_id: Option<i64>,
+}
+
+// --- the service -------------------------------------------------------
+
+impl Services {
+    /// Who does this token belong to, and may it be used now?
+    pub async fn authenticate_token(
+        &self,
+        presented: &str,
+    ) -> Result<Result<TokenWithOwner, TokenRejection>, StoreError> {
+        let digest = secret::digest(presented);
+        let found = match self.auth_cache.get_personal(&digest, self.now_ms()) {
+            Some(found) => found,
+            None => {
+                let ticket = self.auth_cache.ticket();
+                let Some(found) = self.store.find_token_by_digest(&digest).await? else {
+                    return Ok(Err(TokenRejection::Unknown));
+                };
+                if !found.token.revoked {
+                    self.auth_cache
+                        .put_personal(ticket, &digest, &found, self.now_ms());
+                }
+                found
+            }
+        };
+        if found.token.revoked {
+            return Ok(Err(TokenRejection::Revoked));
+        }
+        if found.token.is_expired(self.today()) {
+            return Ok(Err(TokenRejection::Expired));
+        }
+        Ok(Ok(found))
+    }
+
+    /// The latest expiry date a token may have today.
+    pub fn max_token_expiry(&self) -> Date {
+        self.today() + time::Duration::days(self.config.max_token_lifetime_days)
+    }
+
+    pub(crate) fn new_token(
+        &self,
+        user_id: i64,
+        name: &str,
+        scopes: &Scopes,
+        expires_at: Option<Date>,
+        value: Option<&str>,
+    ) -> Result<(NewToken, Plaintext), ServiceError> {
+        if name.trim().is_empty() || name.chars().count() > 255 {
+            return Err(ServiceError::Invalid(
+                "token name must be 1 to 255 characters".to_owned(),
+            ));
+        }
+        if let Some(d) = expires_at {
+            if d < self.today() {
+                return Err(ServiceError::Invalid(
+                    "expires_at is in the past".to_owned(),
+                ));
+            }
+            let max = self.max_token_expiry();
+            if d > max {
+                let mut errors = ValidationErrors::default();
+                errors.add("expires_at", format!("must be before {max}"));
+                return Err(ServiceError::Validation(errors));
+            }
+        }
+        let plaintext = match value {
+            Some(v) => {
+                token::check_token_value(v).map_err(ServiceError::Invalid)?;
+                v.to_owned()
+            }
+            None => format!("{PAT_PREFIX}{}", secret::random_hex(32)?),
+        };
+        Ok((
+            NewToken {
+                user_id,
+                name: name.to_owned(),
+                digest: secret::digest(&plaintext),
+                scopes: scopes.clone(),
+                expires_at,
+                created_at: self.now_ms(),
+            },
+            Plaintext::new(plaintext),
+        ))
+    }
+
+    /// Scopes for a new token, checked against the server's set.
+    pub fn token_scopes(&self, raw: &str) -> Result<Scopes, ServiceError> {
+        Scopes::checked(raw, &self.config.scopes).map_err(|e| {
+            let mut errors = ValidationErrors::default();
+            errors.add("scopes", application::scope_error_message(&e));
+            ServiceError::Validation(errors)
+        })
+    }
+
+    /// A personal access token for `user_id`; the plaintext is returned once.
+    /// `expires_at` may be at most [`Config::max_token_lifetime_days`] away.
+    pub async fn create_token(
+        &self,
+        user_id: i64,
+        name: &str,
+        scopes: &str,
+        expires_at: Option<Date>,
+    ) -> Result<(PersonalAccessToken, Plaintext), ServiceError> {
+        let scopes = self.token_scopes(scopes)?;
+        let (new, plaintext) = self.new_token(user_id, name, &scopes, expires_at, None)?;
+        let token = self.store.insert_token(new).await?;
+        Ok((token, plaintext))
+    }
+
+    pub async fn find_token(&self, id: i64) -> Result<Option<PersonalAccessToken>, ServiceError> {
+        Ok(self.store.find_token(id).await?)
+    }
+
+    pub async fn list_tokens(
+        &self,
+        user_id: Option<i64>,
+        page: PageRequest,
+    ) -> Result<(Vec<PersonalAccessToken>, u64), ServiceError> {
+        Ok(self.store.list_tokens(user_id, page).await?)
+    }
+
+    pub async fn revoke_token(&self, id: i64) -> Result<(), ServiceError> {
+        if self.changing_auth(self.store.revoke_token(id)).await? {
+            Ok(())
+        } else {
+            Err(ServiceError::NotFound)
+        }
+    }
+
+    /// May `by` make a personal access token with `scopes` (for any user, as
+    /// an administrator)? Not with an OAuth access token (an application
+    /// holding an administrator's token must not mint lasting ones), and the
+    /// privilege-bearing scopes (`sudo`, `admin_mode`) only by a token that
+    /// has them itself. Stricter than GitLab; `Forbidden` otherwise.
+    pub fn check_token_grant(
+        &self,
+        by: TokenActor<'_>,
+        scopes: &[String],
+    ) -> Result<(), ServiceError> {
+        if by.personal_token_id.is_none() {
+            return Err(ServiceError::Forbidden(None));
+        }
+        if PRIVILEGED_SCOPES
+            .iter()
+            .any(|p| scopes.iter().any(|s| s == p) && !by.scopes.contains(p))
+        {
+            return Err(ServiceError::Forbidden(None));
+        }
+        Ok(())
+    }
+
+    /// GitLab's rotation: the token is revoked and a new one with the same
+    /// name and scopes is issued, expiring on `expires_at` or in a week.
+    ///
+    /// Stricter than GitLab: only a personal access token may rotate one (an
+    /// OAuth access token held by an application may not), and a token other
+    /// than the caller's own only when the caller's scopes cover all of its
+    /// scopes, so that rotation never hands out more than the caller holds.
+    /// `Forbidden` otherwise; `NotFound` if the token is missing; `Invalid`
+    /// if already revoked.
+    pub async fn rotate_token(
+        &self,
+        by: TokenActor<'_>,
+        old: &PersonalAccessToken,
+        expires_at: Option<Date>,
+    ) -> Result<(PersonalAccessToken, Plaintext), ServiceError> {
+        let Some(own) = by.personal_token_id else {
+            return Err(ServiceError::Forbidden(None));
+        };
+        if own != old.id && !old.scopes.is_subset_of(by.scopes) {
+            return Err(ServiceError::Forbidden(None));
+        }
+        let expires = expires_at.unwrap_or_else(|| {
+            (self.today() + time::Duration::days(7)).min(self.max_token_expiry())
+        });
+        let (new, plaintext) =
+            self.new_token(old.user_id, &old.name, &old.scopes, Some(expires), None)?;
+        match self
+            .changing_auth(self.store.rotate_token(old.id, new))
+            .await?
+        {
+            Some(token) => Ok((token, plaintext)),
+            None => Err(ServiceError::Invalid("Token already revoked".to_owned())),
+        }
+    }
 }
 
 #[cfg(test)]

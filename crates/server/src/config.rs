@@ -1,6 +1,7 @@
 //! Configuration: command-line flags, then `LATCHKEY_*` environment
 //! variables, then an optional TOML file (`--config`), then defaults.
 
+use secrecy::SecretString;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -155,7 +156,7 @@ pub struct ServeArgs {
         value_name = "PASSWORD",
         hide_env_values = true
     )]
-    pub root_password: Option<String>,
+    pub root_password: Option<SecretString>,
     /// Personal access token value for root on first start (else one is generated and printed).
     #[arg(
         long,
@@ -163,7 +164,7 @@ pub struct ServeArgs {
         value_name = "TOKEN",
         hide_env_values = true
     )]
-    pub root_token: Option<String>,
+    pub root_token: Option<SecretString>,
 }
 
 /// The optional TOML file. Unknown keys are an error, so typos surface.
@@ -193,8 +194,8 @@ pub struct FileConfig {
     pub shutdown_timeout: Option<u64>,
     pub max_connections: Option<usize>,
     pub max_streamed_lists: Option<usize>,
-    pub root_password: Option<String>,
-    pub root_token: Option<String>,
+    pub root_password: Option<SecretString>,
+    pub root_token: Option<SecretString>,
     pub log: Option<String>,
     pub log_format: Option<LogFormat>,
     /// The scopes applications and tokens may use (default: GitLab's list).
@@ -244,8 +245,8 @@ pub struct ServeSettings {
     pub registration_scopes: ScopeSet,
     /// `None`: the backend's default (see [`ServeSettings::token_cache_ms`]).
     pub token_cache_seconds: Option<u64>,
-    pub root_password: Option<String>,
-    pub root_token: Option<String>,
+    pub root_password: Option<SecretString>,
+    pub root_token: Option<SecretString>,
     pub http: HttpSettings,
 }
 
@@ -374,7 +375,7 @@ impl Settings {
         let max_token_lifetime_days = global
             .max_token_lifetime_days
             .or(file.max_token_lifetime_days)
-            .unwrap_or(latchkey_core::service::DEFAULT_MAX_TOKEN_LIFETIME_DAYS);
+            .unwrap_or(latchkey_core::token::DEFAULT_MAX_TOKEN_LIFETIME_DAYS);
         if !(1..=36_500).contains(&max_token_lifetime_days) {
             bail!("max_token_lifetime_days must be between 1 and 36500");
         }

@@ -1,12 +1,12 @@
 //! Opening the database, building the services and serving.
 
+use latchkey_core::error::Chain;
 use std::sync::Arc;
 
 use anyhow::{bail, Context};
-use latchkey_core::service::Bootstrapped;
+use latchkey_core::user::Bootstrapped;
 use latchkey_core::{Config, Services, Store, SystemClock};
-use latchkey_postgres::PgStore;
-use latchkey_sqlite::SqliteStore;
+use latchkey_sql::{Backend, SqlStore};
 use tokio::net::TcpListener;
 
 use crate::config::{ServeSettings, Settings};
@@ -103,36 +103,35 @@ async fn open_store_with(
         let mut opts = latchkey_sqlite::Options::new(url);
         opts.read_connections = settings.pool_size;
         opts.acquire_timeout = settings.database_timeout;
-        let store = SqliteStore::connect(&opts)
-            .await
-            .with_context(|| format!("cannot open the SQLite database {url:?}"))?;
-        check_version(store.schema_version().await?, schema)?;
-        if schema == Schema::Migrate {
-            store
-                .migrate()
-                .await
-                .context("cannot migrate the database")?;
-        }
-        return Ok(Arc::new(store));
+        let what = format!("cannot open the SQLite database {url:?}");
+        return open::<latchkey_sqlite::Sqlite>(&opts, schema, what).await;
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let mut opts = latchkey_postgres::Options::new(url);
         opts.max_connections = settings.pool_size;
         opts.acquire_timeout = settings.database_timeout;
         opts.watch_outages = serving;
-        let store = PgStore::connect(&opts)
-            .await
-            .context("cannot connect to the PostgreSQL database")?;
-        check_version(store.schema_version().await?, schema)?;
-        if schema == Schema::Migrate {
-            store
-                .migrate()
-                .await
-                .context("cannot migrate the database")?;
-        }
-        return Ok(Arc::new(store));
+        let what = "cannot connect to the PostgreSQL database".to_owned();
+        return open::<latchkey_postgres::Postgres>(&opts, schema, what).await;
     }
     bail!("unsupported database URL {url:?}: expected sqlite://PATH?mode=rwc or postgres://USER@HOST/DATABASE")
+}
+
+/// Open a backend's store, then check or migrate its schema.
+async fn open<B: Backend>(
+    opts: &B::Options,
+    schema: Schema,
+    what: String,
+) -> anyhow::Result<Arc<dyn Store>> {
+    let store = SqlStore::<B>::connect(opts).await.context(what)?;
+    check_version(store.schema_version().await?, schema)?;
+    if schema == Schema::Migrate {
+        store
+            .migrate()
+            .await
+            .context("cannot migrate the database")?;
+    }
+    Ok(Arc::new(store))
 }
 
 /// The services, configured for `serve` (OAuth settings) or for a CLI
@@ -178,11 +177,11 @@ pub fn print_bootstrap(b: &Bootstrapped) {
         b.user.username
     );
     match &b.password {
-        Some(p) => println!("  password:              {}", p.0),
+        Some(p) => println!("  password:              {}", p.expose()),
         None => println!("  password:              (as set by LATCHKEY_ROOT_PASSWORD)"),
     }
     match &b.token {
-        Some(t) => println!("  personal access token: {}", t.0),
+        Some(t) => println!("  personal access token: {}", t.expose()),
         None => println!("  personal access token: (as set by LATCHKEY_ROOT_TOKEN)"),
     }
     println!("These are shown only now; latchkey stores digests, never the values.");
@@ -214,12 +213,12 @@ fn spawn_cleanup(services: Services) {
             tick.tick().await;
             match services.delete_expired().await {
                 Ok(n) => tracing::debug!(deleted = n, "expired rows removed"),
-                Err(e) => tracing::warn!(error = %e, "cleanup of expired rows failed"),
+                Err(e) => tracing::warn!(error = %Chain(&e), "cleanup of expired rows failed"),
             }
             match services.delete_unused_dynamic_clients().await {
                 Ok(0) => {}
                 Ok(n) => tracing::info!(deleted = n, "unused dynamic clients removed"),
-                Err(e) => tracing::warn!(error = %e, "cleanup of dynamic clients failed"),
+                Err(e) => tracing::warn!(error = %Chain(&e), "cleanup of dynamic clients failed"),
             }
         }
     });

@@ -10,7 +10,7 @@ use latchkey_core::pagination::{PageRequest, MAX_PER_PAGE};
 use latchkey_core::store::{StoreError, COUNT_CAP};
 
 use crate::backend::{Access, Backend, SqlStore};
-use crate::conn::{count, query_as, query_one, query_opt_as};
+use crate::conn::{count, query_as, query_one, Conn};
 use crate::params;
 use crate::rows::app_from_row;
 
@@ -102,33 +102,47 @@ fn total(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
 
+/// Insert an application; as stored.
+pub(crate) async fn insert(
+    c: &mut dyn Conn,
+    a: &NewApplication,
+) -> Result<Application, StoreError> {
+    let params = params![
+        &a.application_id,
+        &a.name,
+        &a.secret_digest,
+        &a.redirect_uri,
+        a.scopes.joined(),
+        a.confidential,
+        a.owner_id,
+        a.created_at,
+        a.dynamic,
+        &a.registration_token_digest,
+        join_grant_types(&a.grant_types),
+    ];
+    app_from_row(&query_one(c, INSERT, &params).await?)
+}
+
+/// Delete an application (with its grants and tokens); whether it was there.
+pub(crate) async fn delete(
+    c: &mut dyn Conn,
+    id: i64,
+    scope: Ownership,
+) -> Result<bool, StoreError> {
+    let sql = match scope {
+        Ownership::Instance => DELETE_INSTANCE,
+        Ownership::Any => DELETE_ANY,
+    };
+    Ok(c.execute(sql, &params![id]).await? > 0)
+}
+
 #[async_trait]
 impl<B: Backend> ApplicationStore for SqlStore<B> {
     async fn insert_application(&self, a: NewApplication) -> Result<Application, StoreError> {
         let owned = a.owner_id.is_some();
         let created = self
             .run(Access::WRITE, move |c| {
-                Box::pin(async move {
-                    let row = query_one(
-                        c,
-                        INSERT,
-                        &params![
-                            a.application_id,
-                            a.name,
-                            a.secret_digest,
-                            a.redirect_uri,
-                            a.scopes.joined(),
-                            a.confidential,
-                            a.owner_id,
-                            a.created_at,
-                            a.dynamic,
-                            a.registration_token_digest,
-                            join_grant_types(&a.grant_types),
-                        ],
-                    )
-                    .await?;
-                    app_from_row(&row)
-                })
+                Box::pin(async move { insert(c, &a).await })
             })
             .await;
         if !owned {
@@ -175,12 +189,9 @@ impl<B: Backend> ApplicationStore for SqlStore<B> {
         } else {
             Access::SCAN
         };
-        self.run(access, move |c| {
-            Box::pin(async move {
-                query_as(c, INSTANCE_AFTER, &params![after_id, limit], app_from_row).await
-            })
-        })
-        .await
+        let params = params![after_id, limit];
+        self.read_all(access, INSTANCE_AFTER, params, app_from_row)
+            .await
     }
 
     async fn find_application(
@@ -192,24 +203,17 @@ impl<B: Backend> ApplicationStore for SqlStore<B> {
             Ownership::Instance => FIND_INSTANCE,
             Ownership::Any => FIND_ANY,
         };
-        self.run(Access::POINT, move |c| {
-            Box::pin(async move { query_opt_as(c, sql, &params![id], app_from_row).await })
-        })
-        .await
+        self.read_opt(sql, params![id], app_from_row).await
     }
 
     async fn delete_application(&self, id: i64, scope: Ownership) -> Result<bool, StoreError> {
-        let sql = match scope {
-            Ownership::Instance => DELETE_INSTANCE,
-            Ownership::Any => DELETE_ANY,
-        };
         let done = self
             .run(Access::WRITE, move |c| {
-                Box::pin(async move { c.execute(sql, &params![id]).await })
+                Box::pin(async move { delete(c, id, scope).await })
             })
             .await;
         self.applications_changed();
-        Ok(done? > 0)
+        done
     }
 
     async fn renew_application_secret(
@@ -222,11 +226,8 @@ impl<B: Backend> ApplicationStore for SqlStore<B> {
             Ownership::Instance => RENEW_INSTANCE,
             Ownership::Any => RENEW_ANY,
         };
-        let params = params![id, secret_digest];
-        self.run(Access::WRITE, move |c| {
-            Box::pin(async move { query_opt_as(c, sql, &params, app_from_row).await })
-        })
-        .await
+        self.write_opt(sql, params![id, secret_digest], app_from_row)
+            .await
     }
 
     async fn list_owned_applications(
@@ -273,10 +274,7 @@ impl<B: Backend> ApplicationStore for SqlStore<B> {
             updated_at,
             join_grant_types(&grant_types),
         ];
-        self.run(Access::WRITE, move |c| {
-            Box::pin(async move { query_opt_as(c, UPDATE, &params, app_from_row).await })
-        })
-        .await
+        self.write_opt(UPDATE, params, app_from_row).await
     }
 
     async fn find_application_by_uid(
@@ -284,14 +282,8 @@ impl<B: Backend> ApplicationStore for SqlStore<B> {
         application_id: &str,
     ) -> Result<Option<(Application, String)>, StoreError> {
         // Every client authentication at /oauth/token starts here.
-        let params = params![application_id];
-        self.run(Access::POINT, move |c| {
-            Box::pin(async move {
-                query_opt_as(c, BY_UID, &params, |row| {
-                    Ok((app_from_row(row)?, row.text("secret_digest")?))
-                })
-                .await
-            })
+        self.read_opt(BY_UID, params![application_id], |row| {
+            Ok((app_from_row(row)?, row.text("secret_digest")?))
         })
         .await
     }

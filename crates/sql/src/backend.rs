@@ -7,7 +7,10 @@ use futures::future::BoxFuture;
 use latchkey_core::store::StoreError;
 
 use crate::app_count::AppCount;
-use crate::conn::Conn;
+use crate::conn::{query_as, query_one, query_opt_as, Conn, Row, Value};
+
+/// Decodes a row into what a store method returns.
+pub(crate) type Decode<T> = fn(&Row) -> Result<T, StoreError>;
 
 /// A unit of work on a connection, as the shared store hands it to a backend.
 pub type Work<'c, T> = BoxFuture<'c, Result<T, StoreError>>;
@@ -213,10 +216,68 @@ impl<B: Backend> SqlStore<B> {
     pub(crate) async fn write_one(
         &self,
         sql: &'static str,
-        params: Vec<crate::conn::Value>,
+        params: impl Into<Vec<Value>>,
     ) -> Result<u64, StoreError> {
+        let params = params.into();
         self.run(Access::WRITE, move |c| {
             Box::pin(async move { c.execute(sql, &params).await })
+        })
+        .await
+    }
+
+    /// A point read: the first row of `sql`, decoded, if any.
+    pub(crate) async fn read_opt<T: Send + 'static>(
+        &self,
+        sql: &'static str,
+        params: impl Into<Vec<Value>>,
+        decode: Decode<T>,
+    ) -> Result<Option<T>, StoreError> {
+        let params = params.into();
+        self.run(Access::POINT, move |c| {
+            Box::pin(async move { query_opt_as(c, sql, &params, decode).await })
+        })
+        .await
+    }
+
+    /// Every row of `sql`, decoded.
+    pub(crate) async fn read_all<T: Send + 'static>(
+        &self,
+        access: Access,
+        sql: &'static str,
+        params: impl Into<Vec<Value>>,
+        decode: Decode<T>,
+    ) -> Result<Vec<T>, StoreError> {
+        let params = params.into();
+        self.run(access, move |c| {
+            Box::pin(async move { query_as(c, sql, &params, decode).await })
+        })
+        .await
+    }
+
+    /// The row a write gives back (`INSERT … RETURNING`), decoded.
+    pub(crate) async fn write_row<T: Send + 'static>(
+        &self,
+        sql: &'static str,
+        params: impl Into<Vec<Value>>,
+        decode: Decode<T>,
+    ) -> Result<T, StoreError> {
+        let params = params.into();
+        self.run(Access::WRITE, move |c| {
+            Box::pin(async move { decode(&query_one(c, sql, &params).await?) })
+        })
+        .await
+    }
+
+    /// The row a write gives back if it found one (`UPDATE … RETURNING`).
+    pub(crate) async fn write_opt<T: Send + 'static>(
+        &self,
+        sql: &'static str,
+        params: impl Into<Vec<Value>>,
+        decode: Decode<T>,
+    ) -> Result<Option<T>, StoreError> {
+        let params = params.into();
+        self.run(Access::WRITE, move |c| {
+            Box::pin(async move { query_opt_as(c, sql, &params, decode).await })
         })
         .await
     }

@@ -8,7 +8,7 @@ use latchkey_core::oauth::{DeviceGrant, DeviceStatus, NewDeviceGrant, NewOAuthTo
 use latchkey_core::store::StoreError;
 
 use crate::backend::{Access, Backend, Dialect, SqlStore};
-use crate::conn::{query_one, query_opt, query_opt_as};
+use crate::conn::query_opt;
 use crate::params;
 use crate::rows::device_from_row;
 
@@ -60,21 +60,15 @@ impl<B: Backend> DeviceGrantStore for SqlStore<B> {
             g.created_at,
             g.expires_at,
         ];
-        self.run(Access::WRITE, move |c| {
-            Box::pin(async move { device_from_row(&query_one(c, INSERT, &params).await?) })
-        })
-        .await
+        self.write_row(INSERT, params, device_from_row).await
     }
 
     async fn find_device_grant_by_user_code(
         &self,
         user_code: &str,
     ) -> Result<Option<DeviceGrant>, StoreError> {
-        let params = params![user_code];
-        self.run(Access::POINT, move |c| {
-            Box::pin(async move { query_opt_as(c, BY_USER_CODE, &params, device_from_row).await })
-        })
-        .await
+        self.read_opt(BY_USER_CODE, params![user_code], device_from_row)
+            .await
     }
 
     async fn find_device_grant(
@@ -82,10 +76,7 @@ impl<B: Backend> DeviceGrantStore for SqlStore<B> {
         device_code_digest: &str,
     ) -> Result<Option<DeviceGrant>, StoreError> {
         let params = params![device_code_digest];
-        self.run(Access::POINT, move |c| {
-            Box::pin(async move { query_opt_as(c, BY_DEVICE_CODE, &params, device_from_row).await })
-        })
-        .await
+        self.read_opt(BY_DEVICE_CODE, params, device_from_row).await
     }
 
     async fn decide_device_grant(
@@ -102,7 +93,7 @@ impl<B: Backend> DeviceGrantStore for SqlStore<B> {
             DeviceStatus::Denied
         };
         let params = params![id, status.as_str(), user_id, auth_time, now];
-        Ok(self.write_one(DECIDE, params.to_vec()).await? > 0)
+        Ok(self.write_one(DECIDE, params).await? > 0)
     }
 
     async fn poll_device_grant(&self, id: i64, now: i64) -> Result<Option<i64>, StoreError> {
@@ -133,6 +124,6 @@ impl<B: Backend> DeviceGrantStore for SqlStore<B> {
     }
 
     async fn delete_device_grant(&self, id: i64) -> Result<(), StoreError> {
-        self.write_one(DELETE, params![id].to_vec()).await.map(drop)
+        self.write_one(DELETE, params![id]).await.map(drop)
     }
 }

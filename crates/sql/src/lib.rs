@@ -19,11 +19,12 @@ mod rows;
 mod sessions;
 mod signing_keys;
 mod tokens;
+mod transaction;
 mod transfer;
 mod users;
 
 use async_trait::async_trait;
-use latchkey_core::store::{Store, StoreError};
+use latchkey_core::store::{Store, StoreError, TransactionWork};
 
 pub use backend::{Access, Backend, Dialect, SqlStore, Work};
 pub use conn::{Conn, Row, Value};
@@ -73,6 +74,13 @@ impl<B: Backend> Store for SqlStore<B> {
             })
         })
         .await
+    }
+
+    async fn transaction(
+        &self,
+        work: TransactionWork,
+    ) -> Result<Box<dyn std::any::Any + Send>, StoreError> {
+        self.unit_of_work(work).await
     }
 }
 

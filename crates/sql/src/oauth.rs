@@ -8,7 +8,7 @@ use latchkey_core::oauth::{
 use latchkey_core::store::StoreError;
 
 use crate::backend::{Access, Backend, SqlStore};
-use crate::conn::{query_one, query_opt_as, Conn};
+use crate::conn::{query_one, Conn};
 use crate::params;
 use crate::rows::{grant_from_row, oauth_found, oauth_token_from_row};
 
@@ -112,11 +112,7 @@ impl<B: Backend> SqlStore<B> {
         sql: &'static str,
         digest: &str,
     ) -> Result<Option<OAuthTokenFound>, StoreError> {
-        let params = params![digest];
-        self.run(Access::POINT, move |c| {
-            Box::pin(async move { query_opt_as(c, sql, &params, oauth_found).await })
-        })
-        .await
+        self.read_opt(sql, params![digest], oauth_found).await
     }
 }
 
@@ -136,18 +132,12 @@ impl<B: Backend> OAuthStore for SqlStore<B> {
             g.expires_at,
             g.auth_time,
         ];
-        self.run(Access::WRITE, move |c| {
-            Box::pin(async move { grant_from_row(&query_one(c, INSERT_GRANT, &params).await?) })
-        })
-        .await
+        self.write_row(INSERT_GRANT, params, grant_from_row).await
     }
 
     async fn find_grant(&self, code_digest: &str) -> Result<Option<Grant>, StoreError> {
-        let params = params![code_digest];
-        self.run(Access::POINT, move |c| {
-            Box::pin(async move { query_opt_as(c, FIND_GRANT, &params, grant_from_row).await })
-        })
-        .await
+        self.read_opt(FIND_GRANT, params![code_digest], grant_from_row)
+            .await
     }
 
     async fn redeem_grant(
@@ -168,7 +158,7 @@ impl<B: Backend> OAuthStore for SqlStore<B> {
     }
 
     async fn revoke_grant_tokens(&self, grant_id: i64, now: i64) -> Result<u64, StoreError> {
-        self.write_one(REVOKE_GRANT_TOKENS, params![grant_id, now].to_vec())
+        self.write_one(REVOKE_GRANT_TOKENS, params![grant_id, now])
             .await
     }
 
@@ -211,12 +201,11 @@ impl<B: Backend> OAuthStore for SqlStore<B> {
     }
 
     async fn revoke_token_family(&self, family: &str, now: i64) -> Result<u64, StoreError> {
-        self.write_one(REVOKE_FAMILY, params![family, now].to_vec())
-            .await
+        self.write_one(REVOKE_FAMILY, params![family, now]).await
     }
 
     async fn revoke_oauth_token(&self, id: i64, now: i64) -> Result<bool, StoreError> {
-        Ok(self.write_one(REVOKE, params![id, now].to_vec()).await? > 0)
+        Ok(self.write_one(REVOKE, params![id, now]).await? > 0)
     }
 
     async fn finish_refresh(

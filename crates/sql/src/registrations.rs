@@ -48,9 +48,7 @@ impl<B: Backend> RegistrationStore for SqlStore<B> {
         &self,
         created_before: i64,
     ) -> Result<u64, StoreError> {
-        let done = self
-            .write_one(DELETE_UNUSED, params![created_before].to_vec())
-            .await;
+        let done = self.write_one(DELETE_UNUSED, params![created_before]).await;
         self.applications_changed();
         done
     }

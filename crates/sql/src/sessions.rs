@@ -6,8 +6,8 @@ use latchkey_core::session::SessionStore;
 use latchkey_core::store::StoreError;
 use latchkey_core::user::User;
 
-use crate::backend::{Access, Backend, SqlStore};
-use crate::conn::{query_one, query_opt};
+use crate::backend::{Backend, SqlStore};
+use crate::conn::Row;
 use crate::params;
 use crate::rows::user_from_row;
 
@@ -45,39 +45,25 @@ impl<B: Backend> SessionStore for SqlStore<B> {
         window_ms: i64,
     ) -> Result<u32, StoreError> {
         let params = params![key, now, window_ms];
-        self.run(Access::WRITE, move |c| {
-            Box::pin(async move { query_one(c, RECORD_FAILURE, &params).await?.first_int() })
-        })
-        .await
-        .map(failures)
+        let n = self
+            .write_row(RECORD_FAILURE, params, Row::first_int)
+            .await?;
+        Ok(failures(n))
     }
 
     async fn login_failures(&self, key: &str, now: i64, window_ms: i64) -> Result<u32, StoreError> {
         let params = params![key, now - window_ms];
-        let row = self
-            .run(Access::POINT, move |c| {
-                Box::pin(async move { query_opt(c, FAILURES, &params).await })
-            })
-            .await?;
-        Ok(failures(row.map(|r| r.first_int()).transpose()?.flatten()))
+        let n = self.read_opt(FAILURES, params, Row::first_int).await?;
+        Ok(failures(n.flatten()))
     }
 
     async fn clear_login_failures(&self, key: &str) -> Result<(), StoreError> {
-        let params = params![key];
-        self.run(Access::WRITE, move |c| {
-            Box::pin(async move { c.execute(CLEAR, &params).await })
-        })
-        .await
-        .map(drop)
+        self.write_one(CLEAR, params![key]).await.map(drop)
     }
 
     async fn insert_session(&self, s: NewSession) -> Result<(), StoreError> {
         let params = params![s.digest, s.user_id, s.created_at, s.expires_at];
-        self.run(Access::WRITE, move |c| {
-            Box::pin(async move { c.execute(INSERT, &params).await })
-        })
-        .await
-        .map(drop)
+        self.write_one(INSERT, params).await.map(drop)
     }
 
     async fn find_session_user(
@@ -85,25 +71,14 @@ impl<B: Backend> SessionStore for SqlStore<B> {
         digest: &str,
         now: i64,
     ) -> Result<Option<(User, i64)>, StoreError> {
-        let params = params![digest, now];
-        self.run(Access::POINT, move |c| {
-            Box::pin(async move {
-                let Some(row) = query_opt(c, SESSION_USER, &params).await? else {
-                    return Ok(None);
-                };
-                Ok(Some((user_from_row(&row, "")?, row.int("signed_in_at")?)))
-            })
+        self.read_opt(SESSION_USER, params![digest, now], |row| {
+            Ok((user_from_row(row, "")?, row.int("signed_in_at")?))
         })
         .await
     }
 
     async fn delete_session(&self, digest: &str) -> Result<(), StoreError> {
-        let params = params![digest];
-        self.run(Access::WRITE, move |c| {
-            Box::pin(async move { c.execute(DELETE, &params).await })
-        })
-        .await
-        .map(drop)
+        self.write_one(DELETE, params![digest]).await.map(drop)
     }
 
     async fn delete_user_sessions(
@@ -111,10 +86,6 @@ impl<B: Backend> SessionStore for SqlStore<B> {
         user_id: i64,
         keep: Option<&str>,
     ) -> Result<u64, StoreError> {
-        let params = params![user_id, keep];
-        self.run(Access::WRITE, move |c| {
-            Box::pin(async move { c.execute(DELETE_USERS, &params).await })
-        })
-        .await
+        self.write_one(DELETE_USERS, params![user_id, keep]).await
     }
 }

@@ -42,12 +42,11 @@ impl<B: Backend> SigningKeyStore for SqlStore<B> {
             k.public_e,
             k.created_at
         ];
-        Ok(self.write_one(sql, params.to_vec()).await? > 0)
+        Ok(self.write_one(sql, params).await? > 0)
     }
 
     async fn retire_signing_keys(&self, except_kid: &str, now: i64) -> Result<u64, StoreError> {
-        self.write_one(RETIRE, params![except_kid, now].to_vec())
-            .await
+        self.write_one(RETIRE, params![except_kid, now]).await
     }
 
     async fn signing_keys(&self, retired_after: i64) -> Result<Vec<SigningKey>, StoreError> {

@@ -7,7 +7,7 @@ use latchkey_core::token::{NewToken, PersonalAccessToken, TokenStore};
 
 use crate::applications::bounded;
 use crate::backend::{Access, Backend, SqlStore};
-use crate::conn::{count, query_as, query_one, query_opt_as, Conn};
+use crate::conn::{count, query_as, query_one, Conn};
 use crate::params;
 use crate::rows::{token_from_row, token_with_owner};
 
@@ -29,7 +29,7 @@ const WITH_OWNER: &str =
             u.admin AS u_admin, u.state AS u_state, u.created_at AS u_created_at
      FROM personal_access_tokens t JOIN users u ON u.id = t.user_id
      WHERE t.token_digest = $1";
-const REVOKE: &str = "UPDATE personal_access_tokens SET revoked = TRUE WHERE id = $1";
+pub(crate) const REVOKE: &str = "UPDATE personal_access_tokens SET revoked = TRUE WHERE id = $1";
 const REVOKE_LIVE: &str =
     "UPDATE personal_access_tokens SET revoked = TRUE WHERE id = $1 AND NOT revoked";
 const FIND: &str = concat!(
@@ -77,26 +77,16 @@ impl<B: Backend> TokenStore for SqlStore<B> {
         digest: &str,
     ) -> Result<Option<TokenWithOwner>, StoreError> {
         // Every request with a PRIVATE-TOKEN starts here.
-        let params = params![digest];
-        self.run(Access::POINT, move |c| {
-            Box::pin(async move { query_opt_as(c, WITH_OWNER, &params, token_with_owner).await })
-        })
-        .await
+        self.read_opt(WITH_OWNER, params![digest], token_with_owner)
+            .await
     }
 
     async fn revoke_token(&self, id: i64) -> Result<bool, StoreError> {
-        self.run(Access::WRITE, move |c| {
-            Box::pin(async move { c.execute(REVOKE, &params![id]).await })
-        })
-        .await
-        .map(|n| n > 0)
+        Ok(self.write_one(REVOKE, params![id]).await? > 0)
     }
 
     async fn find_token(&self, id: i64) -> Result<Option<PersonalAccessToken>, StoreError> {
-        self.run(Access::POINT, move |c| {
-            Box::pin(async move { query_opt_as(c, FIND, &params![id], token_from_row).await })
-        })
-        .await
+        self.read_opt(FIND, params![id], token_from_row).await
     }
 
     async fn list_tokens(

@@ -9,7 +9,7 @@ use latchkey_core::token::{NewToken, PersonalAccessToken};
 use latchkey_core::user::{NewUser, User, UserFilter, UserState, UserStore, UserUpdate};
 
 use crate::backend::{Access, Backend, Dialect, SqlStore};
-use crate::conn::{count, query_as, query_one, query_opt, query_opt_as, Conn};
+use crate::conn::{count, query_as, query_one, Conn};
 use crate::params;
 use crate::rows::user_from_row;
 use crate::tokens;
@@ -128,28 +128,19 @@ impl<B: Backend> UserStore for SqlStore<B> {
     }
 
     async fn find_user(&self, id: i64) -> Result<Option<User>, StoreError> {
-        self.run(Access::POINT, move |c| {
-            Box::pin(async move { query_opt_as(c, FIND, &params![id], decode).await })
-        })
-        .await
+        self.read_opt(FIND, params![id], decode).await
     }
 
     async fn find_user_by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
-        let params = params![username];
-        self.run(Access::POINT, move |c| {
-            Box::pin(async move {
-                query_opt_as(c, B::DIALECT.pick(&BY_USERNAME), &params, decode).await
-            })
-        })
-        .await
+        let sql = B::DIALECT.pick(&BY_USERNAME);
+        self.read_opt(sql, params![username], decode).await
     }
 
     async fn set_user_state(&self, id: i64, state: UserState) -> Result<bool, StoreError> {
-        self.run(Access::WRITE, move |c| {
-            Box::pin(async move { c.execute(SET_STATE, &params![id, state.as_str()]).await })
-        })
-        .await
-        .map(|n| n > 0)
+        let changed = self
+            .write_one(SET_STATE, params![id, state.as_str()])
+            .await?;
+        Ok(changed > 0)
     }
 
     async fn list_users(
@@ -188,18 +179,11 @@ impl<B: Backend> UserStore for SqlStore<B> {
             admin,
         } = u;
         let params = params![id, username, email, name, password_digest, admin];
-        self.run(Access::WRITE, move |c| {
-            Box::pin(async move { query_opt_as(c, UPDATE, &params, decode).await })
-        })
-        .await
+        self.write_opt(UPDATE, params, decode).await
     }
 
     async fn delete_user(&self, id: i64) -> Result<bool, StoreError> {
-        let done = self
-            .run(Access::WRITE, move |c| {
-                Box::pin(async move { c.execute(DELETE, &params![id]).await })
-            })
-            .await;
+        let done = self.write_one(DELETE, params![id]).await;
         // Their applications went with them.
         self.applications_changed();
         Ok(done? > 0)
@@ -240,14 +224,9 @@ impl<B: Backend> UserStore for SqlStore<B> {
         &self,
         login: &str,
     ) -> Result<Option<(User, Option<String>)>, StoreError> {
-        let params = params![login];
-        self.run(Access::POINT, move |c| {
-            Box::pin(async move {
-                let Some(row) = query_opt(c, B::DIALECT.pick(&FOR_LOGIN), &params).await? else {
-                    return Ok(None);
-                };
-                Ok(Some((decode(&row)?, row.opt_text("password_digest")?)))
-            })
+        let sql = B::DIALECT.pick(&FOR_LOGIN);
+        self.read_opt(sql, params![login], |row| {
+            Ok((decode(row)?, row.opt_text("password_digest")?))
         })
         .await
     }

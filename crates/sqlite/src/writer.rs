@@ -13,6 +13,7 @@
 //!
 //! Work that must run alone (migrations) runs between batches.
 
+use latchkey_core::error::Chain;
 use std::path::Path;
 use std::time::Duration;
 
@@ -216,7 +217,7 @@ fn run(conn: &mut Connection, mut rx: mpsc::Receiver<Job>) {
         let mut completers = Vec::with_capacity(batch.len());
         let outcome = run_batch(conn, batch, &mut completers).map_err(map_err);
         if let Err(e) = &outcome {
-            tracing::warn!(error = %e, writes = completers.len(), "a group commit failed");
+            tracing::warn!(error = %Chain(e), writes = completers.len(), "a group commit failed");
         }
         for complete in completers {
             complete(outcome.as_ref().map(|_| ()).map_err(StoreError::clone));

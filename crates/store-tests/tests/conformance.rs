@@ -3268,3 +3268,6 @@ fn database_urls() {
         "postgres://h:5432/x"
     );
 }
+
+#[path = "conformance/more.rs"]
+mod more;

@@ -7,8 +7,10 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use bytes::Bytes;
 use futures::StreamExt;
+use latchkey_core::application::ApplicationChanges;
 use latchkey_core::application::{Application, ApplicationParams, Ownership};
-use latchkey_core::service::{ApplicationChanges, ServiceError};
+use latchkey_core::error::Chain;
+use latchkey_core::service::ServiceError;
 use serde::Serialize;
 
 use super::auth::{authenticate_admin, Need};
@@ -114,7 +116,7 @@ pub async fn create(
     authenticate_admin(&state, &headers, &params, Need::Write).await?;
     let input = create_params(&params)?;
     let (app, secret) = state.services.create_application(None, &input).await?;
-    Ok(created_with_secret(&app, &secret.0))
+    Ok(created_with_secret(&app, secret.expose()))
 }
 
 pub async fn list(
@@ -240,8 +242,9 @@ async fn stream_all(state: &AppState) -> Result<Response, ApiError> {
         let _permit = &permit;
         let mut buf = Vec::with_capacity(batch.len() * 256);
         for row in batch {
-            let app =
-                row.inspect_err(|e| tracing::error!(error = %e, "application list stream failed"))?;
+            let app = row.inspect_err(
+                |e| tracing::error!(error = %Chain(e), "application list stream failed"),
+            )?;
             if !first {
                 buf.push(b',');
             }
@@ -289,7 +292,7 @@ pub async fn renew_secret(
         .renew_application_secret(id, Ownership::Instance)
         .await
         .map_err(not_found)?;
-    Ok(created_with_secret(&app, &secret.0))
+    Ok(created_with_secret(&app, secret.expose()))
 }
 
 /// An extension GitLab users asked for (gitlab-org/gitlab#359065,

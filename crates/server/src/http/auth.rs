@@ -2,8 +2,9 @@
 //! check the token, its scopes, then the user's state; admin checks after.
 
 use axum::http::{header, HeaderMap, Method};
+use latchkey_core::access::Actor;
 use latchkey_core::scopes::Scopes;
-use latchkey_core::service::{TokenActor, TokenRejection};
+use latchkey_core::token::{TokenActor, TokenRejection};
 use latchkey_core::user::User;
 
 use super::errors::ApiError;
@@ -21,6 +22,14 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// The caller as the authorization rules see it.
+    pub fn actor(&self) -> Actor<'_> {
+        Actor {
+            user: &self.user,
+            scopes: &self.scopes,
+        }
+    }
+
     /// The caller as the token rules see it (rotating and making tokens).
     pub fn token_actor(&self) -> TokenActor<'_> {
         TokenActor {
@@ -181,10 +190,15 @@ pub fn require_admin(state: &AppState, caller: &Caller) -> Result<(), ApiError> 
     }
 }
 
-/// Does the caller act as an administrator on this request?
+/// Does the caller act as an administrator on this request? (The rule is
+/// core's: `access`.)
 pub fn is_admin(state: &AppState, caller: &Caller) -> bool {
-    let admin_mode_ok = !state.services.config().admin_mode || caller.scopes.contains("admin_mode");
-    caller.user.admin && admin_mode_ok
+    state.services.acts_as_admin(caller.actor())
+}
+
+/// May the caller manage what `owner_id` owns (the owner or an admin)?
+pub fn may_manage(state: &AppState, caller: &Caller, owner_id: Option<i64>) -> bool {
+    state.services.may_manage(caller.actor(), owner_id)
 }
 
 /// Authenticate and require an administrator.

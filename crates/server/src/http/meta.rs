@@ -5,6 +5,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use latchkey_core::clock::gitlab_timestamp;
+use latchkey_core::error::Chain;
 use latchkey_core::user::User;
 use serde::Serialize;
 use serde_json::json;
@@ -41,13 +42,13 @@ pub async fn readiness(State(state): State<AppState>) -> Response {
     // background, and an instance that said 200 before it existed would
     // let relying parties cache an empty JWKS.
     if let Err(e) = state.services.ensure_signing_key_once().await {
-        tracing::warn!(error = %e, "readiness check failed: no signing key yet");
+        tracing::warn!(error = %Chain(&e), "readiness check failed: no signing key yet");
         return not_ready("the signing key is not ready");
     }
     match state.services.store().ping().await {
         Ok(()) => Json(json!({"status": "ok", "db_check": [{"status": "ok"}]})).into_response(),
         Err(e) => {
-            tracing::warn!(error = %e, "readiness check failed");
+            tracing::warn!(error = %Chain(&e), "readiness check failed");
             not_ready("database unavailable")
         }
     }

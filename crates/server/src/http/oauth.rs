@@ -424,11 +424,7 @@ pub async fn introspect(
     };
     let now = state.services.now_ms();
     let body = match found {
-        Some(f)
-            if f.token.is_active(now)
-                && f.owner_may_act()
-                && f.token.application_id == caller_app.id =>
-        {
+        Some(f) if latchkey_core::access::introspection_shows(&f, &caller_app, now) => {
             let mut v = json!({
                 "active": true,
                 "scope": f.token.scopes.joined(),

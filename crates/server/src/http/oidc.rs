@@ -194,11 +194,11 @@ fn registration_body(state: &AppState, r: &Registered) -> Value {
     });
     if let Some(obj) = body.as_object_mut() {
         if let Some(secret) = &r.client_secret {
-            obj.insert("client_secret".into(), json!(secret));
+            obj.insert("client_secret".into(), json!(secret.expose()));
             obj.insert("client_secret_expires_at".into(), json!(0));
         }
         if let Some(token) = &r.registration_access_token {
-            obj.insert("registration_access_token".into(), json!(token));
+            obj.insert("registration_access_token".into(), json!(token.expose()));
         }
     }
     body

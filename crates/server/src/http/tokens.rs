@@ -14,7 +14,7 @@ use latchkey_core::token::{parse_expiry, PersonalAccessToken};
 use serde::Serialize;
 use time::Date;
 
-use super::auth::{authenticate, authenticate_admin, is_admin, Caller, Need};
+use super::auth::{authenticate, authenticate_admin, is_admin, may_manage, Caller, Need};
 use super::errors::ApiError;
 use super::params::{parse_id, Params, StrParam, Value};
 use super::{pagination, AppState};
@@ -169,7 +169,7 @@ pub async fn create_for_user(
     let today = state.services.today();
     Ok((
         StatusCode::CREATED,
-        Json(TokenEntity::new(&token, today, Some(&plaintext.0))),
+        Json(TokenEntity::new(&token, today, Some(plaintext.expose()))),
     )
         .into_response())
 }
@@ -229,7 +229,7 @@ async fn visible_token(
         .find_token(id)
         .await?
         .ok_or(ApiError::NotFound("Personal Access Token"))?;
-    if token.user_id == caller.user.id || is_admin(state, caller) {
+    if may_manage(state, caller, Some(token.user_id)) {
         Ok(token)
     } else {
         Err(ApiError::NotFound("Personal Access Token"))
@@ -304,7 +304,7 @@ pub async fn rotate(
     Ok(Json(TokenEntity::new(
         &token,
         state.services.today(),
-        Some(&plaintext.0),
+        Some(plaintext.expose()),
     ))
     .into_response())
 }

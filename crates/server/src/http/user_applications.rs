@@ -6,12 +6,13 @@ use axum::extract::{OriginalUri, Path, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use latchkey_core::application::ApplicationChanges;
 use latchkey_core::application::{Application, Ownership};
-use latchkey_core::service::{ApplicationChanges, ServiceError};
+use latchkey_core::service::ServiceError;
 use latchkey_core::store::StoreError;
 
 use super::applications::{create_params, created_with_secret, not_found, ApplicationEntity};
-use super::auth::{authenticate, is_admin, Caller, Need};
+use super::auth::{authenticate, may_manage, Caller, Need};
 use super::errors::ApiError;
 use super::params::{parse_id, Params};
 use super::{pagination, AppState};
@@ -33,7 +34,7 @@ pub async fn create(
             ServiceError::Store(StoreError::Gone) => ApiError::Unauthorized,
             other => other.into(),
         })?;
-    Ok(created_with_secret(&app, &secret.0))
+    Ok(created_with_secret(&app, secret.expose()))
 }
 
 pub async fn list(
@@ -74,7 +75,7 @@ async fn authorized(
         .find_application(id, Ownership::Any)
         .await
         .map_err(not_found)?;
-    if app.owner_id == Some(caller.user.id) || is_admin(state, caller) {
+    if may_manage(state, caller, app.owner_id) {
         Ok(app)
     } else {
         Err(ApiError::Forbidden(None))

@@ -7,13 +7,14 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use latchkey_core::secret;
-use latchkey_core::service::{ServiceError, UserChanges, UserInput};
+use latchkey_core::service::ServiceError;
 use latchkey_core::store::StoreError;
 use latchkey_core::user::{User, UserFilter, UserState};
+use latchkey_core::user::{UserChanges, UserInput};
 use serde::Serialize;
 use serde_json::json;
 
-use super::auth::{authenticate, authenticate_admin, is_admin, Need};
+use super::auth::{authenticate, authenticate_admin, is_admin, may_manage, Need};
 use super::errors::ApiError;
 use super::meta::UserEntity;
 use super::params::{parse_id, Params, StrParam};
@@ -107,7 +108,7 @@ pub async fn get(
         .await?
         .ok_or(ApiError::NotFound("User"))?;
     let url = &state.external_url;
-    if is_admin(&state, &caller) || caller.user.id == user.id {
+    if may_manage(&state, &caller, Some(user.id)) {
         Ok(Json(UserEntity::new(&user, url)).into_response())
     } else {
         Ok(Json(UserBasicEntity::new(&user, url)).into_response())
@@ -164,7 +165,7 @@ pub async fn create(
         username,
         email,
         name,
-        password: Some(password),
+        password: Some(password.into()),
         admin,
     };
     let user = state
@@ -192,7 +193,9 @@ pub async fn update(
         email: params.optional_string("email", &mut errors),
         name: params.optional_string("name", &mut errors),
         username: params.optional_string("username", &mut errors),
-        password: params.optional_string("password", &mut errors),
+        password: params
+            .optional_string("password", &mut errors)
+            .map(Into::into),
         admin: params.optional_bool("admin", &mut errors),
     };
     if !errors.is_empty() {

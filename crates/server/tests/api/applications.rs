@@ -1,6 +1,6 @@
 use serde_json::{json, Value};
 
-use crate::helpers::{status_json, TestApp};
+use crate::helpers::{status_json, RequestAs, TestApp};
 
 fn is_hex64(s: &str) -> bool {
     s.len() == 64
@@ -15,7 +15,7 @@ async fn create_returns_201_with_gitlabs_fields_in_order() {
     let res = app
         .client
         .post(app.url("/api/v4/applications"))
-        .header("PRIVATE-TOKEN", &app.root_token)
+        .private_token(&app.root_token)
         .header("Content-Type", "application/x-www-form-urlencoded")
         .body("name=MyApplication&redirect_uri=http://redirect.uri&scopes=api read_user email")
         .send()
@@ -67,7 +67,7 @@ async fn parameters_come_from_json_multipart_and_query() {
     let res = app
         .client
         .post(app.url("/api/v4/applications"))
-        .header("PRIVATE-TOKEN", &app.root_token)
+        .private_token(&app.root_token)
         .json(&json!({"name": "J", "redirect_uri": "https://j.example/cb", "scopes": "api  api read_api", "confidential": false}))
         .send()
         .await
@@ -85,7 +85,7 @@ async fn parameters_come_from_json_multipart_and_query() {
     let res = app
         .client
         .post(app.url("/api/v4/applications"))
-        .header("PRIVATE-TOKEN", &app.root_token)
+        .private_token(&app.root_token)
         .multipart(form)
         .send()
         .await
@@ -126,7 +126,7 @@ async fn confidential_accepts_grape_booleans_and_defaults_to_true() {
         let res = app
             .client
             .post(app.url("/api/v4/applications"))
-            .header("PRIVATE-TOKEN", &app.root_token)
+            .private_token(&app.root_token)
             .json(&json!({"name": "c", "redirect_uri": "https://c.example/cb", "scopes": "api", "confidential": value}))
             .send()
             .await
@@ -191,7 +191,7 @@ async fn grape_parameter_errors() {
         let res = app
             .client
             .post(app.url("/api/v4/applications"))
-            .header("PRIVATE-TOKEN", &app.root_token)
+            .private_token(&app.root_token)
             .json(&body)
             .send()
             .await
@@ -218,7 +218,7 @@ async fn grape_parameter_errors() {
     let res = app
         .client
         .post(app.url("/api/v4/applications"))
-        .header("PRIVATE-TOKEN", &app.root_token)
+        .private_token(&app.root_token)
         .json(&json!({"name": 42, "redirect_uri": "https://x.example/cb", "scopes": "api"}))
         .send()
         .await
@@ -375,7 +375,7 @@ async fn list_is_ordered_has_no_secrets_and_excludes_user_applications() {
     let res = app
         .client
         .get(app.url("/api/v4/applications"))
-        .header("PRIVATE-TOKEN", reader)
+        .private_token(reader)
         .send()
         .await
         .unwrap();
@@ -420,7 +420,7 @@ async fn list_paginates_when_asked() {
         async move {
             app.client
                 .get(app.url(&format!("/api/v4/applications{q}")))
-                .header("PRIVATE-TOKEN", &app.root_token)
+                .private_token(&app.root_token)
                 .send()
                 .await
                 .unwrap()
@@ -492,7 +492,7 @@ async fn delete_removes_and_answers_204_then_404() {
     let res = app
         .client
         .delete(app.url(&format!("/api/v4/applications/{id}")))
-        .header("PRIVATE-TOKEN", &app.root_token)
+        .private_token(&app.root_token)
         .header("Content-Type", "application/json")
         .send()
         .await
@@ -502,7 +502,7 @@ async fn delete_removes_and_answers_204_then_404() {
     let res = app
         .client
         .delete(app.url(&format!("/api/v4/applications/{id}")))
-        .header("PRIVATE-TOKEN", &app.root_token)
+        .private_token(&app.root_token)
         .send()
         .await
         .unwrap();
@@ -515,7 +515,7 @@ async fn delete_removes_and_answers_204_then_404() {
     let res = app
         .client
         .delete(app.url(&format!("/api/v4/applications/{kid}")))
-        .header("PRIVATE-TOKEN", &app.root_token)
+        .private_token(&app.root_token)
         .header("Content-Type", "application/json")
         .body("{}")
         .send()
@@ -574,11 +574,7 @@ async fn ids_that_are_not_integers_or_not_instance_apps() {
             } else {
                 app.client.delete(app.url(&path))
             };
-            let res = req
-                .header("PRIVATE-TOKEN", &app.root_token)
-                .send()
-                .await
-                .unwrap();
+            let res = req.private_token(&app.root_token).send().await.unwrap();
             assert_eq!(status_json(res).await, (status, body.clone()), "{path}");
         }
     }
@@ -600,7 +596,7 @@ async fn renew_secret_replaces_the_secret() {
     let res = app
         .client
         .post(app.url(&format!("/api/v4/applications/{id}/renew-secret")))
-        .header("PRIVATE-TOKEN", &app.root_token)
+        .private_token(&app.root_token)
         .send()
         .await
         .unwrap();
@@ -661,7 +657,7 @@ async fn keyset_pagination_and_the_count_cap() {
         let req = app
             .client
             .get(app.url(&format!("/api/v4/applications{q}")))
-            .header("PRIVATE-TOKEN", &app.root_token);
+            .private_token(&app.root_token);
         async move { req.send().await.unwrap() }
     };
     // Offset pages past the cap: no totals, no last link, as GitLab.
@@ -687,7 +683,7 @@ async fn keyset_pagination_and_the_count_cap() {
         let res = app
             .client
             .get(&url)
-            .header("PRIVATE-TOKEN", &app.root_token)
+            .private_token(&app.root_token)
             .send()
             .await
             .unwrap();

@@ -4,7 +4,7 @@ use latchkey_core::token::NewToken;
 use latchkey_core::user::UserState;
 use serde_json::json;
 
-use crate::helpers::{status_json, Options, TestApp};
+use crate::helpers::{status_json, Options, RequestAs, TestApp};
 
 #[tokio::test]
 async fn every_credential_source_works() {
@@ -12,7 +12,7 @@ async fn every_credential_source_works() {
     let t = &app.root_token;
     let url = app.url("/api/v4/applications");
     let reqs = vec![
-        app.client.get(&url).header("PRIVATE-TOKEN", t),
+        app.client.get(&url).private_token(t),
         app.client.get(format!("{url}?private_token={t}")),
         app.client
             .get(&url)
@@ -35,7 +35,7 @@ async fn missing_or_unknown_credentials_are_401() {
         app.client.get(&url),
         app.client
             .get(&url)
-            .header("PRIVATE-TOKEN", "glpat-nope-nope-nope-nope"),
+            .private_token("glpat-nope-nope-nope-nope"),
         app.client.get(&url).header("Authorization", "Bearer nope"),
         app.client
             .get(&url)
@@ -118,7 +118,7 @@ async fn expired_and_revoked_tokens_get_invalid_token() {
     let get = |t: &'static str| {
         app.client
             .get(app.url("/api/v4/applications"))
-            .header("PRIVATE-TOKEN", t)
+            .private_token(t)
             .send()
     };
     let res = get("glpat-expired-expired-expired").await.unwrap();
@@ -163,7 +163,7 @@ async fn scopes_decide_what_a_token_may_do() {
     assert_eq!(
         app.client
             .get(&url)
-            .header("PRIVATE-TOKEN", &read_api)
+            .private_token(&read_api)
             .send()
             .await
             .unwrap()
@@ -192,7 +192,7 @@ async fn scopes_decide_what_a_token_may_do() {
     let res = app
         .client
         .get(&url)
-        .header("PRIVATE-TOKEN", &read_user)
+        .private_token(&read_user)
         .send()
         .await
         .unwrap();
@@ -201,7 +201,7 @@ async fn scopes_decide_what_a_token_may_do() {
     let res = app
         .client
         .get(app.url("/api/v4/user"))
-        .header("PRIVATE-TOKEN", &read_user)
+        .private_token(&read_user)
         .send()
         .await
         .unwrap();
@@ -221,7 +221,7 @@ async fn non_admins_get_403_before_parameter_validation() {
     let res = app
         .client
         .get(app.url("/api/v4/applications"))
-        .header("PRIVATE-TOKEN", &user)
+        .private_token(&user)
         .send()
         .await
         .unwrap();
@@ -229,7 +229,7 @@ async fn non_admins_get_403_before_parameter_validation() {
     let res = app
         .client
         .delete(app.url(&format!("/api/v4/applications/{id}")))
-        .header("PRIVATE-TOKEN", &user)
+        .private_token(&user)
         .send()
         .await
         .unwrap();
@@ -237,7 +237,7 @@ async fn non_admins_get_403_before_parameter_validation() {
     let res = app
         .client
         .delete(app.url("/api/v4/applications/abc"))
-        .header("PRIVATE-TOKEN", &user)
+        .private_token(&user)
         .send()
         .await
         .unwrap();
@@ -245,7 +245,7 @@ async fn non_admins_get_403_before_parameter_validation() {
     let res = app
         .client
         .post(app.url(&format!("/api/v4/applications/{id}/renew-secret")))
-        .header("PRIVATE-TOKEN", &user)
+        .private_token(&user)
         .send()
         .await
         .unwrap();
@@ -274,7 +274,7 @@ async fn blocked_users_get_403_with_the_reason() {
     let res = app
         .client
         .get(app.url("/api/v4/applications"))
-        .header("PRIVATE-TOKEN", &token)
+        .private_token(&token)
         .send()
         .await
         .unwrap();
@@ -288,7 +288,7 @@ async fn blocked_users_get_403_with_the_reason() {
     let res = app
         .client
         .get(app.url("/api/v4/user"))
-        .header("PRIVATE-TOKEN", &token)
+        .private_token(&token)
         .send()
         .await
         .unwrap();

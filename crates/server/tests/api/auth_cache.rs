@@ -5,7 +5,7 @@
 
 use serde_json::Value;
 
-use crate::helpers::{status_json, TestApp};
+use crate::helpers::{status_json, RequestAs, TestApp};
 use crate::oauth::{register, token_request, user_with_password, PASSWORD};
 
 async fn me(app: &TestApp, header: (&str, String)) -> (u16, Value) {
@@ -31,7 +31,7 @@ async fn bearer(app: &TestApp, token: &str) -> (u16, Value) {
 async fn as_root(app: &TestApp, method: reqwest::Method, path: &str, form: &[(&str, &str)]) -> u16 {
     app.client
         .request(method, app.url(path))
-        .header("PRIVATE-TOKEN", &app.root_token)
+        .private_token(&app.root_token)
         .form(form)
         .send()
         .await
@@ -81,7 +81,7 @@ async fn personal_access_tokens_follow_every_change_at_once() {
         let res = app
             .client
             .get(app.url("/api/v4/personal_access_tokens/self"))
-            .header("PRIVATE-TOKEN", &alice)
+            .private_token(&alice)
             .send()
             .await
             .unwrap();
@@ -106,7 +106,7 @@ async fn personal_access_tokens_follow_every_change_at_once() {
     let res = app
         .client
         .post(app.url("/api/v4/personal_access_tokens/self/rotate"))
-        .header("PRIVATE-TOKEN", &bob)
+        .private_token(&bob)
         .send()
         .await
         .unwrap();

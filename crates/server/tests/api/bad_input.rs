@@ -1,6 +1,6 @@
 use serde_json::json;
 
-use crate::helpers::{status_json, Options, TestApp};
+use crate::helpers::{status_json, Options, RequestAs, TestApp};
 
 async fn still_serving(app: &TestApp) {
     assert_eq!(app.list_apps().await.len(), 0);
@@ -34,7 +34,7 @@ async fn oversized_bodies_get_413() {
     let res = app
         .client
         .post(app.url("/api/v4/applications"))
-        .header("PRIVATE-TOKEN", &app.root_token)
+        .private_token(&app.root_token)
         .header("Content-Type", "application/x-www-form-urlencoded")
         .body(reqwest::Body::wrap_stream(futures::stream::iter(chunks)))
         .send()
@@ -89,7 +89,7 @@ async fn malformed_bodies_get_400() {
         let res = app
             .client
             .post(app.url("/api/v4/applications"))
-            .header("PRIVATE-TOKEN", &app.root_token)
+            .private_token(&app.root_token)
             .header("Content-Type", ct)
             .body(body.clone())
             .send()
@@ -131,7 +131,7 @@ async fn invalid_utf8_and_nul_bytes_get_400() {
         let res = app
             .client
             .post(app.url("/api/v4/applications"))
-            .header("PRIVATE-TOKEN", &app.root_token)
+            .private_token(&app.root_token)
             .header("Content-Type", ct)
             .body(body.to_vec())
             .send()
@@ -185,16 +185,16 @@ async fn unknown_routes_and_wrong_methods_are_gitlab_404s() {
         app.client.get(app.url("/nope")),
         app.client
             .put(app.url("/api/v4/applications"))
-            .header("PRIVATE-TOKEN", t),
+            .private_token(t),
         app.client
             .get(app.url("/api/v4/applications/1"))
-            .header("PRIVATE-TOKEN", t),
+            .private_token(t),
         app.client
             .patch(app.url("/api/v4/applications/1"))
-            .header("PRIVATE-TOKEN", t),
+            .private_token(t),
         app.client
             .get(app.url("/api/v4/applications/1/renew-secret"))
-            .header("PRIVATE-TOKEN", t),
+            .private_token(t),
     ];
     for req in reqs {
         assert_eq!(

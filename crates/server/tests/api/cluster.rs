@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use sqlx::{Connection, Executor};
 
-use crate::helpers::PostgresDb;
+use crate::helpers::{PostgresDb, RequestAs};
 use crate::process::{start_with, wait_ready, Server, BIN};
 
 const ROOT: &str = "glpat-cluster-root-token-0123456789";
@@ -30,7 +30,7 @@ async fn json_of(res: reqwest::Response) -> (u16, Value) {
 async fn create_app(c: &reqwest::Client, s: &Server, name: &str) -> Value {
     let res = c
         .post(format!("{}/api/v4/applications", s.base))
-        .header("PRIVATE-TOKEN", ROOT)
+        .private_token(ROOT)
         .form(&[
             ("name", name),
             ("redirect_uri", "https://c.example/cb"),
@@ -71,7 +71,7 @@ async fn two_instances_on_one_database_share_everything() {
     let c = reqwest::Client::new();
     let (_, users) = json_of(
         c.get(format!("{}/api/v4/users?username=root", b.base))
-            .header("PRIVATE-TOKEN", ROOT)
+            .private_token(ROOT)
             .send()
             .await
             .unwrap(),
@@ -83,7 +83,7 @@ async fn two_instances_on_one_database_share_everything() {
     let app = create_app(&c, &a, "shared").await;
     let (_, list) = json_of(
         c.get(format!("{}/api/v4/applications", b.base))
-            .header("PRIVATE-TOKEN", ROOT)
+            .private_token(ROOT)
             .send()
             .await
             .unwrap(),
@@ -104,7 +104,7 @@ async fn two_instances_on_one_database_share_everything() {
             "{}/api/v4/applications/{}/renew-secret",
             a.base, app["id"]
         ))
-        .header("PRIVATE-TOKEN", ROOT)
+        .private_token(ROOT)
         .send()
         .await
         .unwrap(),
@@ -119,7 +119,7 @@ async fn two_instances_on_one_database_share_everything() {
     // A token made on A works on B; revoked on A, refused by B at once.
     let (_, root) = json_of(
         c.get(format!("{}/api/v4/user", a.base))
-            .header("PRIVATE-TOKEN", ROOT)
+            .private_token(ROOT)
             .send()
             .await
             .unwrap(),
@@ -130,7 +130,7 @@ async fn two_instances_on_one_database_share_everything() {
             "{}/api/v4/users/{}/personal_access_tokens",
             a.base, root["id"]
         ))
-        .header("PRIVATE-TOKEN", ROOT)
+        .private_token(ROOT)
         .json(&json!({"name": "shared", "scopes": ["api"]}))
         .send()
         .await
@@ -141,7 +141,7 @@ async fn two_instances_on_one_database_share_everything() {
     let token = pat["token"].as_str().unwrap();
     assert_eq!(
         c.get(format!("{}/api/v4/user", b.base))
-            .header("PRIVATE-TOKEN", token)
+            .private_token(token)
             .send()
             .await
             .unwrap()
@@ -153,14 +153,14 @@ async fn two_instances_on_one_database_share_everything() {
             "{}/api/v4/personal_access_tokens/{}",
             a.base, pat["id"]
         ))
-        .header("PRIVATE-TOKEN", ROOT)
+        .private_token(ROOT)
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), 204);
     let (status, body) = json_of(
         c.get(format!("{}/api/v4/user", b.base))
-            .header("PRIVATE-TOKEN", token)
+            .private_token(token)
             .send()
             .await
             .unwrap(),
@@ -191,7 +191,7 @@ async fn two_instances_on_one_database_share_everything() {
             } else {
                 c.post(format!("{base}/api/v4/applications/{rid}/renew-secret"))
             };
-            req.header("PRIVATE-TOKEN", ROOT)
+            req.private_token(ROOT)
                 .send()
                 .await
                 .unwrap()
@@ -215,7 +215,7 @@ async fn two_instances_on_one_database_share_everything() {
     for s in [&a, &b] {
         let res = c
             .post(format!("{}/api/v4/applications/{rid}/renew-secret", s.base))
-            .header("PRIVATE-TOKEN", ROOT)
+            .private_token(ROOT)
             .send()
             .await
             .unwrap();
@@ -265,7 +265,7 @@ async fn a_database_outage_gives_503_and_service_resumes_by_itself() {
     let started = Instant::now();
     let (status, body) = json_of(
         c.get(format!("{}/api/v4/applications?per_page=5", s.base))
-            .header("PRIVATE-TOKEN", ROOT)
+            .private_token(ROOT)
             .send()
             .await
             .unwrap(),
@@ -331,7 +331,7 @@ async fn a_database_outage_gives_503_and_service_resumes_by_itself() {
     }
     let (status, list) = json_of(
         c.get(format!("{}/api/v4/applications", s.base))
-            .header("PRIVATE-TOKEN", ROOT)
+            .private_token(ROOT)
             .send()
             .await
             .unwrap(),
@@ -421,7 +421,7 @@ async fn requests_fail_fast_while_the_database_refuses_connections() {
     loop {
         let res = c
             .get(format!("{}/api/v4/applications?per_page=5", s.base))
-            .header("PRIVATE-TOKEN", ROOT)
+            .private_token(ROOT)
             .timeout(Duration::from_secs(30))
             .send()
             .await
@@ -436,7 +436,7 @@ async fn requests_fail_fast_while_the_database_refuses_connections() {
         let started = Instant::now();
         let res = c
             .get(format!("{}/api/v4/applications?per_page=5", s.base))
-            .header("PRIVATE-TOKEN", ROOT)
+            .private_token(ROOT)
             .send()
             .await
             .unwrap();
@@ -474,7 +474,7 @@ async fn requests_fail_fast_while_the_database_refuses_connections() {
     loop {
         let res = c
             .get(format!("{}/api/v4/applications?per_page=5", s.base))
-            .header("PRIVATE-TOKEN", ROOT)
+            .private_token(ROOT)
             .send()
             .await
             .unwrap();
@@ -542,7 +542,7 @@ async fn no_migrate_refuses_an_old_schema_and_db_copy_moves_everything() {
     wait_ready(&mut p).await;
     let (_, list) = json_of(
         c.get(format!("{}/api/v4/applications", p.base))
-            .header("PRIVATE-TOKEN", ROOT)
+            .private_token(ROOT)
             .send()
             .await
             .unwrap(),

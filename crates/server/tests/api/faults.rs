@@ -1,7 +1,7 @@
 //! Server faults: 5xx in the route's dialect, naming the request id, never
 //! the cause (which goes to the log).
 
-use crate::helpers::TestApp;
+use crate::helpers::{RequestAs, TestApp};
 
 #[tokio::test]
 async fn every_response_names_its_request() {
@@ -11,7 +11,7 @@ async fn every_response_names_its_request() {
         let res = app
             .client
             .get(app.url(path))
-            .header("PRIVATE-TOKEN", &app.root_token)
+            .private_token(&app.root_token)
             .send()
             .await
             .unwrap();
@@ -34,7 +34,7 @@ async fn a_corrupt_row_is_a_500_with_a_request_id_not_a_400_with_the_reason() {
     let res = app
         .client
         .get(app.url("/api/v4/user"))
-        .header("PRIVATE-TOKEN", &token)
+        .private_token(&token)
         .send()
         .await
         .unwrap();

@@ -1,15 +1,31 @@
-use std::sync::Arc;
-
-use latchkey::http::AppState;
+use latchkey::config::{FileConfig, GlobalArgs, ServeArgs, ServeSettings, Settings};
+use latchkey::startup::{self, Schema};
 use latchkey_core::application::ApplicationParams;
-use latchkey_core::service::UserInput;
-use latchkey_core::Store;
-use latchkey_core::{Services, SystemClock};
-use latchkey_postgres::PgStore;
-use latchkey_sqlite::SqliteStore;
+use latchkey_core::user::UserInput;
+use latchkey_core::Services;
 use reqwest::{Client, Response};
 use serde_json::Value;
 use tempfile::TempDir;
+
+/// Who a request is made as, instead of spelling out headers.
+pub trait RequestAs {
+    /// Authenticated with a personal access token, as GitLab's clients send
+    /// it (`PRIVATE-TOKEN`).
+    fn private_token(self, token: impl AsRef<str>) -> Self;
+
+    /// Authenticated with an OAuth access token (`Authorization: Bearer`).
+    fn bearer(self, token: impl AsRef<str>) -> Self;
+}
+
+impl RequestAs for reqwest::RequestBuilder {
+    fn private_token(self, token: impl AsRef<str>) -> Self {
+        self.header("PRIVATE-TOKEN", token.as_ref())
+    }
+
+    fn bearer(self, token: impl AsRef<str>) -> Self {
+        self.bearer_auth(token.as_ref())
+    }
+}
 
 pub struct TestApp {
     pub base: String,
@@ -125,46 +141,37 @@ impl TestApp {
 
     pub async fn spawn_with(opts: Options) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let (store, postgres): (Arc<dyn Store>, Option<PostgresDb>) = match backend() {
-            Backend::Sqlite => {
-                let db_url = format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display());
-                let store = SqliteStore::connect(&latchkey_sqlite::Options::new(&db_url))
-                    .await
-                    .unwrap();
-                store.migrate().await.unwrap();
-                (Arc::new(store), None)
-            }
+        let (db_url, postgres) = match backend() {
+            Backend::Sqlite => (
+                format!("sqlite://{}?mode=rwc", dir.path().join("test.db").display()),
+                None,
+            ),
             Backend::Postgres(admin_url) => {
                 let db = PostgresDb::create(&admin_url).await;
-                let store = PgStore::connect(&latchkey_postgres::Options::new(&db.url))
-                    .await
-                    .unwrap();
-                store.migrate().await.unwrap();
-                (Arc::new(store), Some(db))
+                (db.url.clone(), Some(db))
             }
         };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let base = format!("http://{addr}");
-        let services = Services::new(
-            store,
-            Arc::new(SystemClock),
-            latchkey_core::Config {
-                admin_mode: opts.admin_mode,
-                issuer: base.clone(),
-                dynamic_registration: opts.dynamic_registration,
-                // A long-lived token cache, so every test that revokes,
-                // blocks or deletes also checks that the cache forgets.
-                token_cache_ms: 600_000,
-                ..Default::default()
-            },
-        );
-        let state = AppState {
-            services: services.clone(),
-            external_url: Arc::from(opts.external_url.unwrap_or(base.as_str())),
-            max_body_bytes: opts.max_body_bytes,
-            streamed_lists: Arc::new(tokio::sync::Semaphore::new(16)),
-        };
+        // Built as `serve` builds it: the same settings, start-up and router.
+        let file = FileConfig::default();
+        let mut settings = Settings::resolve(&GlobalArgs::default(), &file).unwrap();
+        settings.database_url = db_url;
+        let mut serve = ServeSettings::resolve(&ServeArgs::default(), &file).unwrap();
+        serve.external_url = opts.external_url.unwrap_or(base.as_str()).to_owned();
+        serve.admin_mode = opts.admin_mode;
+        serve.max_body_bytes = opts.max_body_bytes;
+        serve.dynamic_registration = opts.dynamic_registration;
+        // A long-lived token cache, so every test that revokes, blocks or
+        // deletes also checks that the cache forgets.
+        serve.token_cache_seconds = Some(600);
+        serve.http.max_streamed_lists = 16;
+        let store = startup::open_store(&settings, Schema::Migrate)
+            .await
+            .unwrap();
+        let services = startup::services(store, &settings, Some(&serve));
+        let state = startup::state(services.clone(), &serve);
         tokio::spawn(async move {
             axum::serve(
                 listener,
@@ -197,7 +204,7 @@ impl TestApp {
             base,
             client: Client::new(),
             services,
-            root_token: token.0,
+            root_token: token.expose().to_owned(),
             root_id: root.id,
             _dir: dir,
             _postgres: postgres,
@@ -248,13 +255,13 @@ impl TestApp {
             .create_token(user.id, "test", scopes, None)
             .await
             .unwrap();
-        (user.id, token.0)
+        (user.id, token.expose().to_owned())
     }
 
     pub async fn create_app_form(&self, token: &str, form: &[(&str, &str)]) -> Response {
         self.client
             .post(self.url("/api/v4/applications"))
-            .header("PRIVATE-TOKEN", token)
+            .private_token(token)
             .form(form)
             .send()
             .await
@@ -299,7 +306,7 @@ impl TestApp {
         let res = self
             .client
             .get(self.url("/api/v4/applications"))
-            .header("PRIVATE-TOKEN", &self.root_token)
+            .private_token(&self.root_token)
             .send()
             .await
             .unwrap();

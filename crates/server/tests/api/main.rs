@@ -1,6 +1,8 @@
 //! The HTTP integration suite: the real router on a real socket, a fresh
 //! SQLite database per test.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+// The server under test runs on the wall clock; so do the expectations.
+#![allow(clippy::disallowed_methods)]
 
 mod helpers;
 
@@ -18,6 +20,7 @@ mod process_resilience;
 mod races;
 mod security;
 mod security_low;
+mod snapshots;
 mod tokens;
 mod user_applications;
 mod users;

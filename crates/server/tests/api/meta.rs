@@ -1,6 +1,6 @@
 use serde_json::json;
 
-use crate::helpers::{status_json, TestApp};
+use crate::helpers::{status_json, RequestAs, TestApp};
 
 #[tokio::test]
 async fn health_endpoints_answer() {
@@ -28,7 +28,7 @@ async fn version_and_current_user() {
     let res = app
         .client
         .get(app.url("/api/v4/version"))
-        .header("PRIVATE-TOKEN", &app.root_token)
+        .private_token(&app.root_token)
         .send()
         .await
         .unwrap();
@@ -50,7 +50,7 @@ async fn version_and_current_user() {
     let res = app
         .client
         .get(app.url("/api/v4/user"))
-        .header("PRIVATE-TOKEN", &token)
+        .private_token(&token)
         .send()
         .await
         .unwrap();

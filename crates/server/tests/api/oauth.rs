@@ -1,12 +1,12 @@
 //! The OAuth 2 provider end to end: browser sign-in and consent, the token
 //! endpoint's grants, and the attacks RFC 9700 warns about.
 
-use latchkey_core::service::UserInput;
+use latchkey_core::user::UserInput;
 use reqwest::redirect::Policy;
 use reqwest::{Client, Response};
 use serde_json::{json, Value};
 
-use crate::helpers::{status_json, TestApp};
+use crate::helpers::{status_json, RequestAs, TestApp};
 
 pub const CB: &str = "https://client.example/cb";
 pub const PASSWORD: &str = "correct horse battery";
@@ -335,7 +335,7 @@ async fn authorization_code_with_pkce_signs_a_user_in() {
     let res = app
         .client
         .get(app.url("/api/v4/user/applications"))
-        .bearer_auth(access)
+        .bearer(access)
         .send()
         .await
         .unwrap();
@@ -741,7 +741,7 @@ async fn trusted_applications_skip_consent() {
     let res = app
         .client
         .put(app.url(&format!("/api/v4/applications/{}", client.id)))
-        .header("PRIVATE-TOKEN", &app.root_token)
+        .private_token(&app.root_token)
         .form(&[("trusted", "true")])
         .send()
         .await
@@ -1033,7 +1033,7 @@ async fn renewing_the_secret_or_deleting_the_application_cuts_clients_off() {
     let res = app
         .client
         .post(app.url(&format!("/api/v4/applications/{}/renew-secret", client.id)))
-        .header("PRIVATE-TOKEN", &app.root_token)
+        .private_token(&app.root_token)
         .send()
         .await
         .unwrap();
@@ -1082,7 +1082,7 @@ async fn renewing_the_secret_or_deleting_the_application_cuts_clients_off() {
     let res = app
         .client
         .delete(app.url(&format!("/api/v4/applications/{}", client.id)))
-        .header("PRIVATE-TOKEN", &app.root_token)
+        .private_token(&app.root_token)
         .send()
         .await
         .unwrap();
@@ -1107,7 +1107,7 @@ async fn revoke_token_info_and_introspection() {
     let res = app
         .client
         .get(app.url("/oauth/token/info"))
-        .bearer_auth(access)
+        .bearer(access)
         .send()
         .await
         .unwrap();
@@ -1226,7 +1226,7 @@ async fn admin_update_validates_like_create() {
         let req = app
             .client
             .put(app.url(&format!("/api/v4/applications/{}", client.id)))
-            .header("PRIVATE-TOKEN", &app.root_token)
+            .private_token(&app.root_token)
             .json(&body);
         async move { status_json(req.send().await.unwrap()).await }
     };
@@ -1261,7 +1261,7 @@ async fn admin_update_validates_like_create() {
     let res = app
         .client
         .put(app.url("/api/v4/applications/9999"))
-        .header("PRIVATE-TOKEN", &app.root_token)
+        .private_token(&app.root_token)
         .form(&[("name", "x")])
         .send()
         .await

@@ -4,7 +4,7 @@ use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use latchkey_core::registration::RegistrationMode;
 use serde_json::{json, Value};
 
-use crate::helpers::{status_json, Options, TestApp};
+use crate::helpers::{status_json, Options, RequestAs, TestApp};
 use crate::oauth::{
     hidden, location, query_param, register, token_request, urlencode, user_with_password, Browser,
     CB, CHALLENGE, PASSWORD, VERIFIER,
@@ -154,7 +154,7 @@ async fn id_tokens_userinfo_and_key_rotation() {
         app.client.get(app.url("/oauth/userinfo")),
         app.client.post(app.url("/oauth/userinfo")),
     ] {
-        let (status, info) = status_json(req.bearer_auth(access).send().await.unwrap()).await;
+        let (status, info) = status_json(req.bearer(access).send().await.unwrap()).await;
         assert_eq!(status, 200);
         assert_eq!(info["sub"], sub.as_str());
         assert_eq!(info["email"], "alice@example.com");
@@ -162,7 +162,7 @@ async fn id_tokens_userinfo_and_key_rotation() {
     let (status, body) = status_json(
         app.client
             .get(app.url("/oauth/userinfo"))
-            .bearer_auth("nope")
+            .bearer("nope")
             .send()
             .await
             .unwrap(),
@@ -237,7 +237,7 @@ async fn id_tokens_userinfo_and_key_rotation() {
     let res = app
         .client
         .get(app.url("/oauth/userinfo"))
-        .bearer_auth(cc["access_token"].as_str().unwrap())
+        .bearer(cc["access_token"].as_str().unwrap())
         .send()
         .await
         .unwrap();
@@ -396,7 +396,7 @@ async fn the_device_grant() {
     let me = app
         .client
         .get(app.url("/api/v4/user"))
-        .bearer_auth(tokens["access_token"].as_str().unwrap())
+        .bearer(tokens["access_token"].as_str().unwrap())
         .send()
         .await
         .unwrap();
@@ -524,26 +524,12 @@ async fn dynamic_registration_and_management() {
     assert_eq!(status, 200);
 
     let uri = app.url(&format!("/oauth/register/{id}"));
-    let (status, read) = status_json(
-        app.client
-            .get(&uri)
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, read) =
+        status_json(app.client.get(&uri).bearer(token).send().await.unwrap()).await;
     assert_eq!((status, read["client_id"].as_str()), (200, Some(id)));
     assert!(read.get("client_secret").is_none() && read.get("registration_access_token").is_none());
-    let (status, body) = status_json(
-        app.client
-            .get(&uri)
-            .bearer_auth("wrong")
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, body) =
+        status_json(app.client.get(&uri).bearer("wrong").send().await.unwrap()).await;
     assert_eq!(
         (status, body["error"].clone()),
         (401, json!("invalid_token"))
@@ -551,7 +537,7 @@ async fn dynamic_registration_and_management() {
     let (status, updated) = status_json(
         app.client
             .put(&uri)
-            .bearer_auth(token)
+            .bearer(token)
             .json(&json!({"client_name": "CLI 2", "redirect_uris": [CB], "scope": "read_user"}))
             .send()
             .await
@@ -571,18 +557,12 @@ async fn dynamic_registration_and_management() {
     let res = app
         .client
         .get(app.url(&format!("/oauth/register/{}", admin_app.client_id)))
-        .bearer_auth(token)
+        .bearer(token)
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), 401);
-    let res = app
-        .client
-        .delete(&uri)
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
+    let res = app.client.delete(&uri).bearer(token).send().await.unwrap();
     assert_eq!(res.status(), 204);
     let (status, _, _) = token_request(
         &app,

@@ -1,5 +1,6 @@
 //! Tests that run the real `latchkey` binary.
 
+use crate::helpers::RequestAs;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -89,7 +90,7 @@ async fn acknowledged_writes_survive_kill_9_and_bootstrap_runs_once() {
     for i in 0..20 {
         let res = client
             .post(format!("{}/api/v4/applications", server.base))
-            .header("PRIVATE-TOKEN", ROOT_TOKEN)
+            .private_token(ROOT_TOKEN)
             .form(&[
                 ("name", format!("durable {i}").as_str()),
                 ("redirect_uri", "https://d/cb"),
@@ -125,7 +126,7 @@ async fn acknowledged_writes_survive_kill_9_and_bootstrap_runs_once() {
     wait_ready(&mut server).await;
     let list: Vec<Value> = client
         .get(format!("{}/api/v4/applications", server.base))
-        .header("PRIVATE-TOKEN", ROOT_TOKEN)
+        .private_token(ROOT_TOKEN)
         .send()
         .await
         .unwrap()
@@ -136,7 +137,7 @@ async fn acknowledged_writes_survive_kill_9_and_bootstrap_runs_once() {
     assert_eq!(ids, created);
     let res = client
         .get(format!("{}/api/v4/user", server.base))
-        .header("PRIVATE-TOKEN", "glpat-another-value-0123456789")
+        .private_token("glpat-another-value-0123456789")
         .send()
         .await
         .unwrap();
@@ -245,7 +246,7 @@ async fn cli_creates_users_and_tokens_that_work() {
     wait_ready(&mut server).await;
     let res = reqwest::Client::new()
         .get(format!("{}/api/v4/user", server.base))
-        .header("PRIVATE-TOKEN", &token)
+        .private_token(&token)
         .send()
         .await
         .unwrap();
@@ -302,7 +303,7 @@ async fn first_start_keeps_secrets_private_and_is_ready_with_a_key() {
     // Make the WAL exist, then look at every file beside the database.
     let res = client
         .post(format!("{base}/api/v4/applications"))
-        .header("PRIVATE-TOKEN", ROOT_TOKEN)
+        .private_token(ROOT_TOKEN)
         .form(&[
             ("name", "x"),
             ("redirect_uri", "https://x/cb"),

@@ -5,6 +5,7 @@
 //! Timings here run on a shared, noisy machine: every bound is generous,
 //! and nothing asserts that something happened *late enough*.
 
+use crate::helpers::RequestAs;
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -170,7 +171,7 @@ async fn a_stalled_body_gets_408_and_a_closed_connection() {
     // A body that arrives in time is fine.
     let res = reqwest::Client::new()
         .post(format!("{}/api/v4/applications", server.base))
-        .header("PRIVATE-TOKEN", ROOT_TOKEN)
+        .private_token(ROOT_TOKEN)
         .form(&[
             ("name", "whole"),
             ("redirect_uri", "https://a/cb"),
@@ -372,14 +373,11 @@ async fn stalled_readers_of_the_full_list_hold_no_database_connection() {
         .join("\n");
     let created = futures::stream::iter(0..APPS)
         .map(|i| {
-            let req = client
-                .post(&apps_url)
-                .header("PRIVATE-TOKEN", ROOT_TOKEN)
-                .form(&[
-                    ("name", format!("app {i}")),
-                    ("redirect_uri", redirect.clone()),
-                    ("scopes", "api".to_owned()),
-                ]);
+            let req = client.post(&apps_url).private_token(ROOT_TOKEN).form(&[
+                ("name", format!("app {i}")),
+                ("redirect_uri", redirect.clone()),
+                ("scopes", "api".to_owned()),
+            ]);
             async move { req.send().await.unwrap().status() }
         })
         .buffer_unordered(16)
@@ -407,7 +405,7 @@ async fn stalled_readers_of_the_full_list_hold_no_database_connection() {
     }
     let res = client
         .get(&apps_url)
-        .header("PRIVATE-TOKEN", ROOT_TOKEN)
+        .private_token(ROOT_TOKEN)
         .timeout(Duration::from_secs(60))
         .send()
         .await
@@ -421,7 +419,7 @@ async fn stalled_readers_of_the_full_list_hold_no_database_connection() {
     let last_stalled_at = Instant::now();
     let res = client
         .get(&apps_url)
-        .header("PRIVATE-TOKEN", ROOT_TOKEN)
+        .private_token(ROOT_TOKEN)
         .send()
         .await
         .unwrap();
@@ -434,7 +432,7 @@ async fn stalled_readers_of_the_full_list_hold_no_database_connection() {
     // Pages are not capped.
     let res = client
         .get(format!("{apps_url}?per_page=100&page=5"))
-        .header("PRIVATE-TOKEN", ROOT_TOKEN)
+        .private_token(ROOT_TOKEN)
         .send()
         .await
         .unwrap();
@@ -458,7 +456,7 @@ async fn stalled_readers_of_the_full_list_hold_no_database_connection() {
     // The slots are free again.
     let res = client
         .get(&apps_url)
-        .header("PRIVATE-TOKEN", ROOT_TOKEN)
+        .private_token(ROOT_TOKEN)
         .timeout(Duration::from_secs(60))
         .send()
         .await

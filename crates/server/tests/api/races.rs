@@ -3,7 +3,7 @@
 
 use futures::future::join_all;
 
-use crate::helpers::TestApp;
+use crate::helpers::{RequestAs, TestApp};
 use crate::oauth::register;
 
 const ROUNDS: usize = 8;
@@ -24,7 +24,7 @@ async fn client_credentials_racing_the_applications_delete() {
         let delete = app
             .client
             .delete(app.url(&format!("/api/v4/applications/{}", client.id)))
-            .header("PRIVATE-TOKEN", &app.root_token)
+            .private_token(&app.root_token)
             .send();
         let (answers, deleted) = tokio::join!(join_all(grants), delete);
         assert_eq!(deleted.unwrap().status(), 204);
@@ -53,14 +53,14 @@ async fn tokens_and_applications_racing_the_users_delete() {
         let pats = (0..WRITERS).map(|i| {
             app.client
                 .post(app.url(&format!("/api/v4/users/{user_id}/personal_access_tokens")))
-                .header("PRIVATE-TOKEN", &app.root_token)
+                .private_token(&app.root_token)
                 .form(&[("name", format!("t{i}").as_str()), ("scopes", "api")])
                 .send()
         });
         let apps = (0..WRITERS).map(|i| {
             app.client
                 .post(app.url("/api/v4/user/applications"))
-                .header("PRIVATE-TOKEN", &token)
+                .private_token(&token)
                 .form(&[
                     ("name", format!("a{i}").as_str()),
                     ("redirect_uri", "https://r.example/cb"),
@@ -71,7 +71,7 @@ async fn tokens_and_applications_racing_the_users_delete() {
         let delete = app
             .client
             .delete(app.url(&format!("/api/v4/users/{user_id}")))
-            .header("PRIVATE-TOKEN", &app.root_token)
+            .private_token(&app.root_token)
             .send();
         let (pats, apps, deleted) = tokio::join!(join_all(pats), join_all(apps), delete);
         assert_eq!(deleted.unwrap().status(), 204);

@@ -3,7 +3,7 @@
 
 use serde_json::{json, Value};
 
-use crate::helpers::{in_days, status_json, Options, TestApp};
+use crate::helpers::{in_days, status_json, Options, RequestAs, TestApp};
 use crate::oauth::{
     api_user, code_for, exchange, hidden, location, query_param, register, token_request,
     urlencode, user_with_password, Browser, CB, CHALLENGE, PASSWORD,
@@ -26,7 +26,7 @@ async fn post_raw(
     app.client
         .post(app.url(path))
         .header("Content-Type", content_type)
-        .header("PRIVATE-TOKEN", &app.root_token)
+        .private_token(&app.root_token)
         .body(body)
         .send()
         .await
@@ -189,7 +189,7 @@ async fn scope_lists_are_capped() {
         let res = app
             .client
             .post(app.url(path))
-            .header("PRIVATE-TOKEN", &app.root_token)
+            .private_token(&app.root_token)
             .form(&[("name", "Many"), ("redirect_uri", CB), ("scopes", &many)])
             .send()
             .await
@@ -250,7 +250,7 @@ async fn scope_lists_are_capped() {
             "/api/v4/users/{}/personal_access_tokens",
             app.root_id
         )))
-        .header("PRIVATE-TOKEN", &app.root_token)
+        .private_token(&app.root_token)
         .json(&json!({"name": "many", "scopes": scopes}))
         .send()
         .await
@@ -298,7 +298,7 @@ async fn create_token(app: &TestApp, user_id: i64, scopes: &[&str]) -> (i64, Str
     let res = app
         .client
         .post(app.url(&format!("/api/v4/users/{user_id}/personal_access_tokens")))
-        .header("PRIVATE-TOKEN", &app.root_token)
+        .private_token(&app.root_token)
         .json(&json!({"name": "t", "scopes": scopes}))
         .send()
         .await
@@ -315,7 +315,7 @@ async fn rotate(app: &TestApp, with: &str, id: &str, form: &[(&str, &str)]) -> (
     let res = app
         .client
         .post(app.url(&format!("/api/v4/personal_access_tokens/{id}/rotate")))
-        .header("PRIVATE-TOKEN", with)
+        .private_token(with)
         .form(form)
         .send()
         .await
@@ -380,7 +380,7 @@ async fn oauth_access_tokens_cannot_rotate_personal_access_tokens() {
     let res = app
         .client
         .post(app.url(&format!("/api/v4/personal_access_tokens/{pat_id}/rotate")))
-        .bearer_auth(access)
+        .bearer(access)
         .send()
         .await
         .unwrap();
@@ -395,7 +395,7 @@ async fn token_lifetimes_are_capped() {
     let res = app
         .client
         .post(&url)
-        .header("PRIVATE-TOKEN", &app.root_token)
+        .private_token(&app.root_token)
         .json(&json!({"name": "far", "scopes": ["api"], "expires_at": in_days(366)}))
         .send()
         .await
@@ -410,7 +410,7 @@ async fn token_lifetimes_are_capped() {
     let res = app
         .client
         .post(&url)
-        .header("PRIVATE-TOKEN", &app.root_token)
+        .private_token(&app.root_token)
         .json(&json!({"name": "edge", "scopes": ["api"], "expires_at": in_days(365)}))
         .send()
         .await
@@ -419,7 +419,7 @@ async fn token_lifetimes_are_capped() {
     let res = app
         .client
         .post(&url)
-        .header("PRIVATE-TOKEN", &app.root_token)
+        .private_token(&app.root_token)
         .json(&json!({"name": "default", "scopes": ["api"]}))
         .send()
         .await
@@ -468,7 +468,7 @@ async fn blocked_users_are_refused_by_every_oauth_endpoint() {
     let res = app
         .client
         .post(app.url(&format!("/api/v4/users/{}/block", alice.id)))
-        .header("PRIVATE-TOKEN", &app.root_token)
+        .private_token(&app.root_token)
         .send()
         .await
         .unwrap();
@@ -478,7 +478,7 @@ async fn blocked_users_are_refused_by_every_oauth_endpoint() {
         let res = app
             .client
             .get(app.url(path))
-            .bearer_auth(&access)
+            .bearer(&access)
             .send()
             .await
             .unwrap();
@@ -649,7 +649,7 @@ async fn only_administrators_find_users_by_email() {
             let res = app
                 .client
                 .get(app.url(&format!("/api/v4/users?search={}", urlencode(q))))
-                .header("PRIVATE-TOKEN", token)
+                .private_token(token)
                 .send()
                 .await
                 .unwrap();
@@ -682,7 +682,7 @@ async fn administrators_cannot_block_or_delete_themselves() {
             let res = app
                 .client
                 .request(method, app.url(&path))
-                .header("PRIVATE-TOKEN", token)
+                .private_token(token)
                 .send()
                 .await
                 .unwrap();
@@ -714,7 +714,7 @@ async fn administrators_cannot_block_or_delete_themselves() {
     let res = app
         .client
         .put(app.url(&format!("/api/v4/users/{root}")))
-        .header("PRIVATE-TOKEN", &app.root_token)
+        .private_token(&app.root_token)
         .form(&[("admin", "false")])
         .send()
         .await
@@ -759,7 +759,7 @@ async fn administrators_cannot_block_or_delete_themselves() {
     let res = app
         .client
         .put(app.url(&format!("/api/v4/users/{root}")))
-        .header("PRIVATE-TOKEN", &admin2_token)
+        .private_token(&admin2_token)
         .form(&[("admin", "false")])
         .send()
         .await
@@ -768,7 +768,7 @@ async fn administrators_cannot_block_or_delete_themselves() {
     let res = app
         .client
         .put(app.url(&format!("/api/v4/users/{admin2}")))
-        .header("PRIVATE-TOKEN", &admin2_token)
+        .private_token(&admin2_token)
         .form(&[("admin", "false")])
         .send()
         .await

@@ -4,7 +4,7 @@
 use base64::Engine as _;
 use serde_json::{json, Value};
 
-use crate::helpers::{status_json, Options, TestApp};
+use crate::helpers::{status_json, Options, RequestAs, TestApp};
 use crate::oauth::{
     exchange, hidden, location, query_param, register, token_request, urlencode,
     user_with_password, Browser, Client2, CB, CHALLENGE, PASSWORD,
@@ -51,7 +51,7 @@ async fn refresh(
 async fn token_info(app: &TestApp, access: &str) -> u16 {
     app.client
         .get(app.url("/oauth/token/info"))
-        .bearer_auth(access)
+        .bearer(access)
         .send()
         .await
         .unwrap()
@@ -83,7 +83,7 @@ async fn refresh_yields_at_most_the_applications_scopes_now() {
     let res = app
         .client
         .put(app.url(&format!("/api/v4/applications/{}", client.id)))
-        .header("PRIVATE-TOKEN", &app.root_token)
+        .private_token(&app.root_token)
         .form(&[("scopes", "read_user openid")])
         .send()
         .await
@@ -417,7 +417,7 @@ async fn prompt_none_answers_without_a_page() {
     // A trusted application: a code, no page.
     app.client
         .put(app.url(&format!("/api/v4/applications/{}", client.id)))
-        .header("PRIVATE-TOKEN", &app.root_token)
+        .private_token(&app.root_token)
         .form(&[("trusted", "true")])
         .send()
         .await
@@ -624,7 +624,7 @@ async fn a_new_password_ends_the_users_sessions() {
     let res = app
         .client
         .put(app.url(&format!("/api/v4/users/{}", alice.id)))
-        .header("PRIVATE-TOKEN", &app.root_token)
+        .private_token(&app.root_token)
         .form(&[("password", "a different battery staple")])
         .send()
         .await
@@ -637,7 +637,7 @@ async fn a_new_password_ends_the_users_sessions() {
     b.sign_in(&app, "alice", "a different battery staple").await;
     app.client
         .put(app.url(&format!("/api/v4/users/{}", alice.id)))
-        .header("PRIVATE-TOKEN", &app.root_token)
+        .private_token(&app.root_token)
         .form(&[("name", "Alice L.")])
         .send()
         .await
@@ -657,7 +657,7 @@ async fn minting_privileged_tokens_needs_the_privilege() {
         let res = app
             .client
             .post(&url)
-            .header("PRIVATE-TOKEN", &api_only)
+            .private_token(&api_only)
             .json(&json!({"name": "escalate", "scopes": scopes}))
             .send()
             .await
@@ -668,7 +668,7 @@ async fn minting_privileged_tokens_needs_the_privilege() {
     let res = app
         .client
         .post(&url)
-        .header("PRIVATE-TOKEN", &api_only)
+        .private_token(&api_only)
         .json(&json!({"name": "plain", "scopes": ["read_api", "self_rotate"]}))
         .send()
         .await
@@ -677,7 +677,7 @@ async fn minting_privileged_tokens_needs_the_privilege() {
     let res = app
         .client
         .post(&url)
-        .header("PRIVATE-TOKEN", &app.root_token)
+        .private_token(&app.root_token)
         .json(&json!({"name": "sudo", "scopes": ["api", "sudo"]}))
         .send()
         .await
@@ -688,8 +688,8 @@ async fn minting_privileged_tokens_needs_the_privilege() {
     app.services
         .update_user(
             admin_id,
-            &latchkey_core::service::UserChanges {
-                password: Some(PASSWORD.to_owned()),
+            &latchkey_core::user::UserChanges {
+                password: Some(PASSWORD.into()),
                 ..Default::default()
             },
         )
@@ -710,7 +710,7 @@ async fn minting_privileged_tokens_needs_the_privilege() {
     let res = app
         .client
         .post(&url)
-        .bearer_auth(tokens["access_token"].as_str().unwrap())
+        .bearer(tokens["access_token"].as_str().unwrap())
         .json(&json!({"name": "lasting", "scopes": ["api"]}))
         .send()
         .await

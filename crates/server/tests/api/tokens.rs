@@ -1,6 +1,6 @@
 use serde_json::{json, Value};
 
-use crate::helpers::{in_days, status_json, TestApp};
+use crate::helpers::{in_days, status_json, RequestAs, TestApp};
 
 #[tokio::test]
 async fn admins_create_tokens_that_are_shown_once() {
@@ -9,7 +9,7 @@ async fn admins_create_tokens_that_are_shown_once() {
     let res = app
         .client
         .post(app.url(&format!("/api/v4/users/{alice_id}/personal_access_tokens")))
-        .header("PRIVATE-TOKEN", &app.root_token)
+        .private_token(&app.root_token)
         .json(
             &json!({"name": "deploy", "scopes": ["api", "read_user"], "expires_at": in_days(300)}),
         )
@@ -47,7 +47,7 @@ async fn admins_create_tokens_that_are_shown_once() {
     let (_, me) = status_json(
         app.client
             .get(app.url("/api/v4/user"))
-            .header("PRIVATE-TOKEN", &token)
+            .private_token(&token)
             .send()
             .await
             .unwrap(),
@@ -59,7 +59,7 @@ async fn admins_create_tokens_that_are_shown_once() {
     let (_, again) = status_json(
         app.client
             .get(app.url(&format!("/api/v4/personal_access_tokens/{id}")))
-            .header("PRIVATE-TOKEN", &token)
+            .private_token(&token)
             .send()
             .await
             .unwrap(),
@@ -71,7 +71,7 @@ async fn admins_create_tokens_that_are_shown_once() {
         let req = app
             .client
             .post(app.url(&format!("/api/v4/users/{user}/personal_access_tokens")))
-            .header("PRIVATE-TOKEN", t)
+            .private_token(t)
             .json(&body);
         async move { status_json(req.send().await.unwrap()).await }
     };
@@ -120,7 +120,7 @@ async fn listing_reading_and_revoking() {
     let (alice_id, alice) = app.user_with_token("alice", false, "api").await;
     let (_, bob) = app.user_with_token("bob", false, "api").await;
     let get = |path: &str, t: &str| {
-        let req = app.client.get(app.url(path)).header("PRIVATE-TOKEN", t);
+        let req = app.client.get(app.url(path)).private_token(t);
         async move { status_json(req.send().await.unwrap()).await }
     };
     let (_, mine) = get("/api/v4/personal_access_tokens", &alice).await;
@@ -154,7 +154,7 @@ async fn listing_reading_and_revoking() {
     let res = app
         .client
         .delete(app.url(&format!("/api/v4/personal_access_tokens/{alice_token_id}")))
-        .header("PRIVATE-TOKEN", &bob)
+        .private_token(&bob)
         .send()
         .await
         .unwrap();
@@ -163,7 +163,7 @@ async fn listing_reading_and_revoking() {
     let res = app
         .client
         .delete(app.url("/api/v4/personal_access_tokens/self"))
-        .header("PRIVATE-TOKEN", &alice)
+        .private_token(&alice)
         .send()
         .await
         .unwrap();
@@ -190,7 +190,7 @@ async fn listing_reading_and_revoking() {
             "/api/v4/personal_access_tokens/{}",
             bob_self["id"]
         )))
-        .header("PRIVATE-TOKEN", &app.root_token)
+        .private_token(&app.root_token)
         .send()
         .await
         .unwrap();
@@ -205,7 +205,7 @@ async fn rotation_revokes_the_old_token_and_returns_a_new_one() {
     let res = app
         .client
         .post(app.url("/api/v4/personal_access_tokens/self/rotate"))
-        .header("PRIVATE-TOKEN", &alice)
+        .private_token(&alice)
         .send()
         .await
         .unwrap();
@@ -219,7 +219,7 @@ async fn rotation_revokes_the_old_token_and_returns_a_new_one() {
     let res = app
         .client
         .get(app.url("/api/v4/user"))
-        .header("PRIVATE-TOKEN", &alice)
+        .private_token(&alice)
         .send()
         .await
         .unwrap();
@@ -227,7 +227,7 @@ async fn rotation_revokes_the_old_token_and_returns_a_new_one() {
     let res = app
         .client
         .get(app.url("/api/v4/user"))
-        .header("PRIVATE-TOKEN", &new)
+        .private_token(&new)
         .send()
         .await
         .unwrap();
@@ -238,7 +238,7 @@ async fn rotation_revokes_the_old_token_and_returns_a_new_one() {
     let res = app
         .client
         .post(app.url(&format!("/api/v4/personal_access_tokens/{id}/rotate")))
-        .header("PRIVATE-TOKEN", &app.root_token)
+        .private_token(&app.root_token)
         .form(&[("expires_at", in_days(200).as_str())])
         .send()
         .await
@@ -251,7 +251,7 @@ async fn rotation_revokes_the_old_token_and_returns_a_new_one() {
     let res = app
         .client
         .post(app.url(&format!("/api/v4/personal_access_tokens/{id}/rotate")))
-        .header("PRIVATE-TOKEN", &app.root_token)
+        .private_token(&app.root_token)
         .send()
         .await
         .unwrap();
@@ -268,7 +268,7 @@ async fn rotation_revokes_the_old_token_and_returns_a_new_one() {
     let res = app
         .client
         .post(app.url("/api/v4/personal_access_tokens/self/rotate"))
-        .header("PRIVATE-TOKEN", &narrow)
+        .private_token(&narrow)
         .send()
         .await
         .unwrap();
@@ -277,7 +277,7 @@ async fn rotation_revokes_the_old_token_and_returns_a_new_one() {
     let res = app
         .client
         .post(app.url("/api/v4/personal_access_tokens/self/rotate"))
-        .header("PRIVATE-TOKEN", &reader)
+        .private_token(&reader)
         .send()
         .await
         .unwrap();

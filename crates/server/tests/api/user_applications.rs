@@ -1,12 +1,12 @@
 use serde_json::{json, Value};
 
-use crate::helpers::{status_json, TestApp};
+use crate::helpers::{status_json, RequestAs, TestApp};
 
 async fn create(app: &TestApp, token: &str, name: &str) -> Value {
     let res = app
         .client
         .post(app.url("/api/v4/user/applications"))
-        .header("PRIVATE-TOKEN", token)
+        .private_token(token)
         .form(&[
             ("name", name),
             ("redirect_uri", "https://u.example/cb"),
@@ -34,7 +34,7 @@ async fn users_create_and_list_their_own_applications() {
     let res = app
         .client
         .get(app.url("/api/v4/user/applications"))
-        .header("PRIVATE-TOKEN", &alice)
+        .private_token(&alice)
         .send()
         .await
         .unwrap();
@@ -56,7 +56,7 @@ async fn users_create_and_list_their_own_applications() {
     let res = app
         .client
         .get(app.url(&format!("/api/v4/user/applications/{}", instance["id"])))
-        .header("PRIVATE-TOKEN", &alice)
+        .private_token(&alice)
         .send()
         .await
         .unwrap();
@@ -69,7 +69,7 @@ async fn users_create_and_list_their_own_applications() {
     assert_eq!(
         app.client
             .get(app.url("/api/v4/user/applications"))
-            .header("PRIVATE-TOKEN", &reader)
+            .private_token(&reader)
             .send()
             .await
             .unwrap()
@@ -79,7 +79,7 @@ async fn users_create_and_list_their_own_applications() {
     let res = app
         .client
         .post(app.url("/api/v4/user/applications"))
-        .header("PRIVATE-TOKEN", &reader)
+        .private_token(&reader)
         .form(&[
             ("name", "x"),
             ("redirect_uri", "https://x/cb"),
@@ -93,7 +93,7 @@ async fn users_create_and_list_their_own_applications() {
     let res = app
         .client
         .post(app.url("/api/v4/user/applications"))
-        .header("PRIVATE-TOKEN", &alice)
+        .private_token(&alice)
         .json(&json!({}))
         .send()
         .await
@@ -108,7 +108,7 @@ async fn users_create_and_list_their_own_applications() {
     let res = app
         .client
         .post(app.url("/api/v4/user/applications"))
-        .header("PRIVATE-TOKEN", &alice)
+        .private_token(&alice)
         .form(&[
             ("name", "x"),
             ("redirect_uri", "http://"),
@@ -148,7 +148,7 @@ async fn owner_and_admin_may_read_update_delete_others_may_not() {
         let (status, body) = status_json(
             app.client
                 .get(app.url(&path))
-                .header("PRIVATE-TOKEN", token)
+                .private_token(token)
                 .send()
                 .await
                 .unwrap(),
@@ -162,7 +162,7 @@ async fn owner_and_admin_may_read_update_delete_others_may_not() {
     let res = app
         .client
         .get(app.url(&path))
-        .header("PRIVATE-TOKEN", &mallory)
+        .private_token(&mallory)
         .send()
         .await
         .unwrap();
@@ -170,7 +170,7 @@ async fn owner_and_admin_may_read_update_delete_others_may_not() {
     let res = app
         .client
         .put(app.url(&path))
-        .header("PRIVATE-TOKEN", &mallory)
+        .private_token(&mallory)
         .form(&[("name", "pwned")])
         .send()
         .await
@@ -179,7 +179,7 @@ async fn owner_and_admin_may_read_update_delete_others_may_not() {
     let res = app
         .client
         .delete(app.url(&path))
-        .header("PRIVATE-TOKEN", &mallory)
+        .private_token(&mallory)
         .send()
         .await
         .unwrap();
@@ -189,7 +189,7 @@ async fn owner_and_admin_may_read_update_delete_others_may_not() {
     let res = app
         .client
         .put(app.url(&path))
-        .header("PRIVATE-TOKEN", &alice)
+        .private_token(&alice)
         .form(&[
             ("name", "renamed"),
             ("scopes", "api api read_api"),
@@ -210,7 +210,7 @@ async fn owner_and_admin_may_read_update_delete_others_may_not() {
     let (status, same) = status_json(
         app.client
             .put(app.url(&path))
-            .header("PRIVATE-TOKEN", &alice)
+            .private_token(&alice)
             .send()
             .await
             .unwrap(),
@@ -221,7 +221,7 @@ async fn owner_and_admin_may_read_update_delete_others_may_not() {
     let res = app
         .client
         .put(app.url(&path))
-        .header("PRIVATE-TOKEN", &app.root_token)
+        .private_token(&app.root_token)
         .json(&json!({"name": "by admin"}))
         .send()
         .await
@@ -264,7 +264,7 @@ async fn owner_and_admin_may_read_update_delete_others_may_not() {
         let res = app
             .client
             .put(app.url(&path))
-            .header("PRIVATE-TOKEN", &alice)
+            .private_token(&alice)
             .json(&body)
             .send()
             .await
@@ -275,7 +275,7 @@ async fn owner_and_admin_may_read_update_delete_others_may_not() {
     let res = app
         .client
         .put(app.url(&path))
-        .header("PRIVATE-TOKEN", &mallory)
+        .private_token(&mallory)
         .form(&[("scopes", "")])
         .send()
         .await
@@ -288,7 +288,7 @@ async fn owner_and_admin_may_read_update_delete_others_may_not() {
     let res = app
         .client
         .delete(app.url(&path))
-        .header("PRIVATE-TOKEN", &alice)
+        .private_token(&alice)
         .send()
         .await
         .unwrap();
@@ -301,14 +301,14 @@ async fn owner_and_admin_may_read_update_delete_others_may_not() {
         app.client.put(app.url(&path)),
     ] {
         assert_eq!(
-            status_json(req.header("PRIVATE-TOKEN", &alice).send().await.unwrap()).await,
+            status_json(req.private_token(&alice).send().await.unwrap()).await,
             not_found
         );
     }
     let res = app
         .client
         .get(app.url("/api/v4/user/applications/abc"))
-        .header("PRIVATE-TOKEN", &alice)
+        .private_token(&alice)
         .send()
         .await
         .unwrap();
@@ -337,7 +337,7 @@ async fn pagination_edges() {
     }
     let get = |q: &str| {
         let url = app.url(&format!("/api/v4/user/applications{q}"));
-        let req = app.client.get(url).header("PRIVATE-TOKEN", &alice);
+        let req = app.client.get(url).private_token(&alice);
         async move { req.send().await.unwrap() }
     };
     let res = get("").await;
@@ -394,7 +394,7 @@ async fn pagination_edges() {
         let res = app
             .client
             .get(&url)
-            .header("PRIVATE-TOKEN", &alice)
+            .private_token(&alice)
             .send()
             .await
             .unwrap();

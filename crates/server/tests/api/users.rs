@@ -1,12 +1,12 @@
 use serde_json::{json, Value};
 
-use crate::helpers::{status_json, TestApp};
+use crate::helpers::{status_json, RequestAs, TestApp};
 
 async fn post_user(app: &TestApp, body: Value) -> (u16, Value) {
     let res = app
         .client
         .post(app.url("/api/v4/users"))
-        .header("PRIVATE-TOKEN", &app.root_token)
+        .private_token(&app.root_token)
         .json(&body)
         .send()
         .await
@@ -72,7 +72,7 @@ async fn admins_create_find_update_and_delete_users() {
     let res = app
         .client
         .get(app.url(&format!("/api/v4/users/{id}")))
-        .header("PRIVATE-TOKEN", &app.root_token)
+        .private_token(&app.root_token)
         .send()
         .await
         .unwrap();
@@ -80,7 +80,7 @@ async fn admins_create_find_update_and_delete_users() {
     let res = app
         .client
         .get(app.url("/api/v4/users/9999"))
-        .header("PRIVATE-TOKEN", &app.root_token)
+        .private_token(&app.root_token)
         .send()
         .await
         .unwrap();
@@ -92,7 +92,7 @@ async fn admins_create_find_update_and_delete_users() {
     let res = app
         .client
         .put(app.url(&format!("/api/v4/users/{id}")))
-        .header("PRIVATE-TOKEN", &app.root_token)
+        .private_token(&app.root_token)
         .form(&[("name", "Jane Doe"), ("admin", "true")])
         .send()
         .await
@@ -105,7 +105,7 @@ async fn admins_create_find_update_and_delete_users() {
     let res = app
         .client
         .put(app.url(&format!("/api/v4/users/{id}")))
-        .header("PRIVATE-TOKEN", &app.root_token)
+        .private_token(&app.root_token)
         .form(&[("username", "root")])
         .send()
         .await
@@ -125,7 +125,7 @@ async fn admins_create_find_update_and_delete_users() {
     let res = app
         .client
         .delete(app.url(&format!("/api/v4/users/{id}")))
-        .header("PRIVATE-TOKEN", &app.root_token)
+        .private_token(&app.root_token)
         .send()
         .await
         .unwrap();
@@ -140,7 +140,7 @@ async fn admins_create_find_update_and_delete_users() {
     let res = app
         .client
         .get(app.url("/api/v4/user"))
-        .header("PRIVATE-TOKEN", &token.0)
+        .private_token(token.expose())
         .send()
         .await
         .unwrap();
@@ -148,7 +148,7 @@ async fn admins_create_find_update_and_delete_users() {
     let res = app
         .client
         .delete(app.url(&format!("/api/v4/users/{id}")))
-        .header("PRIVATE-TOKEN", &app.root_token)
+        .private_token(&app.root_token)
         .send()
         .await
         .unwrap();
@@ -168,7 +168,7 @@ async fn listing_filters_and_non_admin_views() {
         let req = app
             .client
             .get(app.url(&format!("/api/v4/users{q}")))
-            .header("PRIVATE-TOKEN", t);
+            .private_token(t);
         async move { status_json(req.send().await.unwrap()).await }
     };
     let (_, all) = get("", &app.root_token).await;
@@ -199,7 +199,7 @@ async fn listing_filters_and_non_admin_views() {
     let res = app
         .client
         .post(app.url("/api/v4/users"))
-        .header("PRIVATE-TOKEN", &alice)
+        .private_token(&alice)
         .json(&json!({}))
         .send()
         .await
@@ -215,7 +215,7 @@ async fn block_and_unblock() {
         let req = app
             .client
             .post(app.url(&path))
-            .header("PRIVATE-TOKEN", &app.root_token);
+            .private_token(&app.root_token);
         async move { status_json(req.send().await.unwrap()).await }
     };
     assert_eq!(
@@ -225,7 +225,7 @@ async fn block_and_unblock() {
     let res = app
         .client
         .get(app.url("/api/v4/user"))
-        .header("PRIVATE-TOKEN", &token)
+        .private_token(&token)
         .send()
         .await
         .unwrap();
@@ -239,7 +239,7 @@ async fn block_and_unblock() {
     let (_, listed) = status_json(
         app.client
             .get(app.url(&format!("/api/v4/users/{id}")))
-            .header("PRIVATE-TOKEN", &app.root_token)
+            .private_token(&app.root_token)
             .send()
             .await
             .unwrap(),
@@ -253,7 +253,7 @@ async fn block_and_unblock() {
     let res = app
         .client
         .get(app.url("/api/v4/user"))
-        .header("PRIVATE-TOKEN", &token)
+        .private_token(&token)
         .send()
         .await
         .unwrap();

@@ -1,0 +1,59 @@
+//! `latchkey db …`
+
+use anyhow::Context;
+use clap::Subcommand;
+
+use crate::config::Settings;
+use crate::startup::{self, Schema};
+
+#[derive(Debug, Subcommand)]
+pub enum DbCommand {
+    /// Copy every row from one database to a new, empty one (SQLite to
+    /// PostgreSQL or back), keeping ids, and verify the row counts.
+    /// Stop the servers using the source first.
+    Copy {
+        /// Source database URL (its schema must be current).
+        #[arg(long, value_name = "URL")]
+        from: String,
+        /// Target database URL (migrated here; must hold no rows).
+        #[arg(long, value_name = "URL")]
+        to: String,
+    },
+}
+
+pub async fn run(settings: &Settings, command: DbCommand) -> anyhow::Result<()> {
+    match command {
+        DbCommand::Copy { from, to } => {
+            let source = startup::open_store(
+                &Settings {
+                    database_url: from.clone(),
+                    ..settings.clone()
+                },
+                Schema::RequireCurrent,
+            )
+            .await
+            .context("cannot open the source database")?;
+            let target = startup::open_store(
+                &Settings {
+                    database_url: to.clone(),
+                    ..settings.clone()
+                },
+                Schema::Migrate,
+            )
+            .await
+            .context("cannot open the target database")?;
+            let counts = latchkey_core::dump::copy(source.as_ref(), target.as_ref(), |table, n| {
+                    if n % 100_000 == 0 {
+                        eprintln!("latchkey: {table}: {n} rows…");
+                    }
+                })
+                .await
+                .context("the copy failed; the target may hold a partial copy: drop and recreate it before retrying")?;
+            for (table, n) in &counts {
+                println!("{table}: {n} rows");
+            }
+            eprintln!("latchkey: copied and verified {} tables", counts.len());
+            Ok(())
+        }
+    }
+}

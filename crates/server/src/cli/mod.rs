@@ -1,0 +1,85 @@
+//! The `latchkey` command line. Every subcommand calls the same core
+//! services as the HTTP API.
+
+use clap::{Parser, Subcommand};
+
+use crate::config::{FileConfig, GlobalArgs, ServeArgs, ServeSettings, Settings};
+use crate::startup::Schema;
+use crate::{startup, telemetry};
+
+mod db;
+mod keys;
+mod serve;
+mod tokens;
+mod users;
+
+pub use db::DbCommand;
+pub use keys::KeysCommand;
+pub use tokens::TokensCommand;
+pub use users::UsersCommand;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "latchkey",
+    version,
+    about = "GitLab-compatible OAuth application registry and OAuth 2 provider",
+    long_about = "latchkey serves GitLab's Applications API (/api/v4/applications) on an embedded \
+                  SQLite database. Configure with flags, LATCHKEY_* environment variables or a TOML \
+                  file (--config); flags win over the environment, which wins over the file."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the server (migrates the database and creates root on first start).
+    Serve(Box<ServeArgs>),
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Manage users.
+    #[command(subcommand)]
+    Users(UsersCommand),
+    /// Manage personal access tokens.
+    #[command(subcommand)]
+    Tokens(TokensCommand),
+    /// Database operations.
+    #[command(subcommand)]
+    Db(DbCommand),
+    /// OpenID Connect signing keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+pub async fn run() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let file = FileConfig::load(cli.global.config.as_deref())?;
+    let settings = Settings::resolve(&cli.global, &file)?;
+    telemetry::init(&settings.log, settings.log_format)?;
+    match cli.command {
+        Command::Serve(args) => serve::run(&settings, &ServeSettings::resolve(&args, &file)?).await,
+        Command::Migrate => {
+            startup::open_store(&settings, Schema::Migrate).await?;
+            eprintln!("latchkey: the database is up to date");
+            Ok(())
+        }
+        Command::Users(command) => users::run(&settings, command).await,
+        Command::Tokens(command) => tokens::run(&settings, command).await,
+        Command::Db(command) => db::run(&settings, command).await,
+        Command::Keys(command) => keys::run(&settings, command).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn the_command_line_is_well_formed() {
+        // clap's own consistency checks (duplicate flags, bad defaults, …).
+        super::Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,65 @@
+//! `latchkey serve`.
+
+use anyhow::Context;
+use latchkey_core::error::Chain;
+use secrecy::ExposeSecret;
+
+use crate::config::{ServeSettings, Settings};
+use crate::startup::{self, Schema};
+
+pub async fn run(settings: &Settings, serve: &ServeSettings) -> anyhow::Result<()> {
+    let schema = if serve.migrate {
+        Schema::Migrate
+    } else {
+        Schema::RequireCurrent
+    };
+    // Held until the process ends: one serving process per SQLite file.
+    let _serving = startup::lock_sqlite_for_serving(&settings.database_url)?;
+    let store = startup::open_store_for_serving(settings, schema).await?;
+    let services = startup::services(store, settings, Some(serve));
+    if let Some(b) = services
+        .bootstrap_root(
+            serve
+                .root_password
+                .as_ref()
+                .map(ExposeSecret::expose_secret),
+            serve.root_token.as_ref().map(ExposeSecret::expose_secret),
+        )
+        .await
+        .context("cannot create the root user")?
+    {
+        startup::print_bootstrap(&b);
+    }
+    // The first signing key (RSA generation takes a while) is made in the
+    // background, so a first start is ready at once; an ID token asked for
+    // before it is ready makes one itself.
+    let keys = services.clone();
+    tokio::spawn(async move {
+        if let Err(e) = keys.ensure_signing_key_once().await {
+            tracing::warn!(error = %Chain(&e), "cannot create the OpenID Connect signing key yet");
+        }
+    });
+    let open_files = crate::server::raise_open_files_limit();
+    let limits = crate::server::Limits {
+        header_timeout: serve.http.header_timeout,
+        body_timeout: serve.http.body_timeout,
+        idle_timeout: serve.http.idle_timeout,
+        write_timeout: serve.http.write_timeout,
+        shutdown_timeout: serve.http.shutdown_timeout,
+        max_connections: serve.http.max_connections.unwrap_or_else(|| {
+            crate::server::default_max_connections(open_files, settings.pool_size)
+        }),
+    };
+    let listener = tokio::net::TcpListener::bind(serve.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", serve.listen))?;
+    let local = listener.local_addr().context("no local address")?;
+    tracing::info!(
+        listen = %local,
+        external_url = %serve.external_url,
+        open_files_limit = open_files,
+        max_connections = limits.max_connections,
+        "latchkey is serving"
+    );
+    startup::serve(listener, startup::state(services, serve), limits).await
+}

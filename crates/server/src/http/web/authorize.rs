@@ -1,0 +1,267 @@
+//! The authorization endpoint: sign-in, consent, and the answer sent back
+//! to the client.
+
+use super::*;
+
+#[derive(Template)]
+#[template(path = "authorize.html")]
+struct AuthorizePage<'a> {
+    app_name: &'a str,
+    username: &'a str,
+    scopes: Vec<(String, String)>,
+    redirect_host: String,
+    csrf: &'a str,
+    fields: Vec<(&'static str, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "code.html")]
+struct CodePage<'a> {
+    code: &'a str,
+}
+
+fn authorize_request(params: &Params) -> AuthorizeRequest {
+    let get = |k: &str| params.get_str(k).map(str::to_owned);
+    AuthorizeRequest {
+        client_id: get("client_id"),
+        redirect_uri: get("redirect_uri"),
+        response_type: get("response_type"),
+        response_mode: get("response_mode"),
+        state: get("state"),
+        scope: get("scope"),
+        code_challenge: get("code_challenge"),
+        code_challenge_method: get("code_challenge_method"),
+        nonce: get("nonce"),
+        prompt: get("prompt"),
+        max_age: get("max_age"),
+    }
+}
+
+/// The request's parameters, to carry through the consent form (which
+/// decides; `prompt` and `max_age` were dealt with before it was shown).
+fn carried_fields(req: &AuthorizeRequest) -> Vec<(&'static str, String)> {
+    [
+        ("client_id", &req.client_id),
+        ("redirect_uri", &req.redirect_uri),
+        ("response_type", &req.response_type),
+        ("response_mode", &req.response_mode),
+        ("state", &req.state),
+        ("scope", &req.scope),
+        ("code_challenge", &req.code_challenge),
+        ("code_challenge_method", &req.code_challenge_method),
+        ("nonce", &req.nonce),
+    ]
+    .into_iter()
+    .filter_map(|(k, v)| v.clone().map(|v| (k, v)))
+    .collect()
+}
+
+/// Where to come back to after signing in: the same request, less what the
+/// sign-in itself satisfies (`prompt=login`/`select_account`, `max_age`:
+/// the new sign-in is fresh), so that it cannot loop.
+fn authorize_url(req: &AuthorizeRequest) -> String {
+    let mut fields = carried_fields(req);
+    if req
+        .prompt
+        .as_deref()
+        .is_some_and(|p| p.split_whitespace().any(|v| v == "consent"))
+    {
+        fields.push(("prompt", "consent".to_owned()));
+    }
+    let pairs: Vec<(&str, &str)> = fields.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    append_query("/oauth/authorize", &pairs)
+}
+
+/// Where an error or a code goes: back to the client (with RFC 9207's
+/// `iss`), or shown for OOB.
+fn send_back(issuer: &str, redirect_uri: &str, pairs: &[(&str, &str)]) -> Response {
+    if OOB.contains(&redirect_uri) {
+        if let Some((_, code)) = pairs.iter().find(|(k, _)| *k == "code") {
+            return page(StatusCode::OK, CodePage { code }.render(), "");
+        }
+        let description = pairs
+            .iter()
+            .find(|(k, _)| *k == "error_description")
+            .map_or("", |(_, v)| *v);
+        let code = pairs.iter().find(|(k, _)| *k == "error").map(|(_, v)| *v);
+        return error_page(
+            StatusCode::BAD_REQUEST,
+            "An error has occurred",
+            description,
+            code,
+        );
+    }
+    let mut all = pairs.to_vec();
+    all.push(("iss", issuer));
+    redirect(&append_query(redirect_uri, &all), &[])
+}
+
+fn authorize_failure(issuer: &str, e: AuthorizeError) -> Response {
+    match e {
+        AuthorizeError::Page(e) => oauth_error_page(&e),
+        AuthorizeError::Redirect {
+            redirect_uri,
+            error,
+            state,
+        } => {
+            let mut pairs = vec![
+                ("error", error.code.as_str()),
+                ("error_description", error.description.as_str()),
+            ];
+            if let Some(s) = state.as_deref() {
+                pairs.push(("state", s));
+            }
+            send_back(issuer, &redirect_uri, &pairs)
+        }
+        AuthorizeError::Internal(e) => internal_page(e),
+    }
+}
+
+async fn approve(state: &AppState, pre: &PreAuthorized, user: &User, auth_time: i64) -> Response {
+    match state.services.issue_code(pre, user, auth_time).await {
+        Ok(code) => {
+            let mut pairs = vec![("code", code.as_str())];
+            if let Some(s) = pre.state.as_deref() {
+                pairs.push(("state", s));
+            }
+            send_back(&state.external_url, &pre.redirect_uri, &pairs)
+        }
+        Err(e) => internal_page(e),
+    }
+}
+
+fn deny(issuer: &str, pre: &PreAuthorized, code: ErrorCode) -> Response {
+    let e = OAuthError::new(code);
+    let mut pairs = vec![
+        ("error", e.code.as_str()),
+        ("error_description", e.description.as_str()),
+    ];
+    if let Some(s) = pre.state.as_deref() {
+        pairs.push(("state", s));
+    }
+    send_back(issuer, &pre.redirect_uri, &pairs)
+}
+
+/// The origin a form may post to after consent (for the CSP).
+fn form_target(redirect_uri: &str) -> (String, String) {
+    if OOB.contains(&redirect_uri) {
+        return (String::new(), "this page".to_owned());
+    }
+    // From the parsed URI only; anything unsafe adds no source at all.
+    match latchkey_core::redirect_uri::origin(redirect_uri) {
+        Some((origin, host)) => (format!(" {origin}"), host),
+        None => (String::new(), "the application".to_owned()),
+    }
+}
+
+pub async fn authorize(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    params: Params,
+) -> Response {
+    let issuer = state.external_url.clone();
+    let req = authorize_request(&params);
+    let pre = match state.services.pre_authorize(&req).await {
+        Ok(p) => p,
+        Err(e) => return authorize_failure(&issuer, e),
+    };
+    let signed_in = match current(&state, &headers).await {
+        Ok(s) => s,
+        Err(e) => return internal_page(e),
+    };
+    let now = state.services.now_ms();
+    let interaction = pre.interaction(signed_in.as_ref().map(|s| s.auth_time), now);
+    match interaction {
+        Interaction::Fail(code) => return deny(&issuer, &pre, code),
+        Interaction::SignIn => {
+            let mut query = vec![("return_to", authorize_url(&req))];
+            if signed_in.is_some() {
+                // Signed in already, but the client asked for a fresh sign-in.
+                query.push(("reauthenticate", "true".to_owned()));
+            }
+            let pairs: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            return redirect(&append_query("/users/sign_in", &pairs), &[]);
+        }
+        Interaction::Approve | Interaction::Consent => {}
+    }
+    // Approve and Consent are only ever answered for a signed-in browser.
+    let Some(SignedIn {
+        user,
+        session,
+        auth_time,
+    }) = signed_in
+    else {
+        return internal_page(ServiceError::internal(
+            "an approved authorization without a session",
+        ));
+    };
+    if interaction == Interaction::Approve {
+        return approve(&state, &pre, &user, auth_time).await;
+    }
+    let (extra_target, redirect_host) = form_target(&pre.redirect_uri);
+    let body = AuthorizePage {
+        app_name: &pre.application.name,
+        username: &user.username,
+        scopes: pre
+            .scopes
+            .as_slice()
+            .iter()
+            .map(|s| (s.clone(), describe(s)))
+            .collect(),
+        redirect_host,
+        csrf: &session_csrf(&session),
+        fields: carried_fields(&req),
+    }
+    .render();
+    page(StatusCode::OK, body, &extra_target)
+}
+
+/// The consent form's answer: Authorize, or Deny (`decision=deny`, a
+/// `_method=delete` override, or `DELETE /oauth/authorize`).
+pub async fn decide(
+    State(state): State<AppState>,
+    method: Method,
+    headers: HeaderMap,
+    params: Params,
+) -> Response {
+    let req = authorize_request(&params);
+    let SignedIn {
+        user,
+        session,
+        auth_time,
+    } = match current(&state, &headers).await {
+        Ok(Some(s)) => s,
+        Ok(None) => {
+            return redirect(
+                &append_query("/users/sign_in", &[("return_to", &authorize_url(&req))]),
+                &[],
+            )
+        }
+        Err(e) => return internal_page(e),
+    };
+    if !csrf_ok(&state, &headers, Some(&session), &params) {
+        return csrf_failure();
+    }
+    let pre = match state.services.pre_authorize(&req).await {
+        Ok(p) => p,
+        Err(e) => return authorize_failure(&state.external_url, e),
+    };
+    let denied = method == Method::DELETE
+        || params.get_str("decision") == Some("deny")
+        || params
+            .get_str("_method")
+            .is_some_and(|m| m.eq_ignore_ascii_case("delete"));
+    if denied {
+        deny(&state.external_url, &pre, ErrorCode::AccessDenied)
+    } else {
+        approve(&state, &pre, &user, auth_time).await
+    }
+}
+
+/// GitLab's page for out-of-band redirect URIs.
+pub async fn native_code(params: Params) -> Response {
+    match params.get_str("code") {
+        Some(code) => page(StatusCode::OK, CodePage { code }.render(), ""),
+        None => oauth_error_page(&OAuthError::missing("code")),
+    }
+}

@@ -1,0 +1,166 @@
+//! The device verification pages (RFC 8628).
+
+use super::*;
+
+#[derive(Template)]
+#[template(path = "device.html")]
+struct DevicePage<'a> {
+    csrf: &'a str,
+    user_code: &'a str,
+    error: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "device_confirm.html")]
+struct DeviceConfirmPage<'a> {
+    app_name: &'a str,
+    username: &'a str,
+    user_code: &'a str,
+    scopes: Vec<(String, String)>,
+    csrf: &'a str,
+}
+
+#[derive(Template)]
+#[template(path = "message.html")]
+struct MessagePage<'a> {
+    title: &'a str,
+    description: &'a str,
+}
+
+/// The signed-in browser, or a redirect to sign in and come back to `back`.
+async fn require_sign_in(
+    state: &AppState,
+    headers: &HeaderMap,
+    back: &str,
+) -> Result<SignedIn, Response> {
+    match current(state, headers).await {
+        Ok(Some(s)) => Ok(s),
+        Ok(None) => Err(redirect(
+            &append_query("/users/sign_in", &[("return_to", back)]),
+            &[],
+        )),
+        Err(e) => Err(internal_page(e)),
+    }
+}
+
+/// `GET /oauth/device[?user_code=…]`: the form to type the code into.
+pub async fn device_form(
+    State(state): State<AppState>,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+    params: Params,
+) -> Response {
+    let back = uri
+        .path_and_query()
+        .map_or("/oauth/device", |p| p.as_str())
+        .to_owned();
+    let signed = match require_sign_in(&state, &headers, &back).await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    let csrf = session_csrf(&signed.session);
+    let code = params.get_str("user_code").unwrap_or("");
+    page(
+        StatusCode::OK,
+        DevicePage {
+            csrf: &csrf,
+            user_code: code,
+            error: None,
+        }
+        .render(),
+        "",
+    )
+}
+
+/// `POST /oauth/device`: the code was typed; show what it asks for.
+pub async fn device_lookup(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    params: Params,
+) -> Response {
+    let signed = match require_sign_in(&state, &headers, "/oauth/device").await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if !csrf_ok(&state, &headers, Some(&signed.session), &params) {
+        return csrf_failure();
+    }
+    let csrf = session_csrf(&signed.session);
+    let typed = params.get_str("user_code").unwrap_or("");
+    match state.services.pending_device_request(typed).await {
+        Ok(Some((grant, app))) => {
+            let body = DeviceConfirmPage {
+                app_name: &app.name,
+                username: &signed.user.username,
+                user_code: &grant.user_code,
+                scopes: grant
+                    .scopes
+                    .as_slice()
+                    .iter()
+                    .map(|s| (s.clone(), describe(s)))
+                    .collect(),
+                csrf: &csrf,
+            }
+            .render();
+            page(StatusCode::OK, body, "")
+        }
+        Ok(None) => {
+            let body = DevicePage {
+                csrf: &csrf,
+                user_code: typed,
+                error: Some("That code is not valid or has expired."),
+            }
+            .render();
+            page(StatusCode::NOT_FOUND, body, "")
+        }
+        Err(e) => internal_page(e),
+    }
+}
+
+/// `POST /oauth/device/confirm`: Authorize or Deny.
+pub async fn device_confirm(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    params: Params,
+) -> Response {
+    let signed = match require_sign_in(&state, &headers, "/oauth/device").await {
+        Ok(s) => s,
+        Err(r) => return r,
+    };
+    if !csrf_ok(&state, &headers, Some(&signed.session), &params) {
+        return csrf_failure();
+    }
+    let approve = params.get_str("decision") != Some("deny");
+    let code = params.get_str("user_code").unwrap_or("");
+    match state
+        .services
+        .decide_device_request(code, &signed.user, approve, signed.auth_time)
+        .await
+    {
+        Ok(true) if approve => page(
+            StatusCode::OK,
+            MessagePage {
+                title: "Device connected",
+                description: "You can return to your device now.",
+            }
+            .render(),
+            "",
+        ),
+        Ok(true) => page(
+            StatusCode::OK,
+            MessagePage {
+                title: "Request denied",
+                description: "The device was not given access.",
+            }
+            .render(),
+            "",
+        ),
+        Ok(false) => error_page(
+            StatusCode::NOT_FOUND,
+            "Code not valid",
+            "That code is not valid or has expired.",
+            None,
+        ),
+        Err(e) => internal_page(e),
+    }
+}

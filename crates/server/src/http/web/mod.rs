@@ -1,0 +1,363 @@
+//! The browser side: sign-in, sign-out, the consent page and the
+//! authorization endpoint. Pages are server-rendered, script-free, and sent
+//! with `X-Frame-Options: DENY`, a strict CSP and `Cache-Control: no-store`.
+//!
+//! CSRF: forms of a signed-in browser carry a token derived from the
+//! session secret, and only that token is accepted while a session exists;
+//! without one (the sign-in form) a double-submit cookie is used. Cookies
+//! are `HttpOnly`, `SameSite=Lax`, and when the external URL is https
+//! `Secure` with the `__Host-` prefix (so no subdomain can plant them).
+
+use super::request_id::Fault;
+use askama::Template;
+use axum::extract::{OriginalUri, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use latchkey_core::authorize::{AuthorizeError, AuthorizeRequest, Interaction, PreAuthorized};
+use latchkey_core::oauth::{ErrorCode, OAuthError};
+use latchkey_core::scopes::describe;
+use latchkey_core::secret;
+use latchkey_core::service::ServiceError;
+use latchkey_core::session::SignInError;
+use latchkey_core::user::User;
+use latchkey_core::StoreError;
+use sha2::{Digest, Sha256};
+
+use super::params::Params;
+use super::{AppState, ClientAddr};
+
+pub const SESSION_COOKIE: &str = "_latchkey_session";
+pub const CSRF_COOKIE: &str = "_latchkey_csrf";
+
+/// Is this server behind https (by its external URL)?
+fn behind_https(state: &AppState) -> bool {
+    state.external_url.starts_with("https://")
+}
+
+/// A cookie's name on this server: `__Host-` prefixed behind https.
+fn cookie_name(state: &AppState, base: &'static str) -> String {
+    if behind_https(state) {
+        format!("__Host-{}", base.trim_start_matches('_'))
+    } else {
+        base.to_owned()
+    }
+}
+const OOB: &[&str] = &[
+    "urn:ietf:wg:oauth:2.0:oob",
+    "urn:ietf:wg:oauth:2.0:oob:auto",
+];
+
+mod authorize;
+mod device;
+mod sign_in;
+
+pub use authorize::{authorize, decide, native_code};
+pub use device::{device_confirm, device_form, device_lookup};
+pub use sign_in::{sign_in, sign_in_form, sign_out};
+
+// --- templates ---------------------------------------------------------------------
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    title: &'a str,
+    description: &'a str,
+    code: Option<&'a str>,
+    request_id: Option<&'a str>,
+}
+
+#[derive(Template)]
+#[template(path = "home.html")]
+struct HomePage<'a> {
+    username: Option<&'a str>,
+    csrf: &'a str,
+}
+
+pub async fn stylesheet() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/css; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        include_str!("../../../assets/latchkey.css"),
+    )
+        .into_response()
+}
+
+// --- responses ---------------------------------------------------------------------
+
+/// An HTML page with the security headers. `form_targets` extends the
+/// CSP's `form-action` (the consent form's redirect target).
+fn page(status: StatusCode, body: Result<String, askama::Error>, form_targets: &str) -> Response {
+    let html = match body {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::error!(error = %e, "template rendering failed");
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "500 Internal Server Error",
+            )
+                .into_response();
+        }
+    };
+    let csp = format!(
+        "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'{form_targets}; \
+         frame-ancestors 'none'; base-uri 'none'"
+    );
+    let mut res = (status, html).into_response();
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&csp) {
+        h.insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    res
+}
+
+pub(crate) fn error_page(
+    status: StatusCode,
+    title: &str,
+    description: &str,
+    code: Option<&str>,
+) -> Response {
+    // A fault's page names the request, to quote in a report.
+    let request_id = status
+        .is_server_error()
+        .then(super::request_id::current)
+        .flatten();
+    page(
+        status,
+        ErrorPage {
+            title,
+            description,
+            code,
+            request_id: request_id.as_deref(),
+        }
+        .render(),
+        "",
+    )
+}
+
+fn oauth_error_page(e: &OAuthError) -> Response {
+    error_page(
+        StatusCode::BAD_REQUEST,
+        "An error has occurred",
+        &e.description,
+        Some(e.code.as_str()),
+    )
+}
+
+pub(crate) fn internal_page(e: ServiceError) -> Response {
+    match e {
+        // The application or account was deleted while this request ran.
+        ServiceError::Store(StoreError::Gone) => error_page(
+            StatusCode::NOT_FOUND,
+            "Not found",
+            "The application or the account this request is for no longer exists.",
+            None,
+        ),
+        e @ (ServiceError::Store(StoreError::Unavailable(_)) | ServiceError::Unavailable(_)) => {
+            Fault {
+                cause: latchkey_core::error::cause(e),
+                unavailable: true,
+            }
+            .attach(error_page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Try again soon",
+                "The service is temporarily unavailable.",
+                None,
+            ))
+        }
+        other => Fault {
+            cause: latchkey_core::error::cause(other),
+            unavailable: false,
+        }
+        .attach(error_page(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Something went wrong",
+            "The server could not complete the request.",
+            None,
+        )),
+    }
+}
+
+fn csrf_failure() -> Response {
+    error_page(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "The form has expired",
+        "The form could not be verified. Go back, reload the page and try again.",
+        None,
+    )
+}
+
+fn redirect(location: &str, cookies: &[String]) -> Response {
+    let mut res = StatusCode::FOUND.into_response();
+    let h = res.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(location) {
+        h.insert(header::LOCATION, v);
+    }
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    for c in cookies {
+        if let Ok(v) = HeaderValue::from_str(c) {
+            h.append(header::SET_COOKIE, v);
+        }
+    }
+    res
+}
+
+fn with_cookies(mut res: Response, cookies: &[String]) -> Response {
+    for c in cookies {
+        if let Ok(v) = HeaderValue::from_str(c) {
+            res.headers_mut().append(header::SET_COOKIE, v);
+        }
+    }
+    res
+}
+
+/// `uri` with `pairs` added to its query.
+pub fn append_query(uri: &str, pairs: &[(&str, &str)]) -> String {
+    let mut q = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in pairs {
+        q.append_pair(k, v);
+    }
+    let sep = if uri.contains('?') { '&' } else { '?' };
+    format!("{uri}{sep}{}", q.finish())
+}
+
+// --- cookies, sessions, CSRF -------------------------------------------------------
+
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+        .filter(|v| !v.is_empty())
+}
+
+fn set_cookie(state: &AppState, base: &'static str, value: &str, max_age: i64) -> String {
+    let name = cookie_name(state, base);
+    let secure = if behind_https(state) { "; Secure" } else { "" };
+    format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}")
+}
+
+fn session_csrf(session: &str) -> String {
+    hex::encode(Sha256::digest(
+        format!("latchkey-csrf:{session}").as_bytes(),
+    ))
+}
+
+/// A signed-in browser.
+pub struct SignedIn {
+    pub user: User,
+    /// The session cookie's value.
+    pub session: String,
+    /// When the user signed in (ms), OpenID Connect's `auth_time`.
+    pub auth_time: i64,
+}
+
+/// The signed-in user and their session cookie, if any.
+pub async fn current(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Option<SignedIn>, ServiceError> {
+    let Some(value) = cookie(headers, &cookie_name(state, SESSION_COOKIE)) else {
+        return Ok(None);
+    };
+    Ok(state
+        .services
+        .session_user(value)
+        .await?
+        .map(|(user, auth_time)| SignedIn {
+            user,
+            session: value.to_owned(),
+            auth_time,
+        }))
+}
+
+/// The CSRF token for a form, and a cookie to set when one had to be made.
+fn csrf_for(
+    state: &AppState,
+    headers: &HeaderMap,
+    session: Option<&str>,
+) -> Result<(String, Vec<String>), ServiceError> {
+    if let Some(s) = session {
+        return Ok((session_csrf(s), Vec::new()));
+    }
+    if let Some(c) = cookie(headers, &cookie_name(state, CSRF_COOKIE)) {
+        return Ok((c.to_owned(), Vec::new()));
+    }
+    let fresh = secret::random_hex(32)?;
+    let set = set_cookie(state, CSRF_COOKIE, &fresh, 86_400);
+    Ok((fresh, vec![set]))
+}
+
+/// Does the form's token match? With a live session (`session`) only the
+/// session-bound token counts: a double-submit cookie can be planted by
+/// anyone who can set a cookie for this host. Without one, the cookie's.
+fn csrf_ok(state: &AppState, headers: &HeaderMap, session: Option<&str>, params: &Params) -> bool {
+    let Some(sent) = params.get_str("authenticity_token") else {
+        return false;
+    };
+    match session {
+        Some(s) => secret::constant_time_eq(&session_csrf(s), sent),
+        None => cookie(headers, &cookie_name(state, CSRF_COOKIE))
+            .is_some_and(|c| secret::constant_time_eq(c, sent)),
+    }
+}
+
+/// Only local paths are followed after sign-in (no open redirects).
+fn safe_return_to(raw: Option<&str>) -> &str {
+    match raw {
+        Some(p)
+            if p.starts_with('/')
+                && !p.starts_with("//")
+                && !p.starts_with("/\\")
+                && !p.chars().any(|c| c.is_control() || c == '\\') =>
+        {
+            p
+        }
+        _ => "/",
+    }
+}
+
+// --- home, sign-in, sign-out ------------------------------------------------------------
+
+pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let signed_in = match current(&state, &headers).await {
+        Ok(s) => s,
+        Err(e) => return internal_page(e),
+    };
+    let (csrf, cookies) = match csrf_for(
+        &state,
+        &headers,
+        signed_in.as_ref().map(|s| s.session.as_str()),
+    ) {
+        Ok(c) => c,
+        Err(e) => return internal_page(e),
+    };
+    let username = signed_in.as_ref().map(|s| s.user.username.as_str());
+    with_cookies(
+        page(
+            StatusCode::OK,
+            HomePage {
+                username,
+                csrf: &csrf,
+            }
+            .render(),
+            "",
+        ),
+        &cookies,
+    )
+}

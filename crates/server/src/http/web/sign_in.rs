@@ -1,0 +1,129 @@
+//! Signing in and out.
+
+use super::*;
+
+#[derive(Template)]
+#[template(path = "sign_in.html")]
+struct SignInPage<'a> {
+    csrf: &'a str,
+    return_to: &'a str,
+    login: &'a str,
+    error: Option<&'a str>,
+}
+
+pub async fn sign_in_form(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    params: Params,
+) -> Response {
+    let return_to = safe_return_to(params.get_str("return_to"));
+    // `reauthenticate`: the authorization endpoint asks for a fresh sign-in
+    // (OpenID Connect's prompt=login or max_age), so the form is shown even
+    // to a signed-in browser.
+    let reauthenticate = params.get_str("reauthenticate").is_some();
+    let signed_in = match current(&state, &headers).await {
+        Ok(Some(_)) if !reauthenticate => return redirect(return_to, &[]),
+        Ok(s) => s,
+        Err(e) => return internal_page(e),
+    };
+    let session = signed_in.as_ref().map(|s| s.session.as_str());
+    let (csrf, cookies) = match csrf_for(&state, &headers, session) {
+        Ok(c) => c,
+        Err(e) => return internal_page(e),
+    };
+    let body = SignInPage {
+        csrf: &csrf,
+        return_to,
+        login: "",
+        error: None,
+    }
+    .render();
+    with_cookies(page(StatusCode::OK, body, ""), &cookies)
+}
+
+pub async fn sign_in(
+    State(state): State<AppState>,
+    ClientAddr(address): ClientAddr,
+    headers: HeaderMap,
+    params: Params,
+) -> Response {
+    let signed_in = match current(&state, &headers).await {
+        Ok(s) => s,
+        Err(e) => return internal_page(e),
+    };
+    // With a session, only its own token: a planted cookie must not sign
+    // the browser into another account (login CSRF). A stale sign-in form
+    // from before the session began gets "the form has expired".
+    let session = signed_in.as_ref().map(|s| s.session.as_str());
+    if !csrf_ok(&state, &headers, session, &params) {
+        return csrf_failure();
+    }
+    let return_to = safe_return_to(params.get_str("return_to")).to_owned();
+    let login = params.get_str("user[login]").unwrap_or("").to_owned();
+    let password = params.get_str("user[password]").unwrap_or("");
+    let failure = |status: StatusCode, message: &str| {
+        let (csrf, cookies) = match csrf_for(&state, &headers, session) {
+            Ok(c) => c,
+            Err(e) => return internal_page(e),
+        };
+        let body = SignInPage {
+            csrf: &csrf,
+            return_to: &return_to,
+            login: &login,
+            error: Some(message),
+        }
+        .render();
+        with_cookies(page(status, body, ""), &cookies)
+    };
+    match state.services.sign_in(&login, password, &address).await {
+        Ok(user) => match state.services.create_session(user.id).await {
+            Ok(value) => {
+                // Signing in again (a fresh sign-in the client asked for, or
+                // another account) replaces the browser's old session.
+                if let Some(old) = session {
+                    if let Err(e) = state.services.end_session(old).await {
+                        return internal_page(e);
+                    }
+                }
+                tracing::info!(user = %user.username, "signed in");
+                redirect(&return_to, &[set_cookie(&state, SESSION_COOKIE, &value, 86_400)])
+            }
+            Err(e) => internal_page(e),
+        },
+        Err(SignInError::Invalid) => failure(StatusCode::UNAUTHORIZED, "Invalid login or password."),
+        Err(SignInError::Locked) => failure(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Your account is locked after too many failed sign-in attempts. Try again in 15 minutes.",
+        ),
+        Err(SignInError::Throttled) => failure(
+            StatusCode::TOO_MANY_REQUESTS,
+            "Too many failed sign-in attempts from your address. Try again in 15 minutes.",
+        ),
+        Err(SignInError::Blocked(reason)) => failure(StatusCode::FORBIDDEN, reason),
+        Err(SignInError::Internal(e)) => internal_page(e),
+    }
+}
+
+pub async fn sign_out(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    params: Params,
+) -> Response {
+    let signed_in = match current(&state, &headers).await {
+        Ok(s) => s,
+        Err(e) => return internal_page(e),
+    };
+    let session = signed_in.as_ref().map(|s| s.session.as_str());
+    if !csrf_ok(&state, &headers, session, &params) {
+        return csrf_failure();
+    }
+    if let Some(s) = session {
+        if let Err(e) = state.services.end_session(s).await {
+            return internal_page(e);
+        }
+    }
+    redirect(
+        "/users/sign_in",
+        &[set_cookie(&state, SESSION_COOKIE, "", 0)],
+    )
+}
