@@ -27,7 +27,7 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use crate::oauth::OAuthTokenFound;
-use crate::store::TokenWithOwner;
+use crate::token::TokenWithOwner;
 
 /// At most this many tokens are kept per kind; when full, the kind's
 /// entries are dropped at once (cheap, bounded, and refilled on demand).

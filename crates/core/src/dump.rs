@@ -2,7 +2,7 @@
 //! canonical list of tables and columns, rows as backend-neutral cells,
 //! and the copy itself, verified by row counts.
 
-use crate::store::{Store, StoreError};
+use crate::error::StoreError;
 
 /// How a column's values are stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -184,11 +184,15 @@ pub enum CopyError {
 /// Copy every row of every table from `from` to the empty `to`, keeping
 /// ids, then check that each table holds as many rows on both sides.
 /// Returns the row count of each table.
-pub async fn copy(
-    from: &dyn Store,
-    to: &dyn Store,
+pub async fn copy<F, T>(
+    from: &F,
+    to: &T,
     mut progress: impl FnMut(&'static str, u64),
-) -> Result<Vec<(&'static str, u64)>, CopyError> {
+) -> Result<Vec<(&'static str, u64)>, CopyError>
+where
+    F: TransferStore + ?Sized,
+    T: TransferStore + ?Sized,
+{
     for table in TABLES {
         let n = to.count_rows(table).await?;
         if n > 0 {

@@ -73,6 +73,42 @@ impl fmt::Display for Chain<'_> {
     }
 }
 
+/// What a store answers when it cannot do what was asked. Faults keep
+/// their cause (`source()`); their own text never repeats it.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    /// A uniqueness rule was broken; the text names what was taken.
+    #[error("{0} has already been taken")]
+    Conflict(String),
+    /// What the write hangs on (its application or user) was deleted, by a
+    /// write that won a race with it: the answer is what the caller would
+    /// get a moment later (the parent is not found).
+    #[error("the application or user this belongs to is gone")]
+    Gone,
+    /// The write would leave the instance without an active administrator.
+    #[error("the last active administrator cannot be blocked, demoted or deleted")]
+    LastAdministrator,
+    /// The database could not be reached or did not answer in time: try
+    /// again later.
+    #[error("the database is unavailable")]
+    Unavailable(#[source] Cause),
+    /// Anything else: a bug, a corrupt database, a refused URL.
+    #[error("the database failed")]
+    Internal(#[source] Cause),
+}
+
+impl StoreError {
+    /// Unavailable, for the reason given in words.
+    pub fn unavailable(why: impl Into<String>) -> Self {
+        Self::Unavailable(crate::error::message(why))
+    }
+
+    /// Internal, for the reason given in words.
+    pub fn internal(why: impl Into<String>) -> Self {
+        Self::Internal(crate::error::message(why))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

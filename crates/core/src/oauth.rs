@@ -6,8 +6,8 @@ use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
 use crate::application::Application;
+use crate::error::StoreError;
 use crate::scopes::Scopes;
-use crate::store::StoreError;
 use crate::user::User;
 
 /// Authorization codes live 10 minutes (Doorkeeper's default).

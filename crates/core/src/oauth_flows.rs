@@ -3,6 +3,7 @@
 //! sign-in with throttling, and sessions.
 
 use crate::application::Application;
+use crate::error::StoreError;
 use crate::oauth::{
     pkce_verify, ErrorCode, Grant, IssuedToken, NewOAuthToken, OAuthError, OAuthTokenFound,
     PkceMethod,
@@ -10,8 +11,7 @@ use crate::oauth::{
 use crate::scopes::{ScopeError, ScopeSet, Scopes};
 use crate::secret;
 use crate::service::{ServiceError, Services};
-use crate::session::SignInError;
-use crate::store::StoreError;
+use crate::session::service::SignInError;
 use crate::token::TokenRejection;
 
 /// A flow failed: an RFC 6749 error for the client, or a server fault.

@@ -10,8 +10,8 @@ use rsa::RsaPrivateKey;
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
+use crate::error::StoreError;
 use crate::scopes::Scopes;
-use crate::store::StoreError;
 use crate::user::User;
 
 /// ID tokens live two minutes (doorkeeper-openid_connect's default).

@@ -1,6 +1,9 @@
 //! GitLab's offset pagination (Kaminari defaults): `page` from 1,
 //! `per_page` 20 by default and at most 100. Junk falls back to the default.
 
+/// Totals of big listings are counted up to this many rows (GitLab's 10,000).
+pub const COUNT_CAP: i64 = 10_000;
+
 pub const DEFAULT_PER_PAGE: u64 = 20;
 pub const MAX_PER_PAGE: u64 = 100;
 /// Pages beyond this are treated as this one: far past any real table,
@@ -62,7 +65,7 @@ impl PageRequest {
 pub struct PageInfo {
     pub page: u64,
     pub per_page: u64,
-    /// `None` past [`crate::store::COUNT_CAP`] rows: GitLab then leaves out
+    /// `None` past [`COUNT_CAP`] rows: GitLab then leaves out
     /// `X-Total`, `X-Total-Pages` and the `last` link.
     pub total: Option<u64>,
     pub total_pages: Option<u64>,
@@ -73,7 +76,7 @@ pub struct PageInfo {
 impl PageInfo {
     /// `total` as the store counted it (capped); `on_page` the rows returned.
     pub fn new(req: PageRequest, total: u64, on_page: usize) -> Self {
-        if total > crate::store::COUNT_CAP as u64 {
+        if total > COUNT_CAP as u64 {
             let full = on_page as u64 == req.per_page;
             return Self {
                 page: req.page,

@@ -5,6 +5,7 @@
 //! SHA-256 digest is stored: for values of that entropy a fast hash is as
 //! safe as a slow one, and it lets a token be found by its digest.
 
+use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -33,6 +34,22 @@ pub fn constant_time_eq(a: &str, b: &str) -> bool {
 /// Does `presented` hash to `stored_digest`? Constant time in the digest.
 pub fn verify(presented: &str, stored_digest: &str) -> bool {
     constant_time_eq(&digest(presented), stored_digest)
+}
+
+/// A newly made secret, shown once and never stored. `Debug` shows
+/// `[REDACTED]`: only [`Plaintext::expose`] gives the value.
+#[derive(Debug, Clone)]
+pub struct Plaintext(SecretString);
+
+impl Plaintext {
+    pub fn new(secret: String) -> Self {
+        Self(SecretString::from(secret))
+    }
+
+    /// The value, to show once.
+    pub fn expose(&self) -> &str {
+        self.0.expose_secret()
+    }
 }
 
 #[cfg(test)]

@@ -3,8 +3,6 @@
 
 use std::sync::Arc;
 
-use secrecy::{ExposeSecret, SecretString};
-
 use time::Date;
 
 use crate::application::ValidationErrors;
@@ -117,21 +115,7 @@ impl From<RandomError> for ServiceError {
     }
 }
 
-/// A newly made secret, shown once and never stored. `Debug` shows
-/// `[REDACTED]`: only [`Plaintext::expose`] gives the value.
-#[derive(Debug, Clone)]
-pub struct Plaintext(SecretString);
-
-impl Plaintext {
-    pub fn new(secret: String) -> Self {
-        Self(SecretString::from(secret))
-    }
-
-    /// The value, to show once.
-    pub fn expose(&self) -> &str {
-        self.0.expose_secret()
-    }
-}
+pub use crate::secret::Plaintext;
 
 /// Argon2id computations running at once; the rest wait, so a flood of
 /// password work cannot take every core from token checks.

@@ -8,46 +8,10 @@ use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 
 use crate::application::{Application, NewApplication, Ownership};
-use crate::error::Cause;
 use crate::token::{NewToken, PersonalAccessToken};
 use crate::user::{NewUser, User};
 
-/// What a store answers when it cannot do what was asked. Faults keep
-/// their cause (`source()`); their own text never repeats it.
-#[derive(Debug, Clone, thiserror::Error)]
-pub enum StoreError {
-    /// A uniqueness rule was broken; the text names what was taken.
-    #[error("{0} has already been taken")]
-    Conflict(String),
-    /// What the write hangs on (its application or user) was deleted, by a
-    /// write that won a race with it: the answer is what the caller would
-    /// get a moment later (the parent is not found).
-    #[error("the application or user this belongs to is gone")]
-    Gone,
-    /// The write would leave the instance without an active administrator.
-    #[error("the last active administrator cannot be blocked, demoted or deleted")]
-    LastAdministrator,
-    /// The database could not be reached or did not answer in time: try
-    /// again later.
-    #[error("the database is unavailable")]
-    Unavailable(#[source] Cause),
-    /// Anything else: a bug, a corrupt database, a refused URL.
-    #[error("the database failed")]
-    Internal(#[source] Cause),
-}
-
-impl StoreError {
-    /// Unavailable, for the reason given in words.
-    pub fn unavailable(why: impl Into<String>) -> Self {
-        Self::Unavailable(crate::error::message(why))
-    }
-
-    /// Internal, for the reason given in words.
-    pub fn internal(why: impl Into<String>) -> Self {
-        Self::Internal(crate::error::message(why))
-    }
-}
-
+pub use crate::error::StoreError;
 pub use crate::token::TokenWithOwner;
 
 /// Everything a storage backend offers: one trait per aggregate (each in
@@ -83,6 +47,14 @@ pub trait Store:
     /// sign-in counters, and tokens that are revoked or expired without a
     /// usable refresh token. Returns the rows deleted.
     async fn delete_expired(&self, now: i64) -> Result<u64, StoreError>;
+
+    /// Create the first user and their token (users and tokens at once), but only while there are no
+    /// users at all. `None` if someone got there first.
+    async fn bootstrap_first_user(
+        &self,
+        user: NewUser,
+        token: NewToken,
+    ) -> Result<Option<(User, PersonalAccessToken)>, StoreError>;
 
     /// Run `work` as one unit across aggregates: every change it makes
     /// through its [`Transaction`] commits together, or none does (an error
@@ -158,8 +130,7 @@ pub mod prelude {
 }
 use prelude::*;
 
-/// Totals of big listings are counted up to this many rows (GitLab's 10,000).
-pub const COUNT_CAP: i64 = 10_000;
+pub use crate::pagination::COUNT_CAP;
 
 /// Every instance-wide application ordered by id, read in keyset batches.
 pub fn stream_instance_applications(

@@ -25,6 +25,8 @@ mod users;
 
 use async_trait::async_trait;
 use latchkey_core::store::{Store, StoreError, TransactionWork};
+use latchkey_core::token::{NewToken, PersonalAccessToken};
+use latchkey_core::user::{NewUser, User};
 
 pub use backend::{Access, Backend, Dialect, SqlStore, Work};
 pub use conn::{Conn, Row, Value};
@@ -71,6 +73,39 @@ impl<B: Backend> Store for SqlStore<B> {
                     total += c.execute(sql, &params![cutoff]).await?;
                 }
                 Ok(total)
+            })
+        })
+        .await
+    }
+
+    async fn bootstrap_first_user(
+        &self,
+        user: NewUser,
+        token: NewToken,
+    ) -> Result<Option<(User, PersonalAccessToken)>, StoreError> {
+        // Once there are users there always are: answer without locking.
+        if self
+            .run(Access::POINT, |c| {
+                Box::pin(async move { users::any(c).await })
+            })
+            .await?
+        {
+            return Ok(None);
+        }
+        self.run(Access::TRANSACTION, move |c| {
+            Box::pin(async move {
+                // No other write slips in between the check and the insert
+                // (on PostgreSQL, from any instance; under READ COMMITTED
+                // the check sees every user committed before the lock).
+                if let Some(lock) = B::DIALECT.lock_users() {
+                    c.execute(lock, &[]).await?;
+                }
+                if users::any(c).await? {
+                    return Ok(None);
+                }
+                let user = users::insert(c, &user).await?;
+                let token = tokens::insert(c, user.id, &token).await?;
+                Ok(Some((user, token)))
             })
         })
         .await

@@ -5,14 +5,12 @@ use std::sync::LazyLock;
 use async_trait::async_trait;
 use latchkey_core::pagination::PageRequest;
 use latchkey_core::store::StoreError;
-use latchkey_core::token::{NewToken, PersonalAccessToken};
 use latchkey_core::user::{NewUser, User, UserFilter, UserState, UserStore, UserUpdate};
 
 use crate::backend::{Access, Backend, Dialect, SqlStore};
 use crate::conn::{count, query_as, query_one, Conn};
 use crate::params;
 use crate::rows::user_from_row;
-use crate::tokens;
 
 macro_rules! user_columns {
     () => {
@@ -105,7 +103,7 @@ pub(crate) async fn insert(c: &mut dyn Conn, u: &NewUser) -> Result<User, StoreE
     decode(&query_one(c, INSERT, &params).await?)
 }
 
-async fn any(c: &mut dyn Conn) -> Result<bool, StoreError> {
+pub(crate) async fn any(c: &mut dyn Conn) -> Result<bool, StoreError> {
     Ok(count(c, ANY, &[]).await? > 0)
 }
 
@@ -187,37 +185,6 @@ impl<B: Backend> UserStore for SqlStore<B> {
         // Their applications went with them.
         self.applications_changed();
         Ok(done? > 0)
-    }
-
-    async fn bootstrap_first_user(
-        &self,
-        user: NewUser,
-        token: NewToken,
-    ) -> Result<Option<(User, PersonalAccessToken)>, StoreError> {
-        // Once there are users there always are: answer without locking.
-        if self
-            .run(Access::POINT, |c| Box::pin(async move { any(c).await }))
-            .await?
-        {
-            return Ok(None);
-        }
-        self.run(Access::TRANSACTION, move |c| {
-            Box::pin(async move {
-                // No other write slips in between the check and the insert
-                // (on PostgreSQL, from any instance; under READ COMMITTED
-                // the check sees every user committed before the lock).
-                if let Some(lock) = B::DIALECT.lock_users() {
-                    c.execute(lock, &[]).await?;
-                }
-                if any(c).await? {
-                    return Ok(None);
-                }
-                let user = insert(c, &user).await?;
-                let token = tokens::insert(c, user.id, &token).await?;
-                Ok(Some((user, token)))
-            })
-        })
-        .await
     }
 
     async fn find_user_for_login(

@@ -1,11 +1,14 @@
-//! Errors in GitLab's dialect: everything under `/api/v4` answers in
-//! GitLab's shapes. A 5xx never names its cause, which goes to the log
+//! Errors in their dialects: GitLab's JSON under `/api/v4` ([`ApiError`]),
+//! RFC 6749's under `/oauth` ([`OAuthResponse`]); browser pages render
+//! theirs in `pages`. A 5xx never names its cause, which goes to the log
 //! under the request id the response carries (see `request_id`).
 
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Json;
 use latchkey_core::application::ValidationErrors;
 use latchkey_core::error::{cause, message, Cause};
+use latchkey_core::oauth::{ErrorCode, OAuthError};
 use latchkey_core::service::ServiceError;
 use latchkey_core::store::StoreError;
 use serde_json::json;
@@ -203,5 +206,53 @@ impl From<ServiceError> for ApiError {
             ServiceError::Unavailable(why) => Self::Unavailable(message(why)),
             e @ ServiceError::Internal { .. } => Self::Internal(cause(e)),
         }
+    }
+}
+
+/// An RFC 6749 error response.
+pub struct OAuthResponse(pub OAuthError);
+
+pub(crate) fn no_store(h: &mut HeaderMap) {
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store, no-cache"),
+    );
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+}
+
+impl IntoResponse for OAuthResponse {
+    fn into_response(self) -> Response {
+        let e = self.0;
+        let status = match e.code {
+            ErrorCode::InvalidClient | ErrorCode::UnauthorizedClient | ErrorCode::InvalidToken => {
+                StatusCode::UNAUTHORIZED
+            }
+            ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorCode::InsufficientScope => StatusCode::FORBIDDEN,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        let mut res = (
+            status,
+            Json(json!({"error": e.code.as_str(), "error_description": e.description})),
+        )
+            .into_response();
+        let h = res.headers_mut();
+        no_store(h);
+        // A challenge only where RFC 6749 section 5.2 (401) and RFC 6750
+        // section 3 (a resource's 401 or 403) ask for one: on a token
+        // endpoint 400, clients such as openid-client read a challenge
+        // header before the body and lose the error code.
+        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
+            let challenge = format!(
+                "Bearer realm=\"Doorkeeper\", error=\"{}\", error_description=\"{}\"",
+                e.code.as_str(),
+                e.description.replace('"', "'")
+            );
+            if let Ok(v) = HeaderValue::from_str(&challenge) {
+                h.insert(header::WWW_AUTHENTICATE, v);
+            }
+        }
+        res
     }
 }

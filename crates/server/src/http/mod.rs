@@ -6,6 +6,7 @@ pub mod errors;
 pub mod meta;
 pub mod oauth;
 pub mod oidc;
+pub mod pages;
 pub mod pagination;
 pub mod params;
 pub mod request_id;

@@ -4,7 +4,7 @@
 
 use super::request_id::Fault;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine as _;
@@ -16,58 +16,11 @@ use latchkey_core::StoreError;
 use serde::Serialize;
 use serde_json::json;
 
+use super::errors::{no_store, OAuthResponse};
 use super::params::Params;
 use super::{AppState, ClientAddr};
 
 pub const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
-
-/// An RFC 6749 error response.
-pub struct OAuthResponse(pub OAuthError);
-
-pub(crate) fn no_store(h: &mut HeaderMap) {
-    h.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("no-store, no-cache"),
-    );
-    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
-}
-
-impl IntoResponse for OAuthResponse {
-    fn into_response(self) -> Response {
-        let e = self.0;
-        let status = match e.code {
-            ErrorCode::InvalidClient | ErrorCode::UnauthorizedClient | ErrorCode::InvalidToken => {
-                StatusCode::UNAUTHORIZED
-            }
-            ErrorCode::ServerError => StatusCode::INTERNAL_SERVER_ERROR,
-            ErrorCode::TemporarilyUnavailable => StatusCode::SERVICE_UNAVAILABLE,
-            ErrorCode::InsufficientScope => StatusCode::FORBIDDEN,
-            _ => StatusCode::BAD_REQUEST,
-        };
-        let mut res = (
-            status,
-            Json(json!({"error": e.code.as_str(), "error_description": e.description})),
-        )
-            .into_response();
-        let h = res.headers_mut();
-        no_store(h);
-        // A challenge only where RFC 6749 section 5.2 (401) and RFC 6750
-        // section 3 (a resource's 401 or 403) ask for one: on a token
-        // endpoint 400, clients such as openid-client read a challenge
-        // header before the body and lose the error code.
-        if status == StatusCode::UNAUTHORIZED || status == StatusCode::FORBIDDEN {
-            let challenge = format!(
-                "Bearer realm=\"Doorkeeper\", error=\"{}\", error_description=\"{}\"",
-                e.code.as_str(),
-                e.description.replace('"', "'")
-            );
-            if let Ok(v) = HeaderValue::from_str(&challenge) {
-                h.insert(header::WWW_AUTHENTICATE, v);
-            }
-        }
-        res
-    }
-}
 
 pub(crate) fn flow_error(e: FlowError) -> Response {
     match e {
@@ -449,6 +402,7 @@ pub async fn introspect(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::HeaderValue;
     use proptest::prelude::*;
 
     fn basic(raw: &str) -> Result<Option<(String, Option<String>)>, OAuthError> {

@@ -12,9 +12,10 @@ use latchkey_core::registration::{ClientMetadata, Registered, RegistrationMode};
 use latchkey_core::scopes::GITLAB_SCOPES;
 use serde_json::{json, Value};
 
+use super::errors::{no_store, OAuthResponse};
 use super::oauth::{
-    authenticated_client, bearer_or_param, flow_error, internal, live_token, no_store,
-    NoSecretsInQuery, OAuthResponse, DEVICE_GRANT,
+    authenticated_client, bearer_or_param, flow_error, internal, live_token, NoSecretsInQuery,
+    DEVICE_GRANT,
 };
 use super::params::{Params, Value as ParamValue};
 use super::{AppState, ClientAddr};

@@ -99,7 +99,7 @@ impl IntoResponse for ParamsRejection {
                     ErrorCode::InvalidRequest
                 };
                 let mut res =
-                    super::oauth::OAuthResponse(OAuthError::with(code, self.description()))
+                    super::errors::OAuthResponse(OAuthError::with(code, self.description()))
                         .into_response();
                 *res.status_mut() = status;
                 res
@@ -112,7 +112,7 @@ impl IntoResponse for ParamsRejection {
                     StatusCode::SERVICE_UNAVAILABLE => "Try again soon",
                     _ => "Bad request",
                 };
-                super::web::error_page(status, title, &self.description(), None)
+                super::pages::error_page(status, title, &self.description(), None)
             }
         }
     }

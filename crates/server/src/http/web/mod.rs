@@ -18,7 +18,7 @@ use latchkey_core::oauth::{ErrorCode, OAuthError};
 use latchkey_core::scopes::describe;
 use latchkey_core::secret;
 use latchkey_core::service::ServiceError;
-use latchkey_core::session::SignInError;
+use latchkey_core::session::service::SignInError;
 use latchkey_core::user::User;
 use latchkey_core::StoreError;
 use sha2::{Digest, Sha256};
@@ -58,15 +58,6 @@ pub use sign_in::{sign_in, sign_in_form, sign_out};
 // --- templates ---------------------------------------------------------------------
 
 #[derive(Template)]
-#[template(path = "error.html")]
-struct ErrorPage<'a> {
-    title: &'a str,
-    description: &'a str,
-    code: Option<&'a str>,
-    request_id: Option<&'a str>,
-}
-
-#[derive(Template)]
 #[template(path = "home.html")]
 struct HomePage<'a> {
     username: Option<&'a str>,
@@ -84,67 +75,9 @@ pub async fn stylesheet() -> Response {
         .into_response()
 }
 
+use super::pages::{error_page, page};
+
 // --- responses ---------------------------------------------------------------------
-
-/// An HTML page with the security headers. `form_targets` extends the
-/// CSP's `form-action` (the consent form's redirect target).
-fn page(status: StatusCode, body: Result<String, askama::Error>, form_targets: &str) -> Response {
-    let html = match body {
-        Ok(h) => h,
-        Err(e) => {
-            tracing::error!(error = %e, "template rendering failed");
-            return (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "500 Internal Server Error",
-            )
-                .into_response();
-        }
-    };
-    let csp = format!(
-        "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'{form_targets}; \
-         frame-ancestors 'none'; base-uri 'none'"
-    );
-    let mut res = (status, html).into_response();
-    let h = res.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/html; charset=utf-8"),
-    );
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    if let Ok(v) = HeaderValue::from_str(&csp) {
-        h.insert(header::CONTENT_SECURITY_POLICY, v);
-    }
-    res
-}
-
-pub(crate) fn error_page(
-    status: StatusCode,
-    title: &str,
-    description: &str,
-    code: Option<&str>,
-) -> Response {
-    // A fault's page names the request, to quote in a report.
-    let request_id = status
-        .is_server_error()
-        .then(super::request_id::current)
-        .flatten();
-    page(
-        status,
-        ErrorPage {
-            title,
-            description,
-            code,
-            request_id: request_id.as_deref(),
-        }
-        .render(),
-        "",
-    )
-}
 
 fn oauth_error_page(e: &OAuthError) -> Response {
     error_page(

@@ -1,91 +1,15 @@
-//! Browser sessions and sign-in throttling: signing in (with lockout per
-//! account and throttling per address), sessions, and their storage.
+//! Signing in and browser sessions: the services.
 
-use std::sync::OnceLock;
-
+use crate::error::StoreError;
 use crate::oauth::NewSession;
 use crate::oauth::SESSION_LIFETIME_MS;
 use crate::secret;
 use crate::service::{ServiceError, Services};
-use crate::store::StoreError;
 use crate::user;
 use crate::user::User;
+use std::sync::OnceLock;
 
-/// Browser sessions and sign-in throttling. What the storage backends implement (see
-/// [`crate::store::Store`]).
-#[async_trait::async_trait]
-pub trait SessionStore: Send + Sync {
-    /// Count one failed sign-in for `key` in a window of `window_ms` that
-    /// starts at the first failure; returns the failures in the window.
-    async fn record_login_failure(
-        &self,
-        key: &str,
-        now: i64,
-        window_ms: i64,
-    ) -> Result<u32, StoreError>;
-
-    /// Failures counted for `key` in its current window (0 once it passed).
-    async fn login_failures(&self, key: &str, now: i64, window_ms: i64) -> Result<u32, StoreError>;
-
-    async fn clear_login_failures(&self, key: &str) -> Result<(), StoreError>;
-
-    async fn insert_session(&self, session: NewSession) -> Result<(), StoreError>;
-
-    /// The signed-in user of a live session.
-    /// The signed-in user of a live session, and when the session began.
-    async fn find_session_user(
-        &self,
-        digest: &str,
-        now: i64,
-    ) -> Result<Option<(User, i64)>, StoreError>;
-
-    async fn delete_session(&self, digest: &str) -> Result<(), StoreError>;
-
-    /// End every session of `user_id` but the one whose digest is `keep`.
-    /// Returns how many ended.
-    async fn delete_user_sessions(
-        &self,
-        user_id: i64,
-        keep: Option<&str>,
-    ) -> Result<u64, StoreError>;
-}
-
-/// Why a sign-in failed.
-#[derive(Debug)]
-pub enum SignInError {
-    Invalid,
-    /// Too many failures for this account; try again later.
-    Locked,
-    /// Too many failures from this address; try again later.
-    Throttled,
-    Blocked(&'static str),
-    Internal(ServiceError),
-}
-
-/// Failed sign-ins allowed per account in [`THROTTLE_WINDOW_MS`].
-pub const MAX_ACCOUNT_FAILURES: u32 = 5;
-
-/// Failed sign-ins allowed per client address in [`THROTTLE_WINDOW_MS`].
-pub const MAX_ADDRESS_FAILURES: u32 = 30;
-
-/// The longest login (username or email) looked up.
-const MAX_LOGIN_BYTES: usize = 255;
-
-/// Lockouts expire with the window that started at the first failure.
-pub const THROTTLE_WINDOW_MS: i64 = 15 * 60 * 1000;
-
-/// A hash to verify against when the account does not exist, so that
-/// unknown and known logins take the same time.
-fn dummy_password_hash() -> &'static str {
-    static HASH: OnceLock<String> = OnceLock::new();
-    HASH.get_or_init(|| user::hash_password("latchkey-dummy-password").unwrap_or_default())
-}
-
-impl From<StoreError> for SignInError {
-    fn from(e: StoreError) -> Self {
-        Self::Internal(e.into())
-    }
-}
+use super::*;
 
 // --- the service --------------------------------------------------
 
@@ -212,5 +136,30 @@ impl Services {
 
     pub async fn end_session(&self, cookie: &str) -> Result<(), ServiceError> {
         Ok(self.store.delete_session(&secret::digest(cookie)).await?)
+    }
+}
+
+/// Why a sign-in failed.
+#[derive(Debug)]
+pub enum SignInError {
+    Invalid,
+    /// Too many failures for this account; try again later.
+    Locked,
+    /// Too many failures from this address; try again later.
+    Throttled,
+    Blocked(&'static str),
+    Internal(ServiceError),
+}
+
+/// A hash to verify against when the account does not exist, so that
+/// unknown and known logins take the same time.
+fn dummy_password_hash() -> &'static str {
+    static HASH: OnceLock<String> = OnceLock::new();
+    HASH.get_or_init(|| user::hash_password("latchkey-dummy-password").unwrap_or_default())
+}
+
+impl From<StoreError> for SignInError {
+    fn from(e: StoreError) -> Self {
+        Self::Internal(e.into())
     }
 }

@@ -1,0 +1,234 @@
+//! Users: the services (creating, changing, blocking, deleting, and the first start).
+
+use crate::application::ValidationErrors;
+use crate::error::StoreError;
+use crate::pagination::PageRequest;
+use crate::scopes::Scopes;
+use crate::secret;
+use crate::service::{Plaintext, ServiceError, Services};
+use crate::{token, user};
+use secrecy::{ExposeSecret, SecretString};
+
+use super::*;
+
+// --- the service -------------------------------------------------------
+
+impl Services {
+    /// Create a user; the password (if any) is checked and hashed.
+    pub async fn create_user(&self, input: &UserInput) -> Result<User, ServiceError> {
+        let new = self.new_user(input).await?;
+        Ok(self.store.insert_user(new).await?)
+    }
+
+    /// Field checks of a user's attributes; `None` is "not being set".
+    pub(crate) fn check_user_fields(
+        username: Option<&str>,
+        email: Option<&str>,
+        name: Option<&str>,
+        password: Option<&str>,
+    ) -> Result<(), ServiceError> {
+        let mut errors = ValidationErrors::default();
+        if let Some(Err(m)) = username.map(user::check_username) {
+            errors.add("username", m);
+        }
+        if let Some(Err(m)) = email.map(user::check_email) {
+            errors.add("email", m);
+        }
+        match name {
+            Some(n) if n.trim().is_empty() => errors.add("name", "can't be blank"),
+            Some(n) if n.chars().count() > 255 => {
+                errors.add("name", "is too long (maximum is 255 characters)")
+            }
+            _ => {}
+        }
+        if let Some(Err(m)) = password.map(user::check_password_strength) {
+            errors.add("password", m);
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ServiceError::Validation(errors))
+        }
+    }
+
+    pub(crate) async fn new_user(&self, input: &UserInput) -> Result<NewUser, ServiceError> {
+        Self::check_user_fields(
+            Some(&input.username),
+            Some(&input.email),
+            Some(&input.name),
+            input.password.as_ref().map(ExposeSecret::expose_secret),
+        )?;
+        let password_digest = match &input.password {
+            Some(p) => Some(self.hash_password(p.expose_secret()).await?),
+            None => None,
+        };
+        Ok(NewUser {
+            username: input.username.clone(),
+            email: input.email.clone(),
+            name: input.name.clone(),
+            password_digest,
+            admin: input.admin,
+            created_at: self.now_ms(),
+        })
+    }
+
+    pub async fn find_user(&self, id: i64) -> Result<Option<User>, ServiceError> {
+        Ok(self.store.find_user(id).await?)
+    }
+
+    pub async fn list_users(
+        &self,
+        filter: &UserFilter,
+        page: PageRequest,
+    ) -> Result<(Vec<User>, u64), ServiceError> {
+        Ok(self.store.list_users(filter, page).await?)
+    }
+
+    /// Change a user; every given value is checked like on creation.
+    /// Demoting the last active administrator is refused (`Forbidden`).
+    pub async fn update_user(&self, id: i64, changes: &UserChanges) -> Result<User, ServiceError> {
+        Self::check_user_fields(
+            changes.username.as_deref(),
+            changes.email.as_deref(),
+            changes.name.as_deref(),
+            changes.password.as_ref().map(ExposeSecret::expose_secret),
+        )?;
+        let password_digest = match &changes.password {
+            Some(p) => Some(self.hash_password(p.expose_secret()).await?),
+            None => None,
+        };
+        let update = UserUpdate {
+            username: changes.username.clone(),
+            email: changes.email.clone(),
+            name: changes.name.clone(),
+            password_digest,
+            admin: changes.admin,
+        };
+        let password_changed = update.password_digest.is_some();
+        let user = self
+            .changing_auth(self.store.update_user(id, update))
+            .await
+            .map_err(keeping_an_administrator)?
+            .ok_or(ServiceError::NotFound)?;
+        // A new password ends the sessions signed in with the old one.
+        if password_changed {
+            self.store.delete_user_sessions(id, None).await?;
+        }
+        Ok(user)
+    }
+
+    /// Delete a user with their applications and tokens. `by` is the
+    /// administrator asking: nobody deletes themselves through the API, and
+    /// the last active administrator is never deleted (`Forbidden`).
+    pub async fn delete_user(&self, by: Option<i64>, id: i64) -> Result<(), ServiceError> {
+        if by == Some(id) {
+            return Err(ServiceError::Forbidden(Some(
+                "The API initiating user cannot be deleted by the API",
+            )));
+        }
+        if self
+            .changing_auth(self.store.delete_user(id))
+            .await
+            .map_err(keeping_an_administrator)?
+        {
+            Ok(())
+        } else {
+            Err(ServiceError::NotFound)
+        }
+    }
+
+    /// Block or unblock a user. `by` is the administrator asking: nobody
+    /// blocks themselves (GitLab's rule), and the last active administrator
+    /// is never blocked (`Forbidden`).
+    pub async fn set_user_state(
+        &self,
+        by: Option<i64>,
+        id: i64,
+        state: UserState,
+    ) -> Result<(), ServiceError> {
+        if by == Some(id) && state == UserState::Blocked {
+            return Err(ServiceError::Forbidden(Some(
+                "The API initiating user cannot be blocked by the API",
+            )));
+        }
+        if self
+            .changing_auth(self.store.set_user_state(id, state))
+            .await
+            .map_err(keeping_an_administrator)?
+        {
+            Ok(())
+        } else {
+            Err(ServiceError::NotFound)
+        }
+    }
+
+    pub async fn find_user_by_username(
+        &self,
+        username: &str,
+    ) -> Result<Option<User>, ServiceError> {
+        Ok(self.store.find_user_by_username(username).await?)
+    }
+
+    /// On first start with no users: create the admin `root` with a token
+    /// scoped `api read_api read_user sudo admin_mode`. Chosen values are
+    /// checked and refused when weak; missing ones are generated.
+    /// `Ok(None)` when users already exist.
+    pub async fn bootstrap_root(
+        &self,
+        password: Option<&str>,
+        token_value: Option<&str>,
+    ) -> Result<Option<Bootstrapped>, ServiceError> {
+        if let Some(p) = password {
+            user::check_password_strength(p).map_err(|e| {
+                ServiceError::Invalid(format!("LATCHKEY_ROOT_PASSWORD refused: the password {e}"))
+            })?;
+        }
+        if let Some(t) = token_value {
+            token::check_token_value(t)
+                .map_err(|e| ServiceError::Invalid(format!("LATCHKEY_ROOT_TOKEN refused: {e}")))?;
+        }
+        if self.store.find_user_by_username("root").await?.is_some() {
+            return Ok(None);
+        }
+        let generated_password = match password {
+            Some(_) => None,
+            None => Some(Plaintext::new(secret::random_hex(16)?)),
+        };
+        let chosen = password.or(generated_password.as_ref().map(Plaintext::expose));
+        let new_user = self
+            .new_user(&UserInput {
+                username: "root".to_owned(),
+                email: "root@latchkey.local".to_owned(),
+                name: "Administrator".to_owned(),
+                password: chosen.map(SecretString::from),
+                admin: true,
+            })
+            .await?;
+        let (new_token, token_plain) = self.new_token(
+            0,
+            "bootstrap",
+            &Scopes::from_stored("api read_api read_user sudo admin_mode"),
+            None,
+            token_value,
+        )?;
+        Ok(self
+            .store
+            .bootstrap_first_user(new_user, new_token)
+            .await?
+            .map(|(user, _)| Bootstrapped {
+                user,
+                password: generated_password,
+                token: token_value.is_none().then_some(token_plain),
+            }))
+    }
+}
+
+/// The store refused to leave the instance without an administrator.
+fn keeping_an_administrator(e: StoreError) -> ServiceError {
+    match e {
+        StoreError::LastAdministrator => ServiceError::Forbidden(Some(
+            "The last active administrator cannot be blocked, demoted or deleted",
+        )),
+        other => other.into(),
+    }
+}

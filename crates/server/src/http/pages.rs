@@ -1,0 +1,79 @@
+//! HTML pages: every one with the security headers, and the error page
+//! (which names the request id of a server fault).
+
+use askama::Template;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage<'a> {
+    title: &'a str,
+    description: &'a str,
+    code: Option<&'a str>,
+    request_id: Option<&'a str>,
+}
+
+/// An HTML page with the security headers. `form_targets` extends the
+/// CSP's `form-action` (the consent form's redirect target).
+pub(crate) fn page(
+    status: StatusCode,
+    body: Result<String, askama::Error>,
+    form_targets: &str,
+) -> Response {
+    let html = match body {
+        Ok(h) => h,
+        Err(e) => {
+            tracing::error!(error = %e, "template rendering failed");
+            return (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "500 Internal Server Error",
+            )
+                .into_response();
+        }
+    };
+    let csp = format!(
+        "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'{form_targets}; \
+         frame-ancestors 'none'; base-uri 'none'"
+    );
+    let mut res = (status, html).into_response();
+    let h = res.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/html; charset=utf-8"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    if let Ok(v) = HeaderValue::from_str(&csp) {
+        h.insert(header::CONTENT_SECURITY_POLICY, v);
+    }
+    res
+}
+
+pub(crate) fn error_page(
+    status: StatusCode,
+    title: &str,
+    description: &str,
+    code: Option<&str>,
+) -> Response {
+    // A fault's page names the request, to quote in a report.
+    let request_id = status
+        .is_server_error()
+        .then(super::request_id::current)
+        .flatten();
+    page(
+        status,
+        ErrorPage {
+            title,
+            description,
+            code,
+            request_id: request_id.as_deref(),
+        }
+        .render(),
+        "",
+    )
+}
