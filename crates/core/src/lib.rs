@@ -9,6 +9,7 @@ pub mod application;
 pub mod auth_cache;
 pub mod authorize;
 pub mod clock;
+pub mod context;
 pub mod device;
 pub mod dump;
 pub mod error;

@@ -4,6 +4,7 @@
 use serde_json::{Map, Value};
 
 use crate::application::Application;
+use crate::context::{Change, Context};
 use crate::error::{cause, message};
 use crate::oauth::OAuthTokenFound;
 use crate::oidc::{self, IdTokenBase, SigningKey, ID_TOKEN_LIFETIME_S, RETIRED_KEY_PUBLISHED_MS};
@@ -53,7 +54,7 @@ impl Services {
 
     /// A new signing key; the previous ones are retired but stay published
     /// for a day, so the tokens they signed still verify. Returns the kid.
-    pub async fn rotate_signing_key(&self) -> Result<String, ServiceError> {
+    pub async fn rotate_signing_key(&self, ctx: &Context) -> Result<String, ServiceError> {
         let mut key = generate(self.now_ms()).await?;
         key.created_at = self.now_ms();
         let kid = key.kid.clone();
@@ -62,6 +63,7 @@ impl Services {
         if let Ok(mut cache) = self.signing_key.lock() {
             *cache = None;
         }
+        self.record(ctx, Change::SigningKeyRotated, &kid);
         Ok(kid)
     }
 

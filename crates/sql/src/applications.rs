@@ -120,7 +120,7 @@ pub(crate) async fn insert(
         &a.registration_token_digest,
         join_grant_types(&a.grant_types),
     ];
-    app_from_row(&query_one(c, INSERT, &params).await?)
+    app_from_row(&mut query_one(c, INSERT, &params).await?)
 }
 
 /// Delete an application (with its grants and tokens); whether it was there.

@@ -10,7 +10,7 @@ use crate::app_count::AppCount;
 use crate::conn::{query_as, query_one, query_opt_as, Conn, Row, Value};
 
 /// Decodes a row into what a store method returns.
-pub(crate) type Decode<T> = fn(&Row) -> Result<T, StoreError>;
+pub(crate) type Decode<T> = fn(&mut Row) -> Result<T, StoreError>;
 
 /// A unit of work on a connection, as the shared store hands it to a backend.
 pub type Work<'c, T> = BoxFuture<'c, Result<T, StoreError>>;
@@ -263,7 +263,7 @@ impl<B: Backend> SqlStore<B> {
     ) -> Result<T, StoreError> {
         let params = params.into();
         self.run(Access::WRITE, move |c| {
-            Box::pin(async move { decode(&query_one(c, sql, &params).await?) })
+            Box::pin(async move { decode(&mut query_one(c, sql, &params).await?) })
         })
         .await
     }

@@ -107,11 +107,18 @@ impl Row {
         Self { names, values }
     }
 
-    fn cell(&self, col: &str) -> Result<&Cell, StoreError> {
+    fn index(&self, col: &str) -> Result<usize, StoreError> {
         self.names
             .iter()
             .position(|n| &**n == col)
-            .and_then(|i| self.values.get(i))
+            .filter(|i| *i < self.values.len())
+            .ok_or_else(|| invalid(format!("no column {col} in the result")))
+    }
+
+    fn cell(&self, col: &str) -> Result<&Cell, StoreError> {
+        let i = self.index(col)?;
+        self.values
+            .get(i)
             .ok_or_else(|| invalid(format!("no column {col} in the result")))
     }
 
@@ -232,9 +239,13 @@ pub async fn query_as<T>(
     c: &mut dyn Conn,
     sql: &str,
     params: &[Value],
-    decode: impl Fn(&Row) -> Result<T, StoreError>,
+    decode: impl Fn(&mut Row) -> Result<T, StoreError>,
 ) -> Result<Vec<T>, StoreError> {
-    c.query(sql, params).await?.iter().map(decode).collect()
+    c.query(sql, params)
+        .await?
+        .into_iter()
+        .map(|mut row| decode(&mut row))
+        .collect()
 }
 
 /// The first row of `sql` decoded, if any.
@@ -242,12 +253,11 @@ pub async fn query_opt_as<T>(
     c: &mut dyn Conn,
     sql: &str,
     params: &[Value],
-    decode: impl Fn(&Row) -> Result<T, StoreError>,
+    decode: impl Fn(&mut Row) -> Result<T, StoreError>,
 ) -> Result<Option<T>, StoreError> {
     query_opt(c, sql, params)
         .await?
-        .as_ref()
-        .map(decode)
+        .map(|mut row| decode(&mut row))
         .transpose()
 }
 

@@ -103,7 +103,7 @@ pub(crate) async fn insert_token(
         t.grant_id,
         t.auth_time,
     ];
-    oauth_token_from_row(&query_one(c, INSERT_TOKEN, &params).await?, "")
+    oauth_token_from_row(&mut query_one(c, INSERT_TOKEN, &params).await?, "")
 }
 
 impl<B: Backend> SqlStore<B> {

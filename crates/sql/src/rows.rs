@@ -13,7 +13,7 @@ use latchkey_core::user::{User, UserState};
 
 use crate::conn::{invalid, Row};
 
-pub fn app_from_row(row: &Row) -> Result<Application, StoreError> {
+pub fn app_from_row(row: &mut Row) -> Result<Application, StoreError> {
     Ok(Application {
         id: row.int("id")?,
         application_id: row.text("uid")?,
@@ -30,7 +30,7 @@ pub fn app_from_row(row: &Row) -> Result<Application, StoreError> {
 }
 
 /// A user from columns named `{prefix}id`, `{prefix}username`, …
-pub fn user_from_row(row: &Row, prefix: &str) -> Result<User, StoreError> {
+pub fn user_from_row(row: &mut Row, prefix: &str) -> Result<User, StoreError> {
     let col = |c: &str| format!("{prefix}{c}");
     Ok(User {
         id: row.int(&col("id"))?,
@@ -43,7 +43,7 @@ pub fn user_from_row(row: &Row, prefix: &str) -> Result<User, StoreError> {
     })
 }
 
-pub fn token_from_row(row: &Row) -> Result<PersonalAccessToken, StoreError> {
+pub fn token_from_row(row: &mut Row) -> Result<PersonalAccessToken, StoreError> {
     let expires_at = match row.opt_text("expires_at")? {
         Some(d) => {
             Some(latchkey_core::token::parse_expiry(&d).map_err(|e| invalid(e.to_string()))?)
@@ -61,7 +61,7 @@ pub fn token_from_row(row: &Row) -> Result<PersonalAccessToken, StoreError> {
     })
 }
 
-pub fn grant_from_row(row: &Row) -> Result<Grant, StoreError> {
+pub fn grant_from_row(row: &mut Row) -> Result<Grant, StoreError> {
     Ok(Grant {
         id: row.int("id")?,
         application_id: row.int("application_id")?,
@@ -82,7 +82,7 @@ pub fn grant_from_row(row: &Row) -> Result<Grant, StoreError> {
 }
 
 /// An OAuth token from columns named `{prefix}id`, … (with `has_refresh`).
-pub fn oauth_token_from_row(row: &Row, prefix: &str) -> Result<OAuthToken, StoreError> {
+pub fn oauth_token_from_row(row: &mut Row, prefix: &str) -> Result<OAuthToken, StoreError> {
     let col = |c: &str| format!("{prefix}{c}");
     Ok(OAuthToken {
         id: row.int(&col("id"))?,
@@ -101,7 +101,7 @@ pub fn oauth_token_from_row(row: &Row, prefix: &str) -> Result<OAuthToken, Store
     })
 }
 
-pub fn device_from_row(row: &Row) -> Result<DeviceGrant, StoreError> {
+pub fn device_from_row(row: &mut Row) -> Result<DeviceGrant, StoreError> {
     Ok(DeviceGrant {
         id: row.int("id")?,
         application_id: row.int("application_id")?,
@@ -116,7 +116,7 @@ pub fn device_from_row(row: &Row) -> Result<DeviceGrant, StoreError> {
     })
 }
 
-pub fn key_from_row(row: &Row) -> Result<SigningKey, StoreError> {
+pub fn key_from_row(row: &mut Row) -> Result<SigningKey, StoreError> {
     Ok(SigningKey {
         id: row.int("id")?,
         kid: row.text("kid")?,
@@ -130,7 +130,7 @@ pub fn key_from_row(row: &Row) -> Result<SigningKey, StoreError> {
 }
 
 /// An OAuth token with its application and (optional) user.
-pub fn oauth_found(row: &Row) -> Result<OAuthTokenFound, StoreError> {
+pub fn oauth_found(row: &mut Row) -> Result<OAuthTokenFound, StoreError> {
     let user = match row.opt_int("u_id")? {
         Some(_) => Some(user_from_row(row, "u_")?),
         None => None,
@@ -143,7 +143,7 @@ pub fn oauth_found(row: &Row) -> Result<OAuthTokenFound, StoreError> {
 }
 
 /// A personal access token with its owner.
-pub fn token_with_owner(row: &Row) -> Result<TokenWithOwner, StoreError> {
+pub fn token_with_owner(row: &mut Row) -> Result<TokenWithOwner, StoreError> {
     Ok(TokenWithOwner {
         token: token_from_row(row)?,
         user: user_from_row(row, "u_")?,

@@ -7,7 +7,6 @@ use latchkey_core::store::StoreError;
 use latchkey_core::user::User;
 
 use crate::backend::{Backend, SqlStore};
-use crate::conn::Row;
 use crate::params;
 use crate::rows::user_from_row;
 
@@ -46,14 +45,14 @@ impl<B: Backend> SessionStore for SqlStore<B> {
     ) -> Result<u32, StoreError> {
         let params = params![key, now, window_ms];
         let n = self
-            .write_row(RECORD_FAILURE, params, Row::first_int)
+            .write_row(RECORD_FAILURE, params, |r| r.first_int())
             .await?;
         Ok(failures(n))
     }
 
     async fn login_failures(&self, key: &str, now: i64, window_ms: i64) -> Result<u32, StoreError> {
         let params = params![key, now - window_ms];
-        let n = self.read_opt(FAILURES, params, Row::first_int).await?;
+        let n = self.read_opt(FAILURES, params, |r| r.first_int()).await?;
         Ok(failures(n.flatten()))
     }
 

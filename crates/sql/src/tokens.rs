@@ -60,7 +60,7 @@ pub(crate) async fn insert(
         t.expires_at.map(|d| d.to_string()),
         t.created_at,
     ];
-    token_from_row(&query_one(c, INSERT, &params).await?)
+    token_from_row(&mut query_one(c, INSERT, &params).await?)
 }
 
 #[async_trait]

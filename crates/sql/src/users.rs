@@ -87,7 +87,7 @@ const UPDATE: &str = concat!(
 const DELETE: &str = "DELETE FROM users WHERE id = $1";
 const ANY: &str = "SELECT COUNT(*) FROM (SELECT 1 FROM users LIMIT 1) AS one";
 
-fn decode(row: &crate::conn::Row) -> Result<User, StoreError> {
+fn decode(row: &mut crate::conn::Row) -> Result<User, StoreError> {
     user_from_row(row, "")
 }
 
@@ -100,7 +100,7 @@ pub(crate) async fn insert(c: &mut dyn Conn, u: &NewUser) -> Result<User, StoreE
         u.admin,
         u.created_at
     ];
-    decode(&query_one(c, INSERT, &params).await?)
+    decode(&mut query_one(c, INSERT, &params).await?)
 }
 
 pub(crate) async fn any(c: &mut dyn Conn) -> Result<bool, StoreError> {

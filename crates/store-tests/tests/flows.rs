@@ -68,13 +68,16 @@ impl World {
             .await
             .unwrap();
         let alice = services
-            .create_user(&UserInput {
-                username: "alice".to_owned(),
-                email: "alice@example.com".to_owned(),
-                name: "Alice".to_owned(),
-                password: None,
-                admin: false,
-            })
+            .create_user(
+                &latchkey_core::context::Context::system(),
+                &UserInput {
+                    username: "alice".to_owned(),
+                    email: "alice@example.com".to_owned(),
+                    name: "Alice".to_owned(),
+                    password: None,
+                    admin: false,
+                },
+            )
             .await
             .unwrap();
         Self {
@@ -312,7 +315,11 @@ async fn retired_signing_keys_stay_published_for_a_day() {
     w.services.ensure_signing_key().await.unwrap();
     let first = w.services.published_keys().await.unwrap();
     assert_eq!(first.len(), 1);
-    let new_kid = w.services.rotate_signing_key().await.unwrap();
+    let new_kid = w
+        .services
+        .rotate_signing_key(&latchkey_core::context::Context::system())
+        .await
+        .unwrap();
     let kids = |keys: Vec<latchkey_core::oidc::SigningKey>| {
         keys.into_iter().map(|k| k.kid).collect::<Vec<_>>()
     };
@@ -337,6 +344,7 @@ async fn personal_access_tokens_expire_after_their_last_day() {
     let (_, plaintext) = w
         .services
         .create_token(
+            &latchkey_core::context::Context::system(),
             w.alice.id,
             "t",
             "api",

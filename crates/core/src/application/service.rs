@@ -8,6 +8,7 @@ use crate::service::{Plaintext, ServiceError, Services};
 use futures::stream::BoxStream;
 
 use super::*;
+use crate::context::{Change, Context};
 
 // --- the service -------------------------------------------------------
 
@@ -15,6 +16,7 @@ impl Services {
     /// Validate and store a new application; returns it with its secret.
     pub async fn create_application(
         &self,
+        ctx: &Context,
         owner_id: Option<i64>,
         params: &ApplicationParams,
     ) -> Result<(Application, Plaintext), ServiceError> {
@@ -37,6 +39,7 @@ impl Services {
                 grant_types: None,
             })
             .await?;
+        self.record(ctx, Change::ApplicationCreated, &app.id.to_string());
         Ok((app, secret))
     }
 
@@ -88,6 +91,7 @@ impl Services {
     /// creation. The secret is never touched.
     pub async fn update_application(
         &self,
+        ctx: &Context,
         id: i64,
         changes: &ApplicationChanges,
     ) -> Result<Application, ServiceError> {
@@ -113,16 +117,25 @@ impl Services {
             trusted: changes.trusted,
             grant_types: changes.grant_types.clone(),
         };
-        self.changing_auth(self.store.update_application(id, update, self.now_ms()))
+        let app = self
+            .changing_auth(self.store.update_application(id, update, self.now_ms()))
             .await?
-            .ok_or(ServiceError::NotFound)
+            .ok_or(ServiceError::NotFound)?;
+        self.record(ctx, Change::ApplicationUpdated, &app.id.to_string());
+        Ok(app)
     }
 
-    pub async fn delete_application(&self, id: i64, scope: Ownership) -> Result<(), ServiceError> {
+    pub async fn delete_application(
+        &self,
+        ctx: &Context,
+        id: i64,
+        scope: Ownership,
+    ) -> Result<(), ServiceError> {
         if self
             .changing_auth(self.store.delete_application(id, scope))
             .await?
         {
+            self.record(ctx, Change::ApplicationDeleted, &id.to_string());
             Ok(())
         } else {
             Err(ServiceError::NotFound)
@@ -132,6 +145,7 @@ impl Services {
     /// A new secret; the old one stops working at once.
     pub async fn renew_application_secret(
         &self,
+        ctx: &Context,
         id: i64,
         scope: Ownership,
     ) -> Result<(Application, Plaintext), ServiceError> {
@@ -144,6 +158,7 @@ impl Services {
             ))
             .await?
             .ok_or(ServiceError::NotFound)?;
+        self.record(ctx, Change::ApplicationSecretRenewed, &app.id.to_string());
         Ok((app, secret))
     }
 

@@ -9,6 +9,7 @@ use crate::secret;
 use crate::service::{Plaintext, ServiceError, Services};
 
 use super::*;
+use crate::context::Context;
 
 fn metadata_error(description: impl Into<String>) -> FlowError {
     FlowError::OAuth(OAuthError::with(
@@ -202,6 +203,7 @@ impl Services {
     /// RFC 7592 update: name and redirect URIs (and scope, in the standard mode).
     pub async fn update_registration(
         &self,
+        ctx: &Context,
         client_id: &str,
         token: &str,
         m: &ClientMetadata,
@@ -219,7 +221,7 @@ impl Services {
             ..Default::default()
         };
         let app = self
-            .update_application(app.id, &changes)
+            .update_application(ctx, app.id, &changes)
             .await
             .map_err(FlowError::Internal)?;
         Ok(Registered {
@@ -231,9 +233,14 @@ impl Services {
     }
 
     /// RFC 7592 delete: the client, its grants and its tokens.
-    pub async fn delete_registration(&self, client_id: &str, token: &str) -> Result<(), FlowError> {
+    pub async fn delete_registration(
+        &self,
+        ctx: &Context,
+        client_id: &str,
+        token: &str,
+    ) -> Result<(), FlowError> {
         let app = self.registered_client(client_id, token).await?;
-        match self.delete_application(app.id, Ownership::Any).await {
+        match self.delete_application(ctx, app.id, Ownership::Any).await {
             Ok(()) | Err(ServiceError::NotFound) => Ok(()),
             Err(e) => Err(FlowError::Internal(e)),
         }

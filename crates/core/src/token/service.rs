@@ -10,6 +10,7 @@ use crate::token;
 use time::Date;
 
 use super::*;
+use crate::context::{Change, Context};
 
 // --- the service -------------------------------------------------------
 
@@ -107,6 +108,7 @@ impl Services {
     /// `expires_at` may be at most [`Config::max_token_lifetime_days`] away.
     pub async fn create_token(
         &self,
+        ctx: &Context,
         user_id: i64,
         name: &str,
         scopes: &str,
@@ -115,6 +117,7 @@ impl Services {
         let scopes = self.token_scopes(scopes)?;
         let (new, plaintext) = self.new_token(user_id, name, &scopes, expires_at, None)?;
         let token = self.store.insert_token(new).await?;
+        self.record(ctx, Change::TokenCreated, &token.id.to_string());
         Ok((token, plaintext))
     }
 
@@ -130,8 +133,9 @@ impl Services {
         Ok(self.store.list_tokens(user_id, page).await?)
     }
 
-    pub async fn revoke_token(&self, id: i64) -> Result<(), ServiceError> {
+    pub async fn revoke_token(&self, ctx: &Context, id: i64) -> Result<(), ServiceError> {
         if self.changing_auth(self.store.revoke_token(id)).await? {
+            self.record(ctx, Change::TokenRevoked, &id.to_string());
             Ok(())
         } else {
             Err(ServiceError::NotFound)
@@ -171,6 +175,7 @@ impl Services {
     /// if already revoked.
     pub async fn rotate_token(
         &self,
+        ctx: &Context,
         by: TokenActor<'_>,
         old: &PersonalAccessToken,
         expires_at: Option<Date>,
@@ -190,7 +195,10 @@ impl Services {
             .changing_auth(self.store.rotate_token(old.id, new))
             .await?
         {
-            Some(token) => Ok((token, plaintext)),
+            Some(token) => {
+                self.record(ctx, Change::TokenRotated, &old.id.to_string());
+                Ok((token, plaintext))
+            }
             None => Err(ServiceError::Invalid("Token already revoked".to_owned())),
         }
     }

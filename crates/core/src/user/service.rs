@@ -10,14 +10,21 @@ use crate::{token, user};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::*;
+use crate::context::{Change, Context};
 
 // --- the service -------------------------------------------------------
 
 impl Services {
     /// Create a user; the password (if any) is checked and hashed.
-    pub async fn create_user(&self, input: &UserInput) -> Result<User, ServiceError> {
+    pub async fn create_user(
+        &self,
+        ctx: &Context,
+        input: &UserInput,
+    ) -> Result<User, ServiceError> {
         let new = self.new_user(input).await?;
-        Ok(self.store.insert_user(new).await?)
+        let user = self.store.insert_user(new).await?;
+        self.record(ctx, Change::UserCreated, &user.id.to_string());
+        Ok(user)
     }
 
     /// Field checks of a user's attributes; `None` is "not being set".
@@ -86,7 +93,12 @@ impl Services {
 
     /// Change a user; every given value is checked like on creation.
     /// Demoting the last active administrator is refused (`Forbidden`).
-    pub async fn update_user(&self, id: i64, changes: &UserChanges) -> Result<User, ServiceError> {
+    pub async fn update_user(
+        &self,
+        ctx: &Context,
+        id: i64,
+        changes: &UserChanges,
+    ) -> Result<User, ServiceError> {
         Self::check_user_fields(
             changes.username.as_deref(),
             changes.email.as_deref(),
@@ -114,14 +126,15 @@ impl Services {
         if password_changed {
             self.store.delete_user_sessions(id, None).await?;
         }
+        self.record(ctx, Change::UserUpdated, &id.to_string());
         Ok(user)
     }
 
-    /// Delete a user with their applications and tokens. `by` is the
-    /// administrator asking: nobody deletes themselves through the API, and
-    /// the last active administrator is never deleted (`Forbidden`).
-    pub async fn delete_user(&self, by: Option<i64>, id: i64) -> Result<(), ServiceError> {
-        if by == Some(id) {
+    /// Delete a user with their applications and tokens. Nobody deletes
+    /// themselves through the API, and the last active administrator is
+    /// never deleted (`Forbidden`).
+    pub async fn delete_user(&self, ctx: &Context, id: i64) -> Result<(), ServiceError> {
+        if ctx.user_id == Some(id) {
             return Err(ServiceError::Forbidden(Some(
                 "The API initiating user cannot be deleted by the API",
             )));
@@ -131,22 +144,22 @@ impl Services {
             .await
             .map_err(keeping_an_administrator)?
         {
+            self.record(ctx, Change::UserDeleted, &id.to_string());
             Ok(())
         } else {
             Err(ServiceError::NotFound)
         }
     }
 
-    /// Block or unblock a user. `by` is the administrator asking: nobody
-    /// blocks themselves (GitLab's rule), and the last active administrator
-    /// is never blocked (`Forbidden`).
+    /// Block or unblock a user. Nobody blocks themselves (GitLab's rule),
+    /// and the last active administrator is never blocked (`Forbidden`).
     pub async fn set_user_state(
         &self,
-        by: Option<i64>,
+        ctx: &Context,
         id: i64,
         state: UserState,
     ) -> Result<(), ServiceError> {
-        if by == Some(id) && state == UserState::Blocked {
+        if ctx.user_id == Some(id) && state == UserState::Blocked {
             return Err(ServiceError::Forbidden(Some(
                 "The API initiating user cannot be blocked by the API",
             )));
@@ -156,6 +169,11 @@ impl Services {
             .await
             .map_err(keeping_an_administrator)?
         {
+            let change = match state {
+                UserState::Blocked => Change::UserBlocked,
+                UserState::Active => Change::UserUnblocked,
+            };
+            self.record(ctx, change, &id.to_string());
             Ok(())
         } else {
             Err(ServiceError::NotFound)
@@ -211,15 +229,18 @@ impl Services {
             None,
             token_value,
         )?;
-        Ok(self
-            .store
-            .bootstrap_first_user(new_user, new_token)
-            .await?
-            .map(|(user, _)| Bootstrapped {
-                user,
-                password: generated_password,
-                token: token_value.is_none().then_some(token_plain),
-            }))
+        let Some((user, token)) = self.store.bootstrap_first_user(new_user, new_token).await?
+        else {
+            return Ok(None);
+        };
+        let ctx = Context::system();
+        self.record(&ctx, Change::UserCreated, &user.id.to_string());
+        self.record(&ctx, Change::TokenCreated, &token.id.to_string());
+        Ok(Some(Bootstrapped {
+            user,
+            password: generated_password,
+            token: token_value.is_none().then_some(token_plain),
+        }))
     }
 }
 

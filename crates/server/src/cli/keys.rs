@@ -2,6 +2,7 @@
 
 use anyhow::Context;
 use clap::Subcommand;
+use latchkey_core::context::Context as Actor;
 
 use crate::config::Settings;
 use crate::startup::{self, Schema};
@@ -20,7 +21,7 @@ pub async fn run(settings: &Settings, command: KeysCommand) -> anyhow::Result<()
             let store = startup::open_store(settings, Schema::Migrate).await?;
             let services = startup::services(store, settings, None);
             let kid = services
-                .rotate_signing_key()
+                .rotate_signing_key(&Actor::command_line())
                 .await
                 .context("cannot rotate the signing key")?;
             println!("{kid}");

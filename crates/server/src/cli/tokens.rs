@@ -2,6 +2,7 @@
 
 use anyhow::Context;
 use clap::Subcommand;
+use latchkey_core::context::Context as Actor;
 
 use crate::config::Settings;
 use crate::startup::{self, Schema};
@@ -48,7 +49,7 @@ pub async fn run(settings: &Settings, command: TokensCommand) -> anyhow::Result<
                 .map_err(anyhow::Error::msg)?;
             let scopes = scopes.replace(',', " ");
             let (_, plaintext) = services
-                .create_token(owner.id, &name, &scopes, expires)
+                .create_token(&Actor::command_line(), owner.id, &name, &scopes, expires)
                 .await
                 .context("cannot create the token")?;
             println!("{}", plaintext.expose());

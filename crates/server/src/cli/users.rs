@@ -2,6 +2,7 @@
 
 use anyhow::Context;
 use clap::Subcommand;
+use latchkey_core::context::Context as Actor;
 
 use crate::config::Settings;
 use crate::startup::{self, Schema};
@@ -42,13 +43,16 @@ pub async fn run(settings: &Settings, command: UsersCommand) -> anyhow::Result<(
             let services = startup::services(store, settings, None);
             let name = name.unwrap_or_else(|| username.clone());
             let user = services
-                .create_user(&UserInput {
-                    username: username.clone(),
-                    email,
-                    name,
-                    password,
-                    admin,
-                })
+                .create_user(
+                    &Actor::command_line(),
+                    &UserInput {
+                        username: username.clone(),
+                        email,
+                        name,
+                        password,
+                        admin,
+                    },
+                )
                 .await
                 .context("cannot create the user")?;
             println!(

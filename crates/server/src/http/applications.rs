@@ -113,9 +113,12 @@ pub async fn create(
     headers: HeaderMap,
     params: Params,
 ) -> Result<Response, ApiError> {
-    authenticate_admin(&state, &headers, &params, Need::Write).await?;
+    let caller = authenticate_admin(&state, &headers, &params, Need::Write).await?;
     let input = create_params(&params)?;
-    let (app, secret) = state.services.create_application(None, &input).await?;
+    let (app, secret) = state
+        .services
+        .create_application(&caller.context(), None, &input)
+        .await?;
     Ok(created_with_secret(&app, secret.expose()))
 }
 
@@ -269,11 +272,11 @@ pub async fn delete(
     headers: HeaderMap,
     params: Params,
 ) -> Result<Response, ApiError> {
-    authenticate_admin(&state, &headers, &params, Need::Write).await?;
+    let caller = authenticate_admin(&state, &headers, &params, Need::Write).await?;
     let id = parse_id(&id)?.ok_or(ApiError::NotFound("Application"))?;
     state
         .services
-        .delete_application(id, Ownership::Instance)
+        .delete_application(&caller.context(), id, Ownership::Instance)
         .await
         .map_err(not_found)?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -285,11 +288,11 @@ pub async fn renew_secret(
     headers: HeaderMap,
     params: Params,
 ) -> Result<Response, ApiError> {
-    authenticate_admin(&state, &headers, &params, Need::Write).await?;
+    let caller = authenticate_admin(&state, &headers, &params, Need::Write).await?;
     let id = parse_id(&id)?.ok_or(ApiError::NotFound("Application"))?;
     let (app, secret) = state
         .services
-        .renew_application_secret(id, Ownership::Instance)
+        .renew_application_secret(&caller.context(), id, Ownership::Instance)
         .await
         .map_err(not_found)?;
     Ok(created_with_secret(&app, secret.expose()))
@@ -304,7 +307,7 @@ pub async fn update(
     headers: HeaderMap,
     params: Params,
 ) -> Result<Response, ApiError> {
-    authenticate_admin(&state, &headers, &params, Need::Write).await?;
+    let caller = authenticate_admin(&state, &headers, &params, Need::Write).await?;
     let id = parse_id(&id);
     let mut errors: Vec<String> = match &id {
         Err(ApiError::Params(e)) => e.clone(),
@@ -335,7 +338,7 @@ pub async fn update(
     };
     let app = state
         .services
-        .update_application(id, &changes)
+        .update_application(&caller.context(), id, &changes)
         .await
         .map_err(not_found)?;
     Ok(Json(ApplicationEntity::new(&app, None)).into_response())

@@ -3,6 +3,7 @@
 
 use axum::http::{header, HeaderMap, Method};
 use latchkey_core::access::Actor;
+use latchkey_core::context::{Context, Via};
 use latchkey_core::scopes::Scopes;
 use latchkey_core::token::{TokenActor, TokenRejection};
 use latchkey_core::user::User;
@@ -22,6 +23,15 @@ pub struct Caller {
 }
 
 impl Caller {
+    /// Who makes a change on this request (see `latchkey_core::context`).
+    pub fn context(&self) -> Context {
+        let via = match self.token_id {
+            Some(id) => Via::PersonalAccessToken(id),
+            None => Via::OAuthToken,
+        };
+        super::request_id::context(Some(self.user.id), via)
+    }
+
     /// The caller as the authorization rules see it.
     pub fn actor(&self) -> Actor<'_> {
         Actor {

@@ -12,6 +12,8 @@ use latchkey_core::registration::{ClientMetadata, Registered, RegistrationMode};
 use latchkey_core::scopes::GITLAB_SCOPES;
 use serde_json::{json, Value};
 
+use latchkey_core::context::{Context, Via};
+
 use super::errors::{no_store, OAuthResponse};
 use super::oauth::{
     authenticated_client, bearer_or_param, flow_error, internal, live_token, NoSecretsInQuery,
@@ -306,7 +308,7 @@ pub async fn update_registration(
         let token = registration_token(&headers, &params)?;
         state
             .services
-            .update_registration(&client_id, token, &metadata(&params))
+            .update_registration(&client_context(), &client_id, token, &metadata(&params))
             .await
     }
     .await;
@@ -331,11 +333,19 @@ pub async fn delete_registration(
     }
     let result = async {
         let token = registration_token(&headers, &params)?;
-        state.services.delete_registration(&client_id, token).await
+        state
+            .services
+            .delete_registration(&client_context(), &client_id, token)
+            .await
     }
     .await;
     match result {
         Ok(()) => StatusCode::NO_CONTENT.into_response(),
         Err(e) => registration_error(e),
     }
+}
+
+/// A client managing its own registration (RFC 7592), on this request.
+fn client_context() -> Context {
+    super::request_id::context(None, Via::Client)
 }

@@ -11,34 +11,69 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock};
-use std::task::{Context, Poll};
+use std::sync::LazyLock;
+use std::task::{ready, Poll};
 
-use axum::http::{HeaderName, HeaderValue, Request};
+use axum::http::{HeaderName, HeaderValue, Method, Request, Uri};
 use axum::response::Response;
+use bytes::Bytes;
+use latchkey_core::context::{Context, Via};
 use latchkey_core::error::{Cause, Chain};
+use tokio::task::futures::TaskLocalFuture;
 
 pub static HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
+/// The request being answered: its id (as sent in `X-Request-Id`) and the
+/// client's address (formatted only when a change asks for it).
+#[derive(Clone)]
+struct Current {
+    id: HeaderValue,
+    peer: Option<std::net::SocketAddr>,
+}
+
 tokio::task_local! {
-    static CURRENT: Arc<str>;
+    static CURRENT: Current;
 }
 
 /// The id of the request being answered, if any.
-pub fn current() -> Option<Arc<str>> {
-    CURRENT.try_with(Arc::clone).ok()
+pub fn current() -> Option<String> {
+    CURRENT
+        .try_with(|c| c.id.to_str().ok().map(str::to_owned))
+        .ok()
+        .flatten()
+}
+
+/// Who makes a change on the request being answered: `user_id` acting
+/// through `via`, with the request's id and the client's address.
+pub fn context(user_id: Option<i64>, via: Via) -> Context {
+    let (request_id, address) = CURRENT
+        .try_with(|c| {
+            (
+                c.id.to_str().ok().map(str::to_owned),
+                c.peer.map(|p| p.ip().to_string()),
+            )
+        })
+        .unwrap_or_default();
+    Context {
+        user_id,
+        via,
+        address,
+        request_id,
+    }
 }
 
 /// A process-wide random prefix and a counter: unique across restarts
-/// without a system call per request.
-fn next_id() -> Arc<str> {
+/// without a system call per request, and one allocation.
+fn next_id() -> HeaderValue {
     static PREFIX: LazyLock<String> = LazyLock::new(|| {
         // Without randomness ids only repeat across restarts.
         latchkey_core::secret::random_hex(4).unwrap_or_else(|_| "00000000".to_owned())
     });
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    Arc::from(format!("{}{n:012x}", *PREFIX))
+    let id = Bytes::from(format!("{}{n:012x}", *PREFIX));
+    // Hex digits are always a valid header value.
+    HeaderValue::from_maybe_shared(id).unwrap_or_else(|_| HeaderValue::from_static("0"))
 }
 
 /// A server fault behind a response, for the log.
@@ -68,6 +103,8 @@ impl<S> tower::Layer<S> for RequestIdLayer {
     }
 }
 
+/// A plain tower service, its future a plain struct: nothing boxed or
+/// formatted per request beyond the id itself.
 #[derive(Clone)]
 pub struct RequestIds<S> {
     inner: S,
@@ -76,37 +113,69 @@ pub struct RequestIds<S> {
 impl<S, B> tower::Service<Request<B>> for RequestIds<S>
 where
     S: tower::Service<Request<B>, Response = Response>,
-    S::Future: Send + 'static,
-    S::Error: 'static,
 {
     type Response = Response;
     type Error = S::Error;
-    type Future = Pin<Box<dyn Future<Output = Result<Response, S::Error>> + Send>>;
+    type Future = Answer<S::Future>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> Poll<Result<(), S::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
         let id = next_id();
         let method = req.method().clone();
-        let path = req.uri().path().to_owned();
-        let answer = CURRENT.scope(id.clone(), self.inner.call(req));
-        Box::pin(async move {
-            let mut res = answer.await?;
-            if let Some(fault) = res.extensions_mut().remove::<Fault>() {
-                let error = Chain(&*fault.cause);
-                if fault.unavailable {
-                    tracing::warn!(request_id = %id, %method, %path, %error, "unavailable");
-                } else {
-                    tracing::error!(request_id = %id, %method, %path, %error, "internal error");
-                }
+        let uri = req.uri().clone();
+        let peer = req
+            .extensions()
+            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+            .map(|c| c.0);
+        let current = Current {
+            id: id.clone(),
+            peer,
+        };
+        Answer {
+            inner: CURRENT.scope(current, self.inner.call(req)),
+            id,
+            method,
+            uri,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The inner service's answer, with the request id set and any fault
+    /// logged.
+    pub struct Answer<F> {
+        #[pin]
+        inner: TaskLocalFuture<Current, F>,
+        id: HeaderValue,
+        method: Method,
+        uri: Uri,
+    }
+}
+
+impl<F, E> Future for Answer<F>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut res = ready!(this.inner.poll(cx))?;
+        if let Some(fault) = res.extensions_mut().remove::<Fault>() {
+            let error = Chain(&*fault.cause);
+            let id = this.id.to_str().unwrap_or_default();
+            let (method, path) = (&*this.method, this.uri.path());
+            if fault.unavailable {
+                tracing::warn!(request_id = id, %method, path, %error, "unavailable");
+            } else {
+                tracing::error!(request_id = id, %method, path, %error, "internal error");
             }
-            if let Ok(v) = HeaderValue::from_str(&id) {
-                res.headers_mut().insert(HEADER.clone(), v);
-            }
-            Ok(res)
-        })
+        }
+        res.headers_mut().insert(HEADER.clone(), this.id.clone());
+        Poll::Ready(Ok(res))
     }
 }
 
@@ -169,6 +238,13 @@ mod dialect_tests {
                 }),
             )
             .route("/fine", get(|| async { "fine" }))
+            .route(
+                "/who",
+                get(|| async {
+                    let ctx = super::context(Some(7), latchkey_core::context::Via::Session);
+                    format!("{:?} {:?} {:?}", ctx.user_id, ctx.via, ctx.request_id)
+                }),
+            )
             .layer(RequestIdLayer)
     }
 
@@ -219,5 +295,8 @@ mod dialect_tests {
         assert_eq!(id.len(), 20);
         let (_, other, _, _) = call("/fine").await;
         assert_ne!(id, other);
+        // A change made on this request names it.
+        let (_, id, body, _) = call("/who").await;
+        assert_eq!(body, format!("Some(7) Session Some({id:?})"));
     }
 }

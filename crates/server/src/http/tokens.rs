@@ -159,7 +159,13 @@ pub async fn create_for_user(
     let expires_at = expires_at.or(Some(state.services.max_token_expiry()));
     let (token, plaintext) = state
         .services
-        .create_token(user_id, &name, &scopes.join(" "), expires_at)
+        .create_token(
+            &caller.context(),
+            user_id,
+            &name,
+            &scopes.join(" "),
+            expires_at,
+        )
         .await
         .map_err(|e| match e {
             // Deleted since it was found: as a moment later, 404.
@@ -272,7 +278,7 @@ pub async fn revoke(
     let token = visible_token(&state, &caller, &raw).await?;
     state
         .services
-        .revoke_token(token.id)
+        .revoke_token(&caller.context(), token.id)
         .await
         .map_err(token_not_found)?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -298,7 +304,7 @@ pub async fn rotate(
     let old = visible_token(&state, &caller, &raw).await?;
     let (token, plaintext) = state
         .services
-        .rotate_token(caller.token_actor(), &old, expires_at)
+        .rotate_token(&caller.context(), caller.token_actor(), &old, expires_at)
         .await
         .map_err(token_not_found)?;
     Ok(Json(TokenEntity::new(

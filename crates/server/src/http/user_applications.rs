@@ -26,7 +26,7 @@ pub async fn create(
     let input = create_params(&params)?;
     let (app, secret) = state
         .services
-        .create_application(Some(caller.user.id), &input)
+        .create_application(&caller.context(), Some(caller.user.id), &input)
         .await
         .map_err(|e| match e {
             // The caller was deleted meanwhile: a moment later their token
@@ -123,6 +123,7 @@ pub async fn update(
     let updated = state
         .services
         .update_application(
+            &caller.context(),
             app.id,
             &ApplicationChanges {
                 name,
@@ -146,7 +147,7 @@ pub async fn delete(
     let app = authorized(&state, &caller, id).await?;
     state
         .services
-        .delete_application(app.id, Ownership::Any)
+        .delete_application(&caller.context(), app.id, Ownership::Any)
         .await
         .map_err(not_found)?;
     Ok(StatusCode::NO_CONTENT.into_response())

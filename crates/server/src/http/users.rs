@@ -120,7 +120,7 @@ pub async fn create(
     headers: HeaderMap,
     params: Params,
 ) -> Result<Response, ApiError> {
-    authenticate_admin(&state, &headers, &params, Need::Write).await?;
+    let caller = authenticate_admin(&state, &headers, &params, Need::Write).await?;
     let mut errors = Vec::new();
     let required = |key: &str, errors: &mut Vec<String>| match params.string(key) {
         StrParam::Missing => {
@@ -170,7 +170,7 @@ pub async fn create(
     };
     let user = state
         .services
-        .create_user(&input)
+        .create_user(&caller.context(), &input)
         .await
         .map_err(user_not_found)?;
     Ok((
@@ -186,7 +186,7 @@ pub async fn update(
     headers: HeaderMap,
     params: Params,
 ) -> Result<Response, ApiError> {
-    authenticate_admin(&state, &headers, &params, Need::Write).await?;
+    let caller = authenticate_admin(&state, &headers, &params, Need::Write).await?;
     let id = parse_id(&id)?.ok_or(ApiError::NotFound("User"))?;
     let mut errors = Vec::new();
     let changes = UserChanges {
@@ -203,7 +203,7 @@ pub async fn update(
     }
     let user = state
         .services
-        .update_user(id, &changes)
+        .update_user(&caller.context(), id, &changes)
         .await
         .map_err(user_not_found)?;
     Ok(Json(UserEntity::new(&user, &state.external_url)).into_response())
@@ -219,7 +219,7 @@ pub async fn delete(
     let id = parse_id(&id)?.ok_or(ApiError::NotFound("User"))?;
     state
         .services
-        .delete_user(Some(caller.user.id), id)
+        .delete_user(&caller.context(), id)
         .await
         .map_err(user_not_found)?;
     Ok(StatusCode::NO_CONTENT.into_response())
@@ -236,7 +236,7 @@ async fn set_state(
     let id = parse_id(&id)?.ok_or(ApiError::NotFound("User"))?;
     state
         .services
-        .set_user_state(Some(caller.user.id), id, to)
+        .set_user_state(&caller.context(), id, to)
         .await
         .map_err(user_not_found)?;
     Ok((StatusCode::CREATED, Json(json!(true))).into_response())

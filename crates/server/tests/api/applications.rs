@@ -389,6 +389,7 @@ async fn unpaginated_list_streams_every_application() {
     for i in 0..1203 {
         app.services
             .create_application(
+                &latchkey_core::context::Context::system(),
                 None,
                 &latchkey_core::application::ApplicationParams {
                     name: Some(format!("bulk {i}")),

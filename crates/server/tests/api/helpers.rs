@@ -182,17 +182,21 @@ impl TestApp {
             .unwrap();
         });
         let root = services
-            .create_user(&UserInput {
-                username: "root".into(),
-                email: "root@example.com".into(),
-                name: "Administrator".into(),
-                password: None,
-                admin: true,
-            })
+            .create_user(
+                &latchkey_core::context::Context::system(),
+                &UserInput {
+                    username: "root".into(),
+                    email: "root@example.com".into(),
+                    name: "Administrator".into(),
+                    password: None,
+                    admin: true,
+                },
+            )
             .await
             .unwrap();
         let (_, token) = services
             .create_token(
+                &latchkey_core::context::Context::system(),
                 root.id,
                 "root",
                 "api read_api read_user sudo admin_mode",
@@ -241,18 +245,27 @@ impl TestApp {
     ) -> (i64, String) {
         let user = self
             .services
-            .create_user(&UserInput {
-                username: username.into(),
-                email: format!("{username}@example.com"),
-                name: username.into(),
-                password: None,
-                admin,
-            })
+            .create_user(
+                &latchkey_core::context::Context::system(),
+                &UserInput {
+                    username: username.into(),
+                    email: format!("{username}@example.com"),
+                    name: username.into(),
+                    password: None,
+                    admin,
+                },
+            )
             .await
             .unwrap();
         let (_, token) = self
             .services
-            .create_token(user.id, "test", scopes, None)
+            .create_token(
+                &latchkey_core::context::Context::system(),
+                user.id,
+                "test",
+                scopes,
+                None,
+            )
             .await
             .unwrap();
         (user.id, token.expose().to_owned())
@@ -289,6 +302,7 @@ impl TestApp {
         let (app, _) = self
             .services
             .create_application(
+                &latchkey_core::context::Context::system(),
                 Some(owner),
                 &ApplicationParams {
                     name: Some(name.into()),

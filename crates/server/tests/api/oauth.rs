@@ -194,13 +194,16 @@ pub async fn register(app: &TestApp, confidential: bool, scopes: &str) -> Client
 
 pub async fn user_with_password(app: &TestApp, username: &str) {
     app.services
-        .create_user(&UserInput {
-            username: username.into(),
-            email: format!("{username}@example.com"),
-            name: username.into(),
-            password: Some(PASSWORD.into()),
-            admin: false,
-        })
+        .create_user(
+            &latchkey_core::context::Context::system(),
+            &UserInput {
+                username: username.into(),
+                email: format!("{username}@example.com"),
+                name: username.into(),
+                password: Some(PASSWORD.into()),
+                admin: false,
+            },
+        )
         .await
         .unwrap();
 }

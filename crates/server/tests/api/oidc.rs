@@ -192,7 +192,11 @@ async fn id_tokens_userinfo_and_key_rotation() {
     // Rotation: the new key signs, the old one stays published.
     let (_, before) = get_json(&app, "/oauth/discovery/keys").await;
     let old_kid = before["keys"][0]["kid"].as_str().unwrap().to_owned();
-    let new_kid = app.services.rotate_signing_key().await.unwrap();
+    let new_kid = app
+        .services
+        .rotate_signing_key(&latchkey_core::context::Context::system())
+        .await
+        .unwrap();
     let (_, after) = get_json(&app, "/oauth/discovery/keys").await;
     let kids: Vec<&str> = after["keys"]
         .as_array()

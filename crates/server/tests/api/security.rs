@@ -540,7 +540,11 @@ async fn a_device_grant_approved_before_a_block_is_refused() {
         .await
         .unwrap());
     app.services
-        .set_user_state(None, alice.id, latchkey_core::user::UserState::Blocked)
+        .set_user_state(
+            &latchkey_core::context::Context::system(),
+            alice.id,
+            latchkey_core::user::UserState::Blocked,
+        )
         .await
         .unwrap();
     let (status, body, _) = token_request(
@@ -742,18 +746,30 @@ async fn administrators_cannot_block_or_delete_themselves() {
     assert_eq!(status, 201);
     let err = app
         .services
-        .set_user_state(None, root, latchkey_core::user::UserState::Blocked)
+        .set_user_state(
+            &latchkey_core::context::Context::system(),
+            root,
+            latchkey_core::user::UserState::Blocked,
+        )
         .await
         .unwrap_err();
     assert!(
         matches!(err, latchkey_core::service::ServiceError::Forbidden(_)),
         "{err:?}"
     );
-    assert!(app.services.delete_user(None, root).await.is_err());
+    assert!(app
+        .services
+        .delete_user(&latchkey_core::context::Context::system(), root)
+        .await
+        .is_err());
     // Unblocked, the second administrator may demote root, and root may then
     // not demote admin2.
     app.services
-        .set_user_state(None, admin2, latchkey_core::user::UserState::Active)
+        .set_user_state(
+            &latchkey_core::context::Context::system(),
+            admin2,
+            latchkey_core::user::UserState::Active,
+        )
         .await
         .unwrap();
     let res = app

@@ -687,6 +687,7 @@ async fn minting_privileged_tokens_needs_the_privilege() {
     let client = register(&app, true, "api").await;
     app.services
         .update_user(
+            &latchkey_core::context::Context::system(),
             admin_id,
             &latchkey_core::user::UserChanges {
                 password: Some(PASSWORD.into()),

@@ -119,7 +119,13 @@ async fn admins_create_find_update_and_delete_users() {
     let app_id = app.create_user_app(id, "jane's").await;
     let (_, token) = app
         .services
-        .create_token(id, "t", "api", None)
+        .create_token(
+            &latchkey_core::context::Context::system(),
+            id,
+            "t",
+            "api",
+            None,
+        )
         .await
         .unwrap();
     let res = app
