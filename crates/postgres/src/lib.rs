@@ -305,8 +305,8 @@ fn plain(
             values.push(Cell::Null);
             continue;
         }
-        let kind = raw.type_info().name().to_owned();
-        values.push(match kind.as_str() {
+        let info = raw.type_info();
+        values.push(match info.name() {
             "INT8" => Cell::Int(row.try_get::<i64, _>(i)?),
             "INT4" => Cell::Int(i64::from(row.try_get::<i32, _>(i)?)),
             "INT2" => Cell::Int(i64::from(row.try_get::<i16, _>(i)?)),
