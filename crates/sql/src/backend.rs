@@ -225,6 +225,20 @@ impl<B: Backend> SqlStore<B> {
         .await
     }
 
+    /// The first row of `sql`, decoded, if any, run as `access` says.
+    async fn first<T: Send + 'static>(
+        &self,
+        access: Access,
+        sql: &'static str,
+        params: Vec<Value>,
+        decode: Decode<T>,
+    ) -> Result<Option<T>, StoreError> {
+        self.run(access, move |c| {
+            Box::pin(async move { query_opt_as(c, sql, &params, decode).await })
+        })
+        .await
+    }
+
     /// A point read: the first row of `sql`, decoded, if any.
     pub(crate) async fn read_opt<T: Send + 'static>(
         &self,
@@ -232,11 +246,7 @@ impl<B: Backend> SqlStore<B> {
         params: impl Into<Vec<Value>>,
         decode: Decode<T>,
     ) -> Result<Option<T>, StoreError> {
-        let params = params.into();
-        self.run(Access::POINT, move |c| {
-            Box::pin(async move { query_opt_as(c, sql, &params, decode).await })
-        })
-        .await
+        self.first(Access::POINT, sql, params.into(), decode).await
     }
 
     /// Every row of `sql`, decoded.
@@ -275,11 +285,7 @@ impl<B: Backend> SqlStore<B> {
         params: impl Into<Vec<Value>>,
         decode: Decode<T>,
     ) -> Result<Option<T>, StoreError> {
-        let params = params.into();
-        self.run(Access::WRITE, move |c| {
-            Box::pin(async move { query_opt_as(c, sql, &params, decode).await })
-        })
-        .await
+        self.first(Access::WRITE, sql, params.into(), decode).await
     }
 
     /// Instance applications were (or may have been) created or deleted.
