@@ -138,17 +138,24 @@ impl Row {
             .ok_or_else(|| invalid(format!("column {col} is NULL")))
     }
 
-    pub fn opt_text(&self, col: &str) -> Result<Option<String>, StoreError> {
-        match self.cell(col)? {
-            Cell::Null => Ok(None),
-            Cell::Text(v) => Ok(Some(v.clone())),
+    /// Text is taken out of the row, leaving NULL: each column is decoded
+    /// once, so no string is copied twice (and a second read of the same
+    /// column cannot pass for a value).
+    pub fn opt_text(&mut self, col: &str) -> Result<Option<String>, StoreError> {
+        let i = self.index(col)?;
+        match self.values.get_mut(i) {
+            Some(Cell::Null) => Ok(None),
+            Some(cell @ Cell::Text(_)) => match std::mem::replace(cell, Cell::Null) {
+                Cell::Text(v) => Ok(Some(v)),
+                _ => Ok(None),
+            },
             _ => Err(invalid(format!(
                 "column {col}: a number where text was expected"
             ))),
         }
     }
 
-    pub fn text(&self, col: &str) -> Result<String, StoreError> {
+    pub fn text(&mut self, col: &str) -> Result<String, StoreError> {
         self.opt_text(col)?
             .ok_or_else(|| invalid(format!("column {col} is NULL")))
     }

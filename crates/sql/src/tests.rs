@@ -9,7 +9,7 @@ fn row(names: &[&str], values: Vec<Cell>) -> Row {
 
 #[test]
 fn rows_decode_by_name_and_refuse_the_wrong_kind() {
-    let r = row(
+    let mut r = row(
         &["id", "name", "admin", "gone"],
         vec![
             Cell::Int(7),
@@ -20,6 +20,10 @@ fn rows_decode_by_name_and_refuse_the_wrong_kind() {
     );
     assert_eq!(r.int("id").ok(), Some(7));
     assert_eq!(r.text("name").ok().as_deref(), Some("x"));
+    assert!(
+        r.text("name").is_err(),
+        "taken: a second read is not a value"
+    );
     assert_eq!(r.bool("admin").ok(), Some(true));
     assert_eq!(r.opt_int("gone").ok(), Some(None));
     assert!(r.int("gone").is_err(), "NULL is not a number");

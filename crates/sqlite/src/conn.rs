@@ -1,6 +1,8 @@
 //! The shared SQL on a rusqlite connection, and SQLite's errors in the
 //! store's terms.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -58,11 +60,46 @@ fn cell(value: ValueRef<'_>, i: usize) -> rusqlite::Result<Cell> {
     })
 }
 
+thread_local! {
+    /// Column names by statement text, read once per thread: a statement's
+    /// names are fixed by its text (latchkey never selects `*`), and reading
+    /// them cost an allocation per column on every query. Keyed by the
+    /// text's address and length, and checked against the text itself.
+    static NAMES: RefCell<NameCache> = RefCell::new(HashMap::new());
+}
+
+/// Statement text (by address and length) -> the text and its column names.
+type NameCache = HashMap<(usize, usize), (Box<str>, Arc<[Box<str>]>)>;
+
+/// Statements whose names are remembered per thread, at most.
+const NAMES_KEPT: usize = 512;
+
+fn column_names(stmt: &Statement<'_>, sql: &str) -> Arc<[Box<str>]> {
+    let read = || -> Arc<[Box<str>]> { stmt.column_names().into_iter().map(Box::from).collect() };
+    let key = (sql.as_ptr() as usize, sql.len());
+    NAMES.with(|cache| {
+        let Ok(mut cache) = cache.try_borrow_mut() else {
+            return read();
+        };
+        if let Some((text, names)) = cache.get(&key) {
+            if **text == *sql {
+                return names.clone();
+            }
+        }
+        let names = read();
+        if cache.len() >= NAMES_KEPT {
+            cache.clear();
+        }
+        cache.insert(key, (Box::from(sql), names.clone()));
+        names
+    })
+}
+
 /// Every row of `sql`.
 pub(crate) fn query(conn: &Connection, sql: &str, params: &[Value]) -> rusqlite::Result<Vec<Row>> {
     let mut stmt = conn.prepare_cached(sql)?;
     bind(&mut stmt, params)?;
-    let names: Arc<[Box<str>]> = stmt.column_names().into_iter().map(Box::from).collect();
+    let names = column_names(&stmt, sql);
     let mut rows = stmt.raw_query();
     let mut out = Vec::new();
     while let Some(row) = rows.next()? {
@@ -154,9 +191,25 @@ mod tests {
             &params![1i64, "y"],
         );
         assert_eq!(changed.unwrap(), 1);
-        let rows = query(&conn, "SELECT a FROM t WHERE id = $1", &params![1i64]).unwrap();
+        let mut rows = query(&conn, "SELECT a FROM t WHERE id = $1", &params![1i64]).unwrap();
         assert_eq!(rows[0].text("a").unwrap(), "y");
         assert!(execute(&conn, "UPDATE t SET a = $3", &params![1i64]).is_err());
         assert!(execute(&conn, "UPDATE t SET a = ?", &params!["z"]).is_err());
+    }
+
+    #[test]
+    fn remembered_column_names_follow_the_statement_text() {
+        let conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE t (a INTEGER, b TEXT); INSERT INTO t VALUES (1, 'x');")
+            .unwrap();
+        // The same buffer holding two different statements in turn.
+        let mut sql = String::from("SELECT a AS first FROM t");
+        let rows = query(&conn, &sql, &[]).unwrap();
+        assert_eq!(rows[0].int("first").unwrap(), 1);
+        sql.clear();
+        sql.push_str("SELECT b AS other FROM t");
+        let mut rows = query(&conn, &sql, &[]).unwrap();
+        assert_eq!(rows[0].text("other").unwrap(), "x");
+        assert!(rows[0].int("first").is_err());
     }
 }
