@@ -10,7 +10,7 @@ use crate::app_count::AppCount;
 use crate::conn::{query_as, query_one, query_opt_as, Conn, Row, Value};
 
 /// Decodes a row into what a store method returns.
-pub(crate) type Decode<T> = fn(&mut Row) -> Result<T, StoreError>;
+pub type Decode<T> = fn(&mut Row) -> Result<T, StoreError>;
 
 /// A unit of work on a connection, as the shared store hands it to a backend.
 pub type Work<'c, T> = BoxFuture<'c, Result<T, StoreError>>;
@@ -148,6 +148,21 @@ pub trait Backend: Send + Sync + 'static {
         T: Send + 'static,
         F: for<'c> FnOnce(&'c mut dyn Conn) -> Work<'c, T> + Send + 'static;
 
+    /// A point read: the first row of `sql` with `params`, decoded, if
+    /// any. A backend whose connections answer synchronously (SQLite) runs
+    /// it without a unit of work: the hottest reads pay for no boxed future
+    /// and no list of rows.
+    fn read_point<T: Send + 'static>(
+        &self,
+        sql: &'static str,
+        params: Vec<Value>,
+        decode: Decode<T>,
+    ) -> impl Future<Output = Result<Option<T>, StoreError>> + Send {
+        self.run(Access::POINT, move |c| {
+            Box::pin(async move { query_opt_as(c, sql, &params, decode).await })
+        })
+    }
+
     /// A cheap round trip, for readiness checks.
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 
@@ -246,7 +261,7 @@ impl<B: Backend> SqlStore<B> {
         params: impl Into<Vec<Value>>,
         decode: Decode<T>,
     ) -> Result<Option<T>, StoreError> {
-        self.first(Access::POINT, sql, params.into(), decode).await
+        self.backend.read_point(sql, params.into(), decode).await
     }
 
     /// Every row of `sql`, decoded.

@@ -28,8 +28,8 @@ use latchkey_core::store::{Store, StoreError, TransactionWork};
 use latchkey_core::token::{NewToken, PersonalAccessToken};
 use latchkey_core::user::{NewUser, User};
 
-pub use backend::{Access, Backend, Dialect, SqlStore, Work};
-pub use conn::{Conn, Row, Value};
+pub use backend::{Access, Backend, Decode, Dialect, SqlStore, Work};
+pub use conn::{query_opt_as, Conn, Row, Value};
 
 /// Keep revoked and spent tokens this long (for refresh-reuse detection).
 const SPENT_TOKEN_RETENTION_MS: i64 = 7 * 24 * 3600 * 1000;

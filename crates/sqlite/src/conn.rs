@@ -95,6 +95,25 @@ fn column_names(stmt: &Statement<'_>, sql: &str) -> Arc<[Box<str>]> {
     })
 }
 
+/// The first row of `sql`, if any (the rest are not read).
+pub(crate) fn query_first(
+    conn: &Connection,
+    sql: &str,
+    params: &[Value],
+) -> rusqlite::Result<Option<Row>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    bind(&mut stmt, params)?;
+    let names = column_names(&stmt, sql);
+    let mut rows = stmt.raw_query();
+    let Some(row) = rows.next()? else {
+        return Ok(None);
+    };
+    let values = (0..names.len())
+        .map(|i| cell(row.get_ref(i)?, i))
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    Ok(Some(Row::new(names, values)))
+}
+
 /// Every row of `sql`.
 pub(crate) fn query(conn: &Connection, sql: &str, params: &[Value]) -> rusqlite::Result<Vec<Row>> {
     let mut stmt = conn.prepare_cached(sql)?;

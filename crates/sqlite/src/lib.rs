@@ -14,7 +14,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use latchkey_core::store::StoreError;
-use latchkey_sql::{Access, Backend, Conn, Dialect, SqlStore, Work};
+use latchkey_sql::{query_opt_as, Access, Backend, Conn, Decode, Dialect, SqlStore, Value, Work};
 
 mod conn;
 mod migrate;
@@ -267,6 +267,26 @@ impl Backend for Sqlite {
                 } else {
                     readers.read_aside(snapshot, work).await
                 }
+            }
+        }
+    }
+
+    async fn read_point<T: Send + 'static>(
+        &self,
+        sql: &'static str,
+        params: Vec<Value>,
+        decode: Decode<T>,
+    ) -> Result<Option<T>, StoreError> {
+        match &self.readers {
+            Some(readers) if !self.lifeline.load(Ordering::Acquire) => {
+                readers.read_point(sql, &params, decode)
+            }
+            // Closed, or in memory (read through the writer).
+            _ => {
+                self.run(Access::POINT, move |c| {
+                    Box::pin(async move { query_opt_as(c, sql, &params, decode).await })
+                })
+                .await
             }
         }
     }

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use latchkey_core::store::StoreError;
-use latchkey_sql::{Conn, Work};
+use latchkey_sql::{Conn, Decode, Value, Work};
 use rusqlite::{Connection, OpenFlags};
 
 use crate::conn::{map_err, LiteConn};
@@ -92,6 +92,20 @@ impl Readers {
         let out = read_on(&mut conn, snapshot, work).await;
         self.give_back(conn);
         out
+    }
+
+    /// The first row of `sql`, decoded, on a connection taken and given
+    /// back right here (no unit of work: see `Backend::read_point`).
+    pub(crate) fn read_point<T>(
+        &self,
+        sql: &str,
+        params: &[Value],
+        decode: Decode<T>,
+    ) -> Result<Option<T>, StoreError> {
+        let conn = self.take()?;
+        let row = crate::conn::query_first(&conn, sql, params).map_err(map_err);
+        self.give_back(conn);
+        row?.map(|mut row| decode(&mut row)).transpose()
     }
 
     /// Run `work` on a blocking thread.
