@@ -26,6 +26,7 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
+use crate::metrics::Metrics;
 use crate::oauth::OAuthTokenFound;
 use crate::token::TokenWithOwner;
 
@@ -55,14 +56,17 @@ struct State {
 pub struct AuthCache {
     ttl_ms: i64,
     state: Mutex<State>,
+    metrics: Metrics,
 }
 
 impl AuthCache {
     /// A cache keeping entries for `ttl_ms`; 0 (or less) turns it off.
-    pub fn new(ttl_ms: i64) -> Self {
+    /// Lookups are counted in `metrics` while it is on.
+    pub fn new(ttl_ms: i64, metrics: Metrics) -> Self {
         Self {
             ttl_ms,
             state: Mutex::new(State::default()),
+            metrics,
         }
     }
 
@@ -127,10 +131,14 @@ impl AuthCache {
             return None;
         }
         let state = self.lock();
-        if now_ms < state.suspended_until_ms {
-            return None;
-        }
-        fresh(kind(&state).get(digest), now_ms, self.ttl_ms)
+        let found = if now_ms < state.suspended_until_ms {
+            None
+        } else {
+            fresh(kind(&state).get(digest), now_ms, self.ttl_ms)
+        };
+        drop(state);
+        self.metrics.token_cache(found.is_some());
+        found
     }
 
     /// Store into the map `kind` picks, unless off, suspended, or the
@@ -211,7 +219,7 @@ mod tests {
 
     #[test]
     fn hit_within_ttl_miss_after() {
-        let cache = AuthCache::new(1_000);
+        let cache = AuthCache::new(1_000, Metrics::default());
         let t = cache.ticket();
         cache.put_personal(t, "d", &found(7), 10_000);
         assert_eq!(cache.get_personal("d", 10_999).map(|f| f.token.id), Some(7));
@@ -222,7 +230,7 @@ mod tests {
 
     #[test]
     fn invalidate_forgets_and_refuses_racing_puts() {
-        let cache = AuthCache::new(60_000);
+        let cache = AuthCache::new(60_000, Metrics::default());
         let before = cache.ticket();
         cache.put_personal(before, "a", &found(1), 0);
         // A lookup starts, a revocation lands, then the lookup tries to store.
@@ -238,7 +246,7 @@ mod tests {
 
     #[test]
     fn suspended_means_off_until_the_deadline() {
-        let cache = AuthCache::new(60_000);
+        let cache = AuthCache::new(60_000, Metrics::default());
         let t = cache.ticket();
         cache.put_personal(t, "a", &found(1), 0);
         cache.suspend(1_000);
@@ -256,7 +264,7 @@ mod tests {
 
     #[test]
     fn off_when_ttl_is_zero() {
-        let cache = AuthCache::new(0);
+        let cache = AuthCache::new(0, Metrics::default());
         let t = cache.ticket();
         cache.put_personal(t, "a", &found(1), 0);
         assert!(cache.get_personal("a", 0).is_none());
@@ -264,7 +272,7 @@ mod tests {
 
     #[test]
     fn bounded() {
-        let cache = AuthCache::new(60_000);
+        let cache = AuthCache::new(60_000, Metrics::default());
         let t = cache.ticket();
         for i in 0..(MAX_ENTRIES as i64 + 5) {
             cache.put_personal(t, &format!("d{i}"), &found(i), 0);

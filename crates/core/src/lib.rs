@@ -14,6 +14,7 @@ pub mod device;
 pub mod dump;
 pub mod error;
 pub mod hashing;
+pub mod metrics;
 pub mod oauth;
 pub mod oauth_flows;
 pub mod oidc;

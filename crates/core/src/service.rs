@@ -138,14 +138,17 @@ pub struct Services {
     pub(crate) auth_cache: Arc<AuthCache>,
     /// Set once a signing key is known to exist (see `ensure_signing_key_once`).
     pub(crate) signing_key_ready: Arc<tokio::sync::OnceCell<()>>,
+    pub(crate) metrics: crate::metrics::Metrics,
 }
 
 impl Services {
     pub fn new(store: Arc<dyn Store>, clock: Arc<dyn Clock>, config: Config) -> Self {
+        let metrics = crate::metrics::Metrics::default();
         Self {
             store,
             clock,
-            auth_cache: Arc::new(AuthCache::new(config.token_cache_ms)),
+            auth_cache: Arc::new(AuthCache::new(config.token_cache_ms, metrics.clone())),
+            metrics,
             config: Arc::new(config),
             hashing: Arc::new(tokio::sync::Semaphore::new(PASSWORD_HASHING_SLOTS)),
             signing_key: Arc::new(std::sync::Mutex::new(None)),
@@ -159,6 +162,11 @@ impl Services {
 
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
+    }
+
+    /// What these services count (see [`crate::metrics`]).
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.metrics
     }
 
     /// Is the database known to refuse connections right now?

@@ -43,6 +43,14 @@ pub trait Store:
         false
     }
 
+    /// Add the database's own series (connections, waits, group commits)
+    /// to `registry` (see [`crate::metrics::DatabaseMetrics`]).
+    fn register_metrics(
+        &self,
+        _registry: &mut crate::metrics::prometheus_client::registry::Registry,
+    ) {
+    }
+
     /// Delete what can never be used again: expired grants, sessions and
     /// sign-in counters, and tokens that are revoked or expired without a
     /// usable refresh token. Returns the rows deleted.

@@ -24,7 +24,10 @@
 mod outage;
 use std::fmt;
 use std::str::FromStr;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use latchkey_core::metrics::prometheus_client::registry::Registry;
+use latchkey_core::metrics::{DatabaseMetrics, PoolGauge, PoolState};
 
 use async_trait::async_trait;
 use futures::TryStreamExt;
@@ -105,6 +108,7 @@ impl fmt::Debug for Options {
 #[derive(Debug, Clone)]
 pub struct Postgres {
     pool: PgPool,
+    metrics: DatabaseMetrics,
     /// Set while the server is known to refuse connections.
     outage: Option<std::sync::Arc<outage::Outage>>,
 }
@@ -206,7 +210,26 @@ impl Backend for Postgres {
         let outage = opts
             .watch_outages
             .then(|| outage::Outage::watch(pool.clone(), connect, opts.max_connections.max(1)));
-        Ok(Self { pool, outage })
+        Ok(Self {
+            pool,
+            outage,
+            metrics: DatabaseMetrics::default(),
+        })
+    }
+
+    fn register_metrics(&self, registry: &mut Registry) {
+        let pool = self.pool.clone();
+        let max = i64::from(pool.options().get_max_connections());
+        let gauge = PoolGauge::new(move || {
+            let open = i64::from(pool.size());
+            let idle = i64::try_from(pool.num_idle()).unwrap_or(open);
+            PoolState {
+                idle,
+                in_use: open.saturating_sub(idle).max(0),
+                max,
+            }
+        });
+        self.metrics.register(registry, gauge, false);
     }
 
     /// Apply every pending migration. Safe to run from several instances
@@ -251,20 +274,25 @@ impl Backend for Postgres {
         T: Send + 'static,
         F: for<'c> FnOnce(&'c mut dyn Conn) -> Work<'c, T> + Send + 'static,
     {
+        let asked = Instant::now();
         let begin = match access {
             Access::Read {
                 snapshot: false, ..
             }
             | Access::Write { atomic: false } => {
-                let mut conn = self.pool.acquire().await.map_err(map_err)?;
+                let conn = self.pool.acquire().await;
+                self.metrics.wait.observe(asked.elapsed().as_secs_f64());
+                let mut conn = conn.map_err(map_err)?;
                 return work(&mut PgConn(&mut conn)).await;
             }
             Access::Read { snapshot: true, .. } => BEGIN_SNAPSHOT,
             Access::Write { atomic: true } => "BEGIN",
         };
         // Dropped unfinished (an error, a cancelled request), the
-        // transaction rolls back.
-        let mut tx = self.pool.begin_with(begin).await.map_err(map_err)?;
+        // transaction rolls back. (The wait includes BEGIN's round trip.)
+        let tx = self.pool.begin_with(begin).await;
+        self.metrics.wait.observe(asked.elapsed().as_secs_f64());
+        let mut tx = tx.map_err(map_err)?;
         let out = work(&mut PgConn(&mut tx)).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(out)

@@ -171,6 +171,13 @@ pub trait Backend: Send + Sync + 'static {
         false
     }
 
+    /// See [`latchkey_core::Store::register_metrics`].
+    fn register_metrics(
+        &self,
+        _registry: &mut latchkey_core::metrics::prometheus_client::registry::Registry,
+    ) {
+    }
+
     /// Apply every pending migration.
     fn migrate(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
 

@@ -57,6 +57,13 @@ impl<B: Backend> Store for SqlStore<B> {
         self.backend.known_down()
     }
 
+    fn register_metrics(
+        &self,
+        registry: &mut latchkey_core::metrics::prometheus_client::registry::Registry,
+    ) {
+        self.backend.register_metrics(registry);
+    }
+
     async fn delete_expired(&self, now: i64) -> Result<u64, StoreError> {
         let cutoffs = [
             now - SPENT_TOKEN_RETENTION_MS,

@@ -8,6 +8,8 @@
 //! connection checkpoints the WAL in the background. The statements are
 //! latchkey's shared SQL (`latchkey-sql`).
 
+use latchkey_core::metrics::prometheus_client::registry::Registry;
+use latchkey_core::metrics::{DatabaseMetrics, PoolGauge};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
@@ -137,6 +139,7 @@ fn create_private(path: &std::path::Path) -> Result<(), StoreError> {
 #[derive(Clone)]
 pub struct Sqlite {
     writer: Writer,
+    metrics: DatabaseMetrics,
     /// `None` for an in-memory database: its reads go to the writer.
     readers: Option<Arc<Readers>>,
     /// Alive while any clone of this backend is; the checkpoint thread
@@ -227,11 +230,13 @@ impl Backend for Sqlite {
             }
             Location::Memory => (memory_name(), true),
         };
+        let metrics = DatabaseMetrics::default();
         let writer = Writer::start(&writer::Open {
             path: &path,
             in_memory,
             busy_timeout: opts.busy_timeout,
             enqueue_timeout: opts.acquire_timeout,
+            metrics: metrics.clone(),
         })?;
         let lifeline = Arc::new(AtomicBool::new(false));
         let readers = (!in_memory).then(|| {
@@ -244,6 +249,7 @@ impl Backend for Sqlite {
         });
         Ok(Self {
             writer,
+            metrics,
             readers,
             lifeline,
         })
@@ -289,6 +295,12 @@ impl Backend for Sqlite {
                 .await
             }
         }
+    }
+
+    fn register_metrics(&self, registry: &mut Registry) {
+        let readers = self.readers.clone();
+        let pool = PoolGauge::new(move || readers.as_ref().map(|r| r.state()).unwrap_or_default());
+        self.metrics.register(registry, pool, true);
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -9,7 +9,9 @@
 //! (recovering the WAL index after a crash).
 
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+
+use latchkey_core::metrics::PoolState;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -22,6 +24,8 @@ use crate::conn::{map_err, LiteConn};
 pub(crate) struct Readers {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
+    /// Connections open, idle or in use.
+    open: AtomicI64,
     max_idle: usize,
     busy_timeout: Duration,
     pub(crate) closed: AtomicBool,
@@ -32,6 +36,7 @@ impl Readers {
         Self {
             path,
             idle: Mutex::new(Vec::new()),
+            open: AtomicI64::new(0),
             max_idle: max_idle.max(1),
             busy_timeout,
             closed: AtomicBool::new(false),
@@ -59,7 +64,27 @@ impl Readers {
             .pop();
         match reused {
             Some(conn) => Ok(conn),
-            None => self.open().map_err(map_err),
+            None => {
+                let conn = self.open().map_err(map_err)?;
+                self.open.fetch_add(1, Ordering::Relaxed);
+                Ok(conn)
+            }
+        }
+    }
+
+    /// Connections idle and in use now, and how many are kept.
+    pub(crate) fn state(&self) -> PoolState {
+        let open = self.open.load(Ordering::Relaxed);
+        let idle = self
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len();
+        let idle = i64::try_from(idle).unwrap_or(i64::MAX);
+        PoolState {
+            idle,
+            in_use: open.saturating_sub(idle).max(0),
+            max: i64::try_from(self.max_idle).unwrap_or(i64::MAX),
         }
     }
 
@@ -67,20 +92,23 @@ impl Readers {
         // Never reuse a connection left inside a transaction: its next user
         // would read an old snapshot.
         if !conn.is_autocommit() || self.closed.load(Ordering::Acquire) {
+            self.open.fetch_sub(1, Ordering::Relaxed);
             return;
         }
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         if idle.len() < self.max_idle {
             idle.push(conn);
+        } else {
+            self.open.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
     pub(crate) fn close(&self) {
         self.closed.store(true, Ordering::Release);
-        self.idle
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        let n = i64::try_from(idle.len()).unwrap_or(0);
+        idle.clear();
+        self.open.fetch_sub(n, Ordering::Relaxed);
     }
 
     /// Run `work` here (bounded work only: this is an async worker).

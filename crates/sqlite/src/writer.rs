@@ -15,7 +15,10 @@
 
 use latchkey_core::error::Chain;
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use latchkey_core::metrics::prometheus_client::metrics::histogram::Histogram;
+use latchkey_core::metrics::DatabaseMetrics;
 
 use latchkey_core::store::StoreError;
 use latchkey_sql::{Conn, Work};
@@ -46,6 +49,8 @@ pub(crate) struct Writer {
     jobs: mpsc::Sender<Job>,
     /// How long a write waits for room in the queue.
     enqueue_timeout: Duration,
+    /// Seconds from asking to running, per write.
+    wait: Histogram,
 }
 
 impl std::fmt::Debug for Job {
@@ -67,6 +72,7 @@ pub(crate) struct Open<'a> {
     pub in_memory: bool,
     pub busy_timeout: Duration,
     pub enqueue_timeout: Duration,
+    pub metrics: DatabaseMetrics,
 }
 
 impl Writer {
@@ -74,9 +80,10 @@ impl Writer {
     pub(crate) fn start(open: &Open<'_>) -> Result<Self, StoreError> {
         let mut conn = connect(open).map_err(map_err)?;
         let (tx, rx) = mpsc::channel::<Job>(QUEUE);
+        let batch_size = open.metrics.batch_size.clone();
         std::thread::Builder::new()
             .name("latchkey-writer".to_owned())
-            .spawn(move || run(&mut conn, rx))
+            .spawn(move || run(&mut conn, rx, &batch_size))
             .map_err(|e| {
                 StoreError::Internal(latchkey_core::error::context(
                     "cannot start the database writer",
@@ -86,6 +93,7 @@ impl Writer {
         Ok(Self {
             jobs: tx,
             enqueue_timeout: open.enqueue_timeout,
+            wait: open.metrics.wait.clone(),
         })
     }
 
@@ -115,7 +123,9 @@ impl Writer {
         F: for<'c> FnOnce(&'c mut dyn Conn) -> Work<'c, T> + Send + 'static,
     {
         let (answer, answered) = oneshot::channel::<Result<T, StoreError>>();
+        let (wait, asked) = (self.wait.clone(), Instant::now());
         let job: Batched = Box::new(move |conn| {
+            wait.observe(asked.elapsed().as_secs_f64());
             let result = conn.map(|conn| run_write(conn, atomic, work));
             Box::new(move |commit| {
                 let outcome = match (result, commit) {
@@ -191,7 +201,7 @@ fn connect(open: &Open<'_>) -> rusqlite::Result<Connection> {
     Ok(conn)
 }
 
-fn run(conn: &mut Connection, mut rx: mpsc::Receiver<Job>) {
+fn run(conn: &mut Connection, mut rx: mpsc::Receiver<Job>, batch_size: &Histogram) {
     let mut next = rx.blocking_recv();
     while let Some(job) = next.take() {
         let first = match job {
@@ -214,6 +224,7 @@ fn run(conn: &mut Connection, mut rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
+        batch_size.observe(batch.len() as f64);
         let mut completers = Vec::with_capacity(batch.len());
         let outcome = run_batch(conn, batch, &mut completers).map_err(map_err);
         if let Err(e) = &outcome {

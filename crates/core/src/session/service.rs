@@ -1,6 +1,7 @@
 //! Signing in and browser sessions: the services.
 
 use crate::error::StoreError;
+use crate::metrics::SignInOutcome;
 use crate::oauth::NewSession;
 use crate::oauth::SESSION_LIFETIME_MS;
 use crate::secret;
@@ -16,7 +17,27 @@ use super::*;
 impl Services {
     /// Check a login (username or email) and password, with throttling per
     /// account and per client address. Argon2 runs off the async workers.
+    /// Every outcome but a fault is counted in the metrics.
     pub async fn sign_in(
+        &self,
+        login: &str,
+        password: &str,
+        address: &str,
+    ) -> Result<User, SignInError> {
+        let out = self.check_sign_in(login, password, address).await;
+        let outcome = match &out {
+            Ok(_) => SignInOutcome::Success,
+            Err(SignInError::Invalid) => SignInOutcome::Failure,
+            Err(SignInError::Locked) => SignInOutcome::Locked,
+            Err(SignInError::Throttled) => SignInOutcome::Throttled,
+            Err(SignInError::Blocked(_)) => SignInOutcome::Blocked,
+            Err(SignInError::Internal(_)) => return out,
+        };
+        self.metrics.sign_in(outcome);
+        out
+    }
+
+    async fn check_sign_in(
         &self,
         login: &str,
         password: &str,
