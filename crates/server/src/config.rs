@@ -7,6 +7,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{bail, Context};
+use ipnet::IpNet;
+
+use crate::http::client_ip::{parse_nets, TrustedProxies};
+use crate::http::limits::{self, LimitSettings};
+use crate::http::metrics::MetricsAccess;
+use crate::http::observe::ObserveSettings;
 use clap::{Args, ValueEnum};
 use latchkey_core::scopes::ScopeSet;
 use serde::Deserialize;
@@ -149,6 +155,30 @@ pub struct ServeArgs {
     /// more get 503 with Retry-After (default 16).
     #[arg(long, env = "LATCHKEY_MAX_STREAMED_LISTS", value_name = "N")]
     pub max_streamed_lists: Option<usize>,
+    /// Proxies whose X-Forwarded-For / Forwarded headers are believed, as
+    /// addresses or CIDRs separated by commas (default: none; the
+    /// connection's peer is the client).
+    #[arg(long, env = "LATCHKEY_TRUSTED_PROXIES", value_name = "CIDRS")]
+    pub trusted_proxies: Option<String>,
+    /// Serve /-/metrics only on this address (e.g. 127.0.0.1:9090), not on
+    /// --listen (default: on --listen, to LATCHKEY_METRICS_ALLOW).
+    #[arg(long, env = "LATCHKEY_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
+    /// Clients that may read /-/metrics on --listen, as addresses or CIDRs
+    /// (default "127.0.0.0/8,::1"; others get 404).
+    #[arg(long, env = "LATCHKEY_METRICS_ALLOW", value_name = "CIDRS")]
+    pub metrics_allow: Option<String>,
+    /// Requests without credentials per client address and second; 0 turns
+    /// the limit off (default 1000).
+    #[arg(long, env = "LATCHKEY_RATE_LIMIT_UNAUTHENTICATED", value_name = "N")]
+    pub rate_limit_unauthenticated: Option<u32>,
+    /// POST /oauth/token requests per client application and second; 0
+    /// turns the limit off (default 20000).
+    #[arg(long, env = "LATCHKEY_RATE_LIMIT_TOKEN", value_name = "N")]
+    pub rate_limit_token: Option<u32>,
+    /// Authenticated /api/v4 requests per token and second (default 0: off).
+    #[arg(long, env = "LATCHKEY_RATE_LIMIT_API", value_name = "N")]
+    pub rate_limit_api: Option<u32>,
     /// Password for the root user created on first start (else one is generated and printed).
     #[arg(
         long,
@@ -196,6 +226,12 @@ pub struct FileConfig {
     pub max_streamed_lists: Option<usize>,
     pub root_password: Option<SecretString>,
     pub root_token: Option<SecretString>,
+    pub trusted_proxies: Option<String>,
+    pub metrics_listen: Option<String>,
+    pub metrics_allow: Option<String>,
+    pub rate_limit_unauthenticated: Option<u32>,
+    pub rate_limit_token: Option<u32>,
+    pub rate_limit_api: Option<u32>,
     pub log: Option<String>,
     pub log_format: Option<LogFormat>,
     /// The scopes applications and tokens may use (default: GitLab's list).
@@ -248,6 +284,10 @@ pub struct ServeSettings {
     pub root_password: Option<SecretString>,
     pub root_token: Option<SecretString>,
     pub http: HttpSettings,
+    /// Trusted proxies, rate limits, who may read the metrics.
+    pub observe: ObserveSettings,
+    /// A listener of its own for `/-/metrics`.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Connection limits of `serve` (see `crate::server`).
@@ -492,8 +532,60 @@ impl ServeSettings {
                 .or_else(|| file.root_password.clone()),
             root_token: args.root_token.clone().or_else(|| file.root_token.clone()),
             http: HttpSettings::resolve(args, file)?,
+            observe: observe_settings(args, file)?,
+            metrics_listen: match args
+                .metrics_listen
+                .clone()
+                .or_else(|| file.metrics_listen.clone())
+            {
+                None => None,
+                Some(raw) => Some(raw.parse().with_context(|| {
+                    format!("LATCHKEY_METRICS_LISTEN {raw:?} is not an address like 127.0.0.1:9090")
+                })?),
+            },
         })
     }
+}
+
+fn observe_settings(args: &ServeArgs, file: &FileConfig) -> anyhow::Result<ObserveSettings> {
+    let nets = |name: &str, raw: Option<String>| -> anyhow::Result<Option<Vec<IpNet>>> {
+        raw.map(|r| parse_nets(&r).map_err(|e| anyhow::anyhow!("{name}: {e}")))
+            .transpose()
+    };
+    let trusted = nets(
+        "LATCHKEY_TRUSTED_PROXIES",
+        args.trusted_proxies
+            .clone()
+            .or_else(|| file.trusted_proxies.clone()),
+    )?
+    .unwrap_or_default();
+    let allow = nets(
+        "LATCHKEY_METRICS_ALLOW",
+        args.metrics_allow
+            .clone()
+            .or_else(|| file.metrics_allow.clone()),
+    )?
+    .unwrap_or_else(crate::http::metrics::default_allow);
+    let metrics_elsewhere = args.metrics_listen.is_some() || file.metrics_listen.is_some();
+    Ok(ObserveSettings {
+        trusted_proxies: TrustedProxies::new(trusted),
+        limits: LimitSettings {
+            unauthenticated: args
+                .rate_limit_unauthenticated
+                .or(file.rate_limit_unauthenticated)
+                .unwrap_or(limits::DEFAULT_UNAUTHENTICATED_PER_SECOND),
+            token: args
+                .rate_limit_token
+                .or(file.rate_limit_token)
+                .unwrap_or(limits::DEFAULT_TOKEN_PER_SECOND),
+            api: args.rate_limit_api.or(file.rate_limit_api).unwrap_or(0),
+        },
+        metrics_access: if metrics_elsewhere {
+            MetricsAccess::Elsewhere
+        } else {
+            MetricsAccess::Allow(allow)
+        },
+    })
 }
 
 /// Seconds a token is cached when not configured: SQLite has one serving
@@ -614,6 +706,41 @@ mod tests {
             "http_header_timeout = 0",
             "max_connections = 0",
             "max_streamed_lists = 0",
+        ] {
+            let file: FileConfig = toml::from_str(bad).unwrap();
+            assert!(
+                ServeSettings::resolve(&ServeArgs::default(), &file).is_err(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn proxies_limits_and_metrics() {
+        let s = ServeSettings::resolve(&ServeArgs::default(), &FileConfig::default()).unwrap();
+        assert!(s.observe.trusted_proxies.is_empty());
+        assert_eq!(s.observe.limits, LimitSettings::default());
+        assert_eq!(s.observe.limits.api, 0);
+        assert!(matches!(&s.observe.metrics_access, MetricsAccess::Allow(n) if n.len() == 2));
+        assert_eq!(s.metrics_listen, None);
+        let file: FileConfig = toml::from_str(
+            "trusted_proxies = \"10.0.0.0/8\"\nrate_limit_api = 50\nmetrics_listen = \"127.0.0.1:9100\"\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            rate_limit_unauthenticated: Some(0),
+            ..Default::default()
+        };
+        let s = ServeSettings::resolve(&args, &file).unwrap();
+        assert!(!s.observe.trusted_proxies.is_empty());
+        assert_eq!(s.observe.limits.api, 50);
+        assert_eq!(s.observe.limits.unauthenticated, 0);
+        assert!(matches!(s.observe.metrics_access, MetricsAccess::Elsewhere));
+        assert_eq!(s.metrics_listen.map(|a| a.port()), Some(9100));
+        for bad in [
+            "trusted_proxies = \"10.0.0.0/40\"",
+            "metrics_allow = \"everyone\"",
+            "metrics_listen = \"nope\"",
         ] {
             let file: FileConfig = toml::from_str(bad).unwrap();
             assert!(

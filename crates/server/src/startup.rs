@@ -162,7 +162,9 @@ pub fn services(
 }
 
 pub fn state(services: Services, serve: &ServeSettings) -> AppState {
+    let observer = http::observe::Observer::new(&services, serve.observe.clone());
     AppState {
+        observer: Arc::new(observer),
         services,
         external_url: Arc::from(serve.external_url.as_str()),
         max_body_bytes: serve.max_body_bytes,
@@ -197,9 +199,39 @@ pub async fn serve(
     limits: crate::server::Limits,
 ) -> anyhow::Result<()> {
     spawn_cleanup(state.services.clone());
+    spawn_forget_idle_limits(state.observer.clone());
     let app = http::router(state);
     crate::server::run(listener, app, limits, shutdown_signal()).await;
     Ok(())
+}
+
+/// Serve `/-/metrics` alone on `listener` (`LATCHKEY_METRICS_LISTEN`).
+pub fn spawn_metrics_listener(listener: TcpListener, observer: Arc<http::observe::Observer>) {
+    let app = axum::Router::new().route(
+        "/-/metrics",
+        axum::routing::get(move || {
+            let observer = observer.clone();
+            async move { http::metrics::render(&observer.registry) }
+        }),
+    );
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::error!(error = %e, "the metrics listener stopped");
+        }
+    });
+}
+
+/// How often the rate limits forget idle clients.
+const FORGET_IDLE_LIMITS: std::time::Duration = std::time::Duration::from_secs(60);
+
+fn spawn_forget_idle_limits(observer: Arc<http::observe::Observer>) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(FORGET_IDLE_LIMITS);
+        loop {
+            tick.tick().await;
+            observer.limits.forget_idle();
+        }
+    });
 }
 
 /// How often expired codes, tokens, sessions and counters are removed.

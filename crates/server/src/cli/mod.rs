@@ -58,7 +58,7 @@ pub async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let file = FileConfig::load(cli.global.config.as_deref())?;
     let settings = Settings::resolve(&cli.global, &file)?;
-    telemetry::init(&settings.log, settings.log_format)?;
+    let _log = telemetry::init(&settings.log, settings.log_format)?;
     match cli.command {
         Command::Serve(args) => serve::run(&settings, &ServeSettings::resolve(&args, &file)?).await,
         Command::Migrate => {

@@ -61,5 +61,13 @@ pub async fn run(settings: &Settings, serve: &ServeSettings) -> anyhow::Result<(
         max_connections = limits.max_connections,
         "latchkey is serving"
     );
-    startup::serve(listener, startup::state(services, serve), limits).await
+    let state = startup::state(services, serve);
+    if let Some(addr) = serve.metrics_listen {
+        let metrics = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr} for metrics"))?;
+        tracing::info!(listen = %addr, "metrics are served here");
+        startup::spawn_metrics_listener(metrics, state.observer.clone());
+    }
+    startup::serve(listener, state, limits).await
 }

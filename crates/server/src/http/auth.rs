@@ -9,6 +9,7 @@ use latchkey_core::token::{TokenActor, TokenRejection};
 use latchkey_core::user::User;
 
 use super::errors::ApiError;
+use super::limits::TokenKey;
 use super::params::Params;
 use super::AppState;
 
@@ -149,6 +150,16 @@ fn check(need: Need, scopes: &Scopes, user: &User) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// A token was found: note its user for the access log, and count the
+/// request against the token's rate limit (off unless configured).
+fn admit(state: &AppState, token: TokenKey, user_id: i64) -> Result<(), ApiError> {
+    super::request_id::set_user(user_id);
+    state.observer.limits.check_api(token).map_err(|limited| {
+        state.observer.metrics.limited(limited.limit);
+        ApiError::RateLimited(limited)
+    })
+}
+
 /// Authenticate the request; `need` is what the route's method requires.
 /// An OAuth access token is tried first, then a personal access token.
 pub async fn authenticate(
@@ -163,6 +174,7 @@ pub async fn authenticate(
             Some(Ok(found)) => {
                 // Client-credentials tokens have no user to act as.
                 let user = found.user.ok_or(ApiError::Unauthorized)?;
+                admit(state, TokenKey::OAuth(found.token.id), user.id)?;
                 check(need, &found.token.scopes, &user)?;
                 return Ok(Caller {
                     user,
@@ -182,6 +194,7 @@ pub async fn authenticate(
         .authenticate_token(token)
         .await?
         .map_err(rejection)?;
+    admit(state, TokenKey::Personal(found.token.id), found.user.id)?;
     check(need, &found.token.scopes, &found.user)?;
     Ok(Caller {
         user: found.user,

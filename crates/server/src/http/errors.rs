@@ -48,6 +48,8 @@ pub enum ApiError {
     PayloadTooLarge,
     /// 415 `{"message":"415 Unsupported Media Type - <reason>"}`
     UnsupportedMediaType(String),
+    /// 429 `Retry later`, as GitLab's Rack::Attack answers
+    RateLimited(super::limits::Limited),
     /// 503: the database (or the server) cannot answer now; the cause is
     /// logged, never sent
     Unavailable(Cause),
@@ -70,6 +72,7 @@ impl ApiError {
             | Self::BothTokens => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -158,6 +161,7 @@ impl IntoResponse for ApiError {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 json!({ "message": format!("415 Unsupported Media Type - {reason}") }),
             ),
+            Self::RateLimited(limited) => super::limits::too_many_requests("/api/v4", limited),
             Self::Unavailable(cause) => Fault {
                 cause,
                 unavailable: true,

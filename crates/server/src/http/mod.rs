@@ -2,9 +2,13 @@
 
 pub mod applications;
 pub mod auth;
+pub mod client_ip;
 pub mod errors;
+pub mod limits;
 pub mod meta;
+pub mod metrics;
 pub mod oauth;
+pub mod observe;
 pub mod oidc;
 pub mod pages;
 pub mod pagination;
@@ -31,12 +35,38 @@ pub struct AppState {
     /// One permit per unpaginated application list being streamed
     /// (`LATCHKEY_MAX_STREAMED_LISTS`); without one the list gets 503.
     pub streamed_lists: Arc<tokio::sync::Semaphore>,
+    /// Metrics, trusted proxies and rate limits (see `observe`).
+    pub observer: Arc<observe::Observer>,
 }
 
 pub use router::router;
 
-/// The peer address of the connection (for sign-in throttling), or
-/// "unknown" when the server was not started with connect info.
+/// The client's address (see `client_ip`: the peer, or behind trusted
+/// proxies the address they forwarded), as the observe layer found it;
+/// `None` when the server was not started with connect info.
+#[derive(Debug, Clone, Copy)]
+pub struct ClientIp(pub Option<std::net::IpAddr>);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        _: &S,
+    ) -> Result<Self, Self::Rejection> {
+        if let Some(found) = parts.extensions.get::<ClientIp>() {
+            return Ok(*found);
+        }
+        Ok(Self(
+            parts
+                .extensions
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip()),
+        ))
+    }
+}
+
+/// [`ClientIp`] as text (for sign-in throttling), or "unknown".
 #[derive(Debug, Clone)]
 pub struct ClientAddr(pub String);
 
@@ -45,12 +75,11 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for ClientAddr {
 
     async fn from_request_parts(
         parts: &mut axum::http::request::Parts,
-        _: &S,
+        state: &S,
     ) -> Result<Self, Self::Rejection> {
-        let addr = parts
-            .extensions
-            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map_or_else(|| "unknown".to_owned(), |c| c.0.ip().to_string());
-        Ok(Self(addr))
+        let ClientIp(ip) = ClientIp::from_request_parts(parts, state).await?;
+        Ok(Self(
+            ip.map_or_else(|| "unknown".to_owned(), |ip| ip.to_string()),
+        ))
     }
 }

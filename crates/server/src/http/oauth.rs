@@ -2,6 +2,7 @@
 //! dialect: the token endpoint (every grant), revocation (RFC 7009),
 //! token info (Doorkeeper) and introspection (RFC 7662).
 
+use super::limits::{too_many_requests, Limited};
 use super::request_id::Fault;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
@@ -9,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine as _;
 use latchkey_core::application::Application;
+use latchkey_core::metrics::Grant;
 use latchkey_core::oauth::{ErrorCode, IssuedToken, OAuthError, OAuthTokenFound};
 use latchkey_core::oauth_flows::FlowError;
 use latchkey_core::service::ServiceError;
@@ -141,21 +143,51 @@ pub(crate) fn require<'a>(params: &'a Params, key: &str) -> Result<&'a str, Flow
         .ok_or_else(|| FlowError::OAuth(OAuthError::missing(key)))
 }
 
+/// Why a token request failed: the flow's answer, or the client's rate
+/// limit.
+enum TokenFailure {
+    Flow(FlowError),
+    Limited(Limited),
+}
+
+impl From<FlowError> for TokenFailure {
+    fn from(e: FlowError) -> Self {
+        Self::Flow(e)
+    }
+}
+
+/// The authenticated client of a token request, counted against its rate
+/// limit before any token is made.
+async fn token_client(
+    state: &AppState,
+    headers: &HeaderMap,
+    params: &Params,
+) -> Result<Option<Application>, TokenFailure> {
+    let client = authenticated_client(state, headers, params).await?;
+    if let Some(c) = &client {
+        if let Err(limited) = state.observer.limits.check_token(c.id) {
+            state.observer.metrics.limited(limited.limit);
+            return Err(TokenFailure::Limited(limited));
+        }
+    }
+    Ok(client)
+}
+
 async fn token_inner(
     state: &AppState,
     headers: &HeaderMap,
     params: &Params,
     address: &str,
-) -> Result<IssuedToken, FlowError> {
+) -> Result<IssuedToken, TokenFailure> {
     let grant_type = require(params, "grant_type")?;
     let services = &state.services;
     let need_client = |c: Option<Application>| {
         c.ok_or(FlowError::OAuth(OAuthError::new(ErrorCode::InvalidClient)))
     };
-    match grant_type {
-        "authorization_code" => {
+    let (grant, issued) = match grant_type {
+        "authorization_code" => (Grant::AuthorizationCode, {
             let code = require(params, "code")?;
-            let client = need_client(authenticated_client(state, headers, params).await?)?;
+            let client = need_client(token_client(state, headers, params).await?)?;
             let (issued, _) = services
                 .exchange_code(
                     &client,
@@ -164,25 +196,25 @@ async fn token_inner(
                     params.get_str("code_verifier"),
                 )
                 .await?;
-            Ok(issued)
-        }
-        "refresh_token" => {
+            issued
+        }),
+        "refresh_token" => (Grant::RefreshToken, {
             let refresh = require(params, "refresh_token")?;
-            let client = authenticated_client(state, headers, params).await?;
+            let client = token_client(state, headers, params).await?;
             services
                 .exchange_refresh(client.as_ref(), refresh, params.get_str("scope"))
-                .await
-        }
-        "client_credentials" => {
-            let client = need_client(authenticated_client(state, headers, params).await?)?;
+                .await?
+        }),
+        "client_credentials" => (Grant::ClientCredentials, {
+            let client = need_client(token_client(state, headers, params).await?)?;
             services
                 .client_credentials(&client, params.get_str("scope"))
-                .await
-        }
-        "password" if services.config().password_grant_enabled => {
+                .await?
+        }),
+        "password" if services.config().password_grant_enabled => (Grant::Password, {
             let username = require(params, "username")?;
             let password = require(params, "password")?;
-            let client = need_client(authenticated_client(state, headers, params).await?)?;
+            let client = need_client(token_client(state, headers, params).await?)?;
             services
                 .password_grant(
                     &client,
@@ -191,18 +223,18 @@ async fn token_inner(
                     params.get_str("scope"),
                     address,
                 )
-                .await
-        }
+                .await?
+        }),
         // RFC 8628's URN, and GitLab's short name from its discovery document.
-        DEVICE_GRANT | "device_code" => {
+        DEVICE_GRANT | "device_code" => (Grant::DeviceCode, {
             let device_code = require(params, "device_code")?;
-            let client = need_client(authenticated_client(state, headers, params).await?)?;
-            services.exchange_device_code(&client, device_code).await
-        }
-        _ => Err(FlowError::OAuth(OAuthError::new(
-            ErrorCode::UnsupportedGrantType,
-        ))),
-    }
+            let client = need_client(token_client(state, headers, params).await?)?;
+            services.exchange_device_code(&client, device_code).await?
+        }),
+        _ => return Err(FlowError::OAuth(OAuthError::new(ErrorCode::UnsupportedGrantType)).into()),
+    };
+    services.metrics().token_issued(grant);
+    Ok(issued)
 }
 
 /// Parameters that are secrets and must come in the body (RFC 6749 section
@@ -252,7 +284,8 @@ pub async fn token(
 ) -> Response {
     match token_inner(&state, &headers, &params, &address).await {
         Ok(t) => token_success(&t),
-        Err(e) => flow_error(e),
+        Err(TokenFailure::Flow(e)) => flow_error(e),
+        Err(TokenFailure::Limited(limited)) => too_many_requests("/oauth/token", limited),
     }
 }
 

@@ -1,38 +1,53 @@
-//! Request ids, and the one place faults are logged.
+//! Request ids, and what the rest of the code knows of the request being
+//! answered.
 //!
-//! Every response carries `X-Request-Id` (as GitLab's do); an HTML page
-//! for a server fault shows it too, for a person to quote. A response for
-//! a server fault (500, 503) carries the fault itself as a [`Fault`]
-//! extension: this layer logs it, once, with the id, the method and the
-//! path (never the query, which can hold tokens), and takes it off the
-//! response. The error types only render: JSON bodies stay exactly
-//! GitLab's and RFC 6749's.
+//! Every response carries `X-Request-Id` (as GitLab's do): the client's
+//! own, when it sent a usable one (as GitLab's Rails keeps it: letters,
+//! digits, `_`, `-` and `@`, at most 255), else a new one. Every log line
+//! of the request carries it (a span the observe layer opens), and so does
+//! each change's [`Context`]. An HTML page for a server fault shows it,
+//! for a person to quote. A response for a server fault (500, 503) carries
+//! the fault itself as a [`Fault`] extension, which the observe layer logs
+//! once and takes off the response: the error types only render, and JSON
+//! bodies stay exactly GitLab's and RFC 6749's.
 
-use std::future::Future;
-use std::pin::Pin;
+use std::cell::Cell;
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::LazyLock;
-use std::task::{ready, Poll};
+use std::sync::{Arc, LazyLock};
 
-use axum::http::{HeaderName, HeaderValue, Method, Request, Uri};
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use axum::response::Response;
 use bytes::Bytes;
 use latchkey_core::context::{Context, Via};
-use latchkey_core::error::{Cause, Chain};
-use tokio::task::futures::TaskLocalFuture;
+use latchkey_core::error::Cause;
 
 pub static HEADER: HeaderName = HeaderName::from_static("x-request-id");
 
-/// The request being answered: its id (as sent in `X-Request-Id`) and the
-/// client's address (formatted only when a change asks for it).
-#[derive(Clone)]
-struct Current {
-    id: HeaderValue,
-    peer: Option<std::net::SocketAddr>,
+/// The request being answered: its id (as sent in `X-Request-Id`), the
+/// client's address, and what routing and authentication learn of it.
+pub(crate) struct Current {
+    pub(crate) id: HeaderValue,
+    pub(crate) client: Option<IpAddr>,
+    /// The route template that took the request.
+    pub(crate) route: Cell<Option<Arc<str>>>,
+    /// The user the request authenticated as.
+    pub(crate) user: Cell<Option<i64>>,
+}
+
+impl Current {
+    pub(crate) fn new(id: HeaderValue, client: Option<IpAddr>) -> Self {
+        Self {
+            id,
+            client,
+            route: Cell::new(None),
+            user: Cell::new(None),
+        }
+    }
 }
 
 tokio::task_local! {
-    static CURRENT: Current;
+    pub(crate) static CURRENT: Current;
 }
 
 /// The id of the request being answered, if any.
@@ -43,6 +58,16 @@ pub fn current() -> Option<String> {
         .flatten()
 }
 
+/// Note who the request authenticated as (for the access log).
+pub(crate) fn set_user(user_id: i64) {
+    let _ = CURRENT.try_with(|c| c.user.set(Some(user_id)));
+}
+
+/// Note the route template that took the request (for the metrics).
+pub(crate) fn set_route(route: Arc<str>) {
+    let _ = CURRENT.try_with(|c| c.route.set(Some(route)));
+}
+
 /// Who makes a change on the request being answered: `user_id` acting
 /// through `via`, with the request's id and the client's address.
 pub fn context(user_id: Option<i64>, via: Via) -> Context {
@@ -50,7 +75,7 @@ pub fn context(user_id: Option<i64>, via: Via) -> Context {
         .try_with(|c| {
             (
                 c.id.to_str().ok().map(str::to_owned),
-                c.peer.map(|p| p.ip().to_string()),
+                c.client.map(|ip| ip.to_string()),
             )
         })
         .unwrap_or_default();
@@ -62,9 +87,28 @@ pub fn context(user_id: Option<i64>, via: Via) -> Context {
     }
 }
 
+/// The longest request id kept from a client (as Rails).
+const MAX_ID_LEN: usize = 255;
+
+/// The client's `X-Request-Id`, cleaned as GitLab (Rails) cleans it: only
+/// letters, digits, `_`, `-` and `@`, at most 255 of them; `None` when
+/// nothing is left.
+pub(crate) fn from_request(headers: &HeaderMap) -> Option<HeaderValue> {
+    let raw = headers.get(&HEADER)?.as_bytes();
+    let ok = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'@');
+    if raw.len() <= MAX_ID_LEN && !raw.is_empty() && raw.iter().all(ok) {
+        return headers.get(&HEADER).cloned();
+    }
+    let kept: Vec<u8> = raw.iter().copied().filter(ok).take(MAX_ID_LEN).collect();
+    if kept.is_empty() {
+        return None;
+    }
+    HeaderValue::from_maybe_shared(Bytes::from(kept)).ok()
+}
+
 /// A process-wide random prefix and a counter: unique across restarts
 /// without a system call per request, and one allocation.
-fn next_id() -> HeaderValue {
+pub(crate) fn next_id() -> HeaderValue {
     static PREFIX: LazyLock<String> = LazyLock::new(|| {
         // Without randomness ids only repeat across restarts.
         latchkey_core::secret::random_hex(4).unwrap_or_else(|_| "00000000".to_owned())
@@ -92,93 +136,6 @@ impl Fault {
     }
 }
 
-#[derive(Clone, Copy, Default)]
-pub struct RequestIdLayer;
-
-impl<S> tower::Layer<S> for RequestIdLayer {
-    type Service = RequestIds<S>;
-
-    fn layer(&self, inner: S) -> RequestIds<S> {
-        RequestIds { inner }
-    }
-}
-
-/// A plain tower service, its future a plain struct: nothing boxed or
-/// formatted per request beyond the id itself.
-#[derive(Clone)]
-pub struct RequestIds<S> {
-    inner: S,
-}
-
-impl<S, B> tower::Service<Request<B>> for RequestIds<S>
-where
-    S: tower::Service<Request<B>, Response = Response>,
-{
-    type Response = Response;
-    type Error = S::Error;
-    type Future = Answer<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: Request<B>) -> Self::Future {
-        let id = next_id();
-        let method = req.method().clone();
-        let uri = req.uri().clone();
-        let peer = req
-            .extensions()
-            .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map(|c| c.0);
-        let current = Current {
-            id: id.clone(),
-            peer,
-        };
-        Answer {
-            inner: CURRENT.scope(current, self.inner.call(req)),
-            id,
-            method,
-            uri,
-        }
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// The inner service's answer, with the request id set and any fault
-    /// logged.
-    pub struct Answer<F> {
-        #[pin]
-        inner: TaskLocalFuture<Current, F>,
-        id: HeaderValue,
-        method: Method,
-        uri: Uri,
-    }
-}
-
-impl<F, E> Future for Answer<F>
-where
-    F: Future<Output = Result<Response, E>>,
-{
-    type Output = Result<Response, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let mut res = ready!(this.inner.poll(cx))?;
-        if let Some(fault) = res.extensions_mut().remove::<Fault>() {
-            let error = Chain(&*fault.cause);
-            let id = this.id.to_str().unwrap_or_default();
-            let (method, path) = (&*this.method, this.uri.path());
-            if fault.unavailable {
-                tracing::warn!(request_id = id, %method, path, %error, "unavailable");
-            } else {
-                tracing::error!(request_id = id, %method, path, %error, "internal error");
-            }
-        }
-        res.headers_mut().insert(HEADER.clone(), this.id.clone());
-        Poll::Ready(Ok(res))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,6 +146,20 @@ mod tests {
         let b = next_id();
         assert_ne!(a, b);
         assert_eq!(a.len(), 20);
+    }
+
+    #[test]
+    fn client_ids_are_kept_clean() {
+        let with = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(&HEADER, HeaderValue::from_str(v).unwrap());
+            from_request(&h).map(|v| v.to_str().unwrap().to_owned())
+        };
+        assert_eq!(with("abc-123_x@y").as_deref(), Some("abc-123_x@y"));
+        assert_eq!(with("a b<script>").as_deref(), Some("abscript"));
+        assert_eq!(with("  ;;  "), None);
+        assert_eq!(with(&"x".repeat(300)).map(|s| s.len()), Some(255));
+        assert_eq!(from_request(&HeaderMap::new()), None);
     }
 }
 
@@ -205,7 +176,7 @@ mod dialect_tests {
     use latchkey_core::store::StoreError;
     use tower::ServiceExt;
 
-    use super::{Fault, RequestIdLayer};
+    use super::Fault;
     use crate::http::errors::ApiError;
 
     const SECRET: &str = "disk-on-fire-at-/var/lib/secret";
@@ -245,7 +216,7 @@ mod dialect_tests {
                     format!("{:?} {:?} {:?}", ctx.user_id, ctx.via, ctx.request_id)
                 }),
             )
-            .layer(RequestIdLayer)
+            .layer(crate::http::observe::ObserveLayer::for_tests())
     }
 
     async fn call(path: &str) -> (StatusCode, String, String, bool) {

@@ -9,12 +9,15 @@ use std::sync::Arc;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::cors::{Any, CorsLayer};
 use tower_http::set_header::SetResponseHeaderLayer;
-use tower_http::trace::TraceLayer;
 
 use super::errors::ApiError;
-use super::{applications, meta, oauth, oidc, tokens, user_applications, users, web, AppState};
+use super::observe::{AdmitLayer, ObserveLayer};
+use super::{
+    applications, meta, metrics, oauth, oidc, tokens, user_applications, users, web, AppState,
+};
 
 pub fn router(state: AppState) -> Router {
+    let observer = state.observer.clone();
     let api = Router::new()
         .route("/version", get(meta::version))
         .route("/user", get(meta::current_user))
@@ -62,6 +65,7 @@ pub fn router(state: AppState) -> Router {
         .route("/-/health", get(meta::health))
         .route("/-/liveness", get(meta::liveness))
         .route("/-/readiness", get(meta::readiness))
+        .route("/-/metrics", get(metrics::metrics))
         .route("/-/assets/latchkey.css", get(web::stylesheet))
         .route("/", get(web::home))
         .route("/users/sign_in", get(web::sign_in_form).post(web::sign_in))
@@ -112,6 +116,9 @@ pub fn router(state: AppState) -> Router {
                 ),
         )
         .nest("/api/v4", api)
+        // Every route: its template for the metrics, and the limit on
+        // unauthenticated floods (see `observe`).
+        .route_layer(AdmitLayer(state.observer.clone()))
         // GitLab answers unknown routes and wrong methods alike with 404.
         .fallback(not_found)
         .method_not_allowed_fallback(not_found)
@@ -125,13 +132,7 @@ pub fn router(state: AppState) -> Router {
             ApiError::Internal(latchkey_core::error::message("a request handler panicked"))
                 .into_response()
         }))
-        .layer(super::request_id::RequestIdLayer)
-        .layer(
-            TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
-                // The path only: query strings can carry tokens.
-                tracing::debug_span!("request", method = %req.method(), path = %req.uri().path())
-            }),
-        )
+        .layer(ObserveLayer(observer))
 }
 
 /// While the database is known to refuse connections, answer 503 at once

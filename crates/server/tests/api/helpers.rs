@@ -121,6 +121,10 @@ pub struct Options {
     pub dynamic_registration: latchkey_core::registration::RegistrationMode,
     /// The public URL (default: the test server's own address).
     pub external_url: Option<&'static str>,
+    /// Rate limits (default: `serve`'s defaults).
+    pub limits: Option<latchkey::http::limits::LimitSettings>,
+    /// Proxies believed (default: none).
+    pub trusted_proxies: &'static str,
 }
 
 impl Default for Options {
@@ -130,6 +134,8 @@ impl Default for Options {
             max_body_bytes: 1024 * 1024,
             dynamic_registration: latchkey_core::registration::RegistrationMode::Off,
             external_url: None,
+            limits: None,
+            trusted_proxies: "",
         }
     }
 }
@@ -167,6 +173,12 @@ impl TestApp {
         // deletes also checks that the cache forgets.
         serve.token_cache_seconds = Some(600);
         serve.http.max_streamed_lists = 16;
+        if let Some(limits) = opts.limits {
+            serve.observe.limits = limits;
+        }
+        serve.observe.trusted_proxies = latchkey::http::client_ip::TrustedProxies::new(
+            latchkey::http::client_ip::parse_nets(opts.trusted_proxies).unwrap(),
+        );
         let store = startup::open_store(&settings, Schema::Migrate)
             .await
             .unwrap();

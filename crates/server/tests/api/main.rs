@@ -14,6 +14,7 @@ mod cluster;
 mod faults;
 mod meta;
 mod oauth;
+mod observability;
 mod oidc;
 mod process;
 mod process_resilience;

@@ -212,10 +212,13 @@ pub async fn current(
         .services
         .session_user(value)
         .await?
-        .map(|(user, auth_time)| SignedIn {
-            user,
-            session: value.to_owned(),
-            auth_time,
+        .map(|(user, auth_time)| {
+            crate::http::request_id::set_user(user.id);
+            SignedIn {
+                user,
+                session: value.to_owned(),
+                auth_time,
+            }
         }))
 }
 
