@@ -250,6 +250,45 @@ def main():
             targets.append({"target": f"cold start < {COLD_START_TARGET_MS} ms ({k} database, median)",
                             "value": f"{cold_median[k]:.1f} ms", "met": cold_median[k] < COLD_START_TARGET_MS})
 
+    # --- the access log's cost, and the rate limits ------------------------------
+    access = {}
+    for mode in ("off", "on"):
+        runs = [r["rps"] for r in attempts if r["phase"] == f"access-log-{mode}"]
+        if runs:
+            access[mode] = {"runs": runs, "median_rps": statistics.median(runs)}
+    if len(access) == 2 and access["off"]["median_rps"]:
+        access["cost_pct"] = round((1 - access["on"]["median_rps"] / access["off"]["median_rps"]) * 100, 1)
+    limits_cfg = kinds.get("ratelimit_config", [None])[0]
+    limit_rows = []
+    if limits_cfg:
+        per_endpoint = {
+            "unauthenticated GET /oauth/discovery/keys": ("unauthenticated, per address", limits_cfg["unauthenticated"]),
+            "GET /user": ("authenticated API, per token", limits_cfg["api"]),
+            "POST /oauth/token client_credentials": ("/oauth/token, per client", limits_cfg["token"]),
+        }
+        for r in loads:
+            if r["phase"] != "ratelimit" or r["endpoint"] not in per_endpoint:
+                continue
+            name, limit = per_endpoint[r["endpoint"]]
+            secs = r["wrk"]["duration_us"] / 1e6
+            accepted = (r["wrk"]["requests"] - r["non_2xx"]) / secs if secs else 0.0
+            # The warm-up empties the bucket: at most the rate, plus one
+            # second's burst spread over the run.
+            high = limit * (1 + 1 / secs) * 1.1 if secs else limit
+            ok = r["rps"] >= 2 * limit and 0.9 * limit <= accepted <= high and r["socket_errors"] == 0
+            limit_rows.append({"limit": name, "endpoint": r["endpoint"], "per_second": limit,
+                               "offered_rps": r["rps"], "accepted_rps": round(accepted, 1),
+                               "refused": r["non_2xx"], "met": ok})
+        targets.append({"target": "each rate limit lets its configured rate through and refuses the rest with 429",
+                        "value": "; ".join(f"{x['limit']}: {x['accepted_rps']:,.0f}/s of {x['offered_rps']:,.0f}/s offered "
+                                           f"(limit {x['per_second']}/s)" for x in limit_rows) or "no runs",
+                        "met": bool(limit_rows) and all(x["met"] for x in limit_rows)})
+    refused = kinds.get("limited", [])
+    if refused:
+        targets.append({"target": "the benchmark's own load meets no rate limit (default settings)",
+                        "value": ", ".join(f"{x['phase']}: {x['refused']} refused" for x in refused),
+                        "met": all(x["refused"] == 0 for x in refused)})
+
     scale_rows = []
     if any(p == "scale" for p, _ in endpoints):
         def compare(small_ep, scale_ep, c):
@@ -334,6 +373,9 @@ def main():
         "postgres": pginfo,
         "pgbench": pgb,
         "postgres_rows": kinds.get("pg_rows", []),
+        "access_log": access,
+        "rate_limits": limit_rows,
+        "rate_limited_under_load": refused,
         "targets": targets,
     }
     with open(out_json, "w") as f:
@@ -482,6 +524,30 @@ def main():
             w(f"| {r['endpoint']} | {r['connections']} | {r['small_rps']:,.0f} | {r['scale_rps']:,.0f} | "
               f"{r['slowdown']}x | {ms(r['small_p99_ms'])} | {ms(r['scale_p99_ms'])} | "
               f"{mb(r['small_peak_rss_kb'])} | {mb(r['scale_peak_rss_kb'])} |")
+        w("")
+    if access.get("cost_pct") is not None:
+        w("## The access log's cost\n")
+        w("Every load row above ran with the access log on (`LATCHKEY_LOG=info`: a line per request, "
+          "written by a thread of its own to a file). `GET /user` at 16 connections, with the log off "
+          "(`LATCHKEY_LOG=warn`) and on, in turn, twice (every attempt counted):\n")
+        w("| access log | runs (req/s) | median req/s |")
+        w("|---|---|---:|")
+        for mode in ("off", "on"):
+            a = access[mode]
+            w(f"| {mode} | {', '.join(f'{x:,.0f}' for x in a['runs'])} | {a['median_rps']:,.0f} |")
+        w(f"\nCost of the access log: {access['cost_pct']}% of `GET /user`'s throughput "
+          "(this machine's run-to-run spread is about ±15%).\n")
+    if limit_rows:
+        seen = ", ".join(f"{x['phase']} {x['refused']}" for x in refused) or "not counted"
+        w("## Rate limits\n")
+        w("A server started with each limit set low, then loaded far past it (wrk, 16 connections; the "
+          "warm-up empties the bucket). Accepted is what got through per second; the rest got 429 with "
+          f"`Retry-After`. Under the default settings, requests refused during the load above: {seen}.\n")
+        w("| limit | endpoint | configured /s | offered req/s | accepted req/s | refused (429) | as configured |")
+        w("|---|---|---:|---:|---:|---:|---|")
+        for x in limit_rows:
+            w(f"| {x['limit']} | {x['endpoint']} | {x['per_second']:,} | {x['offered_rps']:,.0f} | "
+              f"{x['accepted_rps']:,.0f} | {x['refused']:,} | {'yes' if x['met'] else 'no'} |")
         w("")
     worst = kinds.get("worst_case", [])
     if worst:

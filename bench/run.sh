@@ -218,9 +218,12 @@ start_server() { # db
 start_url() { # database-url port -> STARTED_PID
     local url=$1 port=$2
     [ -z "$(ss -Hltn "sport = :$port")" ] || die "port $port is taken"
-    # A simple command (not a function) in the background, so $! is latchkey itself.
-    LATCHKEY_LISTEN="127.0.0.1:$port" LATCHKEY_DATABASE_URL="$url" \
-        LATCHKEY_ROOT_TOKEN="$TOKEN" LATCHKEY_ROOT_PASSWORD="$ROOT_PASSWORD" LATCHKEY_LOG=warn \
+    # A simple command (not a function) in the background, so $! is latchkey
+    # itself (env and taskset exec it). The access log is on (`info`) unless
+    # SERVER_LOG says otherwise; SERVER_ENV adds settings (NAME=VALUE ...).
+    env LATCHKEY_LISTEN="127.0.0.1:$port" LATCHKEY_DATABASE_URL="$url" \
+        LATCHKEY_ROOT_TOKEN="$TOKEN" LATCHKEY_ROOT_PASSWORD="$ROOT_PASSWORD" \
+        LATCHKEY_LOG="${SERVER_LOG:-info}" ${SERVER_ENV:-} \
         taskset -c $SERVER_CORE "$LATCHKEY" serve >>"$WORK/server.log" 2>&1 &
     STARTED_PID=$!
     wait_ready "http://127.0.0.1:$port/-/readiness" 60
@@ -229,6 +232,30 @@ start_url() { # database-url port -> STARTED_PID
     ss -Hltnp "sport = :$port" | grep -q "pid=$STARTED_PID," || die "latchkey $STARTED_PID does not own port $port"
 }
 stop_server() { stop_pid "$SERVER_PID"; SERVER_PID=; }
+
+# The access log writes a line per request: keep what is not an access line
+# and start the log again once it is large (it is appended to, so the
+# servers go on writing).
+trim_log() {
+    local log=$WORK/server.log
+    [ -f "$log" ] && [ "$(stat -c %s "$log")" -gt $((256 * 1024 * 1024)) ] || return 0
+    grep -v 'latchkey::access' "$log" >>"$WORK/server.kept.log" || true
+    : >"$log"
+}
+
+# Requests a rate limit refused, from the metrics of the servers on these
+# ports (the benchmark's own load must meet no limit).
+limited_count() { # phase port...
+    local phase=$1 n=0 port m
+    shift
+    for port in "$@"; do
+        m=$(curl -sS "http://127.0.0.1:$port/-/metrics" |
+            awk '/^latchkey_rate_limited_requests_total/ { s += $2 } END { print s + 0 }')
+        n=$((n + m))
+    done
+    emit "{\"kind\":\"limited\",\"phase\":\"$phase\",\"refused\":$n}"
+    log "  $phase: $n requests refused by a rate limit"
+}
 
 rm_db() { rm -f "$1" "$1-wal" "$1-shm"; }
 
@@ -336,6 +363,7 @@ measure() { # phase endpoint pid url method body connections
         cpu="{\"clk_tck\":$CLK_TCK,\"wall_ns\":$((t1 - t0)),\"server_ticks\":$((s1 - s0)),\"postgres_ticks\":$((g1 - g0)),\"server_core_ticks\":$((a1 - a0)),\"load_core_ticks\":$((b1 - b0)),\"wrk_user_s\":$wu,\"wrk_sys_s\":$ws}"
         emit "{\"kind\":\"load\",\"phase\":\"$phase\",\"endpoint\":\"$name\",\"method\":\"$method\",\"url\":\"${url#"$BASE"}\",\"connections\":$c,\"instances\":$([ -n "${SECOND_PID:-}" ] && echo 2 || echo 1),\"duration_s\":$DURATION,\"attempt\":$attempt,\"peak_rss_kb\":$hwm,\"rss_after_kb\":$rss,\"cpu\":$cpu,\"wrk\":$json}"
         python3 "$HERE/report.py" --line "$(tail -n1 "$RESULTS")" >&2
+        trim_log
         # PostgreSQL floats over both cores: its CPU is the run's own work,
         # not a disturbance, so with it the two cores are judged together.
         other=$(awk -v a=$((a1 - a0)) -v s=$((s1 - s0)) -v b=$((b1 - b0)) -v w="$wu" -v x="$ws" \
@@ -560,6 +588,38 @@ taskset -c $LOAD_CORE python3 "$HERE/worst_case.py" "$BASE" "$TOKEN" "$CLIENT_ID
 stream_all small "$SERVER_PID" "$DB"
 db_files small "$DB"
 emit "{\"kind\":\"idle\",\"phase\":\"small-after\",\"rss_kb\":$(status_kb "$SERVER_PID" VmRSS)}"
+limited_count small "$PORT"
+stop_server
+
+# --- the access log's cost -----------------------------------------------------------
+# Every measurement above ran with the access log on (a line per request, to
+# $WORK/server.log). Its cost: GET /user, the fastest endpoint, at 16
+# connections, with the log off (LATCHKEY_LOG=warn) and on, in turn.
+log "access log: GET /user at 16 connections, off and on in turn, twice"
+for round in 1 2; do
+    for mode in off on; do
+        if [ "$mode" = off ]; then SERVER_LOG=warn start_server "$DB"; else start_server "$DB"; fi
+        measure "access-log-$mode" "GET /user" "$SERVER_PID" "$API/user" GET "" 16
+        stop_server
+    done
+done
+
+# --- rate limits ---------------------------------------------------------------------
+# Each limit set low, then loaded far past it with wrk: what gets through
+# per second must be the configured rate (plus the first second's burst).
+RL_UNAUTH=200 RL_TOKEN=100 RL_API=500
+log "rate limits: unauthenticated $RL_UNAUTH/s per address, token $RL_TOKEN/s per client, API $RL_API/s per token"
+RL_DB=$WORK/ratelimit.db
+rm_db "$RL_DB"
+SERVER_ENV="LATCHKEY_RATE_LIMIT_UNAUTHENTICATED=$RL_UNAUTH LATCHKEY_RATE_LIMIT_TOKEN=$RL_TOKEN LATCHKEY_RATE_LIMIT_API=$RL_API" \
+    start_server "$RL_DB"
+oauth_setup
+emit "{\"kind\":\"ratelimit_config\",\"unauthenticated\":$RL_UNAUTH,\"token\":$RL_TOKEN,\"api\":$RL_API}"
+TOKEN= measure ratelimit "unauthenticated GET /oauth/discovery/keys" "$SERVER_PID" \
+    "$BASE/oauth/discovery/keys" GET "" 16
+measure ratelimit "GET /user" "$SERVER_PID" "$API/user" GET "" 16
+measure ratelimit "POST /oauth/token client_credentials" "$SERVER_PID" "$BASE/oauth/token" POST \
+    "grant_type=client_credentials&client_id=$CLIENT_ID&client_secret=$CLIENT_SECRET" 16
 stop_server
 
 # --- PostgreSQL ---------------------------------------------------------------------
@@ -598,6 +658,7 @@ pg_phase() { # phase instances
     else
         measure_all "$phase" "$SERVER_PID" "$APP_ID" 1 "$LAST_SMALL"
     fi
+    if [ "$n" = 2 ]; then limited_count "$phase" "$PORT" "$PORT2"; else limited_count "$phase" "$PORT"; fi
     pg_admin "VACUUM"
     # Where a listing page's time goes after the creates: the plan.
     psql "$(pg_url "$PGDB")" -qAt -c "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)
