@@ -3,6 +3,7 @@
 //! `prompt` and `max_age`), and issuing the code.
 
 use crate::application::Application;
+use crate::context::{Change, Context};
 use crate::oauth::{ErrorCode, NewGrant, OAuthError, PkceMethod, CODE_LIFETIME_MS};
 use crate::oauth_flows::{present, require_grant, resolve_scopes, GRANT_AUTHORIZATION_CODE};
 use crate::redirect_uri;
@@ -249,6 +250,7 @@ impl Services {
     /// The user approved: make a single-use code (returned once).
     pub async fn issue_code(
         &self,
+        ctx: &Context,
         pre: &PreAuthorized,
         user: &User,
         auth_time: i64,
@@ -270,6 +272,11 @@ impl Services {
                 auth_time: Some(auth_time),
             })
             .await?;
+        self.record(
+            ctx,
+            Change::ApplicationAuthorized,
+            &pre.application.id.to_string(),
+        );
         Ok(code)
     }
 }

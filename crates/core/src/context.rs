@@ -1,8 +1,11 @@
 //! Who makes a change, and on which request. Every service call that
-//! changes an application, a user, a token or a signing key takes a
-//! [`Context`], and each change it makes is recorded (for now a log line
-//! at `info` under the target `latchkey::changes`) with its actor and
-//! request: the subject and source of the audit trail.
+//! changes an application, a user, a token or a signing key, signs in or
+//! out, authorizes an application or a device, revokes an OAuth token or
+//! registers a client takes a [`Context`], and each change it makes is
+//! recorded (for now a log line at `info` under the target
+//! `latchkey::changes`) with its actor and request: the subject and source
+//! of the audit trail. Tokens issued by the OAuth grants are counted in the
+//! metrics instead, not recorded one by one (they are the hottest writes).
 
 use crate::service::Services;
 
@@ -80,6 +83,15 @@ pub enum Change {
     TokenRevoked,
     TokenRotated,
     SigningKeyRotated,
+    /// A user authorized an application (a code issued at the consent
+    /// step, or at once for a trusted application).
+    ApplicationAuthorized,
+    DeviceAuthorized,
+    DeviceDenied,
+    OAuthTokenRevoked,
+    SignedIn,
+    SignedOut,
+    ClientRegistered,
 }
 
 impl Change {
@@ -98,6 +110,13 @@ impl Change {
             Change::TokenRevoked => "personal_access_token_revoked",
             Change::TokenRotated => "personal_access_token_rotated",
             Change::SigningKeyRotated => "signing_key_rotated",
+            Change::ApplicationAuthorized => "application_authorized",
+            Change::DeviceAuthorized => "device_authorized",
+            Change::DeviceDenied => "device_denied",
+            Change::OAuthTokenRevoked => "oauth_token_revoked",
+            Change::SignedIn => "signed_in",
+            Change::SignedOut => "signed_out",
+            Change::ClientRegistered => "client_registered",
         }
     }
 }

@@ -3,6 +3,7 @@
 //! sign-in with throttling, and sessions.
 
 use crate::application::Application;
+use crate::context::{Change, Context};
 use crate::error::StoreError;
 use crate::oauth::{
     pkce_verify, ErrorCode, Grant, IssuedToken, NewOAuthToken, OAuthError, OAuthTokenFound,
@@ -376,11 +377,11 @@ impl Services {
     /// `grant_type=password` (GitLab's ROPC), if enabled.
     pub async fn password_grant(
         &self,
+        ctx: &Context,
         client: &Application,
         login: &str,
         password: &str,
         scope: Option<&str>,
-        address: &str,
     ) -> Result<IssuedToken, FlowError> {
         if !self.config().password_grant_enabled {
             return Err(err(ErrorCode::UnsupportedGrantType));
@@ -388,7 +389,7 @@ impl Services {
         require_grant(client, GRANT_PASSWORD)?;
         let scopes =
             resolve_scopes(client, scope, &self.config().scopes).map_err(FlowError::OAuth)?;
-        let user = match self.sign_in(login, password, address).await {
+        let user = match self.sign_in(ctx, login, password).await {
             Ok(u) => u,
             Err(SignInError::Internal(e)) => return Err(FlowError::Internal(e)),
             Err(_) => return Err(err(ErrorCode::InvalidGrant)),
@@ -403,7 +404,12 @@ impl Services {
     /// RFC 7009: revoke an access or refresh token of this client. Unknown
     /// tokens are not an error. `Err(UnauthorizedClient)` for another
     /// client's token.
-    pub async fn revoke_oauth(&self, client: &Application, token: &str) -> Result<(), FlowError> {
+    pub async fn revoke_oauth(
+        &self,
+        ctx: &Context,
+        client: &Application,
+        token: &str,
+    ) -> Result<(), FlowError> {
         let Some(found) = self.find_oauth_token(token).await? else {
             return Ok(());
         };
@@ -420,6 +426,7 @@ impl Services {
                 .revoke_token_family(&found.token.family, self.now_ms()),
         )
         .await?;
+        self.record(ctx, Change::OAuthTokenRevoked, &found.token.id.to_string());
         Ok(())
     }
 

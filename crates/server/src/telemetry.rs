@@ -2,7 +2,8 @@
 //! configurable.
 //!
 //! Lines are written by a thread of their own (`tracing-appender`'s
-//! non-blocking writer): a request never waits for standard error. If
+//! non-blocking writer), in batches: a request never waits for standard
+//! error. If
 //! the writer falls behind by more than its buffer (128,000 lines), lines
 //! are dropped rather than requests slowed. Colours only on a terminal.
 //! JSON lines put every field at the top level (`request_id`, `status`,
@@ -21,7 +22,12 @@ use crate::config::LogFormat;
 pub fn init(filter: &str, format: LogFormat) -> anyhow::Result<Option<WorkerGuard>> {
     let filter = EnvFilter::try_new(filter)
         .with_context(|| format!("invalid LATCHKEY_LOG filter {filter:?}"))?;
-    let (writer, guard) = tracing_appender::non_blocking(std::io::stderr());
+    // The writer thread takes every line queued, then writes them in one
+    // go: one system call for a batch, not one per line.
+    let (writer, guard) = tracing_appender::non_blocking(std::io::BufWriter::with_capacity(
+        64 * 1024,
+        std::io::stderr(),
+    ));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer)

@@ -113,7 +113,12 @@ impl World {
     /// A code for alice, who signed in `signed_in_ago` ms ago.
     async fn code(&self, scopes: &str, signed_in_ago: i64) -> String {
         self.services
-            .issue_code(&self.pre(scopes), &self.alice, self.now() - signed_in_ago)
+            .issue_code(
+                &latchkey_core::context::Context::system(),
+                &self.pre(scopes),
+                &self.alice,
+                self.now() - signed_in_ago,
+            )
             .await
             .unwrap()
     }
@@ -383,7 +388,13 @@ async fn unused_dynamic_clients_are_swept_after_their_time() {
     };
     let registered = w
         .services
-        .register_client(&metadata, "192.0.2.1")
+        .register_client(
+            &latchkey_core::context::Context {
+                address: Some("192.0.2.1".to_owned()),
+                ..latchkey_core::context::Context::system()
+            },
+            &metadata,
+        )
         .await
         .unwrap();
     w.advance_ms(30 * 24 * 3_600 * 1_000);

@@ -1,6 +1,7 @@
 //! The device authorization grant: the services.
 
 use crate::application::Application;
+use crate::context::{Change, Context};
 use crate::error::StoreError;
 use crate::oauth::{DeviceGrant, DeviceStatus, ErrorCode, IssuedToken, NewDeviceGrant, OAuthError};
 use crate::oauth_flows::{require_grant, resolve_scopes, FlowError, GRANT_DEVICE_CODE};
@@ -75,6 +76,7 @@ impl Services {
     /// denies the request. `false` when it is no longer pending.
     pub async fn decide_device_request(
         &self,
+        ctx: &Context,
         raw_code: &str,
         user: &User,
         approve: bool,
@@ -83,10 +85,19 @@ impl Services {
         let Some((grant, _)) = self.pending_device_request(raw_code).await? else {
             return Ok(false);
         };
-        Ok(self
+        let decided = self
             .store
             .decide_device_grant(grant.id, user.id, approve, self.now_ms(), auth_time)
-            .await?)
+            .await?;
+        if decided {
+            let change = if approve {
+                Change::DeviceAuthorized
+            } else {
+                Change::DeviceDenied
+            };
+            self.record(ctx, change, &grant.application_id.to_string());
+        }
+        Ok(decided)
     }
 
     /// `grant_type=urn:ietf:params:oauth:grant-type:device_code`.

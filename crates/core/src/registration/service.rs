@@ -9,7 +9,7 @@ use crate::secret;
 use crate::service::{Plaintext, ServiceError, Services};
 
 use super::*;
-use crate::context::Context;
+use crate::context::{Change, Context};
 
 fn metadata_error(description: impl Into<String>) -> FlowError {
     FlowError::OAuth(OAuthError::with(
@@ -134,13 +134,15 @@ impl Services {
         })
     }
 
-    /// Register a client (RFC 7591), rate-limited per client address.
+    /// Register a client (RFC 7591), rate-limited per client address
+    /// (`ctx`'s).
     pub async fn register_client(
         &self,
+        ctx: &Context,
         m: &ClientMetadata,
-        address: &str,
     ) -> Result<Registered, FlowError> {
         let now = self.now_ms();
+        let address = ctx.address.as_deref().unwrap_or("unknown");
         let key = format!("register:{address}");
         if self
             .store
@@ -175,6 +177,7 @@ impl Services {
                 grant_types: Some(checked.grant_types.clone()),
             })
             .await?;
+        self.record(ctx, Change::ClientRegistered, &app.id.to_string());
         Ok(Registered {
             client_secret: app.confidential.then_some(secret_value),
             application: app,

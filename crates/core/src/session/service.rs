@@ -1,5 +1,6 @@
 //! Signing in and browser sessions: the services.
 
+use crate::context::{Change, Context};
 use crate::error::StoreError;
 use crate::metrics::SignInOutcome;
 use crate::oauth::NewSession;
@@ -18,12 +19,14 @@ impl Services {
     /// Check a login (username or email) and password, with throttling per
     /// account and per client address. Argon2 runs off the async workers.
     /// Every outcome but a fault is counted in the metrics.
+    /// The address throttled is `ctx`'s.
     pub async fn sign_in(
         &self,
+        ctx: &Context,
         login: &str,
         password: &str,
-        address: &str,
     ) -> Result<User, SignInError> {
+        let address = ctx.address.as_deref().unwrap_or("unknown");
         let out = self.check_sign_in(login, password, address).await;
         let outcome = match &out {
             Ok(_) => SignInOutcome::Success,
@@ -131,7 +134,11 @@ impl Services {
     }
 
     /// A new session for `user_id`; returns the cookie value (shown once).
-    pub async fn create_session(&self, user_id: i64) -> Result<String, ServiceError> {
+    pub async fn create_session(
+        &self,
+        ctx: &Context,
+        user_id: i64,
+    ) -> Result<String, ServiceError> {
         let value = secret::random_hex(32)?;
         let now = self.now_ms();
         self.store
@@ -142,6 +149,7 @@ impl Services {
                 expires_at: now + SESSION_LIFETIME_MS,
             })
             .await?;
+        self.record(ctx, Change::SignedIn, &user_id.to_string());
         Ok(value)
     }
 
@@ -155,8 +163,13 @@ impl Services {
         Ok(found.filter(|(u, _)| u.access_denied_reason().is_none()))
     }
 
-    pub async fn end_session(&self, cookie: &str) -> Result<(), ServiceError> {
-        Ok(self.store.delete_session(&secret::digest(cookie)).await?)
+    pub async fn end_session(&self, ctx: &Context, cookie: &str) -> Result<(), ServiceError> {
+        self.store.delete_session(&secret::digest(cookie)).await?;
+        let who = ctx
+            .user_id
+            .map_or_else(|| "session".to_owned(), |id| id.to_string());
+        self.record(ctx, Change::SignedOut, &who);
+        Ok(())
     }
 }
 

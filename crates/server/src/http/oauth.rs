@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use base64::Engine as _;
 use latchkey_core::application::Application;
+use latchkey_core::context::Via;
 use latchkey_core::metrics::Grant;
 use latchkey_core::oauth::{ErrorCode, IssuedToken, OAuthError, OAuthTokenFound};
 use latchkey_core::oauth_flows::FlowError;
@@ -18,9 +19,9 @@ use latchkey_core::StoreError;
 use serde::Serialize;
 use serde_json::json;
 
-use super::errors::{no_store, OAuthResponse};
+use super::errors::OAuthResponse;
 use super::params::Params;
-use super::{AppState, ClientAddr};
+use super::AppState;
 
 pub const DEVICE_GRANT: &str = "urn:ietf:params:oauth:grant-type:device_code";
 
@@ -132,9 +133,7 @@ fn token_success(t: &IssuedToken) -> Response {
         created_at: t.created_at_seconds,
         id_token: t.id_token.as_deref(),
     };
-    let mut res = Json(body).into_response();
-    no_store(res.headers_mut());
-    res
+    Json(body).into_response()
 }
 
 pub(crate) fn require<'a>(params: &'a Params, key: &str) -> Result<&'a str, FlowError> {
@@ -177,7 +176,6 @@ async fn token_inner(
     state: &AppState,
     headers: &HeaderMap,
     params: &Params,
-    address: &str,
 ) -> Result<IssuedToken, TokenFailure> {
     let grant_type = require(params, "grant_type")?;
     let services = &state.services;
@@ -215,14 +213,9 @@ async fn token_inner(
             let username = require(params, "username")?;
             let password = require(params, "password")?;
             let client = need_client(token_client(state, headers, params).await?)?;
+            let ctx = super::request_id::context(None, Via::Client);
             services
-                .password_grant(
-                    &client,
-                    username,
-                    password,
-                    params.get_str("scope"),
-                    address,
-                )
+                .password_grant(&ctx, &client, username, password, params.get_str("scope"))
                 .await?
         }),
         // RFC 8628's URN, and GitLab's short name from its discovery document.
@@ -278,11 +271,10 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for NoSecretsInQuery {
 pub async fn token(
     State(state): State<AppState>,
     _: NoSecretsInQuery,
-    ClientAddr(address): ClientAddr,
     headers: HeaderMap,
     params: Params,
 ) -> Response {
-    match token_inner(&state, &headers, &params, &address).await {
+    match token_inner(&state, &headers, &params).await {
         Ok(t) => token_success(&t),
         Err(TokenFailure::Flow(e)) => flow_error(e),
         Err(TokenFailure::Limited(limited)) => too_many_requests("/oauth/token", limited),
@@ -305,24 +297,17 @@ pub async fn revoke(
                 "You are not authorized to revoke this token",
             )));
         };
-        state.services.revoke_oauth(&client, token).await
+        let ctx = super::request_id::context(None, Via::Client);
+        state.services.revoke_oauth(&ctx, &client, token).await
     }
     .await;
     match result {
-        Ok(()) => {
-            let mut res = Json(json!({})).into_response();
-            no_store(res.headers_mut());
-            res
-        }
-        Err(FlowError::OAuth(e)) if e.code == ErrorCode::UnauthorizedClient => {
-            let mut res = (
-                StatusCode::FORBIDDEN,
-                Json(json!({"error": e.code.as_str(), "error_description": e.description})),
-            )
-                .into_response();
-            no_store(res.headers_mut());
-            res
-        }
+        Ok(()) => Json(json!({})).into_response(),
+        Err(FlowError::OAuth(e)) if e.code == ErrorCode::UnauthorizedClient => (
+            StatusCode::FORBIDDEN,
+            Json(json!({"error": e.code.as_str(), "error_description": e.description})),
+        )
+            .into_response(),
         Err(e) => flow_error(e),
     }
 }
@@ -359,7 +344,7 @@ pub async fn token_info(
     let now_s = state.services.now_ms() / 1000;
     let expires_in = (found.token.expires_at / 1000 - now_s).max(0);
     let scopes = found.token.scopes.as_slice();
-    let mut res = Json(json!({
+    Json(json!({
         "resource_owner_id": found.token.user_id,
         "scope": scopes,
         "expires_in": expires_in,
@@ -368,9 +353,7 @@ pub async fn token_info(
         "scopes": scopes,
         "expires_in_seconds": expires_in,
     }))
-    .into_response();
-    no_store(res.headers_mut());
-    res
+    .into_response()
 }
 
 /// RFC 7662. The caller authenticates as a client (or with a live access
@@ -427,9 +410,7 @@ pub async fn introspect(
         }
         _ => json!({"active": false}),
     };
-    let mut res = Json(body).into_response();
-    no_store(res.headers_mut());
-    res
+    Json(body).into_response()
 }
 
 #[cfg(test)]

@@ -14,13 +14,13 @@ use serde_json::{json, Value};
 
 use latchkey_core::context::{Context, Via};
 
-use super::errors::{no_store, OAuthResponse};
+use super::errors::OAuthResponse;
 use super::oauth::{
     authenticated_client, bearer_or_param, flow_error, internal, live_token, NoSecretsInQuery,
     DEVICE_GRANT,
 };
 use super::params::{Params, Value as ParamValue};
-use super::{AppState, ClientAddr};
+use super::AppState;
 
 fn url(state: &AppState, path: &str) -> String {
     format!("{}{path}", state.external_url)
@@ -103,11 +103,7 @@ pub async fn userinfo(
         Err(answer) => return answer,
     };
     match state.services.userinfo(&found) {
-        Some(claims) => {
-            let mut res = Json(Value::Object(claims)).into_response();
-            no_store(res.headers_mut());
-            res
-        }
+        Some(claims) => Json(Value::Object(claims)).into_response(),
         None => OAuthResponse(OAuthError::new(ErrorCode::InsufficientScope)).into_response(),
     }
 }
@@ -133,7 +129,7 @@ pub async fn authorize_device(
         Ok(d) => {
             let verification_uri = url(&state, "/oauth/device");
             let complete = format!("{verification_uri}?user_code={}", d.user_code);
-            let mut res = Json(json!({
+            Json(json!({
                 "device_code": d.device_code,
                 "user_code": d.user_code,
                 "verification_uri": verification_uri,
@@ -141,9 +137,7 @@ pub async fn authorize_device(
                 "expires_in": d.expires_in,
                 "interval": d.interval,
             }))
-            .into_response();
-            no_store(res.headers_mut());
-            res
+            .into_response()
         }
         Err(e) => flow_error(e),
     }
@@ -215,13 +209,11 @@ fn registration_error(e: FlowError) -> Response {
                 ErrorCode::TemporarilyUnavailable => StatusCode::TOO_MANY_REQUESTS,
                 _ => StatusCode::BAD_REQUEST,
             };
-            let mut res = (
+            (
                 status,
                 Json(json!({"error": e.code.as_str(), "error_description": e.description})),
             )
-                .into_response();
-            no_store(res.headers_mut());
-            res
+                .into_response()
         }
         other => flow_error(other),
     }
@@ -233,25 +225,19 @@ fn registration_disabled(state: &AppState) -> Option<Response> {
 }
 
 /// RFC 7591 registration (when enabled).
-pub async fn register(
-    State(state): State<AppState>,
-    ClientAddr(address): ClientAddr,
-    params: Params,
-) -> Response {
+pub async fn register(State(state): State<AppState>, params: Params) -> Response {
     if let Some(off) = registration_disabled(&state) {
         return off;
     }
     match state
         .services
-        .register_client(&metadata(&params), &address)
+        .register_client(
+            &super::request_id::context(None, Via::Client),
+            &metadata(&params),
+        )
         .await
     {
-        Ok(r) => {
-            let mut res =
-                (StatusCode::CREATED, Json(registration_body(&state, &r))).into_response();
-            no_store(res.headers_mut());
-            res
-        }
+        Ok(r) => (StatusCode::CREATED, Json(registration_body(&state, &r))).into_response(),
         Err(e) => registration_error(e),
     }
 }
@@ -287,9 +273,7 @@ pub async fn read_registration(
                 client_secret: None,
                 registration_access_token: None,
             };
-            let mut res = Json(registration_body(&state, &r)).into_response();
-            no_store(res.headers_mut());
-            res
+            Json(registration_body(&state, &r)).into_response()
         }
         Err(e) => registration_error(e),
     }
@@ -313,11 +297,7 @@ pub async fn update_registration(
     }
     .await;
     match result {
-        Ok(r) => {
-            let mut res = Json(registration_body(&state, &r)).into_response();
-            no_store(res.headers_mut());
-            res
-        }
+        Ok(r) => Json(registration_body(&state, &r)).into_response(),
         Err(e) => registration_error(e),
     }
 }

@@ -1,5 +1,6 @@
-//! HTML pages: every one with the security headers, and the error page
-//! (which names the request id of a server fault).
+//! HTML pages (their security headers are set by a layer on every HTML
+//! answer, `router::html_headers`), and the error page (which names the
+//! request id of a server fault).
 
 use askama::Template;
 use axum::http::{header, HeaderValue, StatusCode};
@@ -32,27 +33,31 @@ pub(crate) fn page(
                 .into_response();
         }
     };
-    let csp = format!(
-        "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'{form_targets}; \
-         frame-ancestors 'none'; base-uri 'none'"
-    );
     let mut res = (status, html).into_response();
     let h = res.headers_mut();
     h.insert(
         header::CONTENT_TYPE,
         HeaderValue::from_static("text/html; charset=utf-8"),
     );
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
-    if let Ok(v) = HeaderValue::from_str(&csp) {
-        h.insert(header::CONTENT_SECURITY_POLICY, v);
+    // The other security headers, and this policy for every other page,
+    // are set by a layer (`router::html_headers`) on every HTML answer.
+    if !form_targets.is_empty() {
+        let csp = CSP.replacen(
+            "form-action 'self'",
+            &format!("form-action 'self'{form_targets}"),
+            1,
+        );
+        if let Ok(v) = HeaderValue::from_str(&csp) {
+            h.insert(header::CONTENT_SECURITY_POLICY, v);
+        }
     }
     res
 }
+
+/// The content security policy of every page (the consent page adds its
+/// redirect target to `form-action`).
+pub(crate) const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; \
+     form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 pub(crate) fn error_page(
     status: StatusCode,

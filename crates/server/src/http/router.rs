@@ -61,7 +61,7 @@ pub fn router(state: AppState) -> Router {
         )
         .route("/personal_access_tokens/{id}/rotate", post(tokens::rotate));
 
-    Router::new()
+    let app = Router::new()
         .route("/-/health", get(meta::health))
         .route("/-/liveness", get(meta::liveness))
         .route("/-/readiness", get(meta::readiness))
@@ -75,29 +75,48 @@ pub fn router(state: AppState) -> Router {
             get(web::authorize).post(web::decide).delete(web::decide),
         )
         .route("/oauth/authorize/native", get(web::native_code))
-        .route("/oauth/authorize_device", post(oidc::authorize_device))
+        .route(
+            "/oauth/authorize_device",
+            post(oidc::authorize_device).layer(no_store()),
+        )
         .route(
             "/oauth/device",
             get(web::device_form).post(web::device_lookup),
         )
         .route("/oauth/device/confirm", post(web::device_confirm))
-        .route("/oauth/introspect", post(oauth::introspect))
-        .route("/oauth/token/info", get(oauth::token_info))
-        .route("/oauth/register", post(oidc::register))
+        .route(
+            "/oauth/introspect",
+            post(oauth::introspect).layer(no_store()),
+        )
+        .route(
+            "/oauth/token/info",
+            get(oauth::token_info).layer(no_store()),
+        )
+        .route("/oauth/register", post(oidc::register).layer(no_store()))
         .route(
             "/oauth/register/{client_id}",
             get(oidc::read_registration)
                 .put(oidc::update_registration)
-                .delete(oidc::delete_registration),
+                .delete(oidc::delete_registration)
+                .layer(no_store()),
         )
         // Endpoints single-page applications call from other origins (as GitLab).
         .merge(
             Router::new()
-                .route("/oauth/token", post(oauth::token).options(preflight))
-                .route("/oauth/revoke", post(oauth::revoke).options(preflight))
+                .route(
+                    "/oauth/token",
+                    post(oauth::token).options(preflight).layer(no_store()),
+                )
+                .route(
+                    "/oauth/revoke",
+                    post(oauth::revoke).options(preflight).layer(no_store()),
+                )
                 .route(
                     "/oauth/userinfo",
-                    get(oidc::userinfo).post(oidc::userinfo).options(preflight),
+                    get(oidc::userinfo)
+                        .post(oidc::userinfo)
+                        .options(preflight)
+                        .layer(no_store()),
                 )
                 .route("/oauth/discovery/keys", get(oidc::jwks).options(preflight))
                 .route(
@@ -127,7 +146,8 @@ pub fn router(state: AppState) -> Router {
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
-        ))
+        ));
+    with_html_headers(app)
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::Internal(latchkey_core::error::message("a request handler panicked"))
                 .into_response()
@@ -209,6 +229,53 @@ fn database_down(path: &str) -> Response {
     res.headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     res
+}
+
+/// Answers that carry credentials or personal data are never stored by a
+/// cache (RFC 6749 section 5.1, OpenID Connect UserInfo, RFC 7591).
+fn no_store() -> tower::layer::util::Stack<
+    SetResponseHeaderLayer<HeaderValue>,
+    SetResponseHeaderLayer<HeaderValue>,
+> {
+    tower::layer::util::Stack::new(
+        SetResponseHeaderLayer::overriding(
+            header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store, no-cache"),
+        ),
+        SetResponseHeaderLayer::overriding(header::PRAGMA, HeaderValue::from_static("no-cache")),
+    )
+}
+
+/// Every HTML page, wherever it is made (a handler, a rate limit, the
+/// fail-fast layer): not framed, not cached, no referrer, and a strict
+/// content security policy unless the page set its own (the consent
+/// page widens `form-action` for its redirect target).
+fn with_html_headers(router: Router) -> Router {
+    fn when_html(value: &'static str) -> impl Fn(&Response) -> Option<HeaderValue> + Clone {
+        move |res: &Response| {
+            res.headers()
+                .get(header::CONTENT_TYPE)
+                .is_some_and(|t| t.as_bytes().starts_with(b"text/html"))
+                .then(|| HeaderValue::from_static(value))
+        }
+    }
+    router
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_FRAME_OPTIONS,
+            when_html("DENY"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CACHE_CONTROL,
+            when_html("no-store"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::REFERRER_POLICY,
+            when_html("no-referrer"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::CONTENT_SECURITY_POLICY,
+            when_html(super::pages::CSP),
+        ))
 }
 
 async fn not_found() -> Response {

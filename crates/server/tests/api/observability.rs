@@ -105,8 +105,14 @@ async fn requests_are_counted_by_route_template_method_and_status() {
     );
     assert!(text.contains("# TYPE http_request_duration_seconds histogram"));
     // The database's own series.
-    assert!(text.contains("latchkey_database_connections{state=\"idle\"}"), "{text}");
-    assert!(text.contains("latchkey_database_wait_seconds_count"), "{text}");
+    assert!(
+        text.contains("latchkey_database_connections{state=\"idle\"}"),
+        "{text}"
+    );
+    assert!(
+        text.contains("latchkey_database_wait_seconds_count"),
+        "{text}"
+    );
     // The token cache is on in these tests: the second and third lookups hit.
     assert!(
         value(&text, r#"latchkey_token_cache_lookups_total{result="hit"}"#).unwrap_or(0.0) >= 2.0,
@@ -204,7 +210,11 @@ async fn forwarded_addresses_are_believed_only_from_trusted_proxies() {
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), 200, "headers from an untrusted peer are ignored");
+    assert_eq!(
+        res.status(),
+        200,
+        "headers from an untrusted peer are ignored"
+    );
     let trusted = TestApp::spawn_with(Options {
         trusted_proxies: "127.0.0.1/32",
         ..Options::default()
@@ -293,7 +303,11 @@ async fn limits_answer_429_in_the_route_dialect_and_are_counted() {
     assert!(refused.len() >= 10, "{}", refused.len());
     assert!(refused.iter().all(|b| *b == "Retry later\n"));
     assert!(gitlab.iter().all(|(s, _, _)| *s == 401 || *s == 429));
-    let oauth = burst(20, from("/.well-known/openid-configuration", "198.51.100.1")).await;
+    let oauth = burst(
+        20,
+        from("/.well-known/openid-configuration", "198.51.100.1"),
+    )
+    .await;
     let oauth_refused = refusals(&oauth);
     assert!(!oauth_refused.is_empty());
     for body in &oauth_refused {
@@ -303,9 +317,14 @@ async fn limits_answer_429_in_the_route_dialect_and_are_counted() {
     let pages = burst(20, from("/users/sign_in", "198.51.100.1")).await;
     let pages_refused = refusals(&pages);
     assert!(!pages_refused.is_empty());
-    assert!(pages_refused.iter().all(|b| b.contains("Too many requests")));
+    assert!(pages_refused
+        .iter()
+        .all(|b| b.contains("Too many requests")));
     // Another address is not held back.
-    let res = from("/oauth/discovery/keys", "198.51.100.2")().send().await.unwrap();
+    let res = from("/oauth/discovery/keys", "198.51.100.2")()
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     let unauthenticated = refused.len() + oauth_refused.len() + pages_refused.len();
 
@@ -314,7 +333,10 @@ async fn limits_answer_429_in_the_route_dialect_and_are_counted() {
 
     // Authenticated API requests, per token; not by the address's limit.
     let token = app.root_token.clone();
-    let api = burst(20, || from("/api/v4/user", "198.51.100.1")().private_token(&token)).await;
+    let api = burst(20, || {
+        from("/api/v4/user", "198.51.100.1")().private_token(&token)
+    })
+    .await;
     let api_refused = refusals(&api);
     assert!(api_refused.len() >= 10, "{}", api_refused.len());
     assert!(api_refused.iter().all(|b| *b == "Retry later\n"));
@@ -345,7 +367,11 @@ async fn limits_answer_429_in_the_route_dialect_and_are_counted() {
             &format!(r#"latchkey_rate_limited_requests_total{{limit="{limit}"}}"#),
         )
     };
-    assert_eq!(counted("unauthenticated"), Some(unauthenticated as f64), "{text}");
+    assert_eq!(
+        counted("unauthenticated"),
+        Some(unauthenticated as f64),
+        "{text}"
+    );
     assert_eq!(counted("authenticated_api"), Some(api_refused.len() as f64));
     assert_eq!(counted("oauth_token"), Some(token_refused.len() as f64));
     assert_eq!(

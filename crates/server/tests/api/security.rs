@@ -536,7 +536,13 @@ async fn a_device_grant_approved_before_a_block_is_refused() {
         .unwrap();
     assert!(app
         .services
-        .decide_device_request(start["user_code"].as_str().unwrap(), &alice, true, 0)
+        .decide_device_request(
+            &latchkey_core::context::Context::system(),
+            start["user_code"].as_str().unwrap(),
+            &alice,
+            true,
+            0,
+        )
         .await
         .unwrap());
     app.services

@@ -118,7 +118,8 @@ fn authorize_failure(issuer: &str, e: AuthorizeError) -> Response {
 }
 
 async fn approve(state: &AppState, pre: &PreAuthorized, user: &User, auth_time: i64) -> Response {
-    match state.services.issue_code(pre, user, auth_time).await {
+    let ctx = request_id::context(Some(user.id), Via::Session);
+    match state.services.issue_code(&ctx, pre, user, auth_time).await {
         Ok(code) => {
             let mut pairs = vec![("code", code.as_str())];
             if let Some(s) = pre.state.as_deref() {

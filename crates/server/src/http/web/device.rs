@@ -134,7 +134,13 @@ pub async fn device_confirm(
     let code = params.get_str("user_code").unwrap_or("");
     match state
         .services
-        .decide_device_request(code, &signed.user, approve, signed.auth_time)
+        .decide_device_request(
+            &request_id::context(Some(signed.user.id), Via::Session),
+            code,
+            &signed.user,
+            approve,
+            signed.auth_time,
+        )
         .await
     {
         Ok(true) if approve => page(

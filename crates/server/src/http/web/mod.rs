@@ -13,6 +13,7 @@ use askama::Template;
 use axum::extract::{OriginalUri, State};
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum_extra::extract::cookie::{Cookie, SameSite};
 use latchkey_core::authorize::{AuthorizeError, AuthorizeRequest, Interaction, PreAuthorized};
 use latchkey_core::oauth::{ErrorCode, OAuthError};
 use latchkey_core::scopes::describe;
@@ -24,7 +25,8 @@ use latchkey_core::StoreError;
 use sha2::{Digest, Sha256};
 
 use super::params::Params;
-use super::{AppState, ClientAddr};
+use super::{request_id, AppState};
+use latchkey_core::context::Via;
 
 pub const SESSION_COOKIE: &str = "_latchkey_session";
 pub const CSRF_COOKIE: &str = "_latchkey_csrf";
@@ -167,22 +169,32 @@ pub fn append_query(uri: &str, pairs: &[(&str, &str)]) -> String {
 
 // --- cookies, sessions, CSRF -------------------------------------------------------
 
-fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+/// The value of the cookie `name`, parsed by the `cookie` crate (through
+/// axum-extra). The first of several with one name wins, as browsers send
+/// the most specific first; `CookieJar` would keep the last.
+fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|kv| kv.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v)
+        .flat_map(Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == name)
+        .map(|c| c.value().to_owned())
         .filter(|v| !v.is_empty())
 }
 
+/// A `Set-Cookie` value: host-only, HttpOnly, SameSite=Lax, Secure behind
+/// https; `max_age` 0 deletes.
 fn set_cookie(state: &AppState, base: &'static str, value: &str, max_age: i64) -> String {
-    let name = cookie_name(state, base);
-    let secure = if behind_https(state) { "; Secure" } else { "" };
-    format!("{name}={value}; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}")
+    Cookie::build((cookie_name(state, base), value.to_owned()))
+        .path("/")
+        .http_only(true)
+        .same_site(SameSite::Lax)
+        .max_age(time::Duration::seconds(max_age))
+        .secure(behind_https(state))
+        .build()
+        .to_string()
 }
 
 fn session_csrf(session: &str) -> String {
@@ -210,13 +222,13 @@ pub async fn current(
     };
     Ok(state
         .services
-        .session_user(value)
+        .session_user(&value)
         .await?
         .map(|(user, auth_time)| {
-            crate::http::request_id::set_user(user.id);
+            request_id::set_user(user.id);
             SignedIn {
                 user,
-                session: value.to_owned(),
+                session: value,
                 auth_time,
             }
         }))
@@ -232,7 +244,7 @@ fn csrf_for(
         return Ok((session_csrf(s), Vec::new()));
     }
     if let Some(c) = cookie(headers, &cookie_name(state, CSRF_COOKIE)) {
-        return Ok((c.to_owned(), Vec::new()));
+        return Ok((c, Vec::new()));
     }
     let fresh = secret::random_hex(32)?;
     let set = set_cookie(state, CSRF_COOKIE, &fresh, 86_400);
@@ -249,7 +261,7 @@ fn csrf_ok(state: &AppState, headers: &HeaderMap, session: Option<&str>, params:
     match session {
         Some(s) => secret::constant_time_eq(&session_csrf(s), sent),
         None => cookie(headers, &cookie_name(state, CSRF_COOKIE))
-            .is_some_and(|c| secret::constant_time_eq(c, sent)),
+            .is_some_and(|c| secret::constant_time_eq(&c, sent)),
     }
 }
 

@@ -43,7 +43,6 @@ pub async fn sign_in_form(
 
 pub async fn sign_in(
     State(state): State<AppState>,
-    ClientAddr(address): ClientAddr,
     headers: HeaderMap,
     params: Params,
 ) -> Response {
@@ -75,17 +74,21 @@ pub async fn sign_in(
         .render();
         with_cookies(page(status, body, ""), &cookies)
     };
-    match state.services.sign_in(&login, password, &address).await {
-        Ok(user) => match state.services.create_session(user.id).await {
+    let ctx = request_id::context(None, Via::Session);
+    match state.services.sign_in(&ctx, &login, password).await {
+        Ok(user) => match state
+            .services
+            .create_session(&request_id::context(Some(user.id), Via::Session), user.id)
+            .await
+        {
             Ok(value) => {
                 // Signing in again (a fresh sign-in the client asked for, or
                 // another account) replaces the browser's old session.
                 if let Some(old) = session {
-                    if let Err(e) = state.services.end_session(old).await {
+                    if let Err(e) = state.services.end_session(&ctx, old).await {
                         return internal_page(e);
                     }
                 }
-                tracing::info!(user = %user.username, "signed in");
                 redirect(&return_to, &[set_cookie(&state, SESSION_COOKIE, &value, 86_400)])
             }
             Err(e) => internal_page(e),
@@ -117,8 +120,9 @@ pub async fn sign_out(
     if !csrf_ok(&state, &headers, session, &params) {
         return csrf_failure();
     }
-    if let Some(s) = session {
-        if let Err(e) = state.services.end_session(s).await {
+    if let Some(s) = &signed_in {
+        let ctx = request_id::context(Some(s.user.id), Via::Session);
+        if let Err(e) = state.services.end_session(&ctx, &s.session).await {
             return internal_page(e);
         }
     }
