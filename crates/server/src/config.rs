@@ -197,58 +197,119 @@ pub struct ServeArgs {
     pub root_token: Option<SecretString>,
 }
 
-/// The optional TOML file. Unknown keys are an error, so typos surface.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileConfig {
-    pub listen: Option<String>,
-    pub database_url: Option<String>,
-    pub database_pool_size: Option<u32>,
-    pub database_timeout: Option<u64>,
-    pub migrate: Option<bool>,
-    pub external_url: Option<String>,
-    pub admin_mode: Option<bool>,
-    pub max_body_size: Option<usize>,
-    pub access_token_lifetime: Option<i64>,
-    pub pkce_required_for_public_clients: Option<bool>,
-    pub password_grant: Option<bool>,
-    pub dynamic_registration: Option<String>,
-    pub dynamic_client_ttl_days: Option<i64>,
-    pub registration_scopes: Option<String>,
-    pub token_cache_seconds: Option<u64>,
-    pub max_token_lifetime_days: Option<i64>,
-    pub http_header_timeout: Option<u64>,
-    pub http_body_timeout: Option<u64>,
-    pub http_idle_timeout: Option<u64>,
-    pub http_write_timeout: Option<u64>,
-    pub shutdown_timeout: Option<u64>,
-    pub max_connections: Option<usize>,
-    pub max_streamed_lists: Option<usize>,
-    pub root_password: Option<SecretString>,
-    pub root_token: Option<SecretString>,
-    pub trusted_proxies: Option<String>,
-    pub metrics_listen: Option<String>,
-    pub metrics_allow: Option<String>,
-    pub rate_limit_unauthenticated: Option<u32>,
-    pub rate_limit_token: Option<u32>,
-    pub rate_limit_api: Option<u32>,
-    pub log: Option<String>,
-    pub log_format: Option<LogFormat>,
+/// What only the configuration file can set (lists, and settings too
+/// rarely changed for a flag).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct FileOnly {
     /// The scopes applications and tokens may use (default: GitLab's list).
     pub scopes: Option<Vec<String>>,
     /// Prefix of application secrets (default "gloas-").
     pub secret_prefix: Option<String>,
 }
 
-impl FileConfig {
-    pub fn load(path: Option<&Path>) -> anyhow::Result<Self> {
-        let Some(path) = path else {
-            return Ok(Self::default());
+const FILE_ONLY: [&str; 2] = ["scopes", "secret_prefix"];
+
+/// Options that name no setting: never read from the file.
+const NOT_SETTINGS: [&str; 4] = ["help", "version", "config", "no_migrate"];
+
+/// Parse the command line of `P` (any subcommand) with the TOML file that
+/// `--config` / `LATCHKEY_CONFIG` names.
+///
+/// Every setting is declared once, as an option (`GlobalArgs`,
+/// `ServeArgs`: its flag, environment variable and help); its TOML key is
+/// the option's name (`http_idle_timeout` for `--http-idle-timeout`). The
+/// file's values become the options' defaults, so a flag wins over the
+/// environment, which wins over the file, which wins over the built-in
+/// default; and the file's values are read and checked by the same parsers
+/// as the flags'. A key that names no option is an error, so typos surface.
+pub fn parse_command_line<P, I, T>(args: I) -> anyhow::Result<(P, FileOnly)>
+where
+    P: clap::Parser,
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
+    let first = matches(P::command(), &args, None)?;
+    let Some(path) = first.get_one::<PathBuf>("config").cloned() else {
+        return Ok((P::from_arg_matches(&first)?, FileOnly::default()));
+    };
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
+    let table: toml::Table = toml::from_str(&text)
+        .with_context(|| format!("invalid configuration file {}", path.display()))?;
+    let invalid = |key: &str, why: String| {
+        anyhow::anyhow!(
+            "invalid configuration file {}: `{key}` {why}",
+            path.display()
+        )
+    };
+    let mut cmd = P::command();
+    let mut file_only = toml::Table::new();
+    for (key, value) in table {
+        if FILE_ONLY.contains(&key.as_str()) {
+            file_only.insert(key, value);
+            continue;
+        }
+        let text = match value {
+            toml::Value::String(s) => s,
+            toml::Value::Integer(n) => n.to_string(),
+            toml::Value::Float(n) => n.to_string(),
+            toml::Value::Boolean(b) => b.to_string(),
+            _ => {
+                return Err(invalid(
+                    &key,
+                    "must be a string, a number or a boolean".to_owned(),
+                ))
+            }
         };
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read the configuration file {}", path.display()))?;
-        toml::from_str(&text)
-            .with_context(|| format!("invalid configuration file {}", path.display()))
+        let known = |c: &clap::Command| {
+            !NOT_SETTINGS.contains(&key.as_str())
+                && c.get_arguments().any(|a| a.get_id().as_str() == key)
+        };
+        if known(&cmd) {
+            cmd = cmd.mut_arg(key.as_str(), |a| from_file(a, text));
+        } else if cmd.find_subcommand("serve").is_some_and(known) {
+            cmd = cmd.mut_subcommand("serve", |sc| {
+                sc.mut_arg(key.as_str(), |a| from_file(a, text))
+            });
+        } else {
+            return Err(invalid(&key, "is not a setting latchkey knows".to_owned()));
+        }
+    }
+    let file_only: FileOnly = toml::Value::Table(file_only)
+        .try_into()
+        .with_context(|| format!("invalid configuration file {}", path.display()))?;
+    let matches = matches(cmd, &args, Some(&path))?;
+    Ok((P::from_arg_matches(&matches)?, file_only))
+}
+
+/// The file's value as the option's default, never shown by `--help` (it
+/// may be a password).
+fn from_file(arg: clap::Arg, value: String) -> clap::Arg {
+    arg.default_value(value).hide_default_value(true)
+}
+
+/// `args` parsed by `cmd`. `--help`, `--version` and a mistake on the
+/// command line end the process as clap ends it (usage, exit code 2); a
+/// mistake that may be the file's is returned, naming the file.
+fn matches(
+    cmd: clap::Command,
+    args: &[std::ffi::OsString],
+    file: Option<&Path>,
+) -> anyhow::Result<clap::ArgMatches> {
+    match (cmd.try_get_matches_from(args), file) {
+        (Ok(m), _) => Ok(m),
+        (Err(e), Some(path)) if e.use_stderr() => {
+            // clap's first line says what is wrong; the rest is usage.
+            let text = e.render().to_string();
+            let what = text.lines().next().unwrap_or_default();
+            bail!(
+                "{} (the configuration file {} gives these options their defaults)",
+                what.trim_start_matches("error: "),
+                path.display()
+            )
+        }
+        (Err(e), _) => e.exit(),
     }
 }
 
@@ -311,21 +372,20 @@ pub const DEFAULT_SHUTDOWN_TIMEOUT: u64 = 30;
 pub const DEFAULT_MAX_STREAMED_LISTS: usize = 16;
 
 impl HttpSettings {
-    pub fn resolve(args: &ServeArgs, file: &FileConfig) -> anyhow::Result<Self> {
-        let seconds = |name: &str, flag: Option<u64>, key: Option<u64>, default: u64, min: u64| {
-            let n = flag.or(key).unwrap_or(default);
+    pub fn resolve(args: &ServeArgs) -> anyhow::Result<Self> {
+        let seconds = |name: &str, flag: Option<u64>, default: u64, min: u64| {
+            let n = flag.unwrap_or(default);
             if !(min..=86_400).contains(&n) {
                 bail!("{name} must be between {min} and 86400 seconds");
             }
             Ok(Duration::from_secs(n))
         };
-        let max_connections = args.max_connections.or(file.max_connections);
+        let max_connections = args.max_connections;
         if max_connections == Some(0) {
             bail!("max_connections must be at least 1");
         }
         let max_streamed_lists = args
             .max_streamed_lists
-            .or(file.max_streamed_lists)
             .unwrap_or(DEFAULT_MAX_STREAMED_LISTS);
         if max_streamed_lists == 0 {
             bail!("max_streamed_lists must be at least 1");
@@ -334,35 +394,30 @@ impl HttpSettings {
             header_timeout: seconds(
                 "http_header_timeout",
                 args.http_header_timeout,
-                file.http_header_timeout,
                 DEFAULT_HTTP_HEADER_TIMEOUT,
                 1,
             )?,
             body_timeout: seconds(
                 "http_body_timeout",
                 args.http_body_timeout,
-                file.http_body_timeout,
                 DEFAULT_HTTP_BODY_TIMEOUT,
                 1,
             )?,
             idle_timeout: seconds(
                 "http_idle_timeout",
                 args.http_idle_timeout,
-                file.http_idle_timeout,
                 DEFAULT_HTTP_IDLE_TIMEOUT,
                 1,
             )?,
             write_timeout: seconds(
                 "http_write_timeout",
                 args.http_write_timeout,
-                file.http_write_timeout,
                 DEFAULT_HTTP_WRITE_TIMEOUT,
                 1,
             )?,
             shutdown_timeout: seconds(
                 "shutdown_timeout",
                 args.shutdown_timeout,
-                file.shutdown_timeout,
                 DEFAULT_SHUTDOWN_TIMEOUT,
                 0,
             )?,
@@ -373,7 +428,7 @@ impl HttpSettings {
 }
 
 impl Settings {
-    pub fn resolve(global: &GlobalArgs, file: &FileConfig) -> anyhow::Result<Self> {
+    pub fn resolve(global: &GlobalArgs, file: &FileOnly) -> anyhow::Result<Self> {
         let scopes = match &file.scopes {
             Some(list) => ScopeSet::new(list)
                 .map_err(|e| anyhow::anyhow!("invalid `scopes` in the configuration file: {e}"))?,
@@ -393,28 +448,22 @@ impl Settings {
         let database_url = global
             .database_url
             .clone()
-            .or_else(|| file.database_url.clone())
             .unwrap_or_else(|| DEFAULT_DATABASE_URL.to_owned());
         // SQLite readers are threads with their own page cache and malloc
         // arena, and the hot point reads do not use them (see
         // latchkey_sqlite's `inline`): a few are enough.
         let pool_size = global
             .database_pool_size
-            .or(file.database_pool_size)
             .unwrap_or(if is_sqlite(&database_url) { 4 } else { 10 });
         if !(1..=1000).contains(&pool_size) {
             bail!("database_pool_size must be between 1 and 1000");
         }
-        let timeout = global
-            .database_timeout
-            .or(file.database_timeout)
-            .unwrap_or(5);
+        let timeout = global.database_timeout.unwrap_or(5);
         if !(1..=600).contains(&timeout) {
             bail!("database_timeout must be between 1 and 600 seconds");
         }
         let max_token_lifetime_days = global
             .max_token_lifetime_days
-            .or(file.max_token_lifetime_days)
             .unwrap_or(latchkey_core::token::DEFAULT_MAX_TOKEN_LIFETIME_DAYS);
         if !(1..=36_500).contains(&max_token_lifetime_days) {
             bail!("max_token_lifetime_days must be between 1 and 36500");
@@ -424,15 +473,8 @@ impl Settings {
             pool_size,
             database_timeout: std::time::Duration::from_secs(timeout),
             database_url,
-            log: global
-                .log
-                .clone()
-                .or_else(|| file.log.clone())
-                .unwrap_or_else(|| "info".to_owned()),
-            log_format: global
-                .log_format
-                .or(file.log_format)
-                .unwrap_or(LogFormat::Pretty),
+            log: global.log.clone().unwrap_or_else(|| "info".to_owned()),
+            log_format: global.log_format.unwrap_or(LogFormat::Pretty),
             scopes,
             secret_prefix,
         })
@@ -440,34 +482,25 @@ impl Settings {
 }
 
 impl ServeSettings {
-    pub fn resolve(args: &ServeArgs, file: &FileConfig) -> anyhow::Result<Self> {
+    pub fn resolve(args: &ServeArgs) -> anyhow::Result<Self> {
         let listen_raw = args
             .listen
             .clone()
-            .or_else(|| file.listen.clone())
             .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
         let listen: SocketAddr = listen_raw.parse().with_context(|| {
             format!("LATCHKEY_LISTEN {listen_raw:?} is not an address like 127.0.0.1:8080")
         })?;
-        let external_url = match args
-            .external_url
-            .clone()
-            .or_else(|| file.external_url.clone())
-        {
+        let external_url = match args.external_url.clone() {
             Some(url) => normalise_external_url(&url)?,
             None => derived_external_url(listen),
         };
-        let max_body_bytes = args
-            .max_body_size
-            .or(file.max_body_size)
-            .unwrap_or(DEFAULT_MAX_BODY_BYTES);
+        let max_body_bytes = args.max_body_size.unwrap_or(DEFAULT_MAX_BODY_BYTES);
         if max_body_bytes < 1024 {
             bail!("max_body_size must be at least 1024 bytes");
         }
         let dynamic_registration = match args
             .dynamic_registration
             .clone()
-            .or_else(|| file.dynamic_registration.clone())
             .as_deref()
             .map(str::to_ascii_lowercase)
             .as_deref()
@@ -483,29 +516,21 @@ impl ServeSettings {
                 bail!("LATCHKEY_DYNAMIC_REGISTRATION {other:?} must be false, true or mcp")
             }
         };
-        let dynamic_client_ttl_days = args
-            .dynamic_client_ttl_days
-            .or(file.dynamic_client_ttl_days)
-            .unwrap_or(30);
+        let dynamic_client_ttl_days = args.dynamic_client_ttl_days.unwrap_or(30);
         if !(1..=3650).contains(&dynamic_client_ttl_days) {
             bail!("dynamic_client_ttl_days must be between 1 and 3650");
         }
-        let registration_scopes = match args
-            .registration_scopes
-            .clone()
-            .or_else(|| file.registration_scopes.clone())
-        {
+        let registration_scopes = match args.registration_scopes.clone() {
             Some(raw) => ScopeSet::new([raw.replace(',', " ")])
                 .map_err(|e| anyhow::anyhow!("LATCHKEY_REGISTRATION_SCOPES: {e}"))?,
             None => latchkey_core::registration::default_registration_scopes(),
         };
-        let token_cache_seconds = args.token_cache_seconds.or(file.token_cache_seconds);
+        let token_cache_seconds = args.token_cache_seconds;
         if token_cache_seconds.is_some_and(|s| s > 3600) {
             bail!("token_cache_seconds must be between 0 and 3600");
         }
         let access_token_seconds = args
             .access_token_lifetime
-            .or(file.access_token_lifetime)
             .unwrap_or(latchkey_core::oauth::DEFAULT_ACCESS_TOKEN_SECONDS);
         if !(60..=31_536_000).contains(&access_token_seconds) {
             bail!("access_token_lifetime must be between 60 and 31536000 seconds");
@@ -513,31 +538,21 @@ impl ServeSettings {
         Ok(Self {
             listen,
             external_url,
-            admin_mode: args.admin_mode.or(file.admin_mode).unwrap_or(false),
-            migrate: !args.no_migrate && args.migrate.or(file.migrate).unwrap_or(true),
+            admin_mode: args.admin_mode.unwrap_or(false),
+            migrate: !args.no_migrate && args.migrate.unwrap_or(true),
             access_token_seconds,
-            pkce_required_for_public_clients: args
-                .pkce_required_for_public_clients
-                .or(file.pkce_required_for_public_clients)
-                .unwrap_or(true),
-            password_grant_enabled: args.password_grant.or(file.password_grant).unwrap_or(true),
+            pkce_required_for_public_clients: args.pkce_required_for_public_clients.unwrap_or(true),
+            password_grant_enabled: args.password_grant.unwrap_or(true),
             dynamic_registration,
             dynamic_client_ttl_days,
             registration_scopes,
             token_cache_seconds,
             max_body_bytes,
-            root_password: args
-                .root_password
-                .clone()
-                .or_else(|| file.root_password.clone()),
-            root_token: args.root_token.clone().or_else(|| file.root_token.clone()),
-            http: HttpSettings::resolve(args, file)?,
-            observe: observe_settings(args, file)?,
-            metrics_listen: match args
-                .metrics_listen
-                .clone()
-                .or_else(|| file.metrics_listen.clone())
-            {
+            root_password: args.root_password.clone(),
+            root_token: args.root_token.clone(),
+            http: HttpSettings::resolve(args)?,
+            observe: observe_settings(args)?,
+            metrics_listen: match args.metrics_listen.clone() {
                 None => None,
                 Some(raw) => Some(raw.parse().with_context(|| {
                     format!("LATCHKEY_METRICS_LISTEN {raw:?} is not an address like 127.0.0.1:9090")
@@ -547,38 +562,26 @@ impl ServeSettings {
     }
 }
 
-fn observe_settings(args: &ServeArgs, file: &FileConfig) -> anyhow::Result<ObserveSettings> {
+fn observe_settings(args: &ServeArgs) -> anyhow::Result<ObserveSettings> {
     let nets = |name: &str, raw: Option<String>| -> anyhow::Result<Option<Vec<IpNet>>> {
         raw.map(|r| parse_nets(&r).map_err(|e| anyhow::anyhow!("{name}: {e}")))
             .transpose()
     };
-    let trusted = nets(
-        "LATCHKEY_TRUSTED_PROXIES",
-        args.trusted_proxies
-            .clone()
-            .or_else(|| file.trusted_proxies.clone()),
-    )?
-    .unwrap_or_default();
-    let allow = nets(
-        "LATCHKEY_METRICS_ALLOW",
-        args.metrics_allow
-            .clone()
-            .or_else(|| file.metrics_allow.clone()),
-    )?
-    .unwrap_or_else(crate::http::metrics::default_allow);
-    let metrics_elsewhere = args.metrics_listen.is_some() || file.metrics_listen.is_some();
+    let trusted =
+        nets("LATCHKEY_TRUSTED_PROXIES", args.trusted_proxies.clone())?.unwrap_or_default();
+    let allow = nets("LATCHKEY_METRICS_ALLOW", args.metrics_allow.clone())?
+        .unwrap_or_else(crate::http::metrics::default_allow);
+    let metrics_elsewhere = args.metrics_listen.is_some();
     Ok(ObserveSettings {
         trusted_proxies: TrustedProxies::new(trusted),
         limits: LimitSettings {
             unauthenticated: args
                 .rate_limit_unauthenticated
-                .or(file.rate_limit_unauthenticated)
                 .unwrap_or(limits::DEFAULT_UNAUTHENTICATED_PER_SECOND),
             token: args
                 .rate_limit_token
-                .or(file.rate_limit_token)
                 .unwrap_or(limits::DEFAULT_TOKEN_PER_SECOND),
-            api: args.rate_limit_api.or(file.rate_limit_api).unwrap_or(0),
+            api: args.rate_limit_api.unwrap_or(0),
         },
         metrics_access: if metrics_elsewhere {
             MetricsAccess::Elsewhere
@@ -638,52 +641,87 @@ pub fn derived_external_url(listen: SocketAddr) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::{Cli, Command};
+
+    /// `latchkey [--config FILE] serve ARGS`, with `file` as the file.
+    fn serve(args: &[&str], file: Option<&str>) -> anyhow::Result<(Settings, ServeSettings)> {
+        let dir = tempfile::tempdir()?;
+        let path = dir.path().join("latchkey.toml");
+        let mut line: Vec<String> = vec!["latchkey".into()];
+        if let Some(text) = file {
+            std::fs::write(&path, text)?;
+            line.extend(["--config".into(), path.display().to_string()]);
+        }
+        line.push("serve".into());
+        line.extend(args.iter().map(|a| (*a).to_owned()));
+        let (cli, file_only): (Cli, _) = parse_command_line(line)?;
+        let settings = Settings::resolve(&cli.global, &file_only)?;
+        let Command::Serve(args) = cli.command else {
+            bail!("not serve");
+        };
+        Ok((settings, ServeSettings::resolve(&args)?))
+    }
 
     #[test]
-    fn flags_win_over_file() {
-        let file: FileConfig = toml::from_str(
-            "listen = \"127.0.0.1:9000\"\nadmin_mode = true\nexternal_url = \"https://id.example.com/\"\n",
-        )
-        .unwrap();
-        let args = ServeArgs {
-            listen: Some("127.0.0.1:9001".into()),
-            ..Default::default()
-        };
-        let s = ServeSettings::resolve(&args, &file).unwrap();
+    fn flags_win_over_the_file() {
+        let file = "listen = \"127.0.0.1:9000\"\nadmin_mode = true\nexternal_url = \"https://id.example.com/\"\n";
+        let (_, s) = serve(&["--listen", "127.0.0.1:9001"], Some(file)).unwrap();
         assert_eq!(s.listen.port(), 9001);
         assert!(s.admin_mode);
         assert_eq!(s.external_url, "https://id.example.com");
+        let (_, s) = serve(&[], Some(file)).unwrap();
+        assert_eq!(s.listen.port(), 9000);
+        // Global options from the file, and the file-only keys.
+        let (g, _) = serve(
+            &[],
+            Some("database_pool_size = 7\nlog_format = \"json\"\nscopes = [\"api\", \"openid\"]\n"),
+        )
+        .unwrap();
+        assert_eq!(g.pool_size, 7);
+        assert_eq!(g.log_format, LogFormat::Json);
+        assert_eq!(g.scopes.names().len(), 2);
+    }
+
+    #[test]
+    fn the_file_is_checked_like_the_flags() {
+        for (bad, says) in [
+            ("lisen = \"x\"", "`lisen` is not a setting"),
+            ("no_migrate = true", "`no_migrate` is not a setting"),
+            ("config = \"other.toml\"", "`config` is not a setting"),
+            (
+                "admin_mode = [1]",
+                "must be a string, a number or a boolean",
+            ),
+            (
+                "http_idle_timeout = \"soon\"",
+                "gives these options their defaults",
+            ),
+            ("log_format = \"xml\"", "gives these options their defaults"),
+            ("scopes = \"api\"", "invalid configuration file"),
+            ("listen = ", "invalid configuration file"),
+        ] {
+            let e = serve(&[], Some(bad)).unwrap_err();
+            assert!(format!("{e:#}").contains(says), "{bad}: {e:#}");
+        }
+        assert!(serve(&[], None).is_ok());
     }
 
     #[test]
     fn backend_dependent_defaults() {
-        let serve = ServeSettings::resolve(&ServeArgs::default(), &FileConfig::default()).unwrap();
-        let sqlite = Settings::resolve(&GlobalArgs::default(), &FileConfig::default()).unwrap();
+        let (sqlite, serve_s) = serve(&[], None).unwrap();
         assert_eq!(sqlite.pool_size, 4);
-        assert_eq!(serve.token_cache_ms(&sqlite.database_url), 10_000);
-        let pg_args = GlobalArgs {
-            database_url: Some("postgres://h/db".into()),
-            ..Default::default()
-        };
-        let pg = Settings::resolve(&pg_args, &FileConfig::default()).unwrap();
+        assert_eq!(serve_s.token_cache_ms(&sqlite.database_url), 10_000);
+        let (pg, _) = serve(&[], Some("database_url = \"postgres://h/db\"")).unwrap();
         assert_eq!(pg.pool_size, 10);
-        assert_eq!(serve.token_cache_ms(&pg.database_url), 0);
-        let set = ServeArgs {
-            token_cache_seconds: Some(3),
-            ..Default::default()
-        };
-        let serve = ServeSettings::resolve(&set, &FileConfig::default()).unwrap();
-        assert_eq!(serve.token_cache_ms(&pg.database_url), 3_000);
-        let too_long = ServeArgs {
-            token_cache_seconds: Some(3601),
-            ..Default::default()
-        };
-        assert!(ServeSettings::resolve(&too_long, &FileConfig::default()).is_err());
+        assert_eq!(serve_s.token_cache_ms(&pg.database_url), 0);
+        let (_, set) = serve(&["--token-cache-seconds", "3"], None).unwrap();
+        assert_eq!(set.token_cache_ms(&pg.database_url), 3_000);
+        assert!(serve(&["--token-cache-seconds", "3601"], None).is_err());
     }
 
     #[test]
     fn http_limits() {
-        let s = ServeSettings::resolve(&ServeArgs::default(), &FileConfig::default()).unwrap();
+        let (_, s) = serve(&[], None).unwrap();
         assert_eq!(s.http.header_timeout, Duration::from_secs(10));
         assert_eq!(s.http.body_timeout, Duration::from_secs(30));
         assert_eq!(s.http.idle_timeout, Duration::from_secs(60));
@@ -691,14 +729,8 @@ mod tests {
         assert_eq!(s.http.shutdown_timeout, Duration::from_secs(30));
         assert_eq!(s.http.max_connections, None);
         assert_eq!(s.http.max_streamed_lists, 16);
-        let file: FileConfig =
-            toml::from_str("http_idle_timeout = 5\nmax_connections = 100\nshutdown_timeout = 0\n")
-                .unwrap();
-        let args = ServeArgs {
-            http_idle_timeout: Some(7),
-            ..Default::default()
-        };
-        let s = ServeSettings::resolve(&args, &file).unwrap();
+        let file = "http_idle_timeout = 5\nmax_connections = 100\nshutdown_timeout = 0\n";
+        let (_, s) = serve(&["--http-idle-timeout", "7"], Some(file)).unwrap();
         assert_eq!(s.http.idle_timeout, Duration::from_secs(7));
         assert_eq!(s.http.max_connections, Some(100));
         assert_eq!(s.http.shutdown_timeout, Duration::ZERO);
@@ -707,31 +739,20 @@ mod tests {
             "max_connections = 0",
             "max_streamed_lists = 0",
         ] {
-            let file: FileConfig = toml::from_str(bad).unwrap();
-            assert!(
-                ServeSettings::resolve(&ServeArgs::default(), &file).is_err(),
-                "{bad}"
-            );
+            assert!(serve(&[], Some(bad)).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn proxies_limits_and_metrics() {
-        let s = ServeSettings::resolve(&ServeArgs::default(), &FileConfig::default()).unwrap();
+        let (_, s) = serve(&[], None).unwrap();
         assert!(s.observe.trusted_proxies.is_empty());
         assert_eq!(s.observe.limits, LimitSettings::default());
         assert_eq!(s.observe.limits.api, 0);
         assert!(matches!(&s.observe.metrics_access, MetricsAccess::Allow(n) if n.len() == 2));
         assert_eq!(s.metrics_listen, None);
-        let file: FileConfig = toml::from_str(
-            "trusted_proxies = \"10.0.0.0/8\"\nrate_limit_api = 50\nmetrics_listen = \"127.0.0.1:9100\"\n",
-        )
-        .unwrap();
-        let args = ServeArgs {
-            rate_limit_unauthenticated: Some(0),
-            ..Default::default()
-        };
-        let s = ServeSettings::resolve(&args, &file).unwrap();
+        let file = "trusted_proxies = \"10.0.0.0/8\"\nrate_limit_api = 50\nmetrics_listen = \"127.0.0.1:9100\"\n";
+        let (_, s) = serve(&["--rate-limit-unauthenticated", "0"], Some(file)).unwrap();
         assert!(!s.observe.trusted_proxies.is_empty());
         assert_eq!(s.observe.limits.api, 50);
         assert_eq!(s.observe.limits.unauthenticated, 0);
@@ -742,33 +763,20 @@ mod tests {
             "metrics_allow = \"everyone\"",
             "metrics_listen = \"nope\"",
         ] {
-            let file: FileConfig = toml::from_str(bad).unwrap();
-            assert!(
-                ServeSettings::resolve(&ServeArgs::default(), &file).is_err(),
-                "{bad}"
-            );
+            assert!(serve(&[], Some(bad)).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn defaults_and_errors() {
-        let s = ServeSettings::resolve(&ServeArgs::default(), &FileConfig::default()).unwrap();
+        let (_, s) = serve(&[], None).unwrap();
         assert_eq!(s.external_url, "http://127.0.0.1:8080");
         assert_eq!(s.max_body_bytes, DEFAULT_MAX_BODY_BYTES);
         assert_eq!(
             derived_external_url("0.0.0.0:80".parse().unwrap()),
             "http://localhost:80"
         );
-        assert!(toml::from_str::<FileConfig>("lisen = \"x\"").is_err());
-        let bad = ServeArgs {
-            listen: Some("nope".into()),
-            ..Default::default()
-        };
-        assert!(ServeSettings::resolve(&bad, &FileConfig::default()).is_err());
-        let bad = ServeArgs {
-            external_url: Some("ftp://x".into()),
-            ..Default::default()
-        };
-        assert!(ServeSettings::resolve(&bad, &FileConfig::default()).is_err());
+        assert!(serve(&["--listen", "nope"], None).is_err());
+        assert!(serve(&["--external-url", "ftp://x"], None).is_err());
     }
 }

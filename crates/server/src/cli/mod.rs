@@ -3,7 +3,7 @@
 
 use clap::{Parser, Subcommand};
 
-use crate::config::{FileConfig, GlobalArgs, ServeArgs, ServeSettings, Settings};
+use crate::config::{GlobalArgs, ServeArgs, ServeSettings, Settings};
 use crate::startup::Schema;
 use crate::{startup, telemetry};
 
@@ -22,10 +22,12 @@ pub use users::UsersCommand;
 #[command(
     name = "latchkey",
     version,
-    about = "GitLab-compatible OAuth application registry and OAuth 2 provider",
-    long_about = "latchkey serves GitLab's Applications API (/api/v4/applications) on an embedded \
-                  SQLite database. Configure with flags, LATCHKEY_* environment variables or a TOML \
-                  file (--config); flags win over the environment, which wins over the file."
+    about = "GitLab-compatible OAuth application registry and OAuth 2 / OpenID Connect provider",
+    long_about = "latchkey serves GitLab's Applications API (/api/v4/applications) and is an OAuth 2 \
+                  / OpenID Connect provider for the applications it registers, on an embedded SQLite \
+                  database or on PostgreSQL (any number of instances). Configure with flags, LATCHKEY_* environment variables or a TOML \
+                  file (--config) whose keys are the options' names (http_idle_timeout for \
+                  --http-idle-timeout); flags win over the environment, which wins over the file."
 )]
 pub struct Cli {
     #[command(flatten)]
@@ -55,12 +57,11 @@ pub enum Command {
 }
 
 pub async fn run() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    let file = FileConfig::load(cli.global.config.as_deref())?;
+    let (cli, file): (Cli, _) = crate::config::parse_command_line(std::env::args_os())?;
     let settings = Settings::resolve(&cli.global, &file)?;
     let _log = telemetry::init(&settings.log, settings.log_format)?;
     match cli.command {
-        Command::Serve(args) => serve::run(&settings, &ServeSettings::resolve(&args, &file)?).await,
+        Command::Serve(args) => serve::run(&settings, &ServeSettings::resolve(&args)?).await,
         Command::Migrate => {
             startup::open_store(&settings, Schema::Migrate).await?;
             eprintln!("latchkey: the database is up to date");

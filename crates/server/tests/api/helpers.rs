@@ -1,4 +1,4 @@
-use latchkey::config::{FileConfig, GlobalArgs, ServeArgs, ServeSettings, Settings};
+use latchkey::config::{FileOnly, GlobalArgs, ServeArgs, ServeSettings, Settings};
 use latchkey::startup::{self, Schema};
 use latchkey_core::application::ApplicationParams;
 use latchkey_core::user::UserInput;
@@ -161,10 +161,9 @@ impl TestApp {
         let addr = listener.local_addr().unwrap();
         let base = format!("http://{addr}");
         // Built as `serve` builds it: the same settings, start-up and router.
-        let file = FileConfig::default();
-        let mut settings = Settings::resolve(&GlobalArgs::default(), &file).unwrap();
+        let mut settings = Settings::resolve(&GlobalArgs::default(), &FileOnly::default()).unwrap();
         settings.database_url = db_url;
-        let mut serve = ServeSettings::resolve(&ServeArgs::default(), &file).unwrap();
+        let mut serve = ServeSettings::resolve(&ServeArgs::default()).unwrap();
         serve.external_url = opts.external_url.unwrap_or(base.as_str()).to_owned();
         serve.admin_mode = opts.admin_mode;
         serve.max_body_bytes = opts.max_body_bytes;
