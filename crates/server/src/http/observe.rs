@@ -168,20 +168,18 @@ impl Record {
             user,
         } = self;
         let seconds = p.started.elapsed().as_secs_f64();
-        tracing::info!(
-            target: "latchkey::access",
-            method = %p.method,
-            path = p.uri.path(),
-            route = route.as_deref(),
-            status = status.as_u16(),
+        crate::telemetry::access(&crate::telemetry::Access {
+            method: p.method.as_str(),
+            path: p.uri.path(),
+            route: route.as_deref(),
+            status: status.as_u16(),
             // Microseconds are enough, and keep the line short.
-            duration_ms = (seconds * 1e6).round() / 1000.0,
+            duration_ms: (seconds * 1e6).round() / 1000.0,
             bytes,
-            request_id = p.id.to_str().unwrap_or_default(),
-            client = p.client.map(tracing::field::display),
-            user_id = user,
-            "request"
-        );
+            request_id: p.id.to_str().unwrap_or_default(),
+            client: p.client,
+            user_id: user,
+        });
         let labels = HttpLabels {
             method: method_label(&p.method),
             route: RouteLabel(route),
