@@ -488,3 +488,45 @@ async fn the_access_log_is_json_lines_with_the_request_id_and_no_secrets() {
     assert_eq!(line["route"], "/oauth/token");
     assert!(line.get("user_id").is_none());
 }
+
+/// With `LATCHKEY_METRICS_LISTEN`, the metrics are served there and only
+/// there.
+#[tokio::test]
+async fn metrics_can_have_a_listener_of_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let free = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    };
+    let metrics_port = free();
+    let mut server = crate::process::start_with(
+        &format!("sqlite://{}?mode=rwc", dir.path().join("l.db").display()),
+        "glpat-observability-root-token-0456",
+        &[(
+            "LATCHKEY_METRICS_LISTEN",
+            &format!("127.0.0.1:{metrics_port}"),
+        )],
+    );
+    crate::process::wait_ready(&mut server).await;
+    let client = reqwest::Client::new();
+    let main = client
+        .get(format!("{}/-/metrics", server.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(main.status(), 404);
+    let own = client
+        .get(format!("http://127.0.0.1:{metrics_port}/-/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(own.status(), 200);
+    let text = own.text().await.unwrap();
+    assert!(
+        text.contains(r#"http_requests_total{method="GET",route="/-/metrics",status="404"} 1"#),
+        "{text}"
+    );
+}
