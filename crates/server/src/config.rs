@@ -13,7 +13,7 @@ use crate::http::client_ip::{parse_nets, TrustedProxies};
 use crate::http::limits::{self, LimitSettings};
 use crate::http::metrics::MetricsAccess;
 use crate::http::observe::ObserveSettings;
-use clap::{Args, ValueEnum};
+use clap::Args;
 use latchkey_core::scopes::ScopeSet;
 use serde::Deserialize;
 
@@ -21,12 +21,7 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://latchkey.db?mode=rwc";
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    Pretty,
-    Json,
-}
+pub use crate::telemetry::LogFormat;
 
 /// Options every subcommand takes.
 #[derive(Debug, Clone, Default, Args)]

@@ -156,7 +156,7 @@ fn admit(state: &AppState, token: TokenKey, user_id: i64) -> Result<(), ApiError
     super::request_id::set_user(user_id);
     state.observer.limits.check_api(token).map_err(|limited| {
         state.observer.metrics.limited(limited.limit);
-        ApiError::RateLimited(limited)
+        ApiError::from(limited)
     })
 }
 

@@ -48,8 +48,9 @@ pub enum ApiError {
     PayloadTooLarge,
     /// 415 `{"message":"415 Unsupported Media Type - <reason>"}`
     UnsupportedMediaType(String),
-    /// 429 `Retry later`, as GitLab's Rack::Attack answers
-    RateLimited(super::limits::Limited),
+    /// 429 `Retry later`, as GitLab's Rack::Attack answers, with its
+    /// `RateLimit-*` headers
+    RateLimited(RateLimited),
     /// 503: the database (or the server) cannot answer now; the cause is
     /// logged, never sent
     Unavailable(Cause),
@@ -161,7 +162,16 @@ impl IntoResponse for ApiError {
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 json!({ "message": format!("415 Unsupported Media Type - {reason}") }),
             ),
-            Self::RateLimited(limited) => super::limits::too_many_requests("/api/v4", limited),
+            Self::RateLimited(limited) => {
+                let mut res = (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    [(header::CONTENT_TYPE, "text/plain")],
+                    "Retry later\n",
+                )
+                    .into_response();
+                limited.headers(res.headers_mut());
+                res
+            }
             Self::Unavailable(cause) => Fault {
                 cause,
                 unavailable: true,
@@ -179,6 +189,30 @@ impl IntoResponse for ApiError {
                 "500 Internal Server Error",
             )),
         }
+    }
+}
+
+/// A request a rate limit refused: which limit (GitLab's throttle name),
+/// its rate, and when to come back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RateLimited {
+    pub name: &'static str,
+    pub per_second: u32,
+    /// Whole seconds until a request would pass (at least 1).
+    pub retry_after: u64,
+}
+
+impl RateLimited {
+    /// `Retry-After`, and GitLab's `RateLimit-*` headers (it states its
+    /// quota per minute).
+    pub fn headers(&self, h: &mut HeaderMap) {
+        h.insert(header::RETRY_AFTER, HeaderValue::from(self.retry_after));
+        h.insert("ratelimit-name", HeaderValue::from_static(self.name));
+        h.insert(
+            "ratelimit-limit",
+            HeaderValue::from(u64::from(self.per_second) * 60),
+        );
+        h.insert("ratelimit-remaining", HeaderValue::from_static("0"));
     }
 }
 

@@ -24,12 +24,13 @@ use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::time::Duration;
 
-use axum::http::{header, HeaderMap, HeaderValue, Request, StatusCode};
+use axum::http::{header, HeaderMap, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use serde_json::json;
 
+use super::errors::{ApiError, RateLimited};
 use super::params::Dialect;
 
 /// The default for unauthenticated requests per address and second.
@@ -234,17 +235,33 @@ pub fn exempt(path: &str) -> bool {
     path.starts_with("/-/") || path == "/oauth/token"
 }
 
+impl Limited {
+    /// As GitLab names its throttles.
+    pub fn rate_limited(&self) -> RateLimited {
+        RateLimited {
+            name: match self.limit {
+                Limit::Unauthenticated => "throttle_unauthenticated",
+                Limit::TokenEndpoint => "throttle_oauth_token",
+                Limit::AuthenticatedApi => "throttle_authenticated_api",
+            },
+            per_second: self.per_second,
+            retry_after: self.retry_after,
+        }
+    }
+}
+
+impl From<Limited> for ApiError {
+    fn from(limited: Limited) -> Self {
+        ApiError::RateLimited(limited.rate_limited())
+    }
+}
+
 /// 429 in the dialect of `path`, with `Retry-After` (and GitLab's
-/// `RateLimit-*` headers under `/api/v4`).
+/// `RateLimit-*` headers).
 pub fn too_many_requests(path: &str, limited: Limited) -> Response {
     let mut res = match Dialect::of(path) {
         // GitLab's Rack::Attack answer: plain text.
-        Dialect::GitLab => (
-            StatusCode::TOO_MANY_REQUESTS,
-            [(header::CONTENT_TYPE, "text/plain")],
-            "Retry later\n",
-        )
-            .into_response(),
+        Dialect::GitLab => return ApiError::from(limited).into_response(),
         Dialect::OAuth => {
             let mut res = (
                 StatusCode::TOO_MANY_REQUESTS,
@@ -270,22 +287,7 @@ pub fn too_many_requests(path: &str, limited: Limited) -> Response {
             None,
         ),
     };
-    let h = res.headers_mut();
-    h.insert(header::RETRY_AFTER, HeaderValue::from(limited.retry_after));
-    h.insert(
-        "ratelimit-name",
-        HeaderValue::from_static(match limited.limit {
-            Limit::Unauthenticated => "throttle_unauthenticated",
-            Limit::TokenEndpoint => "throttle_oauth_token",
-            Limit::AuthenticatedApi => "throttle_authenticated_api",
-        }),
-    );
-    // GitLab states its quota per minute.
-    h.insert(
-        "ratelimit-limit",
-        HeaderValue::from(u64::from(limited.per_second) * 60),
-    );
-    h.insert("ratelimit-remaining", HeaderValue::from_static("0"));
+    limited.rate_limited().headers(res.headers_mut());
     res
 }
 
