@@ -24,7 +24,7 @@ use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::time::Duration;
 
-use axum::http::{header, HeaderMap, Request, StatusCode};
+use axum::http::{header, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use governor::clock::Clock;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
@@ -214,19 +214,12 @@ pub fn presents_credentials<B>(req: &Request<B>) -> bool {
     if h.contains_key(header::AUTHORIZATION) || h.contains_key("private-token") {
         return true;
     }
-    if has_session_cookie(h) {
+    if super::web::presents_session_cookie(h) {
         return true;
     }
     req.uri().query().is_some_and(|q| {
         form_urlencoded::parse(q.as_bytes())
             .any(|(k, _)| k == "private_token" || k == "access_token")
-    })
-}
-
-fn has_session_cookie(h: &HeaderMap) -> bool {
-    h.get_all(header::COOKIE).iter().any(|v| {
-        v.to_str()
-            .is_ok_and(|s| s.contains(super::web::SESSION_COOKIE))
     })
 }
 
@@ -367,7 +360,16 @@ mod tests {
             "/",
             &[("cookie", "a=b; _latchkey_session=x")]
         )));
+        // Behind https the session cookie has its __Host- name.
+        assert!(presents_credentials(&req(
+            "/",
+            &[("cookie", "__Host-latchkey_session=x")]
+        )));
         assert!(!presents_credentials(&req("/", &[("cookie", "a=b")])));
+        assert!(!presents_credentials(&req(
+            "/",
+            &[("cookie", "x_latchkey_session_old=1")]
+        )));
         assert!(exempt("/-/readiness") && exempt("/oauth/token"));
         assert!(!exempt("/oauth/userinfo"));
     }

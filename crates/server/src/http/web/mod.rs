@@ -39,10 +39,23 @@ fn behind_https(state: &AppState) -> bool {
 /// A cookie's name on this server: `__Host-` prefixed behind https.
 fn cookie_name(state: &AppState, base: &'static str) -> String {
     if behind_https(state) {
-        format!("__Host-{}", base.trim_start_matches('_'))
+        host_only_name(base)
     } else {
         base.to_owned()
     }
+}
+
+/// `base`'s name behind https.
+fn host_only_name(base: &str) -> String {
+    format!("__Host-{}", base.trim_start_matches('_'))
+}
+
+/// Does the request carry a session cookie, under either of its names?
+/// (Whether the session is live is not looked up: the rate limits ask
+/// this of every request before routing.)
+pub(crate) fn presents_session_cookie(headers: &HeaderMap) -> bool {
+    cookie(headers, SESSION_COOKIE).is_some()
+        || cookie(headers, &host_only_name(SESSION_COOKIE)).is_some()
 }
 const OOB: &[&str] = &[
     "urn:ietf:wg:oauth:2.0:oob",
