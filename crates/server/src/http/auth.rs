@@ -154,10 +154,8 @@ fn check(need: Need, scopes: &Scopes, user: &User) -> Result<(), ApiError> {
 /// request against the token's rate limit (off unless configured).
 fn admit(state: &AppState, token: TokenKey, user_id: i64) -> Result<(), ApiError> {
     super::request_id::set_user(user_id);
-    state.observer.limits.check_api(token).map_err(|limited| {
-        state.observer.metrics.limited(limited.limit);
-        ApiError::from(limited)
-    })
+    let verdict = state.observer.limits.check_api(token);
+    state.observer.counted(verdict).map_err(ApiError::from)
 }
 
 /// Authenticate the request; `need` is what the route's method requires.

@@ -164,10 +164,11 @@ async fn token_client(
 ) -> Result<Option<Application>, TokenFailure> {
     let client = authenticated_client(state, headers, params).await?;
     if let Some(c) = &client {
-        if let Err(limited) = state.observer.limits.check_token(c.id) {
-            state.observer.metrics.limited(limited.limit);
-            return Err(TokenFailure::Limited(limited));
-        }
+        let verdict = state.observer.limits.check_token(c.id);
+        state
+            .observer
+            .counted(verdict)
+            .map_err(TokenFailure::Limited)?;
     }
     Ok(client)
 }

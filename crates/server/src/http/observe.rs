@@ -31,7 +31,7 @@ use tracing::instrument::Instrumented;
 use tracing::Instrument as _;
 
 use super::client_ip::TrustedProxies;
-use super::limits::{self, LimitSettings, RateLimits};
+use super::limits::{self, LimitSettings, Limited, RateLimits};
 use super::metrics::{method_label, HttpLabels, HttpMetrics, MetricsAccess, RouteLabel};
 use super::request_id::{self, Current, Fault, CURRENT, HEADER};
 use super::ClientIp;
@@ -70,6 +70,13 @@ impl Observer {
             limits: RateLimits::new(settings.limits),
             metrics_access: settings.metrics_access,
         }
+    }
+}
+
+impl Observer {
+    /// A rate limit's verdict, its refusal counted in the metrics.
+    pub fn counted(&self, verdict: Result<(), Limited>) -> Result<(), Limited> {
+        verdict.inspect_err(|limited| self.metrics.limited(limited.limit))
     }
 }
 
@@ -366,8 +373,8 @@ where
         let path = req.uri().path();
         if !limits::exempt(path) && !limits::presents_credentials(&req) {
             let client = req.extensions().get::<ClientIp>().and_then(|c| c.0);
-            if let Err(limited) = self.observer.limits.check_unauthenticated(client) {
-                self.observer.metrics.limited(limited.limit);
+            let verdict = self.observer.limits.check_unauthenticated(client);
+            if let Err(limited) = self.observer.counted(verdict) {
                 return futures::future::Either::Left(std::future::ready(Ok(
                     limits::too_many_requests(path, limited),
                 )));
