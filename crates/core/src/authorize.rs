@@ -3,7 +3,8 @@
 //! `prompt` and `max_age`), and issuing the code.
 
 use crate::application::Application;
-use crate::context::{Change, Context};
+use crate::audit::{Entity, NewAuditEvent};
+use crate::context::Context;
 use crate::oauth::{ErrorCode, NewGrant, OAuthError, PkceMethod, CODE_LIFETIME_MS};
 use crate::oauth_flows::{present, require_grant, resolve_scopes, GRANT_AUTHORIZATION_CODE};
 use crate::redirect_uri;
@@ -257,26 +258,50 @@ impl Services {
     ) -> Result<String, ServiceError> {
         let code = secret::random_hex(32)?;
         let now = self.now_ms();
-        self.store
-            .insert_grant(NewGrant {
-                application_id: pre.application.id,
-                user_id: user.id,
-                code_digest: secret::digest(&code),
-                redirect_uri: pre.redirect_uri.clone(),
-                scopes: pre.scopes.clone(),
-                code_challenge: pre.code_challenge.as_ref().map(|(c, _)| c.clone()),
-                code_challenge_method: pre.code_challenge.as_ref().map(|(_, m)| *m),
-                nonce: pre.nonce.clone(),
-                created_at: now,
-                expires_at: now + CODE_LIFETIME_MS,
-                auth_time: Some(auth_time),
-            })
-            .await?;
-        self.record(
-            ctx,
-            Change::ApplicationAuthorized,
-            &pre.application.id.to_string(),
+        let grant = NewGrant {
+            application_id: pre.application.id,
+            user_id: user.id,
+            code_digest: secret::digest(&code),
+            redirect_uri: pre.redirect_uri.clone(),
+            scopes: pre.scopes.clone(),
+            code_challenge: pre.code_challenge.as_ref().map(|(c, _)| c.clone()),
+            code_challenge_method: pre.code_challenge.as_ref().map(|(_, m)| *m),
+            nonce: pre.nonce.clone(),
+            created_at: now,
+            expires_at: now + CODE_LIFETIME_MS,
+            auth_time: Some(auth_time),
+        };
+        let by_user = Context {
+            user_id: Some(user.id),
+            ..ctx.clone()
+        };
+        let event = crate::application::application_event(
+            &by_user,
+            now,
+            "oauth_application_authorized",
+            &pre.application,
+            "Authorized OAuth application",
+        )
+        .detail("scopes", pre.scopes.joined())
+        .detail(
+            "consent",
+            if pre.application.trusted {
+                "trusted"
+            } else {
+                "given"
+            },
         );
+        let event = NewAuditEvent {
+            entity: Entity::user(user.id),
+            ..event
+        };
+        self.unit(move |tx| {
+            Box::pin(async move {
+                tx.insert_grant(grant).await?;
+                tx.record_audit(event).await
+            })
+        })
+        .await?;
         Ok(code)
     }
 }

@@ -2,12 +2,10 @@
 //! changes an application, a user, a token or a signing key, signs in or
 //! out, authorizes an application or a device, revokes an OAuth token or
 //! registers a client takes a [`Context`], and each change it makes is
-//! recorded (for now a log line at `info` under the target
-//! `latchkey::changes`) with its actor and request: the subject and source
-//! of the audit trail. Tokens issued by the OAuth grants are counted in the
-//! metrics instead, not recorded one by one (they are the hottest writes).
-
-use crate::service::Services;
+//! recorded in the audit trail ([`crate::audit`]) with its actor, address
+//! and request, in the same transaction as the change. Tokens issued by the
+//! OAuth grants are counted in the metrics instead, not recorded one by one
+//! (they are the hottest writes).
 
 /// How the actor authenticated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -64,76 +62,5 @@ impl Context {
             via: Via::CommandLine,
             ..Self::default()
         }
-    }
-}
-
-/// What was changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Change {
-    ApplicationCreated,
-    ApplicationUpdated,
-    ApplicationDeleted,
-    ApplicationSecretRenewed,
-    UserCreated,
-    UserUpdated,
-    UserDeleted,
-    UserBlocked,
-    UserUnblocked,
-    TokenCreated,
-    TokenRevoked,
-    TokenRotated,
-    SigningKeyRotated,
-    /// A user authorized an application (a code issued at the consent
-    /// step, or at once for a trusted application).
-    ApplicationAuthorized,
-    DeviceAuthorized,
-    DeviceDenied,
-    OAuthTokenRevoked,
-    SignedIn,
-    SignedOut,
-    ClientRegistered,
-}
-
-impl Change {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Change::ApplicationCreated => "application_created",
-            Change::ApplicationUpdated => "application_updated",
-            Change::ApplicationDeleted => "application_deleted",
-            Change::ApplicationSecretRenewed => "application_secret_renewed",
-            Change::UserCreated => "user_created",
-            Change::UserUpdated => "user_updated",
-            Change::UserDeleted => "user_deleted",
-            Change::UserBlocked => "user_blocked",
-            Change::UserUnblocked => "user_unblocked",
-            Change::TokenCreated => "personal_access_token_created",
-            Change::TokenRevoked => "personal_access_token_revoked",
-            Change::TokenRotated => "personal_access_token_rotated",
-            Change::SigningKeyRotated => "signing_key_rotated",
-            Change::ApplicationAuthorized => "application_authorized",
-            Change::DeviceAuthorized => "device_authorized",
-            Change::DeviceDenied => "device_denied",
-            Change::OAuthTokenRevoked => "oauth_token_revoked",
-            Change::SignedIn => "signed_in",
-            Change::SignedOut => "signed_out",
-            Change::ClientRegistered => "client_registered",
-        }
-    }
-}
-
-impl Services {
-    /// Record a change made on `ctx`'s behalf to the thing `target`
-    /// identifies (an id, or a key id).
-    pub(crate) fn record(&self, ctx: &Context, change: Change, target: &str) {
-        tracing::info!(
-            target: "latchkey::changes",
-            change = change.as_str(),
-            subject = target,
-            actor = ctx.user_id,
-            via = ctx.via.as_str(),
-            address = ctx.address.as_deref(),
-            request_id = ctx.request_id.as_deref(),
-            "changed"
-        );
     }
 }

@@ -156,6 +156,25 @@ pub const TABLES: &[TableSpec] = &[
             ("auth_time", Int),
         ],
     },
+    TableSpec {
+        name: "audit_events",
+        columns: &[
+            ("id", Int),
+            ("created_at", Int),
+            ("author_id", Int),
+            ("author_name", Text),
+            ("entity_type", Text),
+            ("entity_id", Int),
+            ("entity_path", Text),
+            ("event_name", Text),
+            ("target_type", Text),
+            ("target_id", Int),
+            ("target_details", Text),
+            ("ip_address", Text),
+            ("request_id", Text),
+            ("details", Text),
+        ],
+    },
 ];
 
 /// Rows read and written per batch.

@@ -6,6 +6,7 @@
 
 pub mod access;
 pub mod application;
+pub mod audit;
 pub mod auth_cache;
 pub mod authorize;
 pub mod clock;

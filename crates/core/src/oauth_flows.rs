@@ -3,7 +3,8 @@
 //! sign-in with throttling, and sessions.
 
 use crate::application::Application;
-use crate::context::{Change, Context};
+use crate::audit::{target, Entity, NewAuditEvent};
+use crate::context::Context;
 use crate::error::StoreError;
 use crate::oauth::{
     pkce_verify, ErrorCode, Grant, IssuedToken, NewOAuthToken, OAuthError, OAuthTokenFound,
@@ -421,12 +422,30 @@ impl Services {
         }
         // The whole family: after a refresh, the previous access token lives
         // until the new one is first used, and must die with it.
-        self.changing_auth(
-            self.store
-                .revoke_token_family(&found.token.family, self.now_ms()),
+        let now = self.now_ms();
+        let entity = found
+            .token
+            .user_id
+            .map_or_else(Entity::instance, Entity::user);
+        let event = NewAuditEvent::new(
+            ctx,
+            now,
+            "oauth_token_revoked",
+            entity,
+            "Revoked OAuth token",
         )
+        .by(&client.name, target::APPLICATION)
+        .target(target::OAUTH_TOKEN, Some(found.token.id), &client.name)
+        .detail("application_id", client.application_id.as_str())
+        .detail("scopes", found.token.scopes.joined());
+        let family = found.token.family.clone();
+        self.changing_auth(self.unit(move |tx| {
+            Box::pin(async move {
+                tx.revoke_token_family(&family, now).await?;
+                tx.record_audit(event).await
+            })
+        }))
         .await?;
-        self.record(ctx, Change::OAuthTokenRevoked, &found.token.id.to_string());
         Ok(())
     }
 

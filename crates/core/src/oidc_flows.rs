@@ -4,7 +4,8 @@
 use serde_json::{Map, Value};
 
 use crate::application::Application;
-use crate::context::{Change, Context};
+use crate::audit::{target, Entity, NewAuditEvent};
+use crate::context::Context;
 use crate::error::{cause, message};
 use crate::oauth::OAuthTokenFound;
 use crate::oidc::{self, IdTokenBase, SigningKey, ID_TOKEN_LIFETIME_S, RETIRED_KEY_PUBLISHED_MS};
@@ -58,12 +59,27 @@ impl Services {
         let mut key = generate(self.now_ms()).await?;
         key.created_at = self.now_ms();
         let kid = key.kid.clone();
-        self.store.insert_signing_key(key, false).await?;
-        self.store.retire_signing_keys(&kid, self.now_ms()).await?;
+        let now = self.now_ms();
+        let event = NewAuditEvent::new(
+            ctx,
+            now,
+            "signing_key_rotated",
+            Entity::instance(),
+            "Rotated the ID token signing key",
+        )
+        .target(target::SIGNING_KEY, None, &kid);
+        let retire_all_but = kid.clone();
+        self.unit(move |tx| {
+            Box::pin(async move {
+                tx.insert_signing_key(key, false).await?;
+                tx.retire_signing_keys(&retire_all_but, now).await?;
+                tx.record_audit(event).await
+            })
+        })
+        .await?;
         if let Ok(mut cache) = self.signing_key.lock() {
             *cache = None;
         }
-        self.record(ctx, Change::SigningKeyRotated, &kid);
         Ok(kid)
     }
 

@@ -42,6 +42,9 @@ pub struct Config {
     /// The latest `expires_at` a personal access token may get, in days
     /// from today (GitLab's 365).
     pub max_token_lifetime_days: i64,
+    /// Audit events older than this many days are deleted by the
+    /// background sweep; 0 keeps them forever.
+    pub audit_retention_days: i64,
 }
 
 impl Default for Config {
@@ -59,6 +62,7 @@ impl Default for Config {
             token_cache_ms: 0,
             registration_scopes: crate::registration::default_registration_scopes(),
             max_token_lifetime_days: crate::token::DEFAULT_MAX_TOKEN_LIFETIME_DAYS,
+            audit_retention_days: 0,
         }
     }
 }
@@ -139,6 +143,8 @@ pub struct Services {
     /// Set once a signing key is known to exist (see `ensure_signing_key_once`).
     pub(crate) signing_key_ready: Arc<tokio::sync::OnceCell<()>>,
     pub(crate) metrics: crate::metrics::Metrics,
+    /// Where committed audit events are also sent (see [`crate::audit`]).
+    pub(crate) audit_sink: Option<Arc<dyn crate::audit::AuditSink>>,
 }
 
 impl Services {
@@ -153,6 +159,7 @@ impl Services {
             hashing: Arc::new(tokio::sync::Semaphore::new(PASSWORD_HASHING_SLOTS)),
             signing_key: Arc::new(std::sync::Mutex::new(None)),
             signing_key_ready: Arc::new(tokio::sync::OnceCell::new()),
+            audit_sink: None,
         }
     }
 

@@ -7,9 +7,12 @@ use async_trait::async_trait;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 
-use crate::application::{Application, NewApplication, Ownership};
+use crate::application::{Application, ApplicationUpdate, NewApplication, Ownership};
+use crate::audit::{AuditEvent, NewAuditEvent};
+use crate::oauth::{Grant, NewGrant};
+use crate::oidc::NewSigningKey;
 use crate::token::{NewToken, PersonalAccessToken};
-use crate::user::{NewUser, User};
+use crate::user::{NewUser, User, UserState, UserUpdate};
 
 pub use crate::error::StoreError;
 pub use crate::token::TokenWithOwner;
@@ -29,6 +32,7 @@ pub trait Store:
     + SigningKeyStore
     + RegistrationStore
     + TransferStore
+    + crate::audit::AuditStore
     + Send
     + Sync
     + 'static
@@ -56,19 +60,18 @@ pub trait Store:
     /// usable refresh token. Returns the rows deleted.
     async fn delete_expired(&self, now: i64) -> Result<u64, StoreError>;
 
-    /// Create the first user and their token (users and tokens at once), but only while there are no
-    /// users at all. `None` if someone got there first.
-    async fn bootstrap_first_user(
-        &self,
-        user: NewUser,
-        token: NewToken,
-    ) -> Result<Option<(User, PersonalAccessToken)>, StoreError>;
-
     /// Run `work` as one unit across aggregates: every change it makes
-    /// through its [`Transaction`] commits together, or none does (an error
-    /// from `work` rolls everything back). Use [`in_transaction`] for a
-    /// typed result.
-    async fn transaction(&self, work: TransactionWork) -> Result<Box<dyn Any + Send>, StoreError>;
+    /// through its [`Transaction`], and every audit event it records,
+    /// commit together, or none does (an error from `work` rolls everything
+    /// back). Use [`in_transaction`] for a typed result.
+    async fn transaction(&self, work: TransactionWork) -> Result<Committed, StoreError>;
+}
+
+/// What a committed unit of work produced: its value, and the audit
+/// events it recorded, as stored.
+pub struct Committed {
+    pub value: Box<dyn Any + Send>,
+    pub audit: Vec<AuditEvent>,
 }
 
 /// The changes of several aggregates, made in one transaction (see
@@ -92,6 +95,141 @@ pub trait Transaction: Send {
     async fn insert_token(&mut self, token: NewToken) -> Result<PersonalAccessToken, StoreError>;
 
     async fn revoke_token(&mut self, id: i64) -> Result<bool, StoreError>;
+
+    /// Record an audit event, committed with the rest of the unit.
+    async fn record_audit(&mut self, event: NewAuditEvent) -> Result<(), StoreError>;
+
+    /// An application, locked until the unit ends (PostgreSQL), so that
+    /// what it was and what it becomes are recorded truly.
+    async fn find_application(
+        &mut self,
+        id: i64,
+        scope: Ownership,
+    ) -> Result<Option<Application>, StoreError>;
+
+    async fn update_application(
+        &mut self,
+        id: i64,
+        update: ApplicationUpdate,
+        updated_at: i64,
+    ) -> Result<Option<Application>, StoreError>;
+
+    async fn renew_application_secret(
+        &mut self,
+        id: i64,
+        scope: Ownership,
+        secret_digest: &str,
+    ) -> Result<Option<Application>, StoreError>;
+
+    /// A user, locked until the unit ends (PostgreSQL).
+    async fn find_user(&mut self, id: i64) -> Result<Option<User>, StoreError>;
+
+    async fn update_user(
+        &mut self,
+        id: i64,
+        update: UserUpdate,
+    ) -> Result<Option<User>, StoreError>;
+
+    async fn delete_user(&mut self, id: i64) -> Result<bool, StoreError>;
+
+    async fn set_user_state(&mut self, id: i64, state: UserState) -> Result<bool, StoreError>;
+
+    /// Are there still no users? Taken under the lock that orders first
+    /// starts (PostgreSQL: every instance's), so that one bootstrap wins.
+    async fn no_users_yet(&mut self) -> Result<bool, StoreError>;
+
+    async fn delete_user_sessions(
+        &mut self,
+        user_id: i64,
+        keep: Option<&str>,
+    ) -> Result<u64, StoreError>;
+
+    async fn find_token(&mut self, id: i64) -> Result<Option<PersonalAccessToken>, StoreError>;
+
+    async fn rotate_token(
+        &mut self,
+        id: i64,
+        new: NewToken,
+    ) -> Result<Option<PersonalAccessToken>, StoreError>;
+
+    async fn record_login_failure(
+        &mut self,
+        key: &str,
+        now: i64,
+        window_ms: i64,
+    ) -> Result<u32, StoreError>;
+
+    async fn clear_login_failures(&mut self, key: &str) -> Result<(), StoreError>;
+
+    async fn delete_session(&mut self, digest: &str) -> Result<(), StoreError>;
+
+    async fn insert_grant(&mut self, grant: NewGrant) -> Result<Grant, StoreError>;
+
+    async fn decide_device_grant(
+        &mut self,
+        id: i64,
+        user_id: i64,
+        approve: bool,
+        now: i64,
+        auth_time: i64,
+    ) -> Result<bool, StoreError>;
+
+    async fn revoke_token_family(&mut self, family: &str, now: i64) -> Result<u64, StoreError>;
+
+    async fn insert_signing_key(
+        &mut self,
+        key: NewSigningKey,
+        only_if_none_active: bool,
+    ) -> Result<bool, StoreError>;
+
+    async fn retire_signing_keys(&mut self, except_kid: &str, now: i64) -> Result<u64, StoreError>;
+}
+
+impl dyn Store {
+    /// Create the first user and their token (users and tokens at once),
+    /// with the audit events `audit` makes of them, but only while there
+    /// are no users at all: `None` if someone got there first.
+    pub async fn bootstrap_first_user<F>(
+        &self,
+        user: NewUser,
+        token: NewToken,
+        audit: F,
+    ) -> Result<Option<Bootstrap>, StoreError>
+    where
+        F: FnOnce(&User, &PersonalAccessToken) -> Vec<NewAuditEvent> + Send + 'static,
+    {
+        let (made, events) = in_transaction_audited(self, move |tx| {
+            Box::pin(async move {
+                if !tx.no_users_yet().await? {
+                    return Ok(None);
+                }
+                let user = tx.insert_user(user).await?;
+                let token = tx
+                    .insert_token(NewToken {
+                        user_id: user.id,
+                        ..token
+                    })
+                    .await?;
+                for event in audit(&user, &token) {
+                    tx.record_audit(event).await?;
+                }
+                Ok(Some((user, token)))
+            })
+        })
+        .await?;
+        Ok(made.map(|(user, token)| Bootstrap {
+            user,
+            token,
+            audit: events,
+        }))
+    }
+}
+
+/// The first user, their token, and the audit events recorded with them.
+pub struct Bootstrap {
+    pub user: User,
+    pub token: PersonalAccessToken,
+    pub audit: Vec<AuditEvent>,
 }
 
 /// What [`Store::transaction`] runs.
@@ -110,6 +248,23 @@ where
         + Send
         + 'static,
 {
+    in_transaction_audited(store, work)
+        .await
+        .map(|(value, _)| value)
+}
+
+/// [`Store::transaction`] with a typed result, and the audit events the
+/// unit recorded.
+pub async fn in_transaction_audited<T, F>(
+    store: &dyn Store,
+    work: F,
+) -> Result<(T, Vec<AuditEvent>), StoreError>
+where
+    T: Send + 'static,
+    F: for<'t> FnOnce(&'t mut dyn Transaction) -> BoxFuture<'t, Result<T, StoreError>>
+        + Send
+        + 'static,
+{
     let out = store
         .transaction(Box::new(move |tx| {
             Box::pin(async move {
@@ -118,15 +273,19 @@ where
             })
         }))
         .await?;
-    out.downcast::<T>()
+    let value = out
+        .value
+        .downcast::<T>()
         .map(|value| *value)
-        .map_err(|_| StoreError::internal("a transaction's result has another type"))
+        .map_err(|_| StoreError::internal("a transaction's result has another type"))?;
+    Ok((value, out.audit))
 }
 
 /// Every store trait, for `use latchkey_core::store::prelude::*`.
 pub mod prelude {
     pub use super::Store;
     pub use crate::application::ApplicationStore;
+    pub use crate::audit::AuditStore;
     pub use crate::device::DeviceGrantStore;
     pub use crate::dump::TransferStore;
     pub use crate::oauth::OAuthStore;

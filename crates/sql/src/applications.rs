@@ -10,7 +10,7 @@ use latchkey_core::pagination::{PageRequest, MAX_PER_PAGE};
 use latchkey_core::store::{StoreError, COUNT_CAP};
 
 use crate::backend::{Access, Backend, SqlStore};
-use crate::conn::{count, query_as, query_one, Conn};
+use crate::conn::{count, query_as, query_one, query_opt_as, Conn};
 use crate::params;
 use crate::rows::app_from_row;
 
@@ -136,6 +136,64 @@ pub(crate) async fn delete(
     Ok(c.execute(sql, &params![id]).await? > 0)
 }
 
+/// An application; `lock` is the dialect's row lock (see
+/// [`crate::Dialect::for_update`]) or empty.
+pub(crate) async fn find(
+    c: &mut dyn Conn,
+    id: i64,
+    scope: Ownership,
+    lock: &str,
+) -> Result<Option<Application>, StoreError> {
+    let sql = match scope {
+        Ownership::Instance => FIND_INSTANCE,
+        Ownership::Any => FIND_ANY,
+    };
+    query_opt_as(c, &format!("{sql}{lock}"), &params![id], app_from_row).await
+}
+
+/// Change an application; as it is now, if it exists.
+pub(crate) async fn update(
+    c: &mut dyn Conn,
+    id: i64,
+    update: ApplicationUpdate,
+    updated_at: i64,
+) -> Result<Option<Application>, StoreError> {
+    // Destructured so that a new field fails to compile here.
+    let ApplicationUpdate {
+        name,
+        scopes,
+        redirect_uri,
+        confidential,
+        trusted,
+        grant_types,
+    } = update;
+    let params = params![
+        id,
+        name,
+        scopes.map(|s| s.joined()),
+        redirect_uri,
+        confidential,
+        trusted,
+        updated_at,
+        join_grant_types(&grant_types),
+    ];
+    query_opt_as(c, UPDATE, &params, app_from_row).await
+}
+
+/// Give an application a new secret digest; as it is now, if it exists.
+pub(crate) async fn renew(
+    c: &mut dyn Conn,
+    id: i64,
+    scope: Ownership,
+    secret_digest: &str,
+) -> Result<Option<Application>, StoreError> {
+    let sql = match scope {
+        Ownership::Instance => RENEW_INSTANCE,
+        Ownership::Any => RENEW_ANY,
+    };
+    query_opt_as(c, sql, &params![id, secret_digest], app_from_row).await
+}
+
 #[async_trait]
 impl<B: Backend> ApplicationStore for SqlStore<B> {
     async fn insert_application(&self, a: NewApplication) -> Result<Application, StoreError> {
@@ -222,12 +280,11 @@ impl<B: Backend> ApplicationStore for SqlStore<B> {
         scope: Ownership,
         secret_digest: &str,
     ) -> Result<Option<Application>, StoreError> {
-        let sql = match scope {
-            Ownership::Instance => RENEW_INSTANCE,
-            Ownership::Any => RENEW_ANY,
-        };
-        self.write_opt(sql, params![id, secret_digest], app_from_row)
-            .await
+        let secret_digest = secret_digest.to_owned();
+        self.run(Access::WRITE, move |c| {
+            Box::pin(async move { renew(c, id, scope, &secret_digest).await })
+        })
+        .await
     }
 
     async fn list_owned_applications(
@@ -252,29 +309,13 @@ impl<B: Backend> ApplicationStore for SqlStore<B> {
     async fn update_application(
         &self,
         id: i64,
-        update: ApplicationUpdate,
+        changes: ApplicationUpdate,
         updated_at: i64,
     ) -> Result<Option<Application>, StoreError> {
-        // Destructured so that a new field fails to compile here.
-        let ApplicationUpdate {
-            name,
-            scopes,
-            redirect_uri,
-            confidential,
-            trusted,
-            grant_types,
-        } = update;
-        let params = params![
-            id,
-            name,
-            scopes.map(|s| s.joined()),
-            redirect_uri,
-            confidential,
-            trusted,
-            updated_at,
-            join_grant_types(&grant_types),
-        ];
-        self.write_opt(UPDATE, params, app_from_row).await
+        self.run(Access::WRITE, move |c| {
+            Box::pin(async move { update(c, id, changes, updated_at).await })
+        })
+        .await
     }
 
     async fn find_application_by_uid(

@@ -247,20 +247,6 @@ impl<B: Backend> SqlStore<B> {
         .await
     }
 
-    /// The first row of `sql`, decoded, if any, run as `access` says.
-    async fn first<T: Send + 'static>(
-        &self,
-        access: Access,
-        sql: &'static str,
-        params: Vec<Value>,
-        decode: Decode<T>,
-    ) -> Result<Option<T>, StoreError> {
-        self.run(access, move |c| {
-            Box::pin(async move { query_opt_as(c, sql, &params, decode).await })
-        })
-        .await
-    }
-
     /// A point read: the first row of `sql`, decoded, if any.
     pub(crate) async fn read_opt<T: Send + 'static>(
         &self,
@@ -298,16 +284,6 @@ impl<B: Backend> SqlStore<B> {
             Box::pin(async move { decode(&mut query_one(c, sql, &params).await?) })
         })
         .await
-    }
-
-    /// The row a write gives back if it found one (`UPDATE … RETURNING`).
-    pub(crate) async fn write_opt<T: Send + 'static>(
-        &self,
-        sql: &'static str,
-        params: impl Into<Vec<Value>>,
-        decode: Decode<T>,
-    ) -> Result<Option<T>, StoreError> {
-        self.first(Access::WRITE, sql, params.into(), decode).await
     }
 
     /// Instance applications were (or may have been) created or deleted.

@@ -35,7 +35,7 @@ const BY_DEVICE_CODE: &str = concat!(
     device_columns!(),
     " FROM device_grants WHERE device_code_digest = $1"
 );
-const DECIDE: &str = "UPDATE device_grants SET status = $2, user_id = $3, auth_time = $4
+pub(crate) const DECIDE: &str = "UPDATE device_grants SET status = $2, user_id = $3, auth_time = $4
      WHERE id = $1 AND status = 'pending' AND expires_at > $5";
 static LAST_POLL: LazyLock<[String; 2]> = LazyLock::new(|| {
     Dialect::ALL.map(|d| {

@@ -10,6 +10,7 @@
 
 mod app_count;
 mod applications;
+mod audit;
 mod backend;
 mod conn;
 mod device_grants;
@@ -24,9 +25,7 @@ mod transfer;
 mod users;
 
 use async_trait::async_trait;
-use latchkey_core::store::{Store, StoreError, TransactionWork};
-use latchkey_core::token::{NewToken, PersonalAccessToken};
-use latchkey_core::user::{NewUser, User};
+use latchkey_core::store::{Committed, Store, StoreError, TransactionWork};
 
 pub use backend::{Access, Backend, Decode, Dialect, SqlStore, Work};
 pub use conn::{query_opt_as, Conn, Row, Value};
@@ -85,43 +84,7 @@ impl<B: Backend> Store for SqlStore<B> {
         .await
     }
 
-    async fn bootstrap_first_user(
-        &self,
-        user: NewUser,
-        token: NewToken,
-    ) -> Result<Option<(User, PersonalAccessToken)>, StoreError> {
-        // Once there are users there always are: answer without locking.
-        if self
-            .run(Access::POINT, |c| {
-                Box::pin(async move { users::any(c).await })
-            })
-            .await?
-        {
-            return Ok(None);
-        }
-        self.run(Access::TRANSACTION, move |c| {
-            Box::pin(async move {
-                // No other write slips in between the check and the insert
-                // (on PostgreSQL, from any instance; under READ COMMITTED
-                // the check sees every user committed before the lock).
-                if let Some(lock) = B::DIALECT.lock_users() {
-                    c.execute(lock, &[]).await?;
-                }
-                if users::any(c).await? {
-                    return Ok(None);
-                }
-                let user = users::insert(c, &user).await?;
-                let token = tokens::insert(c, user.id, &token).await?;
-                Ok(Some((user, token)))
-            })
-        })
-        .await
-    }
-
-    async fn transaction(
-        &self,
-        work: TransactionWork,
-    ) -> Result<Box<dyn std::any::Any + Send>, StoreError> {
+    async fn transaction(&self, work: TransactionWork) -> Result<Committed, StoreError> {
         self.unit_of_work(work).await
     }
 }

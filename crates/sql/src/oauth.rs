@@ -78,7 +78,7 @@ const BY_REFRESH: &str = token_by!("refresh_digest");
 const MARK_REFRESHED: &str = "UPDATE oauth_access_tokens SET refreshed_at = $2
      WHERE id = $1 AND refreshed_at IS NULL AND revoked_at IS NULL
        AND refresh_digest IS NOT NULL";
-const REVOKE_FAMILY: &str =
+pub(crate) const REVOKE_FAMILY: &str =
     "UPDATE oauth_access_tokens SET revoked_at = $2 WHERE family = $1 AND revoked_at IS NULL";
 const REVOKE: &str =
     "UPDATE oauth_access_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL";
@@ -116,23 +116,31 @@ impl<B: Backend> SqlStore<B> {
     }
 }
 
+/// Store an authorization code's grant.
+pub(crate) async fn insert_grant(c: &mut dyn Conn, g: &NewGrant) -> Result<Grant, StoreError> {
+    let params = params![
+        g.application_id,
+        g.user_id,
+        &g.code_digest,
+        &g.redirect_uri,
+        g.scopes.joined(),
+        &g.code_challenge,
+        g.code_challenge_method.map(PkceMethod::as_str),
+        &g.nonce,
+        g.created_at,
+        g.expires_at,
+        g.auth_time,
+    ];
+    grant_from_row(&mut query_one(c, INSERT_GRANT, &params).await?)
+}
+
 #[async_trait]
 impl<B: Backend> OAuthStore for SqlStore<B> {
     async fn insert_grant(&self, g: NewGrant) -> Result<Grant, StoreError> {
-        let params = params![
-            g.application_id,
-            g.user_id,
-            g.code_digest,
-            g.redirect_uri,
-            g.scopes.joined(),
-            g.code_challenge,
-            g.code_challenge_method.map(PkceMethod::as_str),
-            g.nonce,
-            g.created_at,
-            g.expires_at,
-            g.auth_time,
-        ];
-        self.write_row(INSERT_GRANT, params, grant_from_row).await
+        self.run(Access::WRITE, move |c| {
+            Box::pin(async move { insert_grant(c, &g).await })
+        })
+        .await
     }
 
     async fn find_grant(&self, code_digest: &str) -> Result<Option<Grant>, StoreError> {

@@ -6,12 +6,13 @@ use latchkey_core::session::SessionStore;
 use latchkey_core::store::StoreError;
 use latchkey_core::user::User;
 
-use crate::backend::{Backend, SqlStore};
+use crate::backend::{Access, Backend, SqlStore};
+use crate::conn::{query_one, Conn};
 use crate::params;
 use crate::rows::user_from_row;
 
 /// `$1` key, `$2` now, `$3` the window: a window that has passed starts over.
-const RECORD_FAILURE: &str =
+pub(crate) const RECORD_FAILURE: &str =
     "INSERT INTO login_throttles (key, failures, window_start) VALUES ($1, 1, $2)
      ON CONFLICT (key) DO UPDATE SET
        failures = CASE WHEN login_throttles.window_start <= $2 - $3 THEN 1
@@ -20,19 +21,30 @@ const RECORD_FAILURE: &str =
                            ELSE login_throttles.window_start END
      RETURNING failures";
 const FAILURES: &str = "SELECT failures FROM login_throttles WHERE key = $1 AND window_start > $2";
-const CLEAR: &str = "DELETE FROM login_throttles WHERE key = $1";
+pub(crate) const CLEAR: &str = "DELETE FROM login_throttles WHERE key = $1";
 const INSERT: &str =
     "INSERT INTO sessions (digest, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)";
 const SESSION_USER: &str =
     "SELECT u.id, u.username, u.email, u.name, u.admin, u.state, u.created_at,
             s.created_at AS signed_in_at
      FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.digest = $1 AND s.expires_at > $2";
-const DELETE: &str = "DELETE FROM sessions WHERE digest = $1";
-const DELETE_USERS: &str =
+pub(crate) const DELETE: &str = "DELETE FROM sessions WHERE digest = $1";
+pub(crate) const DELETE_USERS: &str =
     "DELETE FROM sessions WHERE user_id = $1 AND (CAST($2 AS TEXT) IS NULL OR digest <> $2)";
 
 fn failures(n: Option<i64>) -> u32 {
     n.map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX))
+}
+
+/// Count one more failure under `key`; the failures in its window now.
+pub(crate) async fn record_failure(
+    c: &mut dyn Conn,
+    key: &str,
+    now: i64,
+    window_ms: i64,
+) -> Result<u32, StoreError> {
+    let row = query_one(c, RECORD_FAILURE, &params![key, now, window_ms]).await?;
+    Ok(failures(row.first_int()?))
 }
 
 #[async_trait]
@@ -43,11 +55,11 @@ impl<B: Backend> SessionStore for SqlStore<B> {
         now: i64,
         window_ms: i64,
     ) -> Result<u32, StoreError> {
-        let params = params![key, now, window_ms];
-        let n = self
-            .write_row(RECORD_FAILURE, params, |r| r.first_int())
-            .await?;
-        Ok(failures(n))
+        let key = key.to_owned();
+        self.run(Access::WRITE, move |c| {
+            Box::pin(async move { record_failure(c, &key, now, window_ms).await })
+        })
+        .await
     }
 
     async fn login_failures(&self, key: &str, now: i64, window_ms: i64) -> Result<u32, StoreError> {

@@ -30,9 +30,9 @@ const WITH_OWNER: &str =
      FROM personal_access_tokens t JOIN users u ON u.id = t.user_id
      WHERE t.token_digest = $1";
 pub(crate) const REVOKE: &str = "UPDATE personal_access_tokens SET revoked = TRUE WHERE id = $1";
-const REVOKE_LIVE: &str =
+pub(crate) const REVOKE_LIVE: &str =
     "UPDATE personal_access_tokens SET revoked = TRUE WHERE id = $1 AND NOT revoked";
-const FIND: &str = concat!(
+pub(crate) const FIND: &str = concat!(
     "SELECT ",
     token_columns!(),
     " FROM personal_access_tokens WHERE id = $1"

@@ -1,24 +1,32 @@
 //! One unit of work across aggregates (`Store::transaction`): each
-//! aggregate's writes on one transaction of the backend.
-
-use std::any::Any;
+//! aggregate's writes, and the audit events that describe them, on one
+//! transaction of the backend.
 
 use async_trait::async_trait;
-use latchkey_core::application::{Application, NewApplication, Ownership};
-use latchkey_core::store::{StoreError, Transaction, TransactionWork};
+use latchkey_core::application::{Application, ApplicationUpdate, NewApplication, Ownership};
+use latchkey_core::audit::{AuditEvent, NewAuditEvent};
+use latchkey_core::oauth::{DeviceStatus, Grant, NewGrant};
+use latchkey_core::oidc::NewSigningKey;
+use latchkey_core::store::{Committed, StoreError, Transaction, TransactionWork};
 use latchkey_core::token::{NewToken, PersonalAccessToken};
-use latchkey_core::user::{NewUser, User};
+use latchkey_core::user::{NewUser, User, UserState, UserUpdate};
 
-use crate::backend::{Access, Backend, SqlStore};
-use crate::conn::Conn;
-use crate::{applications, params, tokens, users};
+use crate::backend::{Access, Backend, Dialect, SqlStore};
+use crate::conn::{query_opt_as, Conn};
+use crate::rows::token_from_row;
+use crate::{
+    applications, audit, device_grants, oauth, params, sessions, signing_keys, tokens, users,
+};
 
 const REVOKE_APPLICATION_TOKENS: &str =
     "UPDATE oauth_access_tokens SET revoked_at = $2 WHERE application_id = $1 AND revoked_at IS NULL";
 
-/// The aggregates' writes on one connection inside a transaction.
+/// The aggregates' writes on one connection inside a transaction, and the
+/// audit events recorded so far.
 struct SqlTransaction<'c> {
     c: &'c mut dyn Conn,
+    dialect: Dialect,
+    recorded: Vec<AuditEvent>,
 }
 
 #[async_trait]
@@ -52,18 +60,179 @@ impl Transaction for SqlTransaction<'_> {
     async fn revoke_token(&mut self, id: i64) -> Result<bool, StoreError> {
         Ok(self.c.execute(tokens::REVOKE, &params![id]).await? > 0)
     }
+
+    async fn record_audit(&mut self, event: NewAuditEvent) -> Result<(), StoreError> {
+        let stored = audit::insert(self.c, &event).await?;
+        self.recorded.push(stored);
+        Ok(())
+    }
+
+    async fn find_application(
+        &mut self,
+        id: i64,
+        scope: Ownership,
+    ) -> Result<Option<Application>, StoreError> {
+        applications::find(self.c, id, scope, self.dialect.for_update()).await
+    }
+
+    async fn update_application(
+        &mut self,
+        id: i64,
+        update: ApplicationUpdate,
+        updated_at: i64,
+    ) -> Result<Option<Application>, StoreError> {
+        applications::update(self.c, id, update, updated_at).await
+    }
+
+    async fn renew_application_secret(
+        &mut self,
+        id: i64,
+        scope: Ownership,
+        secret_digest: &str,
+    ) -> Result<Option<Application>, StoreError> {
+        applications::renew(self.c, id, scope, secret_digest).await
+    }
+
+    async fn find_user(&mut self, id: i64) -> Result<Option<User>, StoreError> {
+        users::find(self.c, id, self.dialect.for_update()).await
+    }
+
+    async fn update_user(
+        &mut self,
+        id: i64,
+        update: UserUpdate,
+    ) -> Result<Option<User>, StoreError> {
+        users::update(self.c, id, update).await
+    }
+
+    async fn delete_user(&mut self, id: i64) -> Result<bool, StoreError> {
+        Ok(self.c.execute(users::DELETE, &params![id]).await? > 0)
+    }
+
+    async fn set_user_state(&mut self, id: i64, state: UserState) -> Result<bool, StoreError> {
+        let params = params![id, state.as_str()];
+        Ok(self.c.execute(users::SET_STATE, &params).await? > 0)
+    }
+
+    async fn no_users_yet(&mut self) -> Result<bool, StoreError> {
+        // No other write slips in between this check and the unit's
+        // inserts (on PostgreSQL, from any instance; under READ COMMITTED
+        // the check sees every user committed before the lock).
+        if let Some(lock) = self.dialect.lock_users() {
+            self.c.execute(lock, &[]).await?;
+        }
+        Ok(!users::any(self.c).await?)
+    }
+
+    async fn delete_user_sessions(
+        &mut self,
+        user_id: i64,
+        keep: Option<&str>,
+    ) -> Result<u64, StoreError> {
+        self.c
+            .execute(sessions::DELETE_USERS, &params![user_id, keep])
+            .await
+    }
+
+    async fn find_token(&mut self, id: i64) -> Result<Option<PersonalAccessToken>, StoreError> {
+        let sql = format!("{}{}", tokens::FIND, self.dialect.for_update());
+        query_opt_as(self.c, &sql, &params![id], token_from_row).await
+    }
+
+    async fn rotate_token(
+        &mut self,
+        id: i64,
+        new: NewToken,
+    ) -> Result<Option<PersonalAccessToken>, StoreError> {
+        if self.c.execute(tokens::REVOKE_LIVE, &params![id]).await? == 0 {
+            return Ok(None);
+        }
+        Ok(Some(tokens::insert(self.c, new.user_id, &new).await?))
+    }
+
+    async fn record_login_failure(
+        &mut self,
+        key: &str,
+        now: i64,
+        window_ms: i64,
+    ) -> Result<u32, StoreError> {
+        sessions::record_failure(self.c, key, now, window_ms).await
+    }
+
+    async fn clear_login_failures(&mut self, key: &str) -> Result<(), StoreError> {
+        self.c
+            .execute(sessions::CLEAR, &params![key])
+            .await
+            .map(drop)
+    }
+
+    async fn delete_session(&mut self, digest: &str) -> Result<(), StoreError> {
+        self.c
+            .execute(sessions::DELETE, &params![digest])
+            .await
+            .map(drop)
+    }
+
+    async fn insert_grant(&mut self, grant: NewGrant) -> Result<Grant, StoreError> {
+        oauth::insert_grant(self.c, &grant).await
+    }
+
+    async fn decide_device_grant(
+        &mut self,
+        id: i64,
+        user_id: i64,
+        approve: bool,
+        now: i64,
+        auth_time: i64,
+    ) -> Result<bool, StoreError> {
+        let status = if approve {
+            DeviceStatus::Approved
+        } else {
+            DeviceStatus::Denied
+        };
+        let params = params![id, status.as_str(), user_id, auth_time, now];
+        Ok(self.c.execute(device_grants::DECIDE, &params).await? > 0)
+    }
+
+    async fn revoke_token_family(&mut self, family: &str, now: i64) -> Result<u64, StoreError> {
+        self.c
+            .execute(oauth::REVOKE_FAMILY, &params![family, now])
+            .await
+    }
+
+    async fn insert_signing_key(
+        &mut self,
+        key: NewSigningKey,
+        only_if_none_active: bool,
+    ) -> Result<bool, StoreError> {
+        signing_keys::insert(self.c, &key, only_if_none_active).await
+    }
+
+    async fn retire_signing_keys(&mut self, except_kid: &str, now: i64) -> Result<u64, StoreError> {
+        self.c
+            .execute(signing_keys::RETIRE, &params![except_kid, now])
+            .await
+    }
 }
 
 impl<B: Backend> SqlStore<B> {
     pub(crate) async fn unit_of_work(
         &self,
         work: TransactionWork,
-    ) -> Result<Box<dyn Any + Send>, StoreError> {
+    ) -> Result<Committed, StoreError> {
         let done = self
             .run(Access::TRANSACTION, move |c| {
                 Box::pin(async move {
-                    let mut tx = SqlTransaction { c };
-                    work(&mut tx).await
+                    let mut tx = SqlTransaction {
+                        c,
+                        dialect: B::DIALECT,
+                        recorded: Vec::new(),
+                    };
+                    let value = work(&mut tx).await?;
+                    Ok(Committed {
+                        value,
+                        audit: tx.recorded,
+                    })
                 })
             })
             .await;

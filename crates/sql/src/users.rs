@@ -8,7 +8,7 @@ use latchkey_core::store::StoreError;
 use latchkey_core::user::{NewUser, User, UserFilter, UserState, UserStore, UserUpdate};
 
 use crate::backend::{Access, Backend, Dialect, SqlStore};
-use crate::conn::{count, query_as, query_one, Conn};
+use crate::conn::{count, query_as, query_one, query_opt_as, Conn};
 use crate::params;
 use crate::rows::user_from_row;
 
@@ -48,7 +48,7 @@ static FOR_LOGIN: LazyLock<[String; 2]> = LazyLock::new(|| {
         )
     })
 });
-const SET_STATE: &str = "UPDATE users SET state = $2 WHERE id = $1";
+pub(crate) const SET_STATE: &str = "UPDATE users SET state = $2 WHERE id = $1";
 /// `$1` username, `$2` a LIKE pattern, `$3` whether emails match it too.
 static FILTER: LazyLock<[String; 2]> = LazyLock::new(|| {
     Dialect::ALL.map(|d| {
@@ -84,7 +84,7 @@ const UPDATE: &str = concat!(
      WHERE id = $1 RETURNING ",
     user_columns!()
 );
-const DELETE: &str = "DELETE FROM users WHERE id = $1";
+pub(crate) const DELETE: &str = "DELETE FROM users WHERE id = $1";
 const ANY: &str = "SELECT COUNT(*) FROM (SELECT 1 FROM users LIMIT 1) AS one";
 
 fn decode(row: &mut crate::conn::Row) -> Result<User, StoreError> {
@@ -101,6 +101,33 @@ pub(crate) async fn insert(c: &mut dyn Conn, u: &NewUser) -> Result<User, StoreE
         u.created_at
     ];
     decode(&mut query_one(c, INSERT, &params).await?)
+}
+
+/// Change some of a user's attributes; the user as now, if they exist.
+pub(crate) async fn update(
+    c: &mut dyn Conn,
+    id: i64,
+    u: UserUpdate,
+) -> Result<Option<User>, StoreError> {
+    // Destructured so that a new field fails to compile here.
+    let UserUpdate {
+        username,
+        email,
+        name,
+        password_digest,
+        admin,
+    } = u;
+    let params = params![id, username, email, name, password_digest, admin];
+    query_opt_as(c, UPDATE, &params, decode).await
+}
+
+/// A user; `lock` is the dialect's row lock or empty.
+pub(crate) async fn find(
+    c: &mut dyn Conn,
+    id: i64,
+    lock: &str,
+) -> Result<Option<User>, StoreError> {
+    query_opt_as(c, &format!("{FIND}{lock}"), &params![id], decode).await
 }
 
 pub(crate) async fn any(c: &mut dyn Conn) -> Result<bool, StoreError> {
@@ -168,16 +195,10 @@ impl<B: Backend> UserStore for SqlStore<B> {
     }
 
     async fn update_user(&self, id: i64, u: UserUpdate) -> Result<Option<User>, StoreError> {
-        // Destructured so that a new field fails to compile here.
-        let UserUpdate {
-            username,
-            email,
-            name,
-            password_digest,
-            admin,
-        } = u;
-        let params = params![id, username, email, name, password_digest, admin];
-        self.write_opt(UPDATE, params, decode).await
+        self.run(Access::WRITE, move |c| {
+            Box::pin(async move { update(c, id, u).await })
+        })
+        .await
     }
 
     async fn delete_user(&self, id: i64) -> Result<bool, StoreError> {

@@ -1978,11 +1978,30 @@ fn first_user(n: usize) -> (NewUser, NewToken) {
 
 async fn scenario_bootstrap_first_user(store: Arc<dyn Store>) {
     let (u, t) = first_user(0);
-    let (root, token) = store
-        .bootstrap_first_user(u, t)
+    let made = store
+        .bootstrap_first_user(u, t, |user, _| {
+            vec![latchkey_core::audit::NewAuditEvent::new(
+                &latchkey_core::context::Context::system(),
+                1_000,
+                "user_created",
+                latchkey_core::audit::Entity::user(user.id),
+                "Added user",
+            )]
+        })
         .await
         .expect("bootstrap")
         .expect("the first user");
+    let (root, token) = (made.user, made.token);
+    // Its event committed with it, and is handed back as stored.
+    assert_eq!(made.audit.len(), 1);
+    assert_eq!(made.audit[0].entity_id, root.id);
+    assert_eq!(made.audit[0].entity_path.as_deref(), Some("root0"));
+    let stored = store
+        .find_audit_event(made.audit[0].id)
+        .await
+        .expect("find")
+        .expect("the event");
+    assert_eq!(stored.event_name, "user_created");
     assert_eq!(root.username, "root0");
     assert!(root.admin);
     assert_eq!(root.state, UserState::Active);
@@ -1997,7 +2016,10 @@ async fn scenario_bootstrap_first_user(store: Arc<dyn Store>) {
     assert_eq!(found.token, token);
 
     let (u, t) = first_user(1);
-    let second = store.bootstrap_first_user(u, t).await.expect("bootstrap");
+    let second = store
+        .bootstrap_first_user(u, t, |_, _| Vec::new())
+        .await
+        .expect("bootstrap");
     assert!(second.is_none());
     assert_eq!(
         store.find_user_by_username("root1").await.expect("find"),
@@ -2032,13 +2054,13 @@ async fn scenario_bootstrap_concurrently(store: Arc<dyn Store>, env: Env) {
             let barrier = barrier.clone();
             tasks.push(tokio::spawn(async move {
                 barrier.wait().await;
-                s.bootstrap_first_user(u, t).await
+                s.bootstrap_first_user(u, t, |_, _| Vec::new()).await
             }));
         }
         let mut created = Vec::new();
         for task in tasks {
-            if let Some((u, _)) = task.await.expect("task").expect("bootstrap") {
-                created.push(u);
+            if let Some(made) = task.await.expect("task").expect("bootstrap") {
+                created.push(made.user);
             }
         }
         assert_eq!(created.len(), 1, "round {round}: {created:?}");
@@ -2061,7 +2083,7 @@ async fn scenario_bootstrap_concurrently(store: Arc<dyn Store>, env: Env) {
     user(&store, "later").await;
     let (u, t) = first_user(99);
     assert!(store
-        .bootstrap_first_user(u, t)
+        .bootstrap_first_user(u, t, |_, _| Vec::new())
         .await
         .expect("bootstrap")
         .is_none());

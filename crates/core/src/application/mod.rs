@@ -2,6 +2,8 @@
 
 mod service;
 
+pub(crate) use service::application_event;
+
 use serde::ser::{Serialize, SerializeMap, Serializer};
 
 use crate::error::StoreError;

@@ -8,7 +8,69 @@ use crate::service::{Plaintext, ServiceError, Services};
 use futures::stream::BoxStream;
 
 use super::*;
-use crate::context::{Change, Context};
+use crate::audit::{target, Entity, NewAuditEvent};
+use crate::context::Context;
+
+/// An event about `app`: under its owner (or the actor), the application
+/// as its target. Its client_id is public; its secret is never recorded.
+pub(crate) fn application_event(
+    ctx: &Context,
+    now: i64,
+    event: &'static str,
+    app: &Application,
+    message: &str,
+) -> NewAuditEvent {
+    NewAuditEvent::new(
+        ctx,
+        now,
+        event,
+        Entity::owner_or_actor(app.owner_id, ctx),
+        message,
+    )
+    .target(target::APPLICATION, Some(app.id), &app.name)
+    .detail("application_id", app.application_id.as_str())
+    .detail("application_name", app.name.as_str())
+}
+
+/// One event per attribute an update changed, with `from` and `to`.
+fn application_changes(
+    ctx: &Context,
+    now: i64,
+    old: &Application,
+    new: &Application,
+) -> Vec<NewAuditEvent> {
+    let grants = |a: &Application| join_grant_types(&a.grant_types).unwrap_or_default();
+    let changes: [(&str, String, String); 6] = [
+        ("name", old.name.clone(), new.name.clone()),
+        ("scopes", old.scopes.joined(), new.scopes.joined()),
+        (
+            "redirect_uri",
+            old.redirect_uri.clone(),
+            new.redirect_uri.clone(),
+        ),
+        (
+            "confidential",
+            old.confidential.to_string(),
+            new.confidential.to_string(),
+        ),
+        ("trusted", old.trusted.to_string(), new.trusted.to_string()),
+        ("grant_types", grants(old), grants(new)),
+    ];
+    changes
+        .into_iter()
+        .filter(|(_, from, to)| from != to)
+        .map(|(what, from, to)| {
+            application_event(
+                ctx,
+                now,
+                "oauth_application_updated",
+                new,
+                &format!("Changed OAuth application {what}"),
+            )
+            .change(what, from, to)
+        })
+        .collect()
+}
 
 // --- the service -------------------------------------------------------
 
@@ -23,23 +85,40 @@ impl Services {
         let valid =
             application::validate(params, &self.config.scopes).map_err(ServiceError::Validation)?;
         let secret = self.new_application_secret()?;
+        let now = self.now_ms();
+        let new = NewApplication {
+            application_id: secret::random_hex(32)?,
+            secret_digest: secret::digest(secret.expose()),
+            name: valid.name,
+            redirect_uri: valid.redirect_uri,
+            scopes: valid.scopes,
+            confidential: valid.confidential,
+            owner_id,
+            created_at: now,
+            dynamic: false,
+            registration_token_digest: None,
+            grant_types: None,
+        };
+        let ctx = ctx.clone();
         let app = self
-            .store
-            .insert_application(NewApplication {
-                application_id: secret::random_hex(32)?,
-                secret_digest: secret::digest(secret.expose()),
-                name: valid.name,
-                redirect_uri: valid.redirect_uri,
-                scopes: valid.scopes,
-                confidential: valid.confidential,
-                owner_id,
-                created_at: self.now_ms(),
-                dynamic: false,
-                registration_token_digest: None,
-                grant_types: None,
+            .unit(move |tx| {
+                Box::pin(async move {
+                    let app = tx.insert_application(new).await?;
+                    let event = application_event(
+                        &ctx,
+                        now,
+                        "oauth_application_created",
+                        &app,
+                        "OAuth application added",
+                    )
+                    .detail("scopes", app.scopes.joined())
+                    .detail("redirect_uri", app.redirect_uri.as_str())
+                    .detail("confidential", app.confidential);
+                    tx.record_audit(event).await?;
+                    Ok(app)
+                })
             })
             .await?;
-        self.record(ctx, Change::ApplicationCreated, &app.id.to_string());
         Ok((app, secret))
     }
 
@@ -117,12 +196,23 @@ impl Services {
             trusted: changes.trusted,
             grant_types: changes.grant_types.clone(),
         };
-        let app = self
-            .changing_auth(self.store.update_application(id, update, self.now_ms()))
-            .await?
-            .ok_or(ServiceError::NotFound)?;
-        self.record(ctx, Change::ApplicationUpdated, &app.id.to_string());
-        Ok(app)
+        let (ctx, now) = (ctx.clone(), self.now_ms());
+        self.changing_auth(self.unit(move |tx| {
+            Box::pin(async move {
+                let Some(old) = tx.find_application(id, Ownership::Any).await? else {
+                    return Ok(None);
+                };
+                let Some(app) = tx.update_application(id, update, now).await? else {
+                    return Ok(None);
+                };
+                for event in application_changes(&ctx, now, &old, &app) {
+                    tx.record_audit(event).await?;
+                }
+                Ok(Some(app))
+            })
+        }))
+        .await?
+        .ok_or(ServiceError::NotFound)
     }
 
     pub async fn delete_application(
@@ -131,11 +221,29 @@ impl Services {
         id: i64,
         scope: Ownership,
     ) -> Result<(), ServiceError> {
-        if self
-            .changing_auth(self.store.delete_application(id, scope))
-            .await?
-        {
-            self.record(ctx, Change::ApplicationDeleted, &id.to_string());
+        let (ctx, now) = (ctx.clone(), self.now_ms());
+        let deleted = self
+            .changing_auth(self.unit(move |tx| {
+                Box::pin(async move {
+                    let Some(app) = tx.find_application(id, scope).await? else {
+                        return Ok(false);
+                    };
+                    if !tx.delete_application(id, scope).await? {
+                        return Ok(false);
+                    }
+                    let event = application_event(
+                        &ctx,
+                        now,
+                        "oauth_application_deleted",
+                        &app,
+                        "OAuth application removed",
+                    );
+                    tx.record_audit(event).await?;
+                    Ok(true)
+                })
+            }))
+            .await?;
+        if deleted {
             Ok(())
         } else {
             Err(ServiceError::NotFound)
@@ -150,15 +258,27 @@ impl Services {
         scope: Ownership,
     ) -> Result<(Application, Plaintext), ServiceError> {
         let secret = self.new_application_secret()?;
+        let digest = secret::digest(secret.expose());
+        let (ctx, now) = (ctx.clone(), self.now_ms());
         let app = self
-            .changing_auth(self.store.renew_application_secret(
-                id,
-                scope,
-                &secret::digest(secret.expose()),
-            ))
+            .changing_auth(self.unit(move |tx| {
+                Box::pin(async move {
+                    let renewed = tx.renew_application_secret(id, scope, &digest).await?;
+                    if let Some(app) = &renewed {
+                        let event = application_event(
+                            &ctx,
+                            now,
+                            "oauth_application_secret_renewed",
+                            app,
+                            "OAuth application secret renewed",
+                        );
+                        tx.record_audit(event).await?;
+                    }
+                    Ok(renewed)
+                })
+            }))
             .await?
             .ok_or(ServiceError::NotFound)?;
-        self.record(ctx, Change::ApplicationSecretRenewed, &app.id.to_string());
         Ok((app, secret))
     }
 

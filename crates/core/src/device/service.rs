@@ -1,7 +1,8 @@
 //! The device authorization grant: the services.
 
 use crate::application::Application;
-use crate::context::{Change, Context};
+use crate::audit::{Entity, NewAuditEvent};
+use crate::context::Context;
 use crate::error::StoreError;
 use crate::oauth::{DeviceGrant, DeviceStatus, ErrorCode, IssuedToken, NewDeviceGrant, OAuthError};
 use crate::oauth_flows::{require_grant, resolve_scopes, FlowError, GRANT_DEVICE_CODE};
@@ -82,22 +83,43 @@ impl Services {
         approve: bool,
         auth_time: i64,
     ) -> Result<bool, ServiceError> {
-        let Some((grant, _)) = self.pending_device_request(raw_code).await? else {
+        let Some((grant, app)) = self.pending_device_request(raw_code).await? else {
             return Ok(false);
         };
-        let decided = self
-            .store
-            .decide_device_grant(grant.id, user.id, approve, self.now_ms(), auth_time)
-            .await?;
-        if decided {
-            let change = if approve {
-                Change::DeviceAuthorized
-            } else {
-                Change::DeviceDenied
-            };
-            self.record(ctx, change, &grant.application_id.to_string());
-        }
-        Ok(decided)
+        let now = self.now_ms();
+        let by_user = Context {
+            user_id: Some(user.id),
+            ..ctx.clone()
+        };
+        let (name, message) = if approve {
+            (
+                "device_authorization_approved",
+                "Approved a device's access",
+            )
+        } else {
+            ("device_authorization_denied", "Denied a device's access")
+        };
+        let event = crate::application::application_event(&by_user, now, name, &app, message)
+            .detail("scopes", grant.scopes.joined())
+            .detail("device_grant_id", grant.id);
+        let event = NewAuditEvent {
+            entity: Entity::user(user.id),
+            ..event
+        };
+        let user_id = user.id;
+        Ok(self
+            .unit(move |tx| {
+                Box::pin(async move {
+                    let decided = tx
+                        .decide_device_grant(grant.id, user_id, approve, now, auth_time)
+                        .await?;
+                    if decided {
+                        tx.record_audit(event).await?;
+                    }
+                    Ok(decided)
+                })
+            })
+            .await?)
     }
 
     /// `grant_type=urn:ietf:params:oauth:grant-type:device_code`.

@@ -9,7 +9,7 @@ use crate::secret;
 use crate::service::{Plaintext, ServiceError, Services};
 
 use super::*;
-use crate::context::{Change, Context};
+use crate::context::Context;
 
 fn metadata_error(description: impl Into<String>) -> FlowError {
     FlowError::OAuth(OAuthError::with(
@@ -156,28 +156,42 @@ impl Services {
             )));
         }
         let checked = self.check_metadata(m)?;
-        self.store
-            .record_login_failure(&key, now, REGISTRATION_WINDOW_MS)
-            .await?;
         let secret_value = self.new_application_secret()?;
         let registration_token = secret::random_hex(32)?;
+        let new = NewApplication {
+            application_id: secret::random_hex(32)?,
+            secret_digest: secret::digest(secret_value.expose()),
+            name: checked.name,
+            redirect_uri: checked.redirect_uri,
+            scopes: checked.scopes,
+            confidential: checked.confidential,
+            owner_id: None,
+            created_at: now,
+            dynamic: true,
+            registration_token_digest: Some(secret::digest(&registration_token)),
+            grant_types: Some(checked.grant_types.clone()),
+        };
+        let ctx = ctx.clone();
         let app = self
-            .store
-            .insert_application(NewApplication {
-                application_id: secret::random_hex(32)?,
-                secret_digest: secret::digest(secret_value.expose()),
-                name: checked.name,
-                redirect_uri: checked.redirect_uri,
-                scopes: checked.scopes,
-                confidential: checked.confidential,
-                owner_id: None,
-                created_at: now,
-                dynamic: true,
-                registration_token_digest: Some(secret::digest(&registration_token)),
-                grant_types: Some(checked.grant_types.clone()),
+            .unit(move |tx| {
+                Box::pin(async move {
+                    tx.record_login_failure(&key, now, REGISTRATION_WINDOW_MS)
+                        .await?;
+                    let app = tx.insert_application(new).await?;
+                    let event = crate::application::application_event(
+                        &ctx,
+                        now,
+                        "oauth_client_registered",
+                        &app,
+                        "OAuth client registered (RFC 7591)",
+                    )
+                    .detail("redirect_uri", app.redirect_uri.as_str())
+                    .detail("scopes", app.scopes.joined());
+                    tx.record_audit(event).await?;
+                    Ok(app)
+                })
             })
             .await?;
-        self.record(ctx, Change::ClientRegistered, &app.id.to_string());
         Ok(Registered {
             client_secret: app.confidential.then_some(secret_value),
             application: app,

@@ -1,6 +1,7 @@
 //! Signing in and browser sessions: the services.
 
-use crate::context::{Change, Context};
+use crate::audit::{Entity, NewAuditEvent};
+use crate::context::Context;
 use crate::error::StoreError;
 use crate::metrics::SignInOutcome;
 use crate::oauth::NewSession;
@@ -8,6 +9,7 @@ use crate::oauth::SESSION_LIFETIME_MS;
 use crate::secret;
 use crate::service::{ServiceError, Services};
 use crate::user;
+use crate::user::user_event;
 use crate::user::User;
 use std::sync::OnceLock;
 
@@ -26,8 +28,7 @@ impl Services {
         login: &str,
         password: &str,
     ) -> Result<User, SignInError> {
-        let address = ctx.address.as_deref().unwrap_or("unknown");
-        let out = self.check_sign_in(login, password, address).await;
+        let out = self.check_sign_in(ctx, login, password).await;
         let outcome = match &out {
             Ok(_) => SignInOutcome::Success,
             Err(SignInError::Invalid) => SignInOutcome::Failure,
@@ -42,10 +43,11 @@ impl Services {
 
     async fn check_sign_in(
         &self,
+        ctx: &Context,
         login: &str,
         password: &str,
-        address: &str,
     ) -> Result<User, SignInError> {
+        let address = ctx.address.as_deref().unwrap_or("unknown");
         let now = self.now_ms();
         let address_key = format!("address:{address}");
         if self
@@ -113,18 +115,48 @@ impl Services {
                 if let Some(reason) = user.access_denied_reason() {
                     return Err(SignInError::Blocked(reason));
                 }
-                self.store.clear_login_failures(&account_key).await?;
+                let by_user = Context {
+                    user_id: Some(user.id),
+                    ..ctx.clone()
+                };
+                let event = user_event(&by_user, now, "user_signed_in", &user, "Signed in")
+                    .detail("with", "password");
+                self.unit(move |tx| {
+                    Box::pin(async move {
+                        tx.clear_login_failures(&account_key).await?;
+                        tx.record_audit(event).await
+                    })
+                })
+                .await?;
                 Ok(user)
             }
             _ => {
-                self.store
-                    .record_login_failure(&address_key, now, THROTTLE_WINDOW_MS)
+                let user = found.map(|(user, _)| user);
+                let (ctx, address) = (ctx.clone(), address.to_owned());
+                let locked_out = self
+                    .unit(move |tx| {
+                        Box::pin(async move {
+                            tx.record_login_failure(&address_key, now, THROTTLE_WINDOW_MS)
+                                .await?;
+                            let n = tx
+                                .record_login_failure(&account_key, now, THROTTLE_WINDOW_MS)
+                                .await?;
+                            // At most one failure event per account and
+                            // address in a window: a flood of failures
+                            // cannot fill the disk with them.
+                            let once = format!("audit:{account_key}:{address}");
+                            let first = tx
+                                .record_login_failure(&once, now, THROTTLE_WINDOW_MS)
+                                .await?
+                                == 1;
+                            for event in failure_events(&ctx, now, user.as_ref(), n, first) {
+                                tx.record_audit(event).await?;
+                            }
+                            Ok(n >= MAX_ACCOUNT_FAILURES)
+                        })
+                    })
                     .await?;
-                let n = self
-                    .store
-                    .record_login_failure(&account_key, now, THROTTLE_WINDOW_MS)
-                    .await?;
-                if n >= MAX_ACCOUNT_FAILURES {
+                if locked_out {
                     Err(locked)
                 } else {
                     Err(SignInError::Invalid)
@@ -149,7 +181,8 @@ impl Services {
                 expires_at: now + SESSION_LIFETIME_MS,
             })
             .await?;
-        self.record(ctx, Change::SignedIn, &user_id.to_string());
+        // The sign-in itself was recorded by `sign_in`.
+        let _ = ctx;
         Ok(value)
     }
 
@@ -164,13 +197,70 @@ impl Services {
     }
 
     pub async fn end_session(&self, ctx: &Context, cookie: &str) -> Result<(), ServiceError> {
-        self.store.delete_session(&secret::digest(cookie)).await?;
-        let who = ctx
-            .user_id
-            .map_or_else(|| "session".to_owned(), |id| id.to_string());
-        self.record(ctx, Change::SignedOut, &who);
+        let digest = secret::digest(cookie);
+        let Some(user_id) = ctx.user_id else {
+            // Nobody is signed in with it: nothing to record.
+            return Ok(self.store.delete_session(&digest).await?);
+        };
+        let (ctx, now) = (ctx.clone(), self.now_ms());
+        self.unit(move |tx| {
+            Box::pin(async move {
+                tx.delete_session(&digest).await?;
+                let event = NewAuditEvent::new(
+                    &ctx,
+                    now,
+                    "user_signed_out",
+                    Entity::user(user_id),
+                    "Signed out",
+                );
+                tx.record_audit(event).await
+            })
+        })
+        .await?;
         Ok(())
     }
+}
+
+/// What a failed sign-in records: the failure, once per account and
+/// address in a window (`first`), and the lockout when this failure
+/// (`n`, the account's count) reached the limit. Who was named is kept
+/// only when it is an account: a login that names nobody may be a
+/// password typed in the wrong field.
+fn failure_events(
+    ctx: &Context,
+    now: i64,
+    user: Option<&User>,
+    n: u32,
+    first: bool,
+) -> Vec<NewAuditEvent> {
+    let anonymous = Context {
+        user_id: None,
+        ..ctx.clone()
+    };
+    let event = |name: &'static str, message: &str| match user {
+        Some(u) => user_event(&anonymous, now, name, u, message),
+        None => NewAuditEvent::new(&anonymous, now, name, Entity::instance(), message),
+    };
+    let mut events = Vec::new();
+    if first {
+        events.push(
+            event(
+                "login_failed_with_standard_authentication",
+                "Failed to login with STANDARD authentication",
+            )
+            .detail("failed_login", "STANDARD"),
+        );
+    }
+    if user.is_some() && n == MAX_ACCOUNT_FAILURES {
+        events.push(
+            event(
+                "user_access_locked",
+                "User access locked: too many failed sign-ins",
+            )
+            .detail("failed_attempts", n),
+        );
+    }
+    events
 }
 
 /// Why a sign-in failed.

@@ -2,6 +2,8 @@
 
 mod service;
 
+pub(crate) use service::token_event;
+
 use time::Date;
 
 use crate::error::StoreError;

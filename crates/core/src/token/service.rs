@@ -10,7 +10,28 @@ use crate::token;
 use time::Date;
 
 use super::*;
-use crate::context::{Change, Context};
+use crate::audit::{target, Entity, NewAuditEvent};
+use crate::context::Context;
+
+/// An event about `token`: under its user, the token as its target (its
+/// name and scopes; never its value).
+pub(crate) fn token_event(
+    ctx: &Context,
+    now: i64,
+    event: &'static str,
+    token: &PersonalAccessToken,
+    message: &str,
+) -> NewAuditEvent {
+    NewAuditEvent::new(ctx, now, event, Entity::user(token.user_id), message)
+        .target(target::PERSONAL_ACCESS_TOKEN, Some(token.id), &token.name)
+        .detail("scopes", token.scopes.joined())
+        .detail(
+            "expires_at",
+            token
+                .expires_at
+                .map_or(serde_json::Value::Null, |d| d.to_string().into()),
+        )
+}
 
 // --- the service -------------------------------------------------------
 
@@ -116,8 +137,23 @@ impl Services {
     ) -> Result<(PersonalAccessToken, Plaintext), ServiceError> {
         let scopes = self.token_scopes(scopes)?;
         let (new, plaintext) = self.new_token(user_id, name, &scopes, expires_at, None)?;
-        let token = self.store.insert_token(new).await?;
-        self.record(ctx, Change::TokenCreated, &token.id.to_string());
+        let (ctx, now) = (ctx.clone(), self.now_ms());
+        let token = self
+            .unit(move |tx| {
+                Box::pin(async move {
+                    let token = tx.insert_token(new).await?;
+                    let event = token_event(
+                        &ctx,
+                        now,
+                        "personal_access_token_created",
+                        &token,
+                        "Created personal access token",
+                    );
+                    tx.record_audit(event).await?;
+                    Ok(token)
+                })
+            })
+            .await?;
         Ok((token, plaintext))
     }
 
@@ -134,8 +170,31 @@ impl Services {
     }
 
     pub async fn revoke_token(&self, ctx: &Context, id: i64) -> Result<(), ServiceError> {
-        if self.changing_auth(self.store.revoke_token(id)).await? {
-            self.record(ctx, Change::TokenRevoked, &id.to_string());
+        let (ctx, now) = (ctx.clone(), self.now_ms());
+        let found = self
+            .changing_auth(self.unit(move |tx| {
+                Box::pin(async move {
+                    let Some(token) = tx.find_token(id).await? else {
+                        return Ok(false);
+                    };
+                    if !tx.revoke_token(id).await? {
+                        return Ok(false);
+                    }
+                    if !token.revoked {
+                        let event = token_event(
+                            &ctx,
+                            now,
+                            "personal_access_token_revoked",
+                            &token,
+                            "Revoked personal access token",
+                        );
+                        tx.record_audit(event).await?;
+                    }
+                    Ok(true)
+                })
+            }))
+            .await?;
+        if found {
             Ok(())
         } else {
             Err(ServiceError::NotFound)
@@ -191,14 +250,29 @@ impl Services {
         });
         let (new, plaintext) =
             self.new_token(old.user_id, &old.name, &old.scopes, Some(expires), None)?;
-        match self
-            .changing_auth(self.store.rotate_token(old.id, new))
-            .await?
-        {
-            Some(token) => {
-                self.record(ctx, Change::TokenRotated, &old.id.to_string());
-                Ok((token, plaintext))
-            }
+        let (ctx, now, old) = (ctx.clone(), self.now_ms(), old.clone());
+        let rotated = self
+            .changing_auth(self.unit(move |tx| {
+                Box::pin(async move {
+                    let Some(token) = tx.rotate_token(old.id, new).await? else {
+                        return Ok(None);
+                    };
+                    let event = token_event(
+                        &ctx,
+                        now,
+                        "personal_access_token_rotated",
+                        &old,
+                        "Rotated personal access token",
+                    )
+                    .detail("new_token_id", token.id)
+                    .detail("new_expires_at", token.expires_at.map(|d| d.to_string()));
+                    tx.record_audit(event).await?;
+                    Ok(Some(token))
+                })
+            }))
+            .await?;
+        match rotated {
+            Some(token) => Ok((token, plaintext)),
             None => Err(ServiceError::Invalid("Token already revoked".to_owned())),
         }
     }

@@ -2,6 +2,8 @@
 
 mod service;
 
+pub(crate) use service::user_event;
+
 use std::cell::RefCell;
 
 use crate::error::StoreError;

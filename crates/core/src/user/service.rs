@@ -10,7 +10,59 @@ use crate::{token, user};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::*;
-use crate::context::{Change, Context};
+use crate::audit::{target, Entity, NewAuditEvent};
+use crate::context::Context;
+
+/// An event about `user`: under the user, the user as its target.
+pub(crate) fn user_event(
+    ctx: &Context,
+    now: i64,
+    event: &'static str,
+    user: &User,
+    message: &str,
+) -> NewAuditEvent {
+    let entity = Entity {
+        path: Some(user.username.clone()),
+        ..Entity::user(user.id)
+    };
+    NewAuditEvent::new(ctx, now, event, entity, message).target(
+        target::USER,
+        Some(user.id),
+        &user.username,
+    )
+}
+
+/// One event per attribute an update changed (`from` and `to`; never a
+/// password, whose change is only named).
+fn user_changes(
+    ctx: &Context,
+    now: i64,
+    old: &User,
+    new: &User,
+    password_changed: bool,
+) -> Vec<NewAuditEvent> {
+    let changes: [(&str, String, String); 4] = [
+        ("username", old.username.clone(), new.username.clone()),
+        ("email", old.email.clone(), new.email.clone()),
+        ("name", old.name.clone(), new.name.clone()),
+        ("admin", old.admin.to_string(), new.admin.to_string()),
+    ];
+    let mut events: Vec<NewAuditEvent> = changes
+        .into_iter()
+        .filter(|(_, from, to)| from != to)
+        .map(|(what, from, to)| {
+            user_event(ctx, now, "user_updated", new, &format!("Changed {what}"))
+                .change(what, from, to)
+        })
+        .collect();
+    if password_changed {
+        events.push(
+            user_event(ctx, now, "user_password_changed", new, "Changed password")
+                .detail("change", "password"),
+        );
+    }
+    events
+}
 
 // --- the service -------------------------------------------------------
 
@@ -22,9 +74,18 @@ impl Services {
         input: &UserInput,
     ) -> Result<User, ServiceError> {
         let new = self.new_user(input).await?;
-        let user = self.store.insert_user(new).await?;
-        self.record(ctx, Change::UserCreated, &user.id.to_string());
-        Ok(user)
+        let (ctx, now) = (ctx.clone(), self.now_ms());
+        Ok(self
+            .unit(move |tx| {
+                Box::pin(async move {
+                    let user = tx.insert_user(new).await?;
+                    let event = user_event(&ctx, now, "user_created", &user, "Added user")
+                        .detail("admin", user.admin);
+                    tx.record_audit(event).await?;
+                    Ok(user)
+                })
+            })
+            .await?)
     }
 
     /// Field checks of a user's attributes; `None` is "not being set".
@@ -117,17 +178,28 @@ impl Services {
             admin: changes.admin,
         };
         let password_changed = update.password_digest.is_some();
-        let user = self
-            .changing_auth(self.store.update_user(id, update))
-            .await
-            .map_err(keeping_an_administrator)?
-            .ok_or(ServiceError::NotFound)?;
-        // A new password ends the sessions signed in with the old one.
-        if password_changed {
-            self.store.delete_user_sessions(id, None).await?;
-        }
-        self.record(ctx, Change::UserUpdated, &id.to_string());
-        Ok(user)
+        let (ctx, now) = (ctx.clone(), self.now_ms());
+        self.changing_auth(self.unit(move |tx| {
+            Box::pin(async move {
+                let Some(old) = tx.find_user(id).await? else {
+                    return Ok(None);
+                };
+                let Some(user) = tx.update_user(id, update).await? else {
+                    return Ok(None);
+                };
+                // A new password ends the sessions signed in with the old one.
+                if password_changed {
+                    tx.delete_user_sessions(id, None).await?;
+                }
+                for event in user_changes(&ctx, now, &old, &user, password_changed) {
+                    tx.record_audit(event).await?;
+                }
+                Ok(Some(user))
+            })
+        }))
+        .await
+        .map_err(keeping_an_administrator)?
+        .ok_or(ServiceError::NotFound)
     }
 
     /// Delete a user with their applications and tokens. Nobody deletes
@@ -139,12 +211,23 @@ impl Services {
                 "The API initiating user cannot be deleted by the API",
             )));
         }
-        if self
-            .changing_auth(self.store.delete_user(id))
+        let (ctx, now) = (ctx.clone(), self.now_ms());
+        let deleted = self
+            .changing_auth(self.unit(move |tx| {
+                Box::pin(async move {
+                    let Some(user) = tx.find_user(id).await? else {
+                        return Ok(false);
+                    };
+                    // Recorded first: the user's username is still there.
+                    let event = user_event(&ctx, now, "user_deleted", &user, "Removed user")
+                        .detail("email", user.email.as_str());
+                    tx.record_audit(event).await?;
+                    tx.delete_user(id).await
+                })
+            }))
             .await
-            .map_err(keeping_an_administrator)?
-        {
-            self.record(ctx, Change::UserDeleted, &id.to_string());
+            .map_err(keeping_an_administrator)?;
+        if deleted {
             Ok(())
         } else {
             Err(ServiceError::NotFound)
@@ -164,16 +247,30 @@ impl Services {
                 "The API initiating user cannot be blocked by the API",
             )));
         }
-        if self
-            .changing_auth(self.store.set_user_state(id, state))
+        let (ctx, now) = (ctx.clone(), self.now_ms());
+        let found = self
+            .changing_auth(self.unit(move |tx| {
+                Box::pin(async move {
+                    let Some(user) = tx.find_user(id).await? else {
+                        return Ok(false);
+                    };
+                    if !tx.set_user_state(id, state).await? {
+                        return Ok(false);
+                    }
+                    if user.state != state {
+                        let (event, message) = match state {
+                            UserState::Blocked => ("user_blocked", "Blocked user"),
+                            UserState::Active => ("user_unblocked", "Unblocked user"),
+                        };
+                        tx.record_audit(user_event(&ctx, now, event, &user, message))
+                            .await?;
+                    }
+                    Ok(true)
+                })
+            }))
             .await
-            .map_err(keeping_an_administrator)?
-        {
-            let change = match state {
-                UserState::Blocked => Change::UserBlocked,
-                UserState::Active => Change::UserUnblocked,
-            };
-            self.record(ctx, change, &id.to_string());
+            .map_err(keeping_an_administrator)?;
+        if found {
             Ok(())
         } else {
             Err(ServiceError::NotFound)
@@ -229,13 +326,29 @@ impl Services {
             None,
             token_value,
         )?;
-        let Some((user, token)) = self.store.bootstrap_first_user(new_user, new_token).await?
+        let now = self.now_ms();
+        let Some(made) = self
+            .store
+            .bootstrap_first_user(new_user, new_token, move |user, token| {
+                let ctx = Context::system();
+                vec![
+                    user_event(&ctx, now, "user_created", user, "Added user")
+                        .detail("admin", user.admin),
+                    crate::token::token_event(
+                        &ctx,
+                        now,
+                        "personal_access_token_created",
+                        token,
+                        "Created personal access token",
+                    ),
+                ]
+            })
+            .await?
         else {
             return Ok(None);
         };
-        let ctx = Context::system();
-        self.record(&ctx, Change::UserCreated, &user.id.to_string());
-        self.record(&ctx, Change::TokenCreated, &token.id.to_string());
+        self.published(&made.audit);
+        let user = made.user;
         Ok(Some(Bootstrapped {
             user,
             password: generated_password,

@@ -1,6 +1,7 @@
 //! The HTTP face of latchkey. [`router::router`] lists every route.
 
 pub mod applications;
+pub mod audit_events;
 pub mod auth;
 pub mod client_ip;
 pub mod errors;

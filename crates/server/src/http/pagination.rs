@@ -25,8 +25,9 @@ pub fn respond<T: Serialize>(
     (headers(&info, external_url, uri), Json(items)).into_response()
 }
 
-/// A keyset page (`pagination=keyset`): `X-Per-Page` and a `Link` to the
-/// next page (`id_after` the last id) when there is one.
+/// A keyset page (`pagination=keyset`) in ascending id order:
+/// `X-Per-Page` and a `Link` to the next page (`id_after` the last id)
+/// when there is one.
 pub fn respond_keyset<T: Serialize>(
     items: &[T],
     per_page: u64,
@@ -34,12 +35,25 @@ pub fn respond_keyset<T: Serialize>(
     external_url: &str,
     uri: &Uri,
 ) -> Response {
+    respond_keyset_by(items, per_page, ("id_after", next_after), external_url, uri)
+}
+
+/// A keyset page whose next page starts at `next.1`, named by the
+/// parameter `next.0` (`id_after`, or `id_before` in descending order).
+pub fn respond_keyset_by<T: Serialize>(
+    items: &[T],
+    per_page: u64,
+    next: (&str, Option<i64>),
+    external_url: &str,
+    uri: &Uri,
+) -> Response {
+    let (key, next_after) = next;
     let mut h = HeaderMap::new();
     if let Ok(v) = HeaderValue::from_str(&per_page.to_string()) {
         h.insert(HeaderName::from_static("x-per-page"), v);
     }
     if let Some(after) = next_after {
-        let url = with_param(external_url, uri, "id_after", &after.to_string());
+        let url = with_param(external_url, uri, key, &after.to_string());
         if let Ok(v) = HeaderValue::from_str(&format!("<{url}>; rel=\"next\"")) {
             h.insert(axum::http::header::LINK, v);
         }

@@ -13,7 +13,8 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use super::errors::ApiError;
 use super::observe::{AdmitLayer, ObserveLayer};
 use super::{
-    applications, meta, metrics, oauth, oidc, tokens, user_applications, users, web, AppState,
+    applications, audit_events, meta, metrics, oauth, oidc, tokens, user_applications, users, web,
+    AppState,
 };
 
 pub fn router(state: AppState) -> Router {
@@ -59,7 +60,9 @@ pub fn router(state: AppState) -> Router {
             "/personal_access_tokens/{id}",
             get(tokens::get).delete(tokens::revoke),
         )
-        .route("/personal_access_tokens/{id}/rotate", post(tokens::rotate));
+        .route("/personal_access_tokens/{id}/rotate", post(tokens::rotate))
+        .route("/audit_events", get(audit_events::list))
+        .route("/audit_events/{id}", get(audit_events::get));
 
     let app = Router::new()
         .route("/-/health", get(meta::health))

@@ -7,6 +7,7 @@
 mod helpers;
 
 mod applications;
+mod audit;
 mod auth;
 mod auth_cache;
 mod bad_input;

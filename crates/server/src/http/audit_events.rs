@@ -1,0 +1,237 @@
+//! `/api/v4/audit_events`: GitLab's instance Audit Events API, for
+//! administrators.
+
+use axum::extract::{OriginalUri, Path, State};
+use axum::http::{HeaderMap, Method, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use latchkey_core::audit::{AuditEvent, AuditFilter, EntityType, Keyset};
+use latchkey_core::clock::{gitlab_timestamp, unix_millis};
+use latchkey_core::pagination::PageRequest;
+use latchkey_core::service::ServiceError;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use super::auth::{authenticate_admin, Need};
+use super::errors::ApiError;
+use super::params::{parse_id, Params};
+use super::{pagination, AppState};
+
+/// GitLab's `AuditEvent` entity (with `event_name`, as GitLab's newer
+/// entity has it).
+#[derive(Debug, Serialize)]
+pub struct AuditEventEntity {
+    pub id: i64,
+    pub author_id: i64,
+    pub entity_id: i64,
+    pub entity_type: String,
+    pub event_name: String,
+    pub details: Map<String, Value>,
+    pub created_at: String,
+}
+
+impl From<&AuditEvent> for AuditEventEntity {
+    fn from(e: &AuditEvent) -> Self {
+        Self {
+            id: e.id,
+            author_id: e.author_id,
+            entity_id: e.entity_id,
+            entity_type: e.entity_type.clone(),
+            event_name: e.event_name.clone(),
+            details: e.formatted_details(),
+            created_at: gitlab_timestamp(e.created_at),
+        }
+    }
+}
+
+/// An ISO 8601 time as Grape's `DateTime` takes it: a full RFC 3339
+/// date-time, one without an offset (UTC), or a date (its midnight, UTC).
+pub(crate) fn parse_time(raw: &str) -> Option<i64> {
+    use time::format_description::well_known::Rfc3339;
+    use time::macros::format_description;
+    let raw = raw.trim();
+    if let Ok(t) = time::OffsetDateTime::parse(raw, &Rfc3339) {
+        return Some(unix_millis(t));
+    }
+    let local = format_description!(
+        version = 2,
+        "[year]-[month]-[day][first [T][ ]][hour]:[minute]:[second][optional [.[subsecond]]]"
+    );
+    if let Ok(t) = time::PrimitiveDateTime::parse(raw.trim_end_matches('Z'), &local) {
+        return Some(unix_millis(t.assume_utc()));
+    }
+    let day = format_description!("[year]-[month]-[day]");
+    time::Date::parse(raw, &day)
+        .ok()
+        .map(|d| unix_millis(d.midnight().assume_utc()))
+}
+
+/// GitLab's parameter checks, in declaration order.
+fn filter(params: &Params) -> Result<AuditFilter, ApiError> {
+    let mut errors = Vec::new();
+    let entity_type = match params.get_str("entity_type") {
+        None => None,
+        Some(raw) => {
+            let parsed = EntityType::parse(raw);
+            if parsed.is_none() {
+                errors.push("entity_type does not have a valid value".to_owned());
+            }
+            parsed
+        }
+    };
+    let entity_id = match params.get_str("entity_id") {
+        None => None,
+        Some(raw) => match raw.trim().parse::<i64>() {
+            Ok(id) => Some(id),
+            Err(_) => {
+                errors.push("entity_id is invalid".to_owned());
+                None
+            }
+        },
+    };
+    let mut time = |key: &str| match params.get_str(key) {
+        None => None,
+        Some(raw) => {
+            let parsed = parse_time(raw);
+            if parsed.is_none() {
+                errors.push(format!("{key} is invalid"));
+            }
+            parsed
+        }
+    };
+    let created_after = time("created_after");
+    let created_before = time("created_before");
+    if !errors.is_empty() {
+        return Err(ApiError::Params(errors));
+    }
+    Ok(AuditFilter {
+        created_after,
+        created_before,
+        // As GitLab's finder: an entity id counts only with its type.
+        entity_id: entity_type.and(entity_id),
+        entity_type,
+    })
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    method: Method,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+    params: Params,
+) -> Result<Response, ApiError> {
+    authenticate_admin(&state, &headers, &params, Need::for_method(&method)).await?;
+    let filter = filter(&params)?;
+    if params.get_str("pagination") == Some("keyset") {
+        return keyset_page(&state, &params, &uri, &filter).await;
+    }
+    let req = pagination::request(&params);
+    let (events, total) = state.services.list_audit_events(&filter, req).await?;
+    let entities: Vec<AuditEventEntity> = events.iter().map(AuditEventEntity::from).collect();
+    Ok(pagination::respond(
+        &entities,
+        req,
+        total,
+        &state.external_url,
+        &uri,
+    ))
+}
+
+/// Keyset pages by id: newest first (`sort=desc`, the default, continuing
+/// with `id_before`) or oldest first (`sort=asc`, with `id_after`).
+async fn keyset_page(
+    state: &AppState,
+    params: &Params,
+    uri: &Uri,
+    filter: &AuditFilter,
+) -> Result<Response, ApiError> {
+    let mut errors = Vec::new();
+    if params.get_str("order_by").is_some_and(|o| o != "id") {
+        errors.push("order_by does not have a valid value".to_owned());
+    }
+    let ascending = match params.get_str("sort") {
+        None | Some("desc") => false,
+        Some("asc") => true,
+        Some(_) => {
+            errors.push("sort does not have a valid value".to_owned());
+            false
+        }
+    };
+    let key = if ascending { "id_after" } else { "id_before" };
+    let from = match params.get_str(key) {
+        None => None,
+        Some(raw) => match parse_id(raw) {
+            Ok(id) => id,
+            Err(_) => {
+                errors.push(format!("{key} is invalid"));
+                None
+            }
+        },
+    };
+    if !errors.is_empty() {
+        return Err(ApiError::Params(errors));
+    }
+    let per_page = PageRequest::parse(None, params.get_str("per_page")).per_page;
+    let keyset = Keyset {
+        ascending,
+        from,
+        limit: per_page as i64 + 1,
+    };
+    let mut events = state.services.audit_events_keyset(filter, keyset).await?;
+    let more = events.len() as u64 > per_page;
+    events.truncate(per_page as usize);
+    let next = if more {
+        events.last().map(|e| e.id)
+    } else {
+        None
+    };
+    let entities: Vec<AuditEventEntity> = events.iter().map(AuditEventEntity::from).collect();
+    Ok(pagination::respond_keyset_by(
+        &entities,
+        per_page,
+        (key, next),
+        &state.external_url,
+        uri,
+    ))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    method: Method,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    params: Params,
+) -> Result<Response, ApiError> {
+    authenticate_admin(&state, &headers, &params, Need::for_method(&method)).await?;
+    let not_found = ApiError::NotFound("Audit Event");
+    let Some(id) = parse_id(&id)? else {
+        return Err(not_found);
+    };
+    match state.services.find_audit_event(id).await {
+        Ok(event) => Ok(Json(AuditEventEntity::from(&event)).into_response()),
+        Err(ServiceError::NotFound) => Err(not_found),
+        Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_time;
+
+    #[test]
+    fn times_as_grape_reads_them() {
+        let at = parse_time("2026-12-02T08:00:00Z").expect("rfc 3339");
+        assert_eq!(parse_time("2026-12-02T08:00:00.000Z"), Some(at));
+        assert_eq!(parse_time("2026-12-02T09:00:00+01:00"), Some(at));
+        assert_eq!(parse_time("2026-12-02T08:00:00"), Some(at), "UTC");
+        assert_eq!(parse_time("2026-12-02 08:00:00"), Some(at));
+        assert_eq!(
+            parse_time("2026-12-02"),
+            Some(at - 8 * 3600 * 1000),
+            "a date is its midnight"
+        );
+        assert_eq!(parse_time("yesterday"), None);
+        assert_eq!(parse_time("2026-13-01"), None);
+        assert_eq!(parse_time(""), None);
+    }
+}

@@ -1,0 +1,203 @@
+//! The audit trail: its statements and store methods. Events are written
+//! only inside a unit of work (see `transaction`), with their change.
+
+use async_trait::async_trait;
+use latchkey_core::audit::{
+    decode_details, encode_details, AuditEvent, AuditFilter, AuditStore, Keyset, NewAuditEvent,
+};
+use latchkey_core::pagination::{PageRequest, MAX_PER_PAGE};
+use latchkey_core::store::{StoreError, COUNT_CAP};
+
+use crate::backend::{Access, Backend, SqlStore};
+use crate::conn::{count, invalid, query_as, query_one, Conn, Row, Value};
+use crate::params;
+
+macro_rules! event_columns {
+    () => {
+        "e.id, e.created_at, e.author_id, e.author_name, e.entity_type, e.entity_id, \
+         e.entity_path, e.event_name, e.target_type, e.target_id, e.target_details, \
+         e.ip_address, e.request_id, e.details"
+    };
+}
+
+/// The author's name is their current one if they exist (else the name
+/// given); a user entity's path is their username unless one is given.
+const INSERT: &str = "INSERT INTO audit_events
+       (created_at, author_id, author_name, entity_type, entity_id, entity_path, event_name,
+        target_type, target_id, target_details, ip_address, request_id, details)
+     VALUES ($1, $2, COALESCE((SELECT name FROM users WHERE id = $2), $3), $4, $5,
+             COALESCE($6, (SELECT username FROM users WHERE id = $5 AND $4 = 'User')),
+             $7, $8, $9, $10, $11, $12, $13)
+     RETURNING id, created_at, author_id, author_name, entity_type, entity_id, entity_path,
+               event_name, target_type, target_id, target_details, ip_address, request_id,
+               details";
+const SELECT: &str = concat!(
+    "SELECT ",
+    event_columns!(),
+    ", u.email AS author_email FROM audit_events e LEFT JOIN users u ON u.id = e.author_id"
+);
+const FIND: &str = concat!(
+    "SELECT ",
+    event_columns!(),
+    ", u.email AS author_email FROM audit_events e LEFT JOIN users u ON u.id = e.author_id
+     WHERE e.id = $1"
+);
+/// The oldest `$2` events before `$1`.
+const PRUNE: &str = "DELETE FROM audit_events WHERE id IN
+       (SELECT id FROM audit_events WHERE created_at < $1 ORDER BY id LIMIT $2)";
+
+fn decode(row: &mut Row) -> Result<AuditEvent, StoreError> {
+    let details = row.text("details")?;
+    let Some(details) = decode_details(&details) else {
+        return Err(invalid(
+            "an audit event's details are not a JSON object".to_owned(),
+        ));
+    };
+    Ok(AuditEvent {
+        id: row.int("id")?,
+        created_at: row.int("created_at")?,
+        author_id: row.int("author_id")?,
+        author_name: row.text("author_name")?,
+        author_email: if row.has("author_email") {
+            row.opt_text("author_email")?
+        } else {
+            None
+        },
+        entity_type: row.text("entity_type")?,
+        entity_id: row.int("entity_id")?,
+        entity_path: row.opt_text("entity_path")?,
+        event_name: row.text("event_name")?,
+        target_type: row.opt_text("target_type")?,
+        target_id: row.opt_int("target_id")?,
+        target_details: row.opt_text("target_details")?,
+        ip_address: row.opt_text("ip_address")?,
+        request_id: row.opt_text("request_id")?,
+        details,
+    })
+}
+
+/// Record `e`; the event as stored (without the author's email).
+pub(crate) async fn insert(c: &mut dyn Conn, e: &NewAuditEvent) -> Result<AuditEvent, StoreError> {
+    let details = encode_details(&e.details);
+    let params = params![
+        e.created_at,
+        e.author_id,
+        &e.author_name,
+        e.entity.kind.as_str(),
+        e.entity.id,
+        &e.entity.path,
+        e.event_name,
+        e.target_type,
+        e.target_id,
+        &e.target_details,
+        &e.ip_address,
+        &e.request_id,
+        details,
+    ];
+    decode(&mut query_one(c, INSERT, &params).await?)
+}
+
+/// The WHERE clause of `filter` (with `extra` conditions), its parameters
+/// numbered from 1.
+fn filtered(filter: &AuditFilter, extra: &[(&str, Value)]) -> (String, Vec<Value>) {
+    let mut conditions: Vec<String> = Vec::new();
+    let mut params: Vec<Value> = Vec::new();
+    let mut add = |condition: &str, value: Value| {
+        params.push(value);
+        conditions.push(condition.replace('?', &format!("${}", params.len())));
+    };
+    if let Some(after) = filter.created_after {
+        add("e.created_at >= ?", after.into());
+    }
+    if let Some(before) = filter.created_before {
+        add("e.created_at <= ?", before.into());
+    }
+    if let Some(kind) = filter.entity_type {
+        add("e.entity_type = ?", kind.as_str().into());
+    }
+    if let Some(id) = filter.entity_id {
+        add("e.entity_id = ?", id.into());
+    }
+    for (condition, value) in extra {
+        add(condition, value.clone());
+    }
+    let clause = if conditions.is_empty() {
+        String::new()
+    } else {
+        format!(" WHERE {}", conditions.join(" AND "))
+    };
+    (clause, params)
+}
+
+#[async_trait]
+impl<B: Backend> AuditStore for SqlStore<B> {
+    async fn list_audit_events(
+        &self,
+        filter: &AuditFilter,
+        page: PageRequest,
+    ) -> Result<(Vec<AuditEvent>, u64), StoreError> {
+        let (clause, mut params) = filtered(filter, &[]);
+        let count_sql = format!(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM audit_events e{clause} LIMIT {}) AS capped",
+            COUNT_CAP + 1
+        );
+        let n = params.len();
+        let page_sql = format!(
+            "{SELECT}{clause} ORDER BY e.id DESC LIMIT ${} OFFSET ${}",
+            n + 1,
+            n + 2
+        );
+        let access = Access::Read {
+            bounded: crate::applications::bounded(page),
+            snapshot: true,
+        };
+        self.run(access, move |c| {
+            Box::pin(async move {
+                let total = count(c, &count_sql, &params).await?;
+                params.extend(params![page.limit(), page.offset()]);
+                Ok((query_as(c, &page_sql, &params, decode).await?, total))
+            })
+        })
+        .await
+    }
+
+    async fn audit_events_keyset(
+        &self,
+        filter: &AuditFilter,
+        keyset: Keyset,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
+        let (bound, order) = if keyset.ascending {
+            ("e.id > ?", "ASC")
+        } else {
+            ("e.id < ?", "DESC")
+        };
+        let extra: Vec<(&str, Value)> = keyset
+            .from
+            .map(|id| (bound, id.into()))
+            .into_iter()
+            .collect();
+        let (clause, mut params) = filtered(filter, &extra);
+        let sql = format!(
+            "{SELECT}{clause} ORDER BY e.id {order} LIMIT ${}",
+            params.len() + 1
+        );
+        params.push(keyset.limit.into());
+        let access = if keyset.limit <= MAX_PER_PAGE as i64 {
+            Access::POINT
+        } else {
+            Access::SCAN
+        };
+        self.run(access, move |c| {
+            Box::pin(async move { query_as(c, &sql, &params, decode).await })
+        })
+        .await
+    }
+
+    async fn find_audit_event(&self, id: i64) -> Result<Option<AuditEvent>, StoreError> {
+        self.read_opt(FIND, params![id], decode).await
+    }
+
+    async fn delete_audit_events_before(&self, before: i64, limit: i64) -> Result<u64, StoreError> {
+        self.write_one(PRUNE, params![before, limit]).await
+    }
+}
