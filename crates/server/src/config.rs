@@ -111,6 +111,14 @@ pub struct ServeArgs {
     /// comma-separated (default "openid profile email read_user").
     #[arg(long, env = "LATCHKEY_REGISTRATION_SCOPES", value_name = "SCOPES")]
     pub registration_scopes: Option<String>,
+    /// Audit events older than this many days are deleted in the background
+    /// (default 0: kept forever).
+    #[arg(long, env = "LATCHKEY_AUDIT_RETENTION_DAYS", value_name = "DAYS")]
+    pub audit_retention_days: Option<i64>,
+    /// Also write every audit event, as one JSON object a line, to "stdout"
+    /// or to this file (appended to; default: the database only).
+    #[arg(long, env = "LATCHKEY_AUDIT_LOG", value_name = "stdout|PATH")]
+    pub audit_log: Option<String>,
     /// Dynamically registered clients never used are deleted after this many days (default 30).
     #[arg(long, env = "LATCHKEY_DYNAMIC_CLIENT_TTL_DAYS", value_name = "DAYS")]
     pub dynamic_client_ttl_days: Option<i64>,
@@ -335,6 +343,10 @@ pub struct ServeSettings {
     pub dynamic_registration: latchkey_core::registration::RegistrationMode,
     pub dynamic_client_ttl_days: i64,
     pub registration_scopes: ScopeSet,
+    /// 0 keeps audit events forever.
+    pub audit_retention_days: i64,
+    /// Where audit events are also written as JSON lines.
+    pub audit_log: Option<AuditLog>,
     /// `None`: the backend's default (see [`ServeSettings::token_cache_ms`]).
     pub token_cache_seconds: Option<u64>,
     pub root_password: Option<SecretString>,
@@ -344,6 +356,13 @@ pub struct ServeSettings {
     pub observe: ObserveSettings,
     /// A listener of its own for `/-/metrics`.
     pub metrics_listen: Option<SocketAddr>,
+}
+
+/// Where `LATCHKEY_AUDIT_LOG` sends audit events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuditLog {
+    Stdout,
+    File(std::path::PathBuf),
 }
 
 /// Connection limits of `serve` (see `crate::server`).
@@ -515,6 +534,15 @@ impl ServeSettings {
         if !(1..=3650).contains(&dynamic_client_ttl_days) {
             bail!("dynamic_client_ttl_days must be between 1 and 3650");
         }
+        let audit_retention_days = args.audit_retention_days.unwrap_or(0);
+        if !(0..=36_500).contains(&audit_retention_days) {
+            bail!("audit_retention_days must be between 0 (keep forever) and 36500");
+        }
+        let audit_log = match args.audit_log.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some("stdout" | "-") => Some(AuditLog::Stdout),
+            Some(path) => Some(AuditLog::File(std::path::PathBuf::from(path))),
+        };
         let registration_scopes = match args.registration_scopes.clone() {
             Some(raw) => ScopeSet::new([raw.replace(',', " ")])
                 .map_err(|e| anyhow::anyhow!("LATCHKEY_REGISTRATION_SCOPES: {e}"))?,
@@ -541,6 +569,8 @@ impl ServeSettings {
             dynamic_registration,
             dynamic_client_ttl_days,
             registration_scopes,
+            audit_retention_days,
+            audit_log,
             token_cache_seconds,
             max_body_bytes,
             root_password: args.root_password.clone(),

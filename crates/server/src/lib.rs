@@ -1,5 +1,6 @@
 //! The `latchkey` server: configuration, HTTP, CLI.
 
+pub mod audit_log;
 pub mod cli;
 pub mod config;
 pub mod http;

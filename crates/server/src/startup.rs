@@ -156,6 +156,7 @@ pub fn services(
         config.dynamic_registration = serve.dynamic_registration;
         config.dynamic_client_ttl_days = serve.dynamic_client_ttl_days;
         config.registration_scopes = serve.registration_scopes.clone();
+        config.audit_retention_days = serve.audit_retention_days;
         config.token_cache_ms = serve.token_cache_ms(&settings.database_url);
     }
     Services::new(store, Arc::new(SystemClock), config)
@@ -246,6 +247,11 @@ fn spawn_cleanup(services: Services) {
             match services.delete_expired().await {
                 Ok(n) => tracing::debug!(deleted = n, "expired rows removed"),
                 Err(e) => tracing::warn!(error = %Chain(&e), "cleanup of expired rows failed"),
+            }
+            match services.prune_audit_events().await {
+                Ok(0) => {}
+                Ok(n) => tracing::info!(deleted = n, "audit events past their retention removed"),
+                Err(e) => tracing::warn!(error = %Chain(&e), "pruning the audit events failed"),
             }
             match services.delete_unused_dynamic_clients().await {
                 Ok(0) => {}

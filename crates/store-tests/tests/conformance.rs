@@ -3293,3 +3293,6 @@ fn database_urls() {
 
 #[path = "conformance/more.rs"]
 mod more;
+
+#[path = "conformance/audit.rs"]
+mod audit;

@@ -16,7 +16,16 @@ pub async fn run(settings: &Settings, serve: &ServeSettings) -> anyhow::Result<(
     // Held until the process ends: one serving process per SQLite file.
     let _serving = startup::lock_sqlite_for_serving(&settings.database_url)?;
     let store = startup::open_store_for_serving(settings, schema).await?;
-    let services = startup::services(store, settings, Some(serve));
+    let mut services = startup::services(store, settings, Some(serve));
+    // Held until the process ends: dropping it flushes the events queued.
+    let _audit_log = match &serve.audit_log {
+        None => None,
+        Some(target) => {
+            let (sink, guard) = crate::audit_log::open(target)?;
+            services = services.with_audit_sink(sink);
+            Some(guard)
+        }
+    };
     if let Some(b) = services
         .bootstrap_root(
             serve

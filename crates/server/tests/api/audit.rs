@@ -493,3 +493,75 @@ async fn a_refused_change_records_nothing() {
     assert_eq!(after[0]["details"]["from"], "true");
     assert_eq!(after[0]["details"]["to"], "false");
 }
+
+#[tokio::test]
+async fn the_audit_log_streams_each_committed_event_as_a_json_line() {
+    use crate::process::{start_with, wait_ready};
+    const ROOT: &str = "glpat-audit-log-root-token-0123456789";
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}?mode=rwc", dir.path().join("l.db").display());
+    let log = dir.path().join("audit.jsonl");
+    let mut server = start_with(
+        &db,
+        ROOT,
+        &[
+            ("LATCHKEY_AUDIT_LOG", log.to_str().unwrap()),
+            ("LATCHKEY_AUDIT_RETENTION_DAYS", "90"),
+        ],
+    );
+    wait_ready(&mut server).await;
+    let client = reqwest::Client::new();
+    let res = client
+        .post(format!("{}/api/v4/applications", server.base))
+        .private_token(ROOT)
+        .form(&[
+            ("name", "Streamed"),
+            ("redirect_uri", "https://example.com/cb"),
+            ("scopes", "api"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let (status, created) = status_json(res).await;
+    assert_eq!(status, 201);
+    let secret = created["secret"].as_str().unwrap().to_owned();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let lines: Vec<Value> = loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let lines: Vec<Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("every line is JSON"))
+            .collect();
+        if lines
+            .iter()
+            .any(|e| e["event_name"] == "oauth_application_created")
+        {
+            assert!(!text.contains(&secret), "{text}");
+            assert!(!text.contains(ROOT), "{text}");
+            break lines;
+        }
+        assert!(std::time::Instant::now() < deadline, "not logged: {text}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    // The first start's own events come first, then the application's,
+    // each as the API shows it.
+    assert_eq!(lines[0]["event_name"], "user_created");
+    let streamed = lines
+        .iter()
+        .find(|e| e["event_name"] == "oauth_application_created")
+        .unwrap();
+    let res = client
+        .get(format!(
+            "{}/api/v4/audit_events/{}",
+            server.base, streamed["id"]
+        ))
+        .private_token(ROOT)
+        .send()
+        .await
+        .unwrap();
+    let (status, stored) = status_json(res).await;
+    assert_eq!(status, 200);
+    assert_eq!(stored["details"]["target_details"], "Streamed");
+    assert_eq!(stored["created_at"], streamed["created_at"]);
+    assert_eq!(stored["entity_id"], streamed["entity_id"]);
+}

@@ -1,0 +1,217 @@
+//! The audit trail: events recorded in a unit of work, read back with
+//! GitLab's filters and both kinds of pages, and pruned.
+
+use latchkey_core::audit::{AuditFilter, Entity, EntityType, Keyset, NewAuditEvent, NO_AUTHOR};
+use latchkey_core::context::{Context, Via};
+use latchkey_core::store::in_transaction_audited;
+
+use super::*;
+
+conformance! {
+    scenario_audit_trail => audit_trail_sqlite, audit_trail_postgres;
+    scenario_audit_rolls_back_with_its_change => audit_rolls_back_with_its_change_sqlite, audit_rolls_back_with_its_change_postgres;
+}
+
+fn by(user_id: Option<i64>) -> Context {
+    Context {
+        user_id,
+        via: Via::Session,
+        address: Some("192.0.2.7".to_owned()),
+        request_id: Some("req-1".to_owned()),
+    }
+}
+
+async fn record(store: &Arc<dyn Store>, events: Vec<NewAuditEvent>) -> Vec<i64> {
+    let ((), stored) = in_transaction_audited(store.as_ref(), move |tx| {
+        Box::pin(async move {
+            for e in events {
+                tx.record_audit(e).await?;
+            }
+            Ok(())
+        })
+    })
+    .await
+    .expect("record");
+    stored.iter().map(|e| e.id).collect()
+}
+
+async fn scenario_audit_trail(store: Arc<dyn Store>) {
+    let alice = user(&store, "alice").await;
+    let ids = record(
+        &store,
+        vec![
+            NewAuditEvent::new(
+                &by(Some(alice.id)),
+                T0,
+                "a",
+                Entity::user(alice.id),
+                "first",
+            )
+            .change("email", "old@example.com", "new@example.com"),
+            NewAuditEvent::new(&by(None), T0 + 1_000, "b", Entity::instance(), "second"),
+            // An author who no longer exists keeps the name given.
+            NewAuditEvent::new(
+                &by(Some(424_242)),
+                T0 + 2_000,
+                "c",
+                Entity::user(alice.id),
+                "third",
+            ),
+        ],
+    )
+    .await;
+    assert_eq!(ids.len(), 3);
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+
+    let first = store
+        .find_audit_event(ids[0])
+        .await
+        .expect("find")
+        .expect("the event");
+    assert_eq!(first.author_id, alice.id);
+    assert_eq!(
+        first.author_name, alice.name,
+        "the author's name is looked up"
+    );
+    assert_eq!(first.author_email.as_deref(), Some(alice.email.as_str()));
+    assert_eq!(first.entity_type, "User");
+    assert_eq!(first.entity_path.as_deref(), Some("alice"), "filled in");
+    assert_eq!(first.ip_address.as_deref(), Some("192.0.2.7"));
+    assert_eq!(first.request_id.as_deref(), Some("req-1"));
+    assert_eq!(first.details["from"], "old@example.com");
+    assert_eq!(first.created_at, T0);
+    let second = store
+        .find_audit_event(ids[1])
+        .await
+        .expect("find")
+        .expect("b");
+    assert_eq!(second.author_id, NO_AUTHOR);
+    assert_eq!(second.author_name, "An unauthenticated user");
+    assert_eq!(second.author_email, None);
+    assert_eq!(second.entity_type, "Gitlab::Audit::InstanceScope");
+    assert_eq!(second.entity_path.as_deref(), Some("gitlab_instance"));
+    let third = store
+        .find_audit_event(ids[2])
+        .await
+        .expect("find")
+        .expect("c");
+    assert_eq!(third.author_name, "A deleted user");
+    assert!(store
+        .find_audit_event(ids[2] + 1)
+        .await
+        .expect("find")
+        .is_none());
+
+    let list = |filter: AuditFilter, page: PageRequest| {
+        let store = store.clone();
+        async move {
+            let (events, total) = store.list_audit_events(&filter, page).await.expect("list");
+            (events.iter().map(|e| e.id).collect::<Vec<_>>(), total)
+        }
+    };
+    let all = PageRequest::default();
+    assert_eq!(
+        list(AuditFilter::default(), all).await,
+        (vec![ids[2], ids[1], ids[0]], 3),
+        "newest first"
+    );
+    let users = AuditFilter {
+        entity_type: Some(EntityType::User),
+        entity_id: Some(alice.id),
+        ..AuditFilter::default()
+    };
+    assert_eq!(list(users, all).await, (vec![ids[2], ids[0]], 2));
+    let window = AuditFilter {
+        created_after: Some(T0 + 1_000),
+        created_before: Some(T0 + 1_000),
+        ..AuditFilter::default()
+    };
+    assert_eq!(
+        list(window, all).await,
+        (vec![ids[1]], 1),
+        "both ends inclusive"
+    );
+    let groups = AuditFilter {
+        entity_type: Some(EntityType::Group),
+        ..AuditFilter::default()
+    };
+    assert_eq!(list(groups, all).await, (vec![], 0));
+    let page2 = PageRequest {
+        page: 2,
+        per_page: 2,
+    };
+    assert_eq!(list(AuditFilter::default(), page2).await, (vec![ids[0]], 3));
+
+    let keyset = |ascending, from, limit| {
+        let store = store.clone();
+        async move {
+            let k = Keyset {
+                ascending,
+                from,
+                limit,
+            };
+            let events = store
+                .audit_events_keyset(&AuditFilter::default(), k)
+                .await
+                .expect("keyset");
+            events.iter().map(|e| e.id).collect::<Vec<_>>()
+        }
+    };
+    assert_eq!(keyset(false, None, 2).await, vec![ids[2], ids[1]]);
+    assert_eq!(keyset(false, Some(ids[1]), 2).await, vec![ids[0]]);
+    assert_eq!(keyset(true, None, 2).await, vec![ids[0], ids[1]]);
+    assert_eq!(keyset(true, Some(ids[1]), 5).await, vec![ids[2]]);
+
+    // Pruning: the oldest first, in batches, never one that is not old.
+    assert_eq!(
+        store
+            .delete_audit_events_before(T0 + 2_000, 1)
+            .await
+            .expect("prune"),
+        1
+    );
+    assert!(store
+        .find_audit_event(ids[0])
+        .await
+        .expect("find")
+        .is_none());
+    assert_eq!(
+        store
+            .delete_audit_events_before(T0 + 2_000, 10)
+            .await
+            .expect("prune"),
+        1
+    );
+    assert_eq!(list(AuditFilter::default(), all).await, (vec![ids[2]], 1));
+}
+
+async fn scenario_audit_rolls_back_with_its_change(store: Arc<dyn Store>) {
+    let failed: Result<((), _), StoreError> = in_transaction_audited(store.as_ref(), |tx| {
+        Box::pin(async move {
+            let bob = tx.insert_user(new_user("bob")).await?;
+            tx.record_audit(NewAuditEvent::new(
+                &by(None),
+                T0,
+                "user_created",
+                Entity::user(bob.id),
+                "Added user",
+            ))
+            .await?;
+            // A conflict after the event: the whole unit goes.
+            tx.insert_user(new_user("bob")).await?;
+            Ok(())
+        })
+    })
+    .await;
+    assert!(matches!(failed, Err(StoreError::Conflict(_))), "{failed:?}");
+    let (events, total) = store
+        .list_audit_events(&AuditFilter::default(), PageRequest::default())
+        .await
+        .expect("list");
+    assert_eq!((events.len(), total), (0, 0));
+    assert!(store
+        .find_user_by_username("bob")
+        .await
+        .expect("find")
+        .is_none());
+}
