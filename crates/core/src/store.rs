@@ -183,6 +183,13 @@ pub trait Transaction: Send {
     ) -> Result<bool, StoreError>;
 
     async fn retire_signing_keys(&mut self, except_kid: &str, now: i64) -> Result<u64, StoreError>;
+
+    /// Delete the dynamically registered applications created before
+    /// `created_before` that never got a grant or a token; those deleted.
+    async fn delete_unused_dynamic_applications(
+        &mut self,
+        created_before: i64,
+    ) -> Result<Vec<Application>, StoreError>;
 }
 
 impl dyn Store {

@@ -7,7 +7,7 @@ use latchkey_core::store::StoreError;
 
 use crate::applications::app_columns;
 use crate::backend::{Access, Backend, SqlStore};
-use crate::conn::query_opt_as;
+use crate::conn::{query_as, query_opt_as, Conn};
 use crate::params;
 use crate::rows::app_from_row;
 
@@ -16,12 +16,24 @@ const FIND: &str = concat!(
     app_columns!(),
     ", registration_token_digest FROM oauth_applications WHERE uid = $1 AND dynamic = TRUE"
 );
-const DELETE_UNUSED: &str =
+const DELETE_UNUSED: &str = concat!(
     "DELETE FROM oauth_applications WHERE dynamic = TRUE AND created_at < $1
        AND NOT EXISTS
          (SELECT 1 FROM oauth_access_tokens t WHERE t.application_id = oauth_applications.id)
        AND NOT EXISTS
-         (SELECT 1 FROM oauth_access_grants g WHERE g.application_id = oauth_applications.id)";
+         (SELECT 1 FROM oauth_access_grants g WHERE g.application_id = oauth_applications.id)
+     RETURNING ",
+    app_columns!()
+);
+
+/// Delete the dynamically registered applications created before
+/// `created_before` that never got a grant or a token; those deleted.
+pub(crate) async fn delete_unused(
+    c: &mut dyn Conn,
+    created_before: i64,
+) -> Result<Vec<Application>, StoreError> {
+    query_as(c, DELETE_UNUSED, &params![created_before], app_from_row).await
+}
 
 #[async_trait]
 impl<B: Backend> RegistrationStore for SqlStore<B> {
@@ -48,8 +60,12 @@ impl<B: Backend> RegistrationStore for SqlStore<B> {
         &self,
         created_before: i64,
     ) -> Result<u64, StoreError> {
-        let done = self.write_one(DELETE_UNUSED, params![created_before]).await;
+        let done = self
+            .run(Access::WRITE, move |c| {
+                Box::pin(async move { delete_unused(c, created_before).await })
+            })
+            .await;
         self.applications_changed();
-        done
+        Ok(done?.len() as u64)
     }
 }

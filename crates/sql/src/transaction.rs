@@ -15,7 +15,8 @@ use crate::backend::{Access, Backend, Dialect, SqlStore};
 use crate::conn::{query_opt_as, Conn};
 use crate::rows::token_from_row;
 use crate::{
-    applications, audit, device_grants, oauth, params, sessions, signing_keys, tokens, users,
+    applications, audit, device_grants, oauth, params, registrations, sessions, signing_keys,
+    tokens, users,
 };
 
 const REVOKE_APPLICATION_TOKENS: &str =
@@ -206,6 +207,13 @@ impl Transaction for SqlTransaction<'_> {
         only_if_none_active: bool,
     ) -> Result<bool, StoreError> {
         signing_keys::insert(self.c, &key, only_if_none_active).await
+    }
+
+    async fn delete_unused_dynamic_applications(
+        &mut self,
+        created_before: i64,
+    ) -> Result<Vec<Application>, StoreError> {
+        registrations::delete_unused(self.c, created_before).await
     }
 
     async fn retire_signing_keys(&mut self, except_kid: &str, now: i64) -> Result<u64, StoreError> {

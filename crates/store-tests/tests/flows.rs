@@ -413,4 +413,76 @@ async fn unused_dynamic_clients_are_swept_after_their_time() {
         .await
         .unwrap()
         .is_none());
+    // Registered and swept, both on the record, under the instance.
+    let (events, _) = w
+        .services
+        .list_audit_events(
+            &latchkey_core::audit::AuditFilter::default(),
+            latchkey_core::pagination::PageRequest::default(),
+        )
+        .await
+        .unwrap();
+    let names: Vec<&str> = events.iter().map(|e| e.event_name.as_str()).collect();
+    assert_eq!(
+        names[..2],
+        ["oauth_application_deleted", "oauth_client_registered"]
+    );
+    assert!(events[..2]
+        .iter()
+        .all(|e| e.entity_type == "Gitlab::Audit::InstanceScope"
+            && e.target_id == Some(registered.application.id)));
+    assert_eq!(events[1].ip_address.as_deref(), Some("192.0.2.1"));
+    assert_eq!(events[0].author_name, "latchkey");
+}
+
+#[tokio::test]
+async fn audit_events_are_kept_for_their_retention_then_pruned() {
+    let w = World::with(Config {
+        audit_retention_days: 2,
+        ..Config::default()
+    })
+    .await;
+    let ctx = latchkey_core::context::Context::command_line();
+    let input = |name: &str| latchkey_core::user::UserInput {
+        username: name.to_owned(),
+        email: format!("{name}@example.com"),
+        name: name.to_owned(),
+        password: None,
+        admin: false,
+    };
+    let count = || async {
+        w.services
+            .list_audit_events(
+                &latchkey_core::audit::AuditFilter::default(),
+                latchkey_core::pagination::PageRequest::default(),
+            )
+            .await
+            .unwrap()
+            .1
+    };
+    w.services.create_user(&ctx, &input("old")).await.unwrap();
+    let early = count().await;
+    w.advance_ms(24 * 3_600 * 1_000);
+    w.services.create_user(&ctx, &input("new")).await.unwrap();
+    assert_eq!(count().await, early + 1);
+    assert_eq!(
+        w.services.prune_audit_events().await.unwrap(),
+        0,
+        "all young"
+    );
+    w.advance_ms(24 * 3_600 * 1_000 + 1);
+    assert_eq!(w.services.prune_audit_events().await.unwrap(), early);
+    assert_eq!(count().await, 1);
+    let (events, _) = w
+        .services
+        .list_audit_events(
+            &latchkey_core::audit::AuditFilter::default(),
+            latchkey_core::pagination::PageRequest::default(),
+        )
+        .await
+        .unwrap();
+    assert!(events
+        .iter()
+        .any(|e| e.target_details.as_deref() == Some("new")));
+    assert!(events[0].author_name == "latchkey (command line)");
 }

@@ -265,9 +265,27 @@ impl Services {
 
     /// Delete dynamic clients nobody used within the configured time.
     pub async fn delete_unused_dynamic_clients(&self) -> Result<u64, ServiceError> {
-        let cutoff = self.now_ms() - self.config().dynamic_client_ttl_days * 24 * 3600 * 1000;
-        Ok(self
-            .changing_auth(self.store.delete_unused_dynamic_applications(cutoff))
-            .await?)
+        let now = self.now_ms();
+        let cutoff = now - self.config().dynamic_client_ttl_days * 24 * 3600 * 1000;
+        let deleted = self
+            .changing_auth(self.unit(move |tx| {
+                Box::pin(async move {
+                    let deleted = tx.delete_unused_dynamic_applications(cutoff).await?;
+                    let ctx = Context::system();
+                    for app in &deleted {
+                        let event = crate::application::application_event(
+                            &ctx,
+                            now,
+                            "oauth_application_deleted",
+                            app,
+                            "Unused dynamically registered client removed",
+                        );
+                        tx.record_audit(event).await?;
+                    }
+                    Ok(deleted.len() as u64)
+                })
+            }))
+            .await?;
+        Ok(deleted)
     }
 }
