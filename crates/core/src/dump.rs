@@ -163,6 +163,7 @@ pub const TABLES: &[TableSpec] = &[
             ("created_at", Int),
             ("author_id", Int),
             ("author_name", Text),
+            ("author_email", Text),
             ("entity_type", Text),
             ("entity_id", Int),
             ("entity_path", Text),

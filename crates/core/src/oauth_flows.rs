@@ -397,8 +397,18 @@ impl Services {
         };
         let (mut new, issued) =
             self.new_oauth_token(client, Some(user.id), &scopes, true, None, None)?;
-        new.auth_time = Some(self.now_ms());
-        self.store.insert_oauth_token(new).await?;
+        let now = self.now_ms();
+        new.auth_time = Some(now);
+        let event = crate::session::service::signed_in_event(ctx, now, user.id, "password_grant")
+            .detail("application_id", client.application_id.as_str())
+            .detail("application_name", client.name.as_str());
+        self.unit(move |tx| {
+            Box::pin(async move {
+                tx.insert_oauth_token(new).await?;
+                tx.record_audit(event).await
+            })
+        })
+        .await?;
         Ok(issued)
     }
 
@@ -441,8 +451,11 @@ impl Services {
         let family = found.token.family.clone();
         self.changing_auth(self.unit(move |tx| {
             Box::pin(async move {
-                tx.revoke_token_family(&family, now).await?;
-                tx.record_audit(event).await
+                // Recorded only when something was live to revoke.
+                if tx.revoke_token_family(&family, now).await? > 0 {
+                    tx.record_audit(event).await?;
+                }
+                Ok(())
             })
         }))
         .await?;

@@ -9,7 +9,7 @@ use futures::stream::BoxStream;
 
 use crate::application::{Application, ApplicationUpdate, NewApplication, Ownership};
 use crate::audit::{AuditEvent, NewAuditEvent};
-use crate::oauth::{Grant, NewGrant};
+use crate::oauth::{Grant, NewGrant, NewOAuthToken, NewSession, OAuthToken};
 use crate::oidc::NewSigningKey;
 use crate::token::{NewToken, PersonalAccessToken};
 use crate::user::{NewUser, User, UserState, UserUpdate};
@@ -161,7 +161,12 @@ pub trait Transaction: Send {
 
     async fn clear_login_failures(&mut self, key: &str) -> Result<(), StoreError>;
 
-    async fn delete_session(&mut self, digest: &str) -> Result<(), StoreError>;
+    /// End a session; the user it was theirs, if it existed.
+    async fn delete_session(&mut self, digest: &str) -> Result<Option<i64>, StoreError>;
+
+    async fn insert_session(&mut self, session: NewSession) -> Result<(), StoreError>;
+
+    async fn insert_oauth_token(&mut self, token: NewOAuthToken) -> Result<OAuthToken, StoreError>;
 
     async fn insert_grant(&mut self, grant: NewGrant) -> Result<Grant, StoreError>;
 
@@ -184,11 +189,13 @@ pub trait Transaction: Send {
 
     async fn retire_signing_keys(&mut self, except_kid: &str, now: i64) -> Result<u64, StoreError>;
 
-    /// Delete the dynamically registered applications created before
-    /// `created_before` that never got a grant or a token; those deleted.
+    /// Delete up to `limit` of the dynamically registered applications
+    /// created before `created_before` that never got a grant or a token;
+    /// those deleted.
     async fn delete_unused_dynamic_applications(
         &mut self,
         created_before: i64,
+        limit: i64,
     ) -> Result<Vec<Application>, StoreError>;
 }
 

@@ -11,6 +11,7 @@ CREATE TABLE audit_events (
     created_at     BIGINT  NOT NULL,
     author_id      BIGINT  NOT NULL,
     author_name    TEXT    NOT NULL,
+    author_email   TEXT,
     entity_type    TEXT    NOT NULL,
     entity_id      BIGINT  NOT NULL,
     entity_path    TEXT,

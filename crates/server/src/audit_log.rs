@@ -3,6 +3,7 @@
 //! log shippers. The database stays the record; this is a copy.
 
 use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -12,10 +13,14 @@ use tracing_appender::non_blocking::{NonBlocking, NonBlockingBuilder, WorkerGuar
 use crate::config::AuditLog;
 use crate::http::audit_events::AuditEventEntity;
 
-/// Writes events from a thread of its own. Never lossy: when its queue is
-/// full, a writer waits rather than drop an event.
+/// Writes events from a thread of its own, so that a slow disk or a
+/// reader of stdout that falls behind never holds a request. If 128,000
+/// lines are waiting, further lines are dropped (and a warning says how
+/// many): the database holds every event regardless.
 struct JsonLines {
     writer: NonBlocking,
+    /// Lines dropped so far, as last reported.
+    reported: AtomicUsize,
 }
 
 impl AuditSink for JsonLines {
@@ -28,13 +33,20 @@ impl AuditSink for JsonLines {
         if let Err(e) = writer.write_all(&line) {
             tracing::warn!(error = %e, audit_event_id = event.id, "cannot write to the audit log");
         }
+        let dropped = self.writer.error_counter().dropped_lines();
+        if dropped > self.reported.swap(dropped, Ordering::Relaxed) {
+            tracing::warn!(
+                dropped,
+                "the audit log's reader falls behind: lines were dropped (the database has every event)"
+            );
+        }
     }
 }
 
 /// The sink for `target`, and the guard that flushes it when dropped.
 pub fn open(target: &AuditLog) -> anyhow::Result<(Arc<dyn AuditSink>, WorkerGuard)> {
     let builder = NonBlockingBuilder::default()
-        .lossy(false)
+        .lossy(true)
         .thread_name("latchkey-audit-log");
     let (writer, guard) = match target {
         AuditLog::Stdout => builder.finish(std::io::stdout()),
@@ -47,5 +59,9 @@ pub fn open(target: &AuditLog) -> anyhow::Result<(Arc<dyn AuditSink>, WorkerGuar
             builder.finish(file)
         }
     };
-    Ok((Arc::new(JsonLines { writer }), guard))
+    let sink = JsonLines {
+        writer,
+        reported: AtomicUsize::new(0),
+    };
+    Ok((Arc::new(sink), guard))
 }

@@ -14,33 +14,31 @@ use crate::params;
 
 macro_rules! event_columns {
     () => {
-        "e.id, e.created_at, e.author_id, e.author_name, e.entity_type, e.entity_id, \
-         e.entity_path, e.event_name, e.target_type, e.target_id, e.target_details, \
-         e.ip_address, e.request_id, e.details"
+        "id, created_at, author_id, author_name, author_email, entity_type, entity_id, \
+         entity_path, event_name, target_type, target_id, target_details, ip_address, \
+         request_id, details"
     };
 }
 
-/// The author's name is their current one if they exist (else the name
-/// given); a user entity's path is their username unless one is given.
-const INSERT: &str = "INSERT INTO audit_events
-       (created_at, author_id, author_name, entity_type, entity_id, entity_path, event_name,
-        target_type, target_id, target_details, ip_address, request_id, details)
-     VALUES ($1, $2, COALESCE((SELECT name FROM users WHERE id = $2), $3), $4, $5,
+/// The author's name and email are theirs at the time, if they exist
+/// (else the name given); a user entity's path is their username unless
+/// one is given.
+const INSERT: &str = concat!(
+    "INSERT INTO audit_events
+       (created_at, author_id, author_name, author_email, entity_type, entity_id, entity_path,
+        event_name, target_type, target_id, target_details, ip_address, request_id, details)
+     VALUES ($1, $2, COALESCE((SELECT name FROM users WHERE id = $2), $3),
+             (SELECT email FROM users WHERE id = $2), $4, $5,
              COALESCE($6, (SELECT username FROM users WHERE id = $5 AND $4 = 'User')),
              $7, $8, $9, $10, $11, $12, $13)
-     RETURNING id, created_at, author_id, author_name, entity_type, entity_id, entity_path,
-               event_name, target_type, target_id, target_details, ip_address, request_id,
-               details";
-const SELECT: &str = concat!(
-    "SELECT ",
-    event_columns!(),
-    ", u.email AS author_email FROM audit_events e LEFT JOIN users u ON u.id = e.author_id"
+     RETURNING ",
+    event_columns!()
 );
+const SELECT: &str = concat!("SELECT ", event_columns!(), " FROM audit_events e");
 const FIND: &str = concat!(
     "SELECT ",
     event_columns!(),
-    ", u.email AS author_email FROM audit_events e LEFT JOIN users u ON u.id = e.author_id
-     WHERE e.id = $1"
+    " FROM audit_events WHERE id = $1"
 );
 /// The oldest `$2` events before `$1`.
 const PRUNE: &str = "DELETE FROM audit_events WHERE id IN
@@ -58,11 +56,7 @@ fn decode(row: &mut Row) -> Result<AuditEvent, StoreError> {
         created_at: row.int("created_at")?,
         author_id: row.int("author_id")?,
         author_name: row.text("author_name")?,
-        author_email: if row.has("author_email") {
-            row.opt_text("author_email")?
-        } else {
-            None
-        },
+        author_email: row.opt_text("author_email")?,
         entity_type: row.text("entity_type")?,
         entity_id: row.int("entity_id")?,
         entity_path: row.opt_text("entity_path")?,
@@ -76,7 +70,7 @@ fn decode(row: &mut Row) -> Result<AuditEvent, StoreError> {
     })
 }
 
-/// Record `e`; the event as stored (without the author's email).
+/// Record `e`; the event as stored.
 pub(crate) async fn insert(c: &mut dyn Conn, e: &NewAuditEvent) -> Result<AuditEvent, StoreError> {
     let details = encode_details(&e.details);
     let params = params![
@@ -182,7 +176,8 @@ impl<B: Backend> AuditStore for SqlStore<B> {
             params.len() + 1
         );
         params.push(keyset.limit.into());
-        let access = if keyset.limit <= MAX_PER_PAGE as i64 {
+        // A page and the one row that says whether another follows.
+        let access = if keyset.limit <= MAX_PER_PAGE as i64 + 1 {
             Access::POINT
         } else {
             Access::SCAN

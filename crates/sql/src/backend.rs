@@ -95,6 +95,16 @@ impl Dialect {
         }
     }
 
+    /// Locks a row a unit of work reads before it changes it, without
+    /// blocking the inserts that merely reference it (PostgreSQL's foreign
+    /// key checks take KEY SHARE locks, which FOR UPDATE would wait for).
+    pub fn row_lock(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "",
+            Dialect::Postgres => " FOR NO KEY UPDATE",
+        }
+    }
+
     /// A statement that keeps every other writer of `users` out until the
     /// transaction ends (SQLite: its single writer already does).
     /// SHARE ROW EXCLUSIVE conflicts with itself and with every writer

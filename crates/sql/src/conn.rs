@@ -107,11 +107,6 @@ impl Row {
         Self { names, values }
     }
 
-    /// Does the row have a column `col`?
-    pub fn has(&self, col: &str) -> bool {
-        self.index(col).is_ok()
-    }
-
     fn index(&self, col: &str) -> Result<usize, StoreError> {
         self.names
             .iter()

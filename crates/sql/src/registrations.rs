@@ -16,23 +16,26 @@ const FIND: &str = concat!(
     app_columns!(),
     ", registration_token_digest FROM oauth_applications WHERE uid = $1 AND dynamic = TRUE"
 );
+/// Up to `$2` of them, oldest first.
 const DELETE_UNUSED: &str = concat!(
-    "DELETE FROM oauth_applications WHERE dynamic = TRUE AND created_at < $1
-       AND NOT EXISTS
-         (SELECT 1 FROM oauth_access_tokens t WHERE t.application_id = oauth_applications.id)
-       AND NOT EXISTS
-         (SELECT 1 FROM oauth_access_grants g WHERE g.application_id = oauth_applications.id)
+    "DELETE FROM oauth_applications WHERE id IN
+       (SELECT a.id FROM oauth_applications a WHERE a.dynamic = TRUE AND a.created_at < $1
+          AND NOT EXISTS (SELECT 1 FROM oauth_access_tokens t WHERE t.application_id = a.id)
+          AND NOT EXISTS (SELECT 1 FROM oauth_access_grants g WHERE g.application_id = a.id)
+        ORDER BY a.id LIMIT $2)
      RETURNING ",
     app_columns!()
 );
 
-/// Delete the dynamically registered applications created before
-/// `created_before` that never got a grant or a token; those deleted.
+/// Delete up to `limit` of the dynamically registered applications created
+/// before `created_before` that never got a grant or a token; those deleted.
 pub(crate) async fn delete_unused(
     c: &mut dyn Conn,
     created_before: i64,
+    limit: i64,
 ) -> Result<Vec<Application>, StoreError> {
-    query_as(c, DELETE_UNUSED, &params![created_before], app_from_row).await
+    let params = params![created_before, limit];
+    query_as(c, DELETE_UNUSED, &params, app_from_row).await
 }
 
 #[async_trait]
@@ -62,7 +65,7 @@ impl<B: Backend> RegistrationStore for SqlStore<B> {
     ) -> Result<u64, StoreError> {
         let done = self
             .run(Access::WRITE, move |c| {
-                Box::pin(async move { delete_unused(c, created_before).await })
+                Box::pin(async move { delete_unused(c, created_before, i64::MAX).await })
             })
             .await;
         self.applications_changed();

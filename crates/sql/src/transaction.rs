@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use latchkey_core::application::{Application, ApplicationUpdate, NewApplication, Ownership};
 use latchkey_core::audit::{AuditEvent, NewAuditEvent};
-use latchkey_core::oauth::{DeviceStatus, Grant, NewGrant};
+use latchkey_core::oauth::{DeviceStatus, Grant, NewGrant, NewOAuthToken, NewSession, OAuthToken};
 use latchkey_core::oidc::NewSigningKey;
 use latchkey_core::store::{Committed, StoreError, Transaction, TransactionWork};
 use latchkey_core::token::{NewToken, PersonalAccessToken};
@@ -28,15 +28,20 @@ struct SqlTransaction<'c> {
     c: &'c mut dyn Conn,
     dialect: Dialect,
     recorded: Vec<AuditEvent>,
+    /// Whether the unit created or deleted applications (the remembered
+    /// count of instance applications must then be forgotten).
+    applications_changed: bool,
 }
 
 #[async_trait]
 impl Transaction for SqlTransaction<'_> {
     async fn insert_application(&mut self, app: NewApplication) -> Result<Application, StoreError> {
+        self.applications_changed = true;
         applications::insert(self.c, &app).await
     }
 
     async fn delete_application(&mut self, id: i64, scope: Ownership) -> Result<bool, StoreError> {
+        self.applications_changed = true;
         applications::delete(self.c, id, scope).await
     }
 
@@ -73,7 +78,7 @@ impl Transaction for SqlTransaction<'_> {
         id: i64,
         scope: Ownership,
     ) -> Result<Option<Application>, StoreError> {
-        applications::find(self.c, id, scope, self.dialect.for_update()).await
+        applications::find(self.c, id, scope, self.dialect.row_lock()).await
     }
 
     async fn update_application(
@@ -95,7 +100,7 @@ impl Transaction for SqlTransaction<'_> {
     }
 
     async fn find_user(&mut self, id: i64) -> Result<Option<User>, StoreError> {
-        users::find(self.c, id, self.dialect.for_update()).await
+        users::find(self.c, id, self.dialect.row_lock()).await
     }
 
     async fn update_user(
@@ -107,6 +112,8 @@ impl Transaction for SqlTransaction<'_> {
     }
 
     async fn delete_user(&mut self, id: i64) -> Result<bool, StoreError> {
+        // Their applications go with them.
+        self.applications_changed = true;
         Ok(self.c.execute(users::DELETE, &params![id]).await? > 0)
     }
 
@@ -116,6 +123,10 @@ impl Transaction for SqlTransaction<'_> {
     }
 
     async fn no_users_yet(&mut self) -> Result<bool, StoreError> {
+        // Once there are users there always are: answer without locking.
+        if users::any(self.c).await? {
+            return Ok(false);
+        }
         // No other write slips in between this check and the unit's
         // inserts (on PostgreSQL, from any instance; under READ COMMITTED
         // the check sees every user committed before the lock).
@@ -136,7 +147,7 @@ impl Transaction for SqlTransaction<'_> {
     }
 
     async fn find_token(&mut self, id: i64) -> Result<Option<PersonalAccessToken>, StoreError> {
-        let sql = format!("{}{}", tokens::FIND, self.dialect.for_update());
+        let sql = format!("{}{}", tokens::FIND, self.dialect.row_lock());
         query_opt_as(self.c, &sql, &params![id], token_from_row).await
     }
 
@@ -167,11 +178,21 @@ impl Transaction for SqlTransaction<'_> {
             .map(drop)
     }
 
-    async fn delete_session(&mut self, digest: &str) -> Result<(), StoreError> {
-        self.c
-            .execute(sessions::DELETE, &params![digest])
-            .await
-            .map(drop)
+    async fn delete_session(&mut self, digest: &str) -> Result<Option<i64>, StoreError> {
+        let rows = self.c.query(sessions::END, &params![digest]).await?;
+        match rows.first() {
+            Some(row) => Ok(Some(row.int("user_id")?)),
+            None => Ok(None),
+        }
+    }
+
+    async fn insert_session(&mut self, s: NewSession) -> Result<(), StoreError> {
+        let params = params![s.digest, s.user_id, s.created_at, s.expires_at];
+        self.c.execute(sessions::INSERT, &params).await.map(drop)
+    }
+
+    async fn insert_oauth_token(&mut self, token: NewOAuthToken) -> Result<OAuthToken, StoreError> {
+        oauth::insert_token(self.c, &token).await
     }
 
     async fn insert_grant(&mut self, grant: NewGrant) -> Result<Grant, StoreError> {
@@ -212,8 +233,10 @@ impl Transaction for SqlTransaction<'_> {
     async fn delete_unused_dynamic_applications(
         &mut self,
         created_before: i64,
+        limit: i64,
     ) -> Result<Vec<Application>, StoreError> {
-        registrations::delete_unused(self.c, created_before).await
+        self.applications_changed = true;
+        registrations::delete_unused(self.c, created_before, limit).await
     }
 
     async fn retire_signing_keys(&mut self, except_kid: &str, now: i64) -> Result<u64, StoreError> {
@@ -228,6 +251,8 @@ impl<B: Backend> SqlStore<B> {
         &self,
         work: TransactionWork,
     ) -> Result<Committed, StoreError> {
+        let changed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let seen = changed.clone();
         let done = self
             .run(Access::TRANSACTION, move |c| {
                 Box::pin(async move {
@@ -235,17 +260,25 @@ impl<B: Backend> SqlStore<B> {
                         c,
                         dialect: B::DIALECT,
                         recorded: Vec::new(),
+                        applications_changed: false,
                     };
-                    let value = work(&mut tx).await?;
+                    let value = work(&mut tx).await;
+                    seen.store(
+                        tx.applications_changed,
+                        std::sync::atomic::Ordering::Relaxed,
+                    );
                     Ok(Committed {
-                        value,
+                        value: value?,
                         audit: tx.recorded,
                     })
                 })
             })
             .await;
-        // It may have created or deleted applications.
-        self.applications_changed();
+        // Also when the unit failed: a commit may have happened before the
+        // error reached here.
+        if done.is_err() || changed.load(std::sync::atomic::Ordering::Relaxed) {
+            self.applications_changed();
+        }
         done
     }
 }

@@ -9,6 +9,7 @@ CREATE TABLE audit_events (
     created_at     INTEGER NOT NULL,
     author_id      INTEGER NOT NULL,
     author_name    TEXT    NOT NULL,
+    author_email   TEXT,
     entity_type    TEXT    NOT NULL,
     entity_id      INTEGER NOT NULL,
     entity_path    TEXT,

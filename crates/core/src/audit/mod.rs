@@ -220,7 +220,7 @@ pub struct AuditEvent {
     pub created_at: i64,
     pub author_id: i64,
     pub author_name: String,
-    /// The author's email now (as GitLab shows it), if they still exist.
+    /// The author's email when the event was recorded, if the author was a user.
     pub author_email: Option<String>,
     pub entity_type: String,
     pub entity_id: i64,

@@ -29,6 +29,9 @@ impl Services {
     /// Run `work` as one unit of work: its changes and the audit events it
     /// records commit together or not at all. The events are then logged
     /// (`latchkey::changes`, at info) and handed to the audit sink, if any.
+    /// The unit runs as a task of its own: a caller that goes away (a
+    /// client that disconnects) cannot leave a committed change whose
+    /// events were never published.
     pub(crate) async fn unit<T, F>(&self, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
@@ -36,9 +39,17 @@ impl Services {
             + Send
             + 'static,
     {
-        let (value, events) = crate::store::in_transaction_audited(&*self.store, work).await?;
-        self.published(&events);
-        Ok(value)
+        let services = self.clone();
+        let task = tokio::spawn(async move {
+            let (value, events) =
+                crate::store::in_transaction_audited(&*services.store, work).await?;
+            services.published(&events);
+            Ok(value)
+        });
+        match task.await {
+            Ok(done) => done,
+            Err(e) => Err(StoreError::Internal(crate::error::cause(e))),
+        }
     }
 
     /// Log committed events and hand them to the sink.

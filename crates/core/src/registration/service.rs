@@ -26,6 +26,9 @@ struct Checked {
     grant_types: Vec<String>,
 }
 
+/// Unused dynamic clients deleted per unit of work by the sweep.
+const SWEEP_BATCH: i64 = 500;
+
 impl Services {
     fn check_metadata(&self, m: &ClientMetadata) -> Result<Checked, FlowError> {
         let mode = self.config().dynamic_registration;
@@ -142,7 +145,7 @@ impl Services {
         m: &ClientMetadata,
     ) -> Result<Registered, FlowError> {
         let now = self.now_ms();
-        let address = ctx.address.as_deref().unwrap_or("unknown");
+        let address = crate::session::service::throttled_address(ctx.address.as_deref());
         let key = format!("register:{address}");
         if self
             .store
@@ -226,6 +229,22 @@ impl Services {
         m: &ClientMetadata,
     ) -> Result<Registered, FlowError> {
         let app = self.registered_client(client_id, token).await?;
+        // Each update is audited: a client may not flood the trail.
+        let (key, now) = (format!("register-update:{}", app.id), self.now_ms());
+        if self
+            .store
+            .login_failures(&key, now, REGISTRATION_WINDOW_MS)
+            .await?
+            >= MAX_REGISTRATIONS_PER_HOUR
+        {
+            return Err(FlowError::OAuth(OAuthError::with(
+                ErrorCode::TemporarilyUnavailable,
+                "Too many updates of this registration; try again later.",
+            )));
+        }
+        self.store
+            .record_login_failure(&key, now, REGISTRATION_WINDOW_MS)
+            .await?;
         let checked = self.check_metadata(m)?;
         if checked.confidential != app.confidential {
             return Err(metadata_error("token_endpoint_auth_method cannot change"));
@@ -267,25 +286,34 @@ impl Services {
     pub async fn delete_unused_dynamic_clients(&self) -> Result<u64, ServiceError> {
         let now = self.now_ms();
         let cutoff = now - self.config().dynamic_client_ttl_days * 24 * 3600 * 1000;
-        let deleted = self
-            .changing_auth(self.unit(move |tx| {
-                Box::pin(async move {
-                    let deleted = tx.delete_unused_dynamic_applications(cutoff).await?;
-                    let ctx = Context::system();
-                    for app in &deleted {
-                        let event = crate::application::application_event(
-                            &ctx,
-                            now,
-                            "oauth_application_deleted",
-                            app,
-                            "Unused dynamically registered client removed",
-                        );
-                        tx.record_audit(event).await?;
-                    }
-                    Ok(deleted.len() as u64)
-                })
-            }))
-            .await?;
-        Ok(deleted)
+        // In batches, so that no unit holds the writer for long.
+        let mut total = 0;
+        loop {
+            let deleted = self
+                .changing_auth(self.unit(move |tx| {
+                    Box::pin(async move {
+                        let deleted = tx
+                            .delete_unused_dynamic_applications(cutoff, SWEEP_BATCH)
+                            .await?;
+                        let ctx = Context::system();
+                        for app in &deleted {
+                            let event = crate::application::application_event(
+                                &ctx,
+                                now,
+                                "oauth_application_deleted",
+                                app,
+                                "Unused dynamically registered client removed",
+                            );
+                            tx.record_audit(event).await?;
+                        }
+                        Ok(deleted.len() as u64)
+                    })
+                }))
+                .await?;
+            total += deleted;
+            if deleted < SWEEP_BATCH as u64 {
+                return Ok(total);
+            }
+        }
     }
 }

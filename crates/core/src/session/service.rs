@@ -47,7 +47,7 @@ impl Services {
         login: &str,
         password: &str,
     ) -> Result<User, SignInError> {
-        let address = ctx.address.as_deref().unwrap_or("unknown");
+        let address = throttled_address(ctx.address.as_deref());
         let now = self.now_ms();
         let address_key = format!("address:{address}");
         if self
@@ -115,24 +115,22 @@ impl Services {
                 if let Some(reason) = user.access_denied_reason() {
                     return Err(SignInError::Blocked(reason));
                 }
-                let by_user = Context {
-                    user_id: Some(user.id),
-                    ..ctx.clone()
-                };
-                let event = user_event(&by_user, now, "user_signed_in", &user, "Signed in")
-                    .detail("with", "password");
-                self.unit(move |tx| {
-                    Box::pin(async move {
-                        tx.clear_login_failures(&account_key).await?;
-                        tx.record_audit(event).await
-                    })
-                })
-                .await?;
+                // The sign-in is recorded with what it opens (a session, a
+                // token): see `signed_in_event`.
+                self.store.clear_login_failures(&account_key).await?;
                 Ok(user)
             }
             _ => {
                 let user = found.map(|(user, _)| user);
-                let (ctx, address) = (ctx.clone(), address.to_owned());
+                // At most one failure event per account and address in a
+                // window, and one per address for logins that name nobody
+                // (else every new made-up login would be a first): a flood
+                // of failures cannot fill the disk with them.
+                let once = match &user {
+                    Some(u) => format!("audit:account:{}:{address}", u.id),
+                    None => format!("audit:nobody:{address}"),
+                };
+                let ctx = ctx.clone();
                 let locked_out = self
                     .unit(move |tx| {
                         Box::pin(async move {
@@ -141,10 +139,6 @@ impl Services {
                             let n = tx
                                 .record_login_failure(&account_key, now, THROTTLE_WINDOW_MS)
                                 .await?;
-                            // At most one failure event per account and
-                            // address in a window: a flood of failures
-                            // cannot fill the disk with them.
-                            let once = format!("audit:{account_key}:{address}");
                             let first = tx
                                 .record_login_failure(&once, now, THROTTLE_WINDOW_MS)
                                 .await?
@@ -173,16 +167,20 @@ impl Services {
     ) -> Result<String, ServiceError> {
         let value = secret::random_hex(32)?;
         let now = self.now_ms();
-        self.store
-            .insert_session(NewSession {
-                digest: secret::digest(&value),
-                user_id,
-                created_at: now,
-                expires_at: now + SESSION_LIFETIME_MS,
+        let session = NewSession {
+            digest: secret::digest(&value),
+            user_id,
+            created_at: now,
+            expires_at: now + SESSION_LIFETIME_MS,
+        };
+        let event = signed_in_event(ctx, now, user_id, "web");
+        self.unit(move |tx| {
+            Box::pin(async move {
+                tx.insert_session(session).await?;
+                tx.record_audit(event).await
             })
-            .await?;
-        // The sign-in itself was recorded by `sign_in`.
-        let _ = ctx;
+        })
+        .await?;
         Ok(value)
     }
 
@@ -198,14 +196,17 @@ impl Services {
 
     pub async fn end_session(&self, ctx: &Context, cookie: &str) -> Result<(), ServiceError> {
         let digest = secret::digest(cookie);
-        let Some(user_id) = ctx.user_id else {
-            // Nobody is signed in with it: nothing to record.
-            return Ok(self.store.delete_session(&digest).await?);
-        };
         let (ctx, now) = (ctx.clone(), self.now_ms());
         self.unit(move |tx| {
             Box::pin(async move {
-                tx.delete_session(&digest).await?;
+                // Recorded only if there was a session to end, as its user's.
+                let Some(user_id) = tx.delete_session(&digest).await? else {
+                    return Ok(());
+                };
+                let ctx = Context {
+                    user_id: Some(user_id),
+                    ..ctx
+                };
                 let event = NewAuditEvent::new(
                     &ctx,
                     now,
@@ -219,6 +220,41 @@ impl Services {
         .await?;
         Ok(())
     }
+}
+
+/// The address a sign-in is throttled (and its failures recorded) by: an
+/// IPv6 client's /64, since one host commonly holds the whole prefix.
+pub(crate) fn throttled_address(address: Option<&str>) -> String {
+    let Some(raw) = address else {
+        return "unknown".to_owned();
+    };
+    match raw.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) if v6.to_ipv4_mapped().is_none() => {
+            let s = v6.segments();
+            format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+        }
+        Ok(std::net::IpAddr::V6(v6)) => v6
+            .to_ipv4_mapped()
+            .map_or_else(|| raw.to_owned(), |v4| v4.to_string()),
+        _ => raw.to_owned(),
+    }
+}
+
+/// A successful password sign-in, recorded with what it opened (`with`:
+/// a browser session, or a token of the password grant).
+pub(crate) fn signed_in_event(ctx: &Context, now: i64, user_id: i64, with: &str) -> NewAuditEvent {
+    let by_user = Context {
+        user_id: Some(user_id),
+        ..ctx.clone()
+    };
+    NewAuditEvent::new(
+        &by_user,
+        now,
+        "user_signed_in",
+        Entity::user(user_id),
+        "Signed in",
+    )
+    .detail("with", with)
 }
 
 /// What a failed sign-in records: the failure, once per account and
@@ -235,6 +271,7 @@ fn failure_events(
 ) -> Vec<NewAuditEvent> {
     let anonymous = Context {
         user_id: None,
+        via: crate::context::Via::Session,
         ..ctx.clone()
     };
     let event = |name: &'static str, message: &str| match user {
@@ -285,5 +322,25 @@ fn dummy_password_hash() -> &'static str {
 impl From<StoreError> for SignInError {
     fn from(e: StoreError) -> Self {
         Self::Internal(e.into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::throttled_address;
+
+    #[test]
+    fn ipv6_clients_are_throttled_by_their_64() {
+        assert_eq!(
+            throttled_address(Some("2001:db8:1:2:aaaa::1")),
+            throttled_address(Some("2001:db8:1:2:bbbb:cccc:dddd:eeee"))
+        );
+        assert_ne!(
+            throttled_address(Some("2001:db8:1:2::1")),
+            throttled_address(Some("2001:db8:1:3::1"))
+        );
+        assert_eq!(throttled_address(Some("192.0.2.7")), "192.0.2.7");
+        assert_eq!(throttled_address(Some("::ffff:192.0.2.7")), "192.0.2.7");
+        assert_eq!(throttled_address(None), "unknown");
     }
 }

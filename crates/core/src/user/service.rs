@@ -218,11 +218,13 @@ impl Services {
                     let Some(user) = tx.find_user(id).await? else {
                         return Ok(false);
                     };
-                    // Recorded first: the user's username is still there.
+                    if !tx.delete_user(id).await? {
+                        return Ok(false);
+                    }
                     let event = user_event(&ctx, now, "user_deleted", &user, "Removed user")
                         .detail("email", user.email.as_str());
                     tx.record_audit(event).await?;
-                    tx.delete_user(id).await
+                    Ok(true)
                 })
             }))
             .await

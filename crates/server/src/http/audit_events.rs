@@ -160,8 +160,9 @@ async fn keyset_page(
     let key = if ascending { "id_after" } else { "id_before" };
     let from = match params.get_str(key) {
         None => None,
+        // An id of 0 or less: nothing is before it, everything after it.
         Some(raw) => match parse_id(raw) {
-            Ok(id) => id,
+            Ok(id) => Some(id.unwrap_or(0)),
             Err(_) => {
                 errors.push(format!("{key} is invalid"));
                 None

@@ -85,6 +85,29 @@ pub async fn version(
     .into_response())
 }
 
+/// `GET /api/v4/metadata` (GitLab 15.2+; what gitbeaker asks for the
+/// version): GitLab's shape, with no Kubernetes agent server.
+pub async fn metadata(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    params: Params,
+) -> Result<Response, ApiError> {
+    authenticate(&state, &headers, &params, Need::ReadUser).await?;
+    Ok(Json(json!({
+        "version": GITLAB_API_VERSION,
+        "revision": env!("LATCHKEY_REVISION"),
+        "kas": {
+            "enabled": false,
+            "externalUrl": null,
+            "externalK8sProxyUrl": null,
+            "version": null,
+        },
+        "enterprise": false,
+        "latchkey": { "version": env!("CARGO_PKG_VERSION") },
+    }))
+    .into_response())
+}
+
 /// GitLab's user entity, as `/api/v4/user` shows it to its owner.
 #[derive(Debug, Serialize)]
 pub struct UserEntity<'a> {

@@ -21,6 +21,7 @@ pub fn router(state: AppState) -> Router {
     let observer = state.observer.clone();
     let api = Router::new()
         .route("/version", get(meta::version))
+        .route("/metadata", get(meta::metadata))
         .route("/user", get(meta::current_user))
         .route(
             "/applications",

@@ -239,10 +239,11 @@ async fn failed_sign_ins_are_recorded_once_per_account_and_address_and_the_locko
         assert_ne!(res.status(), 302, "a wrong password never signs in");
     }
     // Logins that name nobody: recorded without what was typed (it may be
-    // a password typed in the wrong field).
-    for _ in 0..3 {
+    // a password typed in the wrong field), once per address however many
+    // logins are made up.
+    for n in 0..3 {
         browser
-            .sign_in(&app, "hunter2-typed-as-login", "x-password-x")
+            .sign_in(&app, &format!("hunter2-typed-as-login-{n}"), "x-password-x")
             .await;
     }
     let mut bob_browser = Browser::new();
@@ -283,6 +284,67 @@ async fn failed_sign_ins_are_recorded_once_per_account_and_address_and_the_locko
     assert_eq!(
         signed_in[0]["author_id"], bob,
         "the user signed themselves in"
+    );
+    assert_eq!(signed_in[0]["details"]["with"], "web");
+    assert_eq!(signed_in[0]["details"]["entity_path"], "bob");
+
+    // Ending the session is recorded once, as its user's, however often it
+    // is ended and whoever asks.
+    let cookie = bob_browser.session().unwrap();
+    for _ in 0..2 {
+        let nobody = latchkey_core::context::Context::default();
+        app.services.end_session(&nobody, &cookie).await.unwrap();
+    }
+    let events = all_events(&app, "").await;
+    let out = named(&events, "user_signed_out");
+    assert_eq!(out.len(), 1, "{events:?}");
+    assert_eq!(out[0]["author_id"], bob);
+    assert_eq!(out[0]["entity_id"], bob);
+}
+
+#[tokio::test]
+async fn an_oauth_token_revoked_twice_is_recorded_once() {
+    let app = TestApp::spawn().await;
+    let client = crate::oauth::register(&app, true, "api read_user").await;
+    let (status, body, _) = crate::oauth::token_request(
+        &app,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", &client.client_id),
+            ("client_secret", &client.secret),
+            ("scope", "read_user"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let access = body["access_token"].as_str().unwrap().to_owned();
+    for _ in 0..3 {
+        let res = app
+            .client
+            .post(app.url("/oauth/revoke"))
+            .form(&[
+                ("token", access.as_str()),
+                ("client_id", &client.client_id),
+                ("client_secret", &client.secret),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200);
+    }
+    let events = all_events(&app, "").await;
+    let revoked = named(&events, "oauth_token_revoked");
+    assert_eq!(revoked.len(), 1, "{events:?}");
+    let raw = serde_json::to_string(&events).unwrap();
+    assert!(!raw.contains(&access) && !raw.contains(&client.secret));
+    assert_eq!(revoked[0]["author_id"], -1);
+    assert_eq!(
+        revoked[0]["details"]["author_class"],
+        "Authn::OauthApplication"
+    );
+    assert_eq!(
+        revoked[0]["entity_type"], "Gitlab::Audit::InstanceScope",
+        "a client's own token concerns no user"
     );
 }
 

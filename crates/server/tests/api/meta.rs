@@ -23,6 +23,33 @@ async fn health_endpoints_answer() {
 }
 
 #[tokio::test]
+async fn metadata_in_gitlabs_shape() {
+    let app = TestApp::spawn().await;
+    let (_, token) = app.user_with_token("reader", false, "read_user").await;
+    let res = app
+        .client
+        .get(app.url("/api/v4/metadata"))
+        .private_token(&token)
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = status_json(res).await;
+    assert_eq!(status, 200);
+    assert!(body["version"].as_str().unwrap().starts_with("18."));
+    assert!(body["revision"].is_string());
+    assert_eq!(body["enterprise"], false);
+    assert_eq!(body["kas"]["enabled"], false);
+    assert!(body["kas"]["externalUrl"].is_null());
+    let res = app
+        .client
+        .get(app.url("/api/v4/metadata"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+}
+
+#[tokio::test]
 async fn version_and_current_user() {
     let app = TestApp::spawn().await;
     let res = app
