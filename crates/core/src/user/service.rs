@@ -236,47 +236,45 @@ impl Services {
         }
     }
 
-    /// Block or unblock a user. Nobody blocks themselves (GitLab's rule),
-    /// and the last active administrator is never blocked (`Forbidden`).
+    /// Block or unblock a user; whether the state changed (`false`: it
+    /// already was). Nobody blocks themselves (GitLab's rule), and the last
+    /// active administrator is never blocked (`Forbidden`).
     pub async fn set_user_state(
         &self,
         ctx: &Context,
         id: i64,
         state: UserState,
-    ) -> Result<(), ServiceError> {
+    ) -> Result<bool, ServiceError> {
         if ctx.user_id == Some(id) && state == UserState::Blocked {
             return Err(ServiceError::Forbidden(Some(
                 "The API initiating user cannot be blocked by the API",
             )));
         }
         let (ctx, now) = (ctx.clone(), self.now_ms());
-        let found = self
+        let outcome = self
             .changing_auth(self.unit(move |tx| {
                 Box::pin(async move {
                     let Some(user) = tx.find_user(id).await? else {
-                        return Ok(false);
+                        return Ok(None);
                     };
+                    if user.state == state {
+                        return Ok(Some(false));
+                    }
                     if !tx.set_user_state(id, state).await? {
-                        return Ok(false);
+                        return Ok(None);
                     }
-                    if user.state != state {
-                        let (event, message) = match state {
-                            UserState::Blocked => ("user_blocked", "Blocked user"),
-                            UserState::Active => ("user_unblocked", "Unblocked user"),
-                        };
-                        tx.record_audit(user_event(&ctx, now, event, &user, message))
-                            .await?;
-                    }
-                    Ok(true)
+                    let (event, message) = match state {
+                        UserState::Blocked => ("user_blocked", "Blocked user"),
+                        UserState::Active => ("user_unblocked", "Unblocked user"),
+                    };
+                    tx.record_audit(user_event(&ctx, now, event, &user, message))
+                        .await?;
+                    Ok(Some(true))
                 })
             }))
             .await
             .map_err(keeping_an_administrator)?;
-        if found {
-            Ok(())
-        } else {
-            Err(ServiceError::NotFound)
-        }
+        outcome.ok_or(ServiceError::NotFound)
     }
 
     pub async fn find_user_by_username(

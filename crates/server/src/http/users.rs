@@ -234,12 +234,20 @@ async fn set_state(
 ) -> Result<Response, ApiError> {
     let caller = authenticate_admin(&state, &headers, &params, Need::Write).await?;
     let id = parse_id(&id)?.ok_or(ApiError::NotFound("User"))?;
-    state
+    let changed = state
         .services
         .set_user_state(&caller.context(), id, to)
         .await
         .map_err(user_not_found)?;
-    Ok((StatusCode::CREATED, Json(json!(true))).into_response())
+    // GitLab: blocking a blocked user answers `null` (its `break if
+    // user.blocked?`), unblocking an active one `false` (its state machine
+    // refuses the transition); a change answers `true`.
+    let body = match (changed, to) {
+        (true, _) => json!(true),
+        (false, UserState::Blocked) => serde_json::Value::Null,
+        (false, UserState::Active) => json!(false),
+    };
+    Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
 pub async fn block(

@@ -252,9 +252,19 @@ async fn block_and_unblock() {
     )
     .await;
     assert_eq!(listed["state"], "blocked");
+    // As GitLab (python-gitlab's test_block_user): blocking again answers
+    // null, unblocking an active user false.
+    assert_eq!(
+        post(format!("/api/v4/users/{id}/block")).await,
+        (201, serde_json::Value::Null)
+    );
     assert_eq!(
         post(format!("/api/v4/users/{id}/unblock")).await,
         (201, json!(true))
+    );
+    assert_eq!(
+        post(format!("/api/v4/users/{id}/unblock")).await,
+        (201, json!(false))
     );
     let res = app
         .client
