@@ -65,6 +65,9 @@ mod tests {
             admin,
             state: UserState::Active,
             created_at: 0,
+            external: false,
+            updated_at: 0,
+            profile: Default::default(),
         }
     }
 

@@ -213,6 +213,9 @@ mod tests {
                 admin: true,
                 state: UserState::Active,
                 created_at: 0,
+                external: false,
+                updated_at: 0,
+                profile: Default::default(),
             },
         }
     }

@@ -43,6 +43,9 @@ pub const TABLES: &[TableSpec] = &[
             ("admin", Bool),
             ("state", Text),
             ("created_at", Int),
+            ("external", Bool),
+            ("updated_at", Int),
+            ("profile", Text),
         ],
     },
     TableSpec {

@@ -172,6 +172,9 @@ mod tests {
             admin: false,
             state: crate::user::UserState::Active,
             created_at: 0,
+            external: false,
+            updated_at: 0,
+            profile: Default::default(),
         };
         let now = 1_900_000_000;
         let base = IdTokenBase {

@@ -132,7 +132,13 @@ pub trait Transaction: Send {
 
     async fn delete_user(&mut self, id: i64) -> Result<bool, StoreError>;
 
-    async fn set_user_state(&mut self, id: i64, state: UserState) -> Result<bool, StoreError>;
+    /// Block or unblock a user, as changed at `at` (ms).
+    async fn set_user_state(
+        &mut self,
+        id: i64,
+        state: UserState,
+        at: i64,
+    ) -> Result<bool, StoreError>;
 
     /// Are there still no users? Taken under the lock that orders first
     /// starts (PostgreSQL: every instance's), so that one bootstrap wins.

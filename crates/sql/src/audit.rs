@@ -10,6 +10,7 @@ use latchkey_core::store::{StoreError, COUNT_CAP};
 
 use crate::backend::{Access, Backend, SqlStore};
 use crate::conn::{count, invalid, query_as, query_one, Conn, Row, Value};
+use crate::filter::Where;
 use crate::params;
 
 macro_rules! event_columns {
@@ -94,33 +95,23 @@ pub(crate) async fn insert(c: &mut dyn Conn, e: &NewAuditEvent) -> Result<AuditE
 /// The WHERE clause of `filter` (with `extra` conditions), its parameters
 /// numbered from 1.
 fn filtered(filter: &AuditFilter, extra: &[(&str, Value)]) -> (String, Vec<Value>) {
-    let mut conditions: Vec<String> = Vec::new();
-    let mut params: Vec<Value> = Vec::new();
-    let mut add = |condition: &str, value: Value| {
-        params.push(value);
-        conditions.push(condition.replace('?', &format!("${}", params.len())));
-    };
+    let mut w = Where::default();
     if let Some(after) = filter.created_after {
-        add("e.created_at >= ?", after.into());
+        w.add("e.created_at >= ?", after);
     }
     if let Some(before) = filter.created_before {
-        add("e.created_at <= ?", before.into());
+        w.add("e.created_at <= ?", before);
     }
     if let Some(kind) = filter.entity_type {
-        add("e.entity_type = ?", kind.as_str().into());
+        w.add("e.entity_type = ?", kind.as_str());
     }
     if let Some(id) = filter.entity_id {
-        add("e.entity_id = ?", id.into());
+        w.add("e.entity_id = ?", id);
     }
     for (condition, value) in extra {
-        add(condition, value.clone());
+        w.add(condition, value.clone());
     }
-    let clause = if conditions.is_empty() {
-        String::new()
-    } else {
-        format!(" WHERE {}", conditions.join(" AND "))
-    };
-    (clause, params)
+    (w.clause(), w.params)
 }
 
 #[async_trait]

@@ -14,6 +14,7 @@ mod audit;
 mod backend;
 mod conn;
 mod device_grants;
+mod filter;
 mod oauth;
 mod registrations;
 mod rows;

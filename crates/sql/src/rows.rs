@@ -9,7 +9,7 @@ use latchkey_core::oidc::SigningKey;
 use latchkey_core::scopes::Scopes;
 use latchkey_core::store::{StoreError, TokenWithOwner};
 use latchkey_core::token::PersonalAccessToken;
-use latchkey_core::user::{User, UserState};
+use latchkey_core::user::{Profile, User, UserState};
 
 use crate::conn::{invalid, Row};
 
@@ -32,6 +32,7 @@ pub fn app_from_row(row: &mut Row) -> Result<Application, StoreError> {
 /// A user from columns named `{prefix}id`, `{prefix}username`, …
 pub fn user_from_row(row: &mut Row, prefix: &str) -> Result<User, StoreError> {
     let col = |c: &str| format!("{prefix}{c}");
+    let created_at = row.int(&col("created_at"))?;
     Ok(User {
         id: row.int(&col("id"))?,
         username: row.text(&col("username"))?,
@@ -39,7 +40,11 @@ pub fn user_from_row(row: &mut Row, prefix: &str) -> Result<User, StoreError> {
         name: row.text(&col("name"))?,
         admin: row.bool(&col("admin"))?,
         state: UserState::parse(&row.text(&col("state"))?),
-        created_at: row.int(&col("created_at"))?,
+        created_at,
+        external: row.bool(&col("external"))?,
+        updated_at: row.opt_int(&col("updated_at"))?.unwrap_or(created_at),
+        profile: Profile::from_stored(row.opt_text(&col("profile"))?.as_deref())
+            .map_err(|e| invalid(format!("a stored user profile is not valid: {e}")))?,
     })
 }
 

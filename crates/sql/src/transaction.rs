@@ -117,8 +117,13 @@ impl Transaction for SqlTransaction<'_> {
         Ok(self.c.execute(users::DELETE, &params![id]).await? > 0)
     }
 
-    async fn set_user_state(&mut self, id: i64, state: UserState) -> Result<bool, StoreError> {
-        let params = params![id, state.as_str()];
+    async fn set_user_state(
+        &mut self,
+        id: i64,
+        state: UserState,
+        at: i64,
+    ) -> Result<bool, StoreError> {
+        let params = params![id, state.as_str(), at];
         Ok(self.c.execute(users::SET_STATE, &params).await? > 0)
     }
 

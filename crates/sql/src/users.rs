@@ -9,18 +9,20 @@ use latchkey_core::user::{NewUser, User, UserFilter, UserState, UserStore, UserU
 
 use crate::backend::{Access, Backend, Dialect, SqlStore};
 use crate::conn::{count, query_as, query_one, query_opt_as, Conn};
+use crate::filter::Where;
 use crate::params;
 use crate::rows::user_from_row;
 
 macro_rules! user_columns {
     () => {
-        "id, username, email, name, admin, state, created_at"
+        "id, username, email, name, admin, state, created_at, external, updated_at, profile"
     };
 }
 
 const INSERT: &str = concat!(
-    "INSERT INTO users (username, email, name, password_digest, admin, state, created_at)
-     VALUES ($1, $2, $3, $4, $5, 'active', $6) RETURNING ",
+    "INSERT INTO users (username, email, name, password_digest, admin, state, created_at,
+                        updated_at, external, profile)
+     VALUES ($1, $2, $3, $4, $5, 'active', $6, $6, $7, $8) RETURNING ",
     user_columns!()
 );
 const FIND: &str = concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1");
@@ -48,39 +50,14 @@ static FOR_LOGIN: LazyLock<[String; 2]> = LazyLock::new(|| {
         )
     })
 });
-pub(crate) const SET_STATE: &str = "UPDATE users SET state = $2 WHERE id = $1";
-/// `$1` username, `$2` a LIKE pattern, `$3` whether emails match it too.
-static FILTER: LazyLock<[String; 2]> = LazyLock::new(|| {
-    Dialect::ALL.map(|d| {
-        format!(
-            "WHERE (CAST($1 AS TEXT) IS NULL OR {})
-               AND (CAST($2 AS TEXT) IS NULL OR {} OR {} OR (CAST($3 AS BOOLEAN) AND {}))",
-            d.nocase_eq("username", "$1"),
-            d.nocase_like("username", "$2"),
-            d.nocase_like("name", "$2"),
-            d.nocase_like("email", "$2"),
-        )
-    })
-});
-static COUNT_FILTERED: LazyLock<[String; 2]> = LazyLock::new(|| {
-    Dialect::ALL.map(|d| format!("SELECT COUNT(*) FROM users {}", d.pick(&FILTER)))
-});
-static PAGE_FILTERED: LazyLock<[String; 2]> = LazyLock::new(|| {
-    Dialect::ALL.map(|d| {
-        format!(
-            concat!(
-                "SELECT ",
-                user_columns!(),
-                " FROM users {} ORDER BY id DESC LIMIT $4 OFFSET $5"
-            ),
-            d.pick(&FILTER)
-        )
-    })
-});
+/// `$3`: when (ms), or NULL to keep `updated_at`.
+pub(crate) const SET_STATE: &str =
+    "UPDATE users SET state = $2, updated_at = COALESCE($3, updated_at) WHERE id = $1";
 const UPDATE: &str = concat!(
     "UPDATE users SET username = COALESCE($2, username), email = COALESCE($3, email),
             name = COALESCE($4, name), password_digest = COALESCE($5, password_digest),
-            admin = COALESCE($6, admin)
+            admin = COALESCE($6, admin), external = COALESCE($7, external),
+            profile = CASE WHEN CAST($8 AS BOOLEAN) THEN $9 ELSE profile END, updated_at = COALESCE($10, updated_at)
      WHERE id = $1 RETURNING ",
     user_columns!()
 );
@@ -98,7 +75,9 @@ pub(crate) async fn insert(c: &mut dyn Conn, u: &NewUser) -> Result<User, StoreE
         &u.name,
         &u.password_digest,
         u.admin,
-        u.created_at
+        u.created_at,
+        u.external,
+        u.profile.to_stored(),
     ];
     decode(&mut query_one(c, INSERT, &params).await?)
 }
@@ -116,8 +95,22 @@ pub(crate) async fn update(
         name,
         password_digest,
         admin,
+        external,
+        profile,
+        updated_at,
     } = u;
-    let params = params![id, username, email, name, password_digest, admin];
+    let params = params![
+        id,
+        username,
+        email,
+        name,
+        password_digest,
+        admin,
+        external,
+        profile.is_some(),
+        profile.and_then(|p| p.to_stored()),
+        updated_at,
+    ];
     query_opt_as(c, UPDATE, &params, decode).await
 }
 
@@ -132,6 +125,43 @@ pub(crate) async fn find(
 
 pub(crate) async fn any(c: &mut dyn Conn) -> Result<bool, StoreError> {
     Ok(count(c, ANY, &[]).await? > 0)
+}
+
+/// The conditions of `filter`.
+fn filtered(d: Dialect, filter: &UserFilter) -> Where {
+    let mut w = Where::default();
+    if let Some(username) = &filter.username {
+        w.add(&d.nocase_eq("username", "?"), username.as_str());
+    }
+    if let Some(search) = &filter.search {
+        let pattern = contains_pattern(search);
+        let mut any = vec![d.nocase_like("username", "?"), d.nocase_like("name", "?")];
+        if filter.search_emails {
+            any.push(d.nocase_like("email", "?"));
+        }
+        w.add(&format!("({})", any.join(" OR ")), pattern);
+    }
+    if filter.blocked {
+        w.add_plain("state = 'blocked'");
+    }
+    if filter.active {
+        w.add_plain("state = 'active'");
+    }
+    if filter.admins {
+        w.add_plain("admin = TRUE");
+    }
+    match filter.external {
+        Some(true) => w.add_plain("external = TRUE"),
+        Some(false) => w.add_plain("external = FALSE"),
+        None => {}
+    }
+    if let Some(after) = filter.created_after {
+        w.add("created_at >= ?", after);
+    }
+    if let Some(before) = filter.created_before {
+        w.add("created_at <= ?", before);
+    }
+    w
 }
 
 /// A LIKE pattern matching `s` anywhere, its own wildcards escaped.
@@ -163,7 +193,7 @@ impl<B: Backend> UserStore for SqlStore<B> {
 
     async fn set_user_state(&self, id: i64, state: UserState) -> Result<bool, StoreError> {
         let changed = self
-            .write_one(SET_STATE, params![id, state.as_str()])
+            .write_one(SET_STATE, params![id, state.as_str(), None::<i64>])
             .await?;
         Ok(changed > 0)
     }
@@ -173,21 +203,33 @@ impl<B: Backend> UserStore for SqlStore<B> {
         filter: &UserFilter,
         page: PageRequest,
     ) -> Result<(Vec<User>, u64), StoreError> {
-        let filter = params![
-            &filter.username,
-            filter.search.as_deref().map(contains_pattern),
-            filter.search_emails,
-        ];
+        let w = filtered(B::DIALECT, filter);
+        let direction = if filter.ascending { "ASC" } else { "DESC" };
+        let column = filter.order.column();
+        let count_sql = format!("SELECT COUNT(*) FROM users{}", w.clause());
+        let page_sql = format!(
+            concat!(
+                "SELECT ",
+                user_columns!(),
+                " FROM users{} ORDER BY {} {}, id {} LIMIT {} OFFSET {}"
+            ),
+            w.clause(),
+            column,
+            direction,
+            direction,
+            w.next_placeholder(0),
+            w.next_placeholder(1),
+        );
+        let mut params = w.params;
         let access = Access::Read {
             bounded: false,
             snapshot: true,
         };
         self.run(access, move |c| {
             Box::pin(async move {
-                let n = count(c, B::DIALECT.pick(&COUNT_FILTERED), &filter).await?;
-                let mut paged = filter.to_vec();
-                paged.extend(params![page.limit(), page.offset()]);
-                let users = query_as(c, B::DIALECT.pick(&PAGE_FILTERED), &paged, decode).await?;
+                let n = count(c, &count_sql, &params).await?;
+                params.extend(params![page.limit(), page.offset()]);
+                let users = query_as(c, &page_sql, &params, decode).await?;
                 Ok((users, n))
             })
         })

@@ -483,6 +483,8 @@ mod tests {
                             password_digest: None,
                             admin: false,
                             created_at: 1,
+                            external: false,
+                            profile: Default::default(),
                         })
                         .await
                         .map(|_| Application {

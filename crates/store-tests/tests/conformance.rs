@@ -397,6 +397,8 @@ fn new_user(username: &str) -> NewUser {
         password_digest: Some("$argon2id$not-a-real-hash".to_owned()),
         admin: false,
         created_at: T0,
+        external: false,
+        profile: Default::default(),
     }
 }
 
@@ -1181,17 +1183,20 @@ async fn scenario_list_users(store: Arc<dyn Store>) {
         username: Some(u.to_owned()),
         search: None,
         search_emails: true,
+        ..UserFilter::default()
     };
     let search = |s: &str| UserFilter {
         username: None,
         search: Some(s.to_owned()),
         search_emails: true,
+        ..UserFilter::default()
     };
     // Without emails (what non-administrators get).
     let search_names = |s: &str| UserFilter {
         username: None,
         search: Some(s.to_owned()),
         search_emails: false,
+        ..UserFilter::default()
     };
 
     let (all, total) = list(UserFilter::default(), PageRequest::default()).await;
@@ -1250,6 +1255,7 @@ async fn scenario_list_users(store: Arc<dyn Store>) {
         username: Some("Alice2".to_owned()),
         search: Some("another".to_owned()),
         search_emails: true,
+        ..UserFilter::default()
     };
     assert_eq!(
         list(both, PageRequest::default()).await,
@@ -3296,3 +3302,6 @@ mod more;
 
 #[path = "conformance/audit.rs"]
 mod audit;
+
+#[path = "conformance/profiles.rs"]
+mod profiles;

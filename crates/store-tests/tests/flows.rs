@@ -76,6 +76,7 @@ impl World {
                     name: "Alice".to_owned(),
                     password: None,
                     admin: false,
+                    ..Default::default()
                 },
             )
             .await
@@ -449,6 +450,7 @@ async fn audit_events_are_kept_for_their_retention_then_pruned() {
         name: name.to_owned(),
         password: None,
         admin: false,
+        ..Default::default()
     };
     let count = || async {
         w.services

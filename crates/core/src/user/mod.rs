@@ -1,6 +1,9 @@
 //! Users and their passwords.
 
+mod profile;
 mod service;
+
+pub use profile::{Profile, ProfileChanges, DEFAULT_PROJECTS_LIMIT};
 
 pub(crate) use service::user_event;
 
@@ -72,6 +75,11 @@ pub struct User {
     pub admin: bool,
     pub state: UserState,
     pub created_at: i64,
+    /// GitLab's external users (a flag administrators set; filterable).
+    pub external: bool,
+    /// When the account or profile last changed (ms).
+    pub updated_at: i64,
+    pub profile: Profile,
 }
 
 impl User {
@@ -92,9 +100,46 @@ pub struct NewUser {
     pub password_digest: Option<String>,
     pub admin: bool,
     pub created_at: i64,
+    pub external: bool,
+    pub profile: Profile,
 }
 
-/// Which users a listing shows.
+/// What users are listed by (GitLab's `order_by`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum UserOrder {
+    #[default]
+    Id,
+    Name,
+    Username,
+    CreatedAt,
+    UpdatedAt,
+}
+
+impl UserOrder {
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "id" => Self::Id,
+            "name" => Self::Name,
+            "username" => Self::Username,
+            "created_at" => Self::CreatedAt,
+            "updated_at" => Self::UpdatedAt,
+            _ => return None,
+        })
+    }
+
+    /// The column it sorts by.
+    pub fn column(self) -> &'static str {
+        match self {
+            Self::Id => "id",
+            Self::Name => "name",
+            Self::Username => "username",
+            Self::CreatedAt => "created_at",
+            Self::UpdatedAt => "updated_at",
+        }
+    }
+}
+
+/// Which users a listing shows, in which order (GitLab's filters).
 #[derive(Debug, Clone, Default)]
 pub struct UserFilter {
     /// Exactly this username (case-insensitive).
@@ -103,6 +148,20 @@ pub struct UserFilter {
     /// when `search_emails` (administrators only, as in GitLab).
     pub search: Option<String>,
     pub search_emails: bool,
+    /// Only blocked users (`blocked=true`).
+    pub blocked: bool,
+    /// Only active users (`active=true`).
+    pub active: bool,
+    /// Only administrators (`admins=true`, for administrators).
+    pub admins: bool,
+    /// `Some(true)`: only external users; `Some(false)`: none of them.
+    pub external: Option<bool>,
+    /// Created at or after / at or before (ms).
+    pub created_after: Option<i64>,
+    pub created_before: Option<i64>,
+    pub order: UserOrder,
+    /// GitLab's default is descending.
+    pub ascending: bool,
 }
 
 /// A change to a user: `None` keeps the current value.
@@ -113,6 +172,11 @@ pub struct UserUpdate {
     pub name: Option<String>,
     pub password_digest: Option<String>,
     pub admin: Option<bool>,
+    pub external: Option<bool>,
+    /// The whole new profile, when any of it changes.
+    pub profile: Option<Profile>,
+    /// When the change is made (ms); `None` keeps the time of the last one.
+    pub updated_at: Option<i64>,
 }
 
 /// Why a password is refused, in words a person can act on.
@@ -326,6 +390,8 @@ pub struct UserInput {
     /// `Debug` shows `[REDACTED]`.
     pub password: Option<SecretString>,
     pub admin: bool,
+    pub external: bool,
+    pub profile: ProfileChanges,
 }
 
 /// Input for changing a user: `None` keeps the current value.
@@ -337,6 +403,8 @@ pub struct UserChanges {
     /// `Debug` shows `[REDACTED]`.
     pub password: Option<SecretString>,
     pub admin: Option<bool>,
+    pub external: Option<bool>,
+    pub profile: ProfileChanges,
 }
 
 #[cfg(test)]

@@ -41,14 +41,26 @@ fn user_changes(
     new: &User,
     password_changed: bool,
 ) -> Vec<NewAuditEvent> {
-    let changes: [(&str, String, String); 4] = [
+    let account: [(&str, String, String); 5] = [
         ("username", old.username.clone(), new.username.clone()),
         ("email", old.email.clone(), new.email.clone()),
         ("name", old.name.clone(), new.name.clone()),
         ("admin", old.admin.to_string(), new.admin.to_string()),
+        (
+            "external",
+            old.external.to_string(),
+            new.external.to_string(),
+        ),
     ];
-    let mut events: Vec<NewAuditEvent> = changes
+    let profile = old
+        .profile
+        .fields()
         .into_iter()
+        .zip(new.profile.fields())
+        .map(|((what, from), (_, to))| (what, from, to));
+    let mut events: Vec<NewAuditEvent> = account
+        .into_iter()
+        .chain(profile)
         .filter(|(_, from, to)| from != to)
         .map(|(what, from, to)| {
             user_event(ctx, now, "user_updated", new, &format!("Changed {what}"))
@@ -94,6 +106,7 @@ impl Services {
         email: Option<&str>,
         name: Option<&str>,
         password: Option<&str>,
+        profile: (&ProfileChanges, Option<&str>),
     ) -> Result<(), ServiceError> {
         let mut errors = ValidationErrors::default();
         if let Some(Err(m)) = username.map(user::check_username) {
@@ -112,6 +125,8 @@ impl Services {
         if let Some(Err(m)) = password.map(user::check_password_strength) {
             errors.add("password", m);
         }
+        let (profile, email_owned) = profile;
+        profile.check(email_owned, &mut errors);
         if errors.is_empty() {
             Ok(())
         } else {
@@ -125,6 +140,7 @@ impl Services {
             Some(&input.email),
             Some(&input.name),
             input.password.as_ref().map(ExposeSecret::expose_secret),
+            (&input.profile, Some(&input.email)),
         )?;
         let password_digest = match &input.password {
             Some(p) => Some(self.hash_password(p.expose_secret()).await?),
@@ -137,6 +153,8 @@ impl Services {
             password_digest,
             admin: input.admin,
             created_at: self.now_ms(),
+            external: input.external,
+            profile: input.profile.applied_to(&Profile::default()),
         })
     }
 
@@ -160,30 +178,46 @@ impl Services {
         id: i64,
         changes: &UserChanges,
     ) -> Result<User, ServiceError> {
+        // A public email must be the user's own: theirs as it will be.
+        let email_owned = match (&changes.email, &changes.profile.public_email) {
+            (Some(new), _) => Some(new.clone()),
+            (None, Some(public)) if !public.trim().is_empty() => {
+                self.store.find_user(id).await?.map(|u| u.email)
+            }
+            _ => None,
+        };
         Self::check_user_fields(
             changes.username.as_deref(),
             changes.email.as_deref(),
             changes.name.as_deref(),
             changes.password.as_ref().map(ExposeSecret::expose_secret),
+            (&changes.profile, email_owned.as_deref()),
         )?;
         let password_digest = match &changes.password {
             Some(p) => Some(self.hash_password(p.expose_secret()).await?),
             None => None,
         };
-        let update = UserUpdate {
+        let (ctx, now) = (ctx.clone(), self.now_ms());
+        let mut update = UserUpdate {
             username: changes.username.clone(),
             email: changes.email.clone(),
             name: changes.name.clone(),
             password_digest,
             admin: changes.admin,
+            external: changes.external,
+            profile: None,
+            updated_at: Some(now),
         };
         let password_changed = update.password_digest.is_some();
-        let (ctx, now) = (ctx.clone(), self.now_ms());
+        let profile_changes = changes.profile.clone();
         self.changing_auth(self.unit(move |tx| {
             Box::pin(async move {
                 let Some(old) = tx.find_user(id).await? else {
                     return Ok(None);
                 };
+                if !profile_changes.is_empty() {
+                    update.profile = Some(profile_changes.applied_to(&old.profile));
+                }
                 let Some(user) = tx.update_user(id, update).await? else {
                     return Ok(None);
                 };
@@ -260,7 +294,7 @@ impl Services {
                     if user.state == state {
                         return Ok(Some(false));
                     }
-                    if !tx.set_user_state(id, state).await? {
+                    if !tx.set_user_state(id, state, now).await? {
                         return Ok(None);
                     }
                     let (event, message) = match state {
@@ -317,6 +351,7 @@ impl Services {
                 name: "Administrator".to_owned(),
                 password: chosen.map(SecretString::from),
                 admin: true,
+                ..UserInput::default()
             })
             .await?;
         let (new_token, token_plain) = self.new_token(

@@ -51,6 +51,7 @@ pub async fn run(settings: &Settings, command: UsersCommand) -> anyhow::Result<(
                         name,
                         password,
                         admin,
+                        ..Default::default()
                     },
                 )
                 .await

@@ -4,15 +4,13 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use latchkey_core::clock::gitlab_timestamp;
 use latchkey_core::error::Chain;
-use latchkey_core::user::User;
-use serde::Serialize;
 use serde_json::json;
 
 use super::auth::{authenticate, Need};
 use super::errors::ApiError;
 use super::params::Params;
+use super::user_entities::{UserPublic, UserWithAdmin};
 use super::AppState;
 
 /// The GitLab API level latchkey speaks, reported as `version`.
@@ -108,50 +106,6 @@ pub async fn metadata(
     .into_response())
 }
 
-/// GitLab's user entity, as `/api/v4/user` shows it to its owner.
-#[derive(Debug, Serialize)]
-pub struct UserEntity<'a> {
-    pub id: i64,
-    pub username: &'a str,
-    pub public_email: Option<&'a str>,
-    pub name: &'a str,
-    pub state: &'static str,
-    pub locked: bool,
-    pub avatar_url: Option<&'a str>,
-    pub web_url: String,
-    pub created_at: String,
-    pub bio: &'static str,
-    pub bot: bool,
-    pub email: &'a str,
-    pub two_factor_enabled: bool,
-    pub external: bool,
-    pub private_profile: bool,
-    pub is_admin: bool,
-}
-
-impl<'a> UserEntity<'a> {
-    pub fn new(user: &'a User, external_url: &str) -> Self {
-        Self {
-            id: user.id,
-            username: &user.username,
-            public_email: None,
-            name: &user.name,
-            state: user.state.as_str(),
-            locked: false,
-            avatar_url: None,
-            web_url: format!("{}/{}", external_url.trim_end_matches('/'), user.username),
-            created_at: gitlab_timestamp(user.created_at),
-            bio: "",
-            bot: false,
-            email: &user.email,
-            two_factor_enabled: false,
-            external: false,
-            private_profile: false,
-            is_admin: user.admin,
-        }
-    }
-}
-
 /// `GET /api/v4/user`: reading your own profile needs `read_user` (or an
 /// API scope), as in GitLab.
 pub async fn current_user(
@@ -160,5 +114,11 @@ pub async fn current_user(
     params: Params,
 ) -> Result<Response, ApiError> {
     let caller = authenticate(&state, &headers, &params, Need::ReadUser).await?;
-    Ok(Json(UserEntity::new(&caller.user, &state.external_url)).into_response())
+    let url = &state.external_url;
+    // GitLab: administrators see themselves as administrators see users.
+    if super::auth::is_admin(&state, &caller) {
+        Ok(Json(UserWithAdmin::new(&caller.user, url)).into_response())
+    } else {
+        Ok(Json(UserPublic::new(&caller.user, url)).into_response())
+    }
 }

@@ -18,6 +18,7 @@ pub mod request_id;
 pub mod router;
 pub mod tokens;
 pub mod user_applications;
+pub mod user_entities;
 pub mod users;
 pub mod web;
 

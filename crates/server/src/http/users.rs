@@ -9,44 +9,15 @@ use axum::Json;
 use latchkey_core::secret;
 use latchkey_core::service::ServiceError;
 use latchkey_core::store::StoreError;
-use latchkey_core::user::{User, UserFilter, UserState};
+use latchkey_core::user::{ProfileChanges, UserFilter, UserOrder, UserState};
 use latchkey_core::user::{UserChanges, UserInput};
-use serde::Serialize;
 use serde_json::json;
 
-use super::auth::{authenticate, authenticate_admin, is_admin, may_manage, Need};
+use super::auth::{authenticate, authenticate_admin, is_admin, Need};
 use super::errors::ApiError;
-use super::meta::UserEntity;
 use super::params::{parse_id, Params, StrParam};
+use super::user_entities::{UserBasic, UserProfile, UserPublic, UserWithAdmin};
 use super::{pagination, AppState};
-
-/// GitLab's `UserBasic`: what anyone signed in may see of a user.
-#[derive(Debug, Serialize)]
-pub struct UserBasicEntity<'a> {
-    pub id: i64,
-    pub username: &'a str,
-    pub public_email: Option<&'a str>,
-    pub name: &'a str,
-    pub state: &'static str,
-    pub locked: bool,
-    pub avatar_url: Option<&'a str>,
-    pub web_url: String,
-}
-
-impl<'a> UserBasicEntity<'a> {
-    fn new(u: &'a User, external_url: &str) -> Self {
-        Self {
-            id: u.id,
-            username: &u.username,
-            public_email: None,
-            name: &u.name,
-            state: u.state.as_str(),
-            locked: false,
-            avatar_url: None,
-            web_url: format!("{}/{}", external_url.trim_end_matches('/'), u.username),
-        }
-    }
-}
 
 fn user_not_found(e: ServiceError) -> ApiError {
     match e {
@@ -66,6 +37,81 @@ fn conflict_text(column: &str) -> String {
     format!("{field} has already been taken")
 }
 
+/// GitLab's `GET /users` parameters, in declaration order. Filters GitLab
+/// keeps for administrators (`admins`, `external`, `created_after`,
+/// `created_before`, `order_by`, `sort`) are ignored for others, as GitLab
+/// drops them.
+fn user_filter(params: &Params, admin: bool) -> Result<UserFilter, ApiError> {
+    let mut errors = Vec::new();
+    let username = params.optional_string("username", &mut errors);
+    let search = params.optional_string("search", &mut errors);
+    let active = params.optional_bool("active", &mut errors).unwrap_or(false);
+    let blocked = params
+        .optional_bool("blocked", &mut errors)
+        .unwrap_or(false);
+    let external = params
+        .optional_bool("external", &mut errors)
+        .unwrap_or(false);
+    let exclude_external = params
+        .optional_bool("exclude_external", &mut errors)
+        .unwrap_or(false);
+    // No project bots exist here: accepted, and nothing to leave out.
+    params.optional_bool("without_project_bots", &mut errors);
+    let admins = params.optional_bool("admins", &mut errors).unwrap_or(false);
+    let mut time = |key: &str| match params.get_str(key) {
+        None => None,
+        Some(raw) => {
+            let parsed = super::audit_events::parse_time(raw);
+            if parsed.is_none() {
+                errors.push(format!("{key} is invalid"));
+            }
+            parsed
+        }
+    };
+    let created_after = time("created_after");
+    let created_before = time("created_before");
+    let order = match params.get_str("order_by") {
+        None => Some(UserOrder::Id),
+        Some(raw) => UserOrder::parse(raw),
+    };
+    if order.is_none() {
+        errors.push("order_by does not have a valid value".to_owned());
+    }
+    let ascending = match params.get_str("sort") {
+        None | Some("desc") => false,
+        Some("asc") => true,
+        Some(_) => {
+            errors.push("sort does not have a valid value".to_owned());
+            false
+        }
+    };
+    if !errors.is_empty() {
+        return Err(ApiError::Params(errors));
+    }
+    Ok(UserFilter {
+        username,
+        search,
+        // As GitLab: only administrators find users by their (private) email.
+        search_emails: admin,
+        blocked,
+        active,
+        admins: admin && admins,
+        external: match (external && admin, exclude_external) {
+            (true, _) => Some(true),
+            (false, true) => Some(false),
+            (false, false) => None,
+        },
+        created_after: created_after.filter(|_| admin),
+        created_before: created_before.filter(|_| admin),
+        order: if admin {
+            order.unwrap_or_default()
+        } else {
+            UserOrder::Id
+        },
+        ascending: admin && ascending,
+    })
+}
+
 pub async fn list(
     State(state): State<AppState>,
     method: Method,
@@ -74,21 +120,17 @@ pub async fn list(
     params: Params,
 ) -> Result<Response, ApiError> {
     let caller = authenticate(&state, &headers, &params, Need::for_method(&method)).await?;
-    // As GitLab: only administrators find users by their (private) email.
-    let filter = UserFilter {
-        username: params.get_str("username").map(str::to_owned),
-        search: params.get_str("search").map(str::to_owned),
-        search_emails: is_admin(&state, &caller),
-    };
+    let admin = is_admin(&state, &caller);
+    let filter = user_filter(&params, admin)?;
     let req = pagination::request(&params);
     let (users, total) = state.services.list_users(&filter, req).await?;
     let url = &state.external_url;
-    if is_admin(&state, &caller) {
-        let items: Vec<UserEntity<'_>> = users.iter().map(|u| UserEntity::new(u, url)).collect();
+    if admin {
+        let items: Vec<UserWithAdmin<'_>> =
+            users.iter().map(|u| UserWithAdmin::new(u, url)).collect();
         Ok(pagination::respond(&items, req, total, url, &uri))
     } else {
-        let items: Vec<UserBasicEntity<'_>> =
-            users.iter().map(|u| UserBasicEntity::new(u, url)).collect();
+        let items: Vec<UserBasic<'_>> = users.iter().map(|u| UserBasic::new(u, url)).collect();
         Ok(pagination::respond(&items, req, total, url, &uri))
     }
 }
@@ -108,10 +150,15 @@ pub async fn get(
         .await?
         .ok_or(ApiError::NotFound("User"))?;
     let url = &state.external_url;
-    if may_manage(&state, &caller, Some(user.id)) {
-        Ok(Json(UserEntity::new(&user, url)).into_response())
+    if is_admin(&state, &caller) {
+        Ok(Json(UserWithAdmin::new(&user, url)).into_response())
+    } else if caller.user.id == user.id {
+        Ok(Json(UserPublic::new(&user, url)).into_response())
+    } else if user.profile.private_profile {
+        // GitLab: a private profile shows only the basics to others.
+        Ok(Json(UserBasic::new(&user, url)).into_response())
     } else {
-        Ok(Json(UserBasicEntity::new(&user, url)).into_response())
+        Ok(Json(UserProfile::new(&user, url)).into_response())
     }
 }
 
@@ -148,6 +195,10 @@ pub async fn create(
     let name = required("name", &mut errors);
     let username = required("username", &mut errors);
     let admin = params.optional_bool("admin", &mut errors).unwrap_or(false);
+    let external = params
+        .optional_bool("external", &mut errors)
+        .unwrap_or(false);
+    let profile = profile_changes(&params, &mut errors);
     let (Some(email), Some(name), Some(username)) = (email, name, username) else {
         return Err(ApiError::Params(errors));
     };
@@ -167,6 +218,8 @@ pub async fn create(
         name,
         password: Some(password.into()),
         admin,
+        external,
+        profile,
     };
     let user = state
         .services
@@ -175,7 +228,7 @@ pub async fn create(
         .map_err(user_not_found)?;
     Ok((
         StatusCode::CREATED,
-        Json(UserEntity::new(&user, &state.external_url)),
+        Json(UserWithAdmin::new(&user, &state.external_url)),
     )
         .into_response())
 }
@@ -197,6 +250,8 @@ pub async fn update(
             .optional_string("password", &mut errors)
             .map(Into::into),
         admin: params.optional_bool("admin", &mut errors),
+        external: params.optional_bool("external", &mut errors),
+        profile: profile_changes(&params, &mut errors),
     };
     if !errors.is_empty() {
         return Err(ApiError::Params(errors));
@@ -206,7 +261,49 @@ pub async fn update(
         .update_user(&caller.context(), id, &changes)
         .await
         .map_err(user_not_found)?;
-    Ok(Json(UserEntity::new(&user, &state.external_url)).into_response())
+    Ok(Json(UserWithAdmin::new(&user, &state.external_url)).into_response())
+}
+
+/// The profile fields GitLab's create and update take (`note` is for
+/// administrators, who alone may call these). A field given as null
+/// clears it.
+fn profile_changes(params: &Params, errors: &mut Vec<String>) -> ProfileChanges {
+    let text = |key: &str, errors: &mut Vec<String>| match params.string(key) {
+        StrParam::Missing => None,
+        StrParam::Invalid => {
+            errors.push(format!("{key} is invalid"));
+            None
+        }
+        StrParam::Null => Some(String::new()),
+        StrParam::Value(v) => Some(v),
+    };
+    let projects_limit = match params.get_str("projects_limit") {
+        None => None,
+        Some(raw) => match raw.trim().parse::<i64>() {
+            Ok(n) => Some(n),
+            Err(_) => {
+                errors.push("projects_limit is invalid".to_owned());
+                None
+            }
+        },
+    };
+    ProfileChanges {
+        bio: text("bio", errors),
+        location: text("location", errors),
+        website_url: text("website_url", errors),
+        organization: text("organization", errors),
+        job_title: text("job_title", errors),
+        pronouns: text("pronouns", errors),
+        public_email: text("public_email", errors),
+        linkedin: text("linkedin", errors),
+        twitter: text("twitter", errors),
+        discord: text("discord", errors),
+        skype: text("skype", errors),
+        note: text("note", errors),
+        private_profile: params.optional_bool("private_profile", errors),
+        can_create_group: params.optional_bool("can_create_group", errors),
+        projects_limit,
+    }
 }
 
 pub async fn delete(

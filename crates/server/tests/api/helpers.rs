@@ -201,6 +201,7 @@ impl TestApp {
                     name: "Administrator".into(),
                     password: None,
                     admin: true,
+                    ..Default::default()
                 },
             )
             .await
@@ -264,6 +265,7 @@ impl TestApp {
                     name: username.into(),
                     password: None,
                     admin,
+                    ..Default::default()
                 },
             )
             .await

@@ -26,3 +26,4 @@ mod snapshots;
 mod tokens;
 mod user_applications;
 mod users;
+mod users_fidelity;

@@ -202,6 +202,7 @@ pub async fn user_with_password(app: &TestApp, username: &str) {
                 name: username.into(),
                 password: Some(PASSWORD.into()),
                 admin: false,
+                ..Default::default()
             },
         )
         .await

@@ -1,0 +1,162 @@
+//! GitLab's user entities, from least to most shown (`lib/api/entities/`):
+//! `UserBasic` (lists for everyone), `User` (a public profile), `UserPublic`
+//! (what a user sees of themselves), `UserWithAdmin` (what administrators
+//! see). Each is the one before it with more fields.
+
+use latchkey_core::clock::gitlab_timestamp;
+use latchkey_core::user::User;
+use serde::Serialize;
+
+fn opt(s: &str) -> Option<&str> {
+    (!s.is_empty()).then_some(s)
+}
+
+/// GitLab's `UserBasic`.
+#[derive(Debug, Serialize)]
+pub struct UserBasic<'a> {
+    pub id: i64,
+    pub username: &'a str,
+    pub public_email: Option<&'a str>,
+    pub name: &'a str,
+    pub state: &'static str,
+    pub locked: bool,
+    pub avatar_url: Option<&'a str>,
+    pub web_url: String,
+}
+
+impl<'a> UserBasic<'a> {
+    pub fn new(u: &'a User, external_url: &str) -> Self {
+        Self {
+            id: u.id,
+            username: &u.username,
+            public_email: opt(&u.profile.public_email),
+            name: &u.name,
+            state: u.state.as_str(),
+            locked: false,
+            avatar_url: None,
+            web_url: format!("{}/{}", external_url.trim_end_matches('/'), u.username),
+        }
+    }
+}
+
+/// GitLab's `User`: a public profile.
+#[derive(Debug, Serialize)]
+pub struct UserProfile<'a> {
+    #[serde(flatten)]
+    pub basic: UserBasic<'a>,
+    pub created_at: String,
+    pub bio: &'a str,
+    pub location: &'a str,
+    pub skype: &'a str,
+    pub linkedin: &'a str,
+    pub twitter: &'a str,
+    pub discord: &'a str,
+    pub website_url: &'a str,
+    pub organization: &'a str,
+    pub job_title: &'a str,
+    pub pronouns: Option<&'a str>,
+    pub bot: bool,
+    pub work_information: Option<String>,
+    pub followers: u32,
+    pub following: u32,
+    pub local_time: Option<&'a str>,
+}
+
+impl<'a> UserProfile<'a> {
+    pub fn new(u: &'a User, external_url: &str) -> Self {
+        let p = &u.profile;
+        let work = match (opt(&p.job_title), opt(&p.organization)) {
+            (Some(job), Some(org)) => Some(format!("{job} at {org}")),
+            (Some(one), None) | (None, Some(one)) => Some(one.to_owned()),
+            (None, None) => None,
+        };
+        Self {
+            basic: UserBasic::new(u, external_url),
+            created_at: gitlab_timestamp(u.created_at),
+            bio: &p.bio,
+            location: &p.location,
+            skype: &p.skype,
+            linkedin: &p.linkedin,
+            twitter: &p.twitter,
+            discord: &p.discord,
+            website_url: &p.website_url,
+            organization: &p.organization,
+            job_title: &p.job_title,
+            pronouns: opt(&p.pronouns),
+            bot: false,
+            work_information: work,
+            followers: 0,
+            following: 0,
+            local_time: None,
+        }
+    }
+}
+
+/// GitLab's `UserPublic`: what a user sees of themselves (latchkey adds
+/// `is_admin`, which GitLab shows only to administrators).
+#[derive(Debug, Serialize)]
+pub struct UserPublic<'a> {
+    #[serde(flatten)]
+    pub profile: UserProfile<'a>,
+    pub last_sign_in_at: Option<String>,
+    pub confirmed_at: String,
+    pub last_activity_on: Option<String>,
+    pub email: &'a str,
+    pub theme_id: u32,
+    pub color_scheme_id: u32,
+    pub projects_limit: i64,
+    pub current_sign_in_at: Option<String>,
+    pub identities: [(); 0],
+    pub can_create_group: bool,
+    pub can_create_project: bool,
+    pub two_factor_enabled: bool,
+    pub external: bool,
+    pub private_profile: bool,
+    pub commit_email: &'a str,
+    pub is_admin: bool,
+}
+
+impl<'a> UserPublic<'a> {
+    pub fn new(u: &'a User, external_url: &str) -> Self {
+        Self {
+            profile: UserProfile::new(u, external_url),
+            last_sign_in_at: None,
+            confirmed_at: gitlab_timestamp(u.created_at),
+            last_activity_on: None,
+            email: &u.email,
+            theme_id: 1,
+            color_scheme_id: 1,
+            projects_limit: u.profile.projects_limit(),
+            current_sign_in_at: None,
+            identities: [],
+            can_create_group: u.profile.can_create_group(),
+            can_create_project: u.profile.projects_limit() > 0,
+            two_factor_enabled: false,
+            external: u.external,
+            private_profile: u.profile.private_profile,
+            commit_email: &u.email,
+            is_admin: u.admin,
+        }
+    }
+}
+
+/// GitLab's `UserWithAdmin`: what administrators see.
+#[derive(Debug, Serialize)]
+pub struct UserWithAdmin<'a> {
+    #[serde(flatten)]
+    pub public: UserPublic<'a>,
+    pub note: Option<&'a str>,
+    pub namespace_id: Option<i64>,
+    pub created_by: Option<()>,
+}
+
+impl<'a> UserWithAdmin<'a> {
+    pub fn new(u: &'a User, external_url: &str) -> Self {
+        Self {
+            public: UserPublic::new(u, external_url),
+            note: opt(&u.profile.note),
+            namespace_id: None,
+            created_by: None,
+        }
+    }
+}

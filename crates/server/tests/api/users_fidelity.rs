@@ -1,0 +1,311 @@
+//! GitLab's Users API as real clients use it: the list filters and
+//! orders, every profile field, and who sees which entity.
+
+use serde_json::{json, Value};
+
+use crate::helpers::{status_json, RequestAs, TestApp};
+
+async fn create(app: &TestApp, username: &str, extra: &[(&str, &str)]) -> Value {
+    let email = format!("{username}@example.com");
+    let mut form = vec![
+        ("username", username),
+        ("email", email.as_str()),
+        ("name", username),
+        ("password", "correct-horse-battery"),
+    ];
+    form.extend_from_slice(extra);
+    let res = app
+        .client
+        .post(app.url("/api/v4/users"))
+        .private_token(&app.root_token)
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = status_json(res).await;
+    assert_eq!(status, 201, "{body}");
+    body
+}
+
+async fn list(app: &TestApp, token: &str, query: &str) -> (u16, Value) {
+    let res = app
+        .client
+        .get(app.url(&format!("/api/v4/users?per_page=100&{query}")))
+        .private_token(token)
+        .send()
+        .await
+        .unwrap();
+    status_json(res).await
+}
+
+fn usernames(body: &Value) -> Vec<String> {
+    body.as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["username"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_list_filters_and_orders_as_gitlab_does() {
+    let app = TestApp::spawn().await;
+    create(&app, "carol", &[("external", "true")]).await;
+    let bob = create(&app, "bob", &[]).await;
+    create(&app, "alice", &[("admin", "true")]).await;
+    let res = app
+        .client
+        .post(app.url(&format!("/api/v4/users/{}/block", bob["id"])))
+        .private_token(&app.root_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let root = app.root_token.clone();
+
+    let (_, all) = list(&app, &root, "").await;
+    assert_eq!(
+        usernames(&all),
+        ["alice", "bob", "carol", "root"],
+        "id, descending"
+    );
+    let (_, blocked) = list(&app, &root, "blocked=true").await;
+    assert_eq!(usernames(&blocked), ["bob"]);
+    let (_, active) = list(&app, &root, "active=true").await;
+    assert_eq!(usernames(&active), ["alice", "carol", "root"]);
+    let (_, admins) = list(&app, &root, "admins=true").await;
+    assert_eq!(usernames(&admins), ["alice", "root"]);
+    let (_, external) = list(&app, &root, "external=true").await;
+    assert_eq!(usernames(&external), ["carol"]);
+    let (_, internal) = list(&app, &root, "exclude_external=true").await;
+    assert_eq!(usernames(&internal), ["alice", "bob", "root"]);
+    let (_, none) = list(&app, &root, "without_project_bots=true&blocked=false").await;
+    assert_eq!(usernames(&none).len(), 4);
+    let (_, by_name) = list(&app, &root, "order_by=username&sort=asc").await;
+    assert_eq!(usernames(&by_name), ["alice", "bob", "carol", "root"]);
+    let (_, by_name_desc) = list(&app, &root, "order_by=name").await;
+    // root is "Administrator": capitals sort before small letters.
+    assert_eq!(usernames(&by_name_desc), ["carol", "bob", "alice", "root"]);
+    let (_, oldest) = list(&app, &root, "order_by=created_at&sort=asc").await;
+    assert_eq!(usernames(&oldest)[0], "root");
+    let (_, updated) = list(&app, &root, "order_by=updated_at&sort=desc").await;
+    assert_eq!(usernames(&updated)[0], "bob", "blocked last");
+    let (_, future) = list(&app, &root, "created_after=2999-01-01T00:00:00Z").await;
+    assert_eq!(usernames(&future).len(), 0);
+    let (_, past) = list(&app, &root, "created_before=2000-01-01").await;
+    assert_eq!(usernames(&past).len(), 0);
+    let (_, now) = list(
+        &app,
+        &root,
+        "created_after=2000-01-01&created_before=2999-01-01",
+    )
+    .await;
+    assert_eq!(usernames(&now).len(), 4);
+
+    for (query, error) in [
+        ("order_by=email", "order_by does not have a valid value"),
+        ("sort=up", "sort does not have a valid value"),
+        ("blocked=maybe", "blocked is invalid"),
+        ("created_after=soon", "created_after is invalid"),
+    ] {
+        let (status, body) = list(&app, &root, query).await;
+        assert_eq!(
+            (status, &body),
+            (400, &json!({ "error": error })),
+            "{query}"
+        );
+    }
+
+    // Others: the basic entity, and the filters GitLab keeps for
+    // administrators are ignored.
+    let (_, token) = app.user_with_token("dave", false, "read_api").await;
+    let (status, seen) = list(&app, &token, "admins=true&external=true").await;
+    assert_eq!(status, 200);
+    assert_eq!(usernames(&seen).len(), 5, "ignored for non-administrators");
+    assert!(seen[0].get("email").is_none(), "{seen}");
+    assert!(seen[0].get("is_admin").is_none(), "{seen}");
+    let (_, blocked) = list(&app, &token, "blocked=true").await;
+    assert_eq!(usernames(&blocked), ["bob"]);
+}
+
+#[tokio::test]
+async fn every_profile_field_is_stored_returned_and_audited() {
+    let app = TestApp::spawn().await;
+    let alice = create(&app, "alice", &[("bio", "Hello")]).await;
+    assert_eq!(alice["bio"], "Hello");
+    let id = alice["id"].as_i64().unwrap();
+    let fields = [
+        ("bio", "I build things"),
+        ("location", "Berlin"),
+        ("website_url", "https://alice.example"),
+        ("organization", "ACME"),
+        ("job_title", "Engineer"),
+        ("pronouns", "she/her"),
+        ("public_email", "alice@example.com"),
+        ("linkedin", "alice-l"),
+        ("twitter", "alice_t"),
+        ("discord", "123456789012345678"),
+        ("skype", "alice.s"),
+        ("note", "met at the conference"),
+    ];
+    let mut form: Vec<(&str, &str)> = fields.to_vec();
+    form.extend([
+        ("private_profile", "false"),
+        ("external", "true"),
+        ("can_create_group", "false"),
+        ("projects_limit", "42"),
+    ]);
+    let res = app
+        .client
+        .put(app.url(&format!("/api/v4/users/{id}")))
+        .private_token(&app.root_token)
+        .form(&form)
+        .send()
+        .await
+        .unwrap();
+    let (status, updated) = status_json(res).await;
+    assert_eq!(status, 200, "{updated}");
+    for (key, value) in fields {
+        assert_eq!(updated[key], value, "{key}");
+    }
+    assert_eq!(updated["external"], true);
+    assert_eq!(updated["can_create_group"], false);
+    assert_eq!(updated["projects_limit"], 42);
+    assert_eq!(updated["work_information"], "Engineer at ACME");
+
+    // Read back: as stored, by the administrator.
+    let res = app
+        .client
+        .get(app.url(&format!("/api/v4/users/{id}")))
+        .private_token(&app.root_token)
+        .send()
+        .await
+        .unwrap();
+    let (_, read) = status_json(res).await;
+    assert_eq!(read, updated);
+
+    // Another user sees the public profile, never the note or the email.
+    let (_, token) = app.user_with_token("bob", false, "read_api").await;
+    let res = app
+        .client
+        .get(app.url(&format!("/api/v4/users/{id}")))
+        .private_token(&token)
+        .send()
+        .await
+        .unwrap();
+    let (_, public) = status_json(res).await;
+    assert_eq!(public["bio"], "I build things");
+    assert_eq!(public["public_email"], "alice@example.com");
+    assert!(public.get("note").is_none(), "{public}");
+    assert!(public.get("email").is_none(), "{public}");
+    assert!(public.get("is_admin").is_none(), "{public}");
+
+    // A private profile shows others only the basics.
+    let res = app
+        .client
+        .put(app.url(&format!("/api/v4/users/{id}")))
+        .private_token(&app.root_token)
+        .form(&[("private_profile", "true")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let res = app
+        .client
+        .get(app.url(&format!("/api/v4/users/{id}")))
+        .private_token(&token)
+        .send()
+        .await
+        .unwrap();
+    let (_, private) = status_json(res).await;
+    assert!(private.get("bio").is_none(), "{private}");
+    assert_eq!(private["username"], "alice");
+
+    // Refused values: nothing stored, GitLab's validation errors.
+    for (key, value, message) in [
+        ("website_url", "javascript:alert(1)", "is not a valid URL"),
+        (
+            "public_email",
+            "someone@else.example",
+            "is not an email you own",
+        ),
+        ("discord", "alice#1", "must contain only a discord user ID."),
+    ] {
+        let res = app
+            .client
+            .put(app.url(&format!("/api/v4/users/{id}")))
+            .private_token(&app.root_token)
+            .form(&[(key, value)])
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = status_json(res).await;
+        assert_eq!(status, 400, "{key}");
+        assert_eq!(body["message"][key][0], message, "{body}");
+    }
+    let bio = "x".repeat(256);
+    let res = app
+        .client
+        .put(app.url(&format!("/api/v4/users/{id}")))
+        .private_token(&app.root_token)
+        .form(&[("bio", bio.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+
+    // Each changed field is on the record with from and to.
+    let res = app
+        .client
+        .get(app.url(&format!(
+            "/api/v4/audit_events?entity_type=User&entity_id={id}&per_page=100"
+        )))
+        .private_token(&app.root_token)
+        .send()
+        .await
+        .unwrap();
+    let events: Vec<Value> = res.json().await.unwrap();
+    let change = |what: &str| {
+        events
+            .iter()
+            .find(|e| e["details"]["change"] == what)
+            .map(|e| (e["details"]["from"].clone(), e["details"]["to"].clone()))
+    };
+    assert_eq!(
+        change("bio"),
+        Some((json!("Hello"), json!("I build things")))
+    );
+    assert_eq!(change("external"), Some((json!("false"), json!("true"))));
+    assert_eq!(
+        change("projects_limit"),
+        Some((json!("100000"), json!("42")))
+    );
+}
+
+#[tokio::test]
+async fn a_user_sees_their_own_profile_and_the_current_user_endpoint_too() {
+    let app = TestApp::spawn().await;
+    let (id, token) = app.user_with_token("erin", false, "api").await;
+    let res = app
+        .client
+        .put(app.url(&format!("/api/v4/users/{id}")))
+        .private_token(&app.root_token)
+        .form(&[("location", "Lisbon"), ("note", "admins only")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    for path in ["/api/v4/user".to_owned(), format!("/api/v4/users/{id}")] {
+        let res = app
+            .client
+            .get(app.url(&path))
+            .private_token(&token)
+            .send()
+            .await
+            .unwrap();
+        let (status, me) = status_json(res).await;
+        assert_eq!(status, 200);
+        assert_eq!(me["location"], "Lisbon", "{path}");
+        assert_eq!(me["email"], "erin@example.com", "{path}");
+        assert!(me.get("note").is_none(), "{path}: {me}");
+    }
+}
