@@ -297,9 +297,63 @@ pub fn verify_password(password: &str, digest: &str) -> bool {
     Output::new(&out).is_ok_and(|computed| computed == expected)
 }
 
+/// Names GitLab keeps for its own top-level routes
+/// (`Gitlab::PathRegex::TOP_LEVEL_ROUTES`): no user (nor, later, group) may
+/// take one, since profiles are served at `/:username`.
+pub const RESERVED_NAMES: &[&str] = &[
+    "-",
+    ".well-known",
+    "404.html",
+    "422.html",
+    "500.html",
+    "502.html",
+    "503.html",
+    "admin",
+    "api",
+    "apple-touch-icon.png",
+    "assets",
+    "dashboard",
+    "deploy.html",
+    "explore",
+    "favicon.ico",
+    "favicon.png",
+    "files",
+    "groups",
+    "health_check",
+    "help",
+    "import",
+    "jwt",
+    "login",
+    "oauth",
+    "profile",
+    "projects",
+    "public",
+    "robots.txt",
+    "s",
+    "search",
+    "sitemap",
+    "sitemap.xml",
+    "sitemap.xml.gz",
+    "slash-command-logo.png",
+    "snippets",
+    "unsubscribes",
+    "uploads",
+    "users",
+    "v2",
+];
+
+/// Is `name` one of GitLab's reserved top-level names (any case)?
+pub fn is_reserved_name(name: &str) -> bool {
+    RESERVED_NAMES.iter().any(|r| r.eq_ignore_ascii_case(name))
+}
+
 /// Usernames as GitLab allows them: letters, digits, `_`, `-`, `.`; not
-/// starting with a special character, not ending in `.git` or `.atom`.
+/// starting with a special character, not ending in `.git` or `.atom`;
+/// not one of GitLab's reserved names.
 pub fn check_username(username: &str) -> Result<(), String> {
+    if is_reserved_name(username) {
+        return Err(format!("{username} is a reserved name"));
+    }
     if username.is_empty() || username.chars().count() > MAX_USERNAME_CHARS {
         return Err(format!("must be 1 to {MAX_USERNAME_CHARS} characters"));
     }
@@ -469,7 +523,9 @@ mod tests {
         for ok in ["root", "a", "jane.doe", "j_d-1"] {
             assert!(check_username(ok).is_ok(), "{ok}");
         }
-        for bad in ["", ".x", "-x", "x.", "a b", "x.git", "é"] {
+        for bad in [
+            "", ".x", "-x", "x.", "a b", "x.git", "é", "admin", "Users", "-", "api",
+        ] {
             assert!(check_username(bad).is_err(), "{bad}");
         }
         assert!(check_email("a@b").is_ok());

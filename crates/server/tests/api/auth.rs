@@ -158,7 +158,9 @@ async fn expired_and_revoked_tokens_get_invalid_token() {
 async fn scopes_decide_what_a_token_may_do() {
     let app = TestApp::spawn().await;
     let (_, read_api) = app.user_with_token("reader", true, "read_api").await;
-    let (_, read_user) = app.user_with_token("profile", true, "read_user").await;
+    let (_, read_user) = app
+        .user_with_token("profile-reader", true, "read_user")
+        .await;
     let url = app.url("/api/v4/applications");
     assert_eq!(
         app.client

@@ -309,3 +309,42 @@ async fn a_user_sees_their_own_profile_and_the_current_user_endpoint_too() {
         assert!(me.get("note").is_none(), "{path}: {me}");
     }
 }
+
+#[tokio::test]
+async fn gitlabs_reserved_names_are_refused() {
+    let app = TestApp::spawn().await;
+    for name in ["admin", "API", "users", "groups", "oauth", "-", "help"] {
+        let res = app
+            .client
+            .post(app.url("/api/v4/users"))
+            .private_token(&app.root_token)
+            .form(&[
+                ("username", name),
+                ("email", "reserved@example.com"),
+                ("name", "Reserved"),
+                ("password", "correct-horse-battery"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = status_json(res).await;
+        assert_eq!(status, 400, "{name}: {body}");
+        assert!(
+            body["message"]["username"][0]
+                .as_str()
+                .unwrap()
+                .ends_with("is a reserved name"),
+            "{body}"
+        );
+    }
+    let (id, _) = app.user_with_token("renamed", false, "api").await;
+    let res = app
+        .client
+        .put(app.url(&format!("/api/v4/users/{id}")))
+        .private_token(&app.root_token)
+        .form(&[("username", "dashboard")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+}
