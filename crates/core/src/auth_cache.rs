@@ -204,6 +204,7 @@ mod tests {
                 expires_at: None,
                 revoked: false,
                 created_at: 0,
+                last_used_at: None,
             },
             user: User {
                 id: 1,

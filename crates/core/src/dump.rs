@@ -59,6 +59,7 @@ pub const TABLES: &[TableSpec] = &[
             ("expires_at", Text),
             ("revoked", Bool),
             ("created_at", Int),
+            ("last_used_at", Int),
         ],
     },
     TableSpec {

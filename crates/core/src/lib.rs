@@ -29,6 +29,7 @@ pub mod service;
 pub mod session;
 pub mod store;
 pub mod token;
+pub mod usage;
 pub mod user;
 
 pub use clock::{Clock, SystemClock};

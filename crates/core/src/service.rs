@@ -145,6 +145,8 @@ pub struct Services {
     pub(crate) metrics: crate::metrics::Metrics,
     /// Where committed audit events are also sent (see [`crate::audit`]).
     pub(crate) audit_sink: Option<Arc<dyn crate::audit::AuditSink>>,
+    /// Credentials' uses, waiting to be written (see [`crate::usage`]).
+    pub(crate) usage: Arc<crate::usage::UsageRecorder>,
 }
 
 impl Services {
@@ -160,6 +162,7 @@ impl Services {
             signing_key: Arc::new(std::sync::Mutex::new(None)),
             signing_key_ready: Arc::new(tokio::sync::OnceCell::new()),
             audit_sink: None,
+            usage: Arc::default(),
         }
     }
 

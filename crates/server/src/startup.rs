@@ -201,9 +201,36 @@ pub async fn serve(
 ) -> anyhow::Result<()> {
     spawn_cleanup(state.services.clone());
     spawn_forget_idle_limits(state.observer.clone());
+    spawn_usage_flush(state.services.clone());
+    let services = state.services.clone();
     let app = http::router(state);
     crate::server::run(listener, app, limits, shutdown_signal()).await;
+    // The uses noted since the last flush, so that a restart loses none.
+    flush_usage(&services).await;
     Ok(())
+}
+
+/// How often noted credential uses are written (each credential at most
+/// once a minute whatever this is; see `latchkey_core::usage`).
+const USAGE_FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+
+fn spawn_usage_flush(services: Services) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(USAGE_FLUSH_INTERVAL);
+        loop {
+            tick.tick().await;
+            flush_usage(&services).await;
+        }
+    });
+}
+
+async fn flush_usage(services: &Services) {
+    match services.flush_usage().await {
+        Ok(n) => tracing::debug!(written = n, "token uses written"),
+        Err(e) => {
+            tracing::warn!(error = %Chain(&e), "writing token uses failed (later uses are noted again)")
+        }
+    }
 }
 
 /// Serve `/-/metrics` alone on `listener` (`LATCHKEY_METRICS_LISTEN`).

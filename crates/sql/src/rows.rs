@@ -63,6 +63,7 @@ pub fn token_from_row(row: &mut Row) -> Result<PersonalAccessToken, StoreError> 
         expires_at,
         revoked: row.bool("revoked")?,
         created_at: row.int("created_at")?,
+        last_used_at: row.opt_int("last_used_at")?,
     })
 }
 

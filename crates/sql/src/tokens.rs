@@ -3,17 +3,18 @@
 use async_trait::async_trait;
 use latchkey_core::pagination::PageRequest;
 use latchkey_core::store::{StoreError, TokenWithOwner};
-use latchkey_core::token::{NewToken, PersonalAccessToken, TokenStore};
+use latchkey_core::token::{NewToken, PersonalAccessToken, TokenFilter, TokenStore};
 
 use crate::applications::bounded;
-use crate::backend::{Access, Backend, SqlStore};
+use crate::backend::{Access, Backend, Dialect, SqlStore};
 use crate::conn::{count, query_as, query_one, Conn};
+use crate::filter::Where;
 use crate::params;
 use crate::rows::{token_from_row, token_with_owner};
 
 macro_rules! token_columns {
     () => {
-        "id, user_id, name, scopes, expires_at, revoked, created_at"
+        "id, user_id, name, scopes, expires_at, revoked, created_at, last_used_at"
     };
 }
 
@@ -25,6 +26,7 @@ const INSERT: &str = concat!(
 );
 const WITH_OWNER: &str =
     "SELECT t.id, t.user_id, t.name, t.scopes, t.expires_at, t.revoked, t.created_at,
+            t.last_used_at,
             u.id AS u_id, u.username AS u_username, u.email AS u_email, u.name AS u_name,
             u.admin AS u_admin, u.state AS u_state, u.created_at AS u_created_at,
             u.external AS u_external, u.updated_at AS u_updated_at, u.profile AS u_profile
@@ -38,14 +40,56 @@ pub(crate) const FIND: &str = concat!(
     token_columns!(),
     " FROM personal_access_tokens WHERE id = $1"
 );
-const COUNT: &str =
-    "SELECT COUNT(*) FROM personal_access_tokens WHERE (CAST($1 AS BIGINT) IS NULL OR user_id = $1)";
-const PAGE: &str = concat!(
-    "SELECT ",
-    token_columns!(),
-    " FROM personal_access_tokens WHERE (CAST($1 AS BIGINT) IS NULL OR user_id = $1)
-     ORDER BY id LIMIT $2 OFFSET $3"
-);
+/// A later time only: batches may arrive out of order.
+const TOUCH: &str = "UPDATE personal_access_tokens SET last_used_at = $2
+     WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)";
+
+/// The conditions of `f`.
+fn filtered(d: Dialect, f: &TokenFilter) -> Where {
+    let mut w = Where::default();
+    if let Some(user_id) = f.user_id {
+        w.add("user_id = ?", user_id);
+    }
+    if let Some(revoked) = f.revoked {
+        w.add_plain(if revoked {
+            "revoked = TRUE"
+        } else {
+            "revoked = FALSE"
+        });
+    }
+    // Expired: its last day (YYYY-MM-DD, which sorts as text) is before today.
+    let today = f.today.map(|d| d.to_string()).unwrap_or_default();
+    match f.active {
+        Some(true) => w.add(
+            "(revoked = FALSE AND (expires_at IS NULL OR expires_at >= ?))",
+            today,
+        ),
+        Some(false) => w.add(
+            "(revoked = TRUE OR (expires_at IS NOT NULL AND expires_at < ?))",
+            today,
+        ),
+        None => {}
+    }
+    if let Some(t) = f.created_after {
+        w.add("created_at >= ?", t);
+    }
+    if let Some(t) = f.created_before {
+        w.add("created_at <= ?", t);
+    }
+    if let Some(t) = f.last_used_after {
+        w.add("last_used_at >= ?", t);
+    }
+    if let Some(t) = f.last_used_before {
+        w.add("last_used_at <= ?", t);
+    }
+    if let Some(search) = &f.search {
+        w.add(
+            &d.nocase_like("name", "?"),
+            crate::users::contains_pattern(search),
+        );
+    }
+    w
+}
 
 /// Insert `t` for `user_id`; the token as stored.
 pub(crate) async fn insert(
@@ -92,18 +136,47 @@ impl<B: Backend> TokenStore for SqlStore<B> {
 
     async fn list_tokens(
         &self,
-        user_id: Option<i64>,
+        filter: &TokenFilter,
         page: PageRequest,
     ) -> Result<(Vec<PersonalAccessToken>, u64), StoreError> {
         let access = Access::Read {
-            bounded: user_id.is_some() && bounded(page),
+            bounded: filter.user_id.is_some() && bounded(page),
             snapshot: true,
         };
+        let w = filtered(B::DIALECT, filter);
+        let count_sql = format!("SELECT COUNT(*) FROM personal_access_tokens{}", w.clause());
+        let page_sql = format!(
+            concat!(
+                "SELECT ",
+                token_columns!(),
+                " FROM personal_access_tokens{} ORDER BY id LIMIT {} OFFSET {}"
+            ),
+            w.clause(),
+            w.next_placeholder(0),
+            w.next_placeholder(1),
+        );
+        let mut params = w.params;
         self.run(access, move |c| {
             Box::pin(async move {
-                let n = count(c, COUNT, &params![user_id]).await?;
-                let page = params![user_id, page.limit(), page.offset()];
-                Ok((query_as(c, PAGE, &page, token_from_row).await?, n))
+                let n = count(c, &count_sql, &params).await?;
+                params.extend(params![page.limit(), page.offset()]);
+                Ok((query_as(c, &page_sql, &params, token_from_row).await?, n))
+            })
+        })
+        .await
+    }
+
+    async fn record_token_usage(&self, used: Vec<(i64, i64)>) -> Result<u64, StoreError> {
+        if used.is_empty() {
+            return Ok(0);
+        }
+        self.run(Access::TRANSACTION, move |c| {
+            Box::pin(async move {
+                let mut changed = 0;
+                for (id, at) in used {
+                    changed += c.execute(TOUCH, &params![id, at]).await?;
+                }
+                Ok(changed)
             })
         })
         .await

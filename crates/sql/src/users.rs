@@ -165,7 +165,7 @@ fn filtered(d: Dialect, filter: &UserFilter) -> Where {
 }
 
 /// A LIKE pattern matching `s` anywhere, its own wildcards escaped.
-fn contains_pattern(s: &str) -> String {
+pub(crate) fn contains_pattern(s: &str) -> String {
     let escaped = s
         .replace('\\', "\\\\")
         .replace('%', "\\%")

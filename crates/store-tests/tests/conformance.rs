@@ -389,6 +389,14 @@ fn new_app(uid: &str, owner_id: Option<i64>) -> NewApplication {
     }
 }
 
+/// The tokens of one user (`None`: everyone's).
+fn tokens_of(user_id: Option<i64>) -> latchkey_core::token::TokenFilter {
+    latchkey_core::token::TokenFilter {
+        user_id,
+        ..Default::default()
+    }
+}
+
 fn new_user(username: &str) -> NewUser {
     NewUser {
         username: username.to_owned(),
@@ -1574,7 +1582,7 @@ async fn scenario_writes_racing_a_parents_delete(store: Arc<dyn Store>) {
             .expect("list");
         assert_eq!((owned.len(), total), (0, 0), "round {round}");
         let (tokens, _) = store
-            .list_tokens(Some(owner.id), PageRequest::default())
+            .list_tokens(&tokens_of(Some(owner.id)), PageRequest::default())
             .await
             .expect("list");
         assert!(tokens.is_empty(), "round {round}");
@@ -1656,7 +1664,7 @@ async fn scenario_delete_user_cascades(store: Arc<dyn Store>) {
         Some(instance)
     );
     let (tokens, total) = store
-        .list_tokens(None, PageRequest::default())
+        .list_tokens(&tokens_of(None), PageRequest::default())
         .await
         .expect("list");
     assert_eq!(total, 1);
@@ -1837,28 +1845,31 @@ async fn scenario_find_and_list_tokens(store: Arc<dyn Store>) {
     assert_eq!(store.find_token(last + 100).await.expect("find"), None);
 
     let (tokens, total) = store
-        .list_tokens(None, PageRequest::default())
+        .list_tokens(&tokens_of(None), PageRequest::default())
         .await
         .expect("list");
     assert_eq!(total, 8);
     assert_eq!(tokens, all);
     let (tokens, total) = store
-        .list_tokens(Some(alice.id), PageRequest::default())
+        .list_tokens(&tokens_of(Some(alice.id)), PageRequest::default())
         .await
         .expect("list");
     assert_eq!(total, 4);
     assert_eq!(tokens, alices);
     let (tokens, total) = store
-        .list_tokens(Some(alice.id), page(2, 3))
+        .list_tokens(&tokens_of(Some(alice.id)), page(2, 3))
         .await
         .expect("list");
     assert_eq!(total, 4);
     assert_eq!(tokens, alices[3..].to_vec());
-    let (tokens, total) = store.list_tokens(None, page(3, 3)).await.expect("list");
+    let (tokens, total) = store
+        .list_tokens(&tokens_of(None), page(3, 3))
+        .await
+        .expect("list");
     assert_eq!(total, 8);
     assert_eq!(tokens, all[6..].to_vec());
     let (tokens, total) = store
-        .list_tokens(Some(bob.id + 100), PageRequest::default())
+        .list_tokens(&tokens_of(Some(bob.id + 100)), PageRequest::default())
         .await
         .expect("list");
     assert!(tokens.is_empty());
@@ -1866,7 +1877,7 @@ async fn scenario_find_and_list_tokens(store: Arc<dyn Store>) {
     // Revoked tokens are listed too.
     store.revoke_token(alices[0].id).await.expect("revoke");
     let (tokens, _) = store
-        .list_tokens(Some(alice.id), page(1, 1))
+        .list_tokens(&tokens_of(Some(alice.id)), page(1, 1))
         .await
         .expect("list");
     assert!(tokens.first().is_some_and(|t| t.revoked));
@@ -1929,7 +1940,7 @@ async fn scenario_rotate_token(store: Arc<dyn Store>) {
         .expect("find")
         .is_some_and(|t| !t.revoked));
     let (tokens, total) = store
-        .list_tokens(Some(alice.id), PageRequest::default())
+        .list_tokens(&tokens_of(Some(alice.id)), PageRequest::default())
         .await
         .expect("list");
     assert_eq!(total, 2);
@@ -1966,7 +1977,7 @@ async fn scenario_rotate_token_concurrently(store: Arc<dyn Store>, env: Env) {
     }
     assert_eq!(winners, 1);
     let (tokens, total) = store
-        .list_tokens(Some(alice.id), PageRequest::default())
+        .list_tokens(&tokens_of(Some(alice.id)), PageRequest::default())
         .await
         .expect("list");
     assert_eq!(total, 2);
@@ -2077,7 +2088,7 @@ async fn scenario_bootstrap_concurrently(store: Arc<dyn Store>, env: Env) {
         assert_eq!(total, 1, "round {round}");
         assert_eq!(users, created, "round {round}");
         let (tokens, total) = store
-            .list_tokens(None, PageRequest::default())
+            .list_tokens(&tokens_of(None), PageRequest::default())
             .await
             .expect("list");
         assert_eq!(total, 1, "round {round}");

@@ -26,12 +26,33 @@ pub struct PersonalAccessToken {
     pub expires_at: Option<Date>,
     pub revoked: bool,
     pub created_at: i64,
+    /// When it last authenticated a request (ms), to within a minute.
+    pub last_used_at: Option<i64>,
 }
 
 impl PersonalAccessToken {
     pub fn is_expired(&self, today: Date) -> bool {
         self.expires_at.is_some_and(|d| d < today)
     }
+}
+
+/// Which personal access tokens a listing shows (GitLab's filters).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TokenFilter {
+    /// One user's (`None`: everyone's, for administrators).
+    pub user_id: Option<i64>,
+    /// `Some(true)`: active (neither revoked nor expired today);
+    /// `Some(false)`: inactive.
+    pub active: Option<bool>,
+    pub revoked: Option<bool>,
+    /// Today, for what "expired" means.
+    pub today: Option<Date>,
+    pub created_after: Option<i64>,
+    pub created_before: Option<i64>,
+    pub last_used_after: Option<i64>,
+    pub last_used_before: Option<i64>,
+    /// A substring of the name (case-insensitive).
+    pub search: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -105,12 +126,16 @@ pub trait TokenStore: Send + Sync {
 
     async fn find_token(&self, id: i64) -> Result<Option<PersonalAccessToken>, StoreError>;
 
-    /// One page of tokens ordered by id (all users' when `user_id` is None).
+    /// One page of tokens ordered by id, filtered.
     async fn list_tokens(
         &self,
-        user_id: Option<i64>,
+        filter: &TokenFilter,
         page: PageRequest,
     ) -> Result<(Vec<PersonalAccessToken>, u64), StoreError>;
+
+    /// Record when tokens were last used: `(id, at)` pairs, in one write;
+    /// a time earlier than the one stored is ignored. How many changed.
+    async fn record_token_usage(&self, used: Vec<(i64, i64)>) -> Result<u64, StoreError>;
 
     /// Revoke token `id` and insert `new` in one transaction. `None` if the
     /// token does not exist or was already revoked (nothing is written).
@@ -169,6 +194,7 @@ mod tests {
             expires_at: Some(d),
             revoked: false,
             created_at: 0,
+            last_used_at: None,
         };
         assert!(!t.is_expired(d));
         assert!(t.is_expired(d.next_day().unwrap_or(d)));

@@ -62,6 +62,11 @@ impl Services {
         if found.token.is_expired(self.today()) {
             return Ok(Err(TokenRejection::Expired));
         }
+        self.usage.note(
+            crate::usage::Credential::PersonalAccessToken,
+            found.token.id,
+            self.now_ms(),
+        );
         Ok(Ok(found))
     }
 
@@ -163,10 +168,14 @@ impl Services {
 
     pub async fn list_tokens(
         &self,
-        user_id: Option<i64>,
+        filter: &TokenFilter,
         page: PageRequest,
     ) -> Result<(Vec<PersonalAccessToken>, u64), ServiceError> {
-        Ok(self.store.list_tokens(user_id, page).await?)
+        let filter = TokenFilter {
+            today: Some(self.today()),
+            ..filter.clone()
+        };
+        Ok(self.store.list_tokens(&filter, page).await?)
     }
 
     pub async fn revoke_token(&self, ctx: &Context, id: i64) -> Result<(), ServiceError> {

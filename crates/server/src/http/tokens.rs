@@ -10,7 +10,7 @@ use latchkey_core::clock::gitlab_timestamp;
 use latchkey_core::scopes::{ScopeError, Scopes};
 use latchkey_core::service::ServiceError;
 use latchkey_core::store::StoreError;
-use latchkey_core::token::{parse_expiry, PersonalAccessToken};
+use latchkey_core::token::{parse_expiry, PersonalAccessToken, TokenFilter};
 use serde::Serialize;
 use time::Date;
 
@@ -46,7 +46,7 @@ impl<'a> TokenEntity<'a> {
             description: None,
             scopes: t.scopes.as_slice(),
             user_id: t.user_id,
-            last_used_at: None,
+            last_used_at: t.last_used_at.map(gitlab_timestamp),
             active: !t.revoked && !t.is_expired(today),
             expires_at: t.expires_at.map(|d| d.to_string()),
             token,
@@ -200,8 +200,9 @@ pub async fn list(
     } else {
         Some(caller.user.id)
     };
+    let filter = token_filter(&params, user_filter)?;
     let req = pagination::request(&params);
-    let (tokens, total) = state.services.list_tokens(user_filter, req).await?;
+    let (tokens, total) = state.services.list_tokens(&filter, req).await?;
     let today = state.services.today();
     let items: Vec<TokenEntity<'_>> = tokens
         .iter()
@@ -214,6 +215,50 @@ pub async fn list(
         &state.external_url,
         &uri,
     ))
+}
+
+/// GitLab's filters of `GET /personal_access_tokens`, in declaration order.
+fn token_filter(params: &Params, user_id: Option<i64>) -> Result<TokenFilter, ApiError> {
+    let mut errors = Vec::new();
+    let revoked = params.optional_bool("revoked", &mut errors);
+    let active = match params.get_str("state") {
+        None => None,
+        Some("active") => Some(true),
+        Some("inactive") => Some(false),
+        Some(_) => {
+            errors.push("state does not have a valid value".to_owned());
+            None
+        }
+    };
+    let mut time = |key: &str| match params.get_str(key) {
+        None => None,
+        Some(raw) => {
+            let parsed = super::audit_events::parse_time(raw);
+            if parsed.is_none() {
+                errors.push(format!("{key} is invalid"));
+            }
+            parsed
+        }
+    };
+    let created_before = time("created_before");
+    let created_after = time("created_after");
+    let last_used_before = time("last_used_before");
+    let last_used_after = time("last_used_after");
+    let search = params.optional_string("search", &mut errors);
+    if !errors.is_empty() {
+        return Err(ApiError::Params(errors));
+    }
+    Ok(TokenFilter {
+        user_id,
+        active,
+        revoked,
+        today: None,
+        created_after,
+        created_before,
+        last_used_after,
+        last_used_before,
+        search: search.filter(|s| !s.is_empty()),
+    })
 }
 
 /// The token `raw` names (`self` is the caller's own), if the caller may

@@ -348,3 +348,150 @@ async fn gitlabs_reserved_names_are_refused() {
         .unwrap();
     assert_eq!(res.status(), 400);
 }
+
+#[tokio::test]
+async fn personal_access_tokens_filter_and_record_their_last_use() {
+    let app = TestApp::spawn().await;
+    let (id, used) = app.user_with_token("frank", false, "api").await;
+    let make = |name: &'static str| {
+        let req = app
+            .client
+            .post(app.url(&format!("/api/v4/users/{id}/personal_access_tokens")))
+            .private_token(&app.root_token)
+            .form(&[("name", name), ("scopes[]", "read_api")]);
+        async move {
+            let (status, body) = status_json(req.send().await.unwrap()).await;
+            assert_eq!(status, 201, "{body}");
+            body
+        }
+    };
+    let ci = make("CI deploy").await;
+    let laptop = make("laptop").await;
+    let res = app
+        .client
+        .delete(app.url(&format!("/api/v4/personal_access_tokens/{}", laptop["id"])))
+        .private_token(&app.root_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+
+    // A use is noted, and written by the next flush (the server flushes in
+    // the background and at shutdown); never on the request path.
+    let res = app
+        .client
+        .get(app.url("/api/v4/user"))
+        .private_token(&used)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(app.services.flush_usage().await.unwrap() >= 1);
+
+    let names = |query: &str| {
+        let req = app
+            .client
+            .get(app.url(&format!(
+                "/api/v4/personal_access_tokens?user_id={id}&{query}"
+            )))
+            .private_token(&app.root_token);
+        async move {
+            let (status, body) = status_json(req.send().await.unwrap()).await;
+            assert_eq!(status, 200, "{body}");
+            let mut names: Vec<String> = body
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["name"].as_str().unwrap().to_owned())
+                .collect();
+            names.sort();
+            (names, body)
+        }
+    };
+    let (all, body) = names("").await;
+    assert_eq!(all, ["CI deploy", "laptop", "test"]);
+    let test = body
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["name"] == "test")
+        .unwrap();
+    assert!(
+        test["last_used_at"].as_str().unwrap().ends_with('Z'),
+        "{test}"
+    );
+    assert!(body
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|t| t["name"] != "test")
+        .all(|t| t["last_used_at"].is_null()));
+    assert_eq!(names("state=active").await.0, ["CI deploy", "test"]);
+    assert_eq!(names("state=inactive").await.0, ["laptop"]);
+    assert_eq!(names("revoked=true").await.0, ["laptop"]);
+    assert_eq!(names("revoked=false").await.0, ["CI deploy", "test"]);
+    assert_eq!(names("search=DEPLOY").await.0, ["CI deploy"]);
+    assert_eq!(names("last_used_after=2000-01-01").await.0, ["test"]);
+    assert!(names("last_used_before=2000-01-01").await.0.is_empty());
+    assert!(names("created_after=2999-01-01").await.0.is_empty());
+    assert_eq!(names("created_before=2999-01-01").await.0.len(), 3);
+    let _ = ci;
+
+    for (query, error) in [
+        ("state=expired", "state does not have a valid value"),
+        ("revoked=perhaps", "revoked is invalid"),
+        ("last_used_after=later", "last_used_after is invalid"),
+    ] {
+        let res = app
+            .client
+            .get(app.url(&format!("/api/v4/personal_access_tokens?{query}")))
+            .private_token(&app.root_token)
+            .send()
+            .await
+            .unwrap();
+        let (status, body) = status_json(res).await;
+        assert_eq!((status, body), (400, json!({ "error": error })), "{query}");
+    }
+}
+
+#[tokio::test]
+async fn token_uses_noted_before_a_shutdown_are_written_by_it() {
+    use crate::process::{start_with, wait_ready};
+    use std::time::{Duration, Instant};
+    const ROOT: &str = "glpat-last-used-root-token-0123456789";
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}?mode=rwc", dir.path().join("l.db").display());
+    let client = reqwest::Client::new();
+    let mut server = start_with(&db, ROOT, &[]);
+    wait_ready(&mut server).await;
+    let res = client
+        .get(format!("{}/api/v4/user", server.base))
+        .private_token(ROOT)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    // Well within the background flush's 10 s: only the shutdown writes it.
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while server.child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "latchkey did not exit");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(server);
+    let mut again = start_with(&db, ROOT, &[]);
+    wait_ready(&mut again).await;
+    let res = client
+        .get(format!("{}/api/v4/personal_access_tokens/self", again.base))
+        .private_token(ROOT)
+        .send()
+        .await
+        .unwrap();
+    let (status, me) = status_json(res).await;
+    assert_eq!(status, 200);
+    assert!(me["last_used_at"].is_string(), "{me}");
+}

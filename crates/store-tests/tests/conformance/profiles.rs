@@ -5,6 +5,7 @@ use latchkey_core::user::{Profile, UserOrder};
 use super::*;
 
 conformance! {
+    scenario_token_filters_and_last_use => token_filters_and_last_use_sqlite, token_filters_and_last_use_postgres;
     scenario_profiles_round_trip => profiles_round_trip_sqlite, profiles_round_trip_postgres;
     scenario_user_filters_and_orders => user_filters_and_orders_sqlite, user_filters_and_orders_postgres;
 }
@@ -169,4 +170,110 @@ async fn scenario_user_filters_and_orders(store: Arc<dyn Store>) {
         ["bob", "carol"]
     );
     let _ = carol;
+}
+
+async fn scenario_token_filters_and_last_use(store: Arc<dyn Store>) {
+    use latchkey_core::token::TokenFilter;
+    let alice = user(&store, "alice").await;
+    let live = store
+        .insert_token(new_token(alice.id, "live"))
+        .await
+        .expect("live");
+    let mut old = new_token(alice.id, "old");
+    old.expires_at = Some(date!(2020 - 01 - 01));
+    let old = store.insert_token(old).await.expect("old");
+    let gone = store
+        .insert_token(new_token(alice.id, "gone"))
+        .await
+        .expect("gone");
+    assert!(store.revoke_token(gone.id).await.expect("revoke"));
+
+    // Later times only: a batch that arrives late changes nothing.
+    assert_eq!(
+        store
+            .record_token_usage(vec![(live.id, T0 + 100), (old.id, T0 + 50)])
+            .await
+            .expect("usage"),
+        2
+    );
+    assert_eq!(
+        store
+            .record_token_usage(vec![(live.id, T0 + 10)])
+            .await
+            .expect("usage"),
+        0
+    );
+    assert_eq!(store.record_token_usage(vec![]).await.expect("usage"), 0);
+    let found = store
+        .find_token(live.id)
+        .await
+        .expect("find")
+        .expect("live");
+    assert_eq!(found.last_used_at, Some(T0 + 100));
+
+    let names = |filter: TokenFilter| {
+        let store = store.clone();
+        async move {
+            let (tokens, total) = store
+                .list_tokens(&filter, PageRequest::default())
+                .await
+                .expect("list");
+            assert_eq!(total as usize, tokens.len());
+            tokens.into_iter().map(|t| t.name).collect::<Vec<_>>()
+        }
+    };
+    let today = Some(date!(2026 - 06 - 01));
+    let f = || TokenFilter {
+        user_id: Some(alice.id),
+        today,
+        ..TokenFilter::default()
+    };
+    assert_eq!(
+        names(TokenFilter {
+            active: Some(true),
+            ..f()
+        })
+        .await,
+        ["token live"]
+    );
+    assert_eq!(
+        names(TokenFilter {
+            active: Some(false),
+            ..f()
+        })
+        .await,
+        ["token old", "token gone"]
+    );
+    assert_eq!(
+        names(TokenFilter {
+            revoked: Some(true),
+            ..f()
+        })
+        .await,
+        ["token gone"]
+    );
+    assert_eq!(
+        names(TokenFilter {
+            last_used_after: Some(T0 + 60),
+            ..f()
+        })
+        .await,
+        ["token live"]
+    );
+    assert_eq!(
+        names(TokenFilter {
+            last_used_before: Some(T0 + 60),
+            ..f()
+        })
+        .await,
+        ["token old"]
+    );
+    assert_eq!(
+        names(TokenFilter {
+            search: Some("OL".to_owned()),
+            ..f()
+        })
+        .await,
+        ["token old"]
+    );
 }
