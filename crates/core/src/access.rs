@@ -68,6 +68,7 @@ mod tests {
             external: false,
             updated_at: 0,
             profile: Default::default(),
+            avatar: None,
         }
     }
 

@@ -46,7 +46,12 @@ pub const TABLES: &[TableSpec] = &[
             ("external", Bool),
             ("updated_at", Int),
             ("profile", Text),
+            ("avatar", Text),
         ],
+    },
+    TableSpec {
+        name: "user_avatars",
+        columns: &[("user_id", Int), ("content_type", Text), ("data", Text)],
     },
     TableSpec {
         name: "personal_access_tokens",

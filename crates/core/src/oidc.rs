@@ -175,6 +175,7 @@ mod tests {
             external: false,
             updated_at: 0,
             profile: Default::default(),
+            avatar: None,
         };
         let now = 1_900_000_000;
         let base = IdTokenBase {

@@ -9,3 +9,13 @@ ALTER TABLE users ADD COLUMN external BOOLEAN NOT NULL DEFAULT FALSE;
 ALTER TABLE users ADD COLUMN updated_at BIGINT;
 ALTER TABLE users ADD COLUMN profile TEXT;
 UPDATE users SET updated_at = created_at;
+
+-- Avatars: the file name each user's is served under (NULL: none), and
+-- the uploaded bytes (base64, as SQLite keeps them), kept apart so that
+-- reading a user does not read their picture.
+ALTER TABLE users ADD COLUMN avatar TEXT;
+CREATE TABLE user_avatars (
+    user_id      BIGINT  PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
+    content_type TEXT    NOT NULL,
+    data         TEXT    NOT NULL
+);

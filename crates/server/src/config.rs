@@ -111,6 +111,11 @@ pub struct ServeArgs {
     /// comma-separated (default "openid profile email read_user").
     #[arg(long, env = "LATCHKEY_REGISTRATION_SCOPES", value_name = "SCOPES")]
     pub registration_scopes: Option<String>,
+    /// Users without an uploaded avatar get a Gravatar URL as their
+    /// avatar_url, as in GitLab (default true; false: null).
+    #[arg(long, env = "LATCHKEY_GRAVATAR", value_name = "BOOL",
+          value_parser = clap::builder::BoolishValueParser::new())]
+    pub gravatar: Option<bool>,
     /// Audit events older than this many days are deleted in the background
     /// (default 0: kept forever).
     #[arg(long, env = "LATCHKEY_AUDIT_RETENTION_DAYS", value_name = "DAYS")]
@@ -345,6 +350,8 @@ pub struct ServeSettings {
     pub registration_scopes: ScopeSet,
     /// 0 keeps audit events forever.
     pub audit_retention_days: i64,
+    /// Gravatar URLs for users without an avatar.
+    pub gravatar: bool,
     /// Where audit events are also written as JSON lines.
     pub audit_log: Option<AuditLog>,
     /// `None`: the backend's default (see [`ServeSettings::token_cache_ms`]).
@@ -571,6 +578,7 @@ impl ServeSettings {
             registration_scopes,
             audit_retention_days,
             audit_log,
+            gravatar: args.gravatar.unwrap_or(true),
             token_cache_seconds,
             max_body_bytes,
             root_password: args.root_password.clone(),

@@ -170,6 +170,7 @@ pub fn state(services: Services, serve: &ServeSettings) -> AppState {
         external_url: Arc::from(serve.external_url.as_str()),
         max_body_bytes: serve.max_body_bytes,
         streamed_lists: Arc::new(tokio::sync::Semaphore::new(serve.http.max_streamed_lists)),
+        gravatar: serve.gravatar,
     }
 }
 

@@ -64,7 +64,8 @@ macro_rules! token_by {
                 a.owner_id, a.created_at, a.dynamic, a.grant_types,
                 u.id AS u_id, u.username AS u_username, u.email AS u_email, u.name AS u_name,
                 u.admin AS u_admin, u.state AS u_state, u.created_at AS u_created_at,
-            u.external AS u_external, u.updated_at AS u_updated_at, u.profile AS u_profile
+            u.external AS u_external, u.updated_at AS u_updated_at, u.profile AS u_profile,
+            u.avatar AS u_avatar
              FROM oauth_access_tokens t
              JOIN oauth_applications a ON a.id = t.application_id
              LEFT JOIN users u ON u.id = t.user_id

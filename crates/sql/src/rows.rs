@@ -45,6 +45,7 @@ pub fn user_from_row(row: &mut Row, prefix: &str) -> Result<User, StoreError> {
         updated_at: row.opt_int(&col("updated_at"))?.unwrap_or(created_at),
         profile: Profile::from_stored(row.opt_text(&col("profile"))?.as_deref())
             .map_err(|e| invalid(format!("a stored user profile is not valid: {e}")))?,
+        avatar: row.opt_text(&col("avatar"))?,
     })
 }
 

@@ -26,7 +26,7 @@ pub(crate) const INSERT: &str =
     "INSERT INTO sessions (digest, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)";
 const SESSION_USER: &str =
     "SELECT u.id, u.username, u.email, u.name, u.admin, u.state, u.created_at, u.external,
-            u.updated_at, u.profile, s.created_at AS signed_in_at
+            u.updated_at, u.profile, u.avatar, s.created_at AS signed_in_at
      FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.digest = $1 AND s.expires_at > $2";
 pub(crate) const DELETE: &str = "DELETE FROM sessions WHERE digest = $1";
 /// Its user, if it was there.

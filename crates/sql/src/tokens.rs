@@ -29,7 +29,8 @@ const WITH_OWNER: &str =
             t.last_used_at,
             u.id AS u_id, u.username AS u_username, u.email AS u_email, u.name AS u_name,
             u.admin AS u_admin, u.state AS u_state, u.created_at AS u_created_at,
-            u.external AS u_external, u.updated_at AS u_updated_at, u.profile AS u_profile
+            u.external AS u_external, u.updated_at AS u_updated_at, u.profile AS u_profile,
+            u.avatar AS u_avatar
      FROM personal_access_tokens t JOIN users u ON u.id = t.user_id
      WHERE t.token_digest = $1";
 pub(crate) const REVOKE: &str = "UPDATE personal_access_tokens SET revoked = TRUE WHERE id = $1";

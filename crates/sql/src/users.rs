@@ -5,7 +5,7 @@ use std::sync::LazyLock;
 use async_trait::async_trait;
 use latchkey_core::pagination::PageRequest;
 use latchkey_core::store::StoreError;
-use latchkey_core::user::{NewUser, User, UserFilter, UserState, UserStore, UserUpdate};
+use latchkey_core::user::{Avatar, NewUser, User, UserFilter, UserState, UserStore, UserUpdate};
 
 use crate::backend::{Access, Backend, Dialect, SqlStore};
 use crate::conn::{count, query_as, query_one, query_opt_as, Conn};
@@ -15,14 +15,15 @@ use crate::rows::user_from_row;
 
 macro_rules! user_columns {
     () => {
-        "id, username, email, name, admin, state, created_at, external, updated_at, profile"
+        "id, username, email, name, admin, state, created_at, external, updated_at, profile, \
+         avatar"
     };
 }
 
 const INSERT: &str = concat!(
     "INSERT INTO users (username, email, name, password_digest, admin, state, created_at,
-                        updated_at, external, profile)
-     VALUES ($1, $2, $3, $4, $5, 'active', $6, $6, $7, $8) RETURNING ",
+                        updated_at, external, profile, avatar)
+     VALUES ($1, $2, $3, $4, $5, 'active', $6, $6, $7, $8, $9) RETURNING ",
     user_columns!()
 );
 const FIND: &str = concat!("SELECT ", user_columns!(), " FROM users WHERE id = $1");
@@ -57,10 +58,14 @@ const UPDATE: &str = concat!(
     "UPDATE users SET username = COALESCE($2, username), email = COALESCE($3, email),
             name = COALESCE($4, name), password_digest = COALESCE($5, password_digest),
             admin = COALESCE($6, admin), external = COALESCE($7, external),
-            profile = CASE WHEN CAST($8 AS BOOLEAN) THEN $9 ELSE profile END, updated_at = COALESCE($10, updated_at)
+            profile = CASE WHEN CAST($8 AS BOOLEAN) THEN $9 ELSE profile END,
+            updated_at = COALESCE($10, updated_at), avatar = COALESCE($11, avatar)
      WHERE id = $1 RETURNING ",
     user_columns!()
 );
+pub(crate) const PUT_AVATAR: &str = "INSERT INTO user_avatars (user_id, content_type, data) VALUES ($1, $2, $3)
+     ON CONFLICT (user_id) DO UPDATE SET content_type = excluded.content_type, data = excluded.data";
+const FIND_AVATAR: &str = "SELECT content_type, data FROM user_avatars WHERE user_id = $1";
 pub(crate) const DELETE: &str = "DELETE FROM users WHERE id = $1";
 const ANY: &str = "SELECT COUNT(*) FROM (SELECT 1 FROM users LIMIT 1) AS one";
 
@@ -78,8 +83,13 @@ pub(crate) async fn insert(c: &mut dyn Conn, u: &NewUser) -> Result<User, StoreE
         u.created_at,
         u.external,
         u.profile.to_stored(),
+        u.avatar.as_ref().map(|a| a.kind.file_name()),
     ];
-    decode(&mut query_one(c, INSERT, &params).await?)
+    let user = decode(&mut query_one(c, INSERT, &params).await?)?;
+    if let Some(avatar) = &u.avatar {
+        put_avatar(c, user.id, avatar).await?;
+    }
+    Ok(user)
 }
 
 /// Change some of a user's attributes; the user as now, if they exist.
@@ -98,6 +108,7 @@ pub(crate) async fn update(
         external,
         profile,
         updated_at,
+        avatar,
     } = u;
     let params = params![
         id,
@@ -110,8 +121,19 @@ pub(crate) async fn update(
         profile.is_some(),
         profile.and_then(|p| p.to_stored()),
         updated_at,
+        avatar.as_ref().map(|a| a.kind.file_name()),
     ];
-    query_opt_as(c, UPDATE, &params, decode).await
+    let user = query_opt_as(c, UPDATE, &params, decode).await?;
+    if let (Some(user), Some(avatar)) = (&user, &avatar) {
+        put_avatar(c, user.id, avatar).await?;
+    }
+    Ok(user)
+}
+
+/// Store `avatar` as the user's (replacing any before).
+async fn put_avatar(c: &mut dyn Conn, user_id: i64, avatar: &Avatar) -> Result<(), StoreError> {
+    let params = params![user_id, avatar.kind.content_type(), avatar.to_stored()];
+    c.execute(PUT_AVATAR, &params).await.map(drop)
 }
 
 /// A user; `lock` is the dialect's row lock or empty.
@@ -176,7 +198,12 @@ pub(crate) fn contains_pattern(s: &str) -> String {
 #[async_trait]
 impl<B: Backend> UserStore for SqlStore<B> {
     async fn insert_user(&self, user: NewUser) -> Result<User, StoreError> {
-        self.run(Access::WRITE, move |c| {
+        let access = if user.avatar.is_some() {
+            Access::TRANSACTION
+        } else {
+            Access::WRITE
+        };
+        self.run(access, move |c| {
             Box::pin(async move { insert(c, &user).await })
         })
         .await
@@ -236,8 +263,30 @@ impl<B: Backend> UserStore for SqlStore<B> {
         .await
     }
 
+    async fn find_avatar(&self, user_id: i64) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+        let found = self
+            .read_opt(FIND_AVATAR, params![user_id], |row| {
+                Ok((row.text("content_type")?, row.text("data")?))
+            })
+            .await?;
+        match found {
+            None => Ok(None),
+            Some((content_type, data)) => match Avatar::from_stored(&data) {
+                Some(bytes) => Ok(Some((content_type, bytes))),
+                None => Err(crate::conn::invalid(
+                    "a stored avatar is not base64".to_owned(),
+                )),
+            },
+        }
+    }
+
     async fn update_user(&self, id: i64, u: UserUpdate) -> Result<Option<User>, StoreError> {
-        self.run(Access::WRITE, move |c| {
+        let access = if u.avatar.is_some() {
+            Access::TRANSACTION
+        } else {
+            Access::WRITE
+        };
+        self.run(access, move |c| {
             Box::pin(async move { update(c, id, u).await })
         })
         .await

@@ -8,3 +8,13 @@ ALTER TABLE users ADD COLUMN external INTEGER NOT NULL DEFAULT 0 CHECK (external
 ALTER TABLE users ADD COLUMN updated_at INTEGER;
 ALTER TABLE users ADD COLUMN profile TEXT;
 UPDATE users SET updated_at = created_at;
+
+-- Avatars: the file name each user's is served under (NULL: none), and
+-- the uploaded bytes (base64), kept apart so that reading a user does not
+-- read their picture.
+ALTER TABLE users ADD COLUMN avatar TEXT;
+CREATE TABLE user_avatars (
+    user_id      INTEGER PRIMARY KEY REFERENCES users (id) ON DELETE CASCADE,
+    content_type TEXT    NOT NULL,
+    data         TEXT    NOT NULL
+);

@@ -485,6 +485,7 @@ mod tests {
                             created_at: 1,
                             external: false,
                             profile: Default::default(),
+                            avatar: None,
                         })
                         .await
                         .map(|_| Application {

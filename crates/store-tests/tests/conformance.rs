@@ -407,6 +407,7 @@ fn new_user(username: &str) -> NewUser {
         created_at: T0,
         external: false,
         profile: Default::default(),
+        avatar: None,
     }
 }
 

@@ -1,8 +1,10 @@
 //! Users and their passwords.
 
+mod avatar;
 mod profile;
 mod service;
 
+pub use avatar::{Avatar, ImageKind, MAX_AVATAR_BYTES};
 pub use profile::{Profile, ProfileChanges, DEFAULT_PROJECTS_LIMIT};
 
 pub(crate) use service::user_event;
@@ -80,6 +82,8 @@ pub struct User {
     /// When the account or profile last changed (ms).
     pub updated_at: i64,
     pub profile: Profile,
+    /// The file name their uploaded avatar is served under, if any.
+    pub avatar: Option<String>,
 }
 
 impl User {
@@ -102,6 +106,7 @@ pub struct NewUser {
     pub created_at: i64,
     pub external: bool,
     pub profile: Profile,
+    pub avatar: Option<Avatar>,
 }
 
 /// What users are listed by (GitLab's `order_by`).
@@ -175,6 +180,8 @@ pub struct UserUpdate {
     pub external: Option<bool>,
     /// The whole new profile, when any of it changes.
     pub profile: Option<Profile>,
+    /// A new avatar.
+    pub avatar: Option<Avatar>,
     /// When the change is made (ms); `None` keeps the time of the last one.
     pub updated_at: Option<i64>,
 }
@@ -417,6 +424,9 @@ pub trait UserStore: Send + Sync {
     /// Delete a user with their applications and tokens. `false` if absent.
     async fn delete_user(&self, id: i64) -> Result<bool, StoreError>;
 
+    /// A user's uploaded avatar: its content type and bytes.
+    async fn find_avatar(&self, user_id: i64) -> Result<Option<(String, Vec<u8>)>, StoreError>;
+
     /// A user by username or email (case-insensitive), with the password digest.
     async fn find_user_for_login(
         &self,
@@ -446,6 +456,7 @@ pub struct UserInput {
     pub admin: bool,
     pub external: bool,
     pub profile: ProfileChanges,
+    pub avatar: Option<Avatar>,
 }
 
 /// Input for changing a user: `None` keeps the current value.
@@ -459,6 +470,7 @@ pub struct UserChanges {
     pub admin: Option<bool>,
     pub external: Option<bool>,
     pub profile: ProfileChanges,
+    pub avatar: Option<Avatar>,
 }
 
 #[cfg(test)]

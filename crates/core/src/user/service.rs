@@ -40,6 +40,7 @@ fn user_changes(
     old: &User,
     new: &User,
     password_changed: bool,
+    avatar_changed: bool,
 ) -> Vec<NewAuditEvent> {
     let account: [(&str, String, String); 5] = [
         ("username", old.username.clone(), new.username.clone()),
@@ -67,6 +68,15 @@ fn user_changes(
                 .change(what, from, to)
         })
         .collect();
+    if avatar_changed {
+        events.push(
+            user_event(ctx, now, "user_updated", new, "Changed avatar").change(
+                "avatar",
+                old.avatar.clone().unwrap_or_default(),
+                new.avatar.clone().unwrap_or_default(),
+            ),
+        );
+    }
     if password_changed {
         events.push(
             user_event(ctx, now, "user_password_changed", new, "Changed password")
@@ -155,7 +165,13 @@ impl Services {
             created_at: self.now_ms(),
             external: input.external,
             profile: input.profile.applied_to(&Profile::default()),
+            avatar: input.avatar.clone(),
         })
+    }
+
+    /// A user's uploaded avatar: its content type and bytes.
+    pub async fn find_avatar(&self, id: i64) -> Result<Option<(String, Vec<u8>)>, ServiceError> {
+        Ok(self.store.find_avatar(id).await?)
     }
 
     pub async fn find_user(&self, id: i64) -> Result<Option<User>, ServiceError> {
@@ -207,8 +223,10 @@ impl Services {
             external: changes.external,
             profile: None,
             updated_at: Some(now),
+            avatar: changes.avatar.clone(),
         };
         let password_changed = update.password_digest.is_some();
+        let avatar_changed = update.avatar.is_some();
         let profile_changes = changes.profile.clone();
         self.changing_auth(self.unit(move |tx| {
             Box::pin(async move {
@@ -225,7 +243,8 @@ impl Services {
                 if password_changed {
                     tx.delete_user_sessions(id, None).await?;
                 }
-                for event in user_changes(&ctx, now, &old, &user, password_changed) {
+                for event in user_changes(&ctx, now, &old, &user, password_changed, avatar_changed)
+                {
                     tx.record_audit(event).await?;
                 }
                 Ok(Some(user))

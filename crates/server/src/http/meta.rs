@@ -114,7 +114,7 @@ pub async fn current_user(
     params: Params,
 ) -> Result<Response, ApiError> {
     let caller = authenticate(&state, &headers, &params, Need::ReadUser).await?;
-    let url = &state.external_url;
+    let url = &state.links();
     // GitLab: administrators see themselves as administrators see users.
     if super::auth::is_admin(&state, &caller) {
         Ok(Json(UserWithAdmin::new(&caller.user, url)).into_response())

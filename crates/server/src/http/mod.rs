@@ -39,6 +39,18 @@ pub struct AppState {
     pub streamed_lists: Arc<tokio::sync::Semaphore>,
     /// Metrics, trusted proxies and rate limits (see `observe`).
     pub observer: Arc<observe::Observer>,
+    /// Users without an avatar get a Gravatar URL (`LATCHKEY_GRAVATAR`).
+    pub gravatar: bool,
+}
+
+impl AppState {
+    /// What user entities link to.
+    pub fn links(&self) -> user_entities::Links<'_> {
+        user_entities::Links {
+            base: &self.external_url,
+            gravatar: self.gravatar,
+        }
+    }
 }
 
 pub use router::router;

@@ -152,6 +152,9 @@ pub struct Params {
     last: HashMap<String, usize>,
     /// Parameters counted against [`MAX_PARAMS`].
     count: usize,
+    /// Files of a multipart body (parts with a file name), by field name:
+    /// their bytes as sent, never read as text.
+    files: Vec<(String, Bytes)>,
 }
 
 /// What a String-typed parameter turned out to be (Grape's coercion).
@@ -195,6 +198,15 @@ impl Params {
     }
 
     /// A non-empty string value, for credentials and pagination.
+    /// The file uploaded as `key` (a multipart part with a file name).
+    pub fn file(&self, key: &str) -> Option<&Bytes> {
+        self.files
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, b)| b)
+    }
+
     pub fn get_str(&self, key: &str) -> Option<&str> {
         match self.get(key) {
             Some(Value::Str(s)) if !s.is_empty() => Some(s),
@@ -591,7 +603,13 @@ async fn add_multipart(params: &mut Params, parts: Parts, bytes: Bytes) -> Resul
         let Some(name) = field.name().map(str::to_owned) else {
             continue;
         };
+        let is_file = field.file_name().is_some();
         let data = field.bytes().await.map_err(|_| ApiError::MalformedBody)?;
+        if is_file {
+            params.count_one()?;
+            params.files.push((check_str(name)?, data));
+            continue;
+        }
         let value = String::from_utf8(data.to_vec())
             .map_err(|_| ApiError::BadRequest("parameters must be valid UTF-8".to_owned()))?;
         params.push_pair(check_str(name)?, check_str(value)?)?;

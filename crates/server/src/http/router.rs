@@ -51,6 +51,8 @@ pub fn router(state: AppState) -> Router {
             get(users::get).put(users::update).delete(users::delete),
         )
         .route("/users/{id}/block", post(users::block))
+        .route("/users/{id}/projects", get(users::nothing_of_theirs))
+        .route("/users/{id}/events", get(users::nothing_of_theirs))
         .route("/users/{id}/unblock", post(users::unblock))
         .route(
             "/users/{id}/personal_access_tokens",
@@ -71,6 +73,10 @@ pub fn router(state: AppState) -> Router {
         .route("/-/readiness", get(meta::readiness))
         .route("/-/metrics", get(metrics::metrics))
         .route("/-/assets/latchkey.css", get(web::stylesheet))
+        .route(
+            "/uploads/-/system/user/avatar/{id}/{file}",
+            get(users::avatar),
+        )
         .route("/", get(web::home))
         .route("/users/sign_in", get(web::sign_in_form).post(web::sign_in))
         .route("/users/sign_out", post(web::sign_out).delete(web::sign_out))

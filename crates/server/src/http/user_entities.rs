@@ -7,6 +7,35 @@ use latchkey_core::clock::gitlab_timestamp;
 use latchkey_core::user::User;
 use serde::Serialize;
 
+/// What entities link to: the external URL, and whether users without an
+/// avatar of their own get a Gravatar URL (`LATCHKEY_GRAVATAR`).
+#[derive(Debug, Clone, Copy)]
+pub struct Links<'a> {
+    pub base: &'a str,
+    pub gravatar: bool,
+}
+
+/// The path an uploaded avatar is served at (GitLab's).
+pub fn avatar_path(user_id: i64, file_name: &str) -> String {
+    format!("/uploads/-/system/user/avatar/{user_id}/{file_name}")
+}
+
+/// GitLab's `avatar_url`: the uploaded picture, else a Gravatar (by the
+/// SHA-256 of the email, which Gravatar accepts), else none.
+fn avatar_url(u: &User, links: &Links<'_>) -> Option<String> {
+    if let Some(file) = &u.avatar {
+        return Some(format!(
+            "{}{}",
+            links.base.trim_end_matches('/'),
+            avatar_path(u.id, file)
+        ));
+    }
+    links.gravatar.then(|| {
+        let hash = latchkey_core::secret::digest(&u.email.trim().to_lowercase());
+        format!("https://www.gravatar.com/avatar/{hash}?s=80&d=identicon")
+    })
+}
+
 fn opt(s: &str) -> Option<&str> {
     (!s.is_empty()).then_some(s)
 }
@@ -20,12 +49,12 @@ pub struct UserBasic<'a> {
     pub name: &'a str,
     pub state: &'static str,
     pub locked: bool,
-    pub avatar_url: Option<&'a str>,
+    pub avatar_url: Option<String>,
     pub web_url: String,
 }
 
 impl<'a> UserBasic<'a> {
-    pub fn new(u: &'a User, external_url: &str) -> Self {
+    pub fn new(u: &'a User, links: &Links<'_>) -> Self {
         Self {
             id: u.id,
             username: &u.username,
@@ -33,8 +62,8 @@ impl<'a> UserBasic<'a> {
             name: &u.name,
             state: u.state.as_str(),
             locked: false,
-            avatar_url: None,
-            web_url: format!("{}/{}", external_url.trim_end_matches('/'), u.username),
+            avatar_url: avatar_url(u, links),
+            web_url: format!("{}/{}", links.base.trim_end_matches('/'), u.username),
         }
     }
 }
@@ -63,7 +92,7 @@ pub struct UserProfile<'a> {
 }
 
 impl<'a> UserProfile<'a> {
-    pub fn new(u: &'a User, external_url: &str) -> Self {
+    pub fn new(u: &'a User, links: &Links<'_>) -> Self {
         let p = &u.profile;
         let work = match (opt(&p.job_title), opt(&p.organization)) {
             (Some(job), Some(org)) => Some(format!("{job} at {org}")),
@@ -71,7 +100,7 @@ impl<'a> UserProfile<'a> {
             (None, None) => None,
         };
         Self {
-            basic: UserBasic::new(u, external_url),
+            basic: UserBasic::new(u, links),
             created_at: gitlab_timestamp(u.created_at),
             bio: &p.bio,
             location: &p.location,
@@ -117,9 +146,9 @@ pub struct UserPublic<'a> {
 }
 
 impl<'a> UserPublic<'a> {
-    pub fn new(u: &'a User, external_url: &str) -> Self {
+    pub fn new(u: &'a User, links: &Links<'_>) -> Self {
         Self {
-            profile: UserProfile::new(u, external_url),
+            profile: UserProfile::new(u, links),
             last_sign_in_at: None,
             confirmed_at: gitlab_timestamp(u.created_at),
             last_activity_on: None,
@@ -151,9 +180,9 @@ pub struct UserWithAdmin<'a> {
 }
 
 impl<'a> UserWithAdmin<'a> {
-    pub fn new(u: &'a User, external_url: &str) -> Self {
+    pub fn new(u: &'a User, links: &Links<'_>) -> Self {
         Self {
-            public: UserPublic::new(u, external_url),
+            public: UserPublic::new(u, links),
             note: opt(&u.profile.note),
             namespace_id: None,
             created_by: None,

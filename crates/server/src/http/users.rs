@@ -3,13 +3,14 @@
 //! the basic entity of users.
 
 use axum::extract::{OriginalUri, Path, State};
-use axum::http::{HeaderMap, Method, StatusCode};
+use axum::http::{header, HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use latchkey_core::application::ValidationErrors;
 use latchkey_core::secret;
 use latchkey_core::service::ServiceError;
 use latchkey_core::store::StoreError;
-use latchkey_core::user::{ProfileChanges, UserFilter, UserOrder, UserState};
+use latchkey_core::user::{Avatar, ImageKind, ProfileChanges, UserFilter, UserOrder, UserState};
 use latchkey_core::user::{UserChanges, UserInput};
 use serde_json::json;
 
@@ -124,14 +125,14 @@ pub async fn list(
     let filter = user_filter(&params, admin)?;
     let req = pagination::request(&params);
     let (users, total) = state.services.list_users(&filter, req).await?;
-    let url = &state.external_url;
+    let url = &state.links();
     if admin {
         let items: Vec<UserWithAdmin<'_>> =
             users.iter().map(|u| UserWithAdmin::new(u, url)).collect();
-        Ok(pagination::respond(&items, req, total, url, &uri))
+        Ok(pagination::respond(&items, req, total, url.base, &uri))
     } else {
         let items: Vec<UserBasic<'_>> = users.iter().map(|u| UserBasic::new(u, url)).collect();
-        Ok(pagination::respond(&items, req, total, url, &uri))
+        Ok(pagination::respond(&items, req, total, url.base, &uri))
     }
 }
 
@@ -149,7 +150,7 @@ pub async fn get(
         .find_user(id)
         .await?
         .ok_or(ApiError::NotFound("User"))?;
-    let url = &state.external_url;
+    let url = &state.links();
     if is_admin(&state, &caller) {
         Ok(Json(UserWithAdmin::new(&user, url)).into_response())
     } else if caller.user.id == user.id {
@@ -199,6 +200,7 @@ pub async fn create(
         .optional_bool("external", &mut errors)
         .unwrap_or(false);
     let profile = profile_changes(&params, &mut errors);
+    let avatar = avatar_param(&params, &mut errors)?;
     let (Some(email), Some(name), Some(username)) = (email, name, username) else {
         return Err(ApiError::Params(errors));
     };
@@ -220,6 +222,7 @@ pub async fn create(
         admin,
         external,
         profile,
+        avatar,
     };
     let user = state
         .services
@@ -228,7 +231,7 @@ pub async fn create(
         .map_err(user_not_found)?;
     Ok((
         StatusCode::CREATED,
-        Json(UserWithAdmin::new(&user, &state.external_url)),
+        Json(UserWithAdmin::new(&user, &state.links())),
     )
         .into_response())
 }
@@ -252,6 +255,7 @@ pub async fn update(
         admin: params.optional_bool("admin", &mut errors),
         external: params.optional_bool("external", &mut errors),
         profile: profile_changes(&params, &mut errors),
+        avatar: avatar_param(&params, &mut errors)?,
     };
     if !errors.is_empty() {
         return Err(ApiError::Params(errors));
@@ -261,7 +265,86 @@ pub async fn update(
         .update_user(&caller.context(), id, &changes)
         .await
         .map_err(user_not_found)?;
-    Ok(Json(UserWithAdmin::new(&user, &state.external_url)).into_response())
+    Ok(Json(UserWithAdmin::new(&user, &state.links())).into_response())
+}
+
+/// `GET /users/:id/projects` and `/users/:id/events`: latchkey keeps no
+/// projects and records no contribution events, so for a user who exists
+/// these lists are empty (what clients that page through them expect); for
+/// one who does not, GitLab's 404.
+pub async fn nothing_of_theirs(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+    params: Params,
+) -> Result<Response, ApiError> {
+    authenticate(&state, &headers, &params, Need::for_method(&method)).await?;
+    let id = parse_id(&id)?.ok_or(ApiError::NotFound("User"))?;
+    state
+        .services
+        .find_user(id)
+        .await?
+        .ok_or(ApiError::NotFound("User"))?;
+    let req = pagination::request(&params);
+    let none: [(); 0] = [];
+    Ok(pagination::respond(
+        &none,
+        req,
+        0,
+        &state.external_url,
+        &uri,
+    ))
+}
+
+/// An uploaded `avatar` (a multipart file), checked by its content. Given
+/// as anything but a file, it is Grape's "avatar is invalid"; a file that
+/// is no accepted image, GitLab's validation error.
+fn avatar_param(params: &Params, errors: &mut Vec<String>) -> Result<Option<Avatar>, ApiError> {
+    match params.file("avatar") {
+        Some(bytes) => Avatar::check(bytes.to_vec()).map(Some).map_err(|m| {
+            let mut errors = ValidationErrors::default();
+            errors.add("avatar", m);
+            ApiError::Validation(errors)
+        }),
+        None if params.contains("avatar") => {
+            errors.push("avatar is invalid".to_owned());
+            Ok(None)
+        }
+        None => Ok(None),
+    }
+}
+
+/// `GET /uploads/-/system/user/avatar/:id/:file`: an uploaded avatar, as
+/// uploaded, to anyone (as GitLab serves them).
+pub async fn avatar(
+    State(state): State<AppState>,
+    Path((id, file)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let not_found = || (StatusCode::NOT_FOUND, "Not Found").into_response();
+    let Ok(Some(id)) = parse_id(&id) else {
+        return Ok(not_found());
+    };
+    let Some((content_type, bytes)) = state.services.find_avatar(id).await? else {
+        return Ok(not_found());
+    };
+    let served_as = ImageKind::from_content_type(&content_type).map(ImageKind::file_name);
+    if served_as != Some(file.as_str()) {
+        return Ok(not_found());
+    }
+    Ok((
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "public, max-age=60".to_owned()),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "default-src 'none'; sandbox".to_owned(),
+            ),
+        ],
+        bytes,
+    )
+        .into_response())
 }
 
 /// The profile fields GitLab's create and update take (`note` is for

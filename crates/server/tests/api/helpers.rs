@@ -125,6 +125,8 @@ pub struct Options {
     pub limits: Option<latchkey::http::limits::LimitSettings>,
     /// Proxies believed (default: none).
     pub trusted_proxies: &'static str,
+    /// Gravatar URLs for users without an avatar (default: on, as `serve`).
+    pub gravatar: bool,
 }
 
 impl Default for Options {
@@ -136,6 +138,7 @@ impl Default for Options {
             external_url: None,
             limits: None,
             trusted_proxies: "",
+            gravatar: true,
         }
     }
 }
@@ -168,6 +171,7 @@ impl TestApp {
         serve.admin_mode = opts.admin_mode;
         serve.max_body_bytes = opts.max_body_bytes;
         serve.dynamic_registration = opts.dynamic_registration;
+        serve.gravatar = opts.gravatar;
         // A long-lived token cache, so every test that revokes, blocks or
         // deletes also checks that the cache forgets.
         serve.token_cache_seconds = Some(600);

@@ -89,7 +89,10 @@ async fn version_and_current_user() {
     assert_eq!(body["state"], "active");
     assert_eq!(body["is_admin"], false);
     assert_eq!(body["web_url"], app.url("/alice"));
-    assert!(body["avatar_url"].is_null());
+    assert!(body["avatar_url"]
+        .as_str()
+        .unwrap()
+        .starts_with("https://www.gravatar.com/avatar/"));
     let created = body["created_at"].as_str().unwrap();
     assert!(created.len() == 24 && created.ends_with('Z'), "{created}");
     assert!(body["id"].as_i64().unwrap() > 0);

@@ -311,6 +311,34 @@ async fn a_user_sees_their_own_profile_and_the_current_user_endpoint_too() {
 }
 
 #[tokio::test]
+async fn a_users_projects_and_events_are_empty_lists() {
+    let app = TestApp::spawn().await;
+    let (id, token) = app.user_with_token("grace", false, "read_api").await;
+    for what in ["projects", "events"] {
+        let res = app
+            .client
+            .get(app.url(&format!("/api/v4/users/{id}/{what}")))
+            .private_token(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.headers()["x-total"], "0");
+        assert_eq!(status_json(res).await, (200, json!([])), "{what}");
+        let res = app
+            .client
+            .get(app.url(&format!("/api/v4/users/999999/{what}")))
+            .private_token(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            status_json(res).await,
+            (404, json!({"message": "404 User Not Found"}))
+        );
+    }
+}
+
+#[tokio::test]
 async fn gitlabs_reserved_names_are_refused() {
     let app = TestApp::spawn().await;
     for name in ["admin", "API", "users", "groups", "oauth", "-", "help"] {
@@ -494,4 +522,122 @@ async fn token_uses_noted_before_a_shutdown_are_written_by_it() {
     let (status, me) = status_json(res).await;
     assert_eq!(status, 200);
     assert!(me["last_used_at"].is_string(), "{me}");
+}
+
+/// A small PNG (1×1, transparent), as an upload would send it.
+const PNG: &[u8] = &[
+    0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x48, 0x44, 0x52,
+    0x00, 0x00, 0x00, 0x01, 0x00, 0x00, 0x00, 0x01, 0x08, 0x06, 0x00, 0x00, 0x00, 0x1f, 0x15, 0xc4,
+    0x89, 0x00, 0x00, 0x00, 0x0d, 0x49, 0x44, 0x41, 0x54, 0x78, 0x9c, 0x63, 0x00, 0x01, 0x00, 0x00,
+    0x05, 0x00, 0x01, 0x0d, 0x0a, 0x2d, 0xb4, 0x00, 0x00, 0x00, 0x00, 0x49, 0x45, 0x4e, 0x44, 0xae,
+    0x42, 0x60, 0x82,
+];
+
+#[tokio::test]
+async fn avatars_are_uploaded_served_unchanged_and_gravatar_otherwise() {
+    use reqwest::multipart::{Form, Part};
+    let app = TestApp::spawn().await;
+    let res = app
+        .client
+        .get(app.url("/api/v4/user"))
+        .private_token(&app.root_token)
+        .send()
+        .await
+        .unwrap();
+    let (_, me) = status_json(res).await;
+    let gravatar = me["avatar_url"].as_str().unwrap();
+    assert!(
+        gravatar.starts_with("https://www.gravatar.com/avatar/"),
+        "{gravatar}"
+    );
+    assert!(
+        !gravatar.contains("root@"),
+        "the email is hashed: {gravatar}"
+    );
+
+    let form = Form::new()
+        .text("username", "pictured")
+        .text("email", "pictured@example.com")
+        .text("name", "Pictured")
+        .text("password", "correct-horse-battery")
+        .part(
+            "avatar",
+            Part::bytes(PNG.to_vec())
+                .file_name("me.png")
+                .mime_str("application/octet-stream")
+                .unwrap(),
+        );
+    let res = app
+        .client
+        .post(app.url("/api/v4/users"))
+        .private_token(&app.root_token)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let (status, user) = status_json(res).await;
+    assert_eq!(status, 201, "{user}");
+    let url = user["avatar_url"].as_str().unwrap().to_owned();
+    assert_eq!(
+        url,
+        app.url(&format!(
+            "/uploads/-/system/user/avatar/{}/avatar.png",
+            user["id"]
+        ))
+    );
+    // Public, and the bytes as uploaded, typed by what they are.
+    let res = app.client.get(&url).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["content-type"], "image/png");
+    assert_eq!(res.bytes().await.unwrap().as_ref(), PNG);
+    for wrong in ["avatar.jpg", "other.png"] {
+        let res = app
+            .client
+            .get(app.url(&format!(
+                "/uploads/-/system/user/avatar/{}/{wrong}",
+                user["id"]
+            )))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 404, "{wrong}");
+    }
+
+    // Not an image (whatever its name says): GitLab's error, nothing changed.
+    let form = Form::new().part(
+        "avatar",
+        Part::bytes(b"<svg onload=alert(1)/>".to_vec()).file_name("evil.png"),
+    );
+    let res = app
+        .client
+        .put(app.url(&format!("/api/v4/users/{}", user["id"])))
+        .private_token(&app.root_token)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = status_json(res).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["message"]["avatar"][0]
+        .as_str()
+        .unwrap()
+        .contains("not supported"));
+    let res = app.client.get(&url).send().await.unwrap();
+    assert_eq!(res.bytes().await.unwrap().as_ref(), PNG);
+
+    // Without Gravatar, no avatar is null.
+    let quiet = TestApp::spawn_with(crate::helpers::Options {
+        gravatar: false,
+        ..Default::default()
+    })
+    .await;
+    let res = quiet
+        .client
+        .get(quiet.url("/api/v4/user"))
+        .private_token(&quiet.root_token)
+        .send()
+        .await
+        .unwrap();
+    let (_, me) = status_json(res).await;
+    assert!(me["avatar_url"].is_null(), "{me}");
 }
