@@ -2,6 +2,9 @@
 # Run the compatibility suites against one real latchkey:
 #
 #   python-gitlab  compat/python-gitlab  the GitLab API client (pytest)
+#   python-gitlab-upstream               python-gitlab's own functional tests
+#                                        for users and auth, from its release
+#                                        (compat/python-gitlab-upstream)
 #   authlib        compat/authlib        Authlib's OAuth 2 client (pytest)
 #   browser        compat/browser        Debian's headless Chromium through
 #                                        the sign-in and consent pages
@@ -176,6 +179,7 @@ run_suite() {
 }
 
 run_suite python-gitlab "$venv/bin/python" -m pytest -q -p no:cacheprovider compat/python-gitlab
+run_suite python-gitlab-upstream bash compat/python-gitlab-upstream/run.sh "$venv"
 run_suite authlib "$venv/bin/python" -m pytest -q -p no:cacheprovider compat/authlib
 run_suite browser node --test --test-reporter=tap compat/browser/oauth_consent.test.mjs
 run_suite openid-client node --test --test-reporter=tap compat/openid-client/openid_client.test.mjs
