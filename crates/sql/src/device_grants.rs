@@ -8,7 +8,7 @@ use latchkey_core::oauth::{DeviceGrant, DeviceStatus, NewDeviceGrant, NewOAuthTo
 use latchkey_core::store::StoreError;
 
 use crate::backend::{Access, Backend, Dialect, SqlStore};
-use crate::conn::query_opt;
+use crate::conn::{query_opt, Conn};
 use crate::params;
 use crate::rows::device_from_row;
 
@@ -35,7 +35,7 @@ const BY_DEVICE_CODE: &str = concat!(
     device_columns!(),
     " FROM device_grants WHERE device_code_digest = $1"
 );
-pub(crate) const DECIDE: &str = "UPDATE device_grants SET status = $2, user_id = $3, auth_time = $4
+const DECIDE: &str = "UPDATE device_grants SET status = $2, user_id = $3, auth_time = $4
      WHERE id = $1 AND status = 'pending' AND expires_at > $5";
 static LAST_POLL: LazyLock<[String; 2]> = LazyLock::new(|| {
     Dialect::ALL.map(|d| {
@@ -48,6 +48,27 @@ static LAST_POLL: LazyLock<[String; 2]> = LazyLock::new(|| {
 const POLL: &str = "UPDATE device_grants SET last_polled_at = $2 WHERE id = $1";
 const CONSUME: &str = "DELETE FROM device_grants WHERE id = $1 AND status = 'approved'";
 const DELETE: &str = "DELETE FROM device_grants WHERE id = $1";
+
+/// A user's answer to a pending device request.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Decision {
+    pub id: i64,
+    pub user_id: i64,
+    pub approve: bool,
+    pub now: i64,
+    pub auth_time: i64,
+}
+
+/// Record `d` if the request is still pending and unexpired; whether it was.
+pub(crate) async fn decide(c: &mut dyn Conn, d: Decision) -> Result<bool, StoreError> {
+    let status = if d.approve {
+        DeviceStatus::Approved
+    } else {
+        DeviceStatus::Denied
+    };
+    let params = params![d.id, status.as_str(), d.user_id, d.auth_time, d.now];
+    Ok(c.execute(DECIDE, &params).await? > 0)
+}
 
 #[async_trait]
 impl<B: Backend> DeviceGrantStore for SqlStore<B> {
@@ -87,13 +108,17 @@ impl<B: Backend> DeviceGrantStore for SqlStore<B> {
         now: i64,
         auth_time: i64,
     ) -> Result<bool, StoreError> {
-        let status = if approve {
-            DeviceStatus::Approved
-        } else {
-            DeviceStatus::Denied
+        let decision = Decision {
+            id,
+            user_id,
+            approve,
+            now,
+            auth_time,
         };
-        let params = params![id, status.as_str(), user_id, auth_time, now];
-        Ok(self.write_one(DECIDE, params).await? > 0)
+        self.run(Access::WRITE, move |c| {
+            Box::pin(async move { decide(c, decision).await })
+        })
+        .await
     }
 
     async fn poll_device_grant(&self, id: i64, now: i64) -> Result<Option<i64>, StoreError> {

@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 use latchkey_core::application::{Application, ApplicationUpdate, NewApplication, Ownership};
 use latchkey_core::audit::{AuditEvent, NewAuditEvent};
-use latchkey_core::oauth::{DeviceStatus, Grant, NewGrant, NewOAuthToken, NewSession, OAuthToken};
+use latchkey_core::oauth::{Grant, NewGrant, NewOAuthToken, NewSession, OAuthToken};
 use latchkey_core::oidc::NewSigningKey;
 use latchkey_core::store::{Committed, StoreError, Transaction, TransactionWork};
 use latchkey_core::token::{NewToken, PersonalAccessToken};
@@ -212,13 +212,14 @@ impl Transaction for SqlTransaction<'_> {
         now: i64,
         auth_time: i64,
     ) -> Result<bool, StoreError> {
-        let status = if approve {
-            DeviceStatus::Approved
-        } else {
-            DeviceStatus::Denied
+        let decision = device_grants::Decision {
+            id,
+            user_id,
+            approve,
+            now,
+            auth_time,
         };
-        let params = params![id, status.as_str(), user_id, auth_time, now];
-        Ok(self.c.execute(device_grants::DECIDE, &params).await? > 0)
+        device_grants::decide(self.c, decision).await
     }
 
     async fn revoke_token_family(&mut self, family: &str, now: i64) -> Result<u64, StoreError> {

@@ -147,17 +147,8 @@ impl Services {
         let now = self.now_ms();
         let address = crate::session::service::throttled_address(ctx.address.as_deref());
         let key = format!("register:{address}");
-        if self
-            .store
-            .login_failures(&key, now, REGISTRATION_WINDOW_MS)
-            .await?
-            >= MAX_REGISTRATIONS_PER_HOUR
-        {
-            return Err(FlowError::OAuth(OAuthError::with(
-                ErrorCode::TemporarilyUnavailable,
-                "Too many registrations from this address; try again later.",
-            )));
-        }
+        self.registration_throttle(&key, now, "registrations from this address")
+            .await?;
         let checked = self.check_metadata(m)?;
         let secret_value = self.new_application_secret()?;
         let registration_token = secret::random_hex(32)?;
@@ -203,6 +194,27 @@ impl Services {
         })
     }
 
+    /// Refuse when `key` has seen [`MAX_REGISTRATIONS_PER_HOUR`] within the
+    /// hour; `what` names them in the refusal.
+    async fn registration_throttle(
+        &self,
+        key: &str,
+        now: i64,
+        what: &str,
+    ) -> Result<(), FlowError> {
+        let seen = self
+            .store
+            .login_failures(key, now, REGISTRATION_WINDOW_MS)
+            .await?;
+        if seen >= MAX_REGISTRATIONS_PER_HOUR {
+            return Err(FlowError::OAuth(OAuthError::with(
+                ErrorCode::TemporarilyUnavailable,
+                format!("Too many {what}; try again later."),
+            )));
+        }
+        Ok(())
+    }
+
     /// RFC 7592: the client `client_id`, if `token` is its registration
     /// access token. Every failure looks the same (`invalid_token`).
     pub async fn registered_client(
@@ -231,17 +243,8 @@ impl Services {
         let app = self.registered_client(client_id, token).await?;
         // Each update is audited: a client may not flood the trail.
         let (key, now) = (format!("register-update:{}", app.id), self.now_ms());
-        if self
-            .store
-            .login_failures(&key, now, REGISTRATION_WINDOW_MS)
-            .await?
-            >= MAX_REGISTRATIONS_PER_HOUR
-        {
-            return Err(FlowError::OAuth(OAuthError::with(
-                ErrorCode::TemporarilyUnavailable,
-                "Too many updates of this registration; try again later.",
-            )));
-        }
+        self.registration_throttle(&key, now, "updates of this registration")
+            .await?;
         self.store
             .record_login_failure(&key, now, REGISTRATION_WINDOW_MS)
             .await?;

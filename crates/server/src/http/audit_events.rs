@@ -6,7 +6,7 @@ use axum::http::{HeaderMap, Method, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use latchkey_core::audit::{AuditEvent, AuditFilter, EntityType, Keyset};
-use latchkey_core::clock::{gitlab_timestamp, unix_millis};
+use latchkey_core::clock::gitlab_timestamp;
 use latchkey_core::pagination::PageRequest;
 use latchkey_core::service::ServiceError;
 use serde::Serialize;
@@ -44,28 +44,6 @@ impl From<&AuditEvent> for AuditEventEntity {
     }
 }
 
-/// An ISO 8601 time as Grape's `DateTime` takes it: a full RFC 3339
-/// date-time, one without an offset (UTC), or a date (its midnight, UTC).
-pub(crate) fn parse_time(raw: &str) -> Option<i64> {
-    use time::format_description::well_known::Rfc3339;
-    use time::macros::format_description;
-    let raw = raw.trim();
-    if let Ok(t) = time::OffsetDateTime::parse(raw, &Rfc3339) {
-        return Some(unix_millis(t));
-    }
-    let local = format_description!(
-        version = 2,
-        "[year]-[month]-[day][first [T][ ]][hour]:[minute]:[second][optional [.[subsecond]]]"
-    );
-    if let Ok(t) = time::PrimitiveDateTime::parse(raw.trim_end_matches('Z'), &local) {
-        return Some(unix_millis(t.assume_utc()));
-    }
-    let day = format_description!("[year]-[month]-[day]");
-    time::Date::parse(raw, &day)
-        .ok()
-        .map(|d| unix_millis(d.midnight().assume_utc()))
-}
-
 /// GitLab's parameter checks, in declaration order.
 fn filter(params: &Params) -> Result<AuditFilter, ApiError> {
     let mut errors = Vec::new();
@@ -89,18 +67,8 @@ fn filter(params: &Params) -> Result<AuditFilter, ApiError> {
             }
         },
     };
-    let mut time = |key: &str| match params.get_str(key) {
-        None => None,
-        Some(raw) => {
-            let parsed = parse_time(raw);
-            if parsed.is_none() {
-                errors.push(format!("{key} is invalid"));
-            }
-            parsed
-        }
-    };
-    let created_after = time("created_after");
-    let created_before = time("created_before");
+    let created_after = params.optional_time("created_after", &mut errors);
+    let created_before = params.optional_time("created_before", &mut errors);
     if !errors.is_empty() {
         return Err(ApiError::Params(errors));
     }
@@ -212,27 +180,5 @@ pub async fn get(
         Ok(event) => Ok(Json(AuditEventEntity::from(&event)).into_response()),
         Err(ServiceError::NotFound) => Err(not_found),
         Err(e) => Err(e.into()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_time;
-
-    #[test]
-    fn times_as_grape_reads_them() {
-        let at = parse_time("2026-12-02T08:00:00Z").expect("rfc 3339");
-        assert_eq!(parse_time("2026-12-02T08:00:00.000Z"), Some(at));
-        assert_eq!(parse_time("2026-12-02T09:00:00+01:00"), Some(at));
-        assert_eq!(parse_time("2026-12-02T08:00:00"), Some(at), "UTC");
-        assert_eq!(parse_time("2026-12-02 08:00:00"), Some(at));
-        assert_eq!(
-            parse_time("2026-12-02"),
-            Some(at - 8 * 3600 * 1000),
-            "a date is its midnight"
-        );
-        assert_eq!(parse_time("yesterday"), None);
-        assert_eq!(parse_time("2026-13-01"), None);
-        assert_eq!(parse_time(""), None);
     }
 }

@@ -283,6 +283,17 @@ impl Params {
     }
 
     /// An optional `type: Boolean` parameter; junk adds "is invalid".
+    /// A Grape `DateTime` parameter as ms (see [`parse_time`]); "KEY is
+    /// invalid" when it is not one.
+    pub fn optional_time(&self, key: &str, errors: &mut Vec<String>) -> Option<i64> {
+        let raw = self.get_str(key)?;
+        let parsed = parse_time(raw);
+        if parsed.is_none() {
+            errors.push(format!("{key} is invalid"));
+        }
+        parsed
+    }
+
     pub fn optional_bool(&self, key: &str, errors: &mut Vec<String>) -> Option<bool> {
         match self.boolean(key) {
             BoolParam::Default => None,
@@ -617,6 +628,28 @@ async fn add_multipart(params: &mut Params, parts: Parts, bytes: Bytes) -> Resul
     Ok(())
 }
 
+/// An ISO 8601 time as Grape's `DateTime` takes it: a full RFC 3339
+/// date-time, one without an offset (UTC), or a date (its midnight, UTC).
+pub fn parse_time(raw: &str) -> Option<i64> {
+    use time::format_description::well_known::Rfc3339;
+    use time::macros::format_description;
+    let raw = raw.trim();
+    if let Ok(t) = time::OffsetDateTime::parse(raw, &Rfc3339) {
+        return Some(latchkey_core::clock::unix_millis(t));
+    }
+    let local = format_description!(
+        version = 2,
+        "[year]-[month]-[day][first [T][ ]][hour]:[minute]:[second][optional [.[subsecond]]]"
+    );
+    if let Ok(t) = time::PrimitiveDateTime::parse(raw.trim_end_matches('Z'), &local) {
+        return Some(latchkey_core::clock::unix_millis(t.assume_utc()));
+    }
+    let day = format_description!("[year]-[month]-[day]");
+    time::Date::parse(raw, &day)
+        .ok()
+        .map(|d| latchkey_core::clock::unix_millis(d.midnight().assume_utc()))
+}
+
 /// A Grape `type: Integer` path id. Integers too large for the database
 /// cannot name a row, so they are "not found", as in GitLab.
 pub fn parse_id(raw: &str) -> Result<Option<i64>, ApiError> {
@@ -812,5 +845,22 @@ mod tests {
                 }
             }
         }
+    }
+
+    #[test]
+    fn times_as_grape_reads_them() {
+        let at = parse_time("2026-12-02T08:00:00Z").expect("rfc 3339");
+        assert_eq!(parse_time("2026-12-02T08:00:00.000Z"), Some(at));
+        assert_eq!(parse_time("2026-12-02T09:00:00+01:00"), Some(at));
+        assert_eq!(parse_time("2026-12-02T08:00:00"), Some(at), "UTC");
+        assert_eq!(parse_time("2026-12-02 08:00:00"), Some(at));
+        assert_eq!(
+            parse_time("2026-12-02"),
+            Some(at - 8 * 3600 * 1000),
+            "a date is its midnight"
+        );
+        assert_eq!(parse_time("yesterday"), None);
+        assert_eq!(parse_time("2026-13-01"), None);
+        assert_eq!(parse_time(""), None);
     }
 }

@@ -230,20 +230,10 @@ fn token_filter(params: &Params, user_id: Option<i64>) -> Result<TokenFilter, Ap
             None
         }
     };
-    let mut time = |key: &str| match params.get_str(key) {
-        None => None,
-        Some(raw) => {
-            let parsed = super::audit_events::parse_time(raw);
-            if parsed.is_none() {
-                errors.push(format!("{key} is invalid"));
-            }
-            parsed
-        }
-    };
-    let created_before = time("created_before");
-    let created_after = time("created_after");
-    let last_used_before = time("last_used_before");
-    let last_used_after = time("last_used_after");
+    let created_before = params.optional_time("created_before", &mut errors);
+    let created_after = params.optional_time("created_after", &mut errors);
+    let last_used_before = params.optional_time("last_used_before", &mut errors);
+    let last_used_after = params.optional_time("last_used_after", &mut errors);
     let search = params.optional_string("search", &mut errors);
     if !errors.is_empty() {
         return Err(ApiError::Params(errors));

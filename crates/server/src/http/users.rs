@@ -59,18 +59,8 @@ fn user_filter(params: &Params, admin: bool) -> Result<UserFilter, ApiError> {
     // No project bots exist here: accepted, and nothing to leave out.
     params.optional_bool("without_project_bots", &mut errors);
     let admins = params.optional_bool("admins", &mut errors).unwrap_or(false);
-    let mut time = |key: &str| match params.get_str(key) {
-        None => None,
-        Some(raw) => {
-            let parsed = super::audit_events::parse_time(raw);
-            if parsed.is_none() {
-                errors.push(format!("{key} is invalid"));
-            }
-            parsed
-        }
-    };
-    let created_after = time("created_after");
-    let created_before = time("created_before");
+    let created_after = params.optional_time("created_after", &mut errors);
+    let created_before = params.optional_time("created_before", &mut errors);
     let order = match params.get_str("order_by") {
         None => Some(UserOrder::Id),
         Some(raw) => UserOrder::parse(raw),
