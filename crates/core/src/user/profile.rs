@@ -48,6 +48,15 @@ pub struct Profile {
     /// `None`: GitLab's default ([`DEFAULT_PROJECTS_LIMIT`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub projects_limit: Option<i64>,
+    /// GitLab's interface theme and syntax colours (1 by default); kept
+    /// and shown, for the clients that set them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub theme_id: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub color_scheme_id: Option<i64>,
+    /// The address commits are attributed to (the user's own; empty: their email).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub commit_email: String,
 }
 
 impl Profile {
@@ -75,8 +84,16 @@ impl Profile {
         self.projects_limit.unwrap_or(DEFAULT_PROJECTS_LIMIT)
     }
 
-    /// Each text field by its API name, for comparing two profiles.
-    pub fn fields(&self) -> [(&'static str, String); 15] {
+    pub fn theme_id(&self) -> i64 {
+        self.theme_id.unwrap_or(1)
+    }
+
+    pub fn color_scheme_id(&self) -> i64 {
+        self.color_scheme_id.unwrap_or(1)
+    }
+
+    /// Each field by its API name, as text, for comparing two profiles.
+    pub fn fields(&self) -> [(&'static str, String); 18] {
         [
             ("bio", self.bio.clone()),
             ("location", self.location.clone()),
@@ -93,6 +110,9 @@ impl Profile {
             ("private_profile", self.private_profile.to_string()),
             ("can_create_group", self.can_create_group().to_string()),
             ("projects_limit", self.projects_limit().to_string()),
+            ("theme_id", self.theme_id().to_string()),
+            ("color_scheme_id", self.color_scheme_id().to_string()),
+            ("commit_email", self.commit_email.clone()),
         ]
     }
 }
@@ -115,6 +135,9 @@ pub struct ProfileChanges {
     pub private_profile: Option<bool>,
     pub can_create_group: Option<bool>,
     pub projects_limit: Option<i64>,
+    pub theme_id: Option<i64>,
+    pub color_scheme_id: Option<i64>,
+    pub commit_email: Option<String>,
 }
 
 /// The longest value of each text field, as GitLab's model limits them.
@@ -186,6 +209,18 @@ impl ProfileChanges {
                 errors.add("public_email", "is not an email you own");
             }
         }
+        if let (Some(commit), Some(email)) = (self.commit_email.as_deref(), email) {
+            if !commit.is_empty() && !commit.eq_ignore_ascii_case(email) {
+                errors.add("commit_email", "is not an email you own");
+            }
+        }
+        // GitLab's themes 1 to 14, colour schemes 1 to 7.
+        if self.theme_id.is_some_and(|n| !(1..=14).contains(&n)) {
+            errors.add("theme_id", "is not included in the list");
+        }
+        if self.color_scheme_id.is_some_and(|n| !(1..=7).contains(&n)) {
+            errors.add("color_scheme_id", "is not included in the list");
+        }
         if self
             .projects_limit
             .is_some_and(|n| !(0..=i64::from(i32::MAX)).contains(&n))
@@ -222,6 +257,9 @@ impl ProfileChanges {
             private_profile: self.private_profile.unwrap_or(profile.private_profile),
             can_create_group: self.can_create_group.or(profile.can_create_group),
             projects_limit: self.projects_limit.or(profile.projects_limit),
+            theme_id: self.theme_id.or(profile.theme_id),
+            color_scheme_id: self.color_scheme_id.or(profile.color_scheme_id),
+            commit_email: pick(&self.commit_email, &profile.commit_email),
         }
     }
 }

@@ -195,12 +195,13 @@ impl Services {
         changes: &UserChanges,
     ) -> Result<User, ServiceError> {
         // A public email must be the user's own: theirs as it will be.
-        let email_owned = match (&changes.email, &changes.profile.public_email) {
-            (Some(new), _) => Some(new.clone()),
-            (None, Some(public)) if !public.trim().is_empty() => {
-                self.store.find_user(id).await?.map(|u| u.email)
-            }
-            _ => None,
+        let claims_an_email = [&changes.profile.public_email, &changes.profile.commit_email]
+            .into_iter()
+            .any(|e| e.as_ref().is_some_and(|e| !e.trim().is_empty()));
+        let email_owned = match &changes.email {
+            Some(new) => Some(new.clone()),
+            None if claims_an_email => self.store.find_user(id).await?.map(|u| u.email),
+            None => None,
         };
         Self::check_user_fields(
             changes.username.as_deref(),

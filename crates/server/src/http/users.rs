@@ -189,6 +189,7 @@ pub async fn create(
     let external = params
         .optional_bool("external", &mut errors)
         .unwrap_or(false);
+    refuse_identities(&params)?;
     let profile = profile_changes(&params, &mut errors);
     let avatar = avatar_param(&params, &mut errors)?;
     let (Some(email), Some(name), Some(username)) = (email, name, username) else {
@@ -234,6 +235,7 @@ pub async fn update(
 ) -> Result<Response, ApiError> {
     let caller = authenticate_admin(&state, &headers, &params, Need::Write).await?;
     let id = parse_id(&id)?.ok_or(ApiError::NotFound("User"))?;
+    refuse_identities(&params)?;
     let mut errors = Vec::new();
     let changes = UserChanges {
         email: params.optional_string("email", &mut errors),
@@ -337,6 +339,18 @@ pub async fn avatar(
         .into_response())
 }
 
+/// GitLab's identity parameters (a user's login at an external provider):
+/// latchkey keeps no external identities, and says so rather than answer
+/// 200 having ignored them.
+fn refuse_identities(params: &Params) -> Result<(), ApiError> {
+    if params.contains("provider") || params.contains("extern_uid") {
+        return Err(ApiError::BadRequest(
+            "external identities (provider, extern_uid) are not supported".to_owned(),
+        ));
+    }
+    Ok(())
+}
+
 /// The profile fields GitLab's create and update take (`note` is for
 /// administrators, who alone may call these). A field given as null
 /// clears it.
@@ -350,16 +364,17 @@ fn profile_changes(params: &Params, errors: &mut Vec<String>) -> ProfileChanges 
         StrParam::Null => Some(String::new()),
         StrParam::Value(v) => Some(v),
     };
-    let projects_limit = match params.get_str("projects_limit") {
+    let integer = |key: &str, errors: &mut Vec<String>| match params.get_str(key) {
         None => None,
         Some(raw) => match raw.trim().parse::<i64>() {
             Ok(n) => Some(n),
             Err(_) => {
-                errors.push("projects_limit is invalid".to_owned());
+                errors.push(format!("{key} is invalid"));
                 None
             }
         },
     };
+    let projects_limit = integer("projects_limit", errors);
     ProfileChanges {
         bio: text("bio", errors),
         location: text("location", errors),
@@ -376,6 +391,9 @@ fn profile_changes(params: &Params, errors: &mut Vec<String>) -> ProfileChanges 
         private_profile: params.optional_bool("private_profile", errors),
         can_create_group: params.optional_bool("can_create_group", errors),
         projects_limit,
+        theme_id: integer("theme_id", errors),
+        color_scheme_id: integer("color_scheme_id", errors),
+        commit_email: text("commit_email", errors),
     }
 }
 

@@ -153,6 +153,9 @@ async fn every_profile_field_is_stored_returned_and_audited() {
         ("external", "true"),
         ("can_create_group", "false"),
         ("projects_limit", "42"),
+        ("theme_id", "11"),
+        ("color_scheme_id", "2"),
+        ("commit_email", "alice@example.com"),
     ]);
     let res = app
         .client
@@ -170,6 +173,9 @@ async fn every_profile_field_is_stored_returned_and_audited() {
     assert_eq!(updated["external"], true);
     assert_eq!(updated["can_create_group"], false);
     assert_eq!(updated["projects_limit"], 42);
+    assert_eq!(updated["theme_id"], 11);
+    assert_eq!(updated["color_scheme_id"], 2);
+    assert_eq!(updated["commit_email"], "alice@example.com");
     assert_eq!(updated["work_information"], "Engineer at ACME");
 
     // Read back: as stored, by the administrator.
@@ -229,6 +235,12 @@ async fn every_profile_field_is_stored_returned_and_audited() {
             "is not an email you own",
         ),
         ("discord", "alice#1", "must contain only a discord user ID."),
+        (
+            "commit_email",
+            "else@where.example",
+            "is not an email you own",
+        ),
+        ("theme_id", "99", "is not included in the list"),
     ] {
         let res = app
             .client
@@ -242,6 +254,18 @@ async fn every_profile_field_is_stored_returned_and_audited() {
         assert_eq!(status, 400, "{key}");
         assert_eq!(body["message"][key][0], message, "{body}");
     }
+    // No external identities here: said, not ignored.
+    let res = app
+        .client
+        .put(app.url(&format!("/api/v4/users/{id}")))
+        .private_token(&app.root_token)
+        .form(&[("provider", "github"), ("extern_uid", "1")])
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = status_json(res).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("not supported"));
     let bio = "x".repeat(256);
     let res = app
         .client
