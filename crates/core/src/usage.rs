@@ -67,6 +67,19 @@ impl UsageRecorder {
         taken
     }
 
+    /// A batch whose write failed: noted again (keeping the later time of
+    /// each), and no longer counted as written.
+    fn restore(&self, batch: Vec<(Key, i64)>) {
+        let Ok(mut notes) = self.notes.lock() else {
+            return;
+        };
+        for (key, at) in batch {
+            notes.written.remove(&key);
+            let pending = notes.pending.entry(key).or_insert(at);
+            *pending = (*pending).max(at);
+        }
+    }
+
     /// Uses waiting to be written.
     pub fn pending(&self) -> usize {
         self.notes.lock().map_or(0, |n| n.pending.len())
@@ -75,18 +88,31 @@ impl UsageRecorder {
 
 impl Services {
     /// Write the uses noted since the last flush, in one write per kind of
-    /// credential. How many records changed. A write that fails is not
-    /// retried: a later use notes the credential again.
+    /// credential. How many records changed. A batch whose write fails is
+    /// noted again, for the next flush.
     pub async fn flush_usage(&self) -> Result<u64, ServiceError> {
         let taken = self.usage.take(self.now_ms());
         if taken.is_empty() {
             return Ok(0);
         }
         let tokens: Vec<(i64, i64)> = taken
-            .into_iter()
-            .map(|((Credential::PersonalAccessToken, id), at)| (id, at))
+            .iter()
+            .map(|((Credential::PersonalAccessToken, id), at)| (*id, *at))
             .collect();
-        Ok(self.store.record_token_usage(tokens).await?)
+        match self.store.record_token_usage(tokens).await {
+            Ok(n) => Ok(n),
+            Err(e) => {
+                self.usage.restore(taken);
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Note that a personal access token authenticated a request that
+    /// was let through (see [`crate::usage`]).
+    pub fn token_used(&self, token_id: i64) {
+        self.usage
+            .note(Credential::PersonalAccessToken, token_id, self.now_ms());
     }
 }
 
@@ -110,6 +136,11 @@ mod tests {
         assert!(r.take(30_000).is_empty());
         // A minute after its write, it is noted again.
         r.note(pat, 1, 62_000);
-        assert_eq!(r.take(62_000), [((pat, 1), 62_000)]);
+        let batch = r.take(62_000);
+        assert_eq!(batch, [((pat, 1), 62_000)]);
+        // A write that failed: noted again, and written by the next flush.
+        r.restore(batch);
+        r.note(pat, 1, 63_000);
+        assert_eq!(r.take(64_000), [((pat, 1), 63_000)]);
     }
 }

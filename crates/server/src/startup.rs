@@ -206,14 +206,22 @@ pub async fn serve(
     let services = state.services.clone();
     let app = http::router(state);
     crate::server::run(listener, app, limits, shutdown_signal()).await;
-    // The uses noted since the last flush, so that a restart loses none.
-    flush_usage(&services).await;
+    // The uses noted since the last flush, so that a restart loses none;
+    // bounded, so that a database that is down cannot hold the exit.
+    if tokio::time::timeout(FINAL_FLUSH_TIMEOUT, flush_usage(&services))
+        .await
+        .is_err()
+    {
+        tracing::warn!("token uses not written at shutdown: the database did not answer in time");
+    }
     Ok(())
 }
 
 /// How often noted credential uses are written (each credential at most
 /// once a minute whatever this is; see `latchkey_core::usage`).
 const USAGE_FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(10);
+/// How long the last flush at shutdown may take.
+const FINAL_FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 fn spawn_usage_flush(services: Services) {
     tokio::spawn(async move {

@@ -11,16 +11,18 @@ pub(crate) struct Where {
 }
 
 impl Where {
-    /// Add `condition`, whose `?` stands for `value`.
+    /// Add `condition`, whose every `?` stands for `value` (so it may not
+    /// hold a `?` of its own).
     pub fn add(&mut self, condition: &str, value: impl Into<Value>) {
         self.params.push(value.into());
         let placeholder = format!("${}", self.params.len());
-        self.conditions.push(condition.replace('?', &placeholder));
+        self.conditions
+            .push(format!("({})", condition.replace('?', &placeholder)));
     }
 
     /// Add a condition that takes no parameter.
     pub fn add_plain(&mut self, condition: &str) {
-        self.conditions.push(condition.to_owned());
+        self.conditions.push(format!("({condition})"));
     }
 
     /// The next parameter's placeholder, for a LIMIT or OFFSET after the clause.
@@ -49,7 +51,10 @@ mod tests {
         w.add("a >= ?", 1i64);
         w.add_plain("b");
         w.add("c = ? OR d = ?", "x");
-        assert_eq!(w.clause(), " WHERE a >= $1 AND b AND c = $2 OR d = $2");
+        assert_eq!(
+            w.clause(),
+            " WHERE (a >= $1) AND (b) AND (c = $2 OR d = $2)"
+        );
         assert_eq!(w.next_placeholder(0), "$3");
         assert_eq!(w.params.len(), 2);
     }

@@ -43,8 +43,13 @@ pub fn user_from_row(row: &mut Row, prefix: &str) -> Result<User, StoreError> {
         created_at,
         external: row.bool(&col("external"))?,
         updated_at: row.opt_int(&col("updated_at"))?.unwrap_or(created_at),
-        profile: Profile::from_stored(row.opt_text(&col("profile"))?.as_deref())
-            .map_err(|e| invalid(format!("a stored user profile is not valid: {e}")))?,
+        // A profile that does not read back must not lock its user out.
+        profile: Profile::from_stored(row.opt_text(&col("profile"))?.as_deref()).unwrap_or_else(
+            |e| {
+                tracing::warn!(error = %e, "a stored user profile is not valid; shown empty");
+                Profile::default()
+            },
+        ),
         avatar: row.opt_text(&col("avatar"))?,
     })
 }

@@ -62,11 +62,6 @@ impl Services {
         if found.token.is_expired(self.today()) {
             return Ok(Err(TokenRejection::Expired));
         }
-        self.usage.note(
-            crate::usage::Credential::PersonalAccessToken,
-            found.token.id,
-            self.now_ms(),
-        );
         Ok(Ok(found))
     }
 

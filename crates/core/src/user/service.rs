@@ -198,13 +198,27 @@ impl Services {
         let claims_an_email = [&changes.profile.public_email, &changes.profile.commit_email]
             .into_iter()
             .any(|e| e.as_ref().is_some_and(|e| !e.trim().is_empty()));
+        // A username that is not changing passes, even if it is now reserved
+        // (a user made before the rule keeps theirs).
+        let renames_to_reserved = changes
+            .username
+            .as_deref()
+            .is_some_and(user::is_reserved_name);
+        let current = if (changes.email.is_none() && claims_an_email) || renames_to_reserved {
+            self.store.find_user(id).await?
+        } else {
+            None
+        };
+        let username = match (&changes.username, &current) {
+            (Some(u), Some(c)) if c.username.eq_ignore_ascii_case(u) => None,
+            (u, _) => u.clone(),
+        };
         let email_owned = match &changes.email {
             Some(new) => Some(new.clone()),
-            None if claims_an_email => self.store.find_user(id).await?.map(|u| u.email),
-            None => None,
+            None => current.as_ref().map(|u| u.email.clone()),
         };
         Self::check_user_fields(
-            changes.username.as_deref(),
+            username.as_deref(),
             changes.email.as_deref(),
             changes.name.as_deref(),
             changes.password.as_ref().map(ExposeSecret::expose_secret),
@@ -216,7 +230,7 @@ impl Services {
         };
         let (ctx, now) = (ctx.clone(), self.now_ms());
         let mut update = UserUpdate {
-            username: changes.username.clone(),
+            username,
             email: changes.email.clone(),
             name: changes.name.clone(),
             password_digest,
@@ -236,6 +250,21 @@ impl Services {
                 };
                 if !profile_changes.is_empty() {
                     update.profile = Some(profile_changes.applied_to(&old.profile));
+                }
+                // A new email: public and commit emails that named the old
+                // one are no longer the user's own, and are cleared.
+                if let Some(email) = update.email.clone() {
+                    let mut profile = update.profile.clone().unwrap_or(old.profile.clone());
+                    let mut cleared = false;
+                    for claimed in [&mut profile.public_email, &mut profile.commit_email] {
+                        if !claimed.is_empty() && !claimed.eq_ignore_ascii_case(&email) {
+                            claimed.clear();
+                            cleared = true;
+                        }
+                    }
+                    if cleared {
+                        update.profile = Some(profile);
+                    }
                 }
                 let Some(user) = tx.update_user(id, update).await? else {
                     return Ok(None);

@@ -194,6 +194,8 @@ pub async fn authenticate(
         .map_err(rejection)?;
     admit(state, TokenKey::Personal(found.token.id), found.user.id)?;
     check(need, &found.token.scopes, &found.user)?;
+    // Used only when the request is let through.
+    state.services.token_used(found.token.id);
     Ok(Caller {
         user: found.user,
         scopes: found.token.scopes,

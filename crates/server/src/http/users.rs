@@ -87,7 +87,9 @@ fn user_filter(params: &Params, admin: bool) -> Result<UserFilter, ApiError> {
         blocked,
         active,
         admins: admin && admins,
-        external: match (external && admin, exclude_external) {
+        // Who is external is for administrators to know: both filters are
+        // theirs (either would tell others who is).
+        external: match (external && admin, exclude_external && admin) {
             (true, _) => Some(true),
             (false, true) => Some(false),
             (false, false) => None,
@@ -295,6 +297,12 @@ pub async fn nothing_of_theirs(
 /// is no accepted image, GitLab's validation error.
 fn avatar_param(params: &Params, errors: &mut Vec<String>) -> Result<Option<Avatar>, ApiError> {
     match params.file("avatar") {
+        // Too big: refused before it is copied.
+        Some(bytes) if bytes.len() > latchkey_core::user::MAX_AVATAR_BYTES => {
+            let mut errors = ValidationErrors::default();
+            errors.add("avatar", "is too big (should be at most 200 KiB)");
+            Err(ApiError::Validation(errors))
+        }
         Some(bytes) => Avatar::check(bytes.to_vec()).map(Some).map_err(|m| {
             let mut errors = ValidationErrors::default();
             errors.add("avatar", m);

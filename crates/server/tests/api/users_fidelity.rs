@@ -121,6 +121,12 @@ async fn the_list_filters_and_orders_as_gitlab_does() {
     let (status, seen) = list(&app, &token, "admins=true&external=true").await;
     assert_eq!(status, 200);
     assert_eq!(usernames(&seen).len(), 5, "ignored for non-administrators");
+    let (_, seen) = list(&app, &token, "exclude_external=true").await;
+    assert_eq!(
+        usernames(&seen).len(),
+        5,
+        "who is external is not for others to learn"
+    );
     assert!(seen[0].get("email").is_none(), "{seen}");
     assert!(seen[0].get("is_admin").is_none(), "{seen}");
     let (_, blocked) = list(&app, &token, "blocked=true").await;
@@ -225,6 +231,32 @@ async fn every_profile_field_is_stored_returned_and_audited() {
     let (_, private) = status_json(res).await;
     assert!(private.get("bio").is_none(), "{private}");
     assert_eq!(private["username"], "alice");
+
+    // A new email: a public email that named the old one is cleared.
+    let res = app
+        .client
+        .put(app.url(&format!("/api/v4/users/{id}")))
+        .private_token(&app.root_token)
+        .form(&[("email", "alice@moved.example")])
+        .send()
+        .await
+        .unwrap();
+    let (status, moved) = status_json(res).await;
+    assert_eq!(status, 200, "{moved}");
+    assert!(moved["public_email"].is_null(), "{moved}");
+    assert_eq!(moved["commit_email"], "alice@moved.example");
+    let res = app
+        .client
+        .put(app.url(&format!("/api/v4/users/{id}")))
+        .private_token(&app.root_token)
+        .form(&[
+            ("email", "alice@example.com"),
+            ("public_email", "alice@example.com"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
 
     // Refused values: nothing stored, GitLab's validation errors.
     for (key, value, message) in [
@@ -399,6 +431,23 @@ async fn gitlabs_reserved_names_are_refused() {
         .await
         .unwrap();
     assert_eq!(res.status(), 400);
+    // A user who had the name before the rule keeps it, and can be updated
+    // with it repeated.
+    app.raw_sql(&format!(
+        "UPDATE users SET username = 'help' WHERE id = {id}"
+    ))
+    .await;
+    let res = app
+        .client
+        .put(app.url(&format!("/api/v4/users/{id}")))
+        .private_token(&app.root_token)
+        .form(&[("username", "help"), ("name", "Helpful")])
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = status_json(res).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["name"], "Helpful");
 }
 
 #[tokio::test]
@@ -438,7 +487,33 @@ async fn personal_access_tokens_filter_and_record_their_last_use() {
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
+    // A request the token may not make is no use of it.
+    let (reader_id, reader) = app.user_with_token("reader", false, "read_user").await;
+    let res = app
+        .client
+        .post(app.url("/api/v4/user/applications"))
+        .private_token(&reader)
+        .form(&[
+            ("name", "x"),
+            ("redirect_uri", "https://x.example/cb"),
+            ("scopes", "api"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 403);
     assert!(app.services.flush_usage().await.unwrap() >= 1);
+    let res = app
+        .client
+        .get(app.url(&format!(
+            "/api/v4/personal_access_tokens?user_id={reader_id}"
+        )))
+        .private_token(&app.root_token)
+        .send()
+        .await
+        .unwrap();
+    let (_, readers) = status_json(res).await;
+    assert!(readers[0]["last_used_at"].is_null(), "{readers}");
 
     let names = |query: &str| {
         let req = app
