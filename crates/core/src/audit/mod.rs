@@ -16,7 +16,14 @@ use crate::context::{Context, Via};
 use crate::error::StoreError;
 use crate::pagination::PageRequest;
 
-pub use service::{AuditSink, ListedEvents};
+pub use service::ListedEvents;
+
+/// Where committed events also go, as they happen (a JSON-lines stream for
+/// log shippers). Called after the commit, never inside a transaction; it
+/// must not block.
+pub trait AuditSink: Send + Sync {
+    fn publish(&self, event: &AuditEvent);
+}
 
 /// GitLab's name for the instance as an entity.
 pub const INSTANCE_SCOPE: &str = "Gitlab::Audit::InstanceScope";

@@ -5,18 +5,11 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 
-use super::{AuditEvent, AuditFilter, Keyset};
+use super::{AuditEvent, AuditFilter, AuditSink, Keyset};
 use crate::error::StoreError;
 use crate::pagination::PageRequest;
 use crate::service::{ServiceError, Services};
 use crate::store::Transaction;
-
-/// Where committed events also go, as they happen (a JSON-lines stream for
-/// log shippers). Called after the commit, never inside a transaction; it
-/// must not block.
-pub trait AuditSink: Send + Sync {
-    fn publish(&self, event: &AuditEvent);
-}
 
 /// A page of events and, for offset pages, the (capped) total.
 pub type ListedEvents = (Vec<AuditEvent>, u64);

@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use crate::service::{ServiceError, Services};
+mod service;
 
 /// A credential is written at most this often (ms).
 pub const MIN_INTERVAL_MS: i64 = 60_000;
@@ -19,7 +19,7 @@ pub enum Credential {
     PersonalAccessToken,
 }
 
-type Key = (Credential, i64);
+pub(crate) type Key = (Credential, i64);
 
 #[derive(Debug, Default)]
 struct Notes {
@@ -55,7 +55,7 @@ impl UsageRecorder {
     }
 
     /// Take the uses to write now, and forget writes older than a minute.
-    fn take(&self, now: i64) -> Vec<(Key, i64)> {
+    pub(crate) fn take(&self, now: i64) -> Vec<(Key, i64)> {
         let Ok(mut notes) = self.notes.lock() else {
             return Vec::new();
         };
@@ -69,7 +69,7 @@ impl UsageRecorder {
 
     /// A batch whose write failed: noted again (keeping the later time of
     /// each), and no longer counted as written.
-    fn restore(&self, batch: Vec<(Key, i64)>) {
+    pub(crate) fn restore(&self, batch: Vec<(Key, i64)>) {
         let Ok(mut notes) = self.notes.lock() else {
             return;
         };
@@ -83,36 +83,6 @@ impl UsageRecorder {
     /// Uses waiting to be written.
     pub fn pending(&self) -> usize {
         self.notes.lock().map_or(0, |n| n.pending.len())
-    }
-}
-
-impl Services {
-    /// Write the uses noted since the last flush, in one write per kind of
-    /// credential. How many records changed. A batch whose write fails is
-    /// noted again, for the next flush.
-    pub async fn flush_usage(&self) -> Result<u64, ServiceError> {
-        let taken = self.usage.take(self.now_ms());
-        if taken.is_empty() {
-            return Ok(0);
-        }
-        let tokens: Vec<(i64, i64)> = taken
-            .iter()
-            .map(|((Credential::PersonalAccessToken, id), at)| (*id, *at))
-            .collect();
-        match self.store.record_token_usage(tokens).await {
-            Ok(n) => Ok(n),
-            Err(e) => {
-                self.usage.restore(taken);
-                Err(e.into())
-            }
-        }
-    }
-
-    /// Note that a personal access token authenticated a request that
-    /// was let through (see [`crate::usage`]).
-    pub fn token_used(&self, token_id: i64) {
-        self.usage
-            .note(Credential::PersonalAccessToken, token_id, self.now_ms());
     }
 }
 

@@ -1,0 +1,34 @@
+//! Writing the noted credential uses: the services the server calls.
+
+use super::Credential;
+use crate::service::{ServiceError, Services};
+
+impl Services {
+    /// Write the uses noted since the last flush, in one write per kind of
+    /// credential. How many records changed. A batch whose write fails is
+    /// noted again, for the next flush.
+    pub async fn flush_usage(&self) -> Result<u64, ServiceError> {
+        let taken = self.usage.take(self.now_ms());
+        if taken.is_empty() {
+            return Ok(0);
+        }
+        let tokens: Vec<(i64, i64)> = taken
+            .iter()
+            .map(|((Credential::PersonalAccessToken, id), at)| (*id, *at))
+            .collect();
+        match self.store.record_token_usage(tokens).await {
+            Ok(n) => Ok(n),
+            Err(e) => {
+                self.usage.restore(taken);
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Note that a personal access token authenticated a request that
+    /// was let through (see [`crate::usage`]).
+    pub fn token_used(&self, token_id: i64) {
+        self.usage
+            .note(Credential::PersonalAccessToken, token_id, self.now_ms());
+    }
+}
