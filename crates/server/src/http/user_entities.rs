@@ -45,7 +45,6 @@ fn opt(s: &str) -> Option<&str> {
 pub struct UserBasic<'a> {
     pub id: i64,
     pub username: &'a str,
-    pub public_email: Option<&'a str>,
     pub name: &'a str,
     pub state: &'static str,
     pub locked: bool,
@@ -58,7 +57,6 @@ impl<'a> UserBasic<'a> {
         Self {
             id: u.id,
             username: &u.username,
-            public_email: opt(&u.profile.public_email),
             name: &u.name,
             state: u.state.as_str(),
             locked: false,
@@ -76,6 +74,7 @@ pub struct UserProfile<'a> {
     pub created_at: String,
     pub bio: &'a str,
     pub location: &'a str,
+    pub public_email: Option<&'a str>,
     pub skype: &'a str,
     pub linkedin: &'a str,
     pub twitter: &'a str,
@@ -104,6 +103,7 @@ impl<'a> UserProfile<'a> {
             created_at: gitlab_timestamp(u.created_at),
             bio: &p.bio,
             location: &p.location,
+            public_email: opt(&p.public_email),
             skype: &p.skype,
             linkedin: &p.linkedin,
             twitter: &p.twitter,

@@ -17,7 +17,7 @@ use serde_json::json;
 use super::auth::{authenticate, authenticate_admin, is_admin, Need};
 use super::errors::ApiError;
 use super::params::{parse_id, Params, StrParam};
-use super::user_entities::{UserBasic, UserProfile, UserPublic, UserWithAdmin};
+use super::user_entities::{UserBasic, UserProfile, UserWithAdmin};
 use super::{pagination, AppState};
 
 fn user_not_found(e: ServiceError) -> ApiError {
@@ -143,11 +143,11 @@ pub async fn get(
         .await?
         .ok_or(ApiError::NotFound("User"))?;
     let url = &state.links();
+    // GitLab: administrators see every detail; everyone else (the user
+    // themselves too: their own details are at /user) the public profile.
     if is_admin(&state, &caller) {
         Ok(Json(UserWithAdmin::new(&user, url)).into_response())
-    } else if caller.user.id == user.id {
-        Ok(Json(UserPublic::new(&user, url)).into_response())
-    } else if user.profile.private_profile {
+    } else if user.profile.private_profile && caller.user.id != user.id {
         // GitLab: a private profile shows only the basics to others.
         Ok(Json(UserBasic::new(&user, url)).into_response())
     } else {
