@@ -346,10 +346,14 @@ def test_non_admin_sees_basic_users(url: str, gl: gitlab.Gitlab, make_client: Ca
     assert one["username"] == other.username
     assert "email" not in one
 
-    # Their own entity is the full one.
+    # As GitLab: GET /users/:id is the public profile, for oneself too; the
+    # full entity, with the email, is the current user's (GET /user).
     mine = user_gl.users.get(me.id)
-    assert mine.email == me.email
-    assert mine.is_admin is False
+    assert mine.username == me.username
+    assert "email" not in mine.attributes
+    user_gl.auth()
+    assert user_gl.user.email == me.email
+    assert user_gl.user.username == me.username
 
 
 # --- users: update ---------------------------------------------------------------
