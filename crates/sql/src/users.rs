@@ -172,10 +172,11 @@ fn filtered(d: Dialect, filter: &UserFilter) -> Where {
     if filter.admins {
         w.add_plain("admin = TRUE");
     }
-    match filter.external {
-        Some(true) => w.add_plain("external = TRUE"),
-        Some(false) => w.add_plain("external = FALSE"),
-        None => {}
+    if filter.external {
+        w.add_plain("external = TRUE");
+    }
+    if filter.exclude_external {
+        w.add_plain("external = FALSE");
     }
     if let Some(after) = filter.created_after {
         w.add("created_at >= ?", after);

@@ -159,8 +159,11 @@ pub struct UserFilter {
     pub active: bool,
     /// Only administrators (`admins=true`, for administrators).
     pub admins: bool,
-    /// `Some(true)`: only external users; `Some(false)`: none of them.
-    pub external: Option<bool>,
+    /// Only external users (`external=true`).
+    pub external: bool,
+    /// No external users (`exclude_external=true`); with `external`,
+    /// nobody, as GitLab answers both.
+    pub exclude_external: bool,
     /// Created at or after / at or before (ms).
     pub created_after: Option<i64>,
     pub created_before: Option<i64>,

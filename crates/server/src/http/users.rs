@@ -89,11 +89,8 @@ fn user_filter(params: &Params, admin: bool) -> Result<UserFilter, ApiError> {
         admins: admin && admins,
         // Who is external is for administrators to know: both filters are
         // theirs (either would tell others who is).
-        external: match (external && admin, exclude_external && admin) {
-            (true, _) => Some(true),
-            (false, true) => Some(false),
-            (false, false) => None,
-        },
+        external: external && admin,
+        exclude_external: exclude_external && admin,
         created_after: created_after.filter(|_| admin),
         created_before: created_before.filter(|_| admin),
         order: if admin {

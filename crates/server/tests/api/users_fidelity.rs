@@ -78,6 +78,8 @@ async fn the_list_filters_and_orders_as_gitlab_does() {
     assert_eq!(usernames(&external), ["carol"]);
     let (_, internal) = list(&app, &root, "exclude_external=true").await;
     assert_eq!(usernames(&internal), ["alice", "bob", "root"]);
+    let (_, both) = list(&app, &root, "external=true&exclude_external=true").await;
+    assert!(usernames(&both).is_empty(), "both apply, as in GitLab");
     let (_, none) = list(&app, &root, "without_project_bots=true&blocked=false").await;
     assert_eq!(usernames(&none).len(), 4);
     let (_, by_name) = list(&app, &root, "order_by=username&sort=asc").await;

@@ -118,15 +118,22 @@ async fn scenario_user_filters_and_orders(store: Arc<dyn Store>) {
     );
     assert_eq!(
         names(UserFilter {
-            external: Some(true),
+            external: true,
             ..f()
         })
         .await,
         ["carol"]
     );
+    assert!(names(UserFilter {
+        external: true,
+        exclude_external: true,
+        ..f()
+    })
+    .await
+    .is_empty());
     assert_eq!(
         names(UserFilter {
-            external: Some(false),
+            exclude_external: true,
             ..f()
         })
         .await,
