@@ -32,6 +32,19 @@ pub(crate) fn user_event(
     )
 }
 
+/// Would `update` change `old` at all?
+fn changes_anything(old: &User, update: &UserUpdate) -> bool {
+    let differs = |new: &Option<String>, now: &str| new.as_deref().is_some_and(|n| n != now);
+    differs(&update.username, &old.username)
+        || differs(&update.email, &old.email)
+        || differs(&update.name, &old.name)
+        || update.admin.is_some_and(|a| a != old.admin)
+        || update.external.is_some_and(|e| e != old.external)
+        || update.profile.as_ref().is_some_and(|p| *p != old.profile)
+        || update.password_digest.is_some()
+        || update.avatar.is_some()
+}
+
 /// One event per attribute an update changed (`from` and `to`; never a
 /// password, whose change is only named).
 fn user_changes(
@@ -265,6 +278,11 @@ impl Services {
                     if cleared {
                         update.profile = Some(profile);
                     }
+                }
+                // Nothing to change: nothing written (not even updated_at),
+                // as Rails saves nothing then.
+                if !changes_anything(&old, &update) {
+                    return Ok(Some(old));
                 }
                 let Some(user) = tx.update_user(id, update).await? else {
                     return Ok(None);

@@ -186,6 +186,34 @@ async fn every_profile_field_is_stored_returned_and_audited() {
     assert_eq!(updated["commit_email"], "alice@example.com");
     assert_eq!(updated["work_information"], "Engineer at ACME");
 
+    // The same values again change nothing (nothing written, nothing on
+    // the record).
+    let count = || async {
+        let res = app
+            .client
+            .get(app.url(&format!(
+                "/api/v4/audit_events?entity_type=User&entity_id={id}"
+            )))
+            .private_token(&app.root_token)
+            .send()
+            .await
+            .unwrap();
+        res.headers()["x-total"].to_str().unwrap().to_owned()
+    };
+    let events_before = count().await;
+    let res = app
+        .client
+        .put(app.url(&format!("/api/v4/users/{id}")))
+        .private_token(&app.root_token)
+        .form(&[("bio", "I build things"), ("location", "Berlin")])
+        .send()
+        .await
+        .unwrap();
+    let (status, same) = status_json(res).await;
+    assert_eq!(status, 200);
+    assert_eq!(same, updated);
+    assert_eq!(count().await, events_before);
+
     // Read back: as stored, by the administrator.
     let res = app
         .client
