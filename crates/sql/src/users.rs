@@ -199,10 +199,9 @@ pub(crate) fn contains_pattern(s: &str) -> String {
 #[async_trait]
 impl<B: Backend> UserStore for SqlStore<B> {
     async fn insert_user(&self, user: NewUser) -> Result<User, StoreError> {
-        let access = if user.avatar.is_some() {
-            Access::TRANSACTION
-        } else {
-            Access::WRITE
+        // With an avatar, two statements that commit together.
+        let access = Access::Write {
+            atomic: user.avatar.is_some(),
         };
         self.run(access, move |c| {
             Box::pin(async move { insert(c, &user).await })
@@ -282,10 +281,8 @@ impl<B: Backend> UserStore for SqlStore<B> {
     }
 
     async fn update_user(&self, id: i64, u: UserUpdate) -> Result<Option<User>, StoreError> {
-        let access = if u.avatar.is_some() {
-            Access::TRANSACTION
-        } else {
-            Access::WRITE
+        let access = Access::Write {
+            atomic: u.avatar.is_some(),
         };
         self.run(access, move |c| {
             Box::pin(async move { update(c, id, u).await })

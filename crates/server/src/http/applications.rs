@@ -184,13 +184,7 @@ async fn keyset_page(
         .services
         .instance_applications_after(after, per_page as i64 + 1)
         .await?;
-    let more = apps.len() as u64 > per_page;
-    apps.truncate(per_page as usize);
-    let next = if more {
-        apps.last().map(|a| a.id)
-    } else {
-        None
-    };
+    let next = pagination::keyset_next(&mut apps, per_page, |a| a.id);
     let entities: Vec<ApplicationEntity<'_>> = apps
         .iter()
         .map(|a| ApplicationEntity::new(a, None))

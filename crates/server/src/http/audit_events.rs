@@ -147,13 +147,7 @@ async fn keyset_page(
         limit: per_page as i64 + 1,
     };
     let mut events = state.services.audit_events_keyset(filter, keyset).await?;
-    let more = events.len() as u64 > per_page;
-    events.truncate(per_page as usize);
-    let next = if more {
-        events.last().map(|e| e.id)
-    } else {
-        None
-    };
+    let next = pagination::keyset_next(&mut events, per_page, |e| e.id);
     let entities: Vec<AuditEventEntity> = events.iter().map(AuditEventEntity::from).collect();
     Ok(pagination::respond_keyset_by(
         &entities,

@@ -25,6 +25,19 @@ pub fn respond<T: Serialize>(
     (headers(&info, external_url, uri), Json(items)).into_response()
 }
 
+/// A keyset page read with one row more than `per_page` (to learn whether
+/// another page follows): that row dropped, and the id the next page
+/// continues from, if there is one.
+pub fn keyset_next<T>(rows: &mut Vec<T>, per_page: u64, id: impl Fn(&T) -> i64) -> Option<i64> {
+    let more = rows.len() as u64 > per_page;
+    rows.truncate(per_page as usize);
+    if more {
+        rows.last().map(id)
+    } else {
+        None
+    }
+}
+
 /// A keyset page (`pagination=keyset`) in ascending id order:
 /// `X-Per-Page` and a `Link` to the next page (`id_after` the last id)
 /// when there is one.
