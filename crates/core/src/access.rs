@@ -151,6 +151,7 @@ mod tests {
             confidential: true,
             trusted: false,
             owner_id: None,
+            group_id: None,
             created_at: 0,
             dynamic: false,
             grant_types: None,

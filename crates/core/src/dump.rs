@@ -67,6 +67,35 @@ pub const TABLES: &[TableSpec] = &[
             ("last_used_at", Int),
         ],
     },
+    // Parents before their subgroups: a parent's id is always smaller.
+    TableSpec {
+        name: "groups",
+        columns: &[
+            ("id", Int),
+            ("parent_id", Int),
+            ("name", Text),
+            ("path", Text),
+            ("full_path", Text),
+            ("full_name", Text),
+            ("description", Text),
+            ("visibility", Text),
+            ("created_at", Int),
+            ("updated_at", Int),
+        ],
+    },
+    TableSpec {
+        name: "group_members",
+        columns: &[
+            ("id", Int),
+            ("group_id", Int),
+            ("user_id", Int),
+            ("access_level", Int),
+            ("expires_at", Text),
+            ("created_by", Int),
+            ("created_at", Int),
+            ("updated_at", Int),
+        ],
+    },
     TableSpec {
         name: "oauth_applications",
         columns: &[
@@ -84,6 +113,7 @@ pub const TABLES: &[TableSpec] = &[
             ("dynamic", Bool),
             ("registration_token_digest", Text),
             ("grant_types", Text),
+            ("group_id", Int),
         ],
     },
     TableSpec {

@@ -14,6 +14,7 @@ pub mod context;
 pub mod device;
 pub mod dump;
 pub mod error;
+pub mod group;
 pub mod hashing;
 pub mod metrics;
 pub mod oauth;

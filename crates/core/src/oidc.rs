@@ -11,6 +11,7 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use crate::error::StoreError;
+use crate::group::{level, GroupAccess};
 use crate::scopes::Scopes;
 use crate::user::User;
 
@@ -92,8 +93,48 @@ pub fn user_claims(user: &User, scopes: &Scopes, issuer: &str) -> Map<String, Va
     }
     m.insert("website".into(), json!(profile));
     m.insert("profile".into(), json!(profile));
-    m.insert("groups".into(), json!([]));
     m
+}
+
+/// GitLab's group claims, in UserInfo: `groups` (the full paths of the
+/// groups the user is a member of, and of every group below them), and
+/// per role the groups the user is a direct member of at exactly that
+/// level (left out when there are none).
+pub fn userinfo_group_claims(groups: &[GroupAccess], m: &mut Map<String, Value>) {
+    let paths: Vec<&str> = groups.iter().map(|g| g.full_path.as_str()).collect();
+    m.insert("groups".into(), json!(paths));
+    for (level, claim) in [
+        (level::OWNER, "https://gitlab.org/claims/groups/owner"),
+        (
+            level::MAINTAINER,
+            "https://gitlab.org/claims/groups/maintainer",
+        ),
+        (
+            level::DEVELOPER,
+            "https://gitlab.org/claims/groups/developer",
+        ),
+    ] {
+        let direct: Vec<&str> = groups
+            .iter()
+            .filter(|g| g.direct_level == Some(level))
+            .map(|g| g.full_path.as_str())
+            .collect();
+        if !direct.is_empty() {
+            m.insert(claim.into(), json!(direct));
+        }
+    }
+}
+
+/// GitLab's group claim in ID tokens: `groups_direct`, the full paths of
+/// the groups the user is a direct member of (and nothing more, to keep
+/// ID tokens small).
+pub fn id_token_group_claims(groups: &[GroupAccess], m: &mut Map<String, Value>) {
+    let direct: Vec<&str> = groups
+        .iter()
+        .filter(|g| g.direct_level.is_some())
+        .map(|g| g.full_path.as_str())
+        .collect();
+    m.insert("groups_direct".into(), json!(direct));
 }
 
 /// What goes into an ID token besides the user claims.
@@ -211,7 +252,7 @@ mod tests {
         assert_eq!(decoded.claims["nonce"], "n-1");
         assert_eq!(decoded.claims["email"], "alice@example.com");
         assert_eq!(decoded.claims["preferred_username"], "alice");
-        assert_eq!(decoded.claims["groups"], json!([]));
+        assert!(decoded.claims.get("groups").is_none(), "UserInfo only");
         let without_email =
             user_claims(&user, &Scopes::from_stored("openid"), "https://id.example");
         assert!(!without_email.contains_key("email"));

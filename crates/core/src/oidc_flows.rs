@@ -149,20 +149,25 @@ impl Services {
             auth_time: auth_time_ms / 1000,
             nonce,
         };
-        oidc::sign_id_token(&key, &base, oidc::user_claims(&user, scopes, &issuer))
+        let mut claims = oidc::user_claims(&user, scopes, &issuer);
+        oidc::id_token_group_claims(&self.groups_of_user(user.id).await?, &mut claims);
+        oidc::sign_id_token(&key, &base, claims)
             .map_err(|e| ServiceError::internal_from("signing an ID token failed", message(e)))
     }
 
     /// UserInfo claims for a token carrying `openid`; `None` without it.
-    pub fn userinfo(&self, found: &OAuthTokenFound) -> Option<Map<String, Value>> {
-        let user = found.user.as_ref()?;
+    pub async fn userinfo(
+        &self,
+        found: &OAuthTokenFound,
+    ) -> Result<Option<Map<String, Value>>, ServiceError> {
+        let Some(user) = found.user.as_ref() else {
+            return Ok(None);
+        };
         if !found.token.scopes.contains("openid") {
-            return None;
+            return Ok(None);
         }
-        Some(oidc::user_claims(
-            user,
-            &found.token.scopes,
-            &self.config().issuer,
-        ))
+        let mut claims = oidc::user_claims(user, &found.token.scopes, &self.config().issuer);
+        oidc::userinfo_group_claims(&self.groups_of_user(user.id).await?, &mut claims);
+        Ok(Some(claims))
     }
 }

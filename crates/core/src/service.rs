@@ -45,6 +45,8 @@ pub struct Config {
     /// Audit events older than this many days are deleted by the
     /// background sweep; 0 keeps them forever.
     pub audit_retention_days: i64,
+    /// The visibility of a new group when its creator names none.
+    pub default_group_visibility: crate::group::Visibility,
 }
 
 impl Default for Config {
@@ -63,6 +65,7 @@ impl Default for Config {
             registration_scopes: crate::registration::default_registration_scopes(),
             max_token_lifetime_days: crate::token::DEFAULT_MAX_TOKEN_LIFETIME_DAYS,
             audit_retention_days: 0,
+            default_group_visibility: crate::group::Visibility::Private,
         }
     }
 }

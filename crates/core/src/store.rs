@@ -9,6 +9,9 @@ use futures::stream::BoxStream;
 
 use crate::application::{Application, ApplicationUpdate, NewApplication, Ownership};
 use crate::audit::{AuditEvent, NewAuditEvent};
+use crate::group::{
+    Group, GroupUpdate, Membership, MembershipUpdate, NewGroup, NewMembership, Visibility,
+};
 use crate::oauth::{Grant, NewGrant, NewOAuthToken, NewSession, OAuthToken};
 use crate::oidc::NewSigningKey;
 use crate::token::{NewToken, PersonalAccessToken};
@@ -31,6 +34,7 @@ pub trait Store:
     + DeviceGrantStore
     + SigningKeyStore
     + RegistrationStore
+    + GroupStore
     + TransferStore
     + crate::audit::AuditStore
     + Send
@@ -195,6 +199,64 @@ pub trait Transaction: Send {
 
     async fn retire_signing_keys(&mut self, except_kid: &str, now: i64) -> Result<u64, StoreError>;
 
+    /// Is a username taken (ignoring ASCII case)? Top-level groups share
+    /// their paths with usernames.
+    async fn username_taken(&mut self, username: &str) -> Result<bool, StoreError>;
+
+    /// Is a top-level group's path taken (ignoring ASCII case)?
+    async fn top_level_group_taken(&mut self, path: &str) -> Result<bool, StoreError>;
+
+    /// Insert a group; a taken full path is a conflict on `full_path`.
+    async fn insert_group(&mut self, group: NewGroup) -> Result<Group, StoreError>;
+
+    /// A group, locked until the unit ends (PostgreSQL).
+    async fn find_group(&mut self, id: i64) -> Result<Option<Group>, StoreError>;
+
+    /// Change a group, as changed at `at` (ms); a new name or path is
+    /// carried into the full names and paths of its descendants.
+    async fn update_group(
+        &mut self,
+        id: i64,
+        update: GroupUpdate,
+        at: i64,
+    ) -> Result<Option<Group>, StoreError>;
+
+    /// Delete a group with its subgroups, memberships and applications.
+    async fn delete_group(&mut self, id: i64) -> Result<bool, StoreError>;
+
+    /// The visibility of a group's most visible direct subgroup.
+    async fn most_visible_subgroup(&mut self, id: i64) -> Result<Option<Visibility>, StoreError>;
+
+    /// A user's direct membership of a group, locked until the unit ends.
+    async fn find_membership(
+        &mut self,
+        group_id: i64,
+        user_id: i64,
+    ) -> Result<Option<Membership>, StoreError>;
+
+    /// A taken (group, user) pair is a conflict on `user_id`.
+    async fn insert_membership(&mut self, m: NewMembership) -> Result<Membership, StoreError>;
+
+    async fn update_membership(
+        &mut self,
+        group_id: i64,
+        user_id: i64,
+        update: MembershipUpdate,
+        at: i64,
+    ) -> Result<Option<Membership>, StoreError>;
+
+    /// Remove a user's direct membership of a group (and, with
+    /// `with_subgroups`, of every group below it); whether it existed.
+    async fn delete_membership(
+        &mut self,
+        group_id: i64,
+        user_id: i64,
+        with_subgroups: bool,
+    ) -> Result<bool, StoreError>;
+
+    /// How many live direct Owners a group has.
+    async fn count_owners(&mut self, group_id: i64, today: &str) -> Result<u64, StoreError>;
+
     /// Delete up to `limit` of the dynamically registered applications
     /// created before `created_before` that never got a grant or a token;
     /// those deleted.
@@ -308,6 +370,7 @@ pub mod prelude {
     pub use crate::audit::AuditStore;
     pub use crate::device::DeviceGrantStore;
     pub use crate::dump::TransferStore;
+    pub use crate::group::GroupStore;
     pub use crate::oauth::OAuthStore;
     pub use crate::oidc::SigningKeyStore;
     pub use crate::registration::RegistrationStore;

@@ -116,6 +116,14 @@ pub struct ServeArgs {
     #[arg(long, env = "LATCHKEY_GRAVATAR", value_name = "BOOL",
           value_parser = clap::builder::BoolishValueParser::new())]
     pub gravatar: Option<bool>,
+    /// The visibility of a new group whose creator names none: private,
+    /// internal or public (default private, as GitLab's).
+    #[arg(
+        long,
+        env = "LATCHKEY_DEFAULT_GROUP_VISIBILITY",
+        value_name = "VISIBILITY"
+    )]
+    pub default_group_visibility: Option<String>,
     /// Audit events older than this many days are deleted in the background
     /// (default 0: kept forever).
     #[arg(long, env = "LATCHKEY_AUDIT_RETENTION_DAYS", value_name = "DAYS")]
@@ -350,6 +358,7 @@ pub struct ServeSettings {
     pub registration_scopes: ScopeSet,
     /// 0 keeps audit events forever.
     pub audit_retention_days: i64,
+    pub default_group_visibility: latchkey_core::group::Visibility,
     /// Gravatar URLs for users without an avatar.
     pub gravatar: bool,
     /// Where audit events are also written as JSON lines.
@@ -545,6 +554,14 @@ impl ServeSettings {
         if !(0..=36_500).contains(&audit_retention_days) {
             bail!("audit_retention_days must be between 0 (keep forever) and 36500");
         }
+        let default_group_visibility = match args.default_group_visibility.as_deref() {
+            None | Some("") => latchkey_core::group::Visibility::Private,
+            Some(raw) => latchkey_core::group::Visibility::parse(raw).with_context(|| {
+                format!(
+                    "LATCHKEY_DEFAULT_GROUP_VISIBILITY {raw:?} must be private, internal or public"
+                )
+            })?,
+        };
         let audit_log = match args.audit_log.as_deref().map(str::trim) {
             None | Some("") => None,
             Some("stdout" | "-") => Some(AuditLog::Stdout),
@@ -577,6 +594,7 @@ impl ServeSettings {
             dynamic_client_ttl_days,
             registration_scopes,
             audit_retention_days,
+            default_group_visibility,
             audit_log,
             gravatar: args.gravatar.unwrap_or(true),
             token_cache_seconds,

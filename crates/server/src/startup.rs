@@ -157,6 +157,7 @@ pub fn services(
         config.dynamic_client_ttl_days = serve.dynamic_client_ttl_days;
         config.registration_scopes = serve.registration_scopes.clone();
         config.audit_retention_days = serve.audit_retention_days;
+        config.default_group_visibility = serve.default_group_visibility;
         config.token_cache_ms = serve.token_cache_ms(&settings.database_url);
     }
     Services::new(store, Arc::new(SystemClock), config)

@@ -10,30 +10,41 @@ use latchkey_core::pagination::{PageRequest, MAX_PER_PAGE};
 use latchkey_core::store::{StoreError, COUNT_CAP};
 
 use crate::backend::{Access, Backend, SqlStore};
-use crate::conn::{count, query_as, query_one, query_opt_as, Conn};
+use crate::conn::{count, query_as, query_one, query_opt_as, Conn, Value};
 use crate::params;
 use crate::rows::app_from_row;
 
 macro_rules! app_columns {
     () => {
         "id, uid, name, redirect_uri, scopes, confidential, trusted, owner_id, created_at, \
-         dynamic, grant_types"
+         dynamic, grant_types, group_id"
     };
 }
 pub(crate) use app_columns;
 
+/// Instance-wide applications: owned by neither a user nor a group (the
+/// condition of the partial index `oauth_applications_instance`).
+macro_rules! instance {
+    () => {
+        "owner_id IS NULL AND group_id IS NULL"
+    };
+}
+
 const INSERT: &str = concat!(
     "INSERT INTO oauth_applications
        (uid, name, secret_digest, redirect_uri, scopes, confidential, trusted, owner_id,
-        created_at, updated_at, dynamic, registration_token_digest, grant_types)
-     VALUES ($1, $2, $3, $4, $5, $6, FALSE, $7, $8, $8, $9, $10, $11) RETURNING ",
+        created_at, updated_at, dynamic, registration_token_digest, grant_types, group_id)
+     VALUES ($1, $2, $3, $4, $5, $6, FALSE, $7, $8, $8, $9, $10, $11, $12) RETURNING ",
     app_columns!()
 );
 /// The capped total (GitLab leaves `X-Total` out above `COUNT_CAP`).
 static COUNT_INSTANCE: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "SELECT COUNT(*) FROM (SELECT 1 FROM oauth_applications WHERE owner_id IS NULL LIMIT {})
-         AS capped",
+        concat!(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM oauth_applications WHERE ",
+            instance!(),
+            " LIMIT {}) AS capped"
+        ),
         COUNT_CAP + 1
     )
 });
@@ -42,39 +53,36 @@ const PAGE_INSTANCE: &str = concat!(
     "SELECT ",
     app_columns!(),
     " FROM oauth_applications WHERE id IN
-       (SELECT id FROM oauth_applications WHERE owner_id IS NULL ORDER BY id LIMIT $1 OFFSET $2)
+       (SELECT id FROM oauth_applications WHERE ",
+    instance!(),
+    " ORDER BY id LIMIT $1 OFFSET $2)
      ORDER BY id"
 );
 const INSTANCE_AFTER: &str = concat!(
     "SELECT ",
     app_columns!(),
-    " FROM oauth_applications WHERE owner_id IS NULL AND id > $1 ORDER BY id LIMIT $2"
+    " FROM oauth_applications WHERE ",
+    instance!(),
+    " AND id > $1 ORDER BY id LIMIT $2"
 );
-const FIND_INSTANCE: &str = concat!(
-    "SELECT ",
-    app_columns!(),
-    " FROM oauth_applications WHERE id = $1 AND owner_id IS NULL"
-);
-const FIND_ANY: &str = concat!(
+const FIND: &str = concat!(
     "SELECT ",
     app_columns!(),
     " FROM oauth_applications WHERE id = $1"
 );
-const DELETE_INSTANCE: &str = "DELETE FROM oauth_applications WHERE id = $1 AND owner_id IS NULL";
-const DELETE_ANY: &str = "DELETE FROM oauth_applications WHERE id = $1";
-const RENEW_INSTANCE: &str = concat!(
-    "UPDATE oauth_applications SET secret_digest = $2 WHERE id = $1 AND owner_id IS NULL RETURNING ",
-    app_columns!()
-);
-const RENEW_ANY: &str = concat!(
-    "UPDATE oauth_applications SET secret_digest = $2 WHERE id = $1 RETURNING ",
-    app_columns!()
-);
+const DELETE: &str = "DELETE FROM oauth_applications WHERE id = $1";
+const RENEW: &str = "UPDATE oauth_applications SET secret_digest = $2 WHERE id = $1";
 const COUNT_OWNED: &str = "SELECT COUNT(*) FROM oauth_applications WHERE owner_id = $1";
 const PAGE_OWNED: &str = concat!(
     "SELECT ",
     app_columns!(),
     " FROM oauth_applications WHERE owner_id = $1 ORDER BY id LIMIT $2 OFFSET $3"
+);
+const COUNT_GROUP: &str = "SELECT COUNT(*) FROM oauth_applications WHERE group_id = $1";
+const PAGE_GROUP: &str = concat!(
+    "SELECT ",
+    app_columns!(),
+    " FROM oauth_applications WHERE group_id = $1 ORDER BY id LIMIT $2 OFFSET $3"
 );
 const UPDATE: &str = concat!(
     "UPDATE oauth_applications
@@ -89,6 +97,29 @@ const BY_UID: &str = concat!(
     app_columns!(),
     ", secret_digest FROM oauth_applications WHERE uid = $1"
 );
+
+/// `statement` (whose only condition so far is `id = $1`, and whose
+/// parameters after `$1` are `rest`) narrowed to `scope`, with a
+/// `RETURNING` list or a row lock after it; and its parameters.
+fn scoped(
+    statement: &str,
+    scope: Ownership,
+    tail: &str,
+    id: i64,
+    rest: Vec<Value>,
+) -> (String, Vec<Value>) {
+    let mut params = vec![Value::from(id)];
+    params.extend(rest);
+    let condition = match scope {
+        Ownership::Any => String::new(),
+        Ownership::Instance => concat!(" AND ", instance!()).to_owned(),
+        Ownership::Group(group_id) => {
+            params.push(Value::from(group_id));
+            format!(" AND group_id = ${}", params.len())
+        }
+    };
+    (format!("{statement}{condition}{tail}"), params)
+}
 
 /// Offsets up to this are cheap enough to walk on an async worker.
 const BOUNDED_OFFSET: i64 = 10_000;
@@ -119,6 +150,7 @@ pub(crate) async fn insert(
         a.dynamic,
         &a.registration_token_digest,
         join_grant_types(&a.grant_types),
+        a.group_id,
     ];
     app_from_row(&mut query_one(c, INSERT, &params).await?)
 }
@@ -129,11 +161,8 @@ pub(crate) async fn delete(
     id: i64,
     scope: Ownership,
 ) -> Result<bool, StoreError> {
-    let sql = match scope {
-        Ownership::Instance => DELETE_INSTANCE,
-        Ownership::Any => DELETE_ANY,
-    };
-    Ok(c.execute(sql, &params![id]).await? > 0)
+    let (sql, params) = scoped(DELETE, scope, "", id, Vec::new());
+    Ok(c.execute(&sql, &params).await? > 0)
 }
 
 /// An application; `lock` is the dialect's row lock (see
@@ -144,11 +173,8 @@ pub(crate) async fn find(
     scope: Ownership,
     lock: &str,
 ) -> Result<Option<Application>, StoreError> {
-    let sql = match scope {
-        Ownership::Instance => FIND_INSTANCE,
-        Ownership::Any => FIND_ANY,
-    };
-    query_opt_as(c, &format!("{sql}{lock}"), &params![id], app_from_row).await
+    let (sql, params) = scoped(FIND, scope, lock, id, Vec::new());
+    query_opt_as(c, &sql, &params, app_from_row).await
 }
 
 /// Change an application; as it is now, if it exists.
@@ -187,11 +213,9 @@ pub(crate) async fn renew(
     scope: Ownership,
     secret_digest: &str,
 ) -> Result<Option<Application>, StoreError> {
-    let sql = match scope {
-        Ownership::Instance => RENEW_INSTANCE,
-        Ownership::Any => RENEW_ANY,
-    };
-    query_opt_as(c, sql, &params![id, secret_digest], app_from_row).await
+    let returning = concat!(" RETURNING ", app_columns!());
+    let (sql, params) = scoped(RENEW, scope, returning, id, params![secret_digest].into());
+    query_opt_as(c, &sql, &params, app_from_row).await
 }
 
 #[async_trait]
@@ -257,11 +281,10 @@ impl<B: Backend> ApplicationStore for SqlStore<B> {
         id: i64,
         scope: Ownership,
     ) -> Result<Option<Application>, StoreError> {
-        let sql = match scope {
-            Ownership::Instance => FIND_INSTANCE,
-            Ownership::Any => FIND_ANY,
-        };
-        self.read_opt(sql, params![id], app_from_row).await
+        self.run(Access::POINT, move |c| {
+            Box::pin(async move { find(c, id, scope, "").await })
+        })
+        .await
     }
 
     async fn delete_application(&self, id: i64, scope: Ownership) -> Result<bool, StoreError> {
@@ -301,6 +324,25 @@ impl<B: Backend> ApplicationStore for SqlStore<B> {
                 let n = count(c, COUNT_OWNED, &params![owner_id]).await?;
                 let page = params![owner_id, page.limit(), page.offset()];
                 Ok((query_as(c, PAGE_OWNED, &page, app_from_row).await?, n))
+            })
+        })
+        .await
+    }
+
+    async fn list_group_applications(
+        &self,
+        group_id: i64,
+        page: PageRequest,
+    ) -> Result<(Vec<Application>, u64), StoreError> {
+        let access = Access::Read {
+            bounded: bounded(page),
+            snapshot: true,
+        };
+        self.run(access, move |c| {
+            Box::pin(async move {
+                let n = count(c, COUNT_GROUP, &params![group_id]).await?;
+                let page = params![group_id, page.limit(), page.offset()];
+                Ok((query_as(c, PAGE_GROUP, &page, app_from_row).await?, n))
             })
         })
         .await

@@ -23,14 +23,15 @@ macro_rules! event_columns {
 
 /// The author's name and email are theirs at the time, if they exist
 /// (else the name given); a user entity's path is their username unless
-/// one is given.
+/// one is given, a group entity's its full path.
 const INSERT: &str = concat!(
     "INSERT INTO audit_events
        (created_at, author_id, author_name, author_email, entity_type, entity_id, entity_path,
         event_name, target_type, target_id, target_details, ip_address, request_id, details)
      VALUES ($1, $2, COALESCE((SELECT name FROM users WHERE id = $2), $3),
              (SELECT email FROM users WHERE id = $2), $4, $5,
-             COALESCE($6, (SELECT username FROM users WHERE id = $5 AND $4 = 'User')),
+             COALESCE($6, (SELECT username FROM users WHERE id = $5 AND $4 = 'User'),
+                      (SELECT full_path FROM groups WHERE id = $5 AND $4 = 'Group')),
              $7, $8, $9, $10, $11, $12, $13)
      RETURNING ",
     event_columns!()

@@ -20,6 +20,18 @@ impl Where {
             .push(format!("({})", condition.replace('?', &placeholder)));
     }
 
+    /// Add `condition`, whose `?1`, `?2`, … stand for `values` in order.
+    pub fn add_each(&mut self, condition: &str, values: Vec<Value>) {
+        let first = self.params.len() + 1;
+        let mut text = condition.to_owned();
+        // Highest first, so that `?1` does not match the start of `?12`.
+        for i in (1..=values.len()).rev() {
+            text = text.replace(&format!("?{i}"), &format!("${}", first + i - 1));
+        }
+        self.params.extend(values);
+        self.conditions.push(format!("({text})"));
+    }
+
     /// Add a condition that takes no parameter.
     pub fn add_plain(&mut self, condition: &str) {
         self.conditions.push(format!("({condition})"));
@@ -28,6 +40,14 @@ impl Where {
     /// The next parameter's placeholder, for a LIMIT or OFFSET after the clause.
     pub fn next_placeholder(&self, skip: usize) -> String {
         format!("${}", self.params.len() + 1 + skip)
+    }
+
+    /// ` AND a AND b`, or nothing: for a statement with conditions of its own.
+    pub fn and_clause(&self) -> String {
+        self.conditions
+            .iter()
+            .map(|c| format!(" AND {c}"))
+            .collect()
     }
 
     /// ` WHERE a AND b`, or nothing.
@@ -43,6 +63,7 @@ impl Where {
 #[cfg(test)]
 mod tests {
     use super::Where;
+    use crate::conn::Value;
 
     #[test]
     fn parameters_are_numbered_in_order() {
@@ -57,5 +78,12 @@ mod tests {
         );
         assert_eq!(w.next_placeholder(0), "$3");
         assert_eq!(w.params.len(), 2);
+        w.add_each(
+            "e = ?2 OR f = ?1",
+            vec![Value::from(7i64), Value::from("y")],
+        );
+        assert!(w.clause().ends_with(" AND (e = $4 OR f = $3)"));
+        assert_eq!(w.params.len(), 4);
+        assert!(w.and_clause().starts_with(" AND (a >= $1) AND (b)"));
     }
 }

@@ -15,6 +15,7 @@ mod backend;
 mod conn;
 mod device_grants;
 mod filter;
+mod groups;
 mod oauth;
 mod registrations;
 mod rows;

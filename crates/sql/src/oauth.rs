@@ -61,7 +61,7 @@ macro_rules! token_by {
                 t.family AS t_family, t.previous_token_id AS t_previous_token_id,
                 t.grant_id AS t_grant_id, t.auth_time AS t_auth_time,
                 a.id, a.uid, a.name, a.redirect_uri, a.scopes, a.confidential, a.trusted,
-                a.owner_id, a.created_at, a.dynamic, a.grant_types,
+                a.owner_id, a.created_at, a.dynamic, a.grant_types, a.group_id,
                 u.id AS u_id, u.username AS u_username, u.email AS u_email, u.name AS u_name,
                 u.admin AS u_admin, u.state AS u_state, u.created_at AS u_created_at,
             u.external AS u_external, u.updated_at AS u_updated_at, u.profile AS u_profile,

@@ -23,6 +23,7 @@ pub fn app_from_row(row: &mut Row) -> Result<Application, StoreError> {
         confidential: row.bool("confidential")?,
         trusted: row.bool("trusted")?,
         owner_id: row.opt_int("owner_id")?,
+        group_id: row.opt_int("group_id")?,
         created_at: row.int("created_at")?,
         dynamic: row.bool("dynamic")?,
         grant_types: latchkey_core::application::split_grant_types(row.opt_text("grant_types")?),

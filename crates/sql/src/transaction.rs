@@ -5,6 +5,9 @@
 use async_trait::async_trait;
 use latchkey_core::application::{Application, ApplicationUpdate, NewApplication, Ownership};
 use latchkey_core::audit::{AuditEvent, NewAuditEvent};
+use latchkey_core::group::{
+    Group, GroupUpdate, Membership, MembershipUpdate, NewGroup, NewMembership, Visibility,
+};
 use latchkey_core::oauth::{Grant, NewGrant, NewOAuthToken, NewSession, OAuthToken};
 use latchkey_core::oidc::NewSigningKey;
 use latchkey_core::store::{Committed, StoreError, Transaction, TransactionWork};
@@ -15,8 +18,8 @@ use crate::backend::{Access, Backend, Dialect, SqlStore};
 use crate::conn::{query_opt_as, Conn};
 use crate::rows::token_from_row;
 use crate::{
-    applications, audit, device_grants, oauth, params, registrations, sessions, signing_keys,
-    tokens, users,
+    applications, audit, device_grants, groups, oauth, params, registrations, sessions,
+    signing_keys, tokens, users,
 };
 
 const REVOKE_APPLICATION_TOKENS: &str =
@@ -234,6 +237,76 @@ impl Transaction for SqlTransaction<'_> {
         only_if_none_active: bool,
     ) -> Result<bool, StoreError> {
         signing_keys::insert(self.c, &key, only_if_none_active).await
+    }
+
+    async fn username_taken(&mut self, username: &str) -> Result<bool, StoreError> {
+        users::taken(self.c, self.dialect, username).await
+    }
+
+    async fn top_level_group_taken(&mut self, path: &str) -> Result<bool, StoreError> {
+        groups::top_level_taken(self.c, self.dialect, path).await
+    }
+
+    async fn insert_group(&mut self, group: NewGroup) -> Result<Group, StoreError> {
+        groups::insert_group(self.c, &group).await
+    }
+
+    async fn find_group(&mut self, id: i64) -> Result<Option<Group>, StoreError> {
+        groups::find_group(self.c, id, self.dialect.row_lock()).await
+    }
+
+    async fn update_group(
+        &mut self,
+        id: i64,
+        update: GroupUpdate,
+        at: i64,
+    ) -> Result<Option<Group>, StoreError> {
+        groups::update_group(self.c, id, update, at).await
+    }
+
+    async fn delete_group(&mut self, id: i64) -> Result<bool, StoreError> {
+        // Its applications go with it.
+        self.applications_changed = true;
+        groups::delete_group(self.c, id).await
+    }
+
+    async fn most_visible_subgroup(&mut self, id: i64) -> Result<Option<Visibility>, StoreError> {
+        groups::most_visible_subgroup(self.c, id).await
+    }
+
+    async fn find_membership(
+        &mut self,
+        group_id: i64,
+        user_id: i64,
+    ) -> Result<Option<Membership>, StoreError> {
+        groups::find_membership(self.c, group_id, user_id, self.dialect.row_lock()).await
+    }
+
+    async fn insert_membership(&mut self, m: NewMembership) -> Result<Membership, StoreError> {
+        groups::insert_membership(self.c, &m).await
+    }
+
+    async fn update_membership(
+        &mut self,
+        group_id: i64,
+        user_id: i64,
+        update: MembershipUpdate,
+        at: i64,
+    ) -> Result<Option<Membership>, StoreError> {
+        groups::update_membership(self.c, group_id, user_id, update, at).await
+    }
+
+    async fn delete_membership(
+        &mut self,
+        group_id: i64,
+        user_id: i64,
+        with_subgroups: bool,
+    ) -> Result<bool, StoreError> {
+        groups::delete_membership(self.c, group_id, user_id, with_subgroups).await
+    }
+
+    async fn count_owners(&mut self, group_id: i64, today: &str) -> Result<u64, StoreError> {
+        groups::count_owners(self.c, group_id, today).await
     }
 
     async fn delete_unused_dynamic_applications(

@@ -67,6 +67,14 @@ pub(crate) const PUT_AVATAR: &str = "INSERT INTO user_avatars (user_id, content_
      ON CONFLICT (user_id) DO UPDATE SET content_type = excluded.content_type, data = excluded.data";
 const FIND_AVATAR: &str = "SELECT content_type, data FROM user_avatars WHERE user_id = $1";
 pub(crate) const DELETE: &str = "DELETE FROM users WHERE id = $1";
+static TAKEN: LazyLock<[String; 2]> = LazyLock::new(|| {
+    Dialect::ALL.map(|d| {
+        format!(
+            "SELECT COUNT(*) FROM users WHERE {}",
+            d.nocase_eq("username", "$1")
+        )
+    })
+});
 const ANY: &str = "SELECT COUNT(*) FROM (SELECT 1 FROM users LIMIT 1) AS one";
 
 fn decode(row: &mut crate::conn::Row) -> Result<User, StoreError> {
@@ -143,6 +151,15 @@ pub(crate) async fn find(
     lock: &str,
 ) -> Result<Option<User>, StoreError> {
     query_opt_as(c, &format!("{FIND}{lock}"), &params![id], decode).await
+}
+
+/// Is `username` taken (ignoring ASCII case)?
+pub(crate) async fn taken(
+    c: &mut dyn Conn,
+    dialect: Dialect,
+    username: &str,
+) -> Result<bool, StoreError> {
+    Ok(count(c, dialect.pick(&TAKEN), &params![username]).await? > 0)
 }
 
 pub(crate) async fn any(c: &mut dyn Conn) -> Result<bool, StoreError> {

@@ -382,6 +382,7 @@ fn new_app(uid: &str, owner_id: Option<i64>) -> NewApplication {
         scopes: Scopes::from_stored("api read_user"),
         confidential: true,
         owner_id,
+        group_id: None,
         created_at: T0,
         dynamic: false,
         registration_token_digest: None,

@@ -60,6 +60,7 @@ impl World {
                 scopes: Scopes::from_stored("api read_user openid profile"),
                 confidential: true,
                 owner_id: None,
+                group_id: None,
                 created_at: latchkey_core::clock::unix_millis(clock.now()),
                 dynamic: false,
                 registration_token_digest: None,

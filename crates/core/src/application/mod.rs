@@ -28,8 +28,10 @@ pub struct Application {
     pub scopes: Scopes,
     pub confidential: bool,
     pub trusted: bool,
-    /// `None` for instance-wide applications.
+    /// The user who owns it; `None` for group and instance-wide applications.
     pub owner_id: Option<i64>,
+    /// The group that owns it (GitLab's group applications).
+    pub group_id: Option<i64>,
     pub created_at: i64,
     /// Registered through dynamic client registration (RFC 7591).
     pub dynamic: bool,
@@ -67,6 +69,7 @@ pub struct NewApplication {
     pub scopes: Scopes,
     pub confidential: bool,
     pub owner_id: Option<i64>,
+    pub group_id: Option<i64>,
     pub created_at: i64,
     pub dynamic: bool,
     /// RFC 7592's registration access token, as a digest.
@@ -90,6 +93,8 @@ pub struct ApplicationUpdate {
 pub enum Ownership {
     /// Instance-wide applications only (the admin API).
     Instance,
+    /// The applications of this group only.
+    Group(i64),
     /// Any application, whoever owns it.
     Any,
 }
@@ -281,6 +286,13 @@ pub trait ApplicationStore: Send + Sync {
         scope: Ownership,
         secret_digest: &str,
     ) -> Result<Option<Application>, StoreError>;
+
+    /// One page of a group's applications, ordered by id, and the total.
+    async fn list_group_applications(
+        &self,
+        group_id: i64,
+        page: PageRequest,
+    ) -> Result<(Vec<Application>, u64), StoreError>;
 
     /// One page of the applications `owner_id` owns, ordered by id, and the total.
     async fn list_owned_applications(

@@ -20,16 +20,18 @@ pub(crate) fn application_event(
     app: &Application,
     message: &str,
 ) -> NewAuditEvent {
-    NewAuditEvent::new(
-        ctx,
-        now,
-        event,
-        Entity::owner_or_actor(app.owner_id, ctx),
-        message,
-    )
-    .target(target::APPLICATION, Some(app.id), &app.name)
-    .detail("application_id", app.application_id.as_str())
-    .detail("application_name", app.name.as_str())
+    let entity = match app.group_id {
+        Some(group_id) => Entity {
+            kind: crate::audit::EntityType::Group,
+            id: group_id,
+            path: None,
+        },
+        None => Entity::owner_or_actor(app.owner_id, ctx),
+    };
+    NewAuditEvent::new(ctx, now, event, entity, message)
+        .target(target::APPLICATION, Some(app.id), &app.name)
+        .detail("application_id", app.application_id.as_str())
+        .detail("application_name", app.name.as_str())
 }
 
 /// One event per attribute an update changed, with `from` and `to`.
@@ -82,6 +84,36 @@ impl Services {
         owner_id: Option<i64>,
         params: &ApplicationParams,
     ) -> Result<(Application, Plaintext), ServiceError> {
+        self.create_owned_application(ctx, owner_id, None, params)
+            .await
+    }
+
+    /// A new application of a group (GitLab's group applications).
+    pub async fn create_group_application(
+        &self,
+        ctx: &Context,
+        group_id: i64,
+        params: &ApplicationParams,
+    ) -> Result<(Application, Plaintext), ServiceError> {
+        self.create_owned_application(ctx, None, Some(group_id), params)
+            .await
+    }
+
+    pub async fn list_group_applications(
+        &self,
+        group_id: i64,
+        page: PageRequest,
+    ) -> Result<(Vec<Application>, u64), ServiceError> {
+        Ok(self.store.list_group_applications(group_id, page).await?)
+    }
+
+    async fn create_owned_application(
+        &self,
+        ctx: &Context,
+        owner_id: Option<i64>,
+        group_id: Option<i64>,
+        params: &ApplicationParams,
+    ) -> Result<(Application, Plaintext), ServiceError> {
         let valid =
             application::validate(params, &self.config.scopes).map_err(ServiceError::Validation)?;
         let secret = self.new_application_secret()?;
@@ -94,6 +126,7 @@ impl Services {
             scopes: valid.scopes,
             confidential: valid.confidential,
             owner_id,
+            group_id,
             created_at: now,
             dynamic: false,
             registration_token_digest: None,

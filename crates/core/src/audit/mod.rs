@@ -105,6 +105,7 @@ impl Entity {
 /// What an event's target is (GitLab's class names where GitLab has one).
 pub mod target {
     pub const USER: &str = "User";
+    pub const GROUP: &str = "Group";
     pub const APPLICATION: &str = "Authn::OauthApplication";
     pub const PERSONAL_ACCESS_TOKEN: &str = "PersonalAccessToken";
     pub const OAUTH_TOKEN: &str = "Authn::OauthAccessToken";

@@ -160,6 +160,7 @@ impl Services {
             scopes: checked.scopes,
             confidential: checked.confidential,
             owner_id: None,
+            group_id: None,
             created_at: now,
             dynamic: true,
             registration_token_digest: Some(secret::digest(&registration_token)),

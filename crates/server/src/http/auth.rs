@@ -203,6 +203,22 @@ pub async fn authenticate(
     })
 }
 
+/// Authenticate a request that may also be made anonymously (GitLab's
+/// `authenticate_non_get!` routes): no credential at all is `None`; a
+/// credential that does not authenticate is refused as anywhere else.
+pub async fn authenticate_optional(
+    state: &AppState,
+    headers: &HeaderMap,
+    params: &Params,
+    need: Need,
+) -> Result<Option<Caller>, ApiError> {
+    let (oauth, private) = presented_tokens(headers, params)?;
+    if oauth.is_none() && private.is_none() {
+        return Ok(None);
+    }
+    authenticate(state, headers, params, need).await.map(Some)
+}
+
 /// GitLab's `authenticated_as_admin!`: an admin, and with Admin Mode on, a
 /// token that carries `admin_mode`.
 pub fn require_admin(state: &AppState, caller: &Caller) -> Result<(), ApiError> {

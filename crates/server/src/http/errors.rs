@@ -28,6 +28,9 @@ pub enum ApiError {
     NotFound(&'static str),
     /// 404 `{"error":"404 Not Found"}`: no such route
     RouteNotFound,
+    /// 404 `{"message":"404 Not found"}`: Rails' RecordNotFound (a member
+    /// that is not one)
+    RecordNotFound,
     /// 409 `{"message":"<what> has already been taken"}`
     Conflict(String),
     /// 400 `{"error":"a, b"}`: Grape parameter errors, in declaration order
@@ -36,6 +39,8 @@ pub enum ApiError {
     Validation(ValidationErrors),
     /// 400 `{"message":"400 Bad request - <reason>"}`
     BadRequest(String),
+    /// 400 `{"message":"<text>"}` (GitLab's `render_api_error!`)
+    BadRequestMessage(String),
     /// 400 `{"error":"message body does not match declared format"}`
     MalformedBody,
     /// 401 `invalid_token`, with `WWW-Authenticate`
@@ -64,11 +69,12 @@ impl ApiError {
         match self {
             Self::Unauthorized | Self::InvalidToken(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) | Self::InsufficientScope(_) => StatusCode::FORBIDDEN,
-            Self::NotFound(_) | Self::RouteNotFound => StatusCode::NOT_FOUND,
+            Self::NotFound(_) | Self::RouteNotFound | Self::RecordNotFound => StatusCode::NOT_FOUND,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::Params(_)
             | Self::Validation(_)
             | Self::BadRequest(_)
+            | Self::BadRequestMessage(_)
             | Self::MalformedBody
             | Self::BothTokens => StatusCode::BAD_REQUEST,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -108,6 +114,9 @@ impl IntoResponse for ApiError {
             Self::RouteNotFound => {
                 json_response(StatusCode::NOT_FOUND, json!({"error": "404 Not Found"}))
             }
+            Self::RecordNotFound => {
+                json_response(StatusCode::NOT_FOUND, json!({"message": "404 Not found"}))
+            }
             Self::Conflict(message) => {
                 json_response(StatusCode::CONFLICT, json!({ "message": message }))
             }
@@ -122,6 +131,9 @@ impl IntoResponse for ApiError {
                 StatusCode::BAD_REQUEST,
                 json!({ "message": format!("400 Bad request - {reason}") }),
             ),
+            Self::BadRequestMessage(text) => {
+                json_response(StatusCode::BAD_REQUEST, json!({ "message": text }))
+            }
             Self::MalformedBody => json_response(
                 StatusCode::BAD_REQUEST,
                 json!({"error": "message body does not match declared format"}),

@@ -56,7 +56,10 @@ pub async fn discovery(State(state): State<AppState>) -> Response {
         "id_token_signing_alg_values_supported": ["RS256"],
         "claim_types_supported": ["normal"],
         "claims_supported": ["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "name", "nickname",
-            "preferred_username", "email", "email_verified", "website", "profile", "groups"],
+            "preferred_username", "email", "email_verified", "website", "profile", "groups",
+            "groups_direct", "https://gitlab.org/claims/groups/owner",
+            "https://gitlab.org/claims/groups/maintainer",
+            "https://gitlab.org/claims/groups/developer"],
         "code_challenge_methods_supported": ["plain", "S256"],
         "authorization_response_iss_parameter_supported": true,
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
@@ -102,9 +105,10 @@ pub async fn userinfo(
         Ok(f) => f,
         Err(answer) => return answer,
     };
-    match state.services.userinfo(&found) {
-        Some(claims) => Json(Value::Object(claims)).into_response(),
-        None => OAuthResponse(OAuthError::new(ErrorCode::InsufficientScope)).into_response(),
+    match state.services.userinfo(&found).await {
+        Ok(Some(claims)) => Json(Value::Object(claims)).into_response(),
+        Ok(None) => OAuthResponse(OAuthError::new(ErrorCode::InsufficientScope)).into_response(),
+        Err(e) => super::oauth::internal(e),
     }
 }
 

@@ -294,6 +294,62 @@ impl Params {
         parsed
     }
 
+    /// An optional `type: Integer` parameter; junk adds "KEY is invalid".
+    pub fn optional_int(&self, key: &str, errors: &mut Vec<String>) -> Option<i64> {
+        let raw = match self.get(key)? {
+            Value::Null => return None,
+            Value::Str(s) if s.is_empty() => return None,
+            Value::Str(s) | Value::Number(s) => s,
+            _ => {
+                errors.push(format!("{key} is invalid"));
+                return None;
+            }
+        };
+        match raw.trim().parse::<i64>() {
+            Ok(n) => Some(n),
+            Err(_) => {
+                errors.push(format!("{key} is invalid"));
+                None
+            }
+        }
+    }
+
+    /// A `type: Array[Integer]` parameter: `key[]=1&key[]=2`, a JSON
+    /// array, or `1,2` (Grape's comma-separated coercion); empty when
+    /// absent; junk adds "KEY is invalid".
+    pub fn int_list(&self, key: &str, errors: &mut Vec<String>) -> Vec<i64> {
+        let items: Vec<&str> = match self.get(key) {
+            None | Some(Value::Null) => return Vec::new(),
+            Some(Value::Str(s) | Value::Number(s)) => s.split(',').collect(),
+            Some(Value::Array(values)) => {
+                let mut out = Vec::with_capacity(values.len());
+                for v in values {
+                    match v {
+                        Value::Str(s) | Value::Number(s) => out.push(s.as_str()),
+                        _ => {
+                            errors.push(format!("{key} is invalid"));
+                            return Vec::new();
+                        }
+                    }
+                }
+                out
+            }
+            Some(_) => {
+                errors.push(format!("{key} is invalid"));
+                return Vec::new();
+            }
+        };
+        let parsed: Result<Vec<i64>, _> = items
+            .iter()
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| s.trim().parse::<i64>())
+            .collect();
+        parsed.unwrap_or_else(|_| {
+            errors.push(format!("{key} is invalid"));
+            Vec::new()
+        })
+    }
+
     pub fn optional_bool(&self, key: &str, errors: &mut Vec<String>) -> Option<bool> {
         match self.boolean(key) {
             BoolParam::Default => None,

@@ -13,8 +13,8 @@ use tower_http::set_header::SetResponseHeaderLayer;
 use super::errors::ApiError;
 use super::observe::{AdmitLayer, ObserveLayer};
 use super::{
-    applications, audit_events, meta, metrics, oauth, oidc, tokens, user_applications, users, web,
-    AppState,
+    applications, audit_events, group_applications, groups, members, meta, metrics, oauth, oidc,
+    tokens, user_applications, users, web, AppState,
 };
 
 pub fn router(state: AppState) -> Router {
@@ -64,6 +64,38 @@ pub fn router(state: AppState) -> Router {
             get(tokens::get).delete(tokens::revoke),
         )
         .route("/personal_access_tokens/{id}/rotate", post(tokens::rotate))
+        .route("/groups", get(groups::list).post(groups::create))
+        .route(
+            "/groups/{id}",
+            get(groups::get).put(groups::update).delete(groups::delete),
+        )
+        .route("/groups/{id}/subgroups", get(groups::subgroups))
+        .route(
+            "/groups/{id}/descendant_groups",
+            get(groups::descendant_groups),
+        )
+        .route(
+            "/groups/{id}/members",
+            get(members::list).post(members::create),
+        )
+        .route("/groups/{id}/members/all", get(members::list_all))
+        .route("/groups/{id}/members/all/{user_id}", get(members::get_all))
+        .route(
+            "/groups/{id}/members/{user_id}",
+            get(members::get)
+                .put(members::update)
+                .delete(members::delete),
+        )
+        .route(
+            "/groups/{id}/applications",
+            post(group_applications::create).get(group_applications::list),
+        )
+        .route(
+            "/groups/{id}/applications/{application_id}",
+            get(group_applications::get)
+                .put(group_applications::update)
+                .delete(group_applications::delete),
+        )
         .route("/audit_events", get(audit_events::list))
         .route("/audit_events/{id}", get(audit_events::get));
 

@@ -13,6 +13,7 @@ mod auth_cache;
 mod bad_input;
 mod cluster;
 mod faults;
+mod groups;
 mod meta;
 mod oauth;
 mod observability;

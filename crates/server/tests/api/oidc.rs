@@ -140,7 +140,9 @@ async fn id_tokens_userinfo_and_key_rotation() {
     assert_eq!(claims["nickname"], "alice");
     assert_eq!(claims["email"], "alice@example.com");
     assert_eq!(claims["email_verified"], true);
-    assert_eq!(claims["groups"], json!([]));
+    // GitLab puts the direct groups in the ID token, every group in UserInfo.
+    assert_eq!(claims["groups_direct"], json!([]));
+    assert!(claims.get("groups").is_none(), "{claims}");
     assert_eq!(
         claims["exp"].as_i64().unwrap() - claims["iat"].as_i64().unwrap(),
         120

@@ -1,0 +1,48 @@
+-- latchkey schema, version 9: groups (GitLab's group namespaces), their
+-- members, and applications a group owns. Same tables and columns as the
+-- SQLite schema of the same version.
+--
+-- A group's full path ("org/platform") and full name ("Org / Platform") are
+-- kept on each row, so that finding a group by its path, and listing
+-- groups, reads one row each; renaming a group rewrites its descendants'
+-- in the same unit of work. A subgroup goes with its parent, memberships
+-- with their group or user, group applications (and, through them, their
+-- grants and tokens) with their group. Full paths are unique ignoring
+-- ASCII case, as usernames are (see version 1).
+
+CREATE TABLE groups (
+    id          BIGSERIAL PRIMARY KEY,
+    parent_id   BIGINT  REFERENCES groups (id) ON DELETE CASCADE,
+    name        TEXT    NOT NULL,
+    path        TEXT    NOT NULL,
+    full_path   TEXT    NOT NULL,
+    full_name   TEXT    NOT NULL,
+    description TEXT    NOT NULL DEFAULT '',
+    visibility  TEXT    NOT NULL DEFAULT 'private'
+                CHECK (visibility IN ('private', 'internal', 'public')),
+    created_at  BIGINT  NOT NULL,
+    updated_at  BIGINT  NOT NULL
+);
+CREATE UNIQUE INDEX groups_full_path_key ON groups (lower(full_path COLLATE "C"));
+CREATE INDEX groups_parent ON groups (parent_id, id);
+
+-- expires_at: a date (YYYY-MM-DD, UTC); the membership ends when it begins.
+CREATE TABLE group_members (
+    id           BIGSERIAL PRIMARY KEY,
+    group_id     BIGINT  NOT NULL REFERENCES groups (id) ON DELETE CASCADE,
+    user_id      BIGINT  NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    access_level BIGINT  NOT NULL CHECK (access_level IN (5, 10, 15, 20, 30, 40, 50)),
+    expires_at   TEXT,
+    created_by   BIGINT  REFERENCES users (id) ON DELETE SET NULL,
+    created_at   BIGINT  NOT NULL,
+    updated_at   BIGINT  NOT NULL,
+    CONSTRAINT group_members_user_id_key UNIQUE (group_id, user_id)
+);
+CREATE INDEX group_members_user ON group_members (user_id, group_id);
+
+-- An application belongs to a user (owner_id), to a group (group_id), or,
+-- with neither, to the instance.
+ALTER TABLE oauth_applications ADD COLUMN group_id BIGINT REFERENCES groups (id) ON DELETE CASCADE;
+CREATE INDEX oauth_applications_group ON oauth_applications (group_id, id);
+CREATE INDEX oauth_applications_instance ON oauth_applications (id)
+    WHERE owner_id IS NULL AND group_id IS NULL;

@@ -1,0 +1,158 @@
+//! `/api/v4/groups/:id/applications`: GitLab's Group Applications API
+//! (GitLab 19.6). Its source was not available to read; it mirrors the
+//! user applications API, as GitLab's documentation describes it: the
+//! group's Owners (and administrators) only; `PUT` changes `name` and
+//! `scopes` only; the same entities and errors.
+
+use axum::extract::{OriginalUri, Path, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use latchkey_core::application::{Application, ApplicationChanges, Ownership};
+use latchkey_core::group::Group;
+
+use super::applications::{create_params, created_with_secret, not_found, ApplicationEntity};
+use super::auth::{authenticate, Caller, Need};
+use super::errors::ApiError;
+use super::groups::visible_group;
+use super::params::{parse_id, Params};
+use super::{pagination, AppState};
+
+/// The group, if the caller may see it (else 404) and administer it
+/// (else 403).
+async fn administered(state: &AppState, caller: &Caller, raw: &str) -> Result<Group, ApiError> {
+    let (group, role) = visible_group(state, Some(caller), raw).await?;
+    if role.may_administer() {
+        Ok(group)
+    } else {
+        Err(ApiError::Forbidden(None))
+    }
+}
+
+/// One of the group's applications (404 for another's).
+async fn application(
+    state: &AppState,
+    group: &Group,
+    raw_id: &str,
+) -> Result<Application, ApiError> {
+    let id = parse_id(raw_id)?.ok_or(ApiError::NotFound("Application"))?;
+    state
+        .services
+        .find_application(id, Ownership::Group(group.id))
+        .await
+        .map_err(not_found)
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let caller = authenticate(&state, &headers, &params, Need::Write).await?;
+    let input = create_params(&params)?;
+    let group = administered(&state, &caller, &id).await?;
+    let (app, secret) = state
+        .services
+        .create_group_application(&caller.context(), group.id, &input)
+        .await
+        .map_err(|e| match e {
+            // The group was deleted meanwhile.
+            latchkey_core::service::ServiceError::Store(latchkey_core::StoreError::Gone) => {
+                ApiError::NotFound("Group")
+            }
+            other => other.into(),
+        })?;
+    Ok(created_with_secret(&app, secret.expose()))
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let caller = authenticate(&state, &headers, &params, Need::for_method(&method)).await?;
+    let group = administered(&state, &caller, &id).await?;
+    let req = pagination::request(&params);
+    let (apps, total) = state
+        .services
+        .list_group_applications(group.id, req)
+        .await?;
+    let entities: Vec<ApplicationEntity<'_>> = apps
+        .iter()
+        .map(|a| ApplicationEntity::new(a, None))
+        .collect();
+    Ok(pagination::respond(
+        &entities,
+        req,
+        total,
+        &state.external_url,
+        &uri,
+    ))
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Path((id, application_id)): Path<(String, String)>,
+    method: Method,
+    headers: HeaderMap,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let caller = authenticate(&state, &headers, &params, Need::for_method(&method)).await?;
+    let group = administered(&state, &caller, &id).await?;
+    let app = application(&state, &group, &application_id).await?;
+    Ok(Json(ApplicationEntity::new(&app, None)).into_response())
+}
+
+/// Only `name` and `scopes` change; `redirect_uri` and `confidential` are
+/// immutable and ignored, as in the user applications API.
+pub async fn update(
+    State(state): State<AppState>,
+    Path((id, application_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let caller = authenticate(&state, &headers, &params, Need::Write).await?;
+    let mut errors = Vec::new();
+    let name = params.optional_string("name", &mut errors);
+    let scopes = params.optional_nonblank_string("scopes", &mut errors);
+    if !errors.is_empty() {
+        return Err(ApiError::Params(errors));
+    }
+    let group = administered(&state, &caller, &id).await?;
+    let app = application(&state, &group, &application_id).await?;
+    let updated = state
+        .services
+        .update_application(
+            &caller.context(),
+            app.id,
+            &ApplicationChanges {
+                name,
+                scopes,
+                ..Default::default()
+            },
+        )
+        .await
+        .map_err(not_found)?;
+    Ok(Json(ApplicationEntity::new(&updated, None)).into_response())
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    Path((id, application_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let caller = authenticate(&state, &headers, &params, Need::Write).await?;
+    let group = administered(&state, &caller, &id).await?;
+    let app = application(&state, &group, &application_id).await?;
+    state
+        .services
+        .delete_application(&caller.context(), app.id, Ownership::Group(group.id))
+        .await
+        .map_err(not_found)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

@@ -1,0 +1,353 @@
+//! `/api/v4/groups/:id/members`: GitLab's Members API for groups. Anyone
+//! who may see a group may list its members; its Owners (and
+//! administrators) add, change and remove them; members may leave.
+
+use std::collections::HashMap;
+
+use axum::extract::{OriginalUri, Path, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use latchkey_core::application::ValidationErrors;
+use latchkey_core::group::{
+    check_expires_at, level, Group, GroupRole, Member, MemberFilter, MemberRefusal,
+    MembershipUpdate,
+};
+use latchkey_core::user::User;
+
+use super::auth::{authenticate, Caller, Need};
+use super::errors::ApiError;
+use super::group_entities::MemberEntity;
+use super::groups::visible_group;
+use super::params::Params;
+use super::{pagination, AppState};
+
+fn refused(r: MemberRefusal) -> ApiError {
+    match r {
+        MemberRefusal::Exists => ApiError::Conflict("Member already exists".to_owned()),
+        MemberRefusal::OwnersOnly | MemberRefusal::LastOwner => ApiError::Forbidden(None),
+        MemberRefusal::BelowInherited(level_name, group_name) => {
+            let mut errors = ValidationErrors::default();
+            errors.add(
+                "access_level",
+                format!(
+                    "should be greater than or equal to {level_name} inherited membership from group {group_name}"
+                ),
+            );
+            ApiError::Validation(errors)
+        }
+    }
+}
+
+/// The creators of `members` (other than the members themselves), each
+/// read once.
+async fn creators(state: &AppState, members: &[Member]) -> Result<HashMap<i64, User>, ApiError> {
+    let mut found = HashMap::new();
+    for m in members {
+        if let Some(id) = m.membership.created_by {
+            if id != m.user.id && !found.contains_key(&id) {
+                if let Some(user) = state.services.find_user(id).await? {
+                    found.insert(id, user);
+                }
+            }
+        }
+    }
+    Ok(found)
+}
+
+async fn entity_json(state: &AppState, member: &Member) -> Result<Response, ApiError> {
+    let creators = creators(state, std::slice::from_ref(member)).await?;
+    let by = member
+        .membership
+        .created_by
+        .and_then(|id| creators.get(&id));
+    Ok(Json(MemberEntity::new(member, by, &state.links())).into_response())
+}
+
+/// The group of a members route, read by a caller who may see it.
+async fn group_of(
+    state: &AppState,
+    caller: &Caller,
+    raw: &str,
+) -> Result<(Group, GroupRole), ApiError> {
+    visible_group(state, Some(caller), raw).await
+}
+
+async fn list_members(
+    state: AppState,
+    id: String,
+    method: Method,
+    headers: HeaderMap,
+    uri: axum::http::Uri,
+    params: Params,
+    inherited: bool,
+) -> Result<Response, ApiError> {
+    let caller = authenticate(&state, &headers, &params, Need::for_method(&method)).await?;
+    let mut errors = Vec::new();
+    let query = params.optional_string("query", &mut errors);
+    let user_ids = params.int_list("user_ids", &mut errors);
+    params.int_list("skip_users", &mut errors);
+    params.optional_bool("show_seat_info", &mut errors);
+    if !errors.is_empty() {
+        return Err(ApiError::Params(errors));
+    }
+    let (group, _) = group_of(&state, &caller, &id).await?;
+    let filter = MemberFilter {
+        inherited,
+        query,
+        user_ids,
+        today: state.services.today_text(),
+    };
+    let req = pagination::request(&params);
+    let (members, total) = state.services.list_members(group.id, &filter, req).await?;
+    let creators = creators(&state, &members).await?;
+    let links = state.links();
+    let items: Vec<MemberEntity<'_>> = members
+        .iter()
+        .map(|m| {
+            let by = m.membership.created_by.and_then(|id| creators.get(&id));
+            MemberEntity::new(m, by, &links)
+        })
+        .collect();
+    Ok(pagination::respond(
+        &items,
+        req,
+        total,
+        &state.external_url,
+        &uri,
+    ))
+}
+
+pub async fn list(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+    params: Params,
+) -> Result<Response, ApiError> {
+    list_members(state, id, method, headers, uri, params, false).await
+}
+
+pub async fn list_all(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    method: Method,
+    headers: HeaderMap,
+    OriginalUri(uri): OriginalUri,
+    params: Params,
+) -> Result<Response, ApiError> {
+    list_members(state, id, method, headers, uri, params, true).await
+}
+
+fn user_id_of(raw: &str) -> Result<i64, ApiError> {
+    raw.parse::<i64>()
+        .map_err(|_| ApiError::Params(vec!["user_id is invalid".to_owned()]))
+}
+
+async fn get_member(
+    state: AppState,
+    id: String,
+    user_id: String,
+    method: Method,
+    headers: HeaderMap,
+    params: Params,
+    inherited: bool,
+) -> Result<Response, ApiError> {
+    let caller = authenticate(&state, &headers, &params, Need::for_method(&method)).await?;
+    let user_id = user_id_of(&user_id)?;
+    let (group, _) = group_of(&state, &caller, &id).await?;
+    let member = state
+        .services
+        .find_member(group.id, user_id, inherited)
+        .await?
+        .ok_or(ApiError::RecordNotFound)?;
+    entity_json(&state, &member).await
+}
+
+pub async fn get(
+    State(state): State<AppState>,
+    Path((id, user_id)): Path<(String, String)>,
+    method: Method,
+    headers: HeaderMap,
+    params: Params,
+) -> Result<Response, ApiError> {
+    get_member(state, id, user_id, method, headers, params, false).await
+}
+
+pub async fn get_all(
+    State(state): State<AppState>,
+    Path((id, user_id)): Path<(String, String)>,
+    method: Method,
+    headers: HeaderMap,
+    params: Params,
+) -> Result<Response, ApiError> {
+    get_member(state, id, user_id, method, headers, params, true).await
+}
+
+/// `access_level` (required, one of GitLab's levels) and `expires_at`
+/// (`Some(None)` when given empty: no expiry).
+fn level_and_expiry(
+    state: &AppState,
+    params: &Params,
+    errors: &mut Vec<String>,
+) -> Result<(Option<i32>, Option<Option<String>>), ApiError> {
+    let access_level = match params.optional_int("access_level", errors) {
+        None if !params.contains("access_level") => {
+            errors.push("access_level is missing".to_owned());
+            None
+        }
+        None => None,
+        Some(n) => {
+            let n = i32::try_from(n).unwrap_or(-1);
+            if level::ALL.contains(&n) {
+                Some(n)
+            } else {
+                errors.push("access_level does not have a valid value".to_owned());
+                None
+            }
+        }
+    };
+    let expires_at = match params.get_str("expires_at") {
+        None if params.contains("expires_at") => Some(None),
+        None => None,
+        Some(raw) => {
+            match check_expires_at(raw, state.services.today()) {
+                Ok(day) => Some(Some(day)),
+                Err("is invalid") => {
+                    errors.push("expires_at is invalid".to_owned());
+                    None
+                }
+                Err(message) => {
+                    // A date in the past is the model's refusal.
+                    let mut v = ValidationErrors::default();
+                    v.add("expires_at", message);
+                    return Err(ApiError::Validation(v));
+                }
+            }
+        }
+    };
+    Ok((access_level, expires_at))
+}
+
+pub async fn create(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let caller = authenticate(&state, &headers, &params, Need::Write).await?;
+    let mut errors = Vec::new();
+    let (access_level, expires_at) = level_and_expiry(&state, &params, &mut errors)?;
+    let user_id = params.optional_int("user_id", &mut errors);
+    let username = params.optional_string("username", &mut errors);
+    match (user_id, &username) {
+        (Some(_), Some(_)) => errors.push("user_id, username are mutually exclusive".to_owned()),
+        (None, None) if errors.is_empty() => errors.push(
+            "user_id, username are missing, at least one parameter must be provided".to_owned(),
+        ),
+        _ => {}
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::Params(errors));
+    }
+    let (group, role) = group_of(&state, &caller, &id).await?;
+    if !role.may_manage_members() {
+        return Err(ApiError::Forbidden(None));
+    }
+    let services = &state.services;
+    let user = match (user_id, username) {
+        (Some(id), _) => services.find_user(id).await?,
+        (None, Some(name)) => services.find_user_by_username(&name).await?,
+        (None, None) => None,
+    }
+    .ok_or(ApiError::NotFound("User"))?;
+    let member = services
+        .add_member(
+            &caller.context(),
+            role,
+            &group,
+            &user,
+            access_level.unwrap_or(level::GUEST),
+            expires_at.flatten(),
+        )
+        .await?
+        .map_err(refused)?;
+    let mut res = entity_json(&state, &member).await?;
+    *res.status_mut() = StatusCode::CREATED;
+    Ok(res)
+}
+
+pub async fn update(
+    State(state): State<AppState>,
+    Path((id, user_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let caller = authenticate(&state, &headers, &params, Need::Write).await?;
+    let mut errors = Vec::new();
+    let user_id = user_id_of(&user_id)?;
+    let (access_level, expires_at) = level_and_expiry(&state, &params, &mut errors)?;
+    if !errors.is_empty() {
+        return Err(ApiError::Params(errors));
+    }
+    let (group, role) = group_of(&state, &caller, &id).await?;
+    let services = &state.services;
+    let member = services
+        .find_member(group.id, user_id, false)
+        .await?
+        .ok_or(ApiError::RecordNotFound)?;
+    if !role.may_manage_members() {
+        return Err(ApiError::Forbidden(None));
+    }
+    let update = MembershipUpdate {
+        access_level,
+        expires_at,
+    };
+    let member = services
+        .update_member(&caller.context(), role, &group, &member, update)
+        .await
+        .map_err(|e| match e {
+            latchkey_core::service::ServiceError::NotFound => ApiError::RecordNotFound,
+            other => other.into(),
+        })?
+        .map_err(refused)?;
+    entity_json(&state, &member).await
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    Path((id, user_id)): Path<(String, String)>,
+    headers: HeaderMap,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let caller = authenticate(&state, &headers, &params, Need::Write).await?;
+    let mut errors = Vec::new();
+    let user_id = user_id_of(&user_id)?;
+    let skip_subresources = params
+        .optional_bool("skip_subresources", &mut errors)
+        .unwrap_or(false);
+    params.optional_bool("unassign_issuables", &mut errors);
+    if !errors.is_empty() {
+        return Err(ApiError::Params(errors));
+    }
+    let (group, role) = group_of(&state, &caller, &id).await?;
+    let services = &state.services;
+    let member = services
+        .find_member(group.id, user_id, false)
+        .await?
+        .ok_or(ApiError::RecordNotFound)?;
+    let leaving = member.user.id == caller.user.id;
+    if !leaving && !role.may_manage_members() {
+        return Err(ApiError::Forbidden(None));
+    }
+    services
+        .remove_member(&caller.context(), role, &group, &member, !skip_subresources)
+        .await
+        .map_err(|e| match e {
+            latchkey_core::service::ServiceError::NotFound => ApiError::RecordNotFound,
+            other => other.into(),
+        })?
+        .map_err(refused)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}

@@ -1,0 +1,673 @@
+//! Groups and their members: statements and store methods.
+//!
+//! Hierarchies are walked with recursive common table expressions (both
+//! dialects have them): a group's ancestors up `parent_id`, the groups
+//! under a user's memberships down it. Nesting is at most
+//! [`latchkey_core::group::MAX_DEPTH`] deep, so each walk is short.
+
+use std::sync::LazyLock;
+
+use async_trait::async_trait;
+use latchkey_core::group::{
+    level, Group, GroupAccess, GroupFilter, GroupStore, GroupUpdate, Member, MemberFilter,
+    Membership, MembershipUpdate, NewGroup, NewMembership, Viewer, Visibility,
+};
+use latchkey_core::pagination::PageRequest;
+use latchkey_core::store::StoreError;
+
+use crate::backend::{Access, Backend, Dialect, SqlStore};
+use crate::conn::{count, invalid, query_as, query_one, query_opt_as, Conn, Row, Value};
+use crate::filter::Where;
+use crate::params;
+use crate::rows::user_from_row;
+use crate::users::contains_pattern;
+
+macro_rules! group_columns {
+    () => {
+        "id, parent_id, name, path, full_path, full_name, description, visibility, created_at, \
+         updated_at"
+    };
+}
+
+macro_rules! membership_columns {
+    () => {
+        "id, group_id, user_id, access_level, expires_at, created_by, created_at, updated_at"
+    };
+}
+
+/// A live membership (of `m`): not expired by today (`$today`).
+macro_rules! live {
+    ($m:literal, $today:literal) => {
+        concat!(
+            "(",
+            $m,
+            ".expires_at IS NULL OR ",
+            $m,
+            ".expires_at > ",
+            $today,
+            ")"
+        )
+    };
+}
+
+const INSERT_GROUP: &str = concat!(
+    "INSERT INTO groups (parent_id, name, path, full_path, full_name, description, visibility,
+                         created_at, updated_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING ",
+    group_columns!()
+);
+const FIND_GROUP: &str = concat!("SELECT ", group_columns!(), " FROM groups WHERE id = $1");
+static BY_PATH: LazyLock<[String; 2]> = LazyLock::new(|| {
+    Dialect::ALL.map(|d| {
+        format!(
+            concat!("SELECT ", group_columns!(), " FROM groups WHERE {}"),
+            d.nocase_eq("full_path", "$1")
+        )
+    })
+});
+static TOP_LEVEL_TAKEN: LazyLock<[String; 2]> = LazyLock::new(|| {
+    Dialect::ALL.map(|d| {
+        format!(
+            "SELECT COUNT(*) FROM groups WHERE parent_id IS NULL AND {}",
+            d.nocase_eq("full_path", "$1")
+        )
+    })
+});
+/// The group's own row; its full path and name from its parent's.
+const UPDATE_GROUP: &str = concat!(
+    "UPDATE groups
+     SET name = COALESCE($2, name), path = COALESCE($3, path),
+         description = COALESCE($4, description), visibility = COALESCE($5, visibility),
+         updated_at = $6,
+         full_path = COALESCE((SELECT p.full_path || '/' FROM groups p WHERE p.id = groups.parent_id), '')
+                     || COALESCE($3, path),
+         full_name = COALESCE((SELECT p.full_name || ' / ' FROM groups p WHERE p.id = groups.parent_id), '')
+                     || COALESCE($2, name)
+     WHERE id = $1 RETURNING ",
+    group_columns!()
+);
+/// Every descendant of `$1` gets its full path and name from its
+/// ancestors' (after `$1` itself changed).
+const RENAME_DESCENDANTS: &str = "WITH RECURSIVE d(id, full_path, full_name) AS (
+       SELECT id, full_path, full_name FROM groups WHERE id = $1
+       UNION ALL
+       SELECT g.id, d.full_path || '/' || g.path, d.full_name || ' / ' || g.name
+       FROM groups g JOIN d ON g.parent_id = d.id
+     )
+     UPDATE groups
+     SET full_path = (SELECT d.full_path FROM d WHERE d.id = groups.id),
+         full_name = (SELECT d.full_name FROM d WHERE d.id = groups.id)
+     WHERE id IN (SELECT d.id FROM d WHERE d.id <> $1)";
+const DELETE_GROUP: &str = "DELETE FROM groups WHERE id = $1";
+const SUBGROUP_VISIBILITIES: &str = "SELECT DISTINCT visibility FROM groups WHERE parent_id = $1";
+
+const FIND_MEMBERSHIP: &str = concat!(
+    "SELECT ",
+    membership_columns!(),
+    " FROM group_members WHERE group_id = $1 AND user_id = $2"
+);
+const INSERT_MEMBERSHIP: &str = concat!(
+    "INSERT INTO group_members (group_id, user_id, access_level, expires_at, created_by,
+                                created_at, updated_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING ",
+    membership_columns!()
+);
+const UPDATE_MEMBERSHIP: &str = concat!(
+    "UPDATE group_members
+     SET access_level = COALESCE($3, access_level),
+         expires_at = CASE WHEN CAST($4 AS BOOLEAN) THEN $5 ELSE expires_at END,
+         updated_at = $6
+     WHERE group_id = $1 AND user_id = $2 RETURNING ",
+    membership_columns!()
+);
+const DELETE_MEMBERSHIP: &str = "DELETE FROM group_members WHERE group_id = $1 AND user_id = $2";
+const DELETE_MEMBERSHIPS_BELOW: &str =
+    "DELETE FROM group_members WHERE user_id = $2 AND group_id IN
+       (WITH RECURSIVE d(id) AS (
+          SELECT g.id FROM groups g WHERE g.parent_id = $1
+          UNION ALL
+          SELECT g.id FROM groups g JOIN d ON g.parent_id = d.id
+        ) SELECT d.id FROM d)";
+const COUNT_OWNERS: &str = concat!(
+    "SELECT COUNT(*) FROM group_members m WHERE m.group_id = $1 AND m.access_level = 50 AND ",
+    live!("m", "$2")
+);
+
+/// A group and its ancestors.
+macro_rules! ancestors_of {
+    ($group:literal) => {
+        concat!(
+            "WITH RECURSIVE a(id, parent_id) AS (
+               SELECT id, parent_id FROM groups WHERE id = ",
+            $group,
+            "
+               UNION ALL
+               SELECT g.id, g.parent_id FROM groups g JOIN a ON g.id = a.parent_id
+             ) "
+        )
+    };
+}
+
+const GROUP_ACCESS: &str = concat!(
+    ancestors_of!("$1"),
+    "SELECT MAX(m.access_level) AS level FROM group_members m JOIN a ON m.group_id = a.id
+     WHERE m.user_id = $2 AND ",
+    live!("m", "$3")
+);
+
+/// Every group under a user's live memberships, with the level each
+/// membership gives (`direct` only on the membership's own group).
+const GROUPS_OF_USER: &str = concat!(
+    "WITH RECURSIVE d(id, level, direct) AS (
+       SELECT m.group_id, m.access_level, m.access_level FROM group_members m
+       WHERE m.user_id = $1 AND ",
+    live!("m", "$2"),
+    "
+       UNION ALL
+       SELECT g.id, d.level, CAST(NULL AS BIGINT) FROM groups g JOIN d ON g.parent_id = d.id
+     )
+     SELECT g.id, g.full_path, MAX(d.level) AS level, MAX(d.direct) AS direct
+     FROM d JOIN groups g ON g.id = d.id
+     GROUP BY g.id, g.full_path ORDER BY g.id"
+);
+
+/// A group's members (with `$2` true, its ancestors' too), each user once,
+/// at their highest level (the earliest such membership), with the user.
+/// `{filter}` narrows the users; `{tail}` orders, pages or counts.
+fn members_statement(filter: &str, select: &str, tail: &str) -> String {
+    format!(
+        concat!(
+            "WITH RECURSIVE a(id, parent_id) AS (
+               SELECT id, parent_id FROM groups WHERE id = $1
+               UNION ALL
+               SELECT g.id, g.parent_id FROM groups g JOIN a ON g.id = a.parent_id
+               WHERE CAST($2 AS BOOLEAN)
+             ),
+             ranked AS (
+               SELECT m.id, m.group_id, m.user_id, m.access_level, m.expires_at, m.created_by,
+                      m.created_at, m.updated_at,
+                      ROW_NUMBER() OVER (PARTITION BY m.user_id
+                                         ORDER BY m.access_level DESC, m.id) AS rank
+               FROM group_members m JOIN a ON m.group_id = a.id
+               WHERE ",
+            live!("m", "$3"),
+            "
+             )
+             SELECT {select}
+             FROM ranked r JOIN users u ON u.id = r.user_id
+             WHERE r.rank = 1{filter}{tail}"
+        ),
+        select = select,
+        filter = filter,
+        tail = tail,
+    )
+}
+
+const MEMBER_SELECT: &str = "r.id AS m_id, r.group_id AS m_group_id, r.user_id AS m_user_id,
+       r.access_level AS m_access_level, r.expires_at AS m_expires_at,
+       r.created_by AS m_created_by, r.created_at AS m_created_at, r.updated_at AS m_updated_at,
+       u.id AS u_id, u.username AS u_username, u.email AS u_email, u.name AS u_name,
+       u.admin AS u_admin, u.state AS u_state, u.created_at AS u_created_at,
+       u.external AS u_external, u.updated_at AS u_updated_at, u.profile AS u_profile,
+       u.avatar AS u_avatar";
+
+pub(crate) fn group_from_row(row: &mut Row) -> Result<Group, StoreError> {
+    let visibility = row.text("visibility")?;
+    Ok(Group {
+        id: row.int("id")?,
+        parent_id: row.opt_int("parent_id")?,
+        name: row.text("name")?,
+        path: row.text("path")?,
+        full_path: row.text("full_path")?,
+        full_name: row.text("full_name")?,
+        description: row.text("description")?,
+        visibility: Visibility::parse(&visibility)
+            .ok_or_else(|| invalid(format!("group visibility {visibility:?}")))?,
+        created_at: row.int("created_at")?,
+        updated_at: row.int("updated_at")?,
+    })
+}
+
+fn level_of(row: &Row, col: &str) -> Result<i32, StoreError> {
+    let n = row.int(col)?;
+    i32::try_from(n).map_err(|_| invalid(format!("access level {n}")))
+}
+
+fn membership_from_row(row: &mut Row, prefix: &str) -> Result<Membership, StoreError> {
+    let col = |c: &str| format!("{prefix}{c}");
+    Ok(Membership {
+        id: row.int(&col("id"))?,
+        group_id: row.int(&col("group_id"))?,
+        user_id: row.int(&col("user_id"))?,
+        access_level: level_of(row, &col("access_level"))?,
+        expires_at: row.opt_text(&col("expires_at"))?,
+        created_by: row.opt_int(&col("created_by"))?,
+        created_at: row.int(&col("created_at"))?,
+        updated_at: row.int(&col("updated_at"))?,
+    })
+}
+
+fn plain_membership(row: &mut Row) -> Result<Membership, StoreError> {
+    membership_from_row(row, "")
+}
+
+fn member_from_row(row: &mut Row) -> Result<Member, StoreError> {
+    Ok(Member {
+        membership: membership_from_row(row, "m_")?,
+        user: user_from_row(row, "u_")?,
+    })
+}
+
+// --- writes, on a unit of work's connection ----------------------------
+
+pub(crate) async fn insert_group(c: &mut dyn Conn, g: &NewGroup) -> Result<Group, StoreError> {
+    let params = params![
+        g.parent_id,
+        &g.name,
+        &g.path,
+        &g.full_path,
+        &g.full_name,
+        &g.description,
+        g.visibility.as_str(),
+        g.created_at,
+    ];
+    group_from_row(&mut query_one(c, INSERT_GROUP, &params).await?)
+}
+
+pub(crate) async fn find_group(
+    c: &mut dyn Conn,
+    id: i64,
+    lock: &str,
+) -> Result<Option<Group>, StoreError> {
+    let sql = format!("{FIND_GROUP}{lock}");
+    query_opt_as(c, &sql, &params![id], group_from_row).await
+}
+
+pub(crate) async fn top_level_taken(
+    c: &mut dyn Conn,
+    dialect: Dialect,
+    path: &str,
+) -> Result<bool, StoreError> {
+    Ok(count(c, dialect.pick(&TOP_LEVEL_TAKEN), &params![path]).await? > 0)
+}
+
+pub(crate) async fn update_group(
+    c: &mut dyn Conn,
+    id: i64,
+    u: GroupUpdate,
+    at: i64,
+) -> Result<Option<Group>, StoreError> {
+    // Destructured so that a new field fails to compile here.
+    let GroupUpdate {
+        name,
+        path,
+        description,
+        visibility,
+    } = u;
+    let renamed = name.is_some() || path.is_some();
+    let params = params![
+        id,
+        name,
+        path,
+        description,
+        visibility.map(|v| v.as_str()),
+        at
+    ];
+    let group = query_opt_as(c, UPDATE_GROUP, &params, group_from_row).await?;
+    if group.is_some() && renamed {
+        c.execute(RENAME_DESCENDANTS, &params![id]).await?;
+    }
+    Ok(group)
+}
+
+pub(crate) async fn delete_group(c: &mut dyn Conn, id: i64) -> Result<bool, StoreError> {
+    Ok(c.execute(DELETE_GROUP, &params![id]).await? > 0)
+}
+
+pub(crate) async fn most_visible_subgroup(
+    c: &mut dyn Conn,
+    id: i64,
+) -> Result<Option<Visibility>, StoreError> {
+    let found = query_as(c, SUBGROUP_VISIBILITIES, &params![id], |row| {
+        let v = row.text("visibility")?;
+        Visibility::parse(&v).ok_or_else(|| invalid(format!("group visibility {v:?}")))
+    })
+    .await?;
+    Ok(found.into_iter().max())
+}
+
+pub(crate) async fn find_membership(
+    c: &mut dyn Conn,
+    group_id: i64,
+    user_id: i64,
+    lock: &str,
+) -> Result<Option<Membership>, StoreError> {
+    let sql = format!("{FIND_MEMBERSHIP}{lock}");
+    query_opt_as(c, &sql, &params![group_id, user_id], plain_membership).await
+}
+
+pub(crate) async fn insert_membership(
+    c: &mut dyn Conn,
+    m: &NewMembership,
+) -> Result<Membership, StoreError> {
+    let params = params![
+        m.group_id,
+        m.user_id,
+        i64::from(m.access_level),
+        &m.expires_at,
+        m.created_by,
+        m.created_at,
+    ];
+    plain_membership(&mut query_one(c, INSERT_MEMBERSHIP, &params).await?)
+}
+
+pub(crate) async fn update_membership(
+    c: &mut dyn Conn,
+    group_id: i64,
+    user_id: i64,
+    u: MembershipUpdate,
+    at: i64,
+) -> Result<Option<Membership>, StoreError> {
+    let MembershipUpdate {
+        access_level,
+        expires_at,
+    } = u;
+    let params = params![
+        group_id,
+        user_id,
+        access_level.map(i64::from),
+        expires_at.is_some(),
+        expires_at.flatten(),
+        at,
+    ];
+    query_opt_as(c, UPDATE_MEMBERSHIP, &params, plain_membership).await
+}
+
+pub(crate) async fn delete_membership(
+    c: &mut dyn Conn,
+    group_id: i64,
+    user_id: i64,
+    with_subgroups: bool,
+) -> Result<bool, StoreError> {
+    let deleted = c
+        .execute(DELETE_MEMBERSHIP, &params![group_id, user_id])
+        .await?
+        > 0;
+    if deleted && with_subgroups {
+        c.execute(DELETE_MEMBERSHIPS_BELOW, &params![group_id, user_id])
+            .await?;
+    }
+    Ok(deleted)
+}
+
+pub(crate) async fn count_owners(
+    c: &mut dyn Conn,
+    group_id: i64,
+    today: &str,
+) -> Result<u64, StoreError> {
+    count(c, COUNT_OWNERS, &params![group_id, today]).await
+}
+
+// --- listings ------------------------------------------------------------
+
+/// The groups under a user's live memberships of at least `?3`: those
+/// groups and their descendants (`?1` the user, `?2` today).
+const UNDER_MEMBERSHIPS: &str = "id IN (WITH RECURSIVE d(id) AS (
+       SELECT m.group_id FROM group_members m
+       WHERE m.user_id = ?1 AND (m.expires_at IS NULL OR m.expires_at > ?2)
+         AND m.access_level >= ?3
+       UNION
+       SELECT g.id FROM groups g JOIN d ON g.parent_id = d.id
+     ) SELECT d.id FROM d)";
+
+/// The ancestors of the groups a user is a live member of.
+const ABOVE_MEMBERSHIPS: &str = "id IN (WITH RECURSIVE a(id, parent_id) AS (
+       SELECT g.id, g.parent_id FROM groups g JOIN group_members m ON m.group_id = g.id
+       WHERE m.user_id = ?1 AND (m.expires_at IS NULL OR m.expires_at > ?2)
+       UNION
+       SELECT g.id, g.parent_id FROM groups g JOIN a ON g.id = a.parent_id
+     ) SELECT a.id FROM a)";
+
+/// The conditions of `filter`.
+fn filtered(d: Dialect, f: &GroupFilter) -> Where {
+    let mut w = Where::default();
+    let today = f.today.as_str();
+    let under = |w: &mut Where, user: i64, at_least: i32| {
+        w.add_each(
+            UNDER_MEMBERSHIPS,
+            vec![
+                Value::from(user),
+                Value::from(today),
+                Value::from(i64::from(at_least)),
+            ],
+        );
+    };
+    match f.viewer {
+        Viewer::Anonymous => w.add_plain("visibility = 'public'"),
+        Viewer::Admin { .. } if f.all_available && !f.owned && f.min_access_level.is_none() => {}
+        Viewer::User { id, .. } | Viewer::Admin { id } => {
+            if f.owned {
+                w.add_each(
+                    "id IN (SELECT m.group_id FROM group_members m WHERE m.user_id = ?1
+                       AND m.access_level = ?3 AND (m.expires_at IS NULL OR m.expires_at > ?2))",
+                    vec![
+                        Value::from(id),
+                        Value::from(today),
+                        Value::from(i64::from(level::OWNER)),
+                    ],
+                );
+            } else if let Some(min) = f.min_access_level {
+                under(&mut w, id, min);
+            } else {
+                let external = matches!(f.viewer, Viewer::User { external: true, .. });
+                let mut any = vec![
+                    UNDER_MEMBERSHIPS.replace("?3", "0"),
+                    ABOVE_MEMBERSHIPS.to_owned(),
+                ];
+                if f.all_available {
+                    any.push("visibility = 'public'".to_owned());
+                    if !external {
+                        any.push("visibility = 'internal'".to_owned());
+                    }
+                }
+                w.add_each(
+                    &format!("({})", any.join(" OR ")),
+                    vec![Value::from(id), Value::from(today)],
+                );
+            }
+        }
+    }
+    if let Some(search) = &f.search {
+        // Among one group's subgroups, their own names; else full ones.
+        let (name, path) = if f.parent_id.is_some() {
+            ("name", "path")
+        } else {
+            ("full_name", "full_path")
+        };
+        let either = format!(
+            "({} OR {})",
+            d.nocase_like(name, "?"),
+            d.nocase_like(path, "?")
+        );
+        w.add(&either, contains_pattern(search));
+    }
+    if let Some(parent) = f.parent_id {
+        w.add("parent_id = ?", parent);
+    }
+    if let Some(top) = f.descendants_of {
+        w.add(
+            "id IN (WITH RECURSIVE d(id) AS (
+               SELECT g.id FROM groups g WHERE g.parent_id = ?
+               UNION ALL
+               SELECT g.id FROM groups g JOIN d ON g.parent_id = d.id
+             ) SELECT d.id FROM d)",
+            top,
+        );
+    }
+    if f.top_level_only {
+        w.add_plain("parent_id IS NULL");
+    }
+    for skip in &f.skip_groups {
+        w.add("id <> ?", *skip);
+    }
+    if let Some(v) = f.visibility {
+        w.add("visibility = ?", v.as_str());
+    }
+    w
+}
+
+#[async_trait]
+impl<B: Backend> GroupStore for SqlStore<B> {
+    async fn find_group(&self, id: i64) -> Result<Option<Group>, StoreError> {
+        self.read_opt(FIND_GROUP, params![id], group_from_row).await
+    }
+
+    async fn find_group_by_path(&self, full_path: &str) -> Result<Option<Group>, StoreError> {
+        let sql = B::DIALECT.pick(&BY_PATH);
+        self.read_opt(sql, params![full_path], group_from_row).await
+    }
+
+    async fn list_groups(
+        &self,
+        filter: &GroupFilter,
+        page: PageRequest,
+    ) -> Result<(Vec<Group>, u64), StoreError> {
+        let w = filtered(B::DIALECT, filter);
+        let direction = if filter.ascending { "ASC" } else { "DESC" };
+        let count_sql = format!("SELECT COUNT(*) FROM groups{}", w.clause());
+        let page_sql = format!(
+            concat!(
+                "SELECT ",
+                group_columns!(),
+                " FROM groups{} ORDER BY {} {}, id {} LIMIT {} OFFSET {}"
+            ),
+            w.clause(),
+            filter.order.column(),
+            direction,
+            direction,
+            w.next_placeholder(0),
+            w.next_placeholder(1),
+        );
+        let mut params = w.params;
+        let access = Access::Read {
+            bounded: false,
+            snapshot: true,
+        };
+        self.run(access, move |c| {
+            Box::pin(async move {
+                let n = count(c, &count_sql, &params).await?;
+                params.extend(params![page.limit(), page.offset()]);
+                let groups = query_as(c, &page_sql, &params, group_from_row).await?;
+                Ok((groups, n))
+            })
+        })
+        .await
+    }
+
+    async fn group_access(
+        &self,
+        group_id: i64,
+        user_id: i64,
+        today: &str,
+    ) -> Result<Option<i32>, StoreError> {
+        let found = self
+            .read_opt(GROUP_ACCESS, params![group_id, user_id, today], |row| {
+                row.opt_int("level")
+            })
+            .await?;
+        match found.flatten() {
+            None => Ok(None),
+            Some(n) => i32::try_from(n)
+                .map(Some)
+                .map_err(|_| invalid(format!("access level {n}"))),
+        }
+    }
+
+    async fn groups_of_user(
+        &self,
+        user_id: i64,
+        today: &str,
+    ) -> Result<Vec<GroupAccess>, StoreError> {
+        self.read_all(
+            Access::SCAN,
+            GROUPS_OF_USER,
+            params![user_id, today],
+            |row| {
+                let direct = match row.opt_int("direct")? {
+                    Some(n) => Some(i32::try_from(n).map_err(|_| invalid(format!("level {n}")))?),
+                    None => None,
+                };
+                Ok(GroupAccess {
+                    group_id: row.int("id")?,
+                    full_path: row.text("full_path")?,
+                    access_level: level_of(row, "level")?,
+                    direct_level: direct,
+                })
+            },
+        )
+        .await
+    }
+
+    async fn list_members(
+        &self,
+        group_id: i64,
+        filter: &MemberFilter,
+        page: PageRequest,
+    ) -> Result<(Vec<Member>, u64), StoreError> {
+        let mut w = Where::default();
+        // $1..$3 are the statement's own.
+        w.params = params![group_id, filter.inherited, filter.today.as_str()].into();
+        if let Some(q) = &filter.query {
+            let d = B::DIALECT;
+            let either = format!(
+                "({} OR {})",
+                d.nocase_like("u.username", "?"),
+                d.nocase_like("u.name", "?")
+            );
+            w.add(&either, contains_pattern(q));
+        }
+        if !filter.user_ids.is_empty() {
+            let list = vec!["?"; filter.user_ids.len()].join(", ");
+            let ids = filter.user_ids.iter().map(|id| Value::from(*id)).collect();
+            w.add_each(&format!("r.user_id IN ({list})"), ids);
+        }
+        let and = w.and_clause();
+        let count_sql = members_statement(&and, "COUNT(*)", "");
+        let page_sql = members_statement(
+            &and,
+            MEMBER_SELECT,
+            &format!(
+                " ORDER BY r.id LIMIT {} OFFSET {}",
+                w.next_placeholder(0),
+                w.next_placeholder(1)
+            ),
+        );
+        let mut params = w.params;
+        let access = Access::Read {
+            bounded: false,
+            snapshot: true,
+        };
+        self.run(access, move |c| {
+            Box::pin(async move {
+                let n = count(c, &count_sql, &params).await?;
+                params.extend(params![page.limit(), page.offset()]);
+                let members = query_as(c, &page_sql, &params, member_from_row).await?;
+                Ok((members, n))
+            })
+        })
+        .await
+    }
+
+    async fn find_member(
+        &self,
+        group_id: i64,
+        user_id: i64,
+        inherited: bool,
+        today: &str,
+    ) -> Result<Option<Member>, StoreError> {
+        static ONE: LazyLock<String> =
+            LazyLock::new(|| members_statement(" AND r.user_id = $4", MEMBER_SELECT, ""));
+        let params = params![group_id, inherited, today, user_id];
+        self.read_opt(ONE.as_str(), params, member_from_row).await
+    }
+}
