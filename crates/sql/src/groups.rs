@@ -627,7 +627,10 @@ impl<B: Backend> GroupStore for SqlStore<B> {
             w.add(&either, contains_pattern(q));
         }
         if !filter.user_ids.is_empty() {
-            let list = vec!["?"; filter.user_ids.len()].join(", ");
+            let list: Vec<String> = (1..=filter.user_ids.len())
+                .map(|i| format!("?{i}"))
+                .collect();
+            let list = list.join(", ");
             let ids = filter.user_ids.iter().map(|id| Value::from(*id)).collect();
             w.add_each(&format!("r.user_id IN ({list})"), ids);
         }

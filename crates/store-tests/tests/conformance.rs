@@ -3318,3 +3318,6 @@ mod audit;
 
 #[path = "conformance/profiles.rs"]
 mod profiles;
+
+#[path = "conformance/groups.rs"]
+mod groups;

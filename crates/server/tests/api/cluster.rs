@@ -510,6 +510,37 @@ async fn no_migrate_refuses_an_old_schema_and_db_copy_moves_everything() {
     let mut s = start_with(&sqlite, ROOT, &[]);
     wait_ready(&mut s).await;
     let app = create_app(&c, &s, "moving").await;
+    let post = |path: &str, form: Vec<(&'static str, String)>| {
+        c.post(format!("{}/api/v4{path}", s.base))
+            .private_token(ROOT)
+            .form(&form)
+            .send()
+    };
+    let (status, org) = json_of(
+        post(
+            "/groups",
+            vec![("name", "Org".into()), ("path", "org".into())],
+        )
+        .await
+        .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 201, "{org}");
+    let sub = vec![
+        ("name", "Team".into()),
+        ("path", "team".into()),
+        ("parent_id", org["id"].to_string()),
+    ];
+    assert_eq!(post("/groups", sub).await.unwrap().status(), 201);
+    let group_app = vec![
+        ("name", "Grafana".into()),
+        ("redirect_uri", "https://grafana.example/cb".into()),
+        ("scopes", "openid".into()),
+    ];
+    let res = post("/groups/org%2Fteam/applications", group_app)
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
     drop(s);
     let out = std::process::Command::new(BIN)
         .args(["db", "copy", "--from", &sqlite, "--to", &db.url])
@@ -522,7 +553,10 @@ async fn no_migrate_refuses_an_old_schema_and_db_copy_moves_everything() {
     );
     let report = String::from_utf8_lossy(&out.stdout);
     assert!(
-        report.contains("oauth_applications: 1 rows") && report.contains("users: 1 rows"),
+        report.contains("oauth_applications: 2 rows")
+            && report.contains("users: 1 rows")
+            && report.contains("groups: 2 rows")
+            && report.contains("group_members: 2 rows"),
         "{report}"
     );
     // A second copy into the now non-empty target is refused.
@@ -561,4 +595,36 @@ async fn no_migrate_refuses_an_old_schema_and_db_copy_moves_everything() {
     );
     let newer = create_app(&c, &p, "after the move").await;
     assert!(newer["id"].as_i64().unwrap() > app["id"].as_i64().unwrap());
+    // Groups, their members and applications came along.
+    let (status, apps) = json_of(
+        c.get(format!("{}/api/v4/groups/org%2Fteam/applications", p.base))
+            .private_token(ROOT)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200, "{apps}");
+    assert_eq!(apps[0]["application_name"], "Grafana");
+    let (status, members) = json_of(
+        c.get(format!("{}/api/v4/groups/org%2Fteam/members/all", p.base))
+            .private_token(ROOT)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(members[0]["access_level"], 50);
+    let (status, newer_group) = json_of(
+        c.post(format!("{}/api/v4/groups", p.base))
+            .private_token(ROOT)
+            .form(&[("name", "New"), ("path", "new")])
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, 201, "{newer_group}");
+    assert!(newer_group["id"].as_i64().unwrap() > org["id"].as_i64().unwrap() + 1);
 }
