@@ -113,6 +113,10 @@ impl Services {
         Ok(self
             .unit(move |tx| {
                 Box::pin(async move {
+                    // Usernames share their namespace with top-level groups.
+                    if tx.top_level_group_taken(&new.username).await? {
+                        return Err(StoreError::Conflict("username".to_owned()));
+                    }
                     let user = tx.insert_user(new).await?;
                     let event = user_event(&ctx, now, "user_created", &user, "Added user")
                         .detail("admin", user.admin);
@@ -283,6 +287,12 @@ impl Services {
                 // as Rails saves nothing then.
                 if !changes_anything(&old, &update) {
                     return Ok(Some(old));
+                }
+                if let Some(name) = &update.username {
+                    let renamed = !name.eq_ignore_ascii_case(&old.username);
+                    if renamed && tx.top_level_group_taken(name).await? {
+                        return Err(StoreError::Conflict("username".to_owned()));
+                    }
                 }
                 let Some(user) = tx.update_user(id, update).await? else {
                     return Ok(None);

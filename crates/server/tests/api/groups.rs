@@ -260,6 +260,24 @@ async fn create_and_update_errors_in_gitlabs_words() {
         400,
         "top-level groups share their paths with usernames"
     );
+    // … both ways: no user may take a top-level group's path.
+    let (status, body) = call(
+        &app,
+        Method::POST,
+        "/api/v4/users",
+        Some(&app.root_token),
+        &[
+            ("username", "Org"),
+            ("email", "org@example.com"),
+            ("name", "Org"),
+            ("password", "correct-horse-battery"),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (status, body),
+        (409, json!({"message": "Username has already been taken"}))
+    );
     let (status, body) = post(vec![("name", "Bad"), ("path", "-bad")]).await;
     assert_eq!(status, 400);
     assert!(
