@@ -81,7 +81,12 @@ pub const TABLES: &[TableSpec] = &[
             ("visibility", Text),
             ("created_at", Int),
             ("updated_at", Int),
+            ("avatar", Text),
         ],
+    },
+    TableSpec {
+        name: "group_avatars",
+        columns: &[("group_id", Int), ("content_type", Text), ("data", Text)],
     },
     TableSpec {
         name: "group_members",

@@ -21,10 +21,19 @@ CREATE TABLE groups (
     visibility  TEXT    NOT NULL DEFAULT 'private'
                 CHECK (visibility IN ('private', 'internal', 'public')),
     created_at  BIGINT  NOT NULL,
-    updated_at  BIGINT  NOT NULL
+    updated_at  BIGINT  NOT NULL,
+    avatar      TEXT
 );
 CREATE UNIQUE INDEX groups_full_path_key ON groups (lower(full_path COLLATE "C"));
 CREATE INDEX groups_parent ON groups (parent_id, id);
+
+-- Group avatars, kept apart from the groups as users' are (the file name
+-- each is served under is groups.avatar).
+CREATE TABLE group_avatars (
+    group_id     BIGINT  PRIMARY KEY REFERENCES groups (id) ON DELETE CASCADE,
+    content_type TEXT    NOT NULL,
+    data         TEXT    NOT NULL
+);
 
 -- expires_at: a date (YYYY-MM-DD, UTC); the membership ends when it begins.
 CREATE TABLE group_members (

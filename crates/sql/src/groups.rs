@@ -14,6 +14,7 @@ use latchkey_core::group::{
 };
 use latchkey_core::pagination::PageRequest;
 use latchkey_core::store::StoreError;
+use latchkey_core::user::Avatar;
 
 use crate::backend::{Access, Backend, Dialect, SqlStore};
 use crate::conn::{count, invalid, query_as, query_one, query_opt_as, Conn, Row, Value};
@@ -25,7 +26,7 @@ use crate::users::contains_pattern;
 macro_rules! group_columns {
     () => {
         "id, parent_id, name, path, full_path, full_name, description, visibility, created_at, \
-         updated_at"
+         updated_at, avatar"
     };
 }
 
@@ -52,8 +53,8 @@ macro_rules! live {
 
 const INSERT_GROUP: &str = concat!(
     "INSERT INTO groups (parent_id, name, path, full_path, full_name, description, visibility,
-                         created_at, updated_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) RETURNING ",
+                         created_at, updated_at, avatar)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9) RETURNING ",
     group_columns!()
 );
 const FIND_GROUP: &str = concat!("SELECT ", group_columns!(), " FROM groups WHERE id = $1");
@@ -79,6 +80,7 @@ const UPDATE_GROUP: &str = concat!(
      SET name = COALESCE($2, name), path = COALESCE($3, path),
          description = COALESCE($4, description), visibility = COALESCE($5, visibility),
          updated_at = $6,
+         avatar = CASE WHEN CAST($7 AS BOOLEAN) THEN $8 ELSE avatar END,
          full_path = COALESCE((SELECT p.full_path || '/' FROM groups p WHERE p.id = groups.parent_id), '')
                      || COALESCE($3, path),
          full_name = COALESCE((SELECT p.full_name || ' / ' FROM groups p WHERE p.id = groups.parent_id), '')
@@ -99,6 +101,10 @@ const RENAME_DESCENDANTS: &str = "WITH RECURSIVE d(id, full_path, full_name) AS 
          full_name = (SELECT d.full_name FROM d WHERE d.id = groups.id)
      WHERE id IN (SELECT d.id FROM d WHERE d.id <> $1)";
 const DELETE_GROUP: &str = "DELETE FROM groups WHERE id = $1";
+const PUT_AVATAR: &str = "INSERT INTO group_avatars (group_id, content_type, data) VALUES ($1, $2, $3)
+     ON CONFLICT (group_id) DO UPDATE SET content_type = excluded.content_type, data = excluded.data";
+const DROP_AVATAR: &str = "DELETE FROM group_avatars WHERE group_id = $1";
+const FIND_AVATAR: &str = "SELECT content_type, data FROM group_avatars WHERE group_id = $1";
 const SUBGROUP_VISIBILITIES: &str = "SELECT DISTINCT visibility FROM groups WHERE parent_id = $1";
 
 const FIND_MEMBERSHIP: &str = concat!(
@@ -225,6 +231,7 @@ pub(crate) fn group_from_row(row: &mut Row) -> Result<Group, StoreError> {
             .ok_or_else(|| invalid(format!("group visibility {visibility:?}")))?,
         created_at: row.int("created_at")?,
         updated_at: row.int("updated_at")?,
+        avatar: row.opt_text("avatar")?,
     })
 }
 
@@ -270,8 +277,18 @@ pub(crate) async fn insert_group(c: &mut dyn Conn, g: &NewGroup) -> Result<Group
         &g.description,
         g.visibility.as_str(),
         g.created_at,
+        g.avatar.as_ref().map(|a| a.kind.file_name()),
     ];
-    group_from_row(&mut query_one(c, INSERT_GROUP, &params).await?)
+    let group = group_from_row(&mut query_one(c, INSERT_GROUP, &params).await?)?;
+    if let Some(avatar) = &g.avatar {
+        put_avatar(c, group.id, avatar).await?;
+    }
+    Ok(group)
+}
+
+async fn put_avatar(c: &mut dyn Conn, group_id: i64, avatar: &Avatar) -> Result<(), StoreError> {
+    let params = params![group_id, avatar.kind.content_type(), avatar.to_stored()];
+    c.execute(PUT_AVATAR, &params).await.map(drop)
 }
 
 pub(crate) async fn find_group(
@@ -303,19 +320,34 @@ pub(crate) async fn update_group(
         path,
         description,
         visibility,
+        avatar,
     } = u;
     let renamed = name.is_some() || path.is_some();
+    let file = avatar
+        .as_ref()
+        .and_then(|a| a.as_ref().map(|a| a.kind.file_name()));
     let params = params![
         id,
         name,
         path,
         description,
         visibility.map(|v| v.as_str()),
-        at
+        at,
+        avatar.is_some(),
+        file,
     ];
     let group = query_opt_as(c, UPDATE_GROUP, &params, group_from_row).await?;
-    if group.is_some() && renamed {
-        c.execute(RENAME_DESCENDANTS, &params![id]).await?;
+    if group.is_some() {
+        if renamed {
+            c.execute(RENAME_DESCENDANTS, &params![id]).await?;
+        }
+        match &avatar {
+            Some(Some(picture)) => put_avatar(c, id, picture).await?,
+            Some(None) => {
+                c.execute(DROP_AVATAR, &params![id]).await?;
+            }
+            None => {}
+        }
     }
     Ok(group)
 }
@@ -520,6 +552,24 @@ fn filtered(d: Dialect, f: &GroupFilter) -> Where {
 impl<B: Backend> GroupStore for SqlStore<B> {
     async fn find_group(&self, id: i64) -> Result<Option<Group>, StoreError> {
         self.read_opt(FIND_GROUP, params![id], group_from_row).await
+    }
+
+    async fn find_group_avatar(
+        &self,
+        group_id: i64,
+    ) -> Result<Option<(String, Vec<u8>)>, StoreError> {
+        let found = self
+            .read_opt(FIND_AVATAR, params![group_id], |row| {
+                Ok((row.text("content_type")?, row.text("data")?))
+            })
+            .await?;
+        match found {
+            None => Ok(None),
+            Some((content_type, data)) => match Avatar::from_stored(&data) {
+                Some(bytes) => Ok(Some((content_type, bytes))),
+                None => Err(invalid("a stored avatar is not base64".to_owned())),
+            },
+        }
     }
 
     async fn find_group_by_path(&self, full_path: &str) -> Result<Option<Group>, StoreError> {

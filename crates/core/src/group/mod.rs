@@ -13,7 +13,7 @@ pub use rules::{
 
 use crate::error::StoreError;
 use crate::pagination::PageRequest;
-use crate::user::User;
+use crate::user::{Avatar, User};
 
 /// GitLab's access levels (`Gitlab::Access`).
 pub mod level {
@@ -83,6 +83,8 @@ pub struct Group {
     pub visibility: Visibility,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The file name its uploaded avatar is served under, if it has one.
+    pub avatar: Option<String>,
 }
 
 /// What the store needs to insert a group (its full path and name made
@@ -97,6 +99,7 @@ pub struct NewGroup {
     pub description: String,
     pub visibility: Visibility,
     pub created_at: i64,
+    pub avatar: Option<Avatar>,
 }
 
 /// A change to a group: `None` keeps the current value. A new name or path
@@ -107,6 +110,8 @@ pub struct GroupUpdate {
     pub path: Option<String>,
     pub description: Option<String>,
     pub visibility: Option<Visibility>,
+    /// A new avatar (`Some(None)`: none any more).
+    pub avatar: Option<Option<Avatar>>,
 }
 
 impl GroupUpdate {
@@ -119,6 +124,11 @@ impl GroupUpdate {
                 .as_ref()
                 .is_some_and(|d| *d != group.description)
             || self.visibility.is_some_and(|v| v != group.visibility)
+            || match &self.avatar {
+                None => false,
+                Some(None) => group.avatar.is_some(),
+                Some(Some(_)) => true,
+            }
     }
 }
 
@@ -266,6 +276,12 @@ pub struct MemberFilter {
 #[async_trait::async_trait]
 pub trait GroupStore: Send + Sync {
     async fn find_group(&self, id: i64) -> Result<Option<Group>, StoreError>;
+
+    /// A group's avatar: its content type and bytes.
+    async fn find_group_avatar(
+        &self,
+        group_id: i64,
+    ) -> Result<Option<(String, Vec<u8>)>, StoreError>;
 
     /// By full path, ignoring ASCII case.
     async fn find_group_by_path(&self, full_path: &str) -> Result<Option<Group>, StoreError>;

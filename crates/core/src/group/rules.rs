@@ -19,6 +19,7 @@ pub struct GroupParams {
     pub parent_id: Option<i64>,
     pub description: Option<String>,
     pub visibility: Option<Visibility>,
+    pub avatar: Option<crate::user::Avatar>,
 }
 
 /// GitLab's group name rule (`Gitlab::Regex.group_name_regex`): letters,

@@ -115,6 +115,13 @@ impl Services {
         Ok(self.store.find_group(id).await?)
     }
 
+    pub async fn find_group_avatar(
+        &self,
+        group_id: i64,
+    ) -> Result<Option<(String, Vec<u8>)>, ServiceError> {
+        Ok(self.store.find_group_avatar(group_id).await?)
+    }
+
     pub async fn find_group_by_path(&self, full_path: &str) -> Result<Option<Group>, ServiceError> {
         Ok(self.store.find_group_by_path(full_path).await?)
     }
@@ -180,6 +187,7 @@ impl Services {
             description: params.description.unwrap_or_default(),
             visibility,
             created_at: now,
+            avatar: params.avatar,
         };
         let (ctx, creator) = (ctx.clone(), creator.clone());
         let made = self
@@ -574,7 +582,8 @@ fn path_taken() -> ServiceError {
 
 /// One event per attribute an update changed, with `from` and `to`.
 fn group_changes(ctx: &Context, now: i64, old: &Group, new: &Group) -> Vec<NewAuditEvent> {
-    let changes: [(&str, String, String); 4] = [
+    let avatar = |g: &Group| g.avatar.clone().unwrap_or_default();
+    let changes: [(&str, String, String); 5] = [
         ("name", old.name.clone(), new.name.clone()),
         ("path", old.full_path.clone(), new.full_path.clone()),
         (
@@ -587,6 +596,8 @@ fn group_changes(ctx: &Context, now: i64, old: &Group, new: &Group) -> Vec<NewAu
             old.visibility.as_str().to_owned(),
             new.visibility.as_str().to_owned(),
         ),
+        // The picture is named by its file, never shown.
+        ("avatar", avatar(old), avatar(new)),
     ];
     changes
         .into_iter()

@@ -81,7 +81,13 @@ impl<'a> GroupEntity<'a> {
                 "allowed_to_merge": [{"access_level": 40}],
                 "developer_can_initial_push": false,
             }),
-            avatar_url: None,
+            avatar_url: g.avatar.as_ref().map(|file| {
+                format!(
+                    "{}/uploads/-/system/group/avatar/{}/{file}",
+                    base.trim_end_matches('/'),
+                    g.id
+                )
+            }),
             request_access_enabled: true,
             full_name: &g.full_name,
             full_path: &g.full_path,

@@ -5,10 +5,12 @@ use axum::extract::{OriginalUri, Path, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use latchkey_core::application::ValidationErrors;
 use latchkey_core::group::{
     level, Group, GroupFilter, GroupOrder, GroupParams, GroupRole, GroupUpdate, Viewer, Visibility,
 };
 use latchkey_core::service::ServiceError;
+use latchkey_core::user::{Avatar, MAX_AVATAR_BYTES};
 use serde_json::json;
 
 use super::auth::{authenticate, authenticate_optional, Caller, Need};
@@ -42,6 +44,36 @@ pub async fn visible_group(
         Ok((group, role))
     } else {
         Err(ApiError::NotFound("Group"))
+    }
+}
+
+/// A group's `avatar`: an uploaded picture (checked by its bytes), or
+/// an empty value to remove it (`Some(None)`), as GitLab takes it.
+fn avatar_param(
+    params: &Params,
+    errors: &mut Vec<String>,
+) -> Result<Option<Option<Avatar>>, ApiError> {
+    let refused = |message: &str| {
+        let mut v = ValidationErrors::default();
+        v.add("avatar", message);
+        ApiError::Validation(v)
+    };
+    match params.file("avatar") {
+        Some(bytes) if bytes.len() > MAX_AVATAR_BYTES => {
+            Err(refused("is too big (should be at most 200 KiB)"))
+        }
+        Some(bytes) => Avatar::check(bytes.to_vec())
+            .map(|a| Some(Some(a)))
+            .map_err(|m| refused(&m)),
+        None => match params.string("avatar") {
+            StrParam::Missing => Ok(None),
+            StrParam::Null => Ok(Some(None)),
+            StrParam::Value(v) if v.is_empty() => Ok(Some(None)),
+            _ => {
+                errors.push("avatar is invalid".to_owned());
+                Ok(None)
+            }
+        },
     }
 }
 
@@ -251,6 +283,7 @@ pub async fn create(
     let parent_id = params.optional_int("parent_id", &mut errors);
     let description = params.optional_string("description", &mut errors);
     let visibility = visibility_param(&params, &mut errors);
+    let avatar = avatar_param(&params, &mut errors)?.flatten();
     if !errors.is_empty() {
         return Err(ApiError::Params(errors));
     }
@@ -277,6 +310,7 @@ pub async fn create(
         parent_id,
         description,
         visibility,
+        avatar,
     };
     let group = services
         .create_group(&caller.context(), &caller.user, input, parent)
@@ -309,6 +343,7 @@ pub async fn update(
         path: params.optional_string("path", &mut errors),
         description: params.optional_string("description", &mut errors),
         visibility: visibility_param(&params, &mut errors),
+        avatar: avatar_param(&params, &mut errors)?,
     };
     if !errors.is_empty() {
         return Err(ApiError::Params(errors));
@@ -326,6 +361,19 @@ pub async fn update(
             other => other.into(),
         })?;
     Ok(Json(GroupDetail::new(&updated, &state.external_url, true)).into_response())
+}
+
+/// `GET /uploads/-/system/group/avatar/:id/:file`: a group's uploaded
+/// avatar, to anyone (as GitLab serves avatars).
+pub async fn avatar(
+    State(state): State<AppState>,
+    Path((id, file)): Path<(String, String)>,
+) -> Result<Response, ApiError> {
+    let found = match id.parse::<i64>() {
+        Ok(id) => state.services.find_group_avatar(id).await?,
+        Err(_) => None,
+    };
+    Ok(super::users::picture(found, &file))
 }
 
 /// GitLab answers 202 and deletes later; latchkey deletes at once (with

@@ -109,6 +109,10 @@ pub fn router(state: AppState) -> Router {
             "/uploads/-/system/user/avatar/{id}/{file}",
             get(users::avatar),
         )
+        .route(
+            "/uploads/-/system/group/avatar/{id}/{file}",
+            get(groups::avatar),
+        )
         .route("/", get(web::home))
         .route("/users/sign_in", get(web::sign_in_form).post(web::sign_in))
         .route("/users/sign_out", post(web::sign_out).delete(web::sign_out))

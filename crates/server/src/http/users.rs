@@ -319,18 +319,25 @@ pub async fn avatar(
     State(state): State<AppState>,
     Path((id, file)): Path<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let not_found = || (StatusCode::NOT_FOUND, "Not Found").into_response();
-    let Ok(Some(id)) = parse_id(&id) else {
-        return Ok(not_found());
+    let found = match parse_id(&id) {
+        Ok(Some(id)) => state.services.find_avatar(id).await?,
+        _ => None,
     };
-    let Some((content_type, bytes)) = state.services.find_avatar(id).await? else {
-        return Ok(not_found());
+    Ok(picture(found, &file))
+}
+
+/// An uploaded avatar (its content type and bytes), if `file` is the name
+/// it is served under; else 404.
+pub fn picture(found: Option<(String, Vec<u8>)>, file: &str) -> Response {
+    let not_found = || (StatusCode::NOT_FOUND, "Not Found").into_response();
+    let Some((content_type, bytes)) = found else {
+        return not_found();
     };
     let served_as = ImageKind::from_content_type(&content_type).map(ImageKind::file_name);
-    if served_as != Some(file.as_str()) {
-        return Ok(not_found());
+    if served_as != Some(file) {
+        return not_found();
     }
-    Ok((
+    (
         [
             (header::CONTENT_TYPE, content_type),
             (header::CACHE_CONTROL, "public, max-age=60".to_owned()),
@@ -341,7 +348,7 @@ pub async fn avatar(
         ],
         bytes,
     )
-        .into_response())
+        .into_response()
 }
 
 /// GitLab's identity parameters (a user's login at an external provider):

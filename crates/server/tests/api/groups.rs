@@ -934,3 +934,65 @@ async fn group_changes_are_audited() {
     assert_eq!(updated["details"]["from"], "Reporter");
     assert_eq!(updated["details"]["to"], "Developer");
 }
+
+#[tokio::test]
+async fn group_avatars_upload_serve_and_go() {
+    use reqwest::multipart::{Form, Part};
+    let app = TestApp::spawn().await;
+    let (_, alice) = app.user_with_token("alice", false, "api").await;
+    let org = new_group(&app, &alice, &[("name", "Org"), ("path", "org")]).await;
+    assert_eq!(org["avatar_url"], Value::Null);
+    let path = format!("/api/v4/groups/{}", org["id"]);
+    let form = Form::new().part(
+        "avatar",
+        Part::bytes(crate::users_fidelity::PNG.to_vec())
+            .file_name("a.png")
+            .mime_str("image/png")
+            .unwrap(),
+    );
+    let res = app
+        .client
+        .put(app.url(&path))
+        .private_token(&alice)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = status_json(res).await;
+    assert_eq!(status, 200, "{body}");
+    let url = body["avatar_url"].as_str().unwrap().to_owned();
+    assert!(url.ends_with("/avatar.png"), "{url}");
+    let res = app.client.get(&url).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        res.bytes().await.unwrap().as_ref(),
+        crate::users_fidelity::PNG
+    );
+    // Not a picture: refused by its bytes.
+    let form = Form::new().part(
+        "avatar",
+        Part::bytes(b"<svg onload=alert(1)>".to_vec()).file_name("a.png"),
+    );
+    let res = app
+        .client
+        .put(app.url(&path))
+        .private_token(&alice)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    // An empty value removes it, as GitLab (python-gitlab sends JSON).
+    let res = app
+        .client
+        .put(app.url(&path))
+        .private_token(&alice)
+        .json(&json!({"avatar": ""}))
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = status_json(res).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["avatar_url"], Value::Null);
+    assert_eq!(app.client.get(&url).send().await.unwrap().status(), 404);
+}

@@ -36,6 +36,7 @@ fn group_under(parent: Option<&Group>, path: &str, visibility: Visibility) -> Ne
         description: String::new(),
         visibility,
         created_at: T0,
+        avatar: None,
     }
 }
 
