@@ -7,7 +7,8 @@ use futures::future::BoxFuture;
 use latchkey_core::store::StoreError;
 
 use crate::app_count::AppCount;
-use crate::conn::{query_as, query_one, query_opt_as, Conn, Row, Value};
+use crate::conn::{count, query_as, query_one, query_opt_as, Conn, Row, Value};
+use latchkey_core::pagination::PageRequest;
 
 /// Decodes a row into what a store method returns.
 pub type Decode<T> = fn(&mut Row) -> Result<T, StoreError>;
@@ -283,6 +284,31 @@ impl<B: Backend> SqlStore<B> {
     }
 
     /// The row a write gives back (`INSERT … RETURNING`), decoded.
+    /// One page of a filtered listing and the listing's total, read in one
+    /// snapshot: `count_sql` and `page_sql` take `params`, and `page_sql`
+    /// takes the page's LIMIT and OFFSET after them.
+    pub(crate) async fn read_counted_page<T: Send + 'static>(
+        &self,
+        count_sql: String,
+        page_sql: String,
+        mut params: Vec<Value>,
+        page: PageRequest,
+        decode: Decode<T>,
+    ) -> Result<(Vec<T>, u64), StoreError> {
+        let access = Access::Read {
+            bounded: false,
+            snapshot: true,
+        };
+        self.run(access, move |c| {
+            Box::pin(async move {
+                let n = count(c, &count_sql, &params).await?;
+                params.extend([Value::from(page.limit()), Value::from(page.offset())]);
+                Ok((query_as(c, &page_sql, &params, decode).await?, n))
+            })
+        })
+        .await
+    }
+
     pub(crate) async fn write_row<T: Send + 'static>(
         &self,
         sql: &'static str,

@@ -598,20 +598,8 @@ impl<B: Backend> GroupStore for SqlStore<B> {
             w.next_placeholder(0),
             w.next_placeholder(1),
         );
-        let mut params = w.params;
-        let access = Access::Read {
-            bounded: false,
-            snapshot: true,
-        };
-        self.run(access, move |c| {
-            Box::pin(async move {
-                let n = count(c, &count_sql, &params).await?;
-                params.extend(params![page.limit(), page.offset()]);
-                let groups = query_as(c, &page_sql, &params, group_from_row).await?;
-                Ok((groups, n))
-            })
-        })
-        .await
+        self.read_counted_page(count_sql, page_sql, w.params, page, group_from_row)
+            .await
     }
 
     async fn group_access(
@@ -695,20 +683,8 @@ impl<B: Backend> GroupStore for SqlStore<B> {
                 w.next_placeholder(1)
             ),
         );
-        let mut params = w.params;
-        let access = Access::Read {
-            bounded: false,
-            snapshot: true,
-        };
-        self.run(access, move |c| {
-            Box::pin(async move {
-                let n = count(c, &count_sql, &params).await?;
-                params.extend(params![page.limit(), page.offset()]);
-                let members = query_as(c, &page_sql, &params, member_from_row).await?;
-                Ok((members, n))
-            })
-        })
-        .await
+        self.read_counted_page(count_sql, page_sql, w.params, page, member_from_row)
+            .await
     }
 
     async fn find_member(

@@ -8,7 +8,7 @@ use latchkey_core::store::StoreError;
 use latchkey_core::user::{Avatar, NewUser, User, UserFilter, UserState, UserStore, UserUpdate};
 
 use crate::backend::{Access, Backend, Dialect, SqlStore};
-use crate::conn::{count, query_as, query_one, query_opt_as, Conn};
+use crate::conn::{count, query_one, query_opt_as, Conn};
 use crate::filter::Where;
 use crate::params;
 use crate::rows::user_from_row;
@@ -264,20 +264,8 @@ impl<B: Backend> UserStore for SqlStore<B> {
             w.next_placeholder(0),
             w.next_placeholder(1),
         );
-        let mut params = w.params;
-        let access = Access::Read {
-            bounded: false,
-            snapshot: true,
-        };
-        self.run(access, move |c| {
-            Box::pin(async move {
-                let n = count(c, &count_sql, &params).await?;
-                params.extend(params![page.limit(), page.offset()]);
-                let users = query_as(c, &page_sql, &params, decode).await?;
-                Ok((users, n))
-            })
-        })
-        .await
+        self.read_counted_page(count_sql, page_sql, w.params, page, decode)
+            .await
     }
 
     async fn find_avatar(&self, user_id: i64) -> Result<Option<(String, Vec<u8>)>, StoreError> {

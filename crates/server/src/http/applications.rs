@@ -93,6 +93,33 @@ pub fn create_params(params: &Params) -> Result<ApplicationParams, ApiError> {
     })
 }
 
+/// What the user and group applications APIs change: `name` and `scopes`
+/// only (`redirect_uri` and `confidential` are immutable there, and
+/// ignored, as in GitLab).
+pub fn name_and_scopes(params: &Params, errors: &mut Vec<String>) -> ApplicationChanges {
+    ApplicationChanges {
+        name: params.optional_string("name", errors),
+        scopes: params.optional_nonblank_string("scopes", errors),
+        ..Default::default()
+    }
+}
+
+/// Make `changes` to application `id` for `caller`; the application as
+/// it is now, in GitLab's entity.
+pub async fn apply_changes(
+    state: &AppState,
+    caller: &super::auth::Caller,
+    id: i64,
+    changes: &ApplicationChanges,
+) -> Result<Response, ApiError> {
+    let updated = state
+        .services
+        .update_application(&caller.context(), id, changes)
+        .await
+        .map_err(not_found)?;
+    Ok(Json(ApplicationEntity::new(&updated, None)).into_response())
+}
+
 pub fn not_found(e: ServiceError) -> ApiError {
     match e {
         ServiceError::NotFound => ApiError::NotFound("Application"),

@@ -8,10 +8,13 @@ use axum::extract::{OriginalUri, Path, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use latchkey_core::application::{Application, ApplicationChanges, Ownership};
+use latchkey_core::application::{Application, Ownership};
 use latchkey_core::group::Group;
 
-use super::applications::{create_params, created_with_secret, not_found, ApplicationEntity};
+use super::applications::{
+    apply_changes, create_params, created_with_secret, name_and_scopes, not_found,
+    ApplicationEntity,
+};
 use super::auth::{authenticate, Caller, Need};
 use super::errors::ApiError;
 use super::groups::visible_group;
@@ -117,27 +120,13 @@ pub async fn update(
 ) -> Result<Response, ApiError> {
     let caller = authenticate(&state, &headers, &params, Need::Write).await?;
     let mut errors = Vec::new();
-    let name = params.optional_string("name", &mut errors);
-    let scopes = params.optional_nonblank_string("scopes", &mut errors);
+    let changes = name_and_scopes(&params, &mut errors);
     if !errors.is_empty() {
         return Err(ApiError::Params(errors));
     }
     let group = administered(&state, &caller, &id).await?;
     let app = application(&state, &group, &application_id).await?;
-    let updated = state
-        .services
-        .update_application(
-            &caller.context(),
-            app.id,
-            &ApplicationChanges {
-                name,
-                scopes,
-                ..Default::default()
-            },
-        )
-        .await
-        .map_err(not_found)?;
-    Ok(Json(ApplicationEntity::new(&updated, None)).into_response())
+    apply_changes(&state, &caller, app.id, &changes).await
 }
 
 pub async fn delete(

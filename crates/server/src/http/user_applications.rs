@@ -6,12 +6,14 @@ use axum::extract::{OriginalUri, Path, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use latchkey_core::application::ApplicationChanges;
 use latchkey_core::application::{Application, Ownership};
 use latchkey_core::service::ServiceError;
 use latchkey_core::store::StoreError;
 
-use super::applications::{create_params, created_with_secret, not_found, ApplicationEntity};
+use super::applications::{
+    apply_changes, create_params, created_with_secret, name_and_scopes, not_found,
+    ApplicationEntity,
+};
 use super::auth::{authenticate, may_manage, Caller, Need};
 use super::errors::ApiError;
 use super::params::{parse_id, Params};
@@ -106,8 +108,7 @@ pub async fn update(
     let caller = authenticate(&state, &headers, &params, Need::Write).await?;
     let id = parse_id(&id);
     let mut errors = Vec::new();
-    let name = params.optional_string("name", &mut errors);
-    let scopes = params.optional_nonblank_string("scopes", &mut errors);
+    let changes = name_and_scopes(&params, &mut errors);
     let id = match id {
         Ok(id) => id,
         Err(ApiError::Params(mut id_errors)) => {
@@ -120,20 +121,7 @@ pub async fn update(
         return Err(ApiError::Params(errors));
     }
     let app = authorized(&state, &caller, id).await?;
-    let updated = state
-        .services
-        .update_application(
-            &caller.context(),
-            app.id,
-            &ApplicationChanges {
-                name,
-                scopes,
-                ..Default::default()
-            },
-        )
-        .await
-        .map_err(not_found)?;
-    Ok(Json(ApplicationEntity::new(&updated, None)).into_response())
+    apply_changes(&state, &caller, app.id, &changes).await
 }
 
 pub async fn delete(
