@@ -206,6 +206,21 @@ pub trait Transaction: Send {
     /// Is a top-level group's path taken (ignoring ASCII case)?
     async fn top_level_group_taken(&mut self, path: &str) -> Result<bool, StoreError>;
 
+    /// The top-level groups `user_id` is the only live Owner of.
+    async fn solely_owned_groups(
+        &mut self,
+        user_id: i64,
+        today: &str,
+    ) -> Result<Vec<Group>, StoreError>;
+
+    /// Has another subgroup of `parent_id` (than `except`) this name?
+    async fn group_name_taken(
+        &mut self,
+        parent_id: i64,
+        name: &str,
+        except: Option<i64>,
+    ) -> Result<bool, StoreError>;
+
     /// Insert a group; a taken full path is a conflict on `full_path`.
     async fn insert_group(&mut self, group: NewGroup) -> Result<Group, StoreError>;
 

@@ -20,16 +20,32 @@ impl Where {
             .push(format!("({})", condition.replace('?', &placeholder)));
     }
 
-    /// Add `condition`, whose `?1`, `?2`, … stand for `values` in order.
+    /// Add `condition`, whose `?1`, `?2`, … stand for `values` in order
+    /// (read in one pass: the work is linear in the condition's length).
     pub fn add_each(&mut self, condition: &str, values: Vec<Value>) {
-        let first = self.params.len() + 1;
-        let mut text = condition.to_owned();
-        // Highest first, so that `?1` does not match the start of `?12`.
-        for i in (1..=values.len()).rev() {
-            text = text.replace(&format!("?{i}"), &format!("${}", first + i - 1));
+        let before = self.params.len();
+        let mut text = String::with_capacity(condition.len() + 8);
+        let mut rest = condition;
+        while let Some(at) = rest.find('?') {
+            text.push_str(&rest[..at]);
+            let after = &rest[at + 1..];
+            let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+            match after[..digits].parse::<usize>() {
+                Ok(n) if n >= 1 => text.push_str(&format!("${}", before + n)),
+                _ => text.push('?'),
+            }
+            rest = &after[digits..];
         }
+        text.push_str(rest);
         self.params.extend(values);
         self.conditions.push(format!("({text})"));
+    }
+
+    /// Add `column IN (…)` (or `NOT IN`) of `values`, one parameter each.
+    pub fn add_in(&mut self, column: &str, negated: bool, values: Vec<Value>) {
+        let list: Vec<String> = (1..=values.len()).map(|i| format!("?{i}")).collect();
+        let not = if negated { "NOT " } else { "" };
+        self.add_each(&format!("{column} {not}IN ({})", list.join(", ")), values);
     }
 
     /// Add a condition that takes no parameter.
@@ -82,6 +98,9 @@ mod tests {
             "e = ?2 OR f = ?1",
             vec![Value::from(7i64), Value::from("y")],
         );
+        let mut many = Where::default();
+        many.add_in("id", true, (0..12i64).map(Value::from).collect());
+        assert!(many.clause().contains("$1, $2,") && many.clause().ends_with("$11, $12))"));
         assert!(w.clause().ends_with(" AND (e = $4 OR f = $3)"));
         assert_eq!(w.params.len(), 4);
         assert!(w.and_clause().starts_with(" AND (a >= $1) AND (b)"));

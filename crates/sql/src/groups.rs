@@ -96,11 +96,25 @@ const RENAME_DESCENDANTS: &str = "WITH RECURSIVE d(id, full_path, full_name) AS 
        SELECT g.id, d.full_path || '/' || g.path, d.full_name || ' / ' || g.name
        FROM groups g JOIN d ON g.parent_id = d.id
      )
-     UPDATE groups
-     SET full_path = (SELECT d.full_path FROM d WHERE d.id = groups.id),
-         full_name = (SELECT d.full_name FROM d WHERE d.id = groups.id)
-     WHERE id IN (SELECT d.id FROM d WHERE d.id <> $1)";
+     UPDATE groups SET full_path = d.full_path, full_name = d.full_name
+     FROM d WHERE groups.id = d.id AND d.id <> $1";
 const DELETE_GROUP: &str = "DELETE FROM groups WHERE id = $1";
+const SOLELY_OWNED: &str = concat!(
+    "SELECT ",
+    group_columns!(),
+    " FROM groups WHERE parent_id IS NULL AND id IN (
+       SELECT m.group_id FROM group_members m
+       WHERE m.user_id = $1 AND m.access_level = 50 AND ",
+    live!("m", "$2"),
+    " AND NOT EXISTS (
+         SELECT 1 FROM group_members o
+         WHERE o.group_id = m.group_id AND o.user_id <> $1 AND o.access_level = 50 AND ",
+    live!("o", "$2"),
+    "))
+     ORDER BY id"
+);
+const SIBLING_NAMED: &str = "SELECT COUNT(*) FROM groups
+     WHERE parent_id = $1 AND name = $2 AND id <> COALESCE($3, 0)";
 const PUT_AVATAR: &str = "INSERT INTO group_avatars (group_id, content_type, data) VALUES ($1, $2, $3)
      ON CONFLICT (group_id) DO UPDATE SET content_type = excluded.content_type, data = excluded.data";
 const DROP_AVATAR: &str = "DELETE FROM group_avatars WHERE group_id = $1";
@@ -201,6 +215,7 @@ fn members_statement(filter: &str, select: &str, tail: &str) -> String {
              )
              SELECT {select}
              FROM ranked r JOIN users u ON u.id = r.user_id
+             LEFT JOIN users c ON c.id = r.created_by AND c.id <> r.user_id
              WHERE r.rank = 1{filter}{tail}"
         ),
         select = select,
@@ -215,7 +230,11 @@ const MEMBER_SELECT: &str = "r.id AS m_id, r.group_id AS m_group_id, r.user_id A
        u.id AS u_id, u.username AS u_username, u.email AS u_email, u.name AS u_name,
        u.admin AS u_admin, u.state AS u_state, u.created_at AS u_created_at,
        u.external AS u_external, u.updated_at AS u_updated_at, u.profile AS u_profile,
-       u.avatar AS u_avatar";
+       u.avatar AS u_avatar,
+       c.id AS c_id, c.username AS c_username, c.email AS c_email, c.name AS c_name,
+       c.admin AS c_admin, c.state AS c_state, c.created_at AS c_created_at,
+       c.external AS c_external, c.updated_at AS c_updated_at, c.profile AS c_profile,
+       c.avatar AS c_avatar";
 
 pub(crate) fn group_from_row(row: &mut Row) -> Result<Group, StoreError> {
     let visibility = row.text("visibility")?;
@@ -259,9 +278,14 @@ fn plain_membership(row: &mut Row) -> Result<Membership, StoreError> {
 }
 
 fn member_from_row(row: &mut Row) -> Result<Member, StoreError> {
+    let creator = match row.opt_int("c_id")? {
+        Some(_) => Some(user_from_row(row, "c_")?),
+        None => None,
+    };
     Ok(Member {
         membership: membership_from_row(row, "m_")?,
         user: user_from_row(row, "u_")?,
+        creator,
     })
 }
 
@@ -306,6 +330,23 @@ pub(crate) async fn top_level_taken(
     path: &str,
 ) -> Result<bool, StoreError> {
     Ok(count(c, dialect.pick(&TOP_LEVEL_TAKEN), &params![path]).await? > 0)
+}
+
+pub(crate) async fn solely_owned(
+    c: &mut dyn Conn,
+    user_id: i64,
+    today: &str,
+) -> Result<Vec<Group>, StoreError> {
+    query_as(c, SOLELY_OWNED, &params![user_id, today], group_from_row).await
+}
+
+pub(crate) async fn name_taken(
+    c: &mut dyn Conn,
+    parent_id: i64,
+    name: &str,
+    except: Option<i64>,
+) -> Result<bool, StoreError> {
+    Ok(count(c, SIBLING_NAMED, &params![parent_id, name, except]).await? > 0)
 }
 
 pub(crate) async fn update_group(
@@ -475,6 +516,8 @@ fn filtered(d: Dialect, f: &GroupFilter) -> Where {
         );
     };
     match f.viewer {
+        // Nobody owns anything, nor is a member of anything.
+        Viewer::Anonymous if f.owned || f.min_access_level.is_some() => w.add_plain("FALSE"),
         Viewer::Anonymous => w.add_plain("visibility = 'public'"),
         Viewer::Admin { .. } if f.all_available && !f.owned && f.min_access_level.is_none() => {}
         Viewer::User { id, .. } | Viewer::Admin { id } => {
@@ -511,7 +554,7 @@ fn filtered(d: Dialect, f: &GroupFilter) -> Where {
     }
     if let Some(search) = &f.search {
         // Among one group's subgroups, their own names; else full ones.
-        let (name, path) = if f.parent_id.is_some() {
+        let (name, path) = if f.parent_id.is_some() || f.descendants_of.is_some() {
             ("name", "path")
         } else {
             ("full_name", "full_path")
@@ -539,8 +582,9 @@ fn filtered(d: Dialect, f: &GroupFilter) -> Where {
     if f.top_level_only {
         w.add_plain("parent_id IS NULL");
     }
-    for skip in &f.skip_groups {
-        w.add("id <> ?", *skip);
+    if !f.skip_groups.is_empty() {
+        let ids = f.skip_groups.iter().map(|id| Value::from(*id)).collect();
+        w.add_in("id", true, ids);
     }
     if let Some(v) = f.visibility {
         w.add("visibility = ?", v.as_str());
@@ -664,13 +708,11 @@ impl<B: Backend> GroupStore for SqlStore<B> {
             );
             w.add(&either, contains_pattern(q));
         }
-        if !filter.user_ids.is_empty() {
-            let list: Vec<String> = (1..=filter.user_ids.len())
-                .map(|i| format!("?{i}"))
-                .collect();
-            let list = list.join(", ");
-            let ids = filter.user_ids.iter().map(|id| Value::from(*id)).collect();
-            w.add_each(&format!("r.user_id IN ({list})"), ids);
+        for (ids, negated) in [(&filter.user_ids, false), (&filter.skip_users, true)] {
+            if !ids.is_empty() {
+                let values = ids.iter().map(|id| Value::from(*id)).collect();
+                w.add_in("r.user_id", negated, values);
+            }
         }
         let and = w.and_clause();
         let count_sql = members_statement(&and, "COUNT(*)", "");

@@ -247,6 +247,23 @@ impl Transaction for SqlTransaction<'_> {
         groups::top_level_taken(self.c, self.dialect, path).await
     }
 
+    async fn solely_owned_groups(
+        &mut self,
+        user_id: i64,
+        today: &str,
+    ) -> Result<Vec<Group>, StoreError> {
+        groups::solely_owned(self.c, user_id, today).await
+    }
+
+    async fn group_name_taken(
+        &mut self,
+        parent_id: i64,
+        name: &str,
+        except: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        groups::name_taken(self.c, parent_id, name, except).await
+    }
+
     async fn insert_group(&mut self, group: NewGroup) -> Result<Group, StoreError> {
         groups::insert_group(self.c, &group).await
     }

@@ -4,11 +4,12 @@
 mod rules;
 mod service;
 
+pub(crate) use service::group_event;
 pub use service::MemberRefusal;
 
 pub use rules::{
-    check_expires_at, check_group_name, check_group_path, check_visibility, day_text, GroupParams,
-    GroupRole, MAX_DEPTH,
+    check_depth, check_description, check_expires_at, check_group_name, check_group_path,
+    check_visibility, day_text, GroupParams, GroupRole, MAX_ANCESTORS,
 };
 
 use crate::error::StoreError;
@@ -146,11 +147,13 @@ pub struct Membership {
     pub updated_at: i64,
 }
 
-/// A membership and its user, as member listings show them.
+/// A membership and its user, as member listings show them, with who
+/// added them (if someone else did, and is still a user).
 #[derive(Debug, Clone)]
 pub struct Member {
     pub membership: Membership,
     pub user: User,
+    pub creator: Option<User>,
 }
 
 #[derive(Debug, Clone)]
@@ -267,6 +270,8 @@ pub struct MemberFilter {
     /// A substring of the username or name (case-insensitive).
     pub query: Option<String>,
     pub user_ids: Vec<i64>,
+    /// Not these users (`skip_users`).
+    pub skip_users: Vec<i64>,
     pub today: String,
 }
 
@@ -319,7 +324,8 @@ pub trait GroupStore: Send + Sync {
     ) -> Result<(Vec<Member>, u64), StoreError>;
 
     /// One member of a group (with `inherited`, through an ancestor too:
-    /// their highest membership).
+    /// their highest membership); memberships expiring by `today` are
+    /// over (an empty `today` counts every membership).
     async fn find_member(
         &self,
         group_id: i64,

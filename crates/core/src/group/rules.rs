@@ -8,8 +8,11 @@ use crate::user::is_reserved_name;
 /// The longest group name and path (GitLab's column limits).
 pub const MAX_NAME_CHARS: usize = 255;
 pub const MAX_PATH_CHARS: usize = 255;
-/// How deep groups nest (GitLab's `Namespace::NUMBER_OF_ANCESTORS_ALLOWED`).
-pub const MAX_DEPTH: usize = 20;
+/// How many ancestors a group may have (GitLab's
+/// `Namespace::NUMBER_OF_ANCESTORS_ALLOWED`).
+pub const MAX_ANCESTORS: usize = 20;
+/// The longest description (GitLab's).
+pub const MAX_DESCRIPTION_CHARS: usize = 500;
 
 /// A group's attributes on creation, after the API layer's checks.
 #[derive(Debug, Clone, Default)]
@@ -94,6 +97,22 @@ pub fn check_group_path(path: &str, top_level: bool, errors: &mut ValidationErro
     }
     if (top_level && is_reserved_name(path)) || path == "-" {
         errors.add("path", format!("{path} is a reserved name"));
+    }
+}
+
+pub fn check_description(description: &str, errors: &mut ValidationErrors) {
+    if description.chars().count() > MAX_DESCRIPTION_CHARS {
+        errors.add(
+            "description",
+            format!("is too long (maximum is {MAX_DESCRIPTION_CHARS} characters)"),
+        );
+    }
+}
+
+/// A new subgroup of `parent` may not have more than [`MAX_ANCESTORS`].
+pub fn check_depth(parent: &Group, errors: &mut ValidationErrors) {
+    if parent.full_path.split('/').count() > MAX_ANCESTORS {
+        errors.add("parent_id", "has too deep level of nesting");
     }
 }
 

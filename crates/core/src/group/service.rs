@@ -13,7 +13,7 @@ use crate::user::User;
 use super::*;
 
 /// An event about `group`, recorded under it.
-fn group_event(
+pub(crate) fn group_event(
     ctx: &Context,
     now: i64,
     event: &'static str,
@@ -155,74 +155,85 @@ impl Services {
         let mut errors = ValidationErrors::default();
         check_group_name(&params.name, &mut errors);
         check_group_path(&params.path, parent.is_none(), &mut errors);
-        let visibility = params
-            .visibility
-            .unwrap_or(self.config().default_group_visibility);
-        check_visibility(visibility, parent.as_ref(), &mut errors);
-        if let Some(p) = &parent {
-            if p.full_path.split('/').count() >= MAX_DEPTH {
-                errors.add(
-                    "parent_id",
-                    format!("has too deep level of nesting (maximum is {MAX_DEPTH})"),
-                );
-            }
+        if let Some(d) = &params.description {
+            check_description(d, &mut errors);
         }
         if !errors.is_empty() {
             return Err(ServiceError::Validation(errors));
         }
-        let (full_path, full_name) = match &parent {
-            Some(p) => (
-                format!("{}/{}", p.full_path, params.path),
-                format!("{} / {}", p.full_name, params.name),
-            ),
-            None => (params.path.clone(), params.name.clone()),
-        };
+        let visibility = params
+            .visibility
+            .unwrap_or(self.config().default_group_visibility);
         let now = self.now_ms();
-        let new = NewGroup {
-            parent_id: parent.as_ref().map(|p| p.id),
-            name: params.name,
-            path: params.path,
-            full_path,
-            full_name,
-            description: params.description.unwrap_or_default(),
-            visibility,
-            created_at: now,
-            avatar: params.avatar,
-        };
+        let parent_id = parent.as_ref().map(|p| p.id);
         let (ctx, creator) = (ctx.clone(), creator.clone());
-        let made = self
-            .unit(move |tx| {
-                Box::pin(async move {
-                    // Top-level groups share their paths with usernames.
-                    if new.parent_id.is_none() && tx.username_taken(&new.path).await? {
-                        return Ok(None);
+        self.unit(move |tx| {
+            Box::pin(async move {
+                // The parent as it is now, locked: its path, name and
+                // visibility cannot change under the new subgroup.
+                let parent = match parent_id {
+                    Some(id) => Some(tx.find_group(id).await?.ok_or(StoreError::Gone)?),
+                    None => None,
+                };
+                let mut errors = ValidationErrors::default();
+                check_visibility(visibility, parent.as_ref(), &mut errors);
+                if let Some(p) = &parent {
+                    check_depth(p, &mut errors);
+                    if tx.group_name_taken(p.id, &params.name, None).await? {
+                        errors.add("name", "has already been taken");
                     }
-                    let group = match tx.insert_group(new).await {
-                        Err(StoreError::Conflict(_)) => return Ok(None),
-                        other => other?,
-                    };
-                    tx.insert_membership(NewMembership {
-                        group_id: group.id,
-                        user_id: creator.id,
-                        access_level: level::OWNER,
-                        expires_at: None,
-                        // As GitLab: a group's creator was added by nobody.
-                        created_by: None,
-                        created_at: now,
-                    })
-                    .await?;
-                    let event = group_event(&ctx, now, "group_created", &group, "Added group")
-                        .detail("visibility", group.visibility.as_str());
-                    tx.record_audit(event).await?;
-                    Ok(Some(group))
+                }
+                if !errors.is_empty() {
+                    return Ok(Err(ServiceError::Validation(errors)));
+                }
+                // Top-level groups share their paths with usernames.
+                if parent.is_none() && tx.username_taken(&params.path).await? {
+                    return Ok(Err(path_taken()));
+                }
+                let (full_path, full_name) = match &parent {
+                    Some(p) => (
+                        format!("{}/{}", p.full_path, params.path),
+                        format!("{} / {}", p.full_name, params.name),
+                    ),
+                    None => (params.path.clone(), params.name.clone()),
+                };
+                let new = NewGroup {
+                    parent_id,
+                    name: params.name,
+                    path: params.path,
+                    full_path,
+                    full_name,
+                    description: params.description.unwrap_or_default(),
+                    visibility,
+                    created_at: now,
+                    avatar: params.avatar,
+                };
+                let group = match tx.insert_group(new).await {
+                    Err(StoreError::Conflict(_)) => return Ok(Err(path_taken())),
+                    other => other?,
+                };
+                tx.insert_membership(NewMembership {
+                    group_id: group.id,
+                    user_id: creator.id,
+                    access_level: level::OWNER,
+                    expires_at: None,
+                    // As GitLab: a group's creator was added by nobody.
+                    created_by: None,
+                    created_at: now,
                 })
+                .await?;
+                let event = group_event(&ctx, now, "group_created", &group, "Added group")
+                    .detail("visibility", group.visibility.as_str());
+                tx.record_audit(event).await?;
+                Ok(Ok(group))
             })
-            .await?;
-        made.ok_or_else(|| {
-            let mut errors = ValidationErrors::default();
-            errors.add("path", "has already been taken");
-            ServiceError::Validation(errors)
         })
+        .await
+        .map_err(|e| match e {
+            // The parent was deleted meanwhile.
+            StoreError::Gone => ServiceError::NotFound,
+            other => other.into(),
+        })?
     }
 
     /// Change a group's name, path, description or visibility. A new name
@@ -233,10 +244,6 @@ impl Services {
         group: &Group,
         update: GroupUpdate,
     ) -> Result<Group, ServiceError> {
-        let parent = match group.parent_id {
-            Some(id) => self.store.find_group(id).await?,
-            None => None,
-        };
         let mut errors = ValidationErrors::default();
         if let Some(name) = &update.name {
             check_group_name(name, &mut errors);
@@ -246,8 +253,8 @@ impl Services {
                 check_group_path(path, group.parent_id.is_none(), &mut errors);
             }
         }
-        if let Some(v) = update.visibility {
-            check_visibility(v, parent.as_ref(), &mut errors);
+        if let Some(d) = &update.description {
+            check_description(d, &mut errors);
         }
         if !errors.is_empty() {
             return Err(ServiceError::Validation(errors));
@@ -255,13 +262,32 @@ impl Services {
         if !update.changes(group) {
             return Ok(group.clone());
         }
-        let (ctx, now, id) = (ctx.clone(), self.now_ms(), group.id);
+        let (ctx, now, id, parent_id) = (ctx.clone(), self.now_ms(), group.id, group.parent_id);
         let outcome = self
             .unit(move |tx| {
                 Box::pin(async move {
+                    // The parent first, then the group: locks are taken
+                    // from the top down, as a rename of the parent takes
+                    // them, so that the two wait rather than deadlock.
+                    let parent = match parent_id {
+                        Some(p) => tx.find_group(p).await?,
+                        None => None,
+                    };
                     let Some(old) = tx.find_group(id).await? else {
                         return Ok(Err(ServiceError::NotFound));
                     };
+                    let mut errors = ValidationErrors::default();
+                    if let Some(v) = update.visibility {
+                        check_visibility(v, parent.as_ref(), &mut errors);
+                    }
+                    if let (Some(p), Some(name)) = (&parent, &update.name) {
+                        if *name != old.name && tx.group_name_taken(p.id, name, Some(id)).await? {
+                            errors.add("name", "has already been taken");
+                        }
+                    }
+                    if !errors.is_empty() {
+                        return Ok(Err(ServiceError::Validation(errors)));
+                    }
                     if let Some(v) = update.visibility {
                         if let Some(child) = tx.most_visible_subgroup(id).await? {
                             if child > v {
@@ -337,15 +363,23 @@ impl Services {
         Ok(self.store.list_members(group_id, filter, page).await?)
     }
 
+    /// A member of a group. A direct membership is found even once
+    /// expired (it can still be changed or removed, as in GitLab until its
+    /// nightly purge); through an ancestor, only live ones count.
     pub async fn find_member(
         &self,
         group_id: i64,
         user_id: i64,
         inherited: bool,
     ) -> Result<Option<Member>, ServiceError> {
+        let today = if inherited {
+            self.today_text()
+        } else {
+            String::new()
+        };
         Ok(self
             .store
-            .find_member(group_id, user_id, inherited, &self.today_text())
+            .find_member(group_id, user_id, inherited, &today)
             .await?)
     }
 
@@ -410,10 +444,15 @@ impl Services {
             created_at: now,
         };
         let (ctx, group, user) = (ctx.clone(), group.clone(), user.clone());
+        let today = self.today_text();
         self.unit(move |tx| {
             Box::pin(async move {
-                if tx.find_membership(group.id, user.id).await?.is_some() {
-                    return Ok(Err(MemberRefusal::Exists));
+                if let Some(old) = tx.find_membership(group.id, user.id).await? {
+                    // An expired membership is over: a new one replaces it.
+                    if !expired(old.expires_at.as_deref(), &today) {
+                        return Ok(Err(MemberRefusal::Exists));
+                    }
+                    tx.delete_membership(group.id, user.id, false).await?;
                 }
                 let membership = match tx.insert_membership(new).await {
                     Err(StoreError::Conflict(_)) => return Ok(Err(MemberRefusal::Exists)),
@@ -427,7 +466,11 @@ impl Services {
                             membership.expires_at.clone().unwrap_or_default(),
                         );
                 tx.record_audit(event).await?;
-                Ok(Ok(Member { membership, user }))
+                Ok(Ok(Member {
+                    membership,
+                    user,
+                    creator: None,
+                }))
             })
         })
         .await
@@ -462,12 +505,19 @@ impl Services {
         let today = self.today_text();
         self.unit(move |tx| {
             Box::pin(async move {
+                // The group's row orders every change to its Owners.
+                if tx.find_group(group.id).await?.is_none() {
+                    return Err(StoreError::Gone);
+                }
                 let Some(old) = tx.find_membership(group.id, user.id).await? else {
                     return Err(StoreError::Gone);
                 };
-                let demoted = old.access_level == level::OWNER
-                    && update.access_level.is_some_and(|l| l != level::OWNER);
-                if demoted
+                // Demoting an Owner, or giving one an end: the group must
+                // keep another.
+                let demoted = update.access_level.is_some_and(|l| l != level::OWNER);
+                let ending = update.expires_at.as_ref().is_some_and(Option::is_some);
+                if old.access_level == level::OWNER
+                    && (demoted || ending)
                     && group.parent_id.is_none()
                     && tx.count_owners(group.id, &today).await? <= 1
                 {
@@ -503,6 +553,7 @@ impl Services {
                 Ok(Ok(Member {
                     membership: new,
                     user,
+                    creator: None,
                 }))
             })
         })
@@ -538,6 +589,10 @@ impl Services {
         let today = self.today_text();
         self.unit(move |tx| {
             Box::pin(async move {
+                // The group's row orders every change to its Owners.
+                if tx.find_group(group.id).await?.is_none() {
+                    return Err(StoreError::Gone);
+                }
                 let Some(old) = tx.find_membership(group.id, user.id).await? else {
                     return Err(StoreError::Gone);
                 };

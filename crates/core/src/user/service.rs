@@ -316,35 +316,61 @@ impl Services {
     /// Delete a user with their applications and tokens. Nobody deletes
     /// themselves through the API, and the last active administrator is
     /// never deleted (`Forbidden`).
-    pub async fn delete_user(&self, ctx: &Context, id: i64) -> Result<(), ServiceError> {
+    /// Delete a user with their tokens, applications, sessions and
+    /// memberships. A user who alone owns top-level groups is kept, as
+    /// GitLab keeps them, unless `hard_delete`: then those groups (with
+    /// what is below them) go too.
+    pub async fn delete_user(
+        &self,
+        ctx: &Context,
+        id: i64,
+        hard_delete: bool,
+    ) -> Result<(), ServiceError> {
         if ctx.user_id == Some(id) {
             return Err(ServiceError::Forbidden(Some(
                 "The API initiating user cannot be deleted by the API",
             )));
         }
-        let (ctx, now) = (ctx.clone(), self.now_ms());
+        let (ctx, now, today) = (ctx.clone(), self.now_ms(), self.today_text());
         let deleted = self
             .changing_auth(self.unit(move |tx| {
                 Box::pin(async move {
                     let Some(user) = tx.find_user(id).await? else {
-                        return Ok(false);
+                        return Ok(Err(ServiceError::NotFound));
                     };
+                    let solely_owned = tx.solely_owned_groups(id, &today).await?;
+                    if !solely_owned.is_empty() && !hard_delete {
+                        let paths: Vec<&str> =
+                            solely_owned.iter().map(|g| g.full_path.as_str()).collect();
+                        return Ok(Err(ServiceError::Conflict(format!(
+                            "You must transfer ownership or delete groups before you can remove \
+                             user (the only Owner of {}), or delete them with hard_delete=true",
+                            paths.join(", ")
+                        ))));
+                    }
+                    for group in &solely_owned {
+                        tx.delete_group(group.id).await?;
+                        let event = crate::group::group_event(
+                            &ctx,
+                            now,
+                            "group_deleted",
+                            group,
+                            "Group destroyed with its only Owner",
+                        );
+                        tx.record_audit(event).await?;
+                    }
                     if !tx.delete_user(id).await? {
-                        return Ok(false);
+                        return Ok(Err(ServiceError::NotFound));
                     }
                     let event = user_event(&ctx, now, "user_deleted", &user, "Removed user")
                         .detail("email", user.email.as_str());
                     tx.record_audit(event).await?;
-                    Ok(true)
+                    Ok(Ok(()))
                 })
             }))
             .await
             .map_err(keeping_an_administrator)?;
-        if deleted {
-            Ok(())
-        } else {
-            Err(ServiceError::NotFound)
-        }
+        deleted
     }
 
     /// Block or unblock a user; whether the state changed (`false`: it

@@ -6,7 +6,6 @@
 use latchkey_core::application::ValidationErrors;
 use latchkey_core::clock::gitlab_timestamp;
 use latchkey_core::group::{Group, Member};
-use latchkey_core::user::User;
 use serde::Serialize;
 use serde_json::{json, Value};
 
@@ -139,13 +138,12 @@ pub struct MemberEntity<'a> {
 }
 
 impl<'a> MemberEntity<'a> {
-    /// `created_by`: the member's creator, if known and still a user.
-    pub fn new(m: &'a Member, created_by: Option<&'a User>, links: &Links<'_>) -> Self {
+    pub fn new(m: &'a Member, links: &Links<'_>) -> Self {
         Self {
             user: UserBasic::new(&m.user, links),
             access_level: m.membership.access_level,
             created_at: gitlab_timestamp(m.membership.created_at),
-            created_by: created_by.map(|u| UserBasic::new(u, links)),
+            created_by: m.creator.as_ref().map(|u| UserBasic::new(u, links)),
             expires_at: m.membership.expires_at.as_deref(),
             membership_state: "active",
         }

@@ -364,14 +364,22 @@ pub async fn update(
 }
 
 /// `GET /uploads/-/system/group/avatar/:id/:file`: a group's uploaded
-/// avatar, to anyone (as GitLab serves avatars).
+/// avatar, to whoever may see the group (as GitLab's uploads: anyone for
+/// a public group; with a token, a member for a private one).
 pub async fn avatar(
     State(state): State<AppState>,
     Path((id, file)): Path<(String, String)>,
+    headers: HeaderMap,
+    params: Params,
 ) -> Result<Response, ApiError> {
-    let found = match id.parse::<i64>() {
-        Ok(id) => state.services.find_group_avatar(id).await?,
-        Err(_) => None,
+    let Ok(id) = id.parse::<i64>() else {
+        return Ok(super::users::picture(None, &file));
+    };
+    let caller = authenticate_optional(&state, &headers, &params, Need::Read).await?;
+    let found = match visible_group(&state, caller.as_ref(), &id.to_string()).await {
+        Ok(_) => state.services.find_group_avatar(id).await?,
+        Err(ApiError::NotFound(_)) => None,
+        Err(other) => return Err(other),
     };
     Ok(super::users::picture(found, &file))
 }

@@ -2,8 +2,6 @@
 //! who may see a group may list its members; its Owners (and
 //! administrators) add, change and remove them; members may leave.
 
-use std::collections::HashMap;
-
 use axum::extract::{OriginalUri, Path, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -13,7 +11,6 @@ use latchkey_core::group::{
     check_expires_at, level, Group, GroupRole, Member, MemberFilter, MemberRefusal,
     MembershipUpdate,
 };
-use latchkey_core::user::User;
 
 use super::auth::{authenticate, Caller, Need};
 use super::errors::ApiError;
@@ -39,29 +36,18 @@ fn refused(r: MemberRefusal) -> ApiError {
     }
 }
 
-/// The creators of `members` (other than the members themselves), each
-/// read once.
-async fn creators(state: &AppState, members: &[Member]) -> Result<HashMap<i64, User>, ApiError> {
-    let mut found = HashMap::new();
-    for m in members {
-        if let Some(id) = m.membership.created_by {
-            if id != m.user.id && !found.contains_key(&id) {
-                if let Some(user) = state.services.find_user(id).await? {
-                    found.insert(id, user);
-                }
-            }
-        }
-    }
-    Ok(found)
+fn entity_json(state: &AppState, member: &Member) -> Response {
+    Json(MemberEntity::new(member, &state.links())).into_response()
 }
 
-async fn entity_json(state: &AppState, member: &Member) -> Result<Response, ApiError> {
-    let creators = creators(state, std::slice::from_ref(member)).await?;
-    let by = member
-        .membership
-        .created_by
-        .and_then(|id| creators.get(&id));
-    Ok(Json(MemberEntity::new(member, by, &state.links())).into_response())
+/// A membership just made or changed, as GitLab shows it (with who
+/// added it): read back.
+async fn shown(state: &AppState, group: &Group, member: Member) -> Result<Response, ApiError> {
+    let read = state
+        .services
+        .find_member(group.id, member.user.id, false)
+        .await?;
+    Ok(entity_json(state, read.as_ref().unwrap_or(&member)))
 }
 
 /// The group of a members route, read by a caller who may see it.
@@ -86,7 +72,7 @@ async fn list_members(
     let mut errors = Vec::new();
     let query = params.optional_string("query", &mut errors);
     let user_ids = params.int_list("user_ids", &mut errors);
-    params.int_list("skip_users", &mut errors);
+    let skip_users = params.int_list("skip_users", &mut errors);
     params.optional_bool("show_seat_info", &mut errors);
     if !errors.is_empty() {
         return Err(ApiError::Params(errors));
@@ -96,18 +82,16 @@ async fn list_members(
         inherited,
         query,
         user_ids,
+        // GitLab skips users in the direct list only.
+        skip_users: if inherited { Vec::new() } else { skip_users },
         today: state.services.today_text(),
     };
     let req = pagination::request(&params);
     let (members, total) = state.services.list_members(group.id, &filter, req).await?;
-    let creators = creators(&state, &members).await?;
     let links = state.links();
     let items: Vec<MemberEntity<'_>> = members
         .iter()
-        .map(|m| {
-            let by = m.membership.created_by.and_then(|id| creators.get(&id));
-            MemberEntity::new(m, by, &links)
-        })
+        .map(|m| MemberEntity::new(m, &links))
         .collect();
     Ok(pagination::respond(
         &items,
@@ -162,7 +146,7 @@ async fn get_member(
         .find_member(group.id, user_id, inherited)
         .await?
         .ok_or(ApiError::RecordNotFound)?;
-    entity_json(&state, &member).await
+    Ok(entity_json(&state, &member))
 }
 
 pub async fn get(
@@ -273,7 +257,7 @@ pub async fn create(
         )
         .await?
         .map_err(refused)?;
-    let mut res = entity_json(&state, &member).await?;
+    let mut res = shown(&state, &group, member).await?;
     *res.status_mut() = StatusCode::CREATED;
     Ok(res)
 }
@@ -312,7 +296,7 @@ pub async fn update(
             other => other.into(),
         })?
         .map_err(refused)?;
-    entity_json(&state, &member).await
+    shown(&state, &group, member).await
 }
 
 pub async fn delete(

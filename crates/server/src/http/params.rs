@@ -28,6 +28,8 @@ use super::AppState;
 /// The most parameters one request may carry (query and body together;
 /// every JSON value counts, nested ones too).
 pub const MAX_PARAMS: usize = 1000;
+/// The most values one list parameter (`skip_groups`, `user_ids`) takes.
+pub const MAX_LIST_ITEMS: usize = 100;
 
 /// Whose error shapes a route answers in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -316,7 +318,8 @@ impl Params {
 
     /// A `type: Array[Integer]` parameter: `key[]=1&key[]=2`, a JSON
     /// array, or `1,2` (Grape's comma-separated coercion); empty when
-    /// absent; junk adds "KEY is invalid".
+    /// absent; junk, or more than [`MAX_LIST_ITEMS`] values, adds "KEY is
+    /// invalid" (a list is a filter, and its work grows with its length).
     pub fn int_list(&self, key: &str, errors: &mut Vec<String>) -> Vec<i64> {
         let items: Vec<&str> = match self.get(key) {
             None | Some(Value::Null) => return Vec::new(),
@@ -339,6 +342,10 @@ impl Params {
                 return Vec::new();
             }
         };
+        if items.len() > MAX_LIST_ITEMS {
+            errors.push(format!("{key} is invalid"));
+            return Vec::new();
+        }
         let parsed: Result<Vec<i64>, _> = items
             .iter()
             .filter(|s| !s.trim().is_empty())

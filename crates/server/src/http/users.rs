@@ -416,10 +416,17 @@ pub async fn delete(
     params: Params,
 ) -> Result<Response, ApiError> {
     let caller = authenticate_admin(&state, &headers, &params, Need::Write).await?;
+    let mut errors = Vec::new();
+    let hard_delete = params
+        .optional_bool("hard_delete", &mut errors)
+        .unwrap_or(false);
+    if !errors.is_empty() {
+        return Err(ApiError::Params(errors));
+    }
     let id = parse_id(&id)?.ok_or(ApiError::NotFound("User"))?;
     state
         .services
-        .delete_user(&caller.context(), id)
+        .delete_user(&caller.context(), id, hard_delete)
         .await
         .map_err(user_not_found)?;
     Ok(StatusCode::NO_CONTENT.into_response())

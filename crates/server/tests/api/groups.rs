@@ -962,7 +962,16 @@ async fn group_avatars_upload_serve_and_go() {
     assert_eq!(status, 200, "{body}");
     let url = body["avatar_url"].as_str().unwrap().to_owned();
     assert!(url.ends_with("/avatar.png"), "{url}");
+    // A private group's picture is its members' to see.
     let res = app.client.get(&url).send().await.unwrap();
+    assert_eq!(res.status(), 404);
+    let res = app
+        .client
+        .get(&url)
+        .private_token(&alice)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
     assert_eq!(
         res.bytes().await.unwrap().as_ref(),
@@ -994,5 +1003,213 @@ async fn group_avatars_upload_serve_and_go() {
     let (status, body) = status_json(res).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["avatar_url"], Value::Null);
-    assert_eq!(app.client.get(&url).send().await.unwrap().status(), 404);
+    let res = app
+        .client
+        .get(&url)
+        .private_token(&alice)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+}
+
+#[tokio::test]
+async fn what_the_review_found_stays_fixed() {
+    let app = TestApp::spawn().await;
+    let (alice_id, alice) = app.user_with_token("alice", false, "api").await;
+    let (bob_id, bob) = app.user_with_token("bob", false, "api").await;
+    let org = new_group(&app, &alice, &[("name", "Org"), ("path", "org")]).await;
+    let org_id = org["id"].as_i64().unwrap().to_string();
+    let members = format!("/api/v4/groups/{org_id}/members");
+
+    // The only Owner may not give themselves an end.
+    let (status, _) = call(
+        &app,
+        Method::PUT,
+        &format!("{members}/{alice_id}"),
+        Some(&alice),
+        &[("access_level", "50"), ("expires_at", &in_days(3))],
+    )
+    .await;
+    assert_eq!(status, 403);
+
+    // An expired membership can be seen, removed, or replaced.
+    let bob_s = bob_id.to_string();
+    let (status, _) = call(
+        &app,
+        Method::POST,
+        &members,
+        Some(&alice),
+        &[("user_id", &bob_s), ("access_level", "30")],
+    )
+    .await;
+    assert_eq!(status, 201);
+    app.raw_sql(&format!(
+        "UPDATE group_members SET expires_at = '2001-01-01' WHERE user_id = {bob_id}"
+    ))
+    .await;
+    let (status, body) = call(&app, Method::GET, "/api/v4/groups", Some(&bob), &[]).await;
+    assert_eq!((status, paths(&body)), (200, Vec::<String>::new()), "over");
+    let (status, body) = call(
+        &app,
+        Method::GET,
+        &format!("{members}/{bob_id}"),
+        Some(&alice),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["expires_at"], "2001-01-01");
+    let (status, body) = call(
+        &app,
+        Method::POST,
+        &members,
+        Some(&alice),
+        &[("user_id", &bob_s), ("access_level", "20")],
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["expires_at"], Value::Null);
+    assert_eq!(body["created_by"]["username"], "alice");
+
+    // Subgroups' names are unique among their siblings.
+    let sub = |name: &'static str, path: &'static str| {
+        vec![
+            ("name", name),
+            ("path", path),
+            ("parent_id", org_id.as_str()),
+        ]
+    };
+    new_group(&app, &alice, &sub("Team", "team")).await;
+    let (status, body) = call(
+        &app,
+        Method::POST,
+        "/api/v4/groups",
+        Some(&alice),
+        &sub("Team", "team2"),
+    )
+    .await;
+    assert_eq!(
+        (status, body),
+        (
+            400,
+            json!({"message": "Failed to save group {:name=>[\"has already been taken\"]}"})
+        )
+    );
+    // Under descendant_groups, a search is of the groups' own names.
+    new_group(&app, &alice, &sub("Ops", "ops")).await;
+    let (_, body) = call(
+        &app,
+        Method::GET,
+        &format!("/api/v4/groups/{org_id}/descendant_groups?search=org"),
+        Some(&alice),
+        &[],
+    )
+    .await;
+    assert_eq!(paths(&body), Vec::<String>::new());
+    let (_, body) = call(
+        &app,
+        Method::GET,
+        &format!("/api/v4/groups/{org_id}/descendant_groups?search=op"),
+        Some(&alice),
+        &[],
+    )
+    .await;
+    assert_eq!(paths(&body), ["org/ops"]);
+
+    // Lists as filters are bounded.
+    let many: Vec<String> = (1..=101).map(|i| i.to_string()).collect();
+    let (status, body) = call(
+        &app,
+        Method::GET,
+        &format!("/api/v4/groups?skip_groups={}", many.join(",")),
+        Some(&alice),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (status, body),
+        (400, json!({"error": "skip_groups is invalid"}))
+    );
+    let (status, body) = call(
+        &app,
+        Method::GET,
+        &format!("{members}?user_ids={bob_id},{alice_id}&skip_users={alice_id}"),
+        Some(&alice),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(body.as_array().unwrap().len(), 1);
+
+    // Nobody owns a group anonymously.
+    new_group(
+        &app,
+        &alice,
+        &[("name", "Open"), ("path", "open"), ("visibility", "public")],
+    )
+    .await;
+    let (_, body) = call(&app, Method::GET, "/api/v4/groups?owned=true", None, &[]).await;
+    assert_eq!(paths(&body), Vec::<String>::new());
+
+    // A user who alone owns a group is kept, unless asked to go with it.
+    let user_path = format!("/api/v4/users/{alice_id}");
+    let (status, body) = call(&app, Method::DELETE, &user_path, Some(&app.root_token), &[]).await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body["message"].as_str().unwrap().contains("org"), "{body}");
+    let (status, _) = call(&app, Method::GET, "/api/v4/groups/org", Some(&alice), &[]).await;
+    assert_eq!(status, 200);
+    let (status, _) = call(
+        &app,
+        Method::DELETE,
+        &format!("{user_path}?hard_delete=true"),
+        Some(&app.root_token),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 204);
+    let (status, _) = call(
+        &app,
+        Method::GET,
+        "/api/v4/groups/org",
+        Some(&app.root_token),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 404, "gone with its only Owner");
+}
+
+#[tokio::test]
+async fn two_owners_removed_at_once_leave_one() {
+    let app = TestApp::spawn().await;
+    let (alice_id, alice) = app.user_with_token("alice", false, "api").await;
+    let (bob_id, bob) = app.user_with_token("bob", false, "api").await;
+    for round in 0..5 {
+        let path = format!("g{round}");
+        let group = new_group(&app, &alice, &[("name", &path), ("path", &path)]).await;
+        let members = format!("/api/v4/groups/{}/members", group["id"]);
+        let bob_s = bob_id.to_string();
+        let (status, _) = call(
+            &app,
+            Method::POST,
+            &members,
+            Some(&alice),
+            &[("user_id", &bob_s), ("access_level", "50")],
+        )
+        .await;
+        assert_eq!(status, 201);
+        // Each Owner leaves at the same moment: one of them must stay.
+        let alice_leaves = format!("{members}/{alice_id}");
+        let bob_leaves = format!("{members}/{bob_id}");
+        let (a, b) = tokio::join!(
+            call(&app, Method::DELETE, &alice_leaves, Some(&alice), &[]),
+            call(&app, Method::DELETE, &bob_leaves, Some(&bob), &[]),
+        );
+        let mut statuses = [a.0, b.0];
+        statuses.sort();
+        assert_eq!(statuses, [204, 403], "round {round}");
+        let (status, body) = call(&app, Method::GET, &members, Some(&app.root_token), &[]).await;
+        assert_eq!(status, 200);
+        assert_eq!(body.as_array().unwrap().len(), 1, "{body}");
+    }
 }

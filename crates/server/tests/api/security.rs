@@ -765,7 +765,7 @@ async fn administrators_cannot_block_or_delete_themselves() {
     );
     assert!(app
         .services
-        .delete_user(&latchkey_core::context::Context::system(), root)
+        .delete_user(&latchkey_core::context::Context::system(), root, false)
         .await
         .is_err());
     // Unblocked, the second administrator may demote root, and root may then
