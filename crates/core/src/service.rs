@@ -83,9 +83,6 @@ pub enum ServiceError {
     /// A rule refused the input; the text says which.
     #[error("{0}")]
     Invalid(String),
-    /// What is stored stands in the way (409); the text says what.
-    #[error("{0}")]
-    Conflict(String),
     #[error(transparent)]
     Store(#[from] StoreError),
     /// The server cannot do this now (it is shutting down): 503.

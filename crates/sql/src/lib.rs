@@ -16,6 +16,7 @@ mod conn;
 mod device_grants;
 mod filter;
 mod groups;
+mod members;
 mod oauth;
 mod registrations;
 mod rows;

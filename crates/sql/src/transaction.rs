@@ -18,7 +18,7 @@ use crate::backend::{Access, Backend, Dialect, SqlStore};
 use crate::conn::{query_opt_as, Conn};
 use crate::rows::token_from_row;
 use crate::{
-    applications, audit, device_grants, groups, oauth, params, registrations, sessions,
+    applications, audit, device_grants, groups, members, oauth, params, registrations, sessions,
     signing_keys, tokens, users,
 };
 
@@ -296,11 +296,11 @@ impl Transaction for SqlTransaction<'_> {
         group_id: i64,
         user_id: i64,
     ) -> Result<Option<Membership>, StoreError> {
-        groups::find_membership(self.c, group_id, user_id, self.dialect.row_lock()).await
+        members::find_membership(self.c, group_id, user_id, self.dialect.row_lock()).await
     }
 
     async fn insert_membership(&mut self, m: NewMembership) -> Result<Membership, StoreError> {
-        groups::insert_membership(self.c, &m).await
+        members::insert_membership(self.c, &m).await
     }
 
     async fn update_membership(
@@ -310,7 +310,7 @@ impl Transaction for SqlTransaction<'_> {
         update: MembershipUpdate,
         at: i64,
     ) -> Result<Option<Membership>, StoreError> {
-        groups::update_membership(self.c, group_id, user_id, update, at).await
+        members::update_membership(self.c, group_id, user_id, update, at).await
     }
 
     async fn delete_membership(
@@ -319,11 +319,11 @@ impl Transaction for SqlTransaction<'_> {
         user_id: i64,
         with_subgroups: bool,
     ) -> Result<bool, StoreError> {
-        groups::delete_membership(self.c, group_id, user_id, with_subgroups).await
+        members::delete_membership(self.c, group_id, user_id, with_subgroups).await
     }
 
     async fn count_owners(&mut self, group_id: i64, today: &str) -> Result<u64, StoreError> {
-        groups::count_owners(self.c, group_id, today).await
+        members::count_owners(self.c, group_id, today).await
     }
 
     async fn delete_unused_dynamic_applications(

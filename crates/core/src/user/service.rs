@@ -317,9 +317,11 @@ impl Services {
     /// themselves through the API, and the last active administrator is
     /// never deleted (`Forbidden`).
     /// Delete a user with their tokens, applications, sessions and
-    /// memberships. A user who alone owns top-level groups is kept, as
-    /// GitLab keeps them, unless `hard_delete`: then those groups (with
-    /// what is below them) go too.
+    /// memberships. Top-level groups they alone owned stay, without an
+    /// Owner, for administrators to manage (the event names them), unless
+    /// `hard_delete`: then those groups, with what is below them, go too
+    /// (GitLab's `hard_delete`). Clients delete users expecting 204, as
+    /// GitLab answers, so a sole Owner is not refused.
     pub async fn delete_user(
         &self,
         ctx: &Context,
@@ -339,16 +341,14 @@ impl Services {
                         return Ok(Err(ServiceError::NotFound));
                     };
                     let solely_owned = tx.solely_owned_groups(id, &today).await?;
-                    if !solely_owned.is_empty() && !hard_delete {
-                        let paths: Vec<&str> =
-                            solely_owned.iter().map(|g| g.full_path.as_str()).collect();
-                        return Ok(Err(ServiceError::Conflict(format!(
-                            "You must transfer ownership or delete groups before you can remove \
-                             user (the only Owner of {}), or delete them with hard_delete=true",
-                            paths.join(", ")
-                        ))));
-                    }
-                    for group in &solely_owned {
+                    let paths: Vec<&str> =
+                        solely_owned.iter().map(|g| g.full_path.as_str()).collect();
+                    let left_without_owner = if hard_delete {
+                        String::new()
+                    } else {
+                        paths.join(" ")
+                    };
+                    for group in solely_owned.iter().filter(|_| hard_delete) {
                         tx.delete_group(group.id).await?;
                         let event = crate::group::group_event(
                             &ctx,
@@ -362,8 +362,11 @@ impl Services {
                     if !tx.delete_user(id).await? {
                         return Ok(Err(ServiceError::NotFound));
                     }
-                    let event = user_event(&ctx, now, "user_deleted", &user, "Removed user")
+                    let mut event = user_event(&ctx, now, "user_deleted", &user, "Removed user")
                         .detail("email", user.email.as_str());
+                    if !left_without_owner.is_empty() {
+                        event = event.detail("groups_left_without_owner", left_without_owner);
+                    }
                     tx.record_audit(event).await?;
                     Ok(Ok(()))
                 })

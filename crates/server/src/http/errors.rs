@@ -252,7 +252,6 @@ impl From<ServiceError> for ApiError {
             ServiceError::NotFound => Self::NotFound(""),
             ServiceError::Forbidden(reason) => Self::Forbidden(reason),
             ServiceError::Invalid(reason) => Self::BadRequest(reason),
-            ServiceError::Conflict(text) => Self::Conflict(text),
             ServiceError::Store(s) => s.into(),
             ServiceError::Unavailable(why) => Self::Unavailable(message(why)),
             e @ ServiceError::Internal { .. } => Self::Internal(cause(e)),

@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use latchkey_core::application::ValidationErrors;
 use latchkey_core::group::{
-    check_expires_at, level, Group, GroupRole, Member, MemberFilter, MemberRefusal,
+    check_expires_at, expired, level, Group, GroupRole, Member, MemberFilter, MemberRefusal,
     MembershipUpdate,
 };
 
@@ -169,49 +169,66 @@ pub async fn get_all(
     get_member(state, id, user_id, method, headers, params, true).await
 }
 
-/// `access_level` (required, one of GitLab's levels) and `expires_at`
-/// (`Some(None)` when given empty: no expiry).
-fn level_and_expiry(
-    state: &AppState,
-    params: &Params,
-    errors: &mut Vec<String>,
-) -> Result<(Option<i32>, Option<Option<String>>), ApiError> {
-    let access_level = match params.optional_int("access_level", errors) {
-        None if !params.contains("access_level") => {
+/// A membership's attributes as given: Grape has checked their types;
+/// the model checks their values ([`Self::checked`]) once the caller is
+/// known to be allowed, as GitLab orders it.
+struct MemberInput {
+    access_level: Option<i64>,
+    /// `Some(None)`: given empty (no expiry).
+    expires_at: Option<Option<String>>,
+}
+
+impl MemberInput {
+    /// `access_level` (required) and `expires_at` (a date, or empty).
+    fn read(params: &Params, errors: &mut Vec<String>) -> Self {
+        let access_level = params.optional_int("access_level", errors);
+        if access_level.is_none() && !params.contains("access_level") {
             errors.push("access_level is missing".to_owned());
-            None
         }
-        None => None,
-        Some(n) => {
-            let n = i32::try_from(n).unwrap_or(-1);
-            if level::ALL.contains(&n) {
-                Some(n)
-            } else {
-                errors.push("access_level does not have a valid value".to_owned());
+        let expires_at = match params.get_str("expires_at") {
+            None if params.contains("expires_at") => Some(None),
+            None => None,
+            Some(raw) if latchkey_core::token::parse_expiry(raw).is_err() => {
+                errors.push("expires_at is invalid".to_owned());
                 None
             }
+            Some(raw) => Some(Some(raw.to_owned())),
+        };
+        Self {
+            access_level,
+            expires_at,
         }
-    };
-    let expires_at = match params.get_str("expires_at") {
-        None if params.contains("expires_at") => Some(None),
-        None => None,
-        Some(raw) => {
-            match check_expires_at(raw, state.services.today()) {
+    }
+
+    /// The model's checks: a level GitLab has, an expiry after today.
+    fn checked(self, state: &AppState) -> Result<(Option<i32>, Option<Option<String>>), ApiError> {
+        let mut v = ValidationErrors::default();
+        let access_level = match self.access_level {
+            None => None,
+            Some(n) => {
+                let n = i32::try_from(n).unwrap_or(-1);
+                if !level::ALL.contains(&n) {
+                    v.add("access_level", "is not included in the list");
+                }
+                Some(n)
+            }
+        };
+        let expires_at = match self.expires_at {
+            Some(Some(raw)) => match check_expires_at(&raw, state.services.today()) {
                 Ok(day) => Some(Some(day)),
-                Err("is invalid") => {
-                    errors.push("expires_at is invalid".to_owned());
+                Err(message) => {
+                    v.add("expires_at", message);
                     None
                 }
-                Err(message) => {
-                    // A date in the past is the model's refusal.
-                    let mut v = ValidationErrors::default();
-                    v.add("expires_at", message);
-                    return Err(ApiError::Validation(v));
-                }
-            }
+            },
+            other => other,
+        };
+        if v.is_empty() {
+            Ok((access_level, expires_at))
+        } else {
+            Err(ApiError::Validation(v))
         }
-    };
-    Ok((access_level, expires_at))
+    }
 }
 
 pub async fn create(
@@ -222,7 +239,7 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     let caller = authenticate(&state, &headers, &params, Need::Write).await?;
     let mut errors = Vec::new();
-    let (access_level, expires_at) = level_and_expiry(&state, &params, &mut errors)?;
+    let input = MemberInput::read(&params, &mut errors);
     let user_id = params.optional_int("user_id", &mut errors);
     let username = params.optional_string("username", &mut errors);
     match (user_id, &username) {
@@ -235,10 +252,9 @@ pub async fn create(
     if !errors.is_empty() {
         return Err(ApiError::Params(errors));
     }
+    // GitLab's order: the group, the user, a membership already there,
+    // the caller's right, then the values.
     let (group, role) = group_of(&state, &caller, &id).await?;
-    if !role.may_manage_members() {
-        return Err(ApiError::Forbidden(None));
-    }
     let services = &state.services;
     let user = match (user_id, username) {
         (Some(id), _) => services.find_user(id).await?,
@@ -246,6 +262,15 @@ pub async fn create(
         (None, None) => None,
     }
     .ok_or(ApiError::NotFound("User"))?;
+    let today = services.today_text();
+    let existing = services.find_member(group.id, user.id, false).await?;
+    if existing.is_some_and(|m| !expired(m.membership.expires_at.as_deref(), &today)) {
+        return Err(refused(MemberRefusal::Exists));
+    }
+    if !role.may_manage_members() {
+        return Err(ApiError::Forbidden(None));
+    }
+    let (access_level, expires_at) = input.checked(&state)?;
     let member = services
         .add_member(
             &caller.context(),
@@ -271,7 +296,7 @@ pub async fn update(
     let caller = authenticate(&state, &headers, &params, Need::Write).await?;
     let mut errors = Vec::new();
     let user_id = user_id_of(&user_id)?;
-    let (access_level, expires_at) = level_and_expiry(&state, &params, &mut errors)?;
+    let input = MemberInput::read(&params, &mut errors);
     if !errors.is_empty() {
         return Err(ApiError::Params(errors));
     }
@@ -284,6 +309,7 @@ pub async fn update(
     if !role.may_manage_members() {
         return Err(ApiError::Forbidden(None));
     }
+    let (access_level, expires_at) = input.checked(&state)?;
     let update = MembershipUpdate {
         access_level,
         expires_at,
