@@ -1,11 +1,16 @@
 #!/usr/bin/env bash
 # Run the compatibility suites against one real latchkey:
 #
-#   python-gitlab  compat/python-gitlab  the GitLab API client (pytest)
+#   python-gitlab  compat/python-gitlab  the GitLab API client (pytest):
+#                                        applications, users and tokens,
+#                                        groups, members, group applications
 #   python-gitlab-upstream               python-gitlab's own functional tests
 #                                        for users and auth, from its release
 #                                        (compat/python-gitlab-upstream)
 #   authlib        compat/authlib        Authlib's OAuth 2 client (pytest)
+#   social-auth    compat/social-auth    social-auth-core's GitLab backend
+#                                        with its group support: sign-in,
+#                                        the user's groups (pytest)
 #   browser        compat/browser        Debian's headless Chromium through
 #                                        the sign-in and consent pages
 #                                        (playwright-core, node --test)
@@ -181,6 +186,7 @@ run_suite() {
 run_suite python-gitlab "$venv/bin/python" -m pytest -q -p no:cacheprovider compat/python-gitlab
 run_suite python-gitlab-upstream bash compat/python-gitlab-upstream/run.sh "$venv"
 run_suite authlib "$venv/bin/python" -m pytest -q -p no:cacheprovider compat/authlib
+run_suite social-auth "$venv/bin/python" -m pytest -q -p no:cacheprovider compat/social-auth
 run_suite browser node --test --test-reporter=tap compat/browser/oauth_consent.test.mjs
 run_suite openid-client node --test --test-reporter=tap compat/openid-client/openid_client.test.mjs
 run_suite rust-rp rust_rp

@@ -271,7 +271,10 @@ function checkIdToken(tokens, { app, user, nonce, email }) {
   assert.equal(claims.preferred_username, user.username);
   assert.equal(claims.nickname, user.username);
   assert.equal(claims.name, user.name);
-  assert.deepEqual(claims.groups, []);
+  // GitLab puts `groups` in UserInfo only; ID tokens carry the direct
+  // groups as `groups_direct` ([] for a user in none).
+  assert.equal(claims.groups, undefined, 'groups is a UserInfo claim');
+  assert.deepEqual(claims.groups_direct, []);
   if (email) {
     assert.equal(claims.email, user.email);
     assert.equal(typeof claims.email_verified, 'boolean');

@@ -86,6 +86,18 @@ def user(gl: gitlab.Gitlab):
         pass
 
 
+@pytest.fixture(scope="module")
+def group(gl: gitlab.Gitlab):
+    """A group for one module, as upstream's fixture makes it; deleted after."""
+    _id = uuid.uuid4().hex
+    made = gl.groups.create({"name": f"test-group-{_id}", "path": f"group-{_id}"})
+    yield made
+    try:
+        made.delete()
+    except gitlab.exceptions.GitlabDeleteError:
+        pass
+
+
 def pytest_configure(config: pytest.Config) -> None:
     # Upstream's own markers (its conftest registers them).
     config.addinivalue_line("markers", "gitlab_premium: needs GitLab Premium")
