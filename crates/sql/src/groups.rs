@@ -178,8 +178,7 @@ pub(crate) async fn insert_group(c: &mut dyn Conn, g: &NewGroup) -> Result<Group
 }
 
 async fn put_avatar(c: &mut dyn Conn, group_id: i64, avatar: &Avatar) -> Result<(), StoreError> {
-    let params = params![group_id, avatar.kind.content_type(), avatar.to_stored()];
-    c.execute(PUT_AVATAR, &params).await.map(drop)
+    crate::users::store_avatar(c, PUT_AVATAR, group_id, avatar).await
 }
 
 pub(crate) async fn find_group(

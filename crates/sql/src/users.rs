@@ -140,8 +140,19 @@ pub(crate) async fn update(
 
 /// Store `avatar` as the user's (replacing any before).
 async fn put_avatar(c: &mut dyn Conn, user_id: i64, avatar: &Avatar) -> Result<(), StoreError> {
-    let params = params![user_id, avatar.kind.content_type(), avatar.to_stored()];
-    c.execute(PUT_AVATAR, &params).await.map(drop)
+    store_avatar(c, PUT_AVATAR, user_id, avatar).await
+}
+
+/// Store `avatar` with `statement` (an upsert of its owner's id `$1`,
+/// content type `$2` and base64 data `$3`): users' and groups' alike.
+pub(crate) async fn store_avatar(
+    c: &mut dyn Conn,
+    statement: &str,
+    owner_id: i64,
+    avatar: &Avatar,
+) -> Result<(), StoreError> {
+    let params = params![owner_id, avatar.kind.content_type(), avatar.to_stored()];
+    c.execute(statement, &params).await.map(drop)
 }
 
 /// A user; `lock` is the dialect's row lock or empty.

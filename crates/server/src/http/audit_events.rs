@@ -117,14 +117,7 @@ async fn keyset_page(
     if params.get_str("order_by").is_some_and(|o| o != "id") {
         errors.push("order_by does not have a valid value".to_owned());
     }
-    let ascending = match params.get_str("sort") {
-        None | Some("desc") => false,
-        Some("asc") => true,
-        Some(_) => {
-            errors.push("sort does not have a valid value".to_owned());
-            false
-        }
-    };
+    let ascending = params.ascending(false, &mut errors);
     let key = if ascending { "id_after" } else { "id_before" };
     let from = match params.get_str(key) {
         None => None,

@@ -122,14 +122,7 @@ fn group_filter(
     if order.is_none() {
         errors.push("order_by does not have a valid value".to_owned());
     }
-    let ascending = match params.get_str("sort") {
-        None | Some("asc") => true,
-        Some("desc") => false,
-        Some(_) => {
-            errors.push("sort does not have a valid value".to_owned());
-            true
-        }
-    };
+    let ascending = params.ascending(true, &mut errors);
     let min_access_level = params
         .optional_int("min_access_level", &mut errors)
         .map(|n| i32::try_from(n).unwrap_or(-1));

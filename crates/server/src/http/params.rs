@@ -357,6 +357,20 @@ impl Params {
         })
     }
 
+    /// GitLab's `sort` (`asc` or `desc`): whether ascending; absent is
+    /// the listing's own default.
+    pub fn ascending(&self, default: bool, errors: &mut Vec<String>) -> bool {
+        match self.get_str("sort") {
+            None => default,
+            Some("asc") => true,
+            Some("desc") => false,
+            Some(_) => {
+                errors.push("sort does not have a valid value".to_owned());
+                default
+            }
+        }
+    }
+
     pub fn optional_bool(&self, key: &str, errors: &mut Vec<String>) -> Option<bool> {
         match self.boolean(key) {
             BoolParam::Default => None,

@@ -68,14 +68,8 @@ fn user_filter(params: &Params, admin: bool) -> Result<UserFilter, ApiError> {
     if order.is_none() {
         errors.push("order_by does not have a valid value".to_owned());
     }
-    let ascending = match params.get_str("sort") {
-        None | Some("desc") => false,
-        Some("asc") => true,
-        Some(_) => {
-            errors.push("sort does not have a valid value".to_owned());
-            false
-        }
-    };
+    // GitLab lists users newest first.
+    let ascending = params.ascending(false, &mut errors);
     if !errors.is_empty() {
         return Err(ApiError::Params(errors));
     }
