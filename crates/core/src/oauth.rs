@@ -104,6 +104,10 @@ impl ErrorCode {
 pub struct OAuthError {
     pub code: ErrorCode,
     pub description: String,
+    /// Answer 400 whatever the code (RFC 6749 section 5.2) where
+    /// Doorkeeper's status for it would be 401: a grant the client may
+    /// not use is a bad request, not a failed client authentication.
+    pub bad_request: bool,
 }
 
 impl OAuthError {
@@ -111,6 +115,7 @@ impl OAuthError {
         Self {
             code,
             description: code.default_description().to_owned(),
+            bad_request: false,
         }
     }
 
@@ -118,6 +123,7 @@ impl OAuthError {
         Self {
             code,
             description: description.into(),
+            bad_request: false,
         }
     }
 

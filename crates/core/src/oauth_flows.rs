@@ -68,10 +68,13 @@ pub(crate) fn require_grant(client: &Application, grant: &str) -> Result<(), OAu
     if client.allows_grant(grant) {
         Ok(())
     } else {
-        Err(OAuthError::with(
-            ErrorCode::UnauthorizedClient,
-            format!("The client is not authorized to use the {grant} grant."),
-        ))
+        Err(OAuthError {
+            bad_request: true,
+            ..OAuthError::with(
+                ErrorCode::UnauthorizedClient,
+                format!("The client is not authorized to use the {grant} grant."),
+            )
+        })
     }
 }
 

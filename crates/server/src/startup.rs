@@ -141,6 +141,16 @@ pub fn services(
     settings: &Settings,
     serve: Option<&ServeSettings>,
 ) -> Services {
+    services_on_clock(store, settings, serve, Arc::new(SystemClock))
+}
+
+/// [`services`] reading the time from `clock` (tests move it by hand).
+pub fn services_on_clock(
+    store: Arc<dyn Store>,
+    settings: &Settings,
+    serve: Option<&ServeSettings>,
+    clock: Arc<dyn latchkey_core::Clock>,
+) -> Services {
     let mut config = Config {
         scopes: settings.scopes.clone(),
         secret_prefix: settings.secret_prefix.clone(),
@@ -160,7 +170,7 @@ pub fn services(
         config.default_group_visibility = serve.default_group_visibility;
         config.token_cache_ms = serve.token_cache_ms(&settings.database_url);
     }
-    Services::new(store, Arc::new(SystemClock), config)
+    Services::new(store, clock, config)
 }
 
 pub fn state(services: Services, serve: &ServeSettings) -> AppState {

@@ -49,6 +49,71 @@ impl Application {
     }
 }
 
+/// Every grant the token endpoint offers, in their canonical order: what
+/// an application without a list of its own may use.
+pub const GRANT_TYPES: [&str; 5] = [
+    "authorization_code",
+    "refresh_token",
+    "client_credentials",
+    "password",
+    "urn:ietf:params:oauth:grant-type:device_code",
+];
+
+/// A list of grant types checked and put in canonical order (each once);
+/// the first unknown one is the error.
+pub fn checked_grant_types<'a>(
+    given: impl IntoIterator<Item = &'a str>,
+) -> Result<Vec<String>, String> {
+    let given: Vec<&str> = given.into_iter().collect();
+    if let Some(bad) = given.iter().find(|g| !GRANT_TYPES.contains(g)) {
+        return Err((*bad).to_owned());
+    }
+    Ok(GRANT_TYPES
+        .iter()
+        .filter(|g| given.contains(g))
+        .map(|g| (*g).to_owned())
+        .collect())
+}
+
+impl Application {
+    /// The grants this client may use (all, unless it has a list).
+    pub fn effective_grant_types(&self) -> Vec<&str> {
+        match &self.grant_types {
+            Some(list) => list.iter().map(String::as_str).collect(),
+            None => GRANT_TYPES.to_vec(),
+        }
+    }
+}
+
+/// GitLab's per-application `ropc_enabled` (the resource owner password
+/// grant), onto a list of grant types: `grants` if given, else what the
+/// application has now (`current`, `None` for all), with `password` added
+/// or taken out.
+pub fn with_ropc(
+    grants: Option<Vec<String>>,
+    ropc_enabled: Option<bool>,
+    current: Option<&Application>,
+) -> Option<Vec<String>> {
+    let Some(enabled) = ropc_enabled else {
+        return grants;
+    };
+    let base: Vec<String> = match grants {
+        Some(list) => list,
+        None => current
+            .map(|a| a.effective_grant_types())
+            .unwrap_or_else(|| GRANT_TYPES.to_vec())
+            .into_iter()
+            .map(str::to_owned)
+            .collect(),
+    };
+    let mut names: Vec<&str> = base.iter().map(String::as_str).collect();
+    names.retain(|g| *g != "password");
+    if enabled {
+        names.push("password");
+    }
+    checked_grant_types(names).ok()
+}
+
 /// Grant types in their stored form: space-separated.
 pub fn join_grant_types(list: &Option<Vec<String>>) -> Option<String> {
     list.as_ref().map(|l| l.join(" "))
@@ -156,6 +221,8 @@ pub struct ApplicationParams {
     pub redirect_uri: Option<String>,
     pub scopes: Option<String>,
     pub confidential: bool,
+    /// The grants it may use (`None`: all).
+    pub grant_types: Option<Vec<String>>,
 }
 
 /// Validated attributes, ready to be stored.
@@ -338,6 +405,7 @@ mod tests {
             redirect_uri: Some(redirect_uri.to_owned()),
             scopes: Some(scopes.to_owned()),
             confidential: true,
+            grant_types: None,
         }
     }
 

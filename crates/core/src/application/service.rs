@@ -130,7 +130,7 @@ impl Services {
             created_at: now,
             dynamic: false,
             registration_token_digest: None,
-            grant_types: None,
+            grant_types: params.grant_types.clone(),
         };
         let ctx = ctx.clone();
         let app = self

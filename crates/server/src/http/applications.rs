@@ -8,14 +8,16 @@ use axum::Json;
 use bytes::Bytes;
 use futures::StreamExt;
 use latchkey_core::application::ApplicationChanges;
-use latchkey_core::application::{Application, ApplicationParams, Ownership};
+use latchkey_core::application::{
+    checked_grant_types, with_ropc, Application, ApplicationParams, Ownership,
+};
 use latchkey_core::error::Chain;
 use latchkey_core::service::ServiceError;
 use serde::Serialize;
 
 use super::auth::{authenticate_admin, Need};
 use super::errors::ApiError;
-use super::params::{parse_id, BoolParam, Params, StrParam};
+use super::params::{parse_id, BoolParam, Params, StrParam, Value};
 use super::{pagination, AppState};
 
 /// GitLab's `Application` entity (and `ApplicationWithSecret` when
@@ -31,6 +33,11 @@ pub struct ApplicationEntity<'a> {
     /// An extension: shown only for trusted applications (which skip consent).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub trusted: bool,
+    /// An extension: the grants the client may use at the token endpoint,
+    /// shown only for an application limited to some (others may use all,
+    /// and keep GitLab's entity exactly).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grant_types: Option<&'a [String]>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret: Option<&'a str>,
 }
@@ -45,6 +52,7 @@ impl<'a> ApplicationEntity<'a> {
             confidential: app.confidential,
             scopes: app.scopes.as_slice(),
             trusted: app.trusted,
+            grant_types: app.grant_types.as_deref(),
             secret,
         }
     }
@@ -82,6 +90,8 @@ pub fn create_params(params: &Params) -> Result<ApplicationParams, ApiError> {
             true
         }
     };
+    let grant_types = grant_types_param(params, &mut errors);
+    let ropc_enabled = params.optional_bool("ropc_enabled", &mut errors);
     if !errors.is_empty() {
         return Err(ApiError::Params(errors));
     }
@@ -90,7 +100,45 @@ pub fn create_params(params: &Params) -> Result<ApplicationParams, ApiError> {
         redirect_uri,
         scopes,
         confidential,
+        grant_types: with_ropc(grant_types, ropc_enabled, None),
     })
+}
+
+/// An extension: `grant_types`, an array (`grant_types[]=…`, JSON) or a
+/// space- or comma-separated string of the grants the client may use
+/// (see `application::GRANT_TYPES`); absent keeps what is.
+pub fn grant_types_param(params: &Params, errors: &mut Vec<String>) -> Option<Vec<String>> {
+    let given: Vec<String> = match params.get("grant_types")? {
+        Value::Array(items) => {
+            let mut out = Vec::with_capacity(items.len());
+            for item in items {
+                match item {
+                    Value::Str(s) => out.push(s.clone()),
+                    _ => {
+                        errors.push("grant_types is invalid".to_owned());
+                        return None;
+                    }
+                }
+            }
+            out
+        }
+        Value::Str(s) => s
+            .split([' ', ','])
+            .filter(|g| !g.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        _ => {
+            errors.push("grant_types is invalid".to_owned());
+            return None;
+        }
+    };
+    match checked_grant_types(given.iter().map(String::as_str)) {
+        Ok(list) => Some(list),
+        Err(_) => {
+            errors.push("grant_types does not have a valid value".to_owned());
+            None
+        }
+    }
 }
 
 /// What the user and group applications APIs change: `name` and `scopes`
@@ -340,11 +388,13 @@ pub async fn update(
     let scopes = params.optional_nonblank_string("scopes", &mut errors);
     let confidential = params.optional_bool("confidential", &mut errors);
     let trusted = params.optional_bool("trusted", &mut errors);
+    let grant_types = grant_types_param(&params, &mut errors);
+    let ropc_enabled = params.optional_bool("ropc_enabled", &mut errors);
     if !errors.is_empty() {
         return Err(ApiError::Params(errors));
     }
     let id = id?.ok_or(ApiError::NotFound("Application"))?;
-    state
+    let current = state
         .services
         .find_application(id, Ownership::Instance)
         .await
@@ -355,7 +405,7 @@ pub async fn update(
         redirect_uri,
         confidential,
         trusted,
-        grant_types: None,
+        grant_types: with_ropc(grant_types, ropc_enabled, Some(&current)),
     };
     let app = state
         .services

@@ -274,6 +274,7 @@ impl IntoResponse for OAuthResponse {
     fn into_response(self) -> Response {
         let e = self.0;
         let status = match e.code {
+            _ if e.bad_request => StatusCode::BAD_REQUEST,
             ErrorCode::InvalidClient | ErrorCode::UnauthorizedClient | ErrorCode::InvalidToken => {
                 StatusCode::UNAUTHORIZED
             }

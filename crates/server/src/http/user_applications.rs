@@ -6,13 +6,13 @@ use axum::extract::{OriginalUri, Path, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use latchkey_core::application::{Application, Ownership};
+use latchkey_core::application::{with_ropc, Application, Ownership};
 use latchkey_core::service::ServiceError;
 use latchkey_core::store::StoreError;
 
 use super::applications::{
-    apply_changes, create_params, created_with_secret, name_and_scopes, not_found,
-    ApplicationEntity,
+    apply_changes, create_params, created_with_secret, grant_types_param, name_and_scopes,
+    not_found, ApplicationEntity,
 };
 use super::auth::{authenticate, may_manage, Caller, Need};
 use super::errors::ApiError;
@@ -108,7 +108,10 @@ pub async fn update(
     let caller = authenticate(&state, &headers, &params, Need::Write).await?;
     let id = parse_id(&id);
     let mut errors = Vec::new();
-    let changes = name_and_scopes(&params, &mut errors);
+    let mut changes = name_and_scopes(&params, &mut errors);
+    // An extension of GitLab's user API: the grants the client may use.
+    let grant_types = grant_types_param(&params, &mut errors);
+    let ropc_enabled = params.optional_bool("ropc_enabled", &mut errors);
     let id = match id {
         Ok(id) => id,
         Err(ApiError::Params(mut id_errors)) => {
@@ -121,6 +124,7 @@ pub async fn update(
         return Err(ApiError::Params(errors));
     }
     let app = authorized(&state, &caller, id).await?;
+    changes.grant_types = with_ropc(grant_types, ropc_enabled, Some(&app));
     apply_changes(&state, &caller, app.id, &changes).await
 }
 

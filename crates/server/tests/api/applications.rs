@@ -396,6 +396,7 @@ async fn unpaginated_list_streams_every_application() {
                     redirect_uri: Some("https://bulk.example/cb".into()),
                     scopes: Some("api".into()),
                     confidential: true,
+                    grant_types: None,
                 },
             )
             .await

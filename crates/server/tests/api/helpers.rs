@@ -114,7 +114,7 @@ impl Drop for PostgresDb {
     }
 }
 
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 pub struct Options {
     pub admin_mode: bool,
     pub max_body_bytes: usize,
@@ -127,6 +127,11 @@ pub struct Options {
     pub trusted_proxies: &'static str,
     /// Gravatar URLs for users without an avatar (default: on, as `serve`).
     pub gravatar: bool,
+    /// `LATCHKEY_PASSWORD_GRANT` (default: on, as `serve`).
+    pub password_grant: bool,
+    /// The server's clock (default: the wall clock), for expiry without
+    /// sleeping.
+    pub clock: Option<std::sync::Arc<latchkey_core::clock::FixedClock>>,
 }
 
 impl Default for Options {
@@ -139,6 +144,8 @@ impl Default for Options {
             limits: None,
             trusted_proxies: "",
             gravatar: true,
+            password_grant: true,
+            clock: None,
         }
     }
 }
@@ -172,6 +179,7 @@ impl TestApp {
         serve.max_body_bytes = opts.max_body_bytes;
         serve.dynamic_registration = opts.dynamic_registration;
         serve.gravatar = opts.gravatar;
+        serve.password_grant_enabled = opts.password_grant;
         // A long-lived token cache, so every test that revokes, blocks or
         // deletes also checks that the cache forgets.
         serve.token_cache_seconds = Some(600);
@@ -185,7 +193,10 @@ impl TestApp {
         let store = startup::open_store(&settings, Schema::Migrate)
             .await
             .unwrap();
-        let services = startup::services(store, &settings, Some(&serve));
+        let services = match opts.clock {
+            Some(clock) => startup::services_on_clock(store, &settings, Some(&serve), clock),
+            None => startup::services(store, &settings, Some(&serve)),
+        };
         let state = startup::state(services.clone(), &serve);
         tokio::spawn(async move {
             axum::serve(
@@ -326,6 +337,7 @@ impl TestApp {
                     redirect_uri: Some("https://example.com/cb".into()),
                     scopes: Some("api".into()),
                     confidential: true,
+                    grant_types: None,
                 },
             )
             .await

@@ -6,6 +6,7 @@
 
 mod helpers;
 
+mod app_lifecycle;
 mod applications;
 mod audit;
 mod auth;
