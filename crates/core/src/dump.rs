@@ -122,6 +122,18 @@ pub const TABLES: &[TableSpec] = &[
         ],
     },
     TableSpec {
+        name: "application_secrets",
+        columns: &[
+            ("id", Int),
+            ("application_id", Int),
+            ("digest", Text),
+            ("hint", Text),
+            ("created_at", Int),
+            ("expires_at", Int),
+            ("last_used_at", Int),
+        ],
+    },
+    TableSpec {
         name: "oauth_access_grants",
         columns: &[
             ("id", Int),

@@ -114,14 +114,15 @@ impl Services {
         client_id: &str,
         secret_value: Option<&str>,
     ) -> Result<Application, FlowError> {
-        let Some((app, digest)) = self.store.find_application_by_uid(client_id).await? else {
-            return Err(err(ErrorCode::InvalidClient));
-        };
         match secret_value.filter(|s| !s.is_empty()) {
-            Some(s) if secret::verify(s, &digest) => Ok(app),
-            Some(_) => Err(err(ErrorCode::InvalidClient)),
-            None if !app.confidential => Ok(app),
-            None => Err(err(ErrorCode::InvalidClient)),
+            Some(s) => self
+                .verify_client_secret(client_id, s)
+                .await?
+                .ok_or_else(|| err(ErrorCode::InvalidClient)),
+            None => match self.store.find_application_by_uid(client_id).await? {
+                Some((app, _)) if !app.confidential => Ok(app),
+                _ => Err(err(ErrorCode::InvalidClient)),
+            },
         }
     }
 

@@ -7,7 +7,10 @@ use async_trait::async_trait;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 
-use crate::application::{Application, ApplicationUpdate, NewApplication, Ownership};
+use crate::application::{
+    Application, ApplicationUpdate, NewApplication, NewSecret, Ownership, Retire, SecretDeletion,
+    SecretInfo,
+};
 use crate::audit::{AuditEvent, NewAuditEvent};
 use crate::group::{
     Group, GroupUpdate, Membership, MembershipUpdate, NewGroup, NewMembership, Visibility,
@@ -118,12 +121,34 @@ pub trait Transaction: Send {
         updated_at: i64,
     ) -> Result<Option<Application>, StoreError>;
 
+    /// Give an application a new secret; its live secrets die at once or
+    /// expire by `retire`. `None` if no such application (within `scope`).
     async fn renew_application_secret(
         &mut self,
         id: i64,
         scope: Ownership,
-        secret_digest: &str,
-    ) -> Result<Option<Application>, StoreError>;
+        secret: NewSecret,
+        retire: Retire,
+    ) -> Result<Option<(Application, SecretInfo)>, StoreError>;
+
+    /// Delete one of an application's secrets, unless it is its last live
+    /// one at `now`.
+    async fn delete_application_secret(
+        &mut self,
+        application_id: i64,
+        secret_id: i64,
+        now: i64,
+    ) -> Result<SecretDeletion, StoreError>;
+
+    /// The leak response: every secret, grant, device grant and token of
+    /// the application dies, and `secret` becomes its only secret.
+    async fn revoke_all_of_application(
+        &mut self,
+        id: i64,
+        scope: Ownership,
+        secret: NewSecret,
+        now: i64,
+    ) -> Result<Option<(Application, SecretInfo)>, StoreError>;
 
     /// A user, locked until the unit ends (PostgreSQL).
     async fn find_user(&mut self, id: i64) -> Result<Option<User>, StoreError>;

@@ -4,7 +4,8 @@ use std::sync::LazyLock;
 
 use async_trait::async_trait;
 use latchkey_core::application::{
-    join_grant_types, Application, ApplicationStore, ApplicationUpdate, NewApplication, Ownership,
+    join_grant_types, Application, ApplicationStore, ApplicationUpdate, ClientSecret,
+    NewApplication, NewSecret, Ownership, SecretInfo,
 };
 use latchkey_core::pagination::{PageRequest, MAX_PER_PAGE};
 use latchkey_core::store::{StoreError, COUNT_CAP};
@@ -71,7 +72,6 @@ const FIND: &str = concat!(
     " FROM oauth_applications WHERE id = $1"
 );
 const DELETE: &str = "DELETE FROM oauth_applications WHERE id = $1";
-const RENEW: &str = "UPDATE oauth_applications SET secret_digest = $2 WHERE id = $1";
 const COUNT_OWNED: &str = "SELECT COUNT(*) FROM oauth_applications WHERE owner_id = $1";
 const PAGE_OWNED: &str = concat!(
     "SELECT ",
@@ -91,11 +91,6 @@ const UPDATE: &str = concat!(
          trusted = COALESCE($6, trusted), updated_at = $7, grant_types = COALESCE($8, grant_types)
      WHERE id = $1 RETURNING ",
     app_columns!()
-);
-const BY_UID: &str = concat!(
-    "SELECT ",
-    app_columns!(),
-    ", secret_digest FROM oauth_applications WHERE uid = $1"
 );
 
 /// `statement` (whose only condition so far is `id = $1`, and whose
@@ -152,7 +147,15 @@ pub(crate) async fn insert(
         join_grant_types(&a.grant_types),
         a.group_id,
     ];
-    app_from_row(&mut query_one(c, INSERT, &params).await?)
+    let app = app_from_row(&mut query_one(c, INSERT, &params).await?)?;
+    let first = NewSecret {
+        digest: a.secret_digest.clone(),
+        hint: a.secret_hint.clone(),
+        created_at: a.created_at,
+        expires_at: None,
+    };
+    crate::secrets::insert(c, app.id, &first).await?;
+    Ok(app)
 }
 
 /// Delete an application (with its grants and tokens); whether it was there.
@@ -206,24 +209,13 @@ pub(crate) async fn update(
     query_opt_as(c, UPDATE, &params, app_from_row).await
 }
 
-/// Give an application a new secret digest; as it is now, if it exists.
-pub(crate) async fn renew(
-    c: &mut dyn Conn,
-    id: i64,
-    scope: Ownership,
-    secret_digest: &str,
-) -> Result<Option<Application>, StoreError> {
-    let returning = concat!(" RETURNING ", app_columns!());
-    let (sql, params) = scoped(RENEW, scope, returning, id, params![secret_digest].into());
-    query_opt_as(c, &sql, &params, app_from_row).await
-}
-
 #[async_trait]
 impl<B: Backend> ApplicationStore for SqlStore<B> {
     async fn insert_application(&self, a: NewApplication) -> Result<Application, StoreError> {
         let owned = a.owner_id.is_some();
+        // The application and its first secret, together.
         let created = self
-            .run(Access::WRITE, move |c| {
+            .run(Access::TRANSACTION, move |c| {
                 Box::pin(async move { insert(c, &a).await })
             })
             .await;
@@ -297,15 +289,31 @@ impl<B: Backend> ApplicationStore for SqlStore<B> {
         done
     }
 
-    async fn renew_application_secret(
+    async fn application_secrets(
         &self,
-        id: i64,
-        scope: Ownership,
-        secret_digest: &str,
-    ) -> Result<Option<Application>, StoreError> {
-        let secret_digest = secret_digest.to_owned();
-        self.run(Access::WRITE, move |c| {
-            Box::pin(async move { renew(c, id, scope, &secret_digest).await })
+        application_id: i64,
+        now: i64,
+    ) -> Result<Vec<SecretInfo>, StoreError> {
+        self.run(Access::POINT, move |c| {
+            Box::pin(async move { crate::secrets::live(c, application_id, now).await })
+        })
+        .await
+    }
+
+    async fn record_secret_usage(&self, mut used: Vec<(i64, i64)>) -> Result<u64, StoreError> {
+        if used.is_empty() {
+            return Ok(0);
+        }
+        // In id order, as tokens' (two instances never deadlock).
+        used.sort_unstable();
+        self.run(Access::TRANSACTION, move |c| {
+            Box::pin(async move {
+                let mut changed = 0;
+                for (id, at) in used {
+                    changed += c.execute(crate::secrets::TOUCH, &params![id, at]).await?;
+                }
+                Ok(changed)
+            })
         })
         .await
     }
@@ -363,11 +371,14 @@ impl<B: Backend> ApplicationStore for SqlStore<B> {
     async fn find_application_by_uid(
         &self,
         application_id: &str,
-    ) -> Result<Option<(Application, String)>, StoreError> {
+    ) -> Result<Option<(Application, Vec<ClientSecret>)>, StoreError> {
         // Every client authentication at /oauth/token starts here.
-        self.read_opt(BY_UID, params![application_id], |row| {
-            Ok((app_from_row(row)?, row.text("secret_digest")?))
-        })
-        .await
+        let uid = application_id.to_owned();
+        let rows = self
+            .run(Access::POINT, move |c| {
+                Box::pin(async move { c.query(crate::secrets::BY_UID, &params![uid]).await })
+            })
+            .await?;
+        crate::secrets::with_secrets(rows)
     }
 }

@@ -20,6 +20,7 @@ mod members;
 mod oauth;
 mod registrations;
 mod rows;
+mod secrets;
 mod sessions;
 mod signing_keys;
 mod tokens;
@@ -39,7 +40,7 @@ const SPENT_TOKEN_RETENTION_MS: i64 = 7 * 24 * 3600 * 1000;
 const THROTTLE_RETENTION_MS: i64 = 3600 * 1000;
 
 /// What can never be used again, each with its cut-off (`$1`).
-const EXPIRED: [&str; 6] = [
+const EXPIRED: [&str; 7] = [
     "DELETE FROM oauth_access_tokens WHERE revoked_at < $1
         OR (expires_at < $1 AND (refresh_digest IS NULL OR refreshed_at IS NOT NULL))",
     "DELETE FROM oauth_access_grants WHERE expires_at < $1",
@@ -47,6 +48,7 @@ const EXPIRED: [&str; 6] = [
     "DELETE FROM login_throttles WHERE window_start < $1",
     "DELETE FROM device_grants WHERE expires_at < $1",
     "DELETE FROM signing_keys WHERE retired_at < $1",
+    secrets::DELETE_EXPIRED,
 ];
 
 #[async_trait]
@@ -74,6 +76,7 @@ impl<B: Backend> Store for SqlStore<B> {
             now - THROTTLE_RETENTION_MS,
             now,
             now - latchkey_core::oidc::RETIRED_KEY_PUBLISHED_MS,
+            now,
         ];
         self.run(Access::TRANSACTION, move |c| {
             Box::pin(async move {

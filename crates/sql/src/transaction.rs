@@ -3,7 +3,10 @@
 //! transaction of the backend.
 
 use async_trait::async_trait;
-use latchkey_core::application::{Application, ApplicationUpdate, NewApplication, Ownership};
+use latchkey_core::application::{
+    Application, ApplicationUpdate, NewApplication, NewSecret, Ownership, Retire, SecretDeletion,
+    SecretInfo,
+};
 use latchkey_core::audit::{AuditEvent, NewAuditEvent};
 use latchkey_core::group::{
     Group, GroupUpdate, Membership, MembershipUpdate, NewGroup, NewMembership, Visibility,
@@ -18,8 +21,8 @@ use crate::backend::{Access, Backend, Dialect, SqlStore};
 use crate::conn::{query_opt_as, Conn};
 use crate::rows::token_from_row;
 use crate::{
-    applications, audit, device_grants, groups, members, oauth, params, registrations, sessions,
-    signing_keys, tokens, users,
+    applications, audit, device_grants, groups, members, oauth, params, registrations, secrets,
+    sessions, signing_keys, tokens, users,
 };
 
 const REVOKE_APPLICATION_TOKENS: &str =
@@ -97,9 +100,36 @@ impl Transaction for SqlTransaction<'_> {
         &mut self,
         id: i64,
         scope: Ownership,
-        secret_digest: &str,
-    ) -> Result<Option<Application>, StoreError> {
-        applications::renew(self.c, id, scope, secret_digest).await
+        secret: NewSecret,
+        retire: Retire,
+    ) -> Result<Option<(Application, SecretInfo)>, StoreError> {
+        secrets::renew(self.c, id, scope, secret, retire, self.dialect.row_lock()).await
+    }
+
+    async fn delete_application_secret(
+        &mut self,
+        application_id: i64,
+        secret_id: i64,
+        now: i64,
+    ) -> Result<SecretDeletion, StoreError> {
+        secrets::delete_one(
+            self.c,
+            application_id,
+            secret_id,
+            now,
+            self.dialect.row_lock(),
+        )
+        .await
+    }
+
+    async fn revoke_all_of_application(
+        &mut self,
+        id: i64,
+        scope: Ownership,
+        secret: NewSecret,
+        now: i64,
+    ) -> Result<Option<(Application, SecretInfo)>, StoreError> {
+        secrets::revoke_all(self.c, id, scope, secret, now, self.dialect.row_lock()).await
     }
 
     async fn find_user(&mut self, id: i64) -> Result<Option<User>, StoreError> {

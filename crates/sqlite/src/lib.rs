@@ -368,13 +368,14 @@ mod tests {
                 .unwrap(),
             None
         );
-        assert_eq!(
-            store
-                .find_application_by_uid(&app.application_id)
-                .await
-                .unwrap(),
-            Some((app.clone(), "d".repeat(64)))
-        );
+        let (found, secrets) = store
+            .find_application_by_uid(&app.application_id)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(found, app);
+        assert_eq!(secrets.len(), 1);
+        assert_eq!(secrets[0].digest, "d".repeat(64));
         let page = PageRequest {
             page: 1,
             per_page: 20,
@@ -406,6 +407,7 @@ mod tests {
         NewApplication {
             application_id: uid.to_owned(),
             secret_digest: "d".repeat(64),
+            secret_hint: String::new(),
             name: uid.to_owned(),
             redirect_uri: "https://x/cb".to_owned(),
             scopes: Scopes::from_stored("api"),

@@ -17,10 +17,13 @@ use std::time::Duration;
 
 use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt, TryStreamExt};
-use latchkey_core::application::{Application, ApplicationUpdate, NewApplication, Ownership};
+use latchkey_core::application::{
+    Application, ApplicationUpdate, NewApplication, NewSecret, Ownership, Retire, SecretInfo,
+};
 use latchkey_core::oauth::{NewGrant, NewOAuthToken, NewSession, OAuthToken, PkceMethod};
 use latchkey_core::pagination::PageRequest;
 use latchkey_core::scopes::Scopes;
+use latchkey_core::store::in_transaction;
 use latchkey_core::store::{Store, StoreError, STREAM_BATCH};
 use latchkey_core::token::NewToken;
 use latchkey_core::user::{NewUser, User, UserFilter, UserState, UserUpdate};
@@ -377,6 +380,7 @@ fn new_app(uid: &str, owner_id: Option<i64>) -> NewApplication {
     NewApplication {
         application_id: uid.to_owned(),
         secret_digest: format!("digest-of-{uid}"),
+        secret_hint: "-uid".to_owned(),
         name: format!("App {uid}"),
         redirect_uri: "https://app.example/callback\nhttps://app.example/other".to_owned(),
         scopes: Scopes::from_stored("api read_user"),
@@ -829,53 +833,137 @@ async fn scenario_delete_application(store: Arc<dyn Store>) {
     app(&store, "instance", None).await;
 }
 
+/// The digests of the application's secrets that are live at `now`.
+async fn live_digests(store: &Arc<dyn Store>, uid: &str, now: i64) -> Vec<String> {
+    let (_, secrets) = store
+        .find_application_by_uid(uid)
+        .await
+        .expect("find")
+        .expect("the application");
+    secrets
+        .into_iter()
+        .filter(|s| s.is_live(now))
+        .map(|s| s.digest)
+        .collect()
+}
+
+fn new_secret(digest: &str, at: i64, expires_at: Option<i64>) -> NewSecret {
+    NewSecret {
+        digest: digest.to_owned(),
+        hint: "hint".to_owned(),
+        created_at: at,
+        expires_at,
+    }
+}
+
+async fn renew(
+    store: &Arc<dyn Store>,
+    id: i64,
+    scope: Ownership,
+    secret: NewSecret,
+    retire: Retire,
+) -> Option<(Application, SecretInfo)> {
+    in_transaction(&**store, move |tx| {
+        Box::pin(async move { tx.renew_application_secret(id, scope, secret, retire).await })
+    })
+    .await
+    .expect("renew")
+}
+
 async fn scenario_renew_application_secret(store: Arc<dyn Store>) {
     let owner = user(&store, "owner").await;
     let instance = app(&store, "instance", None).await;
     let owned = app(&store, "owned", Some(owner.id)).await;
+    assert_eq!(
+        live_digests(&store, "instance", T0).await,
+        ["digest-of-instance"]
+    );
 
-    let renewed = store
-        .renew_application_secret(instance.id, Ownership::Instance, "new-digest")
-        .await
-        .expect("renew");
-    assert_eq!(renewed.as_ref(), Some(&instance));
-    let (found, digest) = store
-        .find_application_by_uid("instance")
-        .await
-        .expect("find")
-        .expect("the application");
-    assert_eq!(found, instance);
-    assert_eq!(digest, "new-digest");
+    // As GitLab: the previous secret dies at once.
+    let (renewed, info) = renew(
+        &store,
+        instance.id,
+        Ownership::Instance,
+        new_secret("new-digest", T0 + 1, None),
+        Retire::Now,
+    )
+    .await
+    .expect("renewed");
+    assert_eq!(renewed, instance);
+    assert_eq!(
+        (info.hint.as_deref(), info.expires_at),
+        (Some("hint"), None)
+    );
+    assert_eq!(
+        live_digests(&store, "instance", T0 + 1).await,
+        ["new-digest"]
+    );
 
-    // Owned: refused in the instance scope, digest unchanged.
-    let renewed = store
-        .renew_application_secret(owned.id, Ownership::Instance, "nope")
-        .await
-        .expect("renew");
-    assert_eq!(renewed, None);
-    let (_, digest) = store
-        .find_application_by_uid("owned")
-        .await
-        .expect("find")
-        .expect("the application");
-    assert_eq!(digest, "digest-of-owned");
-    let renewed = store
-        .renew_application_secret(owned.id, Ownership::Any, "owned-new")
-        .await
-        .expect("renew");
-    assert_eq!(renewed.as_ref(), Some(&owned));
-    let (_, digest) = store
-        .find_application_by_uid("owned")
-        .await
-        .expect("find")
-        .expect("the application");
-    assert_eq!(digest, "owned-new");
+    // Owned: refused in the instance scope, secrets unchanged.
+    let refused = renew(
+        &store,
+        owned.id,
+        Ownership::Instance,
+        new_secret("nope", T0, None),
+        Retire::Now,
+    )
+    .await;
+    assert_eq!(refused, None);
+    assert_eq!(live_digests(&store, "owned", T0).await, ["digest-of-owned"]);
 
-    let renewed = store
-        .renew_application_secret(owned.id + 100, Ownership::Any, "x")
+    // With a grace period: the old one lives until then, the new one
+    // (which expires itself) from now.
+    let (_, info) = renew(
+        &store,
+        owned.id,
+        Ownership::Any,
+        new_secret("owned-new", T0 + 10, Some(T0 + 5_000)),
+        Retire::At(T0 + 1_000),
+    )
+    .await
+    .expect("renewed");
+    assert_eq!(info.expires_at, Some(T0 + 5_000));
+    assert_eq!(
+        live_digests(&store, "owned", T0 + 999).await,
+        ["digest-of-owned", "owned-new"]
+    );
+    assert_eq!(
+        live_digests(&store, "owned", T0 + 1_000).await,
+        ["owned-new"]
+    );
+    // A later grace never lengthens an earlier expiry.
+    renew(
+        &store,
+        owned.id,
+        Ownership::Any,
+        new_secret("third", T0 + 20, None),
+        Retire::At(T0 + 9_000),
+    )
+    .await
+    .expect("renewed");
+    assert_eq!(
+        live_digests(&store, "owned", T0 + 4_999).await,
+        ["owned-new", "third"]
+    );
+    assert_eq!(live_digests(&store, "owned", T0 + 5_000).await, ["third"]);
+    let listed = store
+        .application_secrets(owned.id, T0 + 500)
         .await
-        .expect("renew");
-    assert_eq!(renewed, None);
+        .expect("list");
+    assert_eq!(listed.len(), 3);
+    assert!(listed.windows(2).all(|w| w[0].id < w[1].id));
+
+    assert_eq!(
+        renew(
+            &store,
+            owned.id + 100,
+            Ownership::Any,
+            new_secret("x", T0, None),
+            Retire::Now
+        )
+        .await,
+        None
+    );
 }
 
 async fn scenario_find_application_by_uid(store: Arc<dyn Store>) {
@@ -889,7 +977,9 @@ async fn scenario_find_application_by_uid(store: Arc<dyn Store>) {
         .expect("find")
         .expect("the application");
     assert_eq!(found, instance);
-    assert_eq!(digest, "digest-of-the-client-id");
+    assert_eq!(digest.len(), 1);
+    assert_eq!(digest[0].digest, "digest-of-the-client-id");
+    assert_eq!(digest[0].expires_at, None);
     // Any owner.
     let (found, _) = store
         .find_application_by_uid("owned-client-id")
@@ -1014,7 +1104,7 @@ async fn scenario_update_application(store: Arc<dyn Store>) {
         .await
         .expect("find")
         .expect("the application");
-    assert_eq!(digest, "digest-of-a");
+    assert_eq!(digest[0].digest, "digest-of-a");
 
     // No change at all still answers with the application.
     let same = store
@@ -3321,3 +3411,6 @@ mod profiles;
 
 #[path = "conformance/groups.rs"]
 mod groups;
+
+#[path = "conformance/secrets.rs"]
+mod secrets;

@@ -55,6 +55,7 @@ impl World {
             .insert_application(NewApplication {
                 application_id: "flows-client".to_owned(),
                 secret_digest: secret::digest(SECRET),
+                secret_hint: String::new(),
                 name: "Flows".to_owned(),
                 redirect_uri: REDIRECT.to_owned(),
                 scopes: Scopes::from_stored("api read_user openid profile"),

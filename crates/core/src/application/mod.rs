@@ -1,6 +1,9 @@
 //! OAuth applications: the domain type and Doorkeeper's model validation.
 
+mod secrets;
 mod service;
+
+pub use secrets::Renewal;
 
 pub(crate) use service::application_event;
 
@@ -124,11 +127,87 @@ pub fn split_grant_types(stored: Option<String>) -> Option<Vec<String>> {
     stored.map(|s| s.split_whitespace().map(str::to_owned).collect())
 }
 
+/// One of an application's secrets, as client authentication checks it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ClientSecret {
+    pub id: i64,
+    pub digest: String,
+    pub expires_at: Option<i64>,
+}
+
+impl std::fmt::Debug for ClientSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "ClientSecret({}, expires {:?})",
+            self.id, self.expires_at
+        )
+    }
+}
+
+impl ClientSecret {
+    /// Does it still authenticate at `now` (ms)?
+    pub fn is_live(&self, now: i64) -> bool {
+        self.expires_at.is_none_or(|at| at > now)
+    }
+}
+
+/// What the secrets list shows of a secret: never its value, nor its
+/// digest; the last characters of the value as a hint (none for secrets
+/// made before hints were kept).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretInfo {
+    pub id: i64,
+    pub hint: Option<String>,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+    pub last_used_at: Option<i64>,
+}
+
+/// A new secret of an application.
+#[derive(Debug, Clone)]
+pub struct NewSecret {
+    pub digest: String,
+    pub hint: String,
+    pub created_at: i64,
+    pub expires_at: Option<i64>,
+}
+
+/// What becomes of an application's live secrets when a new one is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retire {
+    /// They die at once (GitLab's renewal).
+    Now,
+    /// Each expires at this instant (ms), or sooner if it already would.
+    At(i64),
+}
+
+/// What deleting one secret did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecretDeletion {
+    Deleted,
+    /// No such secret of that application.
+    NotFound,
+    /// It is the application's last live secret: kept.
+    LastLive,
+}
+
+/// How many characters of a secret its hint shows.
+pub const HINT_CHARS: usize = 4;
+
+/// The hint of a secret's value: its last characters.
+pub fn secret_hint(value: &str) -> String {
+    let n = value.chars().count();
+    value.chars().skip(n.saturating_sub(HINT_CHARS)).collect()
+}
+
 /// What the store needs to insert an application.
 #[derive(Debug, Clone)]
 pub struct NewApplication {
     pub application_id: String,
     pub secret_digest: String,
+    /// The hint of its first secret (see [`secret_hint`]).
+    pub secret_hint: String,
     pub name: String,
     pub redirect_uri: String,
     pub scopes: Scopes,
@@ -345,14 +424,16 @@ pub trait ApplicationStore: Send + Sync {
     /// application (within `scope`) existed.
     async fn delete_application(&self, id: i64, scope: Ownership) -> Result<bool, StoreError>;
 
-    /// Replace an application's secret digest in one statement. `None` if
-    /// no such application (within `scope`) exists.
-    async fn renew_application_secret(
+    /// An application's live secrets at `now`, oldest first.
+    async fn application_secrets(
         &self,
-        id: i64,
-        scope: Ownership,
-        secret_digest: &str,
-    ) -> Result<Option<Application>, StoreError>;
+        application_id: i64,
+        now: i64,
+    ) -> Result<Vec<SecretInfo>, StoreError>;
+
+    /// Write when secrets were last used: `(secret id, ms)`, never moving
+    /// a time backwards; how many changed.
+    async fn record_secret_usage(&self, used: Vec<(i64, i64)>) -> Result<u64, StoreError>;
 
     /// One page of a group's applications, ordered by id, and the total.
     async fn list_group_applications(
@@ -376,11 +457,12 @@ pub trait ApplicationStore: Send + Sync {
         updated_at: i64,
     ) -> Result<Option<Application>, StoreError>;
 
-    /// An application by its OAuth client_id, with its secret digest.
+    /// An application by its OAuth client_id, with its secrets (expired
+    /// ones too, until the background sweep removes them).
     async fn find_application_by_uid(
         &self,
         application_id: &str,
-    ) -> Result<Option<(Application, String)>, StoreError>;
+    ) -> Result<Option<(Application, Vec<ClientSecret>)>, StoreError>;
 }
 
 /// Input for changing an application: `None` keeps the current value.

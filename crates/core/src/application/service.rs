@@ -121,6 +121,7 @@ impl Services {
         let new = NewApplication {
             application_id: secret::random_hex(32)?,
             secret_digest: secret::digest(secret.expose()),
+            secret_hint: secret_hint(secret.expose()),
             name: valid.name,
             redirect_uri: valid.redirect_uri,
             scopes: valid.scopes,
@@ -281,50 +282,5 @@ impl Services {
         } else {
             Err(ServiceError::NotFound)
         }
-    }
-
-    /// A new secret; the old one stops working at once.
-    pub async fn renew_application_secret(
-        &self,
-        ctx: &Context,
-        id: i64,
-        scope: Ownership,
-    ) -> Result<(Application, Plaintext), ServiceError> {
-        let secret = self.new_application_secret()?;
-        let digest = secret::digest(secret.expose());
-        let (ctx, now) = (ctx.clone(), self.now_ms());
-        let app = self
-            .changing_auth(self.unit(move |tx| {
-                Box::pin(async move {
-                    let renewed = tx.renew_application_secret(id, scope, &digest).await?;
-                    if let Some(app) = &renewed {
-                        let event = application_event(
-                            &ctx,
-                            now,
-                            "oauth_application_secret_renewed",
-                            app,
-                            "OAuth application secret renewed",
-                        );
-                        tx.record_audit(event).await?;
-                    }
-                    Ok(renewed)
-                })
-            }))
-            .await?
-            .ok_or(ServiceError::NotFound)?;
-        Ok((app, secret))
-    }
-
-    /// The application whose client_id and secret these are, if they match.
-    /// The digest comparison is constant-time.
-    pub async fn verify_client_secret(
-        &self,
-        application_id: &str,
-        presented_secret: &str,
-    ) -> Result<Option<Application>, ServiceError> {
-        let found = self.store.find_application_by_uid(application_id).await?;
-        Ok(found
-            .filter(|(_, digest)| secret::verify(presented_secret, digest))
-            .map(|(app, _)| app))
     }
 }

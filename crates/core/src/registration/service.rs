@@ -155,6 +155,7 @@ impl Services {
         let new = NewApplication {
             application_id: secret::random_hex(32)?,
             secret_digest: secret::digest(secret_value.expose()),
+            secret_hint: crate::application::secret_hint(secret_value.expose()),
             name: checked.name,
             redirect_uri: checked.redirect_uri,
             scopes: checked.scopes,

@@ -17,6 +17,7 @@ pub const MIN_INTERVAL_MS: i64 = 60_000;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Credential {
     PersonalAccessToken,
+    ApplicationSecret,
 }
 
 pub(crate) type Key = (Credential, i64);

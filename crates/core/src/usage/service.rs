@@ -12,11 +12,20 @@ impl Services {
         if taken.is_empty() {
             return Ok(0);
         }
-        let tokens: Vec<(i64, i64)> = taken
-            .iter()
-            .map(|((Credential::PersonalAccessToken, id), at)| (*id, *at))
-            .collect();
-        match self.store.record_token_usage(tokens).await {
+        let of = |kind: Credential| -> Vec<(i64, i64)> {
+            taken
+                .iter()
+                .filter(|((k, _), _)| *k == kind)
+                .map(|((_, id), at)| (*id, *at))
+                .collect()
+        };
+        let tokens = of(Credential::PersonalAccessToken);
+        let secrets = of(Credential::ApplicationSecret);
+        let written = async {
+            let n = self.store.record_token_usage(tokens).await?;
+            Ok::<u64, crate::error::StoreError>(n + self.store.record_secret_usage(secrets).await?)
+        };
+        match written.await {
             Ok(n) => Ok(n),
             Err(e) => {
                 self.usage.restore(taken);

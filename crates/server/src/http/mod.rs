@@ -20,6 +20,7 @@ pub mod pagination;
 pub mod params;
 pub mod request_id;
 pub mod router;
+pub mod secrets;
 pub mod tokens;
 pub mod user_applications;
 pub mod user_entities;

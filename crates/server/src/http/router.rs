@@ -36,6 +36,18 @@ pub fn router(state: AppState) -> Router {
             post(applications::renew_secret),
         )
         .route(
+            "/applications/{id}/secrets",
+            get(applications::list_secrets),
+        )
+        .route(
+            "/applications/{id}/secrets/{secret_id}",
+            delete(applications::delete_secret),
+        )
+        .route(
+            "/applications/{id}/revoke-all",
+            post(applications::revoke_all),
+        )
+        .route(
             "/user/applications",
             post(user_applications::create).get(user_applications::list),
         )
@@ -44,6 +56,22 @@ pub fn router(state: AppState) -> Router {
             get(user_applications::get)
                 .put(user_applications::update)
                 .delete(user_applications::delete),
+        )
+        .route(
+            "/user/applications/{id}/renew-secret",
+            post(user_applications::renew_secret),
+        )
+        .route(
+            "/user/applications/{id}/secrets",
+            get(user_applications::list_secrets),
+        )
+        .route(
+            "/user/applications/{id}/secrets/{secret_id}",
+            delete(user_applications::delete_secret),
+        )
+        .route(
+            "/user/applications/{id}/revoke-all",
+            post(user_applications::revoke_all),
         )
         .route("/users", get(users::list).post(users::create))
         .route(
@@ -95,6 +123,22 @@ pub fn router(state: AppState) -> Router {
             get(group_applications::get)
                 .put(group_applications::update)
                 .delete(group_applications::delete),
+        )
+        .route(
+            "/groups/{id}/applications/{application_id}/renew-secret",
+            post(group_applications::renew_secret),
+        )
+        .route(
+            "/groups/{id}/applications/{application_id}/secrets",
+            get(group_applications::list_secrets),
+        )
+        .route(
+            "/groups/{id}/applications/{application_id}/secrets/{secret_id}",
+            delete(group_applications::delete_secret),
+        )
+        .route(
+            "/groups/{id}/applications/{application_id}/revoke-all",
+            post(group_applications::revoke_all),
         )
         .route("/audit_events", get(audit_events::list))
         .route("/audit_events/{id}", get(audit_events::get));

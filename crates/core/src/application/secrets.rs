@@ -1,0 +1,204 @@
+//! Applications' secrets: renewal with or without a grace period, the
+//! list, deleting one, revoking everything, and client authentication
+//! against every live secret.
+
+use crate::audit::NewAuditEvent;
+use crate::context::Context;
+use crate::secret;
+use crate::service::{Plaintext, ServiceError, Services};
+use crate::usage::Credential;
+
+use super::*;
+
+/// How a renewal treats the secrets before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Renewal {
+    /// Seconds the previous live secrets keep working (`None`: they die
+    /// at once, as GitLab's renewal).
+    pub grace_seconds: Option<i64>,
+    /// Seconds the new secret works (`None`: until replaced).
+    pub lifetime_seconds: Option<i64>,
+}
+
+fn seconds_to_ms(s: i64) -> i64 {
+    s.saturating_mul(1000)
+}
+
+/// The secret of `secrets` that `presented` is, if one is and is live.
+/// Every live digest is compared, each in constant time.
+fn matching(secrets: &[ClientSecret], presented: &str, now: i64) -> Option<i64> {
+    let mut found = None;
+    for s in secrets.iter().filter(|s| s.is_live(now)) {
+        if secret::verify(presented, &s.digest) && found.is_none() {
+            found = Some(s.id);
+        }
+    }
+    found
+}
+
+impl Services {
+    fn new_secret(
+        &self,
+        lifetime_seconds: Option<i64>,
+    ) -> Result<(Plaintext, NewSecret), ServiceError> {
+        let value = self.new_application_secret()?;
+        let now = self.now_ms();
+        let new = NewSecret {
+            digest: secret::digest(value.expose()),
+            hint: secret_hint(value.expose()),
+            created_at: now,
+            expires_at: lifetime_seconds.map(|s| now.saturating_add(seconds_to_ms(s))),
+        };
+        Ok((value, new))
+    }
+
+    /// A new secret. As GitLab: every previous secret dies at once; with
+    /// a grace period, each live one expires by then instead. The
+    /// application's tokens are not touched.
+    pub async fn renew_application_secret(
+        &self,
+        ctx: &Context,
+        id: i64,
+        scope: Ownership,
+        renewal: Renewal,
+    ) -> Result<(Application, Plaintext, SecretInfo), ServiceError> {
+        let (value, new) = self.new_secret(renewal.lifetime_seconds)?;
+        let (ctx, now) = (ctx.clone(), self.now_ms());
+        let retire = match renewal.grace_seconds {
+            None => Retire::Now,
+            Some(s) => Retire::At(now.saturating_add(seconds_to_ms(s))),
+        };
+        let (app, info) = self
+            .unit(move |tx| {
+                Box::pin(async move {
+                    let renewed = tx.renew_application_secret(id, scope, new, retire).await?;
+                    if let Some((app, info)) = &renewed {
+                        let mut event = application_event(
+                            &ctx,
+                            now,
+                            "oauth_application_secret_renewed",
+                            app,
+                            "OAuth application secret renewed",
+                        )
+                        .detail("secret_id", info.id);
+                        if let Retire::At(at) = retire {
+                            event = event.detail("previous_secrets_expire_at", at);
+                        }
+                        if let Some(at) = info.expires_at {
+                            event = event.detail("expires_at", at);
+                        }
+                        tx.record_audit(event).await?;
+                    }
+                    Ok(renewed)
+                })
+            })
+            .await?
+            .ok_or(ServiceError::NotFound)?;
+        Ok((app, value, info))
+    }
+
+    /// An application's live secrets (never a value).
+    pub async fn application_secrets(&self, id: i64) -> Result<Vec<SecretInfo>, ServiceError> {
+        Ok(self.store.application_secrets(id, self.now_ms()).await?)
+    }
+
+    /// Delete one secret at once; never the last live one.
+    pub async fn delete_application_secret(
+        &self,
+        ctx: &Context,
+        app: &Application,
+        secret_id: i64,
+    ) -> Result<SecretDeletion, ServiceError> {
+        let (ctx, now, app) = (ctx.clone(), self.now_ms(), app.clone());
+        Ok(self
+            .unit(move |tx| {
+                Box::pin(async move {
+                    let done = tx.delete_application_secret(app.id, secret_id, now).await?;
+                    if done == SecretDeletion::Deleted {
+                        let event: NewAuditEvent = application_event(
+                            &ctx,
+                            now,
+                            "oauth_application_secret_deleted",
+                            &app,
+                            "OAuth application secret deleted",
+                        )
+                        .detail("secret_id", secret_id);
+                        tx.record_audit(event).await?;
+                    }
+                    Ok(done)
+                })
+            })
+            .await?)
+    }
+
+    /// The leak response: every secret, code, device grant and token of
+    /// the application dies in one unit, and a fresh secret is returned.
+    pub async fn revoke_all_of_application(
+        &self,
+        ctx: &Context,
+        id: i64,
+        scope: Ownership,
+    ) -> Result<(Application, Plaintext, SecretInfo), ServiceError> {
+        let (value, new) = self.new_secret(None)?;
+        let (ctx, now) = (ctx.clone(), self.now_ms());
+        let (app, info) = self
+            .changing_auth(self.unit(move |tx| {
+                Box::pin(async move {
+                    let done = tx.revoke_all_of_application(id, scope, new, now).await?;
+                    if let Some((app, info)) = &done {
+                        let event = application_event(
+                            &ctx,
+                            now,
+                            "oauth_application_revoked_all",
+                            app,
+                            "OAuth application secrets, grants and tokens revoked",
+                        )
+                        .detail("secret_id", info.id);
+                        tx.record_audit(event).await?;
+                    }
+                    Ok(done)
+                })
+            }))
+            .await?
+            .ok_or(ServiceError::NotFound)?;
+        Ok((app, value, info))
+    }
+
+    /// The application whose client_id and secret these are, if the
+    /// secret is one of its live ones (each compared in constant time);
+    /// its use is noted.
+    pub async fn verify_client_secret(
+        &self,
+        application_id: &str,
+        presented_secret: &str,
+    ) -> Result<Option<Application>, ServiceError> {
+        let Some((app, secrets)) = self.store.find_application_by_uid(application_id).await? else {
+            return Ok(None);
+        };
+        let now = self.now_ms();
+        Ok(matching(&secrets, presented_secret, now).map(|id| {
+            self.usage.note(Credential::ApplicationSecret, id, now);
+            app
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_live_secrets_match() {
+        let s = |id: i64, value: &str, expires_at: Option<i64>| ClientSecret {
+            id,
+            digest: secret::digest(value),
+            expires_at,
+        };
+        let secrets = [s(1, "old", Some(100)), s(2, "new", None)];
+        assert_eq!(matching(&secrets, "new", 50), Some(2));
+        assert_eq!(matching(&secrets, "old", 50), Some(1));
+        assert_eq!(matching(&secrets, "old", 100), None, "expired at 100");
+        assert_eq!(matching(&secrets, "nope", 50), None);
+        assert_eq!(secret_hint("gloas-abcdef"), "cdef");
+    }
+}
