@@ -352,71 +352,29 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// An instance application named by a route, for an administrator.
-async fn instance_app(
-    state: &AppState,
-    headers: &HeaderMap,
-    params: &Params,
-    id: &str,
-    need: Need,
-) -> Result<(Caller, secrets::Found), ApiError> {
-    let caller = authenticate_admin(state, headers, params, need).await?;
-    let id = parse_id(id)?.ok_or(ApiError::NotFound("Application"))?;
-    let app = state
-        .services
-        .find_application(id, Ownership::Instance)
-        .await
-        .map_err(not_found)?;
-    let found = secrets::Found {
-        app,
-        scope: Ownership::Instance,
-    };
-    Ok((caller, found))
-}
-
-/// GitLab's renewal (every previous secret dies at once), or with
-/// `expires_in` a grace period for them (an extension).
-pub async fn renew_secret(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    params: Params,
-) -> Result<Response, ApiError> {
-    let renewal = secrets::renewal(&params)?;
-    let (caller, found) = instance_app(&state, &headers, &params, &id, Need::Write).await?;
-    secrets::renew(&state, &caller, found, renewal).await
-}
-
-pub async fn list_secrets(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    method: Method,
-    headers: HeaderMap,
-    params: Params,
-) -> Result<Response, ApiError> {
-    let need = Need::for_method(&method);
-    let (_, found) = instance_app(&state, &headers, &params, &id, need).await?;
-    secrets::list(&state, found).await
-}
-
-pub async fn delete_secret(
-    State(state): State<AppState>,
-    Path((id, secret_id)): Path<(String, String)>,
-    headers: HeaderMap,
-    params: Params,
-) -> Result<Response, ApiError> {
-    let (caller, found) = instance_app(&state, &headers, &params, &id, Need::Write).await?;
-    secrets::delete(&state, &caller, found, &secret_id).await
-}
-
-pub async fn revoke_all(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    params: Params,
-) -> Result<Response, ApiError> {
-    let (caller, found) = instance_app(&state, &headers, &params, &id, Need::Write).await?;
-    secrets::revoke_all(&state, &caller, found).await
+/// Instance applications, for administrators.
+#[async_trait::async_trait]
+impl secrets::Finder for secrets::InstanceApps {
+    async fn find(
+        state: &AppState,
+        headers: &HeaderMap,
+        params: &Params,
+        ids: &[String],
+        need: Need,
+    ) -> Result<(Caller, secrets::Found), ApiError> {
+        let caller = authenticate_admin(state, headers, params, need).await?;
+        let id = parse_id(secrets::nth(ids, 0))?.ok_or(ApiError::NotFound("Application"))?;
+        let app = state
+            .services
+            .find_application(id, Ownership::Instance)
+            .await
+            .map_err(not_found)?;
+        let found = secrets::Found {
+            app,
+            scope: Ownership::Instance,
+        };
+        Ok((caller, found))
+    }
 }
 
 /// An extension GitLab users asked for (gitlab-org/gitlab#359065,

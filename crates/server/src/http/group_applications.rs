@@ -147,67 +147,23 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// One of a group's applications, for the group's Owners.
-async fn of_group(
-    state: &AppState,
-    headers: &HeaderMap,
-    params: &Params,
-    ids: (&str, &str),
-    need: Need,
-) -> Result<(Caller, secrets::Found), ApiError> {
-    let caller = authenticate(state, headers, params, need).await?;
-    let group = administered(state, &caller, ids.0).await?;
-    let app = application(state, &group, ids.1).await?;
-    let found = secrets::Found {
-        app,
-        scope: Ownership::Group(group.id),
-    };
-    Ok((caller, found))
-}
-
-pub async fn renew_secret(
-    State(state): State<AppState>,
-    Path((id, application_id)): Path<(String, String)>,
-    headers: HeaderMap,
-    params: Params,
-) -> Result<Response, ApiError> {
-    let renewal = secrets::renewal(&params)?;
-    let ids = (id.as_str(), application_id.as_str());
-    let (caller, found) = of_group(&state, &headers, &params, ids, Need::Write).await?;
-    secrets::renew(&state, &caller, found, renewal).await
-}
-
-pub async fn list_secrets(
-    State(state): State<AppState>,
-    Path((id, application_id)): Path<(String, String)>,
-    method: Method,
-    headers: HeaderMap,
-    params: Params,
-) -> Result<Response, ApiError> {
-    let ids = (id.as_str(), application_id.as_str());
-    let need = Need::for_method(&method);
-    let (_, found) = of_group(&state, &headers, &params, ids, need).await?;
-    secrets::list(&state, found).await
-}
-
-pub async fn delete_secret(
-    State(state): State<AppState>,
-    Path((id, application_id, secret_id)): Path<(String, String, String)>,
-    headers: HeaderMap,
-    params: Params,
-) -> Result<Response, ApiError> {
-    let ids = (id.as_str(), application_id.as_str());
-    let (caller, found) = of_group(&state, &headers, &params, ids, Need::Write).await?;
-    secrets::delete(&state, &caller, found, &secret_id).await
-}
-
-pub async fn revoke_all(
-    State(state): State<AppState>,
-    Path((id, application_id)): Path<(String, String)>,
-    headers: HeaderMap,
-    params: Params,
-) -> Result<Response, ApiError> {
-    let ids = (id.as_str(), application_id.as_str());
-    let (caller, found) = of_group(&state, &headers, &params, ids, Need::Write).await?;
-    secrets::revoke_all(&state, &caller, found).await
+/// A group's applications, for the group's Owners.
+#[async_trait::async_trait]
+impl secrets::Finder for secrets::GroupApps {
+    async fn find(
+        state: &AppState,
+        headers: &HeaderMap,
+        params: &Params,
+        ids: &[String],
+        need: Need,
+    ) -> Result<(Caller, secrets::Found), ApiError> {
+        let caller = authenticate(state, headers, params, need).await?;
+        let group = administered(state, &caller, secrets::nth(ids, 0)).await?;
+        let app = application(state, &group, secrets::nth(ids, 1)).await?;
+        let found = secrets::Found {
+            app,
+            scope: Ownership::Group(group.id),
+        };
+        Ok((caller, found))
+    }
 }

@@ -14,7 +14,7 @@ use super::errors::ApiError;
 use super::observe::{AdmitLayer, ObserveLayer};
 use super::{
     applications, audit_events, group_applications, groups, members, meta, metrics, oauth, oidc,
-    tokens, user_applications, users, web, AppState,
+    secrets, tokens, user_applications, users, web, AppState,
 };
 
 pub fn router(state: AppState) -> Router {
@@ -33,19 +33,19 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/applications/{id}/renew-secret",
-            post(applications::renew_secret),
+            post(secrets::renew_route::<secrets::InstanceApps>),
         )
         .route(
             "/applications/{id}/secrets",
-            get(applications::list_secrets),
+            get(secrets::list_route::<secrets::InstanceApps>),
         )
         .route(
             "/applications/{id}/secrets/{secret_id}",
-            delete(applications::delete_secret),
+            delete(secrets::delete_route::<secrets::InstanceApps>),
         )
         .route(
             "/applications/{id}/revoke-all",
-            post(applications::revoke_all),
+            post(secrets::revoke_all_route::<secrets::InstanceApps>),
         )
         .route(
             "/user/applications",
@@ -59,19 +59,19 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/user/applications/{id}/renew-secret",
-            post(user_applications::renew_secret),
+            post(secrets::renew_route::<secrets::OwnApps>),
         )
         .route(
             "/user/applications/{id}/secrets",
-            get(user_applications::list_secrets),
+            get(secrets::list_route::<secrets::OwnApps>),
         )
         .route(
             "/user/applications/{id}/secrets/{secret_id}",
-            delete(user_applications::delete_secret),
+            delete(secrets::delete_route::<secrets::OwnApps>),
         )
         .route(
             "/user/applications/{id}/revoke-all",
-            post(user_applications::revoke_all),
+            post(secrets::revoke_all_route::<secrets::OwnApps>),
         )
         .route("/users", get(users::list).post(users::create))
         .route(
@@ -126,19 +126,19 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/groups/{id}/applications/{application_id}/renew-secret",
-            post(group_applications::renew_secret),
+            post(secrets::renew_route::<secrets::GroupApps>),
         )
         .route(
             "/groups/{id}/applications/{application_id}/secrets",
-            get(group_applications::list_secrets),
+            get(secrets::list_route::<secrets::GroupApps>),
         )
         .route(
             "/groups/{id}/applications/{application_id}/secrets/{secret_id}",
-            delete(group_applications::delete_secret),
+            delete(secrets::delete_route::<secrets::GroupApps>),
         )
         .route(
             "/groups/{id}/applications/{application_id}/revoke-all",
-            post(group_applications::revoke_all),
+            post(secrets::revoke_all_route::<secrets::GroupApps>),
         )
         .route("/audit_events", get(audit_events::list))
         .route("/audit_events/{id}", get(audit_events::get));

@@ -1,9 +1,10 @@
 //! An application's secrets (an extension, for every applications API):
 //! renewal with a grace period, the list, deleting one, and revoking
-//! everything. Each API finds the application its own way (see
-//! [`Found`]); what follows is the same for all.
+//! everything. Each API finds the application its own way (its
+//! [`Finder`]); the routes and what they do are the same for all.
 
-use axum::http::StatusCode;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use latchkey_core::application::{Application, Ownership, Renewal, SecretDeletion, SecretInfo};
@@ -11,7 +12,7 @@ use latchkey_core::clock::gitlab_timestamp;
 use serde::Serialize;
 
 use super::applications::{not_found, ApplicationEntity};
-use super::auth::Caller;
+use super::auth::{Caller, Need};
 use super::errors::ApiError;
 use super::params::{parse_id, Params};
 use super::AppState;
@@ -21,6 +22,81 @@ use super::AppState;
 pub struct Found {
     pub app: Application,
     pub scope: Ownership,
+}
+
+/// How an applications API finds, and authorizes, the application its
+/// route names; `ids` are the route's parameters before a secret's id.
+#[async_trait::async_trait]
+pub trait Finder: Send + Sync + 'static {
+    async fn find(
+        state: &AppState,
+        headers: &HeaderMap,
+        params: &Params,
+        ids: &[String],
+        need: Need,
+    ) -> Result<(Caller, Found), ApiError>;
+}
+
+/// `/api/v4/applications/:id` (administrators).
+pub struct InstanceApps;
+/// `/api/v4/user/applications/:id` (the owner, administrators).
+pub struct OwnApps;
+/// `/api/v4/groups/:id/applications/:application_id` (the group's Owners).
+pub struct GroupApps;
+
+/// The `n`th route parameter ("" if the route has fewer).
+pub fn nth(ids: &[String], n: usize) -> &str {
+    ids.get(n).map(String::as_str).unwrap_or("")
+}
+
+/// `POST …/renew-secret`.
+pub async fn renew_route<F: Finder>(
+    State(state): State<AppState>,
+    Path(ids): Path<Vec<String>>,
+    headers: HeaderMap,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let renewal = renewal(&params)?;
+    let (caller, found) = F::find(&state, &headers, &params, &ids, Need::Write).await?;
+    renew(&state, &caller, found, renewal).await
+}
+
+/// `GET …/secrets`.
+pub async fn list_route<F: Finder>(
+    State(state): State<AppState>,
+    Path(ids): Path<Vec<String>>,
+    method: Method,
+    headers: HeaderMap,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let need = Need::for_method(&method);
+    let (_, found) = F::find(&state, &headers, &params, &ids, need).await?;
+    list(&state, found).await
+}
+
+/// `DELETE …/secrets/:secret_id`.
+pub async fn delete_route<F: Finder>(
+    State(state): State<AppState>,
+    Path(ids): Path<Vec<String>>,
+    headers: HeaderMap,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let Some((secret_id, owner_ids)) = ids.split_last() else {
+        return Err(ApiError::RouteNotFound);
+    };
+    let (caller, found) = F::find(&state, &headers, &params, owner_ids, Need::Write).await?;
+    delete(&state, &caller, found, secret_id).await
+}
+
+/// `POST …/revoke-all`.
+pub async fn revoke_all_route<F: Finder>(
+    State(state): State<AppState>,
+    Path(ids): Path<Vec<String>>,
+    headers: HeaderMap,
+    params: Params,
+) -> Result<Response, ApiError> {
+    let (caller, found) = F::find(&state, &headers, &params, &ids, Need::Write).await?;
+    revoke_all(&state, &caller, found).await
 }
 
 /// A secret as the list shows it: never its value.

@@ -146,64 +146,23 @@ pub async fn delete(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// One of the caller's applications (or, for an administrator, anyone's).
-async fn owned(
-    state: &AppState,
-    headers: &HeaderMap,
-    params: &Params,
-    id: &str,
-    need: Need,
-) -> Result<(Caller, secrets::Found), ApiError> {
-    let caller = authenticate(state, headers, params, need).await?;
-    let id = parse_id(id)?;
-    let app = authorized(state, &caller, id).await?;
-    let found = secrets::Found {
-        app,
-        scope: Ownership::Any,
-    };
-    Ok((caller, found))
-}
-
-/// An extension (GitLab's user API has no renewal): as the admin API's.
-pub async fn renew_secret(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    params: Params,
-) -> Result<Response, ApiError> {
-    let renewal = secrets::renewal(&params)?;
-    let (caller, found) = owned(&state, &headers, &params, &id, Need::Write).await?;
-    secrets::renew(&state, &caller, found, renewal).await
-}
-
-pub async fn list_secrets(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    method: Method,
-    headers: HeaderMap,
-    params: Params,
-) -> Result<Response, ApiError> {
-    let need = Need::for_method(&method);
-    let (_, found) = owned(&state, &headers, &params, &id, need).await?;
-    secrets::list(&state, found).await
-}
-
-pub async fn delete_secret(
-    State(state): State<AppState>,
-    Path((id, secret_id)): Path<(String, String)>,
-    headers: HeaderMap,
-    params: Params,
-) -> Result<Response, ApiError> {
-    let (caller, found) = owned(&state, &headers, &params, &id, Need::Write).await?;
-    secrets::delete(&state, &caller, found, &secret_id).await
-}
-
-pub async fn revoke_all(
-    State(state): State<AppState>,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    params: Params,
-) -> Result<Response, ApiError> {
-    let (caller, found) = owned(&state, &headers, &params, &id, Need::Write).await?;
-    secrets::revoke_all(&state, &caller, found).await
+/// The caller's applications (or, for an administrator, anyone's).
+#[async_trait::async_trait]
+impl secrets::Finder for secrets::OwnApps {
+    async fn find(
+        state: &AppState,
+        headers: &HeaderMap,
+        params: &Params,
+        ids: &[String],
+        need: Need,
+    ) -> Result<(Caller, secrets::Found), ApiError> {
+        let caller = authenticate(state, headers, params, need).await?;
+        let id = parse_id(secrets::nth(ids, 0))?;
+        let app = authorized(state, &caller, id).await?;
+        let found = secrets::Found {
+            app,
+            scope: Ownership::Any,
+        };
+        Ok((caller, found))
+    }
 }
