@@ -300,22 +300,8 @@ impl<B: Backend> ApplicationStore for SqlStore<B> {
         .await
     }
 
-    async fn record_secret_usage(&self, mut used: Vec<(i64, i64)>) -> Result<u64, StoreError> {
-        if used.is_empty() {
-            return Ok(0);
-        }
-        // In id order, as tokens' (two instances never deadlock).
-        used.sort_unstable();
-        self.run(Access::TRANSACTION, move |c| {
-            Box::pin(async move {
-                let mut changed = 0;
-                for (id, at) in used {
-                    changed += c.execute(crate::secrets::TOUCH, &params![id, at]).await?;
-                }
-                Ok(changed)
-            })
-        })
-        .await
+    async fn record_secret_usage(&self, used: Vec<(i64, i64)>) -> Result<u64, StoreError> {
+        self.record_uses(crate::secrets::TOUCH, used).await
     }
 
     async fn list_owned_applications(

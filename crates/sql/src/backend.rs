@@ -284,6 +284,33 @@ impl<B: Backend> SqlStore<B> {
     }
 
     /// The row a write gives back (`INSERT … RETURNING`), decoded.
+    /// Write when credentials were last used: `touch` (`$1` the id, `$2`
+    /// when) for each of `used`, in one transaction; how many changed.
+    pub(crate) async fn record_uses(
+        &self,
+        touch: &'static str,
+        mut used: Vec<(i64, i64)>,
+    ) -> Result<u64, StoreError> {
+        if used.is_empty() {
+            return Ok(0);
+        }
+        // In id order: two instances writing the same credentials lock
+        // their rows in the same order, and so never deadlock.
+        used.sort_unstable();
+        self.run(Access::TRANSACTION, move |c| {
+            Box::pin(async move {
+                let mut changed = 0;
+                for (id, at) in used {
+                    changed += c
+                        .execute(touch, &[Value::from(id), Value::from(at)])
+                        .await?;
+                }
+                Ok(changed)
+            })
+        })
+        .await
+    }
+
     /// One page of a filtered listing and the listing's total, read in one
     /// snapshot: `count_sql` and `page_sql` take `params`, and `page_sql`
     /// takes the page's LIMIT and OFFSET after them.

@@ -167,23 +167,8 @@ impl<B: Backend> TokenStore for SqlStore<B> {
         .await
     }
 
-    async fn record_token_usage(&self, mut used: Vec<(i64, i64)>) -> Result<u64, StoreError> {
-        if used.is_empty() {
-            return Ok(0);
-        }
-        // In id order: two instances writing the same tokens lock their rows
-        // in the same order, and so never deadlock.
-        used.sort_unstable();
-        self.run(Access::TRANSACTION, move |c| {
-            Box::pin(async move {
-                let mut changed = 0;
-                for (id, at) in used {
-                    changed += c.execute(TOUCH, &params![id, at]).await?;
-                }
-                Ok(changed)
-            })
-        })
-        .await
+    async fn record_token_usage(&self, used: Vec<(i64, i64)>) -> Result<u64, StoreError> {
+        self.record_uses(TOUCH, used).await
     }
 
     async fn rotate_token(
