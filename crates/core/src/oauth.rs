@@ -258,6 +258,10 @@ pub struct NewOAuthToken {
     pub grant_id: Option<i64>,
     /// When the user signed in (ms); carried along a refresh chain.
     pub auth_time: Option<i64>,
+    /// The client secret the token is issued on (see
+    /// [`crate::application::Application::client_secret_id`]): stored only
+    /// while that secret is live. Never stored itself.
+    pub client_secret_id: Option<i64>,
 }
 
 /// A token found by its access or refresh digest, with what it belongs to.

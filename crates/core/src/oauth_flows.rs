@@ -173,6 +173,7 @@ impl Services {
                 previous_token_id: None,
                 grant_id,
                 auth_time: None,
+                client_secret_id: app.client_secret_id,
             },
             IssuedToken {
                 access_token: access,

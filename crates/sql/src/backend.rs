@@ -96,6 +96,15 @@ impl Dialect {
         }
     }
 
+    /// Locks a row a unit of work relies on against deletion until it
+    /// commits (SQLite's writer holds the whole database already).
+    pub fn share_lock(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "",
+            Dialect::Postgres => " FOR SHARE",
+        }
+    }
+
     /// Locks a row a unit of work reads before it changes it, without
     /// blocking the inserts that merely reference it (PostgreSQL's foreign
     /// key checks take KEY SHARE locks, which FOR UPDATE would wait for).

@@ -142,7 +142,9 @@ impl<B: Backend> DeviceGrantStore for SqlStore<B> {
                 if c.execute(CONSUME, &params![id]).await? == 0 {
                     return Ok(None);
                 }
-                Ok(Some(crate::oauth::insert_token(c, &token).await?))
+                Ok(Some(
+                    crate::oauth::insert_token(c, &token, B::DIALECT.share_lock()).await?,
+                ))
             })
         })
         .await

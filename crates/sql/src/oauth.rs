@@ -87,11 +87,30 @@ const REVOKE: &str =
 const FORGET_PREVIOUS: &str =
     "UPDATE oauth_access_tokens SET previous_token_id = NULL WHERE id = $1";
 
-/// Insert an OAuth token; the token as stored.
+/// The client secret a token is issued on, still live at `$2`; locked
+/// until the unit ends (PostgreSQL: `FOR SHARE`, which a renewal's or a
+/// revoke-all's delete of that secret waits for, and which waits for
+/// theirs).
+const SECRET_LIVE: &str = "SELECT id FROM application_secrets
+     WHERE id = $1 AND (expires_at IS NULL OR expires_at > $2)";
+
+/// Insert an OAuth token; the token as stored. A token issued on a client
+/// secret needs that secret live (`Gone` otherwise); `lock` is the
+/// dialect's share lock.
 pub(crate) async fn insert_token(
     c: &mut dyn Conn,
     t: &NewOAuthToken,
+    lock: &str,
 ) -> Result<OAuthToken, StoreError> {
+    if let Some(secret) = t.client_secret_id {
+        let sql = format!("{SECRET_LIVE}{lock}");
+        if c.query(&sql, &params![secret, t.created_at])
+            .await?
+            .is_empty()
+        {
+            return Err(StoreError::Gone);
+        }
+    }
     let params = params![
         t.application_id,
         t.user_id,
@@ -161,7 +180,9 @@ impl<B: Backend> OAuthStore for SqlStore<B> {
                 if c.execute(REDEEM_GRANT, &params![grant_id, now]).await? == 0 {
                     return Ok(None);
                 }
-                Ok(Some(insert_token(c, &token).await?))
+                Ok(Some(
+                    insert_token(c, &token, B::DIALECT.share_lock()).await?,
+                ))
             })
         })
         .await
@@ -174,7 +195,7 @@ impl<B: Backend> OAuthStore for SqlStore<B> {
 
     async fn insert_oauth_token(&self, token: NewOAuthToken) -> Result<OAuthToken, StoreError> {
         self.run(Access::WRITE, move |c| {
-            Box::pin(async move { insert_token(c, &token).await })
+            Box::pin(async move { insert_token(c, &token, B::DIALECT.share_lock()).await })
         })
         .await
     }
@@ -204,7 +225,7 @@ impl<B: Backend> OAuthStore for SqlStore<B> {
                 if c.execute(MARK_REFRESHED, &params![old_id, now]).await? == 0 {
                     return Ok(None);
                 }
-                Ok(Some(insert_token(c, &new).await?))
+                Ok(Some(insert_token(c, &new, B::DIALECT.share_lock()).await?))
             })
         })
         .await

@@ -27,6 +27,7 @@ pub fn app_from_row(row: &mut Row) -> Result<Application, StoreError> {
         created_at: row.int("created_at")?,
         dynamic: row.bool("dynamic")?,
         grant_types: latchkey_core::application::split_grant_types(row.opt_text("grant_types")?),
+        client_secret_id: None,
     })
 }
 

@@ -3,6 +3,7 @@
 
 use latchkey_core::application::{
     Application, ClientSecret, NewSecret, Ownership, Retire, SecretDeletion, SecretInfo,
+    MAX_LIVE_SECRETS,
 };
 use latchkey_core::store::StoreError;
 
@@ -118,7 +119,13 @@ pub(crate) async fn renew(
     };
     match retire {
         Retire::Now => c.execute(DELETE_ALL, &params![id]).await?,
-        Retire::At(at) => c.execute(RETIRE_BY, &params![id, at]).await?,
+        Retire::At(at) => {
+            let live = count(c, COUNT_LIVE, &params![id, secret.created_at]).await?;
+            if live >= MAX_LIVE_SECRETS as u64 {
+                return Err(StoreError::Conflict("secrets".to_owned()));
+            }
+            c.execute(RETIRE_BY, &params![id, at]).await?
+        }
     };
     let info = insert(c, id, &secret).await?;
     Ok(Some((app, info)))
@@ -168,10 +175,13 @@ pub(crate) async fn revoke_all(
     let Some(app) = locked_app(c, id, scope, lock).await? else {
         return Ok(None);
     };
+    // The secrets first: an issuer holding one (see `oauth::insert_token`)
+    // finishes before they go, and its token is then revoked below; one
+    // that comes after finds its secret gone.
+    c.execute(DELETE_ALL, &params![id]).await?;
     c.execute(REVOKE_TOKENS, &params![id, now]).await?;
     c.execute(DELETE_GRANTS, &params![id]).await?;
     c.execute(DELETE_DEVICE_GRANTS, &params![id]).await?;
-    c.execute(DELETE_ALL, &params![id]).await?;
     let info = insert(c, id, &secret).await?;
     Ok(Some((app, info)))
 }

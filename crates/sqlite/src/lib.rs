@@ -504,6 +504,7 @@ mod tests {
                             created_at: 0,
                             dynamic: false,
                             grant_types: None,
+                            client_secret_id: None,
                         })
                 }));
             }

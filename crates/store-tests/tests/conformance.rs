@@ -2506,6 +2506,7 @@ fn new_oauth_token(
         grant_id: None,
         // A user's token remembers when they signed in.
         auth_time: user_id.map(|_| T0 - 5_000),
+        client_secret_id: None,
     }
 }
 

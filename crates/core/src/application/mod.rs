@@ -41,6 +41,11 @@ pub struct Application {
     /// The grants the client may use at the token endpoint (RFC 7591's
     /// `grant_types`); `None` allows every grant the server offers.
     pub grant_types: Option<Vec<String>>,
+    /// Never stored: the secret this client proved, on the value client
+    /// authentication returns. A token issued for it is stored only while
+    /// that secret is still live, so that a renewal or `revoke-all`
+    /// committed meanwhile leaves no token behind.
+    pub client_secret_id: Option<i64>,
 }
 
 impl Application {
@@ -114,7 +119,10 @@ pub fn with_ropc(
     if enabled {
         names.push("password");
     }
-    checked_grant_types(names).ok()
+    // Every grant is no limit at all (and stays so as grants are added).
+    checked_grant_types(names)
+        .ok()
+        .filter(|list| list.len() < GRANT_TYPES.len())
 }
 
 /// Grant types in their stored form: space-separated.
@@ -165,13 +173,26 @@ pub struct SecretInfo {
 }
 
 /// A new secret of an application.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct NewSecret {
     pub digest: String,
     pub hint: String,
     pub created_at: i64,
     pub expires_at: Option<i64>,
 }
+
+impl std::fmt::Debug for NewSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "NewSecret(expires {:?})", self.expires_at)
+    }
+}
+
+/// The most live secrets an application keeps (renewals with a grace
+/// period add one each).
+pub const MAX_LIVE_SECRETS: usize = 10;
+
+/// The latest instant an expiry may name: the last moment of year 9999.
+pub const LATEST_INSTANT_MS: i64 = 253_402_300_799_999;
 
 /// What becomes of an application's live secrets when a new one is made.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -20,8 +20,10 @@ pub struct Renewal {
     pub lifetime_seconds: Option<i64>,
 }
 
-fn seconds_to_ms(s: i64) -> i64 {
-    s.saturating_mul(1000)
+/// `seconds` after `now` (ms), no later than [`LATEST_INSTANT_MS`].
+fn after(now: i64, seconds: i64) -> i64 {
+    now.saturating_add(seconds.saturating_mul(1000))
+        .min(LATEST_INSTANT_MS)
 }
 
 /// The secret of `secrets` that `presented` is, if one is and is live.
@@ -47,7 +49,7 @@ impl Services {
             digest: secret::digest(value.expose()),
             hint: secret_hint(value.expose()),
             created_at: now,
-            expires_at: lifetime_seconds.map(|s| now.saturating_add(seconds_to_ms(s))),
+            expires_at: lifetime_seconds.map(|s| after(now, s)),
         };
         Ok((value, new))
     }
@@ -66,7 +68,7 @@ impl Services {
         let (ctx, now) = (ctx.clone(), self.now_ms());
         let retire = match renewal.grace_seconds {
             None => Retire::Now,
-            Some(s) => Retire::At(now.saturating_add(seconds_to_ms(s))),
+            Some(s) => Retire::At(after(now, s)),
         };
         let (app, info) = self
             .unit(move |tx| {
@@ -92,7 +94,14 @@ impl Services {
                     Ok(renewed)
                 })
             })
-            .await?
+            .await
+            .map_err(|e| match e {
+                crate::error::StoreError::Conflict(_) => ServiceError::Invalid(format!(
+                    "an application keeps at most {MAX_LIVE_SECRETS} live secrets: delete one, \
+                     or renew without expires_in"
+                )),
+                other => other.into(),
+            })?
             .ok_or(ServiceError::NotFound)?;
         Ok((app, value, info))
     }
@@ -178,7 +187,10 @@ impl Services {
         let now = self.now_ms();
         Ok(matching(&secrets, presented_secret, now).map(|id| {
             self.usage.note(Credential::ApplicationSecret, id, now);
-            app
+            Application {
+                client_secret_id: Some(id),
+                ..app
+            }
         }))
     }
 }

@@ -133,6 +133,11 @@ pub fn grant_types_param(params: &Params, errors: &mut Vec<String>) -> Option<Ve
             return None;
         }
     };
+    if given.is_empty() {
+        // An application that may use no grant at all is a mistake.
+        errors.push("grant_types is empty".to_owned());
+        return None;
+    }
     match checked_grant_types(given.iter().map(String::as_str)) {
         Ok(list) => Some(list),
         Err(_) => {

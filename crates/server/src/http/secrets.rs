@@ -56,8 +56,8 @@ pub async fn renew_route<F: Finder>(
     headers: HeaderMap,
     params: Params,
 ) -> Result<Response, ApiError> {
-    let renewal = renewal(&params)?;
     let (caller, found) = F::find(&state, &headers, &params, &ids, Need::Write).await?;
+    let renewal = renewal(&params)?;
     renew(&state, &caller, found, renewal).await
 }
 
@@ -142,6 +142,12 @@ fn with_secret(app: &Application, secret: &str, info: &SecretInfo) -> Response {
 
 /// A positive number of seconds (`expires_in`, `secret_expires_in`).
 fn seconds(params: &Params, key: &str, errors: &mut Vec<String>) -> Option<i64> {
+    // Given but blank is a mistake (an unset shell variable), never "none":
+    // taken as absent, it would kill every previous secret at once.
+    if params.contains(key) && params.get_str(key).is_none() {
+        errors.push(format!("{key} is empty"));
+        return None;
+    }
     let n = params.optional_int(key, errors)?;
     if n <= 0 {
         errors.push(format!("{key} does not have a valid value"));

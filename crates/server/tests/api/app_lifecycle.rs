@@ -93,6 +93,17 @@ async fn each_application_uses_only_its_grants() {
             json!({"error": "grant_types does not have a valid value"})
         )
     );
+    let (status, body) = admin_app(&app, &[("grant_types", "")]).await;
+    assert_eq!(
+        (status, body),
+        (400, json!({"error": "grant_types is empty"}))
+    );
+    let (status, body) = admin_app(&app, &[("ropc_enabled", "true")]).await;
+    assert_eq!(status, 201);
+    assert!(
+        body.get("grant_types").is_none(),
+        "every grant is no limit: {body}"
+    );
 
     // GitLab's ropc_enabled maps onto password.
     let (status, no_ropc) = admin_app(&app, &[("ropc_enabled", "false")]).await;
@@ -319,7 +330,7 @@ async fn secrets_rotate_with_and_without_grace_and_expire_on_the_clock() {
     assert_eq!(works(&app, &id, &fourth).await, 200);
     clock.advance(time::Duration::seconds(60));
     assert_eq!(works(&app, &id, &fourth).await, 401, "expired itself");
-    for bad in ["0", "-5", "soon"] {
+    for bad in ["0", "-5", "soon", ""] {
         let (status, body) = post(
             &app,
             &format!("{base}/renew-secret"),
@@ -329,6 +340,31 @@ async fn secrets_rotate_with_and_without_grace_and_expire_on_the_clock() {
         .await;
         assert_eq!(status, 400, "{bad}: {body}");
     }
+    let (_, list) = get(&app, &format!("{base}/secrets"), &root).await;
+    assert_eq!(
+        list.as_array().unwrap().len(),
+        0,
+        "expired, and no refusal renewed"
+    );
+
+    // Renewals with grace add secrets, up to a bound.
+    let mut last = 0;
+    for _ in 0..12 {
+        let form = [("expires_in", "99999999999999")];
+        last = post(&app, &format!("{base}/renew-secret"), &root, &form)
+            .await
+            .0;
+        if last != 201 {
+            break;
+        }
+    }
+    assert_eq!(last, 400, "at most 10 live secrets");
+    let (_, list) = get(&app, &format!("{base}/secrets"), &root).await;
+    assert_eq!(list.as_array().unwrap().len(), 10);
+    assert!(
+        list[0]["expires_at"].as_str().unwrap().starts_with("9999-"),
+        "{list}"
+    );
 }
 
 #[tokio::test]

@@ -107,6 +107,20 @@ async fn scenario_secret_deletion_and_revoke_all(store: Arc<dyn Store>) {
     .await
     .expect("revoke all");
     assert!(refused.is_none(), "another scope");
+
+    // A token issued on a secret is stored only while that secret lives.
+    let fresh = store.application_secrets(id, T0 + 4).await.unwrap()[0].id;
+    let mut on_fresh = new_oauth_token(id, None, "access-2", None, "fam-2");
+    on_fresh.client_secret_id = Some(fresh);
+    on_fresh.created_at = T0 + 4;
+    store
+        .insert_oauth_token(on_fresh)
+        .await
+        .expect("a live secret");
+    let mut on_old = new_oauth_token(id, None, "access-3", None, "fam-3");
+    on_old.client_secret_id = Some(first.id);
+    on_old.created_at = T0 + 4;
+    assert_gone(store.insert_oauth_token(on_old).await);
 }
 
 async fn scenario_secret_use_and_expiry(store: Arc<dyn Store>) {
