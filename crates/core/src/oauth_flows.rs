@@ -149,7 +149,8 @@ impl Services {
         grant_id: Option<i64>,
     ) -> Result<(NewOAuthToken, IssuedToken), FlowError> {
         let access = secret::random_hex(32)?;
-        let refresh = if with_refresh {
+        // A client that may not refresh gets no refresh token to hold.
+        let refresh = if with_refresh && app.allows_grant(GRANT_REFRESH_TOKEN) {
             Some(secret::random_hex(32)?)
         } else {
             None

@@ -135,7 +135,14 @@ async fn each_application_uses_only_its_grants() {
         body["grant_types"],
         json!(["client_credentials", "password"])
     );
-    assert_eq!(grant(&app, &narrow, "password").await.0, 200);
+    let (status, body) = grant(&app, &narrow, "password").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.get("refresh_token").is_none(),
+        "no refresh_token grant, no refresh token: {body}"
+    );
+    let (_, body) = grant(&app, &open, "password").await;
+    assert!(body["refresh_token"].is_string());
     let res = app
         .client
         .put(app.url(&format!("/api/v4/applications/{}", narrow["id"])))
