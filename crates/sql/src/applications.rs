@@ -5,7 +5,7 @@ use std::sync::LazyLock;
 use async_trait::async_trait;
 use latchkey_core::application::{
     join_grant_types, Application, ApplicationStore, ApplicationUpdate, ClientSecret,
-    NewApplication, NewSecret, Ownership, SecretInfo,
+    NewApplication, NewSecret, Ownership, Retire, SecretDeletion, SecretInfo, MAX_LIVE_SECRETS,
 };
 use latchkey_core::pagination::{PageRequest, MAX_PER_PAGE};
 use latchkey_core::store::{StoreError, COUNT_CAP};
@@ -14,6 +14,7 @@ use crate::backend::{Access, Backend, SqlStore};
 use crate::conn::{count, query_as, query_one, query_opt_as, Conn, Value};
 use crate::params;
 use crate::rows::app_from_row;
+use crate::secrets;
 
 macro_rules! app_columns {
     () => {
@@ -154,7 +155,7 @@ pub(crate) async fn insert(
         created_at: a.created_at,
         expires_at: None,
     };
-    crate::secrets::insert(c, app.id, &first).await?;
+    secrets::insert(c, app.id, &first).await?;
     Ok(app)
 }
 
@@ -207,6 +208,99 @@ pub(crate) async fn update(
         join_grant_types(&grant_types),
     ];
     query_opt_as(c, UPDATE, &params, app_from_row).await
+}
+
+// --- secrets, in a unit of work (see `secrets.rs`) ----------------------
+
+/// The application (within `scope`), locked on PostgreSQL.
+async fn locked_app(
+    c: &mut dyn Conn,
+    id: i64,
+    scope: Ownership,
+    lock: &str,
+) -> Result<Option<Application>, StoreError> {
+    find(c, id, scope, lock).await
+}
+
+pub(crate) async fn renew_secret(
+    c: &mut dyn Conn,
+    id: i64,
+    scope: Ownership,
+    secret: NewSecret,
+    retire: Retire,
+    lock: &str,
+) -> Result<Option<(Application, SecretInfo)>, StoreError> {
+    let Some(app) = locked_app(c, id, scope, lock).await? else {
+        return Ok(None);
+    };
+    match retire {
+        Retire::Now => c.execute(secrets::DELETE_ALL, &params![id]).await?,
+        Retire::At(at) => {
+            let live = count(c, secrets::COUNT_LIVE, &params![id, secret.created_at]).await?;
+            if live >= MAX_LIVE_SECRETS as u64 {
+                return Err(StoreError::Conflict("secrets".to_owned()));
+            }
+            c.execute(secrets::RETIRE_BY, &params![id, at]).await?
+        }
+    };
+    let info = secrets::insert(c, id, &secret).await?;
+    Ok(Some((app, info)))
+}
+
+pub(crate) async fn delete_secret(
+    c: &mut dyn Conn,
+    application_id: i64,
+    secret_id: i64,
+    now: i64,
+    lock: &str,
+) -> Result<SecretDeletion, StoreError> {
+    // The application's row orders concurrent deletions of its secrets.
+    if locked_app(c, application_id, Ownership::Any, lock)
+        .await?
+        .is_none()
+    {
+        return Ok(SecretDeletion::NotFound);
+    }
+    let Some(found) = query_opt_as(
+        c,
+        secrets::FIND_ONE,
+        &params![application_id, secret_id],
+        secrets::info_from_row,
+    )
+    .await?
+    else {
+        return Ok(SecretDeletion::NotFound);
+    };
+    let live = found.expires_at.is_none_or(|at| at > now);
+    if live && count(c, secrets::COUNT_LIVE, &params![application_id, now]).await? <= 1 {
+        return Ok(SecretDeletion::LastLive);
+    }
+    c.execute(secrets::DELETE_ONE, &params![application_id, secret_id])
+        .await?;
+    Ok(SecretDeletion::Deleted)
+}
+
+pub(crate) async fn revoke_all(
+    c: &mut dyn Conn,
+    id: i64,
+    scope: Ownership,
+    secret: NewSecret,
+    now: i64,
+    lock: &str,
+) -> Result<Option<(Application, SecretInfo)>, StoreError> {
+    let Some(app) = locked_app(c, id, scope, lock).await? else {
+        return Ok(None);
+    };
+    // The secrets first: an issuer holding one (see `oauth::insert_token`)
+    // finishes before they go, and its token is then revoked below; one
+    // that comes after finds its secret gone.
+    c.execute(secrets::DELETE_ALL, &params![id]).await?;
+    c.execute(secrets::REVOKE_TOKENS, &params![id, now]).await?;
+    c.execute(secrets::DELETE_GRANTS, &params![id]).await?;
+    c.execute(secrets::DELETE_DEVICE_GRANTS, &params![id])
+        .await?;
+    let info = secrets::insert(c, id, &secret).await?;
+    Ok(Some((app, info)))
 }
 
 #[async_trait]
@@ -295,13 +389,13 @@ impl<B: Backend> ApplicationStore for SqlStore<B> {
         now: i64,
     ) -> Result<Vec<SecretInfo>, StoreError> {
         self.run(Access::POINT, move |c| {
-            Box::pin(async move { crate::secrets::live(c, application_id, now).await })
+            Box::pin(async move { secrets::live(c, application_id, now).await })
         })
         .await
     }
 
     async fn record_secret_usage(&self, used: Vec<(i64, i64)>) -> Result<u64, StoreError> {
-        self.record_uses(crate::secrets::TOUCH, used).await
+        self.record_uses(secrets::TOUCH, used).await
     }
 
     async fn list_owned_applications(
@@ -362,9 +456,9 @@ impl<B: Backend> ApplicationStore for SqlStore<B> {
         let uid = application_id.to_owned();
         let rows = self
             .run(Access::POINT, move |c| {
-                Box::pin(async move { c.query(crate::secrets::BY_UID, &params![uid]).await })
+                Box::pin(async move { c.query(secrets::BY_UID, &params![uid]).await })
             })
             .await?;
-        crate::secrets::with_secrets(rows)
+        secrets::with_secrets(rows)
     }
 }

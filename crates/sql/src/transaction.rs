@@ -21,8 +21,8 @@ use crate::backend::{Access, Backend, Dialect, SqlStore};
 use crate::conn::{query_opt_as, Conn};
 use crate::rows::token_from_row;
 use crate::{
-    applications, audit, device_grants, groups, members, oauth, params, registrations, secrets,
-    sessions, signing_keys, tokens, users,
+    applications, audit, device_grants, groups, members, oauth, params, registrations, sessions,
+    signing_keys, tokens, users,
 };
 
 const REVOKE_APPLICATION_TOKENS: &str =
@@ -103,7 +103,7 @@ impl Transaction for SqlTransaction<'_> {
         secret: NewSecret,
         retire: Retire,
     ) -> Result<Option<(Application, SecretInfo)>, StoreError> {
-        secrets::renew(self.c, id, scope, secret, retire, self.dialect.row_lock()).await
+        applications::renew_secret(self.c, id, scope, secret, retire, self.dialect.row_lock()).await
     }
 
     async fn delete_application_secret(
@@ -112,7 +112,7 @@ impl Transaction for SqlTransaction<'_> {
         secret_id: i64,
         now: i64,
     ) -> Result<SecretDeletion, StoreError> {
-        secrets::delete_one(
+        applications::delete_secret(
             self.c,
             application_id,
             secret_id,
@@ -129,7 +129,7 @@ impl Transaction for SqlTransaction<'_> {
         secret: NewSecret,
         now: i64,
     ) -> Result<Option<(Application, SecretInfo)>, StoreError> {
-        secrets::revoke_all(self.c, id, scope, secret, now, self.dialect.row_lock()).await
+        applications::revoke_all(self.c, id, scope, secret, now, self.dialect.row_lock()).await
     }
 
     async fn find_user(&mut self, id: i64) -> Result<Option<User>, StoreError> {

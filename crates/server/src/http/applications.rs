@@ -15,10 +15,9 @@ use latchkey_core::error::Chain;
 use latchkey_core::service::ServiceError;
 use serde::Serialize;
 
-use super::auth::{authenticate_admin, Caller, Need};
+use super::auth::{authenticate_admin, Need};
 use super::errors::ApiError;
 use super::params::{parse_id, BoolParam, Params, StrParam, Value};
-use super::secrets;
 use super::{pagination, AppState};
 
 /// GitLab's `Application` entity (and `ApplicationWithSecret` when
@@ -355,31 +354,6 @@ pub async fn delete(
         .await
         .map_err(not_found)?;
     Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-/// Instance applications, for administrators.
-#[async_trait::async_trait]
-impl secrets::Finder for secrets::InstanceApps {
-    async fn find(
-        state: &AppState,
-        headers: &HeaderMap,
-        params: &Params,
-        ids: &[String],
-        need: Need,
-    ) -> Result<(Caller, secrets::Found), ApiError> {
-        let caller = authenticate_admin(state, headers, params, need).await?;
-        let id = parse_id(secrets::nth(ids, 0))?.ok_or(ApiError::NotFound("Application"))?;
-        let app = state
-            .services
-            .find_application(id, Ownership::Instance)
-            .await
-            .map_err(not_found)?;
-        let found = secrets::Found {
-            app,
-            scope: Ownership::Instance,
-        };
-        Ok((caller, found))
-    }
 }
 
 /// An extension GitLab users asked for (gitlab-org/gitlab#359065,

@@ -12,7 +12,7 @@ use latchkey_core::clock::gitlab_timestamp;
 use serde::Serialize;
 
 use super::applications::{not_found, ApplicationEntity};
-use super::auth::{Caller, Need};
+use super::auth::{authenticate_admin, Caller, Need};
 use super::errors::ApiError;
 use super::params::{parse_id, Params};
 use super::AppState;
@@ -39,6 +39,31 @@ pub trait Finder: Send + Sync + 'static {
 
 /// `/api/v4/applications/:id` (administrators).
 pub struct InstanceApps;
+
+#[async_trait::async_trait]
+impl Finder for InstanceApps {
+    async fn find(
+        state: &AppState,
+        headers: &HeaderMap,
+        params: &Params,
+        ids: &[String],
+        need: Need,
+    ) -> Result<(Caller, Found), ApiError> {
+        let caller = authenticate_admin(state, headers, params, need).await?;
+        let id = parse_id(nth(ids, 0))?.ok_or(ApiError::NotFound("Application"))?;
+        let app = state
+            .services
+            .find_application(id, Ownership::Instance)
+            .await
+            .map_err(not_found)?;
+        let found = Found {
+            app,
+            scope: Ownership::Instance,
+        };
+        Ok((caller, found))
+    }
+}
+
 /// `/api/v4/user/applications/:id` (the owner, administrators).
 pub struct OwnApps;
 /// `/api/v4/groups/:id/applications/:application_id` (the group's Owners).
