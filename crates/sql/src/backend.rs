@@ -96,6 +96,19 @@ impl Dialect {
         }
     }
 
+    /// A statement that holds one name of the namespace usernames and
+    /// top-level group paths share (`$1`, any ASCII case) until the
+    /// transaction ends, so that a user and a group created at once cannot
+    /// both take it (SQLite: its single writer already orders them).
+    pub fn lock_name(self) -> Option<&'static str> {
+        match self {
+            Dialect::Sqlite => None,
+            Dialect::Postgres => Some(
+                r#"SELECT pg_advisory_xact_lock(7458202, hashtext(lower(CAST($1 AS TEXT) COLLATE "C")))"#,
+            ),
+        }
+    }
+
     /// Locks a row a unit of work relies on against deletion until it
     /// commits (SQLite's writer holds the whole database already).
     pub fn share_lock(self) -> &'static str {

@@ -195,6 +195,9 @@ pub(crate) async fn top_level_taken(
     dialect: Dialect,
     path: &str,
 ) -> Result<bool, StoreError> {
+    if let Some(lock) = dialect.lock_name() {
+        c.execute(lock, &params![path]).await?;
+    }
     Ok(count(c, dialect.pick(&TOP_LEVEL_TAKEN), &params![path]).await? > 0)
 }
 

@@ -170,6 +170,9 @@ pub(crate) async fn taken(
     dialect: Dialect,
     username: &str,
 ) -> Result<bool, StoreError> {
+    if let Some(lock) = dialect.lock_name() {
+        c.execute(lock, &params![username]).await?;
+    }
     Ok(count(c, dialect.pick(&TAKEN), &params![username]).await? > 0)
 }
 

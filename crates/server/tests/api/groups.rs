@@ -1237,3 +1237,42 @@ async fn two_owners_removed_at_once_leave_one() {
         assert_eq!(body.as_array().unwrap().len(), 1, "{body}");
     }
 }
+
+#[tokio::test]
+async fn a_user_and_a_group_taking_one_name_at_once_get_one_of_them() {
+    let app = TestApp::spawn().await;
+    let (_, alice) = app.user_with_token("alice", false, "api").await;
+    for round in 0..5 {
+        let name = format!("shared{round}");
+        let email = format!("{name}@example.com");
+        let user_form = [
+            ("username", name.as_str()),
+            ("email", email.as_str()),
+            ("name", name.as_str()),
+            ("password", "correct-horse-battery"),
+        ];
+        let group_form = [("name", name.as_str()), ("path", name.as_str())];
+        let (user, group) = tokio::join!(
+            call(
+                &app,
+                Method::POST,
+                "/api/v4/users",
+                Some(&app.root_token),
+                &user_form
+            ),
+            call(
+                &app,
+                Method::POST,
+                "/api/v4/groups",
+                Some(&alice),
+                &group_form
+            ),
+        );
+        let made = [user.0 == 201, group.0 == 201];
+        assert_eq!(
+            made.iter().filter(|m| **m).count(),
+            1,
+            "round {round}: {user:?} {group:?}"
+        );
+    }
+}
