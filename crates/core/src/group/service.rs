@@ -417,14 +417,16 @@ impl Services {
         )))
     }
 
-    /// Add `user` to `group`. `role` is what the caller is to the group
+    /// Add `user` to `group`, as `by`. `role` is what `by` is to the group
     /// (they may manage members; only Owners add Owners).
+    #[allow(clippy::too_many_arguments)]
     pub async fn add_member(
         &self,
         ctx: &Context,
         role: GroupRole,
         group: &Group,
         user: &User,
+        by: &User,
         access_level: i32,
         expires_at: Option<String>,
     ) -> Result<Result<Member, MemberRefusal>, ServiceError> {
@@ -440,9 +442,11 @@ impl Services {
             user_id: user.id,
             access_level,
             expires_at,
-            created_by: ctx.user_id,
+            created_by: Some(by.id),
             created_at: now,
         };
+        // Who added a member is shown unless they added themselves.
+        let creator = (by.id != user.id).then(|| by.clone());
         let (ctx, group, user) = (ctx.clone(), group.clone(), user.clone());
         let today = self.today_text();
         self.unit(move |tx| {
@@ -469,7 +473,7 @@ impl Services {
                 Ok(Ok(Member {
                     membership,
                     user,
-                    creator: None,
+                    creator,
                 }))
             })
         })
@@ -502,6 +506,7 @@ impl Services {
             group.clone(),
             member.user.clone(),
         );
+        let creator = member.creator.clone();
         let today = self.today_text();
         self.unit(move |tx| {
             Box::pin(async move {
@@ -553,7 +558,7 @@ impl Services {
                 Ok(Ok(Member {
                     membership: new,
                     user,
-                    creator: None,
+                    creator,
                 }))
             })
         })

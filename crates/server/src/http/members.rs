@@ -40,16 +40,6 @@ fn entity_json(state: &AppState, member: &Member) -> Response {
     Json(MemberEntity::new(member, &state.links())).into_response()
 }
 
-/// A membership just made or changed, as GitLab shows it (with who
-/// added it): read back.
-async fn shown(state: &AppState, group: &Group, member: Member) -> Result<Response, ApiError> {
-    let read = state
-        .services
-        .find_member(group.id, member.user.id, false)
-        .await?;
-    Ok(entity_json(state, read.as_ref().unwrap_or(&member)))
-}
-
 /// The group of a members route, read by a caller who may see it.
 async fn group_of(
     state: &AppState,
@@ -277,12 +267,13 @@ pub async fn create(
             role,
             &group,
             &user,
+            &caller.user,
             access_level.unwrap_or(level::GUEST),
             expires_at.flatten(),
         )
         .await?
         .map_err(refused)?;
-    let mut res = shown(&state, &group, member).await?;
+    let mut res = entity_json(&state, &member);
     *res.status_mut() = StatusCode::CREATED;
     Ok(res)
 }
@@ -322,7 +313,7 @@ pub async fn update(
             other => other.into(),
         })?
         .map_err(refused)?;
-    shown(&state, &group, member).await
+    Ok(entity_json(&state, &member))
 }
 
 pub async fn delete(
