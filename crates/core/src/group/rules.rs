@@ -159,8 +159,9 @@ pub fn day_text(day: time::Date) -> String {
 }
 
 /// What the acting user is to one group: an administrator, their access
-/// there (through memberships of it or an ancestor), and whether they may
-/// see it at all.
+/// there (through memberships of it or an ancestor), and whether its
+/// visibility alone lets them see it (public; internal, to users who are
+/// not external).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct GroupRole {
     pub admin: bool,

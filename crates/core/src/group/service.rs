@@ -85,13 +85,11 @@ impl Services {
                 .group_access(group.id, actor.user.id, &self.today_text())
                 .await?
         };
-        let visible = admin
-            || access.is_some()
-            || match group.visibility {
-                Visibility::Public => true,
-                Visibility::Internal => !actor.user.external,
-                Visibility::Private => false,
-            };
+        let visible = match group.visibility {
+            Visibility::Public => true,
+            Visibility::Internal => !actor.user.external,
+            Visibility::Private => false,
+        };
         Ok(GroupRole {
             admin,
             access,
