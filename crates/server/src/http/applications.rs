@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use super::auth::{authenticate_admin, Need};
 use super::errors::ApiError;
-use super::params::{parse_id, BoolParam, Params, StrParam, Value};
+use super::params::{parse_id, BoolParam, Params, Value};
 use super::{pagination, AppState};
 
 /// GitLab's `Application` entity (and `ApplicationWithSecret` when
@@ -61,20 +61,8 @@ impl<'a> ApplicationEntity<'a> {
 /// Grape's checks of the create parameters, in declaration order.
 pub fn create_params(params: &Params) -> Result<ApplicationParams, ApiError> {
     let mut errors: Vec<String> = Vec::new();
-    let string = |key: &str, errors: &mut Vec<String>| match params.string(key) {
-        StrParam::Missing => {
-            errors.push(format!("{key} is missing"));
-            None
-        }
-        StrParam::Invalid => {
-            errors.push(format!("{key} is invalid"));
-            None
-        }
-        StrParam::Null => None,
-        StrParam::Value(v) => Some(v),
-    };
-    let name = string("name", &mut errors);
-    let redirect_uri = string("redirect_uri", &mut errors);
+    let name = params.required_string("name", &mut errors);
+    let redirect_uri = params.required_string("redirect_uri", &mut errors);
     let scopes = if params.contains("scopes") {
         params.optional_nonblank_string("scopes", &mut errors)
     } else {

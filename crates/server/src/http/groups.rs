@@ -5,12 +5,11 @@ use axum::extract::{OriginalUri, Path, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use latchkey_core::application::ValidationErrors;
 use latchkey_core::group::{
     level, Group, GroupFilter, GroupOrder, GroupParams, GroupRole, GroupUpdate, Viewer, Visibility,
 };
 use latchkey_core::service::ServiceError;
-use latchkey_core::user::{Avatar, MAX_AVATAR_BYTES};
+use latchkey_core::user::Avatar;
 use serde_json::json;
 
 use super::auth::{authenticate, authenticate_optional, Caller, Need};
@@ -53,18 +52,8 @@ fn avatar_param(
     params: &Params,
     errors: &mut Vec<String>,
 ) -> Result<Option<Option<Avatar>>, ApiError> {
-    let refused = |message: &str| {
-        let mut v = ValidationErrors::default();
-        v.add("avatar", message);
-        ApiError::Validation(v)
-    };
-    match params.file("avatar") {
-        Some(bytes) if bytes.len() > MAX_AVATAR_BYTES => {
-            Err(refused("is too big (should be at most 200 KiB)"))
-        }
-        Some(bytes) => Avatar::check(bytes.to_vec())
-            .map(|a| Some(Some(a)))
-            .map_err(|m| refused(&m)),
+    match super::users::uploaded_avatar(params)? {
+        Some(picture) => Ok(Some(Some(picture))),
         None => match params.string("avatar") {
             StrParam::Missing => Ok(None),
             StrParam::Null => Ok(Some(None)),
@@ -248,22 +237,6 @@ pub async fn get(
     Ok(Json(GroupDetail::new(&group, &state.external_url, with_projects)).into_response())
 }
 
-/// A required `type: String` parameter.
-fn required_string(params: &Params, key: &str, errors: &mut Vec<String>) -> Option<String> {
-    match params.string(key) {
-        StrParam::Missing => {
-            errors.push(format!("{key} is missing"));
-            None
-        }
-        StrParam::Invalid => {
-            errors.push(format!("{key} is invalid"));
-            None
-        }
-        StrParam::Null => Some(String::new()),
-        StrParam::Value(v) => Some(v),
-    }
-}
-
 pub async fn create(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -271,8 +244,8 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     let caller = authenticate(&state, &headers, &params, Need::Write).await?;
     let mut errors = Vec::new();
-    let name = required_string(&params, "name", &mut errors);
-    let path = required_string(&params, "path", &mut errors);
+    let name = params.required_string("name", &mut errors);
+    let path = params.required_string("path", &mut errors);
     let parent_id = params.optional_int("parent_id", &mut errors);
     let description = params.optional_string("description", &mut errors);
     let visibility = visibility_param(&params, &mut errors);

@@ -249,6 +249,24 @@ impl Params {
         }
     }
 
+    /// A required `type: String` parameter: absent adds "KEY is missing",
+    /// an array or object "KEY is invalid"; null is `None` (the model
+    /// then finds it blank).
+    pub fn required_string(&self, key: &str, errors: &mut Vec<String>) -> Option<String> {
+        match self.string(key) {
+            StrParam::Missing => {
+                errors.push(format!("{key} is missing"));
+                None
+            }
+            StrParam::Invalid => {
+                errors.push(format!("{key} is invalid"));
+                None
+            }
+            StrParam::Null => None,
+            StrParam::Value(v) => Some(v),
+        }
+    }
+
     /// An optional `type: String` parameter: absent or null is `None`;
     /// an array or object adds Grape's "is invalid" to `errors`.
     pub fn optional_string(&self, key: &str, errors: &mut Vec<String>) -> Option<String> {

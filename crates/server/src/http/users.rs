@@ -283,28 +283,35 @@ pub async fn nothing_of_theirs(
     ))
 }
 
-/// An uploaded `avatar` (a multipart file), checked by its content. Given
-/// as anything but a file, it is Grape's "avatar is invalid"; a file that
-/// is no accepted image, GitLab's validation error.
-fn avatar_param(params: &Params, errors: &mut Vec<String>) -> Result<Option<Avatar>, ApiError> {
+/// The `avatar` uploaded as a multipart file, checked by its content (a
+/// file that is no accepted image is GitLab's validation error); `None`
+/// without a file. Users' and groups' alike.
+pub(crate) fn uploaded_avatar(params: &Params) -> Result<Option<Avatar>, ApiError> {
+    let refused = |message: &str| {
+        let mut errors = ValidationErrors::default();
+        errors.add("avatar", message);
+        ApiError::Validation(errors)
+    };
     match params.file("avatar") {
         // Too big: refused before it is copied.
         Some(bytes) if bytes.len() > latchkey_core::user::MAX_AVATAR_BYTES => {
-            let mut errors = ValidationErrors::default();
-            errors.add("avatar", "is too big (should be at most 200 KiB)");
-            Err(ApiError::Validation(errors))
+            Err(refused("is too big (should be at most 200 KiB)"))
         }
-        Some(bytes) => Avatar::check(bytes.to_vec()).map(Some).map_err(|m| {
-            let mut errors = ValidationErrors::default();
-            errors.add("avatar", m);
-            ApiError::Validation(errors)
-        }),
-        None if params.contains("avatar") => {
-            errors.push("avatar is invalid".to_owned());
-            Ok(None)
-        }
+        Some(bytes) => Avatar::check(bytes.to_vec())
+            .map(Some)
+            .map_err(|m| refused(&m)),
         None => Ok(None),
     }
+}
+
+/// A user's `avatar`: an uploaded file; given as anything else, Grape's
+/// "avatar is invalid".
+fn avatar_param(params: &Params, errors: &mut Vec<String>) -> Result<Option<Avatar>, ApiError> {
+    let uploaded = uploaded_avatar(params)?;
+    if uploaded.is_none() && params.contains("avatar") {
+        errors.push("avatar is invalid".to_owned());
+    }
+    Ok(uploaded)
 }
 
 /// `GET /uploads/-/system/user/avatar/:id/:file`: an uploaded avatar, as
