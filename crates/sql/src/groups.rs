@@ -282,21 +282,28 @@ pub(crate) async fn most_visible_subgroup(
 
 /// The groups under a user's live memberships of at least `?3`: those
 /// groups and their descendants (`?1` the user, `?2` today).
-const UNDER_MEMBERSHIPS: &str = "id IN (WITH RECURSIVE d(id) AS (
+const UNDER_MEMBERSHIPS: &str = concat!(
+    "id IN (WITH RECURSIVE d(id) AS (
        SELECT m.group_id FROM group_members m
-       WHERE m.user_id = ?1 AND (m.expires_at IS NULL OR m.expires_at > ?2)
-         AND m.access_level >= ?3
+       WHERE m.user_id = ?1 AND ",
+    live!("m", "?2"),
+    " AND m.access_level >= ?3
        UNION
        SELECT g.id FROM groups g JOIN d ON g.parent_id = d.id
-     ) SELECT d.id FROM d)";
+     ) SELECT d.id FROM d)"
+);
 
 /// The ancestors of the groups a user is a live member of.
-const ABOVE_MEMBERSHIPS: &str = "id IN (WITH RECURSIVE a(id, parent_id) AS (
+const ABOVE_MEMBERSHIPS: &str = concat!(
+    "id IN (WITH RECURSIVE a(id, parent_id) AS (
        SELECT g.id, g.parent_id FROM groups g JOIN group_members m ON m.group_id = g.id
-       WHERE m.user_id = ?1 AND (m.expires_at IS NULL OR m.expires_at > ?2)
+       WHERE m.user_id = ?1 AND ",
+    live!("m", "?2"),
+    "
        UNION
        SELECT g.id, g.parent_id FROM groups g JOIN a ON g.id = a.parent_id
-     ) SELECT a.id FROM a)";
+     ) SELECT a.id FROM a)"
+);
 
 /// The conditions of `filter`.
 fn filtered(d: Dialect, f: &GroupFilter) -> Where {
@@ -320,8 +327,12 @@ fn filtered(d: Dialect, f: &GroupFilter) -> Where {
         Viewer::User { id, .. } | Viewer::Admin { id } => {
             if f.owned {
                 w.add_each(
-                    "id IN (SELECT m.group_id FROM group_members m WHERE m.user_id = ?1
-                       AND m.access_level = ?3 AND (m.expires_at IS NULL OR m.expires_at > ?2))",
+                    concat!(
+                        "id IN (SELECT m.group_id FROM group_members m WHERE m.user_id = ?1
+                           AND m.access_level = ?3 AND ",
+                        live!("m", "?2"),
+                        ")"
+                    ),
                     vec![
                         Value::from(id),
                         Value::from(today),
