@@ -28,6 +28,7 @@ pub mod scopes;
 pub mod secret;
 pub mod service;
 pub mod session;
+pub mod state;
 pub mod store;
 pub mod token;
 pub mod usage;

@@ -215,24 +215,52 @@ impl Services {
         out
     }
 
-    /// Argon2id off the async workers, at most a few at a time.
+    /// Argon2id off the async workers, at most a few at a time, of a
+    /// password that passes the strength rules.
     pub(crate) async fn hash_password(&self, password: &str) -> Result<String, ServiceError> {
         if let Err(m) = user::check_password_strength(password) {
             let mut errors = ValidationErrors::default();
             errors.add("password", m);
             return Err(ServiceError::Validation(errors));
         }
+        self.hash_password_unchecked(password).await
+    }
+
+    /// Argon2id of any password (a state file's: the operator's choice).
+    pub(crate) async fn hash_password_unchecked(
+        &self,
+        password: &str,
+    ) -> Result<String, ServiceError> {
+        let password = password.to_owned();
+        self.on_hashing_threads(move || user::hash_password(&password))
+            .await?
+            .map_err(|e| ServiceError::internal_from("password hashing failed", message(e)))
+    }
+
+    /// Does `password` verify against `digest` (Argon2 or bcrypt)?
+    pub(crate) async fn verify_password(
+        &self,
+        password: &str,
+        digest: &str,
+    ) -> Result<bool, ServiceError> {
+        let (password, digest) = (password.to_owned(), digest.to_owned());
+        self.on_hashing_threads(move || user::verify_password(&password, &digest))
+            .await
+    }
+
+    /// Run password work on the hashing threads, at most a few at once.
+    async fn on_hashing_threads<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, ServiceError> {
         let _permit = self
             .hashing
             .acquire()
             .await
             .map_err(|_| ServiceError::Unavailable("the server is shutting down"))?;
-        let password = password.to_owned();
-        let failed = |e| ServiceError::internal_from("password hashing failed", message(e));
-        crate::hashing::run(move || user::hash_password(&password))
+        crate::hashing::run(work)
             .await
-            .map_err(failed)?
-            .map_err(failed)
+            .map_err(|e| ServiceError::internal_from("password hashing failed", message(e)))
     }
 
     pub fn today(&self) -> Date {

@@ -38,6 +38,7 @@ pub trait Store:
     + SigningKeyStore
     + RegistrationStore
     + GroupStore
+    + crate::state::StateStore
     + TransferStore
     + crate::audit::AuditStore
     + Send
@@ -297,6 +298,30 @@ pub trait Transaction: Send {
     /// How many live direct Owners a group has.
     async fn count_owners(&mut self, group_id: i64, today: &str) -> Result<u64, StoreError>;
 
+    /// Everything a state file manages (see [`crate::state::Current`]).
+    async fn read_state(&mut self) -> Result<crate::state::Current, StoreError>;
+
+    /// Wait until no other unit of work is applying a state file, and keep
+    /// them out until this one ends.
+    async fn lock_state(&mut self) -> Result<(), StoreError>;
+
+    /// Rename a token, or change its scopes or expiry.
+    async fn update_token(
+        &mut self,
+        id: i64,
+        name: &str,
+        scopes: &crate::scopes::Scopes,
+        expires_at: Option<time::Date>,
+    ) -> Result<Option<PersonalAccessToken>, StoreError>;
+
+    /// Make `secrets` an application's only secrets (the last one its
+    /// newest).
+    async fn replace_application_secrets(
+        &mut self,
+        application_id: i64,
+        secrets: Vec<NewSecret>,
+    ) -> Result<(), StoreError>;
+
     /// Delete up to `limit` of the dynamically registered applications
     /// created before `created_before` that never got a grant or a token;
     /// those deleted.
@@ -415,6 +440,7 @@ pub mod prelude {
     pub use crate::oidc::SigningKeyStore;
     pub use crate::registration::RegistrationStore;
     pub use crate::session::SessionStore;
+    pub use crate::state::StateStore;
     pub use crate::token::TokenStore;
     pub use crate::user::UserStore;
 }

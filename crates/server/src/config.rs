@@ -211,6 +211,10 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     pub root_token: Option<SecretString>,
+    /// A state file (TOML) applied at every start, before the server answers:
+    /// users, tokens, groups and applications (see `latchkey apply`).
+    #[arg(long, env = "LATCHKEY_SEED", value_name = "FILE")]
+    pub seed: Option<std::path::PathBuf>,
 }
 
 /// What only the configuration file can set (lists, and settings too
@@ -367,6 +371,8 @@ pub struct ServeSettings {
     pub token_cache_seconds: Option<u64>,
     pub root_password: Option<SecretString>,
     pub root_token: Option<SecretString>,
+    /// A state file applied at start (`--seed`).
+    pub seed: Option<std::path::PathBuf>,
     pub http: HttpSettings,
     /// Trusted proxies, rate limits, who may read the metrics.
     pub observe: ObserveSettings,
@@ -601,6 +607,7 @@ impl ServeSettings {
             max_body_bytes,
             root_password: args.root_password.clone(),
             root_token: args.root_token.clone(),
+            seed: args.seed.clone(),
             http: HttpSettings::resolve(args)?,
             observe: observe_settings(args)?,
             metrics_listen: match args.metrics_listen.clone() {

@@ -89,7 +89,9 @@ const UPDATE: &str = concat!(
     "UPDATE oauth_applications
      SET name = COALESCE($2, name), scopes = COALESCE($3, scopes),
          redirect_uri = COALESCE($4, redirect_uri), confidential = COALESCE($5, confidential),
-         trusted = COALESCE($6, trusted), updated_at = $7, grant_types = COALESCE($8, grant_types)
+         trusted = COALESCE($6, trusted), updated_at = $7, grant_types = COALESCE($8, grant_types),
+         owner_id = CASE WHEN CAST($9 AS BOOLEAN) THEN $10 ELSE owner_id END,
+         group_id = CASE WHEN CAST($9 AS BOOLEAN) THEN $11 ELSE group_id END
      WHERE id = $1 RETURNING ",
     app_columns!()
 );
@@ -196,6 +198,7 @@ pub(crate) async fn update(
         confidential,
         trusted,
         grant_types,
+        owner,
     } = update;
     let params = params![
         id,
@@ -206,11 +209,27 @@ pub(crate) async fn update(
         trusted,
         updated_at,
         join_grant_types(&grant_types),
+        owner.is_some(),
+        owner.and_then(|(user, _)| user),
+        owner.and_then(|(_, group)| group),
     ];
     query_opt_as(c, UPDATE, &params, app_from_row).await
 }
 
 // --- secrets, in a unit of work (see `secrets.rs`) ----------------------
+
+/// Make `list` the application's only secrets (the last its newest).
+pub(crate) async fn replace_secrets(
+    c: &mut dyn Conn,
+    id: i64,
+    list: Vec<NewSecret>,
+) -> Result<(), StoreError> {
+    c.execute(secrets::DELETE_ALL, &params![id]).await?;
+    for secret in &list {
+        secrets::insert(c, id, secret).await?;
+    }
+    Ok(())
+}
 
 /// The application (within `scope`), locked on PostgreSQL.
 async fn locked_app(

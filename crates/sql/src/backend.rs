@@ -109,6 +109,16 @@ impl Dialect {
         }
     }
 
+    /// A statement that lets one unit of work apply a state file at a time
+    /// (instances started together with the same seed wait for each other;
+    /// SQLite's single writer already orders them).
+    pub fn lock_state(self) -> Option<&'static str> {
+        match self {
+            Dialect::Sqlite => None,
+            Dialect::Postgres => Some("SELECT pg_advisory_xact_lock(7458203, 0)"),
+        }
+    }
+
     /// Locks a row a unit of work relies on against deletion until it
     /// commits (SQLite's writer holds the whole database already).
     pub fn share_lock(self) -> &'static str {

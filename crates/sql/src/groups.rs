@@ -30,6 +30,8 @@ macro_rules! group_columns {
     };
 }
 
+pub(crate) use group_columns;
+
 const INSERT_GROUP: &str = concat!(
     "INSERT INTO groups (parent_id, name, path, full_path, full_name, description, visibility,
                          created_at, updated_at, avatar)

@@ -23,6 +23,7 @@ mod rows;
 mod secrets;
 mod sessions;
 mod signing_keys;
+mod state;
 mod tokens;
 mod transaction;
 mod transfer;

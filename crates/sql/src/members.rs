@@ -35,6 +35,7 @@ macro_rules! live {
 }
 
 pub(crate) use live;
+pub(crate) use membership_columns;
 
 const FIND_MEMBERSHIP: &str = concat!(
     "SELECT ",
@@ -174,7 +175,7 @@ fn membership_from_row(row: &mut Row, prefix: &str) -> Result<Membership, StoreE
     })
 }
 
-fn plain_membership(row: &mut Row) -> Result<Membership, StoreError> {
+pub(crate) fn plain_membership(row: &mut Row) -> Result<Membership, StoreError> {
     membership_from_row(row, "")
 }
 

@@ -12,7 +12,7 @@ use crate::rows::app_from_row;
 
 const INSERT: &str = "INSERT INTO application_secrets
        (application_id, digest, hint, created_at, expires_at)
-     VALUES ($1, $2, $3, $4, $5)
+     VALUES ($1, $2, NULLIF($3, ''), $4, $5)
      RETURNING id, hint, created_at, expires_at, last_used_at";
 const LIVE: &str = "SELECT id, hint, created_at, expires_at, last_used_at FROM application_secrets
      WHERE application_id = $1 AND (expires_at IS NULL OR expires_at > $2) ORDER BY id";
@@ -38,13 +38,20 @@ pub(crate) const TOUCH: &str = "UPDATE application_secrets SET last_used_at = $2
 /// Secrets past their expiry (`$1`): removed by the background sweep.
 pub(crate) const DELETE_EXPIRED: &str =
     "DELETE FROM application_secrets WHERE expires_at IS NOT NULL AND expires_at <= $1";
-/// An application by its client_id, once per secret it has (or once with
-/// no secret).
-pub(crate) const BY_UID: &str = "SELECT a.id, a.uid, a.name, a.redirect_uri, a.scopes,
+/// Applications, once per secret each has (or once with no secret).
+macro_rules! with_secrets_select {
+    () => {
+        "SELECT a.id, a.uid, a.name, a.redirect_uri, a.scopes,
        a.confidential, a.trusted, a.owner_id, a.created_at, a.dynamic, a.grant_types,
        a.group_id, s.id AS s_id, s.digest AS s_digest, s.expires_at AS s_expires_at
-     FROM oauth_applications a LEFT JOIN application_secrets s ON s.application_id = a.id
-     WHERE a.uid = $1 ORDER BY s.id";
+     FROM oauth_applications a LEFT JOIN application_secrets s ON s.application_id = a.id"
+    };
+}
+pub(crate) use with_secrets_select;
+
+/// An application by its client_id, once per secret it has (or once with
+/// no secret).
+pub(crate) const BY_UID: &str = concat!(with_secrets_select!(), " WHERE a.uid = $1 ORDER BY s.id");
 
 pub(crate) fn info_from_row(row: &mut Row) -> Result<SecretInfo, StoreError> {
     Ok(SecretInfo {
@@ -58,23 +65,31 @@ pub(crate) fn info_from_row(row: &mut Row) -> Result<SecretInfo, StoreError> {
 
 /// The rows of [`BY_UID`] as the application and its secrets.
 pub(crate) fn with_secrets(
-    mut rows: Vec<Row>,
+    rows: Vec<Row>,
 ) -> Result<Option<(Application, Vec<ClientSecret>)>, StoreError> {
-    let Some(first) = rows.first_mut() else {
-        return Ok(None);
-    };
-    let app = app_from_row(first)?;
-    let mut secrets = Vec::with_capacity(rows.len());
-    for row in &mut rows {
-        if let Some(id) = row.opt_int("s_id")? {
+    Ok(grouped_by_application(rows)?.into_iter().next())
+}
+
+/// Rows of [`with_secrets_select`], ordered by application, as each
+/// application with its secrets.
+pub(crate) fn grouped_by_application(
+    rows: Vec<Row>,
+) -> Result<Vec<(Application, Vec<ClientSecret>)>, StoreError> {
+    let mut out: Vec<(Application, Vec<ClientSecret>)> = Vec::new();
+    for mut row in rows {
+        let id = row.int("id")?;
+        if out.last().is_none_or(|(app, _)| app.id != id) {
+            out.push((app_from_row(&mut row)?, Vec::new()));
+        }
+        if let (Some(secret_id), Some((_, secrets))) = (row.opt_int("s_id")?, out.last_mut()) {
             secrets.push(ClientSecret {
-                id,
+                id: secret_id,
                 digest: row.text("s_digest")?,
                 expires_at: row.opt_int("s_expires_at")?,
             });
         }
     }
-    Ok(Some((app, secrets)))
+    Ok(out)
 }
 
 /// Add `secret` to application `application_id`, and make it the newest.

@@ -18,6 +18,8 @@ macro_rules! token_columns {
     };
 }
 
+pub(crate) use token_columns;
+
 const INSERT: &str = concat!(
     "INSERT INTO personal_access_tokens
        (user_id, name, token_digest, scopes, expires_at, revoked, created_at)
@@ -40,6 +42,11 @@ pub(crate) const FIND: &str = concat!(
     "SELECT ",
     token_columns!(),
     " FROM personal_access_tokens WHERE id = $1"
+);
+const UPDATE: &str = concat!(
+    "UPDATE personal_access_tokens SET name = $2, scopes = $3, expires_at = $4 WHERE id = $1
+     RETURNING ",
+    token_columns!()
 );
 /// A later time only: batches may arrive out of order.
 const TOUCH: &str = "UPDATE personal_access_tokens SET last_used_at = $2
@@ -107,6 +114,17 @@ pub(crate) async fn insert(
         t.created_at,
     ];
     token_from_row(&mut query_one(c, INSERT, &params).await?)
+}
+
+pub(crate) async fn update(
+    c: &mut dyn Conn,
+    id: i64,
+    name: &str,
+    scopes: &latchkey_core::scopes::Scopes,
+    expires_at: Option<time::Date>,
+) -> Result<Option<PersonalAccessToken>, StoreError> {
+    let params = params![id, name, scopes.joined(), expires_at.map(|d| d.to_string())];
+    crate::conn::query_opt_as(c, UPDATE, &params, token_from_row).await
 }
 
 #[async_trait]

@@ -93,6 +93,8 @@ impl Transaction for SqlTransaction<'_> {
         update: ApplicationUpdate,
         updated_at: i64,
     ) -> Result<Option<Application>, StoreError> {
+        // A new owner may move it in or out of the instance's applications.
+        self.applications_changed |= update.owner.is_some();
         applications::update(self.c, id, update, updated_at).await
     }
 
@@ -130,6 +132,35 @@ impl Transaction for SqlTransaction<'_> {
         now: i64,
     ) -> Result<Option<(Application, SecretInfo)>, StoreError> {
         applications::revoke_all(self.c, id, scope, secret, now, self.dialect.row_lock()).await
+    }
+
+    async fn read_state(&mut self) -> Result<latchkey_core::state::Current, StoreError> {
+        crate::state::read(self.c).await
+    }
+
+    async fn lock_state(&mut self) -> Result<(), StoreError> {
+        if let Some(lock) = self.dialect.lock_state() {
+            self.c.execute(lock, &[]).await?;
+        }
+        Ok(())
+    }
+
+    async fn update_token(
+        &mut self,
+        id: i64,
+        name: &str,
+        scopes: &latchkey_core::scopes::Scopes,
+        expires_at: Option<time::Date>,
+    ) -> Result<Option<PersonalAccessToken>, StoreError> {
+        tokens::update(self.c, id, name, scopes, expires_at).await
+    }
+
+    async fn replace_application_secrets(
+        &mut self,
+        application_id: i64,
+        secrets: Vec<latchkey_core::application::NewSecret>,
+    ) -> Result<(), StoreError> {
+        applications::replace_secrets(self.c, application_id, secrets).await
     }
 
     async fn find_user(&mut self, id: i64) -> Result<Option<User>, StoreError> {

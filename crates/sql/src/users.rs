@@ -20,6 +20,8 @@ macro_rules! user_columns {
     };
 }
 
+pub(crate) use user_columns;
+
 const INSERT: &str = concat!(
     "INSERT INTO users (username, email, name, password_digest, admin, state, created_at,
                         updated_at, external, profile, avatar)
@@ -67,6 +69,8 @@ pub(crate) const PUT_AVATAR: &str = "INSERT INTO user_avatars (user_id, content_
      ON CONFLICT (user_id) DO UPDATE SET content_type = excluded.content_type, data = excluded.data";
 const FIND_AVATAR: &str = "SELECT content_type, data FROM user_avatars WHERE user_id = $1";
 pub(crate) const DELETE: &str = "DELETE FROM users WHERE id = $1";
+const REPLACE_DIGEST: &str =
+    "UPDATE users SET password_digest = $3 WHERE id = $1 AND password_digest = $2";
 static TAKEN: LazyLock<[String; 2]> = LazyLock::new(|| {
     Dialect::ALL.map(|d| {
         format!(
@@ -242,6 +246,18 @@ impl<B: Backend> UserStore for SqlStore<B> {
 
     async fn find_user(&self, id: i64) -> Result<Option<User>, StoreError> {
         self.read_opt(FIND, params![id], decode).await
+    }
+
+    async fn replace_password_digest(
+        &self,
+        id: i64,
+        old: &str,
+        new: &str,
+    ) -> Result<bool, StoreError> {
+        Ok(self
+            .write_one(REPLACE_DIGEST, params![id, old, new])
+            .await?
+            > 0)
     }
 
     async fn find_user_by_username(&self, username: &str) -> Result<Option<User>, StoreError> {

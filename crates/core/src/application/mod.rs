@@ -251,6 +251,8 @@ pub struct ApplicationUpdate {
     pub confidential: Option<bool>,
     pub trusted: Option<bool>,
     pub grant_types: Option<Vec<String>>,
+    /// A new owner: a user's id, or a group's, or neither (instance-wide).
+    pub owner: Option<(Option<i64>, Option<i64>)>,
 }
 
 /// Which applications an operation may touch.

@@ -229,6 +229,7 @@ impl Services {
             confidential: changes.confidential,
             trusted: changes.trusted,
             grant_types: changes.grant_types.clone(),
+            owner: None,
         };
         let (ctx, now) = (ctx.clone(), self.now_ms());
         self.changing_auth(self.unit(move |tx| {

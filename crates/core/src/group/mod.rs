@@ -4,8 +4,8 @@
 mod rules;
 mod service;
 
-pub(crate) use service::group_event;
 pub use service::MemberRefusal;
+pub(crate) use service::{group_event, member_event};
 
 pub use rules::{
     check_depth, check_description, check_expires_at, check_group_name, check_group_path,

@@ -31,7 +31,7 @@ pub(crate) fn group_event(
 }
 
 /// An event about a membership of `group`: the member as its target.
-fn member_event(
+pub(crate) fn member_event(
     ctx: &Context,
     now: i64,
     event: &'static str,

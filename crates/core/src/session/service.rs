@@ -18,6 +18,26 @@ use super::*;
 // --- the service --------------------------------------------------
 
 impl Services {
+    /// Replace a password hash of another algorithm (bcrypt, as imported)
+    /// with Argon2id, once the password is known to match it. A failure
+    /// only means it is tried again at the next sign-in.
+    async fn rehash_password(&self, user: &crate::user::User, password: &str, old: &str) {
+        let rehashed = match self.hash_password_unchecked(password).await {
+            Ok(hash) => hash,
+            Err(e) => {
+                tracing::warn!(user_id = user.id, error = %crate::error::Chain(&e), "cannot rehash a password");
+                return;
+            }
+        };
+        if let Err(e) = self
+            .store
+            .replace_password_digest(user.id, old, &rehashed)
+            .await
+        {
+            tracing::warn!(user_id = user.id, error = %crate::error::Chain(&e), "cannot store a rehashed password");
+        }
+    }
+
     /// Check a login (username or email) and password, with throttling per
     /// account and per client address. Argon2 runs off the async workers.
     /// Every outcome but a fault is counted in the metrics.
@@ -96,20 +116,10 @@ impl Services {
             .as_ref()
             .and_then(|(_, d)| d.clone())
             .unwrap_or_else(|| dummy_password_hash().to_owned());
-        let ok = {
-            let _permit = self.hashing.acquire().await.map_err(|_| {
-                SignInError::Internal(ServiceError::Unavailable("the server is shutting down"))
-            })?;
-            let password = password.to_owned();
-            crate::hashing::run(move || user::verify_password(&password, &digest))
-                .await
-                .map_err(|e| {
-                    SignInError::Internal(ServiceError::internal_from(
-                        "password verification failed",
-                        crate::error::message(e),
-                    ))
-                })?
-        };
+        let ok = self
+            .verify_password(password, &digest)
+            .await
+            .map_err(SignInError::Internal)?;
         match found {
             Some((user, Some(_))) if ok => {
                 if let Some(reason) = user.access_denied_reason() {
@@ -118,6 +128,9 @@ impl Services {
                 // The sign-in is recorded with what it opens (a session, a
                 // token): see `signed_in_event`.
                 self.store.clear_login_failures(&account_key).await?;
+                if user::needs_rehash(&digest) {
+                    self.rehash_password(&user, password, &digest).await;
+                }
                 Ok(user)
             }
             _ => {

@@ -275,10 +275,36 @@ pub fn hash_password(password: &str) -> Result<String, String> {
     Ok(hash.to_string())
 }
 
+/// Is `digest` a bcrypt hash (`$2a$`, `$2b$`, `$2x$` or `$2y$`, a cost,
+/// 53 characters of salt and hash), as GitLab and others store passwords?
+pub fn is_bcrypt_hash(digest: &str) -> bool {
+    let b = digest.as_bytes();
+    b.len() == 60
+        && b.starts_with(b"$2")
+        && matches!(b[2], b'a' | b'b' | b'x' | b'y')
+        && b[3] == b'$'
+        && b[4].is_ascii_digit()
+        && b[5].is_ascii_digit()
+        && b[6] == b'$'
+        && b[7..]
+            .iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'/'))
+}
+
+/// Should a hash verified at sign-in be replaced with a new Argon2id one
+/// (it is another algorithm's, as imported from elsewhere)?
+pub fn needs_rehash(digest: &str) -> bool {
+    !digest.starts_with("$argon2")
+}
+
 /// Verification of a password against its Argon2 PHC string, with the
 /// parameters, salt and algorithm it names; the outputs are compared in
-/// constant time (`Output`'s equality).
+/// constant time (`Output`'s equality). A bcrypt hash is verified too.
 pub fn verify_password(password: &str, digest: &str) -> bool {
+    if is_bcrypt_hash(digest) {
+        // bcrypt compares its outputs in constant time itself.
+        return bcrypt::verify(password, digest).unwrap_or(false);
+    }
     let Ok(hash) = PasswordHash::new(digest) else {
         return false;
     };
@@ -429,6 +455,14 @@ pub trait UserStore: Send + Sync {
 
     /// A user's uploaded avatar: its content type and bytes.
     async fn find_avatar(&self, user_id: i64) -> Result<Option<(String, Vec<u8>)>, StoreError>;
+
+    /// Replace a user's password digest, if it is still `old`; whether it was.
+    async fn replace_password_digest(
+        &self,
+        id: i64,
+        old: &str,
+        new: &str,
+    ) -> Result<bool, StoreError>;
 
     /// A user by username or email (case-insensitive), with the password digest.
     async fn find_user_for_login(

@@ -10,11 +10,13 @@ use crate::{startup, telemetry};
 mod db;
 mod keys;
 mod serve;
+mod state;
 mod tokens;
 mod users;
 
 pub use db::DbCommand;
 pub use keys::KeysCommand;
+pub use state::{apply_file, read_state_file, report};
 pub use tokens::TokensCommand;
 pub use users::UsersCommand;
 
@@ -54,6 +56,13 @@ pub enum Command {
     /// OpenID Connect signing keys.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Make the database hold what a state file says: users and their
+    /// tokens, groups and their members, applications (one transaction;
+    /// applying it again changes nothing).
+    Apply(state::ApplyArgs),
+    /// Write the users, tokens, groups and applications as a state file
+    /// (digests only, never a secret), for `latchkey apply`.
+    Export(state::ExportArgs),
 }
 
 pub async fn run() -> anyhow::Result<()> {
@@ -71,6 +80,8 @@ pub async fn run() -> anyhow::Result<()> {
         Command::Tokens(command) => tokens::run(&settings, command).await,
         Command::Db(command) => db::run(&settings, command).await,
         Command::Keys(command) => keys::run(&settings, command).await,
+        Command::Apply(args) => state::apply(&settings, args).await,
+        Command::Export(args) => state::export(&settings, args).await,
     }
 }
 

@@ -13,6 +13,10 @@ pub async fn run(settings: &Settings, serve: &ServeSettings) -> anyhow::Result<(
     } else {
         Schema::RequireCurrent
     };
+    // A seed that does not parse fails before anything is touched.
+    if let Some(path) = &serve.seed {
+        super::read_state_file(path)?;
+    }
     // Held until the process ends: one serving process per SQLite file.
     let _serving = startup::lock_sqlite_for_serving(&settings.database_url)?;
     let store = startup::open_store_for_serving(settings, schema).await?;
@@ -38,6 +42,19 @@ pub async fn run(settings: &Settings, serve: &ServeSettings) -> anyhow::Result<(
         .context("cannot create the root user")?
     {
         startup::print_bootstrap(&b);
+    }
+    if let Some(path) = &serve.seed {
+        let applied = super::apply_file(&services, path, Default::default())
+            .await
+            .context("cannot apply the seed")?;
+        tracing::info!(
+            file = %path.display(),
+            changes = applied.changes.len(),
+            "applied the seed"
+        );
+        if !applied.changes.is_empty() || !applied.generated.is_empty() {
+            print!("{}", super::report(path, &applied, false));
+        }
     }
     // The first signing key (RSA generation takes a while) is made in the
     // background, so a first start is ready at once; an ID token asked for
