@@ -3415,3 +3415,5 @@ mod groups;
 
 #[path = "conformance/secrets.rs"]
 mod secrets;
+#[path = "conformance/state.rs"]
+mod state;

@@ -23,15 +23,25 @@ use super::{Current, Desired, StoredApplication};
 pub enum PasswordCheck {
     /// The stored hash (this one) already verifies the password.
     Matches(String),
-    /// It does not (or there is none): this new hash replaces it.
-    New(String),
+    /// It does not (or there is none): `hash` replaces what was `seen`.
+    New { hash: String, seen: Option<String> },
+}
+
+impl PasswordCheck {
+    /// The stored hash the check was made against.
+    pub fn seen(&self) -> Option<&str> {
+        match self {
+            Self::Matches(d) => Some(d),
+            Self::New { seen, .. } => seen.as_deref(),
+        }
+    }
 }
 
 impl std::fmt::Debug for PasswordCheck {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Self::Matches(_) => "Matches",
-            Self::New(_) => "New",
+            Self::New { .. } => "New",
         })
     }
 }
@@ -270,6 +280,20 @@ fn err<T>(entry: &str, field: &str, message: impl Into<String>) -> Result<T, Sta
     })
 }
 
+/// Has a stored password hash changed since the plain-text passwords were
+/// checked against it (another apply, a password change)? Then they must
+/// be checked again.
+pub fn stale_passwords(current: &Current, passwords: &HashMap<String, PasswordCheck>) -> bool {
+    passwords.iter().any(|(key, check)| {
+        let stored = current
+            .users
+            .iter()
+            .find(|u| lower(&u.user.username) == *key)
+            .and_then(|u| u.password_digest.as_deref());
+        stored != check.seen()
+    })
+}
+
 /// The steps that make `current` what `desired` says. `passwords` holds a
 /// check for every user given a plain-text password (by lowercase username).
 pub fn plan(
@@ -377,17 +401,12 @@ impl Planner<'_> {
                     Some(Password::Hash(h)) => {
                         (stored_digest != Some(h.as_str())).then(|| h.clone())
                     }
+                    // Checked against what is stored now (see `stale_passwords`).
                     Some(Password::Plain(_)) => match passwords.get(&key) {
-                        Some(PasswordCheck::Matches(d)) if stored_digest == Some(d.as_str()) => {
-                            None
-                        }
-                        Some(PasswordCheck::New(h)) => Some(h.clone()),
-                        _ => {
-                            return err(
-                                &du.label,
-                                "password",
-                                "changed while the file was being applied: apply it again",
-                            )
+                        Some(PasswordCheck::New { hash, .. }) => Some(hash.clone()),
+                        Some(PasswordCheck::Matches(_)) => None,
+                        None => {
+                            return err(&du.label, "password", "was not checked: apply it again")
                         }
                     },
                 })

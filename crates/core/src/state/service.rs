@@ -20,7 +20,7 @@ use crate::token::{token_event, NewToken, PAT_PREFIX};
 use crate::user::{user_event, User, UserState};
 
 use super::check::{Owner, Password};
-use super::plan::Settings;
+use super::plan::{stale_passwords, Settings};
 use super::{plan, Current, Desired, PasswordCheck, StateFile, Step};
 
 /// How to apply.
@@ -31,6 +31,9 @@ pub struct ApplyOptions {
     /// Also delete what the file's kinds do not list.
     pub prune: bool,
 }
+
+/// How often an apply starts over when stored passwords change under it.
+const STALE_RETRIES: usize = 3;
 
 /// What applying a file did (or, on a dry run, would do).
 #[derive(Debug, Default)]
@@ -54,27 +57,53 @@ impl Services {
         file: StateFile,
         options: ApplyOptions,
     ) -> Result<Applied, ServiceError> {
-        let desired = file
-            .check(&self.config.scopes)
-            .map_err(|e| ServiceError::Invalid(e.to_string()))?;
-        let snapshot = self.store.read_state().await?;
-        let passwords = self.check_passwords(&desired, &snapshot).await?;
-        let settings = Settings {
-            prune: options.prune,
-            now: self.now_ms(),
-            today: self.today(),
-            default_visibility: self.config.default_group_visibility,
-        };
-        if options.dry_run {
-            let plan = plan(&desired, &snapshot, &passwords, &settings)
-                .map_err(|e| ServiceError::Invalid(e.to_string()))?;
-            return Ok(Applied {
-                changes: plan.steps.iter().map(ToString::to_string).collect(),
-                kept: plan.kept,
-                generated: Vec::new(),
-            });
+        let desired = Arc::new(
+            file.check(&self.config.scopes)
+                .map_err(|e| ServiceError::Invalid(e.to_string()))?,
+        );
+        // Passwords are checked outside the unit of work (Argon2 is slow);
+        // if a stored hash changed meanwhile, they are checked again.
+        for _ in 0..STALE_RETRIES {
+            let snapshot = self.store.read_state().await?;
+            let passwords = self.check_passwords(&desired, &snapshot).await?;
+            let settings = Settings {
+                prune: options.prune,
+                now: self.now_ms(),
+                today: self.today(),
+                default_visibility: self.config.default_group_visibility,
+            };
+            if options.dry_run {
+                let plan = plan(&desired, &snapshot, &passwords, &settings)
+                    .map_err(|e| ServiceError::Invalid(e.to_string()))?;
+                return Ok(Applied {
+                    changes: plan.steps.iter().map(ToString::to_string).collect(),
+                    kept: plan.kept,
+                    generated: Vec::new(),
+                });
+            }
+            drop(snapshot);
+            match self
+                .apply_once(ctx, desired.clone(), passwords, settings)
+                .await?
+            {
+                Some(applied) => return Ok(applied),
+                None => continue,
+            }
         }
-        drop(snapshot);
+        Err(ServiceError::Unavailable(
+            "passwords kept changing while the state file was applied: apply it again",
+        ))
+    }
+
+    /// One unit of work that plans and applies; `None` if the passwords'
+    /// checks are stale.
+    async fn apply_once(
+        &self,
+        ctx: &Context,
+        desired: Arc<Desired>,
+        passwords: HashMap<String, PasswordCheck>,
+        settings: Settings,
+    ) -> Result<Option<Applied>, ServiceError> {
         let failed_step: Arc<Mutex<Option<String>>> = Arc::default();
         let failed = failed_step.clone();
         let (ctx, prefix) = (ctx.clone(), self.config.secret_prefix.clone());
@@ -83,6 +112,9 @@ impl Services {
                 Box::pin(async move {
                     tx.lock_state().await?;
                     let current = tx.read_state().await?;
+                    if stale_passwords(&current, &passwords) {
+                        return Ok(Ok(None));
+                    }
                     let plan = match plan(&desired, &current, &passwords, &settings) {
                         Ok(plan) => plan,
                         Err(e) => return Ok(Err(ServiceError::Invalid(e.to_string()))),
@@ -113,11 +145,11 @@ impl Services {
                         }
                         changes.push(text);
                     }
-                    Ok(Ok(Applied {
+                    Ok(Ok(Some(Applied {
                         changes,
                         kept: plan.kept,
                         generated: run.generated,
-                    }))
+                    })))
                 })
             }))
             .await;
@@ -161,19 +193,19 @@ impl Services {
                 .iter()
                 .find(|u| u.user.username.to_ascii_lowercase() == key)
                 .and_then(|u| u.password_digest.clone());
-            if let Some(digest) = stored {
+            if let Some(digest) = &stored {
                 if self
-                    .verify_password(password.expose_secret(), &digest)
+                    .verify_password(password.expose_secret(), digest)
                     .await?
                 {
-                    out.insert(key, PasswordCheck::Matches(digest));
+                    out.insert(key, PasswordCheck::Matches(digest.clone()));
                     continue;
                 }
             }
             let hash = self
                 .hash_password_unchecked(password.expose_secret())
                 .await?;
-            out.insert(key, PasswordCheck::New(hash));
+            out.insert(key, PasswordCheck::New { hash, seen: stored });
         }
         Ok(out)
     }

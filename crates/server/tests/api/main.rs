@@ -25,6 +25,7 @@ mod races;
 mod security;
 mod security_low;
 mod snapshots;
+mod state;
 mod tokens;
 mod user_applications;
 mod users;

@@ -1,0 +1,546 @@
+//! Declarative state through the services and the HTTP API, on the
+//! backend under test: apply, apply again, dry runs, bad files, pruning,
+//! export and restore, imported password hashes, concurrent applies.
+
+use serde_json::Value;
+
+use crate::helpers::{RequestAs, TestApp};
+use latchkey_core::context::Context;
+use latchkey_core::state::{Applied, ApplyOptions, StateFile};
+
+const ALICE_TOKEN: &str = "glpat-state-alice-token-000001";
+const CLIENT_SECRET: &str = "grafana-state-secret-value";
+
+/// The issue's example shape, with a client that may use
+/// `client_credentials` and `password` for the checks.
+fn sample() -> String {
+    format!(
+        r#"
+[[users]]
+username = "alice"
+email = "alice@example.com"
+name = "Alice"
+password = "correct horse battery"
+admin = false
+
+[[users.tokens]]
+name = "ci"
+scopes = ["api", "read_user"]
+token = "{ALICE_TOKEN}"
+expires_at = "2099-12-31"
+
+[[users.tokens]]
+name = "generated"
+scopes = ["read_api"]
+
+[[users]]
+username = "bob"
+email = "bob@example.com"
+
+[[groups]]
+path = "platform"
+name = "Platform"
+members = [{{ username = "alice", access_level = 50 }}]
+
+[[groups]]
+path = "team"
+parent = "platform"
+members = [{{ username = "bob", access_level = 30 }}]
+
+[[applications]]
+name = "Grafana"
+redirect_uris = ["https://grafana.example/login/gitlab"]
+scopes = ["read_user", "openid"]
+confidential = true
+trusted = true
+grant_types = ["authorization_code", "refresh_token", "client_credentials", "password"]
+owner = "alice"
+application_id = "grafana-client-id"
+secret = "{CLIENT_SECRET}"
+
+[[applications]]
+name = "Team tool"
+redirect_uris = "https://team.example/cb"
+scopes = "api"
+group = "platform/team"
+
+[[applications]]
+name = "Instance tool"
+redirect_uris = ["https://tool.example/cb"]
+scopes = ["read_user"]
+"#
+    )
+}
+
+async fn apply(app: &TestApp, text: &str, options: ApplyOptions) -> Result<Applied, String> {
+    let file = StateFile::parse(text)?;
+    app.services
+        .apply_state(&Context::command_line(), file, options)
+        .await
+        .map_err(|e| e.to_string())
+}
+
+async fn apply_ok(app: &TestApp, text: &str) -> Applied {
+    apply(app, text, ApplyOptions::default()).await.unwrap()
+}
+
+async fn get(app: &TestApp, path: &str, token: &str) -> (u16, Value) {
+    let res = app
+        .client
+        .get(app.url(path))
+        .private_token(token)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+async fn token_grant(app: &TestApp, form: &[(&str, &str)]) -> (u16, Value) {
+    let res = app
+        .client
+        .post(app.url("/oauth/token"))
+        .form(form)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    (status, res.json().await.unwrap_or(Value::Null))
+}
+
+async fn password_grant(app: &TestApp, username: &str, password: &str) -> u16 {
+    token_grant(
+        app,
+        &[
+            ("grant_type", "password"),
+            ("username", username),
+            ("password", password),
+            ("client_id", "grafana-client-id"),
+            ("client_secret", CLIENT_SECRET),
+            ("scope", "read_user"),
+        ],
+    )
+    .await
+    .0
+}
+
+async fn usernames(app: &TestApp) -> Vec<String> {
+    let (status, body) = get(app, "/api/v4/users?per_page=100&sort=asc", &app.root_token).await;
+    assert_eq!(status, 200, "{body}");
+    body.as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["username"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+async fn audit_count(app: &TestApp) -> usize {
+    let (status, body) = get(app, "/api/v4/audit_events?per_page=100", &app.root_token).await;
+    assert_eq!(status, 200, "{body}");
+    body.as_array().unwrap().len()
+}
+
+#[tokio::test]
+async fn apply_makes_the_database_hold_the_file_and_a_second_apply_changes_nothing() {
+    let app = TestApp::spawn().await;
+    let before = audit_count(&app).await;
+    let applied = apply_ok(&app, &sample()).await;
+    assert_eq!(
+        applied.changes,
+        [
+            "create user alice",
+            "create token \"ci\" of alice",
+            "create token \"generated\" of alice",
+            "create user bob",
+            "create group platform",
+            "add alice to group platform as Owner",
+            "create group platform/team",
+            "add bob to group platform/team as Developer",
+            "create application \"Grafana\" (owner alice)",
+            "create application \"Team tool\" (group platform/team)",
+            "create application \"Instance tool\" (instance-wide)",
+        ]
+    );
+    // A value for each token and secret the file gave none for, once.
+    let generated: Vec<&str> = applied.generated.iter().map(|(w, _)| w.as_str()).collect();
+    assert_eq!(
+        generated,
+        [
+            "token \"generated\" of alice",
+            "secret of application \"Team tool\"",
+            "secret of application \"Instance tool\"",
+        ]
+    );
+    // Every change is audited.
+    assert_eq!(audit_count(&app).await, before + applied.changes.len());
+
+    // The credentials work as given.
+    let (status, me) = get(&app, "/api/v4/user", ALICE_TOKEN).await;
+    assert_eq!((status, me["username"].as_str()), (200, Some("alice")));
+    let generated_token = applied.generated[0].1.expose().to_owned();
+    assert_eq!(get(&app, "/api/v4/user", &generated_token).await.0, 200);
+    let (status, body) = token_grant(
+        &app,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", "grafana-client-id"),
+            ("client_secret", CLIENT_SECRET),
+            ("scope", "read_user"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        password_grant(&app, "alice", "correct horse battery").await,
+        200
+    );
+    // What the API shows matches the file.
+    let (_, groups) = get(&app, "/api/v4/groups?all_available=true", &app.root_token).await;
+    let paths: Vec<&str> = groups
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| g["full_path"].as_str().unwrap())
+        .collect();
+    assert_eq!(paths, ["platform", "platform/team"]);
+    let (_, members) = get(&app, "/api/v4/groups/platform/members", &app.root_token).await;
+    assert_eq!(members[0]["username"], "alice");
+    assert_eq!(members[0]["access_level"], 50);
+    let apps = app.list_apps().await;
+    assert_eq!(apps.len(), 1);
+    assert_eq!(apps[0]["application_name"], "Instance tool");
+    let (_, team_apps) = get(
+        &app,
+        "/api/v4/groups/platform%2Fteam/applications",
+        ALICE_TOKEN,
+    )
+    .await;
+    assert_eq!(team_apps[0]["application_name"], "Team tool", "{team_apps}");
+
+    // Again: nothing changes, nothing is recorded, nothing is generated.
+    let recorded = audit_count(&app).await;
+    let again = apply_ok(&app, &sample()).await;
+    assert!(again.changes.is_empty(), "{:?}", again.changes);
+    assert!(again.generated.is_empty());
+    assert_eq!(audit_count(&app).await, recorded);
+    // And the generated credentials still work.
+    assert_eq!(get(&app, "/api/v4/user", &generated_token).await.0, 200);
+
+    // A change to the file is a change to the database, and only that.
+    let edited = sample()
+        .replace("name = \"Alice\"", "name = \"Alice Liddell\"")
+        .replace(
+            "scopes = [\"api\", \"read_user\"]",
+            "scopes = [\"read_user\"]",
+        )
+        .replace("access_level = 30", "access_level = 40");
+    let changed = apply_ok(&app, &edited).await;
+    assert_eq!(
+        changed.changes,
+        [
+            "update user alice: name",
+            "update token \"ci\" of alice: scopes",
+            "update membership of bob in group platform/team: access_level",
+        ]
+    );
+    let (_, me) = get(&app, "/api/v4/user", ALICE_TOKEN).await;
+    assert_eq!(me["name"], "Alice Liddell");
+    // The token lost `api`: /user needs read_user only, creating needs api.
+    let res = app.create_app_form(ALICE_TOKEN, &[("name", "x")]).await;
+    assert_eq!(res.status(), 403);
+}
+
+#[tokio::test]
+async fn a_dry_run_says_what_would_change_and_changes_nothing() {
+    let app = TestApp::spawn().await;
+    let before = audit_count(&app).await;
+    let options = ApplyOptions {
+        dry_run: true,
+        prune: false,
+    };
+    let planned = apply(&app, &sample(), options).await.unwrap();
+    assert_eq!(planned.changes.len(), 11);
+    assert!(planned.generated.is_empty());
+    assert_eq!(usernames(&app).await, ["root"]);
+    assert_eq!(audit_count(&app).await, before);
+    assert_eq!(get(&app, "/api/v4/user", ALICE_TOKEN).await.0, 401);
+}
+
+#[tokio::test]
+async fn a_bad_file_names_entry_and_field_and_changes_nothing() {
+    let app = TestApp::spawn().await;
+    let cases = [
+        (
+            "[[users]]\nusername = \"carol\"\nemail = \"not an email\"\n",
+            "users[0] (carol): email:",
+        ),
+        (
+            "[[users]]\nusername = \"carol\"\nemail = \"carol@example.com\"\nemial = \"x\"\n",
+            "unknown field `emial`",
+        ),
+        (
+            "[[applications]]\nname = \"A\"\nredirect_uris = [\"https://a.example/cb\"]\nscopes = [\"nope\"]\n",
+            "applications[0] (A): scopes:",
+        ),
+        (
+            "[[applications]]\nname = \"A\"\nredirect_uris = [\"https://a.example/cb\"]\nscopes = [\"api\"]\nowner = \"nobody\"\n",
+            "applications[0] (A): owner: no user nobody exists",
+        ),
+        (
+            "[[groups]]\npath = \"team\"\nparent = \"missing\"\n",
+            "groups[0] (missing/team): parent:",
+        ),
+        (
+            "[[users]]\nusername = \"carol\"\nemail = \"carol@example.com\"\n[[users.tokens]]\nname = \"t\"\nscopes = [\"api\"]\ntoken = \"short\"\n",
+            "users[0] (carol) tokens[0] (t): token:",
+        ),
+        (
+            "[[users]]\nusername = \"carol\"\nemail = \"carol@example.com\"\npassword_hash = \"md5:abc\"\n",
+            "users[0] (carol): password_hash:",
+        ),
+        (
+            "[[groups]]\npath = \"g\"\nmembers = [{ username = \"root\", access_level = 7 }]\n",
+            "access_level: must be",
+        ),
+    ];
+    for (text, expected) in cases {
+        let e = apply(&app, text, ApplyOptions::default())
+            .await
+            .unwrap_err();
+        assert!(e.contains(expected), "{e:?} should contain {expected:?}");
+    }
+    // A valid first entry is not stored when a later one fails at run time:
+    // bob's email is root's, which the file does not manage.
+    let text = "[[users]]\nusername = \"alice\"\nemail = \"alice@example.com\"\n\
+                [[users]]\nusername = \"bob\"\nemail = \"root@example.com\"\n";
+    let e = apply(&app, text, ApplyOptions::default())
+        .await
+        .unwrap_err();
+    assert!(e.contains("create user bob") && e.contains("email"), "{e}");
+    assert_eq!(usernames(&app).await, ["root"]);
+}
+
+#[tokio::test]
+async fn pruning_deletes_what_the_file_does_not_list_but_never_root_or_the_last_admin() {
+    let app = TestApp::spawn().await;
+    apply_ok(&app, &sample()).await;
+    let (_, boss_token) = app.user_with_token("boss", true, "api").await;
+    let only_alice = r#"
+applications = []
+
+[[users]]
+username = "alice"
+email = "alice@example.com"
+tokens = []
+"#;
+    let options = ApplyOptions {
+        dry_run: false,
+        prune: true,
+    };
+    let pruned = apply(&app, only_alice, options).await.unwrap();
+    let expected = [
+        "revoke token \"ci\" of alice",
+        "revoke token \"generated\" of alice",
+        "delete application \"Grafana\" (grafana-client-id)",
+        "delete application \"Team tool\" (",
+        "delete application \"Instance tool\" (",
+        "delete user bob",
+        "delete user boss",
+    ];
+    assert_eq!(pruned.changes.len(), expected.len(), "{:?}", pruned.changes);
+    for (change, want) in pruned.changes.iter().zip(expected) {
+        assert!(change.starts_with(want), "{change:?} is not {want:?}");
+    }
+    assert!(
+        pruned.kept.iter().any(|k| k.contains("root")),
+        "{:?}",
+        pruned.kept
+    );
+    assert_eq!(usernames(&app).await, ["root", "alice"]);
+    assert_eq!(get(&app, "/api/v4/user", ALICE_TOKEN).await.0, 401);
+    assert_eq!(get(&app, "/api/v4/user", &boss_token).await.0, 401);
+    // Groups are not listed: they stay; their applications are
+    // applications, a listed kind, so the team's went.
+    let (_, team_apps) = get(
+        &app,
+        "/api/v4/groups/platform%2Fteam/applications",
+        &app.root_token,
+    )
+    .await;
+    assert_eq!(team_apps.as_array().map(Vec::len), Some(0));
+
+    // The last active administrator is kept even when unlisted.
+    let (boss2, boss2_token) = app.user_with_token("boss2", true, "api").await;
+    let res = app
+        .client
+        .post(app.url(&format!("/api/v4/users/{}/block", app.root_id)))
+        .private_token(&boss2_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let pruned = apply(&app, only_alice, options).await.unwrap();
+    assert!(pruned.changes.is_empty(), "{:?}", pruned.changes);
+    assert!(
+        pruned
+            .kept
+            .iter()
+            .any(|k| k.contains("boss2") && k.contains("last active administrator")),
+        "{:?}",
+        pruned.kept
+    );
+    assert!(app.services.find_user(boss2).await.unwrap().is_some());
+    // A file that would demote every active administrator is refused.
+    let demote = "[[users]]\nusername = \"boss2\"\nemail = \"boss2@example.com\"\nadmin = false\n";
+    let e = apply(&app, demote, ApplyOptions::default())
+        .await
+        .unwrap_err();
+    assert!(e.contains("no active administrator"), "{e}");
+}
+
+#[tokio::test]
+async fn export_then_apply_on_an_empty_database_restores_every_credential() {
+    let first = TestApp::spawn().await;
+    let applied = apply_ok(&first, &sample()).await;
+    let team_secret = applied.generated[1].1.expose().to_owned();
+    let generated_token = applied.generated[0].1.expose().to_owned();
+    // An application in the middle of a renewal keeps both secrets.
+    let instance_id = first.list_apps().await[0]["id"].as_i64().unwrap();
+    let renewed = first
+        .client
+        .post(first.url(&format!(
+            "/api/v4/applications/{instance_id}/renew-secret?expires_in=3600"
+        )))
+        .private_token(&first.root_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(renewed.status(), 201);
+    let renewed: Value = renewed.json().await.unwrap();
+    let old_instance_secret = applied.generated[2].1.expose().to_owned();
+    let new_instance_secret = renewed["secret"].as_str().unwrap().to_owned();
+    let exported = first.services.export_state().await.unwrap();
+    let text = exported.to_toml().unwrap();
+    assert!(!text.contains(CLIENT_SECRET) && !text.contains(ALICE_TOKEN));
+    assert!(!text.contains("correct horse"));
+
+    let second = TestApp::spawn().await;
+    let restored = apply_ok(&second, &text).await;
+    assert!(restored.generated.is_empty(), "{:?}", restored.generated);
+    // Every credential works on the new database.
+    assert_eq!(get(&second, "/api/v4/user", ALICE_TOKEN).await.0, 200);
+    assert_eq!(get(&second, "/api/v4/user", &generated_token).await.0, 200);
+    assert_eq!(
+        password_grant(&second, "alice", "correct horse battery").await,
+        200
+    );
+    assert_eq!(get(&second, "/api/v4/user", &first.root_token).await.0, 200);
+    let team_id = exported.applications.as_ref().unwrap()[1]
+        .application_id
+        .clone()
+        .unwrap();
+    let (status, body) = token_grant(
+        &second,
+        &[
+            ("grant_type", "client_credentials"),
+            ("client_id", team_id.as_str()),
+            ("client_secret", team_secret.as_str()),
+            ("scope", "api"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    // Both secrets of the application being renewed work.
+    let instance_uid = renewed["application_id"].as_str().unwrap();
+    for secret in [&old_instance_secret, &new_instance_secret] {
+        let (status, body) = token_grant(
+            &second,
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_id", instance_uid),
+                ("client_secret", secret.as_str()),
+                ("scope", "read_user"),
+            ],
+        )
+        .await;
+        assert_eq!(status, 200, "{body}");
+    }
+    assert!(text.contains("[[applications.secrets]]"), "{text}");
+    // And exporting the copy gives the same file.
+    let again = second
+        .services
+        .export_state()
+        .await
+        .unwrap()
+        .to_toml()
+        .unwrap();
+    assert_eq!(again, text);
+    // Applying the export to where it came from changes nothing.
+    assert!(apply_ok(&first, &text).await.changes.is_empty());
+}
+
+#[tokio::test]
+async fn a_bcrypt_password_hash_signs_in_and_becomes_argon2id() {
+    let app = TestApp::spawn().await;
+    let hash = bcrypt::hash("gitlab password 1", 4).unwrap();
+    let text = format!(
+        r#"
+[[users]]
+username = "imported"
+email = "imported@example.com"
+password_hash = "{hash}"
+
+[[applications]]
+name = "Grafana"
+redirect_uris = ["https://grafana.example/cb"]
+scopes = ["read_user"]
+application_id = "grafana-client-id"
+secret = "{CLIENT_SECRET}"
+"#
+    );
+    apply_ok(&app, &text).await;
+    assert_eq!(
+        password_grant(&app, "imported", "wrong password 1").await,
+        400
+    );
+    assert_eq!(
+        password_grant(&app, "imported", "gitlab password 1").await,
+        200
+    );
+    let (_, digest) = app
+        .services
+        .store()
+        .find_user_for_login("imported")
+        .await
+        .unwrap()
+        .unwrap();
+    let digest = digest.unwrap();
+    assert!(digest.starts_with("$argon2id$"), "{digest}");
+    assert_eq!(
+        password_grant(&app, "imported", "gitlab password 1").await,
+        200
+    );
+    // The file still names the bcrypt hash: applying it again puts it back
+    // (the file is the truth), and it still verifies.
+    let again = apply_ok(&app, &text).await;
+    assert_eq!(again.changes, ["update user imported: password"]);
+    assert_eq!(
+        password_grant(&app, "imported", "gitlab password 1").await,
+        200
+    );
+}
+
+#[tokio::test]
+async fn concurrent_applies_of_one_file_make_each_thing_once() {
+    let app = TestApp::spawn().await;
+    let text = sample();
+    let (a, b) = tokio::join!(
+        apply(&app, &text, ApplyOptions::default()),
+        apply(&app, &text, ApplyOptions::default())
+    );
+    let (a, b) = (a.unwrap(), b.unwrap());
+    let mut counts = [a.changes.len(), b.changes.len()];
+    counts.sort_unstable();
+    assert_eq!(counts, [0, 11]);
+    assert_eq!(usernames(&app).await, ["root", "alice", "bob"]);
+}
