@@ -47,6 +47,7 @@ pub const TABLES: &[TableSpec] = &[
             ("updated_at", Int),
             ("profile", Text),
             ("avatar", Text),
+            ("rehashed_from", Text),
         ],
     },
     TableSpec {

@@ -112,10 +112,16 @@ impl Dialect {
     /// A statement that lets one unit of work apply a state file at a time
     /// (instances started together with the same seed wait for each other;
     /// SQLite's single writer already orders them).
-    pub fn lock_state(self) -> Option<&'static str> {
+    /// PostgreSQL waits as long as the other apply takes (its statement
+    /// timeout is lifted for this transaction: applying a large file may
+    /// take longer than a request may).
+    pub fn lock_state(self) -> &'static [&'static str] {
         match self {
-            Dialect::Sqlite => None,
-            Dialect::Postgres => Some("SELECT pg_advisory_xact_lock(7458203, 0)"),
+            Dialect::Sqlite => &[],
+            Dialect::Postgres => &[
+                "SET LOCAL statement_timeout = 0",
+                "SELECT pg_advisory_xact_lock(7458203, 0)",
+            ],
         }
     }
 

@@ -19,12 +19,12 @@ use crate::users::user_columns;
 const USERS: &str = concat!(
     "SELECT ",
     user_columns!(),
-    ", password_digest FROM users ORDER BY id"
+    ", password_digest, rehashed_from FROM users ORDER BY id"
 );
 const TOKENS: &str = concat!(
     "SELECT ",
     token_columns!(),
-    ", token_digest FROM personal_access_tokens WHERE revoked = FALSE ORDER BY id"
+    ", token_digest FROM personal_access_tokens ORDER BY id"
 );
 const GROUPS: &str = concat!("SELECT ", group_columns!(), " FROM groups ORDER BY id");
 const MEMBERS: &str = concat!(
@@ -42,6 +42,7 @@ fn stored_user(row: &mut Row) -> Result<StoredUser, StoreError> {
     Ok(StoredUser {
         user: user_from_row(row, "")?,
         password_digest: row.opt_text("password_digest")?,
+        rehashed_from: row.opt_text("rehashed_from")?,
     })
 }
 

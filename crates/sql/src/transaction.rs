@@ -139,8 +139,8 @@ impl Transaction for SqlTransaction<'_> {
     }
 
     async fn lock_state(&mut self) -> Result<(), StoreError> {
-        if let Some(lock) = self.dialect.lock_state() {
-            self.c.execute(lock, &[]).await?;
+        for statement in self.dialect.lock_state() {
+            self.c.execute(statement, &[]).await?;
         }
         Ok(())
     }

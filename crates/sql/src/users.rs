@@ -59,6 +59,7 @@ pub(crate) const SET_STATE: &str =
 const UPDATE: &str = concat!(
     "UPDATE users SET username = COALESCE($2, username), email = COALESCE($3, email),
             name = COALESCE($4, name), password_digest = COALESCE($5, password_digest),
+            rehashed_from = CASE WHEN $5 IS NULL THEN rehashed_from END,
             admin = COALESCE($6, admin), external = COALESCE($7, external),
             profile = CASE WHEN CAST($8 AS BOOLEAN) THEN $9 ELSE profile END,
             updated_at = COALESCE($10, updated_at), avatar = COALESCE($11, avatar)
@@ -69,8 +70,9 @@ pub(crate) const PUT_AVATAR: &str = "INSERT INTO user_avatars (user_id, content_
      ON CONFLICT (user_id) DO UPDATE SET content_type = excluded.content_type, data = excluded.data";
 const FIND_AVATAR: &str = "SELECT content_type, data FROM user_avatars WHERE user_id = $1";
 pub(crate) const DELETE: &str = "DELETE FROM users WHERE id = $1";
-const REPLACE_DIGEST: &str =
-    "UPDATE users SET password_digest = $3 WHERE id = $1 AND password_digest = $2";
+/// A rehash: `$4` is the SHA-256 of the hash it replaces.
+const REPLACE_DIGEST: &str = "UPDATE users SET password_digest = $3, rehashed_from = $4
+     WHERE id = $1 AND password_digest = $2";
 static TAKEN: LazyLock<[String; 2]> = LazyLock::new(|| {
     Dialect::ALL.map(|d| {
         format!(
@@ -254,8 +256,9 @@ impl<B: Backend> UserStore for SqlStore<B> {
         old: &str,
         new: &str,
     ) -> Result<bool, StoreError> {
+        let replaced = latchkey_core::secret::digest(old);
         Ok(self
-            .write_one(REPLACE_DIGEST, params![id, old, new])
+            .write_one(REPLACE_DIGEST, params![id, old, new, replaced])
             .await?
             > 0)
     }

@@ -41,13 +41,22 @@ pub struct DesiredUser {
     pub tokens: Option<Vec<DesiredToken>>,
 }
 
-/// A password as the file gives it.
-#[derive(Debug, Clone)]
+/// A password as the file gives it. `Debug` shows neither.
+#[derive(Clone)]
 pub enum Password {
-    /// To be hashed (`Debug` shows `[REDACTED]`).
+    /// To be hashed.
     Plain(SecretString),
     /// Stored as it is (Argon2 or bcrypt).
     Hash(String),
+}
+
+impl std::fmt::Debug for Password {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Plain(_) => "Password::Plain([REDACTED])",
+            Self::Hash(_) => "Password::Hash([REDACTED])",
+        })
+    }
 }
 
 #[derive(Debug)]
@@ -66,7 +75,8 @@ pub struct DesiredGroup {
     pub full_path: String,
     pub parent: Option<String>,
     pub path: String,
-    pub name: String,
+    /// Left out: the path, for a new group.
+    pub name: Option<String>,
     pub description: Option<String>,
     pub visibility: Option<Visibility>,
     pub members: Option<Vec<DesiredMember>>,
@@ -218,13 +228,35 @@ fn fixed_value(entry: &str, field: &str, value: &str) -> Result<(), StateError> 
     Ok(())
 }
 
-/// Is `hash` a password hash latchkey can verify?
-fn known_password_hash(hash: &str) -> bool {
+/// Is `hash` a password hash latchkey can verify, at a cost a sign-in
+/// can afford (an attacker who may sign in as that user would otherwise
+/// choose how long each attempt takes)?
+fn known_password_hash(hash: &str) -> Result<(), &'static str> {
     if hash.starts_with("$argon2") {
-        return argon2::password_hash::PasswordHash::new(hash).is_ok();
+        let parsed = argon2::password_hash::PasswordHash::new(hash)
+            .map_err(|_| "is not a valid Argon2 hash")?;
+        let params =
+            argon2::Params::try_from(&parsed).map_err(|_| "has invalid Argon2 parameters")?;
+        if params.m_cost() > MAX_ARGON2_KIB
+            || params.t_cost() > MAX_ARGON2_PASSES
+            || params.p_cost() > 8
+        {
+            return Err("costs too much to verify (at most m=262144, t=16, p=8)");
+        }
+        return Ok(());
     }
-    user::is_bcrypt_hash(hash)
+    if !user::is_bcrypt_hash(hash) {
+        return Err("is neither an Argon2 ($argon2id$…) nor a bcrypt ($2a$…) hash");
+    }
+    match hash.get(4..6).and_then(|c| c.parse::<u32>().ok()) {
+        Some(cost) if (4..=user::MAX_BCRYPT_COST).contains(&cost) => Ok(()),
+        _ => Err("has a bcrypt cost outside 4 to 15"),
+    }
 }
+
+/// The most memory (KiB) and passes an imported Argon2 hash may ask for.
+const MAX_ARGON2_KIB: u32 = 262_144;
+const MAX_ARGON2_PASSES: u32 = 16;
 
 impl StateFile {
     /// Check every entry; the first error found, naming entry and field.
@@ -286,12 +318,8 @@ fn check_users(list: Vec<UserEntry>, scopes: &ScopeSet) -> Result<Vec<DesiredUse
                 Some(Password::Plain(p))
             }
             (None, Some(h)) => {
-                if !known_password_hash(&h) {
-                    return fail(
-                        &l,
-                        "password_hash",
-                        "is neither an Argon2 ($argon2id$…) nor a bcrypt ($2a$…) hash",
-                    );
+                if let Err(m) = known_password_hash(&h) {
+                    return fail(&l, "password_hash", m);
                 }
                 Some(Password::Hash(h))
             }
@@ -329,8 +357,14 @@ fn check_tokens(
         if t.name.trim().is_empty() || t.name.chars().count() > 255 {
             return fail(&l, "name", "must be 1 to 255 characters");
         }
-        if !names.insert(t.name.clone()) {
-            return fail(&l, "name", "is listed twice for this user");
+        // Tokens without a value are found by name: theirs must be unique.
+        let by_name = t.token.is_none() && t.token_sha256.is_none();
+        if !names.insert((t.name.clone(), by_name)) && by_name {
+            return fail(
+                &l,
+                "name",
+                "is listed twice for this user (give each a token or token_sha256)",
+            );
         }
         let scopes = Scopes::checked(&t.scopes.words().join(" "), scopes)
             .or_else(|e| fail(&l, "scopes", application::scope_error_message(&e)))?;
@@ -378,8 +412,7 @@ fn check_groups(list: Vec<GroupEntry>) -> Result<Vec<DesiredGroup>, StateError> 
         let l = label("groups", i, &full_path);
         let mut errors = ValidationErrors::default();
         crate::group::check_group_path(&g.path, parent.is_none(), &mut errors);
-        let name = g.name.unwrap_or_else(|| g.path.clone());
-        crate::group::check_group_name(&name, &mut errors);
+        crate::group::check_group_name(g.name.as_deref().unwrap_or(&g.path), &mut errors);
         if let Some(d) = &g.description {
             crate::group::check_description(d, &mut errors);
         }
@@ -432,7 +465,7 @@ fn check_groups(list: Vec<GroupEntry>) -> Result<Vec<DesiredGroup>, StateError> 
             full_path,
             parent,
             path: g.path,
-            name,
+            name: g.name,
             description: g.description,
             visibility,
             members,
@@ -448,6 +481,7 @@ fn check_applications(
     scopes: &ScopeSet,
 ) -> Result<Vec<DesiredApplication>, StateError> {
     let mut ids = HashSet::new();
+    let mut named = HashSet::new();
     let mut out = Vec::with_capacity(list.len());
     for (i, a) in list.into_iter().enumerate() {
         let l = label("applications", i, &a.name);
@@ -482,6 +516,13 @@ fn check_applications(
             if !ids.insert(id.clone()) {
                 return fail(&l, "application_id", "is listed twice");
             }
+        } else if !named.insert((a.name.clone(), format!("{owner:?}").to_ascii_lowercase())) {
+            // Found by name and owner: two such could never be told apart.
+            return fail(
+                &l,
+                "name",
+                "is listed twice for this owner: give each an application_id",
+            );
         }
         let secrets = match (a.secret, a.secret_sha256, a.secrets) {
             (None, None, None) => None,

@@ -44,7 +44,7 @@ pub(crate) fn export(current: &Current, now: i64) -> StateFile {
             let tokens: Vec<TokenEntry> = current
                 .tokens
                 .iter()
-                .filter(|t| t.token.user_id == u.id)
+                .filter(|t| t.token.user_id == u.id && !t.token.revoked)
                 .map(|t| TokenEntry {
                     name: t.token.name.clone(),
                     scopes: many(t.token.scopes.as_slice().iter().cloned()),
@@ -60,8 +60,8 @@ pub(crate) fn export(current: &Current, now: i64) -> StateFile {
                 password: None,
                 password_hash: s.password_digest.clone(),
                 admin: Some(u.admin),
-                external: u.external.then_some(true),
-                blocked: (u.state == UserState::Blocked).then_some(true),
+                external: Some(u.external),
+                blocked: Some(u.state == UserState::Blocked),
                 tokens: (!tokens.is_empty()).then_some(tokens),
             }
         })

@@ -211,7 +211,7 @@ impl StateFile {
 #[derive(Debug, Clone, Default)]
 pub struct Current {
     pub users: Vec<StoredUser>,
-    /// Tokens not revoked.
+    /// Every token, revoked ones too (their values may not be used again).
     pub tokens: Vec<StoredToken>,
     pub groups: Vec<Group>,
     pub members: Vec<Membership>,
@@ -226,6 +226,9 @@ pub struct Current {
 pub struct StoredUser {
     pub user: User,
     pub password_digest: Option<String>,
+    /// The SHA-256 of the imported hash (bcrypt) the password digest
+    /// replaced at a sign-in, if it did (and nothing changed it since).
+    pub rehashed_from: Option<String>,
 }
 
 impl std::fmt::Debug for StoredUser {

@@ -157,14 +157,31 @@ pub enum Step {
         name: String,
         application_id: String,
     },
+    /// `with`: what goes with it ("its 2 applications"), if anything.
     DeleteGroup {
         id: i64,
         full_path: String,
+        with: String,
     },
     DeleteUser {
         id: i64,
         username: String,
+        with: String,
     },
+}
+
+/// "and its 2 applications, 1 token", or nothing.
+fn going_with(whose: &str, counts: &[(usize, &str)]) -> String {
+    let parts: Vec<String> = counts
+        .iter()
+        .filter(|(n, _)| *n > 0)
+        .map(|(n, what)| format!("{n} {what}{}", if *n == 1 { "" } else { "s" }))
+        .collect();
+    if parts.is_empty() {
+        String::new()
+    } else {
+        format!(" (and {whose} {})", parts.join(", "))
+    }
 }
 
 fn owner_text(owner: &Owner) -> String {
@@ -251,8 +268,10 @@ impl std::fmt::Display for Step {
                 application_id,
                 ..
             } => write!(f, "delete application {name:?} ({application_id})"),
-            Step::DeleteGroup { full_path, .. } => write!(f, "delete group {full_path}"),
-            Step::DeleteUser { username, .. } => write!(f, "delete user {username}"),
+            Step::DeleteGroup {
+                full_path, with, ..
+            } => write!(f, "delete group {full_path}{with}"),
+            Step::DeleteUser { username, with, .. } => write!(f, "delete user {username}{with}"),
         }
     }
 }
@@ -388,6 +407,9 @@ impl Planner<'_> {
             .filter(|g| g.parent_id.is_none())
             .map(|g| lower(&g.path))
             .collect();
+        // Demotions and blocks run after every creation and promotion, so
+        // that an administrator is always left while the unit runs.
+        let mut lowering = Vec::new();
         for du in users {
             let key = lower(&du.username);
             let stored = self
@@ -395,11 +417,15 @@ impl Planner<'_> {
                 .users
                 .iter()
                 .find(|u| lower(&u.user.username) == key);
-            let new_digest = |stored_digest: Option<&str>| -> Result<Option<String>, StateError> {
+            let new_digest = |s: Option<&super::StoredUser>| -> Result<Option<String>, StateError> {
+                let digest = s.and_then(|s| s.password_digest.as_deref());
                 Ok(match &du.password {
                     None => None,
+                    // Applied already, or rehashed from it at a sign-in.
                     Some(Password::Hash(h)) => {
-                        (stored_digest != Some(h.as_str())).then(|| h.clone())
+                        let rehashed = s.and_then(|s| s.rehashed_from.as_deref())
+                            == Some(crate::secret::digest(h).as_str());
+                        (digest != Some(h.as_str()) && !rehashed).then(|| h.clone())
                     }
                     // Checked against what is stored now (see `stale_passwords`).
                     Some(Password::Plain(_)) => match passwords.get(&key) {
@@ -411,86 +437,96 @@ impl Planner<'_> {
                     },
                 })
             };
-            match stored {
-                None => {
-                    if top_level.contains(&key) {
-                        return err(
-                            &du.label,
-                            "username",
-                            "has already been taken (a top-level group has this path)",
-                        );
-                    }
-                    let password_digest = new_digest(None)?;
-                    self.push(Step::CreateUser {
-                        new: NewUser {
-                            username: du.username.clone(),
-                            email: du.email.clone(),
-                            name: du.name.clone().unwrap_or_else(|| du.username.clone()),
-                            password_digest,
-                            admin: du.admin.unwrap_or(false),
-                            created_at: self.settings.now,
-                            external: du.external.unwrap_or(false),
-                            profile: Profile::default(),
-                            avatar: None,
-                        },
-                        blocked: du.blocked.unwrap_or(false),
-                    });
+            let Some(s) = stored else {
+                if top_level.contains(&key) {
+                    return err(
+                        &du.label,
+                        "username",
+                        "has already been taken (a top-level group has this path)",
+                    );
                 }
-                Some(s) => {
-                    let u = &s.user;
-                    let mut update = UserUpdate::default();
-                    let mut fields = Vec::new();
-                    if du.username != u.username {
-                        update.username = Some(du.username.clone());
-                        fields.push("username");
-                    }
-                    if du.email != u.email {
-                        update.email = Some(du.email.clone());
-                        fields.push("email");
-                    }
-                    if let Some(n) = du.name.as_ref().filter(|n| **n != u.name) {
-                        update.name = Some(n.clone());
-                        fields.push("name");
-                    }
-                    if let Some(a) = du.admin.filter(|a| *a != u.admin) {
-                        update.admin = Some(a);
-                        fields.push("admin");
-                    }
-                    if let Some(x) = du.external.filter(|x| *x != u.external) {
-                        update.external = Some(x);
-                        fields.push("external");
-                    }
-                    if let Some(d) = new_digest(s.password_digest.as_deref())? {
-                        update.password_digest = Some(d);
-                        fields.push("password");
-                    }
-                    if !fields.is_empty() {
-                        update.updated_at = Some(self.settings.now);
-                        self.push(Step::UpdateUser {
-                            id: u.id,
-                            username: du.username.clone(),
-                            update,
-                            fields,
-                        });
-                    }
-                    let state = du.blocked.map(|b| {
-                        if b {
-                            UserState::Blocked
-                        } else {
-                            UserState::Active
-                        }
-                    });
-                    if let Some(state) = state.filter(|s| *s != u.state) {
-                        self.push(Step::SetUserState {
-                            id: u.id,
-                            username: du.username.clone(),
-                            state,
-                        });
-                    }
-                }
+                self.push(Step::CreateUser {
+                    new: NewUser {
+                        username: du.username.clone(),
+                        email: du.email.clone(),
+                        name: du.name.clone().unwrap_or_else(|| du.username.clone()),
+                        password_digest: new_digest(None)?,
+                        admin: du.admin.unwrap_or(false),
+                        created_at: self.settings.now,
+                        external: du.external.unwrap_or(false),
+                        profile: Profile::default(),
+                        avatar: None,
+                    },
+                    blocked: du.blocked.unwrap_or(false),
+                });
+                self.tokens(du, None)?;
+                continue;
+            };
+            let u = &s.user;
+            let mut update = UserUpdate::default();
+            let mut fields = Vec::new();
+            if du.username != u.username {
+                update.username = Some(du.username.clone());
+                fields.push("username");
             }
-            self.tokens(du, stored.map(|s| s.user.id))?;
+            if du.email != u.email {
+                update.email = Some(du.email.clone());
+                fields.push("email");
+            }
+            if let Some(n) = du.name.as_ref().filter(|n| **n != u.name) {
+                update.name = Some(n.clone());
+                fields.push("name");
+            }
+            match du.admin.filter(|a| *a != u.admin) {
+                Some(true) => {
+                    update.admin = Some(true);
+                    fields.push("admin");
+                }
+                Some(false) => lowering.push(Step::UpdateUser {
+                    id: u.id,
+                    username: du.username.clone(),
+                    update: UserUpdate {
+                        admin: Some(false),
+                        updated_at: Some(self.settings.now),
+                        ..UserUpdate::default()
+                    },
+                    fields: vec!["admin"],
+                }),
+                None => {}
+            }
+            if let Some(x) = du.external.filter(|x| *x != u.external) {
+                update.external = Some(x);
+                fields.push("external");
+            }
+            if let Some(d) = new_digest(Some(s))? {
+                update.password_digest = Some(d);
+                fields.push("password");
+            }
+            if !fields.is_empty() {
+                update.updated_at = Some(self.settings.now);
+                self.push(Step::UpdateUser {
+                    id: u.id,
+                    username: du.username.clone(),
+                    update,
+                    fields,
+                });
+            }
+            match du.blocked {
+                Some(false) if u.state == UserState::Blocked => self.push(Step::SetUserState {
+                    id: u.id,
+                    username: du.username.clone(),
+                    state: UserState::Active,
+                }),
+                Some(true) if u.state == UserState::Active => lowering.push(Step::SetUserState {
+                    id: u.id,
+                    username: du.username.clone(),
+                    state: UserState::Blocked,
+                }),
+                _ => {}
+            }
+            self.tokens(du, Some(u.id))?;
         }
+        self.plan.steps.extend(lowering);
         self.check_administrators(users)
     }
 
@@ -502,69 +538,82 @@ impl Planner<'_> {
             .current
             .tokens
             .iter()
-            .filter(|t| Some(t.token.user_id) == user_id)
+            .filter(|t| Some(t.token.user_id) == user_id && !t.token.revoked)
             .collect();
+        // Entries with a value first, then by name among the tokens left:
+        // no token is claimed twice.
         let mut used = HashSet::new();
-        for dt in tokens {
-            let by_digest = dt
-                .digest
-                .as_ref()
-                .and_then(|d| self.current.tokens.iter().find(|t| t.digest == *d));
-            if let Some(t) = by_digest {
-                if Some(t.token.user_id) != user_id {
-                    return err(&dt.label, "token", "is another user's token");
-                }
+        let mut found: Vec<Option<&super::StoredToken>> = vec![None; tokens.len()];
+        for (i, dt) in tokens.iter().enumerate() {
+            let Some(d) = &dt.digest else { continue };
+            let Some(t) = self.current.tokens.iter().find(|t| t.digest == *d) else {
+                continue;
+            };
+            if Some(t.token.user_id) != user_id {
+                return err(&dt.label, "token", "is another user's token");
+            }
+            if t.token.revoked {
+                return err(
+                    &dt.label,
+                    "token",
+                    "was revoked and may not be used again: give a new value",
+                );
+            }
+            used.insert(t.token.id);
+            found[i] = Some(t);
+        }
+        for (i, dt) in tokens.iter().enumerate() {
+            if found[i].is_some() {
+                continue;
             }
             let by_name = theirs
                 .iter()
                 .find(|t| t.token.name == dt.name && !used.contains(&t.token.id))
                 .copied();
-            let found = match (&dt.digest, by_digest, by_name) {
-                (Some(_), Some(t), _) => Some(t),
-                (Some(_), None, Some(old)) => {
+            if let Some(t) = by_name {
+                used.insert(t.token.id);
+                if dt.digest.is_some() {
                     // A new value for a token of this name: the old one goes.
-                    used.insert(old.token.id);
                     self.push(Step::RevokeToken {
-                        id: old.token.id,
+                        id: t.token.id,
                         username: du.username.clone(),
-                        name: old.token.name.clone(),
+                        name: t.token.name.clone(),
                     });
-                    None
+                } else {
+                    found[i] = Some(t);
                 }
-                (Some(_), None, None) => None,
-                (None, _, by_name) => by_name,
-            };
-            match found {
-                Some(t) => {
-                    used.insert(t.token.id);
-                    let mut fields = Vec::new();
-                    if t.token.name != dt.name {
-                        fields.push("name");
-                    }
-                    if !same_scopes(&t.token.scopes, &dt.scopes) {
-                        fields.push("scopes");
-                    }
-                    if t.token.expires_at != dt.expires_at {
-                        fields.push("expires_at");
-                    }
-                    if !fields.is_empty() {
-                        self.push(Step::UpdateToken {
-                            id: t.token.id,
-                            username: du.username.clone(),
-                            name: dt.name.clone(),
-                            scopes: dt.scopes.clone(),
-                            expires_at: dt.expires_at,
-                            fields,
-                        });
-                    }
-                }
-                None => self.push(Step::CreateToken {
+            }
+        }
+        for (dt, found) in tokens.iter().zip(found) {
+            let Some(t) = found else {
+                self.push(Step::CreateToken {
                     username: du.username.clone(),
                     name: dt.name.clone(),
                     scopes: dt.scopes.clone(),
                     digest: dt.digest.clone(),
                     expires_at: dt.expires_at,
-                }),
+                });
+                continue;
+            };
+            let mut fields = Vec::new();
+            if t.token.name != dt.name {
+                fields.push("name");
+            }
+            if !same_scopes(&t.token.scopes, &dt.scopes) {
+                fields.push("scopes");
+            }
+            if t.token.expires_at != dt.expires_at {
+                fields.push("expires_at");
+            }
+            if !fields.is_empty() {
+                self.push(Step::UpdateToken {
+                    id: t.token.id,
+                    username: du.username.clone(),
+                    name: dt.name.clone(),
+                    scopes: dt.scopes.clone(),
+                    expires_at: dt.expires_at,
+                    fields,
+                });
             }
         }
         if self.settings.prune {
@@ -647,10 +696,13 @@ impl Planner<'_> {
     }
 
     fn groups(&mut self, groups: &[DesiredGroup], desired: &Desired) -> Result<(), StateError> {
-        let visibility_of: HashMap<String, Visibility> = groups
+        // What each listed group's visibility is said to be, and (as they
+        // are planned, parents first) what it will be.
+        let said: HashMap<String, Visibility> = groups
             .iter()
             .filter_map(|g| g.visibility.map(|v| (lower(&g.full_path), v)))
             .collect();
+        let mut will_be: HashMap<String, Visibility> = HashMap::new();
         for dg in groups {
             let key = lower(&dg.full_path);
             let stored = self
@@ -662,23 +714,31 @@ impl Planner<'_> {
                 None => None,
                 Some(parent) => {
                     let pkey = lower(parent);
-                    if !self.desired_groups.contains(&pkey) && !self.groups.contains_key(&pkey) {
-                        return err(&dg.label, "parent", format!("no group {parent} exists"));
+                    if !self.group_will_exist(parent) {
+                        return err(
+                            &dg.label,
+                            "parent",
+                            format!("no group {parent} exists (or --prune would delete it)"),
+                        );
                     }
-                    visibility_of.get(&pkey).copied().or_else(|| {
+                    will_be.get(&pkey).copied().or_else(|| {
                         self.current
                             .groups
                             .iter()
                             .find(|g| lower(&g.full_path) == pkey)
                             .map(|g| g.visibility)
-                            .or(Some(self.settings.default_visibility))
                     })
                 }
             };
+            // Left out: what it is, or (new) the default, no more visible
+            // than its parent.
             let visibility = dg
                 .visibility
                 .or(stored.map(|g| g.visibility))
-                .unwrap_or(self.settings.default_visibility);
+                .unwrap_or_else(|| {
+                    let default = self.settings.default_visibility;
+                    parent_visibility.map_or(default, |p| p.min(default))
+                });
             if let Some(pv) = parent_visibility {
                 if visibility > pv {
                     return err(
@@ -691,6 +751,35 @@ impl Planner<'_> {
                         ),
                     );
                 }
+            }
+            if let Some(g) = stored {
+                let children = self
+                    .current
+                    .groups
+                    .iter()
+                    .filter(|c| c.parent_id == Some(g.id));
+                for c in children {
+                    let theirs = said
+                        .get(&lower(&c.full_path))
+                        .copied()
+                        .unwrap_or(c.visibility);
+                    if theirs > visibility {
+                        return err(
+                            &dg.label,
+                            "visibility",
+                            format!(
+                                "{} is not allowed since its subgroup {} has a {} visibility",
+                                visibility.as_str(),
+                                c.full_path,
+                                theirs.as_str()
+                            ),
+                        );
+                    }
+                }
+            }
+            will_be.insert(key.clone(), visibility);
+            if dg.full_path.split('/').count() > crate::group::MAX_ANCESTORS + 1 {
+                return err(&dg.label, "parent", "has too deep level of nesting");
             }
             if dg.parent.is_none() && stored.is_none() {
                 let taken = desired
@@ -711,7 +800,7 @@ impl Planner<'_> {
                 None => self.push(Step::CreateGroup {
                     full_path: dg.full_path.clone(),
                     parent: dg.parent.clone(),
-                    name: dg.name.clone(),
+                    name: dg.name.clone().unwrap_or_else(|| dg.path.clone()),
                     path: dg.path.clone(),
                     description: dg.description.clone().unwrap_or_default(),
                     visibility,
@@ -719,8 +808,8 @@ impl Planner<'_> {
                 Some(g) => {
                     let mut update = GroupUpdate::default();
                     let mut fields = Vec::new();
-                    if dg.name != g.name {
-                        update.name = Some(dg.name.clone());
+                    if let Some(n) = dg.name.as_ref().filter(|n| **n != g.name) {
+                        update.name = Some(n.clone());
                         fields.push("name");
                     }
                     if let Some(d) = dg.description.as_ref().filter(|d| **d != g.description) {
@@ -886,6 +975,17 @@ impl Planner<'_> {
                     same.first().copied()
                 }
             };
+            // Secrets listed with an expiry already past are no secrets.
+            let now = self.settings.now;
+            let secrets: Option<Vec<DesiredSecret>> = da.secrets.as_ref().map(|list| {
+                list.iter()
+                    .filter(|s| s.expires_at.is_none_or(|at| at > now))
+                    .cloned()
+                    .collect()
+            });
+            if secrets.as_ref().is_some_and(Vec::is_empty) {
+                return err(&da.label, "secrets", "every secret listed has expired");
+            }
             let Some(stored) = found else {
                 self.push(Step::CreateApplication {
                     name: da.name.clone(),
@@ -896,7 +996,7 @@ impl Planner<'_> {
                     grant_types: da.grant_types.clone(),
                     owner: da.owner.clone(),
                     application_id: da.application_id.clone(),
-                    secrets: da.secrets.clone(),
+                    secrets,
                 });
                 continue;
             };
@@ -907,7 +1007,7 @@ impl Planner<'_> {
                     format!("is the same application as {other}'s"),
                 );
             }
-            self.update_application(da, stored, owner_ids);
+            self.update_application(da, stored, owner_ids, secrets);
         }
         Ok(matched.into_keys().collect())
     }
@@ -917,6 +1017,7 @@ impl Planner<'_> {
         da: &DesiredApplication,
         stored: &StoredApplication,
         owner_ids: Option<(Option<i64>, Option<i64>)>,
+        secrets: Option<Vec<DesiredSecret>>,
     ) {
         let a = &stored.app;
         let mut update = ApplicationUpdate::default();
@@ -961,25 +1062,28 @@ impl Planner<'_> {
                 fields,
             });
         }
-        if let Some(want) = &da.secrets {
+        if let Some(want) = secrets {
             let now = self.settings.now;
-            let mut have: Vec<(&str, Option<i64>)> = stored
-                .secrets
-                .iter()
-                .filter(|s| s.is_live(now))
-                .map(|s| (s.digest.as_str(), s.expires_at))
-                .collect();
-            let mut wanted: Vec<(&str, Option<i64>)> = want
-                .iter()
-                .map(|s| (s.digest.as_str(), s.expires_at))
-                .collect();
-            have.sort_unstable();
-            wanted.sort_unstable();
-            if have != wanted {
+            let differs = {
+                let mut have: Vec<(&str, Option<i64>)> = stored
+                    .secrets
+                    .iter()
+                    .filter(|s| s.is_live(now))
+                    .map(|s| (s.digest.as_str(), s.expires_at))
+                    .collect();
+                let mut wanted: Vec<(&str, Option<i64>)> = want
+                    .iter()
+                    .map(|s| (s.digest.as_str(), s.expires_at))
+                    .collect();
+                have.sort_unstable();
+                wanted.sort_unstable();
+                have != wanted
+            };
+            if differs {
                 self.push(Step::ReplaceSecrets {
                     id: a.id,
                     name: da.name.clone(),
-                    secrets: want.clone(),
+                    secrets: want,
                 });
             }
         }
@@ -1007,9 +1111,21 @@ impl Planner<'_> {
                 .collect();
             gone.sort_by_key(|g| std::cmp::Reverse(g.full_path.matches('/').count()));
             for g in gone {
+                // Its applications, unless the file manages applications
+                // (then each unlisted one has a step of its own).
+                let apps = if desired.applications.is_some() {
+                    0
+                } else {
+                    self.current
+                        .applications
+                        .iter()
+                        .filter(|a| a.app.group_id == Some(g.id))
+                        .count()
+                };
                 self.plan.steps.push(Step::DeleteGroup {
                     id: g.id,
                     full_path: g.full_path.clone(),
+                    with: going_with("its", &[(apps, "application")]),
                 });
             }
         }
@@ -1017,9 +1133,29 @@ impl Planner<'_> {
             for s in &self.current.users {
                 let key = lower(&s.user.username);
                 if key != "root" && !self.desired_users.contains(&key) {
+                    let id = s.user.id;
+                    let apps = if desired.applications.is_some() {
+                        0
+                    } else {
+                        self.current
+                            .applications
+                            .iter()
+                            .filter(|a| a.app.owner_id == Some(id))
+                            .count()
+                    };
+                    let tokens = self
+                        .current
+                        .tokens
+                        .iter()
+                        .filter(|t| t.token.user_id == id && !t.token.revoked)
+                        .count();
                     self.plan.steps.push(Step::DeleteUser {
-                        id: s.user.id,
+                        id,
                         username: s.user.username.clone(),
+                        with: going_with(
+                            "their",
+                            &[(apps, "application"), (tokens, "personal access token")],
+                        ),
                     });
                 }
             }

@@ -162,7 +162,11 @@ impl Services {
                     .take();
                 Err(match (step, e) {
                     (Some(step), StoreError::Conflict(what)) => ServiceError::Invalid(format!(
-                        "cannot {step}: its {what} is taken by something the file does not manage"
+                        "cannot {step}: its {what} is taken (by something the file does not \
+                         manage, or by an entry changed later in the file)"
+                    )),
+                    (Some(step), StoreError::Gone) => ServiceError::Invalid(format!(
+                        "cannot {step}: what it names was deleted meanwhile; apply again"
                     )),
                     (Some(step), StoreError::LastAdministrator) => ServiceError::Invalid(format!(
                         "cannot {step}: the last active administrator cannot be blocked, demoted \
@@ -175,39 +179,42 @@ impl Services {
     }
 
     /// Verify each plain-text password against the stored hash (Argon2
-    /// takes a while, so before the unit of work, at most two at a time);
-    /// hash the ones that differ.
+    /// takes a while, so before the unit of work, as many at once as the
+    /// hashing threads take); hash the ones that differ.
     async fn check_passwords(
         &self,
         desired: &Desired,
         current: &Current,
     ) -> Result<HashMap<String, PasswordCheck>, ServiceError> {
-        let mut out = HashMap::new();
-        for du in desired.users.iter().flatten() {
+        let checks = desired.users.iter().flatten().filter_map(|du| {
             let Some(Password::Plain(password)) = &du.password else {
-                continue;
+                return None;
             };
             let key = du.username.to_ascii_lowercase();
-            let stored = current
+            let seen = current
                 .users
                 .iter()
                 .find(|u| u.user.username.to_ascii_lowercase() == key)
                 .and_then(|u| u.password_digest.clone());
-            if let Some(digest) = &stored {
-                if self
-                    .verify_password(password.expose_secret(), digest)
-                    .await?
-                {
-                    out.insert(key, PasswordCheck::Matches(digest.clone()));
-                    continue;
+            Some(async move {
+                if let Some(digest) = &seen {
+                    if self
+                        .verify_password(password.expose_secret(), digest)
+                        .await?
+                    {
+                        return Ok((key, PasswordCheck::Matches(digest.clone())));
+                    }
                 }
-            }
-            let hash = self
-                .hash_password_unchecked(password.expose_secret())
-                .await?;
-            out.insert(key, PasswordCheck::New { hash, seen: stored });
-        }
-        Ok(out)
+                let hash = self
+                    .hash_password_unchecked(password.expose_secret())
+                    .await?;
+                Ok::<_, ServiceError>((key, PasswordCheck::New { hash, seen }))
+            })
+        });
+        Ok(futures::future::try_join_all(checks)
+            .await?
+            .into_iter()
+            .collect())
     }
 
     /// The file in the state format, from what is stored: secrets and
@@ -283,6 +290,10 @@ impl Run<'_, '_> {
                     .update_user(id, update)
                     .await?
                     .ok_or(StoreError::Gone)?;
+                if fields.contains(&"password") {
+                    // As any password change: every session ends.
+                    self.tx.delete_user_sessions(id, None).await?;
+                }
                 for field in fields {
                     let event = if field == "password" {
                         user_event(ctx, now, "user_password_changed", &user, "Changed password")
@@ -397,9 +408,13 @@ impl Run<'_, '_> {
                 visibility,
             } => {
                 let parent = parent.map(|p| self.group(&p)).transpose()?;
-                let full_name = match &parent {
-                    Some(p) => format!("{} / {name}", p.full_name),
-                    None => name.clone(),
+                // As the parent spells its path (the file may differ in case).
+                let (full_path, full_name) = match &parent {
+                    Some(p) => (
+                        format!("{}/{path}", p.full_path),
+                        format!("{} / {name}", p.full_name),
+                    ),
+                    None => (full_path, name.clone()),
                 };
                 let group = self
                     .tx

@@ -291,6 +291,14 @@ pub fn is_bcrypt_hash(digest: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'/'))
 }
 
+/// The most work factor a bcrypt hash may have to be verified (each step
+/// doubles the time; GitLab uses 10).
+pub const MAX_BCRYPT_COST: u32 = 15;
+
+fn bcrypt_cost(digest: &str) -> Option<u32> {
+    digest.get(4..6)?.parse().ok()
+}
+
 /// Should a hash verified at sign-in be replaced with a new Argon2id one
 /// (it is another algorithm's, as imported from elsewhere)?
 pub fn needs_rehash(digest: &str) -> bool {
@@ -302,6 +310,9 @@ pub fn needs_rehash(digest: &str) -> bool {
 /// constant time (`Output`'s equality). A bcrypt hash is verified too.
 pub fn verify_password(password: &str, digest: &str) -> bool {
     if is_bcrypt_hash(digest) {
+        if bcrypt_cost(digest).is_none_or(|c| c > MAX_BCRYPT_COST) {
+            return false;
+        }
         // bcrypt compares its outputs in constant time itself.
         return bcrypt::verify(password, digest).unwrap_or(false);
     }
@@ -456,7 +467,9 @@ pub trait UserStore: Send + Sync {
     /// A user's uploaded avatar: its content type and bytes.
     async fn find_avatar(&self, user_id: i64) -> Result<Option<(String, Vec<u8>)>, StoreError>;
 
-    /// Replace a user's password digest, if it is still `old`; whether it was.
+    /// Replace a user's password digest with a rehash of it, if it is still
+    /// `old` (whose SHA-256 is kept, see [`crate::state::StoredUser`]);
+    /// whether it was.
     async fn replace_password_digest(
         &self,
         id: i64,

@@ -86,9 +86,15 @@ pub fn report(path: &Path, applied: &Applied, dry_run: bool) -> String {
 }
 
 pub async fn apply(settings: &Settings, args: ApplyArgs) -> anyhow::Result<()> {
-    // A file that does not parse fails before the database is touched.
+    // A file that does not parse fails before the database is touched; a
+    // dry run changes nothing, not even the schema.
     read_state_file(&args.file)?;
-    let store = startup::open_store(settings, Schema::Migrate).await?;
+    let schema = if args.dry_run {
+        Schema::RequireCurrent
+    } else {
+        Schema::Migrate
+    };
+    let store = startup::open_store(settings, schema).await?;
     let services = startup::services(store, settings, None);
     let options = ApplyOptions {
         dry_run: args.dry_run,
@@ -122,6 +128,10 @@ pub async fn export(settings: &Settings, args: ExportArgs) -> anyhow::Result<()>
                 .mode(0o600)
                 .open(path)
                 .with_context(|| format!("cannot write {}", path.display()))?;
+            // An existing file keeps its mode when opened: make it private.
+            use std::os::unix::fs::PermissionsExt;
+            f.set_permissions(std::fs::Permissions::from_mode(0o600))
+                .with_context(|| format!("cannot make {} private", path.display()))?;
             f.write_all(text.as_bytes())
                 .with_context(|| format!("cannot write {}", path.display()))?;
             eprintln!("latchkey: exported the state to {}", path.display());

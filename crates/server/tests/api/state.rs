@@ -520,13 +520,107 @@ secret = "{CLIENT_SECRET}"
         password_grant(&app, "imported", "gitlab password 1").await,
         200
     );
-    // The file still names the bcrypt hash: applying it again puts it back
-    // (the file is the truth), and it still verifies.
+    // The file still names the bcrypt hash, which the Argon2id one
+    // replaced: nothing to change.
     let again = apply_ok(&app, &text).await;
-    assert_eq!(again.changes, ["update user imported: password"]);
+    assert!(again.changes.is_empty(), "{:?}", again.changes);
+    // A new hash in the file is a change.
+    let newer = bcrypt::hash("gitlab password 2", 4).unwrap();
+    let changed = apply_ok(&app, &text.replace(&hash, &newer)).await;
+    assert_eq!(changed.changes, ["update user imported: password"]);
     assert_eq!(
-        password_grant(&app, "imported", "gitlab password 1").await,
+        password_grant(&app, "imported", "gitlab password 2").await,
         200
+    );
+    // A cost no sign-in can afford is refused.
+    let costly = format!("$2b$31${}", &newer[7..]);
+    let e = apply(&app, &text.replace(&hash, &costly), ApplyOptions::default())
+        .await
+        .unwrap_err();
+    assert!(e.contains("password_hash: has a bcrypt cost"), "{e}");
+}
+
+#[tokio::test]
+async fn one_file_may_hand_administration_over_and_some_values_are_refused() {
+    let app = TestApp::spawn().await;
+    // root is demoted in the same file that makes alice an administrator:
+    // the promotion runs first.
+    let text = r#"
+[[users]]
+username = "root"
+email = "root@example.com"
+admin = false
+
+[[users]]
+username = "alice"
+email = "alice@example.com"
+admin = true
+"#;
+    let applied = apply_ok(&app, text).await;
+    assert_eq!(
+        applied.changes,
+        [
+            "create user alice (administrator)",
+            "update user root: admin"
+        ]
+    );
+    // A token value once revoked may not come back.
+    let with_token = format!(
+        "[[users]]\nusername = \"alice\"\nemail = \"alice@example.com\"\n\
+         [[users.tokens]]\nname = \"ci\"\nscopes = [\"api\"]\ntoken = \"{ALICE_TOKEN}\"\n"
+    );
+    apply_ok(&app, &with_token).await;
+    let id = app
+        .services
+        .authenticate_token(ALICE_TOKEN)
+        .await
+        .unwrap()
+        .unwrap()
+        .token
+        .id;
+    app.services
+        .revoke_token(&Context::command_line(), id)
+        .await
+        .unwrap();
+    let e = apply(&app, &with_token, ApplyOptions::default())
+        .await
+        .unwrap_err();
+    assert!(
+        e.contains("users[0] (alice) tokens[0] (ci): token: was revoked"),
+        "{e}"
+    );
+    // With --prune, a listed subgroup needs its parent listed too.
+    apply_ok(
+        &app,
+        "[[groups]]\npath = \"org\"\n[[groups]]\npath = \"team\"\nparent = \"org\"\n",
+    )
+    .await;
+    let options = ApplyOptions {
+        dry_run: false,
+        prune: true,
+    };
+    let e = apply(
+        &app,
+        "[[groups]]\npath = \"team\"\nparent = \"org\"\n",
+        options,
+    )
+    .await
+    .unwrap_err();
+    assert!(e.contains("groups[0] (org/team): parent:"), "{e}");
+    // A secret listed with an expiry already past is no secret.
+    let expired = r#"
+[[applications]]
+name = "Old"
+redirect_uris = ["https://old.example/cb"]
+scopes = ["api"]
+secrets = [{ sha256 = "0000000000000000000000000000000000000000000000000000000000000000", expires_at = "2001-01-01T00:00:00Z" }]
+"#;
+    let e = apply(&app, expired, ApplyOptions::default())
+        .await
+        .unwrap_err();
+    assert!(
+        e.contains("applications[0] (Old): secrets: every secret listed has expired"),
+        "{e}"
     );
 }
 

@@ -53,10 +53,14 @@ async fn scenario_read_state(store: Arc<dyn Store>) {
         current.users[0].password_digest.as_deref(),
         Some("$argon2id$not-a-real-hash")
     );
-    // Revoked tokens are not state; live ones come with their digest.
-    assert_eq!(current.tokens.len(), 1);
+    // Every token with its digest, revoked ones too (their values are
+    // spent).
+    assert_eq!(current.tokens.len(), 2);
     assert_eq!(current.tokens[0].token, live);
     assert_eq!(current.tokens[0].digest, "live");
+    assert!(current.tokens[1].token.revoked);
+    assert_eq!(current.tokens[1].digest, "revoked");
+    assert_eq!(current.users[0].rehashed_from, None);
     assert_eq!(current.groups, vec![group]);
     assert!(current.members.is_empty());
     // Dynamically registered clients are not managed, but their ids count.
@@ -80,7 +84,7 @@ async fn scenario_read_state(store: Arc<dyn Store>) {
     .await
     .unwrap();
     assert_eq!(inside.users.len(), 1);
-    assert_eq!(inside.tokens.len(), 1);
+    assert_eq!(inside.tokens.len(), 2);
     assert_eq!(inside.applications.len(), 1);
 }
 
@@ -179,4 +183,31 @@ async fn scenario_state_writes(store: Arc<dyn Store>) {
         .unwrap());
     let (_, digest) = store.find_user_for_login("alice").await.unwrap().unwrap();
     assert_eq!(digest.as_deref(), Some("$argon2id$new"));
+    // The rehash remembers what it replaced (as its SHA-256) ...
+    let rehashed = |store: Arc<dyn Store>| async move {
+        store.read_state().await.unwrap().users[0]
+            .rehashed_from
+            .clone()
+    };
+    assert_eq!(
+        rehashed(store.clone()).await,
+        Some(latchkey_core::secret::digest("$argon2id$not-a-real-hash"))
+    );
+    // ... until the password changes otherwise; other changes keep it.
+    let update = |u: UserUpdate| {
+        let store = store.clone();
+        async move { store.update_user(alice_id, u).await.unwrap().unwrap() }
+    };
+    update(UserUpdate {
+        name: Some("Alice".to_owned()),
+        ..UserUpdate::default()
+    })
+    .await;
+    assert!(rehashed(store.clone()).await.is_some());
+    update(UserUpdate {
+        password_digest: Some("$argon2id$changed".to_owned()),
+        ..UserUpdate::default()
+    })
+    .await;
+    assert_eq!(rehashed(store.clone()).await, None);
 }
