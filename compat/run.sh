@@ -11,6 +11,11 @@
 #   social-auth    compat/social-auth    social-auth-core's GitLab backend
 #                                        with its group support: sign-in,
 #                                        the user's groups (pytest)
+#   seeded         compat/seeded         a server of its own on sqlite::memory:
+#                                        seeded from a state file
+#                                        (LATCHKEY_SEED): python-gitlab with
+#                                        the seeded token, Authlib's code flow
+#                                        as the seeded user (pytest)
 #   browser        compat/browser        Debian's headless Chromium through
 #                                        the sign-in and consent pages
 #                                        (playwright-core, node --test)
@@ -187,6 +192,7 @@ run_suite python-gitlab "$venv/bin/python" -m pytest -q -p no:cacheprovider comp
 run_suite python-gitlab-upstream bash compat/python-gitlab-upstream/run.sh "$venv"
 run_suite authlib "$venv/bin/python" -m pytest -q -p no:cacheprovider compat/authlib
 run_suite social-auth "$venv/bin/python" -m pytest -q -p no:cacheprovider compat/social-auth
+run_suite seeded "$venv/bin/python" -m pytest -q -p no:cacheprovider compat/seeded
 run_suite browser node --test --test-reporter=tap compat/browser/oauth_consent.test.mjs
 run_suite openid-client node --test --test-reporter=tap compat/openid-client/openid_client.test.mjs
 run_suite rust-rp rust_rp

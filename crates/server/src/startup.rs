@@ -19,6 +19,9 @@ pub enum Schema {
     Migrate,
     /// Require the schema to be exactly current (`serve --no-migrate`).
     RequireCurrent,
+    /// A database's data must not change (`apply --dry-run`): require a
+    /// current schema, but create it in an empty database.
+    KeepData,
 }
 
 /// The newest schema version this build knows (both backends share the list).
@@ -41,6 +44,9 @@ fn check_version(found: Option<i64>, schema: Schema) -> anyhow::Result<()> {
     }
     if schema == Schema::RequireCurrent && found_v < known {
         bail!("the database schema is at version {found_v} but this latchkey needs {known}; run `latchkey migrate` first");
+    }
+    if schema == Schema::KeepData && found_v != 0 && found_v < known {
+        bail!("the database schema is at version {found_v} but this latchkey needs {known}; run `latchkey migrate` first (a dry run changes nothing)");
     }
     Ok(())
 }
@@ -124,8 +130,9 @@ async fn open<B: Backend>(
     what: String,
 ) -> anyhow::Result<Arc<dyn Store>> {
     let store = SqlStore::<B>::connect(opts).await.context(what)?;
-    check_version(store.schema_version().await?, schema)?;
-    if schema == Schema::Migrate {
+    let found = store.schema_version().await?;
+    check_version(found, schema)?;
+    if schema == Schema::Migrate || (schema == Schema::KeepData && found.unwrap_or(0) == 0) {
         store
             .migrate()
             .await

@@ -90,7 +90,7 @@ pub async fn apply(settings: &Settings, args: ApplyArgs) -> anyhow::Result<()> {
     // dry run changes nothing, not even the schema.
     read_state_file(&args.file)?;
     let schema = if args.dry_run {
-        Schema::RequireCurrent
+        Schema::KeepData
     } else {
         Schema::Migrate
     };

@@ -26,6 +26,7 @@ mod security;
 mod security_low;
 mod snapshots;
 mod state;
+mod state_cli;
 mod tokens;
 mod user_applications;
 mod users;
