@@ -12,6 +12,7 @@
 mod check;
 mod export;
 mod plan;
+mod run;
 mod service;
 
 pub use check::Desired;
