@@ -66,6 +66,7 @@ pub const TABLES: &[TableSpec] = &[
             ("revoked", Bool),
             ("created_at", Int),
             ("last_used_at", Int),
+            ("rehashed_from", Text),
         ],
     },
     // Parents before their subgroups: a parent's id is always smaller.
@@ -132,6 +133,7 @@ pub const TABLES: &[TableSpec] = &[
             ("created_at", Int),
             ("expires_at", Int),
             ("last_used_at", Int),
+            ("rehashed_from", Text),
         ],
     },
     TableSpec {

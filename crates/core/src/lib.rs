@@ -16,6 +16,7 @@ pub mod dump;
 pub mod error;
 pub mod group;
 pub mod hashing;
+pub mod imported;
 pub mod metrics;
 pub mod oauth;
 pub mod oauth_flows;

@@ -47,6 +47,9 @@ pub struct Config {
     pub audit_retention_days: i64,
     /// The visibility of a new group when its creator names none.
     pub default_group_visibility: crate::group::Visibility,
+    /// GitLab's `db_key_base`, to recognise personal access tokens imported
+    /// from GitLab until each is first used (see [`crate::imported`]).
+    pub gitlab_db_key_base: Option<secrecy::SecretString>,
 }
 
 impl Default for Config {
@@ -66,6 +69,7 @@ impl Default for Config {
             max_token_lifetime_days: crate::token::DEFAULT_MAX_TOKEN_LIFETIME_DAYS,
             audit_retention_days: 0,
             default_group_visibility: crate::group::Visibility::Private,
+            gitlab_db_key_base: None,
         }
     }
 }
@@ -249,7 +253,7 @@ impl Services {
     }
 
     /// Run password work on the hashing threads, at most a few at once.
-    async fn on_hashing_threads<T: Send + 'static>(
+    pub(crate) async fn on_hashing_threads<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, ServiceError> {

@@ -211,6 +211,15 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     pub root_token: Option<SecretString>,
+    /// GitLab's db_key_base (from gitlab-secrets.json), to accept personal access tokens
+    /// imported from GitLab until each is first used; then it is no longer needed.
+    #[arg(
+        long,
+        env = "LATCHKEY_GITLAB_DB_KEY_BASE",
+        value_name = "KEY",
+        hide_env_values = true
+    )]
+    pub gitlab_db_key_base: Option<SecretString>,
     /// A state file (TOML) applied at every start, before the server answers:
     /// users, tokens, groups and applications (see `latchkey apply`).
     #[arg(long, env = "LATCHKEY_SEED", value_name = "FILE")]
@@ -373,6 +382,7 @@ pub struct ServeSettings {
     pub root_token: Option<SecretString>,
     /// A state file applied at start (`--seed`).
     pub seed: Option<std::path::PathBuf>,
+    pub gitlab_db_key_base: Option<SecretString>,
     pub http: HttpSettings,
     /// Trusted proxies, rate limits, who may read the metrics.
     pub observe: ObserveSettings,
@@ -608,6 +618,7 @@ impl ServeSettings {
             root_password: args.root_password.clone(),
             root_token: args.root_token.clone(),
             seed: args.seed.clone(),
+            gitlab_db_key_base: args.gitlab_db_key_base.clone(),
             http: HttpSettings::resolve(args)?,
             observe: observe_settings(args)?,
             metrics_listen: match args.metrics_listen.clone() {

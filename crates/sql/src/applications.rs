@@ -324,6 +324,19 @@ pub(crate) async fn revoke_all(
 
 #[async_trait]
 impl<B: Backend> ApplicationStore for SqlStore<B> {
+    async fn rehash_secret(
+        &self,
+        secret_id: i64,
+        old: &str,
+        new: &str,
+    ) -> Result<bool, StoreError> {
+        let replaced = latchkey_core::secret::digest(old);
+        Ok(self
+            .write_one(secrets::REHASH, params![secret_id, old, new, replaced])
+            .await?
+            > 0)
+    }
+
     async fn insert_application(&self, a: NewApplication) -> Result<Application, StoreError> {
         let owned = a.owner_id.is_some();
         // The application and its first secret, together.

@@ -35,6 +35,10 @@ pub(crate) const DELETE_GRANTS: &str = "DELETE FROM oauth_access_grants WHERE ap
 pub(crate) const DELETE_DEVICE_GRANTS: &str = "DELETE FROM device_grants WHERE application_id = $1";
 pub(crate) const TOUCH: &str = "UPDATE application_secrets SET last_used_at = $2
      WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)";
+/// An imported secret's digest becomes latchkey's (`$4`: the SHA-256 of
+/// the form it replaces).
+pub(crate) const REHASH: &str = "UPDATE application_secrets SET digest = $3, rehashed_from = $4
+     WHERE id = $1 AND digest = $2";
 /// Secrets past their expiry (`$1`): removed by the background sweep.
 pub(crate) const DELETE_EXPIRED: &str =
     "DELETE FROM application_secrets WHERE expires_at IS NOT NULL AND expires_at <= $1";

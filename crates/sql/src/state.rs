@@ -24,7 +24,7 @@ const USERS: &str = concat!(
 const TOKENS: &str = concat!(
     "SELECT ",
     token_columns!(),
-    ", token_digest FROM personal_access_tokens ORDER BY id"
+    ", token_digest, rehashed_from FROM personal_access_tokens ORDER BY id"
 );
 const GROUPS: &str = concat!("SELECT ", group_columns!(), " FROM groups ORDER BY id");
 const MEMBERS: &str = concat!(
@@ -36,6 +36,8 @@ const APPLICATIONS: &str = concat!(
     with_secrets_select!(),
     " WHERE a.dynamic = FALSE ORDER BY a.id, s.id"
 );
+const REHASHED_SECRETS: &str = "SELECT id, rehashed_from FROM application_secrets
+     WHERE rehashed_from IS NOT NULL ORDER BY id";
 const DYNAMIC: &str = "SELECT uid FROM oauth_applications WHERE dynamic = TRUE ORDER BY id";
 
 fn stored_user(row: &mut Row) -> Result<StoredUser, StoreError> {
@@ -50,6 +52,7 @@ fn stored_token(row: &mut Row) -> Result<StoredToken, StoreError> {
     Ok(StoredToken {
         token: token_from_row(row)?,
         digest: row.text("token_digest")?,
+        rehashed_from: row.opt_text("rehashed_from")?,
     })
 }
 
@@ -67,6 +70,12 @@ pub(crate) async fn read(c: &mut dyn Conn) -> Result<Current, StoreError> {
         members: query_as(c, MEMBERS, &[], plain_membership).await?,
         applications,
         dynamic_client_ids: query_as(c, DYNAMIC, &[], |row| row.text("uid")).await?,
+        secrets_rehashed_from: query_as(c, REHASHED_SECRETS, &[], |row| {
+            Ok((row.int("id")?, row.text("rehashed_from")?))
+        })
+        .await?
+        .into_iter()
+        .collect(),
     })
 }
 

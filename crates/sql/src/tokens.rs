@@ -48,6 +48,10 @@ const UPDATE: &str = concat!(
      RETURNING ",
     token_columns!()
 );
+/// An imported token's digest becomes latchkey's (`$4`: the SHA-256 of the
+/// form it replaces).
+const REHASH: &str = "UPDATE personal_access_tokens SET token_digest = $3, rehashed_from = $4
+     WHERE id = $1 AND token_digest = $2";
 /// A later time only: batches may arrive out of order.
 const TOUCH: &str = "UPDATE personal_access_tokens SET last_used_at = $2
      WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)";
@@ -129,6 +133,14 @@ pub(crate) async fn update(
 
 #[async_trait]
 impl<B: Backend> TokenStore for SqlStore<B> {
+    async fn rehash_token(&self, id: i64, old: &str, new: &str) -> Result<bool, StoreError> {
+        let replaced = latchkey_core::secret::digest(old);
+        Ok(self
+            .write_one(REHASH, params![id, old, new, replaced])
+            .await?
+            > 0)
+    }
+
     async fn insert_token(&self, token: NewToken) -> Result<PersonalAccessToken, StoreError> {
         self.run(Access::WRITE, move |c| {
             Box::pin(async move { insert(c, token.user_id, &token).await })

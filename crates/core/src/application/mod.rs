@@ -419,6 +419,11 @@ pub fn validate(
 /// [`crate::store::Store`]).
 #[async_trait::async_trait]
 pub trait ApplicationStore: Send + Sync {
+    /// Replace a secret's digest (in GitLab's form) with latchkey's, if it
+    /// is still `old`, remembering the SHA-256 of `old`; whether it was.
+    async fn rehash_secret(&self, secret_id: i64, old: &str, new: &str)
+        -> Result<bool, StoreError>;
+
     async fn insert_application(&self, app: NewApplication) -> Result<Application, StoreError>;
 
     /// One page of instance-wide applications ordered by id, and their

@@ -27,11 +27,12 @@ fn after(now: i64, seconds: i64) -> i64 {
 }
 
 /// The secret of `secrets` that `presented` is, if one is and is live.
-/// Every live digest is compared, each in constant time.
+/// Every live digest is compared, each in constant time (in latchkey's
+/// form or, imported, in GitLab's).
 fn matching(secrets: &[ClientSecret], presented: &str, now: i64) -> Option<i64> {
     let mut found = None;
     for s in secrets.iter().filter(|s| s.is_live(now)) {
-        if secret::verify(presented, &s.digest) && found.is_none() {
+        if crate::imported::verify_secret(presented, &s.digest) && found.is_none() {
             found = Some(s.id);
         }
     }
@@ -185,12 +186,34 @@ impl Services {
             return Ok(None);
         };
         let now = self.now_ms();
-        Ok(matching(&secrets, presented_secret, now).map(|id| {
-            self.usage.note(Credential::ApplicationSecret, id, now);
-            Application {
-                client_secret_id: Some(id),
-                ..app
+        // GitLab's PBKDF2 form costs milliseconds: off the async workers.
+        let slow = secrets
+            .iter()
+            .any(|s| crate::imported::is_pbkdf2_sha512(&s.digest));
+        let found = if slow {
+            let (list, presented) = (secrets.clone(), presented_secret.to_owned());
+            self.on_hashing_threads(move || matching(&list, &presented, now))
+                .await?
+        } else {
+            matching(&secrets, presented_secret, now)
+        };
+        let Some(id) = found else {
+            return Ok(None);
+        };
+        // A secret in GitLab's form becomes latchkey's at its first use.
+        if let Some(s) = secrets
+            .iter()
+            .find(|s| s.id == id && !crate::imported::is_sha256_hex(&s.digest))
+        {
+            let new = secret::digest(presented_secret);
+            if let Err(e) = self.store.rehash_secret(id, &s.digest, &new).await {
+                tracing::warn!(error = %crate::error::Chain(&e), "cannot rewrite an imported application secret");
             }
+        }
+        self.usage.note(Credential::ApplicationSecret, id, now);
+        Ok(Some(Application {
+            client_secret_id: Some(id),
+            ..app
         }))
     }
 }

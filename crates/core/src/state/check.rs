@@ -191,6 +191,21 @@ fn sha256_hex(entry: &str, field: &str, raw: &str) -> Result<String, StateError>
     Ok(d)
 }
 
+/// An application secret as GitLab stores it: `$pbkdf2-sha512$…` or hex
+/// SHA-512.
+fn gitlab_secret_hash(entry: &str, field: &str, raw: &str) -> Result<String, StateError> {
+    let h = raw.trim();
+    if crate::imported::is_gitlab_secret_hash(h) {
+        Ok(h.to_owned())
+    } else {
+        fail(
+            entry,
+            field,
+            "is neither GitLab's PBKDF2 form ($pbkdf2-sha512$20000$$…) nor a hex SHA-512 digest",
+        )
+    }
+}
+
 fn date(entry: &str, field: &str, value: &DateValue) -> Result<Date, StateError> {
     token::parse_expiry(&value.text()).or_else(|_| fail(entry, field, "is not a date (YYYY-MM-DD)"))
 }
@@ -245,8 +260,18 @@ fn known_password_hash(hash: &str) -> Result<(), &'static str> {
         }
         return Ok(());
     }
+    if hash.starts_with("$pbkdf2-sha512$") {
+        return if crate::imported::is_pbkdf2_sha512(hash) {
+            Ok(())
+        } else {
+            Err("is not a valid PBKDF2-SHA512 hash of at most 100000 rounds")
+        };
+    }
     if !user::is_bcrypt_hash(hash) {
-        return Err("is neither an Argon2 ($argon2id$…) nor a bcrypt ($2a$…) hash");
+        return Err(
+            "is neither an Argon2 ($argon2id$…), a bcrypt ($2a$…) nor a PBKDF2-SHA512 \
+             ($pbkdf2-sha512$…) hash",
+        );
     }
     match hash.get(4..6).and_then(|c| c.parse::<u32>().ok()) {
         Some(cost) if (4..=user::MAX_BCRYPT_COST).contains(&cost) => Ok(()),
@@ -358,7 +383,8 @@ fn check_tokens(
             return fail(&l, "name", "must be 1 to 255 characters");
         }
         // Tokens without a value are found by name: theirs must be unique.
-        let by_name = t.token.is_none() && t.token_sha256.is_none();
+        let by_name =
+            t.token.is_none() && t.token_sha256.is_none() && t.gitlab_token_digest.is_none();
         if !names.insert((t.name.clone(), by_name)) && by_name {
             return fail(
                 &l,
@@ -368,16 +394,32 @@ fn check_tokens(
         }
         let scopes = Scopes::checked(&t.scopes.words().join(" "), scopes)
             .or_else(|e| fail(&l, "scopes", application::scope_error_message(&e)))?;
-        let digest = match (t.token, t.token_sha256) {
-            (Some(_), Some(_)) => return fail(&l, "token", "give token or token_sha256, not both"),
-            (Some(v), None) => {
+        let digest = match (t.token, t.token_sha256, t.gitlab_token_digest) {
+            (Some(v), None, None) => {
                 if let Err(m) = token::check_token_value(v.expose_secret()) {
                     return fail(&l, "token", m);
                 }
                 Some(secret::digest(v.expose_secret()))
             }
-            (None, Some(d)) => Some(sha256_hex(&l, "token_sha256", &d)?),
-            (None, None) => None,
+            (None, Some(d), None) => Some(sha256_hex(&l, "token_sha256", &d)?),
+            (None, None, Some(d)) => {
+                if !crate::imported::is_gitlab_token_digest(&d) {
+                    return fail(
+                        &l,
+                        "gitlab_token_digest",
+                        "is not GitLab's token digest (base64 of 32 bytes)",
+                    );
+                }
+                Some(d)
+            }
+            (None, None, None) => None,
+            _ => {
+                return fail(
+                    &l,
+                    "token",
+                    "give one of token, token_sha256 and gitlab_token_digest",
+                )
+            }
         };
         if let Some(d) = &digest {
             if !digests.insert(d.clone()) {
@@ -524,9 +566,9 @@ fn check_applications(
                 "is listed twice for this owner: give each an application_id",
             );
         }
-        let secrets = match (a.secret, a.secret_sha256, a.secrets) {
-            (None, None, None) => None,
-            (Some(s), None, None) => {
+        let secrets = match (a.secret, a.secret_sha256, a.secret_hash, a.secrets) {
+            (None, None, None, None) => None,
+            (Some(s), None, None, None) => {
                 fixed_value(&l, "secret", s.expose_secret())?;
                 Some(vec![DesiredSecret {
                     digest: secret::digest(s.expose_secret()),
@@ -534,12 +576,17 @@ fn check_applications(
                     expires_at: None,
                 }])
             }
-            (None, Some(d), None) => Some(vec![DesiredSecret {
+            (None, Some(d), None, None) => Some(vec![DesiredSecret {
                 digest: sha256_hex(&l, "secret_sha256", &d)?,
                 hint: None,
                 expires_at: None,
             }]),
-            (None, None, Some(list)) => {
+            (None, None, Some(h), None) => Some(vec![DesiredSecret {
+                digest: gitlab_secret_hash(&l, "secret_hash", &h)?,
+                hint: None,
+                expires_at: None,
+            }]),
+            (None, None, None, Some(list)) => {
                 if list.is_empty() || list.len() > application::MAX_LIVE_SECRETS {
                     return fail(
                         &l,
@@ -550,8 +597,13 @@ fn check_applications(
                 let mut secrets = Vec::with_capacity(list.len());
                 for (j, s) in list.iter().enumerate() {
                     let field = format!("secrets[{j}]");
+                    let digest = match (&s.sha256, &s.hash) {
+                        (Some(d), None) => sha256_hex(&l, &format!("{field}.sha256"), d)?,
+                        (None, Some(h)) => gitlab_secret_hash(&l, &format!("{field}.hash"), h)?,
+                        _ => return fail(&l, &field, "give sha256 or hash, not both nor neither"),
+                    };
                     secrets.push(DesiredSecret {
-                        digest: sha256_hex(&l, &format!("{field}.sha256"), &s.sha256)?,
+                        digest,
                         hint: None,
                         expires_at: s
                             .expires_at
@@ -566,7 +618,7 @@ fn check_applications(
                 return fail(
                     &l,
                     "secret",
-                    "give one of secret, secret_sha256 and secrets",
+                    "give one of secret, secret_sha256, secret_hash and secrets",
                 )
             }
         };

@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use crate::group::day_text;
+use crate::imported::is_sha256_hex;
 use crate::user::UserState;
 
 use super::{
@@ -49,7 +50,8 @@ pub(crate) fn export(current: &Current, now: i64) -> StateFile {
                     name: t.token.name.clone(),
                     scopes: many(t.token.scopes.as_slice().iter().cloned()),
                     token: None,
-                    token_sha256: Some(t.digest.clone()),
+                    token_sha256: is_sha256_hex(&t.digest).then(|| t.digest.clone()),
+                    gitlab_token_digest: (!is_sha256_hex(&t.digest)).then(|| t.digest.clone()),
                     expires_at: t.token.expires_at.map(|d| DateValue::Text(day_text(d))),
                 })
                 .collect();
@@ -102,16 +104,25 @@ pub(crate) fn export(current: &Current, now: i64) -> StateFile {
         .map(|s| {
             let a = &s.app;
             let live: Vec<_> = s.secrets.iter().filter(|x| x.is_live(now)).collect();
-            let (secret_sha256, secrets) = match live.as_slice() {
-                [] => (None, None),
-                [only] if only.expires_at.is_none() => (Some(only.digest.clone()), None),
+            let (secret_sha256, secret_hash, secrets) = match live.as_slice() {
+                [] => (None, None, None),
+                [only] if only.expires_at.is_none() => {
+                    let d = only.digest.clone();
+                    if is_sha256_hex(&d) {
+                        (Some(d), None, None)
+                    } else {
+                        (None, Some(d), None)
+                    }
+                }
                 several => (
+                    None,
                     None,
                     Some(
                         several
                             .iter()
                             .map(|x| SecretEntry {
-                                sha256: x.digest.clone(),
+                                sha256: is_sha256_hex(&x.digest).then(|| x.digest.clone()),
+                                hash: (!is_sha256_hex(&x.digest)).then(|| x.digest.clone()),
                                 expires_at: x.expires_at.map(|at| DateValue::Text(rfc3339(at))),
                             })
                             .collect(),
@@ -136,6 +147,7 @@ pub(crate) fn export(current: &Current, now: i64) -> StateFile {
                 application_id: Some(a.application_id.clone()),
                 secret: None,
                 secret_sha256,
+                secret_hash,
                 secrets,
             }
         })

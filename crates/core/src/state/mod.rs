@@ -30,7 +30,7 @@ use crate::user::User;
 
 /// The state file, as written. A kind left out (no `users` at all) is not
 /// managed: neither changed nor pruned.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StateFile {
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -43,7 +43,7 @@ pub struct StateFile {
 
 /// A user. Attributes left out keep what is stored (a new user gets the
 /// defaults: no password, not an administrator, active).
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UserEntry {
     pub username: String,
@@ -68,7 +68,7 @@ pub struct UserEntry {
 }
 
 /// A personal access token of a user.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TokenEntry {
     pub name: String,
@@ -79,12 +79,16 @@ pub struct TokenEntry {
     pub token: Option<SecretString>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_sha256: Option<String>,
+    /// GitLab's stored `token_digest` (imported; verified with GitLab's
+    /// `db_key_base` until first used).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gitlab_token_digest: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<DateValue>,
 }
 
 /// A group; `parent` is its parent's full path.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GroupEntry {
     pub path: String,
@@ -101,7 +105,7 @@ pub struct GroupEntry {
 }
 
 /// A direct membership of a group.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MemberEntry {
     pub username: String,
@@ -112,7 +116,7 @@ pub struct MemberEntry {
 
 /// An OAuth application: instance-wide, or of a user (`owner`) or a
 /// group (`group`).
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ApplicationEntry {
     pub name: String,
@@ -137,16 +141,24 @@ pub struct ApplicationEntry {
     /// A secret as its SHA-256 digest (hex), as latchkey stores it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_sha256: Option<String>,
+    /// A secret as GitLab stores it: `$pbkdf2-sha512$20000$$…` or hex
+    /// SHA-512 (replaced with latchkey's form at its first use).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_hash: Option<String>,
     /// Several secrets (an application moving to a new one), as digests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secrets: Option<Vec<SecretEntry>>,
 }
 
 /// One of an application's secrets, as its digest.
-#[derive(Debug, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SecretEntry {
-    pub sha256: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+    /// GitLab's stored form, instead of `sha256`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<String>,
     /// When it stops working (RFC 3339); never when left out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires_at: Option<DateValue>,
@@ -221,6 +233,9 @@ pub struct Current {
     /// Whether a dynamically registered client has this client_id (they are
     /// not managed, but their client_ids are taken).
     pub dynamic_client_ids: Vec<String>,
+    /// Application secrets rehashed at their first use: secret id → the
+    /// SHA-256 of the imported form each replaced.
+    pub secrets_rehashed_from: std::collections::HashMap<i64, String>,
 }
 
 #[derive(Clone)]
@@ -242,6 +257,8 @@ impl std::fmt::Debug for StoredUser {
 pub struct StoredToken {
     pub token: PersonalAccessToken,
     pub digest: String,
+    /// The SHA-256 of the imported digest (GitLab's) this one replaced.
+    pub rehashed_from: Option<String>,
 }
 
 impl std::fmt::Debug for StoredToken {

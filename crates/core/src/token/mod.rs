@@ -114,6 +114,10 @@ pub struct TokenWithOwner {
 /// [`crate::store::Store`]).
 #[async_trait::async_trait]
 pub trait TokenStore: Send + Sync {
+    /// Replace an imported token's digest (GitLab's form) with latchkey's,
+    /// if it is still `old`, remembering the SHA-256 of `old`; whether it was.
+    async fn rehash_token(&self, id: i64, old: &str, new: &str) -> Result<bool, StoreError>;
+
     async fn insert_token(&self, token: NewToken) -> Result<PersonalAccessToken, StoreError>;
 
     async fn find_token_by_digest(

@@ -46,8 +46,12 @@ impl Services {
             Some(found) => found,
             None => {
                 let ticket = self.auth_cache.ticket();
-                let Some(found) = self.store.find_token_by_digest(&digest).await? else {
-                    return Ok(Err(TokenRejection::Unknown));
+                let found = match self.store.find_token_by_digest(&digest).await? {
+                    Some(found) => found,
+                    None => match self.imported_token(presented, &digest).await? {
+                        Some(found) => found,
+                        None => return Ok(Err(TokenRejection::Unknown)),
+                    },
                 };
                 if !found.token.revoked {
                     self.auth_cache
@@ -63,6 +67,33 @@ impl Services {
             return Ok(Err(TokenRejection::Expired));
         }
         Ok(Ok(found))
+    }
+
+    /// A token imported from GitLab, still stored as GitLab's digest (only
+    /// with GitLab's `db_key_base` configured): found, its digest becomes
+    /// latchkey's (`digest`), so each imported token is looked up this way
+    /// once.
+    async fn imported_token(
+        &self,
+        presented: &str,
+        digest: &str,
+    ) -> Result<Option<TokenWithOwner>, StoreError> {
+        let Some(key) = &self.config.gitlab_db_key_base else {
+            return Ok(None);
+        };
+        use secrecy::ExposeSecret;
+        let theirs = crate::imported::gitlab_token_digest(presented, key.expose_secret());
+        let Some(found) = self.store.find_token_by_digest(&theirs).await? else {
+            return Ok(None);
+        };
+        if let Err(e) = self
+            .store
+            .rehash_token(found.token.id, &theirs, digest)
+            .await
+        {
+            tracing::warn!(error = %crate::error::Chain(&e), "cannot rewrite an imported token's digest");
+        }
+        Ok(Some(found))
     }
 
     /// The latest expiry date a token may have today.

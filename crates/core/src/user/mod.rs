@@ -309,6 +309,10 @@ pub fn needs_rehash(digest: &str) -> bool {
 /// parameters, salt and algorithm it names; the outputs are compared in
 /// constant time (`Output`'s equality). A bcrypt hash is verified too.
 pub fn verify_password(password: &str, digest: &str) -> bool {
+    if digest.starts_with("$pbkdf2-sha512$") {
+        // GitLab in FIPS mode.
+        return crate::imported::verify_pbkdf2_sha512(password, digest);
+    }
     if is_bcrypt_hash(digest) {
         if bcrypt_cost(digest).is_none_or(|c| c > MAX_BCRYPT_COST) {
             return false;

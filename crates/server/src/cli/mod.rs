@@ -8,6 +8,7 @@ use crate::startup::Schema;
 use crate::{startup, telemetry};
 
 mod db;
+mod import;
 mod keys;
 mod serve;
 mod state;
@@ -63,6 +64,9 @@ pub enum Command {
     /// Write the users, tokens, groups and applications as a state file
     /// (digests only, never a secret), for `latchkey apply`.
     Export(state::ExportArgs),
+    /// Move in from another system, every credential intact.
+    #[command(subcommand)]
+    Import(import::ImportCommand),
 }
 
 pub async fn run() -> anyhow::Result<()> {
@@ -82,6 +86,7 @@ pub async fn run() -> anyhow::Result<()> {
         Command::Keys(command) => keys::run(&settings, command).await,
         Command::Apply(args) => state::apply(&settings, args).await,
         Command::Export(args) => state::export(&settings, args).await,
+        Command::Import(command) => import::run(&settings, command).await,
     }
 }
 

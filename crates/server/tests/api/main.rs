@@ -14,6 +14,7 @@ mod auth_cache;
 mod bad_input;
 mod cluster;
 mod faults;
+mod gitlab_import;
 mod groups;
 mod meta;
 mod oauth;

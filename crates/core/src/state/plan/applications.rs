@@ -157,12 +157,27 @@ impl Planner<'_> {
         if let Some(want) = secrets {
             let now = self.settings.now;
             let differs = {
-                let mut have: Vec<(&str, Option<i64>)> = stored
+                // A secret rehashed at its first use still counts as the
+                // imported form it replaced.
+                let rehashed = &self.current.secrets_rehashed_from;
+                let as_listed = |s: &crate::application::ClientSecret| -> String {
+                    rehashed
+                        .get(&s.id)
+                        .and_then(|from| {
+                            want.iter()
+                                .find(|w| crate::secret::digest(&w.digest) == *from)
+                                .map(|w| w.digest.clone())
+                        })
+                        .unwrap_or_else(|| s.digest.clone())
+                };
+                let keys: Vec<(String, Option<i64>)> = stored
                     .secrets
                     .iter()
                     .filter(|s| s.is_live(now))
-                    .map(|s| (s.digest.as_str(), s.expires_at))
+                    .map(|s| (as_listed(s), s.expires_at))
                     .collect();
+                let mut have: Vec<(&str, Option<i64>)> =
+                    keys.iter().map(|(d, at)| (d.as_str(), *at)).collect();
                 let mut wanted: Vec<(&str, Option<i64>)> = want
                     .iter()
                     .map(|s| (s.digest.as_str(), s.expires_at))

@@ -165,7 +165,13 @@ impl Planner<'_> {
         let mut found: Vec<Option<&StoredToken>> = vec![None; tokens.len()];
         for (i, dt) in tokens.iter().enumerate() {
             let Some(d) = &dt.digest else { continue };
-            let Some(t) = self.current.tokens.iter().find(|t| t.digest == *d) else {
+            // Also a token rehashed at its first use from this (imported) digest.
+            let imported = crate::secret::digest(d);
+            let Some(t) =
+                self.current.tokens.iter().find(|t| {
+                    t.digest == *d || t.rehashed_from.as_deref() == Some(imported.as_str())
+                })
+            else {
                 continue;
             };
             if Some(t.token.user_id) != user_id {

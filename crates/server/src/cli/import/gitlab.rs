@@ -1,0 +1,489 @@
+//! Reading GitLab's own tables, and what of them becomes a state file.
+//! Only the columns named in the queries are read; any others may exist.
+
+use std::collections::HashMap;
+
+use anyhow::Context;
+use latchkey_core::application::GRANT_TYPES;
+use latchkey_core::imported;
+use latchkey_core::scopes::ScopeSet;
+use latchkey_core::state::{
+    ApplicationEntry, GroupEntry, MemberEntry, StateFile, TokenEntry, UserEntry, Words,
+};
+use latchkey_core::user;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{Connection, Row};
+
+#[derive(Debug, Clone)]
+pub struct GitlabUser {
+    pub id: i64,
+    pub email: String,
+    pub encrypted_password: Option<String>,
+    pub username: String,
+    pub name: Option<String>,
+    pub admin: bool,
+    pub state: Option<String>,
+    pub user_type: Option<i32>,
+}
+
+#[derive(Debug, Clone)]
+pub struct GitlabGroup {
+    pub id: i64,
+    pub name: String,
+    pub path: String,
+    pub parent_id: Option<i64>,
+    pub visibility_level: Option<i32>,
+    pub description: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct GitlabMember {
+    pub access_level: i32,
+    pub source_id: i64,
+    pub user_id: Option<i64>,
+    pub expires_at: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct GitlabApplication {
+    pub name: String,
+    pub uid: String,
+    pub secret: String,
+    pub redirect_uri: String,
+    pub scopes: String,
+    pub owner_id: Option<i64>,
+    pub owner_type: Option<String>,
+    pub trusted: bool,
+    pub confidential: bool,
+    pub ropc_enabled: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct GitlabToken {
+    pub user_id: i64,
+    pub name: String,
+    pub token_digest: String,
+    pub scopes: String,
+    pub expires_at: Option<String>,
+}
+
+/// What was read from GitLab's database.
+#[derive(Default)]
+pub struct GitlabData {
+    pub users: Vec<GitlabUser>,
+    pub groups: Vec<GitlabGroup>,
+    pub members: Vec<GitlabMember>,
+    pub applications: Vec<GitlabApplication>,
+    /// `None`: not read (no `db_key_base`).
+    pub tokens: Option<Vec<GitlabToken>>,
+}
+
+const USERS: &str = "SELECT id, email, encrypted_password, username, name, admin, state,
+       CAST(user_type AS INTEGER) AS user_type FROM users ORDER BY id";
+const GROUPS: &str = "SELECT id, name, path, parent_id,
+       CAST(visibility_level AS INTEGER) AS visibility_level, description
+     FROM namespaces WHERE type = 'Group' ORDER BY id";
+/// Direct group memberships, not access requests.
+const MEMBERS: &str = "SELECT CAST(access_level AS INTEGER) AS access_level, source_id, user_id,
+       CAST(expires_at AS TEXT) AS expires_at
+     FROM members
+     WHERE source_type = 'Namespace' AND type = 'GroupMember' AND requested_at IS NULL
+     ORDER BY id";
+const APPLICATIONS: &str = "SELECT name, uid, secret, redirect_uri, scopes, owner_id, owner_type,
+       trusted, confidential, ropc_enabled FROM oauth_applications ORDER BY id";
+const TOKENS: &str = "SELECT user_id, name, token_digest, scopes,
+       CAST(expires_at AS TEXT) AS expires_at
+     FROM personal_access_tokens WHERE revoked IS NOT TRUE ORDER BY id";
+
+/// Read GitLab's tables from `url` in one read-only snapshot.
+pub async fn read(url: &str, with_tokens: bool) -> anyhow::Result<GitlabData> {
+    let pool = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(url)
+        .await
+        .context("cannot connect to GitLab's database")?;
+    let mut conn = pool.acquire().await?;
+    let mut tx = conn.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    let mut data = GitlabData::default();
+    for r in sqlx::query(USERS)
+        .fetch_all(&mut *tx)
+        .await
+        .context("cannot read GitLab's users")?
+    {
+        data.users.push(GitlabUser {
+            id: r.try_get("id")?,
+            email: r.try_get("email")?,
+            encrypted_password: r.try_get("encrypted_password")?,
+            username: r.try_get("username")?,
+            name: r.try_get("name")?,
+            admin: r.try_get::<Option<bool>, _>("admin")?.unwrap_or(false),
+            state: r.try_get("state")?,
+            user_type: r.try_get("user_type")?,
+        });
+    }
+    for r in sqlx::query(GROUPS)
+        .fetch_all(&mut *tx)
+        .await
+        .context("cannot read GitLab's namespaces")?
+    {
+        data.groups.push(GitlabGroup {
+            id: r.try_get("id")?,
+            name: r.try_get("name")?,
+            path: r.try_get("path")?,
+            parent_id: r.try_get("parent_id")?,
+            visibility_level: r.try_get("visibility_level")?,
+            description: r.try_get("description")?,
+        });
+    }
+    for r in sqlx::query(MEMBERS)
+        .fetch_all(&mut *tx)
+        .await
+        .context("cannot read GitLab's members")?
+    {
+        data.members.push(GitlabMember {
+            access_level: r.try_get("access_level")?,
+            source_id: r.try_get("source_id")?,
+            user_id: r.try_get("user_id")?,
+            expires_at: r.try_get("expires_at")?,
+        });
+    }
+    for r in sqlx::query(APPLICATIONS)
+        .fetch_all(&mut *tx)
+        .await
+        .context("cannot read GitLab's oauth_applications")?
+    {
+        data.applications.push(GitlabApplication {
+            name: r.try_get("name")?,
+            uid: r.try_get("uid")?,
+            secret: r.try_get("secret")?,
+            redirect_uri: r.try_get("redirect_uri")?,
+            scopes: r
+                .try_get::<Option<String>, _>("scopes")?
+                .unwrap_or_default(),
+            owner_id: r.try_get("owner_id")?,
+            owner_type: r.try_get("owner_type")?,
+            trusted: r.try_get::<Option<bool>, _>("trusted")?.unwrap_or(false),
+            confidential: r
+                .try_get::<Option<bool>, _>("confidential")?
+                .unwrap_or(true),
+            ropc_enabled: r
+                .try_get::<Option<bool>, _>("ropc_enabled")?
+                .unwrap_or(true),
+        });
+    }
+    if with_tokens {
+        let mut tokens = Vec::new();
+        for r in sqlx::query(TOKENS)
+            .fetch_all(&mut *tx)
+            .await
+            .context("cannot read GitLab's personal_access_tokens")?
+        {
+            tokens.push(GitlabToken {
+                user_id: r.try_get("user_id")?,
+                name: r.try_get("name")?,
+                token_digest: r
+                    .try_get::<Option<String>, _>("token_digest")?
+                    .unwrap_or_default(),
+                scopes: r
+                    .try_get::<Option<String>, _>("scopes")?
+                    .unwrap_or_default(),
+                expires_at: r.try_get("expires_at")?,
+            });
+        }
+        data.tokens = Some(tokens);
+    }
+    tx.commit().await?;
+    drop(conn);
+    pool.close().await;
+    Ok(data)
+}
+
+/// A state file of what maps, how many of each kind, and what does not
+/// map (each with its reason).
+pub struct Mapped {
+    pub file: StateFile,
+    pub skipped: Vec<String>,
+    pub bots: usize,
+}
+
+/// GitLab's serialized token scopes: a YAML list (`---\n- api\n- read_user\n`).
+fn yaml_scopes(raw: &str) -> Vec<String> {
+    raw.lines()
+        .filter_map(|l| l.trim().strip_prefix("- "))
+        .map(|s| s.trim().trim_matches(|c| c == '\'' || c == '"').to_owned())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+fn visibility(level: Option<i32>) -> &'static str {
+    match level {
+        Some(20) => "public",
+        Some(10) => "internal",
+        _ => "private",
+    }
+}
+
+/// Is `entry` valid on its own (the file's rules)? Else why not.
+fn valid(file: StateFile, scopes: &ScopeSet) -> Result<(), String> {
+    file.check(scopes).map(|_| ()).map_err(|e| e.to_string())
+}
+
+/// What of `data` becomes a state file, by the rules of `scopes`.
+pub fn map(data: &GitlabData, scopes: &ScopeSet) -> Mapped {
+    let mut skipped = Vec::new();
+    let mut bots = 0;
+    // Users: humans only (user_type NULL or 0: bots and the ghost user are not).
+    let mut usernames: HashMap<i64, String> = HashMap::new();
+    let mut users: Vec<UserEntry> = Vec::new();
+    for u in &data.users {
+        if u.user_type.is_some_and(|t| t != 0) {
+            bots += 1;
+            continue;
+        }
+        let password_hash = match u.encrypted_password.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(h) if user::is_bcrypt_hash(h) || imported::is_pbkdf2_sha512(h) => {
+                Some(h.to_owned())
+            }
+            Some(_) => {
+                skipped.push(format!(
+                    "user {}: the password hash is in a form latchkey does not know: imported \
+                     without a password",
+                    u.username
+                ));
+                None
+            }
+        };
+        let entry = UserEntry {
+            username: u.username.clone(),
+            email: u.email.clone(),
+            name: u.name.clone().filter(|n| !n.trim().is_empty()),
+            password_hash,
+            admin: Some(u.admin),
+            blocked: Some(u.state.as_deref().unwrap_or("active") != "active"),
+            tokens: Some(Vec::new()),
+            ..UserEntry::default()
+        };
+        let single = StateFile {
+            users: Some(vec![entry.clone()]),
+            ..StateFile::default()
+        };
+        match valid(single, scopes) {
+            Ok(()) => {
+                usernames.insert(u.id, u.username.clone());
+                users.push(entry);
+            }
+            Err(e) => skipped.push(format!("user {}: {e}", u.username)),
+        }
+    }
+    // Tokens, under their users.
+    if let Some(tokens) = &data.tokens {
+        for t in tokens {
+            let Some(owner) = usernames.get(&t.user_id) else {
+                continue;
+            };
+            let entry = TokenEntry {
+                name: t.name.clone(),
+                scopes: Words::Many(yaml_scopes(&t.scopes)),
+                gitlab_token_digest: Some(t.token_digest.clone()),
+                expires_at: t
+                    .expires_at
+                    .clone()
+                    .map(latchkey_core::state::DateValue::Text),
+                ..TokenEntry::default()
+            };
+            let Some(user) = users.iter_mut().find(|u| u.username == *owner) else {
+                continue;
+            };
+            let mut single = user.clone();
+            single.tokens = Some(vec![entry.clone()]);
+            let file = StateFile {
+                users: Some(vec![single]),
+                ..StateFile::default()
+            };
+            match valid(file, scopes) {
+                Ok(()) => user.tokens.get_or_insert_with(Vec::new).push(entry),
+                Err(e) => skipped.push(format!("token {:?} of {owner}: {e}", t.name)),
+            }
+        }
+    }
+    for u in &mut users {
+        if u.tokens.as_ref().is_some_and(Vec::is_empty) {
+            u.tokens = None;
+        }
+    }
+    // Groups, parents first; a group whose parent is not imported is not.
+    let mut paths: HashMap<i64, String> = HashMap::new();
+    let mut groups: Vec<GroupEntry> = Vec::new();
+    let mut pending: Vec<&GitlabGroup> = data.groups.iter().collect();
+    while !pending.is_empty() {
+        let before = pending.len();
+        let mut later = Vec::new();
+        for g in pending {
+            let parent = match g.parent_id {
+                None => None,
+                Some(p) => match paths.get(&p) {
+                    Some(path) => Some(path.clone()),
+                    None if data.groups.iter().any(|x| x.id == p) => {
+                        later.push(g);
+                        continue;
+                    }
+                    None => {
+                        skipped.push(format!("group {}: its parent is not a group", g.path));
+                        continue;
+                    }
+                },
+            };
+            let members: Vec<MemberEntry> = data
+                .members
+                .iter()
+                .filter(|m| m.source_id == g.id)
+                .filter_map(|m| {
+                    let username = usernames.get(&m.user_id?)?;
+                    Some(MemberEntry {
+                        username: username.clone(),
+                        access_level: m.access_level,
+                        expires_at: m
+                            .expires_at
+                            .clone()
+                            .map(latchkey_core::state::DateValue::Text),
+                    })
+                })
+                .collect();
+            let entry = GroupEntry {
+                path: g.path.clone(),
+                parent: parent.clone(),
+                name: Some(g.name.clone()),
+                description: g.description.clone().filter(|d| !d.is_empty()),
+                visibility: Some(visibility(g.visibility_level).to_owned()),
+                members: Some(Vec::new()),
+            };
+            let full_path = match &parent {
+                Some(p) => format!("{p}/{}", g.path),
+                None => g.path.clone(),
+            };
+            if let Err(e) = valid(
+                StateFile {
+                    groups: Some(vec![GroupEntry {
+                        parent: None,
+                        ..entry.clone()
+                    }]),
+                    ..StateFile::default()
+                },
+                scopes,
+            ) {
+                // Checked as top-level for its own fields; the parent is
+                // checked when applied.
+                if parent.is_none() || !e.contains("reserved") {
+                    skipped.push(format!("group {full_path}: {e}"));
+                    continue;
+                }
+            }
+            let mut kept = Vec::new();
+            for m in members {
+                if latchkey_core::group::level::ALL.contains(&m.access_level) {
+                    kept.push(m);
+                } else {
+                    skipped.push(format!(
+                        "membership of {} in group {full_path}: access level {} is not one \
+                         latchkey keeps",
+                        m.username, m.access_level
+                    ));
+                }
+            }
+            paths.insert(g.id, full_path);
+            groups.push(GroupEntry {
+                members: Some(kept),
+                ..entry
+            });
+        }
+        if later.len() == before {
+            for g in later {
+                skipped.push(format!("group {}: its parents form a cycle", g.path));
+            }
+            break;
+        }
+        pending = later;
+    }
+    // Applications, by client_id.
+    let mut applications = Vec::new();
+    for a in &data.applications {
+        let (owner, group) = match (a.owner_type.as_deref(), a.owner_id) {
+            (Some("User"), Some(id)) => match usernames.get(&id) {
+                Some(u) => (Some(u.clone()), None),
+                None => {
+                    skipped.push(format!(
+                        "application {:?} ({}): its owner (user {id}) is not imported",
+                        a.name, a.uid
+                    ));
+                    continue;
+                }
+            },
+            (Some("Namespace" | "Group"), Some(id)) => match paths.get(&id) {
+                Some(p) => (None, Some(p.clone())),
+                None => {
+                    skipped.push(format!(
+                        "application {:?} ({}): its group ({id}) is not imported",
+                        a.name, a.uid
+                    ));
+                    continue;
+                }
+            },
+            _ => (None, None),
+        };
+        let stored = a.secret.trim();
+        let (secret, secret_hash) = if imported::is_gitlab_secret_hash(stored) {
+            (None, Some(stored.to_owned()))
+        } else {
+            // Secrets from before GitLab hashed them are plain text.
+            (Some(secrecy::SecretString::from(stored.to_owned())), None)
+        };
+        let grant_types = (!a.ropc_enabled).then(|| {
+            Words::Many(
+                GRANT_TYPES
+                    .iter()
+                    .filter(|g| **g != "password")
+                    .map(|g| (*g).to_owned())
+                    .collect(),
+            )
+        });
+        let entry = ApplicationEntry {
+            name: a.name.clone(),
+            redirect_uris: Words::One(a.redirect_uri.clone()),
+            scopes: Words::One(a.scopes.clone()),
+            confidential: Some(a.confidential),
+            trusted: Some(a.trusted),
+            grant_types,
+            owner,
+            group,
+            application_id: Some(a.uid.clone()),
+            secret,
+            secret_hash,
+            ..ApplicationEntry::default()
+        };
+        let single = StateFile {
+            applications: Some(vec![ApplicationEntry {
+                owner: None,
+                group: None,
+                ..entry.clone()
+            }]),
+            ..StateFile::default()
+        };
+        match valid(single, scopes) {
+            Ok(()) => applications.push(entry),
+            Err(e) => skipped.push(format!("application {:?} ({}): {e}", a.name, a.uid)),
+        }
+    }
+    Mapped {
+        file: StateFile {
+            users: Some(users),
+            groups: Some(groups),
+            applications: Some(applications),
+        },
+        skipped,
+        bots,
+    }
+}
