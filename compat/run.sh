@@ -11,11 +11,17 @@
 #   social-auth    compat/social-auth    social-auth-core's GitLab backend
 #                                        with its group support: sign-in,
 #                                        the user's groups (pytest)
-#   seeded         compat/seeded         a server of its own on sqlite::memory:
-#                                        seeded from a state file
-#                                        (LATCHKEY_SEED): python-gitlab with
-#                                        the seeded token, Authlib's code flow
-#                                        as the seeded user (pytest)
+#   standalone     compat/standalone     servers of their own: one on
+#                                        sqlite::memory: seeded from a state
+#                                        file (python-gitlab with the seeded
+#                                        token, Authlib's code flow as the
+#                                        seeded user); one imported from a
+#                                        GitLab database made in the
+#                                        PostgreSQL at
+#                                        LATCHKEY_TEST_POSTGRES_URL
+#                                        (python-gitlab with a GitLab token,
+#                                        Authlib with a GitLab secret and
+#                                        password) (pytest)
 #   browser        compat/browser        Debian's headless Chromium through
 #                                        the sign-in and consent pages
 #                                        (playwright-core, node --test)
@@ -192,7 +198,7 @@ run_suite python-gitlab "$venv/bin/python" -m pytest -q -p no:cacheprovider comp
 run_suite python-gitlab-upstream bash compat/python-gitlab-upstream/run.sh "$venv"
 run_suite authlib "$venv/bin/python" -m pytest -q -p no:cacheprovider compat/authlib
 run_suite social-auth "$venv/bin/python" -m pytest -q -p no:cacheprovider compat/social-auth
-run_suite seeded "$venv/bin/python" -m pytest -q -p no:cacheprovider compat/seeded
+run_suite standalone "$venv/bin/python" -m pytest -q -p no:cacheprovider compat/standalone
 run_suite browser node --test --test-reporter=tap compat/browser/oauth_consent.test.mjs
 run_suite openid-client node --test --test-reporter=tap compat/openid-client/openid_client.test.mjs
 run_suite rust-rp rust_rp

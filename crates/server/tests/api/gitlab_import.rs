@@ -106,7 +106,11 @@ async fn token(c: &reqwest::Client, base: &str, form: &[(&str, &str)]) -> (u16, 
 }
 
 async fn client_credentials(c: &reqwest::Client, base: &str, id: &str, secret: &str) -> u16 {
-    let scope = if id == "uid-plain" { "read_api" } else { "read_user" };
+    let scope = if id == "uid-plain" {
+        "read_api"
+    } else {
+        "read_user"
+    };
     let form = [
         ("grant_type", "client_credentials"),
         ("client_id", id),

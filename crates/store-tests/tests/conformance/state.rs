@@ -10,6 +10,57 @@ use super::*;
 conformance! {
     scenario_read_state => read_state_sqlite, read_state_postgres;
     scenario_state_writes => state_writes_sqlite, state_writes_postgres;
+    scenario_imported_credentials_are_rehashed => imported_credentials_are_rehashed_sqlite, imported_credentials_are_rehashed_postgres;
+}
+
+/// An imported token's or secret's digest becomes latchkey's only while it
+/// is still the imported one; what it was is remembered (as its SHA-256).
+async fn scenario_imported_credentials_are_rehashed(store: Arc<dyn Store>) {
+    let alice = user(&store, "alice").await;
+    let token = store
+        .insert_token(new_token(alice.id, "gitlab-form="))
+        .await
+        .unwrap();
+    assert!(!store.rehash_token(token.id, "other", "ours").await.unwrap());
+    assert!(store
+        .rehash_token(token.id, "gitlab-form=", "ours")
+        .await
+        .unwrap());
+    assert!(store
+        .find_token_by_digest("gitlab-form=")
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        store
+            .find_token_by_digest("ours")
+            .await
+            .unwrap()
+            .unwrap()
+            .token
+            .id,
+        token.id
+    );
+    let client = app(&store, "client", None).await;
+    let secret = store.application_secrets(client.id, T0).await.unwrap()[0].id;
+    assert!(!store.rehash_secret(secret, "other", "mine").await.unwrap());
+    assert!(store
+        .rehash_secret(secret, "digest-of-client", "mine")
+        .await
+        .unwrap());
+    assert_eq!(live_digests(&store, "client", T0).await, ["mine"]);
+    let current = store.read_state().await.unwrap();
+    assert_eq!(
+        current.tokens[0].rehashed_from.as_deref(),
+        Some(latchkey_core::secret::digest("gitlab-form=").as_str())
+    );
+    assert_eq!(
+        current
+            .secrets_rehashed_from
+            .get(&secret)
+            .map(String::as_str),
+        Some(latchkey_core::secret::digest("digest-of-client").as_str())
+    );
 }
 
 async fn scenario_read_state(store: Arc<dyn Store>) {

@@ -1,6 +1,6 @@
 """Compatibility suite: a seeded, throw-away latchkey, as CI uses it.
 
-compat/run.sh sets LATCHKEY_BIN. This suite starts its own server with
+compat/run.sh sets LATCHKEY_BIN. This test starts its own server with
 `LATCHKEY_DATABASE_URL=sqlite::memory:` and `LATCHKEY_SEED` naming a state
 file with a fixed user, token, group and OAuth client, then signs in with
 python-gitlab (the personal access token from the file) and with Authlib's
@@ -12,10 +12,7 @@ lives in the server's memory.
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from html.parser import HTMLParser
 from typing import Any
@@ -26,6 +23,7 @@ import pytest
 import requests
 from authlib.common.security import generate_token
 from authlib.integrations.requests_client import OAuth2Session
+from standalone import latchkey_server
 
 TOKEN = "glpat-seeded-compat-token-0001"
 CLIENT_ID = "seeded-ci-client"
@@ -62,47 +60,15 @@ secret = "{CLIENT_SECRET}"
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def url() -> Iterator[str]:
-    binary = os.environ.get("LATCHKEY_BIN")
-    if not binary:
-        pytest.fail("LATCHKEY_BIN is not set: run this suite through compat/run.sh", pytrace=False)
     with tempfile.TemporaryDirectory() as tmp:
         seed = os.path.join(tmp, "seed.toml")
         with open(seed, "w", encoding="utf-8") as f:
             f.write(SEED)
-        base = f"http://127.0.0.1:{free_port()}"
-        env = {
-            **os.environ,
-            "LATCHKEY_DATABASE_URL": "sqlite::memory:",
-            "LATCHKEY_LISTEN": base.removeprefix("http://"),
-            "LATCHKEY_SEED": seed,
-            "LATCHKEY_LOG": "warn",
-        }
-        log = open(os.path.join(tmp, "server.log"), "w+", encoding="utf-8")
-        server = subprocess.Popen([binary, "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.monotonic() + 30
-            while True:
-                assert server.poll() is None, "latchkey exited: " + open(log.name).read()
-                try:
-                    if requests.get(f"{base}/-/readiness", timeout=2).status_code == 200:
-                        break
-                except requests.ConnectionError:
-                    pass
-                assert time.monotonic() < deadline, "latchkey was not ready in 30 s"
-                time.sleep(0.05)
+        with latchkey_server({"LATCHKEY_DATABASE_URL": "sqlite::memory:",
+                              "LATCHKEY_SEED": seed}) as base:
             yield base
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
-            log.close()
 
 
 def test_python_gitlab_signs_in_with_the_seeded_token(url: str) -> None:

@@ -1,0 +1,6 @@
+"""The standalone tests import their shared helper (standalone.py) from here."""
+
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(__file__))
