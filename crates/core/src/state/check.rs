@@ -32,7 +32,7 @@ pub struct DesiredUser {
     /// `users[0] (alice)`: how errors and the plan name it.
     pub label: String,
     pub username: String,
-    pub email: String,
+    pub email: Option<String>,
     pub name: Option<String>,
     pub password: Option<Password>,
     pub admin: Option<bool>,
@@ -316,11 +316,13 @@ fn check_users(list: Vec<UserEntry>, scopes: &ScopeSet) -> Result<Vec<DesiredUse
         if !usernames.insert(e.username.to_ascii_lowercase()) {
             return fail(&l, "username", "is listed twice");
         }
-        if let Err(m) = user::check_email(&e.email) {
-            return fail(&l, "email", m);
-        }
-        if !emails.insert(e.email.to_ascii_lowercase()) {
-            return fail(&l, "email", "is listed twice");
+        if let Some(email) = &e.email {
+            if let Err(m) = user::check_email(email) {
+                return fail(&l, "email", m);
+            }
+            if !emails.insert(email.to_ascii_lowercase()) {
+                return fail(&l, "email", "is listed twice");
+            }
         }
         if let Some(n) = &e.name {
             if n.trim().is_empty() || n.chars().count() > 255 {

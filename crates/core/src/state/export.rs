@@ -57,7 +57,7 @@ pub(crate) fn export(current: &Current, now: i64) -> StateFile {
                 .collect();
             UserEntry {
                 username: u.username.clone(),
-                email: u.email.clone(),
+                email: Some(u.email.clone()),
                 name: Some(u.name.clone()),
                 password: None,
                 password_hash: s.password_digest.clone(),

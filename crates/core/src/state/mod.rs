@@ -47,7 +47,9 @@ pub struct StateFile {
 #[serde(deny_unknown_fields)]
 pub struct UserEntry {
     pub username: String,
-    pub email: String,
+    /// Required for a new user; left out, an existing user's is kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// A password in plain text: hashed (Argon2id) when applied.

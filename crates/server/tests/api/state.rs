@@ -564,6 +564,29 @@ admin = true
             "update user root: admin"
         ]
     );
+    // An existing user may be named without an email (to give root a
+    // known token, say); a new one may not.
+    let root_token = "[[users]]\nusername = \"root\"\n[[users.tokens]]\nname = \"ci\"\n\
+                      scopes = [\"api\"]\ntoken = \"glpat-root-fixed-ci-token-01\"\n";
+    let given = apply_ok(&app, root_token).await;
+    assert_eq!(given.changes, ["create token \"ci\" of root"]);
+    assert_eq!(
+        get(&app, "/api/v4/user", "glpat-root-fixed-ci-token-01")
+            .await
+            .0,
+        200
+    );
+    let e = apply(
+        &app,
+        "[[users]]\nusername = \"newcomer\"\n",
+        ApplyOptions::default(),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        e.contains("users[0] (newcomer): email: can't be blank"),
+        "{e}"
+    );
     // A token value once revoked may not come back.
     let with_token = format!(
         "[[users]]\nusername = \"alice\"\nemail = \"alice@example.com\"\n\

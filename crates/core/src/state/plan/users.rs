@@ -60,10 +60,13 @@ impl Planner<'_> {
                         "has already been taken (a top-level group has this path)",
                     );
                 }
+                let Some(email) = du.email.clone() else {
+                    return err(&du.label, "email", "can't be blank (a new user needs one)");
+                };
                 self.push(Step::CreateUser {
                     new: NewUser {
                         username: du.username.clone(),
-                        email: du.email.clone(),
+                        email,
                         name: du.name.clone().unwrap_or_else(|| du.username.clone()),
                         password_digest: new_digest(None)?,
                         admin: du.admin.unwrap_or(false),
@@ -84,8 +87,8 @@ impl Planner<'_> {
                 update.username = Some(du.username.clone());
                 fields.push("username");
             }
-            if du.email != u.email {
-                update.email = Some(du.email.clone());
+            if let Some(email) = du.email.as_ref().filter(|e| **e != u.email) {
+                update.email = Some(email.clone());
                 fields.push("email");
             }
             if let Some(n) = du.name.as_ref().filter(|n| **n != u.name) {

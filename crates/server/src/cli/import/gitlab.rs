@@ -259,7 +259,7 @@ pub fn map(data: &GitlabData, scopes: &ScopeSet) -> Mapped {
         };
         let entry = UserEntry {
             username: u.username.clone(),
-            email: u.email.clone(),
+            email: Some(u.email.clone()),
             name: u.name.clone().filter(|n| !n.trim().is_empty()),
             password_hash,
             admin: Some(u.admin),
