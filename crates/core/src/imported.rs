@@ -37,7 +37,8 @@ fn pbkdf2_parts(stored: &str) -> Option<(u32, Vec<u8>, Vec<u8>)> {
     let rounds: u32 = parts.next()?.parse().ok()?;
     let salt = ab64_decode(parts.next()?)?;
     let checksum = ab64_decode(parts.next()?)?;
-    if parts.next().is_some() || checksum.is_empty() || checksum.len() > 64 {
+    // SHA-512's full output: a shorter checksum would be easier to hit.
+    if parts.next().is_some() || checksum.len() != 64 {
         return None;
     }
     Some((rounds, salt, checksum))

@@ -38,13 +38,13 @@ async fn gitlab_fixture(url: &str) {
     let token = gitlab_token_digest(TOKEN);
     let sql = format!(
         r#"
-CREATE TABLE users (id bigint PRIMARY KEY, email varchar NOT NULL, encrypted_password varchar,
+CREATE TABLE users (id integer PRIMARY KEY, email varchar NOT NULL, encrypted_password varchar,
     username varchar, name varchar, admin boolean, state varchar, user_type smallint,
     theme_id integer);
-CREATE TABLE namespaces (id bigint PRIMARY KEY, name varchar, path varchar, parent_id bigint,
+CREATE TABLE namespaces (id integer PRIMARY KEY, name varchar, path varchar, parent_id integer,
     type varchar, visibility_level integer, description text);
-CREATE TABLE members (id bigint PRIMARY KEY, access_level integer, source_id bigint,
-    source_type varchar, user_id bigint, type varchar, expires_at date, requested_at timestamp);
+CREATE TABLE members (id integer PRIMARY KEY, access_level integer, source_id integer,
+    source_type varchar, user_id integer, type varchar, expires_at date, requested_at timestamp);
 CREATE TABLE oauth_applications (id bigint PRIMARY KEY, name varchar, uid varchar, secret varchar,
     redirect_uri text, scopes varchar, owner_id bigint, owner_type varchar, trusted boolean,
     confidential boolean, ropc_enabled boolean);
@@ -75,7 +75,7 @@ INSERT INTO oauth_applications VALUES
   (3, 'Plain', 'uid-plain', '{PLAIN_SECRET}', 'https://c.example/cb', 'read_api', 10, 'Namespace',
    FALSE, TRUE, FALSE);
 INSERT INTO personal_access_tokens VALUES
-  (1, 2, 'laptop', '{token}', E'---\n- api\n- read_user\n', '2099-12-31', FALSE),
+  (1, 2, 'laptop', '{token}', E'---\n- :api\n- :read_user\n', '2099-12-31', FALSE),
   (2, 2, 'revoked', 'AAAA', E'---\n- api\n', NULL, TRUE);
 "#
     );
@@ -174,7 +174,7 @@ async fn a_gitlab_database_moves_in_with_every_credential_and_imports_twice() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        stdout.contains("4 users (2 bots and the ghost user left out), 2 groups, 2 memberships, 3 applications, 1 personal access tokens"),
+        stdout.contains("4 users (2 bots and ghost users left out), 2 groups, 2 memberships, 3 applications, 1 personal access tokens"),
         "{stdout}"
     );
     assert!(stdout.contains("create user alice"), "{stdout}");

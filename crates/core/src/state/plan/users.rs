@@ -194,6 +194,15 @@ impl Planner<'_> {
             if found[i].is_some() {
                 continue;
             }
+            // An imported token (GitLab's digest) never replaces one of the
+            // same name made here.
+            if dt
+                .digest
+                .as_deref()
+                .is_some_and(crate::imported::is_gitlab_token_digest)
+            {
+                continue;
+            }
             let by_name = theirs
                 .iter()
                 .find(|t| t.token.name == dt.name && !used.contains(&t.token.id))

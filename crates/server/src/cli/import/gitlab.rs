@@ -8,13 +8,13 @@ use latchkey_core::application::GRANT_TYPES;
 use latchkey_core::imported;
 use latchkey_core::scopes::ScopeSet;
 use latchkey_core::state::{
-    ApplicationEntry, GroupEntry, MemberEntry, StateFile, TokenEntry, UserEntry, Words,
+    ApplicationEntry, DateValue, GroupEntry, MemberEntry, StateFile, TokenEntry, UserEntry, Words,
 };
 use latchkey_core::user;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, Row};
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct GitlabUser {
     pub id: i64,
     pub email: String,
@@ -58,7 +58,7 @@ pub struct GitlabApplication {
     pub ropc_enabled: bool,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct GitlabToken {
     pub user_id: i64,
     pub name: String,
@@ -78,21 +78,26 @@ pub struct GitlabData {
     pub tokens: Option<Vec<GitlabToken>>,
 }
 
-const USERS: &str = "SELECT id, email, encrypted_password, username, name, admin, state,
-       CAST(user_type AS INTEGER) AS user_type FROM users ORDER BY id";
-const GROUPS: &str = "SELECT id, name, path, parent_id,
+// Ids are `integer` or `bigint` depending on GitLab's version: read as
+// bigint. Dates are formatted here, whatever the server's DateStyle.
+const USERS: &str = "SELECT CAST(id AS BIGINT) AS id, email, encrypted_password, username, name,
+       admin, state, CAST(user_type AS INTEGER) AS user_type FROM users ORDER BY id";
+const GROUPS: &str = "SELECT CAST(id AS BIGINT) AS id, name, path,
+       CAST(parent_id AS BIGINT) AS parent_id,
        CAST(visibility_level AS INTEGER) AS visibility_level, description
      FROM namespaces WHERE type = 'Group' ORDER BY id";
 /// Direct group memberships, not access requests.
-const MEMBERS: &str = "SELECT CAST(access_level AS INTEGER) AS access_level, source_id, user_id,
-       CAST(expires_at AS TEXT) AS expires_at
+const MEMBERS: &str = "SELECT CAST(access_level AS INTEGER) AS access_level,
+       CAST(source_id AS BIGINT) AS source_id, CAST(user_id AS BIGINT) AS user_id,
+       to_char(expires_at, 'YYYY-MM-DD') AS expires_at
      FROM members
      WHERE source_type = 'Namespace' AND type = 'GroupMember' AND requested_at IS NULL
      ORDER BY id";
-const APPLICATIONS: &str = "SELECT name, uid, secret, redirect_uri, scopes, owner_id, owner_type,
-       trusted, confidential, ropc_enabled FROM oauth_applications ORDER BY id";
-const TOKENS: &str = "SELECT user_id, name, token_digest, scopes,
-       CAST(expires_at AS TEXT) AS expires_at
+const APPLICATIONS: &str = "SELECT name, uid, secret, redirect_uri, scopes,
+       CAST(owner_id AS BIGINT) AS owner_id, owner_type, trusted, confidential, ropc_enabled
+     FROM oauth_applications ORDER BY id";
+const TOKENS: &str = "SELECT CAST(user_id AS BIGINT) AS user_id, name, token_digest, scopes,
+       to_char(expires_at, 'YYYY-MM-DD') AS expires_at
      FROM personal_access_tokens WHERE revoked IS NOT TRUE ORDER BY id";
 
 /// Read GitLab's tables from `url` in one read-only snapshot.
@@ -209,13 +214,27 @@ pub struct Mapped {
     pub bots: usize,
 }
 
-/// GitLab's serialized token scopes: a YAML list (`---\n- api\n- read_user\n`).
+/// GitLab's serialized token scopes: a YAML list, in block style
+/// (`---\n- api\n- :read_user\n`, symbols too) or flow style
+/// (`[api, read_user]`).
 fn yaml_scopes(raw: &str) -> Vec<String> {
-    raw.lines()
-        .filter_map(|l| l.trim().strip_prefix("- "))
-        .map(|s| s.trim().trim_matches(|c| c == '\'' || c == '"').to_owned())
-        .filter(|s| !s.is_empty())
-        .collect()
+    let clean = |s: &str| {
+        s.trim()
+            .trim_matches(|c| c == '\'' || c == '"')
+            .trim_start_matches(':')
+            .to_owned()
+    };
+    let trimmed = raw.trim().trim_start_matches("---").trim();
+    let items: Vec<String> = match trimmed.strip_prefix('[').and_then(|s| s.strip_suffix(']')) {
+        Some(flow) => flow.split(',').map(clean).collect(),
+        None => raw
+            .lines()
+            .filter_map(|l| l.trim().strip_prefix('-'))
+            .filter(|l| !l.starts_with('-'))
+            .map(clean)
+            .collect(),
+    };
+    items.into_iter().filter(|s| !s.is_empty()).collect()
 }
 
 fn visibility(level: Option<i32>) -> &'static str {
@@ -233,257 +252,342 @@ fn valid(file: StateFile, scopes: &ScopeSet) -> Result<(), String> {
 
 /// What of `data` becomes a state file, by the rules of `scopes`.
 pub fn map(data: &GitlabData, scopes: &ScopeSet) -> Mapped {
-    let mut skipped = Vec::new();
-    let mut bots = 0;
-    // Users: humans only (user_type NULL or 0: bots and the ghost user are not).
-    let mut usernames: HashMap<i64, String> = HashMap::new();
-    let mut users: Vec<UserEntry> = Vec::new();
-    for u in &data.users {
-        if u.user_type.is_some_and(|t| t != 0) {
-            bots += 1;
-            continue;
-        }
-        let password_hash = match u.encrypted_password.as_deref().map(str::trim) {
-            None | Some("") => None,
-            Some(h) if user::is_bcrypt_hash(h) || imported::is_pbkdf2_sha512(h) => {
-                Some(h.to_owned())
-            }
-            Some(_) => {
-                skipped.push(format!(
-                    "user {}: the password hash is in a form latchkey does not know: imported \
-                     without a password",
-                    u.username
-                ));
-                None
-            }
-        };
-        let entry = UserEntry {
-            username: u.username.clone(),
-            email: Some(u.email.clone()),
-            name: u.name.clone().filter(|n| !n.trim().is_empty()),
-            password_hash,
-            admin: Some(u.admin),
-            blocked: Some(u.state.as_deref().unwrap_or("active") != "active"),
-            tokens: Some(Vec::new()),
-            ..UserEntry::default()
-        };
-        let single = StateFile {
-            users: Some(vec![entry.clone()]),
-            ..StateFile::default()
-        };
-        match valid(single, scopes) {
-            Ok(()) => {
-                usernames.insert(u.id, u.username.clone());
-                users.push(entry);
-            }
-            Err(e) => skipped.push(format!("user {}: {e}", u.username)),
-        }
-    }
-    // Tokens, under their users.
-    if let Some(tokens) = &data.tokens {
-        for t in tokens {
-            let Some(owner) = usernames.get(&t.user_id) else {
-                continue;
-            };
-            let entry = TokenEntry {
-                name: t.name.clone(),
-                scopes: Words::Many(yaml_scopes(&t.scopes)),
-                gitlab_token_digest: Some(t.token_digest.clone()),
-                expires_at: t
-                    .expires_at
-                    .clone()
-                    .map(latchkey_core::state::DateValue::Text),
-                ..TokenEntry::default()
-            };
-            let Some(user) = users.iter_mut().find(|u| u.username == *owner) else {
-                continue;
-            };
-            let mut single = user.clone();
-            single.tokens = Some(vec![entry.clone()]);
-            let file = StateFile {
-                users: Some(vec![single]),
-                ..StateFile::default()
-            };
-            match valid(file, scopes) {
-                Ok(()) => user.tokens.get_or_insert_with(Vec::new).push(entry),
-                Err(e) => skipped.push(format!("token {:?} of {owner}: {e}", t.name)),
-            }
-        }
-    }
-    for u in &mut users {
-        if u.tokens.as_ref().is_some_and(Vec::is_empty) {
-            u.tokens = None;
-        }
-    }
-    // Groups, parents first; a group whose parent is not imported is not.
-    let mut paths: HashMap<i64, String> = HashMap::new();
-    let mut groups: Vec<GroupEntry> = Vec::new();
-    let mut pending: Vec<&GitlabGroup> = data.groups.iter().collect();
-    while !pending.is_empty() {
-        let before = pending.len();
-        let mut later = Vec::new();
-        for g in pending {
-            let parent = match g.parent_id {
-                None => None,
-                Some(p) => match paths.get(&p) {
-                    Some(path) => Some(path.clone()),
-                    None if data.groups.iter().any(|x| x.id == p) => {
-                        later.push(g);
-                        continue;
-                    }
-                    None => {
-                        skipped.push(format!("group {}: its parent is not a group", g.path));
-                        continue;
-                    }
-                },
-            };
-            let members: Vec<MemberEntry> = data
-                .members
-                .iter()
-                .filter(|m| m.source_id == g.id)
-                .filter_map(|m| {
-                    let username = usernames.get(&m.user_id?)?;
-                    Some(MemberEntry {
-                        username: username.clone(),
-                        access_level: m.access_level,
-                        expires_at: m
-                            .expires_at
-                            .clone()
-                            .map(latchkey_core::state::DateValue::Text),
-                    })
-                })
-                .collect();
-            let entry = GroupEntry {
-                path: g.path.clone(),
-                parent: parent.clone(),
-                name: Some(g.name.clone()),
-                description: g.description.clone().filter(|d| !d.is_empty()),
-                visibility: Some(visibility(g.visibility_level).to_owned()),
-                members: Some(Vec::new()),
-            };
-            let full_path = match &parent {
-                Some(p) => format!("{p}/{}", g.path),
-                None => g.path.clone(),
-            };
-            if let Err(e) = valid(
-                StateFile {
-                    groups: Some(vec![GroupEntry {
-                        parent: None,
-                        ..entry.clone()
-                    }]),
-                    ..StateFile::default()
-                },
-                scopes,
-            ) {
-                // Checked as top-level for its own fields; the parent is
-                // checked when applied.
-                if parent.is_none() || !e.contains("reserved") {
-                    skipped.push(format!("group {full_path}: {e}"));
-                    continue;
-                }
-            }
-            let mut kept = Vec::new();
-            for m in members {
-                if latchkey_core::group::level::ALL.contains(&m.access_level) {
-                    kept.push(m);
-                } else {
-                    skipped.push(format!(
-                        "membership of {} in group {full_path}: access level {} is not one \
-                         latchkey keeps",
-                        m.username, m.access_level
-                    ));
-                }
-            }
-            paths.insert(g.id, full_path);
-            groups.push(GroupEntry {
-                members: Some(kept),
-                ..entry
-            });
-        }
-        if later.len() == before {
-            for g in later {
-                skipped.push(format!("group {}: its parents form a cycle", g.path));
-            }
-            break;
-        }
-        pending = later;
-    }
-    // Applications, by client_id.
-    let mut applications = Vec::new();
-    for a in &data.applications {
-        let (owner, group) = match (a.owner_type.as_deref(), a.owner_id) {
-            (Some("User"), Some(id)) => match usernames.get(&id) {
-                Some(u) => (Some(u.clone()), None),
-                None => {
-                    skipped.push(format!(
-                        "application {:?} ({}): its owner (user {id}) is not imported",
-                        a.name, a.uid
-                    ));
-                    continue;
-                }
-            },
-            (Some("Namespace" | "Group"), Some(id)) => match paths.get(&id) {
-                Some(p) => (None, Some(p.clone())),
-                None => {
-                    skipped.push(format!(
-                        "application {:?} ({}): its group ({id}) is not imported",
-                        a.name, a.uid
-                    ));
-                    continue;
-                }
-            },
-            _ => (None, None),
-        };
-        let stored = a.secret.trim();
-        let (secret, secret_hash) = if imported::is_gitlab_secret_hash(stored) {
-            (None, Some(stored.to_owned()))
-        } else {
-            // Secrets from before GitLab hashed them are plain text.
-            (Some(secrecy::SecretString::from(stored.to_owned())), None)
-        };
-        let grant_types = (!a.ropc_enabled).then(|| {
-            Words::Many(
-                GRANT_TYPES
-                    .iter()
-                    .filter(|g| **g != "password")
-                    .map(|g| (*g).to_owned())
-                    .collect(),
-            )
-        });
-        let entry = ApplicationEntry {
-            name: a.name.clone(),
-            redirect_uris: Words::One(a.redirect_uri.clone()),
-            scopes: Words::One(a.scopes.clone()),
-            confidential: Some(a.confidential),
-            trusted: Some(a.trusted),
-            grant_types,
-            owner,
-            group,
-            application_id: Some(a.uid.clone()),
-            secret,
-            secret_hash,
-            ..ApplicationEntry::default()
-        };
-        let single = StateFile {
-            applications: Some(vec![ApplicationEntry {
-                owner: None,
-                group: None,
-                ..entry.clone()
-            }]),
-            ..StateFile::default()
-        };
-        match valid(single, scopes) {
-            Ok(()) => applications.push(entry),
-            Err(e) => skipped.push(format!("application {:?} ({}): {e}", a.name, a.uid)),
-        }
-    }
+    let mut m = Mapper {
+        scopes,
+        skipped: Vec::new(),
+        usernames: HashMap::new(),
+        paths: HashMap::new(),
+    };
+    let (mut users, bots) = m.users(data);
+    m.tokens(data, &mut users);
+    let groups = m.groups(data);
+    let applications = m.applications(data);
     Mapped {
         file: StateFile {
             users: Some(users),
             groups: Some(groups),
             applications: Some(applications),
         },
-        skipped,
+        skipped: m.skipped,
         bots,
+    }
+}
+
+struct Mapper<'a> {
+    scopes: &'a ScopeSet,
+    skipped: Vec<String>,
+    /// Imported users and groups: GitLab id → username / full path.
+    usernames: HashMap<i64, String>,
+    paths: HashMap<i64, String>,
+}
+
+impl Mapper<'_> {
+    /// Humans only (user_type NULL or 0): bots and the ghost user are
+    /// counted and left out.
+    fn users(&mut self, data: &GitlabData) -> (Vec<UserEntry>, usize) {
+        let mut bots = 0;
+        let mut users = Vec::new();
+        for u in &data.users {
+            if u.user_type.is_some_and(|t| t != 0) {
+                bots += 1;
+                continue;
+            }
+            let password_hash = match u.encrypted_password.as_deref().map(str::trim) {
+                None | Some("") => None,
+                Some(h) if user::is_bcrypt_hash(h) || imported::is_pbkdf2_sha512(h) => {
+                    Some(h.to_owned())
+                }
+                Some(_) => {
+                    self.skipped.push(format!(
+                        "user {}: the password hash is in a form latchkey does not know: \
+                         imported without a password",
+                        u.username
+                    ));
+                    None
+                }
+            };
+            let entry = UserEntry {
+                username: u.username.clone(),
+                email: Some(u.email.clone()),
+                name: u.name.clone().filter(|n| !n.trim().is_empty()),
+                password_hash,
+                admin: Some(u.admin),
+                blocked: Some(u.state.as_deref().unwrap_or("active") != "active"),
+                ..UserEntry::default()
+            };
+            let single = StateFile {
+                users: Some(vec![entry.clone()]),
+                ..StateFile::default()
+            };
+            match valid(single, self.scopes) {
+                Ok(()) => {
+                    self.usernames.insert(u.id, u.username.clone());
+                    users.push(entry);
+                }
+                Err(e) => self.skipped.push(format!("user {}: {e}", u.username)),
+            }
+        }
+        (users, bots)
+    }
+
+    /// Personal access tokens, under their users.
+    fn tokens(&mut self, data: &GitlabData, users: &mut [UserEntry]) {
+        let Some(tokens) = &data.tokens else {
+            return;
+        };
+        let index: HashMap<String, usize> = users
+            .iter()
+            .enumerate()
+            .map(|(i, u)| (u.username.clone(), i))
+            .collect();
+        for t in tokens {
+            let Some(user) = self
+                .usernames
+                .get(&t.user_id)
+                .and_then(|name| index.get(name))
+                .and_then(|i| users.get_mut(*i))
+            else {
+                self.skipped.push(format!(
+                    "token {:?}: its user ({}) is not imported",
+                    t.name, t.user_id
+                ));
+                continue;
+            };
+            let entry = TokenEntry {
+                name: t.name.clone(),
+                scopes: Words::Many(yaml_scopes(&t.scopes)),
+                gitlab_token_digest: Some(t.token_digest.clone()),
+                expires_at: t.expires_at.clone().map(DateValue::Text),
+                ..TokenEntry::default()
+            };
+            let single = StateFile {
+                users: Some(vec![UserEntry {
+                    tokens: Some(vec![entry.clone()]),
+                    ..user.clone()
+                }]),
+                ..StateFile::default()
+            };
+            match valid(single, self.scopes) {
+                Ok(()) => user.tokens.get_or_insert_with(Vec::new).push(entry),
+                Err(e) => self
+                    .skipped
+                    .push(format!("token {:?} of {}: {e}", t.name, user.username)),
+            }
+        }
+    }
+
+    /// Groups, parents first; a group whose parent is not imported is not.
+    fn groups(&mut self, data: &GitlabData) -> Vec<GroupEntry> {
+        let mut members_of: HashMap<i64, Vec<&GitlabMember>> = HashMap::new();
+        for m in &data.members {
+            members_of.entry(m.source_id).or_default().push(m);
+        }
+        let ids: std::collections::HashSet<i64> = data.groups.iter().map(|g| g.id).collect();
+        let mut left_out: std::collections::HashSet<i64> = std::collections::HashSet::new();
+        let mut groups = Vec::new();
+        let mut pending: Vec<&GitlabGroup> = data.groups.iter().collect();
+        while !pending.is_empty() {
+            let before = pending.len();
+            let mut later = Vec::new();
+            for g in pending {
+                let parent = match g.parent_id {
+                    None => None,
+                    Some(p) if self.paths.contains_key(&p) => self.paths.get(&p).cloned(),
+                    Some(p) if left_out.contains(&p) || !ids.contains(&p) => {
+                        self.skipped.push(format!(
+                            "group {} (and what is in it): its parent ({p}) is not imported",
+                            g.path
+                        ));
+                        left_out.insert(g.id);
+                        continue;
+                    }
+                    Some(_) => {
+                        later.push(g);
+                        continue;
+                    }
+                };
+                match self.group(g, parent, members_of.get(&g.id)) {
+                    Some(entry) => groups.push(entry),
+                    None => {
+                        left_out.insert(g.id);
+                    }
+                }
+            }
+            if later.len() == before {
+                for g in later {
+                    self.skipped
+                        .push(format!("group {}: its parents form a cycle", g.path));
+                }
+                break;
+            }
+            pending = later;
+        }
+        groups
+    }
+
+    fn group(
+        &mut self,
+        g: &GitlabGroup,
+        parent: Option<String>,
+        members: Option<&Vec<&GitlabMember>>,
+    ) -> Option<GroupEntry> {
+        let full_path = match &parent {
+            Some(p) => format!("{p}/{}", g.path),
+            None => g.path.clone(),
+        };
+        let entry = GroupEntry {
+            path: g.path.clone(),
+            parent: parent.clone(),
+            name: Some(g.name.clone()),
+            description: g.description.clone().filter(|d| !d.is_empty()),
+            visibility: Some(visibility(g.visibility_level).to_owned()),
+            members: Some(Vec::new()),
+        };
+        // Its own fields, checked as if top-level; the parent is checked
+        // when applied (a subgroup may take a reserved name).
+        let single = StateFile {
+            groups: Some(vec![GroupEntry {
+                parent: None,
+                ..entry.clone()
+            }]),
+            ..StateFile::default()
+        };
+        if let Err(e) = valid(single, self.scopes) {
+            if parent.is_none() || !e.contains("reserved") {
+                self.skipped.push(format!("group {full_path}: {e}"));
+                return None;
+            }
+        }
+        let mut kept = Vec::new();
+        for m in members.into_iter().flatten() {
+            let Some(username) = m.user_id.and_then(|id| self.usernames.get(&id)) else {
+                self.skipped.push(format!(
+                    "a membership of group {full_path}: its user ({}) is not imported",
+                    m.user_id.map_or("none".to_owned(), |id| id.to_string())
+                ));
+                continue;
+            };
+            if !latchkey_core::group::level::ALL.contains(&m.access_level) {
+                self.skipped.push(format!(
+                    "membership of {username} in group {full_path}: access level {} is not one \
+                     latchkey keeps",
+                    m.access_level
+                ));
+                continue;
+            }
+            kept.push(MemberEntry {
+                username: username.clone(),
+                access_level: m.access_level,
+                expires_at: m.expires_at.clone().map(DateValue::Text),
+            });
+        }
+        self.paths.insert(g.id, full_path);
+        Some(GroupEntry {
+            members: Some(kept),
+            ..entry
+        })
+    }
+
+    /// Applications, by client_id.
+    fn applications(&mut self, data: &GitlabData) -> Vec<ApplicationEntry> {
+        let mut applications = Vec::new();
+        for a in &data.applications {
+            let what = format!("application {:?} ({})", a.name, a.uid);
+            let (owner, group) = match (a.owner_type.as_deref(), a.owner_id) {
+                (None, None) => (None, None),
+                (Some("User"), Some(id)) => match self.usernames.get(&id) {
+                    Some(u) => (Some(u.clone()), None),
+                    None => {
+                        self.skipped
+                            .push(format!("{what}: its owner (user {id}) is not imported"));
+                        continue;
+                    }
+                },
+                (Some("Namespace" | "Group"), Some(id)) => match self.paths.get(&id) {
+                    Some(p) => (None, Some(p.clone())),
+                    None => {
+                        self.skipped
+                            .push(format!("{what}: its group ({id}) is not imported"));
+                        continue;
+                    }
+                },
+                (kind, id) => {
+                    self.skipped.push(format!(
+                        "{what}: an owner latchkey does not know ({} {})",
+                        kind.unwrap_or("none"),
+                        id.map_or("none".to_owned(), |i| i.to_string())
+                    ));
+                    continue;
+                }
+            };
+            let stored = a.secret.trim();
+            let (secret, secret_hash) = if imported::is_gitlab_secret_hash(stored) {
+                (None, Some(stored.to_owned()))
+            } else if stored.starts_with('$') || stored.len() == 128 || stored.is_empty() {
+                // A hash latchkey cannot verify is never taken for the
+                // secret itself.
+                self.skipped.push(format!(
+                    "{what}: its secret is stored in a form latchkey does not know"
+                ));
+                continue;
+            } else {
+                // Secrets from before GitLab hashed them are plain text.
+                (Some(secrecy::SecretString::from(stored.to_owned())), None)
+            };
+            // Every grant, or every grant but the password grant.
+            let grant_types = Words::Many(
+                GRANT_TYPES
+                    .iter()
+                    .filter(|g| a.ropc_enabled || **g != "password")
+                    .map(|g| (*g).to_owned())
+                    .collect(),
+            );
+            let entry = ApplicationEntry {
+                name: a.name.clone(),
+                redirect_uris: Words::One(a.redirect_uri.clone()),
+                scopes: Words::One(a.scopes.clone()),
+                confidential: Some(a.confidential),
+                trusted: Some(a.trusted),
+                grant_types: Some(grant_types),
+                owner,
+                group,
+                application_id: Some(a.uid.clone()),
+                secret,
+                secret_hash,
+                ..ApplicationEntry::default()
+            };
+            let single = StateFile {
+                applications: Some(vec![ApplicationEntry {
+                    owner: None,
+                    group: None,
+                    ..entry.clone()
+                }]),
+                ..StateFile::default()
+            };
+            match valid(single, self.scopes) {
+                Ok(()) => applications.push(entry),
+                Err(e) => self.skipped.push(format!("{what}: {e}")),
+            }
+        }
+        applications
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::yaml_scopes;
+
+    #[test]
+    fn token_scopes_read_as_gitlab_serialises_them() {
+        assert_eq!(
+            yaml_scopes("---\n- api\n- read_user\n"),
+            ["api", "read_user"]
+        );
+        assert_eq!(
+            yaml_scopes("---\n- :api\n- :read_api\n"),
+            ["api", "read_api"]
+        );
+        assert_eq!(yaml_scopes("[api, 'read_user']"), ["api", "read_user"]);
+        assert!(yaml_scopes("--- []\n").is_empty());
     }
 }

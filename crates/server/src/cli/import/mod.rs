@@ -51,12 +51,15 @@ fn db_key_base(path: &PathBuf) -> anyhow::Result<String> {
         .with_context(|| format!("{} has no gitlab_rails.db_key_base", path.display()))
 }
 
-/// `url` without its user and password, to print.
+/// `url` without its user, password and parameters, to print.
 fn shown(url: &str) -> String {
-    match url.split_once('@') {
-        Some((_, rest)) => format!("postgres://{rest}"),
-        None => url.to_owned(),
-    }
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return "GitLab's database".to_owned();
+    };
+    let rest = rest.split(['?', '#']).next().unwrap_or_default();
+    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
+    let host = authority.rsplit('@').next().unwrap_or_default();
+    format!("{scheme}://{host}{path}")
 }
 
 /// How many entries a kind of the file has.
@@ -82,7 +85,7 @@ pub async fn run(settings: &Settings, command: ImportCommand) -> anyhow::Result<
     let members: usize = file.groups.iter().flatten().map(|g| n(&g.members)).sum();
     let tokens: usize = file.users.iter().flatten().map(|u| n(&u.tokens)).sum();
     println!(
-        "read from {}: {} users ({} bots and the ghost user left out), {} groups, {} memberships, \
+        "read from {}: {} users ({} bots and ghost users left out), {} groups, {} memberships, \
          {} applications, {}",
         shown(&args.from),
         n(&file.users),
