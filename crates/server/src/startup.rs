@@ -24,6 +24,18 @@ pub enum Schema {
     KeepData,
 }
 
+impl Schema {
+    /// What a command that may only plan (`--dry-run`) or also change opens
+    /// the database with.
+    pub fn for_changes(dry_run: bool) -> Self {
+        if dry_run {
+            Schema::KeepData
+        } else {
+            Schema::Migrate
+        }
+    }
+}
+
 /// The newest schema version this build knows (both backends share the list).
 pub fn known_schema_version() -> i64 {
     latchkey_sqlite::MIGRATOR

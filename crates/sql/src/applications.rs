@@ -330,11 +330,7 @@ impl<B: Backend> ApplicationStore for SqlStore<B> {
         old: &str,
         new: &str,
     ) -> Result<bool, StoreError> {
-        let replaced = latchkey_core::secret::digest(old);
-        Ok(self
-            .write_one(secrets::REHASH, params![secret_id, old, new, replaced])
-            .await?
-            > 0)
+        self.rehash(secrets::REHASH, secret_id, old, new).await
     }
 
     async fn insert_application(&self, a: NewApplication) -> Result<Application, StoreError> {

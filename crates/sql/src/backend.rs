@@ -349,6 +349,20 @@ impl<B: Backend> SqlStore<B> {
         .await
     }
 
+    /// A credential's stored form replaced by latchkey's own (`sql`: `$1`
+    /// the id, `$2` the old form, `$3` the new, `$4` the SHA-256 of the old),
+    /// if it is still the old one; whether it was.
+    pub(crate) async fn rehash(
+        &self,
+        sql: &'static str,
+        id: i64,
+        old: &str,
+        new: &str,
+    ) -> Result<bool, StoreError> {
+        let replaced = latchkey_core::secret::digest(old);
+        Ok(self.write_one(sql, crate::params![id, old, new, replaced]).await? > 0)
+    }
+
     /// One page of a filtered listing and the listing's total, read in one
     /// snapshot: `count_sql` and `page_sql` take `params`, and `page_sql`
     /// takes the page's LIMIT and OFFSET after them.

@@ -134,11 +134,7 @@ pub(crate) async fn update(
 #[async_trait]
 impl<B: Backend> TokenStore for SqlStore<B> {
     async fn rehash_token(&self, id: i64, old: &str, new: &str) -> Result<bool, StoreError> {
-        let replaced = latchkey_core::secret::digest(old);
-        Ok(self
-            .write_one(REHASH, params![id, old, new, replaced])
-            .await?
-            > 0)
+        self.rehash(REHASH, id, old, new).await
     }
 
     async fn insert_token(&self, token: NewToken) -> Result<PersonalAccessToken, StoreError> {

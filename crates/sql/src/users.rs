@@ -256,11 +256,7 @@ impl<B: Backend> UserStore for SqlStore<B> {
         old: &str,
         new: &str,
     ) -> Result<bool, StoreError> {
-        let replaced = latchkey_core::secret::digest(old);
-        Ok(self
-            .write_one(REPLACE_DIGEST, params![id, old, new, replaced])
-            .await?
-            > 0)
+        self.rehash(REPLACE_DIGEST, id, old, new).await
     }
 
     async fn find_user_by_username(&self, username: &str) -> Result<Option<User>, StoreError> {

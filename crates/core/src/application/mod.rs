@@ -5,7 +5,7 @@ mod service;
 
 pub use secrets::Renewal;
 
-pub(crate) use service::application_event;
+pub(crate) use service::{application_created_event, application_event};
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
 

@@ -34,6 +34,25 @@ pub(crate) fn application_event(
         .detail("application_name", app.name.as_str())
 }
 
+/// The event of a new application, with what it was registered with.
+pub(crate) fn application_created_event(
+    ctx: &Context,
+    now: i64,
+    app: &Application,
+) -> NewAuditEvent {
+    application_event(
+        ctx,
+        now,
+        "oauth_application_created",
+        app,
+        "OAuth application added",
+    )
+    .detail("scopes", app.scopes.joined())
+    .detail("redirect_uri", app.redirect_uri.as_str())
+    .detail("confidential", app.confidential)
+    .detail("trusted", app.trusted)
+}
+
 /// One event per attribute an update changed, with `from` and `to`.
 fn application_changes(
     ctx: &Context,
@@ -138,17 +157,8 @@ impl Services {
             .unit(move |tx| {
                 Box::pin(async move {
                     let app = tx.insert_application(new).await?;
-                    let event = application_event(
-                        &ctx,
-                        now,
-                        "oauth_application_created",
-                        &app,
-                        "OAuth application added",
-                    )
-                    .detail("scopes", app.scopes.joined())
-                    .detail("redirect_uri", app.redirect_uri.as_str())
-                    .detail("confidential", app.confidential);
-                    tx.record_audit(event).await?;
+                    tx.record_audit(application_created_event(&ctx, now, &app))
+                        .await?;
                     Ok(app)
                 })
             })

@@ -3,7 +3,8 @@
 use std::collections::HashMap;
 
 use crate::application::{
-    application_event, secret_hint, ApplicationUpdate, NewApplication, NewSecret, Ownership,
+    application_created_event, application_event, secret_hint, ApplicationUpdate, NewApplication,
+    NewSecret, Ownership,
 };
 use crate::audit::NewAuditEvent;
 use crate::context::Context;
@@ -393,18 +394,8 @@ impl Run<'_, '_> {
                 } else {
                     app
                 };
-                let event = application_event(
-                    ctx,
-                    now,
-                    "oauth_application_created",
-                    &app,
-                    "OAuth application added",
-                )
-                .detail("scopes", app.scopes.joined())
-                .detail("redirect_uri", app.redirect_uri.as_str())
-                .detail("confidential", app.confidential)
-                .detail("trusted", app.trusted);
-                self.audit(event).await?;
+                self.audit(application_created_event(ctx, now, &app))
+                    .await?;
             }
             Step::UpdateApplication {
                 id,

@@ -89,12 +89,7 @@ pub async fn apply(settings: &Settings, args: ApplyArgs) -> anyhow::Result<()> {
     // A file that does not parse fails before the database is touched; a
     // dry run changes nothing, not even the schema.
     read_state_file(&args.file)?;
-    let schema = if args.dry_run {
-        Schema::KeepData
-    } else {
-        Schema::Migrate
-    };
-    let store = startup::open_store(settings, schema).await?;
+    let store = startup::open_store(settings, Schema::for_changes(args.dry_run)).await?;
     let services = startup::services(store, settings, None);
     let options = ApplyOptions {
         dry_run: args.dry_run,

@@ -73,12 +73,7 @@ pub async fn run(settings: &Settings, command: ImportCommand) -> anyhow::Result<
     // are copied as GitLab stored them.
     let key = args.gitlab_secrets.as_ref().map(db_key_base).transpose()?;
     let data = gitlab::read(&args.from, key.is_some()).await?;
-    let schema = if args.dry_run {
-        Schema::KeepData
-    } else {
-        Schema::Migrate
-    };
-    let store = startup::open_store(settings, schema).await?;
+    let store = startup::open_store(settings, Schema::for_changes(args.dry_run)).await?;
     let services = startup::services(store, settings, None);
     let mapped = gitlab::map(&data, &services.config().scopes);
     let file = &mapped.file;
