@@ -360,7 +360,10 @@ impl<B: Backend> SqlStore<B> {
         new: &str,
     ) -> Result<bool, StoreError> {
         let replaced = latchkey_core::secret::digest(old);
-        Ok(self.write_one(sql, crate::params![id, old, new, replaced]).await? > 0)
+        Ok(self
+            .write_one(sql, crate::params![id, old, new, replaced])
+            .await?
+            > 0)
     }
 
     /// One page of a filtered listing and the listing's total, read in one
