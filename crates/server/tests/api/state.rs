@@ -291,7 +291,7 @@ async fn a_bad_file_names_entry_and_field_and_changes_nothing() {
             "groups[0] (missing/team): parent:",
         ),
         (
-            "[[users]]\nusername = \"carol\"\nemail = \"carol@example.com\"\n[[users.tokens]]\nname = \"t\"\nscopes = [\"api\"]\ntoken = \"short\"\n",
+            "[[users]]\nusername = \"carol\"\nemail = \"carol@example.com\"\n[[users.tokens]]\nname = \"t\"\nscopes = [\"api\"]\ntoken = \"two words\"\n",
             "users[0] (carol) tokens[0] (t): token:",
         ),
         (
