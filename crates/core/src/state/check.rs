@@ -155,6 +155,17 @@ fn fail<T>(entry: &str, field: &str, message: impl Into<String>) -> Result<T, St
     })
 }
 
+/// Why scopes are refused, naming the scope and what the server offers.
+fn scope_message(e: &crate::scopes::ScopeError, set: &ScopeSet) -> String {
+    match e {
+        crate::scopes::ScopeError::Unknown(name) => format!(
+            "{name:?} is not a scope this server offers (it offers: {})",
+            set.names().join(", ")
+        ),
+        other => application::scope_error_message(other),
+    }
+}
+
 /// The first model error of `errors`, as a [`StateError`].
 fn first_error(entry: &str, errors: &ValidationErrors) -> StateError {
     let json = serde_json::to_value(errors).unwrap_or_default();
@@ -395,7 +406,7 @@ fn check_tokens(
             );
         }
         let scopes = Scopes::checked(&t.scopes.words().join(" "), scopes)
-            .or_else(|e| fail(&l, "scopes", application::scope_error_message(&e)))?;
+            .or_else(|e| fail(&l, "scopes", scope_message(&e, scopes)))?;
         let digest = match (t.token, t.token_sha256, t.gitlab_token_digest) {
             (Some(v), None, None) => {
                 // The operator's choice, as a password or a secret in the
@@ -537,8 +548,20 @@ fn check_applications(
             confidential: a.confidential.unwrap_or(true),
             grant_types: None,
         };
-        let valid =
-            application::validate(&params, scopes).map_err(|errors| first_error(&l, &errors))?;
+        let valid = application::validate(&params, scopes).map_err(|errors| {
+            let mut e = first_error(&l, &errors);
+            if e.field == "scopes" {
+                // Which scope, and what the server offers.
+                if let Err(why) = Scopes::checked(&a.scopes.words().join(" "), scopes) {
+                    e.message = scope_message(&why, scopes);
+                }
+            }
+            // The file's key, not the API's parameter.
+            if e.field == "redirect_uri" {
+                e.field = "redirect_uris".to_owned();
+            }
+            e
+        })?;
         let grant_types =
             match &a.grant_types {
                 None => None,

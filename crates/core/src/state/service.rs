@@ -22,6 +22,8 @@ pub struct ApplyOptions {
     pub dry_run: bool,
     /// Also delete what the file's kinds do not list.
     pub prune: bool,
+    /// Applied at a server's start (see [`super::plan::Settings::seeding`]).
+    pub seeding: bool,
 }
 
 /// How often an apply starts over when stored passwords change under it.
@@ -60,6 +62,7 @@ impl Services {
             let passwords = self.check_passwords(&desired, &snapshot).await?;
             let settings = Settings {
                 prune: options.prune,
+                seeding: options.seeding,
                 now: self.now_ms(),
                 today: self.today(),
                 default_visibility: self.config.default_group_visibility,

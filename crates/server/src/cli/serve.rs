@@ -44,7 +44,11 @@ pub async fn run(settings: &Settings, serve: &ServeSettings) -> anyhow::Result<(
         startup::print_bootstrap(&b);
     }
     if let Some(path) = &serve.seed {
-        let applied = super::apply_file(&services, path, Default::default())
+        let options = latchkey_core::state::ApplyOptions {
+            seeding: true,
+            ..Default::default()
+        };
+        let applied = super::apply_file(&services, path, options)
             .await
             .context("cannot apply the seed")?;
         tracing::info!(

@@ -94,6 +94,7 @@ pub async fn apply(settings: &Settings, args: ApplyArgs) -> anyhow::Result<()> {
     let options = ApplyOptions {
         dry_run: args.dry_run,
         prune: args.prune,
+        seeding: false,
     };
     let applied = apply_file(&services, &args.file, options).await?;
     print!("{}", report(&args.file, &applied, args.dry_run));

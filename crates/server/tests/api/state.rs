@@ -257,6 +257,7 @@ async fn a_dry_run_says_what_would_change_and_changes_nothing() {
     let options = ApplyOptions {
         dry_run: true,
         prune: false,
+        seeding: false,
     };
     let planned = apply(&app, &sample(), options).await.unwrap();
     assert_eq!(planned.changes.len(), 11);
@@ -280,7 +281,7 @@ async fn a_bad_file_names_entry_and_field_and_changes_nothing() {
         ),
         (
             "[[applications]]\nname = \"A\"\nredirect_uris = [\"https://a.example/cb\"]\nscopes = [\"nope\"]\n",
-            "applications[0] (A): scopes:",
+            "applications[0] (A): scopes: \"nope\" is not a scope this server offers (it offers: api,",
         ),
         (
             "[[applications]]\nname = \"A\"\nredirect_uris = [\"https://a.example/cb\"]\nscopes = [\"api\"]\nowner = \"nobody\"\n",
@@ -336,6 +337,7 @@ tokens = []
     let options = ApplyOptions {
         dry_run: false,
         prune: true,
+        seeding: false,
     };
     let pruned = apply(&app, only_alice, options).await.unwrap();
     let expected = [
@@ -612,6 +614,23 @@ admin = true
         e.contains("users[0] (alice) tokens[0] (ci): token: was revoked"),
         "{e}"
     );
+    // Applied as a seed at a server's start, the spent token is left out
+    // (with a note) so that the server still starts.
+    let seeding = ApplyOptions {
+        dry_run: false,
+        prune: false,
+        seeding: true,
+    };
+    let seeded = apply(&app, &with_token, seeding).await.unwrap();
+    assert!(seeded.changes.is_empty(), "{:?}", seeded.changes);
+    assert!(
+        seeded
+            .kept
+            .iter()
+            .any(|k| k.contains("tokens[0] (ci)") && k.contains("revoked")),
+        "{:?}",
+        seeded.kept
+    );
     // With --prune, a listed subgroup needs its parent listed too.
     apply_ok(
         &app,
@@ -621,6 +640,7 @@ admin = true
     let options = ApplyOptions {
         dry_run: false,
         prune: true,
+        seeding: false,
     };
     let e = apply(
         &app,

@@ -24,6 +24,7 @@ fn seed() -> String {
 username = "alice"
 email = "alice@example.com"
 password_hash = "{hash}"
+admin = true
 
 [[users.tokens]]
 name = "ci"
@@ -151,6 +152,23 @@ fn apply_and_export_at_the_command_line() {
         text(&again.stdout)
     );
 
+    // Users but no administrator on a database without users: refused,
+    // since `serve` would then create no root either.
+    let fresh = format!("sqlite://{}?mode=rwc", dir.path().join("n.db").display());
+    let lonely = dir.path().join("lonely.toml");
+    std::fs::write(
+        &lonely,
+        "[[users]]\nusername = \"bob\"\nemail = \"bob@example.com\"\n",
+    )
+    .unwrap();
+    let refused = latchkey(&fresh, &["apply", lonely.to_str().unwrap()]);
+    assert!(!refused.status.success());
+    let err = text(&refused.stderr);
+    assert!(
+        err.contains("none of the file's users is an administrator"),
+        "{err}"
+    );
+
     // A bad file: non-zero, naming file, entry and field; nothing changes.
     let bad = dir.path().join("bad.toml");
     std::fs::write(
@@ -163,7 +181,7 @@ fn apply_and_export_at_the_command_line() {
     assert!(!refused.status.success());
     let err = text(&refused.stderr);
     assert!(
-        err.contains("bad.toml") && err.contains("applications[0] (x): redirect_uri"),
+        err.contains("bad.toml") && err.contains("applications[0] (x): redirect_uris"),
         "{err}"
     );
 

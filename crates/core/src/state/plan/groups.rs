@@ -37,7 +37,11 @@ impl Planner<'_> {
                         return err(
                             &dg.label,
                             "parent",
-                            format!("no group {parent} exists (or --prune would delete it)"),
+                            if self.pruning_groups {
+                                format!("no group {parent} exists, or --prune would delete it")
+                            } else {
+                                format!("no group {parent} exists")
+                            },
                         );
                     }
                     will_be.get(&pkey).copied().or_else(|| {

@@ -54,6 +54,10 @@ impl std::fmt::Debug for PasswordCheck {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub prune: bool,
+    /// Applied at a server's start (`serve --seed`): what a user changed
+    /// since and the file cannot undo (a token revoked) is left out with a
+    /// note, so that the server still starts.
+    pub seeding: bool,
     pub now: i64,
     pub today: Date,
     pub default_visibility: Visibility,

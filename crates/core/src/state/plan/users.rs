@@ -166,6 +166,7 @@ impl Planner<'_> {
         // no token is claimed twice.
         let mut used = HashSet::new();
         let mut found: Vec<Option<&StoredToken>> = vec![None; tokens.len()];
+        let mut spent = HashSet::new();
         for (i, dt) in tokens.iter().enumerate() {
             let Some(d) = &dt.digest else { continue };
             // Also a token rehashed at its first use from this (imported) digest.
@@ -181,17 +182,22 @@ impl Planner<'_> {
                 return err(&dt.label, "token", "is another user's token");
             }
             if t.token.revoked {
-                return err(
-                    &dt.label,
-                    "token",
-                    "was revoked and may not be used again: give a new value",
-                );
+                const SPENT: &str = "was revoked and may not be used again: give a new value";
+                if !self.settings.seeding {
+                    return err(&dt.label, "token", SPENT);
+                }
+                // A seed applied at start: the server still starts.
+                self.plan
+                    .kept
+                    .push(format!("left out {}: the token {SPENT}", dt.label));
+                spent.insert(i);
+                continue;
             }
             used.insert(t.token.id);
             found[i] = Some(t);
         }
         for (i, dt) in tokens.iter().enumerate() {
-            if found[i].is_some() {
+            if found[i].is_some() || spent.contains(&i) {
                 continue;
             }
             // An imported token (GitLab's digest) never replaces one of the
@@ -221,7 +227,10 @@ impl Planner<'_> {
                 }
             }
         }
-        for (dt, found) in tokens.iter().zip(found) {
+        for (i, (dt, found)) in tokens.iter().zip(found).enumerate() {
+            if spent.contains(&i) {
+                continue;
+            }
             let Some(t) = found else {
                 self.push(Step::CreateToken {
                     username: du.username.clone(),
@@ -321,6 +330,17 @@ impl Planner<'_> {
             .iter()
             .filter(|s| s.user.admin && s.user.state == UserState::Active)
             .count();
+        if active_admins == 0 && before == 0 && self.current.users.is_empty() && !users.is_empty() {
+            // A new instance: `serve` creates root only while there are no
+            // users, so users without an administrator would leave none.
+            return err(
+                "users",
+                "admin",
+                "none of the file's users is an administrator and the database has no users \
+                 yet: make one `admin = true`, or start `latchkey serve` once first (it creates \
+                 root)",
+            );
+        }
         if active_admins == 0 && before > 0 {
             return err(
                 "users",

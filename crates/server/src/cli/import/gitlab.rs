@@ -101,9 +101,17 @@ const TOKENS: &str = "SELECT CAST(user_id AS BIGINT) AS user_id, name, token_dig
      FROM personal_access_tokens WHERE revoked IS NOT TRUE ORDER BY id";
 
 /// Read GitLab's tables from `url` in one read-only snapshot.
-pub async fn read(url: &str, with_tokens: bool) -> anyhow::Result<GitlabData> {
+pub async fn read(
+    url: &str,
+    with_tokens: bool,
+    timeout: std::time::Duration,
+) -> anyhow::Result<GitlabData> {
+    if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+        anyhow::bail!("--from must be GitLab's PostgreSQL database: postgres://USER@HOST/DATABASE");
+    }
     let pool = PgPoolOptions::new()
         .max_connections(1)
+        .acquire_timeout(timeout)
         .connect(url)
         .await
         .context("cannot connect to GitLab's database")?;

@@ -72,7 +72,7 @@ pub async fn run(settings: &Settings, command: ImportCommand) -> anyhow::Result<
     // The key is only needed to know tokens can be imported: their digests
     // are copied as GitLab stored them.
     let key = args.gitlab_secrets.as_ref().map(db_key_base).transpose()?;
-    let data = gitlab::read(&args.from, key.is_some()).await?;
+    let data = gitlab::read(&args.from, key.is_some(), settings.database_timeout).await?;
     let store = startup::open_store(settings, Schema::for_changes(args.dry_run)).await?;
     let services = startup::services(store, settings, None);
     let mapped = gitlab::map(&data, &services.config().scopes);
@@ -105,6 +105,7 @@ pub async fn run(settings: &Settings, command: ImportCommand) -> anyhow::Result<
     let options = ApplyOptions {
         dry_run: args.dry_run,
         prune: false,
+        seeding: false,
     };
     let applied = services
         .apply_state(&Actor::command_line(), mapped.file, options)
