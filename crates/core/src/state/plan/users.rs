@@ -332,13 +332,13 @@ impl Planner<'_> {
             .count();
         if active_admins == 0 && before == 0 && self.current.users.is_empty() && !users.is_empty() {
             // A new instance: `serve` creates root only while there are no
-            // users, so users without an administrator would leave none.
-            return err(
-                "users",
-                "admin",
-                "none of the file's users is an administrator and the database has no users \
-                 yet: make one `admin = true`, or start `latchkey serve` once first (it creates \
-                 root)",
+            // users, so users without an administrator leave none. Said,
+            // not refused: the file may be meant for that.
+            self.plan.kept.push(
+                "note: none of the file's users is an administrator and the database had no \
+                 users: `latchkey serve` will not create root now; make one `admin = true` to \
+                 have an administrator"
+                    .to_owned(),
             );
         }
         if active_admins == 0 && before > 0 {
