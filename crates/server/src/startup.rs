@@ -85,15 +85,26 @@ pub fn lock_sqlite_for_serving(url: &str) -> anyhow::Result<Option<std::fs::File
         .with_context(|| format!("cannot open the lock file {lock_path}"))?;
     match file.try_lock() {
         Ok(()) => Ok(Some(file)),
-        Err(std::fs::TryLockError::WouldBlock) => bail!(
-            "another latchkey server is already serving the SQLite database {path} \
-             (it holds {lock_path}); run one server per SQLite file, or use PostgreSQL \
-             for several instances"
-        ),
+        Err(std::fs::TryLockError::WouldBlock) => Err(AlreadyServed {
+            path: path.to_string(),
+            lock_path,
+        }
+        .into()),
         Err(std::fs::TryLockError::Error(e)) => {
             Err(e).with_context(|| format!("cannot lock {lock_path}"))
         }
     }
+}
+
+/// Another process serves the SQLite database (holds its serve lock).
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "another latchkey server is already serving the SQLite database {path} (it holds \
+     {lock_path}); run one server per SQLite file, or use PostgreSQL for several instances"
+)]
+pub struct AlreadyServed {
+    pub path: String,
+    pub lock_path: String,
 }
 
 /// Open the database named by `url` (SQLite or PostgreSQL, by scheme) and

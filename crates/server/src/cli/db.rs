@@ -24,6 +24,31 @@ pub enum DbCommand {
 pub async fn run(settings: &Settings, command: DbCommand) -> anyhow::Result<()> {
     match command {
         DbCommand::Copy { from, to } => {
+            // A SQLite source must exist (opening it would create it), and
+            // no server may write to it during the copy: its serve lock is
+            // held until the copy ends.
+            let _source_lock = match latchkey_sqlite::database_file(&from) {
+                None => None,
+                Some(path) => {
+                    if !path.exists() {
+                        anyhow::bail!(
+                            "the source database {} does not exist (check --from)",
+                            path.display()
+                        );
+                    }
+                    Some(startup::lock_sqlite_for_serving(&from).map_err(|e| {
+                        if e.is::<startup::AlreadyServed>() {
+                            anyhow::anyhow!(
+                                "a latchkey server is serving the source database {}: stop it \
+                                 first, so that the copy is consistent (nothing was copied)",
+                                path.display()
+                            )
+                        } else {
+                            e
+                        }
+                    })?)
+                }
+            };
             let source = startup::open_store(
                 &Settings {
                     database_url: from.clone(),
@@ -42,13 +67,25 @@ pub async fn run(settings: &Settings, command: DbCommand) -> anyhow::Result<()> 
             )
             .await
             .context("cannot open the target database")?;
-            let counts = latchkey_core::dump::copy(source.as_ref(), target.as_ref(), |table, n| {
-                    if n % 100_000 == 0 {
-                        eprintln!("latchkey: {table}: {n} rows…");
-                    }
-                })
-                .await
-                .context("the copy failed; the target may hold a partial copy: drop and recreate it before retrying")?;
+            let copied = latchkey_core::dump::copy(source.as_ref(), target.as_ref(), |table, n| {
+                if n % 100_000 == 0 {
+                    eprintln!("latchkey: {table}: {n} rows…");
+                }
+            })
+            .await;
+            let counts = match copied {
+                Ok(counts) => counts,
+                Err(e @ latchkey_core::dump::CopyError::TargetNotEmpty(..)) => {
+                    return Err(anyhow::Error::new(e)
+                        .context("nothing was copied: db copy needs an empty target database"))
+                }
+                Err(e) => {
+                    return Err(anyhow::Error::new(e).context(
+                        "the copy failed; the target may hold a partial copy: drop and \
+                         recreate it before retrying",
+                    ))
+                }
+            };
             for (table, n) in &counts {
                 println!("{table}: {n} rows");
             }

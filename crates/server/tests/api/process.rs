@@ -340,3 +340,56 @@ async fn first_start_keeps_secrets_private_and_is_ready_with_a_key() {
     );
     assert!(out.contains("as set by LATCHKEY_ROOT_TOKEN"), "{out}");
 }
+
+/// `db copy` fails clean: never beside a server that holds the source,
+/// never creating a mistyped source, and saying nothing was copied when
+/// the target is not empty.
+#[tokio::test]
+async fn db_copy_refuses_a_served_source_a_missing_one_and_a_full_target() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = db(&dir);
+    let copy = |from: &str, to: &str| {
+        Command::new(BIN)
+            .args(["db", "copy", "--from", from, "--to", to])
+            .env("LATCHKEY_LOG", "warn")
+            .output()
+            .unwrap()
+    };
+    let target_path = dir.path().join("copy.db");
+    let target = format!("sqlite://{}?mode=rwc", target_path.display());
+
+    let mut server = start(&source, ROOT_TOKEN);
+    wait_ready(&mut server).await;
+    let out = copy(&source, &target);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("a latchkey server is serving the source database")
+            && err.contains("nothing was copied"),
+        "{err}"
+    );
+    assert!(!target_path.exists(), "the target was not touched");
+    drop(server);
+
+    let missing = dir.path().join("typo.db");
+    let out = copy(&format!("sqlite://{}?mode=rwc", missing.display()), &target);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("does not exist"), "{err}");
+    assert!(!missing.exists(), "a mistyped source is not created");
+
+    // With the server stopped: copied; then again into the full target.
+    let out = copy(&source, &target);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = copy(&source, &target);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("nothing was copied") && !err.contains("partial copy"),
+        "{err}"
+    );
+}
