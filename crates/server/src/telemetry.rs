@@ -44,8 +44,17 @@ struct AccessLog {
 /// Keep the guard until the process ends: dropping it flushes the lines
 /// still queued.
 pub fn init(filter: &str, format: LogFormat) -> anyhow::Result<Option<WorkerGuard>> {
-    let filter = EnvFilter::try_new(filter)
+    let mut filter = EnvFilter::try_new(filter)
         .with_context(|| format!("invalid LATCHKEY_LOG filter {filter:?}"))?;
+    // PostgreSQL's notices ("relation _sqlx_migrations already exists" at
+    // every start) say nothing to an operator, unless asked for by name.
+    if !filter.to_string().contains("sqlx") {
+        filter = filter.add_directive(
+            "sqlx::postgres::notice=warn"
+                .parse()
+                .context("a built-in log directive")?,
+        );
+    }
     // The writer thread takes every line queued, then writes them in one
     // go: one system call for a batch, not one per line.
     let (writer, guard) = tracing_appender::non_blocking(std::io::BufWriter::with_capacity(

@@ -17,6 +17,20 @@ pub async fn run(settings: &Settings, serve: &ServeSettings) -> anyhow::Result<(
     if let Some(path) = &serve.seed {
         super::read_state_file(path)?;
     }
+    // The addresses first: a busy port is found before a database is
+    // created or root's credentials are printed. Nothing is accepted on
+    // them until the server is ready.
+    let listener = tokio::net::TcpListener::bind(serve.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", serve.listen))?;
+    let metrics_listener = match serve.metrics_listen {
+        None => None,
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} for metrics"))?,
+        ),
+    };
     // Held until the process ends: one serving process per SQLite file.
     let _serving = startup::lock_sqlite_for_serving(&settings.database_url)?;
     let store = startup::open_store_for_serving(settings, schema).await?;
@@ -80,9 +94,6 @@ pub async fn run(settings: &Settings, serve: &ServeSettings) -> anyhow::Result<(
             crate::server::default_max_connections(open_files, settings.pool_size)
         }),
     };
-    let listener = tokio::net::TcpListener::bind(serve.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", serve.listen))?;
     let local = listener.local_addr().context("no local address")?;
     tracing::info!(
         listen = %local,
@@ -92,10 +103,7 @@ pub async fn run(settings: &Settings, serve: &ServeSettings) -> anyhow::Result<(
         "latchkey is serving"
     );
     let state = startup::state(services, serve);
-    if let Some(addr) = serve.metrics_listen {
-        let metrics = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("cannot listen on {addr} for metrics"))?;
+    if let (Some(metrics), Some(addr)) = (metrics_listener, serve.metrics_listen) {
         tracing::info!(listen = %addr, "metrics are served here");
         startup::spawn_metrics_listener(metrics, state.observer.clone());
     }

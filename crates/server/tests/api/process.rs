@@ -393,3 +393,29 @@ async fn db_copy_refuses_a_served_source_a_missing_one_and_a_full_target() {
         "{err}"
     );
 }
+
+/// A busy port is found first: no database is created and no credentials
+/// are printed for a server that cannot serve.
+#[test]
+fn a_busy_port_stops_the_start_before_anything_is_created() {
+    let busy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = busy.local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .arg("serve")
+        .env("LATCHKEY_LISTEN", format!("127.0.0.1:{port}"))
+        .env("LATCHKEY_DATABASE_URL", db(&dir))
+        .env("LATCHKEY_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&format!("cannot listen on 127.0.0.1:{port}")),
+        "{err}"
+    );
+    let said = String::from_utf8_lossy(&out.stdout);
+    assert!(!said.contains("first start"), "{said}");
+    assert!(!dir.path().join("l.db").exists(), "no database was created");
+    drop(busy);
+}
