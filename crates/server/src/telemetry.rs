@@ -44,8 +44,10 @@ struct AccessLog {
 /// Keep the guard until the process ends: dropping it flushes the lines
 /// still queued.
 pub fn init(filter: &str, format: LogFormat) -> anyhow::Result<Option<WorkerGuard>> {
-    let mut filter = EnvFilter::try_new(filter)
-        .with_context(|| format!("invalid LATCHKEY_LOG filter {filter:?}"))?;
+    // The parser's message already holds its cause: said once, not twice.
+    let mut filter = EnvFilter::try_new(filter).map_err(|e| {
+        anyhow::anyhow!("invalid log filter {filter:?} (--log or LATCHKEY_LOG): {e}")
+    })?;
     // PostgreSQL's notices ("relation _sqlx_migrations already exists" at
     // every start) say nothing to an operator, unless asked for by name.
     if !filter.to_string().contains("sqlx") {
@@ -194,6 +196,20 @@ fn pretty_line(a: &Access<'_>) -> String {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn a_bad_filter_is_named_once_with_where_it_came_from() {
+        let Err(e) = init("a=b=c[", LogFormat::Pretty) else {
+            panic!("a bad filter was taken");
+        };
+        let text = format!("{e:#}");
+        assert_eq!(
+            text.matches("error parsing level filter").count(),
+            1,
+            "{text}"
+        );
+        assert!(text.contains("--log or LATCHKEY_LOG"), "{text}");
+    }
 
     fn sample() -> Access<'static> {
         Access {
