@@ -74,7 +74,7 @@ pub struct GlobalArgs {
 /// Options of `latchkey serve`.
 #[derive(Debug, Clone, Default, Args)]
 pub struct ServeArgs {
-    /// Address to listen on (default 127.0.0.1:8080).
+    /// Address and port to listen on, or a host name and port (default 127.0.0.1:8080).
     #[arg(long, env = "LATCHKEY_LISTEN", value_name = "ADDR")]
     pub listen: Option<String>,
     /// Public base URL used in links (default derived from --listen).
@@ -527,15 +527,37 @@ impl Settings {
     }
 }
 
+/// An address to listen on: an IP address and port, or a host name and
+/// port (`localhost:8080`, resolved once, an IPv4 address preferred).
+/// `what` names where it came from, for the error.
+fn listen_address(raw: &str, what: &str, example_port: u16) -> anyhow::Result<SocketAddr> {
+    if let Ok(addr) = raw.parse::<SocketAddr>() {
+        return Ok(addr);
+    }
+    let example = format!("127.0.0.1:{example_port} or localhost:{example_port}");
+    let (host, port) = raw
+        .rsplit_once(':')
+        .filter(|(h, p)| !h.is_empty() && p.parse::<u16>().is_ok())
+        .with_context(|| format!("{what} {raw:?} is not an address like {example}"))?;
+    let resolved: Vec<SocketAddr> = std::net::ToSocketAddrs::to_socket_addrs(&(host, 0))
+        .with_context(|| format!("{what} {raw:?}: cannot resolve the host name {host:?}"))?
+        .collect();
+    let port: u16 = port.parse().unwrap_or(example_port);
+    resolved
+        .iter()
+        .find(|a| a.is_ipv4())
+        .or_else(|| resolved.first())
+        .map(|a| SocketAddr::new(a.ip(), port))
+        .with_context(|| format!("{what} {raw:?}: the host name {host:?} has no address"))
+}
+
 impl ServeSettings {
     pub fn resolve(args: &ServeArgs) -> anyhow::Result<Self> {
         let listen_raw = args
             .listen
             .clone()
             .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
-        let listen: SocketAddr = listen_raw.parse().with_context(|| {
-            format!("LATCHKEY_LISTEN {listen_raw:?} is not an address like 127.0.0.1:8080")
-        })?;
+        let listen = listen_address(&listen_raw, "--listen or LATCHKEY_LISTEN", 8080)?;
         let external_url = match args.external_url.clone() {
             Some(url) => normalise_external_url(&url)?,
             None => derived_external_url(listen),
@@ -623,9 +645,11 @@ impl ServeSettings {
             observe: observe_settings(args)?,
             metrics_listen: match args.metrics_listen.clone() {
                 None => None,
-                Some(raw) => Some(raw.parse().with_context(|| {
-                    format!("LATCHKEY_METRICS_LISTEN {raw:?} is not an address like 127.0.0.1:9090")
-                })?),
+                Some(raw) => Some(listen_address(
+                    &raw,
+                    "--metrics-listen or LATCHKEY_METRICS_LISTEN",
+                    9090,
+                )?),
             },
         })
     }
@@ -711,6 +735,22 @@ pub fn derived_external_url(listen: SocketAddr) -> String {
 mod tests {
     use super::*;
     use crate::cli::{Cli, Command};
+
+    #[test]
+    fn listen_takes_addresses_and_host_names_and_names_what_was_typed() {
+        let what = "--listen or LATCHKEY_LISTEN";
+        let ip = listen_address("127.0.0.1:8080", what, 8080).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(ip.to_string(), "127.0.0.1:8080");
+        let named = listen_address("localhost:9000", what, 8080).unwrap_or_else(|e| panic!("{e}"));
+        assert!(named.ip().is_loopback() && named.port() == 9000, "{named}");
+        for bad in ["localhost", "8080", ":8080", "localhost:http"] {
+            let e = listen_address(bad, what, 8080).map(|_| ()).unwrap_err();
+            assert!(
+                e.to_string().contains("--listen or LATCHKEY_LISTEN"),
+                "{bad}: {e}"
+            );
+        }
+    }
 
     /// `latchkey [--config FILE] serve ARGS`, with `file` as the file.
     fn serve(args: &[&str], file: Option<&str>) -> anyhow::Result<(Settings, ServeSettings)> {
