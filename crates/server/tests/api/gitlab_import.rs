@@ -4,15 +4,13 @@
 //! plain application secrets, a token digest salted with db_key_base.
 //! Runs when LATCHKEY_TEST_POSTGRES_URL is set (CI always sets it).
 
-use std::process::{Command, Output};
-
 use base64::Engine;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use sqlx::{Connection, Executor};
 
 use crate::helpers::{PostgresDb, RequestAs};
-use crate::process::{start_with, wait_ready, BIN};
+use crate::process::{cli, start_with, wait_ready};
 
 // The reference's vectors (section 5) and devise-pbkdf2-encryptable's.
 const SECRET: &str = "gloas-0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef";
@@ -82,16 +80,6 @@ INSERT INTO personal_access_tokens VALUES
     let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
     conn.execute(sql.as_str()).await.unwrap();
     conn.close().await.unwrap();
-}
-
-fn latchkey(db: &str, args: &[&str], env: &[(&str, &str)]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env("LATCHKEY_DATABASE_URL", db)
-        .env("LATCHKEY_LOG", "warn")
-        .envs(env.iter().copied())
-        .output()
-        .unwrap()
 }
 
 async fn token(c: &reqwest::Client, base: &str, form: &[(&str, &str)]) -> (u16, Value) {
@@ -166,7 +154,7 @@ async fn a_gitlab_database_moves_in_with_every_credential_and_imports_twice() {
         secrets.to_str().unwrap(),
     ];
 
-    let out = latchkey(&db, &args, &[]);
+    let out = cli(&db, &args);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
@@ -185,7 +173,7 @@ async fn a_gitlab_database_moves_in_with_every_credential_and_imports_twice() {
     );
 
     // Importing again changes nothing, and says so.
-    let again = latchkey(&db, &args, &[]);
+    let again = cli(&db, &args);
     let said = String::from_utf8_lossy(&again.stdout).into_owned();
     assert!(
         again.status.success() && said.contains("nothing to change"),
@@ -265,7 +253,7 @@ async fn a_gitlab_database_moves_in_with_every_credential_and_imports_twice() {
 
     // After every credential was rewritten to latchkey's own form, an
     // import still finds nothing to change.
-    let third = latchkey(&db, &args, &[]);
+    let third = cli(&db, &args);
     let said = String::from_utf8_lossy(&third.stdout).into_owned();
     assert!(
         third.status.success() && said.contains("nothing to change"),
@@ -274,7 +262,7 @@ async fn a_gitlab_database_moves_in_with_every_credential_and_imports_twice() {
 
     // Without GitLab's secrets, tokens are left out, and the import says why.
     let fresh = format!("sqlite://{}?mode=rwc", dir.path().join("m.db").display());
-    let out = latchkey(&fresh, &args[..4], &[]);
+    let out = cli(&fresh, &args[..4]);
     let said = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "{said}");
     assert!(

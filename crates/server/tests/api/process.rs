@@ -53,6 +53,16 @@ pub fn start_with(db_url: &str, root_token: &str, env: &[(&str, &str)]) -> Serve
     }
 }
 
+/// Run a `latchkey` command (not `serve`) on the database `db`.
+pub fn cli(db: &str, args: &[&str]) -> std::process::Output {
+    Command::new(BIN)
+        .args(args)
+        .env("LATCHKEY_DATABASE_URL", db)
+        .env("LATCHKEY_LOG", "warn")
+        .output()
+        .unwrap()
+}
+
 pub async fn wait_ready(server: &mut Server) {
     let client = reqwest::Client::new();
     let deadline = Instant::now() + Duration::from_secs(30);

@@ -4,12 +4,12 @@
 //! instances starting at once with one seed.
 
 use std::os::unix::fs::PermissionsExt;
-use std::process::{Command, Output};
+use std::process::Command;
 
 use serde_json::Value;
 
 use crate::helpers::{PostgresDb, RequestAs};
-use crate::process::{start_with, wait_ready, BIN};
+use crate::process::{cli, start_with, wait_ready, BIN};
 
 const ROOT: &str = "glpat-state-cli-root-token-0123";
 const TOKEN: &str = "glpat-seeded-ci-token-000000001";
@@ -44,15 +44,6 @@ secret = "{SECRET}"
 trusted = true
 "#
     )
-}
-
-fn latchkey(db: &str, args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .env("LATCHKEY_DATABASE_URL", db)
-        .env("LATCHKEY_LOG", "warn")
-        .output()
-        .unwrap()
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -130,13 +121,13 @@ fn apply_and_export_at_the_command_line() {
     std::fs::write(&file, seed()).unwrap();
     let path = file.to_str().unwrap();
 
-    let dry = latchkey(&db, &["apply", "--dry-run", path]);
+    let dry = cli(&db, &["apply", "--dry-run", path]);
     assert!(dry.status.success(), "{}", text(&dry.stderr));
     let out = text(&dry.stdout);
     assert!(out.contains("would create user alice"), "{out}");
     assert!(out.contains("nothing was changed (--dry-run)"), "{out}");
 
-    let applied = latchkey(&db, &["apply", path]);
+    let applied = cli(&db, &["apply", path]);
     assert!(applied.status.success(), "{}", text(&applied.stderr));
     let out = text(&applied.stdout);
     assert!(
@@ -144,7 +135,7 @@ fn apply_and_export_at_the_command_line() {
         "{out}"
     );
 
-    let again = latchkey(&db, &["apply", path]);
+    let again = cli(&db, &["apply", path]);
     assert!(again.status.success());
     assert!(
         text(&again.stdout).contains("nothing to change"),
@@ -161,7 +152,7 @@ fn apply_and_export_at_the_command_line() {
         "[[users]]\nusername = \"bob\"\nemail = \"bob@example.com\"\n",
     )
     .unwrap();
-    let noted = latchkey(&fresh, &["apply", lonely.to_str().unwrap()]);
+    let noted = cli(&fresh, &["apply", lonely.to_str().unwrap()]);
     assert!(noted.status.success(), "{}", text(&noted.stderr));
     let out = text(&noted.stdout);
     assert!(
@@ -177,7 +168,7 @@ fn apply_and_export_at_the_command_line() {
          [[applications]]\nname = \"x\"\nredirect_uris = [\"not a uri\"]\nscopes = [\"api\"]\n",
     )
     .unwrap();
-    let refused = latchkey(&db, &["apply", bad.to_str().unwrap()]);
+    let refused = cli(&db, &["apply", bad.to_str().unwrap()]);
     assert!(!refused.status.success());
     let err = text(&refused.stderr);
     assert!(
@@ -187,7 +178,7 @@ fn apply_and_export_at_the_command_line() {
 
     // Export (private to its owner), then restore into an empty database.
     let exported = dir.path().join("export.toml");
-    let out = latchkey(&db, &["export", "--output", exported.to_str().unwrap()]);
+    let out = cli(&db, &["export", "--output", exported.to_str().unwrap()]);
     assert!(out.status.success(), "{}", text(&out.stderr));
     let mode = std::fs::metadata(&exported).unwrap().permissions().mode();
     assert_eq!(mode & 0o777, 0o600);
@@ -198,9 +189,9 @@ fn apply_and_export_at_the_command_line() {
         "the refused file changed nothing: {body}"
     );
     let copy = format!("sqlite://{}?mode=rwc", dir.path().join("b.db").display());
-    let restored = latchkey(&copy, &["apply", exported.to_str().unwrap()]);
+    let restored = cli(&copy, &["apply", exported.to_str().unwrap()]);
     assert!(restored.status.success(), "{}", text(&restored.stderr));
-    let again = latchkey(&copy, &["export"]);
+    let again = cli(&copy, &["export"]);
     assert!(again.status.success());
     assert_eq!(text(&again.stdout), body);
 }
@@ -236,7 +227,7 @@ async fn two_postgres_instances_started_with_one_seed_apply_it_once() {
         .unwrap();
     assert_eq!(users.as_array().map(Vec::len), Some(1), "{users}");
     // The seed applied once: one token, one application.
-    let out = latchkey(&db.url, &["export"]);
+    let out = cli(&db.url, &["export"]);
     let body = text(&out.stdout);
     assert_eq!(body.matches("name = \"ci\"").count(), 1, "{body}");
     assert_eq!(body.matches("application_id = \"ci-client-id\"").count(), 1);
