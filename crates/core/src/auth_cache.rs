@@ -17,6 +17,12 @@
 //!   [`AuthCache::put_personal`] / [`AuthCache::put_oauth`] drop the row if the
 //!   generation moved meanwhile.
 //!
+//! A third rule covers writes made by other processes on SQLite (the command
+//! line: `latchkey users block`, `tokens revoke`, `apply`): they move a
+//! stored generation in the same transaction, and every hit is answered only
+//! after reading it ([`AuthCache::outside_changes`]); when it moved,
+//! everything is forgotten.
+//!
 //! Expiry and revocation flags are checked by the callers on every use, so an
 //! entry never outlives its token's expiry. Another process's writes (another
 //! instance on the same PostgreSQL database) are seen after at most the TTL,
@@ -51,6 +57,9 @@ struct State {
     suspended_until_ms: i64,
     personal: HashMap<String, Entry<TokenWithOwner>>,
     oauth: HashMap<String, Entry<OAuthTokenFound>>,
+    /// The stored generation of outside changes last seen (see
+    /// [`AuthCache::outside_changes`]).
+    outside: Option<i64>,
 }
 
 pub struct AuthCache {
@@ -102,6 +111,20 @@ impl AuthCache {
             forget(&mut state);
             state.suspended_until_ms = state.suspended_until_ms.max(until_ms);
         }
+    }
+
+    /// The stored generation of outside changes (the command line's
+    /// writes, see [`crate::Store::outside_changes`]), read before answering
+    /// from a hit: whether the cache still holds. When it moved, everything
+    /// is forgotten (and racing lookups cannot store what they read).
+    pub fn outside_changes(&self, generation: i64) -> bool {
+        let mut state = self.lock();
+        if state.outside == Some(generation) {
+            return true;
+        }
+        state.outside = Some(generation);
+        forget(&mut state);
+        false
     }
 
     pub fn get_personal(&self, digest: &str, now_ms: i64) -> Option<TokenWithOwner> {
@@ -265,6 +288,26 @@ mod tests {
         let t = cache.ticket();
         cache.put_personal(t, "a", &found(1), 1_000);
         assert!(cache.get_personal("a", 1_001).is_some());
+    }
+
+    #[test]
+    fn outside_changes_forget_everything_once() {
+        let cache = AuthCache::new(60_000, Metrics::default());
+        let t = cache.ticket();
+        cache.put_personal(t, "a", &found(1), 0);
+        // The first generation seen: whatever was stored before is forgotten.
+        assert!(!cache.outside_changes(4));
+        assert!(cache.get_personal("a", 1).is_none());
+        let t = cache.ticket();
+        cache.put_personal(t, "a", &found(1), 1);
+        assert!(cache.outside_changes(4), "unchanged generation");
+        assert!(cache.get_personal("a", 2).is_some());
+        // A lookup in flight while the command line writes cannot store.
+        let racing = cache.ticket();
+        assert!(!cache.outside_changes(5));
+        assert!(cache.get_personal("a", 3).is_none());
+        cache.put_personal(racing, "a", &found(1), 3);
+        assert!(cache.get_personal("a", 4).is_none(), "stale row stored");
     }
 
     #[test]

@@ -30,6 +30,11 @@ pub enum Cell {
 
 use Kind::{Bool, Int, Text};
 
+/// The tables that hold no data and are not copied, with their columns:
+/// `outside_changes` is a generation the command line moves for a running
+/// server's caches (schema 12); a copy starts it afresh.
+pub const NOT_COPIED: &[(&str, &[&str])] = &[("outside_changes", &["id", "generation"])];
+
 /// Every table, parents before children.
 pub const TABLES: &[TableSpec] = &[
     TableSpec {

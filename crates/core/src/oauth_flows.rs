@@ -488,7 +488,8 @@ impl Services {
     ) -> Result<Option<Result<OAuthTokenFound, TokenRejection>>, StoreError> {
         let digest = secret::digest(access);
         let now = self.now_ms();
-        if let Some(found) = self.auth_cache.get_oauth(&digest, now) {
+        let cached = self.auth_cache.get_oauth(&digest, now);
+        if let Some(found) = self.still_cached(cached).await {
             // Cached only while unrevoked and with no refresh to finish;
             // expiry is checked on every use.
             if found.token.is_expired(now) {

@@ -201,6 +201,19 @@ impl Services {
     /// failed (a commit may have happened before the error). If the write is
     /// abandoned midway (its request went away), the database may still
     /// commit it later: the cache then stays off for a while.
+    /// A token cache hit, if no other process (the command line) has
+    /// written since the cache was filled; checked on every hit, so that
+    /// such a change takes effect at once (see [`crate::auth_cache`]).
+    pub(crate) async fn still_cached<T>(&self, hit: Option<T>) -> Option<T> {
+        let hit = hit?;
+        match self.store.outside_changes().await {
+            Ok(None) => Some(hit),
+            Ok(Some(generation)) => self.auth_cache.outside_changes(generation).then_some(hit),
+            // The lookup that follows meets the same trouble and says so.
+            Err(_) => None,
+        }
+    }
+
     pub(crate) async fn changing_auth<T>(&self, write: impl std::future::Future<Output = T>) -> T {
         struct Abandoned<'a>(Option<&'a Services>);
         impl Drop for Abandoned<'_> {

@@ -63,6 +63,16 @@ pub trait Store:
     ) {
     }
 
+    /// The stored generation of changes written by other processes (the
+    /// command line), where this process caches what it counts on seeing
+    /// written (SQLite: `serve` holds the database). A cache must be
+    /// forgotten when it moved. `None` where every process's writes are
+    /// expected (PostgreSQL: the token cache is off or has a TTL the
+    /// operator chose).
+    async fn outside_changes(&self) -> Result<Option<i64>, StoreError> {
+        Ok(None)
+    }
+
     /// Delete what can never be used again: expired grants, sessions and
     /// sign-in counters, and tokens that are revoked or expired without a
     /// usable refresh token. Returns the rows deleted.

@@ -20,6 +20,8 @@ const TTL: Duration = Duration::from_secs(10);
 struct State {
     generation: u64,
     value: Option<(i64, Instant)>,
+    /// The stored generation of outside changes last seen.
+    outside: Option<i64>,
 }
 
 #[derive(Debug, Default)]
@@ -54,10 +56,24 @@ impl AppCount {
 
     /// An application was created or deleted (or may have been).
     pub fn invalidate(&self) {
-        let mut state = self.lock();
-        state.generation = state.generation.wrapping_add(1);
-        state.value = None;
+        forget(&mut self.lock());
     }
+
+    /// The stored generation of outside changes, read before using the
+    /// count: a change written by another process (the command line)
+    /// forgets it.
+    pub fn outside_changes(&self, generation: i64) {
+        let mut state = self.lock();
+        if state.outside != Some(generation) {
+            state.outside = Some(generation);
+            forget(&mut state);
+        }
+    }
+}
+
+fn forget(state: &mut State) {
+    state.generation = state.generation.wrapping_add(1);
+    state.value = None;
 }
 
 #[cfg(test)]

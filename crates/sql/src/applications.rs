@@ -351,6 +351,7 @@ impl<B: Backend> ApplicationStore for SqlStore<B> {
         &self,
         page: PageRequest,
     ) -> Result<(Vec<Application>, u64), StoreError> {
+        self.check_outside_changes().await?;
         let known = self.app_count.as_ref().and_then(|c| c.get());
         let ticket = self.app_count.as_ref().map(|c| c.ticket());
         let access = Access::Read {

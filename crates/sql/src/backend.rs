@@ -241,7 +241,16 @@ pub trait Backend: Send + Sync + 'static {
 pub struct SqlStore<B> {
     pub(crate) backend: B,
     pub(crate) app_count: Option<std::sync::Arc<AppCount>>,
+    /// Move the stored generation of outside changes with every write (a
+    /// process other than the server: see [`SqlStore::announcing_writes`]).
+    announce_writes: bool,
 }
+
+/// Moves the generation of outside changes (schema 12), in the
+/// transaction of the change.
+const ANNOUNCE_WRITE: &str = "INSERT INTO outside_changes (id, generation) VALUES (1, 1)
+    ON CONFLICT (id) DO UPDATE SET generation = outside_changes.generation + 1";
+const OUTSIDE_CHANGES: &str = "SELECT generation FROM outside_changes WHERE id = 1";
 
 impl<B: Backend> SqlStore<B> {
     /// Open without migrating.
@@ -253,7 +262,32 @@ impl<B: Backend> SqlStore<B> {
         Self {
             backend,
             app_count: B::REMEMBER_COUNTS.then(std::sync::Arc::default),
+            announce_writes: false,
         }
+    }
+
+    /// For every process but the server (the command line): each write also
+    /// moves the stored generation of outside changes, in its own
+    /// transaction, so that a server caching what passes through it (on
+    /// SQLite) sees the change at once (see [`latchkey_core::Store::outside_changes`]).
+    pub fn announcing_writes(mut self) -> Self {
+        self.announce_writes = true;
+        self
+    }
+
+    /// The stored generation of outside changes where this process caches
+    /// (`REMEMBER_COUNTS`: it counts on every write going through it); the
+    /// count of applications is forgotten when it moved.
+    pub(crate) async fn check_outside_changes(&self) -> Result<Option<i64>, StoreError> {
+        let Some(count) = &self.app_count else {
+            return Ok(None);
+        };
+        let generation = self
+            .read_opt(OUTSIDE_CHANGES, Vec::new(), |r| r.int("generation"))
+            .await?
+            .unwrap_or(0);
+        count.outside_changes(generation);
+        Ok(Some(generation))
     }
 
     pub fn backend(&self) -> &B {
@@ -280,7 +314,18 @@ impl<B: Backend> SqlStore<B> {
         T: Send + 'static,
         F: for<'c> FnOnce(&'c mut dyn Conn) -> Work<'c, T> + Send + 'static,
     {
-        self.backend.run(access, work).await
+        if !(self.announce_writes && matches!(access, Access::Write { .. })) {
+            return self.backend.run(access, work).await;
+        }
+        self.backend
+            .run(Access::TRANSACTION, move |c| {
+                Box::pin(async move {
+                    let out = work(&mut *c).await?;
+                    c.execute(ANNOUNCE_WRITE, &[]).await?;
+                    Ok(out)
+                })
+            })
+            .await
     }
 
     /// One write statement; how many rows it changed.

@@ -91,6 +91,10 @@ impl<B: Backend> Store for SqlStore<B> {
         .await
     }
 
+    async fn outside_changes(&self) -> Result<Option<i64>, StoreError> {
+        self.check_outside_changes().await
+    }
+
     async fn transaction(&self, work: TransactionWork) -> Result<Committed, StoreError> {
         self.unit_of_work(work).await
     }

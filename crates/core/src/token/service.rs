@@ -42,7 +42,8 @@ impl Services {
         presented: &str,
     ) -> Result<Result<TokenWithOwner, TokenRejection>, StoreError> {
         let digest = secret::digest(presented);
-        let found = match self.auth_cache.get_personal(&digest, self.now_ms()) {
+        let cached = self.auth_cache.get_personal(&digest, self.now_ms());
+        let found = match self.still_cached(cached).await {
             Some(found) => found,
             None => {
                 let ticket = self.auth_cache.ticket();
