@@ -25,6 +25,7 @@ pub use crate::telemetry::LogFormat;
 
 /// Options every subcommand takes.
 #[derive(Debug, Clone, Default, Args)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// TOML configuration file; flags and environment variables win over it.
     #[arg(long, global = true, env = "LATCHKEY_CONFIG", value_name = "FILE")]
@@ -260,6 +261,7 @@ where
     let args: Vec<std::ffi::OsString> = args.into_iter().map(Into::into).collect();
     let first = matches(P::command(), &args, None)?;
     let Some(path) = first.get_one::<PathBuf>("config").cloned() else {
+        remember_spellings(&first, None);
         return Ok((P::from_arg_matches(&first)?, FileOnly::default()));
     };
     let text = std::fs::read_to_string(&path)
@@ -309,6 +311,7 @@ where
         .try_into()
         .with_context(|| format!("invalid configuration file {}", path.display()))?;
     let matches = matches(cmd, &args, Some(&path))?;
+    remember_spellings(&matches, Some(&path));
     Ok((P::from_arg_matches(&matches)?, file_only))
 }
 
@@ -316,6 +319,63 @@ where
 /// may be a password).
 fn from_file(arg: clap::Arg, value: String) -> clap::Arg {
     arg.default_value(value).hide_default_value(true)
+}
+
+thread_local! {
+    /// How the user gave each setting, by its key (the argument's id), from
+    /// this thread's last parse (the settings are resolved on the thread
+    /// that parsed them): what error messages name (see [`typed`]).
+    static SPELLED: std::cell::RefCell<Vec<(String, String)>> =
+        const { std::cell::RefCell::new(Vec::new()) };
+}
+
+fn remember_spellings(m: &clap::ArgMatches, file: Option<&Path>) {
+    let mut spelled = Vec::new();
+    let mut note = |m: &clap::ArgMatches| {
+        for id in m.ids() {
+            let key = id.as_str();
+            let how = match m.value_source(key) {
+                Some(clap::parser::ValueSource::CommandLine) => {
+                    format!("--{}", key.replace('_', "-"))
+                }
+                Some(clap::parser::ValueSource::EnvVariable) => {
+                    format!("LATCHKEY_{}", key.to_ascii_uppercase())
+                }
+                Some(clap::parser::ValueSource::DefaultValue) => match file {
+                    Some(path) => format!("`{key}` in {}", path.display()),
+                    None => continue,
+                },
+                _ => continue,
+            };
+            spelled.push((key.to_owned(), how));
+        }
+    };
+    note(m);
+    if let Some((_, sub)) = m.subcommand() {
+        note(sub);
+    }
+    SPELLED.with(|s| *s.borrow_mut() = spelled);
+}
+
+/// A setting as the user gave it, for an error message: `--listen` when
+/// typed on the command line, `LATCHKEY_LISTEN` from the environment,
+/// `` `listen` in FILE `` from the configuration file; both the flag and the
+/// variable when unknown.
+pub fn typed(key: &str) -> String {
+    SPELLED
+        .with(|s| {
+            s.borrow()
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, how)| how.clone())
+        })
+        .unwrap_or_else(|| {
+            format!(
+                "--{} (LATCHKEY_{})",
+                key.replace('_', "-"),
+                key.to_ascii_uppercase()
+            )
+        })
 }
 
 /// `args` parsed by `cmd`. `--help`, `--version` and a mistake on the
@@ -422,19 +482,19 @@ impl HttpSettings {
         let seconds = |name: &str, flag: Option<u64>, default: u64, min: u64| {
             let n = flag.unwrap_or(default);
             if !(min..=86_400).contains(&n) {
-                bail!("{name} must be between {min} and 86400 seconds");
+                bail!("{} must be between {min} and 86400 seconds", typed(name));
             }
             Ok(Duration::from_secs(n))
         };
         let max_connections = args.max_connections;
         if max_connections == Some(0) {
-            bail!("max_connections must be at least 1");
+            bail!("{} must be at least 1", typed("max_connections"));
         }
         let max_streamed_lists = args
             .max_streamed_lists
             .unwrap_or(DEFAULT_MAX_STREAMED_LISTS);
         if max_streamed_lists == 0 {
-            bail!("max_streamed_lists must be at least 1");
+            bail!("{} must be at least 1", typed("max_streamed_lists"));
         }
         Ok(Self {
             header_timeout: seconds(
@@ -489,7 +549,7 @@ impl Settings {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         {
-            bail!("secret_prefix must be at most 64 characters of letters, digits, '-' and '_'");
+            bail!("`secret_prefix` must be at most 64 characters of letters, digits, '-' and '_'");
         }
         let database_url = global
             .database_url
@@ -502,17 +562,23 @@ impl Settings {
             .database_pool_size
             .unwrap_or(if is_sqlite(&database_url) { 4 } else { 10 });
         if !(1..=1000).contains(&pool_size) {
-            bail!("database_pool_size must be between 1 and 1000");
+            bail!("{} must be between 1 and 1000", typed("database_pool_size"));
         }
         let timeout = global.database_timeout.unwrap_or(5);
         if !(1..=600).contains(&timeout) {
-            bail!("database_timeout must be between 1 and 600 seconds");
+            bail!(
+                "{} must be between 1 and 600 seconds",
+                typed("database_timeout")
+            );
         }
         let max_token_lifetime_days = global
             .max_token_lifetime_days
             .unwrap_or(latchkey_core::token::DEFAULT_MAX_TOKEN_LIFETIME_DAYS);
         if !(1..=36_500).contains(&max_token_lifetime_days) {
-            bail!("max_token_lifetime_days must be between 1 and 36500");
+            bail!(
+                "{} must be between 1 and 36500",
+                typed("max_token_lifetime_days")
+            );
         }
         Ok(Self {
             max_token_lifetime_days,
@@ -557,14 +623,14 @@ impl ServeSettings {
             .listen
             .clone()
             .unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
-        let listen = listen_address(&listen_raw, "--listen or LATCHKEY_LISTEN", 8080)?;
+        let listen = listen_address(&listen_raw, &typed("listen"), 8080)?;
         let external_url = match args.external_url.clone() {
             Some(url) => normalise_external_url(&url)?,
             None => derived_external_url(listen),
         };
         let max_body_bytes = args.max_body_size.unwrap_or(DEFAULT_MAX_BODY_BYTES);
         if max_body_bytes < 1024 {
-            bail!("max_body_size must be at least 1024 bytes");
+            bail!("{} must be at least 1024 bytes", typed("max_body_size"));
         }
         let dynamic_registration = match args
             .dynamic_registration
@@ -581,22 +647,32 @@ impl ServeSettings {
             }
             Some("mcp" | "gitlab") => latchkey_core::registration::RegistrationMode::GitLabMcp,
             Some(other) => {
-                bail!("LATCHKEY_DYNAMIC_REGISTRATION {other:?} must be false, true or mcp")
+                bail!(
+                    "{} {other:?} must be false, true or mcp",
+                    typed("dynamic_registration")
+                )
             }
         };
         let dynamic_client_ttl_days = args.dynamic_client_ttl_days.unwrap_or(30);
         if !(1..=3650).contains(&dynamic_client_ttl_days) {
-            bail!("dynamic_client_ttl_days must be between 1 and 3650");
+            bail!(
+                "{} must be between 1 and 3650",
+                typed("dynamic_client_ttl_days")
+            );
         }
         let audit_retention_days = args.audit_retention_days.unwrap_or(0);
         if !(0..=36_500).contains(&audit_retention_days) {
-            bail!("audit_retention_days must be between 0 (keep forever) and 36500");
+            bail!(
+                "{} must be between 0 (keep forever) and 36500",
+                typed("audit_retention_days")
+            );
         }
         let default_group_visibility = match args.default_group_visibility.as_deref() {
             None | Some("") => latchkey_core::group::Visibility::Private,
             Some(raw) => latchkey_core::group::Visibility::parse(raw).with_context(|| {
                 format!(
-                    "LATCHKEY_DEFAULT_GROUP_VISIBILITY {raw:?} must be private, internal or public"
+                    "{} {raw:?} must be private, internal or public",
+                    typed("default_group_visibility")
                 )
             })?,
         };
@@ -607,12 +683,15 @@ impl ServeSettings {
         };
         let registration_scopes = match args.registration_scopes.clone() {
             Some(raw) => ScopeSet::new([raw.replace(',', " ")])
-                .map_err(|e| anyhow::anyhow!("LATCHKEY_REGISTRATION_SCOPES: {e}"))?,
+                .map_err(|e| anyhow::anyhow!("{}: {e}", typed("registration_scopes")))?,
             None => latchkey_core::registration::default_registration_scopes(),
         };
         let token_cache_seconds = args.token_cache_seconds;
         if token_cache_seconds.is_some_and(|s| s > 3600) {
-            bail!("token_cache_seconds must be between 0 and 3600");
+            bail!(
+                "{} must be between 0 and 3600",
+                typed("token_cache_seconds")
+            );
         }
         let access_token_seconds = args
             .access_token_lifetime
@@ -645,11 +724,7 @@ impl ServeSettings {
             observe: observe_settings(args)?,
             metrics_listen: match args.metrics_listen.clone() {
                 None => None,
-                Some(raw) => Some(listen_address(
-                    &raw,
-                    "--metrics-listen or LATCHKEY_METRICS_LISTEN",
-                    9090,
-                )?),
+                Some(raw) => Some(listen_address(&raw, &typed("metrics_listen"), 9090)?),
             },
         })
     }
@@ -661,8 +736,8 @@ fn observe_settings(args: &ServeArgs) -> anyhow::Result<ObserveSettings> {
             .transpose()
     };
     let trusted =
-        nets("LATCHKEY_TRUSTED_PROXIES", args.trusted_proxies.clone())?.unwrap_or_default();
-    let allow = nets("LATCHKEY_METRICS_ALLOW", args.metrics_allow.clone())?
+        nets(&typed("trusted_proxies"), args.trusted_proxies.clone())?.unwrap_or_default();
+    let allow = nets(&typed("metrics_allow"), args.metrics_allow.clone())?
         .unwrap_or_else(crate::http::metrics::default_allow);
     let metrics_elsewhere = args.metrics_listen.is_some();
     Ok(ObserveSettings {
@@ -716,7 +791,10 @@ fn normalise_external_url(raw: &str) -> anyhow::Result<String> {
             .is_some_and(|(_, rest)| !rest.is_empty())
         && !trimmed.contains(['?', '#', ' ']);
     if !ok {
-        bail!("LATCHKEY_EXTERNAL_URL {raw:?} must be an http:// or https:// URL without query or fragment");
+        bail!(
+            "{} {raw:?} must be an http:// or https:// URL without query or fragment",
+            typed("external_url")
+        );
     }
     Ok(trimmed.to_owned())
 }
@@ -750,6 +828,35 @@ mod tests {
                 "{bad}: {e}"
             );
         }
+    }
+
+    #[test]
+    fn errors_name_the_setting_as_it_was_given() {
+        let e = serve(&["--listen", "127.0.0.1"], None)
+            .map(drop)
+            .unwrap_err();
+        let e = format!("{e:#}");
+        assert!(e.contains("--listen \"127.0.0.1\""), "{e}");
+        assert!(!e.contains("LATCHKEY_LISTEN"), "{e}");
+        let e = serve(&["--max-body-size", "10"], None)
+            .map(drop)
+            .unwrap_err();
+        assert_eq!(e.to_string(), "--max-body-size must be at least 1024 bytes");
+        let e = serve(&[], Some("external_url = \"ftp://x\"\n"))
+            .map(drop)
+            .unwrap_err();
+        let e = e.to_string();
+        assert!(
+            e.starts_with("`external_url` in ") && e.contains("latchkey.toml"),
+            "{e}"
+        );
+        let e = serve(&["--http-idle-timeout", "0"], None)
+            .map(drop)
+            .unwrap_err();
+        assert!(
+            e.to_string().starts_with("--http-idle-timeout must be"),
+            "{e}"
+        );
     }
 
     /// `latchkey [--config FILE] serve ARGS`, with `file` as the file.

@@ -74,6 +74,16 @@ pub fn lock_sqlite_for_serving(url: &str) -> anyhow::Result<Option<std::fs::File
     let Some(path) = latchkey_sqlite::database_file(url) else {
         return Ok(None);
     };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.is_dir() {
+            bail!(
+                "the directory {} of the SQLite database {} does not exist: create it, or correct {}",
+                dir.display(),
+                path.display(),
+                crate::config::typed("database_url")
+            );
+        }
+    }
     let path = path.display();
     let lock_path = format!("{path}-serve.lock");
     let file = std::fs::OpenOptions::new()
@@ -133,7 +143,7 @@ async fn open_store_with(
         opts.read_connections = settings.pool_size;
         opts.acquire_timeout = settings.database_timeout;
         let what = format!("cannot open the SQLite database {url:?}");
-        return open::<latchkey_sqlite::Sqlite>(&opts, schema, what).await;
+        return open::<latchkey_sqlite::Sqlite>(&opts, schema, what, serving).await;
     }
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         let mut opts = latchkey_postgres::Options::new(url);
@@ -141,9 +151,40 @@ async fn open_store_with(
         opts.acquire_timeout = settings.database_timeout;
         opts.watch_outages = serving;
         let what = "cannot connect to the PostgreSQL database".to_owned();
-        return open::<latchkey_postgres::Postgres>(&opts, schema, what).await;
+        return match open::<latchkey_postgres::Postgres>(&opts, schema, what, serving).await {
+            Ok(store) => Ok(store),
+            Err(e) => Err(match unreachable_postgres(url).await {
+                Some(why) => why,
+                None => e,
+            }),
+        };
     }
     bail!("unsupported database URL {url:?}: expected sqlite://PATH?mode=rwc or postgres://USER@HOST/DATABASE")
+}
+
+/// Why PostgreSQL at `url` cannot be reached, if a TCP connection to its
+/// host and port fails (the pool says only that it timed out): refused,
+/// no route, an unknown host, or no answer.
+async fn unreachable_postgres(url: &str) -> Option<anyhow::Error> {
+    use std::str::FromStr;
+    let opts = sqlx::postgres::PgConnectOptions::from_str(url).ok()?;
+    let (host, port) = (opts.get_host().to_owned(), opts.get_port());
+    if host.starts_with('/') {
+        return None; // a Unix socket directory
+    }
+    let attempt = tokio::net::TcpStream::connect((host.as_str(), port));
+    let why = match tokio::time::timeout(std::time::Duration::from_secs(3), attempt).await {
+        Ok(Ok(_)) => return None,
+        Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            "connection refused (is PostgreSQL running, and listening on that address?)".to_owned()
+        }
+        Ok(Err(e)) => e.to_string(),
+        Err(_) => "no answer within 3 seconds".to_owned(),
+    };
+    Some(anyhow::anyhow!(
+        "cannot connect to PostgreSQL at {host}:{port} (from {}): {why}",
+        crate::config::typed("database_url")
+    ))
 }
 
 /// Open a backend's store, then check or migrate its schema.
@@ -151,8 +192,16 @@ async fn open<B: Backend>(
     opts: &B::Options,
     schema: Schema,
     what: String,
+    serving: bool,
 ) -> anyhow::Result<Arc<dyn Store>> {
     let store = SqlStore::<B>::connect(opts).await.context(what)?;
+    // Every process but the server announces its writes (see
+    // `SqlStore::announcing_writes`).
+    let store = if serving {
+        store
+    } else {
+        store.announcing_writes()
+    };
     let found = store.schema_version().await?;
     check_version(found, schema)?;
     if schema == Schema::Migrate || (schema == Schema::KeepData && found.unwrap_or(0) == 0) {

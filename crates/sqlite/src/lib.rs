@@ -128,10 +128,22 @@ fn create_private(path: &std::path::Path) -> Result<(), StoreError> {
             }
             Ok(())
         }
-        Err(e) => Err(StoreError::Unavailable(latchkey_core::error::context(
-            format!("cannot create the database file {}", path.display()),
-            e,
-        ))),
+        Err(e) => {
+            let missing = path
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty() && !d.is_dir());
+            let what = match missing {
+                Some(dir) => format!(
+                    "cannot create the database file {}: the directory {} does not exist",
+                    path.display(),
+                    dir.display()
+                ),
+                None => format!("cannot create the database file {}", path.display()),
+            };
+            Err(StoreError::Unavailable(latchkey_core::error::context(
+                what, e,
+            )))
+        }
     }
 }
 

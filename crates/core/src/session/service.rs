@@ -38,6 +38,38 @@ impl Services {
         }
     }
 
+    /// Is the user's password sign-in locked (too many failures within the
+    /// throttling window)?
+    pub async fn sign_in_locked(&self, user_id: i64) -> Result<bool, ServiceError> {
+        let n = self
+            .store
+            .login_failures(&account_key(user_id), self.now_ms(), THROTTLE_WINDOW_MS)
+            .await?;
+        Ok(n >= MAX_ACCOUNT_FAILURES)
+    }
+
+    /// Lift a user's sign-in lockout and forget their failed sign-ins (an
+    /// administrator's "unlock", as GitLab's); whether they were locked.
+    /// Recorded as `user_access_unlocked` when they were.
+    pub async fn unlock_user(&self, ctx: &Context, user: &User) -> Result<bool, ServiceError> {
+        let locked = self.sign_in_locked(user.id).await?;
+        self.store
+            .clear_login_failures(&account_key(user.id))
+            .await?;
+        if locked {
+            let event = user_event(
+                ctx,
+                self.now_ms(),
+                "user_access_unlocked",
+                user,
+                "User access unlocked",
+            );
+            self.unit(move |tx| Box::pin(async move { tx.record_audit(event).await }))
+                .await?;
+        }
+        Ok(locked)
+    }
+
     /// Check a login (username or email) and password, with throttling per
     /// account and per client address. Argon2 runs off the async workers.
     /// Every outcome but a fault is counted in the metrics.
@@ -89,7 +121,7 @@ impl Services {
         // username or its email); a login that names nobody is counted
         // under (a digest of) what was typed.
         let account_key = match &found {
-            Some((user, _)) => format!("account:{}", user.id),
+            Some((user, _)) => account_key(user.id),
             None => format!("login:{}", secret::digest(&typed.to_lowercase())),
         };
         // "Locked" is said only to whoever typed the public username (or a
@@ -311,6 +343,11 @@ fn failure_events(
         );
     }
     events
+}
+
+/// What an account's failed sign-ins are counted under.
+fn account_key(user_id: i64) -> String {
+    format!("account:{user_id}")
 }
 
 /// Why a sign-in failed.

@@ -7,14 +7,17 @@ use crate::config::{GlobalArgs, ServeArgs, ServeSettings, Settings};
 use crate::startup::Schema;
 use crate::{startup, telemetry};
 
+mod applications;
 mod db;
 mod import;
 mod keys;
+mod output;
 mod serve;
 mod state;
 mod tokens;
 mod users;
 
+pub use applications::ApplicationsCommand;
 pub use db::DbCommand;
 pub use keys::KeysCommand;
 pub use state::{apply_file, read_state_file, report};
@@ -51,6 +54,9 @@ pub enum Command {
     /// Manage personal access tokens.
     #[command(subcommand)]
     Tokens(TokensCommand),
+    /// Manage OAuth applications.
+    #[command(subcommand)]
+    Applications(ApplicationsCommand),
     /// Database operations.
     #[command(subcommand)]
     Db(DbCommand),
@@ -82,6 +88,7 @@ pub async fn run() -> anyhow::Result<()> {
         }
         Command::Users(command) => users::run(&settings, command).await,
         Command::Tokens(command) => tokens::run(&settings, command).await,
+        Command::Applications(command) => applications::run(&settings, command).await,
         Command::Db(command) => db::run(&settings, command).await,
         Command::Keys(command) => keys::run(&settings, command).await,
         Command::Apply(args) => state::apply(&settings, args).await,

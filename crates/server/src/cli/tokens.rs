@@ -1,13 +1,18 @@
 //! `latchkey tokens …`
 
+use std::collections::HashMap;
+
 use anyhow::Context;
 use clap::Subcommand;
 use latchkey_core::context::Context as Actor;
+use latchkey_core::pagination::PageRequest;
+use latchkey_core::token::{parse_expiry, TokenFilter};
+use latchkey_core::user::UserFilter;
 
+use super::output::{self, failed, find_user, Format, FormatArg};
 use crate::config::Settings;
+use crate::http::tokens::TokenEntity;
 use crate::startup::{self, Schema};
-
-use latchkey_core::token::parse_expiry;
 
 #[derive(Debug, Subcommand)]
 pub enum TokensCommand {
@@ -26,9 +31,29 @@ pub enum TokensCommand {
         #[arg(long, value_name = "DATE")]
         expires_at: Option<String>,
     },
+    /// List personal access tokens (never their values), ordered by id:
+    /// every user's, or one user's with --user.
+    List {
+        /// Only this user's tokens (username or user id).
+        #[arg(long)]
+        user: Option<String>,
+        /// Only tokens that work today (neither revoked nor expired).
+        #[arg(long)]
+        active: bool,
+        #[command(flatten)]
+        format: FormatArg,
+    },
+    /// Revoke a personal access token by its id: it stops working at once.
+    Revoke {
+        /// The token's id (see `latchkey tokens list`).
+        id: i64,
+    },
 }
 
 pub async fn run(settings: &Settings, command: TokensCommand) -> anyhow::Result<()> {
+    let store = startup::open_store(settings, Schema::Migrate).await?;
+    let services = startup::services(store, settings, None);
+    let actor = Actor::command_line();
     match command {
         TokensCommand::Create {
             user,
@@ -36,24 +61,126 @@ pub async fn run(settings: &Settings, command: TokensCommand) -> anyhow::Result<
             scopes,
             expires_at,
         } => {
-            let store = startup::open_store(settings, Schema::Migrate).await?;
-            let services = startup::services(store, settings, None);
-            let owner = services
-                .find_user_by_username(&user)
-                .await?
-                .with_context(|| format!("no user named {user:?}"))?;
+            let owner = find_user(&services, &user).await?;
             let expires = expires_at
                 .as_deref()
                 .map(parse_expiry)
                 .transpose()
-                .map_err(anyhow::Error::msg)?;
+                .map_err(anyhow::Error::msg)
+                .context("--expires-at")?;
             let scopes = scopes.replace(',', " ");
             let (_, plaintext) = services
-                .create_token(&Actor::command_line(), owner.id, &name, &scopes, expires)
+                .create_token(&actor, owner.id, &name, &scopes, expires)
                 .await
-                .context("cannot create the token")?;
+                .map_err(|e| failed("create the token", e))?;
             println!("{}", plaintext.expose());
-            Ok(())
+        }
+        TokensCommand::List {
+            user,
+            active,
+            format,
+        } => {
+            let owner = match &user {
+                Some(name) => Some(find_user(&services, name).await?),
+                None => None,
+            };
+            let filter = TokenFilter {
+                user_id: owner.as_ref().map(|u| u.id),
+                active: active.then_some(true),
+                ..Default::default()
+            };
+            let mut tokens = Vec::new();
+            for page in 1.. {
+                let (batch, _) = services
+                    .list_tokens(
+                        &filter,
+                        PageRequest {
+                            page,
+                            per_page: 100,
+                        },
+                    )
+                    .await?;
+                let done = batch.len() < 100;
+                tokens.extend(batch);
+                if done {
+                    break;
+                }
+            }
+            tokens.sort_by_key(|t| t.id);
+            let today = services.today();
+            match format.format {
+                Format::Json => {
+                    let entities: Vec<_> = tokens
+                        .iter()
+                        .map(|t| TokenEntity::new(t, today, None))
+                        .collect();
+                    output::json(&entities)?;
+                }
+                Format::Text => {
+                    let names: HashMap<i64, String> = match owner {
+                        Some(u) => HashMap::from([(u.id, u.username)]),
+                        None => super::users::all_users(&services, &UserFilter::default())
+                            .await?
+                            .into_iter()
+                            .map(|u| (u.id, u.username))
+                            .collect(),
+                    };
+                    let rows: Vec<Vec<String>> = tokens
+                        .iter()
+                        .map(|t| {
+                            let state = if t.revoked {
+                                "revoked"
+                            } else if t.is_expired(today) {
+                                "expired"
+                            } else {
+                                "active"
+                            };
+                            vec![
+                                t.id.to_string(),
+                                names
+                                    .get(&t.user_id)
+                                    .cloned()
+                                    .unwrap_or_else(|| t.user_id.to_string()),
+                                t.name.clone(),
+                                state.to_owned(),
+                                t.scopes.as_slice().join(" "),
+                                t.expires_at
+                                    .map(|d| d.to_string())
+                                    .unwrap_or_else(|| "never".to_owned()),
+                                output::when(t.last_used_at),
+                            ]
+                        })
+                        .collect();
+                    output::table(
+                        &[
+                            "ID",
+                            "USER",
+                            "NAME",
+                            "STATE",
+                            "SCOPES",
+                            "EXPIRES",
+                            "LAST USED",
+                        ],
+                        &rows,
+                    );
+                }
+            }
+        }
+        TokensCommand::Revoke { id } => {
+            let token = services
+                .find_token(id)
+                .await?
+                .ok_or_else(|| anyhow::anyhow!("no personal access token with id {id}"))?;
+            services
+                .revoke_token(&actor, id)
+                .await
+                .map_err(|e| failed(&format!("revoke token {id}"), e))?;
+            if token.revoked {
+                println!("token {id} ({:?}) was already revoked", token.name);
+            } else {
+                println!("revoked token {id} ({:?})", token.name);
+            }
         }
     }
+    Ok(())
 }

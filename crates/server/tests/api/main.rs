@@ -12,6 +12,7 @@ mod audit;
 mod auth;
 mod auth_cache;
 mod bad_input;
+mod cli_commands;
 mod cluster;
 mod faults;
 mod gitlab_import;

@@ -1,0 +1,99 @@
+//! What the commands print: aligned columns for people, JSON for scripts
+//! (`--format json`), and the errors of the core services in words.
+
+use clap::ValueEnum;
+use latchkey_core::clock::gitlab_timestamp;
+use latchkey_core::service::{ServiceError, Services};
+use latchkey_core::user::User;
+use serde::Serialize;
+
+/// How a command prints what it shows.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// Aligned columns (lists) or `key: value` lines (one record).
+    #[default]
+    Text,
+    /// One JSON document: an array for lists, an object for one record.
+    Json,
+}
+
+/// `--format`, shared by every command that shows something.
+#[derive(Debug, Clone, clap::Args)]
+pub struct FormatArg {
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// Print rows under their headers, each column as wide as its widest cell
+/// (the last one unpadded); "(none)" alone for no rows.
+pub fn table(headers: &[&str], rows: &[Vec<String>]) {
+    if rows.is_empty() {
+        println!("(none)");
+        return;
+    }
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let last = cells.len().saturating_sub(1);
+        let mut out = String::new();
+        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
+            if i == last {
+                out.push_str(cell);
+            } else {
+                out.push_str(&format!("{cell:<w$}  "));
+            }
+        }
+        println!("{}", out.trim_end());
+    };
+    line(headers.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+}
+
+/// Print `pairs` as aligned `key: value` lines.
+pub fn record(pairs: &[(&str, String)]) {
+    let width = pairs.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 1;
+    for (key, value) in pairs {
+        println!("{:<width$} {value}", format!("{key}:"));
+    }
+}
+
+/// Print `value` as pretty JSON.
+pub fn json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+/// A time in ms as GitLab writes it, or "-".
+pub fn when(ms: Option<i64>) -> String {
+    ms.map(gitlab_timestamp).unwrap_or_else(|| "-".to_owned())
+}
+
+/// A service's refusal in words, saying what was being done.
+pub fn failed(doing: &str, e: ServiceError) -> anyhow::Error {
+    let why = match e {
+        ServiceError::Forbidden(Some(why)) => why.to_owned(),
+        ServiceError::Forbidden(None) => "not allowed".to_owned(),
+        other => latchkey_core::error::Chain(&other).to_string(),
+    };
+    anyhow::anyhow!("cannot {doing}: {why}")
+}
+
+/// The user a command names: a username, else (all digits) an id.
+pub async fn find_user(services: &Services, name: &str) -> anyhow::Result<User> {
+    if let Some(user) = services.find_user_by_username(name).await? {
+        return Ok(user);
+    }
+    if let Ok(id) = name.parse::<i64>() {
+        if let Some(user) = services.find_user(id).await? {
+            return Ok(user);
+        }
+    }
+    anyhow::bail!("no user named {name:?} (give a username or a user id)")
+}
