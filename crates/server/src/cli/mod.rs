@@ -28,7 +28,11 @@ pub use users::UsersCommand;
 #[command(
     name = "latchkey",
     version,
-    about = "GitLab-compatible OAuth application registry and OAuth 2 / OpenID Connect provider",
+    about = "GitLab-compatible OAuth application registry and OAuth 2 / OpenID Connect provider, \
+             on SQLite or PostgreSQL",
+    after_help = "Start with `latchkey serve` (SQLite file latchkey.db, 127.0.0.1:8080; root's \
+                  credentials are printed once). `latchkey COMMAND --help` shows a command's own \
+                  options apart from the global ones.",
     long_about = "latchkey serves GitLab's Applications API (/api/v4/applications) and is an OAuth 2 \
                   / OpenID Connect provider for the applications it registers, on an embedded SQLite \
                   database or on PostgreSQL (any number of instances). Configure with flags, LATCHKEY_* environment variables or a TOML \
