@@ -19,9 +19,9 @@
 //!
 //! A third rule covers writes made by other processes on SQLite (the command
 //! line: `latchkey users block`, `tokens revoke`, `apply`): they move a
-//! stored generation in the same transaction, and every hit is answered only
-//! after reading it ([`AuthCache::outside_changes`]); when it moved,
-//! everything is forgotten.
+//! stored generation in the same transaction, and every lookup reads it
+//! before looking in the cache ([`AuthCache::outside_changes`]); when it
+//! moved, everything is forgotten.
 //!
 //! Expiry and revocation flags are checked by the callers on every use, so an
 //! entry never outlives its token's expiry. Another process's writes (another
@@ -114,9 +114,10 @@ impl AuthCache {
     }
 
     /// The stored generation of outside changes (the command line's
-    /// writes, see [`crate::Store::outside_changes`]), read before answering
-    /// from a hit: whether the cache still holds. When it moved, everything
-    /// is forgotten (and racing lookups cannot store what they read).
+    /// writes, see [`crate::Store::outside_changes`]), read before looking
+    /// in the cache: whether it was the one last seen. When it moved,
+    /// everything is forgotten (and racing lookups cannot store what they
+    /// read).
     pub fn outside_changes(&self, generation: i64) -> bool {
         let mut state = self.lock();
         if state.outside == Some(generation) {

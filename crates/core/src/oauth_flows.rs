@@ -488,8 +488,12 @@ impl Services {
     ) -> Result<Option<Result<OAuthTokenFound, TokenRejection>>, StoreError> {
         let digest = secret::digest(access);
         let now = self.now_ms();
-        let cached = self.auth_cache.get_oauth(&digest, now);
-        if let Some(found) = self.still_cached(cached).await {
+        let cached = if self.cache_still_holds().await {
+            self.auth_cache.get_oauth(&digest, now)
+        } else {
+            None
+        };
+        if let Some(found) = cached {
             // Cached only while unrevoked and with no refresh to finish;
             // expiry is checked on every use.
             if found.token.is_expired(now) {

@@ -195,25 +195,32 @@ impl Services {
         unix_millis(self.clock.now())
     }
 
+    /// Before answering from the token cache: has another process (the
+    /// command line) written since it was filled? Then it is forgotten
+    /// (see [`crate::auth_cache`]). Read before looking in the cache, so that
+    /// no entry from before such a change can be answered after it; `false`
+    /// (do not use the cache) when the generation cannot be read.
+    pub(crate) async fn cache_still_holds(&self) -> bool {
+        if !self.auth_cache.enabled() {
+            return false;
+        }
+        match self.store.outside_changes().await {
+            Ok(None) => true,
+            Ok(Some(generation)) => {
+                self.auth_cache.outside_changes(generation);
+                true
+            }
+            // The lookup that follows meets the same trouble and says so.
+            Err(_) => false,
+        }
+    }
+
     /// Run a write that can change what a presented token authenticates as
     /// (revoke, rotate, block, edit or delete users, applications or OAuth
     /// tokens), then forget the cached authentications, also when the write
     /// failed (a commit may have happened before the error). If the write is
     /// abandoned midway (its request went away), the database may still
     /// commit it later: the cache then stays off for a while.
-    /// A token cache hit, if no other process (the command line) has
-    /// written since the cache was filled; checked on every hit, so that
-    /// such a change takes effect at once (see [`crate::auth_cache`]).
-    pub(crate) async fn still_cached<T>(&self, hit: Option<T>) -> Option<T> {
-        let hit = hit?;
-        match self.store.outside_changes().await {
-            Ok(None) => Some(hit),
-            Ok(Some(generation)) => self.auth_cache.outside_changes(generation).then_some(hit),
-            // The lookup that follows meets the same trouble and says so.
-            Err(_) => None,
-        }
-    }
-
     pub(crate) async fn changing_auth<T>(&self, write: impl std::future::Future<Output = T>) -> T {
         struct Abandoned<'a>(Option<&'a Services>);
         impl Drop for Abandoned<'_> {

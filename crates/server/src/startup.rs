@@ -75,7 +75,7 @@ pub fn lock_sqlite_for_serving(url: &str) -> anyhow::Result<Option<std::fs::File
         return Ok(None);
     };
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        if !dir.is_dir() {
+        if matches!(std::fs::metadata(dir), Err(e) if e.kind() == std::io::ErrorKind::NotFound) {
             bail!(
                 "the directory {} of the SQLite database {} does not exist: create it, or correct {}",
                 dir.display(),
@@ -121,6 +121,23 @@ pub struct AlreadyServed {
 /// migrate or check its schema.
 pub async fn open_store(settings: &Settings, schema: Schema) -> anyhow::Result<Arc<dyn Store>> {
     open_store_with(settings, schema, false).await
+}
+
+/// For a command that works on what a database holds (`users list`,
+/// `tokens revoke`, …): a SQLite file must exist (a mistyped path is named,
+/// not created empty) and the schema must be current (`latchkey migrate`
+/// otherwise; such a command changes no schema).
+pub async fn open_existing_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
+    if let Some(path) = latchkey_sqlite::database_file(&settings.database_url) {
+        if !path.exists() {
+            bail!(
+                "there is no SQLite database at {} (from {}): name the database the server uses",
+                path.display(),
+                crate::config::typed("database_url")
+            );
+        }
+    }
+    open_store(settings, Schema::RequireCurrent).await
 }
 
 /// [`open_store`] for `serve`: on PostgreSQL, also watch for outages so that

@@ -6,9 +6,10 @@
 //! the table's size. The count changes only when an application is created
 //! or deleted, and on SQLite every such write goes through this process
 //! (`serve` holds the database's lock), so it is kept until the next such
-//! write (`invalidate`, called after the write returns) and at most `TTL`
-//! (bounding what a change made behind the server's back could leave
-//! stale). As in the token cache, a count read from a snapshot older than
+//! write (`invalidate`, called after the write returns), and until the
+//! command line, which writes behind the server's back, moves the stored
+//! generation of outside changes (`outside_changes`, checked before each
+//! use); at most `TTL` in any case. As in the token cache, a count read from a snapshot older than
 //! the latest invalidation is never stored (the generation ticket).
 
 use std::sync::{Mutex, MutexGuard, PoisonError};

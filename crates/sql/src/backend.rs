@@ -220,6 +220,16 @@ pub trait Backend: Send + Sync + 'static {
         false
     }
 
+    /// A file beside the database whose length the command line sets to
+    /// the generation of outside changes after each change it commits, so
+    /// that a server learns of them with one `stat` instead of a database
+    /// read per cached lookup (see [`SqlStore::check_outside_changes`]);
+    /// `None` where no other process can write (an in-memory database) or
+    /// where nothing caches (PostgreSQL).
+    fn doorbell(&self) -> Option<&std::path::Path> {
+        None
+    }
+
     /// See [`latchkey_core::Store::register_metrics`].
     fn register_metrics(
         &self,
@@ -244,12 +254,16 @@ pub struct SqlStore<B> {
     /// Move the stored generation of outside changes with every write (a
     /// process other than the server: see [`SqlStore::announcing_writes`]).
     announce_writes: bool,
+    /// The doorbell's length and the stored generation read when it had
+    /// that length (a server's view; see [`SqlStore::check_outside_changes`]).
+    rung: std::sync::Arc<std::sync::Mutex<Option<(Option<u64>, i64)>>>,
 }
 
 /// Moves the generation of outside changes (schema 12), in the
 /// transaction of the change.
 const ANNOUNCE_WRITE: &str = "INSERT INTO outside_changes (id, generation) VALUES (1, 1)
-    ON CONFLICT (id) DO UPDATE SET generation = outside_changes.generation + 1";
+    ON CONFLICT (id) DO UPDATE SET generation = outside_changes.generation + 1
+    RETURNING generation";
 const OUTSIDE_CHANGES: &str = "SELECT generation FROM outside_changes WHERE id = 1";
 
 impl<B: Backend> SqlStore<B> {
@@ -263,6 +277,7 @@ impl<B: Backend> SqlStore<B> {
             backend,
             app_count: B::REMEMBER_COUNTS.then(std::sync::Arc::default),
             announce_writes: false,
+            rung: std::sync::Arc::default(),
         }
     }
 
@@ -270,24 +285,79 @@ impl<B: Backend> SqlStore<B> {
     /// moves the stored generation of outside changes, in its own
     /// transaction, so that a server caching what passes through it (on
     /// SQLite) sees the change at once (see [`latchkey_core::Store::outside_changes`]).
+    /// Only where a server reads it (`REMEMBER_COUNTS`: SQLite); on
+    /// PostgreSQL every instance's writes are expected, and one row moved by
+    /// every write would serialise them.
     pub fn announcing_writes(mut self) -> Self {
-        self.announce_writes = true;
+        self.announce_writes = B::REMEMBER_COUNTS;
         self
     }
 
     /// The stored generation of outside changes where this process caches
     /// (`REMEMBER_COUNTS`: it counts on every write going through it); the
     /// count of applications is forgotten when it moved.
+    ///
+    /// The doorbell's length is read first (one `stat`): while it has the
+    /// length it had at the last database read, that read's generation still
+    /// holds, since the command line rings after each commit and before it
+    /// returns. Any other length (or a missing doorbell) reads the database.
     pub(crate) async fn check_outside_changes(&self) -> Result<Option<i64>, StoreError> {
-        let Some(count) = &self.app_count else {
+        let (Some(count), Some(doorbell)) = (&self.app_count, self.backend.doorbell()) else {
             return Ok(None);
         };
-        let generation = self
-            .read_opt(OUTSIDE_CHANGES, Vec::new(), |r| r.int("generation"))
-            .await?
-            .unwrap_or(0);
+        let length = std::fs::metadata(doorbell).ok().map(|m| m.len());
+        let known = *self
+            .rung
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let generation = match known {
+            Some((l, generation)) if l == length => generation,
+            _ => {
+                let generation = self
+                    .read_opt(OUTSIDE_CHANGES, Vec::new(), |r| r.int("generation"))
+                    .await?
+                    .unwrap_or(0);
+                *self
+                    .rung
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner) =
+                    Some((length, generation));
+                generation
+            }
+        };
         count.outside_changes(generation);
         Ok(Some(generation))
+    }
+
+    /// Ring the doorbell with `generation`: its length becomes it, unless a
+    /// later change already made it longer. A failure is only logged: a
+    /// running server then sees the change when its cache entries expire.
+    fn ring(&self, generation: i64) {
+        let Some(path) = self.backend.doorbell() else {
+            return;
+        };
+        let rung = || -> std::io::Result<()> {
+            use std::os::unix::fs::OpenOptionsExt;
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .mode(0o600)
+                .open(path)?;
+            let length = u64::try_from(generation).unwrap_or(0);
+            if file.metadata()?.len() < length {
+                file.set_len(length)?;
+            }
+            Ok(())
+        };
+        if let Err(e) = rung() {
+            tracing::warn!(
+                path = %path.display(),
+                error = %e,
+                "cannot ring the doorbell of outside changes: a running server sees this change \
+                 only when its token cache's entries expire"
+            );
+        }
     }
 
     pub fn backend(&self) -> &B {
@@ -317,15 +387,21 @@ impl<B: Backend> SqlStore<B> {
         if !(self.announce_writes && matches!(access, Access::Write { .. })) {
             return self.backend.run(access, work).await;
         }
-        self.backend
-            .run(Access::TRANSACTION, move |c| {
+        // After the work, on its connection: in its transaction when it is
+        // atomic (SQLite's group commit holds a single statement's too);
+        // the doorbell once it is committed.
+        let (out, generation) = self
+            .backend
+            .run(access, move |c| {
                 Box::pin(async move {
                     let out = work(&mut *c).await?;
-                    c.execute(ANNOUNCE_WRITE, &[]).await?;
-                    Ok(out)
+                    let generation = query_one(c, ANNOUNCE_WRITE, &[]).await?.int("generation")?;
+                    Ok((out, generation))
                 })
             })
-            .await
+            .await?;
+        self.ring(generation);
+        Ok(out)
     }
 
     /// One write statement; how many rows it changed.

@@ -129,9 +129,10 @@ fn create_private(path: &std::path::Path) -> Result<(), StoreError> {
             Ok(())
         }
         Err(e) => {
-            let missing = path
-                .parent()
-                .filter(|d| !d.as_os_str().is_empty() && !d.is_dir());
+            let missing = path.parent().filter(|d| {
+                !d.as_os_str().is_empty()
+                    && matches!(std::fs::metadata(d), Err(e) if e.kind() == std::io::ErrorKind::NotFound)
+            });
             let what = match missing {
                 Some(dir) => format!(
                     "cannot create the database file {}: the directory {} does not exist",
@@ -157,6 +158,8 @@ pub struct Sqlite {
     /// Alive while any clone of this backend is; the checkpoint thread
     /// stops when it is gone or closed.
     lifeline: Arc<AtomicBool>,
+    /// `PATH-changes` beside a database file (see [`Backend::doorbell`]).
+    doorbell: Option<PathBuf>,
 }
 
 impl std::fmt::Debug for Sqlite {
@@ -251,6 +254,11 @@ impl Backend for Sqlite {
             metrics: metrics.clone(),
         })?;
         let lifeline = Arc::new(AtomicBool::new(false));
+        let doorbell = (!in_memory).then(|| {
+            let mut name = path.clone().into_os_string();
+            name.push("-changes");
+            PathBuf::from(name)
+        });
         let readers = (!in_memory).then(|| {
             spawn_checkpoints(path.clone(), Arc::downgrade(&lifeline));
             Arc::new(Readers::new(
@@ -264,7 +272,12 @@ impl Backend for Sqlite {
             metrics,
             readers,
             lifeline,
+            doorbell,
         })
+    }
+
+    fn doorbell(&self) -> Option<&std::path::Path> {
+        self.doorbell.as_deref()
     }
 
     async fn run<T, F>(&self, access: Access, work: F) -> Result<T, StoreError>

@@ -42,8 +42,12 @@ impl Services {
         presented: &str,
     ) -> Result<Result<TokenWithOwner, TokenRejection>, StoreError> {
         let digest = secret::digest(presented);
-        let cached = self.auth_cache.get_personal(&digest, self.now_ms());
-        let found = match self.still_cached(cached).await {
+        let cached = if self.cache_still_holds().await {
+            self.auth_cache.get_personal(&digest, self.now_ms())
+        } else {
+            None
+        };
+        let found = match cached {
             Some(found) => found,
             None => {
                 let ticket = self.auth_cache.ticket();

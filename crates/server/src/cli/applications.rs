@@ -70,7 +70,12 @@ pub enum ApplicationsCommand {
 }
 
 pub async fn run(settings: &Settings, command: ApplicationsCommand) -> anyhow::Result<()> {
-    let store = startup::open_store(settings, Schema::Migrate).await?;
+    let store = match command {
+        ApplicationsCommand::Create { .. } => {
+            startup::open_store(settings, Schema::Migrate).await?
+        }
+        _ => startup::open_existing_store(settings).await?,
+    };
     let services = startup::services(store, settings, None);
     let actor = Actor::command_line();
     match command {
@@ -173,7 +178,7 @@ pub async fn run(settings: &Settings, command: ApplicationsCommand) -> anyhow::R
                         ),
                         ("created_at", output::when(Some(app.created_at))),
                     ]);
-                    println!("live secrets:");
+                    say!("live secrets:");
                     let rows: Vec<Vec<String>> = secrets
                         .iter()
                         .map(|s| {
@@ -218,9 +223,11 @@ pub async fn run(settings: &Settings, command: ApplicationsCommand) -> anyhow::R
                 .delete_application(&actor, app.id, Ownership::Any)
                 .await
                 .map_err(|e| failed(&format!("delete application {}", app.id), e))?;
-            println!(
+            say!(
                 "deleted application {} ({:?}, {})",
-                app.id, app.name, app.application_id
+                app.id,
+                app.name,
+                app.application_id
             );
         }
         ApplicationsCommand::RenewSecret {
@@ -292,7 +299,7 @@ fn show_secret(app: &Application, secret: &str, format: Format, done: &str) -> a
         // GitLab's `ApplicationWithSecret`.
         Format::Json => output::json(&ApplicationEntity::new(app, Some(secret))),
         Format::Text => {
-            println!("{done} application {} ({:?})", app.id, app.name);
+            say!("{done} application {} ({:?})", app.id, app.name);
             output::record(&[
                 ("application_id", app.application_id.clone()),
                 ("secret", secret.to_owned()),

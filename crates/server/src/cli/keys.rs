@@ -34,7 +34,10 @@ struct KeyRecord<'a> {
 }
 
 pub async fn run(settings: &Settings, command: KeysCommand) -> anyhow::Result<()> {
-    let store = startup::open_store(settings, Schema::Migrate).await?;
+    let store = match command {
+        KeysCommand::Rotate => startup::open_store(settings, Schema::Migrate).await?,
+        _ => startup::open_existing_store(settings).await?,
+    };
     let services = startup::services(store, settings, None);
     match command {
         KeysCommand::Rotate => {
@@ -42,12 +45,12 @@ pub async fn run(settings: &Settings, command: KeysCommand) -> anyhow::Result<()
                 .rotate_signing_key(&Actor::command_line())
                 .await
                 .context("cannot rotate the signing key")?;
-            println!("{kid}");
+            say!("{kid}");
             eprintln!("latchkey: new signing key {kid}; older keys stay published for a day");
         }
         KeysCommand::List { format } => {
-            // (Read only: a database without keys yet shows none; the
-            // server makes the first at start.)
+            // (A database without keys yet shows none: the server makes
+            // the first at start.)
             let since = services.now_ms() - latchkey_core::oidc::RETIRED_KEY_PUBLISHED_MS;
             let keys = services.store().signing_keys(since).await?;
             let records: Vec<KeyRecord<'_>> = keys

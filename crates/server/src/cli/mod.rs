@@ -7,6 +7,14 @@ use crate::config::{GlobalArgs, ServeArgs, ServeSettings, Settings};
 use crate::startup::Schema;
 use crate::{startup, telemetry};
 
+/// `println!` for the commands' output: a reader that went away (`| head`)
+/// ends the command quietly instead of a panic.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::cli::output::say(format_args!($($arg)*))
+    };
+}
+
 mod applications;
 mod db;
 mod import;

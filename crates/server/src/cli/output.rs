@@ -7,6 +7,20 @@ use latchkey_core::service::{ServiceError, Services};
 use latchkey_core::user::User;
 use serde::Serialize;
 
+/// Write one line to standard output; when the reader has gone away
+/// (a closed pipe), stop here with success, as `head` expects.
+pub fn say(text: std::fmt::Arguments<'_>) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(text).and_then(|()| out.write_all(b"\n")) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("latchkey: error: cannot write to standard output: {e}");
+        std::process::exit(1);
+    }
+}
+
 /// How a command prints what it shows.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum)]
 pub enum Format {
@@ -29,7 +43,7 @@ pub struct FormatArg {
 /// (the last one unpadded); "(none)" alone for no rows.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) {
     if rows.is_empty() {
-        println!("(none)");
+        say!("(none)");
         return;
     }
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
@@ -48,7 +62,7 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) {
                 out.push_str(&format!("{cell:<w$}  "));
             }
         }
-        println!("{}", out.trim_end());
+        say!("{}", out.trim_end());
     };
     line(headers.to_vec());
     for row in rows {
@@ -60,13 +74,13 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) {
 pub fn record(pairs: &[(&str, String)]) {
     let width = pairs.iter().map(|(k, _)| k.len()).max().unwrap_or(0) + 1;
     for (key, value) in pairs {
-        println!("{:<width$} {value}", format!("{key}:"));
+        say!("{:<width$} {value}", format!("{key}:"));
     }
 }
 
 /// Print `value` as pretty JSON.
 pub fn json<T: Serialize + ?Sized>(value: &T) -> anyhow::Result<()> {
-    println!("{}", serde_json::to_string_pretty(value)?);
+    say!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
 

@@ -43,7 +43,7 @@ pub enum TokensCommand {
         #[command(flatten)]
         format: FormatArg,
     },
-    /// Revoke a personal access token by its id: it stops working at once.
+    /// Revoke a personal access token by its id.
     Revoke {
         /// The token's id (see `latchkey tokens list`).
         id: i64,
@@ -51,7 +51,10 @@ pub enum TokensCommand {
 }
 
 pub async fn run(settings: &Settings, command: TokensCommand) -> anyhow::Result<()> {
-    let store = startup::open_store(settings, Schema::Migrate).await?;
+    let store = match command {
+        TokensCommand::Create { .. } => startup::open_store(settings, Schema::Migrate).await?,
+        _ => startup::open_existing_store(settings).await?,
+    };
     let services = startup::services(store, settings, None);
     let actor = Actor::command_line();
     match command {
@@ -73,7 +76,7 @@ pub async fn run(settings: &Settings, command: TokensCommand) -> anyhow::Result<
                 .create_token(&actor, owner.id, &name, &scopes, expires)
                 .await
                 .map_err(|e| failed("create the token", e))?;
-            println!("{}", plaintext.expose());
+            say!("{}", plaintext.expose());
         }
         TokensCommand::List {
             user,
@@ -176,9 +179,9 @@ pub async fn run(settings: &Settings, command: TokensCommand) -> anyhow::Result<
                 .await
                 .map_err(|e| failed(&format!("revoke token {id}"), e))?;
             if token.revoked {
-                println!("token {id} ({:?}) was already revoked", token.name);
+                say!("token {id} ({:?}) was already revoked", token.name);
             } else {
-                println!("revoked token {id} ({:?})", token.name);
+                say!("revoked token {id} ({:?})", token.name);
             }
         }
     }

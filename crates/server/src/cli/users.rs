@@ -79,7 +79,7 @@ pub enum UsersCommand {
         #[arg(long, value_name = "BOOL", action = ArgAction::Set)]
         external: Option<bool>,
     },
-    /// Block a user: their tokens, sessions and OAuth grants stop working at once.
+    /// Block a user: their tokens, sessions and OAuth grants stop working.
     Block {
         /// Username (or user id).
         user: String,
@@ -144,7 +144,10 @@ impl<'a> UserRecord<'a> {
 }
 
 pub async fn run(settings: &Settings, command: UsersCommand) -> anyhow::Result<()> {
-    let store = startup::open_store(settings, Schema::Migrate).await?;
+    let store = match command {
+        UsersCommand::Create { .. } => startup::open_store(settings, Schema::Migrate).await?,
+        _ => startup::open_existing_store(settings).await?,
+    };
     let services = startup::services(store, settings, None);
     let actor = Actor::command_line();
     match command {
@@ -170,7 +173,7 @@ pub async fn run(settings: &Settings, command: UsersCommand) -> anyhow::Result<(
                 )
                 .await
                 .map_err(|e| failed("create the user", e))?;
-            println!(
+            say!(
                 "created user {} (id {}){}",
                 user.username,
                 user.id,
@@ -282,7 +285,7 @@ pub async fn run(settings: &Settings, command: UsersCommand) -> anyhow::Result<(
                 .update_user(&actor, found.id, &changes)
                 .await
                 .map_err(|e| failed(&format!("update user {}", found.username), e))?;
-            println!("updated user {} (id {})", updated.username, updated.id);
+            say!("updated user {} (id {})", updated.username, updated.id);
         }
         UsersCommand::Block { user } => {
             set_state(&services, &actor, &user, UserState::Blocked).await?;
@@ -296,7 +299,7 @@ pub async fn run(settings: &Settings, command: UsersCommand) -> anyhow::Result<(
                 .delete_user(&actor, found.id, hard_delete)
                 .await
                 .map_err(|e| failed(&format!("delete user {}", found.username), e))?;
-            println!("deleted user {} (id {})", found.username, found.id);
+            say!("deleted user {} (id {})", found.username, found.id);
         }
         UsersCommand::SetPassword { user } => {
             let found = find_user(&services, &user).await?;
@@ -309,7 +312,7 @@ pub async fn run(settings: &Settings, command: UsersCommand) -> anyhow::Result<(
                 .update_user(&actor, found.id, &changes)
                 .await
                 .map_err(|e| failed(&format!("set the password of {}", found.username), e))?;
-            println!(
+            say!(
                 "set the password of {}; their browser sessions have ended",
                 found.username
             );
@@ -321,9 +324,9 @@ pub async fn run(settings: &Settings, command: UsersCommand) -> anyhow::Result<(
                 .await
                 .map_err(|e| failed(&format!("unlock {}", found.username), e))?;
             if was {
-                println!("unlocked {}: they can sign in again", found.username);
+                say!("unlocked {}: they can sign in again", found.username);
             } else {
-                println!(
+                say!(
                     "{} was not locked (their failed sign-ins are forgotten)",
                     found.username
                 );
@@ -375,9 +378,9 @@ async fn set_state(
         .await
         .map_err(|e| failed(&format!("{verb} {}", user.username), e))?;
     if changed {
-        println!("{done} {}", user.username);
+        say!("{done} {}", user.username);
     } else {
-        println!("{} was already {done}", user.username);
+        say!("{} was already {done}", user.username);
     }
     Ok(())
 }
