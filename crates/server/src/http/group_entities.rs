@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use super::user_entities::{Links, UserBasic};
 
 /// GitLab's `Group`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct GroupEntity<'a> {
     pub id: i64,
     pub web_url: String,
@@ -34,6 +34,7 @@ pub struct GroupEntity<'a> {
     pub lock_math_rendering_limits_enabled: bool,
     pub default_branch: Option<&'static str>,
     pub default_branch_protection: u32,
+    #[schema(value_type = Object)]
     pub default_branch_protection_defaults: Value,
     pub avatar_url: Option<String>,
     pub request_access_enabled: bool,
@@ -101,14 +102,17 @@ impl<'a> GroupEntity<'a> {
 
 /// GitLab's `GroupDetail`: the group, with whom it is shared (nobody
 /// here) and, where GitLab lists them, its projects (latchkey keeps none).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct GroupDetail<'a> {
     #[serde(flatten)]
     pub group: GroupEntity<'a>,
+    #[schema(value_type = Vec<Object>)]
     pub shared_with_groups: [(); 0],
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Object>>, nullable = false)]
     pub projects: Option<[(); 0]>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Object>>, nullable = false)]
     pub shared_projects: Option<[(); 0]>,
 }
 
@@ -125,13 +129,14 @@ impl<'a> GroupDetail<'a> {
 
 /// GitLab's `Member`: the user (`id` is theirs, not the membership's),
 /// then the membership.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct MemberEntity<'a> {
     #[serde(flatten)]
     pub user: UserBasic<'a>,
     pub access_level: i32,
     pub created_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub created_by: Option<UserBasic<'a>>,
     pub expires_at: Option<&'a str>,
     pub membership_state: &'static str,

@@ -41,11 +41,12 @@ fn opt(s: &str) -> Option<&str> {
 }
 
 /// GitLab's `UserBasic`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UserBasic<'a> {
     pub id: i64,
     pub username: &'a str,
     pub name: &'a str,
+    #[schema(value_type = String, examples("active", "blocked"))]
     pub state: &'static str,
     pub locked: bool,
     pub avatar_url: Option<String>,
@@ -67,7 +68,7 @@ impl<'a> UserBasic<'a> {
 }
 
 /// GitLab's `User`: a public profile.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UserProfile<'a> {
     #[serde(flatten)]
     pub basic: UserBasic<'a>,
@@ -123,7 +124,7 @@ impl<'a> UserProfile<'a> {
 
 /// GitLab's `UserPublic`: what a user sees of themselves (latchkey adds
 /// `is_admin`, which GitLab shows only to administrators).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UserPublic<'a> {
     #[serde(flatten)]
     pub profile: UserProfile<'a>,
@@ -135,6 +136,7 @@ pub struct UserPublic<'a> {
     pub color_scheme_id: i64,
     pub projects_limit: i64,
     pub current_sign_in_at: Option<String>,
+    #[schema(value_type = Vec<Object>)]
     pub identities: [(); 0],
     pub can_create_group: bool,
     pub can_create_project: bool,
@@ -170,12 +172,13 @@ impl<'a> UserPublic<'a> {
 }
 
 /// GitLab's `UserWithAdmin`: what administrators see.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UserWithAdmin<'a> {
     #[serde(flatten)]
     pub public: UserPublic<'a>,
     pub note: Option<&'a str>,
     pub namespace_id: Option<i64>,
+    #[schema(value_type = Option<Object>)]
     pub created_by: Option<()>,
 }
 
