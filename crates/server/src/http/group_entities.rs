@@ -24,26 +24,32 @@ pub struct GroupEntity<'a> {
     pub require_two_factor_authentication: bool,
     pub two_factor_grace_period: u32,
     pub project_creation_level: &'static str,
+    #[schema(required = true)]
     pub auto_devops_enabled: Option<bool>,
     pub subgroup_creation_level: &'static str,
     pub emails_disabled: bool,
     pub emails_enabled: bool,
+    #[schema(required = true)]
     pub mentions_disabled: Option<bool>,
     pub lfs_enabled: bool,
     pub math_rendering_limits_enabled: bool,
     pub lock_math_rendering_limits_enabled: bool,
+    #[schema(required = true)]
     pub default_branch: Option<&'static str>,
     pub default_branch_protection: u32,
     #[schema(value_type = Object)]
     pub default_branch_protection_defaults: Value,
+    #[schema(required = true)]
     pub avatar_url: Option<String>,
     pub request_access_enabled: bool,
     pub full_name: &'a str,
     pub full_path: &'a str,
     pub created_at: String,
+    #[schema(required = true)]
     pub parent_id: Option<i64>,
     pub organization_id: i64,
     pub shared_runners_setting: &'static str,
+    #[schema(required = true)]
     pub max_artifacts_size: Option<u64>,
 }
 
@@ -138,6 +144,7 @@ pub struct MemberEntity<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
     pub created_by: Option<UserBasic<'a>>,
+    #[schema(required = true)]
     pub expires_at: Option<&'a str>,
     pub membership_state: &'static str,
 }

@@ -129,9 +129,12 @@ pub async fn revoke_all_route<F: Finder>(
 pub struct SecretEntity<'a> {
     pub id: i64,
     pub created_at: String,
+    #[schema(required = true)]
     pub expires_at: Option<String>,
+    #[schema(required = true)]
     pub last_used_at: Option<String>,
     /// The value's last characters, to tell secrets apart.
+    #[schema(required = true)]
     pub hint: Option<&'a str>,
 }
 

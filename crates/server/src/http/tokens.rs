@@ -26,11 +26,14 @@ pub struct TokenEntity<'a> {
     pub name: &'a str,
     pub revoked: bool,
     pub created_at: String,
+    #[schema(required = true)]
     pub description: Option<&'a str>,
     pub scopes: &'a [String],
     pub user_id: i64,
+    #[schema(required = true)]
     pub last_used_at: Option<String>,
     pub active: bool,
+    #[schema(required = true)]
     pub expires_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(nullable = false)]
