@@ -324,9 +324,36 @@ fn add_errors(op: &mut Operation, dialect: Dialect) {
             .entry((*status).to_owned())
             .or_insert_with(|| json_error(description, schema));
     }
-    if dialect == Dialect::Browser {
-        responses
-            .entry("4XX".to_owned())
-            .or_insert_with(|| html("An error page"));
+    match dialect {
+        Dialect::Browser => {
+            responses
+                .entry("4XX".to_owned())
+                .or_insert_with(|| html("An error page"));
+        }
+        Dialect::GitLab => {
+            responses
+                .entry("429".to_owned())
+                .or_insert_with(rate_limited_text);
+        }
+        Dialect::OAuth => {
+            responses.entry("429".to_owned()).or_insert_with(|| {
+                json_error(
+                    "too_many_requests: a rate limit (LATCHKEY_RATE_LIMIT_*); `Retry-After` says when to come back",
+                    "OAuthErrorBody",
+                )
+            });
+        }
     }
+}
+
+/// GitLab's Rack::Attack answer to a rate limit: `Retry later` in plain text.
+fn rate_limited_text() -> RefOr<OaResponse> {
+    RefOr::T(
+        ResponseBuilder::new()
+            .description(
+                "A rate limit (LATCHKEY_RATE_LIMIT_*): `Retry later`, with `Retry-After` and GitLab's `RateLimit-*` headers",
+            )
+            .content("text/plain", ContentBuilder::new().build())
+            .build(),
+    )
 }
