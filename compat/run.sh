@@ -22,6 +22,12 @@
 #                                        (python-gitlab with a GitLab token,
 #                                        Authlib with a GitLab secret and
 #                                        password) (pytest)
+#   openapi        compat/openapi        schemathesis against latchkey's own
+#                                        OpenAPI document (/api/v4/openapi.json)
+#                                        on a server of its own (sqlite::memory:,
+#                                        rate limits off), as root: no 5xx, no
+#                                        answer the document does not describe
+#                                        (pytest running `st run`, bounded)
 #   browser        compat/browser        Debian's headless Chromium through
 #                                        the sign-in and consent pages
 #                                        (playwright-core, node --test)
@@ -199,6 +205,7 @@ run_suite python-gitlab-upstream bash compat/python-gitlab-upstream/run.sh "$ven
 run_suite authlib "$venv/bin/python" -m pytest -q -p no:cacheprovider compat/authlib
 run_suite social-auth "$venv/bin/python" -m pytest -q -p no:cacheprovider compat/social-auth
 run_suite standalone "$venv/bin/python" -m pytest -q -p no:cacheprovider compat/standalone
+run_suite openapi "$venv/bin/python" -m pytest -q -s -p no:cacheprovider compat/openapi
 run_suite browser node --test --test-reporter=tap compat/browser/oauth_consent.test.mjs
 run_suite openid-client node --test --test-reporter=tap compat/openid-client/openid_client.test.mjs
 run_suite rust-rp rust_rp

@@ -43,5 +43,5 @@ cargo build --locked -p latchkey
 echo "== fault tests, short form (kill -9 under load, a database cut, races, stalled clients)"
 bash scripts/chaos.sh --short --bin "$target/debug/latchkey"
 
-echo "== compatibility suites (python-gitlab, Authlib, headless Chromium, openid-client, a Rust relying party)"
+echo "== compatibility suites (python-gitlab, Authlib, schemathesis, headless Chromium, openid-client, a Rust relying party)"
 bash compat/run.sh "$target/debug/latchkey"

@@ -22,7 +22,7 @@ use super::{pagination, AppState};
 
 /// GitLab's `Application` entity (and `ApplicationWithSecret` when
 /// `secret` is set), fields in GitLab's order.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ApplicationEntity<'a> {
     pub id: i64,
     pub application_id: &'a str,
@@ -37,8 +37,10 @@ pub struct ApplicationEntity<'a> {
     /// shown only for an application limited to some (others may use all,
     /// and keep GitLab's entity exactly).
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub grant_types: Option<&'a [String]>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub secret: Option<&'a str>,
 }
 
@@ -176,6 +178,16 @@ pub fn created_with_secret(app: &Application, secret: &str) -> Response {
         .into_response()
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v4/applications",
+    tag = "applications",
+    summary = "Create an instance application",
+    request_body(content((crate::http::openapi::schemas::ApplicationCreate = "application/json"), (crate::http::openapi::schemas::ApplicationCreate = "application/x-www-form-urlencoded"))),
+    responses(
+        (status = 201, description = "The application, with its secret (shown once)", body = ApplicationEntity)
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -190,6 +202,24 @@ pub async fn create(
     Ok(created_with_secret(&app, secret.expose()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v4/applications",
+    tag = "applications",
+    summary = "List instance applications",
+    params(crate::http::openapi::schemas::Pagination, ("pagination" = Option<String>, Query, description = "`keyset` for keyset pagination (by id)"), ("id_after" = Option<i64>, Query, description = "Keyset: the last id of the previous page"), ("order_by" = Option<String>, Query, description = "Keyset: `id`"), ("sort" = Option<String>, Query, description = "Keyset: `asc`")),
+    responses(
+        (status = 200, description = "The applications (all of them without page or per_page)", body = Vec<ApplicationEntity>, headers(
+            ("X-Total" = String, description = "Items in all pages"),
+            ("X-Total-Pages" = String, description = "Pages"),
+            ("X-Page" = String, description = "This page"),
+            ("X-Per-Page" = String, description = "Items a page"),
+            ("X-Next-Page" = String, description = "The next page, or empty"),
+            ("X-Prev-Page" = String, description = "The previous page, or empty"),
+            ("Link" = String, description = "first, last, prev and next pages (RFC 8288)")
+        ))
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     method: Method,
@@ -328,6 +358,16 @@ async fn stream_all(state: &AppState) -> Result<Response, ApiError> {
         .into_response())
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v4/applications/{id}",
+    tag = "applications",
+    summary = "Delete an instance application",
+    params(("id" = i64, Path, description = "The application's id")),
+    responses(
+        (status = 204, description = "Deleted")
+    )
+)]
 pub async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -347,6 +387,17 @@ pub async fn delete(
 /// An extension GitLab users asked for (gitlab-org/gitlab#359065,
 /// #458617): change an instance application. Every field is optional and
 /// validated as on creation; the secret is never touched.
+#[utoipa::path(
+    put,
+    path = "/api/v4/applications/{id}",
+    tag = "applications",
+    summary = "Change an instance application",
+    params(("id" = i64, Path, description = "The application's id")),
+    request_body(content((crate::http::openapi::schemas::ApplicationUpdate = "application/json"), (crate::http::openapi::schemas::ApplicationUpdate = "application/x-www-form-urlencoded"))),
+    responses(
+        (status = 200, description = "The application", body = ApplicationEntity)
+    )
+)]
 pub async fn update(
     State(state): State<AppState>,
     Path(id): Path<String>,

@@ -19,13 +19,14 @@ use super::{pagination, AppState};
 
 /// GitLab's `AuditEvent` entity (with `event_name`, as GitLab's newer
 /// entity has it).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct AuditEventEntity {
     pub id: i64,
     pub author_id: i64,
     pub entity_id: i64,
     pub entity_type: String,
     pub event_name: String,
+    #[schema(value_type = Object)]
     pub details: Map<String, Value>,
     pub created_at: String,
 }
@@ -81,6 +82,24 @@ fn filter(params: &Params) -> Result<AuditFilter, ApiError> {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v4/audit_events",
+    tag = "audit_events",
+    summary = "List audit events (administrators)",
+    params(crate::http::openapi::schemas::Pagination, ("entity_type" = Option<String>, Query, description = "`User`, `Group`, …"), ("entity_id" = Option<i64>, Query, description = "With entity_type"), ("created_after" = Option<String>, Query, description = "ISO 8601 time"), ("created_before" = Option<String>, Query, description = "ISO 8601 time"), ("pagination" = Option<String>, Query, description = "`keyset`"), ("order_by" = Option<String>, Query, description = "Keyset: `id`"), ("sort" = Option<String>, Query, description = "`asc` or `desc`")),
+    responses(
+        (status = 200, description = "Audit events", body = Vec<AuditEventEntity>, headers(
+            ("X-Total" = String, description = "Items in all pages"),
+            ("X-Total-Pages" = String, description = "Pages"),
+            ("X-Page" = String, description = "This page"),
+            ("X-Per-Page" = String, description = "Items a page"),
+            ("X-Next-Page" = String, description = "The next page, or empty"),
+            ("X-Prev-Page" = String, description = "The previous page, or empty"),
+            ("Link" = String, description = "first, last, prev and next pages (RFC 8288)")
+        ))
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     method: Method,
@@ -151,6 +170,16 @@ async fn keyset_page(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v4/audit_events/{id}",
+    tag = "audit_events",
+    summary = "An audit event (administrators)",
+    params(("id" = i64, Path, description = "The event's id")),
+    responses(
+        (status = 200, description = "The event", body = AuditEventEntity)
+    )
+)]
 pub async fn get(
     State(state): State<AppState>,
     method: Method,

@@ -47,6 +47,17 @@ async fn application(
         .map_err(not_found)
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v4/groups/{id}/applications",
+    tag = "group_applications",
+    summary = "Create a group application",
+    params(("id" = String, Path, description = "The group's id or URL-encoded full path")),
+    request_body(content((crate::http::openapi::schemas::ApplicationCreate = "application/json"), (crate::http::openapi::schemas::ApplicationCreate = "application/x-www-form-urlencoded"))),
+    responses(
+        (status = 201, description = "The application, with its secret (shown once)", body = ApplicationEntity)
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -70,6 +81,24 @@ pub async fn create(
     Ok(created_with_secret(&app, secret.expose()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v4/groups/{id}/applications",
+    tag = "group_applications",
+    summary = "List a group's applications",
+    params(("id" = String, Path, description = "The group's id or URL-encoded full path"), crate::http::openapi::schemas::Pagination),
+    responses(
+        (status = 200, description = "The applications", body = Vec<ApplicationEntity>, headers(
+            ("X-Total" = String, description = "Items in all pages"),
+            ("X-Total-Pages" = String, description = "Pages"),
+            ("X-Page" = String, description = "This page"),
+            ("X-Per-Page" = String, description = "Items a page"),
+            ("X-Next-Page" = String, description = "The next page, or empty"),
+            ("X-Prev-Page" = String, description = "The previous page, or empty"),
+            ("Link" = String, description = "first, last, prev and next pages (RFC 8288)")
+        ))
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -98,6 +127,16 @@ pub async fn list(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v4/groups/{id}/applications/{application_id}",
+    tag = "group_applications",
+    summary = "A group application",
+    params(("id" = String, Path, description = "The group's id or URL-encoded full path"), ("application_id" = i64, Path, description = "The application's id")),
+    responses(
+        (status = 200, description = "The application", body = ApplicationEntity)
+    )
+)]
 pub async fn get(
     State(state): State<AppState>,
     Path((id, application_id)): Path<(String, String)>,
@@ -113,6 +152,17 @@ pub async fn get(
 
 /// Only `name` and `scopes` change; `redirect_uri` and `confidential` are
 /// immutable and ignored, as in the user applications API.
+#[utoipa::path(
+    put,
+    path = "/api/v4/groups/{id}/applications/{application_id}",
+    tag = "group_applications",
+    summary = "Change a group application",
+    params(("id" = String, Path, description = "The group's id or URL-encoded full path"), ("application_id" = i64, Path, description = "The application's id")),
+    request_body(content((crate::http::openapi::schemas::OwnedApplicationUpdate = "application/json"), (crate::http::openapi::schemas::OwnedApplicationUpdate = "application/x-www-form-urlencoded"))),
+    responses(
+        (status = 200, description = "The application", body = ApplicationEntity)
+    )
+)]
 pub async fn update(
     State(state): State<AppState>,
     Path((id, application_id)): Path<(String, String)>,
@@ -130,6 +180,16 @@ pub async fn update(
     apply_changes(&state, &caller, app.id, &changes).await
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v4/groups/{id}/applications/{application_id}",
+    tag = "group_applications",
+    summary = "Delete a group application",
+    params(("id" = String, Path, description = "The group's id or URL-encoded full path"), ("application_id" = i64, Path, description = "The application's id")),
+    responses(
+        (status = 204, description = "Deleted")
+    )
+)]
 pub async fn delete(
     State(state): State<AppState>,
     Path((id, application_id)): Path<(String, String)>,

@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 use super::user_entities::{Links, UserBasic};
 
 /// GitLab's `Group`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct GroupEntity<'a> {
     pub id: i64,
     pub web_url: String,
@@ -24,25 +24,32 @@ pub struct GroupEntity<'a> {
     pub require_two_factor_authentication: bool,
     pub two_factor_grace_period: u32,
     pub project_creation_level: &'static str,
+    #[schema(required = true)]
     pub auto_devops_enabled: Option<bool>,
     pub subgroup_creation_level: &'static str,
     pub emails_disabled: bool,
     pub emails_enabled: bool,
+    #[schema(required = true)]
     pub mentions_disabled: Option<bool>,
     pub lfs_enabled: bool,
     pub math_rendering_limits_enabled: bool,
     pub lock_math_rendering_limits_enabled: bool,
+    #[schema(required = true)]
     pub default_branch: Option<&'static str>,
     pub default_branch_protection: u32,
+    #[schema(value_type = Object)]
     pub default_branch_protection_defaults: Value,
+    #[schema(required = true)]
     pub avatar_url: Option<String>,
     pub request_access_enabled: bool,
     pub full_name: &'a str,
     pub full_path: &'a str,
     pub created_at: String,
+    #[schema(required = true)]
     pub parent_id: Option<i64>,
     pub organization_id: i64,
     pub shared_runners_setting: &'static str,
+    #[schema(required = true)]
     pub max_artifacts_size: Option<u64>,
 }
 
@@ -101,14 +108,17 @@ impl<'a> GroupEntity<'a> {
 
 /// GitLab's `GroupDetail`: the group, with whom it is shared (nobody
 /// here) and, where GitLab lists them, its projects (latchkey keeps none).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct GroupDetail<'a> {
     #[serde(flatten)]
     pub group: GroupEntity<'a>,
+    #[schema(value_type = Vec<Object>)]
     pub shared_with_groups: [(); 0],
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Object>>, nullable = false)]
     pub projects: Option<[(); 0]>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Object>>, nullable = false)]
     pub shared_projects: Option<[(); 0]>,
 }
 
@@ -125,14 +135,16 @@ impl<'a> GroupDetail<'a> {
 
 /// GitLab's `Member`: the user (`id` is theirs, not the membership's),
 /// then the membership.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct MemberEntity<'a> {
     #[serde(flatten)]
     pub user: UserBasic<'a>,
     pub access_level: i32,
     pub created_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub created_by: Option<UserBasic<'a>>,
+    #[schema(required = true)]
     pub expires_at: Option<&'a str>,
     pub membership_state: &'static str,
 }

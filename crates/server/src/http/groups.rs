@@ -158,6 +158,24 @@ async fn respond_list(
     Ok(pagination::respond(&items, req, total, base, uri))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v4/groups",
+    tag = "groups",
+    summary = "List groups",
+    params(crate::http::openapi::schemas::Pagination, ("skip_groups" = Option<Vec<i64>>, Query, description = "Leave these out"), ("all_available" = Option<bool>, Query, description = "Every group you can see"), ("search" = Option<String>, Query, description = "In name and path"), ("owned" = Option<bool>, Query, description = "Only groups you own"), ("order_by" = Option<String>, Query, description = "`name`, `path`, `id` or `similarity`"), ("sort" = Option<String>, Query, description = "`asc` or `desc`"), ("min_access_level" = Option<i64>, Query, description = "Only groups where you have at least this level"), ("top_level_only" = Option<bool>, Query, description = "Only top-level groups"), ("statistics" = Option<bool>, Query, description = "Accepted, ignored"), ("with_custom_attributes" = Option<bool>, Query, description = "Accepted, ignored")),
+    responses(
+        (status = 200, description = "Groups", body = Vec<GroupEntity>, headers(
+            ("X-Total" = String, description = "Items in all pages"),
+            ("X-Total-Pages" = String, description = "Pages"),
+            ("X-Page" = String, description = "This page"),
+            ("X-Per-Page" = String, description = "Items a page"),
+            ("X-Next-Page" = String, description = "The next page, or empty"),
+            ("X-Prev-Page" = String, description = "The previous page, or empty"),
+            ("Link" = String, description = "first, last, prev and next pages (RFC 8288)")
+        ))
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     method: Method,
@@ -194,6 +212,24 @@ async fn below(
     respond_list(&state, filter, &params, &uri).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v4/groups/{id}/subgroups",
+    tag = "groups",
+    summary = "A group's subgroups",
+    params(("id" = String, Path, description = "The group's id or URL-encoded full path"), crate::http::openapi::schemas::Pagination, ("skip_groups" = Option<Vec<i64>>, Query, description = "Leave these out"), ("all_available" = Option<bool>, Query, description = "Every group you can see"), ("search" = Option<String>, Query, description = "In name and path"), ("owned" = Option<bool>, Query, description = "Only groups you own"), ("order_by" = Option<String>, Query, description = "`name`, `path`, `id` or `similarity`"), ("sort" = Option<String>, Query, description = "`asc` or `desc`"), ("min_access_level" = Option<i64>, Query, description = "Only groups where you have at least this level"), ("top_level_only" = Option<bool>, Query, description = "Only top-level groups"), ("statistics" = Option<bool>, Query, description = "Accepted, ignored"), ("with_custom_attributes" = Option<bool>, Query, description = "Accepted, ignored")),
+    responses(
+        (status = 200, description = "The subgroups", body = Vec<GroupEntity>, headers(
+            ("X-Total" = String, description = "Items in all pages"),
+            ("X-Total-Pages" = String, description = "Pages"),
+            ("X-Page" = String, description = "This page"),
+            ("X-Per-Page" = String, description = "Items a page"),
+            ("X-Next-Page" = String, description = "The next page, or empty"),
+            ("X-Prev-Page" = String, description = "The previous page, or empty"),
+            ("Link" = String, description = "first, last, prev and next pages (RFC 8288)")
+        ))
+    )
+)]
 pub async fn subgroups(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -205,6 +241,24 @@ pub async fn subgroups(
     below(state, id, method, headers, uri, params, false).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v4/groups/{id}/descendant_groups",
+    tag = "groups",
+    summary = "Every group below a group",
+    params(("id" = String, Path, description = "The group's id or URL-encoded full path"), crate::http::openapi::schemas::Pagination, ("skip_groups" = Option<Vec<i64>>, Query, description = "Leave these out"), ("all_available" = Option<bool>, Query, description = "Every group you can see"), ("search" = Option<String>, Query, description = "In name and path"), ("owned" = Option<bool>, Query, description = "Only groups you own"), ("order_by" = Option<String>, Query, description = "`name`, `path`, `id` or `similarity`"), ("sort" = Option<String>, Query, description = "`asc` or `desc`"), ("min_access_level" = Option<i64>, Query, description = "Only groups where you have at least this level"), ("top_level_only" = Option<bool>, Query, description = "Only top-level groups"), ("statistics" = Option<bool>, Query, description = "Accepted, ignored"), ("with_custom_attributes" = Option<bool>, Query, description = "Accepted, ignored")),
+    responses(
+        (status = 200, description = "The groups below", body = Vec<GroupEntity>, headers(
+            ("X-Total" = String, description = "Items in all pages"),
+            ("X-Total-Pages" = String, description = "Pages"),
+            ("X-Page" = String, description = "This page"),
+            ("X-Per-Page" = String, description = "Items a page"),
+            ("X-Next-Page" = String, description = "The next page, or empty"),
+            ("X-Prev-Page" = String, description = "The previous page, or empty"),
+            ("Link" = String, description = "first, last, prev and next pages (RFC 8288)")
+        ))
+    )
+)]
 pub async fn descendant_groups(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -216,6 +270,16 @@ pub async fn descendant_groups(
     below(state, id, method, headers, uri, params, true).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v4/groups/{id}",
+    tag = "groups",
+    summary = "A group",
+    params(("id" = String, Path, description = "The group's id or URL-encoded full path"), ("with_projects" = Option<bool>, Query, description = "Include `projects` (always empty)"), ("with_custom_attributes" = Option<bool>, Query, description = "Accepted, ignored")),
+    responses(
+        (status = 200, description = "The group", body = GroupDetail)
+    )
+)]
 pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -237,6 +301,16 @@ pub async fn get(
     Ok(Json(GroupDetail::new(&group, &state.external_url, with_projects)).into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v4/groups",
+    tag = "groups",
+    summary = "Create a group",
+    request_body(content((crate::http::openapi::schemas::GroupCreate = "application/json"), (crate::http::openapi::schemas::GroupCreate = "application/x-www-form-urlencoded"), (crate::http::openapi::schemas::GroupCreate = "multipart/form-data"))),
+    responses(
+        (status = 201, description = "The group", body = GroupDetail)
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -296,6 +370,17 @@ pub async fn create(
         .into_response())
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v4/groups/{id}",
+    tag = "groups",
+    summary = "Change a group",
+    params(("id" = String, Path, description = "The group's id or URL-encoded full path")),
+    request_body(content((crate::http::openapi::schemas::GroupUpdate = "application/json"), (crate::http::openapi::schemas::GroupUpdate = "application/x-www-form-urlencoded"), (crate::http::openapi::schemas::GroupUpdate = "multipart/form-data"))),
+    responses(
+        (status = 200, description = "The group", body = GroupDetail)
+    )
+)]
 pub async fn update(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -352,6 +437,16 @@ pub async fn avatar(
 
 /// GitLab answers 202 and deletes later; latchkey deletes at once (with
 /// subgroups, memberships and group applications) and answers the same.
+#[utoipa::path(
+    delete,
+    path = "/api/v4/groups/{id}",
+    tag = "groups",
+    summary = "Delete a group",
+    params(("id" = String, Path, description = "The group's id or URL-encoded full path")),
+    responses(
+        (status = 202, description = "Deleted", body = crate::http::openapi::schemas::Accepted)
+    )
+)]
 pub async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,

@@ -92,6 +92,24 @@ async fn list_members(
     ))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v4/groups/{id}/members",
+    tag = "members",
+    summary = "A group's direct members",
+    params(("id" = String, Path, description = "The group's id or URL-encoded full path"), crate::http::openapi::schemas::Pagination, ("query" = Option<String>, Query, description = "In name and username"), ("user_ids" = Option<Vec<i64>>, Query, description = "Only these users"), ("skip_users" = Option<Vec<i64>>, Query, description = "Not these users"), ("show_seat_info" = Option<bool>, Query, description = "Accepted, ignored")),
+    responses(
+        (status = 200, description = "The members", body = Vec<MemberEntity>, headers(
+            ("X-Total" = String, description = "Items in all pages"),
+            ("X-Total-Pages" = String, description = "Pages"),
+            ("X-Page" = String, description = "This page"),
+            ("X-Per-Page" = String, description = "Items a page"),
+            ("X-Next-Page" = String, description = "The next page, or empty"),
+            ("X-Prev-Page" = String, description = "The previous page, or empty"),
+            ("Link" = String, description = "first, last, prev and next pages (RFC 8288)")
+        ))
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -103,6 +121,24 @@ pub async fn list(
     list_members(state, id, method, headers, uri, params, false).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v4/groups/{id}/members/all",
+    tag = "members",
+    summary = "A group's members, inherited ones too",
+    params(("id" = String, Path, description = "The group's id or URL-encoded full path"), crate::http::openapi::schemas::Pagination, ("query" = Option<String>, Query, description = "In name and username"), ("user_ids" = Option<Vec<i64>>, Query, description = "Only these users"), ("skip_users" = Option<Vec<i64>>, Query, description = "Not these users"), ("show_seat_info" = Option<bool>, Query, description = "Accepted, ignored")),
+    responses(
+        (status = 200, description = "The members", body = Vec<MemberEntity>, headers(
+            ("X-Total" = String, description = "Items in all pages"),
+            ("X-Total-Pages" = String, description = "Pages"),
+            ("X-Page" = String, description = "This page"),
+            ("X-Per-Page" = String, description = "Items a page"),
+            ("X-Next-Page" = String, description = "The next page, or empty"),
+            ("X-Prev-Page" = String, description = "The previous page, or empty"),
+            ("Link" = String, description = "first, last, prev and next pages (RFC 8288)")
+        ))
+    )
+)]
 pub async fn list_all(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -139,6 +175,16 @@ async fn get_member(
     Ok(entity_json(&state, &member))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v4/groups/{id}/members/{user_id}",
+    tag = "members",
+    summary = "A direct member",
+    params(("id" = String, Path, description = "The group's id or URL-encoded full path"), ("user_id" = i64, Path, description = "The member's user id")),
+    responses(
+        (status = 200, description = "The member", body = MemberEntity)
+    )
+)]
 pub async fn get(
     State(state): State<AppState>,
     Path((id, user_id)): Path<(String, String)>,
@@ -149,6 +195,16 @@ pub async fn get(
     get_member(state, id, user_id, method, headers, params, false).await
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v4/groups/{id}/members/all/{user_id}",
+    tag = "members",
+    summary = "A member, direct or inherited",
+    params(("id" = String, Path, description = "The group's id or URL-encoded full path"), ("user_id" = i64, Path, description = "The member's user id")),
+    responses(
+        (status = 200, description = "The member", body = MemberEntity)
+    )
+)]
 pub async fn get_all(
     State(state): State<AppState>,
     Path((id, user_id)): Path<(String, String)>,
@@ -221,6 +277,18 @@ impl MemberInput {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v4/groups/{id}/members",
+    tag = "members",
+    summary = "Add a member",
+    params(("id" = String, Path, description = "The group's id or URL-encoded full path")),
+    request_body(content((crate::http::openapi::schemas::MemberCreate = "application/json"), (crate::http::openapi::schemas::MemberCreate = "application/x-www-form-urlencoded"))),
+    responses(
+        (status = 201, description = "The member", body = MemberEntity),
+        (status = 409, description = "Already taken", body = crate::http::openapi::schemas::GitLabError)
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -278,6 +346,17 @@ pub async fn create(
     Ok(res)
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v4/groups/{id}/members/{user_id}",
+    tag = "members",
+    summary = "Change a membership",
+    params(("id" = String, Path, description = "The group's id or URL-encoded full path"), ("user_id" = i64, Path, description = "The member's user id")),
+    request_body(content((crate::http::openapi::schemas::MemberUpdate = "application/json"), (crate::http::openapi::schemas::MemberUpdate = "application/x-www-form-urlencoded"))),
+    responses(
+        (status = 200, description = "The member", body = MemberEntity)
+    )
+)]
 pub async fn update(
     State(state): State<AppState>,
     Path((id, user_id)): Path<(String, String)>,
@@ -316,6 +395,16 @@ pub async fn update(
     Ok(entity_json(&state, &member))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v4/groups/{id}/members/{user_id}",
+    tag = "members",
+    summary = "Remove a member",
+    params(("id" = String, Path, description = "The group's id or URL-encoded full path"), ("user_id" = i64, Path, description = "The member's user id"), ("skip_subresources" = Option<bool>, Query, description = "Accepted"), ("unassign_issuables" = Option<bool>, Query, description = "Accepted, ignored")),
+    responses(
+        (status = 204, description = "Removed")
+    )
+)]
 pub async fn delete(
     State(state): State<AppState>,
     Path((id, user_id)): Path<(String, String)>,

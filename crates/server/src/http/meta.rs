@@ -69,6 +69,15 @@ pub async fn health(State(state): State<AppState>) -> Response {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v4/version",
+    tag = "meta",
+    summary = "The GitLab version latchkey speaks, and latchkey's own",
+    responses(
+        (status = 200, description = "Versions", body = crate::http::openapi::schemas::Version)
+    )
+)]
 pub async fn version(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -85,6 +94,15 @@ pub async fn version(
 
 /// `GET /api/v4/metadata` (GitLab 15.2+; what gitbeaker asks for the
 /// version): GitLab's shape, with no Kubernetes agent server.
+#[utoipa::path(
+    get,
+    path = "/api/v4/metadata",
+    tag = "meta",
+    summary = "GitLab's instance metadata",
+    responses(
+        (status = 200, description = "Metadata", body = crate::http::openapi::schemas::Metadata)
+    )
+)]
 pub async fn metadata(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -108,6 +126,15 @@ pub async fn metadata(
 
 /// `GET /api/v4/user`: reading your own profile needs `read_user` (or an
 /// API scope), as in GitLab.
+#[utoipa::path(
+    get,
+    path = "/api/v4/user",
+    tag = "users",
+    summary = "The current user",
+    responses(
+        (status = 200, description = "You (administrators get the fields of UserWithAdmin)", body = UserPublic)
+    )
+)]
 pub async fn current_user(
     State(state): State<AppState>,
     headers: HeaderMap,

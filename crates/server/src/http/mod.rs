@@ -15,6 +15,7 @@ pub mod metrics;
 pub mod oauth;
 pub mod observe;
 pub mod oidc;
+pub mod openapi;
 pub mod pages;
 pub mod pagination;
 pub mod params;

@@ -110,16 +110,19 @@ pub(crate) async fn authenticated_client(
     }
 }
 
-#[derive(Serialize)]
-struct TokenBody<'a> {
+/// RFC 6749 section 5.1's answer, with Doorkeeper's `created_at`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub(crate) struct TokenBody<'a> {
     access_token: &'a str,
     token_type: &'static str,
     expires_in: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     refresh_token: Option<&'a str>,
     scope: String,
     created_at: i64,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     id_token: Option<&'a str>,
 }
 
@@ -269,6 +272,16 @@ impl<S: Send + Sync> axum::extract::FromRequestParts<S> for NoSecretsInQuery {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/oauth/token",
+    tag = "oauth",
+    summary = "The token endpoint (RFC 6749 section 3.2)",
+    request_body(content((crate::http::openapi::schemas::TokenRequest = "application/x-www-form-urlencoded"), (crate::http::openapi::schemas::TokenRequest = "application/json"))),
+    responses(
+        (status = 200, description = "The tokens", body = TokenBody)
+    )
+)]
 pub async fn token(
     State(state): State<AppState>,
     _: NoSecretsInQuery,
@@ -283,6 +296,17 @@ pub async fn token(
 }
 
 /// RFC 7009. Answers 200 `{}` for unknown tokens too.
+#[utoipa::path(
+    post,
+    path = "/oauth/revoke",
+    tag = "oauth",
+    summary = "Revoke a token (RFC 7009)",
+    request_body(content((crate::http::openapi::schemas::TokenHint = "application/x-www-form-urlencoded"), (crate::http::openapi::schemas::TokenHint = "application/json"))),
+    responses(
+        (status = 200, description = "Revoked, or unknown", body = crate::http::openapi::schemas::Empty),
+        (status = 403, description = "unauthorized_client: no client authenticated", body = crate::http::openapi::schemas::OAuthErrorBody)
+    )
+)]
 pub async fn revoke(
     State(state): State<AppState>,
     _: NoSecretsInQuery,
@@ -333,6 +357,16 @@ pub(crate) async fn live_token(
 }
 
 /// Doorkeeper's token info, with GitLab's deprecated aliases.
+#[utoipa::path(
+    get,
+    path = "/oauth/token/info",
+    tag = "oauth",
+    summary = "Doorkeeper's token info",
+    params(("access_token" = Option<String>, Query, description = "The token, instead of `Authorization: Bearer`")),
+    responses(
+        (status = 200, description = "The token's info", body = crate::http::openapi::schemas::TokenInfo)
+    )
+)]
 pub async fn token_info(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -359,6 +393,16 @@ pub async fn token_info(
 
 /// RFC 7662. The caller authenticates as a client (or with a live access
 /// token) and may introspect only its own application's tokens.
+#[utoipa::path(
+    post,
+    path = "/oauth/introspect",
+    tag = "oauth",
+    summary = "Introspect a token (RFC 7662)",
+    request_body(content((crate::http::openapi::schemas::TokenHint = "application/x-www-form-urlencoded"), (crate::http::openapi::schemas::TokenHint = "application/json"))),
+    responses(
+        (status = 200, description = "What the token is", body = crate::http::openapi::schemas::Introspection)
+    )
+)]
 pub async fn introspect(
     State(state): State<AppState>,
     _: NoSecretsInQuery,

@@ -81,6 +81,16 @@ pub async fn discovery(State(state): State<AppState>) -> Response {
 }
 
 /// The JWKS: every active key and keys retired within a day.
+#[utoipa::path(
+    get,
+    path = "/oauth/discovery/keys",
+    tag = "oidc",
+    summary = "The JSON Web Key Set",
+    security(()),
+    responses(
+        (status = 200, description = "The signing keys", body = crate::http::openapi::schemas::Jwks)
+    )
+)]
 pub async fn jwks(State(state): State<AppState>) -> Response {
     match state.services.published_keys().await {
         Ok(keys) => {
@@ -96,6 +106,17 @@ pub async fn jwks(State(state): State<AppState>) -> Response {
 }
 
 /// OpenID Connect UserInfo (GET and POST), for tokens with `openid`.
+#[utoipa::path(
+    method(get, post),
+    path = "/oauth/userinfo",
+    tag = "oidc",
+    summary = "OpenID Connect UserInfo",
+    params(("access_token" = Option<String>, Query, description = "The token, instead of `Authorization: Bearer`")),
+    responses(
+        (status = 200, description = "The claims", body = crate::http::openapi::schemas::UserInfo),
+        (status = 403, description = "insufficient_scope: the token has no openid", body = crate::http::openapi::schemas::OAuthErrorBody)
+    )
+)]
 pub async fn userinfo(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -113,6 +134,16 @@ pub async fn userinfo(
 }
 
 /// RFC 8628 device authorization.
+#[utoipa::path(
+    post,
+    path = "/oauth/authorize_device",
+    tag = "oauth",
+    summary = "Device authorization (RFC 8628)",
+    request_body(content((crate::http::openapi::schemas::DeviceAuthorizationRequest = "application/x-www-form-urlencoded"), (crate::http::openapi::schemas::DeviceAuthorizationRequest = "application/json"))),
+    responses(
+        (status = 200, description = "The codes", body = crate::http::openapi::schemas::DeviceAuthorization)
+    )
+)]
 pub async fn authorize_device(
     State(state): State<AppState>,
     _: NoSecretsInQuery,
@@ -229,6 +260,19 @@ fn registration_disabled(state: &AppState) -> Option<Response> {
 }
 
 /// RFC 7591 registration (when enabled).
+#[utoipa::path(
+    post,
+    path = "/oauth/register",
+    tag = "registration",
+    summary = "Register a client (RFC 7591)",
+    request_body(content((crate::http::openapi::schemas::ClientMetadata = "application/json"), (crate::http::openapi::schemas::ClientMetadata = "application/x-www-form-urlencoded"))),
+    security(()),
+    responses(
+        (status = 201, description = "The client", body = crate::http::openapi::schemas::Registration),
+        (status = 404, description = "Dynamic registration is off: `{\"error\": \"404 Not Found\"}`", body = crate::http::openapi::schemas::GitLabError),
+        (status = 429, description = "temporarily_unavailable: too many registrations", body = crate::http::openapi::schemas::OAuthErrorBody)
+    )
+)]
 pub async fn register(State(state): State<AppState>, params: Params) -> Response {
     if let Some(off) = registration_disabled(&state) {
         return off;
@@ -255,6 +299,17 @@ fn registration_token<'a>(
 }
 
 /// RFC 7592: read, update or delete a registration with its access token.
+#[utoipa::path(
+    get,
+    path = "/oauth/register/{client_id}",
+    tag = "registration",
+    summary = "Read a registration (RFC 7592)",
+    params(("client_id" = String, Path, description = "The client's id")),
+    responses(
+        (status = 200, description = "The client", body = crate::http::openapi::schemas::Registration),
+        (status = 404, description = "Dynamic registration is off: `{\"error\": \"404 Not Found\"}`", body = crate::http::openapi::schemas::GitLabError)
+    )
+)]
 pub async fn read_registration(
     State(state): State<AppState>,
     Path(client_id): Path<String>,
@@ -283,6 +338,19 @@ pub async fn read_registration(
     }
 }
 
+#[utoipa::path(
+    put,
+    path = "/oauth/register/{client_id}",
+    tag = "registration",
+    summary = "Change a registration (RFC 7592)",
+    params(("client_id" = String, Path, description = "The client's id")),
+    request_body(content((crate::http::openapi::schemas::ClientMetadata = "application/json"), (crate::http::openapi::schemas::ClientMetadata = "application/x-www-form-urlencoded"))),
+    responses(
+        (status = 200, description = "The client", body = crate::http::openapi::schemas::Registration),
+        (status = 404, description = "Dynamic registration is off: `{\"error\": \"404 Not Found\"}`", body = crate::http::openapi::schemas::GitLabError),
+        (status = 429, description = "temporarily_unavailable: too many registrations", body = crate::http::openapi::schemas::OAuthErrorBody)
+    )
+)]
 pub async fn update_registration(
     State(state): State<AppState>,
     Path(client_id): Path<String>,
@@ -306,6 +374,17 @@ pub async fn update_registration(
     }
 }
 
+#[utoipa::path(
+    delete,
+    path = "/oauth/register/{client_id}",
+    tag = "registration",
+    summary = "Delete a registration (RFC 7592)",
+    params(("client_id" = String, Path, description = "The client's id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "Dynamic registration is off: `{\"error\": \"404 Not Found\"}`", body = crate::http::openapi::schemas::GitLabError)
+    )
+)]
 pub async fn delete_registration(
     State(state): State<AppState>,
     Path(client_id): Path<String>,

@@ -650,7 +650,13 @@ impl FromRequest<AppState> for Params {
     type Rejection = ParamsRejection;
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
-        let dialect = Dialect::of(req.uri().path());
+        // The full path: inside the router nested at `/api/v4` the
+        // request's own URI has lost its prefix (and `/api/v4/users/…`
+        // would read as the browser's `/users/…`).
+        let dialect = match req.extensions().get::<axum::extract::OriginalUri>() {
+            Some(original) => Dialect::of(original.path()),
+            None => Dialect::of(req.uri().path()),
+        };
         read_params(req, state)
             .await
             .map_err(|error| ParamsRejection { dialect, error })

@@ -14,12 +14,13 @@ use super::errors::ApiError;
 use super::observe::{AdmitLayer, ObserveLayer};
 use super::{
     applications, audit_events, group_applications, groups, members, meta, metrics, oauth, oidc,
-    secrets, tokens, user_applications, users, web, AppState,
+    openapi, secrets, tokens, user_applications, users, web, AppState,
 };
 
 pub fn router(state: AppState) -> Router {
     let observer = state.observer.clone();
     let api = Router::new()
+        .route("/openapi.json", get(openapi::openapi_json))
         .route("/version", get(meta::version))
         .route("/metadata", get(meta::metadata))
         .route("/user", get(meta::current_user))

@@ -125,13 +125,16 @@ pub async fn revoke_all_route<F: Finder>(
 }
 
 /// A secret as the list shows it: never its value.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SecretEntity<'a> {
     pub id: i64,
     pub created_at: String,
+    #[schema(required = true)]
     pub expires_at: Option<String>,
+    #[schema(required = true)]
     pub last_used_at: Option<String>,
     /// The value's last characters, to tell secrets apart.
+    #[schema(required = true)]
     pub hint: Option<&'a str>,
 }
 
@@ -149,11 +152,12 @@ impl<'a> SecretEntity<'a> {
 
 /// GitLab's `ApplicationWithSecret`, and when the new secret expires (an
 /// extension, only when it does).
-#[derive(Debug, Serialize)]
-struct WithSecret<'a> {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(crate) struct WithSecret<'a> {
     #[serde(flatten)]
     app: ApplicationEntity<'a>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     secret_expires_at: Option<String>,
 }
 

@@ -20,19 +20,23 @@ use super::params::{parse_id, Params, StrParam, Value};
 use super::{pagination, AppState};
 
 /// GitLab's `PersonalAccessToken` entity (`token` only when just made).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct TokenEntity<'a> {
     pub id: i64,
     pub name: &'a str,
     pub revoked: bool,
     pub created_at: String,
+    #[schema(required = true)]
     pub description: Option<&'a str>,
     pub scopes: &'a [String],
     pub user_id: i64,
+    #[schema(required = true)]
     pub last_used_at: Option<String>,
     pub active: bool,
+    #[schema(required = true)]
     pub expires_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(nullable = false)]
     pub token: Option<&'a str>,
 }
 
@@ -76,6 +80,17 @@ fn expiry_param(params: &Params, errors: &mut Vec<String>) -> Option<Date> {
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v4/users/{id}/personal_access_tokens",
+    tag = "personal_access_tokens",
+    summary = "Create a personal access token for a user (administrators)",
+    params(("id" = i64, Path, description = "The user's id")),
+    request_body(content((crate::http::openapi::schemas::TokenCreate = "application/json"), (crate::http::openapi::schemas::TokenCreate = "application/x-www-form-urlencoded"))),
+    responses(
+        (status = 201, description = "The token, with its value (shown once)", body = TokenEntity)
+    )
+)]
 pub async fn create_for_user(
     State(state): State<AppState>,
     Path(user_id): Path<String>,
@@ -180,6 +195,24 @@ pub async fn create_for_user(
         .into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v4/personal_access_tokens",
+    tag = "personal_access_tokens",
+    summary = "List personal access tokens",
+    params(crate::http::openapi::schemas::Pagination, ("user_id" = Option<i64>, Query, description = "Administrators: this user's tokens"), ("revoked" = Option<bool>, Query, description = "Revoked or not"), ("state" = Option<String>, Query, description = "`active` or `inactive`"), ("created_after" = Option<String>, Query, description = "ISO 8601 time"), ("created_before" = Option<String>, Query, description = "ISO 8601 time"), ("last_used_after" = Option<String>, Query, description = "ISO 8601 time"), ("last_used_before" = Option<String>, Query, description = "ISO 8601 time"), ("search" = Option<String>, Query, description = "In the name")),
+    responses(
+        (status = 200, description = "Tokens (never their values)", body = Vec<TokenEntity>, headers(
+            ("X-Total" = String, description = "Items in all pages"),
+            ("X-Total-Pages" = String, description = "Pages"),
+            ("X-Page" = String, description = "This page"),
+            ("X-Per-Page" = String, description = "Items a page"),
+            ("X-Next-Page" = String, description = "The next page, or empty"),
+            ("X-Prev-Page" = String, description = "The previous page, or empty"),
+            ("Link" = String, description = "first, last, prev and next pages (RFC 8288)")
+        ))
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     method: Method,
@@ -285,6 +318,16 @@ fn need_for(raw: &str, otherwise: Need) -> Need {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v4/personal_access_tokens/{id}",
+    tag = "personal_access_tokens",
+    summary = "A personal access token",
+    params(("id" = String, Path, description = "The token's id, or `self` for the token used")),
+    responses(
+        (status = 200, description = "The token", body = TokenEntity)
+    )
+)]
 pub async fn get(
     State(state): State<AppState>,
     Path(raw): Path<String>,
@@ -303,6 +346,16 @@ pub async fn get(
     Ok(Json(TokenEntity::new(&token, state.services.today(), None)).into_response())
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v4/personal_access_tokens/{id}",
+    tag = "personal_access_tokens",
+    summary = "Revoke a personal access token",
+    params(("id" = String, Path, description = "The token's id, or `self` for the token used")),
+    responses(
+        (status = 204, description = "Revoked")
+    )
+)]
 pub async fn revoke(
     State(state): State<AppState>,
     Path(raw): Path<String>,
@@ -319,6 +372,17 @@ pub async fn revoke(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v4/personal_access_tokens/{id}/rotate",
+    tag = "personal_access_tokens",
+    summary = "Rotate a personal access token",
+    params(("id" = String, Path, description = "The token's id, or `self` for the token used")),
+    request_body(content((crate::http::openapi::schemas::TokenRotate = "application/json"), (crate::http::openapi::schemas::TokenRotate = "application/x-www-form-urlencoded"))),
+    responses(
+        (status = 200, description = "The new token, with its value (shown once)", body = TokenEntity)
+    )
+)]
 pub async fn rotate(
     State(state): State<AppState>,
     Path(raw): Path<String>,

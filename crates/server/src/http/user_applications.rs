@@ -20,6 +20,16 @@ use super::params::{parse_id, Params};
 use super::secrets;
 use super::{pagination, AppState};
 
+#[utoipa::path(
+    post,
+    path = "/api/v4/user/applications",
+    tag = "user_applications",
+    summary = "Create an application of your own",
+    request_body(content((crate::http::openapi::schemas::ApplicationCreate = "application/json"), (crate::http::openapi::schemas::ApplicationCreate = "application/x-www-form-urlencoded"))),
+    responses(
+        (status = 201, description = "The application, with its secret (shown once)", body = ApplicationEntity)
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -40,6 +50,24 @@ pub async fn create(
     Ok(created_with_secret(&app, secret.expose()))
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v4/user/applications",
+    tag = "user_applications",
+    summary = "List your applications",
+    params(crate::http::openapi::schemas::Pagination),
+    responses(
+        (status = 200, description = "Your applications", body = Vec<ApplicationEntity>, headers(
+            ("X-Total" = String, description = "Items in all pages"),
+            ("X-Total-Pages" = String, description = "Pages"),
+            ("X-Page" = String, description = "This page"),
+            ("X-Per-Page" = String, description = "Items a page"),
+            ("X-Next-Page" = String, description = "The next page, or empty"),
+            ("X-Prev-Page" = String, description = "The previous page, or empty"),
+            ("Link" = String, description = "first, last, prev and next pages (RFC 8288)")
+        ))
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     method: Method,
@@ -85,6 +113,16 @@ async fn authorized(
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v4/user/applications/{id}",
+    tag = "user_applications",
+    summary = "One of your applications",
+    params(("id" = i64, Path, description = "The application's id")),
+    responses(
+        (status = 200, description = "The application", body = ApplicationEntity)
+    )
+)]
 pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -100,6 +138,17 @@ pub async fn get(
 
 /// Only `name` and `scopes` may change; `redirect_uri` and `confidential`
 /// are immutable and ignored, as in GitLab.
+#[utoipa::path(
+    put,
+    path = "/api/v4/user/applications/{id}",
+    tag = "user_applications",
+    summary = "Change one of your applications",
+    params(("id" = i64, Path, description = "The application's id")),
+    request_body(content((crate::http::openapi::schemas::OwnedApplicationUpdate = "application/json"), (crate::http::openapi::schemas::OwnedApplicationUpdate = "application/x-www-form-urlencoded"))),
+    responses(
+        (status = 200, description = "The application", body = ApplicationEntity)
+    )
+)]
 pub async fn update(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -129,6 +178,16 @@ pub async fn update(
     apply_changes(&state, &caller, app.id, &changes).await
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v4/user/applications/{id}",
+    tag = "user_applications",
+    summary = "Delete one of your applications",
+    params(("id" = i64, Path, description = "The application's id")),
+    responses(
+        (status = 204, description = "Deleted")
+    )
+)]
 pub async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,

@@ -41,13 +41,15 @@ fn opt(s: &str) -> Option<&str> {
 }
 
 /// GitLab's `UserBasic`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UserBasic<'a> {
     pub id: i64,
     pub username: &'a str,
     pub name: &'a str,
+    #[schema(value_type = String, examples("active", "blocked"))]
     pub state: &'static str,
     pub locked: bool,
+    #[schema(required = true)]
     pub avatar_url: Option<String>,
     pub web_url: String,
 }
@@ -67,13 +69,14 @@ impl<'a> UserBasic<'a> {
 }
 
 /// GitLab's `User`: a public profile.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UserProfile<'a> {
     #[serde(flatten)]
     pub basic: UserBasic<'a>,
     pub created_at: String,
     pub bio: &'a str,
     pub location: &'a str,
+    #[schema(required = true)]
     pub public_email: Option<&'a str>,
     pub skype: &'a str,
     pub linkedin: &'a str,
@@ -82,11 +85,14 @@ pub struct UserProfile<'a> {
     pub website_url: &'a str,
     pub organization: &'a str,
     pub job_title: &'a str,
+    #[schema(required = true)]
     pub pronouns: Option<&'a str>,
     pub bot: bool,
+    #[schema(required = true)]
     pub work_information: Option<String>,
     pub followers: u32,
     pub following: u32,
+    #[schema(required = true)]
     pub local_time: Option<&'a str>,
 }
 
@@ -123,18 +129,22 @@ impl<'a> UserProfile<'a> {
 
 /// GitLab's `UserPublic`: what a user sees of themselves (latchkey adds
 /// `is_admin`, which GitLab shows only to administrators).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UserPublic<'a> {
     #[serde(flatten)]
     pub profile: UserProfile<'a>,
+    #[schema(required = true)]
     pub last_sign_in_at: Option<String>,
     pub confirmed_at: String,
+    #[schema(required = true)]
     pub last_activity_on: Option<String>,
     pub email: &'a str,
     pub theme_id: i64,
     pub color_scheme_id: i64,
     pub projects_limit: i64,
+    #[schema(required = true)]
     pub current_sign_in_at: Option<String>,
+    #[schema(value_type = Vec<Object>)]
     pub identities: [(); 0],
     pub can_create_group: bool,
     pub can_create_project: bool,
@@ -170,12 +180,15 @@ impl<'a> UserPublic<'a> {
 }
 
 /// GitLab's `UserWithAdmin`: what administrators see.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct UserWithAdmin<'a> {
     #[serde(flatten)]
     pub public: UserPublic<'a>,
+    #[schema(required = true)]
     pub note: Option<&'a str>,
+    #[schema(required = true)]
     pub namespace_id: Option<i64>,
+    #[schema(required = true, value_type = Option<Object>)]
     pub created_by: Option<()>,
 }
 

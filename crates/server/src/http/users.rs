@@ -96,6 +96,24 @@ fn user_filter(params: &Params, admin: bool) -> Result<UserFilter, ApiError> {
     })
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v4/users",
+    tag = "users",
+    summary = "List users",
+    params(crate::http::openapi::schemas::Pagination, ("username" = Option<String>, Query, description = "Exactly this username"), ("search" = Option<String>, Query, description = "In name, username and email"), ("active" = Option<bool>, Query, description = "Only active users"), ("blocked" = Option<bool>, Query, description = "Only blocked users"), ("external" = Option<bool>, Query, description = "Only external users"), ("exclude_external" = Option<bool>, Query, description = "No external users"), ("without_project_bots" = Option<bool>, Query, description = "Accepted (there are none)"), ("admins" = Option<bool>, Query, description = "Only administrators"), ("created_after" = Option<String>, Query, description = "ISO 8601 time"), ("created_before" = Option<String>, Query, description = "ISO 8601 time"), ("order_by" = Option<String>, Query, description = "`id`, `name`, `username`, `created_at` or `updated_at` (administrators)"), ("sort" = Option<String>, Query, description = "`asc` or `desc`")),
+    responses(
+        (status = 200, description = "Users (administrators get the fields of UserWithAdmin)", body = Vec<UserBasic>, headers(
+            ("X-Total" = String, description = "Items in all pages"),
+            ("X-Total-Pages" = String, description = "Pages"),
+            ("X-Page" = String, description = "This page"),
+            ("X-Per-Page" = String, description = "Items a page"),
+            ("X-Next-Page" = String, description = "The next page, or empty"),
+            ("X-Prev-Page" = String, description = "The previous page, or empty"),
+            ("Link" = String, description = "first, last, prev and next pages (RFC 8288)")
+        ))
+    )
+)]
 pub async fn list(
     State(state): State<AppState>,
     method: Method,
@@ -119,6 +137,16 @@ pub async fn list(
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/api/v4/users/{id}",
+    tag = "users",
+    summary = "A user",
+    params(("id" = i64, Path, description = "The user's id")),
+    responses(
+        (status = 200, description = "The user: UserBasic, UserProfile for a public profile, UserWithAdmin for administrators", body = UserBasic)
+    )
+)]
 pub async fn get(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -146,6 +174,17 @@ pub async fn get(
     }
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v4/users",
+    tag = "users",
+    summary = "Create a user (administrators)",
+    request_body(content((crate::http::openapi::schemas::UserCreate = "application/json"), (crate::http::openapi::schemas::UserCreate = "application/x-www-form-urlencoded"), (crate::http::openapi::schemas::UserCreate = "multipart/form-data"))),
+    responses(
+        (status = 201, description = "The user", body = UserWithAdmin),
+        (status = 409, description = "Already taken", body = crate::http::openapi::schemas::GitLabError)
+    )
+)]
 pub async fn create(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -220,6 +259,18 @@ pub async fn create(
         .into_response())
 }
 
+#[utoipa::path(
+    put,
+    path = "/api/v4/users/{id}",
+    tag = "users",
+    summary = "Change a user (administrators)",
+    params(("id" = i64, Path, description = "The user's id")),
+    request_body(content((crate::http::openapi::schemas::UserUpdate = "application/json"), (crate::http::openapi::schemas::UserUpdate = "application/x-www-form-urlencoded"), (crate::http::openapi::schemas::UserUpdate = "multipart/form-data"))),
+    responses(
+        (status = 200, description = "The user", body = UserWithAdmin),
+        (status = 409, description = "Already taken", body = crate::http::openapi::schemas::GitLabError)
+    )
+)]
 pub async fn update(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -410,6 +461,16 @@ fn profile_changes(params: &Params, errors: &mut Vec<String>) -> ProfileChanges 
     }
 }
 
+#[utoipa::path(
+    delete,
+    path = "/api/v4/users/{id}",
+    tag = "users",
+    summary = "Delete a user (administrators)",
+    params(("id" = i64, Path, description = "The user's id"), ("hard_delete" = Option<bool>, Query, description = "Also what they own")),
+    responses(
+        (status = 204, description = "Deleted")
+    )
+)]
 pub async fn delete(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -458,6 +519,16 @@ async fn set_state(
     Ok((StatusCode::CREATED, Json(body)).into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v4/users/{id}/block",
+    tag = "users",
+    summary = "Block a user (administrators)",
+    params(("id" = i64, Path, description = "The user's id")),
+    responses(
+        (status = 201, description = "`true` when blocked now; `null` when already blocked", body = Option<bool>)
+    )
+)]
 pub async fn block(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -467,6 +538,16 @@ pub async fn block(
     set_state(state, id, headers, params, UserState::Blocked).await
 }
 
+#[utoipa::path(
+    post,
+    path = "/api/v4/users/{id}/unblock",
+    tag = "users",
+    summary = "Unblock a user (administrators)",
+    params(("id" = i64, Path, description = "The user's id")),
+    responses(
+        (status = 201, description = "`true` when unblocked now; `false` when already active", body = Option<bool>)
+    )
+)]
 pub async fn unblock(
     State(state): State<AppState>,
     Path(id): Path<String>,

@@ -21,6 +21,7 @@ mod meta;
 mod oauth;
 mod observability;
 mod oidc;
+mod openapi;
 mod process;
 mod process_resilience;
 mod races;

@@ -155,6 +155,17 @@ fn form_target(redirect_uri: &str) -> (String, String) {
     }
 }
 
+#[utoipa::path(
+    get,
+    path = "/oauth/authorize",
+    tag = "browser",
+    summary = "The authorization endpoint: the consent page",
+    params(("client_id" = Option<String>, Query, description = "The client"), ("redirect_uri" = Option<String>, Query, description = "Where to send the answer"), ("response_type" = Option<String>, Query, description = "`code`"), ("scope" = Option<String>, Query, description = "Space-separated"), ("state" = Option<String>, Query, description = "Returned as given"), ("code_challenge" = Option<String>, Query, description = "PKCE"), ("code_challenge_method" = Option<String>, Query, description = "`S256` or `plain`"), ("nonce" = Option<String>, Query, description = "OpenID Connect"), ("prompt" = Option<String>, Query, description = "`none`, `login`, `consent`")),
+    responses(
+        (status = 200, description = "The consent page", content_type = "text/html; charset=utf-8"),
+        (status = 302, description = "To the sign-in page, or back to the client with a code or an error", headers(("Location" = String)))
+    )
+)]
 pub async fn authorize(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -219,6 +230,17 @@ pub async fn authorize(
 
 /// The consent form's answer: Authorize, or Deny (`decision=deny`, a
 /// `_method=delete` override, or `DELETE /oauth/authorize`).
+#[utoipa::path(
+    method(post, delete),
+    path = "/oauth/authorize",
+    tag = "browser",
+    summary = "Answer the consent page (DELETE or `decision=deny` denies)",
+    request_body(content((crate::http::openapi::schemas::ConsentDecision = "application/x-www-form-urlencoded"))),
+    responses(
+        (status = 200, description = "A page (the code, for out-of-band redirect URIs)", content_type = "text/html; charset=utf-8"),
+        (status = 302, description = "To the sign-in page, or back to the client with a code or an error", headers(("Location" = String)))
+    )
+)]
 pub async fn decide(
     State(state): State<AppState>,
     method: Method,
@@ -260,6 +282,16 @@ pub async fn decide(
 }
 
 /// GitLab's page for out-of-band redirect URIs.
+#[utoipa::path(
+    get,
+    path = "/oauth/authorize/native",
+    tag = "browser",
+    summary = "The page showing a code for out-of-band redirect URIs",
+    params(("code" = Option<String>, Query, description = "The code")),
+    responses(
+        (status = 200, description = "The code", content_type = "text/html; charset=utf-8")
+    )
+)]
 pub async fn native_code(params: Params) -> Response {
     match params.get_str("code") {
         Some(code) => page(StatusCode::OK, CodePage { code }.render(), ""),

@@ -44,6 +44,17 @@ async fn require_sign_in(
 }
 
 /// `GET /oauth/device[?user_code=…]`: the form to type the code into.
+#[utoipa::path(
+    get,
+    path = "/oauth/device",
+    tag = "browser",
+    summary = "The page to type a device's user code into",
+    params(("user_code" = Option<String>, Query, description = "Prefilled")),
+    responses(
+        (status = 200, description = "The form", content_type = "text/html; charset=utf-8"),
+        (status = 302, description = "To the sign-in page, or back to the client with a code or an error", headers(("Location" = String)))
+    )
+)]
 pub async fn device_form(
     State(state): State<AppState>,
     OriginalUri(uri): OriginalUri,
@@ -73,6 +84,17 @@ pub async fn device_form(
 }
 
 /// `POST /oauth/device`: the code was typed; show what it asks for.
+#[utoipa::path(
+    post,
+    path = "/oauth/device",
+    tag = "browser",
+    summary = "Look a user code up: the device's consent page",
+    request_body(content((crate::http::openapi::schemas::DeviceForm = "application/x-www-form-urlencoded"))),
+    responses(
+        (status = 200, description = "The consent page", content_type = "text/html; charset=utf-8"),
+        (status = 302, description = "To the sign-in page, or back to the client with a code or an error", headers(("Location" = String)))
+    )
+)]
 pub async fn device_lookup(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -118,6 +140,17 @@ pub async fn device_lookup(
 }
 
 /// `POST /oauth/device/confirm`: Authorize or Deny.
+#[utoipa::path(
+    post,
+    path = "/oauth/device/confirm",
+    tag = "browser",
+    summary = "Authorize or deny a device",
+    request_body(content((crate::http::openapi::schemas::DeviceForm = "application/x-www-form-urlencoded"))),
+    responses(
+        (status = 200, description = "Done", content_type = "text/html; charset=utf-8"),
+        (status = 302, description = "To the sign-in page, or back to the client with a code or an error", headers(("Location" = String)))
+    )
+)]
 pub async fn device_confirm(
     State(state): State<AppState>,
     headers: HeaderMap,

@@ -62,8 +62,8 @@ const OOB: &[&str] = &[
     "urn:ietf:wg:oauth:2.0:oob:auto",
 ];
 
-mod authorize;
-mod device;
+pub(crate) mod authorize;
+pub(crate) mod device;
 mod sign_in;
 
 pub use authorize::{authorize, decide, native_code};
