@@ -256,8 +256,12 @@ pub struct SqlStore<B> {
     announce_writes: bool,
     /// The doorbell's length and the stored generation read when it had
     /// that length (a server's view; see [`SqlStore::check_outside_changes`]).
-    rung: std::sync::Arc<std::sync::Mutex<Option<(Option<u64>, i64)>>>,
+    rung: std::sync::Arc<std::sync::Mutex<Option<Rung>>>,
 }
+
+/// The doorbell's length when the generation of outside changes was last
+/// read (`None`: no doorbell yet), and that generation.
+type Rung = (Option<u64>, i64);
 
 /// Moves the generation of outside changes (schema 12), in the
 /// transaction of the change.
