@@ -34,6 +34,7 @@ pub enum ApplicationsCommand {
     /// Register an instance-wide application; prints its client_id and its
     /// secret, shown only this once.
     Create {
+        /// The application's name, as users see it on the consent page.
         #[arg(long)]
         name: String,
         /// Redirect URIs, one or more separated by spaces or newlines.

@@ -118,4 +118,27 @@ mod tests {
         // clap's own consistency checks (duplicate flags, bad defaults, …).
         super::Cli::command().debug_assert();
     }
+
+    /// Every command and every option says what it is in `--help`.
+    #[test]
+    fn every_command_and_option_is_described() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id != "help" && id != "version" && arg.get_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                let path = format!("{path} {}", sub.get_name());
+                if sub.get_about().is_none() && sub.get_name() != "help" {
+                    missing.push(path.clone());
+                }
+                walk(sub, &path, missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&super::Cli::command(), "latchkey", &mut missing);
+        assert!(missing.is_empty(), "without help: {missing:#?}");
+    }
 }

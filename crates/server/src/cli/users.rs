@@ -19,8 +19,10 @@ use crate::startup::{self, Schema};
 pub enum UsersCommand {
     /// Create a user.
     Create {
+        /// The username (letters, digits, `_`, `-`, `.`; GitLab's rules).
         #[arg(long)]
         username: String,
+        /// The primary email address.
         #[arg(long)]
         email: String,
         /// Display name (default: the username).
@@ -67,6 +69,7 @@ pub enum UsersCommand {
         /// A new username.
         #[arg(long)]
         username: Option<String>,
+        /// A new primary email address.
         #[arg(long)]
         email: Option<String>,
         /// Display name.
