@@ -117,6 +117,25 @@ def config(base: str) -> str:
     res.raise_for_status()
     apps += [a["id"] for a in res.json()]
 
+    # An OAuth access token of the seeded user (openid: for UserInfo), and
+    # a dynamically registered client's registration access token, for
+    # the operations that take a Bearer token rather than PRIVATE-TOKEN.
+    res = requests.post(f"{base}/oauth/token", timeout=30, data={
+        "grant_type": "password", "username": "fuzz-user", "password": "fuzz user password 0001",
+        "scope": "openid read_user", "client_id": "fuzz-client",
+        "client_secret": "fuzz-client-secret-value-0001"})
+    res.raise_for_status()
+    access_token = res.json()["access_token"]
+
+    def register(name: str) -> dict:
+        res = requests.post(f"{base}/oauth/register", timeout=30, json={
+            "client_name": name, "redirect_uris": ["https://client.example/reg"]})
+        res.raise_for_status()
+        return res.json()
+
+    # One to read and change, one for DELETE to delete.
+    registered, doomed = register("fuzz registration"), register("fuzz doomed registration")
+
     def binding(dictionary: str) -> str:
         return f'{{ dictionary = "{dictionary}", probability = 0.5 }}'
 
@@ -134,7 +153,10 @@ values = {sorted(set(apps))}
 values = [1, 2, 3]
 
 [dictionaries.clients]
-values = ["fuzz-client"]
+values = ["{registered["client_id"]}"]
+
+[dictionaries.doomed-clients]
+values = ["{doomed["client_id"]}"]
 
 [[operations]]
 include-path-regex = "^/api/v4/users/"
@@ -149,8 +171,18 @@ include-path-regex = "^/api/v4/(user/)?applications/"
 parameters = {{ "path.id" = {binding("applications")}, "path.secret_id" = {binding("secrets")} }}
 
 [[operations]]
-include-path-regex = "^/oauth/register/"
+include-operation-id-regex = "^(get|put)_oauth_register__client_id_$"
 parameters = {{ "path.client_id" = {binding("clients")} }}
+headers = {{ Authorization = "Bearer {registered["registration_access_token"]}" }}
+
+[[operations]]
+include-operation-id = "delete_oauth_register__client_id_"
+parameters = {{ "path.client_id" = {binding("doomed-clients")} }}
+headers = {{ Authorization = "Bearer {doomed["registration_access_token"]}" }}
+
+[[operations]]
+include-path-regex = "^/oauth/(userinfo|token/info|introspect)$"
+headers = {{ Authorization = "Bearer {access_token}" }}
 """
 
 

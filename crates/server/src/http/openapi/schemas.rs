@@ -423,7 +423,9 @@ pub struct DeviceAuthorization {
 /// RFC 7591 client metadata latchkey reads (others are ignored).
 #[derive(ToSchema)]
 pub struct ClientMetadata {
-    pub client_name: Option<String>,
+    #[schema(min_length = 1)]
+    pub client_name: String,
+    #[schema(min_items = 1)]
     pub redirect_uris: Vec<String>,
     /// `client_secret_basic`, `client_secret_post` or `none`.
     pub token_endpoint_auth_method: Option<String>,
