@@ -2,17 +2,21 @@
 
 compat/run.sh sets LATCHKEY_BIN. This test starts a latchkey of its own
 (`sqlite::memory:`, so schemathesis's random writes and deletions touch no
-other suite), seeded with a user, a group and an application for the
-generated requests to find, with the rate limits off, and runs
+other suite), seeded with a user, a group and three applications for the
+generated requests to find (and, at start, gets an OAuth token of the
+seeded user and two dynamic registrations for the operations that take a
+Bearer token), with the rate limits off, and runs
 `schemathesis run` against `/api/v4/openapi.json`, authenticated as root
-with `PRIVATE-TOKEN`. It passes when schemathesis finds no 5xx and no
+with `PRIVATE-TOKEN`. It passes when schemathesis finds no 5xx, no
 answer that the document does not describe (status code, content type,
-headers, body schema).
+headers, body schema), and no operation that answers without the
+credentials the document says it needs.
 
 Bounded: `--max-examples` (LATCHKEY_SCHEMATHESIS_EXAMPLES, default 20) a
 test phase and operation, one worker, a fixed seed
 (LATCHKEY_SCHEMATHESIS_SEED) so that CI is reproducible, and a wall-time
 limit (LATCHKEY_SCHEMATHESIS_TIMEOUT, default 300 s).
+LATCHKEY_SCHEMATHESIS_CHECKS replaces the list of checks.
 
 Left out, because they would end the run rather than test anything: the
 operations that can take root's own access away when schemathesis happens
@@ -87,6 +91,7 @@ CHECKS = ",".join([
     "content_type_conformance",
     "response_headers_conformance",
     "response_schema_conformance",
+    "ignored_auth",
 ])
 
 
@@ -117,6 +122,25 @@ def config(base: str) -> str:
     res.raise_for_status()
     apps += [a["id"] for a in res.json()]
 
+    # An OAuth access token of the seeded user (openid: for UserInfo), and
+    # a dynamically registered client's registration access token, for
+    # the operations that take a Bearer token rather than PRIVATE-TOKEN.
+    res = requests.post(f"{base}/oauth/token", timeout=30, data={
+        "grant_type": "password", "username": "fuzz-user", "password": "fuzz user password 0001",
+        "scope": "openid read_user", "client_id": "fuzz-client",
+        "client_secret": "fuzz-client-secret-value-0001"})
+    res.raise_for_status()
+    access_token = res.json()["access_token"]
+
+    def register(name: str) -> dict:
+        res = requests.post(f"{base}/oauth/register", timeout=30, json={
+            "client_name": name, "redirect_uris": ["https://client.example/reg"]})
+        res.raise_for_status()
+        return res.json()
+
+    # One to read and change, one for DELETE to delete.
+    registered, doomed = register("fuzz registration"), register("fuzz doomed registration")
+
     def binding(dictionary: str) -> str:
         return f'{{ dictionary = "{dictionary}", probability = 0.5 }}'
 
@@ -134,7 +158,10 @@ values = {sorted(set(apps))}
 values = [1, 2, 3]
 
 [dictionaries.clients]
-values = ["fuzz-client"]
+values = ["{registered["client_id"]}"]
+
+[dictionaries.doomed-clients]
+values = ["{doomed["client_id"]}"]
 
 [[operations]]
 include-path-regex = "^/api/v4/users/"
@@ -149,8 +176,18 @@ include-path-regex = "^/api/v4/(user/)?applications/"
 parameters = {{ "path.id" = {binding("applications")}, "path.secret_id" = {binding("secrets")} }}
 
 [[operations]]
-include-path-regex = "^/oauth/register/"
+include-operation-id-regex = "^(get|put)_oauth_register__client_id_$"
 parameters = {{ "path.client_id" = {binding("clients")} }}
+headers = {{ Authorization = "Bearer {registered["registration_access_token"]}" }}
+
+[[operations]]
+include-operation-id = "delete_oauth_register__client_id_"
+parameters = {{ "path.client_id" = {binding("doomed-clients")} }}
+headers = {{ Authorization = "Bearer {doomed["registration_access_token"]}" }}
+
+[[operations]]
+include-path-regex = "^/oauth/(userinfo|token/info|introspect)$"
+headers = {{ Authorization = "Bearer {access_token}" }}
 """
 
 
@@ -178,7 +215,7 @@ def test_schemathesis_finds_nothing() -> None:
                 schemathesis(), "--config-file", str(config_file), "run", f"{base}/api/v4/openapi.json",
                 "--url", base,
                 "--header", f"PRIVATE-TOKEN: {ROOT_TOKEN}",
-                "--checks", CHECKS,
+                "--checks", os.environ.get("LATCHKEY_SCHEMATHESIS_CHECKS", CHECKS),
                 "--max-examples", examples,
                 "--seed", seed,
                 "--workers", "1",

@@ -207,7 +207,7 @@ pub async fn create(
     path = "/api/v4/applications",
     tag = "applications",
     summary = "List instance applications",
-    params(crate::http::openapi::schemas::Pagination, ("pagination" = Option<String>, Query, description = "`keyset` for keyset pagination (by id)"), ("id_after" = Option<i64>, Query, description = "Keyset: the last id of the previous page"), ("order_by" = Option<String>, Query, description = "Keyset: `id`"), ("sort" = Option<String>, Query, description = "Keyset: `asc`")),
+    params(crate::http::openapi::schemas::Pagination, ("pagination" = Option<String>, Query, description = "`keyset` for keyset pagination (by id)"), ("id_after" = Option<i64>, Query, description = "Keyset: the last id of the previous page"), ("order_by" = Option<String>, Query, description = "Keyset: `id`"), ("sort" = Option<crate::http::openapi::schemas::Sort>, Query, description = "Keyset: `asc`")),
     responses(
         (status = 200, description = "The applications (all of them without page or per_page)", body = Vec<ApplicationEntity>, headers(
             ("X-Total" = String, description = "Items in all pages"),

@@ -87,7 +87,7 @@ fn filter(params: &Params) -> Result<AuditFilter, ApiError> {
     path = "/api/v4/audit_events",
     tag = "audit_events",
     summary = "List audit events (administrators)",
-    params(crate::http::openapi::schemas::Pagination, ("entity_type" = Option<String>, Query, description = "`User`, `Group`, …"), ("entity_id" = Option<i64>, Query, description = "With entity_type"), ("created_after" = Option<String>, Query, description = "ISO 8601 time"), ("created_before" = Option<String>, Query, description = "ISO 8601 time"), ("pagination" = Option<String>, Query, description = "`keyset`"), ("order_by" = Option<String>, Query, description = "Keyset: `id`"), ("sort" = Option<String>, Query, description = "`asc` or `desc`")),
+    params(crate::http::openapi::schemas::Pagination, ("entity_type" = Option<String>, Query, description = "`User`, `Group`, …"), ("entity_id" = Option<i64>, Query, description = "With entity_type"), ("created_after" = Option<String>, Query, description = "ISO 8601 time"), ("created_before" = Option<String>, Query, description = "ISO 8601 time"), ("pagination" = Option<String>, Query, description = "`keyset`"), ("order_by" = Option<String>, Query, description = "Keyset: `id`"), ("sort" = Option<crate::http::openapi::schemas::Sort>, Query, description = "The order")),
     responses(
         (status = 200, description = "Audit events", body = Vec<AuditEventEntity>, headers(
             ("X-Total" = String, description = "Items in all pages"),

@@ -60,6 +60,23 @@ pub struct Pagination {
     pub per_page: Option<i64>,
 }
 
+/// A sort order.
+#[derive(ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Sort {
+    Asc,
+    Desc,
+}
+
+/// A group's visibility.
+#[derive(ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Visibility {
+    Private,
+    Internal,
+    Public,
+}
+
 // --- meta -----------------------------------------------------------------
 
 /// `GET /api/v4/version`.
@@ -244,8 +261,7 @@ pub struct GroupCreate {
     pub path: String,
     pub parent_id: Option<i64>,
     pub description: Option<String>,
-    /// `private`, `internal` or `public`.
-    pub visibility: Option<String>,
+    pub visibility: Option<Visibility>,
     #[schema(value_type = Option<String>, format = Binary)]
     pub avatar: Option<Vec<u8>>,
 }
@@ -256,7 +272,7 @@ pub struct GroupUpdate {
     pub name: Option<String>,
     pub path: Option<String>,
     pub description: Option<String>,
-    pub visibility: Option<String>,
+    pub visibility: Option<Visibility>,
     #[schema(value_type = Option<String>, format = Binary)]
     pub avatar: Option<Vec<u8>>,
 }
@@ -423,7 +439,9 @@ pub struct DeviceAuthorization {
 /// RFC 7591 client metadata latchkey reads (others are ignored).
 #[derive(ToSchema)]
 pub struct ClientMetadata {
-    pub client_name: Option<String>,
+    #[schema(min_length = 1)]
+    pub client_name: String,
+    #[schema(min_items = 1)]
     pub redirect_uris: Vec<String>,
     /// `client_secret_basic`, `client_secret_post` or `none`.
     pub token_endpoint_auth_method: Option<String>,
