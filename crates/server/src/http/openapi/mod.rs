@@ -50,7 +50,7 @@ pub const CLIENT_BASIC: &str = "client_basic";
             under `/oauth` it is RFC 6749's (errors `{\"error\", \"error_description\"}`). \
             Every parameter may come in the query string, a JSON body, a form-urlencoded body or a \
             multipart body (the body wins).",
-        license(name = "see the project's repository"),
+        license(name = "MIT", identifier = "MIT"),
     ),
     paths(
         openapi_json,
