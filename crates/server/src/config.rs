@@ -350,9 +350,10 @@ fn remember_spellings(m: &clap::ArgMatches, file: Option<&Path>) {
             spelled.push((key.to_owned(), how));
         }
     };
-    note(m);
-    if let Some((_, sub)) = m.subcommand() {
-        note(sub);
+    let mut level = Some(m);
+    while let Some(m) = level {
+        note(m);
+        level = m.subcommand().map(|(_, sub)| sub);
     }
     SPELLED.with(|s| *s.borrow_mut() = spelled);
 }
@@ -406,6 +407,9 @@ fn matches(
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub database_url: String,
+    /// The setting `database_url` came from, for messages (`database_url`;
+    /// `from` and `to` for `db copy`'s databases): see [`typed`].
+    pub database_url_key: &'static str,
     pub pool_size: u32,
     pub database_timeout: std::time::Duration,
     pub log: String,
@@ -585,6 +589,7 @@ impl Settings {
             pool_size,
             database_timeout: std::time::Duration::from_secs(timeout),
             database_url,
+            database_url_key: "database_url",
             log: global.log.clone().unwrap_or_else(|| "info".to_owned()),
             log_format: global.log_format.unwrap_or(LogFormat::Pretty),
             scopes,

@@ -133,7 +133,7 @@ pub async fn open_existing_store(settings: &Settings) -> anyhow::Result<Arc<dyn 
             bail!(
                 "there is no SQLite database at {} (from {}): name the database the server uses",
                 path.display(),
-                crate::config::typed("database_url")
+                crate::config::typed(settings.database_url_key)
             );
         }
     }
@@ -170,10 +170,12 @@ async fn open_store_with(
         let what = "cannot connect to the PostgreSQL database".to_owned();
         return match open::<latchkey_postgres::Postgres>(&opts, schema, what, serving).await {
             Ok(store) => Ok(store),
-            Err(e) => Err(match unreachable_postgres(url).await {
-                Some(why) => why,
-                None => e,
-            }),
+            Err(e) => Err(
+                match unreachable_postgres(url, settings.database_url_key).await {
+                    Some(why) => why,
+                    None => e,
+                },
+            ),
         };
     }
     bail!("unsupported database URL {url:?}: expected sqlite://PATH?mode=rwc or postgres://USER@HOST/DATABASE")
@@ -182,7 +184,7 @@ async fn open_store_with(
 /// Why PostgreSQL at `url` cannot be reached, if a TCP connection to its
 /// host and port fails (the pool says only that it timed out): refused,
 /// no route, an unknown host, or no answer.
-async fn unreachable_postgres(url: &str) -> Option<anyhow::Error> {
+async fn unreachable_postgres(url: &str, key: &str) -> Option<anyhow::Error> {
     use std::str::FromStr;
     let opts = sqlx::postgres::PgConnectOptions::from_str(url).ok()?;
     let (host, port) = (opts.get_host().to_owned(), opts.get_port());
@@ -200,7 +202,7 @@ async fn unreachable_postgres(url: &str) -> Option<anyhow::Error> {
     };
     Some(anyhow::anyhow!(
         "cannot connect to PostgreSQL at {host}:{port} (from {}): {why}",
-        crate::config::typed("database_url")
+        crate::config::typed(key)
     ))
 }
 

@@ -52,6 +52,7 @@ pub async fn run(settings: &Settings, command: DbCommand) -> anyhow::Result<()> 
             let source = startup::open_store(
                 &Settings {
                     database_url: from.clone(),
+                    database_url_key: "from",
                     ..settings.clone()
                 },
                 Schema::RequireCurrent,
@@ -61,6 +62,7 @@ pub async fn run(settings: &Settings, command: DbCommand) -> anyhow::Result<()> 
             let target = startup::open_store(
                 &Settings {
                     database_url: to.clone(),
+                    database_url_key: "to",
                     ..settings.clone()
                 },
                 Schema::Migrate,
