@@ -30,7 +30,8 @@ pub struct GlobalArgs {
     /// TOML configuration file; flags and environment variables win over it.
     #[arg(long, global = true, env = "LATCHKEY_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
-    /// Database URL: sqlite://PATH?mode=rwc (default sqlite://latchkey.db?mode=rwc).
+    /// Database URL: sqlite://PATH?mode=rwc or postgres://USER:PASSWORD@HOST:PORT/DATABASE
+    /// (default sqlite://latchkey.db?mode=rwc).
     #[arg(long, global = true, env = "LATCHKEY_DATABASE_URL", value_name = "URL")]
     pub database_url: Option<String>,
     /// Database connections per instance (default 10 on PostgreSQL; on SQLite
@@ -360,8 +361,8 @@ fn remember_spellings(m: &clap::ArgMatches, file: Option<&Path>) {
 
 /// A setting as the user gave it, for an error message: `--listen` when
 /// typed on the command line, `LATCHKEY_LISTEN` from the environment,
-/// `` `listen` in FILE `` from the configuration file; both the flag and the
-/// variable when unknown.
+/// `` `listen` in FILE `` from the configuration file; the default when it
+/// was given nowhere.
 pub fn typed(key: &str) -> String {
     SPELLED
         .with(|s| {
@@ -372,7 +373,7 @@ pub fn typed(key: &str) -> String {
         })
         .unwrap_or_else(|| {
             format!(
-                "--{} (LATCHKEY_{})",
+                "the default (neither --{} nor LATCHKEY_{} is set)",
                 key.replace('_', "-"),
                 key.to_ascii_uppercase()
             )
@@ -721,8 +722,8 @@ impl ServeSettings {
             gravatar: args.gravatar.unwrap_or(true),
             token_cache_seconds,
             max_body_bytes,
-            root_password: args.root_password.clone(),
-            root_token: args.root_token.clone(),
+            root_password: checked_root_password(args.root_password.as_ref())?,
+            root_token: checked_root_token(args.root_token.as_ref())?,
             seed: args.seed.clone(),
             gitlab_db_key_base: args.gitlab_db_key_base.clone(),
             http: HttpSettings::resolve(args)?,
@@ -733,6 +734,27 @@ impl ServeSettings {
             },
         })
     }
+}
+
+/// Root's chosen password, refused at once when weak (before a database is
+/// opened or created), naming the setting as it was given.
+fn checked_root_password(p: Option<&SecretString>) -> anyhow::Result<Option<SecretString>> {
+    use secrecy::ExposeSecret;
+    if let Some(p) = p {
+        latchkey_core::user::check_password_strength(p.expose_secret())
+            .map_err(|e| anyhow::anyhow!("{} refused: the password {e}", typed("root_password")))?;
+    }
+    Ok(p.cloned())
+}
+
+/// Root's chosen token, refused at once when weak (see above).
+fn checked_root_token(t: Option<&SecretString>) -> anyhow::Result<Option<SecretString>> {
+    use secrecy::ExposeSecret;
+    if let Some(t) = t {
+        latchkey_core::token::check_token_value(t.expose_secret())
+            .map_err(|e| anyhow::anyhow!("{} refused: {e}", typed("root_token")))?;
+    }
+    Ok(t.cloned())
 }
 
 fn observe_settings(args: &ServeArgs) -> anyhow::Result<ObserveSettings> {

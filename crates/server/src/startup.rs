@@ -124,20 +124,24 @@ pub async fn open_store(settings: &Settings, schema: Schema) -> anyhow::Result<A
 }
 
 /// For a command that works on what a database holds (`users list`,
-/// `tokens revoke`, …): a SQLite file must exist (a mistyped path is named,
-/// not created empty) and the schema must be current (`latchkey migrate`
-/// otherwise; such a command changes no schema).
-pub async fn open_existing_store(settings: &Settings) -> anyhow::Result<Arc<dyn Store>> {
+/// `tokens create`, …): a SQLite file must exist (a mistyped path is named,
+/// not created empty; `migrate`, `serve` and `apply` create one). Commands
+/// that only read require a current schema (`Schema::RequireCurrent`).
+pub async fn open_existing_store(
+    settings: &Settings,
+    schema: Schema,
+) -> anyhow::Result<Arc<dyn Store>> {
     if let Some(path) = latchkey_sqlite::database_file(&settings.database_url) {
         if !path.exists() {
             bail!(
-                "there is no SQLite database at {} (from {}): name the database the server uses",
+                "there is no SQLite database at {} (from {}): name the database the server uses, \
+                 or make a new one with `latchkey migrate`",
                 path.display(),
                 crate::config::typed(settings.database_url_key)
             );
         }
     }
-    open_store(settings, Schema::RequireCurrent).await
+    open_store(settings, schema).await
 }
 
 /// [`open_store`] for `serve`: on PostgreSQL, also watch for outages so that

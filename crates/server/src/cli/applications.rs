@@ -73,9 +73,9 @@ pub enum ApplicationsCommand {
 pub async fn run(settings: &Settings, command: ApplicationsCommand) -> anyhow::Result<()> {
     let store = match command {
         ApplicationsCommand::Create { .. } => {
-            startup::open_store(settings, Schema::Migrate).await?
+            startup::open_existing_store(settings, Schema::Migrate).await?
         }
-        _ => startup::open_existing_store(settings).await?,
+        _ => startup::open_existing_store(settings, Schema::RequireCurrent).await?,
     };
     let services = startup::services(store, settings, None);
     let actor = Actor::command_line();

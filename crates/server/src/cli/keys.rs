@@ -35,8 +35,8 @@ struct KeyRecord<'a> {
 
 pub async fn run(settings: &Settings, command: KeysCommand) -> anyhow::Result<()> {
     let store = match command {
-        KeysCommand::Rotate => startup::open_store(settings, Schema::Migrate).await?,
-        _ => startup::open_existing_store(settings).await?,
+        KeysCommand::Rotate => startup::open_existing_store(settings, Schema::Migrate).await?,
+        _ => startup::open_existing_store(settings, Schema::RequireCurrent).await?,
     };
     let services = startup::services(store, settings, None);
     match command {

@@ -89,7 +89,12 @@ pub enum Command {
 
 pub async fn run() -> anyhow::Result<()> {
     let (cli, file): (Cli, _) = crate::config::parse_command_line(std::env::args_os())?;
-    let settings = Settings::resolve(&cli.global, &file)?;
+    let mut settings = Settings::resolve(&cli.global, &file)?;
+    // A command prints what it did itself: its log says only what went
+    // wrong, unless a filter was given (the server's default is `info`).
+    if cli.global.log.is_none() && !matches!(cli.command, Command::Serve(_)) {
+        settings.log = "warn".to_owned();
+    }
     let _log = telemetry::init(&settings.log, settings.log_format)?;
     match cli.command {
         Command::Serve(args) => serve::run(&settings, &ServeSettings::resolve(&args)?).await,

@@ -74,6 +74,7 @@ pub async fn run(settings: &Settings, serve: &ServeSettings) -> anyhow::Result<(
             print!("{}", super::report(path, &applied, false));
         }
     }
+    warn_without_administrator(&services).await;
     // The first signing key (RSA generation takes a while) is made in the
     // background, so a first start is ready at once; an ID token asked for
     // before it is ready makes one itself.
@@ -108,4 +109,27 @@ pub async fn run(settings: &Settings, serve: &ServeSettings) -> anyhow::Result<(
         startup::spawn_metrics_listener(metrics, state.observer.clone());
     }
     startup::serve(listener, state, limits).await
+}
+
+/// A database whose users include no active administrator (made by the
+/// command line or a state file before the first start, when no root is
+/// created) can be managed only from the command line: say so.
+async fn warn_without_administrator(services: &latchkey_core::service::Services) {
+    let filter = latchkey_core::user::UserFilter {
+        admins: true,
+        active: true,
+        ..Default::default()
+    };
+    let page = latchkey_core::pagination::PageRequest {
+        page: 1,
+        per_page: 1,
+    };
+    if let Ok((admins, _)) = services.list_users(&filter, page).await {
+        if admins.is_empty() {
+            tracing::warn!(
+                "no active administrator: the admin API is out of reach; \
+                 make one with `latchkey users update NAME --admin true` (or `users create --admin`)"
+            );
+        }
+    }
 }

@@ -52,8 +52,10 @@ pub enum TokensCommand {
 
 pub async fn run(settings: &Settings, command: TokensCommand) -> anyhow::Result<()> {
     let store = match command {
-        TokensCommand::Create { .. } => startup::open_store(settings, Schema::Migrate).await?,
-        _ => startup::open_existing_store(settings).await?,
+        TokensCommand::Create { .. } => {
+            startup::open_existing_store(settings, Schema::Migrate).await?
+        }
+        _ => startup::open_existing_store(settings, Schema::RequireCurrent).await?,
     };
     let services = startup::services(store, settings, None);
     let actor = Actor::command_line();

@@ -148,8 +148,10 @@ impl<'a> UserRecord<'a> {
 
 pub async fn run(settings: &Settings, command: UsersCommand) -> anyhow::Result<()> {
     let store = match command {
-        UsersCommand::Create { .. } => startup::open_store(settings, Schema::Migrate).await?,
-        _ => startup::open_existing_store(settings).await?,
+        UsersCommand::Create { .. } => {
+            startup::open_existing_store(settings, Schema::Migrate).await?
+        }
+        _ => startup::open_existing_store(settings, Schema::RequireCurrent).await?,
     };
     let services = startup::services(store, settings, None);
     let actor = Actor::command_line();

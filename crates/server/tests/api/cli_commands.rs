@@ -129,6 +129,43 @@ async fn a_running_sqlite_server_sees_command_line_changes_at_once() {
     assert_eq!(status_of_user(&base, ROOT).await, 200);
 }
 
+#[test]
+fn a_mistyped_database_is_named_not_created() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("typo.db");
+    let db = format!("sqlite://{}?mode=rwc", path.display());
+    for args in [
+        &["users", "list"][..],
+        &[
+            "users",
+            "create",
+            "--username",
+            "z",
+            "--email",
+            "z@example.com",
+        ],
+        &["tokens", "create", "--user", "z", "--name", "x"],
+        &["keys", "rotate"],
+    ] {
+        refused(&cli(&db, args), "there is no SQLite database at");
+        assert!(!path.exists(), "{args:?} created the database");
+    }
+    // A weak chosen root password stops `serve` before a database exists.
+    let out = Command::new(BIN)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--root-password",
+            "short",
+        ])
+        .env("LATCHKEY_DATABASE_URL", &db)
+        .output()
+        .unwrap();
+    refused(&out, "--root-password refused: the password is too short");
+    assert!(!path.exists(), "serve created the database");
+}
+
 #[tokio::test]
 async fn lists_show_and_changes_in_text_and_json() {
     let dir = tempfile::tempdir().unwrap();

@@ -343,7 +343,8 @@ pub struct Empty {}
 /// deprecated aliases (`scopes`, `expires_in_seconds`).
 #[derive(ToSchema)]
 pub struct TokenInfo {
-    pub resource_owner_id: i64,
+    /// `null` for a token of no user (`client_credentials`).
+    pub resource_owner_id: Option<i64>,
     pub scope: Vec<String>,
     pub expires_in: i64,
     pub application: TokenInfoApplication,
