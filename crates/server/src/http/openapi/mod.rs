@@ -133,7 +133,14 @@ pub const CLIENT_BASIC: &str = "client_basic";
         web::device::device_lookup,
         web::device::device_confirm,
     ),
-    components(schemas(schemas::GitLabError, schemas::OAuthErrorBody)),
+    components(schemas(
+        schemas::GitLabError,
+        schemas::OAuthErrorBody,
+        super::user_entities::UserBasic,
+        super::user_entities::UserProfile,
+        super::user_entities::UserPublic,
+        super::user_entities::UserWithAdmin,
+    )),
     modifiers(&Conventions),
     tags(
         (name = "meta", description = "Version, metadata and this document"),
@@ -244,6 +251,47 @@ impl Modify for Conventions {
                     op.security = default_security(path, dialect);
                 }
                 add_errors(op, dialect);
+            }
+        }
+        user_views(doc);
+    }
+}
+
+/// GitLab's user entities differ by who asks: an administrator gets
+/// `UserWithAdmin`, a user `UserPublic` of themselves and `UserProfile` of
+/// others; lists give `UserBasic` (`UserWithAdmin` to administrators). The
+/// answers are documented as any of those (each extends the one before, so
+/// `oneOf` would match several).
+fn user_views(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::schema::{AnyOfBuilder, ArrayBuilder, Schema};
+    let any = |names: &[&str]| -> RefOr<Schema> {
+        let mut b = AnyOfBuilder::new();
+        for n in names {
+            b = b.item(Ref::from_schema_name(*n));
+        }
+        RefOr::T(Schema::AnyOf(b.build()))
+    };
+    let list = |names: &[&str]| -> RefOr<Schema> {
+        RefOr::T(Schema::Array(ArrayBuilder::new().items(any(names)).build()))
+    };
+    let views: [(&str, RefOr<Schema>); 3] = [
+        ("/api/v4/users", list(&["UserWithAdmin", "UserBasic"])),
+        (
+            "/api/v4/users/{id}",
+            any(&["UserWithAdmin", "UserProfile", "UserBasic"]),
+        ),
+        ("/api/v4/user", any(&["UserWithAdmin", "UserPublic"])),
+    ];
+    for (path, schema) in views {
+        let answer = doc
+            .paths
+            .paths
+            .get_mut(path)
+            .and_then(|item| item.get.as_mut())
+            .and_then(|op| op.responses.responses.get_mut("200"));
+        if let Some(RefOr::T(answer)) = answer {
+            if let Some(content) = answer.content.get_mut("application/json") {
+                content.schema = Some(schema);
             }
         }
     }
