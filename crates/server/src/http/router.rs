@@ -159,6 +159,16 @@ pub fn router(state: AppState) -> Router {
             get(groups::avatar),
         )
         .route("/", get(web::home))
+        .route(
+            "/-/user_settings/personal_access_tokens",
+            get(web::tokens_page).post(web::create_token),
+        )
+        .route(
+            "/-/user_settings/personal_access_tokens/{id}/revoke",
+            post(web::revoke_token),
+        )
+        // A user's profile at their `web_url`, as GitLab (static routes win).
+        .route("/{username}", get(web::profile))
         .route("/users/sign_in", get(web::sign_in_form).post(web::sign_in))
         .route("/users/sign_out", post(web::sign_out).delete(web::sign_out))
         .route(
@@ -369,8 +379,14 @@ fn with_html_headers(router: Router) -> Router {
         ))
 }
 
-async fn not_found() -> Response {
-    ApiError::RouteNotFound.into_response()
+/// GitLab's JSON 404 under the API and OAuth endpoints; its HTML page for a
+/// browser elsewhere.
+async fn not_found(uri: axum::http::Uri, headers: axum::http::HeaderMap) -> Response {
+    if web::wants_html(uri.path(), &headers) {
+        web::not_found_page()
+    } else {
+        ApiError::RouteNotFound.into_response()
+    }
 }
 
 /// CORS preflights are answered by the CORS layer; this only gives the

@@ -34,3 +34,4 @@ mod tokens;
 mod user_applications;
 mod users;
 mod users_fidelity;
+mod web_pages;

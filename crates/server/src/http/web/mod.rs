@@ -64,10 +64,14 @@ const OOB: &[&str] = &[
 
 pub(crate) mod authorize;
 pub(crate) mod device;
+mod profile;
+mod settings;
 mod sign_in;
 
 pub use authorize::{authorize, decide, native_code};
 pub use device::{device_confirm, device_form, device_lookup};
+pub use profile::{not_found_page, profile, wants_html};
+pub use settings::{create_token, revoke_token, tokens_page};
 pub use sign_in::{sign_in, sign_in_form, sign_out};
 
 // --- templates ---------------------------------------------------------------------

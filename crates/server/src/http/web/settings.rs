@@ -1,0 +1,274 @@
+//! User Settings at GitLab's paths (issue 24, first steps): personal access
+//! tokens at `/-/user_settings/personal_access_tokens`: make one (shown
+//! once), list the active ones, revoke. Signed-in browsers only; every form
+//! carries the session's CSRF token.
+
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use latchkey_core::context::Via;
+use latchkey_core::pagination::PageRequest;
+use latchkey_core::scopes::{describe, Scopes};
+use latchkey_core::service::ServiceError;
+use latchkey_core::token::{parse_expiry, TokenFilter, PRIVILEGED_SCOPES};
+
+use super::super::pages::page;
+use super::super::params::{Params, Value};
+use super::super::{request_id, AppState};
+use super::{csrf_failure, csrf_ok, current, internal_page, redirect, session_csrf, SignedIn};
+
+const TOKENS_PATH: &str = "/-/user_settings/personal_access_tokens";
+
+struct Row {
+    id: i64,
+    name: String,
+    scopes: String,
+    created: String,
+    last_used: String,
+    expires: String,
+}
+
+#[derive(Template)]
+#[template(path = "settings_tokens.html")]
+struct TokensPage<'a> {
+    username: &'a str,
+    csrf: &'a str,
+    new_token: Option<&'a str>,
+    error: Option<&'a str>,
+    name: &'a str,
+    expires_at: &'a str,
+    max_expiry: String,
+    scopes: Vec<(String, String)>,
+    tokens: Vec<Row>,
+}
+
+/// The signed-in browser, or the answer that sends it to sign in first.
+async fn signed_in(
+    state: &AppState,
+    headers: &HeaderMap,
+    back: &str,
+) -> Result<SignedIn, Response> {
+    match current(state, headers).await {
+        Ok(Some(s)) => Ok(s),
+        Ok(None) => Err(redirect(
+            &super::append_query("/users/sign_in", &[("return_to", back)]),
+            &[],
+        )),
+        Err(e) => Err(internal_page(e)),
+    }
+}
+
+/// What the form offers: the server's scopes, less the privileged ones for
+/// users who are not administrators.
+fn offered(state: &AppState, admin: bool) -> Vec<(String, String)> {
+    state
+        .services
+        .config()
+        .scopes
+        .names()
+        .iter()
+        .filter(|s| !s.ends_with('*'))
+        .filter(|s| admin || !PRIVILEGED_SCOPES.contains(&s.as_str()))
+        .map(|s| (s.clone(), describe(s)))
+        .collect()
+}
+
+struct Form<'a> {
+    new_token: Option<&'a str>,
+    error: Option<&'a str>,
+    name: &'a str,
+    expires_at: &'a str,
+}
+
+async fn render(state: &AppState, s: &SignedIn, status: StatusCode, form: Form<'_>) -> Response {
+    let filter = TokenFilter {
+        user_id: Some(s.user.id),
+        active: Some(true),
+        ..Default::default()
+    };
+    let tokens = match state
+        .services
+        .list_tokens(
+            &filter,
+            PageRequest {
+                page: 1,
+                per_page: 100,
+            },
+        )
+        .await
+    {
+        Ok((tokens, _)) => tokens,
+        Err(e) => return internal_page(e),
+    };
+    let day = |ms: i64| {
+        let t = latchkey_core::clock::gitlab_timestamp(ms);
+        t.get(..10).unwrap_or(&t).to_owned()
+    };
+    let rows = tokens
+        .iter()
+        .map(|t| Row {
+            id: t.id,
+            name: t.name.clone(),
+            scopes: t.scopes.as_slice().join(", "),
+            created: day(t.created_at),
+            last_used: t
+                .last_used_at
+                .map(day)
+                .unwrap_or_else(|| "Never".to_owned()),
+            expires: t
+                .expires_at
+                .map(|d| d.to_string())
+                .unwrap_or_else(|| "Never".to_owned()),
+        })
+        .collect();
+    let csrf = session_csrf(&s.session);
+    page(
+        status,
+        TokensPage {
+            username: &s.user.username,
+            csrf: &csrf,
+            new_token: form.new_token,
+            error: form.error,
+            name: form.name,
+            expires_at: form.expires_at,
+            max_expiry: state.services.max_token_expiry().to_string(),
+            scopes: offered(state, s.user.admin),
+            tokens: rows,
+        }
+        .render(),
+        "",
+    )
+}
+
+/// `GET /-/user_settings/personal_access_tokens`
+pub async fn tokens_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let s = match signed_in(&state, &headers, TOKENS_PATH).await {
+        Ok(s) => s,
+        Err(answer) => return answer,
+    };
+    let form = Form {
+        new_token: None,
+        error: None,
+        name: "",
+        expires_at: "",
+    };
+    render(&state, &s, StatusCode::OK, form).await
+}
+
+/// The checked scopes (`scopes[]` checkboxes, or one string).
+fn chosen_scopes(params: &Params) -> Vec<String> {
+    match params.get("scopes") {
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(|v| match v {
+                Value::Str(s) => Some(s.clone()),
+                _ => None,
+            })
+            .collect(),
+        Some(Value::Str(s)) => Scopes::normalise(&s.replace(',', " ")),
+        _ => Vec::new(),
+    }
+}
+
+/// `POST /-/user_settings/personal_access_tokens`: the new token is shown
+/// on the page it answers with, once.
+pub async fn create_token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    params: Params,
+) -> Response {
+    let s = match signed_in(&state, &headers, TOKENS_PATH).await {
+        Ok(s) => s,
+        Err(answer) => return answer,
+    };
+    if !csrf_ok(&state, &headers, Some(&s.session), &params) {
+        return csrf_failure();
+    }
+    let name = params.get_str("name").unwrap_or("").trim().to_owned();
+    let expires_raw = params.get_str("expires_at").unwrap_or("").trim().to_owned();
+    let scopes = chosen_scopes(&params);
+    let refuse = |message: String| {
+        let (state, s, name, expires_raw) = (&state, &s, &name, &expires_raw);
+        async move {
+            let form = Form {
+                new_token: None,
+                error: Some(&message),
+                name,
+                expires_at: expires_raw,
+            };
+            render(state, s, StatusCode::UNPROCESSABLE_ENTITY, form).await
+        }
+    };
+    if name.is_empty() {
+        return refuse("Give the token a name.".to_owned()).await;
+    }
+    if scopes.is_empty() {
+        return refuse("Select at least one scope.".to_owned()).await;
+    }
+    let offered = offered(&state, s.user.admin);
+    if let Some(bad) = scopes
+        .iter()
+        .find(|c| !offered.iter().any(|(o, _)| o == *c))
+    {
+        return refuse(format!("The scope {bad} cannot be chosen here.")).await;
+    }
+    let expires = if expires_raw.is_empty() {
+        // As GitLab since 16.0: the longest lifetime allowed.
+        state.services.max_token_expiry()
+    } else {
+        match parse_expiry(&expires_raw) {
+            Ok(d) => d,
+            Err(e) => return refuse(e).await,
+        }
+    };
+    let ctx = request_id::context(Some(s.user.id), Via::Session);
+    match state
+        .services
+        .create_token(&ctx, s.user.id, &name, &scopes.join(" "), Some(expires))
+        .await
+    {
+        Ok((_, plaintext)) => {
+            let form = Form {
+                new_token: Some(plaintext.expose()),
+                error: None,
+                name: "",
+                expires_at: "",
+            };
+            render(&state, &s, StatusCode::CREATED, form).await
+        }
+        Err(ServiceError::Validation(v)) => refuse(v.to_string()).await,
+        Err(ServiceError::Invalid(m)) => refuse(m).await,
+        Err(e) => internal_page(e),
+    }
+}
+
+/// `POST /-/user_settings/personal_access_tokens/:id/revoke`: one of the
+/// user's own tokens; another's is not found.
+pub async fn revoke_token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    params: Params,
+) -> Response {
+    let s = match signed_in(&state, &headers, TOKENS_PATH).await {
+        Ok(s) => s,
+        Err(answer) => return answer,
+    };
+    if !csrf_ok(&state, &headers, Some(&s.session), &params) {
+        return csrf_failure();
+    }
+    let Ok(id) = id.parse::<i64>() else {
+        return super::not_found_page();
+    };
+    match state.services.find_token(id).await {
+        Ok(Some(t)) if t.user_id == s.user.id => {}
+        Ok(_) => return super::not_found_page(),
+        Err(e) => return internal_page(e),
+    }
+    let ctx = request_id::context(Some(s.user.id), Via::Session);
+    match state.services.revoke_token(&ctx, id).await {
+        Ok(()) | Err(ServiceError::NotFound) => redirect(TOKENS_PATH, &[]),
+        Err(e) => internal_page(e),
+    }
+}

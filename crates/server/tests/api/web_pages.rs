@@ -1,0 +1,257 @@
+//! The browser's pages outside the OAuth flow (issue 24, first steps): a
+//! user's profile at their `web_url`, and GitLab's HTML 404 for a browser
+//! where the API and OAuth endpoints keep their JSON.
+
+use serde_json::{json, Value};
+
+use crate::helpers::{RequestAs, TestApp};
+
+async fn page(app: &TestApp, path: &str) -> (u16, String, String) {
+    let res = app
+        .client
+        .get(app.url(path))
+        .header("accept", "text/html,application/xhtml+xml")
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    let kind = res.headers()["content-type"].to_str().unwrap().to_owned();
+    (status, kind, res.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn a_users_web_url_is_their_profile_page() {
+    let app = TestApp::spawn().await;
+    let (_, token) = app.user_with_token("alice", false, "api").await;
+    // The web_url the API gives is the page.
+    let me: Value = app
+        .client
+        .get(app.url("/api/v4/user"))
+        .private_token(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let web_url = me["web_url"].as_str().unwrap();
+    let path = web_url.strip_prefix(&app.base).unwrap();
+    assert_eq!(path, "/alice");
+    let (status, kind, html) = page(&app, path).await;
+    assert_eq!(status, 200);
+    assert!(kind.starts_with("text/html"), "{kind}");
+    assert!(
+        html.contains("<h1>alice</h1>") && html.contains("@alice"),
+        "{html}"
+    );
+    assert!(html.contains("Member since"), "{html}");
+    // Public profile fields are shown, escaped.
+    let res = app
+        .client
+        .put(app.url("/api/v4/users/2"))
+        .private_token(&app.root_token)
+        .json(&json!({"bio": "<b>Builds</b> things", "location": "Lisbon"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let (_, _, html) = page(&app, "/alice").await;
+    assert!(
+        html.contains("Builds") && html.contains("things") && html.contains("Lisbon"),
+        "{html}"
+    );
+    assert!(!html.contains("<b>Builds</b>"), "not escaped: {html}");
+    // Usernames are case-insensitive, as in GitLab.
+    assert_eq!(page(&app, "/ALICE").await.0, 200);
+}
+
+#[tokio::test]
+async fn browsers_get_an_html_404_and_the_api_keeps_its_json() {
+    let app = TestApp::spawn().await;
+    for path in ["/nobody-here", "/no/such/page", "/admin/nothing"] {
+        let (status, kind, html) = page(&app, path).await;
+        assert_eq!(status, 404, "{path}");
+        assert!(kind.starts_with("text/html"), "{path}: {kind}");
+        assert!(html.contains("Page not found"), "{path}: {html}");
+    }
+    // The API and OAuth endpoints answer in their own JSON, whatever the Accept.
+    for path in ["/api/v4/nothing", "/oauth/nothing"] {
+        let res = app
+            .client
+            .get(app.url(path))
+            .header("accept", "text/html")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 404, "{path}");
+        let body: Value = res.json().await.unwrap();
+        assert_eq!(body, json!({"error": "404 Not Found"}), "{path}");
+    }
+    // A client asking for JSON elsewhere gets JSON too.
+    let res = app
+        .client
+        .get(app.url("/no/such/page"))
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404);
+    assert_eq!(
+        res.json::<Value>().await.unwrap(),
+        json!({"error": "404 Not Found"})
+    );
+}
+
+const TOKENS: &str = "/-/user_settings/personal_access_tokens";
+
+#[tokio::test]
+async fn personal_access_tokens_are_made_once_listed_and_revoked_in_the_browser() {
+    use crate::oauth::{hidden, user_with_password, Browser, PASSWORD};
+    let app = TestApp::spawn().await;
+    user_with_password(&app, "alice").await;
+    // Signed out: to the sign-in page, coming back here.
+    let mut browser = Browser::new();
+    let res = browser.get(&app.url(TOKENS)).await;
+    assert_eq!(res.status(), 302);
+    let to = res.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        to.starts_with("/users/sign_in?return_to=%2F-%2Fuser_settings"),
+        "{to}"
+    );
+    assert_eq!(browser.sign_in(&app, "alice", PASSWORD).await.status(), 302);
+
+    let html = browser.get(&app.url(TOKENS)).await.text().await.unwrap();
+    assert!(
+        html.contains("You have no active personal access tokens"),
+        "{html}"
+    );
+    assert!(html.contains("value=\"read_user\""), "{html}");
+    assert!(
+        !html.contains("value=\"sudo\""),
+        "a user is not offered sudo: {html}"
+    );
+    let csrf = hidden(&html, "authenticity_token").unwrap();
+
+    // Without the form's token: refused, nothing made.
+    let res = browser
+        .post(
+            &app.url(TOKENS),
+            &[("name", "ci"), ("scopes[]", "read_user")],
+        )
+        .await;
+    assert_eq!(res.status(), 422);
+    // Bad input: the page again, saying why.
+    let res = browser
+        .post(
+            &app.url(TOKENS),
+            &[("authenticity_token", &csrf), ("name", "ci")],
+        )
+        .await;
+    assert_eq!(res.status(), 422);
+    assert!(res
+        .text()
+        .await
+        .unwrap()
+        .contains("Select at least one scope"));
+    let res = browser
+        .post(
+            &app.url(TOKENS),
+            &[
+                ("authenticity_token", &csrf),
+                ("name", "ci"),
+                ("scopes[]", "sudo"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 422);
+
+    // Made: shown once, and it works.
+    let res = browser
+        .post(
+            &app.url(TOKENS),
+            &[
+                ("authenticity_token", &csrf),
+                ("name", "ci"),
+                ("scopes[]", "read_user"),
+                ("scopes[]", "read_api"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let html = res.text().await.unwrap();
+    let token = hidden_input(&html, "new_token").unwrap();
+    assert!(token.starts_with("glpat-"), "{token}");
+    let me = app
+        .client
+        .get(app.url("/api/v4/user"))
+        .private_token(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 200);
+    let html = browser.get(&app.url(TOKENS)).await.text().await.unwrap();
+    assert!(!html.contains(&token), "shown again");
+    assert!(
+        html.contains("<td>ci</td>") && html.contains("read_user, read_api"),
+        "{html}"
+    );
+
+    // Revoked from the list: it stops working.
+    let listed: Value = app
+        .client
+        .get(app.url("/api/v4/personal_access_tokens"))
+        .private_token(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let id = listed[0]["id"].as_i64().unwrap();
+    let revoke = app.url(&format!("{TOKENS}/{id}/revoke"));
+    assert_eq!(
+        browser.post(&revoke, &[]).await.status(),
+        422,
+        "no CSRF token"
+    );
+    let res = browser
+        .post(&revoke, &[("authenticity_token", &csrf)])
+        .await;
+    assert_eq!(res.status(), 302);
+    let me = app
+        .client
+        .get(app.url("/api/v4/user"))
+        .private_token(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), 401);
+    // Another user's token is not theirs to revoke.
+    let root_tokens: Value = app
+        .client
+        .get(app.url("/api/v4/personal_access_tokens?user_id=1"))
+        .private_token(&app.root_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let roots = root_tokens[0]["id"].as_i64().unwrap();
+    let res = browser
+        .post(
+            &app.url(&format!("{TOKENS}/{roots}/revoke")),
+            &[("authenticity_token", &csrf)],
+        )
+        .await;
+    assert_eq!(res.status(), 404);
+}
+
+/// The value of the input with id `id`.
+fn hidden_input(html: &str, id: &str) -> Option<String> {
+    let at = html.find(&format!("id=\"{id}\""))?;
+    let rest = &html[at..];
+    let v = rest.find("value=\"")? + 7;
+    let end = rest[v..].find('"')?;
+    Some(rest[v..v + end].to_owned())
+}
