@@ -9,6 +9,7 @@ pub mod application;
 pub mod audit;
 pub mod auth_cache;
 pub mod authorize;
+pub mod authorized;
 pub mod clock;
 pub mod context;
 pub mod device;

@@ -358,6 +358,31 @@ pub struct IssuedToken {
     pub id_token: Option<String>,
 }
 
+/// A live OAuth token a user holds for an application (see
+/// [`OAuthStore::authorized_tokens`]).
+#[derive(Debug, Clone)]
+pub struct AuthorizedToken {
+    pub application_id: i64,
+    /// The application's client_id (`application_id` on GitLab's wire).
+    pub client_id: String,
+    pub application_name: String,
+    pub scopes: Scopes,
+    pub created_at: i64,
+}
+
+/// An application a user has authorized (GitLab's "Authorized
+/// applications"): what its live tokens allow, and when it was granted.
+#[derive(Debug, Clone)]
+pub struct Authorization {
+    pub application_id: i64,
+    pub client_id: String,
+    pub application_name: String,
+    /// Every scope of its live tokens.
+    pub scopes: Vec<String>,
+    pub first_granted_at: i64,
+    pub last_granted_at: i64,
+}
+
 /// Authorization codes and OAuth access and refresh tokens. What the storage backends implement (see
 /// [`crate::store::Store`]).
 #[async_trait::async_trait]
@@ -413,6 +438,15 @@ pub trait OAuthStore: Send + Sync {
         previous_id: i64,
         now: i64,
     ) -> Result<(), StoreError>;
+
+    /// The user's OAuth tokens still live at `now` (unrevoked, and unexpired
+    /// or with a refresh token not yet used), with their applications, by
+    /// application and age; at most 1,000.
+    async fn authorized_tokens(
+        &self,
+        user_id: i64,
+        now: i64,
+    ) -> Result<Vec<AuthorizedToken>, StoreError>;
 }
 
 #[cfg(test)]

@@ -101,6 +101,16 @@ pub trait Transaction: Send {
 
     async fn delete_application(&mut self, id: i64, scope: Ownership) -> Result<bool, StoreError>;
 
+    /// Withdraw what a user granted an application: their OAuth tokens for
+    /// it are revoked at `now`, their unredeemed codes and device grants
+    /// deleted; how many tokens were live.
+    async fn revoke_user_authorization(
+        &mut self,
+        application_id: i64,
+        user_id: i64,
+        now: i64,
+    ) -> Result<u64, StoreError>;
+
     /// Revoke every OAuth token of an application; how many.
     async fn revoke_application_tokens(
         &mut self,

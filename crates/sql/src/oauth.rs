@@ -3,12 +3,14 @@
 
 use async_trait::async_trait;
 use latchkey_core::oauth::{
-    Grant, NewGrant, NewOAuthToken, OAuthStore, OAuthToken, OAuthTokenFound, PkceMethod,
+    AuthorizedToken, Grant, NewGrant, NewOAuthToken, OAuthStore, OAuthToken, OAuthTokenFound,
+    PkceMethod,
 };
+use latchkey_core::scopes::Scopes;
 use latchkey_core::store::StoreError;
 
 use crate::backend::{Access, Backend, SqlStore};
-use crate::conn::{query_one, Conn};
+use crate::conn::{query_one, Conn, Row};
 use crate::params;
 use crate::rows::{grant_from_row, oauth_found, oauth_token_from_row};
 
@@ -155,8 +157,39 @@ pub(crate) async fn insert_grant(c: &mut dyn Conn, g: &NewGrant) -> Result<Grant
     grant_from_row(&mut query_one(c, INSERT_GRANT, &params).await?)
 }
 
+/// A user's live tokens with their applications (`$1` the user, `$2` now).
+const AUTHORIZED: &str = "SELECT t.application_id, a.uid, a.name, t.scopes, t.created_at
+     FROM oauth_access_tokens t JOIN oauth_applications a ON a.id = t.application_id
+     WHERE t.user_id = $1 AND t.revoked_at IS NULL
+       AND (t.expires_at > $2 OR (t.refresh_digest IS NOT NULL AND t.refreshed_at IS NULL))
+     ORDER BY t.application_id, t.created_at, t.id LIMIT 1000";
+
+fn authorized_from_row(row: &mut Row) -> Result<AuthorizedToken, StoreError> {
+    Ok(AuthorizedToken {
+        application_id: row.int("application_id")?,
+        client_id: row.text("uid")?,
+        application_name: row.text("name")?,
+        scopes: Scopes::from_stored(&row.text("scopes")?),
+        created_at: row.int("created_at")?,
+    })
+}
+
 #[async_trait]
 impl<B: Backend> OAuthStore for SqlStore<B> {
+    async fn authorized_tokens(
+        &self,
+        user_id: i64,
+        now: i64,
+    ) -> Result<Vec<AuthorizedToken>, StoreError> {
+        self.read_all(
+            Access::SCAN,
+            AUTHORIZED,
+            params![user_id, now],
+            authorized_from_row,
+        )
+        .await
+    }
+
     async fn insert_grant(&self, g: NewGrant) -> Result<Grant, StoreError> {
         self.run(Access::WRITE, move |c| {
             Box::pin(async move { insert_grant(c, &g).await })

@@ -25,6 +25,14 @@ use crate::{
     signing_keys, tokens, users,
 };
 
+const REVOKE_USER_AUTHORIZATION: [&str; 3] = [
+    "UPDATE oauth_access_tokens SET revoked_at = $3
+     WHERE application_id = $1 AND user_id = $2 AND revoked_at IS NULL",
+    "DELETE FROM oauth_access_grants
+     WHERE application_id = $1 AND user_id = $2 AND redeemed_at IS NULL",
+    "DELETE FROM device_grants WHERE application_id = $1 AND user_id = $2",
+];
+
 const REVOKE_APPLICATION_TOKENS: &str =
     "UPDATE oauth_access_tokens SET revoked_at = $2 WHERE application_id = $1 AND revoked_at IS NULL";
 
@@ -49,6 +57,25 @@ impl Transaction for SqlTransaction<'_> {
     async fn delete_application(&mut self, id: i64, scope: Ownership) -> Result<bool, StoreError> {
         self.applications_changed = true;
         applications::delete(self.c, id, scope).await
+    }
+
+    async fn revoke_user_authorization(
+        &mut self,
+        application_id: i64,
+        user_id: i64,
+        now: i64,
+    ) -> Result<u64, StoreError> {
+        let [tokens, codes, devices] = REVOKE_USER_AUTHORIZATION;
+        let revoked = self
+            .c
+            .execute(tokens, &params![application_id, user_id, now])
+            .await?;
+        for sql in [codes, devices] {
+            self.c
+                .execute(sql, &params![application_id, user_id])
+                .await?;
+        }
+        Ok(revoked)
     }
 
     async fn revoke_application_tokens(

@@ -167,6 +167,22 @@ pub fn router(state: AppState) -> Router {
             "/-/user_settings/personal_access_tokens/{id}/revoke",
             post(web::revoke_token),
         )
+        .route(
+            "/-/user_settings/applications",
+            get(web::applications_page).post(web::create_application),
+        )
+        .route(
+            "/-/user_settings/applications/{id}/renew",
+            post(web::renew_application),
+        )
+        .route(
+            "/-/user_settings/applications/{id}/delete",
+            post(web::delete_application),
+        )
+        .route(
+            "/-/user_settings/applications/authorized/{id}/revoke",
+            post(web::revoke_authorized),
+        )
         // A user's profile at their `web_url`, as GitLab (static routes win).
         .route("/{username}", get(web::profile))
         .route("/users/sign_in", get(web::sign_in_form).post(web::sign_in))

@@ -182,7 +182,11 @@ async fn unknown_routes_and_wrong_methods_are_gitlab_404s() {
     let t = &app.root_token;
     let reqs = vec![
         app.client.get(app.url("/api/v4/nope")),
-        app.client.get(app.url("/nope")),
+        // Outside the API a browser gets an HTML page (`web_pages`); a
+        // client asking for JSON gets GitLab's JSON.
+        app.client
+            .get(app.url("/nope"))
+            .header("accept", "application/json"),
         app.client
             .put(app.url("/api/v4/applications"))
             .private_token(t),

@@ -255,3 +255,174 @@ fn hidden_input(html: &str, id: &str) -> Option<String> {
     let end = rest[v..].find('"')?;
     Some(rest[v..v + end].to_owned())
 }
+
+const APPS: &str = "/-/user_settings/applications";
+
+async fn bearer_status(app: &TestApp, token: &str) -> u16 {
+    app.client
+        .get(app.url("/api/v4/user"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .status()
+        .as_u16()
+}
+
+#[tokio::test]
+async fn applications_are_made_renewed_and_deleted_and_authorizations_revoked_in_the_browser() {
+    use crate::oauth::{hidden, register, token_request, user_with_password, Browser, PASSWORD};
+    let app = TestApp::spawn().await;
+    user_with_password(&app, "alice").await;
+    let mut browser = Browser::new();
+    assert_eq!(
+        browser.get(&app.url(APPS)).await.status(),
+        302,
+        "signed out"
+    );
+    assert_eq!(browser.sign_in(&app, "alice", PASSWORD).await.status(), 302);
+    let html = browser.get(&app.url(APPS)).await.text().await.unwrap();
+    assert!(html.contains("You have no applications"), "{html}");
+    assert!(
+        html.contains("You have not authorized any application"),
+        "{html}"
+    );
+    let csrf = hidden(&html, "authenticity_token").unwrap();
+
+    // Made on the page: the secret is shown once, and works.
+    let form = [
+        ("authenticity_token", csrf.as_str()),
+        ("name", "Wiki"),
+        ("redirect_uri", "https://wiki.example/cb"),
+        ("confidential", "true"),
+        ("scopes[]", "read_user"),
+    ];
+    assert_eq!(browser.post(&app.url(APPS), &form[1..]).await.status(), 422);
+    let res = browser.post(&app.url(APPS), &form).await;
+    assert_eq!(res.status(), 201);
+    let html = res.text().await.unwrap();
+    let client_id = input_value(&html, "new_application_id").unwrap();
+    let secret = input_value(&html, "new_secret").unwrap();
+    assert!(secret.starts_with("gloas-"), "{secret}");
+    let (status, body, _) = token_request(
+        &app,
+        &[
+            ("grant_type", "client_credentials"),
+            ("scope", "read_user"),
+            ("client_id", &client_id),
+            ("client_secret", &secret),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let html = browser.get(&app.url(APPS)).await.text().await.unwrap();
+    assert!(
+        html.contains("<td>Wiki</td>") && html.contains(&client_id),
+        "{html}"
+    );
+    assert!(!html.contains(&secret), "the secret shown again");
+    // A bad redirect URI: the form again, saying why.
+    let res = browser
+        .post(
+            &app.url(APPS),
+            &[
+                ("authenticity_token", &csrf),
+                ("name", "Bad"),
+                ("redirect_uri", "not a uri"),
+                ("scopes[]", "read_user"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 422);
+
+    // Renewed: a new secret, shown once; the old one stops.
+    let listed: Value = app
+        .client
+        .get(app.url("/api/v4/applications"))
+        .private_token(&app.root_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed, json!([]), "not an instance application");
+    let id = app
+        .services
+        .store()
+        .find_application_by_uid(&client_id)
+        .await
+        .unwrap()
+        .unwrap()
+        .0
+        .id;
+    let res = browser
+        .post(
+            &app.url(&format!("{APPS}/{id}/renew")),
+            &[("authenticity_token", &csrf)],
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let renewed = input_value(&res.text().await.unwrap(), "new_secret").unwrap();
+    assert_ne!(renewed, secret);
+
+    // Authorized applications: a token alice granted, then revoked here.
+    let other = register(&app, true, "api").await;
+    let (status, body, _) = token_request(
+        &app,
+        &[
+            ("grant_type", "password"),
+            ("username", "alice"),
+            ("password", PASSWORD),
+            ("client_id", &other.client_id),
+            ("client_secret", &other.secret),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let access = body["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(bearer_status(&app, &access).await, 200);
+    let html = browser.get(&app.url(APPS)).await.text().await.unwrap();
+    let revoke = format!("{APPS}/authorized/{}/revoke", other.id);
+    assert!(html.contains(&revoke), "{html}");
+    assert_eq!(
+        browser.post(&app.url(&revoke), &[]).await.status(),
+        422,
+        "no CSRF token"
+    );
+    let res = browser
+        .post(&app.url(&revoke), &[("authenticity_token", &csrf)])
+        .await;
+    assert_eq!(res.status(), 302);
+    assert_eq!(bearer_status(&app, &access).await, 401, "revoked at once");
+    let html = browser.get(&app.url(APPS)).await.text().await.unwrap();
+    assert!(!html.contains(&revoke), "{html}");
+    // Nothing left to revoke: not found.
+    let res = browser
+        .post(&app.url(&revoke), &[("authenticity_token", &csrf)])
+        .await;
+    assert_eq!(res.status(), 404);
+
+    // Another's application is not theirs to delete; their own goes.
+    let res = browser
+        .post(
+            &app.url(&format!("{APPS}/{}/delete", other.id)),
+            &[("authenticity_token", &csrf)],
+        )
+        .await;
+    assert_eq!(res.status(), 404);
+    let res = browser
+        .post(
+            &app.url(&format!("{APPS}/{id}/delete")),
+            &[("authenticity_token", &csrf)],
+        )
+        .await;
+    assert_eq!(res.status(), 302);
+    let html = browser.get(&app.url(APPS)).await.text().await.unwrap();
+    assert!(html.contains("You have no applications"), "{html}");
+}
+
+/// The value of the input with id `id`.
+fn input_value(html: &str, id: &str) -> Option<String> {
+    hidden_input(html, id)
+}

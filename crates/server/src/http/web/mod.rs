@@ -66,12 +66,16 @@ pub(crate) mod authorize;
 pub(crate) mod device;
 mod profile;
 mod settings;
+mod settings_apps;
 mod sign_in;
 
 pub use authorize::{authorize, decide, native_code};
 pub use device::{device_confirm, device_form, device_lookup};
 pub use profile::{not_found_page, profile, wants_html};
 pub use settings::{create_token, revoke_token, tokens_page};
+pub use settings_apps::{
+    applications_page, create_application, delete_application, renew_application, revoke_authorized,
+};
 pub use sign_in::{sign_in, sign_in_form, sign_out};
 
 // --- templates ---------------------------------------------------------------------

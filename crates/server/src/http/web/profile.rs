@@ -4,7 +4,7 @@
 use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use latchkey_core::clock::gitlab_timestamp;
 use latchkey_core::user::UserState;
 
@@ -26,10 +26,16 @@ struct ProfilePage<'a> {
 
 /// `GET /:username`: the public profile, as GitLab shows it at the
 /// `web_url` of its user entities. A private profile shows only the name.
-pub async fn profile(State(state): State<AppState>, Path(username): Path<String>) -> Response {
+pub async fn profile(
+    State(state): State<AppState>,
+    Path(username): Path<String>,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+) -> Response {
     let user = match state.services.find_user_by_username(&username).await {
         Ok(Some(u)) => u,
-        Ok(None) => return not_found_page(),
+        Ok(None) if wants_html(uri.path(), &headers) => return not_found_page(),
+        Ok(None) => return super::super::errors::ApiError::RouteNotFound.into_response(),
         Err(e) => return internal_page(e),
     };
     let p = &user.profile;

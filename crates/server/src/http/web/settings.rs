@@ -44,7 +44,7 @@ struct TokensPage<'a> {
 }
 
 /// The signed-in browser, or the answer that sends it to sign in first.
-async fn signed_in(
+pub(super) async fn signed_in(
     state: &AppState,
     headers: &HeaderMap,
     back: &str,
@@ -61,7 +61,7 @@ async fn signed_in(
 
 /// What the form offers: the server's scopes, less the privileged ones for
 /// users who are not administrators.
-fn offered(state: &AppState, admin: bool) -> Vec<(String, String)> {
+pub(super) fn offered(state: &AppState, admin: bool) -> Vec<(String, String)> {
     state
         .services
         .config()
@@ -157,7 +157,7 @@ pub async fn tokens_page(State(state): State<AppState>, headers: HeaderMap) -> R
 }
 
 /// The checked scopes (`scopes[]` checkboxes, or one string).
-fn chosen_scopes(params: &Params) -> Vec<String> {
+pub(super) fn chosen_scopes(params: &Params) -> Vec<String> {
     match params.get("scopes") {
         Some(Value::Array(items)) => items
             .iter()

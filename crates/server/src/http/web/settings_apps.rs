@@ -1,0 +1,335 @@
+//! User Settings → Applications, at GitLab's `/-/user_settings/applications`
+//! (issue 24): the user's own OAuth applications (the new-application form
+//! on the page, the secret shown once; renew, delete) and the applications
+//! they have authorized (revoke: their tokens stop working at once).
+
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use latchkey_core::application::{ApplicationParams, Ownership, Renewal};
+use latchkey_core::context::Via;
+use latchkey_core::pagination::PageRequest;
+use latchkey_core::service::ServiceError;
+
+use super::super::pages::page;
+use super::super::params::Params;
+use super::super::{request_id, AppState};
+use super::settings::{chosen_scopes, offered, signed_in};
+use super::{
+    csrf_failure, csrf_ok, internal_page, not_found_page, redirect, session_csrf, SignedIn,
+};
+
+const APPS_PATH: &str = "/-/user_settings/applications";
+
+struct AppRow {
+    id: i64,
+    name: String,
+    client_id: String,
+    redirect_uri: String,
+    scopes: String,
+}
+
+struct AuthorizedRow {
+    id: i64,
+    name: String,
+    when: String,
+    scopes: String,
+}
+
+/// A secret just made, shown once.
+pub(super) struct Created {
+    what: String,
+    client_id: String,
+    secret: String,
+}
+
+#[derive(Template)]
+#[template(path = "settings_applications.html")]
+struct AppsPage<'a> {
+    username: &'a str,
+    csrf: &'a str,
+    created: Option<Created>,
+    error: Option<&'a str>,
+    name: &'a str,
+    redirect_uri: &'a str,
+    scopes: Vec<(String, String)>,
+    apps: Vec<AppRow>,
+    authorized: Vec<AuthorizedRow>,
+}
+
+struct Form<'a> {
+    created: Option<Created>,
+    error: Option<&'a str>,
+    name: &'a str,
+    redirect_uri: &'a str,
+}
+
+fn day(ms: i64) -> String {
+    let t = latchkey_core::clock::gitlab_timestamp(ms);
+    t.get(..10).unwrap_or(&t).to_owned()
+}
+
+async fn render(state: &AppState, s: &SignedIn, status: StatusCode, form: Form<'_>) -> Response {
+    let owned = match state
+        .services
+        .list_owned_applications(
+            s.user.id,
+            PageRequest {
+                page: 1,
+                per_page: 100,
+            },
+        )
+        .await
+    {
+        Ok((apps, _)) => apps,
+        Err(e) => return internal_page(e),
+    };
+    let authorized = match state.services.authorized_applications(s.user.id).await {
+        Ok(a) => a,
+        Err(e) => return internal_page(e),
+    };
+    let apps = owned
+        .iter()
+        .map(|a| AppRow {
+            id: a.id,
+            name: a.name.clone(),
+            client_id: a.application_id.clone(),
+            redirect_uri: a.redirect_uri.replace('\n', " "),
+            scopes: a.scopes.as_slice().join(", "),
+        })
+        .collect();
+    let authorized = authorized
+        .iter()
+        .map(|a| AuthorizedRow {
+            id: a.application_id,
+            name: a.application_name.clone(),
+            when: day(a.last_granted_at),
+            scopes: a.scopes.join(", "),
+        })
+        .collect();
+    let csrf = session_csrf(&s.session);
+    page(
+        status,
+        AppsPage {
+            username: &s.user.username,
+            csrf: &csrf,
+            created: form.created,
+            error: form.error,
+            name: form.name,
+            redirect_uri: form.redirect_uri,
+            scopes: offered(state, s.user.admin),
+            apps,
+            authorized,
+        }
+        .render(),
+        "",
+    )
+}
+
+fn blank<'a>() -> Form<'a> {
+    Form {
+        created: None,
+        error: None,
+        name: "",
+        redirect_uri: "",
+    }
+}
+
+/// `GET /-/user_settings/applications`
+pub async fn applications_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    match signed_in(&state, &headers, APPS_PATH).await {
+        Ok(s) => render(&state, &s, StatusCode::OK, blank()).await,
+        Err(answer) => answer,
+    }
+}
+
+/// The signed-in browser whose form carries its CSRF token.
+async fn posting(
+    state: &AppState,
+    headers: &HeaderMap,
+    params: &Params,
+) -> Result<SignedIn, Response> {
+    let s = signed_in(state, headers, APPS_PATH).await?;
+    if !csrf_ok(state, headers, Some(&s.session), params) {
+        return Err(csrf_failure());
+    }
+    Ok(s)
+}
+
+/// `POST /-/user_settings/applications`: a new application of the user's,
+/// its secret on the page that answers, once.
+pub async fn create_application(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    params: Params,
+) -> Response {
+    let s = match posting(&state, &headers, &params).await {
+        Ok(s) => s,
+        Err(answer) => return answer,
+    };
+    let name = params.get_str("name").unwrap_or("").trim().to_owned();
+    let redirect_uri = params
+        .get_str("redirect_uri")
+        .unwrap_or("")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join("\n");
+    let scopes = chosen_scopes(&params);
+    let offered = offered(&state, s.user.admin);
+    let refused = |message: String| {
+        let (state, s, name, redirect_uri) = (&state, &s, &name, &redirect_uri);
+        async move {
+            let form = Form {
+                created: None,
+                error: Some(&message),
+                name,
+                redirect_uri,
+            };
+            render(state, s, StatusCode::UNPROCESSABLE_ENTITY, form).await
+        }
+    };
+    if let Some(bad) = scopes
+        .iter()
+        .find(|c| !offered.iter().any(|(o, _)| o == *c))
+    {
+        return refused(format!("The scope {bad} cannot be chosen here.")).await;
+    }
+    let input = ApplicationParams {
+        name: Some(name.clone()),
+        redirect_uri: Some(redirect_uri.clone()),
+        scopes: Some(scopes.join(" ")),
+        confidential: params
+            .get_str("confidential")
+            .is_some_and(|v| v == "true" || v == "1"),
+        grant_types: None,
+    };
+    let ctx = request_id::context(Some(s.user.id), Via::Session);
+    match state
+        .services
+        .create_application(&ctx, Some(s.user.id), &input)
+        .await
+    {
+        Ok((app, secret)) => {
+            let form = Form {
+                created: Some(Created {
+                    what: format!("Application {} was created.", app.name),
+                    client_id: app.application_id.clone(),
+                    secret: secret.expose().to_owned(),
+                }),
+                ..blank()
+            };
+            render(&state, &s, StatusCode::CREATED, form).await
+        }
+        Err(ServiceError::Validation(v)) => refused(v.to_string()).await,
+        Err(ServiceError::Invalid(m)) => refused(m).await,
+        Err(e) => internal_page(e),
+    }
+}
+
+/// One of the user's own applications (another's is not found).
+async fn own_application(state: &AppState, s: &SignedIn, id: &str) -> Result<i64, Response> {
+    let Ok(id) = id.parse::<i64>() else {
+        return Err(not_found_page());
+    };
+    match state.services.find_application(id, Ownership::Any).await {
+        Ok(app) if app.owner_id == Some(s.user.id) => Ok(app.id),
+        Ok(_) | Err(ServiceError::NotFound) => Err(not_found_page()),
+        Err(e) => Err(internal_page(e)),
+    }
+}
+
+/// `POST /-/user_settings/applications/:id/renew`: a new secret, shown
+/// once; the previous one stops at once (GitLab's renewal).
+pub async fn renew_application(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    params: Params,
+) -> Response {
+    let s = match posting(&state, &headers, &params).await {
+        Ok(s) => s,
+        Err(answer) => return answer,
+    };
+    let id = match own_application(&state, &s, &id).await {
+        Ok(id) => id,
+        Err(answer) => return answer,
+    };
+    let ctx = request_id::context(Some(s.user.id), Via::Session);
+    let renewal = Renewal {
+        grace_seconds: None,
+        lifetime_seconds: None,
+    };
+    match state
+        .services
+        .renew_application_secret(&ctx, id, Ownership::Any, renewal)
+        .await
+    {
+        Ok((app, secret, _)) => {
+            let form = Form {
+                created: Some(Created {
+                    what: format!("The secret of {} was renewed.", app.name),
+                    client_id: app.application_id.clone(),
+                    secret: secret.expose().to_owned(),
+                }),
+                ..blank()
+            };
+            render(&state, &s, StatusCode::OK, form).await
+        }
+        Err(ServiceError::NotFound) => not_found_page(),
+        Err(e) => internal_page(e),
+    }
+}
+
+/// `POST /-/user_settings/applications/:id/delete`
+pub async fn delete_application(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    params: Params,
+) -> Response {
+    let s = match posting(&state, &headers, &params).await {
+        Ok(s) => s,
+        Err(answer) => return answer,
+    };
+    let id = match own_application(&state, &s, &id).await {
+        Ok(id) => id,
+        Err(answer) => return answer,
+    };
+    let ctx = request_id::context(Some(s.user.id), Via::Session);
+    match state
+        .services
+        .delete_application(&ctx, id, Ownership::Any)
+        .await
+    {
+        Ok(()) | Err(ServiceError::NotFound) => redirect(APPS_PATH, &[]),
+        Err(e) => internal_page(e),
+    }
+}
+
+/// `POST /-/user_settings/applications/authorized/:id/revoke`: withdraw
+/// what the user granted the application `:id`; its tokens stop at once.
+pub async fn revoke_authorized(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    params: Params,
+) -> Response {
+    let s = match posting(&state, &headers, &params).await {
+        Ok(s) => s,
+        Err(answer) => return answer,
+    };
+    let Ok(id) = id.parse::<i64>() else {
+        return not_found_page();
+    };
+    let ctx = request_id::context(Some(s.user.id), Via::Session);
+    match state
+        .services
+        .revoke_authorization(&ctx, s.user.id, id)
+        .await
+    {
+        Ok(()) => redirect(APPS_PATH, &[]),
+        Err(ServiceError::NotFound) => not_found_page(),
+        Err(e) => internal_page(e),
+    }
+}
