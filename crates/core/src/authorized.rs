@@ -43,7 +43,7 @@ impl Services {
 
     /// Withdraw what `user_id` granted the application `application_id`:
     /// its tokens stop working at once, its pending codes and device grants
-    /// go. `NotFound` when it held nothing live. Recorded as
+    /// go. `NotFound` when there was nothing to withdraw. Recorded as
     /// `user_revoked_oauth_authorization`.
     pub async fn revoke_authorization(
         &self,
@@ -58,19 +58,26 @@ impl Services {
                     let Some(user) = tx.find_user(user_id).await? else {
                         return Ok(0);
                     };
+                    let app = tx
+                        .find_application(application_id, crate::application::Ownership::Any)
+                        .await?;
                     let n = tx
                         .revoke_user_authorization(application_id, user_id, now)
                         .await?;
                     if n > 0 {
-                        let event = user_event(
+                        let mut event = user_event(
                             &ctx,
                             now,
                             "user_revoked_oauth_authorization",
                             &user,
                             "Revoked an authorized OAuth application",
                         )
-                        .detail("application_id", application_id)
-                        .detail("tokens_revoked", n);
+                        .detail("application_id", application_id);
+                        if let Some(app) = &app {
+                            event = event
+                                .detail("client_id", app.application_id.as_str())
+                                .detail("application_name", app.name.as_str());
+                        }
                         tx.record_audit(event).await?;
                     }
                     Ok(n)

@@ -101,9 +101,9 @@ pub trait Transaction: Send {
 
     async fn delete_application(&mut self, id: i64, scope: Ownership) -> Result<bool, StoreError>;
 
-    /// Withdraw what a user granted an application: their OAuth tokens for
-    /// it are revoked at `now`, their unredeemed codes and device grants
-    /// deleted; how many tokens were live.
+    /// Withdraw what a user granted an application: their unredeemed codes
+    /// and device grants are deleted, their OAuth tokens for it revoked at
+    /// `now`; how many rows changed.
     async fn revoke_user_authorization(
         &mut self,
         application_id: i64,

@@ -25,12 +25,17 @@ use crate::{
     signing_keys, tokens, users,
 };
 
+/// Withdrawing a user's grant to an application: pending codes and device
+/// grants first (a redemption in flight is waited for), then the tokens,
+/// twice: on PostgreSQL an UPDATE sees only rows committed when it began,
+/// so a refresh or redemption that it waited for may have committed a new
+/// token meanwhile, which the second one revokes.
 const REVOKE_USER_AUTHORIZATION: [&str; 3] = [
-    "UPDATE oauth_access_tokens SET revoked_at = $3
-     WHERE application_id = $1 AND user_id = $2 AND revoked_at IS NULL",
     "DELETE FROM oauth_access_grants
      WHERE application_id = $1 AND user_id = $2 AND redeemed_at IS NULL",
     "DELETE FROM device_grants WHERE application_id = $1 AND user_id = $2",
+    "UPDATE oauth_access_tokens SET revoked_at = $3
+     WHERE application_id = $1 AND user_id = $2 AND revoked_at IS NULL",
 ];
 
 const REVOKE_APPLICATION_TOKENS: &str =
@@ -65,17 +70,21 @@ impl Transaction for SqlTransaction<'_> {
         user_id: i64,
         now: i64,
     ) -> Result<u64, StoreError> {
-        let [tokens, codes, devices] = REVOKE_USER_AUTHORIZATION;
-        let revoked = self
-            .c
-            .execute(tokens, &params![application_id, user_id, now])
-            .await?;
+        let [codes, devices, tokens] = REVOKE_USER_AUTHORIZATION;
+        let mut changed = 0;
         for sql in [codes, devices] {
-            self.c
+            changed += self
+                .c
                 .execute(sql, &params![application_id, user_id])
                 .await?;
         }
-        Ok(revoked)
+        for _ in 0..2 {
+            changed += self
+                .c
+                .execute(tokens, &params![application_id, user_id, now])
+                .await?;
+        }
+        Ok(changed)
     }
 
     async fn revoke_application_tokens(

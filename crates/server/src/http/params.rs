@@ -48,8 +48,14 @@ impl Dialect {
         if path.starts_with("/api/") {
             return Self::GitLab;
         }
+        // A single segment is a profile page (`/USERNAME`).
+        let profile = path.len() > 1 && !path[1..].contains('/') && path != "/-";
         let browser = path == "/"
+            || profile
             || path.starts_with("/users/")
+            || path.starts_with("/-/user_settings/")
+            || path.starts_with("/admin/")
+            || path == "/admin"
             || path == "/oauth/authorize"
             || path.starts_with("/oauth/authorize/")
             || path == "/oauth/device"

@@ -183,6 +183,23 @@ pub fn router(state: AppState) -> Router {
             "/-/user_settings/applications/authorized/{id}/revoke",
             post(web::revoke_authorized),
         )
+        .route("/admin/users", get(web::admin_area::users))
+        .route(
+            "/admin/applications",
+            get(web::admin_area::applications).post(web::admin_area::create_application),
+        )
+        .route(
+            "/admin/applications/new",
+            get(web::admin_area::new_application),
+        )
+        .route(
+            "/admin/applications/{id}",
+            get(web::admin_area::application),
+        )
+        .route(
+            "/admin/applications/{id}/delete",
+            post(web::admin_area::delete_application),
+        )
         // A user's profile at their `web_url`, as GitLab (static routes win).
         .route("/{username}", get(web::profile))
         .route("/users/sign_in", get(web::sign_in_form).post(web::sign_in))
@@ -317,12 +334,26 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        if self.store.known_down() && !req.uri().path().starts_with("/-/") {
+        if self.store.known_down() && !reports_itself(req.uri().path()) {
             futures::future::Either::Left(std::future::ready(Ok(database_down(req.uri().path()))))
         } else {
             futures::future::Either::Right(self.inner.call(req))
         }
     }
+}
+
+/// Health, readiness, metrics and the stylesheet answer while the
+/// database is down (the first three say so themselves).
+fn reports_itself(path: &str) -> bool {
+    [
+        "/-/health",
+        "/-/liveness",
+        "/-/readiness",
+        "/-/metrics",
+        "/-/assets/",
+    ]
+    .iter()
+    .any(|p| path.starts_with(p))
 }
 
 fn database_down(path: &str) -> Response {

@@ -63,6 +63,24 @@ async fn a_users_web_url_is_their_profile_page() {
     assert!(!html.contains("<b>Builds</b>"), "not escaped: {html}");
     // Usernames are case-insensitive, as in GitLab.
     assert_eq!(page(&app, "/ALICE").await.0, 200);
+    // A blocked user's page says so, and shows nothing else of theirs.
+    let res = app
+        .client
+        .post(app.url("/api/v4/users/2/block"))
+        .private_token(&app.root_token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let (status, _, html) = page(&app, "/alice").await;
+    assert_eq!(status, 200);
+    assert!(html.contains("this user is blocked"), "{html}");
+    assert!(
+        !html.contains("Lisbon") && !html.contains("Builds"),
+        "{html}"
+    );
+    // Reserved names are nobody's page.
+    assert_eq!(page(&app, "/favicon.ico").await.0, 404);
 }
 
 #[tokio::test]
@@ -425,4 +443,154 @@ async fn applications_are_made_renewed_and_deleted_and_authorizations_revoked_in
 /// The value of the input with id `id`.
 fn input_value(html: &str, id: &str) -> Option<String> {
     hidden_input(html, id)
+}
+
+#[tokio::test]
+async fn the_admin_area_lists_users_and_makes_applications_for_administrators_only() {
+    use crate::oauth::{hidden, token_request, user_with_password, Browser, PASSWORD};
+    let app = TestApp::spawn().await;
+    user_with_password(&app, "alice").await;
+    user_with_password(&app, "boss").await;
+    let res = app
+        .client
+        .put(app.url("/api/v4/users/3"))
+        .private_token(&app.root_token)
+        .json(&json!({"admin": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+
+    // Not an administrator: GitLab's 404, for every page.
+    let mut alice = Browser::new();
+    assert_eq!(
+        alice.get(&app.url("/admin/users")).await.status(),
+        302,
+        "signed out"
+    );
+    alice.sign_in(&app, "alice", PASSWORD).await;
+    for path in [
+        "/admin/users",
+        "/admin/applications",
+        "/admin/applications/new",
+    ] {
+        assert_eq!(alice.get(&app.url(path)).await.status(), 404, "{path}");
+    }
+    let res = alice
+        .post(&app.url("/admin/applications"), &[("name", "x")])
+        .await;
+    assert_eq!(res.status(), 404);
+
+    let mut boss = Browser::new();
+    boss.sign_in(&app, "boss", PASSWORD).await;
+    let html = boss
+        .get(&app.url("/admin/users"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    for name in ["root", "alice", "boss"] {
+        assert!(html.contains(&format!("<td>{name}</td>")), "{name}: {html}");
+    }
+    assert!(html.contains("3 users"), "{html}");
+    let html = boss
+        .get(&app.url("/admin/users?search=ali"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("<td>alice</td>") && !html.contains("<td>boss</td>"),
+        "{html}"
+    );
+    let html = boss
+        .get(&app.url("/admin/users?filter=admins"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("<td>boss</td>") && !html.contains("<td>alice</td>"),
+        "{html}"
+    );
+
+    // A new instance application: its secret once, then never again.
+    let html = boss
+        .get(&app.url("/admin/applications/new"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    let csrf = hidden(&html, "authenticity_token").unwrap();
+    let form = [
+        ("authenticity_token", csrf.as_str()),
+        ("name", "Grafana"),
+        (
+            "redirect_uri",
+            "https://grafana.example/login\nhttps://grafana.example/alt",
+        ),
+        ("confidential", "true"),
+        ("scopes[]", "openid"),
+        ("scopes[]", "email"),
+    ];
+    assert_eq!(
+        boss.post(&app.url("/admin/applications"), &form[1..])
+            .await
+            .status(),
+        422
+    );
+    let res = boss.post(&app.url("/admin/applications"), &form).await;
+    assert_eq!(res.status(), 201);
+    let html = res.text().await.unwrap();
+    let secret = hidden_input(&html, "new_secret").unwrap();
+    let listed: Value = app
+        .client
+        .get(app.url("/api/v4/applications"))
+        .private_token(&app.root_token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed[0]["application_name"], "Grafana");
+    let client_id = listed[0]["application_id"].as_str().unwrap().to_owned();
+    let id = listed[0]["id"].as_i64().unwrap();
+    let (status, body, _) = token_request(
+        &app,
+        &[
+            ("grant_type", "client_credentials"),
+            ("scope", "email"),
+            ("client_id", &client_id),
+            ("client_secret", &secret),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let page = format!("/admin/applications/{id}");
+    let html = boss.get(&app.url(&page)).await.text().await.unwrap();
+    assert!(
+        html.contains(&client_id) && !html.contains(&secret),
+        "{html}"
+    );
+    assert!(html.contains("https://grafana.example/alt"), "{html}");
+    let html = boss
+        .get(&app.url("/admin/applications"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("Grafana") && !html.contains(&secret),
+        "{html}"
+    );
+    assert_eq!(alice.get(&app.url(&page)).await.status(), 404);
+    let res = boss
+        .post(
+            &app.url(&format!("{page}/delete")),
+            &[("authenticity_token", &csrf)],
+        )
+        .await;
+    assert_eq!(res.status(), 302);
+    assert_eq!(boss.get(&app.url(&page)).await.status(), 404);
 }

@@ -62,6 +62,7 @@ const OOB: &[&str] = &[
     "urn:ietf:wg:oauth:2.0:oob:auto",
 ];
 
+mod admin;
 pub(crate) mod authorize;
 pub(crate) mod device;
 mod profile;
@@ -71,6 +72,12 @@ mod sign_in;
 
 pub use authorize::{authorize, decide, native_code};
 pub use device::{device_confirm, device_form, device_lookup};
+pub mod admin_area {
+    //! The Admin Area's handlers, for the router.
+    pub use super::admin::{
+        application, applications, create_application, delete_application, new_application, users,
+    };
+}
 pub use profile::{not_found_page, profile, wants_html};
 pub use settings::{create_token, revoke_token, tokens_page};
 pub use settings_apps::{

@@ -32,6 +32,14 @@ pub async fn profile(
     uri: axum::http::Uri,
     headers: HeaderMap,
 ) -> Response {
+    // No user has a reserved name (`/favicon.ico`, `/robots.txt`, `/admin`…).
+    if latchkey_core::user::is_reserved_name(&username) {
+        return if wants_html(uri.path(), &headers) {
+            not_found_page()
+        } else {
+            super::super::errors::ApiError::RouteNotFound.into_response()
+        };
+    }
     let user = match state.services.find_user_by_username(&username).await {
         Ok(Some(u)) => u,
         Ok(None) if wants_html(uri.path(), &headers) => return not_found_page(),
@@ -51,15 +59,18 @@ pub async fn profile(
     .into_iter()
     .filter(|(_, v)| !v.is_empty())
     .collect();
+    // A blocked user's page says so, and shows nothing else of theirs.
+    let blocked = user.state == UserState::Blocked;
+    let fields = if blocked { Vec::new() } else { fields };
     let since = gitlab_timestamp(user.created_at);
     let since_day = since.get(..10).unwrap_or(&since).to_owned();
     page(
         StatusCode::OK,
         ProfilePage {
-            name: &user.name,
+            name: if blocked { "Blocked user" } else { &user.name },
             username: &user.username,
-            blocked: user.state == UserState::Blocked,
-            private: p.private_profile,
+            blocked,
+            private: p.private_profile || blocked,
             fields,
             since,
             since_day,

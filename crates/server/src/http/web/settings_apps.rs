@@ -277,6 +277,13 @@ pub async fn renew_application(
             render(&state, &s, StatusCode::OK, form).await
         }
         Err(ServiceError::NotFound) => not_found_page(),
+        Err(ServiceError::Invalid(m)) => {
+            let form = Form {
+                error: Some(&m),
+                ..blank()
+            };
+            render(&state, &s, StatusCode::UNPROCESSABLE_ENTITY, form).await
+        }
         Err(e) => internal_page(e),
     }
 }

@@ -1,0 +1,452 @@
+//! The Admin Area at GitLab's paths (issue 24, first steps): users
+//! (`/admin/users`, search and filters) and instance applications
+//! (`/admin/applications`: list, new with the secret shown once, show
+//! without it, delete). Administrators only; anyone else gets the 404 page,
+//! as GitLab answers.
+
+use askama::Template;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use latchkey_core::application::{Application, ApplicationParams, Ownership};
+use latchkey_core::context::Via;
+use latchkey_core::pagination::PageRequest;
+use latchkey_core::service::ServiceError;
+use latchkey_core::user::{UserFilter, UserState};
+
+use super::super::pages::page;
+use super::super::params::Params;
+use super::super::{request_id, AppState};
+use super::settings::{chosen_scopes, offered, signed_in};
+use super::{
+    csrf_failure, csrf_ok, internal_page, not_found_page, redirect, session_csrf, SignedIn,
+};
+
+const PER_PAGE: u64 = 20;
+
+/// A signed-in administrator, or the answer: to sign in, or 404.
+async fn administrator(
+    state: &AppState,
+    headers: &HeaderMap,
+    back: &str,
+) -> Result<SignedIn, Response> {
+    let s = signed_in(state, headers, back).await?;
+    if s.user.admin && s.user.state == UserState::Active {
+        Ok(s)
+    } else {
+        Err(not_found_page())
+    }
+}
+
+fn day(ms: i64) -> String {
+    let t = latchkey_core::clock::gitlab_timestamp(ms);
+    t.get(..10).unwrap_or(&t).to_owned()
+}
+
+/// The page number asked for (1 when absent or bad).
+fn page_number(params: &Params) -> u64 {
+    params
+        .get_str("page")
+        .and_then(|p| p.parse::<u64>().ok())
+        .filter(|p| (1..=100_000).contains(p))
+        .unwrap_or(1)
+}
+
+/// Links to the previous and next pages of `base` (a path with a query).
+fn pager(base: &str, page: u64, total: u64) -> (Option<String>, Option<String>) {
+    let sep = if base.contains('?') { '&' } else { '?' };
+    let prev = (page > 1).then(|| format!("{base}{sep}page={}", page - 1));
+    let next = (page * PER_PAGE < total).then(|| format!("{base}{sep}page={}", page + 1));
+    (prev, next)
+}
+
+struct UserRow {
+    name: String,
+    username: String,
+    email: String,
+    state: &'static str,
+    role: &'static str,
+    created: String,
+}
+
+struct FilterLink {
+    key: &'static str,
+    label: &'static str,
+    current: bool,
+}
+
+#[derive(Template)]
+#[template(path = "admin_users.html")]
+struct UsersPage<'a> {
+    section: &'a str,
+    username: &'a str,
+    csrf: &'a str,
+    search: &'a str,
+    filter: &'a str,
+    filters: Vec<FilterLink>,
+    total: u64,
+    users: Vec<UserRow>,
+    prev: Option<String>,
+    next: Option<String>,
+    page_number: u64,
+}
+
+/// `GET /admin/users[?search=…&filter=admins|blocked|external&page=N]`
+pub async fn users(State(state): State<AppState>, headers: HeaderMap, params: Params) -> Response {
+    let s = match administrator(&state, &headers, "/admin/users").await {
+        Ok(s) => s,
+        Err(answer) => return answer,
+    };
+    let search = params.get_str("search").unwrap_or("").trim().to_owned();
+    let filter = params
+        .get_str("filter")
+        .filter(|f| ["admins", "blocked", "external"].contains(f))
+        .unwrap_or("all");
+    let page = page_number(&params);
+    let query = UserFilter {
+        search: (!search.is_empty()).then(|| search.clone()),
+        search_emails: true,
+        admins: filter == "admins",
+        blocked: filter == "blocked",
+        external: filter == "external",
+        ascending: true,
+        ..Default::default()
+    };
+    let (found, total) = match state
+        .services
+        .list_users(
+            &query,
+            PageRequest {
+                page,
+                per_page: PER_PAGE,
+            },
+        )
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => return internal_page(e),
+    };
+    let rows = found
+        .iter()
+        .map(|u| UserRow {
+            name: u.name.clone(),
+            username: u.username.clone(),
+            email: u.email.clone(),
+            state: u.state.as_str(),
+            role: if u.admin { "Administrator" } else { "Regular" },
+            created: day(u.created_at),
+        })
+        .collect();
+    let filters = [
+        ("all", "All"),
+        ("admins", "Admins"),
+        ("blocked", "Blocked"),
+        ("external", "External"),
+    ]
+    .into_iter()
+    .map(|(key, label)| FilterLink {
+        key,
+        label,
+        current: key == filter,
+    })
+    .collect();
+    let base = super::append_query("/admin/users", &[("filter", filter), ("search", &search)]);
+    let (prev, next) = pager(&base, page, total);
+    let csrf = session_csrf(&s.session);
+    page_of(
+        StatusCode::OK,
+        UsersPage {
+            section: "users",
+            username: &s.user.username,
+            csrf: &csrf,
+            search: &search,
+            filter,
+            filters,
+            total,
+            users: rows,
+            prev,
+            next,
+            page_number: page,
+        }
+        .render(),
+    )
+}
+
+fn page_of(status: StatusCode, body: Result<String, askama::Error>) -> Response {
+    page(status, body, "")
+}
+
+struct AppRow {
+    id: i64,
+    name: String,
+    client_id: String,
+    redirect_uri: String,
+    confidential: &'static str,
+    trusted: &'static str,
+}
+
+fn yes(b: bool) -> &'static str {
+    if b {
+        "Yes"
+    } else {
+        "No"
+    }
+}
+
+#[derive(Template)]
+#[template(path = "admin_applications.html")]
+struct ApplicationsPage<'a> {
+    section: &'a str,
+    username: &'a str,
+    csrf: &'a str,
+    total: u64,
+    apps: Vec<AppRow>,
+    prev: Option<String>,
+    next: Option<String>,
+    page_number: u64,
+}
+
+/// `GET /admin/applications[?page=N]`
+pub async fn applications(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    params: Params,
+) -> Response {
+    let s = match administrator(&state, &headers, "/admin/applications").await {
+        Ok(s) => s,
+        Err(answer) => return answer,
+    };
+    let page = page_number(&params);
+    let (found, total) = match state
+        .services
+        .list_instance_applications(PageRequest {
+            page,
+            per_page: PER_PAGE,
+        })
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => return internal_page(e),
+    };
+    let apps = found
+        .iter()
+        .map(|a| AppRow {
+            id: a.id,
+            name: a.name.clone(),
+            client_id: a.application_id.clone(),
+            redirect_uri: a.redirect_uri.replace('\n', " "),
+            confidential: yes(a.confidential),
+            trusted: yes(a.trusted),
+        })
+        .collect();
+    let (prev, next) = pager("/admin/applications", page, total);
+    let csrf = session_csrf(&s.session);
+    page_of(
+        StatusCode::OK,
+        ApplicationsPage {
+            section: "applications",
+            username: &s.user.username,
+            csrf: &csrf,
+            total,
+            apps,
+            prev,
+            next,
+            page_number: page,
+        }
+        .render(),
+    )
+}
+
+#[derive(Template)]
+#[template(path = "admin_application_new.html")]
+struct NewApplicationPage<'a> {
+    section: &'a str,
+    username: &'a str,
+    csrf: &'a str,
+    error: Option<&'a str>,
+    name: &'a str,
+    redirect_uri: &'a str,
+    scopes: Vec<(String, String)>,
+}
+
+fn new_form(
+    state: &AppState,
+    s: &SignedIn,
+    status: StatusCode,
+    error: Option<&str>,
+    name: &str,
+    redirect_uri: &str,
+) -> Response {
+    let csrf = session_csrf(&s.session);
+    page_of(
+        status,
+        NewApplicationPage {
+            section: "applications",
+            username: &s.user.username,
+            csrf: &csrf,
+            error,
+            name,
+            redirect_uri,
+            scopes: offered(state, true),
+        }
+        .render(),
+    )
+}
+
+/// `GET /admin/applications/new`
+pub async fn new_application(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    match administrator(&state, &headers, "/admin/applications/new").await {
+        Ok(s) => new_form(&state, &s, StatusCode::OK, None, "", ""),
+        Err(answer) => answer,
+    }
+}
+
+#[derive(Template)]
+#[template(path = "admin_application_show.html")]
+struct ApplicationPage<'a> {
+    section: &'a str,
+    username: &'a str,
+    csrf: &'a str,
+    secret: Option<&'a str>,
+    id: i64,
+    name: &'a str,
+    client_id: &'a str,
+    redirect_uris: Vec<&'a str>,
+    scopes: String,
+    confidential: &'static str,
+    trusted: &'static str,
+    created: String,
+}
+
+fn show(s: &SignedIn, status: StatusCode, app: &Application, secret: Option<&str>) -> Response {
+    let csrf = session_csrf(&s.session);
+    page_of(
+        status,
+        ApplicationPage {
+            section: "applications",
+            username: &s.user.username,
+            csrf: &csrf,
+            secret,
+            id: app.id,
+            name: &app.name,
+            client_id: &app.application_id,
+            redirect_uris: app.redirect_uri.split_whitespace().collect(),
+            scopes: app.scopes.as_slice().join(", "),
+            confidential: yes(app.confidential),
+            trusted: yes(app.trusted),
+            created: day(app.created_at),
+        }
+        .render(),
+    )
+}
+
+/// `POST /admin/applications`: a new instance application, shown with its
+/// secret once.
+pub async fn create_application(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    params: Params,
+) -> Response {
+    let s = match administrator(&state, &headers, "/admin/applications/new").await {
+        Ok(s) => s,
+        Err(answer) => return answer,
+    };
+    if !csrf_ok(&state, &headers, Some(&s.session), &params) {
+        return csrf_failure();
+    }
+    let name = params.get_str("name").unwrap_or("").trim().to_owned();
+    let redirect_uri = params
+        .get_str("redirect_uri")
+        .unwrap_or("")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join("\n");
+    let scopes = chosen_scopes(&params);
+    let offered = offered(&state, true);
+    let refused = |message: &str| {
+        new_form(
+            &state,
+            &s,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some(message),
+            &name,
+            &redirect_uri,
+        )
+    };
+    if let Some(bad) = scopes
+        .iter()
+        .find(|c| !offered.iter().any(|(o, _)| o == *c))
+    {
+        return refused(&format!("The scope {bad} cannot be chosen here."));
+    }
+    let input = ApplicationParams {
+        name: Some(name.clone()),
+        redirect_uri: Some(redirect_uri.clone()),
+        scopes: Some(scopes.join(" ")),
+        confidential: params
+            .get_str("confidential")
+            .is_some_and(|v| v == "true" || v == "1"),
+        grant_types: None,
+    };
+    let ctx = request_id::context(Some(s.user.id), Via::Session);
+    match state.services.create_application(&ctx, None, &input).await {
+        Ok((app, secret)) => show(&s, StatusCode::CREATED, &app, Some(secret.expose())),
+        Err(ServiceError::Validation(v)) => refused(&v.to_string()),
+        Err(ServiceError::Invalid(m)) => refused(&m),
+        Err(e) => internal_page(e),
+    }
+}
+
+/// `GET /admin/applications/:id`: never its secret.
+pub async fn application(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    let back = format!("/admin/applications/{id}");
+    let s = match administrator(&state, &headers, &back).await {
+        Ok(s) => s,
+        Err(answer) => return answer,
+    };
+    let Ok(id) = id.parse::<i64>() else {
+        return not_found_page();
+    };
+    match state
+        .services
+        .find_application(id, Ownership::Instance)
+        .await
+    {
+        Ok(app) => show(&s, StatusCode::OK, &app, None),
+        Err(ServiceError::NotFound) => not_found_page(),
+        Err(e) => internal_page(e),
+    }
+}
+
+/// `POST /admin/applications/:id/delete`
+pub async fn delete_application(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    params: Params,
+) -> Response {
+    let s = match administrator(&state, &headers, "/admin/applications").await {
+        Ok(s) => s,
+        Err(answer) => return answer,
+    };
+    if !csrf_ok(&state, &headers, Some(&s.session), &params) {
+        return csrf_failure();
+    }
+    let Ok(id) = id.parse::<i64>() else {
+        return not_found_page();
+    };
+    let ctx = request_id::context(Some(s.user.id), Via::Session);
+    match state
+        .services
+        .delete_application(&ctx, id, Ownership::Instance)
+        .await
+    {
+        Ok(()) => redirect("/admin/applications", &[]),
+        Err(ServiceError::NotFound) => not_found_page(),
+        Err(e) => internal_page(e),
+    }
+}
