@@ -429,11 +429,7 @@ fn with_html_headers(router: Router) -> Router {
 /// GitLab's JSON 404 under the API and OAuth endpoints; its HTML page for a
 /// browser elsewhere.
 async fn not_found(uri: axum::http::Uri, headers: axum::http::HeaderMap) -> Response {
-    if web::wants_html(uri.path(), &headers) {
-        web::not_found_page()
-    } else {
-        ApiError::RouteNotFound.into_response()
-    }
+    web::not_found_for(uri.path(), &headers)
 }
 
 /// CORS preflights are answered by the CORS layer; this only gives the

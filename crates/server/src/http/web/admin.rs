@@ -8,7 +8,7 @@ use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use latchkey_core::application::{Application, ApplicationParams, Ownership};
+use latchkey_core::application::{Application, Ownership};
 use latchkey_core::context::Via;
 use latchkey_core::pagination::PageRequest;
 use latchkey_core::service::ServiceError;
@@ -17,7 +17,8 @@ use latchkey_core::user::{UserFilter, UserState};
 use super::super::pages::page;
 use super::super::params::Params;
 use super::super::{request_id, AppState};
-use super::settings::{chosen_scopes, offered, signed_in};
+use super::settings::{offered, signed_in};
+use super::settings_apps::ApplicationForm;
 use super::{
     csrf_failure, csrf_ok, internal_page, not_found_page, redirect, session_csrf, SignedIn,
 };
@@ -354,42 +355,26 @@ pub async fn create_application(
     if !csrf_ok(&state, &headers, Some(&s.session), &params) {
         return csrf_failure();
     }
-    let name = params.get_str("name").unwrap_or("").trim().to_owned();
-    let redirect_uri = params
-        .get_str("redirect_uri")
-        .unwrap_or("")
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join("\n");
-    let scopes = chosen_scopes(&params);
-    let offered = offered(&state, true);
+    let sent = ApplicationForm::read(&params);
     let refused = |message: &str| {
         new_form(
             &state,
             &s,
             StatusCode::UNPROCESSABLE_ENTITY,
             Some(message),
-            &name,
-            &redirect_uri,
+            &sent.name,
+            &sent.redirect_uri,
         )
     };
-    if let Some(bad) = scopes
-        .iter()
-        .find(|c| !offered.iter().any(|(o, _)| o == *c))
-    {
-        return refused(&format!("The scope {bad} cannot be chosen here."));
+    if let Some(message) = sent.unoffered(&offered(&state, true)) {
+        return refused(&message);
     }
-    let input = ApplicationParams {
-        name: Some(name.clone()),
-        redirect_uri: Some(redirect_uri.clone()),
-        scopes: Some(scopes.join(" ")),
-        confidential: params
-            .get_str("confidential")
-            .is_some_and(|v| v == "true" || v == "1"),
-        grant_types: None,
-    };
     let ctx = request_id::context(Some(s.user.id), Via::Session);
-    match state.services.create_application(&ctx, None, &input).await {
+    match state
+        .services
+        .create_application(&ctx, None, &sent.params())
+        .await
+    {
         Ok((app, secret)) => show(&s, StatusCode::CREATED, &app, Some(secret.expose())),
         Err(ServiceError::Validation(v)) => refused(&v.to_string()),
         Err(ServiceError::Invalid(m)) => refused(&m),

@@ -78,7 +78,7 @@ pub mod admin_area {
         application, applications, create_application, delete_application, new_application, users,
     };
 }
-pub use profile::{not_found_page, profile, wants_html};
+pub use profile::{not_found_for, not_found_page, profile};
 pub use settings::{create_token, revoke_token, tokens_page};
 pub use settings_apps::{
     applications_page, create_application, delete_application, renew_application, revoke_authorized,

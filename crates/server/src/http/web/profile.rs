@@ -34,16 +34,11 @@ pub async fn profile(
 ) -> Response {
     // No user has a reserved name (`/favicon.ico`, `/robots.txt`, `/admin`…).
     if latchkey_core::user::is_reserved_name(&username) {
-        return if wants_html(uri.path(), &headers) {
-            not_found_page()
-        } else {
-            super::super::errors::ApiError::RouteNotFound.into_response()
-        };
+        return not_found_for(uri.path(), &headers);
     }
     let user = match state.services.find_user_by_username(&username).await {
         Ok(Some(u)) => u,
-        Ok(None) if wants_html(uri.path(), &headers) => return not_found_page(),
-        Ok(None) => return super::super::errors::ApiError::RouteNotFound.into_response(),
+        Ok(None) => return not_found_for(uri.path(), &headers),
         Err(e) => return internal_page(e),
     };
     let p = &user.profile;
@@ -117,4 +112,14 @@ pub fn wants_html(path: &str, headers: &HeaderMap) -> bool {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("");
     !accept.contains("application/json") || accept.contains("text/html")
+}
+
+/// The 404 for `path`: the HTML page for a browser, GitLab's JSON otherwise
+/// (see [`wants_html`]).
+pub fn not_found_for(path: &str, headers: &HeaderMap) -> Response {
+    if wants_html(path, headers) {
+        not_found_page()
+    } else {
+        super::super::errors::ApiError::RouteNotFound.into_response()
+    }
 }

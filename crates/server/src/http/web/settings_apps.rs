@@ -168,17 +168,10 @@ pub async fn create_application(
         Ok(s) => s,
         Err(answer) => return answer,
     };
-    let name = params.get_str("name").unwrap_or("").trim().to_owned();
-    let redirect_uri = params
-        .get_str("redirect_uri")
-        .unwrap_or("")
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join("\n");
-    let scopes = chosen_scopes(&params);
-    let offered = offered(&state, s.user.admin);
+    let sent = ApplicationForm::read(&params);
+    let (name, redirect_uri) = (&sent.name, &sent.redirect_uri);
     let refused = |message: String| {
-        let (state, s, name, redirect_uri) = (&state, &s, &name, &redirect_uri);
+        let (state, s) = (&state, &s);
         async move {
             let form = Form {
                 created: None,
@@ -189,25 +182,13 @@ pub async fn create_application(
             render(state, s, StatusCode::UNPROCESSABLE_ENTITY, form).await
         }
     };
-    if let Some(bad) = scopes
-        .iter()
-        .find(|c| !offered.iter().any(|(o, _)| o == *c))
-    {
-        return refused(format!("The scope {bad} cannot be chosen here.")).await;
+    if let Some(message) = sent.unoffered(&offered(&state, s.user.admin)) {
+        return refused(message).await;
     }
-    let input = ApplicationParams {
-        name: Some(name.clone()),
-        redirect_uri: Some(redirect_uri.clone()),
-        scopes: Some(scopes.join(" ")),
-        confidential: params
-            .get_str("confidential")
-            .is_some_and(|v| v == "true" || v == "1"),
-        grant_types: None,
-    };
     let ctx = request_id::context(Some(s.user.id), Via::Session);
     match state
         .services
-        .create_application(&ctx, Some(s.user.id), &input)
+        .create_application(&ctx, Some(s.user.id), &sent.params())
         .await
     {
         Ok((app, secret)) => {
@@ -224,6 +205,51 @@ pub async fn create_application(
         Err(ServiceError::Validation(v)) => refused(v.to_string()).await,
         Err(ServiceError::Invalid(m)) => refused(m).await,
         Err(e) => internal_page(e),
+    }
+}
+
+/// The new-application form as sent (User Settings and the Admin Area).
+pub(super) struct ApplicationForm {
+    pub name: String,
+    /// One per line.
+    pub redirect_uri: String,
+    scopes: Vec<String>,
+    confidential: bool,
+}
+
+impl ApplicationForm {
+    pub(super) fn read(params: &Params) -> Self {
+        Self {
+            name: params.get_str("name").unwrap_or("").trim().to_owned(),
+            redirect_uri: params
+                .get_str("redirect_uri")
+                .unwrap_or("")
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join("\n"),
+            scopes: chosen_scopes(params),
+            confidential: params
+                .get_str("confidential")
+                .is_some_and(|v| v == "true" || v == "1"),
+        }
+    }
+
+    /// Why the form cannot be taken: a scope that is not on `offered`.
+    pub(super) fn unoffered(&self, offered: &[(String, String)]) -> Option<String> {
+        self.scopes
+            .iter()
+            .find(|c| !offered.iter().any(|(o, _)| o == *c))
+            .map(|bad| format!("The scope {bad} cannot be chosen here."))
+    }
+
+    pub(super) fn params(&self) -> ApplicationParams {
+        ApplicationParams {
+            name: Some(self.name.clone()),
+            redirect_uri: Some(self.redirect_uri.clone()),
+            scopes: Some(self.scopes.join(" ")),
+            confidential: self.confidential,
+            grant_types: None,
+        }
     }
 }
 
