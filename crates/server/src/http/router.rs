@@ -168,6 +168,10 @@ pub fn router(state: AppState) -> Router {
             post(web::revoke_token),
         )
         .route(
+            "/-/user_settings/password",
+            get(web::password_page).post(web::change_password),
+        )
+        .route(
             "/-/user_settings/applications",
             get(web::applications_page).post(web::create_application),
         )

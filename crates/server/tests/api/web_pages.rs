@@ -594,3 +594,73 @@ async fn the_admin_area_lists_users_and_makes_applications_for_administrators_on
     assert_eq!(res.status(), 302);
     assert_eq!(boss.get(&app.url(&page)).await.status(), 404);
 }
+
+/// Post the password form with `current`, the new password and its
+/// confirmation, and the CSRF token `csrf`.
+async fn change_password(
+    app: &TestApp,
+    b: &mut crate::oauth::Browser,
+    fields: [&str; 4],
+) -> reqwest::Response {
+    let [current, new, confirmation, csrf] = fields;
+    b.post(
+        &app.url("/-/user_settings/password"),
+        &[
+            ("current_password", current),
+            ("new_password", new),
+            ("password_confirmation", confirmation),
+            ("authenticity_token", csrf),
+        ],
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_password_is_changed_with_the_current_one_and_other_sessions_end() {
+    use crate::oauth::{hidden, user_with_password, Browser, PASSWORD};
+    const PAGE: &str = "/-/user_settings/password";
+    let app = TestApp::spawn().await;
+    user_with_password(&app, "alice").await;
+    let mut here = Browser::new();
+    let mut elsewhere = Browser::new();
+    assert_eq!(here.get(&app.url(PAGE)).await.status(), 302, "signed out");
+    here.sign_in(&app, "alice", PASSWORD).await;
+    elsewhere.sign_in(&app, "alice", PASSWORD).await;
+    let html = here.get(&app.url(PAGE)).await.text().await.unwrap();
+    let csrf = hidden(&html, "authenticity_token").unwrap();
+    let new = "a brand new password 42";
+    // Without the form's token, with a wrong current password, with a
+    // confirmation that differs: refused, nothing changed.
+    let res = change_password(&app, &mut here, [PASSWORD, new, new, ""]).await;
+    assert_eq!(res.status(), 422);
+    let res = change_password(&app, &mut here, ["not it at all", new, new, &csrf]).await;
+    assert_eq!(res.status(), 422);
+    assert!(res
+        .text()
+        .await
+        .unwrap()
+        .contains("current password is not correct"));
+    let res = change_password(&app, &mut here, [PASSWORD, new, "something else", &csrf]).await;
+    assert_eq!(res.status(), 422);
+    // Changed: this browser stays signed in, the other session ends.
+    let res = change_password(&app, &mut here, [PASSWORD, new, new, &csrf]).await;
+    assert_eq!(res.status(), 200);
+    assert!(res
+        .text()
+        .await
+        .unwrap()
+        .contains("Your password was changed"));
+    assert_eq!(
+        here.get(&app.url(PAGE)).await.status(),
+        200,
+        "still signed in here"
+    );
+    assert_eq!(
+        elsewhere.get(&app.url(PAGE)).await.status(),
+        302,
+        "signed out elsewhere"
+    );
+    let mut fresh = Browser::new();
+    assert_eq!(fresh.sign_in(&app, "alice", PASSWORD).await.status(), 401);
+    assert_eq!(fresh.sign_in(&app, "alice", new).await.status(), 302);
+}

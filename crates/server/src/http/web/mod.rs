@@ -65,6 +65,7 @@ const OOB: &[&str] = &[
 mod admin;
 pub(crate) mod authorize;
 pub(crate) mod device;
+mod password;
 mod profile;
 mod settings;
 mod settings_apps;
@@ -78,6 +79,7 @@ pub mod admin_area {
         application, applications, create_application, delete_application, new_application, users,
     };
 }
+pub use password::{change_password, password_page};
 pub use profile::{not_found_for, not_found_page, profile};
 pub use settings::{create_token, revoke_token, tokens_page};
 pub use settings_apps::{
@@ -91,6 +93,7 @@ pub use sign_in::{sign_in, sign_in_form, sign_out};
 #[template(path = "home.html")]
 struct HomePage<'a> {
     username: Option<&'a str>,
+    admin: bool,
     csrf: &'a str,
 }
 
@@ -329,6 +332,7 @@ pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response
             StatusCode::OK,
             HomePage {
                 username,
+                admin: signed_in.as_ref().is_some_and(|s| s.user.admin),
                 csrf: &csrf,
             }
             .render(),
