@@ -209,15 +209,7 @@ pub async fn create(
     summary = "List instance applications",
     params(crate::http::openapi::schemas::Pagination, ("pagination" = Option<String>, Query, description = "`keyset` for keyset pagination (by id)"), ("id_after" = Option<i64>, Query, description = "Keyset: the last id of the previous page"), ("order_by" = Option<String>, Query, description = "Keyset: `id`"), ("sort" = Option<crate::http::openapi::schemas::Sort>, Query, description = "Keyset: `asc`")),
     responses(
-        (status = 200, description = "The applications (all of them without page or per_page)", body = Vec<ApplicationEntity>, headers(
-            ("X-Total" = String, description = "Items in all pages"),
-            ("X-Total-Pages" = String, description = "Pages"),
-            ("X-Page" = String, description = "This page"),
-            ("X-Per-Page" = String, description = "Items a page"),
-            ("X-Next-Page" = String, description = "The next page, or empty"),
-            ("X-Prev-Page" = String, description = "The previous page, or empty"),
-            ("Link" = String, description = "first, last, prev and next pages (RFC 8288)")
-        ))
+        (status = 200, description = "The applications (all of them without page or per_page)", body = Vec<ApplicationEntity>)
     )
 )]
 pub async fn list(

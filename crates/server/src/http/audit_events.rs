@@ -89,15 +89,7 @@ fn filter(params: &Params) -> Result<AuditFilter, ApiError> {
     summary = "List audit events (administrators)",
     params(crate::http::openapi::schemas::Pagination, ("entity_type" = Option<String>, Query, description = "`User`, `Group`, …"), ("entity_id" = Option<i64>, Query, description = "With entity_type"), ("created_after" = Option<String>, Query, description = "ISO 8601 time"), ("created_before" = Option<String>, Query, description = "ISO 8601 time"), ("pagination" = Option<String>, Query, description = "`keyset`"), ("order_by" = Option<String>, Query, description = "Keyset: `id`"), ("sort" = Option<crate::http::openapi::schemas::Sort>, Query, description = "The order")),
     responses(
-        (status = 200, description = "Audit events", body = Vec<AuditEventEntity>, headers(
-            ("X-Total" = String, description = "Items in all pages"),
-            ("X-Total-Pages" = String, description = "Pages"),
-            ("X-Page" = String, description = "This page"),
-            ("X-Per-Page" = String, description = "Items a page"),
-            ("X-Next-Page" = String, description = "The next page, or empty"),
-            ("X-Prev-Page" = String, description = "The previous page, or empty"),
-            ("Link" = String, description = "first, last, prev and next pages (RFC 8288)")
-        ))
+        (status = 200, description = "Audit events", body = Vec<AuditEventEntity>)
     )
 )]
 pub async fn list(

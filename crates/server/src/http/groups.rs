@@ -166,15 +166,7 @@ async fn respond_list(
     security(("private_token" = []), ("bearer" = []), ()),
     params(crate::http::openapi::schemas::Pagination, ("skip_groups" = Option<Vec<i64>>, Query, description = "Leave these out"), ("all_available" = Option<bool>, Query, description = "Every group you can see"), ("search" = Option<String>, Query, description = "In name and path"), ("owned" = Option<bool>, Query, description = "Only groups you own"), ("order_by" = Option<String>, Query, description = "`name`, `path`, `id` or `similarity`"), ("sort" = Option<crate::http::openapi::schemas::Sort>, Query, description = "The order"), ("min_access_level" = Option<i64>, Query, description = "Only groups where you have at least this level: 5, 10, 15, 20, 30, 40 or 50"), ("visibility" = Option<crate::http::openapi::schemas::Visibility>, Query, description = "Only groups of this visibility"), ("top_level_only" = Option<bool>, Query, description = "Only top-level groups"), ("statistics" = Option<bool>, Query, description = "Accepted, ignored"), ("with_custom_attributes" = Option<bool>, Query, description = "Accepted, ignored")),
     responses(
-        (status = 200, description = "Groups", body = Vec<GroupEntity>, headers(
-            ("X-Total" = String, description = "Items in all pages"),
-            ("X-Total-Pages" = String, description = "Pages"),
-            ("X-Page" = String, description = "This page"),
-            ("X-Per-Page" = String, description = "Items a page"),
-            ("X-Next-Page" = String, description = "The next page, or empty"),
-            ("X-Prev-Page" = String, description = "The previous page, or empty"),
-            ("Link" = String, description = "first, last, prev and next pages (RFC 8288)")
-        ))
+        (status = 200, description = "Groups", body = Vec<GroupEntity>)
     )
 )]
 pub async fn list(
@@ -221,15 +213,7 @@ async fn below(
     security(("private_token" = []), ("bearer" = []), ()),
     params(("id" = String, Path, description = "The group's id or URL-encoded full path"), crate::http::openapi::schemas::Pagination, ("skip_groups" = Option<Vec<i64>>, Query, description = "Leave these out"), ("all_available" = Option<bool>, Query, description = "Every group you can see"), ("search" = Option<String>, Query, description = "In name and path"), ("owned" = Option<bool>, Query, description = "Only groups you own"), ("order_by" = Option<String>, Query, description = "`name`, `path`, `id` or `similarity`"), ("sort" = Option<crate::http::openapi::schemas::Sort>, Query, description = "The order"), ("min_access_level" = Option<i64>, Query, description = "Only groups where you have at least this level: 5, 10, 15, 20, 30, 40 or 50"), ("visibility" = Option<crate::http::openapi::schemas::Visibility>, Query, description = "Only groups of this visibility"), ("top_level_only" = Option<bool>, Query, description = "Only top-level groups"), ("statistics" = Option<bool>, Query, description = "Accepted, ignored"), ("with_custom_attributes" = Option<bool>, Query, description = "Accepted, ignored")),
     responses(
-        (status = 200, description = "The subgroups", body = Vec<GroupEntity>, headers(
-            ("X-Total" = String, description = "Items in all pages"),
-            ("X-Total-Pages" = String, description = "Pages"),
-            ("X-Page" = String, description = "This page"),
-            ("X-Per-Page" = String, description = "Items a page"),
-            ("X-Next-Page" = String, description = "The next page, or empty"),
-            ("X-Prev-Page" = String, description = "The previous page, or empty"),
-            ("Link" = String, description = "first, last, prev and next pages (RFC 8288)")
-        ))
+        (status = 200, description = "The subgroups", body = Vec<GroupEntity>)
     )
 )]
 pub async fn subgroups(
@@ -251,15 +235,7 @@ pub async fn subgroups(
     security(("private_token" = []), ("bearer" = []), ()),
     params(("id" = String, Path, description = "The group's id or URL-encoded full path"), crate::http::openapi::schemas::Pagination, ("skip_groups" = Option<Vec<i64>>, Query, description = "Leave these out"), ("all_available" = Option<bool>, Query, description = "Every group you can see"), ("search" = Option<String>, Query, description = "In name and path"), ("owned" = Option<bool>, Query, description = "Only groups you own"), ("order_by" = Option<String>, Query, description = "`name`, `path`, `id` or `similarity`"), ("sort" = Option<crate::http::openapi::schemas::Sort>, Query, description = "The order"), ("min_access_level" = Option<i64>, Query, description = "Only groups where you have at least this level: 5, 10, 15, 20, 30, 40 or 50"), ("visibility" = Option<crate::http::openapi::schemas::Visibility>, Query, description = "Only groups of this visibility"), ("top_level_only" = Option<bool>, Query, description = "Only top-level groups"), ("statistics" = Option<bool>, Query, description = "Accepted, ignored"), ("with_custom_attributes" = Option<bool>, Query, description = "Accepted, ignored")),
     responses(
-        (status = 200, description = "The groups below", body = Vec<GroupEntity>, headers(
-            ("X-Total" = String, description = "Items in all pages"),
-            ("X-Total-Pages" = String, description = "Pages"),
-            ("X-Page" = String, description = "This page"),
-            ("X-Per-Page" = String, description = "Items a page"),
-            ("X-Next-Page" = String, description = "The next page, or empty"),
-            ("X-Prev-Page" = String, description = "The previous page, or empty"),
-            ("Link" = String, description = "first, last, prev and next pages (RFC 8288)")
-        ))
+        (status = 200, description = "The groups below", body = Vec<GroupEntity>)
     )
 )]
 pub async fn descendant_groups(

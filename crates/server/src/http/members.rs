@@ -99,15 +99,7 @@ async fn list_members(
     summary = "A group's direct members",
     params(("id" = String, Path, description = "The group's id or URL-encoded full path"), crate::http::openapi::schemas::Pagination, ("query" = Option<String>, Query, description = "In name and username"), ("user_ids" = Option<Vec<i64>>, Query, description = "Only these users"), ("skip_users" = Option<Vec<i64>>, Query, description = "Not these users"), ("show_seat_info" = Option<bool>, Query, description = "Accepted, ignored")),
     responses(
-        (status = 200, description = "The members", body = Vec<MemberEntity>, headers(
-            ("X-Total" = String, description = "Items in all pages"),
-            ("X-Total-Pages" = String, description = "Pages"),
-            ("X-Page" = String, description = "This page"),
-            ("X-Per-Page" = String, description = "Items a page"),
-            ("X-Next-Page" = String, description = "The next page, or empty"),
-            ("X-Prev-Page" = String, description = "The previous page, or empty"),
-            ("Link" = String, description = "first, last, prev and next pages (RFC 8288)")
-        ))
+        (status = 200, description = "The members", body = Vec<MemberEntity>)
     )
 )]
 pub async fn list(
@@ -128,15 +120,7 @@ pub async fn list(
     summary = "A group's members, inherited ones too",
     params(("id" = String, Path, description = "The group's id or URL-encoded full path"), crate::http::openapi::schemas::Pagination, ("query" = Option<String>, Query, description = "In name and username"), ("user_ids" = Option<Vec<i64>>, Query, description = "Only these users"), ("skip_users" = Option<Vec<i64>>, Query, description = "Not these users"), ("show_seat_info" = Option<bool>, Query, description = "Accepted, ignored")),
     responses(
-        (status = 200, description = "The members", body = Vec<MemberEntity>, headers(
-            ("X-Total" = String, description = "Items in all pages"),
-            ("X-Total-Pages" = String, description = "Pages"),
-            ("X-Page" = String, description = "This page"),
-            ("X-Per-Page" = String, description = "Items a page"),
-            ("X-Next-Page" = String, description = "The next page, or empty"),
-            ("X-Prev-Page" = String, description = "The previous page, or empty"),
-            ("Link" = String, description = "first, last, prev and next pages (RFC 8288)")
-        ))
+        (status = 200, description = "The members", body = Vec<MemberEntity>)
     )
 )]
 pub async fn list_all(

@@ -202,15 +202,7 @@ pub async fn create_for_user(
     summary = "List personal access tokens",
     params(crate::http::openapi::schemas::Pagination, ("user_id" = Option<i64>, Query, description = "Administrators: this user's tokens"), ("revoked" = Option<bool>, Query, description = "Revoked or not"), ("state" = Option<String>, Query, description = "`active` or `inactive`"), ("created_after" = Option<String>, Query, description = "ISO 8601 time"), ("created_before" = Option<String>, Query, description = "ISO 8601 time"), ("last_used_after" = Option<String>, Query, description = "ISO 8601 time"), ("last_used_before" = Option<String>, Query, description = "ISO 8601 time"), ("search" = Option<String>, Query, description = "In the name")),
     responses(
-        (status = 200, description = "Tokens (never their values)", body = Vec<TokenEntity>, headers(
-            ("X-Total" = String, description = "Items in all pages"),
-            ("X-Total-Pages" = String, description = "Pages"),
-            ("X-Page" = String, description = "This page"),
-            ("X-Per-Page" = String, description = "Items a page"),
-            ("X-Next-Page" = String, description = "The next page, or empty"),
-            ("X-Prev-Page" = String, description = "The previous page, or empty"),
-            ("Link" = String, description = "first, last, prev and next pages (RFC 8288)")
-        ))
+        (status = 200, description = "Tokens (never their values)", body = Vec<TokenEntity>)
     )
 )]
 pub async fn list(

@@ -57,15 +57,7 @@ pub async fn create(
     summary = "List your applications",
     params(crate::http::openapi::schemas::Pagination),
     responses(
-        (status = 200, description = "Your applications", body = Vec<ApplicationEntity>, headers(
-            ("X-Total" = String, description = "Items in all pages"),
-            ("X-Total-Pages" = String, description = "Pages"),
-            ("X-Page" = String, description = "This page"),
-            ("X-Per-Page" = String, description = "Items a page"),
-            ("X-Next-Page" = String, description = "The next page, or empty"),
-            ("X-Prev-Page" = String, description = "The previous page, or empty"),
-            ("Link" = String, description = "first, last, prev and next pages (RFC 8288)")
-        ))
+        (status = 200, description = "Your applications", body = Vec<ApplicationEntity>)
     )
 )]
 pub async fn list(

@@ -103,15 +103,7 @@ fn user_filter(params: &Params, admin: bool) -> Result<UserFilter, ApiError> {
     summary = "List users",
     params(crate::http::openapi::schemas::Pagination, ("username" = Option<String>, Query, description = "Exactly this username"), ("search" = Option<String>, Query, description = "In name, username and email"), ("active" = Option<bool>, Query, description = "Only active users"), ("blocked" = Option<bool>, Query, description = "Only blocked users"), ("external" = Option<bool>, Query, description = "Only external users"), ("exclude_external" = Option<bool>, Query, description = "No external users"), ("without_project_bots" = Option<bool>, Query, description = "Accepted (there are none)"), ("admins" = Option<bool>, Query, description = "Only administrators"), ("created_after" = Option<String>, Query, description = "ISO 8601 time"), ("created_before" = Option<String>, Query, description = "ISO 8601 time"), ("order_by" = Option<String>, Query, description = "`id`, `name`, `username`, `created_at` or `updated_at` (administrators)"), ("sort" = Option<crate::http::openapi::schemas::Sort>, Query, description = "The order")),
     responses(
-        (status = 200, description = "Users (administrators get the fields of UserWithAdmin)", body = Vec<UserBasic>, headers(
-            ("X-Total" = String, description = "Items in all pages"),
-            ("X-Total-Pages" = String, description = "Pages"),
-            ("X-Page" = String, description = "This page"),
-            ("X-Per-Page" = String, description = "Items a page"),
-            ("X-Next-Page" = String, description = "The next page, or empty"),
-            ("X-Prev-Page" = String, description = "The previous page, or empty"),
-            ("Link" = String, description = "first, last, prev and next pages (RFC 8288)")
-        ))
+        (status = 200, description = "Users (administrators get the fields of UserWithAdmin)", body = Vec<UserBasic>)
     )
 )]
 pub async fn list(

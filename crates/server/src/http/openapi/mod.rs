@@ -251,6 +251,7 @@ impl Modify for Conventions {
                     op.security = default_security(path, dialect);
                 }
                 add_errors(op, dialect);
+                add_page_headers(op);
             }
         }
         user_views(doc);
@@ -338,6 +339,41 @@ fn html(description: &str) -> RefOr<OaResponse> {
             .content("text/html; charset=utf-8", ContentBuilder::new().build())
             .build(),
     )
+}
+
+/// GitLab's pagination headers, on the answer of every operation that takes
+/// a `page` (`schemas::Pagination`): `pagination::respond` sends them all.
+fn add_page_headers(op: &mut Operation) {
+    use utoipa::openapi::header::HeaderBuilder;
+    use utoipa::openapi::path::ParameterIn;
+    let paged = op
+        .parameters
+        .iter()
+        .flatten()
+        .any(|p| p.name == "page" && matches!(p.parameter_in, ParameterIn::Query));
+    let Some(RefOr::T(ok)) = op.responses.responses.get_mut("200") else {
+        return;
+    };
+    if !paged {
+        return;
+    }
+    for (name, description) in [
+        ("X-Total", "Items in all pages"),
+        ("X-Total-Pages", "Pages"),
+        ("X-Page", "This page"),
+        ("X-Per-Page", "Items a page"),
+        ("X-Next-Page", "The next page, or empty"),
+        ("X-Prev-Page", "The previous page, or empty"),
+        ("Link", "first, last, prev and next pages (RFC 8288)"),
+    ] {
+        let header = HeaderBuilder::new()
+            .schema(utoipa::openapi::schema::Object::with_type(
+                utoipa::openapi::schema::Type::String,
+            ))
+            .description(Some(description))
+            .build();
+        ok.headers.insert(name.to_owned(), header);
+    }
 }
 
 /// The error answers every operation of `dialect` may give, where its
