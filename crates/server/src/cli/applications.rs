@@ -3,11 +3,10 @@
 use clap::{ArgAction, Subcommand};
 use latchkey_core::application::{Application, ApplicationParams, Ownership, Renewal};
 use latchkey_core::context::Context as Actor;
-use latchkey_core::pagination::PageRequest;
 use latchkey_core::service::Services;
 use serde::Serialize;
 
-use super::output::{self, failed, find_user, Format, FormatArg};
+use super::output::{self, failed, find_user, yes, Format, FormatArg};
 use crate::config::Settings;
 use crate::http::applications::ApplicationEntity;
 use crate::http::secrets::SecretEntity;
@@ -85,22 +84,17 @@ pub async fn run(settings: &Settings, command: ApplicationsCommand) -> anyhow::R
                 Some(name) => Some(find_user(&services, name).await?),
                 None => None,
             };
-            let mut apps = Vec::new();
-            for page in 1.. {
-                let page = PageRequest {
-                    page,
-                    per_page: 100,
-                };
-                let (batch, _) = match &owner {
-                    Some(u) => services.list_owned_applications(u.id, page).await?,
-                    None => services.list_instance_applications(page).await?,
-                };
-                let done = batch.len() < 100;
-                apps.extend(batch);
-                if done {
-                    break;
+            let apps = output::every_page(|page| {
+                let services = &services;
+                let owner = owner.as_ref().map(|u| u.id);
+                async move {
+                    match owner {
+                        Some(id) => services.list_owned_applications(id, page).await,
+                        None => services.list_instance_applications(page).await,
+                    }
                 }
-            }
+            })
+            .await?;
             match format.format {
                 Format::Json => {
                     let entities: Vec<_> = apps
@@ -257,10 +251,6 @@ pub async fn run(settings: &Settings, command: ApplicationsCommand) -> anyhow::R
         }
     }
     Ok(())
-}
-
-fn yes(b: bool) -> String {
-    if b { "yes" } else { "no" }.to_owned()
 }
 
 /// The application a command names: its id, else its client_id.

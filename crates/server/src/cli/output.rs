@@ -89,6 +89,35 @@ pub fn when(ms: Option<i64>) -> String {
     ms.map(gitlab_timestamp).unwrap_or_else(|| "-".to_owned())
 }
 
+/// "yes" or "no", for a flag in a table or record.
+pub fn yes(b: bool) -> String {
+    if b { "yes" } else { "no" }.to_owned()
+}
+
+/// Everything a paged listing holds: `fetch` asked for page 1, 2, … of 100
+/// until a page comes back short.
+pub async fn every_page<T, F, Fut>(mut fetch: F) -> anyhow::Result<Vec<T>>
+where
+    F: FnMut(latchkey_core::pagination::PageRequest) -> Fut,
+    Fut: std::future::Future<Output = Result<(Vec<T>, u64), ServiceError>>,
+{
+    const PER_PAGE: u64 = 100;
+    let mut all = Vec::new();
+    for page in 1.. {
+        let (batch, _) = fetch(latchkey_core::pagination::PageRequest {
+            page,
+            per_page: PER_PAGE,
+        })
+        .await?;
+        let done = (batch.len() as u64) < PER_PAGE;
+        all.extend(batch);
+        if done {
+            break;
+        }
+    }
+    Ok(all)
+}
+
 /// A service's refusal in words, saying what was being done.
 pub fn failed(doing: &str, e: ServiceError) -> anyhow::Error {
     let why = match e {

@@ -5,7 +5,6 @@ use std::collections::HashMap;
 use anyhow::Context;
 use clap::Subcommand;
 use latchkey_core::context::Context as Actor;
-use latchkey_core::pagination::PageRequest;
 use latchkey_core::token::{parse_expiry, TokenFilter};
 use latchkey_core::user::UserFilter;
 
@@ -94,23 +93,7 @@ pub async fn run(settings: &Settings, command: TokensCommand) -> anyhow::Result<
                 active: active.then_some(true),
                 ..Default::default()
             };
-            let mut tokens = Vec::new();
-            for page in 1.. {
-                let (batch, _) = services
-                    .list_tokens(
-                        &filter,
-                        PageRequest {
-                            page,
-                            per_page: 100,
-                        },
-                    )
-                    .await?;
-                let done = batch.len() < 100;
-                tokens.extend(batch);
-                if done {
-                    break;
-                }
-            }
+            let mut tokens = output::every_page(|page| services.list_tokens(&filter, page)).await?;
             tokens.sort_by_key(|t| t.id);
             let today = services.today();
             match format.format {

@@ -5,13 +5,12 @@ use std::io::{BufRead, IsTerminal};
 use anyhow::Context;
 use clap::{ArgAction, Subcommand};
 use latchkey_core::context::Context as Actor;
-use latchkey_core::pagination::PageRequest;
 use latchkey_core::service::Services;
 use latchkey_core::user::{User, UserChanges, UserFilter, UserInput, UserState};
 use secrecy::SecretString;
 use serde::Serialize;
 
-use super::output::{self, failed, find_user, Format, FormatArg};
+use super::output::{self, failed, find_user, yes, Format, FormatArg};
 use crate::config::Settings;
 use crate::startup::{self, Schema};
 
@@ -341,30 +340,9 @@ pub async fn run(settings: &Settings, command: UsersCommand) -> anyhow::Result<(
     Ok(())
 }
 
-fn yes(b: bool) -> String {
-    if b { "yes" } else { "no" }.to_owned()
-}
-
 /// Every user `filter` admits, page by page.
 pub async fn all_users(services: &Services, filter: &UserFilter) -> anyhow::Result<Vec<User>> {
-    let mut users = Vec::new();
-    for page in 1.. {
-        let (batch, _) = services
-            .list_users(
-                filter,
-                PageRequest {
-                    page,
-                    per_page: 100,
-                },
-            )
-            .await?;
-        let done = batch.len() < 100;
-        users.extend(batch);
-        if done {
-            break;
-        }
-    }
-    Ok(users)
+    output::every_page(|page| services.list_users(filter, page)).await
 }
 
 async fn set_state(
