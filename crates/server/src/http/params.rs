@@ -70,6 +70,21 @@ impl Dialect {
     }
 }
 
+/// The endpoints for operators and machines under `/-/` (health,
+/// readiness, metrics, the stylesheet): they answer while the database is
+/// down and never with an HTML page of errors.
+pub fn is_operations_path(path: &str) -> bool {
+    [
+        "/-/health",
+        "/-/liveness",
+        "/-/readiness",
+        "/-/metrics",
+        "/-/assets/",
+    ]
+    .iter()
+    .any(|p| path.starts_with(p))
+}
+
 /// A request whose parameters could not be read, answered in its route's
 /// dialect.
 #[derive(Debug)]

@@ -338,26 +338,12 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        if self.store.known_down() && !reports_itself(req.uri().path()) {
+        if self.store.known_down() && !super::params::is_operations_path(req.uri().path()) {
             futures::future::Either::Left(std::future::ready(Ok(database_down(req.uri().path()))))
         } else {
             futures::future::Either::Right(self.inner.call(req))
         }
     }
-}
-
-/// Health, readiness, metrics and the stylesheet answer while the
-/// database is down (the first three say so themselves).
-fn reports_itself(path: &str) -> bool {
-    [
-        "/-/health",
-        "/-/liveness",
-        "/-/readiness",
-        "/-/metrics",
-        "/-/assets/",
-    ]
-    .iter()
-    .any(|p| path.starts_with(p))
 }
 
 fn database_down(path: &str) -> Response {

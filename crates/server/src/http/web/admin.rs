@@ -20,7 +20,7 @@ use super::super::{request_id, AppState};
 use super::settings::{offered, signed_in};
 use super::settings_apps::ApplicationForm;
 use super::{
-    csrf_failure, csrf_ok, internal_page, not_found_page, redirect, session_csrf, SignedIn,
+    csrf_failure, csrf_ok, day, internal_page, not_found_page, redirect, session_csrf, SignedIn,
 };
 
 const PER_PAGE: u64 = 20;
@@ -37,11 +37,6 @@ async fn administrator(
     } else {
         Err(not_found_page())
     }
-}
-
-fn day(ms: i64) -> String {
-    let t = latchkey_core::clock::gitlab_timestamp(ms);
-    t.get(..10).unwrap_or(&t).to_owned()
 }
 
 /// The page number asked for (1 when absent or bad).

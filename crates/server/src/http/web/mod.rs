@@ -110,6 +110,12 @@ pub async fn stylesheet() -> Response {
 
 use super::pages::{error_page, page};
 
+/// The day (YYYY-MM-DD, UTC) of a time in ms, as the pages show dates.
+fn day(ms: i64) -> String {
+    let t = latchkey_core::clock::gitlab_timestamp(ms);
+    t.get(..10).unwrap_or(&t).to_owned()
+}
+
 // --- responses ---------------------------------------------------------------------
 
 fn oauth_error_page(e: &OAuthError) -> Response {

@@ -15,11 +15,8 @@ use secrecy::SecretString;
 use super::super::pages::page;
 use super::super::params::Params;
 use super::super::{request_id, AppState};
-use super::settings::signed_in;
-use super::{
-    csrf_failure, csrf_ok, internal_page, session_csrf, set_cookie, with_cookies, SignedIn,
-    SESSION_COOKIE,
-};
+use super::settings::{posting, signed_in};
+use super::{internal_page, session_csrf, set_cookie, with_cookies, SignedIn, SESSION_COOKIE};
 
 const PASSWORD_PATH: &str = "/-/user_settings/password";
 
@@ -67,13 +64,10 @@ pub async fn change_password(
     headers: HeaderMap,
     params: Params,
 ) -> Response {
-    let s = match signed_in(&state, &headers, PASSWORD_PATH).await {
+    let s = match posting(&state, &headers, &params, PASSWORD_PATH).await {
         Ok(s) => s,
         Err(answer) => return answer,
     };
-    if !csrf_ok(&state, &headers, Some(&s.session), &params) {
-        return csrf_failure();
-    }
     let refuse =
         |status: StatusCode, message: &str| render(&s, &s.session, status, false, Some(message));
     let current = params.get_str("current_password").unwrap_or("");

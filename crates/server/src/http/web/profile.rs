@@ -58,7 +58,7 @@ pub async fn profile(
     let blocked = user.state == UserState::Blocked;
     let fields = if blocked { Vec::new() } else { fields };
     let since = gitlab_timestamp(user.created_at);
-    let since_day = since.get(..10).unwrap_or(&since).to_owned();
+    let since_day = super::day(user.created_at);
     page(
         StatusCode::OK,
         ProfilePage {
@@ -90,20 +90,12 @@ pub fn not_found_page() -> Response {
 /// and metrics endpoints under `/-/`), nor
 /// for a client that asks for JSON rather than HTML.
 pub fn wants_html(path: &str, headers: &HeaderMap) -> bool {
-    let machine = [
-        "/api/",
-        "/oauth/",
-        "/.well-known/",
-        "/-/health",
-        "/-/liveness",
-        "/-/readiness",
-        "/-/metrics",
-        "/-/assets/",
-    ]
-    .iter()
-    .any(|p| path.starts_with(p))
+    let machine = ["/api/", "/oauth/", "/.well-known/"]
+        .iter()
+        .any(|p| path.starts_with(p))
         || path == "/api"
-        || path == "/oauth";
+        || path == "/oauth"
+        || super::super::params::is_operations_path(path);
     if machine {
         return false;
     }

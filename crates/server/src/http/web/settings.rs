@@ -16,7 +16,7 @@ use latchkey_core::token::{parse_expiry, TokenFilter, PRIVILEGED_SCOPES};
 use super::super::pages::page;
 use super::super::params::{Params, Value};
 use super::super::{request_id, AppState};
-use super::{csrf_failure, csrf_ok, current, internal_page, redirect, session_csrf, SignedIn};
+use super::{csrf_failure, csrf_ok, current, day, internal_page, redirect, session_csrf, SignedIn};
 
 const TOKENS_PATH: &str = "/-/user_settings/personal_access_tokens";
 
@@ -57,6 +57,21 @@ pub(super) async fn signed_in(
         )),
         Err(e) => Err(internal_page(e)),
     }
+}
+
+/// The signed-in browser whose form carries its session's CSRF token, or
+/// the answer: to sign in (coming back to `back`), or the expired-form page.
+pub(super) async fn posting(
+    state: &AppState,
+    headers: &HeaderMap,
+    params: &Params,
+    back: &str,
+) -> Result<SignedIn, Response> {
+    let s = signed_in(state, headers, back).await?;
+    if !csrf_ok(state, headers, Some(&s.session), params) {
+        return Err(csrf_failure());
+    }
+    Ok(s)
 }
 
 /// What the form offers: the server's scopes, less the privileged ones for
@@ -100,10 +115,6 @@ async fn render(state: &AppState, s: &SignedIn, status: StatusCode, form: Form<'
     {
         Ok((tokens, _)) => tokens,
         Err(e) => return internal_page(e),
-    };
-    let day = |ms: i64| {
-        let t = latchkey_core::clock::gitlab_timestamp(ms);
-        t.get(..10).unwrap_or(&t).to_owned()
     };
     let rows = tokens
         .iter()
@@ -178,13 +189,10 @@ pub async fn create_token(
     headers: HeaderMap,
     params: Params,
 ) -> Response {
-    let s = match signed_in(&state, &headers, TOKENS_PATH).await {
+    let s = match posting(&state, &headers, &params, TOKENS_PATH).await {
         Ok(s) => s,
         Err(answer) => return answer,
     };
-    if !csrf_ok(&state, &headers, Some(&s.session), &params) {
-        return csrf_failure();
-    }
     let name = params.get_str("name").unwrap_or("").trim().to_owned();
     let expires_raw = params.get_str("expires_at").unwrap_or("").trim().to_owned();
     let scopes = chosen_scopes(&params);
@@ -251,13 +259,10 @@ pub async fn revoke_token(
     Path(id): Path<String>,
     params: Params,
 ) -> Response {
-    let s = match signed_in(&state, &headers, TOKENS_PATH).await {
+    let s = match posting(&state, &headers, &params, TOKENS_PATH).await {
         Ok(s) => s,
         Err(answer) => return answer,
     };
-    if !csrf_ok(&state, &headers, Some(&s.session), &params) {
-        return csrf_failure();
-    }
     let Ok(id) = id.parse::<i64>() else {
         return super::not_found_page();
     };

@@ -15,10 +15,8 @@ use latchkey_core::service::ServiceError;
 use super::super::pages::page;
 use super::super::params::Params;
 use super::super::{request_id, AppState};
-use super::settings::{chosen_scopes, offered, signed_in};
-use super::{
-    csrf_failure, csrf_ok, internal_page, not_found_page, redirect, session_csrf, SignedIn,
-};
+use super::settings::{chosen_scopes, offered, posting, signed_in};
+use super::{day, internal_page, not_found_page, redirect, session_csrf, SignedIn};
 
 const APPS_PATH: &str = "/-/user_settings/applications";
 
@@ -63,11 +61,6 @@ struct Form<'a> {
     error: Option<&'a str>,
     name: &'a str,
     redirect_uri: &'a str,
-}
-
-fn day(ms: i64) -> String {
-    let t = latchkey_core::clock::gitlab_timestamp(ms);
-    t.get(..10).unwrap_or(&t).to_owned()
 }
 
 async fn render(state: &AppState, s: &SignedIn, status: StatusCode, form: Form<'_>) -> Response {
@@ -144,19 +137,6 @@ pub async fn applications_page(State(state): State<AppState>, headers: HeaderMap
     }
 }
 
-/// The signed-in browser whose form carries its CSRF token.
-async fn posting(
-    state: &AppState,
-    headers: &HeaderMap,
-    params: &Params,
-) -> Result<SignedIn, Response> {
-    let s = signed_in(state, headers, APPS_PATH).await?;
-    if !csrf_ok(state, headers, Some(&s.session), params) {
-        return Err(csrf_failure());
-    }
-    Ok(s)
-}
-
 /// `POST /-/user_settings/applications`: a new application of the user's,
 /// its secret on the page that answers, once.
 pub async fn create_application(
@@ -164,7 +144,7 @@ pub async fn create_application(
     headers: HeaderMap,
     params: Params,
 ) -> Response {
-    let s = match posting(&state, &headers, &params).await {
+    let s = match posting(&state, &headers, &params, APPS_PATH).await {
         Ok(s) => s,
         Err(answer) => return answer,
     };
@@ -273,7 +253,7 @@ pub async fn renew_application(
     Path(id): Path<String>,
     params: Params,
 ) -> Response {
-    let s = match posting(&state, &headers, &params).await {
+    let s = match posting(&state, &headers, &params, APPS_PATH).await {
         Ok(s) => s,
         Err(answer) => return answer,
     };
@@ -321,7 +301,7 @@ pub async fn delete_application(
     Path(id): Path<String>,
     params: Params,
 ) -> Response {
-    let s = match posting(&state, &headers, &params).await {
+    let s = match posting(&state, &headers, &params, APPS_PATH).await {
         Ok(s) => s,
         Err(answer) => return answer,
     };
@@ -348,7 +328,7 @@ pub async fn revoke_authorized(
     Path(id): Path<String>,
     params: Params,
 ) -> Response {
-    let s = match posting(&state, &headers, &params).await {
+    let s = match posting(&state, &headers, &params, APPS_PATH).await {
         Ok(s) => s,
         Err(answer) => return answer,
     };
