@@ -280,9 +280,98 @@ pub fn describe(scope: &str) -> String {
     text.to_owned()
 }
 
+/// What kind of access a scope grants, to group scopes where a person
+/// decides (the consent page), most consequential first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Access {
+    /// Acting as an administrator or as other users.
+    Administration,
+    /// Changing things: writing through the API or to repositories and registries.
+    Write,
+    /// Reading things.
+    Read,
+    /// Knowing who you are (OpenID Connect).
+    Identity,
+    /// Anything else (runners, agents, AI features).
+    Other,
+}
+
+impl Access {
+    /// The kind of access `scope` grants.
+    pub fn of(scope: &str) -> Self {
+        match scope {
+            "sudo" | "admin_mode" => Self::Administration,
+            "api" | "self_rotate" => Self::Write,
+            "read_api" | "read_user" | "read_service_ping" => Self::Read,
+            "openid" | "profile" | "email" => Self::Identity,
+            s if s.starts_with("write_") => Self::Write,
+            s if s.starts_with("read_") => Self::Read,
+            _ => Self::Other,
+        }
+    }
+
+    /// The heading of its group, in plain words.
+    pub fn heading(self) -> &'static str {
+        match self {
+            Self::Administration => "Act as an administrator or as other users",
+            Self::Write => "Read and change your data",
+            Self::Read => "Read your data",
+            Self::Identity => "Know who you are",
+            Self::Other => "Other access",
+        }
+    }
+}
+
+/// `scopes` grouped by the access they grant, most consequential group
+/// first, each scope with its description; scopes keep their order within
+/// a group.
+pub fn grouped<'a>(
+    scopes: impl IntoIterator<Item = &'a str>,
+) -> Vec<(Access, Vec<(String, String)>)> {
+    let mut groups: Vec<(Access, Vec<(String, String)>)> = Vec::new();
+    for scope in scopes {
+        let access = Access::of(scope);
+        let entry = (scope.to_owned(), describe(scope));
+        match groups.iter_mut().find(|(a, _)| *a == access) {
+            Some((_, list)) => list.push(entry),
+            None => groups.push((access, vec![entry])),
+        }
+    }
+    groups.sort_by_key(|(a, _)| *a);
+    groups
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn scopes_are_grouped_by_the_access_they_grant() {
+        let groups = grouped([
+            "openid",
+            "read_user",
+            "api",
+            "email",
+            "write_repository",
+            "sudo",
+            "k8s_proxy",
+        ]);
+        let shape: Vec<(Access, Vec<&str>)> = groups
+            .iter()
+            .map(|(a, l)| (*a, l.iter().map(|(s, _)| s.as_str()).collect()))
+            .collect();
+        assert_eq!(
+            shape,
+            vec![
+                (Access::Administration, vec!["sudo"]),
+                (Access::Write, vec!["api", "write_repository"]),
+                (Access::Read, vec!["read_user"]),
+                (Access::Identity, vec!["openid", "email"]),
+                (Access::Other, vec!["k8s_proxy"]),
+            ]
+        );
+        assert_eq!(groups[3].1[0].1, describe("openid"));
+    }
 
     #[test]
     fn normalises_like_doorkeeper() {

@@ -6,9 +6,35 @@ use askama::Template;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+/// The bar at the top of every page: the signed-in user, their settings,
+/// the Admin Area for administrators, and sign-out; or a sign-in link.
+#[derive(Default)]
+pub(crate) struct Nav {
+    /// The signed-in user's username.
+    pub user: Option<String>,
+    /// Whether the Admin Area is theirs.
+    pub admin: bool,
+    /// The session's CSRF token, for the sign-out form.
+    pub csrf: String,
+    /// Offer "Sign in" (the page knows nobody is signed in). Error pages,
+    /// which do not look the session up, show the bare bar.
+    pub sign_in_link: bool,
+}
+
+impl Nav {
+    /// The bar of a page that knows nobody is signed in.
+    pub(crate) fn signed_out() -> Self {
+        Self {
+            sign_in_link: true,
+            ..Self::default()
+        }
+    }
+}
+
 #[derive(Template)]
 #[template(path = "error.html")]
 struct ErrorPage<'a> {
+    nav: Nav,
     title: &'a str,
     description: &'a str,
     code: Option<&'a str>,
@@ -56,7 +82,8 @@ pub(crate) fn page(
 
 /// The content security policy of every page (the consent page adds its
 /// redirect target to `form-action`).
-pub(crate) const CSP: &str = "default-src 'none'; style-src 'self'; img-src 'self' data:; \
+pub(crate) const CSP: &str =
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
      form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
 pub(crate) fn error_page(
@@ -73,6 +100,7 @@ pub(crate) fn error_page(
     page(
         status,
         ErrorPage {
+            nav: Nav::default(),
             title,
             description,
             code,

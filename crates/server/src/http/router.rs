@@ -150,6 +150,7 @@ pub fn router(state: AppState) -> Router {
         .route("/-/readiness", get(meta::readiness))
         .route("/-/metrics", get(metrics::metrics))
         .route("/-/assets/latchkey.css", get(web::stylesheet))
+        .route("/-/assets/latchkey.js", get(web::script))
         .route(
             "/uploads/-/system/user/avatar/{id}/{file}",
             get(users::avatar),

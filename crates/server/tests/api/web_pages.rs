@@ -664,3 +664,125 @@ async fn a_password_is_changed_with_the_current_one_and_other_sessions_end() {
     assert_eq!(fresh.sign_in(&app, "alice", PASSWORD).await.status(), 401);
     assert_eq!(fresh.sign_in(&app, "alice", new).await.status(), 302);
 }
+
+#[tokio::test]
+async fn pages_carry_the_navigation_bar_and_the_consent_page_says_who_registered_the_app() {
+    use crate::oauth::{hidden, user_with_password, Browser, PASSWORD};
+    let app = TestApp::spawn().await;
+    user_with_password(&app, "alice").await;
+    let mut browser = Browser::new();
+    const BAR: &str = r#"<nav aria-label="Main">"#;
+    // Signed out, the bar offers to sign in.
+    let html = browser.get(&app.url("/")).await.text().await.unwrap();
+    assert!(
+        html.contains(BAR) && html.contains(r#"href="/users/sign_in""#),
+        "{html}"
+    );
+    assert_eq!(browser.sign_in(&app, "alice", PASSWORD).await.status(), 302);
+    for path in ["/", "/alice", TOKENS, APPS, "/-/user_settings/password"] {
+        let html = browser.get(&app.url(path)).await.text().await.unwrap();
+        assert!(html.contains(BAR), "{path}: {html}");
+        assert!(
+            html.contains(r#"href="/alice""#)
+                && html.contains(r#"action="/users/sign_out""#)
+                && html.contains(r#"href="/-/user_settings/applications""#),
+            "{path}: {html}"
+        );
+        assert!(!html.contains("Admin Area"), "{path}: {html}");
+    }
+    // The one script the pages use, allowed by their policy.
+    let res = browser.get(&app.url("/-/assets/latchkey.js")).await;
+    assert_eq!(res.status(), 200);
+    assert!(res.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/javascript"));
+    let res = browser.get(&app.url(APPS)).await;
+    let csp = res.headers()["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("script-src 'self'") && csp.contains("default-src 'none'"),
+        "{csp}"
+    );
+
+    // An application alice registers herself, then authorizes.
+    let html = res.text().await.unwrap();
+    let csrf = hidden(&html, "authenticity_token").unwrap();
+    let res = browser
+        .post(
+            &app.url(APPS),
+            &[
+                ("authenticity_token", csrf.as_str()),
+                ("name", "Wiki"),
+                ("redirect_uri", "https://wiki.example/cb"),
+                ("confidential", "true"),
+                ("scopes[]", "read_user"),
+                ("scopes[]", "openid"),
+                ("scopes[]", "api"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 201);
+    let client_id = input_value(&res.text().await.unwrap(), "new_application_id").unwrap();
+    let query = format!(
+        "client_id={client_id}&redirect_uri=https%3A%2F%2Fwiki.example%2Fcb\
+         &response_type=code&state=s1&scope=openid+read_user+api"
+    );
+    let res = browser
+        .get(&app.url(&format!("/oauth/authorize?{query}")))
+        .await;
+    assert_eq!(res.status(), 200);
+    let html = res.text().await.unwrap();
+    assert!(html.contains(BAR), "{html}");
+    // Who registered it, when, where it sends the browser, and the scopes
+    // grouped by what they allow, the most consequential first.
+    assert!(
+        html.contains("Registered by") && html.contains(r#"<a href="/alice">alice</a>"#),
+        "{html}"
+    );
+    assert!(
+        html.contains("Registered on") && html.contains("<strong>wiki.example</strong>"),
+        "{html}"
+    );
+    let at = |needle: &str| {
+        html.find(needle)
+            .unwrap_or_else(|| panic!("{needle} in {html}"))
+    };
+    assert!(at("Read and change your data") < at("Read your data"));
+    assert!(at("Read your data") < at("Know who you are"));
+    assert!(at("<code>api</code>") < at("<code>read_user</code>"));
+    // "Not you?" signs out and comes back to this request after the next
+    // sign-in.
+    let back = hidden(&html, "return_to").unwrap();
+    assert!(back.starts_with("/oauth/authorize?client_id="), "{back}");
+    let csrf = hidden(&html, "authenticity_token").unwrap();
+    let res = browser
+        .post(
+            &app.url("/users/sign_out"),
+            &[("authenticity_token", csrf.as_str()), ("return_to", &back)],
+        )
+        .await;
+    assert_eq!(res.status(), 302);
+    let location = res.headers()["location"].to_str().unwrap().to_owned();
+    assert!(
+        location.starts_with("/users/sign_in?return_to=%2Foauth%2Fauthorize%3Fclient_id%3D"),
+        "{location}"
+    );
+    assert_eq!(browser.session(), None);
+
+    // An administrator's bar leads to the Admin Area.
+    let res = app
+        .client
+        .put(app.url("/api/v4/users/2"))
+        .private_token(&app.root_token)
+        .json(&json!({"admin": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(browser.sign_in(&app, "alice", PASSWORD).await.status(), 302);
+    let html = browser.get(&app.url("/alice")).await.text().await.unwrap();
+    assert!(
+        html.contains(r#"<a href="/admin/applications">Admin Area</a>"#),
+        "{html}"
+    );
+}

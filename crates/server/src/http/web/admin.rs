@@ -14,7 +14,7 @@ use latchkey_core::pagination::PageRequest;
 use latchkey_core::service::ServiceError;
 use latchkey_core::user::{UserFilter, UserState};
 
-use super::super::pages::page;
+use super::super::pages::{page, Nav};
 use super::super::params::Params;
 use super::super::{request_id, AppState};
 use super::settings::{offered, signed_in};
@@ -74,9 +74,8 @@ struct FilterLink {
 #[derive(Template)]
 #[template(path = "admin_users.html")]
 struct UsersPage<'a> {
+    nav: Nav,
     section: &'a str,
-    username: &'a str,
-    csrf: &'a str,
     search: &'a str,
     filter: &'a str,
     filters: Vec<FilterLink>,
@@ -148,13 +147,11 @@ pub async fn users(State(state): State<AppState>, headers: HeaderMap, params: Pa
     .collect();
     let base = super::append_query("/admin/users", &[("filter", filter), ("search", &search)]);
     let (prev, next) = pager(&base, page, total);
-    let csrf = session_csrf(&s.session);
     page_of(
         StatusCode::OK,
         UsersPage {
             section: "users",
-            username: &s.user.username,
-            csrf: &csrf,
+            nav: s.nav(),
             search: &search,
             filter,
             filters,
@@ -192,9 +189,8 @@ fn yes(b: bool) -> &'static str {
 #[derive(Template)]
 #[template(path = "admin_applications.html")]
 struct ApplicationsPage<'a> {
+    nav: Nav,
     section: &'a str,
-    username: &'a str,
-    csrf: &'a str,
     total: u64,
     apps: Vec<AppRow>,
     prev: Option<String>,
@@ -236,13 +232,11 @@ pub async fn applications(
         })
         .collect();
     let (prev, next) = pager("/admin/applications", page, total);
-    let csrf = session_csrf(&s.session);
     page_of(
         StatusCode::OK,
         ApplicationsPage {
             section: "applications",
-            username: &s.user.username,
-            csrf: &csrf,
+            nav: s.nav(),
             total,
             apps,
             prev,
@@ -256,8 +250,8 @@ pub async fn applications(
 #[derive(Template)]
 #[template(path = "admin_application_new.html")]
 struct NewApplicationPage<'a> {
+    nav: Nav,
     section: &'a str,
-    username: &'a str,
     csrf: &'a str,
     error: Option<&'a str>,
     name: &'a str,
@@ -278,7 +272,7 @@ fn new_form(
         status,
         NewApplicationPage {
             section: "applications",
-            username: &s.user.username,
+            nav: s.nav(),
             csrf: &csrf,
             error,
             name,
@@ -300,8 +294,8 @@ pub async fn new_application(State(state): State<AppState>, headers: HeaderMap) 
 #[derive(Template)]
 #[template(path = "admin_application_show.html")]
 struct ApplicationPage<'a> {
+    nav: Nav,
     section: &'a str,
-    username: &'a str,
     csrf: &'a str,
     secret: Option<&'a str>,
     id: i64,
@@ -320,7 +314,7 @@ fn show(s: &SignedIn, status: StatusCode, app: &Application, secret: Option<&str
         status,
         ApplicationPage {
             section: "applications",
-            username: &s.user.username,
+            nav: s.nav(),
             csrf: &csrf,
             secret,
             id: app.id,

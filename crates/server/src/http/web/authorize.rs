@@ -6,17 +6,73 @@ use super::*;
 #[derive(Template)]
 #[template(path = "authorize.html")]
 struct AuthorizePage<'a> {
+    nav: Nav,
     app_name: &'a str,
     username: &'a str,
-    scopes: Vec<(String, String)>,
+    /// The scopes asked for, grouped by the access they grant.
+    groups: Vec<(&'static str, Vec<(String, String)>)>,
     redirect_host: String,
+    owner: Owner,
+    registered: String,
+    registered_day: String,
+    trusted: bool,
     csrf: &'a str,
     fields: Vec<(&'static str, String)>,
+    /// This request again, to come back to after signing in as someone else.
+    return_to: String,
+}
+
+/// Who registered an application, as the consent page names them.
+struct Owner {
+    /// "alice", "the group Platform", "this server's administrators"…
+    label: String,
+    /// Their page, when they have one.
+    href: Option<String>,
+}
+
+/// Who registered `app`.
+async fn owner_of(
+    state: &AppState,
+    app: &latchkey_core::application::Application,
+) -> Result<Owner, ServiceError> {
+    if let Some(id) = app.owner_id {
+        return Ok(match state.services.find_user(id).await? {
+            Some(u) => Owner {
+                href: Some(format!("/{}", u.username)),
+                label: u.username,
+            },
+            None => Owner {
+                label: "a user who no longer exists".to_owned(),
+                href: None,
+            },
+        });
+    }
+    if let Some(id) = app.group_id {
+        return Ok(match state.services.find_group(id).await? {
+            Some(g) => Owner {
+                label: format!("the group {}", g.name),
+                href: Some(format!("/groups/{}", g.full_path)),
+            },
+            None => Owner {
+                label: "a group that no longer exists".to_owned(),
+                href: None,
+            },
+        });
+    }
+    Ok(Owner {
+        label: if app.dynamic {
+            "itself, through dynamic client registration".to_owned()
+        } else {
+            "this server's administrators".to_owned()
+        },
+        href: None,
+    })
 }
 
 #[derive(Template)]
 #[template(path = "code.html")]
 struct CodePage<'a> {
+    nav: Nav,
     code: &'a str,
 }
 
@@ -77,7 +133,15 @@ fn authorize_url(req: &AuthorizeRequest) -> String {
 fn send_back(issuer: &str, redirect_uri: &str, pairs: &[(&str, &str)]) -> Response {
     if OOB.contains(&redirect_uri) {
         if let Some((_, code)) = pairs.iter().find(|(k, _)| *k == "code") {
-            return page(StatusCode::OK, CodePage { code }.render(), "");
+            return page(
+                StatusCode::OK,
+                CodePage {
+                    nav: Nav::default(),
+                    code,
+                }
+                .render(),
+                "",
+            );
         }
         let description = pairs
             .iter()
@@ -196,6 +260,7 @@ pub async fn authorize(
         }
         Interaction::Approve | Interaction::Consent => {}
     }
+    let nav = signed_in.as_ref().map(SignedIn::nav).unwrap_or_default();
     // Approve and Consent are only ever answered for a signed-in browser.
     let Some(SignedIn {
         user,
@@ -211,18 +276,27 @@ pub async fn authorize(
         return approve(&state, &pre, &user, auth_time).await;
     }
     let (extra_target, redirect_host) = form_target(&pre.redirect_uri);
+    let owner = match owner_of(&state, &pre.application).await {
+        Ok(o) => o,
+        Err(e) => return internal_page(e),
+    };
+    let app = &pre.application;
     let body = AuthorizePage {
-        app_name: &pre.application.name,
+        nav,
+        app_name: &app.name,
         username: &user.username,
-        scopes: pre
-            .scopes
-            .as_slice()
-            .iter()
-            .map(|s| (s.clone(), describe(s)))
+        groups: latchkey_core::scopes::grouped(pre.scopes.as_slice().iter().map(String::as_str))
+            .into_iter()
+            .map(|(access, list)| (access.heading(), list))
             .collect(),
         redirect_host,
+        owner,
+        registered: latchkey_core::clock::gitlab_timestamp(app.created_at),
+        registered_day: day(app.created_at),
+        trusted: app.trusted,
         csrf: &session_csrf(&session),
         fields: carried_fields(&req),
+        return_to: authorize_url(&req),
     }
     .render();
     page(StatusCode::OK, body, &extra_target)
@@ -294,7 +368,15 @@ pub async fn decide(
 )]
 pub async fn native_code(params: Params) -> Response {
     match params.get_str("code") {
-        Some(code) => page(StatusCode::OK, CodePage { code }.render(), ""),
+        Some(code) => page(
+            StatusCode::OK,
+            CodePage {
+                nav: Nav::default(),
+                code,
+            }
+            .render(),
+            "",
+        ),
         None => oauth_error_page(&OAuthError::missing("code")),
     }
 }

@@ -5,6 +5,7 @@ use super::*;
 #[derive(Template)]
 #[template(path = "device.html")]
 struct DevicePage<'a> {
+    nav: Nav,
     csrf: &'a str,
     user_code: &'a str,
     error: Option<&'a str>,
@@ -13,6 +14,7 @@ struct DevicePage<'a> {
 #[derive(Template)]
 #[template(path = "device_confirm.html")]
 struct DeviceConfirmPage<'a> {
+    nav: Nav,
     app_name: &'a str,
     username: &'a str,
     user_code: &'a str,
@@ -23,6 +25,7 @@ struct DeviceConfirmPage<'a> {
 #[derive(Template)]
 #[template(path = "message.html")]
 struct MessagePage<'a> {
+    nav: Nav,
     title: &'a str,
     description: &'a str,
 }
@@ -74,6 +77,7 @@ pub async fn device_form(
     page(
         StatusCode::OK,
         DevicePage {
+            nav: signed.nav(),
             csrf: &csrf,
             user_code: code,
             error: None,
@@ -112,6 +116,7 @@ pub async fn device_lookup(
     match state.services.pending_device_request(typed).await {
         Ok(Some((grant, app))) => {
             let body = DeviceConfirmPage {
+                nav: signed.nav(),
                 app_name: &app.name,
                 username: &signed.user.username,
                 user_code: &grant.user_code,
@@ -128,6 +133,7 @@ pub async fn device_lookup(
         }
         Ok(None) => {
             let body = DevicePage {
+                nav: signed.nav(),
                 csrf: &csrf,
                 user_code: typed,
                 error: Some("That code is not valid or has expired."),
@@ -179,6 +185,7 @@ pub async fn device_confirm(
         Ok(true) if approve => page(
             StatusCode::OK,
             MessagePage {
+                nav: signed.nav(),
                 title: "Device connected",
                 description: "You can return to your device now.",
             }
@@ -188,6 +195,7 @@ pub async fn device_confirm(
         Ok(true) => page(
             StatusCode::OK,
             MessagePage {
+                nav: signed.nav(),
                 title: "Request denied",
                 description: "The device was not given access.",
             }

@@ -92,9 +92,9 @@ pub use sign_in::{sign_in, sign_in_form, sign_out};
 #[derive(Template)]
 #[template(path = "home.html")]
 struct HomePage<'a> {
+    nav: Nav,
     username: Option<&'a str>,
     admin: bool,
-    csrf: &'a str,
 }
 
 pub async fn stylesheet() -> Response {
@@ -108,7 +108,20 @@ pub async fn stylesheet() -> Response {
         .into_response()
 }
 
-use super::pages::{error_page, page};
+/// `GET /-/assets/latchkey.js`: the pages' one script (copy buttons,
+/// confirmations); every page works without it.
+pub async fn script() -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=86400"),
+        ],
+        include_str!("../../../assets/latchkey.js"),
+    )
+        .into_response()
+}
+
+use super::pages::{error_page, page, Nav};
 
 /// The day (YYYY-MM-DD, UTC) of a time in ms, as the pages show dates.
 fn day(ms: i64) -> String {
@@ -249,6 +262,23 @@ pub struct SignedIn {
     pub auth_time: i64,
 }
 
+impl SignedIn {
+    /// The navigation bar of this browser's pages.
+    pub(crate) fn nav(&self) -> Nav {
+        Nav {
+            user: Some(self.user.username.clone()),
+            admin: self.user.admin && self.user.state == latchkey_core::user::UserState::Active,
+            csrf: session_csrf(&self.session),
+            sign_in_link: false,
+        }
+    }
+}
+
+/// The navigation bar of a page for this browser, signed in or not.
+fn nav_for(signed_in: Option<&SignedIn>) -> Nav {
+    signed_in.map_or_else(Nav::signed_out, SignedIn::nav)
+}
+
 /// The signed-in user and their session cookie, if any.
 pub async fn current(
     state: &AppState,
@@ -324,26 +354,14 @@ pub async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response
         Ok(s) => s,
         Err(e) => return internal_page(e),
     };
-    let (csrf, cookies) = match csrf_for(
-        &state,
-        &headers,
-        signed_in.as_ref().map(|s| s.session.as_str()),
-    ) {
-        Ok(c) => c,
-        Err(e) => return internal_page(e),
-    };
-    let username = signed_in.as_ref().map(|s| s.user.username.as_str());
-    with_cookies(
-        page(
-            StatusCode::OK,
-            HomePage {
-                username,
-                admin: signed_in.as_ref().is_some_and(|s| s.user.admin),
-                csrf: &csrf,
-            }
-            .render(),
-            "",
-        ),
-        &cookies,
+    page(
+        StatusCode::OK,
+        HomePage {
+            nav: nav_for(signed_in.as_ref()),
+            username: signed_in.as_ref().map(|s| s.user.username.as_str()),
+            admin: signed_in.as_ref().is_some_and(|s| s.user.admin),
+        }
+        .render(),
+        "",
     )
 }

@@ -12,7 +12,7 @@ use latchkey_core::session::service::SignInError;
 use latchkey_core::user::UserChanges;
 use secrecy::SecretString;
 
-use super::super::pages::page;
+use super::super::pages::{page, Nav};
 use super::super::params::Params;
 use super::super::{request_id, AppState};
 use super::settings::{posting, signed_in};
@@ -23,7 +23,7 @@ const PASSWORD_PATH: &str = "/-/user_settings/password";
 #[derive(Template)]
 #[template(path = "settings_password.html")]
 struct PasswordPage<'a> {
-    username: &'a str,
+    nav: Nav,
     csrf: &'a str,
     changed: bool,
     error: Option<&'a str>,
@@ -40,7 +40,7 @@ fn render(
     page(
         status,
         PasswordPage {
-            username: &s.user.username,
+            nav: s.nav(),
             csrf: &csrf,
             changed,
             error,

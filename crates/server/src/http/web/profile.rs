@@ -8,13 +8,14 @@ use axum::response::{IntoResponse, Response};
 use latchkey_core::clock::gitlab_timestamp;
 use latchkey_core::user::UserState;
 
-use super::super::pages::{error_page, page};
+use super::super::pages::{error_page, page, Nav};
 use super::super::AppState;
 use super::internal_page;
 
 #[derive(Template)]
 #[template(path = "profile.html")]
 struct ProfilePage<'a> {
+    nav: Nav,
     name: &'a str,
     username: &'a str,
     blocked: bool,
@@ -41,6 +42,10 @@ pub async fn profile(
         Ok(None) => return not_found_for(uri.path(), &headers),
         Err(e) => return internal_page(e),
     };
+    let nav = match super::current(&state, &headers).await {
+        Ok(s) => super::nav_for(s.as_ref()),
+        Err(e) => return internal_page(e),
+    };
     let p = &user.profile;
     let fields: Vec<(&'static str, &str)> = [
         ("Bio", p.bio.as_str()),
@@ -62,6 +67,7 @@ pub async fn profile(
     page(
         StatusCode::OK,
         ProfilePage {
+            nav,
             name: if blocked { "Blocked user" } else { &user.name },
             username: &user.username,
             blocked,

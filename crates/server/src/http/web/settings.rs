@@ -13,7 +13,7 @@ use latchkey_core::scopes::{describe, Scopes};
 use latchkey_core::service::ServiceError;
 use latchkey_core::token::{parse_expiry, TokenFilter, PRIVILEGED_SCOPES};
 
-use super::super::pages::page;
+use super::super::pages::{page, Nav};
 use super::super::params::{Params, Value};
 use super::super::{request_id, AppState};
 use super::{csrf_failure, csrf_ok, current, day, internal_page, redirect, session_csrf, SignedIn};
@@ -32,7 +32,7 @@ struct Row {
 #[derive(Template)]
 #[template(path = "settings_tokens.html")]
 struct TokensPage<'a> {
-    username: &'a str,
+    nav: Nav,
     csrf: &'a str,
     new_token: Option<&'a str>,
     error: Option<&'a str>,
@@ -137,7 +137,7 @@ async fn render(state: &AppState, s: &SignedIn, status: StatusCode, form: Form<'
     page(
         status,
         TokensPage {
-            username: &s.user.username,
+            nav: s.nav(),
             csrf: &csrf,
             new_token: form.new_token,
             error: form.error,

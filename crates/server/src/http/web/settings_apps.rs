@@ -12,7 +12,7 @@ use latchkey_core::context::Via;
 use latchkey_core::pagination::PageRequest;
 use latchkey_core::service::ServiceError;
 
-use super::super::pages::page;
+use super::super::pages::{page, Nav};
 use super::super::params::Params;
 use super::super::{request_id, AppState};
 use super::settings::{chosen_scopes, offered, posting, signed_in};
@@ -45,7 +45,7 @@ pub(super) struct Created {
 #[derive(Template)]
 #[template(path = "settings_applications.html")]
 struct AppsPage<'a> {
-    username: &'a str,
+    nav: Nav,
     csrf: &'a str,
     created: Option<Created>,
     error: Option<&'a str>,
@@ -105,7 +105,7 @@ async fn render(state: &AppState, s: &SignedIn, status: StatusCode, form: Form<'
     page(
         status,
         AppsPage {
-            username: &s.user.username,
+            nav: s.nav(),
             csrf: &csrf,
             created: form.created,
             error: form.error,

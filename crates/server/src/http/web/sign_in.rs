@@ -5,6 +5,7 @@ use super::*;
 #[derive(Template)]
 #[template(path = "sign_in.html")]
 struct SignInPage<'a> {
+    nav: Nav,
     csrf: &'a str,
     return_to: &'a str,
     login: &'a str,
@@ -32,6 +33,7 @@ pub async fn sign_in_form(
         Err(e) => return internal_page(e),
     };
     let body = SignInPage {
+        nav: Nav::default(),
         csrf: &csrf,
         return_to,
         login: "",
@@ -66,6 +68,7 @@ pub async fn sign_in(
             Err(e) => return internal_page(e),
         };
         let body = SignInPage {
+            nav: Nav::default(),
             csrf: &csrf,
             return_to: &return_to,
             login: &login,
@@ -126,8 +129,11 @@ pub async fn sign_out(
             return internal_page(e);
         }
     }
-    redirect(
-        "/users/sign_in",
-        &[set_cookie(&state, SESSION_COOKIE, "", 0)],
-    )
+    // "Not you?" on the consent page comes back to the same request once
+    // the other account has signed in.
+    let to = match params.get_str("return_to").map(|r| safe_return_to(Some(r))) {
+        Some(back) if back != "/" => append_query("/users/sign_in", &[("return_to", back)]),
+        _ => "/users/sign_in".to_owned(),
+    };
+    redirect(&to, &[set_cookie(&state, SESSION_COOKIE, "", 0)])
 }
