@@ -53,7 +53,9 @@ impl Dialect {
         let browser = path == "/"
             || profile
             || path.starts_with("/users/")
-            || path.starts_with("/-/user_settings/")
+            || path.starts_with("/-/user_settings")
+            || path.starts_with("/-/profile")
+            || path.starts_with("/groups/")
             || path.starts_with("/admin/")
             || path == "/admin"
             || path == "/oauth/authorize"

@@ -205,6 +205,14 @@ pub fn router(state: AppState) -> Router {
             "/admin/applications/{id}/delete",
             post(web::admin_area::delete_application),
         )
+        // Pages that moved (GitLab's earlier paths): see `web::moved`.
+        .route("/-/profile/personal_access_tokens", get(web::moved))
+        .route("/-/profile/applications", get(web::moved))
+        .route("/-/profile/password/edit", get(web::moved))
+        .route("/-/user_settings/password/edit", get(web::moved))
+        .route("/-/profile", get(web::moved))
+        .route("/-/user_settings", get(web::moved))
+        .route("/admin", get(web::moved))
         // A user's profile at their `web_url`, as GitLab (static routes win).
         .route("/{username}", get(web::profile))
         .route("/users/sign_in", get(web::sign_in_form).post(web::sign_in))

@@ -786,3 +786,48 @@ async fn pages_carry_the_navigation_bar_and_the_consent_page_says_who_registered
         "{html}"
     );
 }
+
+#[tokio::test]
+async fn gitlabs_earlier_paths_lead_to_the_pages_keeping_the_query() {
+    let app = TestApp::spawn().await;
+    let mut browser = crate::oauth::Browser::new();
+    for (from, to) in [
+        (
+            "/-/profile/personal_access_tokens?name=ci&scopes=api,read_user",
+            "/-/user_settings/personal_access_tokens?name=ci&scopes=api,read_user",
+        ),
+        ("/-/profile/applications", "/-/user_settings/applications"),
+        ("/-/profile/password/edit", "/-/user_settings/password"),
+        (
+            "/-/user_settings/password/edit",
+            "/-/user_settings/password",
+        ),
+        ("/admin", "/admin/applications"),
+    ] {
+        let res = browser.get(&app.url(from)).await;
+        assert_eq!(res.status(), 301, "{from}");
+        assert_eq!(res.headers()["location"], to, "{from}");
+    }
+}
+
+#[tokio::test]
+async fn revoking_an_authorization_that_does_not_exist_gets_the_404_page() {
+    use crate::oauth::{hidden, user_with_password, Browser, PASSWORD};
+    let app = TestApp::spawn().await;
+    user_with_password(&app, "alice").await;
+    let mut browser = Browser::new();
+    assert_eq!(browser.sign_in(&app, "alice", PASSWORD).await.status(), 302);
+    let html = browser.get(&app.url(APPS)).await.text().await.unwrap();
+    let csrf = hidden(&html, "authenticity_token").unwrap();
+    let res = browser
+        .post(
+            &app.url("/-/user_settings/applications/authorized/999999/revoke"),
+            &[("authenticity_token", csrf.as_str())],
+        )
+        .await;
+    assert_eq!(res.status(), 404);
+    assert!(res.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .starts_with("text/html"));
+}

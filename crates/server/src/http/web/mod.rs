@@ -108,6 +108,42 @@ pub async fn stylesheet() -> Response {
         .into_response()
 }
 
+/// Pages that moved, and where they are now: GitLab's earlier
+/// `/-/profile/…` paths, the bare section paths, and the Admin Area's root.
+const MOVED: &[(&str, &str)] = &[
+    (
+        "/-/profile/personal_access_tokens",
+        "/-/user_settings/personal_access_tokens",
+    ),
+    ("/-/profile/applications", "/-/user_settings/applications"),
+    ("/-/profile/password/edit", "/-/user_settings/password"),
+    (
+        "/-/user_settings/password/edit",
+        "/-/user_settings/password",
+    ),
+    ("/-/profile", "/-/user_settings/applications"),
+    ("/-/user_settings", "/-/user_settings/applications"),
+    ("/admin", "/admin/applications"),
+];
+
+/// `GET` a page that moved (`MOVED`): a permanent redirect keeping the
+/// query, so that bookmarks and links that prefill a form
+/// (`?name=…&scopes=…`) still work.
+pub async fn moved(OriginalUri(uri): OriginalUri) -> Response {
+    let Some((_, to)) = MOVED.iter().find(|(from, _)| *from == uri.path()) else {
+        return not_found_page();
+    };
+    let location = match uri.query() {
+        Some(q) => format!("{to}?{q}"),
+        None => (*to).to_owned(),
+    };
+    let mut res = StatusCode::MOVED_PERMANENTLY.into_response();
+    if let Ok(v) = HeaderValue::from_str(&location) {
+        res.headers_mut().insert(header::LOCATION, v);
+    }
+    res
+}
+
 /// `GET /-/assets/latchkey.js`: the pages' one script (copy buttons,
 /// confirmations); every page works without it.
 pub async fn script() -> Response {
@@ -140,8 +176,31 @@ fn oauth_error_page(e: &OAuthError) -> Response {
     )
 }
 
+/// The page for a service's error: 403 with a rule's words, 404, 422 with
+/// a refused change's reasons, 503 while the database is away, 500 (naming
+/// the request) for a fault.
 pub(crate) fn internal_page(e: ServiceError) -> Response {
     match e {
+        // A rule said no: GitLab's 403 page, with the rule's words.
+        ServiceError::Forbidden(why) => error_page(
+            StatusCode::FORBIDDEN,
+            "Access denied",
+            why.unwrap_or("You are not allowed to do this."),
+            None,
+        ),
+        ServiceError::NotFound => not_found_page(),
+        ServiceError::Validation(v) => error_page(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "The change was refused",
+            &v.to_string(),
+            None,
+        ),
+        ServiceError::Invalid(why) => error_page(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "The change was refused",
+            &why,
+            None,
+        ),
         // The application or account was deleted while this request ran.
         ServiceError::Store(StoreError::Gone) => error_page(
             StatusCode::NOT_FOUND,
