@@ -240,6 +240,28 @@ impl Params {
         }
     }
 
+    /// A Rails form's fields (`doorkeeper_application[name]`,
+    /// `personal_access_token[scopes][]`, as GitLab's pages name them) read
+    /// as plain ones: each `model[field]` also answers to `field`, unless
+    /// `field` was sent itself. Linear in the fields sent.
+    pub fn unnest(mut self, model: &str) -> Self {
+        let nested: Vec<(String, usize)> = self
+            .last
+            .iter()
+            .filter_map(|(key, at)| {
+                let field = key
+                    .strip_prefix(model)?
+                    .strip_prefix('[')?
+                    .strip_suffix(']')?;
+                (!field.is_empty() && !field.contains('[')).then(|| (field.to_owned(), *at))
+            })
+            .collect();
+        for (field, at) in nested {
+            self.last.entry(field).or_insert(at);
+        }
+        self
+    }
+
     pub fn contains(&self, key: &str) -> bool {
         self.get(key).is_some()
     }
@@ -807,6 +829,29 @@ mod tests {
         assert_eq!(p.string("h"), StrParam::Invalid);
         assert!(form("name=%ff").is_err());
         assert!(form("name=a%00b").is_err());
+    }
+
+    #[test]
+    fn a_rails_forms_fields_answer_to_their_plain_names() {
+        let p = form(
+            "doorkeeper_application%5Bname%5D=Wiki&doorkeeper_application%5Bscopes%5D%5B%5D=api\
+             &doorkeeper_application%5Bscopes%5D%5B%5D=openid&confidential=false\
+             &doorkeeper_application%5Bconfidential%5D=true&other%5Bx%5D=1",
+        )
+        .unwrap()
+        .unnest("doorkeeper_application");
+        assert_eq!(p.get_str("name"), Some("Wiki"));
+        assert_eq!(
+            p.get("scopes"),
+            Some(&Value::Array(vec![
+                Value::Str("api".into()),
+                Value::Str("openid".into())
+            ]))
+        );
+        // A plain field sent itself wins; other models stay as they were.
+        assert_eq!(p.get_str("confidential"), Some("false"));
+        assert_eq!(p.get_str("x"), None);
+        assert_eq!(p.get_str("doorkeeper_application[name]"), Some("Wiki"));
     }
 
     #[test]
