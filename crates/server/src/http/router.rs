@@ -294,12 +294,7 @@ pub fn router(state: AppState) -> Router {
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
         ));
-    with_html_headers(app)
-        .layer(CatchPanicLayer::custom(|_| {
-            ApiError::Internal(latchkey_core::error::message("a request handler panicked"))
-                .into_response()
-        }))
-        .layer(ObserveLayer(observer))
+    with_html_headers(catch_panics(app)).layer(ObserveLayer(observer))
 }
 
 /// While the database is known to refuse connections, answer 503 at once
@@ -378,6 +373,90 @@ fn database_down(path: &str) -> Response {
     res
 }
 
+/// A handler's panic becomes a 500: the API's JSON, or for a browser the
+/// HTML page naming the request.
+fn catch_panics(app: Router) -> Router {
+    app.layer(CatchPanicLayer::custom(|_| {
+        let mut res =
+            ApiError::Internal(latchkey_core::error::message("a request handler panicked"))
+                .into_response();
+        res.extensions_mut().insert(Panicked);
+        res
+    }))
+    .layer(FaultPageLayer)
+}
+
+/// Marks the answer to a request whose handler panicked.
+#[derive(Clone, Copy)]
+struct Panicked;
+
+/// A browser whose request panicked gets the HTML 500 page (naming the
+/// request), not the API's JSON; the fault is still logged once. Outside
+/// the panic catcher, inside the HTML headers layer.
+#[derive(Clone, Copy)]
+struct FaultPageLayer;
+
+impl<S> tower::Layer<S> for FaultPageLayer {
+    type Service = FaultPage<S>;
+
+    fn layer(&self, inner: S) -> FaultPage<S> {
+        FaultPage(inner)
+    }
+}
+
+#[derive(Clone)]
+struct FaultPage<S>(S);
+
+type Answered<E> = Result<Response, E>;
+
+impl<S, B> tower::Service<Request<B>> for FaultPage<S>
+where
+    S: tower::Service<Request<B>, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = futures::future::Either<
+        futures::future::Map<S::Future, fn(Answered<S::Error>) -> Answered<S::Error>>,
+        S::Future,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), S::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        use futures::FutureExt;
+        let browser =
+            super::params::Dialect::of(req.uri().path()) == super::params::Dialect::Browser;
+        let answer = self.0.call(req);
+        if browser {
+            futures::future::Either::Left(answer.map(fault_page as fn(_) -> _))
+        } else {
+            futures::future::Either::Right(answer)
+        }
+    }
+}
+
+fn fault_page<E>(answer: Answered<E>) -> Answered<E> {
+    answer.map(|mut res| {
+        if res.extensions().get::<Panicked>().is_none() {
+            return res;
+        }
+        let mut page = super::pages::error_page(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "Something went wrong",
+            "The server could not complete the request.",
+            None,
+        );
+        // The fault (logged by the observer) goes with the page.
+        *page.extensions_mut() = std::mem::take(res.extensions_mut());
+        page
+    })
+}
+
 /// Answers that carry credentials or personal data are never stored by a
 /// cache (RFC 6749 section 5.1, OpenID Connect UserInfo, RFC 7591).
 fn no_store() -> tower::layer::util::Stack<
@@ -435,4 +514,33 @@ async fn not_found(uri: axum::http::Uri, headers: axum::http::HeaderMap) -> Resp
 /// routes an OPTIONS method for it to intercept.
 async fn preflight() -> StatusCode {
     StatusCode::NO_CONTENT
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::body::Body;
+    use tower::ServiceExt;
+
+    #[tokio::test]
+    #[allow(clippy::panic)]
+    async fn a_panic_is_a_500_in_the_routes_dialect() {
+        async fn boom() -> Response {
+            panic!("boom")
+        }
+        // (Not string literals in `.route(`: the OpenAPI test reads this file.)
+        const PAGE: &str = "/admin/boom";
+        const API: &str = "/api/v4/boom";
+        let app = catch_panics(Router::new().route(PAGE, get(boom)).route(API, get(boom)));
+        for (path, kind) in [(PAGE, "text/html"), (API, "application/json")] {
+            let res = app
+                .clone()
+                .oneshot(Request::get(path).body(Body::empty()).unwrap())
+                .await
+                .unwrap();
+            assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR, "{path}");
+            let got = res.headers()[header::CONTENT_TYPE].to_str().unwrap();
+            assert!(got.starts_with(kind), "{path}: {got}");
+        }
+    }
 }
