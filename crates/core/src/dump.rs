@@ -188,6 +188,10 @@ pub const TABLES: &[TableSpec] = &[
         ],
     },
     TableSpec {
+        name: "admin_mode_sessions",
+        columns: &[("session_digest", Text), ("expires_at", Int)],
+    },
+    TableSpec {
         name: "login_throttles",
         columns: &[("key", Text), ("failures", Int), ("window_start", Int)],
     },

@@ -222,6 +222,14 @@ pub trait Transaction: Send {
 
     async fn insert_session(&mut self, session: NewSession) -> Result<(), StoreError>;
 
+    /// Put a live session in Admin Mode until `until` (ms), or take it out
+    /// (`None`). Whether the session was there to change.
+    async fn set_admin_mode(
+        &mut self,
+        digest: &str,
+        until: Option<i64>,
+    ) -> Result<bool, StoreError>;
+
     async fn insert_oauth_token(&mut self, token: NewOAuthToken) -> Result<OAuthToken, StoreError>;
 
     async fn insert_grant(&mut self, grant: NewGrant) -> Result<Grant, StoreError>;

@@ -34,6 +34,17 @@ pub(crate) const END: &str = "DELETE FROM sessions WHERE digest = $1 RETURNING u
 pub(crate) const DELETE_USERS: &str =
     "DELETE FROM sessions WHERE user_id = $1 AND (CAST($2 AS TEXT) IS NULL OR digest <> $2)";
 
+/// `$1` the session's digest, `$2` until when.
+pub(crate) const ENTER_ADMIN_MODE: &str =
+    "INSERT INTO admin_mode_sessions (session_digest, expires_at)
+     SELECT digest, $2 FROM sessions WHERE digest = $1
+     ON CONFLICT (session_digest) DO UPDATE SET expires_at = excluded.expires_at";
+pub(crate) const LEAVE_ADMIN_MODE: &str =
+    "DELETE FROM admin_mode_sessions WHERE session_digest = $1";
+const ADMIN_MODE_UNTIL: &str = "SELECT m.expires_at FROM admin_mode_sessions m
+     JOIN sessions s ON s.digest = m.session_digest
+     WHERE m.session_digest = $1 AND m.expires_at > $2 AND s.expires_at > $2";
+
 fn failures(n: Option<i64>) -> u32 {
     n.map_or(0, |n| u32::try_from(n).unwrap_or(u32::MAX))
 }
@@ -92,6 +103,13 @@ impl<B: Backend> SessionStore for SqlStore<B> {
 
     async fn delete_session(&self, digest: &str) -> Result<(), StoreError> {
         self.write_one(DELETE, params![digest]).await.map(drop)
+    }
+
+    async fn admin_mode_until(&self, digest: &str, now: i64) -> Result<Option<i64>, StoreError> {
+        let found = self
+            .read_opt(ADMIN_MODE_UNTIL, params![digest, now], |r| r.first_int())
+            .await?;
+        Ok(found.flatten())
     }
 
     async fn delete_user_sessions(

@@ -296,6 +296,26 @@ impl Transaction for SqlTransaction<'_> {
         self.c.execute(sessions::INSERT, &params).await.map(drop)
     }
 
+    async fn set_admin_mode(
+        &mut self,
+        digest: &str,
+        until: Option<i64>,
+    ) -> Result<bool, StoreError> {
+        let changed = match until {
+            Some(until) => {
+                self.c
+                    .execute(sessions::ENTER_ADMIN_MODE, &params![digest, until])
+                    .await?
+            }
+            None => {
+                self.c
+                    .execute(sessions::LEAVE_ADMIN_MODE, &params![digest])
+                    .await?
+            }
+        };
+        Ok(changed > 0)
+    }
+
     async fn insert_oauth_token(&mut self, token: NewOAuthToken) -> Result<OAuthToken, StoreError> {
         oauth::insert_token(self.c, &token, self.dialect.share_lock()).await
     }

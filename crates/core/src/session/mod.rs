@@ -1,6 +1,7 @@
 //! Browser sessions and sign-in throttling: signing in (with lockout per
 //! account and throttling per address), sessions, and their storage.
 
+pub mod admin_mode;
 pub mod service;
 
 use crate::error::StoreError;
@@ -36,6 +37,9 @@ pub trait SessionStore: Send + Sync {
     ) -> Result<Option<(User, i64)>, StoreError>;
 
     async fn delete_session(&self, digest: &str) -> Result<(), StoreError>;
+
+    /// Until when (ms) a live session is in Admin Mode, if it is now.
+    async fn admin_mode_until(&self, digest: &str, now: i64) -> Result<Option<i64>, StoreError>;
 
     /// End every session of `user_id` but the one whose digest is `keep`.
     /// Returns how many ended.

@@ -19,6 +19,8 @@ pub(crate) struct Nav {
     /// Offer "Sign in" (the page knows nobody is signed in). Error pages,
     /// which do not look the session up, show the bare bar.
     pub sign_in_link: bool,
+    /// Offer "Leave Admin Mode" (the session is in it).
+    pub leave_admin_mode: bool,
 }
 
 impl Nav {

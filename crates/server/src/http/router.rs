@@ -188,6 +188,9 @@ pub fn router(state: AppState) -> Router {
             "/-/user_settings/applications/authorized/{id}/revoke",
             post(web::revoke_authorized),
         )
+        .route("/admin/session/new", get(web::admin_area::enter_form))
+        .route("/admin/session", post(web::admin_area::enter))
+        .route("/admin/session/destroy", post(web::admin_area::leave))
         .route("/admin/users", get(web::admin_area::users))
         .route(
             "/admin/applications",

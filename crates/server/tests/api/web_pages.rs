@@ -831,3 +831,143 @@ async fn revoking_an_authorization_that_does_not_exist_gets_the_404_page() {
         .unwrap()
         .starts_with("text/html"));
 }
+
+#[tokio::test]
+async fn with_admin_mode_on_the_admin_area_asks_for_the_password_again() {
+    use crate::helpers::Options;
+    use crate::oauth::{hidden, user_with_password, Browser, PASSWORD};
+    let app = TestApp::spawn_with(Options {
+        admin_mode: true,
+        ..Default::default()
+    })
+    .await;
+    user_with_password(&app, "alice").await;
+    let res = app
+        .client
+        .put(app.url("/api/v4/users/2"))
+        .private_token(&app.root_token)
+        .json(&json!({"admin": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let mut browser = Browser::new();
+    assert_eq!(browser.sign_in(&app, "alice", PASSWORD).await.status(), 302);
+
+    // Signed in is not enough: the Admin Area sends her to re-authenticate,
+    // coming back to where she was going.
+    let res = browser.get(&app.url("/admin/users?filter=admins")).await;
+    assert_eq!(res.status(), 302);
+    let to = res.headers()["location"].to_str().unwrap().to_owned();
+    assert_eq!(to, "/admin/session/new?return_to=%2Fadmin%2Fusers");
+    let html = browser.get(&app.url(&to)).await.text().await.unwrap();
+    assert!(html.contains("Enter Admin Mode"), "{html}");
+    let csrf = hidden(&html, "authenticity_token").unwrap();
+    let back = hidden(&html, "return_to").unwrap();
+    assert_eq!(back, "/admin/users");
+
+    // A wrong password is refused (and counts as a failed sign-in); the
+    // form without its CSRF token is refused.
+    let res = browser
+        .post(
+            &app.url("/admin/session"),
+            &[
+                ("authenticity_token", csrf.as_str()),
+                ("return_to", back.as_str()),
+                ("password", "not it"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 401);
+    assert!(res.text().await.unwrap().contains("Invalid password."));
+    let res = browser
+        .post(
+            &app.url("/admin/session"),
+            &[("return_to", back.as_str()), ("password", PASSWORD)],
+        )
+        .await;
+    assert_eq!(res.status(), 422);
+    assert_eq!(
+        browser.get(&app.url("/admin/users")).await.status(),
+        302,
+        "still not in Admin Mode"
+    );
+
+    // The right one: on to the page, which now shows.
+    let res = browser
+        .post(
+            &app.url("/admin/session"),
+            &[
+                ("authenticity_token", csrf.as_str()),
+                ("return_to", back.as_str()),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 302);
+    assert_eq!(res.headers()["location"], "/admin/users");
+    let res = browser.get(&app.url("/admin/users?filter=admins")).await;
+    assert_eq!(res.status(), 200);
+    let html = res.text().await.unwrap();
+    assert!(html.contains("Leave Admin Mode"), "{html}");
+
+    // Leaving it (or signing out) ends it.
+    let res = browser
+        .post(
+            &app.url("/admin/session/destroy"),
+            &[("authenticity_token", csrf.as_str())],
+        )
+        .await;
+    assert_eq!(res.status(), 302);
+    assert_eq!(browser.get(&app.url("/admin/users")).await.status(), 302);
+
+    // A regular user still gets the 404 page, not the password form.
+    user_with_password(&app, "bob").await;
+    let mut other = Browser::new();
+    assert_eq!(other.sign_in(&app, "bob", PASSWORD).await.status(), 302);
+    assert_eq!(other.get(&app.url("/admin/users")).await.status(), 404);
+    assert_eq!(
+        other.get(&app.url("/admin/session/new")).await.status(),
+        404
+    );
+
+    // The audit log has both.
+    let res = app
+        .client
+        .get(app.url("/api/v4/audit_events?entity_type=User"))
+        .private_token(&app.root_token)
+        .send()
+        .await
+        .unwrap();
+    let events = res.text().await.unwrap();
+    assert!(
+        events.contains("user_enabled_admin_mode") && events.contains("user_disabled_admin_mode"),
+        "{events}"
+    );
+}
+
+#[tokio::test]
+async fn with_admin_mode_off_the_admin_area_needs_no_second_password() {
+    use crate::oauth::{user_with_password, Browser, PASSWORD};
+    let app = TestApp::spawn().await;
+    user_with_password(&app, "alice").await;
+    let res = app
+        .client
+        .put(app.url("/api/v4/users/2"))
+        .private_token(&app.root_token)
+        .json(&json!({"admin": true}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let mut browser = Browser::new();
+    assert_eq!(browser.sign_in(&app, "alice", PASSWORD).await.status(), 302);
+    let res = browser.get(&app.url("/admin/users")).await;
+    assert_eq!(res.status(), 200);
+    assert!(!res.text().await.unwrap().contains("Leave Admin Mode"));
+    let res = browser
+        .get(&app.url("/admin/session/new?return_to=/admin/users"))
+        .await;
+    assert_eq!(res.status(), 302);
+    assert_eq!(res.headers()["location"], "/admin/users");
+}

@@ -25,17 +25,28 @@ use super::{
 
 const PER_PAGE: u64 = 20;
 
-/// A signed-in administrator, or the answer: to sign in, or 404.
-async fn administrator(
+/// A signed-in administrator (in Admin Mode, when the server's
+/// `admin_mode` is on), or the answer: to sign in, to re-enter the
+/// password (`/admin/session/new`, coming back to `back`), or 404.
+pub(super) async fn administrator(
     state: &AppState,
     headers: &HeaderMap,
     back: &str,
 ) -> Result<SignedIn, Response> {
-    let s = signed_in(state, headers, back).await?;
-    if s.user.admin && s.user.state == UserState::Active {
-        Ok(s)
-    } else {
-        Err(not_found_page())
+    let mut s = signed_in(state, headers, back).await?;
+    if !(s.user.admin && s.user.state == UserState::Active) {
+        return Err(not_found_page());
+    }
+    match state.services.in_admin_mode(&s.session).await {
+        Ok(true) => {
+            s.admin_mode = state.services.config().admin_mode;
+            Ok(s)
+        }
+        Ok(false) => Err(redirect(
+            &super::append_query(super::admin_mode::ENTER_PATH, &[("return_to", back)]),
+            &[],
+        )),
+        Err(e) => Err(internal_page(e)),
     }
 }
 

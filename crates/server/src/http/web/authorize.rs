@@ -266,6 +266,7 @@ pub async fn authorize(
         user,
         session,
         auth_time,
+        ..
     }) = signed_in
     else {
         return internal_page(ServiceError::internal(
@@ -326,6 +327,7 @@ pub async fn decide(
         user,
         session,
         auth_time,
+        ..
     } = match current(&state, &headers).await {
         Ok(Some(s)) => s,
         Ok(None) => {

@@ -63,6 +63,7 @@ const OOB: &[&str] = &[
 ];
 
 mod admin;
+mod admin_mode;
 pub(crate) mod authorize;
 pub(crate) mod device;
 mod password;
@@ -78,6 +79,7 @@ pub mod admin_area {
     pub use super::admin::{
         application, applications, create_application, delete_application, new_application, users,
     };
+    pub use super::admin_mode::{enter, enter_form, leave};
 }
 pub use password::{change_password, password_page};
 pub use profile::{not_found_for, not_found_page, profile};
@@ -319,6 +321,9 @@ pub struct SignedIn {
     pub session: String,
     /// When the user signed in (ms), OpenID Connect's `auth_time`.
     pub auth_time: i64,
+    /// In Admin Mode, with the server's `admin_mode` on (set by the Admin
+    /// Area's check, which is the only one that looks).
+    pub admin_mode: bool,
 }
 
 impl SignedIn {
@@ -329,6 +334,7 @@ impl SignedIn {
             admin: self.user.admin && self.user.state == latchkey_core::user::UserState::Active,
             csrf: session_csrf(&self.session),
             sign_in_link: false,
+            leave_admin_mode: self.admin_mode,
         }
     }
 }
@@ -356,6 +362,7 @@ pub async fn current(
                 user,
                 session: value,
                 auth_time,
+                admin_mode: false,
             }
         }))
 }
