@@ -348,6 +348,8 @@ pub async fn create_application(
     headers: HeaderMap,
     params: Params,
 ) -> Response {
+    // GitLab's pages name the fields `doorkeeper_application[…]`.
+    let params = params.unnest("doorkeeper_application");
     let s = match administrator(&state, &headers, "/admin/applications/new").await {
         Ok(s) => s,
         Err(answer) => return answer,
@@ -375,7 +377,7 @@ pub async fn create_application(
         .create_application(&ctx, None, &sent.params())
         .await
     {
-        Ok((app, secret)) => show(&s, StatusCode::CREATED, &app, Some(secret.expose())),
+        Ok((app, secret)) => show(&s, StatusCode::OK, &app, Some(secret.expose())),
         Err(ServiceError::Validation(v)) => refused(&v.to_string()),
         Err(ServiceError::Invalid(m)) => refused(&m),
         Err(e) => internal_page(e),

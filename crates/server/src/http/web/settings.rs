@@ -189,6 +189,8 @@ pub async fn create_token(
     headers: HeaderMap,
     params: Params,
 ) -> Response {
+    // GitLab's pages name the fields `personal_access_token[…]`.
+    let params = params.unnest("personal_access_token");
     let s = match posting(&state, &headers, &params, TOKENS_PATH).await {
         Ok(s) => s,
         Err(answer) => return answer,
@@ -243,7 +245,7 @@ pub async fn create_token(
                 name: "",
                 expires_at: "",
             };
-            render(&state, &s, StatusCode::CREATED, form).await
+            render(&state, &s, StatusCode::OK, form).await
         }
         Err(ServiceError::Validation(v)) => refuse(v.to_string()).await,
         Err(ServiceError::Invalid(m)) => refuse(m).await,

@@ -144,6 +144,8 @@ pub async fn create_application(
     headers: HeaderMap,
     params: Params,
 ) -> Response {
+    // GitLab's pages name the fields `doorkeeper_application[…]`.
+    let params = params.unnest("doorkeeper_application");
     let s = match posting(&state, &headers, &params, APPS_PATH).await {
         Ok(s) => s,
         Err(answer) => return answer,
@@ -180,7 +182,7 @@ pub async fn create_application(
                 }),
                 ..blank()
             };
-            render(&state, &s, StatusCode::CREATED, form).await
+            render(&state, &s, StatusCode::OK, form).await
         }
         Err(ServiceError::Validation(v)) => refused(v.to_string()).await,
         Err(ServiceError::Invalid(m)) => refused(m).await,
