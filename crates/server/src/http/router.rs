@@ -16,6 +16,7 @@ use super::{
     applications, audit_events, group_applications, groups, members, meta, metrics, oauth, oidc,
     openapi, secrets, tokens, user_applications, users, web, AppState,
 };
+use web::app_pages::{self, Admin, Settings};
 
 pub fn router(state: AppState) -> Router {
     let observer = state.observer.clone();
@@ -177,12 +178,24 @@ pub fn router(state: AppState) -> Router {
             get(web::applications_page).post(web::create_application),
         )
         .route(
+            "/-/user_settings/applications/{id}",
+            get(app_pages::show::<Settings>).post(app_pages::update::<Settings>),
+        )
+        .route(
+            "/-/user_settings/applications/{id}/edit",
+            get(app_pages::edit::<Settings>),
+        )
+        .route(
             "/-/user_settings/applications/{id}/renew",
-            post(web::renew_application),
+            post(app_pages::renew::<Settings>),
+        )
+        .route(
+            "/-/user_settings/applications/{id}/secrets/{secret_id}/delete",
+            post(app_pages::delete_secret::<Settings>),
         )
         .route(
             "/-/user_settings/applications/{id}/delete",
-            post(web::delete_application),
+            get(app_pages::confirm_delete::<Settings>).post(app_pages::delete::<Settings>),
         )
         .route(
             "/-/user_settings/applications/authorized/{id}/revoke",
@@ -202,11 +215,23 @@ pub fn router(state: AppState) -> Router {
         )
         .route(
             "/admin/applications/{id}",
-            get(web::admin_area::application),
+            get(app_pages::show::<Admin>).post(app_pages::update::<Admin>),
+        )
+        .route(
+            "/admin/applications/{id}/edit",
+            get(app_pages::edit::<Admin>),
+        )
+        .route(
+            "/admin/applications/{id}/renew",
+            post(app_pages::renew::<Admin>),
+        )
+        .route(
+            "/admin/applications/{id}/secrets/{secret_id}/delete",
+            post(app_pages::delete_secret::<Admin>),
         )
         .route(
             "/admin/applications/{id}/delete",
-            post(web::admin_area::delete_application),
+            get(app_pages::confirm_delete::<Admin>).post(app_pages::delete::<Admin>),
         )
         // Pages that moved (GitLab's earlier paths): see `web::moved`.
         .route("/-/profile/personal_access_tokens", get(web::moved))

@@ -34,4 +34,5 @@ mod tokens;
 mod user_applications;
 mod users;
 mod users_fidelity;
+mod web_applications;
 mod web_pages;

@@ -336,7 +336,7 @@ async fn applications_are_made_renewed_and_deleted_and_authorizations_revoked_in
     assert_eq!(status, 200, "{body}");
     let html = browser.get(&app.url(APPS)).await.text().await.unwrap();
     assert!(
-        html.contains("<td>Wiki</td>") && html.contains(&client_id),
+        html.contains(">Wiki</a></td>") && html.contains(&client_id),
         "{html}"
     );
     assert!(!html.contains(&secret), "the secret shown again");

@@ -5,10 +5,9 @@
 //! as GitLab answers.
 
 use askama::Template;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use latchkey_core::application::{Application, Ownership};
 use latchkey_core::context::Via;
 use latchkey_core::pagination::PageRequest;
 use latchkey_core::service::ServiceError;
@@ -17,6 +16,7 @@ use latchkey_core::user::{UserFilter, UserState};
 use super::super::pages::{page, Nav};
 use super::super::params::Params;
 use super::super::{request_id, AppState};
+use super::app_pages::{scope_choices, show_page, Admin, Choice, Shown};
 use super::settings::{offered, signed_in};
 use super::settings_apps::ApplicationForm;
 use super::{
@@ -267,7 +267,8 @@ struct NewApplicationPage<'a> {
     error: Option<&'a str>,
     name: &'a str,
     redirect_uri: &'a str,
-    scopes: Vec<(String, String)>,
+    confidential: bool,
+    scopes: Vec<Choice>,
 }
 
 fn new_form(
@@ -275,8 +276,7 @@ fn new_form(
     s: &SignedIn,
     status: StatusCode,
     error: Option<&str>,
-    name: &str,
-    redirect_uri: &str,
+    sent: &ApplicationForm,
 ) -> Response {
     let csrf = session_csrf(&s.session);
     page_of(
@@ -286,9 +286,10 @@ fn new_form(
             nav: s.nav(),
             csrf: &csrf,
             error,
-            name,
-            redirect_uri,
-            scopes: offered(state, true),
+            name: &sent.name,
+            redirect_uri: &sent.redirect_uri,
+            confidential: sent.confidential,
+            scopes: scope_choices(&offered(state, true), &sent.scopes),
         }
         .render(),
     )
@@ -297,48 +298,17 @@ fn new_form(
 /// `GET /admin/applications/new`
 pub async fn new_application(State(state): State<AppState>, headers: HeaderMap) -> Response {
     match administrator(&state, &headers, "/admin/applications/new").await {
-        Ok(s) => new_form(&state, &s, StatusCode::OK, None, "", ""),
+        Ok(s) => {
+            let blank = ApplicationForm {
+                name: String::new(),
+                redirect_uri: String::new(),
+                scopes: Vec::new(),
+                confidential: true,
+            };
+            new_form(&state, &s, StatusCode::OK, None, &blank)
+        }
         Err(answer) => answer,
     }
-}
-
-#[derive(Template)]
-#[template(path = "admin_application_show.html")]
-struct ApplicationPage<'a> {
-    nav: Nav,
-    section: &'a str,
-    csrf: &'a str,
-    secret: Option<&'a str>,
-    id: i64,
-    name: &'a str,
-    client_id: &'a str,
-    redirect_uris: Vec<&'a str>,
-    scopes: String,
-    confidential: &'static str,
-    trusted: &'static str,
-    created: String,
-}
-
-fn show(s: &SignedIn, status: StatusCode, app: &Application, secret: Option<&str>) -> Response {
-    let csrf = session_csrf(&s.session);
-    page_of(
-        status,
-        ApplicationPage {
-            section: "applications",
-            nav: s.nav(),
-            csrf: &csrf,
-            secret,
-            id: app.id,
-            name: &app.name,
-            client_id: &app.application_id,
-            redirect_uris: app.redirect_uri.split_whitespace().collect(),
-            scopes: app.scopes.as_slice().join(", "),
-            confidential: yes(app.confidential),
-            trusted: yes(app.trusted),
-            created: day(app.created_at),
-        }
-        .render(),
-    )
 }
 
 /// `POST /admin/applications`: a new instance application, shown with its
@@ -364,8 +334,7 @@ pub async fn create_application(
             &s,
             StatusCode::UNPROCESSABLE_ENTITY,
             Some(message),
-            &sent.name,
-            &sent.redirect_uri,
+            &sent,
         )
     };
     if let Some(message) = sent.unoffered(&offered(&state, true)) {
@@ -377,63 +346,16 @@ pub async fn create_application(
         .create_application(&ctx, None, &sent.params())
         .await
     {
-        Ok((app, secret)) => show(&s, StatusCode::OK, &app, Some(secret.expose())),
+        Ok((app, secret)) => {
+            let shown = Shown {
+                notice: Some("The application was created."),
+                secret: Some((secret.expose(), None)),
+                error: None,
+            };
+            show_page::<Admin>(&state, &s, StatusCode::OK, &app, shown).await
+        }
         Err(ServiceError::Validation(v)) => refused(&v.to_string()),
         Err(ServiceError::Invalid(m)) => refused(&m),
-        Err(e) => internal_page(e),
-    }
-}
-
-/// `GET /admin/applications/:id`: never its secret.
-pub async fn application(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    let back = format!("/admin/applications/{id}");
-    let s = match administrator(&state, &headers, &back).await {
-        Ok(s) => s,
-        Err(answer) => return answer,
-    };
-    let Ok(id) = id.parse::<i64>() else {
-        return not_found_page();
-    };
-    match state
-        .services
-        .find_application(id, Ownership::Instance)
-        .await
-    {
-        Ok(app) => show(&s, StatusCode::OK, &app, None),
-        Err(ServiceError::NotFound) => not_found_page(),
-        Err(e) => internal_page(e),
-    }
-}
-
-/// `POST /admin/applications/:id/delete`
-pub async fn delete_application(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    params: Params,
-) -> Response {
-    let s = match administrator(&state, &headers, "/admin/applications").await {
-        Ok(s) => s,
-        Err(answer) => return answer,
-    };
-    if !csrf_ok(&state, &headers, Some(&s.session), &params) {
-        return csrf_failure();
-    }
-    let Ok(id) = id.parse::<i64>() else {
-        return not_found_page();
-    };
-    let ctx = request_id::context(Some(s.user.id), Via::Session);
-    match state
-        .services
-        .delete_application(&ctx, id, Ownership::Instance)
-        .await
-    {
-        Ok(()) => redirect("/admin/applications", &[]),
-        Err(ServiceError::NotFound) => not_found_page(),
         Err(e) => internal_page(e),
     }
 }

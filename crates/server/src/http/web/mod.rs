@@ -64,6 +64,7 @@ const OOB: &[&str] = &[
 
 mod admin;
 mod admin_mode;
+pub mod app_pages;
 pub(crate) mod authorize;
 pub(crate) mod device;
 mod password;
@@ -76,17 +77,13 @@ pub use authorize::{authorize, decide, native_code};
 pub use device::{device_confirm, device_form, device_lookup};
 pub mod admin_area {
     //! The Admin Area's handlers, for the router.
-    pub use super::admin::{
-        application, applications, create_application, delete_application, new_application, users,
-    };
+    pub use super::admin::{applications, create_application, new_application, users};
     pub use super::admin_mode::{enter, enter_form, leave};
 }
 pub use password::{change_password, password_page};
 pub use profile::{not_found_for, not_found_page, profile};
 pub use settings::{create_token, revoke_token, tokens_page};
-pub use settings_apps::{
-    applications_page, create_application, delete_application, renew_application, revoke_authorized,
-};
+pub use settings_apps::{applications_page, create_application, revoke_authorized};
 pub use sign_in::{sign_in, sign_in_form, sign_out};
 
 // --- templates ---------------------------------------------------------------------
@@ -165,6 +162,16 @@ use super::pages::{error_page, page, Nav};
 fn day(ms: i64) -> String {
     let t = latchkey_core::clock::gitlab_timestamp(ms);
     t.get(..10).unwrap_or(&t).to_owned()
+}
+
+/// A moment (YYYY-MM-DD HH:MM UTC) of a time in ms, where the hour matters
+/// (a secret's grace period).
+fn moment(ms: i64) -> String {
+    let t = latchkey_core::clock::gitlab_timestamp(ms);
+    match (t.get(..10), t.get(11..16)) {
+        (Some(d), Some(hm)) => format!("{d} {hm} UTC"),
+        _ => t,
+    }
 }
 
 // --- responses ---------------------------------------------------------------------

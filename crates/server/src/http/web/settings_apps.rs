@@ -7,7 +7,7 @@ use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use latchkey_core::application::{ApplicationParams, Ownership, Renewal};
+use latchkey_core::application::ApplicationParams;
 use latchkey_core::context::Via;
 use latchkey_core::pagination::PageRequest;
 use latchkey_core::service::ServiceError;
@@ -15,6 +15,7 @@ use latchkey_core::service::ServiceError;
 use super::super::pages::{page, Nav};
 use super::super::params::Params;
 use super::super::{request_id, AppState};
+use super::app_pages::{scope_choices, Choice};
 use super::settings::{chosen_scopes, offered, posting, signed_in};
 use super::{day, internal_page, not_found_page, redirect, session_csrf, SignedIn};
 
@@ -51,7 +52,8 @@ struct AppsPage<'a> {
     error: Option<&'a str>,
     name: &'a str,
     redirect_uri: &'a str,
-    scopes: Vec<(String, String)>,
+    confidential: bool,
+    scopes: Vec<Choice>,
     apps: Vec<AppRow>,
     authorized: Vec<AuthorizedRow>,
 }
@@ -61,6 +63,8 @@ struct Form<'a> {
     error: Option<&'a str>,
     name: &'a str,
     redirect_uri: &'a str,
+    confidential: bool,
+    scopes: &'a [String],
 }
 
 async fn render(state: &AppState, s: &SignedIn, status: StatusCode, form: Form<'_>) -> Response {
@@ -111,7 +115,8 @@ async fn render(state: &AppState, s: &SignedIn, status: StatusCode, form: Form<'
             error: form.error,
             name: form.name,
             redirect_uri: form.redirect_uri,
-            scopes: offered(state, s.user.admin),
+            confidential: form.confidential,
+            scopes: scope_choices(&offered(state, s.user.admin), form.scopes),
             apps,
             authorized,
         }
@@ -126,6 +131,8 @@ fn blank<'a>() -> Form<'a> {
         error: None,
         name: "",
         redirect_uri: "",
+        confidential: true,
+        scopes: &[],
     }
 }
 
@@ -151,7 +158,8 @@ pub async fn create_application(
         Err(answer) => return answer,
     };
     let sent = ApplicationForm::read(&params);
-    let (name, redirect_uri) = (&sent.name, &sent.redirect_uri);
+    let (name, redirect_uri, sent_scopes) = (&sent.name, &sent.redirect_uri, &sent.scopes);
+    let confidential = sent.confidential;
     let refused = |message: String| {
         let (state, s) = (&state, &s);
         async move {
@@ -160,6 +168,8 @@ pub async fn create_application(
                 error: Some(&message),
                 name,
                 redirect_uri,
+                confidential,
+                scopes: sent_scopes,
             };
             render(state, s, StatusCode::UNPROCESSABLE_ENTITY, form).await
         }
@@ -195,8 +205,8 @@ pub(super) struct ApplicationForm {
     pub name: String,
     /// One per line.
     pub redirect_uri: String,
-    scopes: Vec<String>,
-    confidential: bool,
+    pub scopes: Vec<String>,
+    pub confidential: bool,
 }
 
 impl ApplicationForm {
@@ -232,93 +242,6 @@ impl ApplicationForm {
             confidential: self.confidential,
             grant_types: None,
         }
-    }
-}
-
-/// One of the user's own applications (another's is not found).
-async fn own_application(state: &AppState, s: &SignedIn, id: &str) -> Result<i64, Response> {
-    let Ok(id) = id.parse::<i64>() else {
-        return Err(not_found_page());
-    };
-    match state.services.find_application(id, Ownership::Any).await {
-        Ok(app) if app.owner_id == Some(s.user.id) => Ok(app.id),
-        Ok(_) | Err(ServiceError::NotFound) => Err(not_found_page()),
-        Err(e) => Err(internal_page(e)),
-    }
-}
-
-/// `POST /-/user_settings/applications/:id/renew`: a new secret, shown
-/// once; the previous one stops at once (GitLab's renewal).
-pub async fn renew_application(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    params: Params,
-) -> Response {
-    let s = match posting(&state, &headers, &params, APPS_PATH).await {
-        Ok(s) => s,
-        Err(answer) => return answer,
-    };
-    let id = match own_application(&state, &s, &id).await {
-        Ok(id) => id,
-        Err(answer) => return answer,
-    };
-    let ctx = request_id::context(Some(s.user.id), Via::Session);
-    let renewal = Renewal {
-        grace_seconds: None,
-        lifetime_seconds: None,
-    };
-    match state
-        .services
-        .renew_application_secret(&ctx, id, Ownership::Any, renewal)
-        .await
-    {
-        Ok((app, secret, _)) => {
-            let form = Form {
-                created: Some(Created {
-                    what: format!("The secret of {} was renewed.", app.name),
-                    client_id: app.application_id.clone(),
-                    secret: secret.expose().to_owned(),
-                }),
-                ..blank()
-            };
-            render(&state, &s, StatusCode::OK, form).await
-        }
-        Err(ServiceError::NotFound) => not_found_page(),
-        Err(ServiceError::Invalid(m)) => {
-            let form = Form {
-                error: Some(&m),
-                ..blank()
-            };
-            render(&state, &s, StatusCode::UNPROCESSABLE_ENTITY, form).await
-        }
-        Err(e) => internal_page(e),
-    }
-}
-
-/// `POST /-/user_settings/applications/:id/delete`
-pub async fn delete_application(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    params: Params,
-) -> Response {
-    let s = match posting(&state, &headers, &params, APPS_PATH).await {
-        Ok(s) => s,
-        Err(answer) => return answer,
-    };
-    let id = match own_application(&state, &s, &id).await {
-        Ok(id) => id,
-        Err(answer) => return answer,
-    };
-    let ctx = request_id::context(Some(s.user.id), Via::Session);
-    match state
-        .services
-        .delete_application(&ctx, id, Ownership::Any)
-        .await
-    {
-        Ok(()) | Err(ServiceError::NotFound) => redirect(APPS_PATH, &[]),
-        Err(e) => internal_page(e),
     }
 }
 
