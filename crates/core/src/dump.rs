@@ -185,6 +185,8 @@ pub const TABLES: &[TableSpec] = &[
             ("user_id", Int),
             ("created_at", Int),
             ("expires_at", Int),
+            ("ip", Text),
+            ("user_agent", Text),
         ],
     },
     TableSpec {

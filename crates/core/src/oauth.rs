@@ -292,6 +292,11 @@ pub struct NewSession {
     pub user_id: i64,
     pub created_at: i64,
     pub expires_at: i64,
+    /// The address that signed in.
+    pub ip: Option<String>,
+    /// The browser's `User-Agent` (at most [`crate::session::USER_AGENT_MAX`]
+    /// characters).
+    pub user_agent: Option<String>,
 }
 
 /// Where a device authorization stands.

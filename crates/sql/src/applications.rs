@@ -391,6 +391,33 @@ impl<B: Backend> ApplicationStore for SqlStore<B> {
             .await
     }
 
+    async fn search_instance_applications(
+        &self,
+        search: &str,
+        page: PageRequest,
+    ) -> Result<(Vec<Application>, u64), StoreError> {
+        let matching = format!(
+            concat!(instance!(), " AND ({} OR uid = $2)"),
+            B::DIALECT.nocase_like("name", "$1")
+        );
+        let count_sql = format!(
+            "SELECT COUNT(*) FROM (SELECT 1 FROM oauth_applications WHERE {matching} LIMIT {})
+             AS capped",
+            COUNT_CAP + 1
+        );
+        let page_sql = format!(
+            concat!(
+                "SELECT ",
+                app_columns!(),
+                " FROM oauth_applications WHERE {} ORDER BY id LIMIT $3 OFFSET $4"
+            ),
+            matching
+        );
+        let params = params![crate::users::contains_pattern(search), search];
+        self.read_counted_page(count_sql, page_sql, params.into(), page, app_from_row)
+            .await
+    }
+
     async fn find_application(
         &self,
         id: i64,

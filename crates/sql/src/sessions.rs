@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use latchkey_core::oauth::NewSession;
-use latchkey_core::session::SessionStore;
+use latchkey_core::session::{SessionInfo, SessionStore, MAX_LISTED_SESSIONS};
 use latchkey_core::store::StoreError;
 use latchkey_core::user::User;
 
@@ -23,7 +23,11 @@ pub(crate) const RECORD_FAILURE: &str =
 const FAILURES: &str = "SELECT failures FROM login_throttles WHERE key = $1 AND window_start > $2";
 pub(crate) const CLEAR: &str = "DELETE FROM login_throttles WHERE key = $1";
 pub(crate) const INSERT: &str =
-    "INSERT INTO sessions (digest, user_id, created_at, expires_at) VALUES ($1, $2, $3, $4)";
+    "INSERT INTO sessions (digest, user_id, created_at, expires_at, ip, user_agent)
+     VALUES ($1, $2, $3, $4, $5, $6)";
+/// `$1` the user, `$2` now, `$3` how many.
+const USER_SESSIONS: &str = "SELECT digest, created_at, expires_at, ip, user_agent FROM sessions
+     WHERE user_id = $1 AND expires_at > $2 ORDER BY created_at DESC, digest LIMIT $3";
 const SESSION_USER: &str =
     "SELECT u.id, u.username, u.email, u.name, u.admin, u.state, u.created_at, u.external,
             u.updated_at, u.profile, u.avatar, s.created_at AS signed_in_at
@@ -86,7 +90,14 @@ impl<B: Backend> SessionStore for SqlStore<B> {
     }
 
     async fn insert_session(&self, s: NewSession) -> Result<(), StoreError> {
-        let params = params![s.digest, s.user_id, s.created_at, s.expires_at];
+        let params = params![
+            s.digest,
+            s.user_id,
+            s.created_at,
+            s.expires_at,
+            s.ip,
+            s.user_agent
+        ];
         self.write_one(INSERT, params).await.map(drop)
     }
 
@@ -118,5 +129,19 @@ impl<B: Backend> SessionStore for SqlStore<B> {
         keep: Option<&str>,
     ) -> Result<u64, StoreError> {
         self.write_one(DELETE_USERS, params![user_id, keep]).await
+    }
+
+    async fn user_sessions(&self, user_id: i64, now: i64) -> Result<Vec<SessionInfo>, StoreError> {
+        let params = params![user_id, now, MAX_LISTED_SESSIONS];
+        self.read_all(Access::SCAN, USER_SESSIONS, params, |row| {
+            Ok(SessionInfo {
+                digest: row.text("digest")?,
+                created_at: row.int("created_at")?,
+                expires_at: row.int("expires_at")?,
+                ip: row.opt_text("ip")?,
+                user_agent: row.opt_text("user_agent")?,
+            })
+        })
+        .await
     }
 }

@@ -292,7 +292,14 @@ impl Transaction for SqlTransaction<'_> {
     }
 
     async fn insert_session(&mut self, s: NewSession) -> Result<(), StoreError> {
-        let params = params![s.digest, s.user_id, s.created_at, s.expires_at];
+        let params = params![
+            s.digest,
+            s.user_id,
+            s.created_at,
+            s.expires_at,
+            s.ip,
+            s.user_agent
+        ];
         self.c.execute(sessions::INSERT, &params).await.map(drop)
     }
 

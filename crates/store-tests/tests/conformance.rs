@@ -725,6 +725,37 @@ async fn scenario_list_instance_applications(store: Arc<dyn Store>) {
         assert!(apps.is_empty(), "page {n}");
         assert_eq!(total, 7, "page {n}");
     }
+
+    // Searched: by name (any case, its own wildcards literal) or by the
+    // exact client id; owned applications never.
+    let (apps, total) = store
+        .search_instance_applications("INSTANCE-1", PageRequest::default())
+        .await
+        .expect("search");
+    assert_eq!((ids(&apps), total), (vec![instance[1].id], 1));
+    let (apps, total) = store
+        .search_instance_applications("nce-", page(2, 2))
+        .await
+        .expect("search");
+    assert_eq!((ids(&apps), total), (ids(&instance[2..4]), 7));
+    let (apps, total) = store
+        .search_instance_applications("owned", PageRequest::default())
+        .await
+        .expect("search");
+    assert_eq!((apps.len(), total), (0, 0));
+    for literal in ["%", "_", "instance\\"] {
+        let (apps, total) = store
+            .search_instance_applications(literal, PageRequest::default())
+            .await
+            .expect("search");
+        assert_eq!((apps.len(), total), (0, 0), "{literal}");
+    }
+    let uid = instance[5].application_id.clone();
+    let (apps, total) = store
+        .search_instance_applications(&uid, PageRequest::default())
+        .await
+        .expect("search");
+    assert_eq!((ids(&apps), total), (vec![instance[5].id], 1));
 }
 
 async fn collect_stream(store: &Arc<dyn Store>) -> Vec<Application> {
@@ -2411,6 +2442,8 @@ async fn scenario_sessions(store: Arc<dyn Store>) {
         user_id: alice.id,
         created_at: 1000,
         expires_at: 2000,
+        ip: None,
+        user_agent: None,
     };
     store.insert_session(session.clone()).await.expect("insert");
     assert_eq!(
@@ -2441,6 +2474,44 @@ async fn scenario_sessions(store: Arc<dyn Store>) {
             .expect("find"),
         None
     );
+    // A user's live sessions, newest first, with where they began.
+    let bob = user(&store, "bob").await;
+    for (digest, who, created_at, expires_at, ip, ua) in [
+        (
+            "session-a2",
+            alice.id,
+            1200,
+            3000,
+            Some("10.0.0.1"),
+            Some("Firefox"),
+        ),
+        ("session-b1", bob.id, 1100, 3000, None, None),
+    ] {
+        let s = NewSession {
+            digest: digest.to_owned(),
+            user_id: who,
+            created_at,
+            expires_at,
+            ip: ip.map(str::to_owned),
+            user_agent: ua.map(str::to_owned),
+        };
+        store.insert_session(s).await.expect("insert");
+    }
+    let listed = store.user_sessions(alice.id, 1500).await.expect("list");
+    let digests: Vec<&str> = listed.iter().map(|s| s.digest.as_str()).collect();
+    assert_eq!(digests, ["session-a2", "session-1"]);
+    assert_eq!(listed[0].ip.as_deref(), Some("10.0.0.1"));
+    assert_eq!(listed[0].user_agent.as_deref(), Some("Firefox"));
+    assert_eq!((listed[0].created_at, listed[0].expires_at), (1200, 3000));
+    assert_eq!(
+        (listed[1].ip.clone(), listed[1].user_agent.clone()),
+        (None, None)
+    );
+    let listed = store.user_sessions(alice.id, 2000).await.expect("list");
+    assert_eq!(listed.len(), 1, "an expired session is not listed");
+    store.delete_session("session-a2").await.expect("delete");
+    store.delete_session("session-b1").await.expect("delete");
+
     // The user as they are now.
     store
         .set_user_state(alice.id, UserState::Blocked)
@@ -3223,6 +3294,8 @@ async fn scenario_delete_expired(store: Arc<dyn Store>) {
                 user_id: alice.id,
                 created_at: T0,
                 expires_at,
+                ip: None,
+                user_agent: None,
             })
             .await
             .expect("insert");
@@ -3333,6 +3406,8 @@ async fn scenario_oauth_cascades(store: Arc<dyn Store>) {
                 user_id,
                 created_at: T0,
                 expires_at: T0 + 1000,
+                ip: None,
+                user_agent: None,
             })
             .await
             .expect("session");

@@ -434,6 +434,16 @@ pub trait ApplicationStore: Send + Sync {
         page: PageRequest,
     ) -> Result<(Vec<Application>, u64), StoreError>;
 
+    /// One page of the instance-wide applications whose name contains
+    /// `search` (ignoring ASCII case) or whose client id is `search`,
+    /// ordered by id, and their total counted as
+    /// [`Self::list_instance_applications`] counts.
+    async fn search_instance_applications(
+        &self,
+        search: &str,
+        page: PageRequest,
+    ) -> Result<(Vec<Application>, u64), StoreError>;
+
     /// Up to `limit` instance-wide applications with ids above `after_id`,
     /// ordered by id (keyset pagination: as fast on the last page as the first).
     async fn instance_applications_after(

@@ -173,6 +173,19 @@ impl Services {
         Ok(self.store.list_instance_applications(page).await?)
     }
 
+    /// The instance-wide applications named like `search`, or with that
+    /// client id (the Admin Area's search).
+    pub async fn search_instance_applications(
+        &self,
+        search: &str,
+        page: PageRequest,
+    ) -> Result<(Vec<Application>, u64), ServiceError> {
+        Ok(self
+            .store
+            .search_instance_applications(search, page)
+            .await?)
+    }
+
     pub fn stream_instance_applications(
         &self,
     ) -> BoxStream<'static, Result<Application, StoreError>> {

@@ -48,6 +48,35 @@ pub trait SessionStore: Send + Sync {
         user_id: i64,
         keep: Option<&str>,
     ) -> Result<u64, StoreError>;
+
+    /// The live sessions of `user_id`, newest first (at most
+    /// [`MAX_LISTED_SESSIONS`]).
+    async fn user_sessions(&self, user_id: i64, now: i64) -> Result<Vec<SessionInfo>, StoreError>;
+}
+
+/// The most sessions a user's list shows.
+pub const MAX_LISTED_SESSIONS: i64 = 100;
+/// The longest `User-Agent` kept with a session.
+pub const USER_AGENT_MAX: usize = 512;
+
+/// A live session as its user sees it (User Settings → Active sessions).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionInfo {
+    pub digest: String,
+    pub created_at: i64,
+    pub expires_at: i64,
+    pub ip: Option<String>,
+    pub user_agent: Option<String>,
+}
+
+impl SessionInfo {
+    /// What names the session on its user's pages: derived from the
+    /// digest, never the digest itself.
+    pub fn public_id(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let d = Sha256::digest(format!("latchkey-session-id:{}", self.digest).as_bytes());
+        hex::encode(d).chars().take(20).collect()
+    }
 }
 
 /// Failed sign-ins allowed per account in [`THROTTLE_WINDOW_MS`].

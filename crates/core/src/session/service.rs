@@ -204,11 +204,13 @@ impl Services {
         }
     }
 
-    /// A new session for `user_id`; returns the cookie value (shown once).
+    /// A new session for `user_id`, begun from the context's address by
+    /// the browser `user_agent` names; returns the cookie value (shown once).
     pub async fn create_session(
         &self,
         ctx: &Context,
         user_id: i64,
+        user_agent: Option<&str>,
     ) -> Result<String, ServiceError> {
         let value = secret::random_hex(32)?;
         let now = self.now_ms();
@@ -217,6 +219,13 @@ impl Services {
             user_id,
             created_at: now,
             expires_at: now + SESSION_LIFETIME_MS,
+            ip: ctx.address.clone(),
+            user_agent: user_agent.map(|ua| {
+                ua.chars()
+                    .filter(|c| !c.is_control())
+                    .take(USER_AGENT_MAX)
+                    .collect()
+            }),
         };
         let event = signed_in_event(ctx, now, user_id, "web");
         self.unit(move |tx| {
@@ -237,6 +246,77 @@ impl Services {
             .find_session_user(&secret::digest(cookie), self.now_ms())
             .await?;
         Ok(found.filter(|(u, _)| u.access_denied_reason().is_none()))
+    }
+
+    /// The live sessions of `user_id`, newest first.
+    pub async fn user_sessions(&self, user_id: i64) -> Result<Vec<SessionInfo>, ServiceError> {
+        Ok(self.store.user_sessions(user_id, self.now_ms()).await?)
+    }
+
+    /// End the session of `user_id` that `public_id` names (as
+    /// [`SessionInfo::public_id`]); `NotFound` when they have none such.
+    pub async fn end_user_session(
+        &self,
+        ctx: &Context,
+        user_id: i64,
+        public_id: &str,
+    ) -> Result<(), ServiceError> {
+        let sessions = self.user_sessions(user_id).await?;
+        let Some(found) = sessions
+            .into_iter()
+            .find(|s| secret::constant_time_eq(&s.public_id(), public_id))
+        else {
+            return Err(ServiceError::NotFound);
+        };
+        let (ctx, now) = (ctx.clone(), self.now_ms());
+        self.unit(move |tx| {
+            Box::pin(async move {
+                if tx.delete_session(&found.digest).await?.is_none() {
+                    return Ok(());
+                }
+                let event = NewAuditEvent::new(
+                    &ctx,
+                    now,
+                    "user_session_revoked",
+                    Entity::user(user_id),
+                    "Revoked a session",
+                );
+                tx.record_audit(event).await
+            })
+        })
+        .await?;
+        Ok(())
+    }
+
+    /// End every session of `user_id` but the one of `keep` (a cookie);
+    /// how many ended.
+    pub async fn end_other_sessions(
+        &self,
+        ctx: &Context,
+        user_id: i64,
+        keep: &str,
+    ) -> Result<u64, ServiceError> {
+        let keep = secret::digest(keep);
+        let (ctx, now) = (ctx.clone(), self.now_ms());
+        Ok(self
+            .unit(move |tx| {
+                Box::pin(async move {
+                    let ended = tx.delete_user_sessions(user_id, Some(&keep)).await?;
+                    if ended > 0 {
+                        let event = NewAuditEvent::new(
+                            &ctx,
+                            now,
+                            "user_sessions_revoked",
+                            Entity::user(user_id),
+                            "Signed out everywhere else",
+                        )
+                        .detail("sessions", ended);
+                        tx.record_audit(event).await?;
+                    }
+                    Ok(ended)
+                })
+            })
+            .await?)
     }
 
     pub async fn end_session(&self, ctx: &Context, cookie: &str) -> Result<(), ServiceError> {

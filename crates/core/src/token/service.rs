@@ -285,6 +285,30 @@ impl Services {
         if own != old.id && !old.scopes.is_subset_of(by.scopes) {
             return Err(ServiceError::Forbidden(None));
         }
+        self.rotate(ctx, old, expires_at).await
+    }
+
+    /// The owner's rotation from a signed-in session (User Settings), as
+    /// [`Self::rotate_token`] rotates: their own token only (another's is
+    /// `NotFound`), the new one expiring in a week.
+    pub async fn rotate_own_token(
+        &self,
+        ctx: &Context,
+        user_id: i64,
+        old: &PersonalAccessToken,
+    ) -> Result<(PersonalAccessToken, Plaintext), ServiceError> {
+        if old.user_id != user_id {
+            return Err(ServiceError::NotFound);
+        }
+        self.rotate(ctx, old, None).await
+    }
+
+    async fn rotate(
+        &self,
+        ctx: &Context,
+        old: &PersonalAccessToken,
+        expires_at: Option<Date>,
+    ) -> Result<(PersonalAccessToken, Plaintext), ServiceError> {
         let expires = expires_at.unwrap_or_else(|| {
             (self.today() + time::Duration::days(7)).min(self.max_token_expiry())
         });

@@ -170,8 +170,21 @@ pub fn router(state: AppState) -> Router {
             post(web::revoke_token),
         )
         .route(
+            "/-/user_settings/personal_access_tokens/{id}/rotate",
+            post(web::rotate_token),
+        )
+        .route(
             "/-/user_settings/password",
             get(web::password_page).post(web::change_password),
+        )
+        .route("/-/user_settings/active_sessions", get(web::sessions_page))
+        .route(
+            "/-/user_settings/active_sessions/revoke_others",
+            post(web::revoke_other_sessions),
+        )
+        .route(
+            "/-/user_settings/active_sessions/{id}/revoke",
+            post(web::revoke_session),
         )
         .route(
             "/-/user_settings/applications",

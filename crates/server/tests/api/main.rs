@@ -36,3 +36,4 @@ mod users;
 mod users_fidelity;
 mod web_applications;
 mod web_pages;
+mod web_settings;

@@ -306,6 +306,21 @@ async fn an_administrator_edits_an_instance_application_fully() {
 
     let mut boss = Browser::new();
     boss.sign_in(&app, "boss", PASSWORD).await;
+    // The list's search: by name, any case.
+    let html = boss
+        .get(&app.url("/admin/applications?search=GRAF"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains(&format!("{show}\">Grafana</a>")), "{html}");
+    let html = boss
+        .get(&app.url("/admin/applications?search=wiki"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("No application matches"), "{html}");
     let html = boss
         .get(&app.url(&format!("{show}/edit")))
         .await

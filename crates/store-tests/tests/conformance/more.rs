@@ -374,6 +374,8 @@ async fn scenario_delete_user_sessions(store: Arc<dyn Store>) {
                 user_id: who.id,
                 created_at: 1_000,
                 expires_at: 5_000,
+                ip: None,
+                user_agent: None,
             })
             .await
             .expect("insert");

@@ -202,6 +202,7 @@ fn yes(b: bool) -> &'static str {
 struct ApplicationsPage<'a> {
     nav: Nav,
     section: &'a str,
+    search: &'a str,
     total: u64,
     apps: Vec<AppRow>,
     prev: Option<String>,
@@ -209,7 +210,7 @@ struct ApplicationsPage<'a> {
     page_number: u64,
 }
 
-/// `GET /admin/applications[?page=N]`
+/// `GET /admin/applications[?search=…&page=N]`
 pub async fn applications(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -220,14 +221,20 @@ pub async fn applications(
         Err(answer) => return answer,
     };
     let page = page_number(&params);
-    let (found, total) = match state
-        .services
-        .list_instance_applications(PageRequest {
-            page,
-            per_page: PER_PAGE,
-        })
-        .await
-    {
+    let search = params.get_str("search").unwrap_or("").trim().to_owned();
+    let request = PageRequest {
+        page,
+        per_page: PER_PAGE,
+    };
+    let listed = if search.is_empty() {
+        state.services.list_instance_applications(request).await
+    } else {
+        state
+            .services
+            .search_instance_applications(&search, request)
+            .await
+    };
+    let (found, total) = match listed {
         Ok(r) => r,
         Err(e) => return internal_page(e),
     };
@@ -242,10 +249,16 @@ pub async fn applications(
             trusted: yes(a.trusted),
         })
         .collect();
-    let (prev, next) = pager("/admin/applications", page, total);
+    let base = if search.is_empty() {
+        "/admin/applications".to_owned()
+    } else {
+        super::append_query("/admin/applications", &[("search", &search)])
+    };
+    let (prev, next) = pager(&base, page, total);
     page_of(
         StatusCode::OK,
         ApplicationsPage {
+            search: &search,
             section: "applications",
             nav: s.nav(),
             total,

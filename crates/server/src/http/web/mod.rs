@@ -69,6 +69,7 @@ pub(crate) mod authorize;
 pub(crate) mod device;
 mod password;
 mod profile;
+mod sessions;
 mod settings;
 mod settings_apps;
 mod sign_in;
@@ -82,7 +83,8 @@ pub mod admin_area {
 }
 pub use password::{change_password, password_page};
 pub use profile::{not_found_for, not_found_page, profile};
-pub use settings::{create_token, revoke_token, tokens_page};
+pub use sessions::{revoke_other_sessions, revoke_session, sessions_page};
+pub use settings::{create_token, revoke_token, rotate_token, tokens_page};
 pub use settings_apps::{applications_page, create_application, revoke_authorized};
 pub use sign_in::{sign_in, sign_in_form, sign_out};
 
@@ -162,6 +164,14 @@ use super::pages::{error_page, page, Nav};
 fn day(ms: i64) -> String {
     let t = latchkey_core::clock::gitlab_timestamp(ms);
     t.get(..10).unwrap_or(&t).to_owned()
+}
+
+/// The browser's `User-Agent`, if it sent one that is text.
+fn user_agent(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
 }
 
 /// A moment (YYYY-MM-DD HH:MM UTC) of a time in ms, where the hour matters

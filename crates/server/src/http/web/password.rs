@@ -115,7 +115,12 @@ pub async fn change_password(
     }
     // The change ended every session of the user's; this browser stays
     // signed in with a new one.
-    match state.services.create_session(&ctx, s.user.id).await {
+    let user_agent = super::user_agent(&headers);
+    match state
+        .services
+        .create_session(&ctx, s.user.id, user_agent)
+        .await
+    {
         Ok(fresh) => with_cookies(
             render(&s, &fresh, StatusCode::OK, true, None),
             &[set_cookie(&state, SESSION_COOKIE, &fresh, 86_400)],

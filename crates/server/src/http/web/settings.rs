@@ -16,6 +16,7 @@ use latchkey_core::token::{parse_expiry, TokenFilter, PRIVILEGED_SCOPES};
 use super::super::pages::{page, Nav};
 use super::super::params::{Params, Value};
 use super::super::{request_id, AppState};
+use super::app_pages::{scope_choices, Choice};
 use super::{csrf_failure, csrf_ok, current, day, internal_page, redirect, session_csrf, SignedIn};
 
 const TOKENS_PATH: &str = "/-/user_settings/personal_access_tokens";
@@ -35,11 +36,12 @@ struct TokensPage<'a> {
     nav: Nav,
     csrf: &'a str,
     new_token: Option<&'a str>,
+    made: &'a str,
     error: Option<&'a str>,
     name: &'a str,
     expires_at: &'a str,
     max_expiry: String,
-    scopes: Vec<(String, String)>,
+    scopes: Vec<Choice>,
     tokens: Vec<Row>,
 }
 
@@ -91,9 +93,25 @@ pub(super) fn offered(state: &AppState, admin: bool) -> Vec<(String, String)> {
 
 struct Form<'a> {
     new_token: Option<&'a str>,
+    /// What the new token is (made, or rotated).
+    made: &'a str,
     error: Option<&'a str>,
     name: &'a str,
     expires_at: &'a str,
+    scopes: &'a [String],
+}
+
+impl Form<'_> {
+    fn blank() -> Self {
+        Form {
+            new_token: None,
+            made: "",
+            error: None,
+            name: "",
+            expires_at: "",
+            scopes: &[],
+        }
+    }
 }
 
 async fn render(state: &AppState, s: &SignedIn, status: StatusCode, form: Form<'_>) -> Response {
@@ -140,11 +158,12 @@ async fn render(state: &AppState, s: &SignedIn, status: StatusCode, form: Form<'
             nav: s.nav(),
             csrf: &csrf,
             new_token: form.new_token,
+            made: form.made,
             error: form.error,
             name: form.name,
             expires_at: form.expires_at,
             max_expiry: state.services.max_token_expiry().to_string(),
-            scopes: offered(state, s.user.admin),
+            scopes: scope_choices(&offered(state, s.user.admin), form.scopes),
             tokens: rows,
         }
         .render(),
@@ -152,17 +171,43 @@ async fn render(state: &AppState, s: &SignedIn, status: StatusCode, form: Form<'
     )
 }
 
-/// `GET /-/user_settings/personal_access_tokens`
-pub async fn tokens_page(State(state): State<AppState>, headers: HeaderMap) -> Response {
-    let s = match signed_in(&state, &headers, TOKENS_PATH).await {
+/// `GET /-/user_settings/personal_access_tokens[?name=…&scopes=api,read_user]`:
+/// the form filled in as the link asks (GitLab's prefill, for tools that
+/// send their users to make a token).
+pub async fn tokens_page(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    params: Params,
+) -> Response {
+    let back = match (params.get_str("name"), params.get_str("scopes")) {
+        (None, None) => TOKENS_PATH.to_owned(),
+        (name, scopes) => super::append_query(
+            TOKENS_PATH,
+            &[
+                ("name", name.unwrap_or("")),
+                ("scopes", scopes.unwrap_or("")),
+            ],
+        ),
+    };
+    let s = match signed_in(&state, &headers, &back).await {
         Ok(s) => s,
         Err(answer) => return answer,
     };
+    let name: String = params
+        .get_str("name")
+        .unwrap_or("")
+        .trim()
+        .chars()
+        .take(255)
+        .collect();
+    // Only what the form offers this user is ticked.
+    let offered = offered(&state, s.user.admin);
+    let mut scopes = chosen_scopes(&params);
+    scopes.retain(|c| offered.iter().any(|(o, _)| o == c));
     let form = Form {
-        new_token: None,
-        error: None,
-        name: "",
-        expires_at: "",
+        name: &name,
+        scopes: &scopes,
+        ..Form::blank()
     };
     render(&state, &s, StatusCode::OK, form).await
 }
@@ -199,13 +244,14 @@ pub async fn create_token(
     let expires_raw = params.get_str("expires_at").unwrap_or("").trim().to_owned();
     let scopes = chosen_scopes(&params);
     let refuse = |message: String| {
-        let (state, s, name, expires_raw) = (&state, &s, &name, &expires_raw);
+        let (state, s, name, expires_raw, scopes) = (&state, &s, &name, &expires_raw, &scopes);
         async move {
             let form = Form {
-                new_token: None,
                 error: Some(&message),
                 name,
                 expires_at: expires_raw,
+                scopes,
+                ..Form::blank()
             };
             render(state, s, StatusCode::UNPROCESSABLE_ENTITY, form).await
         }
@@ -241,9 +287,8 @@ pub async fn create_token(
         Ok((_, plaintext)) => {
             let form = Form {
                 new_token: Some(plaintext.expose()),
-                error: None,
-                name: "",
-                expires_at: "",
+                made: "Your new personal access token",
+                ..Form::blank()
             };
             render(&state, &s, StatusCode::OK, form).await
         }
@@ -276,6 +321,55 @@ pub async fn revoke_token(
     let ctx = request_id::context(Some(s.user.id), Via::Session);
     match state.services.revoke_token(&ctx, id).await {
         Ok(()) | Err(ServiceError::NotFound) => redirect(TOKENS_PATH, &[]),
+        Err(e) => internal_page(e),
+    }
+}
+
+/// `POST /-/user_settings/personal_access_tokens/:id/rotate`: GitLab's
+/// rotation of one of the user's own tokens: it stops at once, and a new
+/// one with the same name and scopes, expiring in a week, is shown once.
+pub async fn rotate_token(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    params: Params,
+) -> Response {
+    let s = match posting(&state, &headers, &params, TOKENS_PATH).await {
+        Ok(s) => s,
+        Err(answer) => return answer,
+    };
+    let Ok(id) = id.parse::<i64>() else {
+        return super::not_found_page();
+    };
+    let old = match state.services.find_token(id).await {
+        Ok(Some(t)) => t,
+        Ok(None) => return super::not_found_page(),
+        Err(e) => return internal_page(e),
+    };
+    let ctx = request_id::context(Some(s.user.id), Via::Session);
+    match state.services.rotate_own_token(&ctx, s.user.id, &old).await {
+        Ok((new, plaintext)) => {
+            let made = format!(
+                "Token {} was rotated; the new one expires on {}",
+                new.name,
+                new.expires_at
+                    .map_or_else(|| "no date".to_owned(), |d| d.to_string())
+            );
+            let form = Form {
+                new_token: Some(plaintext.expose()),
+                made: &made,
+                ..Form::blank()
+            };
+            render(&state, &s, StatusCode::OK, form).await
+        }
+        Err(ServiceError::NotFound) => super::not_found_page(),
+        Err(ServiceError::Invalid(m)) => {
+            let form = Form {
+                error: Some(&m),
+                ..Form::blank()
+            };
+            render(&state, &s, StatusCode::UNPROCESSABLE_ENTITY, form).await
+        }
         Err(e) => internal_page(e),
     }
 }

@@ -81,7 +81,11 @@ pub async fn sign_in(
     match state.services.sign_in(&ctx, &login, password).await {
         Ok(user) => match state
             .services
-            .create_session(&request_id::context(Some(user.id), Via::Session), user.id)
+            .create_session(
+                &request_id::context(Some(user.id), Via::Session),
+                user.id,
+                super::user_agent(&headers),
+            )
             .await
         {
             Ok(value) => {
