@@ -750,7 +750,7 @@ async fn pages_carry_the_navigation_bar_and_the_consent_page_says_who_registered
     };
     assert!(at("Read and change your data") < at("Read your data"));
     assert!(at("Read your data") < at("Know who you are"));
-    assert!(at("<code>api</code>") < at("<code>read_user</code>"));
+    assert!(at("<strong>api</strong>") < at("<strong>read_user</strong>"));
     // "Not you?" signs out and comes back to this request after the next
     // sign-in.
     let back = hidden(&html, "return_to").unwrap();
