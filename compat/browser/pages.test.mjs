@@ -452,9 +452,20 @@ test("a user's pages: sign-in, home, settings, profile, 404, consent", { timeout
     const failed = w.page.waitForEvent('requestfailed', (r) => r.url().startsWith(`${REDIRECT_URI}?`));
     await w.page.getByRole('button', { name: `Authorize ${appName}` }).click();
     const req = await failed;
-    assert.ok(new URL(req.url()).searchParams.get('code'), req.url());
+    const code = new URL(req.url()).searchParams.get('code');
+    assert.ok(code, req.url());
     // The client does not exist: Chromium shows its error page.
     await w.page.waitForURL((u) => u.protocol === 'chrome-error:');
+    // The client's backend exchanges the code (with the renewed secret):
+    // the application now holds a token and is among the authorized ones.
+    const tokenRes = await fetch(`${BASE}/oauth/token`, {
+      method: 'POST',
+      headers: { Authorization: `Basic ${Buffer.from(`${clientId}:${secret}`).toString('base64')}` },
+      body: new URLSearchParams({ grant_type: 'authorization_code', code, redirect_uri: REDIRECT_URI }),
+    });
+    const tokenText = await tokenRes.text();
+    assert.equal(tokenRes.status, 200, tokenText);
+    const accessToken = JSON.parse(tokenText).access_token;
     // Back at latchkey: the application is among the authorized ones.
     await w.goto('/');
     await w.clickTo(w.nav('Main').getByRole('link', { name: 'Settings' }), (u) => u.pathname === '/-/user_settings/applications');
@@ -465,6 +476,8 @@ test("a user's pages: sign-in, home, settings, profile, 404, consent", { timeout
     rows = await tableRows(w, 'Authorized applications');
     assert.ok(!rows.some((r) => r[0] === appName), JSON.stringify(rows));
     await w.check('applications-authorization-revoked');
+    const me = await fetch(`${BASE}/api/v4/user`, { headers: { Authorization: `Bearer ${accessToken}` } });
+    assert.equal(me.status, 401, 'the revoked authorization took the token with it');
   }]);
 
   steps.push(['applications: delete', async () => {
