@@ -711,7 +711,10 @@ test("an administrator's pages: Admin Mode, users, applications", { timeout: 300
       assert.equal(await w.nav('Main').getByRole('button', { name: 'Leave Admin Mode' }).count(), 0);
       return;
     }
-    await w.clickTo(w.nav('Main').getByRole('button', { name: 'Leave Admin Mode' }));
+    // The bar offers it on the Admin Area's pages (not on the profile the
+    // last step ended on).
+    await w.clickTo(w.nav('Main').getByRole('link', { name: 'Admin Area' }), (u) => u.pathname === '/admin/applications');
+    await w.clickTo(w.nav('Main').getByRole('button', { name: 'Leave Admin Mode' }), (u) => u.pathname === '/');
     assert.equal(await w.nav('Main').getByRole('button', { name: 'Leave Admin Mode' }).count(), 0);
     await w.check('admin-mode-left');
     await w.goto('/admin/users');
