@@ -17,16 +17,20 @@
 // branch adds to a bar is screenshotted and checked without a step of its
 // own; pages that are not linked yet are not visited (nothing is faked).
 //
-// compat/run.sh starts the server (Admin Mode off unless LATCHKEY_ADMIN_MODE
-// says otherwise: the admin walk handles both) and sets LATCHKEY_URL and
-// LATCHKEY_TOKEN (root's personal access token). Screenshots go to
-// $LATCHKEY_COMPAT_OUT/browser/pages, else compat/browser/out/pages.
+// compat/run.sh starts the server (Admin Mode off) and sets LATCHKEY_URL,
+// LATCHKEY_TOKEN (root's personal access token) and LATCHKEY_BIN; the admin
+// walk runs there and again on a server of its own with Admin Mode on
+// (skipped, and said so, without LATCHKEY_BIN). Screenshots go to
+// $LATCHKEY_COMPAT_OUT/browser/pages, else compat/browser/out/pages, named
+// <walk>-<step number>-<state>-<desktop|phone>.png.
 //
 //   node --test compat/browser/pages.test.mjs
 
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, open as openFile, readFile, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -65,10 +69,13 @@ const AXE_SOURCE = await readFile(require.resolve('axe-core/axe.min.js'), 'utf8'
 
 const unique = (prefix) => `compat-${prefix}-${randomBytes(4).toString('hex')}`;
 
-async function api(method, path, body, token = ROOT_TOKEN) {
-  const res = await fetch(`${BASE}/api/v4${path}`, {
+/** The server compat/run.sh started; `ownServer` starts others. */
+const MAIN = { base: BASE, token: ROOT_TOKEN };
+
+async function api(method, path, body, token = undefined, server = MAIN) {
+  const res = await fetch(`${server.base}/api/v4${path}`, {
     method,
-    headers: { 'PRIVATE-TOKEN': token, 'Content-Type': 'application/json' },
+    headers: { 'PRIVATE-TOKEN': token ?? server.token, 'Content-Type': 'application/json' },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const text = await res.text();
@@ -77,7 +84,7 @@ async function api(method, path, body, token = ROOT_TOKEN) {
   return { status: res.status, json, text };
 }
 
-async function makeUser(t, { admin = false, prefix = 'pages' } = {}) {
+async function makeUser(t, { admin = false, prefix = 'pages', server = MAIN } = {}) {
   const username = unique(prefix);
   const res = await api('POST', '/users', {
     username,
@@ -86,20 +93,74 @@ async function makeUser(t, { admin = false, prefix = 'pages' } = {}) {
     password: PASSWORD,
     admin,
     skip_confirmation: true,
-  });
+  }, undefined, server);
   assert.equal(res.status, 201, res.text);
-  t.after(async () => {
-    const del = await api('DELETE', `/users/${res.json.id}?hard_delete=true`);
+  // A server of the test's own goes with its database.
+  if (server === MAIN) t.after(async () => {
+    const del = await api('DELETE', `/users/${res.json.id}?hard_delete=true`, undefined, undefined, server);
     assert.ok([202, 204, 404].includes(del.status), del.text);
   });
   return { ...res.json, password: PASSWORD };
 }
 
+/**
+ * A latchkey of this test's own (LATCHKEY_BIN, as compat/run.sh sets it) on
+ * a free port with a database in a temporary directory and the given
+ * settings; stopped and removed after the test. Null without LATCHKEY_BIN.
+ */
+async function ownServer(t, env) {
+  const bin = process.env.LATCHKEY_BIN;
+  if (!bin) return null;
+  const port = await new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.on('error', reject);
+    probe.listen(0, '127.0.0.1', () => { const { port: p } = probe.address(); probe.close(() => resolve(p)); });
+  });
+  const dir = await mkdtemp(join(tmpdir(), 'latchkey-pages-'));
+  const base = `http://127.0.0.1:${port}`;
+  const token = `glpat-${randomBytes(18).toString('base64url')}`;
+  const log = await openFile(join(dir, 'server.log'), 'w');
+  const child = spawn(bin, ['serve'], {
+    env: {
+      ...process.env,
+      LATCHKEY_LISTEN: `127.0.0.1:${port}`,
+      LATCHKEY_DATABASE_URL: `sqlite://${dir}/latchkey.db?mode=rwc`,
+      LATCHKEY_EXTERNAL_URL: base,
+      LATCHKEY_ROOT_TOKEN: token,
+      LATCHKEY_LOG: 'warn',
+      ...env,
+    },
+    stdio: ['ignore', log.fd, log.fd],
+  });
+  const exited = new Promise((resolve) => child.on('exit', resolve));
+  t.after(async () => {
+    if (child.exitCode === null) {
+      child.kill('SIGTERM');
+      await Promise.race([exited, new Promise((r) => setTimeout(r, 5000))]);
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
+    await log.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    if (child.exitCode !== null) {
+      assert.fail(`latchkey ${JSON.stringify(env)} exited: ${await readFile(join(dir, 'server.log'), 'utf8')}`);
+    }
+    try {
+      if ((await fetch(`${base}/-/readiness`)).status === 200) break;
+    } catch { /* not listening yet */ }
+    assert.ok(Date.now() < deadline, `latchkey ${JSON.stringify(env)} was not ready in 30 s`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return { base, token };
+}
+
 /** One person at one browser: a fresh Chromium profile, one tab. */
 class Walk {
-  static async open(t, name) {
+  static async open(t, name, server = MAIN) {
     const profile = await mkdtemp(join(tmpdir(), 'latchkey-chromium-'));
-    const w = new Walk(t, name);
+    const w = new Walk(t, name, server.base);
     t.after(async () => {
       try {
         await w.context?.close();
@@ -119,7 +180,7 @@ class Walk {
       timeout: 60_000,
     });
     w.context.setDefaultTimeout(15_000);
-    await w.context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: BASE });
+    await w.context.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: w.base });
     w.page = w.context.pages()[0] ?? (await w.context.newPage());
     w.page.on('console', (msg) => {
       if (!['error', 'warning'].includes(msg.type())) return;
@@ -133,15 +194,16 @@ class Walk {
     w.page.on('dialog', (d) => { w.dialogs.push(d.message()); d.accept(); });
     w.page.on('response', (res) => {
       if (res.request().resourceType() !== 'document' || res.frame() !== w.page.mainFrame()) return;
-      if (!res.url().startsWith(`${BASE}/`)) return;
+      if (!res.url().startsWith(`${w.base}/`)) return;
       w.last = { url: res.url(), status: res.status(), headers: res.allHeaders().catch((e) => ({ error: String(e) })) };
     });
     return w;
   }
 
-  constructor(t, name) {
+  constructor(t, name, base) {
     this.t = t;
     this.name = name;
+    this.base = base;
     this.shots = 0;
     this.complaints = [];
     this.dialogs = [];
@@ -154,7 +216,7 @@ class Walk {
   h1() { return this.page.getByRole('heading', { level: 1 }); }
 
   async goto(path) {
-    const res = await this.page.goto(`${BASE}${path}`);
+    const res = await this.page.goto(`${this.base}${path}`);
     return res;
   }
 
@@ -259,7 +321,7 @@ class Walk {
         'page',
         `${barName} bar marks ${name} as the current page`,
       );
-      await this.check(`${prefix}-${href.replace(/^\//, '').replace(/[^a-z0-9]+/gi, '-')}`);
+      await this.check(`${prefix}-${href.split('/').pop().replace(/[^a-z0-9]+/gi, '-')}`);
     }
     return links;
   }
@@ -590,13 +652,14 @@ test("a user's pages: sign-in, home, settings, profile, 404, consent", { timeout
   await walkSteps(t, w, steps);
 });
 
-test("an administrator's pages: Admin Mode, users, applications", { timeout: 300_000 }, async (t) => {
-  const admin = await makeUser(t, { admin: true, prefix: 'pages-admin' });
-  const someone = await makeUser(t, { prefix: 'pages-someone' });
-  const blocked = await makeUser(t, { prefix: 'pages-blocked' });
-  const block = await api('POST', `/users/${blocked.id}/block`);
+/** The Admin Area, as an administrator of `server`. */
+async function adminWalk(t, server, name) {
+  const admin = await makeUser(t, { admin: true, prefix: 'pages-admin', server });
+  const someone = await makeUser(t, { prefix: 'pages-someone', server });
+  const blocked = await makeUser(t, { prefix: 'pages-blocked', server });
+  const block = await api('POST', `/users/${blocked.id}/block`, undefined, undefined, server);
   assert.ok([200, 201].includes(block.status), block.text);
-  const w = await Walk.open(t, 'admin');
+  const w = await Walk.open(t, name, server);
   const appName = unique('instance-app');
   let adminMode = false;
   const steps = [];
@@ -722,4 +785,21 @@ test("an administrator's pages: Admin Mode, users, applications", { timeout: 300
   }]);
 
   await walkSteps(t, w, steps);
+  return adminMode;
+}
+
+test("an administrator's pages: the Admin Area, users, applications", { timeout: 300_000 }, async (t) => {
+  await adminWalk(t, MAIN, 'admin');
+});
+
+// compat/run.sh's server runs with Admin Mode off (GitLab's default); the
+// same walk on a server of its own with it on goes through the password
+// form and "Leave Admin Mode".
+test("an administrator's pages with Admin Mode on", { timeout: 300_000 }, async (t) => {
+  const server = await ownServer(t, { LATCHKEY_ADMIN_MODE: 'true' });
+  if (!server) {
+    t.skip('LATCHKEY_BIN is not set: no server of its own (run through compat/run.sh)');
+    return;
+  }
+  assert.equal(await adminWalk(t, server, 'admin-mode'), true, 'the Admin Area asked for the password');
 });
