@@ -39,9 +39,10 @@
 #                                        tokens: create, revoke; password:
 #                                        change, other sessions end), the
 #                                        profile, an HTML 404, the Admin Area
-#                                        (Admin Mode when on; users: search,
-#                                        filters; applications: list, new,
-#                                        show, delete); each state
+#                                        (users: search, filters;
+#                                        applications: list, new, show,
+#                                        delete; again on a server of its own
+#                                        with Admin Mode on); each state
 #                                        screenshotted at 1280 px and on a
 #                                        390x844 phone (no sideways scroll),
 #                                        checked with axe-core (no serious or
