@@ -119,7 +119,7 @@ only=",${only// /},"
 wanted() {
     [[ "$only" == ",," || "$only" == *",$1,"* ]]
 }
-for name in ${LATCHKEY_COMPAT_ONLY//,/ }; do
+for name in ${only//,/ }; do
     if [[ "$all_suites" != *",$name,"* ]]; then
         echo "compat: LATCHKEY_COMPAT_ONLY names no suite called $name" >&2
         exit 2
