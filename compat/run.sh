@@ -29,8 +29,28 @@
 #                                        answer the document does not describe
 #                                        (pytest running `st run`, bounded)
 #   browser        compat/browser        Debian's headless Chromium through
-#                                        the sign-in and consent pages
-#                                        (playwright-core, node --test)
+#                                        every page and form as a person
+#                                        would use them: sign-in and consent
+#                                        (code exchanged, denied), home and
+#                                        the nav bar, the user settings
+#                                        (applications: create, secret shown
+#                                        once, renew, delete, authorized
+#                                        ones revoked; personal access
+#                                        tokens: create, revoke; password:
+#                                        change, other sessions end), the
+#                                        profile, an HTML 404, the Admin Area
+#                                        (users: search, filters;
+#                                        applications: list, new, show,
+#                                        delete; again on a server of its own
+#                                        with Admin Mode on); each state
+#                                        screenshotted at 1280 px and on a
+#                                        390x844 phone (no sideways scroll),
+#                                        checked with axe-core (no serious or
+#                                        critical violation), for its
+#                                        security headers and for console
+#                                        errors and CSP violations
+#                                        (playwright-core, axe-core,
+#                                        node --test)
 #   openid-client  compat/openid-client  panva's openid-client (npm): OIDC
 #                                        code flow, userinfo, refresh, device
 #                                        grant, dynamic registration
@@ -40,7 +60,11 @@
 #                                        crate built here with cargo)
 #
 #   compat/run.sh [LATCHKEY_BIN]
+#   LATCHKEY_COMPAT_ONLY=browser compat/run.sh [LATCHKEY_BIN]
 #
+# LATCHKEY_COMPAT_ONLY, a comma-separated list of the suite names above,
+# runs only those suites (and builds or installs only what they need);
+# unset or empty runs them all.
 # LATCHKEY_BIN defaults to $LATCHKEY_BIN, else
 # ${CARGO_TARGET_DIR:-target}/release/latchkey (relative to the repo root).
 # Python packages go in <repo>/.venv, rebuilt when compat/requirements.txt
@@ -88,8 +112,26 @@ if [[ ! -x "$venv/bin/python" || "$want_hash" != "$have_hash" ]]; then
     echo "$want_hash" >"$venv/.compat-requirements.sha256"
 fi
 
-bash "$repo/compat/browser/setup.sh"
-bash "$repo/compat/openid-client/setup.sh"
+# wanted NAME: is suite NAME selected by LATCHKEY_COMPAT_ONLY (default: all)?
+all_suites=",python-gitlab,python-gitlab-upstream,authlib,social-auth,standalone,openapi,browser,openid-client,rust-rp,"
+only="${LATCHKEY_COMPAT_ONLY:-}"
+only=",${only// /},"
+wanted() {
+    [[ "$only" == ",," || "$only" == *",$1,"* ]]
+}
+for name in ${only//,/ }; do
+    if [[ "$all_suites" != *",$name,"* ]]; then
+        echo "compat: LATCHKEY_COMPAT_ONLY names no suite called $name" >&2
+        exit 2
+    fi
+done
+
+if wanted browser; then
+    bash "$repo/compat/browser/setup.sh"
+fi
+if wanted openid-client; then
+    bash "$repo/compat/openid-client/setup.sh"
+fi
 
 tmp="$(mktemp -d "${TMPDIR:-/tmp}/latchkey-compat.XXXXXX")"
 server_pid=""
@@ -124,12 +166,14 @@ case "$rust_rp_target" in
 esac
 rust_rp_bin="$rust_rp_target/debug/latchkey-compat-rust-rp"
 rust_rp_built=""
-echo "compat: building compat/rust-rp into $rust_rp_target" >&2
-if ! command -v cargo >/dev/null; then
-    echo "compat: cargo is not installed" >"$tmp/rust-rp-build.log"
-elif CARGO_TARGET_DIR="$rust_rp_target" cargo build --quiet --locked \
-        --manifest-path "$repo/compat/rust-rp/Cargo.toml" >"$tmp/rust-rp-build.log" 2>&1; then
-    rust_rp_built=1
+if wanted rust-rp; then
+    echo "compat: building compat/rust-rp into $rust_rp_target" >&2
+    if ! command -v cargo >/dev/null; then
+        echo "compat: cargo is not installed" >"$tmp/rust-rp-build.log"
+    elif CARGO_TARGET_DIR="$rust_rp_target" cargo build --quiet --locked \
+            --manifest-path "$repo/compat/rust-rp/Cargo.toml" >"$tmp/rust-rp-build.log" 2>&1; then
+        rust_rp_built=1
+    fi
 fi
 rust_rp() {
     if [[ -z "$rust_rp_built" ]]; then
@@ -190,6 +234,7 @@ failed_suites=()
 run_suite() {
     local name="$1"
     shift
+    wanted "$name" || return 0
     echo "== compat suite: $name"
     local rc=0
     "$@" 2>&1 | tee "$tmp/$name.log" || rc="${PIPESTATUS[0]}"
@@ -206,7 +251,7 @@ run_suite authlib "$venv/bin/python" -m pytest -q -p no:cacheprovider compat/aut
 run_suite social-auth "$venv/bin/python" -m pytest -q -p no:cacheprovider compat/social-auth
 run_suite standalone "$venv/bin/python" -m pytest -q -p no:cacheprovider compat/standalone
 run_suite openapi "$venv/bin/python" -m pytest -q -s -p no:cacheprovider compat/openapi
-run_suite browser node --test --test-reporter=tap compat/browser/oauth_consent.test.mjs
+run_suite browser node --test --test-reporter=tap compat/browser/oauth_consent.test.mjs compat/browser/pages.test.mjs
 run_suite openid-client node --test --test-reporter=tap compat/openid-client/openid_client.test.mjs
 run_suite rust-rp rust_rp
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Make the browser suite runnable on a fresh machine: Debian's Chromium,
-# Node.js, and playwright-core from compat/browser/package-lock.json.
+# Node.js, and playwright-core and axe-core from
+# compat/browser/package-lock.json.
 # Playwright's own browser builds are never downloaded: the suite drives
 # /usr/bin/chromium. Re-running is cheap: node_modules is reinstalled only
 # when package-lock.json changes.
@@ -31,8 +32,9 @@ fi
 lock="$here/package-lock.json"
 stamp="$here/node_modules/.compat-lock.sha256"
 want="$(sha256sum "$lock" | cut -d' ' -f1)"
-if [[ ! -f "$here/node_modules/playwright-core/package.json" || "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
-    echo "compat/browser: npm ci (playwright-core, no browser downloads)" >&2
+if [[ ! -f "$here/node_modules/playwright-core/package.json" || ! -f "$here/node_modules/axe-core/axe.min.js" \
+        || "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
+    echo "compat/browser: npm ci (playwright-core, axe-core; no browser downloads)" >&2
     (
         cd "$here"
         PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --ignore-scripts --no-audit --no-fund --loglevel=error

@@ -5,6 +5,13 @@ for (const button of document.querySelectorAll('button[data-copy]')) {
   const field = document.getElementById(button.dataset.copy);
   if (!field) continue;
   button.hidden = false;
+  // The accessible name says what is copied ("Copy the secret"); it keeps
+  // the visible word in it while the button reads "Copied".
+  const label = button.getAttribute('aria-label');
+  const say = (word) => {
+    button.textContent = word;
+    if (label) button.setAttribute('aria-label', label.replace(/^Copy\b/, word));
+  };
   button.addEventListener('click', async () => {
     try {
       await navigator.clipboard.writeText(field.value);
@@ -12,8 +19,8 @@ for (const button of document.querySelectorAll('button[data-copy]')) {
       field.select();
       document.execCommand('copy');
     }
-    button.textContent = 'Copied';
-    setTimeout(() => { button.textContent = 'Copy'; }, 2000);
+    say('Copied');
+    setTimeout(() => say('Copy'), 2000);
   });
 }
 for (const form of document.querySelectorAll('form[data-confirm]')) {

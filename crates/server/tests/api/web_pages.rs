@@ -911,6 +911,11 @@ async fn with_admin_mode_on_the_admin_area_asks_for_the_password_again() {
     assert_eq!(res.status(), 200);
     let html = res.text().await.unwrap();
     assert!(html.contains("Leave Admin Mode"), "{html}");
+    // Offered on every page while in it, as GitLab's bar does.
+    for page in ["/", "/-/user_settings/applications"] {
+        let html = browser.get(&app.url(page)).await.text().await.unwrap();
+        assert!(html.contains("Leave Admin Mode"), "{page}: {html}");
+    }
 
     // Leaving it (or signing out) ends it.
     let res = browser
@@ -921,6 +926,8 @@ async fn with_admin_mode_on_the_admin_area_asks_for_the_password_again() {
         .await;
     assert_eq!(res.status(), 302);
     assert_eq!(browser.get(&app.url("/admin/users")).await.status(), 302);
+    let html = browser.get(&app.url("/")).await.text().await.unwrap();
+    assert!(!html.contains("Leave Admin Mode"), "{html}");
 
     // A regular user still gets the 404 page, not the password form.
     user_with_password(&app, "bob").await;

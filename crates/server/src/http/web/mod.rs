@@ -338,8 +338,7 @@ pub struct SignedIn {
     pub session: String,
     /// When the user signed in (ms), OpenID Connect's `auth_time`.
     pub auth_time: i64,
-    /// In Admin Mode, with the server's `admin_mode` on (set by the Admin
-    /// Area's check, which is the only one that looks).
+    /// In Admin Mode, with the server's `admin_mode` on.
     pub admin_mode: bool,
 }
 
@@ -369,19 +368,21 @@ pub async fn current(
     let Some(value) = cookie(headers, &cookie_name(state, SESSION_COOKIE)) else {
         return Ok(None);
     };
-    Ok(state
-        .services
-        .session_user(&value)
-        .await?
-        .map(|(user, auth_time)| {
-            request_id::set_user(user.id);
-            SignedIn {
-                user,
-                session: value,
-                auth_time,
-                admin_mode: false,
-            }
-        }))
+    let Some((user, auth_time)) = state.services.session_user(&value).await? else {
+        return Ok(None);
+    };
+    request_id::set_user(user.id);
+    // With Admin Mode on, an administrator's bar offers to leave it on
+    // every page while the session is in it, as GitLab's does.
+    let admin_mode = state.services.config().admin_mode
+        && user.admin
+        && state.services.in_admin_mode(&value).await?;
+    Ok(Some(SignedIn {
+        user,
+        session: value,
+        auth_time,
+        admin_mode,
+    }))
 }
 
 /// The CSRF token for a form, and a cookie to set when one had to be made.
