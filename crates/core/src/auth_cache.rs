@@ -23,11 +23,17 @@
 //! before looking in the cache ([`AuthCache::outside_changes`]); when it
 //! moved, everything is forgotten.
 //!
+//! On PostgreSQL, where several instances write, the database announces
+//! every change that can make an entry wrong (schema 15: triggers notify on
+//! tokens, users and applications, whoever writes), and
+//! [`crate::Store::outside_changes`] returns the generation of those heard
+//! once every change committed before the call has arrived (a barrier on the
+//! listening connection), so an instance never answers from an entry older
+//! than a change any instance finished; while the announcements cannot be
+//! heard it returns an error and nothing is answered from memory.
+//!
 //! Expiry and revocation flags are checked by the callers on every use, so an
-//! entry never outlives its token's expiry. Another process's writes (another
-//! instance on the same PostgreSQL database) are seen after at most the TTL,
-//! which is why the server turns the cache off for PostgreSQL unless told
-//! otherwise.
+//! entry never outlives its token's expiry.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};

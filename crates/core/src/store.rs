@@ -63,12 +63,13 @@ pub trait Store:
     ) {
     }
 
-    /// The stored generation of changes written by other processes (the
-    /// command line), where this process caches what it counts on seeing
-    /// written (SQLite: `serve` holds the database). A cache must be
-    /// forgotten when it moved. `None` where every process's writes are
-    /// expected (PostgreSQL: the token cache is off or has a TTL the
-    /// operator chose).
+    /// The generation of changes written by other processes, read before an
+    /// answer from memory; a cache must be forgotten when it moved. SQLite:
+    /// the stored generation the command line moves (`serve` sees every
+    /// other write). PostgreSQL: the changes the database announced
+    /// (schema 15), counted once all those committed before this call have
+    /// been heard; an error while they cannot be. `None` where nothing else
+    /// writes.
     async fn outside_changes(&self) -> Result<Option<i64>, StoreError> {
         Ok(None)
     }

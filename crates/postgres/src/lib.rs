@@ -21,6 +21,7 @@
 //! One difference remains: a failed insert consumes a sequence value, so
 //! ids can have gaps where SQLite's `AUTOINCREMENT` would have none.
 
+mod announcements;
 mod outage;
 use std::fmt;
 use std::str::FromStr;
@@ -34,7 +35,7 @@ use futures::TryStreamExt;
 use latchkey_core::dump::Cell;
 use latchkey_core::error::{cause, context};
 use latchkey_core::store::StoreError;
-use latchkey_sql::{Access, Backend, Conn, Dialect, Row, SqlStore, Value, Work};
+use latchkey_sql::{Access, Announced, Backend, Conn, Dialect, Row, SqlStore, Value, Work};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Column, PgPool, TypeInfo, ValueRef};
 
@@ -108,6 +109,9 @@ impl fmt::Debug for Options {
 #[derive(Debug, Clone)]
 pub struct Postgres {
     pool: PgPool,
+    /// What the database announces (schema 15), heard on a connection of
+    /// its own once something asks.
+    announcements: std::sync::Arc<announcements::Announcements>,
     metrics: DatabaseMetrics,
     /// Set while the server is known to refuse connections.
     outage: Option<std::sync::Arc<outage::Outage>>,
@@ -184,8 +188,17 @@ impl Backend for Postgres {
 
     const DIALECT: Dialect = Dialect::Postgres;
 
-    /// Several instances may share the database: no count is remembered.
+    /// Several instances may share the database: the command line does not
+    /// move a generation of its own (the triggers announce every writer).
     const REMEMBER_COUNTS: bool = false;
+    const ANNOUNCES_CHANGES: bool = true;
+
+    async fn announced_changes(&self) -> Option<Result<Announced, StoreError>> {
+        if self.known_down() {
+            return Some(Err(StoreError::unavailable("the database is down")));
+        }
+        Some(self.announcements.barrier().await)
+    }
 
     /// Connect without migrating. Fails when the server cannot be reached
     /// within `acquire_timeout`.
@@ -207,11 +220,13 @@ impl Backend for Postgres {
             .connect_with(connect.clone())
             .await
             .map_err(map_err)?;
+        let announcements = std::sync::Arc::new(announcements::Announcements::new(connect.clone()));
         let outage = opts
             .watch_outages
             .then(|| outage::Outage::watch(pool.clone(), connect, opts.max_connections.max(1)));
         Ok(Self {
             pool,
+            announcements,
             outage,
             metrics: DatabaseMetrics::default(),
         })

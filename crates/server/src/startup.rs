@@ -271,7 +271,7 @@ pub fn services_on_clock(
         config.audit_retention_days = serve.audit_retention_days;
         config.default_group_visibility = serve.default_group_visibility;
         config.gitlab_db_key_base = serve.gitlab_db_key_base.clone();
-        config.token_cache_ms = serve.token_cache_ms(&settings.database_url);
+        config.token_cache_ms = serve.token_cache_ms();
     }
     Services::new(store, clock, config)
 }

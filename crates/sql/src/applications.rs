@@ -351,16 +351,24 @@ impl<B: Backend> ApplicationStore for SqlStore<B> {
         &self,
         page: PageRequest,
     ) -> Result<(Vec<Application>, u64), StoreError> {
-        self.check_outside_changes().await?;
+        // When changes cannot be heard, the remembered count is forgotten
+        // and the table counted: the listing does not fail for that.
+        let _ = self.check_outside_changes().await;
         let known = self.app_count.as_ref().and_then(|c| c.get());
         let ticket = self.app_count.as_ref().map(|c| c.ticket());
+        let ordered = B::DIALECT.ordered_scans();
         let access = Access::Read {
             bounded: bounded(page),
-            snapshot: known.is_none(),
+            // A transaction: for the total and the page to agree, and for
+            // the scan setting to hold for the page alone.
+            snapshot: known.is_none() || ordered.is_some(),
         };
         let (apps, n) = self
             .run(access, move |c| {
                 Box::pin(async move {
+                    if let Some(ordered) = ordered {
+                        c.execute(ordered, &[]).await?;
+                    }
                     let n = match known {
                         Some(n) => n,
                         None => count(c, &COUNT_INSTANCE, &[]).await? as i64,

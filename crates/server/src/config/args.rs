@@ -124,8 +124,8 @@ pub struct ServeArgs {
     #[arg(long, env = "LATCHKEY_DYNAMIC_CLIENT_TTL_DAYS", value_name = "DAYS")]
     pub dynamic_client_ttl_days: Option<i64>,
     /// Seconds an authenticated token is remembered in this process (0 = off;
-    /// default 10 on SQLite, 0 on PostgreSQL, where another instance's
-    /// revocation would be seen here only after this long).
+    /// default 10). Revocation stays immediate: on PostgreSQL every instance
+    /// hears the database's announced changes before answering from memory.
     #[arg(long, env = "LATCHKEY_TOKEN_CACHE_SECONDS", value_name = "SECONDS")]
     pub token_cache_seconds: Option<u64>,
     /// Largest accepted request body in bytes (default 1048576); larger ones get 413.

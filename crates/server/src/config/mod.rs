@@ -530,21 +530,20 @@ fn observe_settings(args: &ServeArgs) -> anyhow::Result<ObserveSettings> {
     })
 }
 
-/// Seconds a token is cached when not configured: SQLite has one serving
-/// process per file (`serve` locks it), so every revocation goes through the
-/// process that caches and is exact; on PostgreSQL other instances write too.
-const DEFAULT_SQLITE_TOKEN_CACHE_SECONDS: u64 = 10;
+/// Seconds a token is cached when not configured, on either backend: on
+/// SQLite every write but the command line's goes through the serving
+/// process (which the command line tells); on PostgreSQL the database
+/// announces every change (schema 15) and each instance hears all those
+/// committed before it answers from memory. Revocation is immediate
+/// everywhere either way; the lifetime only bounds memory.
+const DEFAULT_TOKEN_CACHE_SECONDS: u64 = 10;
 
 impl ServeSettings {
-    /// The token cache's lifetime in ms for a database URL.
-    pub fn token_cache_ms(&self, database_url: &str) -> i64 {
+    /// The token cache's lifetime in ms.
+    pub fn token_cache_ms(&self) -> i64 {
         let seconds = self
             .token_cache_seconds
-            .unwrap_or(if is_sqlite(database_url) {
-                DEFAULT_SQLITE_TOKEN_CACHE_SECONDS
-            } else {
-                0
-            });
+            .unwrap_or(DEFAULT_TOKEN_CACHE_SECONDS);
         // At most 3600 (checked in resolve), so this cannot overflow.
         i64::try_from(seconds).unwrap_or(0).saturating_mul(1000)
     }

@@ -113,12 +113,12 @@ fn the_file_is_checked_like_the_flags() {
 fn backend_dependent_defaults() {
     let (sqlite, serve_s) = serve(&[], None).unwrap();
     assert_eq!(sqlite.pool_size, 4);
-    assert_eq!(serve_s.token_cache_ms(&sqlite.database_url), 10_000);
+    assert_eq!(serve_s.token_cache_ms(), 10_000);
     let (pg, _) = serve(&[], Some("database_url = \"postgres://h/db\"")).unwrap();
     assert_eq!(pg.pool_size, 10);
-    assert_eq!(serve_s.token_cache_ms(&pg.database_url), 0);
+    assert_eq!(serve_s.token_cache_ms(), 10_000);
     let (_, set) = serve(&["--token-cache-seconds", "3"], None).unwrap();
-    assert_eq!(set.token_cache_ms(&pg.database_url), 3_000);
+    assert_eq!(set.token_cache_ms(), 3_000);
     assert!(serve(&["--token-cache-seconds", "3601"], None).is_err());
 }
 

@@ -14,6 +14,7 @@ mod auth_cache;
 mod bad_input;
 mod cli_commands;
 mod cluster;
+mod cluster_cache;
 mod faults;
 mod gitlab_import;
 mod groups;

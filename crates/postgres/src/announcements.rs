@@ -1,0 +1,171 @@
+//! The changes the database announces (schema 15), and the barrier that
+//! makes answering from memory safe on a database several instances share.
+//!
+//! Triggers `NOTIFY latchkey_changes` with `auth` when a token, its user or
+//! its application changes or goes, and with `apps` when the count of
+//! instance applications may have moved. One connection per instance
+//! listens. Before an answer from memory (a cached token lookup, the
+//! remembered count), [`Announcements::barrier`] runs `SELECT 1` on that
+//! connection: PostgreSQL sends a listening session the notifications of
+//! every transaction that committed before, ahead of the query's
+//! `ReadyForQuery`, so once the round trip returns, every change committed
+//! before the barrier began has been counted. A client that saw a
+//! revocation succeed on one instance is therefore refused by every other
+//! instance on its next request, not "soon".
+//!
+//! Requests that arrive while a barrier is in flight share the next one:
+//! the cost is one trivial round trip per batch, not a lookup per request.
+//! While the listening connection cannot be had (the database is down, the
+//! connection was lost, a barrier timed out) the barrier fails and callers
+//! do not answer from memory; when it comes back, both generations move,
+//! since anything may have happened unheard.
+
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use latchkey_core::store::StoreError;
+use latchkey_sql::Announced;
+use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
+use tokio::sync::{mpsc, oneshot};
+
+/// The channel the triggers notify.
+pub const CHANNEL: &str = "latchkey_changes";
+
+/// How long a barrier (connecting included) may take before callers give
+/// up on memory for this request.
+const TIMEOUT: Duration = Duration::from_secs(2);
+
+type Reply = oneshot::Sender<Result<Announced, String>>;
+
+/// The listening side of one instance; the listener is started by the
+/// first barrier, on the runtime that asks for it.
+pub(crate) struct Announcements {
+    connect: PgConnectOptions,
+    queue: OnceLock<mpsc::UnboundedSender<Reply>>,
+}
+
+impl std::fmt::Debug for Announcements {
+    // Never the connect options: they hold the password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Announcements")
+            .field("started", &self.queue.get().is_some())
+            .finish()
+    }
+}
+
+impl Announcements {
+    pub(crate) fn new(connect: PgConnectOptions) -> Self {
+        Self {
+            connect,
+            queue: OnceLock::new(),
+        }
+    }
+
+    /// The generations once every change committed before this call has
+    /// been heard; an error while that cannot be known.
+    pub(crate) async fn barrier(&self) -> Result<Announced, StoreError> {
+        let queue = self.queue.get_or_init(|| {
+            let (tx, rx) = mpsc::unbounded_channel();
+            tokio::spawn(serve(self.connect.clone(), rx));
+            tx
+        });
+        let (tx, rx) = oneshot::channel();
+        queue
+            .send(tx)
+            .map_err(|_| unavailable("the change listener stopped".to_owned()))?;
+        match rx.await {
+            Ok(Ok(seen)) => Ok(seen),
+            Ok(Err(why)) => Err(unavailable(why)),
+            Err(_) => Err(unavailable("the change listener stopped".to_owned())),
+        }
+    }
+}
+
+fn unavailable(why: String) -> StoreError {
+    StoreError::unavailable(format!(
+        "cannot hear the database's announced changes: {why}"
+    ))
+}
+
+/// Answer barriers in batches: all the requests waiting when one starts
+/// share it.
+async fn serve(connect: PgConnectOptions, mut queue: mpsc::UnboundedReceiver<Reply>) {
+    let mut listening = Listening {
+        connect,
+        listener: None,
+        seen: Announced::default(),
+    };
+    while let Some(first) = queue.recv().await {
+        let mut waiting = vec![first];
+        while let Ok(more) = queue.try_recv() {
+            waiting.push(more);
+        }
+        let outcome = listening.barrier().await;
+        for reply in waiting {
+            // A caller that went away no longer needs the answer.
+            let _ = reply.send(outcome.clone());
+        }
+    }
+}
+
+struct Listening {
+    connect: PgConnectOptions,
+    listener: Option<PgListener>,
+    seen: Announced,
+}
+
+impl Listening {
+    async fn barrier(&mut self) -> Result<Announced, String> {
+        match tokio::time::timeout(TIMEOUT, self.sync()).await {
+            Ok(Ok(())) => Ok(self.seen),
+            Ok(Err(e)) => {
+                self.lost();
+                Err(e.to_string())
+            }
+            Err(_) => {
+                self.lost();
+                Err(format!("no answer within {TIMEOUT:?}"))
+            }
+        }
+    }
+
+    async fn sync(&mut self) -> Result<(), sqlx::Error> {
+        if self.listener.is_none() {
+            // A pool of its own, of one connection, so that listening never
+            // takes one from the requests' pool.
+            let pool = PgPoolOptions::new()
+                .max_connections(1)
+                .acquire_timeout(TIMEOUT)
+                .connect_lazy_with(self.connect.clone());
+            let mut listener = PgListener::connect_with(&pool).await?;
+            listener.listen(CHANNEL).await?;
+            // Nobody listened until now: whatever was remembered may be out
+            // of date.
+            self.moved_all();
+            self.listener = Some(listener);
+        }
+        let Some(listener) = self.listener.as_mut() else {
+            return Ok(());
+        };
+        sqlx::query("SELECT 1").execute(&mut *listener).await?;
+        while let Some(n) = listener.next_buffered() {
+            match n.payload() {
+                "apps" => self.seen.apps = self.seen.apps.wrapping_add(1),
+                _ => self.seen.auth = self.seen.auth.wrapping_add(1),
+            }
+        }
+        Ok(())
+    }
+
+    /// The connection is gone or stuck: drop it (the next barrier makes a
+    /// new one) and forget what was heard.
+    fn lost(&mut self) {
+        self.listener = None;
+        self.moved_all();
+    }
+
+    fn moved_all(&mut self) {
+        self.seen.auth = self.seen.auth.wrapping_add(1);
+        self.seen.apps = self.seen.apps.wrapping_add(1);
+    }
+}

@@ -1,0 +1,5 @@
+-- latchkey schema, version 15: on PostgreSQL, triggers announce the changes
+-- that servers cache against (see that backend's migration of the same
+-- version). Nothing changes on SQLite: the server sees every write itself,
+-- and the command line moves the generation of outside changes (version
+-- 12).
