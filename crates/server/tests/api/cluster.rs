@@ -12,7 +12,7 @@ use crate::process::{start_with, wait_ready, Server, BIN};
 
 const ROOT: &str = "glpat-cluster-root-token-0123456789";
 
-fn admin_url() -> Option<String> {
+pub(crate) fn admin_url() -> Option<String> {
     let url = std::env::var("LATCHKEY_TEST_POSTGRES_URL")
         .ok()
         .filter(|u| !u.is_empty());

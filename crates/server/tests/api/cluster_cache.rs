@@ -8,20 +8,11 @@
 use serde_json::{json, Value};
 use sqlx::{Connection, Executor};
 
+use crate::cluster::admin_url;
 use crate::helpers::{PostgresDb, RequestAs};
 use crate::process::{cli, start_with, wait_ready, Server};
 
 const ROOT: &str = "glpat-cluster-cache-root-0123456789";
-
-fn admin_url() -> Option<String> {
-    let url = std::env::var("LATCHKEY_TEST_POSTGRES_URL")
-        .ok()
-        .filter(|u| !u.is_empty());
-    if url.is_none() {
-        eprintln!("LATCHKEY_TEST_POSTGRES_URL is not set: skipping the PostgreSQL cache test");
-    }
-    url
-}
 
 async fn status_of(c: &reqwest::Client, s: &Server, token: &str) -> u16 {
     c.get(format!("{}/api/v4/user", s.base))

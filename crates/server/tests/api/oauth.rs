@@ -32,6 +32,15 @@ pub fn hidden(html: &str, name: &str) -> Option<String> {
     )
 }
 
+/// The value of the input whose id is `id` (a secret shown once).
+pub fn input_value(html: &str, id: &str) -> Option<String> {
+    let at = html.find(&format!("id=\"{id}\""))?;
+    let rest = &html[at..];
+    let v = rest.find("value=\"")? + 7;
+    let end = rest[v..].find('"')?;
+    Some(rest[v..v + end].to_owned())
+}
+
 pub fn location(res: &Response) -> String {
     res.headers()
         .get("location")

@@ -6,18 +6,9 @@
 use serde_json::Value;
 
 use crate::helpers::{RequestAs, TestApp};
-use crate::oauth::{hidden, token_request, user_with_password, Browser, PASSWORD};
+use crate::oauth::{hidden, input_value, token_request, user_with_password, Browser, PASSWORD};
 
 const APPS: &str = "/-/user_settings/applications";
-
-/// The value of the input with id `id`.
-fn input_value(html: &str, id: &str) -> Option<String> {
-    let at = html.find(&format!("id=\"{id}\""))?;
-    let rest = &html[at..];
-    let v = rest.find("value=\"")? + 7;
-    let end = rest[v..].find('"')?;
-    Some(rest[v..v + end].to_owned())
-}
 
 /// The ids of the secrets the page offers to revoke.
 fn revocable_secrets(html: &str) -> Vec<i64> {

@@ -198,7 +198,7 @@ async fn personal_access_tokens_are_made_once_listed_and_revoked_in_the_browser(
         .await;
     assert_eq!(res.status(), 200);
     let html = res.text().await.unwrap();
-    let token = hidden_input(&html, "new_token").unwrap();
+    let token = crate::oauth::input_value(&html, "new_token").unwrap();
     assert!(token.starts_with("glpat-"), "{token}");
     let me = app
         .client
@@ -266,15 +266,6 @@ async fn personal_access_tokens_are_made_once_listed_and_revoked_in_the_browser(
     assert_eq!(res.status(), 404);
 }
 
-/// The value of the input with id `id`.
-fn hidden_input(html: &str, id: &str) -> Option<String> {
-    let at = html.find(&format!("id=\"{id}\""))?;
-    let rest = &html[at..];
-    let v = rest.find("value=\"")? + 7;
-    let end = rest[v..].find('"')?;
-    Some(rest[v..v + end].to_owned())
-}
-
 const APPS: &str = "/-/user_settings/applications";
 
 async fn bearer_status(app: &TestApp, token: &str) -> u16 {
@@ -320,8 +311,8 @@ async fn applications_are_made_renewed_and_deleted_and_authorizations_revoked_in
     let res = browser.post(&app.url(APPS), &form).await;
     assert_eq!(res.status(), 200);
     let html = res.text().await.unwrap();
-    let client_id = input_value(&html, "new_application_id").unwrap();
-    let secret = input_value(&html, "new_secret").unwrap();
+    let client_id = crate::oauth::input_value(&html, "new_application_id").unwrap();
+    let secret = crate::oauth::input_value(&html, "new_secret").unwrap();
     assert!(secret.starts_with("gloas-"), "{secret}");
     let (status, body, _) = token_request(
         &app,
@@ -382,7 +373,7 @@ async fn applications_are_made_renewed_and_deleted_and_authorizations_revoked_in
         )
         .await;
     assert_eq!(res.status(), 200);
-    let renewed = input_value(&res.text().await.unwrap(), "new_secret").unwrap();
+    let renewed = crate::oauth::input_value(&res.text().await.unwrap(), "new_secret").unwrap();
     assert_ne!(renewed, secret);
 
     // Authorized applications: a token alice granted, then revoked here.
@@ -439,11 +430,6 @@ async fn applications_are_made_renewed_and_deleted_and_authorizations_revoked_in
     assert_eq!(res.status(), 302);
     let html = browser.get(&app.url(APPS)).await.text().await.unwrap();
     assert!(html.contains("You have no applications"), "{html}");
-}
-
-/// The value of the input with id `id`.
-fn input_value(html: &str, id: &str) -> Option<String> {
-    hidden_input(html, id)
 }
 
 #[tokio::test]
@@ -543,7 +529,7 @@ async fn the_admin_area_lists_users_and_makes_applications_for_administrators_on
     let res = boss.post(&app.url("/admin/applications"), &form).await;
     assert_eq!(res.status(), 200);
     let html = res.text().await.unwrap();
-    let secret = hidden_input(&html, "new_secret").unwrap();
+    let secret = crate::oauth::input_value(&html, "new_secret").unwrap();
     let listed: Value = app
         .client
         .get(app.url("/api/v4/applications"))
@@ -723,7 +709,8 @@ async fn pages_carry_the_navigation_bar_and_the_consent_page_says_who_registered
         )
         .await;
     assert_eq!(res.status(), 200);
-    let client_id = input_value(&res.text().await.unwrap(), "new_application_id").unwrap();
+    let client_id =
+        crate::oauth::input_value(&res.text().await.unwrap(), "new_application_id").unwrap();
     let query = format!(
         "client_id={client_id}&redirect_uri=https%3A%2F%2Fwiki.example%2Fcb\
          &response_type=code&state=s1&scope=openid+read_user+api"

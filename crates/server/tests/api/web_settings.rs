@@ -5,19 +5,10 @@
 use serde_json::Value;
 
 use crate::helpers::{RequestAs, TestApp};
-use crate::oauth::{hidden, user_with_password, Browser, PASSWORD};
+use crate::oauth::{hidden, input_value, user_with_password, Browser, PASSWORD};
 
 const TOKENS: &str = "/-/user_settings/personal_access_tokens";
 const SESSIONS: &str = "/-/user_settings/active_sessions";
-
-/// The value of the input with id `id`.
-fn input_value(html: &str, id: &str) -> Option<String> {
-    let at = html.find(&format!("id=\"{id}\""))?;
-    let rest = &html[at..];
-    let v = rest.find("value=\"")? + 7;
-    let end = rest[v..].find('"')?;
-    Some(rest[v..v + end].to_owned())
-}
 
 async fn user_status(app: &TestApp, token: &str) -> u16 {
     app.client
