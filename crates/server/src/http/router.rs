@@ -217,7 +217,35 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/session/new", get(web::admin_area::enter_form))
         .route("/admin/session", post(web::admin_area::enter))
         .route("/admin/session/destroy", post(web::admin_area::leave))
-        .route("/admin/users", get(web::admin_area::users))
+        .route(
+            "/admin/users",
+            get(web::admin_area::users).post(web::admin_area::create_user),
+        )
+        .route("/admin/users/new", get(web::admin_area::new_user))
+        .route(
+            "/admin/users/{username}",
+            get(web::admin_area::show_user).post(web::admin_area::update_user),
+        )
+        .route(
+            "/admin/users/{username}/edit",
+            get(web::admin_area::edit_user),
+        )
+        .route(
+            "/admin/users/{username}/block",
+            post(web::admin_area::block_user),
+        )
+        .route(
+            "/admin/users/{username}/unblock",
+            post(web::admin_area::unblock_user),
+        )
+        .route(
+            "/admin/users/{username}/unlock",
+            post(web::admin_area::unlock_user),
+        )
+        .route(
+            "/admin/users/{username}/delete",
+            get(web::admin_area::confirm_delete_user).post(web::admin_area::delete_user),
+        )
         .route(
             "/admin/applications",
             get(web::admin_area::applications).post(web::admin_area::create_application),

@@ -34,6 +34,7 @@ mod tokens;
 mod user_applications;
 mod users;
 mod users_fidelity;
+mod web_admin;
 mod web_applications;
 mod web_pages;
 mod web_settings;

@@ -64,6 +64,7 @@ const OOB: &[&str] = &[
 
 mod admin;
 mod admin_mode;
+mod admin_users;
 pub mod app_pages;
 pub(crate) mod authorize;
 pub(crate) mod device;
@@ -80,6 +81,10 @@ pub mod admin_area {
     //! The Admin Area's handlers, for the router.
     pub use super::admin::{applications, create_application, new_application, users};
     pub use super::admin_mode::{enter, enter_form, leave};
+    pub use super::admin_users::{
+        block_user, confirm_delete_user, create_user, delete_user, edit_user, new_user, show_user,
+        unblock_user, unlock_user, update_user,
+    };
 }
 pub use password::{change_password, password_page};
 pub use profile::{not_found_for, not_found_page, profile};
