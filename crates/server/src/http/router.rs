@@ -246,6 +246,18 @@ pub fn router(state: AppState) -> Router {
             "/admin/users/{username}/delete",
             get(web::admin_area::confirm_delete_user).post(web::admin_area::delete_user),
         )
+        .route("/admin/audit_events", get(web::admin_area::audit_events))
+        .route(
+            "/admin/groups",
+            get(web::admin_area::groups).post(web::admin_area::create_group),
+        )
+        .route("/admin/groups/new", get(web::admin_area::new_group))
+        // A group's full path has slashes: its page, `/-/edit` and
+        // `/-/delete` are told apart by the handlers.
+        .route(
+            "/admin/groups/{*full_path}",
+            get(web::admin_area::group_page).post(web::admin_area::group_action),
+        )
         .route(
             "/admin/applications",
             get(web::admin_area::applications).post(web::admin_area::create_application),

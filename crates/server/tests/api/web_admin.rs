@@ -46,6 +46,11 @@ fn input_value(html: &str, id: &str) -> Option<String> {
     Some(rest[v..v + end].to_owned())
 }
 
+/// A form's fields as sent.
+fn send<'a>(f: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a str)> {
+    f.iter().map(|(k, v)| (*k, v.as_str())).collect()
+}
+
 async fn text(res: Response) -> String {
     res.text().await.unwrap()
 }
@@ -66,7 +71,20 @@ async fn web_admin_pages_are_404_to_anyone_but_an_administrator() {
     let app = TestApp::spawn().await;
     user_with_password(&app, "alice").await;
     let mut boss = admin_browser(&app).await;
-    // GROUPS-SETUP
+    // A group to name.
+    let csrf = csrf_of(&mut boss, &app, "/admin/groups/new").await;
+    let res = boss
+        .post(
+            &app.url("/admin/groups"),
+            &[
+                ("authenticity_token", csrf.as_str()),
+                ("group[name]", "Org"),
+                ("group[path]", "org"),
+                ("group[visibility]", "public"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 302, "{}", text(res).await);
 
     let mut alice = Browser::new();
     alice.sign_in(&app, "alice", PASSWORD).await;
@@ -76,6 +94,12 @@ async fn web_admin_pages_are_404_to_anyone_but_an_administrator() {
         "/admin/users/boss",
         "/admin/users/boss/edit",
         "/admin/users/boss/delete",
+        "/admin/groups",
+        "/admin/groups/new",
+        "/admin/groups/org",
+        "/admin/groups/org/-/edit",
+        "/admin/groups/org/-/delete",
+        "/admin/audit_events",
     ];
     for path in gets {
         let res = alice.get(&app.url(path)).await;
@@ -96,6 +120,12 @@ async fn web_admin_pages_are_404_to_anyone_but_an_administrator() {
         "/admin/users/boss/unblock",
         "/admin/users/boss/unlock",
         "/admin/users/boss/delete",
+        "/admin/groups",
+        "/admin/groups/new",
+        "/admin/groups/org",
+        "/admin/groups/org/-/edit",
+        "/admin/groups/org/-/delete",
+        "/admin/audit_events",
     ];
     for path in posts {
         let res = alice
@@ -118,6 +148,12 @@ async fn web_admin_pages_are_404_to_anyone_but_an_administrator() {
         .unwrap()
         .unwrap();
     assert_eq!(boss_user.state.as_str(), "active");
+    assert!(app
+        .services
+        .find_group_by_path("org")
+        .await
+        .unwrap()
+        .is_some());
     // Signed out: to the sign-in page.
     let res = Browser::new().get(&app.url("/admin/users/new")).await;
     assert_eq!(res.status(), 302);
@@ -485,4 +521,288 @@ async fn web_admin_deletes_a_user_after_the_username_is_typed() {
         .await
         .unwrap()
         .is_some());
+}
+
+async fn api_post(app: &TestApp, path: &str, body: serde_json::Value) -> serde_json::Value {
+    let res = app
+        .client
+        .post(app.url(path))
+        .private_token(&app.root_token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_success(), "{path}: {}", res.status());
+    res.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn web_admin_creates_shows_edits_and_deletes_a_group() {
+    let app = TestApp::spawn().await;
+    let mut boss = admin_browser(&app).await;
+    let html = text(boss.get(&app.url("/admin/groups/new")).await).await;
+    assert!(html.contains(r#"name="group[path]""#), "{html}");
+    let csrf = hidden(&html, "authenticity_token").unwrap();
+    let form = |name: &'static str, path: &'static str, visibility: &'static str| {
+        [
+            ("authenticity_token", csrf.clone()),
+            ("group[name]", name.to_owned()),
+            ("group[path]", path.to_owned()),
+            ("group[description]", "The platform team".to_owned()),
+            ("group[visibility]", visibility.to_owned()),
+        ]
+    };
+
+    let sent = form("Platform", "platform", "internal");
+    let res = boss
+        .post(&app.url("/admin/groups"), &send(&sent)[1..])
+        .await;
+    assert_eq!(res.status(), 422, "no CSRF token");
+    assert!(app
+        .services
+        .find_group_by_path("platform")
+        .await
+        .unwrap()
+        .is_none());
+    // Refused: the form again, with why and what was typed.
+    for (path, visibility, why) in [
+        ("bad path!", "internal", "path"),
+        ("platform", "secret", "Choose a visibility"),
+        ("boss", "internal", "has already been taken"),
+    ] {
+        let sent = vec![
+            ("authenticity_token", csrf.as_str()),
+            ("group[name]", "Platform"),
+            ("group[path]", path),
+            ("group[visibility]", visibility),
+        ];
+        let res = boss.post(&app.url("/admin/groups"), &sent).await;
+        assert_eq!(res.status(), 422, "{path} {visibility}");
+        let html = text(res).await;
+        assert!(
+            html.contains("role=\"alert\"") && html.contains(why),
+            "{html}"
+        );
+        assert!(html.contains(r#"value="Platform""#));
+    }
+    let res = boss.post(&app.url("/admin/groups"), &send(&sent)).await;
+    assert_eq!(res.status(), 302);
+    assert_eq!(location(&res), "/admin/groups/platform");
+    let group = app
+        .services
+        .find_group_by_path("platform")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(group.description, "The platform team");
+    assert_eq!(group.visibility.as_str(), "internal");
+
+    // A subgroup and a group application, made through the API.
+    api_post(
+        &app,
+        "/api/v4/groups",
+        serde_json::json!({"name": "Infra", "path": "infra", "parent_id": group.id}),
+    )
+    .await;
+    api_post(
+        &app,
+        &format!("/api/v4/groups/{}/applications", group.id),
+        serde_json::json!({"name": "Dashboards", "redirect_uri": "https://dash.example/cb", "scopes": "read_user"}),
+    )
+    .await;
+    let res = boss.get(&app.url("/admin/groups/platform")).await;
+    assert_eq!(res.status(), 200);
+    let html = text(res).await;
+    assert!(html.contains("Group: Platform"), "{html}");
+    assert!(html.contains(r#"href="/admin/groups/platform/infra""#));
+    assert!(html.contains(r#"href="/admin/users/boss""#) && html.contains("Owner"));
+    assert!(html.contains("Dashboards") && html.contains("https://dash.example/cb"));
+    let res = boss.get(&app.url("/admin/groups/platform/infra")).await;
+    assert_eq!(res.status(), 200);
+    assert!(text(res).await.contains("Platform / Infra"));
+    assert_eq!(
+        boss.get(&app.url("/admin/groups/nowhere")).await.status(),
+        404
+    );
+    assert_eq!(
+        boss.get(&app.url("/admin/groups/nowhere/-/edit"))
+            .await
+            .status(),
+        404
+    );
+
+    // The list and its search.
+    let html = text(boss.get(&app.url("/admin/groups")).await).await;
+    assert!(html.contains("2 groups") && html.contains(r#"href="/admin/groups/new""#));
+    let html = text(boss.get(&app.url("/admin/groups?search=INFRA")).await).await;
+    assert!(
+        html.contains("1 group<") && html.contains("Platform / Infra"),
+        "{html}"
+    );
+
+    // Edited: a new name, path and visibility; the subgroup moves along.
+    let html = text(boss.get(&app.url("/admin/groups/platform/-/edit")).await).await;
+    assert!(html.contains(r#"value="internal" checked"#), "{html}");
+    let sent = form("Platform Team", "plat", "public");
+    let res = boss
+        .post(&app.url("/admin/groups/platform/-/edit"), &send(&sent)[1..])
+        .await;
+    assert_eq!(res.status(), 422, "no CSRF token");
+    let res = boss
+        .post(&app.url("/admin/groups/platform/-/edit"), &send(&sent))
+        .await;
+    assert_eq!(res.status(), 302);
+    assert_eq!(location(&res), "/admin/groups/plat");
+    let group = app.services.find_group(group.id).await.unwrap().unwrap();
+    assert_eq!(
+        (group.name.as_str(), group.full_path.as_str()),
+        ("Platform Team", "plat")
+    );
+    assert_eq!(group.visibility.as_str(), "public");
+    assert!(app
+        .services
+        .find_group_by_path("plat/infra")
+        .await
+        .unwrap()
+        .is_some());
+    // A bad name: the form again.
+    let sent = form("", "plat", "public");
+    let res = boss
+        .post(&app.url("/admin/groups/plat/-/edit"), &send(&sent))
+        .await;
+    assert_eq!(res.status(), 422);
+    assert!(text(res).await.contains("role=\"alert\""));
+    // Saved only through `/-/edit`.
+    let res = boss
+        .post(&app.url("/admin/groups/plat"), &send(&sent))
+        .await;
+    assert_eq!(res.status(), 404);
+
+    // Deleted once its path is typed, with its subgroup.
+    let html = text(boss.get(&app.url("/admin/groups/plat/-/delete")).await).await;
+    assert!(html.contains(r#"name="confirm_path""#));
+    let res = boss
+        .post(
+            &app.url("/admin/groups/plat/-/delete"),
+            &[
+                ("authenticity_token", csrf.as_str()),
+                ("confirm_path", "platform"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 422);
+    assert!(text(res).await.contains("role=\"alert\""));
+    let res = boss
+        .post(
+            &app.url("/admin/groups/plat/-/delete"),
+            &[("confirm_path", "plat")],
+        )
+        .await;
+    assert_eq!(res.status(), 422, "no CSRF token");
+    assert!(app.services.find_group(group.id).await.unwrap().is_some());
+    let res = boss
+        .post(
+            &app.url("/admin/groups/plat/-/delete"),
+            &[
+                ("authenticity_token", csrf.as_str()),
+                ("confirm_path", "plat"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 302);
+    assert_eq!(location(&res), "/admin/groups");
+    assert!(app.services.find_group(group.id).await.unwrap().is_none());
+    assert!(app
+        .services
+        .find_group_by_path("plat/infra")
+        .await
+        .unwrap()
+        .is_none());
+    assert_eq!(boss.get(&app.url("/admin/groups/plat")).await.status(), 404);
+}
+
+#[tokio::test]
+async fn web_admin_audit_page_lists_the_events_just_made() {
+    let app = TestApp::spawn().await;
+    let mut boss = admin_browser(&app).await;
+    let csrf = csrf_of(&mut boss, &app, "/admin/users/new").await;
+    let res = boss
+        .post(
+            &app.url("/admin/users"),
+            &[
+                ("authenticity_token", csrf.as_str()),
+                ("user[name]", "Gina"),
+                ("user[username]", "gina"),
+                ("user[email]", "gina@example.com"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let res = boss
+        .post(
+            &app.url("/admin/groups"),
+            &[
+                ("authenticity_token", csrf.as_str()),
+                ("group[name]", "Ops"),
+                ("group[path]", "ops"),
+                ("group[visibility]", "private"),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 302);
+    let res = boss
+        .post(
+            &app.url("/admin/users/gina/block"),
+            &[("authenticity_token", csrf.as_str())],
+        )
+        .await;
+    assert_eq!(res.status(), 302);
+
+    let res = boss.get(&app.url("/admin/audit_events")).await;
+    assert_eq!(res.status(), 200);
+    let html = text(res).await;
+    // Newest first: the block, the group, the user.
+    let at = |needle: &str| {
+        html.find(needle)
+            .unwrap_or_else(|| panic!("{needle} not on the page: {html}"))
+    };
+    assert!(at("<code>user_blocked</code>") < at("<code>group_created</code>"));
+    assert!(at("<code>group_created</code>") < at("<code>user_created</code>"));
+    assert!(html.contains("Boss"), "the author");
+
+    // Filtered to groups: only theirs.
+    let html = text(
+        boss.get(&app.url("/admin/audit_events?entity_type=Group"))
+            .await,
+    )
+    .await;
+    assert!(html.contains("<code>group_created</code>"), "{html}");
+    assert!(!html.contains("<code>user_created</code>"));
+    assert!(!html.contains("<code>user_blocked</code>"));
+    // One user's.
+    let gina = app
+        .services
+        .find_user_by_username("gina")
+        .await
+        .unwrap()
+        .unwrap();
+    let path = format!("/admin/audit_events?entity_type=User&entity_id={}", gina.id);
+    let html = text(boss.get(&app.url(&path)).await).await;
+    assert!(
+        html.contains("<code>user_created</code>") && html.contains("<code>user_blocked</code>")
+    );
+    assert!(!html.contains("<code>group_created</code>"));
+    assert!(html.contains("2 events"), "{html}");
+    // A filter that is no filter: said so.
+    for bad in [
+        "entity_type=Nope",
+        "entity_id=1",
+        "entity_type=User&entity_id=x",
+    ] {
+        let res = boss
+            .get(&app.url(&format!("/admin/audit_events?{bad}")))
+            .await;
+        assert_eq!(res.status(), 422, "{bad}");
+        assert!(text(res).await.contains("role=\"alert\""));
+    }
 }
