@@ -294,6 +294,8 @@ pub fn router(state: AppState) -> Router {
         .route("/-/profile", get(web::moved))
         .route("/-/user_settings", get(web::moved))
         .route("/admin", get(web::moved))
+        // A group's page at its `web_url` (its full path has slashes).
+        .route("/groups/{*full_path}", get(web::group_page))
         // A user's profile at their `web_url`, as GitLab (static routes win).
         .route("/{username}", get(web::profile))
         .route("/users/sign_in", get(web::sign_in_form).post(web::sign_in))

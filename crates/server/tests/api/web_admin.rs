@@ -806,3 +806,97 @@ async fn web_admin_audit_page_lists_the_events_just_made() {
         assert!(text(res).await.contains("role=\"alert\""));
     }
 }
+
+#[tokio::test]
+async fn web_group_page_shows_what_the_visitor_may_see() {
+    let app = TestApp::spawn().await;
+    user_with_password(&app, "alice").await;
+    let mut boss = admin_browser(&app).await;
+    let top = api_post(
+        &app,
+        "/api/v4/groups",
+        serde_json::json!({"name": "Public Org", "path": "pub", "visibility": "public", "description": "For everyone"}),
+    )
+    .await;
+    let top_id = top["id"].as_i64().unwrap();
+    assert_eq!(top["web_url"], app.url("/groups/pub"));
+    for (name, path, visibility) in [
+        ("Open", "open", "public"),
+        ("Inside", "inside", "internal"),
+        ("Secret", "secret", "private"),
+    ] {
+        api_post(
+            &app,
+            "/api/v4/groups",
+            serde_json::json!({"name": name, "path": path, "visibility": visibility, "parent_id": top_id}),
+        )
+        .await;
+    }
+
+    // Anyone: the public group and its public subgroup only.
+    let mut anonymous = Browser::new();
+    let res = anonymous.get(&app.url("/groups/pub")).await;
+    assert_eq!(res.status(), 200);
+    let html = text(res).await;
+    assert!(
+        html.contains("<h1>Public Org</h1>") && html.contains("For everyone"),
+        "{html}"
+    );
+    assert!(html.contains(r#"href="/groups/pub/open""#), "{html}");
+    assert!(
+        !html.contains("pub/inside") && !html.contains("pub/secret"),
+        "{html}"
+    );
+    assert_eq!(
+        anonymous.get(&app.url("/groups/pub/open")).await.status(),
+        200
+    );
+    for hidden_path in [
+        "/groups/pub/inside",
+        "/groups/pub/secret",
+        "/groups/nowhere",
+    ] {
+        let res = anonymous.get(&app.url(hidden_path)).await;
+        assert_eq!(res.status(), 404, "{hidden_path}");
+        assert!(res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html"));
+    }
+
+    // A signed-in user: internal groups too; a private one once a member.
+    let mut alice = Browser::new();
+    alice.sign_in(&app, "alice", PASSWORD).await;
+    let html = text(alice.get(&app.url("/groups/pub")).await).await;
+    assert!(html.contains(r#"href="/groups/pub/inside""#) && !html.contains("pub/secret"));
+    assert_eq!(
+        alice.get(&app.url("/groups/pub/inside")).await.status(),
+        200
+    );
+    assert_eq!(
+        alice.get(&app.url("/groups/pub/secret")).await.status(),
+        404
+    );
+    let alice_id = app
+        .services
+        .find_user_by_username("alice")
+        .await
+        .unwrap()
+        .unwrap()
+        .id;
+    api_post(
+        &app,
+        "/api/v4/groups/pub%2Fsecret/members",
+        serde_json::json!({"user_id": alice_id, "access_level": 30}),
+    )
+    .await;
+    let res = alice.get(&app.url("/groups/pub/secret")).await;
+    assert_eq!(res.status(), 200);
+    assert!(text(res).await.contains("<h1>Secret</h1>"));
+    let html = text(alice.get(&app.url("/groups/pub")).await).await;
+    assert!(html.contains(r#"href="/groups/pub/secret""#), "{html}");
+
+    // An administrator sees every group.
+    let res = boss.get(&app.url("/groups/pub/secret")).await;
+    assert_eq!(res.status(), 200);
+}

@@ -70,6 +70,7 @@ mod admin_users;
 pub mod app_pages;
 pub(crate) mod authorize;
 pub(crate) mod device;
+mod group_page;
 mod password;
 mod profile;
 mod sessions;
@@ -79,6 +80,7 @@ mod sign_in;
 
 pub use authorize::{authorize, decide, native_code};
 pub use device::{device_confirm, device_form, device_lookup};
+pub use group_page::group_page;
 pub mod admin_area {
     //! The Admin Area's handlers, for the router.
     pub use super::admin::{applications, create_application, new_application, users};
