@@ -900,3 +900,72 @@ async fn web_group_page_shows_what_the_visitor_may_see() {
     let res = boss.get(&app.url("/groups/pub/secret")).await;
     assert_eq!(res.status(), 200);
 }
+
+#[tokio::test]
+async fn web_admin_pages_ask_for_admin_mode_when_it_is_on() {
+    let app = TestApp::spawn_with(crate::helpers::Options {
+        admin_mode: true,
+        ..Default::default()
+    })
+    .await;
+    let mut boss = admin_browser(&app).await;
+    api_post(
+        &app,
+        "/api/v4/groups",
+        serde_json::json!({"name": "Vault", "path": "vault", "visibility": "private"}),
+    )
+    .await;
+    // Not in Admin Mode: every page sends the administrator to enter it.
+    for (path, back) in [
+        ("/admin/users/new", "%2Fadmin%2Fusers%2Fnew"),
+        ("/admin/users/root", "%2Fadmin%2Fusers%2Froot"),
+        ("/admin/groups", "%2Fadmin%2Fgroups"),
+        (
+            "/admin/groups/vault/-/edit",
+            "%2Fadmin%2Fgroups%2Fvault%2F-%2Fedit",
+        ),
+        ("/admin/audit_events", "%2Fadmin%2Faudit_events"),
+    ] {
+        let res = boss.get(&app.url(path)).await;
+        assert_eq!(res.status(), 302, "{path}");
+        assert_eq!(
+            location(&res),
+            format!("/admin/session/new?return_to={back}")
+        );
+    }
+    // Nor does a form work outside it.
+    let csrf = csrf_of(&mut boss, &app, "/-/user_settings/applications").await;
+    let res = boss
+        .post(
+            &app.url("/admin/users/root/block"),
+            &[("authenticity_token", csrf.as_str())],
+        )
+        .await;
+    assert_eq!(res.status(), 302);
+    let root = app.services.find_user(app.root_id).await.unwrap().unwrap();
+    assert_eq!(root.state.as_str(), "active");
+    // The group page treats the administrator as a user outside it.
+    assert_eq!(boss.get(&app.url("/groups/vault")).await.status(), 404);
+
+    // In Admin Mode: the pages show, and so does the private group.
+    let html = text(boss.get(&app.url("/admin/session/new")).await).await;
+    let csrf = hidden(&html, "authenticity_token").unwrap();
+    let res = boss
+        .post(
+            &app.url("/admin/session"),
+            &[
+                ("authenticity_token", csrf.as_str()),
+                ("return_to", "/admin/groups"),
+                ("password", PASSWORD),
+            ],
+        )
+        .await;
+    assert_eq!(res.status(), 302);
+    for path in [
+        "/admin/users/new",
+        "/admin/groups/vault/-/edit",
+        "/groups/vault",
+    ] {
+        assert_eq!(boss.get(&app.url(path)).await.status(), 200, "{path}");
+    }
+}
