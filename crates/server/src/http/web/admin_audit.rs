@@ -1,6 +1,7 @@
 //! The audit log in the Admin Area (`/admin/audit_events`): every event,
 //! newest first, 20 a page, filtered as the Audit Events API filters
-//! (by the kind of entity, and with it one entity's id).
+//! (by the kind of entity, with it one entity's id, and by when: from a
+//! day, before a day, UTC).
 
 use askama::Template;
 use axum::extract::State;
@@ -64,6 +65,8 @@ struct EventsPage<'a> {
     types: [(&'static str, &'static str); 4],
     entity_type: &'a str,
     entity_id: &'a str,
+    after: &'a str,
+    before: &'a str,
     error: Option<&'a str>,
     total: u64,
     events: Vec<EventRow>,
@@ -85,7 +88,16 @@ pub async fn audit_events(
     let page = page_number(&params);
     let raw_type = params.get_str("entity_type").unwrap_or("").trim();
     let raw_id = params.get_str("entity_id").unwrap_or("").trim();
+    let after = params.get_str("created_after").unwrap_or("").trim();
+    let before = params.get_str("created_before").unwrap_or("").trim();
     let mut error = None;
+    // Days (or times), read as the Audit Events API reads them.
+    let mut bad_times = Vec::new();
+    let created_after = params.optional_time("created_after", &mut bad_times);
+    let created_before = params.optional_time("created_before", &mut bad_times);
+    if !bad_times.is_empty() {
+        error = Some("Give days as YYYY-MM-DD.");
+    }
     let entity_type = if raw_type.is_empty() {
         None
     } else {
@@ -119,6 +131,8 @@ pub async fn audit_events(
                 types: TYPES,
                 entity_type: raw_type,
                 entity_id: raw_id,
+                after,
+                before,
                 error: Some(why),
                 total: 0,
                 events: Vec::new(),
@@ -130,8 +144,8 @@ pub async fn audit_events(
         );
     }
     let filter = AuditFilter {
-        created_after: None,
-        created_before: None,
+        created_after,
+        created_before,
         entity_type,
         entity_id,
     };
@@ -150,6 +164,12 @@ pub async fn audit_events(
     if !raw_id.is_empty() {
         query.push(("entity_id", raw_id));
     }
+    if !after.is_empty() {
+        query.push(("created_after", after));
+    }
+    if !before.is_empty() {
+        query.push(("created_before", before));
+    }
     let base = if query.is_empty() {
         "/admin/audit_events".to_owned()
     } else {
@@ -164,6 +184,8 @@ pub async fn audit_events(
             types: TYPES,
             entity_type: raw_type,
             entity_id: raw_id,
+            after,
+            before,
             error: None,
             total,
             events: events.iter().map(row).collect(),

@@ -227,6 +227,7 @@ async fn web_admin_audit_page_lists_the_events_just_made() {
         .await;
     assert_eq!(res.status(), 302);
 
+    let today = app.services.today_text();
     let res = boss.get(&app.url("/admin/audit_events")).await;
     assert_eq!(res.status(), 200);
     let html = text(res).await;
@@ -263,7 +264,24 @@ async fn web_admin_audit_page_lists_the_events_just_made() {
     assert!(!html.contains("<code>group_created</code>"));
     assert!(html.contains("2 events"), "{html}");
     // A filter that is no filter: said so.
+    // By day: nothing before today, everything from today.
+    let html = text(
+        boss.get(&app.url(&format!("/admin/audit_events?created_before={today}")))
+            .await,
+    )
+    .await;
+    assert!(
+        html.contains("0 events") && html.contains(&format!(r#"value="{today}""#)),
+        "{html}"
+    );
+    let html = text(
+        boss.get(&app.url(&format!("/admin/audit_events?created_after={today}")))
+            .await,
+    )
+    .await;
+    assert!(html.contains("<code>user_blocked</code>"), "{html}");
     for bad in [
+        "created_after=yesterday",
         "entity_type=Nope",
         "entity_id=1",
         "entity_type=User&entity_id=x",
