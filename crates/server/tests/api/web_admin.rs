@@ -388,8 +388,14 @@ async fn web_admin_blocks_and_unblocks_a_user() {
     );
     let csrf = hidden(&html, "authenticity_token").unwrap();
 
-    let res = boss.post(&app.url("/admin/users/carol/block"), &[]).await;
-    assert_eq!(res.status(), 422, "no CSRF token");
+    for action in ["block", "unblock", "unlock"] {
+        let path = format!("/admin/users/carol/{action}");
+        let res = boss
+            .post(&app.url(&path), &[("authenticity_token", "forged")])
+            .await;
+        assert_eq!(res.status(), 422, "{action}: a forged CSRF token");
+        assert!(text(res).await.contains("The form has expired"));
+    }
     assert_eq!(api_user_status(&app, &token).await, 200);
 
     let res = boss
