@@ -217,7 +217,47 @@ pub fn router(state: AppState) -> Router {
         .route("/admin/session/new", get(web::admin_area::enter_form))
         .route("/admin/session", post(web::admin_area::enter))
         .route("/admin/session/destroy", post(web::admin_area::leave))
-        .route("/admin/users", get(web::admin_area::users))
+        .route(
+            "/admin/users",
+            get(web::admin_area::users).post(web::admin_area::create_user),
+        )
+        .route("/admin/users/new", get(web::admin_area::new_user))
+        .route(
+            "/admin/users/{username}",
+            get(web::admin_area::show_user).post(web::admin_area::update_user),
+        )
+        .route(
+            "/admin/users/{username}/edit",
+            get(web::admin_area::edit_user),
+        )
+        .route(
+            "/admin/users/{username}/block",
+            post(web::admin_area::block_user),
+        )
+        .route(
+            "/admin/users/{username}/unblock",
+            post(web::admin_area::unblock_user),
+        )
+        .route(
+            "/admin/users/{username}/unlock",
+            post(web::admin_area::unlock_user),
+        )
+        .route(
+            "/admin/users/{username}/delete",
+            get(web::admin_area::confirm_delete_user).post(web::admin_area::delete_user),
+        )
+        .route("/admin/audit_events", get(web::admin_area::audit_events))
+        .route(
+            "/admin/groups",
+            get(web::admin_area::groups).post(web::admin_area::create_group),
+        )
+        .route("/admin/groups/new", get(web::admin_area::new_group))
+        // A group's full path has slashes: its page, `/-/edit` and
+        // `/-/delete` are told apart by the handlers.
+        .route(
+            "/admin/groups/{*full_path}",
+            get(web::admin_area::group_page).post(web::admin_area::group_action),
+        )
         .route(
             "/admin/applications",
             get(web::admin_area::applications).post(web::admin_area::create_application),
@@ -254,6 +294,8 @@ pub fn router(state: AppState) -> Router {
         .route("/-/profile", get(web::moved))
         .route("/-/user_settings", get(web::moved))
         .route("/admin", get(web::moved))
+        // A group's page at its `web_url` (its full path has slashes).
+        .route("/groups/{*full_path}", get(web::group_page))
         // A user's profile at their `web_url`, as GitLab (static routes win).
         .route("/{username}", get(web::profile))
         .route("/users/sign_in", get(web::sign_in_form).post(web::sign_in))

@@ -35,6 +35,7 @@ mod tokens;
 mod user_applications;
 mod users;
 mod users_fidelity;
+mod web_admin;
 mod web_applications;
 mod web_pages;
 mod web_settings;

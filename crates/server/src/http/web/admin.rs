@@ -23,7 +23,7 @@ use super::{
     csrf_failure, csrf_ok, day, internal_page, not_found_page, redirect, session_csrf, SignedIn,
 };
 
-const PER_PAGE: u64 = 20;
+pub(super) const PER_PAGE: u64 = 20;
 
 /// A signed-in administrator (in Admin Mode, when the server's
 /// `admin_mode` is on), or the answer: to sign in, to re-enter the
@@ -50,7 +50,7 @@ pub(super) async fn administrator(
 }
 
 /// The page number asked for (1 when absent or bad).
-fn page_number(params: &Params) -> u64 {
+pub(super) fn page_number(params: &Params) -> u64 {
     params
         .get_str("page")
         .and_then(|p| p.parse::<u64>().ok())
@@ -59,7 +59,7 @@ fn page_number(params: &Params) -> u64 {
 }
 
 /// Links to the previous and next pages of `base` (a path with a query).
-fn pager(base: &str, page: u64, total: u64) -> (Option<String>, Option<String>) {
+pub(super) fn pager(base: &str, page: u64, total: u64) -> (Option<String>, Option<String>) {
     let sep = if base.contains('?') { '&' } else { '?' };
     let prev = (page > 1).then(|| format!("{base}{sep}page={}", page - 1));
     let next = (page * PER_PAGE < total).then(|| format!("{base}{sep}page={}", page + 1));
@@ -175,7 +175,7 @@ pub async fn users(State(state): State<AppState>, headers: HeaderMap, params: Pa
     )
 }
 
-fn page_of(status: StatusCode, body: Result<String, askama::Error>) -> Response {
+pub(super) fn page_of(status: StatusCode, body: Result<String, askama::Error>) -> Response {
     page(status, body, "")
 }
 
@@ -188,7 +188,7 @@ struct AppRow {
     trusted: &'static str,
 }
 
-fn yes(b: bool) -> &'static str {
+pub(super) fn yes(b: bool) -> &'static str {
     if b {
         "Yes"
     } else {

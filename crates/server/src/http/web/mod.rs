@@ -63,10 +63,14 @@ const OOB: &[&str] = &[
 ];
 
 mod admin;
+mod admin_audit;
+mod admin_groups;
 mod admin_mode;
+mod admin_users;
 pub mod app_pages;
 pub(crate) mod authorize;
 pub(crate) mod device;
+mod group_page;
 mod password;
 mod profile;
 mod sessions;
@@ -76,10 +80,17 @@ mod sign_in;
 
 pub use authorize::{authorize, decide, native_code};
 pub use device::{device_confirm, device_form, device_lookup};
+pub use group_page::group_page;
 pub mod admin_area {
     //! The Admin Area's handlers, for the router.
     pub use super::admin::{applications, create_application, new_application, users};
+    pub use super::admin_audit::audit_events;
+    pub use super::admin_groups::{create_group, group_action, group_page, groups, new_group};
     pub use super::admin_mode::{enter, enter_form, leave};
+    pub use super::admin_users::{
+        block_user, confirm_delete_user, create_user, delete_user, edit_user, new_user, show_user,
+        unblock_user, unlock_user, update_user,
+    };
 }
 pub use password::{change_password, password_page};
 pub use profile::{not_found_for, not_found_page, profile};
