@@ -843,11 +843,58 @@ async function adminWalk(t, server, name) {
       for (const a of absent) assert.ok(!names.includes(a), `${label}: ${a} not in ${names}`);
       await w.check(`users-filter-${key}`);
     }
-    // A user's name leads to their profile.
+    // A user's name leads to their page in the Admin Area.
     await w.page.getByRole('search').getByLabel('Search by username, name or email').fill(someone.username);
     await w.clickTo(w.page.getByRole('search').getByRole('button', { name: 'Search' }));
-    await w.clickTo(w.main().getByRole('link', { name: someone.name }), (u) => u.pathname === `/${someone.username}`);
-    await w.check('users-profile');
+    await w.clickTo(w.main().getByRole('link', { name: someone.name }), (u) => u.pathname === `/admin/users/${someone.username}`);
+    await w.check('user-show');
+  }]);
+
+  steps.push(['users: new (a password generated, shown once), edit, block, unblock, delete', async () => {
+    const username = unique('pages-made');
+    await w.clickTo(w.nav('Admin Area').getByRole('link', { name: 'Users' }), (u) => u.pathname === '/admin/users');
+    await w.clickTo(w.main().getByRole('link', { name: 'New user' }), (u) => u.pathname === '/admin/users/new');
+    await w.check('user-new');
+    await w.page.getByLabel('Name', { exact: true }).fill('Made Here');
+    await w.page.getByLabel('Username').fill(username);
+    await w.page.getByLabel('Email').fill(`${username}@example.com`);
+    await w.clickTo(w.page.getByRole('button', { name: 'Create user' }));
+    const password = await shownOnce(w, 'Password');
+    assert.ok(password.length >= 16, password);
+    await w.check('user-created');
+    await w.clickTo(w.main().getByRole('link', { name: 'Edit', exact: true }), (u) => u.pathname.endsWith('/edit'));
+    await w.page.getByLabel('Name', { exact: true }).fill('Made Here Again');
+    await w.check('user-edit');
+    await w.clickTo(w.page.getByRole('button', { name: 'Save changes' }), (u) => u.pathname === `/admin/users/${username}`);
+    assert.equal((await w.h1().textContent()).trim(), 'User: Made Here Again');
+    await w.clickTo(w.main().getByRole('button', { name: 'Block', exact: true }), (u) => u.pathname === `/admin/users/${username}`);
+    await w.main().getByRole('button', { name: 'Unblock', exact: true }).waitFor();
+    await w.check('user-blocked');
+    await w.clickTo(w.main().getByRole('button', { name: 'Unblock', exact: true }), (u) => u.pathname === `/admin/users/${username}`);
+    await w.clickTo(w.main().getByRole('link', { name: 'Delete', exact: true }), (u) => u.pathname.endsWith('/delete'));
+    await w.check('user-delete-confirm');
+    await w.page.getByLabel(`Type ${username} to confirm`).fill(username);
+    await w.clickTo(w.page.getByRole('button', { name: 'Delete user' }), (u) => u.pathname === '/admin/users');
+    await w.goto(`/admin/users/${username}`);
+    await w.check('user-gone', { status: 404 });
+  }]);
+
+  steps.push(['groups: new, show, delete', async () => {
+    const path = unique('pages-group');
+    await w.goto('/admin/applications');
+    await w.clickTo(w.nav('Admin Area').getByRole('link', { name: 'Groups' }), (u) => u.pathname === '/admin/groups');
+    await w.clickTo(w.main().getByRole('link', { name: 'New group' }), (u) => u.pathname === '/admin/groups/new');
+    await w.check('group-new');
+    await w.page.getByLabel('Name', { exact: true }).fill(`Group ${path}`);
+    await w.page.getByLabel(/^Path/).fill(path);
+    await w.clickTo(w.page.getByRole('button', { name: 'Create group' }), (u) => u.pathname === `/admin/groups/${path}`);
+    assert.equal((await w.h1().textContent()).trim(), `Group: Group ${path}`);
+    await w.check('group-show');
+    await w.clickTo(w.main().getByRole('link', { name: 'Delete', exact: true }), (u) => u.pathname.endsWith('/-/delete'));
+    await w.check('group-delete-confirm');
+    await w.page.getByLabel(`Type ${path} to confirm`).fill(path);
+    await w.clickTo(w.page.getByRole('button', { name: 'Delete group' }), (u) => u.pathname === '/admin/groups');
+    await w.check('groups-after-delete');
   }]);
 
   steps.push(['leave Admin Mode (when it is on)', async () => {

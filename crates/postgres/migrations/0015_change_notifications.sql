@@ -1,12 +1,13 @@
 -- latchkey schema, version 15: the database announces the changes that
 -- servers cache against. Every instance on a PostgreSQL database keeps
--- what presented tokens authenticate as, and the count of instance
--- applications, in memory; a trigger notifies channel latchkey_changes
--- (NOTIFY is delivered when the change commits) on every change that can
--- make such an entry wrong: 'auth' when a token, its user or its
--- application changes or goes, 'apps' when an instance-wide application is
--- created or deleted. Whoever writes (any instance, the command line, a
--- hand-written UPDATE) is covered. Writes that change nothing a token
+-- what presented tokens authenticate as in memory; a trigger notifies
+-- channel latchkey_changes (NOTIFY is delivered when the change commits)
+-- on every change that can make such an entry wrong: when a token, its
+-- user or its application changes or goes. Inserts never notify: a
+-- transaction that notifies takes a database-wide lock through its commit,
+-- which would serialise the commits of creates and of new tokens. Whoever
+-- writes (any instance, the command line, a hand-written UPDATE) is
+-- covered. Writes that change nothing a token
 -- authenticates as, such as recording when a token was last used, do not
 -- notify. Before answering from memory an instance makes sure it has
 -- received every notification committed before (see the server's
@@ -45,20 +46,6 @@ CREATE TRIGGER users_announce_truncate
 CREATE TRIGGER oauth_applications_announce
     AFTER UPDATE OR DELETE
     ON oauth_applications FOR EACH ROW EXECUTE FUNCTION latchkey_announce_change('auth');
-CREATE TRIGGER oauth_applications_announce_created
-    AFTER INSERT ON oauth_applications FOR EACH ROW
-    WHEN (NEW.owner_id IS NULL AND NEW.group_id IS NULL)
-    EXECUTE FUNCTION latchkey_announce_change('apps');
-CREATE TRIGGER oauth_applications_announce_deleted
-    AFTER DELETE ON oauth_applications FOR EACH ROW
-    WHEN (OLD.owner_id IS NULL AND OLD.group_id IS NULL)
-    EXECUTE FUNCTION latchkey_announce_change('apps');
-CREATE TRIGGER oauth_applications_announce_moved
-    AFTER UPDATE OF owner_id, group_id ON oauth_applications FOR EACH ROW
-    EXECUTE FUNCTION latchkey_announce_change('apps');
 CREATE TRIGGER oauth_applications_announce_truncate
     AFTER TRUNCATE ON oauth_applications
     FOR EACH STATEMENT EXECUTE FUNCTION latchkey_announce_change('auth');
-CREATE TRIGGER oauth_applications_announce_count_truncate
-    AFTER TRUNCATE ON oauth_applications
-    FOR EACH STATEMENT EXECUTE FUNCTION latchkey_announce_change('apps');

@@ -1,11 +1,10 @@
 //! The changes the database announces (schema 15), and the barrier that
 //! makes answering from memory safe on a database several instances share.
 //!
-//! Triggers `NOTIFY latchkey_changes` with `auth` when a token, its user or
-//! its application changes or goes, and with `apps` when the count of
-//! instance applications may have moved. One connection per instance
-//! listens. Before an answer from memory (a cached token lookup, the
-//! remembered count), [`Announcements::barrier`] runs `SELECT 1` on that
+//! Triggers `NOTIFY latchkey_changes` when a token, its user or its
+//! application changes or goes. One connection per instance listens.
+//! Before an answer from memory (a cached token lookup),
+//! [`Announcements::barrier`] runs `SELECT 1` on that
 //! connection: PostgreSQL sends a listening session the notifications of
 //! every transaction that committed before, ahead of the query's
 //! `ReadyForQuery`, so once the round trip returns, every change committed
@@ -17,14 +16,13 @@
 //! the cost is one trivial round trip per batch, not a lookup per request.
 //! While the listening connection cannot be had (the database is down, the
 //! connection was lost, a barrier timed out) the barrier fails and callers
-//! do not answer from memory; when it comes back, both generations move,
+//! do not answer from memory; when it comes back, the generation moves,
 //! since anything may have happened unheard.
 
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use latchkey_core::store::StoreError;
-use latchkey_sql::Announced;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPoolOptions};
 use tokio::sync::{mpsc, oneshot};
 
@@ -35,7 +33,7 @@ pub const CHANNEL: &str = "latchkey_changes";
 /// up on memory for this request.
 const TIMEOUT: Duration = Duration::from_secs(2);
 
-type Reply = oneshot::Sender<Result<Announced, String>>;
+type Reply = oneshot::Sender<Result<i64, String>>;
 
 /// The listening side of one instance; the listener is started by the
 /// first barrier, on the runtime that asks for it.
@@ -61,9 +59,9 @@ impl Announcements {
         }
     }
 
-    /// The generations once every change committed before this call has
+    /// The generation once every change committed before this call has
     /// been heard; an error while that cannot be known.
-    pub(crate) async fn barrier(&self) -> Result<Announced, StoreError> {
+    pub(crate) async fn barrier(&self) -> Result<i64, StoreError> {
         let queue = self.queue.get_or_init(|| {
             let (tx, rx) = mpsc::unbounded_channel();
             tokio::spawn(serve(self.connect.clone(), rx));
@@ -93,7 +91,7 @@ async fn serve(connect: PgConnectOptions, mut queue: mpsc::UnboundedReceiver<Rep
     let mut listening = Listening {
         connect,
         listener: None,
-        seen: Announced::default(),
+        seen: 0,
     };
     while let Some(first) = queue.recv().await {
         let mut waiting = vec![first];
@@ -111,11 +109,13 @@ async fn serve(connect: PgConnectOptions, mut queue: mpsc::UnboundedReceiver<Rep
 struct Listening {
     connect: PgConnectOptions,
     listener: Option<PgListener>,
-    seen: Announced,
+    /// Notifications heard, and connections made (each may have missed
+    /// some).
+    seen: i64,
 }
 
 impl Listening {
-    async fn barrier(&mut self) -> Result<Announced, String> {
+    async fn barrier(&mut self) -> Result<i64, String> {
         match tokio::time::timeout(TIMEOUT, self.sync()).await {
             Ok(Ok(())) => Ok(self.seen),
             Ok(Err(e)) => {
@@ -141,19 +141,18 @@ impl Listening {
             listener.listen(CHANNEL).await?;
             // Nobody listened until now: whatever was remembered may be out
             // of date.
-            self.moved_all();
+            self.moved();
             self.listener = Some(listener);
         }
         let Some(listener) = self.listener.as_mut() else {
             return Ok(());
         };
         sqlx::query("SELECT 1").execute(&mut *listener).await?;
-        while let Some(n) = listener.next_buffered() {
-            match n.payload() {
-                "apps" => self.seen.apps = self.seen.apps.wrapping_add(1),
-                _ => self.seen.auth = self.seen.auth.wrapping_add(1),
-            }
+        let mut heard = 0i64;
+        while listener.next_buffered().is_some() {
+            heard = heard.wrapping_add(1);
         }
+        self.seen = self.seen.wrapping_add(heard);
         Ok(())
     }
 
@@ -161,11 +160,10 @@ impl Listening {
     /// new one) and forget what was heard.
     fn lost(&mut self) {
         self.listener = None;
-        self.moved_all();
+        self.moved();
     }
 
-    fn moved_all(&mut self) {
-        self.seen.auth = self.seen.auth.wrapping_add(1);
-        self.seen.apps = self.seen.apps.wrapping_add(1);
+    fn moved(&mut self) {
+        self.seen = self.seen.wrapping_add(1);
     }
 }

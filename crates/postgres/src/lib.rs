@@ -35,7 +35,7 @@ use futures::TryStreamExt;
 use latchkey_core::dump::Cell;
 use latchkey_core::error::{cause, context};
 use latchkey_core::store::StoreError;
-use latchkey_sql::{Access, Announced, Backend, Conn, Dialect, Row, SqlStore, Value, Work};
+use latchkey_sql::{Access, Backend, Conn, Dialect, Row, SqlStore, Value, Work};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Column, PgPool, TypeInfo, ValueRef};
 
@@ -191,9 +191,7 @@ impl Backend for Postgres {
     /// Several instances may share the database: the command line does not
     /// move a generation of its own (the triggers announce every writer).
     const REMEMBER_COUNTS: bool = false;
-    const ANNOUNCES_CHANGES: bool = true;
-
-    async fn announced_changes(&self) -> Option<Result<Announced, StoreError>> {
+    async fn announced_changes(&self) -> Option<Result<i64, StoreError>> {
         if self.known_down() {
             return Some(Err(StoreError::unavailable("the database is down")));
         }

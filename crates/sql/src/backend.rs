@@ -246,19 +246,13 @@ pub trait Backend: Send + Sync + 'static {
         None
     }
 
-    /// Whether the database announces the changes a server caches against
-    /// (see [`Self::announced_changes`]).
-    const ANNOUNCES_CHANGES: bool = false;
-
-    /// The generations of the changes the database announced, once every
-    /// change committed before this call has been heard (PostgreSQL:
-    /// triggers notify, and a barrier on the listening connection); an
-    /// error while that cannot be known; `None` where the database
-    /// announces nothing (SQLite: the server sees every write but the
-    /// command line's, which rings the doorbell).
-    fn announced_changes(
-        &self,
-    ) -> impl Future<Output = Option<Result<Announced, StoreError>>> + Send {
+    /// The generation of the changes the database announced (it moves with
+    /// each), once every change committed before this call has been heard
+    /// (PostgreSQL: triggers notify, and a barrier on the listening
+    /// connection); an error while that cannot be known; `None` where the
+    /// database announces nothing (SQLite: the server sees every write but
+    /// the command line's, which rings the doorbell).
+    fn announced_changes(&self) -> impl Future<Output = Option<Result<i64, StoreError>>> + Send {
         async { None }
     }
 
@@ -276,17 +270,6 @@ pub trait Backend: Send + Sync + 'static {
     fn schema_version(&self) -> impl Future<Output = Result<Option<i64>, StoreError>> + Send;
 
     fn close(&self) -> impl Future<Output = ()> + Send;
-}
-
-/// Generations of the changes a database announced: each moves whenever
-/// something of its kind may have changed (see
-/// [`Backend::announced_changes`]).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Announced {
-    /// Tokens, their users and applications: what a token authenticates as.
-    pub auth: i64,
-    /// The count of instance applications.
-    pub apps: i64,
 }
 
 /// The store over any [`Backend`].
@@ -322,7 +305,7 @@ impl<B: Backend> SqlStore<B> {
     pub fn new(backend: B) -> Self {
         Self {
             backend,
-            app_count: (B::REMEMBER_COUNTS || B::ANNOUNCES_CHANGES).then(std::sync::Arc::default),
+            app_count: B::REMEMBER_COUNTS.then(std::sync::Arc::default),
             announce_writes: false,
             rung: std::sync::Arc::default(),
         }
@@ -350,22 +333,9 @@ impl<B: Backend> SqlStore<B> {
     /// returns. Any other length (or a missing doorbell) reads the database.
     pub(crate) async fn check_outside_changes(&self) -> Result<Option<i64>, StoreError> {
         if let Some(announced) = self.backend.announced_changes().await {
-            return match announced {
-                Ok(seen) => {
-                    if let Some(count) = &self.app_count {
-                        count.outside_changes(seen.apps);
-                    }
-                    Ok(Some(seen.auth))
-                }
-                Err(e) => {
-                    // Nothing remembered may be used while changes cannot
-                    // be heard.
-                    if let Some(count) = &self.app_count {
-                        count.invalidate();
-                    }
-                    Err(e)
-                }
-            };
+            // The count of applications is not remembered there: creates
+            // are not announced (see the migration of schema 15).
+            return announced.map(Some);
         }
         let (Some(count), Some(doorbell)) = (&self.app_count, self.backend.doorbell()) else {
             return Ok(None);

@@ -32,7 +32,7 @@ mod users;
 use async_trait::async_trait;
 use latchkey_core::store::{Committed, Store, StoreError, TransactionWork};
 
-pub use backend::{Access, Announced, Backend, Decode, Dialect, SqlStore, Work};
+pub use backend::{Access, Backend, Decode, Dialect, SqlStore, Work};
 pub use conn::{query_opt_as, Conn, Row, Value};
 
 /// Keep revoked and spent tokens this long (for refresh-reuse detection).

@@ -1,5 +1,5 @@
-//! Instances on one PostgreSQL database answer token lookups and the count
-//! of applications from memory, yet every change any of them (or the
+//! Instances on one PostgreSQL database answer token lookups from memory,
+//! yet every change any of them (or the
 //! command line, or a hand-written statement) finished is seen by all of
 //! them at once: the database announces it (schema 15) and each instance
 //! hears everything committed before it answers from memory. Runs when
@@ -175,8 +175,8 @@ async fn instances_answer_from_memory_yet_see_every_change_at_once() {
         "B still answers from memory"
     );
 
-    // The count of applications, remembered between pages, follows every
-    // instance's creates and deletes at once.
+    // The count of applications follows every instance's creates and
+    // deletes at once.
     let total = |s: &Server| {
         let c = c.clone();
         let url = format!("{}/api/v4/applications?per_page=1", s.base);
