@@ -11,43 +11,17 @@ use axum::response::Response;
 use latchkey_core::context::Via;
 use latchkey_core::pagination::PageRequest;
 use latchkey_core::service::ServiceError;
-use latchkey_core::user::{UserFilter, UserState};
+use latchkey_core::user::UserFilter;
 
 use super::super::pages::{page, Nav};
 use super::super::params::Params;
 use super::super::{request_id, AppState};
-use super::app_pages::{scope_choices, show_page, Admin, Choice, Shown};
-use super::settings::{offered, signed_in};
-use super::settings_apps::ApplicationForm;
-use super::{
-    csrf_failure, csrf_ok, day, internal_page, not_found_page, redirect, session_csrf, SignedIn,
-};
+use super::app_pages::{show_page, Admin, Shown};
+use super::forms::{offered, scope_choices, ApplicationForm, Choice};
+pub(super) use super::gate::administrator;
+use super::{csrf_failure, csrf_ok, day, internal_page, session_csrf, SignedIn};
 
 pub(super) const PER_PAGE: u64 = 20;
-
-/// A signed-in administrator (in Admin Mode, when the server's
-/// `admin_mode` is on), or the answer: to sign in, to re-enter the
-/// password (`/admin/session/new`, coming back to `back`), or 404.
-pub(super) async fn administrator(
-    state: &AppState,
-    headers: &HeaderMap,
-    back: &str,
-) -> Result<SignedIn, Response> {
-    let s = signed_in(state, headers, back).await?;
-    if !(s.user.admin && s.user.state == UserState::Active) {
-        return Err(not_found_page());
-    }
-    // `current` asked whether the session is in Admin Mode (always, with
-    // the setting off).
-    if s.admin_mode || !state.services.config().admin_mode {
-        Ok(s)
-    } else {
-        Err(redirect(
-            &super::append_query(super::admin_mode::ENTER_PATH, &[("return_to", back)]),
-            &[],
-        ))
-    }
-}
 
 /// The page number asked for (1 when absent or bad).
 pub(super) fn page_number(params: &Params) -> u64 {

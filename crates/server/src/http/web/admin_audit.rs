@@ -13,7 +13,8 @@ use latchkey_core::pagination::PageRequest;
 use super::super::pages::Nav;
 use super::super::params::Params;
 use super::super::AppState;
-use super::admin::{administrator, page_number, page_of, pager, PER_PAGE};
+use super::admin::{page_number, page_of, pager, PER_PAGE};
+use super::gate::administrator;
 use super::{internal_page, moment};
 
 /// The entity types the filter offers: the value, and what it says.

@@ -21,7 +21,8 @@ use latchkey_core::service::ServiceError;
 use super::super::pages::Nav;
 use super::super::params::Params;
 use super::super::{request_id, AppState};
-use super::admin::{administrator, page_number, page_of, pager, PER_PAGE};
+use super::admin::{page_number, page_of, pager, PER_PAGE};
+use super::gate::administrator;
 use super::{
     csrf_failure, csrf_ok, day, internal_page, not_found_page, redirect, session_csrf, SignedIn,
 };

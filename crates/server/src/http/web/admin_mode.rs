@@ -15,11 +15,8 @@ use latchkey_core::user::UserState;
 use super::super::pages::{page, Nav};
 use super::super::params::Params;
 use super::super::{request_id, AppState};
-use super::settings::{posting, signed_in};
+use super::gate::{posting, signed_in, ENTER_PATH};
 use super::{internal_page, not_found_page, redirect, safe_return_to, session_csrf, SignedIn};
-
-/// Where the Admin Area sends a session that is not in Admin Mode.
-pub(super) const ENTER_PATH: &str = "/admin/session/new";
 
 #[derive(Template)]
 #[template(path = "admin_mode.html")]

@@ -18,7 +18,7 @@ use latchkey_core::StoreError;
 use super::super::pages::{page, Nav};
 use super::super::params::Params;
 use super::super::{request_id, AppState};
-use super::admin::administrator;
+use super::gate::administrator;
 use super::{
     csrf_failure, csrf_ok, day, internal_page, not_found_page, redirect, session_csrf, SignedIn,
 };

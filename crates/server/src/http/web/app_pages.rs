@@ -22,9 +22,8 @@ use latchkey_core::service::ServiceError;
 use super::super::pages::{page, Nav};
 use super::super::params::{Params, Value};
 use super::super::{request_id, AppState};
-use super::admin::administrator;
-use super::settings::{chosen_scopes, offered, signed_in};
-use super::settings_apps::ApplicationForm;
+use super::forms::{chosen_scopes, offered, scope_choices, ApplicationForm, Choice};
+use super::gate::{administrator, signed_in};
 use super::{
     csrf_failure, csrf_ok, day, internal_page, moment, not_found_page, redirect, session_csrf,
     SignedIn,
@@ -106,36 +105,6 @@ async fn found<R: Realm>(
         Ok(_) | Err(ServiceError::NotFound) => Err(not_found_page()),
         Err(e) => Err(internal_page(e)),
     }
-}
-
-/// A checkbox of a form: its value, what it means, whether it is ticked.
-pub(super) struct Choice {
-    pub value: String,
-    pub about: String,
-    pub checked: bool,
-}
-
-/// The scopes a form offers (`offered`, and whatever `current` already
-/// has, so that editing never drops one silently), ticked when chosen.
-pub(super) fn scope_choices(offered: &[(String, String)], current: &[String]) -> Vec<Choice> {
-    let mut all: Vec<Choice> = offered
-        .iter()
-        .map(|(value, about)| Choice {
-            value: value.clone(),
-            about: about.clone(),
-            checked: current.contains(value),
-        })
-        .collect();
-    for extra in current {
-        if !all.iter().any(|c| &c.value == extra) {
-            all.push(Choice {
-                value: extra.clone(),
-                about: latchkey_core::scopes::describe(extra),
-                checked: true,
-            });
-        }
-    }
-    all
 }
 
 fn grant_choices(app: &Application) -> Vec<Choice> {

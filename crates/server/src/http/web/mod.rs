@@ -70,6 +70,8 @@ mod admin_users;
 pub mod app_pages;
 pub(crate) mod authorize;
 pub(crate) mod device;
+mod forms;
+mod gate;
 mod group_page;
 mod password;
 mod profile;

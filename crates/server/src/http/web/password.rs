@@ -15,7 +15,7 @@ use secrecy::SecretString;
 use super::super::pages::{page, Nav};
 use super::super::params::Params;
 use super::super::{request_id, AppState};
-use super::settings::{posting, signed_in};
+use super::gate::{posting, signed_in};
 use super::{internal_page, session_csrf, set_cookie, with_cookies, SignedIn, SESSION_COOKIE};
 
 const PASSWORD_PATH: &str = "/-/user_settings/password";

@@ -15,7 +15,7 @@ use latchkey_core::session::SessionInfo;
 use super::super::pages::{page, Nav};
 use super::super::params::Params;
 use super::super::{request_id, AppState};
-use super::settings::{posting, signed_in};
+use super::gate::{posting, signed_in};
 use super::{internal_page, moment, not_found_page, redirect, session_csrf, SignedIn};
 
 const SESSIONS_PATH: &str = "/-/user_settings/active_sessions";

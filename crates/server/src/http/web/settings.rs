@@ -9,15 +9,15 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use latchkey_core::context::Via;
 use latchkey_core::pagination::PageRequest;
-use latchkey_core::scopes::{describe, Scopes};
 use latchkey_core::service::ServiceError;
-use latchkey_core::token::{parse_expiry, TokenFilter, PRIVILEGED_SCOPES};
+use latchkey_core::token::{parse_expiry, TokenFilter};
 
 use super::super::pages::{page, Nav};
-use super::super::params::{Params, Value};
+use super::super::params::Params;
 use super::super::{request_id, AppState};
-use super::app_pages::{scope_choices, Choice};
-use super::{csrf_failure, csrf_ok, current, day, internal_page, redirect, session_csrf, SignedIn};
+use super::forms::{chosen_scopes, offered, scope_choices, Choice};
+use super::gate::{posting, signed_in};
+use super::{day, internal_page, redirect, session_csrf, SignedIn};
 
 const TOKENS_PATH: &str = "/-/user_settings/personal_access_tokens";
 
@@ -43,52 +43,6 @@ struct TokensPage<'a> {
     max_expiry: String,
     scopes: Vec<Choice>,
     tokens: Vec<Row>,
-}
-
-/// The signed-in browser, or the answer that sends it to sign in first.
-pub(super) async fn signed_in(
-    state: &AppState,
-    headers: &HeaderMap,
-    back: &str,
-) -> Result<SignedIn, Response> {
-    match current(state, headers).await {
-        Ok(Some(s)) => Ok(s),
-        Ok(None) => Err(redirect(
-            &super::append_query("/users/sign_in", &[("return_to", back)]),
-            &[],
-        )),
-        Err(e) => Err(internal_page(e)),
-    }
-}
-
-/// The signed-in browser whose form carries its session's CSRF token, or
-/// the answer: to sign in (coming back to `back`), or the expired-form page.
-pub(super) async fn posting(
-    state: &AppState,
-    headers: &HeaderMap,
-    params: &Params,
-    back: &str,
-) -> Result<SignedIn, Response> {
-    let s = signed_in(state, headers, back).await?;
-    if !csrf_ok(state, headers, Some(&s.session), params) {
-        return Err(csrf_failure());
-    }
-    Ok(s)
-}
-
-/// What the form offers: the server's scopes, less the privileged ones for
-/// users who are not administrators.
-pub(super) fn offered(state: &AppState, admin: bool) -> Vec<(String, String)> {
-    state
-        .services
-        .config()
-        .scopes
-        .names()
-        .iter()
-        .filter(|s| !s.ends_with('*'))
-        .filter(|s| admin || !PRIVILEGED_SCOPES.contains(&s.as_str()))
-        .map(|s| (s.clone(), describe(s)))
-        .collect()
 }
 
 struct Form<'a> {
@@ -210,21 +164,6 @@ pub async fn tokens_page(
         ..Form::blank()
     };
     render(&state, &s, StatusCode::OK, form).await
-}
-
-/// The checked scopes (`scopes[]` checkboxes, or one string).
-pub(super) fn chosen_scopes(params: &Params) -> Vec<String> {
-    match params.get("scopes") {
-        Some(Value::Array(items)) => items
-            .iter()
-            .filter_map(|v| match v {
-                Value::Str(s) => Some(s.clone()),
-                _ => None,
-            })
-            .collect(),
-        Some(Value::Str(s)) => Scopes::normalise(&s.replace(',', " ")),
-        _ => Vec::new(),
-    }
 }
 
 /// `POST /-/user_settings/personal_access_tokens`: the new token is shown

@@ -7,7 +7,6 @@ use askama::Template;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
-use latchkey_core::application::ApplicationParams;
 use latchkey_core::context::Via;
 use latchkey_core::pagination::PageRequest;
 use latchkey_core::service::ServiceError;
@@ -15,8 +14,8 @@ use latchkey_core::service::ServiceError;
 use super::super::pages::{page, Nav};
 use super::super::params::Params;
 use super::super::{request_id, AppState};
-use super::app_pages::{scope_choices, Choice};
-use super::settings::{chosen_scopes, offered, posting, signed_in};
+use super::forms::{offered, scope_choices, ApplicationForm, Choice};
+use super::gate::{posting, signed_in};
 use super::{day, internal_page, not_found_page, redirect, session_csrf, SignedIn};
 
 const APPS_PATH: &str = "/-/user_settings/applications";
@@ -197,51 +196,6 @@ pub async fn create_application(
         Err(ServiceError::Validation(v)) => refused(v.to_string()).await,
         Err(ServiceError::Invalid(m)) => refused(m).await,
         Err(e) => internal_page(e),
-    }
-}
-
-/// The new-application form as sent (User Settings and the Admin Area).
-pub(super) struct ApplicationForm {
-    pub name: String,
-    /// One per line.
-    pub redirect_uri: String,
-    pub scopes: Vec<String>,
-    pub confidential: bool,
-}
-
-impl ApplicationForm {
-    pub(super) fn read(params: &Params) -> Self {
-        Self {
-            name: params.get_str("name").unwrap_or("").trim().to_owned(),
-            redirect_uri: params
-                .get_str("redirect_uri")
-                .unwrap_or("")
-                .split_whitespace()
-                .collect::<Vec<_>>()
-                .join("\n"),
-            scopes: chosen_scopes(params),
-            confidential: params
-                .get_str("confidential")
-                .is_some_and(|v| v == "true" || v == "1"),
-        }
-    }
-
-    /// Why the form cannot be taken: a scope that is not on `offered`.
-    pub(super) fn unoffered(&self, offered: &[(String, String)]) -> Option<String> {
-        self.scopes
-            .iter()
-            .find(|c| !offered.iter().any(|(o, _)| o == *c))
-            .map(|bad| format!("The scope {bad} cannot be chosen here."))
-    }
-
-    pub(super) fn params(&self) -> ApplicationParams {
-        ApplicationParams {
-            name: Some(self.name.clone()),
-            redirect_uri: Some(self.redirect_uri.clone()),
-            scopes: Some(self.scopes.join(" ")),
-            confidential: self.confidential,
-            grant_types: None,
-        }
     }
 }
 
