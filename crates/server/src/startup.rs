@@ -317,6 +317,7 @@ pub async fn serve(
     spawn_cleanup(state.services.clone());
     spawn_forget_idle_limits(state.observer.clone());
     spawn_usage_flush(state.services.clone());
+    spawn_fold_counts(state.services.clone());
     let services = state.services.clone();
     let app = http::router(state);
     crate::server::run(listener, app, limits, shutdown_signal()).await;
@@ -381,6 +382,22 @@ fn spawn_forget_idle_limits(observer: Arc<http::observe::Observer>) {
         loop {
             tick.tick().await;
             observer.limits.forget_idle();
+        }
+    });
+}
+
+/// How often the counts the database keeps as deltas are folded (see
+/// `Store::fold_counts`): the sum a listing reads stays a few rows long.
+const FOLD_COUNTS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+fn spawn_fold_counts(services: Services) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(FOLD_COUNTS_INTERVAL);
+        loop {
+            tick.tick().await;
+            if let Err(e) = services.store().fold_counts().await {
+                tracing::debug!(error = %Chain(&e), "folding the counts failed (tried again next second)");
+            }
         }
     });
 }

@@ -369,9 +369,11 @@ impl<B: Backend> ApplicationStore for SqlStore<B> {
                     if let Some(ordered) = ordered {
                         c.execute(ordered, &[]).await?;
                     }
-                    let n = match known {
-                        Some(n) => n,
-                        None => count(c, &COUNT_INSTANCE, &[]).await? as i64,
+                    let n = match (known, B::DIALECT.instance_count()) {
+                        (Some(n), _) => n,
+                        // Capped as the walk is (the contract of the store).
+                        (None, Some(sum)) => (count(c, sum, &[]).await? as i64).min(COUNT_CAP + 1),
+                        (None, None) => count(c, &COUNT_INSTANCE, &[]).await? as i64,
                     };
                     let page = params![page.limit(), page.offset()];
                     Ok((query_as(c, PAGE_INSTANCE, &page, app_from_row).await?, n))

@@ -87,6 +87,37 @@ impl Dialect {
         }
     }
 
+    /// The count of instance applications where a trigger keeps it as
+    /// deltas (PostgreSQL, schema 16: a sum over a few rows, read in the
+    /// page's snapshot); `None` where the table is counted (SQLite, whose
+    /// serving process remembers the count).
+    pub fn instance_count(self) -> Option<&'static str> {
+        match self {
+            Dialect::Sqlite => None,
+            Dialect::Postgres => Some(
+                "SELECT CAST(COALESCE(SUM(delta), 0) AS BIGINT) FROM instance_application_counts",
+            ),
+        }
+    }
+
+    /// Folds the deltas of [`Self::instance_count`] into one row (nothing
+    /// when there is at most one). Rows inserted meanwhile are not in the
+    /// statement's snapshot and stay; two instances folding at once each
+    /// fold what the other did not take.
+    pub fn fold_instance_count(self) -> Option<&'static str> {
+        match self {
+            Dialect::Sqlite => None,
+            Dialect::Postgres => Some(
+                "WITH gone AS (
+                   DELETE FROM instance_application_counts
+                   WHERE (SELECT COUNT(*) FROM (SELECT 1 FROM instance_application_counts LIMIT 2) AS two) > 1
+                   RETURNING delta)
+                 INSERT INTO instance_application_counts (delta)
+                 SELECT SUM(delta) FROM gone HAVING COUNT(*) > 0",
+            ),
+        }
+    }
+
     /// A statement that makes the rest of a read transaction walk an index
     /// in order rather than gather rows and sort them. PostgreSQL plans the
     /// first page of instance applications as a bitmap scan and a sort of

@@ -95,6 +95,13 @@ impl<B: Backend> Store for SqlStore<B> {
         self.check_outside_changes().await
     }
 
+    async fn fold_counts(&self) -> Result<(), StoreError> {
+        match B::DIALECT.fold_instance_count() {
+            Some(fold) => self.write_one(fold, Vec::new()).await.map(drop),
+            None => Ok(()),
+        }
+    }
+
     async fn transaction(&self, work: TransactionWork) -> Result<Committed, StoreError> {
         self.unit_of_work(work).await
     }

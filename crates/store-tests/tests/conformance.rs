@@ -726,6 +726,26 @@ async fn scenario_list_instance_applications(store: Arc<dyn Store>) {
         assert_eq!(total, 7, "page {n}");
     }
 
+    // Folding whatever the backend keeps as deltas changes no total; a
+    // delete and a move out of the instance's count are counted.
+    store.fold_counts().await.expect("fold");
+    store.fold_counts().await.expect("fold again");
+    let (_, total) = store
+        .list_instance_applications(PageRequest::default())
+        .await
+        .expect("list");
+    assert_eq!(total, 7);
+    let extra = app(&store, "instance-extra", None).await;
+    assert!(store
+        .delete_application(extra.id, Ownership::Instance)
+        .await
+        .expect("delete"));
+    let (_, total) = store
+        .list_instance_applications(PageRequest::default())
+        .await
+        .expect("list");
+    assert_eq!(total, 7);
+
     // Searched: by name (any case, its own wildcards literal) or by the
     // exact client id; owned applications never.
     let (apps, total) = store
