@@ -43,8 +43,11 @@ CREATE TRIGGER users_announce_truncate
     AFTER TRUNCATE ON users
     FOR EACH STATEMENT EXECUTE FUNCTION latchkey_announce_change('auth');
 
+-- Not on secret_digest: every create and renewal sets it, and a secret is
+-- not part of what a bearer token authenticates as.
 CREATE TRIGGER oauth_applications_announce
-    AFTER UPDATE OR DELETE
+    AFTER UPDATE OF uid, name, redirect_uri, scopes, confidential, trusted, owner_id, group_id,
+        dynamic, grant_types OR DELETE
     ON oauth_applications FOR EACH ROW EXECUTE FUNCTION latchkey_announce_change('auth');
 CREATE TRIGGER oauth_applications_announce_truncate
     AFTER TRUNCATE ON oauth_applications
