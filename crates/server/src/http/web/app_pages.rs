@@ -20,9 +20,11 @@ use latchkey_core::context::Via;
 use latchkey_core::service::ServiceError;
 
 use super::super::pages::{page, Nav};
-use super::super::params::{Params, Value};
+use super::super::params::Params;
 use super::super::{request_id, AppState};
-use super::forms::{chosen_scopes, offered, scope_choices, ApplicationForm, Choice};
+use super::forms::{
+    checked, chosen_scopes, offered, scope_choices, ticked, ApplicationForm, Choice,
+};
 use super::gate::{administrator, signed_in};
 use super::{
     csrf_failure, csrf_ok, day, internal_page, moment, not_found_page, redirect, session_csrf,
@@ -358,7 +360,7 @@ pub async fn update<R: Realm>(
         ..Default::default()
     };
     if R::ADMIN {
-        changes.trusted = Some(yes(&params, "trusted"));
+        changes.trusted = Some(checked(&params, "trusted"));
         let grants = ticked(&params, "grant_types");
         match latchkey_core::application::checked_grant_types(grants.iter().map(String::as_str)) {
             Ok(list) if !list.is_empty() => changes.grant_types = Some(list),
@@ -377,30 +379,6 @@ pub async fn update<R: Realm>(
         Err(ServiceError::Invalid(m)) => refused(&m, &sent_app),
         Err(e) => internal_page(e),
     }
-}
-
-/// The values of the checkboxes `key[]` that are ticked (or one string of
-/// them, separated by spaces or commas).
-fn ticked(params: &Params, key: &str) -> Vec<String> {
-    match params.get(key) {
-        Some(Value::Array(items)) => items
-            .iter()
-            .filter_map(|v| match v {
-                Value::Str(s) => Some(s.clone()),
-                _ => None,
-            })
-            .collect(),
-        Some(Value::Str(s)) => s
-            .split([',', ' '])
-            .filter(|x| !x.is_empty())
-            .map(str::to_owned)
-            .collect(),
-        _ => Vec::new(),
-    }
-}
-
-fn yes(params: &Params, key: &str) -> bool {
-    params.get_str(key).is_some_and(|v| v == "true" || v == "1")
 }
 
 /// `POST {BASE}/:id/renew`: a new secret, shown once on the application's

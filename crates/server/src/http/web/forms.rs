@@ -57,6 +57,15 @@ pub(super) fn offered(state: &AppState, admin: bool) -> Vec<(String, String)> {
 /// The checked scopes (`scopes[]` checkboxes, or one string).
 pub(super) fn chosen_scopes(params: &Params) -> Vec<String> {
     match params.get("scopes") {
+        Some(Value::Str(s)) => Scopes::normalise(&s.replace(',', " ")),
+        _ => ticked(params, "scopes"),
+    }
+}
+
+/// The values of the checkboxes `key[]` that are ticked (or one string of
+/// them, separated by spaces or commas).
+pub(super) fn ticked(params: &Params, key: &str) -> Vec<String> {
+    match params.get(key) {
         Some(Value::Array(items)) => items
             .iter()
             .filter_map(|v| match v {
@@ -64,9 +73,18 @@ pub(super) fn chosen_scopes(params: &Params) -> Vec<String> {
                 _ => None,
             })
             .collect(),
-        Some(Value::Str(s)) => Scopes::normalise(&s.replace(',', " ")),
+        Some(Value::Str(s)) => s
+            .split([',', ' '])
+            .filter(|x| !x.is_empty())
+            .map(str::to_owned)
+            .collect(),
         _ => Vec::new(),
     }
+}
+
+/// Whether the checkbox `key` is ticked (`true` or `1`).
+pub(super) fn checked(params: &Params, key: &str) -> bool {
+    params.get_str(key).is_some_and(|v| v == "true" || v == "1")
 }
 
 /// The new-application form as sent (User Settings and the Admin Area).
@@ -89,9 +107,7 @@ impl ApplicationForm {
                 .collect::<Vec<_>>()
                 .join("\n"),
             scopes: chosen_scopes(params),
-            confidential: params
-                .get_str("confidential")
-                .is_some_and(|v| v == "true" || v == "1"),
+            confidential: checked(params, "confidential"),
         }
     }
 
