@@ -3,7 +3,7 @@
 #
 #   bench/run.sh            small database: every endpoint at 1, 16, 64 connections,
 #                           the ceiling, cold start, idle RSS, binary size
-#                           (~2.5 min after the build, more when measurements are retried)
+#                           (~5 min after the build, more when measurements are retried)
 #   bench/run.sh --scale    the same, then 1,000,000 applications and 100,000 users
 #                           loaded through the store (~6 s), and the same measurements
 #                           again, deep pages and the full streamed list (~3.5 min more)
@@ -13,7 +13,7 @@
 #                           created and dropped), with one latchkey instance and with two
 #                           on one database (two wrk processes, half the connections each),
 #                           and pgbench's simple insert and primary-key select as the
-#                           database's own reference (~5 min more)
+#                           database's own reference (~10 min more)
 #
 # Options: --duration S (each measurement, default 5), --warmup S (default 1),
 #          --scale-apps N (default 1000000), --scale-users N (default 100000),
@@ -302,20 +302,45 @@ refresh_pool() { # connections: a fresh pool of live refresh tokens for one wrk 
         password_grant refresh_token >>"$WORK/refresh.txt"
     done
     [ "$(grep -c . "$WORK/refresh.txt")" = "$n" ] || die "could not make $n refresh tokens"
-    # Two instances: each wrk gets a pool of its own.
-    if [ -n "${SECOND_PID:-}" ]; then
-        head -n $(( (n + 1) / 2 )) "$WORK/refresh.txt" >"$WORK/refresh.txt.1"
-        tail -n +$(( (n + 1) / 2 + 1 )) "$WORK/refresh.txt" >"$WORK/refresh.txt.2"
-    fi
+    split_pool "$WORK/refresh.txt"
+}
+# Two instances: each wrk gets half the pool, a file of its own.
+split_pool() { # file
+    local n
+    [ -n "${SECOND_PID:-}" ] || return 0
+    n=$(grep -c . "$1")
+    head -n $(( (n + 1) / 2 )) "$1" >"$1.1"
+    tail -n +$(( (n + 1) / 2 + 1 )) "$1" >"$1.2"
+}
+# Single-use grants (authorization codes, approved device codes) written
+# straight into the SQLite database the server serves, by the loader: one
+# per request of a run (at most POOL_RATE requests a second), so that the
+# token endpoint's redemption is measured alone, not the browser flow that
+# mints a code.
+POOL_RATE=16000
+code_pool() { # connections (unused)
+    taskset -c $LOAD_CORE "$LOADER" --database-url "$POOL_DB" --pool authorization_code \
+        --count $(( POOL_RATE * DURATION )) --client-id "$CLIENT_ID" \
+        --redirect-uri https://b.example/cb --out "$WORK/codes.txt" 2>>"$WORK/loader.log" \
+        || die "the loader could not write authorization codes (see $WORK/loader.log)"
+    split_pool "$WORK/codes.txt"
+}
+device_pool() { # connections (unused)
+    taskset -c $LOAD_CORE "$LOADER" --database-url "$POOL_DB" --pool device_code \
+        --count $(( POOL_RATE * DURATION )) --client-id "$CLIENT_ID" --out "$WORK/devices.txt" \
+        2>>"$WORK/loader.log" || die "the loader could not write device codes (see $WORK/loader.log)"
+    split_pool "$WORK/devices.txt"
 }
 
 # One load measurement: warm-up, reset the server's peak RSS, measure.
 measure() { # phase endpoint pid url method body connections
     local phase=$1 name=$2 pid=$3 url=$4 method=$5 body=$6 c=$7 out json hwm rss
-    # BEARER, REFRESH_FILE and PREP (a function run with the connection count
+    # BEARER, POOL_FILE/POOL_FIELD/POOL_CHAIN (see wrk.lua) and PREP (a
+    # function run with the connection count
     # before every wrk run) are set by the caller for the OAuth endpoints.
     export BENCH_METHOD=$method BENCH_TOKEN=$TOKEN BENCH_BODY=$body
-    export BENCH_BEARER=${BEARER:-} BENCH_REFRESH_FILE=${REFRESH_FILE:-}
+    export BENCH_BEARER=${BEARER:-} BENCH_POOL_FILE=${POOL_FILE:-}
+    export BENCH_POOL_FIELD=${POOL_FIELD:-} BENCH_POOL_CHAIN=${POOL_CHAIN:-}
     [ -z "${PREP:-}" ] || "$PREP" "$c"
     if [ -z "${SECOND_PID:-}" ]; then
         taskset -c $LOAD_CORE wrk -t1 -c"$c" -d"${WARMUP}s" --timeout 10s \
@@ -415,10 +440,10 @@ run_wrk_pair() { # connections seconds url [--latency]
     local c=$1 d=$2 url=$3 lat=${4:-} h1 h2
     h1=$(( (c + 1) / 2 )); h2=$(( c / 2 ))
     [ "$h2" -ge 1 ] || h2=1
-    BENCH_REFRESH_FILE=${REFRESH_FILE:+$REFRESH_FILE.1} taskset -c $LOAD_CORE wrk -t1 -c"$h1" -d"${d}s" \
+    BENCH_POOL_FILE=${POOL_FILE:+$POOL_FILE.1} taskset -c $LOAD_CORE wrk -t1 -c"$h1" -d"${d}s" \
         --timeout 10s $lat -s "$HERE/wrk.lua" "$url" >"$WORK/wrk.out" &
     local w1=$!
-    BENCH_REFRESH_FILE=${REFRESH_FILE:+$REFRESH_FILE.2} taskset -c $LOAD_CORE wrk -t1 -c"$h2" -d"${d}s" \
+    BENCH_POOL_FILE=${POOL_FILE:+$POOL_FILE.2} taskset -c $LOAD_CORE wrk -t1 -c"$h2" -d"${d}s" \
         --timeout 10s $lat -s "$HERE/wrk.lua" "${url/$BASE/$BASE2}" >"$WORK/wrk2.out" &
     local w2=$!
     wait "$w1" "$w2"
@@ -517,9 +542,71 @@ measure_all() { # phase pid user_app_id list_pages...
             "grant_type=client_credentials&client_id=$CLIENT_ID&client_secret=$CLIENT_SECRET" "$c"
     done
     for c in "${CONNECTIONS[@]}"; do
-        PREP=refresh_pool REFRESH_FILE=$WORK/refresh.txt measure "$phase" "POST /oauth/token refresh_token" \
-            "$pid" "$BASE/oauth/token" POST "client_id=$CLIENT_ID&client_secret=$CLIENT_SECRET" "$c"
+        PREP=refresh_pool POOL_FILE=$WORK/refresh.txt POOL_FIELD=refresh_token POOL_CHAIN=refresh_token \
+            measure "$phase" "POST /oauth/token refresh_token" "$pid" "$BASE/oauth/token" POST \
+            "grant_type=refresh_token&client_id=$CLIENT_ID&client_secret=$CLIENT_SECRET" "$c"
     done
+    # The grants whose codes the loader mints: SQLite only (POOL_DB).
+    if [ -n "${POOL_DB:-}" ]; then
+        for c in "${CONNECTIONS[@]}"; do
+            PREP=code_pool POOL_FILE=$WORK/codes.txt POOL_FIELD=code POOL_CHAIN= \
+                measure "$phase" "POST /oauth/token authorization_code" "$pid" "$BASE/oauth/token" POST \
+                "grant_type=authorization_code&redirect_uri=https%3A%2F%2Fb.example%2Fcb&client_id=$CLIENT_ID&client_secret=$CLIENT_SECRET" "$c"
+        done
+        for c in "${CONNECTIONS[@]}"; do
+            PREP=device_pool POOL_FILE=$WORK/devices.txt POOL_FIELD=device_code POOL_CHAIN= \
+                measure "$phase" "POST /oauth/token device_code" "$pid" "$BASE/oauth/token" POST \
+                "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Adevice_code&client_id=$CLIENT_ID&client_secret=$CLIENT_SECRET" "$c"
+        done
+    fi
+    # The listing again, on the table the creates grew (tens of thousands of
+    # rows): first, middle and last page, offset and keyset. The issue's
+    # bar: a page costs what it cost on the small table. (The scale phase
+    # measures its own deep pages.)
+    [ "$phase" != scale ] || return 0
+    local rows mid last kmid klast
+    read -r rows kmid klast < <(grown_table)
+    emit "{\"kind\":\"grown\",\"phase\":\"$phase\",\"instance_applications\":$rows}"
+    log "  $phase: $rows instance applications after the creates"
+    last=$(( (rows + 19) / 20 )); mid=$(( (last + 1) / 2 ))
+    for c in 16 64; do
+        measure "$phase" "GET /applications first page, grown" "$pid" \
+            "$API/applications?per_page=20&page=1" GET "" "$c"
+    done
+    for c in 16 64; do
+        measure "$phase" "GET /applications middle page, grown" "$pid" \
+            "$API/applications?per_page=20&page=$mid" GET "" "$c"
+    done
+    for c in 16 64; do
+        measure "$phase" "GET /applications last page, grown" "$pid" \
+            "$API/applications?per_page=20&page=$last" GET "" "$c"
+    done
+    for c in 16 64; do
+        measure "$phase" "GET /applications keyset middle, grown" "$pid" \
+            "$API/applications?pagination=keyset&per_page=20&id_after=$kmid" GET "" "$c"
+    done
+    for c in 16 64; do
+        measure "$phase" "GET /applications keyset last, grown" "$pid" \
+            "$API/applications?pagination=keyset&per_page=20&id_after=$klast" GET "" "$c"
+    done
+}
+
+# The phase's instance applications: how many, the id before the middle
+# one and the id 20 before the end (keyset pages that start there).
+GROWN_SQL="SELECT (SELECT COUNT(*) FROM oauth_applications WHERE owner_id IS NULL),
+    (SELECT id FROM oauth_applications WHERE owner_id IS NULL ORDER BY id
+        LIMIT 1 OFFSET (SELECT COUNT(*) / 2 FROM oauth_applications WHERE owner_id IS NULL)),
+    (SELECT id FROM oauth_applications WHERE owner_id IS NULL ORDER BY id DESC LIMIT 1 OFFSET 20)"
+grown_table() {
+    if [ -n "${PHASE_PG_URL:-}" ]; then
+        psql "$PHASE_PG_URL" -qAt -F ' ' -c "$GROWN_SQL"
+    else
+        python3 - "$DB" "$GROWN_SQL" <<'PY'
+import sqlite3, sys
+c = sqlite3.connect(f"file:{sys.argv[1]}?mode=ro", uri=True)
+print(*c.execute(sys.argv[2]).fetchone())
+PY
+    fi
 }
 
 emit "{\"kind\":\"loadavg\",\"when\":\"start\",\"loadavg\":\"$(cut -d' ' -f1-3 /proc/loadavg)\"}"
@@ -581,7 +668,7 @@ stop_pid "$CEILING_PID"; CEILING_PID=
 
 log "small database: load"
 KEYSET_AFTERS=(0 80)
-measure_all small "$SERVER_PID" "$APP_ID" 1 "$LAST_SMALL"
+POOL_DB="sqlite://$DB?mode=rw" measure_all small "$SERVER_PID" "$APP_ID" 1 "$LAST_SMALL"
 log "small database: worst-case inputs"
 taskset -c $LOAD_CORE python3 "$HERE/worst_case.py" "$BASE" "$TOKEN" "$CLIENT_ID" "$CLIENT_SECRET" \
     "$SERVER_PID" >>"$RESULTS" || die "the worst-case inputs failed"
@@ -653,11 +740,13 @@ pg_phase() { # phase instances
     oauth_setup
     log "PostgreSQL, $n instance(s): load"
     KEYSET_AFTERS=(0 80)
+    PHASE_PG_URL=$(pg_url "$PGDB")
     if [ "$n" = 2 ]; then
         SECOND_PID=$SERVER2_PID measure_all "$phase" "$SERVER_PID" "$APP_ID" 1 "$LAST_SMALL"
     else
         measure_all "$phase" "$SERVER_PID" "$APP_ID" 1 "$LAST_SMALL"
     fi
+    PHASE_PG_URL=
     if [ "$n" = 2 ]; then limited_count "$phase" "$PORT" "$PORT2"; else limited_count "$phase" "$PORT"; fi
     pg_admin "VACUUM"
     # Where a listing page's time goes after the creates: the plan.

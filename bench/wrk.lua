@@ -3,10 +3,13 @@
 --   BENCH_TOKEN   sent as the PRIVATE-TOKEN header when set
 --   BENCH_BEARER  sent as "Authorization: Bearer ..." when set (instead of BENCH_TOKEN)
 --   BENCH_BODY    request body (sent as application/x-www-form-urlencoded) when set
---   BENCH_REFRESH_FILE  refresh tokens, one per line (at least one per connection):
---                 each request refreshes one (BENCH_BODY is the rest of the form:
---                 client_id and client_secret) and the new refresh token from the
---                 answer goes back into the pool, so every request uses a live one
+--   BENCH_POOL_FILE  single-use credentials, one per line: each request sends
+--                 one as the form field BENCH_POOL_FIELD (BENCH_BODY is the rest
+--                 of the form: grant_type, client_id, ...). With BENCH_POOL_CHAIN
+--                 (a field of the JSON answer, e.g. refresh_token) the answer's
+--                 value goes back into the pool, so a pool of one per connection
+--                 lasts (refresh tokens); without it the pool must hold a
+--                 credential per request (authorization codes, device codes)
 -- done() prints one line "BENCH_JSON {...}" with the raw figures,
 -- latencies in microseconds, including p99.9 (wrk --latency prints only
 -- 50/75/90/99).
@@ -24,22 +27,26 @@ if body and body ~= "" then
   wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
 end
 
-local refresh_file = os.getenv("BENCH_REFRESH_FILE")
-if refresh_file and refresh_file ~= "" then
+local pool_file = os.getenv("BENCH_POOL_FILE")
+if pool_file and pool_file ~= "" then
   local pool = {}
-  for line in io.lines(refresh_file) do
+  for line in io.lines(pool_file) do
     if line ~= "" then pool[#pool + 1] = line end
   end
+  local field = os.getenv("BENCH_POOL_FIELD") or "refresh_token"
+  local chain = os.getenv("BENCH_POOL_CHAIN") or ""
+  local pattern = '"' .. chain .. '":"([^"]+)"'
   local rest = body or ""
   request = function()
     local t = table.remove(pool)
     if not t then t = "pool-empty" end  -- answered 400: counted as an error
-    return wrk.format("POST", nil, nil,
-      "grant_type=refresh_token&refresh_token=" .. t .. "&" .. rest)
+    return wrk.format("POST", nil, nil, field .. "=" .. t .. "&" .. rest)
   end
-  response = function(status, headers, resp)
-    local t = resp and string.match(resp, '"refresh_token":"([^"]+)"')
-    if t then pool[#pool + 1] = t end
+  if chain ~= "" then
+    response = function(status, headers, resp)
+      local t = resp and string.match(resp, pattern)
+      if t then pool[#pool + 1] = t end
+    end
   end
 end
 
