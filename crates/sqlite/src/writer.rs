@@ -31,6 +31,8 @@ use crate::conn::{map_err, LiteConn};
 const MAX_BATCH: usize = 256;
 /// Writes waiting for the writer at most (then writers wait to enqueue).
 const QUEUE: usize = 4096;
+/// The writer's page cache, in KiB (SQLite's default is 2,000).
+const WRITER_CACHE_KIB: u32 = 16 * 1024;
 
 /// Tells a writer how its write ended, once the batch's commit is known.
 type Completer = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
@@ -197,6 +199,12 @@ fn connect(open: &Open<'_>) -> rusqlite::Result<Connection> {
     // survives a crash of the process or the machine.
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.execute_batch("PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")?;
+    // Every write goes through this connection, and the digest indexes
+    // (tokens, codes, device codes) are written at random pages: with
+    // SQLite's default 2 MB cache it read most of them back from the OS
+    // for each group commit (measured: a third of its time in pread on a
+    // table of 100,000 device codes). The cache fills only as used.
+    conn.execute_batch(&format!("PRAGMA cache_size = -{WRITER_CACHE_KIB};"))?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(conn)
 }
