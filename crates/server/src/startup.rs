@@ -338,13 +338,25 @@ const USAGE_FLUSH_INTERVAL: std::time::Duration = std::time::Duration::from_secs
 /// How long the last flush at shutdown may take.
 const FINAL_FLUSH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
-fn spawn_usage_flush(services: Services) {
+/// Run `work` every `period`, for as long as the runtime runs.
+fn spawn_every<F, Fut>(period: std::time::Duration, mut work: F)
+where
+    F: FnMut() -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(USAGE_FLUSH_INTERVAL);
+        let mut tick = tokio::time::interval(period);
         loop {
             tick.tick().await;
-            flush_usage(&services).await;
+            work().await;
         }
+    });
+}
+
+fn spawn_usage_flush(services: Services) {
+    spawn_every(USAGE_FLUSH_INTERVAL, move || {
+        let services = services.clone();
+        async move { flush_usage(&services).await }
     });
 }
 
@@ -377,12 +389,9 @@ pub fn spawn_metrics_listener(listener: TcpListener, observer: Arc<http::observe
 const FORGET_IDLE_LIMITS: std::time::Duration = std::time::Duration::from_secs(60);
 
 fn spawn_forget_idle_limits(observer: Arc<http::observe::Observer>) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(FORGET_IDLE_LIMITS);
-        loop {
-            tick.tick().await;
-            observer.limits.forget_idle();
-        }
+    spawn_every(FORGET_IDLE_LIMITS, move || {
+        observer.limits.forget_idle();
+        std::future::ready(())
     });
 }
 
@@ -391,10 +400,9 @@ fn spawn_forget_idle_limits(observer: Arc<http::observe::Observer>) {
 const FOLD_COUNTS_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
 fn spawn_fold_counts(services: Services) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(FOLD_COUNTS_INTERVAL);
-        loop {
-            tick.tick().await;
+    spawn_every(FOLD_COUNTS_INTERVAL, move || {
+        let services = services.clone();
+        async move {
             if let Err(e) = services.store().fold_counts().await {
                 tracing::debug!(error = %Chain(&e), "folding the counts failed (tried again next second)");
             }

@@ -30,22 +30,6 @@ struct MessagePage<'a> {
     description: &'a str,
 }
 
-/// The signed-in browser, or a redirect to sign in and come back to `back`.
-async fn require_sign_in(
-    state: &AppState,
-    headers: &HeaderMap,
-    back: &str,
-) -> Result<SignedIn, Response> {
-    match current(state, headers).await {
-        Ok(Some(s)) => Ok(s),
-        Ok(None) => Err(redirect(
-            &append_query("/users/sign_in", &[("return_to", back)]),
-            &[],
-        )),
-        Err(e) => Err(internal_page(e)),
-    }
-}
-
 /// `GET /oauth/device[?user_code=…]`: the form to type the code into.
 #[utoipa::path(
     get,
@@ -68,7 +52,7 @@ pub async fn device_form(
         .path_and_query()
         .map_or("/oauth/device", |p| p.as_str())
         .to_owned();
-    let signed = match require_sign_in(&state, &headers, &back).await {
+    let signed = match super::gate::signed_in(&state, &headers, &back).await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -104,7 +88,7 @@ pub async fn device_lookup(
     headers: HeaderMap,
     params: Params,
 ) -> Response {
-    let signed = match require_sign_in(&state, &headers, "/oauth/device").await {
+    let signed = match super::gate::signed_in(&state, &headers, "/oauth/device").await {
         Ok(s) => s,
         Err(r) => return r,
     };
@@ -162,7 +146,7 @@ pub async fn device_confirm(
     headers: HeaderMap,
     params: Params,
 ) -> Response {
-    let signed = match require_sign_in(&state, &headers, "/oauth/device").await {
+    let signed = match super::gate::signed_in(&state, &headers, "/oauth/device").await {
         Ok(s) => s,
         Err(r) => return r,
     };
