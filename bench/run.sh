@@ -569,25 +569,14 @@ measure_all() { # phase pid user_app_id list_pages...
     emit "{\"kind\":\"grown\",\"phase\":\"$phase\",\"instance_applications\":$rows}"
     log "  $phase: $rows instance applications after the creates"
     last=$(( (rows + 19) / 20 )); mid=$(( (last + 1) / 2 ))
-    for c in 16 64; do
-        measure "$phase" "GET /applications first page, grown" "$pid" \
-            "$API/applications?per_page=20&page=1" GET "" "$c"
-    done
-    for c in 16 64; do
-        measure "$phase" "GET /applications middle page, grown" "$pid" \
-            "$API/applications?per_page=20&page=$mid" GET "" "$c"
-    done
-    for c in 16 64; do
-        measure "$phase" "GET /applications last page, grown" "$pid" \
-            "$API/applications?per_page=20&page=$last" GET "" "$c"
-    done
-    for c in 16 64; do
-        measure "$phase" "GET /applications keyset middle, grown" "$pid" \
-            "$API/applications?pagination=keyset&per_page=20&id_after=$kmid" GET "" "$c"
-    done
-    for c in 16 64; do
-        measure "$phase" "GET /applications keyset last, grown" "$pid" \
-            "$API/applications?pagination=keyset&per_page=20&id_after=$klast" GET "" "$c"
+    for page in "first page|per_page=20&page=1" "middle page|per_page=20&page=$mid" \
+        "last page|per_page=20&page=$last" \
+        "keyset middle|pagination=keyset&per_page=20&id_after=$kmid" \
+        "keyset last|pagination=keyset&per_page=20&id_after=$klast"; do
+        for c in 16 64; do
+            measure "$phase" "GET /applications ${page%%|*}, grown" "$pid" \
+                "$API/applications?${page#*|}" GET "" "$c"
+        done
     done
 }
 
