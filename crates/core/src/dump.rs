@@ -35,9 +35,12 @@ use Kind::{Bool, Int, Text};
 /// server's caches (schema 12); a copy starts it afresh.
 pub const NOT_COPIED: &[(&str, &[&str])] = &[
     ("outside_changes", &["id", "generation"]),
-    // Kept by a trigger on PostgreSQL from the applications themselves
-    // (schema 16), so the copy's inserts count themselves there.
-    ("instance_application_counts", &["id", "delta"]),
+    // Kept by a trigger from the applications themselves (schema 16, per
+    // block of ids since 17), so the copy's inserts count themselves.
+    (
+        "instance_application_counts",
+        &["id", "delta", "block_start"],
+    ),
 ];
 
 /// Every table, parents before children.

@@ -1,9 +1,10 @@
 //! The capped count of instance applications, remembered between pages.
 //!
 //! Every offset page carries totals (`X-Total`, capped at `COUNT_CAP` as
-//! GitLab does), and counting walks up to 10,001 index entries: at scale
-//! that walk was most of a first page's cost, so a page's cost depended on
-//! the table's size. The count changes only when an application is created
+//! GitLab does). Triggers keep the count as deltas per block of ids
+//! (schema 16 and 17), so summing it is a walk over a few rows, not over
+//! the applications; remembering it saves even that on the pages that do
+//! not seek to a block (see `list_instance_applications`). The count changes only when an application is created
 //! or deleted, and on SQLite every such write goes through this process
 //! (`serve` holds the database's lock), so it is kept until the next such
 //! write (`invalidate`, called after the write returns), and until the

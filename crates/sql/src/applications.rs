@@ -1,7 +1,5 @@
 //! Applications (OAuth clients): their statements and store methods.
 
-use std::sync::LazyLock;
-
 use async_trait::async_trait;
 use latchkey_core::application::{
     join_grant_types, Application, ApplicationStore, ApplicationUpdate, ClientSecret,
@@ -39,27 +37,31 @@ const INSERT: &str = concat!(
      VALUES ($1, $2, $3, $4, $5, $6, FALSE, $7, $8, $8, $9, $10, $11, $12) RETURNING ",
     app_columns!()
 );
-/// The capped total (GitLab leaves `X-Total` out above `COUNT_CAP`).
-static COUNT_INSTANCE: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        concat!(
-            "SELECT COUNT(*) FROM (SELECT 1 FROM oauth_applications WHERE ",
-            instance!(),
-            " LIMIT {}) AS capped"
-        ),
-        COUNT_CAP + 1
-    )
-});
-/// One offset page: the ids from the index alone, then their rows.
+/// The count of instance applications, kept as deltas by a trigger
+/// (schema 16): a sum over a few rows (folded every second, see
+/// [`crate::Dialect::fold_instance_count`]), read in the page's snapshot.
+const INSTANCE_COUNT: &str =
+    "SELECT CAST(COALESCE(SUM(delta), 0) AS BIGINT) FROM instance_application_counts";
+/// The same count per block of 1,024 ids (schema 17), in order: where the
+/// n-th instance application lies.
+const INSTANCE_BLOCKS: &str = "SELECT block_start, CAST(SUM(delta) AS BIGINT) AS n
+     FROM instance_application_counts GROUP BY block_start HAVING SUM(delta) <> 0
+     ORDER BY block_start";
+/// One offset page: the ids from the index alone, from the first id of
+/// its block on (`$1`), then their rows.
 const PAGE_INSTANCE: &str = concat!(
     "SELECT ",
     app_columns!(),
     " FROM oauth_applications WHERE id IN
        (SELECT id FROM oauth_applications WHERE ",
     instance!(),
-    " ORDER BY id LIMIT $1 OFFSET $2)
+    " AND id >= $1 ORDER BY id LIMIT $2 OFFSET $3)
      ORDER BY id"
 );
+/// Offsets below this are walked from the first entry of the index (as
+/// few entries as a block holds at most); deeper ones seek to their block.
+const SEEK_FROM: i64 = 1024;
+
 const INSTANCE_AFTER: &str = concat!(
     "SELECT ",
     app_columns!(),
@@ -121,6 +123,20 @@ fn scoped(
 
 /// Offsets up to this are cheap enough to walk on an async worker.
 const BOUNDED_OFFSET: i64 = 10_000;
+
+/// The block (its first id) where the entry at `offset` lies, and how many
+/// entries of that block come before it; `None` past the last entry.
+/// `blocks` are (first id, entries) in order.
+fn find_block(blocks: &[(i64, i64)], offset: i64) -> Option<(i64, i64)> {
+    let mut before = 0;
+    for &(from, n) in blocks {
+        if offset < before + n {
+            return Some((from, offset - before));
+        }
+        before += n;
+    }
+    None
+}
 
 /// Is reading `page` bounded work (see [`Access::Read`])?
 pub(crate) fn bounded(page: PageRequest) -> bool {
@@ -352,16 +368,18 @@ impl<B: Backend> ApplicationStore for SqlStore<B> {
         page: PageRequest,
     ) -> Result<(Vec<Application>, u64), StoreError> {
         // When changes cannot be heard, the remembered count is forgotten
-        // and the table counted: the listing does not fail for that.
+        // and summed again: the listing does not fail for that.
         let _ = self.check_outside_changes().await;
         let known = self.app_count.as_ref().and_then(|c| c.get());
         let ticket = self.app_count.as_ref().map(|c| c.ticket());
         let ordered = B::DIALECT.ordered_scans();
+        let seek = page.offset() >= SEEK_FROM;
         let access = Access::Read {
-            bounded: bounded(page),
-            // A transaction: for the total and the page to agree, and for
-            // the scan setting to hold for the page alone.
-            snapshot: known.is_none() || ordered.is_some(),
+            // At most a block's worth of index entries walked, at any offset.
+            bounded: page.limit() <= MAX_PER_PAGE as i64,
+            // A transaction: for the total, the blocks and the page to
+            // agree, and for the scan setting to hold for the page alone.
+            snapshot: known.is_none() || seek || ordered.is_some(),
         };
         let (apps, n) = self
             .run(access, move |c| {
@@ -369,14 +387,28 @@ impl<B: Backend> ApplicationStore for SqlStore<B> {
                     if let Some(ordered) = ordered {
                         c.execute(ordered, &[]).await?;
                     }
-                    let n = match (known, B::DIALECT.instance_count()) {
-                        (Some(n), _) => n,
-                        // Capped as the walk is (the contract of the store).
-                        (None, Some(sum)) => (count(c, sum, &[]).await? as i64).min(COUNT_CAP + 1),
-                        (None, None) => count(c, &COUNT_INSTANCE, &[]).await? as i64,
+                    let (from, skip, n) = if seek {
+                        let blocks = query_as(c, INSTANCE_BLOCKS, &[], |row| {
+                            Ok((row.int("block_start")?, row.int("n")?))
+                        })
+                        .await?;
+                        let n = blocks.iter().map(|(_, n)| n).sum::<i64>();
+                        match find_block(&blocks, page.offset()) {
+                            Some((from, skip)) => (from, skip, n),
+                            // Past the end.
+                            None => return Ok((Vec::new(), n.min(COUNT_CAP + 1))),
+                        }
+                    } else {
+                        let n = match known {
+                            Some(n) => n,
+                            None => count(c, INSTANCE_COUNT, &[]).await? as i64,
+                        };
+                        (i64::MIN, page.offset(), n)
                     };
-                    let page = params![page.limit(), page.offset()];
-                    Ok((query_as(c, PAGE_INSTANCE, &page, app_from_row).await?, n))
+                    let params = params![from, page.limit(), skip];
+                    let apps = query_as(c, PAGE_INSTANCE, &params, app_from_row).await?;
+                    // Capped as GitLab's count is (the contract of the store).
+                    Ok((apps, n.min(COUNT_CAP + 1)))
                 })
             })
             .await?;

@@ -87,34 +87,35 @@ impl Dialect {
         }
     }
 
-    /// The count of instance applications where a trigger keeps it as
-    /// deltas (PostgreSQL, schema 16: a sum over a few rows, read in the
-    /// page's snapshot); `None` where the table is counted (SQLite, whose
-    /// serving process remembers the count).
-    pub fn instance_count(self) -> Option<&'static str> {
+    /// Statements, run in one transaction, that fold the deltas a trigger
+    /// keeps of the count of instance applications (schema 16, per block
+    /// of ids since 17) into one row per block, and write nothing when
+    /// there is no more than that. On PostgreSQL, rows inserted meanwhile
+    /// are not in the statement's snapshot and stay; two instances folding
+    /// at once each fold what the other did not take. On SQLite the writer
+    /// holds the database: the sums go in after every delta (so each
+    /// block's newest row is its sum), then the older rows go, and the
+    /// blocks that sum to nothing.
+    pub fn fold_instance_count(self) -> &'static [&'static str] {
         match self {
-            Dialect::Sqlite => None,
-            Dialect::Postgres => Some(
-                "SELECT CAST(COALESCE(SUM(delta), 0) AS BIGINT) FROM instance_application_counts",
-            ),
-        }
-    }
-
-    /// Folds the deltas of [`Self::instance_count`] into one row (nothing
-    /// when there is at most one). Rows inserted meanwhile are not in the
-    /// statement's snapshot and stay; two instances folding at once each
-    /// fold what the other did not take.
-    pub fn fold_instance_count(self) -> Option<&'static str> {
-        match self {
-            Dialect::Sqlite => None,
-            Dialect::Postgres => Some(
-                "WITH gone AS (
+            Dialect::Sqlite => &[
+                "INSERT INTO instance_application_counts (block_start, delta)
+                 SELECT block_start, SUM(delta) FROM instance_application_counts
+                 WHERE (SELECT COUNT(*) FROM instance_application_counts)
+                       > (SELECT COUNT(DISTINCT block_start) FROM instance_application_counts)
+                 GROUP BY block_start",
+                "DELETE FROM instance_application_counts WHERE id NOT IN
+                   (SELECT MAX(id) FROM instance_application_counts GROUP BY block_start)",
+                "DELETE FROM instance_application_counts WHERE delta = 0",
+            ],
+            Dialect::Postgres => &["WITH gone AS (
                    DELETE FROM instance_application_counts
-                   WHERE (SELECT COUNT(*) FROM (SELECT 1 FROM instance_application_counts LIMIT 2) AS two) > 1
-                   RETURNING delta)
-                 INSERT INTO instance_application_counts (delta)
-                 SELECT SUM(delta) FROM gone HAVING COUNT(*) > 0",
-            ),
+                   WHERE (SELECT COUNT(*) FROM instance_application_counts)
+                         > (SELECT COUNT(DISTINCT block_start) FROM instance_application_counts)
+                   RETURNING block_start, delta)
+                 INSERT INTO instance_application_counts (block_start, delta)
+                 SELECT block_start, SUM(delta) FROM gone GROUP BY block_start
+                 HAVING SUM(delta) <> 0"],
         }
     }
 

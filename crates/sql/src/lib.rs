@@ -96,10 +96,15 @@ impl<B: Backend> Store for SqlStore<B> {
     }
 
     async fn fold_counts(&self) -> Result<(), StoreError> {
-        match B::DIALECT.fold_instance_count() {
-            Some(fold) => self.write_one(fold, Vec::new()).await.map(drop),
-            None => Ok(()),
-        }
+        self.run(Access::TRANSACTION, |c| {
+            Box::pin(async move {
+                for statement in B::DIALECT.fold_instance_count() {
+                    c.execute(statement, &[]).await?;
+                }
+                Ok(())
+            })
+        })
+        .await
     }
 
     async fn transaction(&self, work: TransactionWork) -> Result<Committed, StoreError> {

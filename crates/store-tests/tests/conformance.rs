@@ -3513,6 +3513,8 @@ mod profiles;
 #[path = "conformance/groups.rs"]
 mod groups;
 
+#[path = "conformance/listing.rs"]
+mod listing;
 #[path = "conformance/secrets.rs"]
 mod secrets;
 #[path = "conformance/state.rs"]
