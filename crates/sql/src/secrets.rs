@@ -97,7 +97,21 @@ pub(crate) fn grouped_by_application(
 }
 
 /// Add `secret` to application `application_id`, and make it the newest.
+/// Add a secret to an application, as its newest.
 pub(crate) async fn insert(
+    c: &mut dyn Conn,
+    application_id: i64,
+    secret: &NewSecret,
+) -> Result<SecretInfo, StoreError> {
+    let info = insert_first(c, application_id, secret).await?;
+    c.execute(NEWEST, &params![application_id, &secret.digest])
+        .await?;
+    Ok(info)
+}
+
+/// Add an application's first secret (already its newest: the digest it
+/// was inserted with).
+pub(crate) async fn insert_first(
     c: &mut dyn Conn,
     application_id: i64,
     secret: &NewSecret,
@@ -109,10 +123,7 @@ pub(crate) async fn insert(
         secret.created_at,
         secret.expires_at,
     ];
-    let info = info_from_row(&mut query_one(c, INSERT, &params).await?)?;
-    c.execute(NEWEST, &params![application_id, &secret.digest])
-        .await?;
-    Ok(info)
+    info_from_row(&mut query_one(c, INSERT, &params).await?)
 }
 
 pub(crate) async fn live(

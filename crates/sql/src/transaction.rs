@@ -56,7 +56,7 @@ struct SqlTransaction<'c> {
 impl Transaction for SqlTransaction<'_> {
     async fn insert_application(&mut self, app: NewApplication) -> Result<Application, StoreError> {
         self.applications_changed = true;
-        applications::insert(self.c, &app).await
+        applications::insert(self.c, self.dialect, &app).await
     }
 
     async fn delete_application(&mut self, id: i64, scope: Ownership) -> Result<bool, StoreError> {

@@ -562,6 +562,20 @@ async fn scenario_insert_and_find_application(store: Arc<dyn Store>) {
     assert_eq!(instance.created_at, T0);
 
     assert_eq!(instance.grant_types, None);
+    // Its first secret came with it (one statement on PostgreSQL).
+    let secrets = store
+        .application_secrets(instance.id, T0)
+        .await
+        .expect("secrets");
+    assert_eq!(secrets.len(), 1);
+    assert_eq!(
+        (secrets[0].hint.as_deref(), secrets[0].created_at),
+        (Some("-uid"), T0)
+    );
+    assert_eq!(
+        (secrets[0].expires_at, secrets[0].last_used_at),
+        (None, None)
+    );
 
     // Grant types round-trip, through every read.
     let mut limited = new_app("limited-uid", None);
