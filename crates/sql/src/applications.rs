@@ -75,6 +75,19 @@ const PAGE_INSTANCE: &str = concat!(
     " AND id >= $1 ORDER BY id LIMIT $2 OFFSET $3)
      ORDER BY id"
 );
+/// The same with the count of instance applications (as
+/// [`INSTANCE_COUNT`]) on every row: a page and its total in one
+/// statement, and so in one snapshot without a transaction around them.
+const PAGE_INSTANCE_COUNTED: &str = concat!(
+    "SELECT (SELECT CAST(COALESCE(SUM(delta), 0) AS BIGINT) FROM instance_application_counts)
+       AS total, ",
+    app_columns!(),
+    " FROM oauth_applications WHERE id IN
+       (SELECT id FROM oauth_applications WHERE ",
+    instance!(),
+    " AND id >= $1 ORDER BY id LIMIT $2 OFFSET $3)
+     ORDER BY id"
+);
 /// Offsets below this are walked from the first entry of the index (as
 /// few entries as a block holds at most); deeper ones seek to their block.
 const SEEK_FROM: i64 = 1024;
@@ -395,42 +408,49 @@ impl<B: Backend> ApplicationStore for SqlStore<B> {
         let _ = self.check_outside_changes().await;
         let known = self.app_count.as_ref().and_then(|c| c.get());
         let ticket = self.app_count.as_ref().map(|c| c.ticket());
-        let ordered = B::DIALECT.ordered_scans();
         let seek = page.offset() >= SEEK_FROM;
         let access = Access::Read {
             // At most a block's worth of index entries walked, at any offset.
             bounded: page.limit() <= MAX_PER_PAGE as i64,
-            // A transaction: for the total, the blocks and the page to
-            // agree, and for the scan setting to hold for the page alone.
-            snapshot: known.is_none() || seek || ordered.is_some(),
+            // A deep page's blocks and the page must agree; a shallow page
+            // and its total are one statement (or the total is known).
+            snapshot: seek,
+            ordered: true,
         };
         let (apps, n) = self
             .run(access, move |c| {
                 Box::pin(async move {
-                    if let Some(ordered) = ordered {
-                        c.execute(ordered, &[]).await?;
-                    }
-                    let (from, skip, n) = if seek {
-                        let blocks = query_as(c, INSTANCE_BLOCKS, &[], |row| {
-                            Ok((row.int("block_start")?, row.int("n")?))
-                        })
-                        .await?;
-                        let n = blocks.iter().map(|(_, n)| n).sum::<i64>();
-                        match find_block(&blocks, page.offset()) {
-                            Some((from, skip)) => (from, skip, n),
-                            // Past the end.
-                            None => return Ok((Vec::new(), n.min(COUNT_CAP + 1))),
-                        }
-                    } else {
-                        let n = match known {
-                            Some(n) => n,
-                            None => count(c, INSTANCE_COUNT, &[]).await? as i64,
+                    if !seek {
+                        let params = params![i64::MIN, page.limit(), page.offset()];
+                        let (apps, n) = match known {
+                            Some(n) => (query_as(c, PAGE_INSTANCE, &params, app_from_row).await?, n),
+                            None => {
+                                let rows = query_as(c, PAGE_INSTANCE_COUNTED, &params, |row| {
+                                    Ok((row.int("total")?, app_from_row(row)?))
+                                })
+                                .await?;
+                                let n = match rows.first() {
+                                    Some((n, _)) => *n,
+                                    // Past the end: no row carried the total.
+                                    None => count(c, INSTANCE_COUNT, &[]).await? as i64,
+                                };
+                                (rows.into_iter().map(|(_, app)| app).collect(), n)
+                            }
                         };
-                        (i64::MIN, page.offset(), n)
+                        // Capped as GitLab's count is (the contract of the store).
+                        return Ok((apps, n.min(COUNT_CAP + 1)));
+                    }
+                    let blocks = query_as(c, INSTANCE_BLOCKS, &[], |row| {
+                        Ok((row.int("block_start")?, row.int("n")?))
+                    })
+                    .await?;
+                    let n = blocks.iter().map(|(_, n)| n).sum::<i64>();
+                    let Some((from, skip)) = find_block(&blocks, page.offset()) else {
+                        // Past the end.
+                        return Ok((Vec::new(), n.min(COUNT_CAP + 1)));
                     };
                     let params = params![from, page.limit(), skip];
                     let apps = query_as(c, PAGE_INSTANCE, &params, app_from_row).await?;
-                    // Capped as GitLab's count is (the contract of the store).
                     Ok((apps, n.min(COUNT_CAP + 1)))
                 })
             })
@@ -527,6 +547,7 @@ impl<B: Backend> ApplicationStore for SqlStore<B> {
         let access = Access::Read {
             bounded: bounded(page),
             snapshot: true,
+            ordered: false,
         };
         self.run(access, move |c| {
             Box::pin(async move {
@@ -546,6 +567,7 @@ impl<B: Backend> ApplicationStore for SqlStore<B> {
         let access = Access::Read {
             bounded: bounded(page),
             snapshot: true,
+            ordered: false,
         };
         self.run(access, move |c| {
             Box::pin(async move {

@@ -136,6 +136,7 @@ impl<B: Backend> AuditStore for SqlStore<B> {
         let access = Access::Read {
             bounded: crate::applications::bounded(page),
             snapshot: true,
+            ordered: false,
         };
         self.run(access, move |c| {
             Box::pin(async move {

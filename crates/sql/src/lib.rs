@@ -96,15 +96,26 @@ impl<B: Backend> Store for SqlStore<B> {
     }
 
     async fn fold_counts(&self) -> Result<(), StoreError> {
-        self.run(Access::TRANSACTION, |c| {
-            Box::pin(async move {
-                for statement in B::DIALECT.fold_instance_count() {
-                    c.execute(statement, &[]).await?;
-                }
-                Ok(())
+        let changed = self
+            .run(Access::TRANSACTION, |c| {
+                Box::pin(async move {
+                    let mut changed = 0;
+                    for statement in B::DIALECT.fold_instance_count() {
+                        changed += c.execute(statement, &[]).await?;
+                    }
+                    Ok(changed)
+                })
             })
-        })
-        .await
+            .await?;
+        match B::DIALECT.after_fold() {
+            Some(tidy) if changed > 0 => {
+                self.run(Access::WRITE, move |c| {
+                    Box::pin(async move { c.execute(tidy, &[]).await.map(drop) })
+                })
+                .await
+            }
+            _ => Ok(()),
+        }
     }
 
     async fn transaction(&self, work: TransactionWork) -> Result<Committed, StoreError> {

@@ -85,6 +85,7 @@ impl<B: Backend> StateStore for SqlStore<B> {
         let access = Access::Read {
             bounded: false,
             snapshot: true,
+            ordered: false,
         };
         self.run(access, |c| Box::pin(read(c))).await
     }

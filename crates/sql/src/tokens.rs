@@ -169,6 +169,7 @@ impl<B: Backend> TokenStore for SqlStore<B> {
         let access = Access::Read {
             bounded: filter.user_id.is_some() && bounded(page),
             snapshot: true,
+            ordered: false,
         };
         let w = filtered(B::DIALECT, filter);
         let count_sql = format!("SELECT COUNT(*) FROM personal_access_tokens{}", w.clause());
