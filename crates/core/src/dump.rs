@@ -232,6 +232,7 @@ pub const TABLES: &[TableSpec] = &[
             ("user_id", Int),
             ("status", Text),
             ("auth_time", Int),
+            ("redeemed_at", Int),
         ],
     },
     TableSpec {

@@ -305,6 +305,8 @@ pub enum DeviceStatus {
     Pending,
     Approved,
     Denied,
+    /// Approved, and exchanged for a token: its code is spent.
+    Redeemed,
 }
 
 impl DeviceStatus {
@@ -313,6 +315,7 @@ impl DeviceStatus {
             Self::Pending => "pending",
             Self::Approved => "approved",
             Self::Denied => "denied",
+            Self::Redeemed => "redeemed",
         }
     }
 
@@ -320,6 +323,7 @@ impl DeviceStatus {
         match s {
             "approved" => Self::Approved,
             "denied" => Self::Denied,
+            "redeemed" => Self::Redeemed,
             _ => Self::Pending,
         }
     }

@@ -423,7 +423,9 @@ impl<B: Backend> ApplicationStore for SqlStore<B> {
                     if !seek {
                         let params = params![i64::MIN, page.limit(), page.offset()];
                         let (apps, n) = match known {
-                            Some(n) => (query_as(c, PAGE_INSTANCE, &params, app_from_row).await?, n),
+                            Some(n) => {
+                                (query_as(c, PAGE_INSTANCE, &params, app_from_row).await?, n)
+                            }
                             None => {
                                 let rows = query_as(c, PAGE_INSTANCE_COUNTED, &params, |row| {
                                     Ok((row.int("total")?, app_from_row(row)?))

@@ -15,7 +15,7 @@ use crate::rows::device_from_row;
 macro_rules! device_columns {
     () => {
         "id, application_id, user_code, scopes, created_at, expires_at, last_polled_at, \
-         user_id, status, auth_time"
+         user_id, status, auth_time, redeemed_at"
     };
 }
 
@@ -46,7 +46,9 @@ static LAST_POLL: LazyLock<[String; 2]> = LazyLock::new(|| {
     })
 });
 const POLL: &str = "UPDATE device_grants SET last_polled_at = $2 WHERE id = $1";
-const CONSUME: &str = "DELETE FROM device_grants WHERE id = $1 AND status = 'approved'";
+/// Spent, not deleted (schema 18): one column no index holds changes.
+const CONSUME: &str = "UPDATE device_grants SET redeemed_at = $2
+     WHERE id = $1 AND status = 'approved' AND redeemed_at IS NULL";
 const DELETE: &str = "DELETE FROM device_grants WHERE id = $1";
 
 /// A user's answer to a pending device request.
@@ -139,7 +141,7 @@ impl<B: Backend> DeviceGrantStore for SqlStore<B> {
     ) -> Result<Option<OAuthToken>, StoreError> {
         self.run(Access::TRANSACTION, move |c| {
             Box::pin(async move {
-                if c.execute(CONSUME, &params![id]).await? == 0 {
+                if c.execute(CONSUME, &params![id, token.created_at]).await? == 0 {
                     return Ok(None);
                 }
                 Ok(Some(

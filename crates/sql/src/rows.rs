@@ -125,7 +125,11 @@ pub fn device_from_row(row: &mut Row) -> Result<DeviceGrant, StoreError> {
         expires_at: row.int("expires_at")?,
         last_polled_at: row.opt_int("last_polled_at")?,
         user_id: row.opt_int("user_id")?,
-        status: DeviceStatus::parse(&row.text("status")?),
+        // A redeemed grant keeps the status it was approved with.
+        status: match row.opt_int("redeemed_at")? {
+            Some(_) => DeviceStatus::Redeemed,
+            None => DeviceStatus::parse(&row.text("status")?),
+        },
         auth_time: row.opt_int("auth_time")?,
     })
 }

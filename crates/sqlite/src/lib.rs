@@ -292,7 +292,12 @@ impl Backend for Sqlite {
             (Access::Write { atomic }, _) => self.writer.write(atomic, work).await,
             // One connection holds an in-memory database: the writer's.
             (Access::Read { .. }, None) => self.writer.write(false, work).await,
-            (Access::Read { bounded, snapshot, .. }, Some(readers)) => {
+            (
+                Access::Read {
+                    bounded, snapshot, ..
+                },
+                Some(readers),
+            ) => {
                 if bounded {
                     readers.read_here(snapshot, work).await
                 } else {

@@ -145,6 +145,10 @@ impl Services {
             return Err(FlowError::OAuth(OAuthError::new(ErrorCode::ExpiredToken)));
         }
         match grant.status {
+            // Spent: a code is exchanged once (it goes with the expired).
+            DeviceStatus::Redeemed => {
+                Err(FlowError::OAuth(OAuthError::new(ErrorCode::InvalidGrant)))
+            }
             DeviceStatus::Denied => {
                 self.store.delete_device_grant(grant.id).await?;
                 Err(FlowError::OAuth(OAuthError::new(ErrorCode::AccessDenied)))

@@ -152,7 +152,8 @@ async fn scenario_device_grants(store: Arc<dyn Store>) {
         "a denied request gives no token"
     );
 
-    // Redeemed once: the token is stored and the request consumed.
+    // Redeemed once: the token is stored and the request spent (kept,
+    // marked, until it expires).
     let issued = store
         .redeem_device_grant(g.id, token.clone())
         .await
@@ -163,13 +164,18 @@ async fn scenario_device_grants(store: Arc<dyn Store>) {
         (client.id, Some(alice.id))
     );
     assert!(find_by_access(&store, "device-access").await.is_some());
-    assert_eq!(
-        store
-            .find_device_grant("device-code-1")
-            .await
-            .expect("find"),
-        None
-    );
+    let spent = store
+        .find_device_grant("device-code-1")
+        .await
+        .expect("find")
+        .expect("kept until it expires");
+    assert_eq!(spent.status, DeviceStatus::Redeemed);
+    assert_eq!(spent.user_id, Some(alice.id));
+    // Spent: no longer a request anyone can decide.
+    assert!(!store
+        .decide_device_grant(g.id, alice.id, false, T0 + 22_000, T0 + 15_000)
+        .await
+        .expect("decide a spent request"));
     let mut again = token;
     again.token_digest = "device-access-2".to_owned();
     assert_eq!(
