@@ -287,32 +287,69 @@ impl Backend for Postgres {
         T: Send + 'static,
         F: for<'c> FnOnce(&'c mut dyn Conn) -> Work<'c, T> + Send + 'static,
     {
-        let asked = Instant::now();
-        let begin = match access {
-            Access::Read {
-                snapshot: false,
-                ordered: false,
-                ..
-            }
-            | Access::Write { atomic: false } => {
-                let conn = self.pool.acquire().await;
-                self.metrics.wait.observe(asked.elapsed().as_secs_f64());
-                let mut conn = conn.map_err(map_err)?;
-                return work(&mut PgConn(&mut conn)).await;
-            }
-            Access::Read { ordered: true, .. } => BEGIN_ORDERED,
-            Access::Read { .. } => BEGIN_SNAPSHOT,
-            Access::Write { atomic: true } => "BEGIN",
-        };
-        // Dropped unfinished (an error, a cancelled request), the
-        // transaction rolls back. (The wait includes BEGIN's round trip.)
-        let tx = self.pool.begin_with(begin).await;
-        self.metrics.wait.observe(asked.elapsed().as_secs_f64());
-        let mut tx = tx.map_err(map_err)?;
-        let out = work(&mut PgConn(&mut tx)).await?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(out)
+        // A task of its own, so that a cancelled request (its client gone)
+        // cannot stop a unit of work between two messages of the protocol:
+        // sqlx's `begin` dropped while its `BEGIN` is in flight queues no
+        // `ROLLBACK`, and the connection went back to the pool inside a
+        // transaction ("there is already a transaction in progress" at the
+        // next `BEGIN`; a later one-statement write ran uncommitted in it).
+        // The unit runs to its end, bounded by the statement timeout.
+        let pool = self.pool.clone();
+        let wait = self.metrics.wait.clone();
+        tokio::spawn(unit(pool, wait, access, work))
+            .await
+            .map_err(|e| {
+                StoreError::internal(format!("a unit of work on PostgreSQL failed: {e}"))
+            })?
     }
+}
+
+/// One unit of work on a connection of `pool`, in a transaction when
+/// `access` asks for one (see [`Backend::run`]).
+async fn unit<T, F>(
+    pool: PgPool,
+    wait: latchkey_core::metrics::prometheus_client::metrics::histogram::Histogram,
+    access: Access,
+    work: F,
+) -> Result<T, StoreError>
+where
+    T: Send + 'static,
+    F: for<'c> FnOnce(&'c mut dyn Conn) -> Work<'c, T> + Send + 'static,
+{
+    let asked = Instant::now();
+    let begin = match access {
+        Access::Read {
+            snapshot: false,
+            ordered: false,
+            ..
+        }
+        | Access::Write { atomic: false } => {
+            let conn = pool.acquire().await;
+            wait.observe(asked.elapsed().as_secs_f64());
+            let mut conn = conn.map_err(map_err)?;
+            return work(&mut PgConn(&mut conn)).await;
+        }
+        Access::Read { ordered: true, .. } => BEGIN_ORDERED,
+        Access::Read { .. } => BEGIN_SNAPSHOT,
+        Access::Write { atomic: true } => "BEGIN",
+    };
+    // Dropped unfinished (an error), the transaction rolls back. (The
+    // wait includes BEGIN's round trip.)
+    let tx = pool.begin_with(begin).await;
+    wait.observe(asked.elapsed().as_secs_f64());
+    let mut tx = tx.map_err(map_err)?;
+    let out = work(&mut PgConn(&mut tx)).await?;
+    if matches!(access, Access::Read { .. }) {
+        // A read-only transaction has nothing to commit: dropped, its
+        // ROLLBACK is queued on the connection and sent, with the pool's
+        // check of every returned connection, after the answer has gone
+        // (one round trip fewer on the request's path). The connection
+        // is handed out again only once both have been answered.
+        drop(tx);
+    } else {
+        tx.commit().await.map_err(map_err)?;
+    }
+    Ok(out)
 }
 
 /// A read-only transaction whose statements all see one snapshot, as a
@@ -327,10 +364,15 @@ const BEGIN_SNAPSHOT: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
 /// table (tens of milliseconds at 200,000 rows, where the index walk takes
 /// 0.3). JIT is turned off with the scans: the costs the switches add
 /// would make every statement pass `jit_above_cost` and compile (a quarter
-/// of a second per page, measured). One round trip: `BEGIN` goes as a
+/// of a second per page, measured). Joins are nested loops: a page's
+/// ids, from the index alone, then their rows by key; with statistics that
+/// know the table's size PostgreSQL merge-joined the ids with a walk of the
+/// key index from its first entry, as long as the table before the page
+/// (deep pages a third slower, measured). One round trip: `BEGIN` goes as a
 /// simple query, which may hold several statements.
 const BEGIN_ORDERED: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;
-     SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off; SET LOCAL jit = off";
+     SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off; SET LOCAL jit = off;
+     SET LOCAL enable_mergejoin = off; SET LOCAL enable_hashjoin = off";
 
 /// latchkey's store on PostgreSQL.
 pub type PgStore = SqlStore<Postgres>;

@@ -59,11 +59,6 @@ const INSERT_WITH_SECRET: &str = concat!(
 /// [`crate::Dialect::fold_instance_count`]), read in the page's snapshot.
 const INSTANCE_COUNT: &str =
     "SELECT CAST(COALESCE(SUM(delta), 0) AS BIGINT) FROM instance_application_counts";
-/// The same count per block of 1,024 ids (schema 17), in order: where the
-/// n-th instance application lies.
-const INSTANCE_BLOCKS: &str = "SELECT block_start, CAST(SUM(delta) AS BIGINT) AS n
-     FROM instance_application_counts GROUP BY block_start HAVING SUM(delta) <> 0
-     ORDER BY block_start";
 /// One offset page: the ids from the index alone, from the first id of
 /// its block on (`$1`), then their rows.
 const PAGE_INSTANCE: &str = concat!(
@@ -86,6 +81,30 @@ const PAGE_INSTANCE_COUNTED: &str = concat!(
        (SELECT id FROM oauth_applications WHERE ",
     instance!(),
     " AND id >= $1 ORDER BY id LIMIT $2 OFFSET $3)
+     ORDER BY id"
+);
+/// A deep offset page (`$1`, `$2`: offset and limit) and the total, in one
+/// statement: the count per block of 1,024 ids (schema 17), summed in
+/// order, says in which block the entry at the offset lies and how many of
+/// the block's entries come before it; the page seeks to the block's first
+/// id and walks at most a block's entries. Past the end, no row (no
+/// block: `id >= NULL`; SQLite refuses a NULL offset).
+const PAGE_INSTANCE_DEEP: &str = concat!(
+    "WITH blocks AS (
+       SELECT block_start, CAST(SUM(delta) AS BIGINT) AS n FROM instance_application_counts
+       GROUP BY block_start HAVING SUM(delta) <> 0),
+     placed AS (
+       SELECT block_start, n, CAST(SUM(n) OVER (ORDER BY block_start) AS BIGINT) - n AS before
+       FROM blocks),
+     target AS (
+       SELECT block_start, $1 - before AS skip FROM placed WHERE before <= $1 AND $1 < before + n)
+     SELECT (SELECT CAST(SUM(n) AS BIGINT) FROM blocks) AS total, ",
+    app_columns!(),
+    " FROM oauth_applications WHERE id IN
+       (SELECT id FROM oauth_applications WHERE ",
+    instance!(),
+    " AND id >= (SELECT block_start FROM target) ORDER BY id
+        LIMIT $2 OFFSET COALESCE((SELECT skip FROM target), 0))
      ORDER BY id"
 );
 /// Offsets below this are walked from the first entry of the index (as
@@ -153,20 +172,6 @@ fn scoped(
 
 /// Offsets up to this are cheap enough to walk on an async worker.
 const BOUNDED_OFFSET: i64 = 10_000;
-
-/// The block (its first id) where the entry at `offset` lies, and how many
-/// entries of that block come before it; `None` past the last entry.
-/// `blocks` are (first id, entries) in order.
-fn find_block(blocks: &[(i64, i64)], offset: i64) -> Option<(i64, i64)> {
-    let mut before = 0;
-    for &(from, n) in blocks {
-        if offset < before + n {
-            return Some((from, offset - before));
-        }
-        before += n;
-    }
-    None
-}
 
 /// Is reading `page` bounded work (see [`Access::Read`])?
 pub(crate) fn bounded(page: PageRequest) -> bool {
@@ -412,47 +417,38 @@ impl<B: Backend> ApplicationStore for SqlStore<B> {
         let access = Access::Read {
             // At most a block's worth of index entries walked, at any offset.
             bounded: page.limit() <= MAX_PER_PAGE as i64,
-            // A deep page's blocks and the page must agree; a shallow page
-            // and its total are one statement (or the total is known).
-            snapshot: seek,
+            // One statement: the page and its total in one snapshot.
+            snapshot: false,
             ordered: true,
         };
         let (apps, n) = self
             .run(access, move |c| {
                 Box::pin(async move {
-                    if !seek {
+                    if let (Some(n), false) = (known, seek) {
                         let params = params![i64::MIN, page.limit(), page.offset()];
-                        let (apps, n) = match known {
-                            Some(n) => {
-                                (query_as(c, PAGE_INSTANCE, &params, app_from_row).await?, n)
-                            }
-                            None => {
-                                let rows = query_as(c, PAGE_INSTANCE_COUNTED, &params, |row| {
-                                    Ok((row.int("total")?, app_from_row(row)?))
-                                })
-                                .await?;
-                                let n = match rows.first() {
-                                    Some((n, _)) => *n,
-                                    // Past the end: no row carried the total.
-                                    None => count(c, INSTANCE_COUNT, &[]).await? as i64,
-                                };
-                                (rows.into_iter().map(|(_, app)| app).collect(), n)
-                            }
-                        };
+                        let apps = query_as(c, PAGE_INSTANCE, &params, app_from_row).await?;
                         // Capped as GitLab's count is (the contract of the store).
                         return Ok((apps, n.min(COUNT_CAP + 1)));
                     }
-                    let blocks = query_as(c, INSTANCE_BLOCKS, &[], |row| {
-                        Ok((row.int("block_start")?, row.int("n")?))
+                    let (sql, params) = if seek {
+                        (
+                            PAGE_INSTANCE_DEEP,
+                            Vec::from(params![page.offset(), page.limit()]),
+                        )
+                    } else {
+                        let params = params![i64::MIN, page.limit(), page.offset()];
+                        (PAGE_INSTANCE_COUNTED, Vec::from(params))
+                    };
+                    let rows = query_as(c, sql, &params, |row| {
+                        Ok((row.int("total")?, app_from_row(row)?))
                     })
                     .await?;
-                    let n = blocks.iter().map(|(_, n)| n).sum::<i64>();
-                    let Some((from, skip)) = find_block(&blocks, page.offset()) else {
-                        // Past the end.
-                        return Ok((Vec::new(), n.min(COUNT_CAP + 1)));
+                    let n = match rows.first() {
+                        Some((n, _)) => *n,
+                        // Past the end: no row carried the total.
+                        None => count(c, INSTANCE_COUNT, &[]).await? as i64,
                     };
-                    let params = params![from, page.limit(), skip];
-                    let apps = query_as(c, PAGE_INSTANCE, &params, app_from_row).await?;
+                    let apps = rows.into_iter().map(|(_, app)| app).collect();
                     Ok((apps, n.min(COUNT_CAP + 1)))
                 })
             })
