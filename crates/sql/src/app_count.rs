@@ -1,4 +1,5 @@
-//! The capped count of instance applications, remembered between pages.
+//! The count of instance applications, and where each block of ids
+//! starts in their order, remembered between pages.
 //!
 //! Every offset page carries totals (`X-Total`, capped at `COUNT_CAP` as
 //! GitLab does). Triggers keep the count as deltas per block of ids
@@ -10,18 +11,70 @@
 //! write (`invalidate`, called after the write returns), and until the
 //! command line, which writes behind the server's back, moves the stored
 //! generation of outside changes (`outside_changes`, checked before each
-//! use); at most `TTL` in any case. As in the token cache, a count read from a snapshot older than
+//! use); at most `TTL` in any case. A deep page read once also leaves the
+//! sums per block (`Blocks`), so the next deep page seeks to its block
+//! without summing them again. As in the token cache, a count read from a snapshot older than
 //! the latest invalidation is never stored (the generation ticket).
 
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 const TTL: Duration = Duration::from_secs(10);
 
+/// How many instance applications there are, and, once a deep page has
+/// read them, the sums per block of ids.
+#[derive(Debug, Clone)]
+pub(crate) struct Counted {
+    pub total: i64,
+    pub blocks: Option<Arc<Blocks>>,
+}
+
+/// The blocks of ids that hold instance applications, in order: the
+/// block's first id and how many instance applications come before it.
+#[derive(Debug, Default)]
+pub(crate) struct Blocks {
+    starts: Vec<(i64, i64)>,
+    total: i64,
+}
+
+impl Blocks {
+    /// From the sums per block, in the order of their first ids (blocks
+    /// that sum to nothing left out).
+    pub fn from_sums(sums: impl IntoIterator<Item = (i64, i64)>) -> Self {
+        let mut total = 0i64;
+        let starts = sums
+            .into_iter()
+            .map(|(start, n)| {
+                let before = total;
+                total = total.saturating_add(n);
+                (start, before)
+            })
+            .collect();
+        Self { starts, total }
+    }
+
+    pub fn total(&self) -> i64 {
+        self.total
+    }
+
+    /// The block that holds the entry at `offset` in the order of ids:
+    /// its first id and how many of its entries come before that one.
+    /// `None` past the end.
+    pub fn locate(&self, offset: i64) -> Option<(i64, i64)> {
+        if offset < 0 || offset >= self.total {
+            return None;
+        }
+        // The last block that starts at or before the offset.
+        let after = self.starts.partition_point(|&(_, before)| before <= offset);
+        let (start, before) = *self.starts.get(after.checked_sub(1)?)?;
+        Some((start, offset - before))
+    }
+}
+
 #[derive(Debug, Default)]
 struct State {
     generation: u64,
-    value: Option<(i64, Instant)>,
+    value: Option<(Counted, Instant)>,
     /// The stored generation of outside changes last seen.
     outside: Option<i64>,
 }
@@ -37,10 +90,10 @@ impl AppCount {
     }
 
     /// The remembered count, if fresh.
-    pub fn get(&self) -> Option<i64> {
+    pub fn get(&self) -> Option<Counted> {
         let state = self.lock();
-        let (value, at) = state.value?;
-        (at.elapsed() < TTL).then_some(value)
+        let (value, at) = state.value.as_ref()?;
+        (at.elapsed() < TTL).then(|| value.clone())
     }
 
     /// Take before counting.
@@ -49,7 +102,7 @@ impl AppCount {
     }
 
     /// Remember `value`, counted after `ticket` was taken.
-    pub fn put(&self, ticket: u64, value: i64) {
+    pub fn put(&self, ticket: u64, value: Counted) {
         let mut state = self.lock();
         if state.generation == ticket {
             state.value = Some((value, Instant::now()));
@@ -80,22 +133,52 @@ fn forget(state: &mut State) {
 
 #[cfg(test)]
 mod tests {
-    use super::AppCount;
+    use super::{AppCount, Blocks, Counted};
+
+    fn counted(total: i64) -> Counted {
+        Counted {
+            total,
+            blocks: None,
+        }
+    }
+
+    fn total(count: &AppCount) -> Option<i64> {
+        count.get().map(|c| c.total)
+    }
 
     #[test]
     fn remembered_until_invalidated_and_never_from_a_stale_count() {
         let count = AppCount::default();
-        assert_eq!(count.get(), None);
+        assert_eq!(total(&count), None);
         let t = count.ticket();
-        count.put(t, 5);
-        assert_eq!(count.get(), Some(5));
+        count.put(t, counted(5));
+        assert_eq!(total(&count), Some(5));
         let racing = count.ticket();
         count.invalidate();
-        assert_eq!(count.get(), None);
-        count.put(racing, 5);
-        assert_eq!(count.get(), None, "a count from before the change");
+        assert_eq!(total(&count), None);
+        count.put(racing, counted(5));
+        assert_eq!(total(&count), None, "a count from before the change");
         let t = count.ticket();
-        count.put(t, 6);
-        assert_eq!(count.get(), Some(6));
+        count.put(t, counted(6));
+        assert_eq!(total(&count), Some(6));
+        count.outside_changes(1);
+        assert_eq!(total(&count), None, "a change from another process");
+    }
+
+    #[test]
+    fn an_offset_is_located_in_its_block() {
+        // Blocks starting at ids 0, 1024 and 4096 with 3, 1,024 and 2
+        // instance applications.
+        let blocks = Blocks::from_sums([(0, 3), (1024, 1024), (4096, 2)]);
+        assert_eq!(blocks.total(), 1029);
+        assert_eq!(blocks.locate(0), Some((0, 0)));
+        assert_eq!(blocks.locate(2), Some((0, 2)));
+        assert_eq!(blocks.locate(3), Some((1024, 0)));
+        assert_eq!(blocks.locate(1026), Some((1024, 1023)));
+        assert_eq!(blocks.locate(1027), Some((4096, 0)));
+        assert_eq!(blocks.locate(1028), Some((4096, 1)));
+        assert_eq!(blocks.locate(1029), None, "past the end");
+        assert_eq!(blocks.locate(-1), None);
+        assert_eq!(Blocks::from_sums([]).locate(0), None);
     }
 }
