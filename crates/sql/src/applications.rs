@@ -7,10 +7,12 @@ use latchkey_core::application::{
     join_grant_types, Application, ApplicationStore, ApplicationUpdate, ClientSecret,
     NewApplication, NewSecret, Ownership, Retire, SecretDeletion, SecretInfo, MAX_LIVE_SECRETS,
 };
+use latchkey_core::audit::{AuditEvent, NewAuditEvent};
 use latchkey_core::pagination::{PageRequest, MAX_PER_PAGE};
 use latchkey_core::store::{StoreError, COUNT_CAP};
 
 use crate::app_count::{Blocks, Counted};
+use crate::audit;
 use crate::backend::{Access, Backend, Dialect, SqlStore};
 use crate::conn::{count, query_as, query_one, query_opt_as, Conn, Value};
 use crate::params;
@@ -56,6 +58,34 @@ const INSERT_WITH_SECRET: &str = concat!(
      SELECT ",
     app_columns!(),
     " FROM app"
+);
+/// [`INSERT_WITH_SECRET`] and an audit event about the application
+/// (`$14`…`$25`: [`audit::event_params`]; its target id the new
+/// application's), in one statement: on its own, without `BEGIN` and
+/// `COMMIT`, it is still all or nothing.
+const INSERT_RECORDED: &str = concat!(
+    "WITH app AS (",
+    insert_row!(),
+    " RETURNING ",
+    app_columns!(),
+    "), secret AS (INSERT INTO application_secrets
+         (application_id, digest, hint, created_at, expires_at)
+       SELECT id, $3, NULLIF($13, ''), $8, NULL FROM app),
+     event AS (",
+    audit::insert_event!(
+        "$14",
+        "$15",
+        "$16",
+        "$17",
+        "$18",
+        "$19",
+        "$20, $21, app.id, $22, $23, $24, $25",
+        "FROM app"
+    ),
+    " RETURNING id, author_name, author_email, entity_path)
+     SELECT app.*, event.id AS event_id, event.author_name AS event_author_name,
+            event.author_email AS event_author_email, event.entity_path AS event_entity_path
+     FROM app, event"
 );
 /// The count of instance applications, kept as deltas by a trigger
 /// (schema 16): a sum over a few rows (folded every second, see
@@ -204,13 +234,42 @@ fn total(n: i64) -> u64 {
     u64::try_from(n).unwrap_or(0)
 }
 
-/// Insert an application and its first secret; as stored.
-pub(crate) async fn insert(
+/// Insert an application and its first secret, and record `event` about
+/// it (its target id the application's); both as stored.
+pub(crate) async fn insert_recorded(
     c: &mut dyn Conn,
     dialect: Dialect,
     a: &NewApplication,
-) -> Result<Application, StoreError> {
-    let mut params = Vec::from(params![
+    event: NewAuditEvent,
+) -> Result<(Application, AuditEvent), StoreError> {
+    if dialect != Dialect::Postgres {
+        let app = insert(c, dialect, a).await?;
+        let event = NewAuditEvent {
+            target_id: Some(app.id),
+            ..event
+        };
+        let event = audit::insert(c, &event).await?;
+        return Ok((app, event));
+    }
+    let mut params = app_params(a);
+    params.push(Value::from(&a.secret_hint));
+    params.extend(audit::event_params(&event));
+    let mut row = query_one(c, INSERT_RECORDED, &params).await?;
+    let app = app_from_row(&mut row)?;
+    let event = audit::stored(
+        event,
+        row.int("event_id")?,
+        Some(app.id),
+        row.text("event_author_name")?,
+        row.opt_text("event_author_email")?,
+        row.opt_text("event_entity_path")?,
+    );
+    Ok((app, event))
+}
+
+/// The parameters of [`insert_row`] for `a`.
+fn app_params(a: &NewApplication) -> Vec<Value> {
+    Vec::from(params![
         &a.application_id,
         &a.name,
         &a.secret_digest,
@@ -223,7 +282,16 @@ pub(crate) async fn insert(
         &a.registration_token_digest,
         join_grant_types(&a.grant_types),
         a.group_id,
-    ]);
+    ])
+}
+
+/// Insert an application and its first secret; as stored.
+pub(crate) async fn insert(
+    c: &mut dyn Conn,
+    dialect: Dialect,
+    a: &NewApplication,
+) -> Result<Application, StoreError> {
+    let mut params = app_params(a);
     if dialect == Dialect::Postgres {
         params.push(Value::from(&a.secret_hint));
         return app_from_row(&mut query_one(c, INSERT_WITH_SECRET, &params).await?);
@@ -410,6 +478,28 @@ impl<B: Backend> ApplicationStore for SqlStore<B> {
         new: &str,
     ) -> Result<bool, StoreError> {
         self.rehash(secrets::REHASH, secret_id, old, new).await
+    }
+
+    async fn insert_application_recorded(
+        &self,
+        a: NewApplication,
+        event: NewAuditEvent,
+    ) -> Result<(Application, AuditEvent), StoreError> {
+        let owned = a.owner_id.is_some();
+        // One statement on PostgreSQL, atomic by itself.
+        let access = match B::DIALECT {
+            Dialect::Postgres => Access::WRITE,
+            Dialect::Sqlite => Access::TRANSACTION,
+        };
+        let created = self
+            .run(access, move |c| {
+                Box::pin(async move { insert_recorded(c, B::DIALECT, &a, event).await })
+            })
+            .await;
+        if !owned {
+            self.applications_changed();
+        }
+        created
     }
 
     async fn insert_application(&self, a: NewApplication) -> Result<Application, StoreError> {

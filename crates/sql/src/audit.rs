@@ -21,19 +21,68 @@ macro_rules! event_columns {
     };
 }
 
-/// The author's name and email are theirs at the time, if they exist
-/// (else the name given); a user entity's path is their username unless
-/// one is given, a group entity's its full path.
+/// The insert of an event, its values from a `SELECT` of the given
+/// expressions (`$created` … `$path`, then `$rest`: event name to details)
+/// and `$from` (a `FROM` clause, or nothing). The author's name and email
+/// are theirs at the time, if they exist (else the name given); a user
+/// entity's path is their username unless one is given, a group entity's
+/// its full path.
+macro_rules! insert_event {
+    ($created:literal, $author:literal, $name:literal, $kind:literal, $entity:literal,
+     $path:literal, $rest:literal, $from:literal) => {
+        concat!(
+            "INSERT INTO audit_events
+               (created_at, author_id, author_name, author_email, entity_type, entity_id,
+                entity_path, event_name, target_type, target_id, target_details, ip_address,
+                request_id, details)
+             SELECT ",
+            $created,
+            ", ",
+            $author,
+            ", COALESCE((SELECT name FROM users WHERE id = ",
+            $author,
+            "), ",
+            $name,
+            "),
+             (SELECT email FROM users WHERE id = ",
+            $author,
+            "), ",
+            $kind,
+            ", ",
+            $entity,
+            ",
+             COALESCE(",
+            $path,
+            ", (SELECT username FROM users WHERE id = ",
+            $entity,
+            " AND ",
+            $kind,
+            " = 'User'),
+                      (SELECT full_path FROM groups WHERE id = ",
+            $entity,
+            " AND ",
+            $kind,
+            " = 'Group')), ",
+            $rest,
+            " ",
+            $from
+        )
+    };
+}
+pub(crate) use insert_event;
+
 const INSERT: &str = concat!(
-    "INSERT INTO audit_events
-       (created_at, author_id, author_name, author_email, entity_type, entity_id, entity_path,
-        event_name, target_type, target_id, target_details, ip_address, request_id, details)
-     VALUES ($1, $2, COALESCE((SELECT name FROM users WHERE id = $2), $3),
-             (SELECT email FROM users WHERE id = $2), $4, $5,
-             COALESCE($6, (SELECT username FROM users WHERE id = $5 AND $4 = 'User'),
-                      (SELECT full_path FROM groups WHERE id = $5 AND $4 = 'Group')),
-             $7, $8, $9, $10, $11, $12, $13)
-     RETURNING ",
+    insert_event!(
+        "$1",
+        "$2",
+        "$3",
+        "$4",
+        "$5",
+        "$6",
+        "$7, $8, $13, $9, $10, $11, $12",
+        ""
+    ),
+    " RETURNING ",
     event_columns!()
 );
 const SELECT: &str = concat!("SELECT ", event_columns!(), " FROM audit_events e");
@@ -74,8 +123,15 @@ fn decode(row: &mut Row) -> Result<AuditEvent, StoreError> {
 
 /// Record `e`; the event as stored.
 pub(crate) async fn insert(c: &mut dyn Conn, e: &NewAuditEvent) -> Result<AuditEvent, StoreError> {
-    let details = encode_details(&e.details);
-    let params = params![
+    let mut params = event_params(e);
+    params.push(Value::from(e.target_id));
+    decode(&mut query_one(c, INSERT, &params).await?)
+}
+
+/// `e`'s values but its target id, in the order of [`insert_event`]'s
+/// arguments: twelve parameters.
+pub(crate) fn event_params(e: &NewAuditEvent) -> Vec<Value> {
+    Vec::from(params![
         e.created_at,
         e.author_id,
         &e.author_name,
@@ -84,13 +140,41 @@ pub(crate) async fn insert(c: &mut dyn Conn, e: &NewAuditEvent) -> Result<AuditE
         &e.entity.path,
         e.event_name,
         e.target_type,
-        e.target_id,
         &e.target_details,
         &e.ip_address,
         &e.request_id,
-        details,
-    ];
-    decode(&mut query_one(c, INSERT, &params).await?)
+        encode_details(&e.details),
+    ])
+}
+
+/// `e` as stored with `id` and `target_id`, and with what the database
+/// filled in (see [`insert_event`]): the author's name and email, the
+/// entity's path.
+pub(crate) fn stored(
+    e: NewAuditEvent,
+    id: i64,
+    target_id: Option<i64>,
+    author_name: String,
+    author_email: Option<String>,
+    entity_path: Option<String>,
+) -> AuditEvent {
+    AuditEvent {
+        id,
+        created_at: e.created_at,
+        author_id: e.author_id,
+        author_name,
+        author_email,
+        entity_type: e.entity.kind.as_str().to_owned(),
+        entity_id: e.entity.id,
+        entity_path,
+        event_name: e.event_name.to_owned(),
+        target_type: e.target_type.map(str::to_owned),
+        target_id,
+        target_details: e.target_details,
+        ip_address: e.ip_address,
+        request_id: e.request_id,
+        details: e.details,
+    }
 }
 
 /// The WHERE clause of `filter` (with `extra` conditions), its parameters

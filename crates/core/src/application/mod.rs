@@ -242,6 +242,30 @@ pub struct NewApplication {
     pub grant_types: Option<Vec<String>>,
 }
 
+impl NewApplication {
+    /// The application this becomes when stored with `id` (what the
+    /// store's insert gives back), for what must be said about it before
+    /// it is stored (its audit event, see
+    /// [`ApplicationStore::insert_application_recorded`]).
+    pub fn as_stored(&self, id: i64) -> Application {
+        Application {
+            id,
+            application_id: self.application_id.clone(),
+            name: self.name.clone(),
+            redirect_uri: self.redirect_uri.clone(),
+            scopes: self.scopes.clone(),
+            confidential: self.confidential,
+            trusted: false,
+            owner_id: self.owner_id,
+            group_id: self.group_id,
+            created_at: self.created_at,
+            dynamic: self.dynamic,
+            grant_types: self.grant_types.clone(),
+            client_secret_id: None,
+        }
+    }
+}
+
 /// A change to an application: `None` keeps the current value.
 #[derive(Debug, Clone, Default)]
 pub struct ApplicationUpdate {
@@ -423,6 +447,18 @@ pub trait ApplicationStore: Send + Sync {
     /// is still `old`, remembering the SHA-256 of `old`; whether it was.
     async fn rehash_secret(&self, secret_id: i64, old: &str, new: &str)
         -> Result<bool, StoreError>;
+
+    /// Insert `app` and record `event` about it, as one unit of work
+    /// (what [`crate::store::Store::transaction`] with `insert_application` and
+    /// `record_audit` does): `event`'s target is the new application, and
+    /// its `target_id` becomes the id the application is given. One
+    /// statement where the database allows (PostgreSQL: no `BEGIN` and
+    /// `COMMIT` round trips, no separate insert of the event).
+    async fn insert_application_recorded(
+        &self,
+        app: NewApplication,
+        event: crate::audit::NewAuditEvent,
+    ) -> Result<(Application, crate::audit::AuditEvent), StoreError>;
 
     async fn insert_application(&self, app: NewApplication) -> Result<Application, StoreError>;
 

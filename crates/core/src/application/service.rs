@@ -152,16 +152,12 @@ impl Services {
             registration_token_digest: None,
             grant_types: params.grant_types.clone(),
         };
-        let ctx = ctx.clone();
+        // The event is said of the application as it will be stored; the
+        // store gives it the application's id.
+        let event = application_created_event(ctx, now, &new.as_stored(0));
+        let store = self.store.clone();
         let app = self
-            .unit(move |tx| {
-                Box::pin(async move {
-                    let app = tx.insert_application(new).await?;
-                    tx.record_audit(application_created_event(&ctx, now, &app))
-                        .await?;
-                    Ok(app)
-                })
-            })
+            .recorded(async move { store.insert_application_recorded(new, event).await })
             .await?;
         Ok((app, secret))
     }

@@ -45,6 +45,26 @@ impl Services {
         }
     }
 
+    /// A change and its one event made by a single store call (such as
+    /// [`crate::application::ApplicationStore::insert_application_recorded`]): as [`Self::unit`],
+    /// in a task of its own, the event published once committed.
+    pub(crate) async fn recorded<T, F>(&self, call: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: std::future::Future<Output = Result<(T, AuditEvent), StoreError>> + Send + 'static,
+    {
+        let services = self.clone();
+        let task = tokio::spawn(async move {
+            let (value, event) = call.await?;
+            services.published(std::slice::from_ref(&event));
+            Ok(value)
+        });
+        match task.await {
+            Ok(done) => done,
+            Err(e) => Err(StoreError::Internal(crate::error::cause(e))),
+        }
+    }
+
     /// Log committed events and hand them to the sink.
     pub(crate) fn published(&self, events: &[AuditEvent]) {
         for e in events {

@@ -10,6 +10,74 @@ use super::*;
 conformance! {
     scenario_audit_trail => audit_trail_sqlite, audit_trail_postgres;
     scenario_audit_rolls_back_with_its_change => audit_rolls_back_with_its_change_sqlite, audit_rolls_back_with_its_change_postgres;
+    scenario_application_recorded => application_recorded_sqlite, application_recorded_postgres;
+}
+
+/// An application and its event in one call: the application as
+/// `as_stored` says, its first secret, the event as stored with the
+/// application as its target; and on a conflict, neither.
+async fn scenario_application_recorded(store: Arc<dyn Store>) {
+    let alice = user(&store, "alice").await;
+    let event = |new: &NewApplication| {
+        NewAuditEvent::new(
+            &by(Some(alice.id)),
+            T0,
+            "oauth_application_created",
+            Entity::user(alice.id),
+            "OAuth application added",
+        )
+        .target("Authn::OauthApplication", Some(0), &new.name)
+        .detail("scopes", new.scopes.joined())
+    };
+    for owner in [Some(alice.id), None] {
+        let uid = format!("recorded-{owner:?}");
+        let new = new_app(&uid, owner);
+        let e = event(&new);
+        let (app, stored) = store
+            .insert_application_recorded(new.clone(), e)
+            .await
+            .expect("insert_application_recorded");
+        assert_eq!(app, new.as_stored(app.id));
+        let (found, secrets) = store
+            .find_application_by_uid(&uid)
+            .await
+            .expect("find")
+            .expect("stored");
+        assert_eq!(found, app);
+        assert_eq!(secrets.len(), 1, "its first secret");
+        assert_eq!(secrets[0].digest, new.secret_digest);
+        assert_eq!(stored.target_id, Some(app.id));
+        assert_eq!(stored.target_details.as_deref(), Some(new.name.as_str()));
+        assert_eq!(
+            stored.author_name, alice.name,
+            "the author's name from the database"
+        );
+        assert_eq!(stored.entity_path.as_deref(), Some("alice"));
+        let (events, _) = store
+            .list_audit_events(&AuditFilter::default(), PageRequest::default())
+            .await
+            .expect("list");
+        let read = events
+            .into_iter()
+            .find(|e| e.id == stored.id)
+            .expect("the event is stored");
+        assert_eq!(read, stored, "as stored");
+    }
+    // A taken client id: no application, no event.
+    let before = store
+        .list_audit_events(&AuditFilter::default(), PageRequest::default())
+        .await
+        .expect("list")
+        .1;
+    let again = new_app("recorded-None", None);
+    let e = event(&again);
+    assert_conflict(store.insert_application_recorded(again, e).await, "uid");
+    let after = store
+        .list_audit_events(&AuditFilter::default(), PageRequest::default())
+        .await
+        .expect("list")
+        .1;
+    assert_eq!(before, after, "no event without its application");
 }
 
 fn by(user_id: Option<i64>) -> Context {
