@@ -20,7 +20,7 @@ pub struct GlobalArgs {
     /// (default sqlite://latchkey.db?mode=rwc).
     #[arg(long, global = true, env = "LATCHKEY_DATABASE_URL", value_name = "URL")]
     pub database_url: Option<String>,
-    /// Database connections per instance (default 10 on PostgreSQL; on SQLite
+    /// Database connections per instance (default 20 on PostgreSQL; on SQLite
     /// 4 readers, plus one writer and the inline point-read connections).
     #[arg(
         long,

@@ -115,7 +115,7 @@ fn backend_dependent_defaults() {
     assert_eq!(sqlite.pool_size, 4);
     assert_eq!(serve_s.token_cache_ms(), 10_000);
     let (pg, _) = serve(&[], Some("database_url = \"postgres://h/db\"")).unwrap();
-    assert_eq!(pg.pool_size, 10);
+    assert_eq!(pg.pool_size, 20);
     assert_eq!(serve_s.token_cache_ms(), 10_000);
     let (_, set) = serve(&["--token-cache-seconds", "3"], None).unwrap();
     assert_eq!(set.token_cache_ms(), 3_000);
