@@ -44,18 +44,27 @@ macro_rules! insert_row {
     };
 }
 const INSERT: &str = concat!(insert_row!(), " RETURNING ", app_columns!());
-/// The application and its first secret (`$13`: its hint) in one
-/// statement, where the dialect has data-modifying `WITH` (PostgreSQL):
+/// The `WITH` clauses that insert an application (`app`, as stored) and
+/// its first secret (`$13`: its hint), for a dialect with data-modifying
+/// `WITH` (PostgreSQL).
+macro_rules! with_app_and_secret {
+    () => {
+        concat!(
+            "WITH app AS (",
+            insert_row!(),
+            " RETURNING ",
+            app_columns!(),
+            "), secret AS (INSERT INTO application_secrets
+                 (application_id, digest, hint, created_at, expires_at)
+               SELECT id, $3, NULLIF($13, ''), $8, NULL FROM app)"
+        )
+    };
+}
+/// The application and its first secret in one statement (PostgreSQL):
 /// one round trip fewer per create.
 const INSERT_WITH_SECRET: &str = concat!(
-    "WITH app AS (",
-    insert_row!(),
-    " RETURNING ",
-    app_columns!(),
-    "), secret AS (INSERT INTO application_secrets
-         (application_id, digest, hint, created_at, expires_at)
-       SELECT id, $3, NULLIF($13, ''), $8, NULL FROM app)
-     SELECT ",
+    with_app_and_secret!(),
+    " SELECT ",
     app_columns!(),
     " FROM app"
 );
@@ -64,14 +73,8 @@ const INSERT_WITH_SECRET: &str = concat!(
 /// application's), in one statement: on its own, without `BEGIN` and
 /// `COMMIT`, it is still all or nothing.
 const INSERT_RECORDED: &str = concat!(
-    "WITH app AS (",
-    insert_row!(),
-    " RETURNING ",
-    app_columns!(),
-    "), secret AS (INSERT INTO application_secrets
-         (application_id, digest, hint, created_at, expires_at)
-       SELECT id, $3, NULLIF($13, ''), $8, NULL FROM app),
-     event AS (",
+    with_app_and_secret!(),
+    ", event AS (",
     audit::insert_event!(
         "$14",
         "$15",
