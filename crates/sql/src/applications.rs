@@ -96,11 +96,13 @@ const INSERT_RECORDED: &str = concat!(
 const INSTANCE_COUNT: &str =
     "SELECT CAST(COALESCE(SUM(delta), 0) AS BIGINT) FROM instance_application_counts";
 /// One offset page: the ids from the index alone, from the first id of
-/// its block on (`$1`), then their rows; `$from`: where the ids are read.
+/// its block on (`$1`), then their rows (after `$head`, columns of its
+/// own); `$from`: where the ids are read.
 macro_rules! page_instance {
-    ($from:literal) => {
+    ($head:literal, $from:literal) => {
         concat!(
             "SELECT ",
+            $head,
             app_columns!(),
             " FROM oauth_applications WHERE id IN
                (SELECT id FROM ",
@@ -117,22 +119,28 @@ macro_rules! page_instance {
 /// choose, it walks the table's rows from `$1` and tests each, twice the
 /// time for the up to 1,023 entries a deep page skips (measured).
 const PAGE_INSTANCE: [&str; 2] = [
-    page_instance!("oauth_applications INDEXED BY oauth_applications_instance"),
-    page_instance!("oauth_applications"),
+    page_instance!(
+        "",
+        "oauth_applications INDEXED BY oauth_applications_instance"
+    ),
+    page_instance!("", "oauth_applications"),
 ];
 /// The same with the count of instance applications (as
 /// [`INSTANCE_COUNT`]) on every row: a page and its total in one
 /// statement, and so in one snapshot without a transaction around them.
-const PAGE_INSTANCE_COUNTED: &str = concat!(
-    "SELECT (SELECT CAST(COALESCE(SUM(delta), 0) AS BIGINT) FROM instance_application_counts)
+const PAGE_INSTANCE_COUNTED: &str = page_instance!(
+    "(SELECT CAST(COALESCE(SUM(delta), 0) AS BIGINT) FROM instance_application_counts)
        AS total, ",
-    app_columns!(),
-    " FROM oauth_applications WHERE id IN
-       (SELECT id FROM oauth_applications WHERE ",
-    instance!(),
-    " AND id >= $1 ORDER BY id LIMIT $2 OFFSET $3)
-     ORDER BY id"
+    "oauth_applications"
 );
+/// The count of instance applications per block of 1,024 ids (schema 17)
+/// that holds any (`block_start`, `n`; a block never sums below zero).
+macro_rules! block_sums {
+    () => {
+        "SELECT block_start, CAST(SUM(delta) AS BIGINT) AS n FROM instance_application_counts
+         GROUP BY block_start HAVING SUM(delta) > 0"
+    };
+}
 /// A deep offset page (`$1`, `$2`: offset and limit) and the total, in one
 /// statement: the count per block of 1,024 ids (schema 17), summed in
 /// order, says in which block the entry at the offset lies and how many of
@@ -140,9 +148,9 @@ const PAGE_INSTANCE_COUNTED: &str = concat!(
 /// id and walks at most a block's entries. Past the end, no row (no
 /// block: `id >= NULL`; SQLite refuses a NULL offset).
 const PAGE_INSTANCE_DEEP: &str = concat!(
-    "WITH blocks AS (
-       SELECT block_start, CAST(SUM(delta) AS BIGINT) AS n FROM instance_application_counts
-       GROUP BY block_start HAVING SUM(delta) <> 0),
+    "WITH blocks AS (",
+    block_sums!(),
+    "),
      placed AS (
        SELECT block_start, n, CAST(SUM(n) OVER (ORDER BY block_start) AS BIGINT) - n AS before
        FROM blocks),
@@ -159,9 +167,7 @@ const PAGE_INSTANCE_DEEP: &str = concat!(
 );
 /// The sums per block of 1,024 ids (schema 17) in the order of ids, for
 /// a deep page where they are remembered (see [`crate::app_count`]).
-const BLOCK_SUMS: &str = "SELECT block_start, CAST(SUM(delta) AS BIGINT) AS n
-     FROM instance_application_counts GROUP BY block_start HAVING SUM(delta) > 0
-     ORDER BY block_start";
+const BLOCK_SUMS: &str = concat!(block_sums!(), " ORDER BY block_start");
 /// Offsets below this are walked from the first entry of the index (as
 /// few entries as a block holds at most); deeper ones seek to their block.
 const SEEK_FROM: i64 = 1024;
