@@ -315,6 +315,8 @@ impl DeviceStatus {
             Self::Pending => "pending",
             Self::Approved => "approved",
             Self::Denied => "denied",
+            // Never stored: a spent code keeps its status and has
+            // `redeemed_at` (schema 18).
             Self::Redeemed => "redeemed",
         }
     }
@@ -323,7 +325,6 @@ impl DeviceStatus {
         match s {
             "approved" => Self::Approved,
             "denied" => Self::Denied,
-            "redeemed" => Self::Redeemed,
             _ => Self::Pending,
         }
     }

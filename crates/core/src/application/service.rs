@@ -157,7 +157,10 @@ impl Services {
         let event = application_created_event(ctx, now, &new.as_stored(0));
         let store = self.store.clone();
         let app = self
-            .recorded(async move { store.insert_application_recorded(new, event).await })
+            .recorded(async move {
+                let (app, event) = store.insert_application_recorded(new, event).await?;
+                Ok((app, vec![event]))
+            })
             .await?;
         Ok((app, secret))
     }

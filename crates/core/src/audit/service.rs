@@ -32,31 +32,24 @@ impl Services {
             + Send
             + 'static,
     {
-        let services = self.clone();
-        let task = tokio::spawn(async move {
-            let (value, events) =
-                crate::store::in_transaction_audited(&*services.store, work).await?;
-            services.published(&events);
-            Ok(value)
-        });
-        match task.await {
-            Ok(done) => done,
-            Err(e) => Err(StoreError::Internal(crate::error::cause(e))),
-        }
+        let store = self.store.clone();
+        self.recorded(async move { crate::store::in_transaction_audited(&*store, work).await })
+            .await
     }
 
-    /// A change and its one event made by a single store call (such as
-    /// [`crate::application::ApplicationStore::insert_application_recorded`]): as [`Self::unit`],
-    /// in a task of its own, the event published once committed.
+    /// A change and the events it recorded, made by `call` (a unit of work,
+    /// or a single store call such as
+    /// [`crate::application::ApplicationStore::insert_application_recorded`]),
+    /// in a task of its own; the events are published once committed.
     pub(crate) async fn recorded<T, F>(&self, call: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: std::future::Future<Output = Result<(T, AuditEvent), StoreError>> + Send + 'static,
+        F: std::future::Future<Output = Result<(T, Vec<AuditEvent>), StoreError>> + Send + 'static,
     {
         let services = self.clone();
         let task = tokio::spawn(async move {
-            let (value, event) = call.await?;
-            services.published(std::slice::from_ref(&event));
+            let (value, events) = call.await?;
+            services.published(&events);
             Ok(value)
         });
         match task.await {
