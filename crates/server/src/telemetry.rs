@@ -3,7 +3,7 @@
 //!
 //! Lines are written by a thread of their own (`tracing-appender`'s
 //! non-blocking writer), in batches: a request never waits for standard
-//! error. If the writer falls behind by more than its buffer (128,000
+//! error. If the writer falls behind by more than its queue (32,768
 //! lines), lines are dropped rather than requests slowed. Colours only on a
 //! terminal. JSON lines put every field at the top level (`request_id`,
 //! `status`, …), with the request's span (its `request_id`) beside them.
@@ -13,6 +13,10 @@
 //! layout as the subscriber's lines: tracing's general formatter cost a
 //! request about a fifth of `GET /api/v4/user`'s instructions
 //! (`bench/DIAGNOSIS.md`).
+
+/// Log lines queued for the writer thread before new ones are dropped:
+/// about a second of access log at the benchmark's highest rates.
+const LOG_QUEUE_LINES: usize = 32 * 1024;
 
 use std::io::{IsTerminal, Write as _};
 use std::net::IpAddr;
@@ -59,10 +63,15 @@ pub fn init(filter: &str, format: LogFormat) -> anyhow::Result<Option<WorkerGuar
     }
     // The writer thread takes every line queued, then writes them in one
     // go: one system call for a batch, not one per line.
-    let (writer, guard) = tracing_appender::non_blocking(std::io::BufWriter::with_capacity(
-        64 * 1024,
-        std::io::stderr(),
-    ));
+    // Its queue is allocated, and every slot written, up front: the
+    // default 128,000 lines held 4 MB from the start.
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .buffered_lines_limit(LOG_QUEUE_LINES)
+        .lossy(true)
+        .finish(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stderr(),
+        ));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer.clone())

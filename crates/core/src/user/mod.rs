@@ -218,8 +218,8 @@ pub fn check_password_strength(password: &str) -> Result<(), String> {
 /// Argon2id with OWASP's m=7 MiB, t=5, p=1: one of the configurations the
 /// OWASP Password Storage Cheat Sheet lists as equally strong as its first
 /// one (m=19 MiB, t=2), trading memory for passes at about the same CPU
-/// time. The working memory is held for reuse by each hashing thread (see
-/// `crate::hashing`), so less of it matters. Hashes made with other
+/// time. The working memory is held for reuse by each hashing thread while
+/// it is busy (see `crate::hashing`), so less of it matters. Hashes made with other
 /// parameters (the argon2 crate's default, before) keep verifying: the
 /// parameters are read from each PHC string.
 fn new_hash_params() -> Result<Params, argon2::Error> {
@@ -227,10 +227,29 @@ fn new_hash_params() -> Result<Params, argon2::Error> {
 }
 
 thread_local! {
-    /// Argon2's working memory, kept per thread and reused: allocating and
-    /// freeing it per hash left freed blocks in glibc's per-thread arenas,
-    /// so resident memory grew with every sign-in (see `bench/DIAGNOSIS.md`).
+    /// Argon2's working memory, kept per thread and reused while the thread
+    /// is busy: allocating and freeing it per hash left freed blocks in
+    /// glibc's per-thread arenas, so resident memory grew with every sign-in
+    /// (see `bench/DIAGNOSIS.md`).
     static ARGON2_MEMORY: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The least working memory reserved at once, in Argon2 blocks (1 KiB):
+/// 33 MiB, above glibc's largest threshold for serving an allocation from
+/// its heaps, so the memory is a mapping of its own, given back to the
+/// operating system when freed (and never left in an arena). Only the
+/// blocks a hash uses (7 MiB with [`new_hash_params`]) are ever touched;
+/// the rest is address space.
+const OWN_MAPPING_BLOCKS: usize = 33 * 1024;
+
+/// Does this thread hold Argon2 working memory?
+pub(crate) fn holds_hashing_memory() -> bool {
+    ARGON2_MEMORY.with(|memory| memory.borrow().capacity() > 0)
+}
+
+/// Give this thread's Argon2 working memory back.
+pub(crate) fn release_hashing_memory() {
+    ARGON2_MEMORY.with(|memory| *memory.borrow_mut() = Vec::new());
 }
 
 /// Argon2 into `out`, with this thread's reused working memory.
@@ -245,7 +264,12 @@ fn argon2_into(
         let mut memory = memory.borrow_mut();
         let blocks = params.block_count();
         if memory.len() < blocks {
-            memory.resize(blocks, Block::default());
+            let mut fresh = Vec::new();
+            fresh
+                .try_reserve_exact(blocks.max(OWN_MAPPING_BLOCKS))
+                .map_err(|_| argon2::Error::MemoryTooMuch)?;
+            fresh.resize(blocks, Block::default());
+            *memory = fresh;
         }
         argon2.hash_password_into_with_memory(password, salt, out, &mut memory[..blocks])
     })
