@@ -36,11 +36,13 @@ use Kind::{Bool, Int, Text};
 pub const NOT_COPIED: &[(&str, &[&str])] = &[
     ("outside_changes", &["id", "generation"]),
     // Kept by a trigger from the applications themselves (schema 16, per
-    // block of ids since 17), so the copy's inserts count themselves.
+    // block of ids since 17), so the copy's inserts count themselves; and
+    // the generation of its folds (schema 20), which a copy starts afresh.
     (
         "instance_application_counts",
-        &["id", "delta", "block_start"],
+        &["id", "delta", "block_start", "folded"],
     ),
+    ("instance_application_count_folds", &["id", "generation"]),
 ];
 
 /// Every table, parents before children.

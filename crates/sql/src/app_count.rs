@@ -15,6 +15,10 @@
 //! sums per block (`Blocks`), so the next deep page seeks to its block
 //! without summing them again. As in the token cache, a count read from a snapshot older than
 //! the latest invalidation is never stored (the generation ticket).
+//!
+//! On PostgreSQL, where other instances write unheard, [`FoldedCount`]
+//! remembers only the folded sums and checks them against every page's
+//! snapshot instead (schema 20).
 
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -69,6 +73,78 @@ impl Blocks {
         let (start, before) = *self.starts.get(after.checked_sub(1)?)?;
         Some((start, offset - before))
     }
+}
+
+/// PostgreSQL's remembered count (schema 20): the sums per block of the
+/// folded rows, and the generation of the folds they were read at. The
+/// folded rows change only with the generation, so a page whose own
+/// statement reads the same generation and no unfolded delta may take
+/// its total, and the block it starts in, from here: no other instance
+/// need tell this one of its writes. Whether the last page seen had
+/// unfolded deltas is kept too: while they are there (a burst of writes,
+/// folded within a second), pages read the count themselves, in the
+/// statement that reads them, and say when the deltas are gone.
+#[derive(Debug, Default)]
+pub(crate) struct FoldedCount {
+    state: Mutex<FoldedState>,
+}
+
+#[derive(Debug, Default)]
+struct FoldedState {
+    folded: Option<Arc<Folded>>,
+    unfolded_seen: bool,
+}
+
+/// The folded sums of one generation.
+#[derive(Debug)]
+pub(crate) struct Folded {
+    pub generation: i64,
+    pub blocks: Blocks,
+}
+
+/// What a page's statement said of the count (`fold_generation`,
+/// `unfolded`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stamp {
+    pub generation: i64,
+    pub unfolded: bool,
+}
+
+impl FoldedCount {
+    fn lock(&self) -> MutexGuard<'_, FoldedState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The remembered sums, unless the last page seen had unfolded deltas.
+    pub fn usable(&self) -> Option<Arc<Folded>> {
+        let state = self.lock();
+        if state.unfolded_seen {
+            return None;
+        }
+        state.folded.clone()
+    }
+
+    /// A page's statement said `stamp`: should the sums be read again
+    /// (nothing unfolded, and a generation they are not of)?
+    pub fn saw(&self, stamp: Stamp) -> bool {
+        let mut state = self.lock();
+        state.unfolded_seen = stamp.unfolded;
+        !stamp.unfolded
+            && state
+                .folded
+                .as_ref()
+                .is_none_or(|f| f.generation != stamp.generation)
+    }
+
+    pub fn put(&self, folded: Folded) {
+        self.lock().folded = Some(Arc::new(folded));
+    }
+}
+
+/// The remembered sums are this snapshot's count when its statement says
+/// so (`stamp`).
+pub(crate) fn current(folded: &Folded, stamp: Stamp) -> bool {
+    !stamp.unfolded && stamp.generation == folded.generation
 }
 
 #[derive(Debug, Default)]

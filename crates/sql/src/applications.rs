@@ -11,10 +11,10 @@ use latchkey_core::audit::{AuditEvent, NewAuditEvent};
 use latchkey_core::pagination::{PageRequest, MAX_PER_PAGE};
 use latchkey_core::store::{StoreError, COUNT_CAP};
 
-use crate::app_count::{Blocks, Counted};
+use crate::app_count::{self, Blocks, Counted, Folded, FoldedCount, Stamp};
 use crate::audit;
 use crate::backend::{Access, Backend, Dialect, SqlStore};
-use crate::conn::{count, query_as, query_one, query_opt_as, Conn, Value};
+use crate::conn::{count, query_as, query_one, query_opt_as, Conn, Row, Value};
 use crate::params;
 use crate::rows::app_from_row;
 use crate::secrets;
@@ -99,7 +99,7 @@ const INSTANCE_COUNT: &str =
 /// its block on (`$1`), then their rows (after `$head`, columns of its
 /// own); `$from`: where the ids are read.
 macro_rules! page_instance {
-    ($head:literal, $from:literal) => {
+    ($head:expr, $from:literal) => {
         concat!(
             "SELECT ",
             $head,
@@ -125,14 +125,49 @@ const PAGE_INSTANCE: [&str; 2] = [
     ),
     page_instance!("", "oauth_applications"),
 ];
+/// The fold's stamp (schema 20) as a row's first columns, on PostgreSQL:
+/// the generation of the folds and whether any delta is still unfolded, in
+/// the statement's snapshot. The same generation as the remembered sums
+/// per block were read at, and nothing unfolded: those sums are this
+/// snapshot's count (see [`crate::app_count::Folded`]).
+macro_rules! fold_stamp {
+    () => {
+        "(SELECT generation FROM instance_application_count_folds WHERE id = 1)
+           AS fold_generation,
+         EXISTS (SELECT 1 FROM instance_application_counts WHERE NOT folded) AS unfolded, "
+    };
+}
 /// The same with the count of instance applications (as
 /// [`INSTANCE_COUNT`]) on every row: a page and its total in one
-/// statement, and so in one snapshot without a transaction around them.
-const PAGE_INSTANCE_COUNTED: &str = page_instance!(
-    "(SELECT CAST(COALESCE(SUM(delta), 0) AS BIGINT) FROM instance_application_counts)
-       AS total, ",
-    "oauth_applications"
-);
+/// statement, and so in one snapshot without a transaction around them;
+/// on PostgreSQL with the fold's stamp.
+macro_rules! page_instance_counted {
+    ($stamp:expr) => {
+        page_instance!(
+            concat!(
+                $stamp,
+                "(SELECT CAST(COALESCE(SUM(delta), 0) AS BIGINT)
+                  FROM instance_application_counts) AS total, "
+            ),
+            "oauth_applications"
+        )
+    };
+}
+const PAGE_INSTANCE_COUNTED: [&str; 2] = [
+    page_instance_counted!(""),
+    page_instance_counted!(fold_stamp!()),
+];
+/// [`PAGE_INSTANCE`] with the fold's stamp, for a page located by the
+/// remembered sums (PostgreSQL).
+const PAGE_INSTANCE_STAMPED: &str = page_instance!(fold_stamp!(), "oauth_applications");
+/// The sums per block of the folded rows in the order of ids, and the
+/// generation of the folds they belong to, in one snapshot (PostgreSQL;
+/// one row with no block when there are none).
+const FOLDED_SUMS: &str = "SELECT f.generation AS fold_generation, s.block_start, s.n
+     FROM instance_application_count_folds f LEFT JOIN
+       (SELECT block_start, CAST(SUM(delta) AS BIGINT) AS n FROM instance_application_counts
+        WHERE folded GROUP BY block_start HAVING SUM(delta) > 0) s ON TRUE
+     WHERE f.id = 1 ORDER BY s.block_start";
 /// The count of instance applications per block of 1,024 ids (schema 17)
 /// that holds any (`block_start`, `n`; a block never sums below zero).
 macro_rules! block_sums {
@@ -147,24 +182,34 @@ macro_rules! block_sums {
 /// the block's entries come before it; the page seeks to the block's first
 /// id and walks at most a block's entries. Past the end, no row (no
 /// block: `id >= NULL`; SQLite refuses a NULL offset).
-const PAGE_INSTANCE_DEEP: &str = concat!(
-    "WITH blocks AS (",
-    block_sums!(),
-    "),
-     placed AS (
-       SELECT block_start, n, CAST(SUM(n) OVER (ORDER BY block_start) AS BIGINT) - n AS before
-       FROM blocks),
-     target AS (
-       SELECT block_start, $1 - before AS skip FROM placed WHERE before <= $1 AND $1 < before + n)
-     SELECT (SELECT CAST(SUM(n) AS BIGINT) FROM blocks) AS total, ",
-    app_columns!(),
-    " FROM oauth_applications WHERE id IN
-       (SELECT id FROM oauth_applications WHERE ",
-    instance!(),
-    " AND id >= (SELECT block_start FROM target) ORDER BY id
-        LIMIT $2 OFFSET COALESCE((SELECT skip FROM target), 0))
-     ORDER BY id"
-);
+macro_rules! page_instance_deep {
+    ($stamp:expr) => {
+        concat!(
+            "WITH blocks AS (",
+            block_sums!(),
+            "),
+             placed AS (
+               SELECT block_start, n,
+                      CAST(SUM(n) OVER (ORDER BY block_start) AS BIGINT) - n AS before
+               FROM blocks),
+             target AS (
+               SELECT block_start, $1 - before AS skip FROM placed
+               WHERE before <= $1 AND $1 < before + n)
+             SELECT ",
+            $stamp,
+            "(SELECT CAST(SUM(n) AS BIGINT) FROM blocks) AS total, ",
+            app_columns!(),
+            " FROM oauth_applications WHERE id IN
+               (SELECT id FROM oauth_applications WHERE ",
+            instance!(),
+            " AND id >= (SELECT block_start FROM target) ORDER BY id
+                LIMIT $2 OFFSET COALESCE((SELECT skip FROM target), 0))
+             ORDER BY id"
+        )
+    };
+}
+/// In each dialect; on PostgreSQL with the fold's stamp.
+const PAGE_INSTANCE_DEEP: [&str; 2] = [page_instance_deep!(""), page_instance_deep!(fold_stamp!())];
 /// The sums per block of 1,024 ids (schema 17) in the order of ids, for
 /// a deep page where they are remembered (see [`crate::app_count`]).
 const BLOCK_SUMS: &str = concat!(block_sums!(), " ORDER BY block_start");
@@ -478,6 +523,139 @@ pub(crate) async fn revoke_all(
     Ok(Some((app, info)))
 }
 
+/// How an offset page of instance applications is read.
+fn instance_page_access(page: PageRequest, snapshot: bool) -> Access {
+    Access::Read {
+        // At most a block's worth of index entries walked, at any offset.
+        bounded: page.limit() <= MAX_PER_PAGE as i64,
+        snapshot,
+        ordered: true,
+    }
+}
+
+/// The fold's stamp on a row of a PostgreSQL page.
+fn stamp_from_row(row: &Row) -> Result<Stamp, StoreError> {
+    Ok(Stamp {
+        generation: row.int("fold_generation")?,
+        unfolded: row.bool("unfolded")?,
+    })
+}
+
+impl<B: Backend> SqlStore<B> {
+    /// An offset page of instance applications and their count, summed by
+    /// the page's statement (on PostgreSQL with the fold's stamp, `None`
+    /// past the end).
+    async fn counted_page(
+        &self,
+        page: PageRequest,
+    ) -> Result<(Vec<Application>, i64, Option<Stamp>), StoreError> {
+        let dialect = B::DIALECT;
+        let seek = page.offset() >= SEEK_FROM;
+        let (sql, params) = if seek {
+            (
+                dialect.choose(PAGE_INSTANCE_DEEP),
+                Vec::from(params![page.offset(), page.limit()]),
+            )
+        } else {
+            (
+                dialect.choose(PAGE_INSTANCE_COUNTED),
+                Vec::from(params![i64::MIN, page.limit(), page.offset()]),
+            )
+        };
+        self.run(instance_page_access(page, false), move |c| {
+            Box::pin(async move {
+                let rows = query_as(c, sql, &params, |row| {
+                    let stamp = match dialect {
+                        Dialect::Postgres => Some(stamp_from_row(row)?),
+                        Dialect::Sqlite => None,
+                    };
+                    Ok((stamp, row.int("total")?, app_from_row(row)?))
+                })
+                .await?;
+                let (stamp, n) = match rows.first() {
+                    Some((stamp, n, _)) => (*stamp, *n),
+                    // Past the end: no row carried the total.
+                    None => (None, count(c, INSTANCE_COUNT, &[]).await? as i64),
+                };
+                let apps = rows.into_iter().map(|(_, _, app)| app).collect();
+                Ok((apps, n, stamp))
+            })
+        })
+        .await
+    }
+
+    /// An offset page of instance applications on PostgreSQL: located by
+    /// the remembered folded sums when the page's own statement says they
+    /// are its snapshot's count, else counted by the page's statement
+    /// (which says when the sums are worth reading again).
+    async fn list_instance_folded(
+        &self,
+        cache: &FoldedCount,
+        page: PageRequest,
+    ) -> Result<(Vec<Application>, u64), StoreError> {
+        let capped = |n: i64| total(n.min(COUNT_CAP + 1));
+        if let Some(folded) = cache.usable() {
+            let located = if page.offset() >= SEEK_FROM {
+                folded.blocks.locate(page.offset())
+            } else {
+                (page.offset() < folded.blocks.total()).then_some((i64::MIN, page.offset()))
+            };
+            if let Some((start, skip)) = located {
+                let params = params![start, page.limit(), skip];
+                let rows = self
+                    .read_all(
+                        instance_page_access(page, false),
+                        PAGE_INSTANCE_STAMPED,
+                        params,
+                        |row| Ok((stamp_from_row(row)?, app_from_row(row)?)),
+                    )
+                    .await?;
+                if let Some((stamp, _)) = rows.first() {
+                    if app_count::current(&folded, *stamp) {
+                        let apps = rows.into_iter().map(|(_, app)| app).collect();
+                        return Ok((apps, capped(folded.blocks.total())));
+                    }
+                    cache.saw(*stamp);
+                }
+            }
+        }
+        let (apps, n, stamp) = self.counted_page(page).await?;
+        if stamp.is_some_and(|stamp| cache.saw(stamp)) {
+            // For the next page; this one is answered either way.
+            if let Err(e) = self.read_folded(cache).await {
+                tracing::debug!(error = %e, "cannot read the folded counts (read again next page)");
+            }
+        }
+        Ok((apps, capped(n)))
+    }
+
+    /// Read the folded sums per block and their generation, and remember them.
+    async fn read_folded(&self, cache: &FoldedCount) -> Result<(), StoreError> {
+        let rows = self
+            .read_all(Access::SCAN, FOLDED_SUMS, params![], |row| {
+                Ok((
+                    row.int("fold_generation")?,
+                    row.opt_int("block_start")?,
+                    row.opt_int("n")?,
+                ))
+            })
+            .await?;
+        let Some(&(generation, _, _)) = rows.first() else {
+            return Err(StoreError::internal(
+                "the generation of the folds is missing",
+            ));
+        };
+        let sums = rows
+            .into_iter()
+            .filter_map(|(_, start, n)| Some((start?, n?)));
+        cache.put(Folded {
+            generation,
+            blocks: Blocks::from_sums(sums),
+        });
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl<B: Backend> ApplicationStore for SqlStore<B> {
     async fn rehash_secret(
@@ -529,6 +707,9 @@ impl<B: Backend> ApplicationStore for SqlStore<B> {
         &self,
         page: PageRequest,
     ) -> Result<(Vec<Application>, u64), StoreError> {
+        if let Some(cache) = &self.folded_count {
+            return self.list_instance_folded(cache, page).await;
+        }
         // When changes cannot be heard, the remembered count is forgotten
         // and summed again: the listing does not fail for that.
         let _ = self.check_outside_changes().await;
@@ -543,10 +724,7 @@ impl<B: Backend> ApplicationStore for SqlStore<B> {
             ordered: true,
         };
         let limit = page.limit();
-        let page_sql = match B::DIALECT {
-            Dialect::Sqlite => PAGE_INSTANCE[0],
-            Dialect::Postgres => PAGE_INSTANCE[1],
-        };
+        let page_sql = B::DIALECT.choose(PAGE_INSTANCE);
         let at = move |start: i64, skip: i64| Vec::from(params![start, limit, skip]);
         match (&known, seek) {
             // The count (and, for a deep page, where its block starts) is
@@ -604,31 +782,7 @@ impl<B: Backend> ApplicationStore for SqlStore<B> {
             }
             return Ok((apps, capped(n)));
         }
-        let (apps, n) = self
-            .run(access(false), move |c| {
-                Box::pin(async move {
-                    let (sql, params) = if seek {
-                        (
-                            PAGE_INSTANCE_DEEP,
-                            Vec::from(params![page.offset(), page.limit()]),
-                        )
-                    } else {
-                        (PAGE_INSTANCE_COUNTED, at(i64::MIN, page.offset()))
-                    };
-                    let rows = query_as(c, sql, &params, |row| {
-                        Ok((row.int("total")?, app_from_row(row)?))
-                    })
-                    .await?;
-                    let n = match rows.first() {
-                        Some((n, _)) => *n,
-                        // Past the end: no row carried the total.
-                        None => count(c, INSTANCE_COUNT, &[]).await? as i64,
-                    };
-                    let apps = rows.into_iter().map(|(_, app)| app).collect();
-                    Ok((apps, n))
-                })
-            })
-            .await?;
+        let (apps, n, _) = self.counted_page(page).await?;
         if let (None, Some(cache), Some(ticket)) = (known, &self.app_count, ticket) {
             let blocks = None;
             cache.put(ticket, Counted { total: n, blocks });

@@ -6,9 +6,20 @@ use std::future::Future;
 use futures::future::BoxFuture;
 use latchkey_core::store::StoreError;
 
-use crate::app_count::AppCount;
+use crate::app_count::{AppCount, FoldedCount};
 use crate::conn::{count, query_as, query_one, query_opt_as, Conn, Row, Value};
 use latchkey_core::pagination::PageRequest;
+
+/// Whether the count of instance applications has anything to fold: a
+/// delta not yet folded, or a block with two rows (two instances folded
+/// at once).
+macro_rules! fold_due {
+    () => {
+        "(EXISTS (SELECT 1 FROM instance_application_counts WHERE NOT folded)
+          OR (SELECT COUNT(*) FROM instance_application_counts)
+             > (SELECT COUNT(DISTINCT block_start) FROM instance_application_counts))"
+    };
+}
 
 /// Decodes a row into what a store method returns.
 pub type Decode<T> = fn(&mut Row) -> Result<T, StoreError>;
@@ -66,6 +77,14 @@ impl Dialect {
     pub const ALL: [Dialect; 2] = [Dialect::Sqlite, Dialect::Postgres];
 
     /// This dialect's text of a statement made for each (see [`Self::ALL`]).
+    /// The statement of this dialect, of two written out (SQLite's first).
+    pub fn choose(self, statements: [&'static str; 2]) -> &'static str {
+        match self {
+            Dialect::Sqlite => statements[0],
+            Dialect::Postgres => statements[1],
+        }
+    }
+
     pub fn pick(self, statements: &[String; 2]) -> &str {
         match self {
             Dialect::Sqlite => &statements[0],
@@ -98,33 +117,46 @@ impl Dialect {
 
     /// Statements, run in one transaction, that fold the deltas a trigger
     /// keeps of the count of instance applications (schema 16, per block
-    /// of ids since 17) into one row per block, and write nothing when
-    /// there is no more than that. On PostgreSQL, rows inserted meanwhile
-    /// are not in the statement's snapshot and stay; two instances folding
-    /// at once each fold what the other did not take. On SQLite the writer
-    /// holds the database: the sums go in after every delta (so each
-    /// block's newest row is its sum), then the older rows go, and the
-    /// blocks that sum to nothing.
+    /// of ids since 17) into one row per block, marked `folded`, and move
+    /// the generation of the folds (schema 20) with them; they write
+    /// nothing when every row is a folded one and no block has two. On
+    /// PostgreSQL, rows inserted meanwhile are not in the statement's
+    /// snapshot and stay; two instances folding at once each fold what the
+    /// other did not take, and each moves the generation. On SQLite the
+    /// writer holds the database: the sums go in after every delta (so
+    /// each block's newest row is its sum), then the older rows go, and
+    /// the blocks that sum to nothing.
     pub fn fold_instance_count(self) -> &'static [&'static str] {
         match self {
             Dialect::Sqlite => &[
-                "INSERT INTO instance_application_counts (block_start, delta)
-                 SELECT block_start, SUM(delta) FROM instance_application_counts
-                 WHERE (SELECT COUNT(*) FROM instance_application_counts)
-                       > (SELECT COUNT(DISTINCT block_start) FROM instance_application_counts)
-                 GROUP BY block_start",
+                concat!(
+                    "UPDATE instance_application_count_folds SET generation = generation + 1
+                     WHERE id = 1 AND ",
+                    fold_due!()
+                ),
+                concat!(
+                    "INSERT INTO instance_application_counts (block_start, delta, folded)
+                     SELECT block_start, SUM(delta), TRUE FROM instance_application_counts
+                     WHERE ",
+                    fold_due!(),
+                    " GROUP BY block_start"
+                ),
                 "DELETE FROM instance_application_counts WHERE id NOT IN
                    (SELECT MAX(id) FROM instance_application_counts GROUP BY block_start)",
                 "DELETE FROM instance_application_counts WHERE delta = 0",
             ],
-            Dialect::Postgres => &["WITH gone AS (
-                   DELETE FROM instance_application_counts
-                   WHERE (SELECT COUNT(*) FROM instance_application_counts)
-                         > (SELECT COUNT(DISTINCT block_start) FROM instance_application_counts)
-                   RETURNING block_start, delta)
-                 INSERT INTO instance_application_counts (block_start, delta)
-                 SELECT block_start, SUM(delta) FROM gone GROUP BY block_start
-                 HAVING SUM(delta) <> 0"],
+            Dialect::Postgres => &[concat!(
+                "WITH gone AS (
+                   DELETE FROM instance_application_counts WHERE ",
+                fold_due!(),
+                " RETURNING block_start, delta),
+                 folded AS (
+                   INSERT INTO instance_application_counts (block_start, delta, folded)
+                   SELECT block_start, SUM(delta), TRUE FROM gone GROUP BY block_start
+                   HAVING SUM(delta) <> 0)
+                 UPDATE instance_application_count_folds SET generation = generation + 1
+                 WHERE id = 1 AND EXISTS (SELECT 1 FROM gone)"
+            )],
         }
     }
 
@@ -320,6 +352,9 @@ pub trait Backend: Send + Sync + 'static {
 pub struct SqlStore<B> {
     pub(crate) backend: B,
     pub(crate) app_count: Option<std::sync::Arc<AppCount>>,
+    /// PostgreSQL's remembered count, checked by every page that uses it
+    /// (see [`crate::app_count::FoldedCount`]).
+    pub(crate) folded_count: Option<std::sync::Arc<FoldedCount>>,
     /// Move the stored generation of outside changes with every write (a
     /// process other than the server: see [`SqlStore::announcing_writes`]).
     announce_writes: bool,
@@ -349,6 +384,7 @@ impl<B: Backend> SqlStore<B> {
         Self {
             backend,
             app_count: B::REMEMBER_COUNTS.then(std::sync::Arc::default),
+            folded_count: matches!(B::DIALECT, Dialect::Postgres).then(std::sync::Arc::default),
             announce_writes: false,
             rung: std::sync::Arc::default(),
         }

@@ -9,6 +9,19 @@ conformance! {
     #[env] scenario_deep_offset_pages => deep_offset_pages_sqlite, deep_offset_pages_postgres;
 }
 
+/// PostgreSQL only: there, every instance remembers the folded count and
+/// checks it against each page's snapshot, so a change made and folded by
+/// another instance is seen at once. (On SQLite one server holds the
+/// database and remembers the count of what passes through it; the command
+/// line's writes are announced, see `scenario_outside_changes_*`.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn counts_across_instances_postgres() {
+    run_postgres(Box::new(|store: Arc<dyn Store>, env: Env| {
+        scenario_counts_across_instances(store, env).boxed()
+    }))
+    .await;
+}
+
 /// Every instance application's id, in order, by keyset pages (a path of
 /// its own: no offsets, no blocks).
 async fn instance_ids(store: &Arc<dyn Store>) -> Vec<i64> {
@@ -128,4 +141,53 @@ async fn scenario_deep_offset_pages(store: Arc<dyn Store>, env: Env) {
     assert_folded(&env).await;
     check_pages(&store, &want, 100, None).await;
     check_pages(&store, &want, 20, Some(&[1, 75, 76, 77, 1 << 40])).await;
+}
+
+async fn scenario_counts_across_instances(store: Arc<dyn Store>, env: Env) {
+    app(&store, "template", None).await;
+    env.raw
+        .execute(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 4000)
+             INSERT INTO oauth_applications
+               (uid, name, secret_digest, redirect_uri, scopes, confidential, trusted, owner_id,
+                created_at, updated_at, dynamic, grant_types)
+             SELECT 'many-' || CAST(i AS TEXT), name, secret_digest, redirect_uri, scopes,
+                    confidential, trusted, NULL, created_at, updated_at, dynamic, grant_types
+             FROM n, oauth_applications WHERE uid = 'template'",
+        )
+        .await;
+    store.fold_counts().await.expect("fold");
+    let pages: &[u64] = &[1, 2, 60, 61, 150, 200, 201];
+    let want = instance_ids(&store).await;
+    // Read twice: the second time from the remembered sums.
+    check_pages(&store, &want, 20, Some(pages)).await;
+    check_pages(&store, &want, 20, Some(pages)).await;
+
+    // Another instance deletes a stretch (a block empties) and creates one,
+    // and folds: this one has not seen a delta of it.
+    let other = env.open_instance().await.store();
+    for id in want.iter().skip(1_000).take(1_100) {
+        assert!(other
+            .delete_application(*id, Ownership::Instance)
+            .await
+            .expect("delete"));
+    }
+    app(&other, "many-new", None).await;
+    other.fold_counts().await.expect("fold");
+    let want = instance_ids(&store).await;
+    check_pages(&store, &want, 20, Some(pages)).await;
+    check_pages(&store, &want, 20, Some(pages)).await;
+
+    // And unfolded: counted by each page until the fold.
+    for id in want.iter().skip(100).take(30) {
+        assert!(other
+            .delete_application(*id, Ownership::Instance)
+            .await
+            .expect("delete"));
+    }
+    let want = instance_ids(&store).await;
+    check_pages(&store, &want, 20, Some(pages)).await;
+    store.fold_counts().await.expect("fold");
+    check_pages(&store, &want, 20, Some(pages)).await;
+    check_pages(&store, &want, 20, Some(pages)).await;
 }
