@@ -571,7 +571,8 @@ def main():
         w("## PostgreSQL against SQLite\n")
         if pginfo:
             w(f"PostgreSQL {pginfo['version']} on this machine (synchronous_commit={pginfo['synchronous_commit']}, "
-              f"fsync={pginfo['fsync']}, shared_buffers={pginfo['shared_buffers']}). latchkey runs on core "
+              f"fsync={pginfo['fsync']}, shared_buffers={pginfo['shared_buffers']}, "
+              f"autovacuum={pginfo.get('autovacuum', 'not recorded')}). latchkey runs on core "
               "0 and wrk (or pgbench) on core 1, but PostgreSQL's processes are not pinned: they run on both "
               "cores, sharing them with latchkey and the load generator, so these figures are for the whole "
               "machine. Ratios are PostgreSQL req/s over SQLite req/s.\n")

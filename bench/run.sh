@@ -777,7 +777,7 @@ pgbench_reference() {
 
 if [ -n "$POSTGRES" ]; then
     PGDB=latchkey_bench_$$
-    emit "{\"kind\":\"postgres\",\"version\":\"$(psql "$POSTGRES" -qAtc 'SHOW server_version')\",\"synchronous_commit\":\"$(psql "$POSTGRES" -qAtc 'SHOW synchronous_commit')\",\"fsync\":\"$(psql "$POSTGRES" -qAtc 'SHOW fsync')\",\"shared_buffers\":\"$(psql "$POSTGRES" -qAtc 'SHOW shared_buffers')\",\"max_connections\":$(psql "$POSTGRES" -qAtc 'SHOW max_connections')}"
+    emit "{\"kind\":\"postgres\",\"version\":\"$(psql "$POSTGRES" -qAtc 'SHOW server_version')\",\"synchronous_commit\":\"$(psql "$POSTGRES" -qAtc 'SHOW synchronous_commit')\",\"fsync\":\"$(psql "$POSTGRES" -qAtc 'SHOW fsync')\",\"shared_buffers\":\"$(psql "$POSTGRES" -qAtc 'SHOW shared_buffers')\",\"autovacuum\":\"$(psql "$POSTGRES" -qAtc 'SHOW autovacuum')\",\"max_connections\":$(psql "$POSTGRES" -qAtc 'SHOW max_connections')}"
     log "PostgreSQL: pgbench reference"
     pgbench_reference
     log "PostgreSQL: one instance, small database"
