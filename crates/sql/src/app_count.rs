@@ -76,7 +76,9 @@ impl Blocks {
 }
 
 /// PostgreSQL's remembered count (schema 20): the sums per block of the
-/// folded rows, and the generation of the folds they were read at. The
+/// folded rows, and the generation of the folds they were read at (a
+/// random number each fold sets, so a rewound database cannot repeat one
+/// with other rows). The
 /// folded rows change only with the generation, so a page whose own
 /// statement reads the same generation and no unfolded delta may take
 /// its total, and the block it starts in, from here: no other instance

@@ -117,12 +117,14 @@ impl Dialect {
 
     /// Statements, run in one transaction, that fold the deltas a trigger
     /// keeps of the count of instance applications (schema 16, per block
-    /// of ids since 17) into one row per block, marked `folded`, and move
-    /// the generation of the folds (schema 20) with them; they write
-    /// nothing when every row is a folded one and no block has two. On
-    /// PostgreSQL, rows inserted meanwhile are not in the statement's
+    /// of ids since 17) into one row per block, marked `folded`, and give
+    /// the folds a new generation (schema 20): a random number, which a
+    /// rewound database (a restore, a failover that lost commits) cannot
+    /// bring back with other rows as it could a counter's next value. They
+    /// write nothing when every row is a folded one and no block has two.
+    /// On PostgreSQL, rows inserted meanwhile are not in the statement's
     /// snapshot and stay; two instances folding at once each fold what the
-    /// other did not take, and each moves the generation. On SQLite the
+    /// other did not take, and each sets a generation. On SQLite the
     /// writer holds the database: the sums go in after every delta (so
     /// each block's newest row is its sum), then the older rows go, and
     /// the blocks that sum to nothing.
@@ -130,7 +132,7 @@ impl Dialect {
         match self {
             Dialect::Sqlite => &[
                 concat!(
-                    "UPDATE instance_application_count_folds SET generation = generation + 1
+                    "UPDATE instance_application_count_folds SET generation = random()
                      WHERE id = 1 AND ",
                     fold_due!()
                 ),
@@ -154,7 +156,8 @@ impl Dialect {
                    INSERT INTO instance_application_counts (block_start, delta, folded)
                    SELECT block_start, SUM(delta), TRUE FROM gone GROUP BY block_start
                    HAVING SUM(delta) <> 0)
-                 UPDATE instance_application_count_folds SET generation = generation + 1
+                 UPDATE instance_application_count_folds
+                 SET generation = CAST(floor(random() * 9007199254740991) AS BIGINT)
                  WHERE id = 1 AND EXISTS (SELECT 1 FROM gone)"
             )],
         }

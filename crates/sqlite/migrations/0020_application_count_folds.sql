@@ -1,5 +1,5 @@
 -- latchkey schema, version 20: the fold of the count of instance
--- applications marks the rows it writes and moves a generation, as on
+-- applications marks the rows it writes and sets a new (random) generation, as on
 -- PostgreSQL (see that backend's migration of the same version), so that
 -- both schemas stay one. SQLite's server remembers the count itself (every
 -- write goes through it) and reads neither.

@@ -11,7 +11,6 @@ use crate::service::{ServiceError, Services};
 use crate::user;
 use crate::user::user_event;
 use crate::user::User;
-use std::sync::OnceLock;
 
 use super::*;
 
@@ -144,10 +143,13 @@ impl Services {
             // Either way the password is not even checked.
             return Err(locked);
         }
-        let digest = found
-            .as_ref()
-            .and_then(|(_, d)| d.clone())
-            .unwrap_or_else(|| dummy_password_hash().to_owned());
+        let digest = match found.as_ref().and_then(|(_, d)| d.clone()) {
+            Some(digest) => digest,
+            None => self
+                .dummy_password_hash()
+                .await
+                .map_err(SignInError::Internal)?,
+        };
         let ok = self
             .verify_password(password, &digest)
             .await
@@ -442,11 +444,16 @@ pub enum SignInError {
     Internal(ServiceError),
 }
 
-/// A hash to verify against when the account does not exist, so that
-/// unknown and known logins take the same time.
-fn dummy_password_hash() -> &'static str {
-    static HASH: OnceLock<String> = OnceLock::new();
-    HASH.get_or_init(|| user::hash_password("latchkey-dummy-password").unwrap_or_default())
+impl Services {
+    /// A hash to verify against when the account does not exist, so that
+    /// unknown and known logins take the same time. Made once, on the
+    /// hashing threads (as every hash: never on an async worker).
+    async fn dummy_password_hash(&self) -> Result<String, ServiceError> {
+        static HASH: tokio::sync::OnceCell<String> = tokio::sync::OnceCell::const_new();
+        HASH.get_or_try_init(|| self.hash_password_unchecked("latchkey-dummy-password"))
+            .await
+            .cloned()
+    }
 }
 
 impl From<StoreError> for SignInError {
