@@ -284,8 +284,10 @@ pub(crate) fn bounded(page: PageRequest) -> bool {
     page.offset() <= BOUNDED_OFFSET && page.limit() <= MAX_PER_PAGE as i64
 }
 
-fn total(n: i64) -> u64 {
-    u64::try_from(n).unwrap_or(0)
+/// An instance listing's total as reported: capped at `COUNT_CAP + 1`, as
+/// GitLab caps its counts.
+fn capped_total(n: i64) -> u64 {
+    u64::try_from(n.min(COUNT_CAP + 1)).unwrap_or(0)
 }
 
 /// Insert an application and its first secret, and record `event` about
@@ -593,7 +595,6 @@ impl<B: Backend> SqlStore<B> {
         cache: &FoldedCount,
         page: PageRequest,
     ) -> Result<(Vec<Application>, u64), StoreError> {
-        let capped = |n: i64| total(n.min(COUNT_CAP + 1));
         if let Some(folded) = cache.usable() {
             let located = if page.offset() >= SEEK_FROM {
                 folded.blocks.locate(page.offset())
@@ -613,7 +614,7 @@ impl<B: Backend> SqlStore<B> {
                 if let Some((stamp, _)) = rows.first() {
                     if app_count::current(&folded, *stamp) {
                         let apps = rows.into_iter().map(|(_, app)| app).collect();
-                        return Ok((apps, capped(folded.blocks.total())));
+                        return Ok((apps, capped_total(folded.blocks.total())));
                     }
                     cache.saw(*stamp);
                 }
@@ -626,7 +627,7 @@ impl<B: Backend> SqlStore<B> {
                 tracing::debug!(error = %e, "cannot read the folded counts (read again next page)");
             }
         }
-        Ok((apps, capped(n)))
+        Ok((apps, capped_total(n)))
     }
 
     /// Read the folded sums per block and their generation, and remember them.
@@ -716,13 +717,6 @@ impl<B: Backend> ApplicationStore for SqlStore<B> {
         let known = self.app_count.as_ref().and_then(|c| c.get());
         let ticket = self.app_count.as_ref().map(|c| c.ticket());
         let seek = page.offset() >= SEEK_FROM;
-        let capped = |n: i64| total(n.min(COUNT_CAP + 1));
-        let access = |snapshot| Access::Read {
-            // At most a block's worth of index entries walked, at any offset.
-            bounded: page.limit() <= MAX_PER_PAGE as i64,
-            snapshot,
-            ordered: true,
-        };
         let limit = page.limit();
         let page_sql = B::DIALECT.choose(PAGE_INSTANCE);
         let at = move |start: i64, skip: i64| Vec::from(params![start, limit, skip]);
@@ -732,9 +726,14 @@ impl<B: Backend> ApplicationStore for SqlStore<B> {
             (Some(counted), false) => {
                 let params = at(i64::MIN, page.offset());
                 let apps = self
-                    .read_all(access(false), page_sql, params, app_from_row)
+                    .read_all(
+                        instance_page_access(page, false),
+                        page_sql,
+                        params,
+                        app_from_row,
+                    )
                     .await?;
-                return Ok((apps, capped(counted.total)));
+                return Ok((apps, capped_total(counted.total)));
             }
             (
                 Some(Counted {
@@ -744,12 +743,17 @@ impl<B: Backend> ApplicationStore for SqlStore<B> {
                 true,
             ) => {
                 let Some((start, skip)) = blocks.locate(page.offset()) else {
-                    return Ok((Vec::new(), capped(*n)));
+                    return Ok((Vec::new(), capped_total(*n)));
                 };
                 let apps = self
-                    .read_all(access(false), page_sql, at(start, skip), app_from_row)
+                    .read_all(
+                        instance_page_access(page, false),
+                        page_sql,
+                        at(start, skip),
+                        app_from_row,
+                    )
                     .await?;
-                return Ok((apps, capped(*n)));
+                return Ok((apps, capped_total(*n)));
             }
             _ => {}
         }
@@ -758,7 +762,7 @@ impl<B: Backend> ApplicationStore for SqlStore<B> {
             // and the page from one snapshot; the sums are kept for the
             // next deep page.
             let (apps, blocks) = self
-                .run(access(true), move |c| {
+                .run(instance_page_access(page, true), move |c| {
                     Box::pin(async move {
                         let sums = query_as(c, BLOCK_SUMS, &[], |row| {
                             Ok((row.int("block_start")?, row.int("n")?))
@@ -780,14 +784,14 @@ impl<B: Backend> ApplicationStore for SqlStore<B> {
                 let blocks = Some(Arc::new(blocks));
                 cache.put(ticket, Counted { total: n, blocks });
             }
-            return Ok((apps, capped(n)));
+            return Ok((apps, capped_total(n)));
         }
         let (apps, n, _) = self.counted_page(page).await?;
         if let (None, Some(cache), Some(ticket)) = (known, &self.app_count, ticket) {
             let blocks = None;
             cache.put(ticket, Counted { total: n, blocks });
         }
-        Ok((apps, capped(n)))
+        Ok((apps, capped_total(n)))
     }
 
     async fn instance_applications_after(
