@@ -220,15 +220,23 @@ impl Services {
     /// tokens), then forget the cached authentications, also when the write
     /// failed (a commit may have happened before the error). If the write is
     /// abandoned midway (its request went away), the database may still
-    /// commit it later: the cache then stays off for a while.
+    /// commit it later: the cache then stays off for a while, unless the
+    /// store announces every change whenever it commits (PostgreSQL), which
+    /// the cache hears before each answer (on PostgreSQL every end of a
+    /// `refresh_token` load, connections closed mid-request, turned the
+    /// cache off for a minute: a database read per request).
     pub(crate) async fn changing_auth<T>(&self, write: impl std::future::Future<Output = T>) -> T {
         struct Abandoned<'a>(Option<&'a Services>);
         impl Drop for Abandoned<'_> {
             fn drop(&mut self) {
                 if let Some(services) = self.0 {
-                    services
-                        .auth_cache
-                        .suspend(services.now_ms().saturating_add(ABANDONED_WRITE_MS));
+                    if services.store.announces_own_changes() {
+                        services.auth_cache.invalidate();
+                    } else {
+                        services
+                            .auth_cache
+                            .suspend(services.now_ms().saturating_add(ABANDONED_WRITE_MS));
+                    }
                 }
             }
         }

@@ -63,6 +63,15 @@ pub trait Store:
     ) {
     }
 
+    /// Does [`Store::outside_changes`] count every committed change that can
+    /// make a cached authentication wrong, this process's own included, at
+    /// whatever time it commits (PostgreSQL's announcements)? Then a write
+    /// abandoned in flight, which the database may still commit, is heard
+    /// when it does, and the token cache need not stay off meanwhile.
+    fn announces_own_changes(&self) -> bool {
+        false
+    }
+
     /// The generation of changes written by other processes, read before an
     /// answer from memory; a cache must be forgotten when it moved. SQLite:
     /// the stored generation the command line moves (`serve` sees every

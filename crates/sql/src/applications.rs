@@ -551,6 +551,25 @@ impl<B: Backend> SqlStore<B> {
         &self,
         page: PageRequest,
     ) -> Result<(Vec<Application>, i64, Option<Stamp>), StoreError> {
+        // Past the end no row carries the total: the page again with the
+        // count after it, in one snapshot (a page on its own is one
+        // statement, and its own snapshot, without a transaction).
+        match self.counted_page_in(page, false).await? {
+            Some(counted) => Ok(counted),
+            None => self
+                .counted_page_in(page, true)
+                .await?
+                .ok_or_else(|| StoreError::internal("a counted page came back without its count")),
+        }
+    }
+
+    /// [`Self::counted_page`] in one snapshot (`snapshot`: the count after
+    /// an empty page as well), or only the page (`None` when it is empty).
+    async fn counted_page_in(
+        &self,
+        page: PageRequest,
+        snapshot: bool,
+    ) -> Result<Option<(Vec<Application>, i64, Option<Stamp>)>, StoreError> {
         let dialect = B::DIALECT;
         let seek = page.offset() >= SEEK_FROM;
         let (sql, params) = if seek {
@@ -564,7 +583,7 @@ impl<B: Backend> SqlStore<B> {
                 Vec::from(params![i64::MIN, page.limit(), page.offset()]),
             )
         };
-        self.run(instance_page_access(page, false), move |c| {
+        self.run(instance_page_access(page, snapshot), move |c| {
             Box::pin(async move {
                 let rows = query_as(c, sql, &params, |row| {
                     let stamp = match dialect {
@@ -576,11 +595,11 @@ impl<B: Backend> SqlStore<B> {
                 .await?;
                 let (stamp, n) = match rows.first() {
                     Some((stamp, n, _)) => (*stamp, *n),
-                    // Past the end: no row carried the total.
-                    None => (None, count(c, INSTANCE_COUNT, &[]).await? as i64),
+                    None if snapshot => (None, count(c, INSTANCE_COUNT, &[]).await? as i64),
+                    None => return Ok(None),
                 };
                 let apps = rows.into_iter().map(|(_, _, app)| app).collect();
-                Ok((apps, n, stamp))
+                Ok(Some((apps, n, stamp)))
             })
         })
         .await

@@ -62,6 +62,10 @@ impl<B: Backend> Store for SqlStore<B> {
         self.backend.known_down()
     }
 
+    fn announces_own_changes(&self) -> bool {
+        B::ANNOUNCES_CHANGES
+    }
+
     fn register_metrics(
         &self,
         registry: &mut latchkey_core::metrics::prometheus_client::registry::Registry,
