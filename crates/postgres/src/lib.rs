@@ -332,6 +332,21 @@ impl Backend for Postgres {
         T: Send + 'static,
         F: for<'c> FnOnce(&'c mut dyn Conn) -> Work<'c, T> + Send + 'static,
     {
+        // An ordered read on a connection of its own needs a transaction
+        // only for a snapshot of several statements: the connection has
+        // the settings.
+        let (pool, begin) = match (access, &self.ordered) {
+            (
+                Access::Read {
+                    ordered: true,
+                    snapshot,
+                    ..
+                },
+                Some(ordered),
+            ) => (ordered.clone(), snapshot.then_some(BEGIN_SNAPSHOT)),
+            _ => (self.pool.clone(), begin(access)),
+        };
+        let wait = self.metrics.wait.clone();
         // A task of its own, so that a cancelled request (its client gone)
         // cannot stop a unit of work between two messages of the protocol:
         // sqlx's `begin` dropped while its `BEGIN` is in flight queues no
@@ -339,12 +354,7 @@ impl Backend for Postgres {
         // transaction ("there is already a transaction in progress" at the
         // next `BEGIN`; a later one-statement write ran uncommitted in it).
         // The unit runs to its end, bounded by the statement timeout.
-        let pool = match (access, &self.ordered) {
-            (Access::Read { ordered: true, .. }, Some(ordered)) => Pool::Ordered(ordered.clone()),
-            _ => Pool::Main(self.pool.clone()),
-        };
-        let wait = self.metrics.wait.clone();
-        tokio::spawn(unit(pool, wait, access, work))
+        tokio::spawn(unit(pool, begin, wait, access, work))
             .await
             .map_err(|e| {
                 StoreError::internal(format!("a unit of work on PostgreSQL failed: {e}"))
@@ -352,19 +362,27 @@ impl Backend for Postgres {
     }
 }
 
-/// Which pool a unit of work runs on.
-enum Pool {
-    /// The pool of every other unit of work.
-    Main(PgPool),
-    /// The ordered reads' own, with their settings (see
-    /// [`Postgres::ordered`]).
-    Ordered(PgPool),
+/// How a unit of work of `access` begins on a connection of the main
+/// pool: the transaction it asks for, if any.
+fn begin(access: Access) -> Option<&'static str> {
+    match access {
+        Access::Read {
+            snapshot: false,
+            ordered: false,
+            ..
+        }
+        | Access::Write { atomic: false } => None,
+        Access::Read { ordered: true, .. } => Some(BEGIN_ORDERED),
+        Access::Read { .. } => Some(BEGIN_SNAPSHOT),
+        Access::Write { atomic: true } => Some("BEGIN"),
+    }
 }
 
-/// One unit of work on a connection of `pool`, in a transaction when
-/// `access` asks for one (see [`Backend::run`]).
+/// One unit of work on a connection of `pool`, in the transaction `begin`
+/// starts, if any (see [`Backend::run`]).
 async fn unit<T, F>(
-    pool: Pool,
+    pool: PgPool,
+    begin: Option<&'static str>,
     wait: latchkey_core::metrics::prometheus_client::metrics::histogram::Histogram,
     access: Access,
     work: F,
@@ -374,31 +392,11 @@ where
     F: for<'c> FnOnce(&'c mut dyn Conn) -> Work<'c, T> + Send + 'static,
 {
     let asked = Instant::now();
-    let (pool, begin) = match (pool, access) {
-        (
-            Pool::Ordered(pool),
-            Access::Read {
-                snapshot: false, ..
-            },
-        )
-        | (
-            Pool::Main(pool),
-            Access::Read {
-                snapshot: false,
-                ordered: false,
-                ..
-            }
-            | Access::Write { atomic: false },
-        ) => {
-            let conn = pool.acquire().await;
-            wait.observe(asked.elapsed().as_secs_f64());
-            let mut conn = conn.map_err(map_err)?;
-            return work(&mut PgConn(&mut conn)).await;
-        }
-        (Pool::Ordered(pool), _) => (pool, BEGIN_SNAPSHOT),
-        (Pool::Main(pool), Access::Read { ordered: true, .. }) => (pool, BEGIN_ORDERED),
-        (Pool::Main(pool), Access::Read { .. }) => (pool, BEGIN_SNAPSHOT),
-        (Pool::Main(pool), Access::Write { atomic: true }) => (pool, "BEGIN"),
+    let Some(begin) = begin else {
+        let conn = pool.acquire().await;
+        wait.observe(asked.elapsed().as_secs_f64());
+        let mut conn = conn.map_err(map_err)?;
+        return work(&mut PgConn(&mut conn)).await;
     };
     // Dropped unfinished (an error), the transaction rolls back. (The
     // wait includes BEGIN's round trip.)

@@ -38,26 +38,21 @@ async fn scenario_fold_leaves_the_applications_all_visible(store: Arc<dyn Store>
     for i in 0..400 {
         app(&store, &format!("fresh-{i}"), None).await;
     }
-    // Set by a vacuum only: 0 and 0 until one has run.
-    let pages_and_all_visible = || async {
-        let rows = env
-            .raw
-            .strings(
-                "SELECT CAST(relpages AS TEXT) || ' ' || CAST(relallvisible AS TEXT)
-                 FROM pg_class WHERE relname = 'oauth_applications'",
-            )
-            .await;
-        let [Some(row)] = rows.as_slice() else {
-            panic!("no pg_class row: {rows:?}");
-        };
-        let (pages, visible) = row.split_once(' ').expect("two numbers");
-        (
-            pages.parse::<i64>().expect("relpages"),
-            visible.parse::<i64>().expect("relallvisible"),
-        )
-    };
     store.fold_counts().await.expect("fold");
-    let (pages, visible) = pages_and_all_visible().await;
+    // Set by a vacuum only: 0 and 0 until one has run.
+    let rows = env
+        .raw
+        .strings(
+            "SELECT CAST(relpages AS TEXT) || ' ' || CAST(relallvisible AS TEXT)
+             FROM pg_class WHERE relname = 'oauth_applications'",
+        )
+        .await;
+    let [Some(row)] = rows.as_slice() else {
+        panic!("no pg_class row: {rows:?}");
+    };
+    let (pages, visible) = row.split_once(' ').expect("two numbers");
+    let pages: i64 = pages.parse().expect("relpages");
+    let visible: i64 = visible.parse().expect("relallvisible");
     assert!(
         pages > 1,
         "400 applications fill more than a page ({pages})"
