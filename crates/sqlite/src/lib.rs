@@ -179,7 +179,8 @@ pub(crate) fn closed() -> StoreError {
 
 /// How often the WAL is checkpointed in the background (a checkpoint with
 /// nothing to copy costs next to nothing; often enough that the writer's
-/// own auto-checkpoint, every 1000 pages, finds the work done).
+/// own auto-checkpoint, every `WAL_AUTOCHECKPOINT_PAGES`, finds most of
+/// the work done).
 const CHECKPOINT_EVERY: Duration = Duration::from_millis(100);
 
 /// Checkpoint the WAL in the background, on a connection of its own, so the
