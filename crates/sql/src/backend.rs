@@ -181,9 +181,10 @@ impl Dialect {
     /// which every page reads: without a vacuum, a chain of up to a page of
     /// dead versions to walk. Without `TRUNCATE`: giving emptied pages back
     /// takes a lock that creates hold (a vacuum under a stream of creates
-    /// waited 5 s for it); the tables keep their size and reuse them. `SKIP_LOCKED`: a
-    /// table another instance is vacuuming is left to it. SQLite reuses a
-    /// deleted row's space at once and reads no visibility map.
+    /// waited 5 s for it); the tables keep their size and reuse them.
+    /// `SKIP_LOCKED`: a table another instance is vacuuming is left to it.
+    /// SQLite reuses a deleted row's space at once and reads no visibility
+    /// map.
     pub fn after_fold(self) -> Option<&'static str> {
         match self {
             Dialect::Sqlite => None,
