@@ -10,11 +10,13 @@ use latchkey_core::application::{
 use latchkey_core::audit::{AuditEvent, NewAuditEvent};
 use latchkey_core::pagination::{PageRequest, MAX_PER_PAGE};
 use latchkey_core::store::{StoreError, COUNT_CAP};
+use tokio::sync::oneshot;
 
 use crate::app_count::{self, Blocks, Counted, Folded, FoldedCount, Stamp};
 use crate::audit;
 use crate::backend::{Access, Backend, Dialect, SqlStore};
 use crate::conn::{count, query_as, query_one, query_opt_as, Conn, Row, Value};
+use crate::create_batch::{self, Batches, Created, Job};
 use crate::params;
 use crate::rows::app_from_row;
 use crate::secrets;
@@ -35,12 +37,19 @@ macro_rules! instance {
     };
 }
 
-macro_rules! insert_row {
+macro_rules! insert_into {
     () => {
         "INSERT INTO oauth_applications
            (uid, name, secret_digest, redirect_uri, scopes, confidential, trusted, owner_id,
-            created_at, updated_at, dynamic, registration_token_digest, grant_types, group_id)
-         VALUES ($1, $2, $3, $4, $5, $6, FALSE, $7, $8, $8, $9, $10, $11, $12)"
+            created_at, updated_at, dynamic, registration_token_digest, grant_types, group_id)"
+    };
+}
+macro_rules! insert_row {
+    () => {
+        concat!(
+            insert_into!(),
+            " VALUES ($1, $2, $3, $4, $5, $6, FALSE, $7, $8, $8, $9, $10, $11, $12)"
+        )
     };
 }
 const INSERT: &str = concat!(insert_row!(), " RETURNING ", app_columns!());
@@ -89,6 +98,49 @@ const INSERT_RECORDED: &str = concat!(
      SELECT app.*, event.id AS event_id, event.author_name AS event_author_name,
             event.author_email AS event_author_email, event.entity_path AS event_entity_path
      FROM app, event"
+);
+/// The columns of one create in [`INSERT_RECORDED_MANY`]'s JSON: `n`, its
+/// place in the batch, then [`INSERT_RECORDED`]'s parameters in order
+/// (`p1` is `$1`), with their types (checked against the parameters'
+/// kinds by a test).
+macro_rules! many_columns {
+    () => {
+        "n BIGINT, p1 TEXT, p2 TEXT, p3 TEXT, p4 TEXT, p5 TEXT, p6 BOOLEAN, p7 BIGINT, p8 BIGINT, \
+         p9 BOOLEAN, p10 TEXT, p11 TEXT, p12 BIGINT, p13 TEXT, p14 BIGINT, p15 BIGINT, p16 TEXT, \
+         p17 TEXT, p18 BIGINT, p19 TEXT, p20 TEXT, p21 TEXT, p22 TEXT, p23 TEXT, p24 TEXT, p25 TEXT"
+    };
+}
+/// [`INSERT_RECORDED`] for several creates in one statement (PostgreSQL,
+/// see [`crate::create_batch`]): `$1` is a JSON array with an object per
+/// create (see [`many_columns`]). A row per create, matched to it by its
+/// client id (`uid`, unique).
+const INSERT_RECORDED_MANY: &str = concat!(
+    "WITH job AS (SELECT * FROM json_to_recordset(CAST($1 AS json)) AS j(",
+    many_columns!(),
+    ")),
+     app AS (",
+    insert_into!(),
+    " SELECT p1, p2, p3, p4, p5, p6, FALSE, p7, p8, p8, p9, p10, p11, p12 FROM job ORDER BY n
+       RETURNING ",
+    app_columns!(),
+    "), secret AS (INSERT INTO application_secrets
+         (application_id, digest, hint, created_at, expires_at)
+       SELECT app.id, job.p3, NULLIF(job.p13, ''), job.p8, NULL
+       FROM app JOIN job ON job.p1 = app.uid), event AS (",
+    audit::insert_event!(
+        "job.p14",
+        "job.p15",
+        "job.p16",
+        "job.p17",
+        "job.p18",
+        "job.p19",
+        "job.p20, job.p21, app.id, job.p22, job.p23, job.p24, job.p25",
+        "FROM app JOIN job ON job.p1 = app.uid ORDER BY job.n"
+    ),
+    " RETURNING id, target_id, author_name, author_email, entity_path)
+     SELECT app.*, event.id AS event_id, event.author_name AS event_author_name,
+            event.author_email AS event_author_email, event.entity_path AS event_entity_path
+     FROM app JOIN event ON event.target_id = app.id"
 );
 /// The count of instance applications, kept as deltas by a trigger
 /// (schema 16): a sum over a few rows (folded every second, see
@@ -307,20 +359,182 @@ pub(crate) async fn insert_recorded(
         let event = audit::insert(c, &event).await?;
         return Ok((app, event));
     }
-    let mut params = app_params(a);
-    params.push(Value::from(&a.secret_hint));
-    params.extend(audit::event_params(&event));
+    let params = recorded_params(a, &event);
     let mut row = query_one(c, INSERT_RECORDED, &params).await?;
-    let app = app_from_row(&mut row)?;
+    let (app, (id, author_name, author_email, entity_path)) = recorded_from_row(&mut row)?;
     let event = audit::stored(
         event,
-        row.int("event_id")?,
+        id,
         Some(app.id),
+        author_name,
+        author_email,
+        entity_path,
+    );
+    Ok((app, event))
+}
+
+impl<B: Backend> SqlStore<B> {
+    /// One create, in a statement (PostgreSQL: atomic by itself) or a
+    /// transaction (SQLite) of its own.
+    async fn insert_recorded_alone(&self, a: NewApplication, event: NewAuditEvent) -> Created {
+        let access = match B::DIALECT {
+            Dialect::Postgres => Access::WRITE,
+            Dialect::Sqlite => Access::TRANSACTION,
+        };
+        self.run(access, move |c| {
+            Box::pin(async move { insert_recorded(c, B::DIALECT, &a, event).await })
+        })
+        .await
+    }
+
+    /// One create, with the others waiting at the same moment (see
+    /// [`crate::create_batch`]).
+    async fn create_in_batch(
+        &self,
+        batches: &Arc<Batches>,
+        app: NewApplication,
+        event: NewAuditEvent,
+    ) -> Created {
+        let (reply, answer) = oneshot::channel();
+        if batches.push(Job { app, event, reply }) {
+            let store = self.clone();
+            let batches = Arc::clone(batches);
+            tokio::spawn(async move {
+                loop {
+                    let jobs = batches.take();
+                    if jobs.is_empty() {
+                        break;
+                    }
+                    store.create_batch(jobs).await;
+                }
+            });
+        }
+        answer.await.unwrap_or_else(|_| {
+            Err(StoreError::internal(
+                "a batch of creates ended without answering",
+            ))
+        })
+    }
+
+    /// Run `jobs` as one statement (one alone as before), and answer each.
+    async fn create_batch(&self, mut jobs: Vec<Job>) {
+        if jobs.len() == 1 {
+            if let Some(job) = jobs.pop() {
+                let created = self.insert_recorded_alone(job.app, job.event).await;
+                let _ = job.reply.send(created);
+            }
+            return;
+        }
+        let params = vec![Value::from(many_json(&jobs))];
+        let rows = self
+            .run(Access::WRITE, move |c| {
+                Box::pin(async move { c.query(INSERT_RECORDED_MANY, &params).await })
+            })
+            .await;
+        match rows {
+            Ok(rows) => answer_batch(jobs, rows),
+            Err(e @ StoreError::Unavailable(_)) => create_batch::unavailable_for_all(jobs, e),
+            // A create of the batch broke a rule (a client id taken, an
+            // owner deleted meanwhile): nothing of the batch was stored;
+            // each create runs again on its own for its own answer.
+            Err(e) => {
+                tracing::debug!(error = %e, creates = jobs.len(), "a batch of creates failed; each runs alone");
+                for job in jobs {
+                    let created = self.insert_recorded_alone(job.app, job.event).await;
+                    let _ = job.reply.send(created);
+                }
+            }
+        }
+    }
+}
+
+/// [`INSERT_RECORDED_MANY`]'s `$1` for `jobs`.
+fn many_json(jobs: &[Job]) -> String {
+    let creates = jobs
+        .iter()
+        .enumerate()
+        .map(|(n, job)| {
+            let mut object = serde_json::Map::new();
+            object.insert("n".to_owned(), serde_json::Value::from(n));
+            for (i, value) in recorded_params(&job.app, &job.event)
+                .into_iter()
+                .enumerate()
+            {
+                let value = match value {
+                    Value::Int(v) => serde_json::Value::from(v),
+                    Value::Text(v) => serde_json::Value::from(v),
+                    Value::Bool(v) => serde_json::Value::from(v),
+                };
+                object.insert(format!("p{}", i + 1), value);
+            }
+            serde_json::Value::Object(object)
+        })
+        .collect();
+    serde_json::Value::Array(creates).to_string()
+}
+
+/// Answer each create of a batch with its row (matched by client id).
+fn answer_batch(jobs: Vec<Job>, rows: Vec<Row>) {
+    let mut decoded = std::collections::HashMap::with_capacity(rows.len());
+    for mut row in rows {
+        match recorded_from_row(&mut row) {
+            Ok((app, stored)) => {
+                decoded.insert(app.application_id.clone(), (app, stored));
+            }
+            Err(e) => {
+                // A row latchkey cannot read: every create is told.
+                let words = e.to_string();
+                for job in jobs {
+                    let _ = job.reply.send(Err(StoreError::internal(words.clone())));
+                }
+                return;
+            }
+        }
+    }
+    for job in jobs {
+        let answer = match decoded.remove(&job.app.application_id) {
+            Some((app, (id, author_name, author_email, entity_path))) => {
+                let event = audit::stored(
+                    job.event,
+                    id,
+                    Some(app.id),
+                    author_name,
+                    author_email,
+                    entity_path,
+                );
+                Ok((app, event))
+            }
+            None => Err(StoreError::internal(
+                "a batch of creates gave no row for one of them",
+            )),
+        };
+        let _ = job.reply.send(answer);
+    }
+}
+
+/// The event's columns a recorded create's row gives (see
+/// [`INSERT_RECORDED`]): its id, author name and email, entity path.
+type StoredEvent = (i64, String, Option<String>, Option<String>);
+
+/// A row of [`INSERT_RECORDED`] or [`INSERT_RECORDED_MANY`]: the
+/// application and what the database filled in of its event.
+fn recorded_from_row(row: &mut Row) -> Result<(Application, StoredEvent), StoreError> {
+    let app = app_from_row(row)?;
+    let event = (
+        row.int("event_id")?,
         row.text("event_author_name")?,
         row.opt_text("event_author_email")?,
         row.opt_text("event_entity_path")?,
     );
     Ok((app, event))
+}
+
+/// [`INSERT_RECORDED`]'s parameters, in order.
+fn recorded_params(a: &NewApplication, event: &NewAuditEvent) -> Vec<Value> {
+    let mut params = app_params(a);
+    params.push(Value::from(&a.secret_hint));
+    params.extend(audit::event_params(event));
+    params
 }
 
 /// The parameters of [`insert_row`] for `a`.
@@ -693,16 +907,10 @@ impl<B: Backend> ApplicationStore for SqlStore<B> {
         event: NewAuditEvent,
     ) -> Result<(Application, AuditEvent), StoreError> {
         let owned = a.owner_id.is_some();
-        // One statement on PostgreSQL, atomic by itself.
-        let access = match B::DIALECT {
-            Dialect::Postgres => Access::WRITE,
-            Dialect::Sqlite => Access::TRANSACTION,
+        let created = match &self.create_batches {
+            Some(batches) => self.create_in_batch(batches, a, event).await,
+            None => self.insert_recorded_alone(a, event).await,
         };
-        let created = self
-            .run(access, move |c| {
-                Box::pin(async move { insert_recorded(c, B::DIALECT, &a, event).await })
-            })
-            .await;
         if !owned {
             self.applications_changed();
         }
@@ -955,5 +1163,63 @@ impl<B: Backend> ApplicationStore for SqlStore<B> {
             })
             .await?;
         secrets::with_secrets(rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use latchkey_core::audit::Entity;
+    use latchkey_core::context::{Context, Via};
+    use latchkey_core::scopes::Scopes;
+
+    /// The batch's column types are the single create's parameters' kinds,
+    /// in order: a drifted list would fail every batch (and each create
+    /// would run alone, slower, without a word).
+    #[test]
+    fn the_batch_columns_are_the_parameters_in_order() {
+        let app = NewApplication {
+            application_id: "uid".to_owned(),
+            secret_digest: "d".to_owned(),
+            secret_hint: "h".to_owned(),
+            name: "n".to_owned(),
+            redirect_uri: "https://a.example/cb".to_owned(),
+            scopes: Scopes::from_stored("api"),
+            confidential: true,
+            owner_id: None,
+            group_id: None,
+            created_at: 0,
+            dynamic: false,
+            registration_token_digest: None,
+            grant_types: None,
+        };
+        let ctx = Context {
+            user_id: None,
+            via: Via::Session,
+            address: None,
+            request_id: None,
+        };
+        let event = NewAuditEvent::new(&ctx, 0, "e", Entity::instance(), "m");
+        let kinds: Vec<String> = recorded_params(&app, &event)
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let kind = match v {
+                    Value::Int(_) => "BIGINT",
+                    Value::Text(_) => "TEXT",
+                    Value::Bool(_) => "BOOLEAN",
+                };
+                format!("p{} {kind}", i + 1)
+            })
+            .collect();
+        let declared: Vec<String> = many_columns!()
+            .split(',')
+            .map(|c| c.split_whitespace().collect::<Vec<_>>().join(" "))
+            .skip(1)
+            .collect();
+        assert_eq!(declared, kinds);
+        // The highest parameter of the single statement is the last column.
+        assert!(INSERT_RECORDED.contains(&format!("${}", kinds.len())));
+        assert!(!INSERT_RECORDED.contains(&format!("${}", kinds.len() + 1)));
     }
 }

@@ -280,7 +280,7 @@ impl Dialect {
 /// One SQL backend: how it connects, runs units of work and manages its
 /// schema. Everything else (the statements, decoding, the store's
 /// methods) is written once, in this crate.
-pub trait Backend: Send + Sync + 'static {
+pub trait Backend: Clone + Send + Sync + 'static {
     type Options: Send + Sync;
 
     const DIALECT: Dialect;
@@ -383,6 +383,9 @@ pub struct SqlStore<B> {
     /// The doorbell's length and the stored generation read when it had
     /// that length (a server's view; see [`SqlStore::check_outside_changes`]).
     rung: std::sync::Arc<std::sync::Mutex<Option<Rung>>>,
+    /// PostgreSQL's queue of application creates, run several to a
+    /// statement (see [`crate::create_batch`]).
+    pub(crate) create_batches: Option<std::sync::Arc<crate::create_batch::Batches>>,
 }
 
 /// The doorbell's length when the generation of outside changes was last
@@ -409,6 +412,7 @@ impl<B: Backend> SqlStore<B> {
             folded_count: matches!(B::DIALECT, Dialect::Postgres).then(std::sync::Arc::default),
             announce_writes: false,
             rung: std::sync::Arc::default(),
+            create_batches: matches!(B::DIALECT, Dialect::Postgres).then(std::sync::Arc::default),
         }
     }
 

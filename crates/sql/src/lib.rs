@@ -13,6 +13,7 @@ mod applications;
 mod audit;
 mod backend;
 mod conn;
+mod create_batch;
 mod device_grants;
 mod filter;
 mod groups;

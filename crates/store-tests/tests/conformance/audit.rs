@@ -11,6 +11,7 @@ conformance! {
     scenario_audit_trail => audit_trail_sqlite, audit_trail_postgres;
     scenario_audit_rolls_back_with_its_change => audit_rolls_back_with_its_change_sqlite, audit_rolls_back_with_its_change_postgres;
     scenario_application_recorded => application_recorded_sqlite, application_recorded_postgres;
+    #[env] scenario_applications_recorded_at_once => applications_recorded_at_once_sqlite, applications_recorded_at_once_postgres;
 }
 
 /// An application and its event in one call: the application as
@@ -78,6 +79,101 @@ async fn scenario_application_recorded(store: Arc<dyn Store>) {
         .expect("list")
         .1;
     assert_eq!(before, after, "no event without its application");
+}
+
+/// Creates at the same moment (PostgreSQL runs those waiting together in
+/// one statement): each gets its own application, first secret and event,
+/// the count of instance applications counts each; a create that breaks a
+/// rule (a taken client id, an owner that does not exist) fails alone.
+async fn scenario_applications_recorded_at_once(store: Arc<dyn Store>, env: Env) {
+    let alice = user(&store, "alice").await;
+    app(&store, "taken", None).await;
+    let event = |new: &NewApplication| {
+        NewAuditEvent::new(
+            &by(Some(alice.id)),
+            T0,
+            "oauth_application_created",
+            Entity::user(alice.id),
+            "OAuth application added",
+        )
+        .target("Authn::OauthApplication", Some(0), &new.name)
+    };
+    let events = || async {
+        store
+            .list_audit_events(&AuditFilter::default(), PageRequest::default())
+            .await
+            .expect("list events")
+            .1
+    };
+    let instance_count = || async {
+        store
+            .list_instance_applications(PageRequest::default())
+            .await
+            .expect("list applications")
+            .1
+    };
+    let nobody = alice.id + 1_000;
+    for round in ["all-good", "mixed"] {
+        let news: Vec<NewApplication> = (0..64)
+            .map(|i| match (round, i % 8) {
+                ("mixed", 3) => new_app("taken", None),
+                ("mixed", 5) => new_app(&format!("{round}-{i}"), Some(nobody)),
+                _ => new_app(&format!("{round}-{i}"), (i % 2 == 0).then_some(alice.id)),
+            })
+            .collect();
+        let events_before = events().await;
+        let count_before = instance_count().await;
+        let results = futures::future::join_all(
+            news.iter()
+                .map(|n| store.insert_application_recorded(n.clone(), event(n))),
+        )
+        .await;
+        let (mut created, mut instance) = (0, 0);
+        for (i, (new, result)) in news.iter().zip(results).enumerate() {
+            match (round, i % 8) {
+                ("mixed", 3) => assert_conflict(result, "uid"),
+                ("mixed", 5) => assert_gone(result),
+                _ => {
+                    let (app, stored) = result.expect("a good create succeeds");
+                    assert_eq!(app, new.as_stored(app.id));
+                    assert_eq!(stored.target_id, Some(app.id));
+                    assert_eq!(stored.target_details.as_deref(), Some(new.name.as_str()));
+                    assert_eq!(stored.author_name, alice.name);
+                    let (found, secrets) = store
+                        .find_application_by_uid(&new.application_id)
+                        .await
+                        .expect("find")
+                        .expect("stored");
+                    assert_eq!(found, app);
+                    assert_eq!(secrets.len(), 1, "its first secret");
+                    assert_eq!(secrets[0].digest, new.secret_digest);
+                    created += 1;
+                    instance += u64::from(new.owner_id.is_none());
+                }
+            }
+        }
+        assert_eq!(
+            events().await,
+            events_before + created,
+            "an event per create"
+        );
+        assert_eq!(instance_count().await, count_before + instance);
+        if env.raw.kind() == Kind::Postgres && round == "all-good" {
+            // Rows committed by one transaction share its id (xmin).
+            let transactions = env
+                .raw
+                .strings(
+                    "SELECT CAST(COUNT(DISTINCT CAST(xmin AS TEXT)) AS TEXT)
+                     FROM oauth_applications WHERE uid LIKE 'all-good-%'",
+                )
+                .await;
+            let n: u64 = transactions[0].as_deref().unwrap_or("0").parse().unwrap();
+            assert!(
+                n < 64,
+                "creates waiting together commit together ({n} transactions)"
+            );
+        }
+    }
 }
 
 fn by(user_id: Option<i64>) -> Context {
