@@ -405,7 +405,14 @@ impl<B: Backend> SqlStore<B> {
                     if jobs.is_empty() {
                         break;
                     }
-                    store.create_batch(jobs).await;
+                    // A panic (a bug) would end this runner while it
+                    // still counts as running: the creates of that batch
+                    // are answered with an error (their senders dropped),
+                    // and the runner goes on with the queue.
+                    let batch = std::panic::AssertUnwindSafe(store.create_batch(jobs));
+                    if futures::FutureExt::catch_unwind(batch).await.is_err() {
+                        tracing::error!("a batch of application creates panicked");
+                    }
                 }
             });
         }
