@@ -361,16 +361,8 @@ pub(crate) async fn insert_recorded(
     }
     let params = recorded_params(a, &event);
     let mut row = query_one(c, INSERT_RECORDED, &params).await?;
-    let (app, (id, author_name, author_email, entity_path)) = recorded_from_row(&mut row)?;
-    let event = audit::stored(
-        event,
-        id,
-        Some(app.id),
-        author_name,
-        author_email,
-        entity_path,
-    );
-    Ok((app, event))
+    let (app, stored) = recorded_from_row(&mut row)?;
+    Ok(with_event(app, event, stored))
 }
 
 impl<B: Backend> SqlStore<B> {
@@ -500,17 +492,7 @@ fn answer_batch(jobs: Vec<Job>, rows: Vec<Row>) {
     }
     for job in jobs {
         let answer = match decoded.remove(&job.app.application_id) {
-            Some((app, (id, author_name, author_email, entity_path))) => {
-                let event = audit::stored(
-                    job.event,
-                    id,
-                    Some(app.id),
-                    author_name,
-                    author_email,
-                    entity_path,
-                );
-                Ok((app, event))
-            }
+            Some((app, stored)) => Ok(with_event(app, job.event, stored)),
             None => Err(StoreError::internal(
                 "a batch of creates gave no row for one of them",
             )),
@@ -534,6 +516,24 @@ fn recorded_from_row(row: &mut Row) -> Result<(Application, StoredEvent), StoreE
         row.opt_text("event_entity_path")?,
     );
     Ok((app, event))
+}
+
+/// The created application and its event as stored (its target the
+/// application).
+fn with_event(
+    app: Application,
+    event: NewAuditEvent,
+    (id, author_name, author_email, entity_path): StoredEvent,
+) -> (Application, AuditEvent) {
+    let event = audit::stored(
+        event,
+        id,
+        Some(app.id),
+        author_name,
+        author_email,
+        entity_path,
+    );
+    (app, event)
 }
 
 /// [`INSERT_RECORDED`]'s parameters, in order.
@@ -1176,37 +1176,13 @@ impl<B: Backend> ApplicationStore for SqlStore<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use latchkey_core::audit::Entity;
-    use latchkey_core::context::{Context, Via};
-    use latchkey_core::scopes::Scopes;
 
     /// The batch's column types are the single create's parameters' kinds,
     /// in order: a drifted list would fail every batch (and each create
     /// would run alone, slower, without a word).
     #[test]
     fn the_batch_columns_are_the_parameters_in_order() {
-        let app = NewApplication {
-            application_id: "uid".to_owned(),
-            secret_digest: "d".to_owned(),
-            secret_hint: "h".to_owned(),
-            name: "n".to_owned(),
-            redirect_uri: "https://a.example/cb".to_owned(),
-            scopes: Scopes::from_stored("api"),
-            confidential: true,
-            owner_id: None,
-            group_id: None,
-            created_at: 0,
-            dynamic: false,
-            registration_token_digest: None,
-            grant_types: None,
-        };
-        let ctx = Context {
-            user_id: None,
-            via: Via::Session,
-            address: None,
-            request_id: None,
-        };
-        let event = NewAuditEvent::new(&ctx, 0, "e", Entity::instance(), "m");
+        let (app, event) = create_batch::tests::new_create();
         let kinds: Vec<String> = recorded_params(&app, &event)
             .iter()
             .enumerate()

@@ -139,14 +139,14 @@ fn error_chain(e: &StoreError) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use latchkey_core::audit::Entity;
     use latchkey_core::context::{Context, Via};
     use latchkey_core::scopes::Scopes;
 
-    fn job() -> (Job, oneshot::Receiver<Created>) {
-        let (reply, rx) = oneshot::channel();
+    /// An instance application to create, and its event.
+    pub(crate) fn new_create() -> (NewApplication, NewAuditEvent) {
         let app = NewApplication {
             application_id: "uid".to_owned(),
             secret_digest: "d".to_owned(),
@@ -169,6 +169,12 @@ mod tests {
             request_id: None,
         };
         let event = NewAuditEvent::new(&ctx, 0, "e", Entity::instance(), "m");
+        (app, event)
+    }
+
+    fn job() -> (Job, oneshot::Receiver<Created>) {
+        let (reply, rx) = oneshot::channel();
+        let (app, event) = new_create();
         (Job { app, event, reply }, rx)
     }
 

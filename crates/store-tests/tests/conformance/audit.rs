@@ -20,15 +20,7 @@ conformance! {
 async fn scenario_application_recorded(store: Arc<dyn Store>) {
     let alice = user(&store, "alice").await;
     let event = |new: &NewApplication| {
-        NewAuditEvent::new(
-            &by(Some(alice.id)),
-            T0,
-            "oauth_application_created",
-            Entity::user(alice.id),
-            "OAuth application added",
-        )
-        .target("Authn::OauthApplication", Some(0), &new.name)
-        .detail("scopes", new.scopes.joined())
+        application_added(alice.id, new).detail("scopes", new.scopes.joined())
     };
     for owner in [Some(alice.id), None] {
         let uid = format!("recorded-{owner:?}");
@@ -88,16 +80,7 @@ async fn scenario_application_recorded(store: Arc<dyn Store>) {
 async fn scenario_applications_recorded_at_once(store: Arc<dyn Store>, env: Env) {
     let alice = user(&store, "alice").await;
     app(&store, "taken", None).await;
-    let event = |new: &NewApplication| {
-        NewAuditEvent::new(
-            &by(Some(alice.id)),
-            T0,
-            "oauth_application_created",
-            Entity::user(alice.id),
-            "OAuth application added",
-        )
-        .target("Authn::OauthApplication", Some(0), &new.name)
-    };
+    let event = |new: &NewApplication| application_added(alice.id, new);
     let events = || async {
         store
             .list_audit_events(&AuditFilter::default(), PageRequest::default())
@@ -174,6 +157,18 @@ async fn scenario_applications_recorded_at_once(store: Arc<dyn Store>, env: Env)
             );
         }
     }
+}
+
+/// The event of `author` adding `new`, as the API records it.
+fn application_added(author: i64, new: &NewApplication) -> NewAuditEvent {
+    NewAuditEvent::new(
+        &by(Some(author)),
+        T0,
+        "oauth_application_created",
+        Entity::user(author),
+        "OAuth application added",
+    )
+    .target("Authn::OauthApplication", Some(0), &new.name)
 }
 
 fn by(user_id: Option<i64>) -> Context {
