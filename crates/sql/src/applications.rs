@@ -416,33 +416,31 @@ impl<B: Backend> SqlStore<B> {
     }
 
     /// Run `jobs` as one statement (one alone as before), and answer each.
-    async fn create_batch(&self, mut jobs: Vec<Job>) {
-        if jobs.len() == 1 {
-            if let Some(job) = jobs.pop() {
-                let created = self.insert_recorded_alone(job.app, job.event).await;
-                let _ = job.reply.send(created);
-            }
-            return;
-        }
-        let params = vec![Value::from(many_json(&jobs))];
-        let rows = self
-            .run(Access::WRITE, move |c| {
-                Box::pin(async move { c.query(INSERT_RECORDED_MANY, &params).await })
-            })
-            .await;
-        match rows {
-            Ok(rows) => answer_batch(jobs, rows),
-            Err(e @ StoreError::Unavailable(_)) => create_batch::unavailable_for_all(jobs, e),
-            // A create of the batch broke a rule (a client id taken, an
-            // owner deleted meanwhile): nothing of the batch was stored;
-            // each create runs again on its own for its own answer.
-            Err(e) => {
-                tracing::debug!(error = %e, creates = jobs.len(), "a batch of creates failed; each runs alone");
-                for job in jobs {
-                    let created = self.insert_recorded_alone(job.app, job.event).await;
-                    let _ = job.reply.send(created);
+    async fn create_batch(&self, jobs: Vec<Job>) {
+        if jobs.len() > 1 {
+            let params = vec![Value::from(many_json(&jobs))];
+            let rows = self
+                .run(Access::WRITE, move |c| {
+                    Box::pin(async move { c.query(INSERT_RECORDED_MANY, &params).await })
+                })
+                .await;
+            match rows {
+                Ok(rows) => return answer_batch(jobs, rows),
+                Err(e @ StoreError::Unavailable(_)) => {
+                    return create_batch::unavailable_for_all(jobs, &e)
+                }
+                // A create of the batch broke a rule (a client id taken,
+                // an owner deleted meanwhile): nothing of the batch was
+                // stored; each create runs again on its own for its own
+                // answer.
+                Err(e) => {
+                    tracing::debug!(error = %e, creates = jobs.len(), "a batch of creates failed; each runs alone");
                 }
             }
+        }
+        for job in jobs {
+            let created = self.insert_recorded_alone(job.app, job.event).await;
+            let _ = job.reply.send(created);
         }
     }
 }
@@ -482,9 +480,8 @@ fn answer_batch(jobs: Vec<Job>, rows: Vec<Row>) {
             }
             Err(e) => {
                 // A row latchkey cannot read: every create is told.
-                let words = e.to_string();
                 for job in jobs {
-                    let _ = job.reply.send(Err(StoreError::internal(words.clone())));
+                    let _ = job.reply.send(Err(e.clone()));
                 }
                 return;
             }

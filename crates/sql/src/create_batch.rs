@@ -114,28 +114,11 @@ impl Batches {
 }
 
 /// The answer for every create of a batch when the database is
-/// unavailable: the first gets `e` itself, the others its words.
-pub(crate) fn unavailable_for_all(jobs: Vec<Job>, e: StoreError) {
-    let words = error_chain(&e);
-    let mut first = Some(e);
+/// unavailable: `e`, cause and all, without a retry each.
+pub(crate) fn unavailable_for_all(jobs: Vec<Job>, e: &StoreError) {
     for job in jobs {
-        let answer = first
-            .take()
-            .unwrap_or_else(|| StoreError::unavailable(words.clone()));
-        let _ = job.reply.send(Err(answer));
+        let _ = job.reply.send(Err(e.clone()));
     }
-}
-
-/// `e` and its sources, in words.
-fn error_chain(e: &StoreError) -> String {
-    let mut words = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        words.push_str(": ");
-        words.push_str(&s.to_string());
-        source = s.source();
-    }
-    words
 }
 
 #[cfg(test)]
@@ -221,7 +204,7 @@ pub(crate) mod tests {
     fn unavailable_reaches_every_create_of_the_batch() {
         let (a, ra) = job();
         let (b, rb) = job();
-        unavailable_for_all(vec![a, b], StoreError::unavailable("connection refused"));
+        unavailable_for_all(vec![a, b], &StoreError::unavailable("connection refused"));
         for mut rx in [ra, rb] {
             match rx.try_recv() {
                 Ok(Err(StoreError::Unavailable(_))) => {}

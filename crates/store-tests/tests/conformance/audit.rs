@@ -30,15 +30,7 @@ async fn scenario_application_recorded(store: Arc<dyn Store>) {
             .insert_application_recorded(new.clone(), e)
             .await
             .expect("insert_application_recorded");
-        assert_eq!(app, new.as_stored(app.id));
-        let (found, secrets) = store
-            .find_application_by_uid(&uid)
-            .await
-            .expect("find")
-            .expect("stored");
-        assert_eq!(found, app);
-        assert_eq!(secrets.len(), 1, "its first secret");
-        assert_eq!(secrets[0].digest, new.secret_digest);
+        assert_stored(&store, &new, &app).await;
         assert_eq!(stored.target_id, Some(app.id));
         assert_eq!(stored.target_details.as_deref(), Some(new.name.as_str()));
         assert_eq!(
@@ -118,18 +110,10 @@ async fn scenario_applications_recorded_at_once(store: Arc<dyn Store>, env: Env)
                 ("mixed", 5) => assert_gone(result),
                 _ => {
                     let (app, stored) = result.expect("a good create succeeds");
-                    assert_eq!(app, new.as_stored(app.id));
+                    assert_stored(&store, new, &app).await;
                     assert_eq!(stored.target_id, Some(app.id));
                     assert_eq!(stored.target_details.as_deref(), Some(new.name.as_str()));
                     assert_eq!(stored.author_name, alice.name);
-                    let (found, secrets) = store
-                        .find_application_by_uid(&new.application_id)
-                        .await
-                        .expect("find")
-                        .expect("stored");
-                    assert_eq!(found, app);
-                    assert_eq!(secrets.len(), 1, "its first secret");
-                    assert_eq!(secrets[0].digest, new.secret_digest);
                     created += 1;
                     instance += u64::from(new.owner_id.is_none());
                 }
@@ -157,6 +141,20 @@ async fn scenario_applications_recorded_at_once(store: Arc<dyn Store>, env: Env)
             );
         }
     }
+}
+
+/// `app`, given back by a create of `new`, is `new` as stored, and is
+/// stored so, with its first secret.
+async fn assert_stored(store: &Arc<dyn Store>, new: &NewApplication, app: &Application) {
+    assert_eq!(*app, new.as_stored(app.id));
+    let (found, secrets) = store
+        .find_application_by_uid(&new.application_id)
+        .await
+        .expect("find")
+        .expect("stored");
+    assert_eq!(found, *app);
+    assert_eq!(secrets.len(), 1, "its first secret");
+    assert_eq!(secrets[0].digest, new.secret_digest);
 }
 
 /// The event of `author` adding `new`, as the API records it.
