@@ -604,6 +604,36 @@ def main():
             for r in pgb:
                 w(f"| {r['script']} | {r['connections']} | {r['tps']:,.0f} | {r['latency_avg_ms']} |")
             w("")
+        watched = [(p, e, c, find(p, e, c)) for p, e in endpoints if p in ("pg1", "pg2")
+                   for c in conns]
+        watched = [(p, e, c, r) for p, e, c, r in watched
+                   if r and r.get("pg", {}).get("samples")
+                   and (r["method"] == "POST" or r["pg"].get("checkpoints"))]
+        if watched:
+            w("What PostgreSQL's backends were doing during the writes (and during any measurement a "
+              "checkpoint fell in): sampled every 50 ms from `pg_stat_activity`, the mean number of the "
+              "database's active backends in each state (`running`: no wait event, on a core or "
+              "runnable), the three commonest shown; then the checkpoints begun during the "
+              "measurement, WAL full-page images per thousand records, and the WAL syncs per "
+              "request; and the share of the machine's time idle on disk I/O:\n")
+            w("| phase | endpoint | conns | req/s | active backends: running; waits | checkpoints | "
+              "FPI per 1k WAL records | WAL syncs per request | I/O wait |")
+            w("|---|---|---:|---:|---|---:|---:|---:|---:|")
+            for p, e, c, r in watched:
+                g = r["pg"]
+                states = list(g["active"].items())
+                running = g["active"].get("running", 0.0)
+                waits = [f"{k} {v:.2f}" for k, v in states if k != "running"][:3]
+                recs = g.get("wal_records")
+                fpi = f"{g['wal_fpi'] / recs * 1000:.0f}" if recs else "—"
+                n = r["wrk"]["requests"]
+                syncs = f"{g['wal_sync'] / n:.2f}" if n and "wal_sync" in g else "—"
+                cpu = r.get("cpu") or {}
+                io = (f"{cpu['iowait_ticks'] / cpu['clk_tck'] / (cpu['wall_ns'] / 1e9) / max(m.get('nproc_all') or 1, 1):.0%}"
+                      if "iowait_ticks" in cpu else "—")
+                w(f"| {p} | {e} | {c} | {r['rps']:,.0f} | {running:.2f}; {', '.join(waits) or 'none'} | "
+                  f"{g.get('checkpoints', '—')} | {fpi} | {syncs} | {io} |")
+            w("")
         rows = {r["phase"]: r for r in kinds.get("pg_rows", [])}
         if rows:
             w("After each PostgreSQL run: " + "; ".join(

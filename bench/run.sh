@@ -115,6 +115,7 @@ cleanup() {
     stop_pid "$SERVER_PID"
     stop_pid "$SERVER2_PID"
     stop_pid "$CEILING_PID"
+    [ -z "${PG_WATCH_PID:-}" ] || kill "$PG_WATCH_PID" 2>/dev/null || true
     if [ -n "$PGDB" ]; then
         psql "$POSTGRES" -qAtc "DROP DATABASE IF EXISTS $PGDB WITH (FORCE)" >/dev/null 2>&1 || true
         psql "$POSTGRES" -qAtc "DROP DATABASE IF EXISTS ${PGDB}_pgbench WITH (FORCE)" >/dev/null 2>&1 || true
@@ -188,6 +189,8 @@ API=$BASE/api/v4
 CLK_TCK=$(getconf CLK_TCK)
 # user + nice + system ticks of one core; user + system ticks of a process (all threads).
 core_ticks() { awk -v c="cpu$1" '$1 == c { print $2 + $3 + $4 }' /proc/stat; }
+# Ticks any core spent idle with a disk read or write outstanding.
+iowait_ticks() { awk '$1 == "cpu" { print $6 }' /proc/stat; }
 proc_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
 emit() { printf '%s\n' "$1" >>"$RESULTS"; }
 status_kb() { awk -v f="$2:" '$1 == f { print $2 }' "/proc/$1/status"; }
@@ -353,13 +356,14 @@ measure() { # phase endpoint pid url method body connections
     # A disturbed measurement (other work above MAX_OTHER_PCT on either core)
     # is repeated, up to ATTEMPTS times; every attempt is recorded and the
     # report uses the least disturbed one.
-    local s0 s1 a0 a1 b0 b1 t0 t1 wu ws cpu attempt other
+    local s0 s1 a0 a1 b0 b1 t0 t1 wu ws cpu attempt other io0 io1 pgw
     local TIMEFORMAT='%U %S'
     for attempt in $(seq "$ATTEMPTS"); do
         [ -z "${PREP:-}" ] || "$PREP" "$c"
         reset_peak "$pid"
         [ -z "${SECOND_PID:-}" ] || reset_peak "$SECOND_PID"
-        s0=$(servers_ticks "$pid"); pg_snapshot >"$WORK/pg.0"
+        pg_watch_start
+        s0=$(servers_ticks "$pid"); pg_snapshot >"$WORK/pg.0"; io0=$(iowait_ticks)
         a0=$(core_ticks $SERVER_CORE); b0=$(core_ticks $LOAD_CORE); t0=$(date +%s%N)
         if [ -z "${SECOND_PID:-}" ]; then
             { time taskset -c $LOAD_CORE wrk -t1 -c"$c" -d"${DURATION}s" --timeout 10s --latency \
@@ -367,9 +371,10 @@ measure() { # phase endpoint pid url method body connections
         else
             { time run_wrk_pair "$c" "$DURATION" "$url" --latency; } 2>"$WORK/wrk.time"
         fi
-        s1=$(servers_ticks "$pid"); pg_snapshot >"$WORK/pg.1"
+        s1=$(servers_ticks "$pid"); pg_snapshot >"$WORK/pg.1"; io1=$(iowait_ticks)
         g0=0; g1=$(pg_ticks_between "$WORK/pg.0" "$WORK/pg.1")
         a1=$(core_ticks $SERVER_CORE); b1=$(core_ticks $LOAD_CORE); t1=$(date +%s%N)
+        pg_watch_stop >"$WORK/pgwatch.json"; pgw=$(cat "$WORK/pgwatch.json")
         hwm=$(status_kb "$pid" VmHWM)
         rss=$(status_kb "$pid" VmRSS)
         if [ -n "${SECOND_PID:-}" ]; then
@@ -385,8 +390,8 @@ measure() { # phase endpoint pid url method body connections
             json=$(merge_wrk "$WORK/wrk.out" "$WORK/wrk2.out")
         fi
         [ -n "$json" ] || die "wrk printed no figures for $name: $out"
-        cpu="{\"clk_tck\":$CLK_TCK,\"wall_ns\":$((t1 - t0)),\"server_ticks\":$((s1 - s0)),\"postgres_ticks\":$((g1 - g0)),\"server_core_ticks\":$((a1 - a0)),\"load_core_ticks\":$((b1 - b0)),\"wrk_user_s\":$wu,\"wrk_sys_s\":$ws}"
-        emit "{\"kind\":\"load\",\"phase\":\"$phase\",\"endpoint\":\"$name\",\"method\":\"$method\",\"url\":\"${url#"$BASE"}\",\"connections\":$c,\"instances\":$([ -n "${SECOND_PID:-}" ] && echo 2 || echo 1),\"duration_s\":$DURATION,\"attempt\":$attempt,\"peak_rss_kb\":$hwm,\"rss_after_kb\":$rss,\"cpu\":$cpu,\"wrk\":$json}"
+        cpu="{\"clk_tck\":$CLK_TCK,\"wall_ns\":$((t1 - t0)),\"server_ticks\":$((s1 - s0)),\"postgres_ticks\":$((g1 - g0)),\"server_core_ticks\":$((a1 - a0)),\"load_core_ticks\":$((b1 - b0)),\"wrk_user_s\":$wu,\"wrk_sys_s\":$ws,\"iowait_ticks\":$((io1 - io0))}"
+        emit "{\"kind\":\"load\",\"phase\":\"$phase\",\"endpoint\":\"$name\",\"method\":\"$method\",\"url\":\"${url#"$BASE"}\",\"connections\":$c,\"instances\":$([ -n "${SECOND_PID:-}" ] && echo 2 || echo 1),\"duration_s\":$DURATION,\"attempt\":$attempt,\"peak_rss_kb\":$hwm,\"rss_after_kb\":$rss,\"cpu\":$cpu,${pgw:+\"pg\":$pgw,}\"wrk\":$json}"
         python3 "$HERE/report.py" --line "$(tail -n1 "$RESULTS")" >&2
         trim_log
         # PostgreSQL floats over both cores: its CPU is the run's own work,
@@ -432,6 +437,58 @@ pg_snapshot() {
 # exited meanwhile is lost, never counted negative).
 pg_ticks_between() { # start-file end-file
     awk 'NR == FNR { start[$1] = $2; next } { d += ($1 in start) ? $2 - start[$1] : $2 } END { print d + 0 }' "$1" "$2"
+}
+
+# What PostgreSQL did during a measurement of a PostgreSQL phase (nothing
+# otherwise): every 50 ms, one psql on the load core lists what the
+# phase database's active client backends are waiting on (a wait event, or
+# "running" for none: on a core, or waiting where PostgreSQL has no event);
+# and its counters before and after: checkpoints, the WAL's records,
+# full-page images, bytes and syncs. pg_watch_stop prints one JSON object:
+# the mean number of backends in each state over the samples, and the
+# counters' differences. A slow measurement then says what it waited on.
+PG_WATCH_SQL="SELECT 'S ' || COALESCE(string_agg(COALESCE(wait_event_type || ':' || wait_event, 'running'), ' '), '')
+  FROM pg_stat_activity
+  WHERE datname = current_database() AND state = 'active' AND pid <> pg_backend_pid();
+SELECT pg_sleep(0.05);"
+PG_COUNTERS_SQL="SELECT (SELECT checkpoints_timed + checkpoints_req FROM pg_stat_bgwriter),
+  wal_records, wal_fpi, wal_bytes, wal_sync FROM pg_stat_wal"
+pg_watch_start() {
+    PG_WATCH_PID=
+    [ -n "${PHASE_PG_URL:-}" ] || return 0
+    psql "$PHASE_PG_URL" -qAt -F ' ' -c "$PG_COUNTERS_SQL" >"$WORK/pgc.0" 2>/dev/null || : >"$WORK/pgc.0"
+    local i
+    for i in $(seq $(( (WARMUP + DURATION + 5) * 20 ))); do printf '%s\n' "$PG_WATCH_SQL"; done \
+        >"$WORK/pgwatch.sql"
+    taskset -c $LOAD_CORE psql "$PHASE_PG_URL" -qAt -f "$WORK/pgwatch.sql" >"$WORK/pgwatch.out" 2>/dev/null &
+    PG_WATCH_PID=$!
+}
+pg_watch_stop() {
+    [ -n "${PG_WATCH_PID:-}" ] || return 0
+    kill "$PG_WATCH_PID" 2>/dev/null || true
+    wait "$PG_WATCH_PID" 2>/dev/null || true
+    PG_WATCH_PID=
+    psql "$PHASE_PG_URL" -qAt -F ' ' -c "$PG_COUNTERS_SQL" >"$WORK/pgc.1" 2>/dev/null || : >"$WORK/pgc.1"
+    python3 - "$WORK/pgwatch.out" "$WORK/pgc.0" "$WORK/pgc.1" <<'PY'
+import json, sys
+samples, states = 0, {}
+for line in open(sys.argv[1]):
+    if not line.startswith("S"):
+        continue
+    samples += 1
+    for s in line.split()[1:]:
+        states[s] = states.get(s, 0) + 1
+def counters(p):
+    f = open(p).read().split()
+    return [float(x) for x in f] if len(f) == 5 else None
+a, b = counters(sys.argv[2]), counters(sys.argv[3])
+out = {"samples": samples,
+       "active": {k: round(v / samples, 3) for k, v in sorted(states.items(), key=lambda kv: -kv[1])} if samples else {}}
+if a and b:
+    for k, x, y in zip(("checkpoints", "wal_records", "wal_fpi", "wal_bytes", "wal_sync"), a, b):
+        out[k] = int(y - x)
+print(json.dumps(out, separators=(",", ":")))
+PY
 }
 
 # Two wrk processes on the load core, half the connections each, one per
