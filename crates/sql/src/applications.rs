@@ -10,13 +10,12 @@ use latchkey_core::application::{
 use latchkey_core::audit::{AuditEvent, NewAuditEvent};
 use latchkey_core::pagination::{PageRequest, MAX_PER_PAGE};
 use latchkey_core::store::{StoreError, COUNT_CAP};
-use tokio::sync::oneshot;
 
 use crate::app_count::{self, Blocks, Counted, Folded, FoldedCount, Stamp};
 use crate::audit;
 use crate::backend::{Access, Backend, Dialect, SqlStore};
+use crate::batch::{self, Batches, Job};
 use crate::conn::{count, query_as, query_one, query_opt_as, Conn, Row, Value};
-use crate::create_batch::{self, Batches, Created, Job};
 use crate::params;
 use crate::rows::app_from_row;
 use crate::secrets;
@@ -111,7 +110,7 @@ macro_rules! many_columns {
     };
 }
 /// [`INSERT_RECORDED`] for several creates in one statement (PostgreSQL,
-/// see [`crate::create_batch`]): `$1` is a JSON array with an object per
+/// see [`crate::batch`]): `$1` is a JSON array with an object per
 /// create (see [`many_columns`]). A row per create, matched to it by its
 /// client id (`uid`, unique).
 const INSERT_RECORDED_MANY: &str = concat!(
@@ -379,46 +378,12 @@ impl<B: Backend> SqlStore<B> {
         .await
     }
 
-    /// One create, with the others waiting at the same moment (see
-    /// [`crate::create_batch`]).
-    async fn create_in_batch(
-        &self,
-        batches: &Arc<Batches>,
-        app: NewApplication,
-        event: NewAuditEvent,
-    ) -> Created {
-        let (reply, answer) = oneshot::channel();
-        if batches.push(Job { app, event, reply }) {
-            let store = self.clone();
-            let batches = Arc::clone(batches);
-            tokio::spawn(async move {
-                loop {
-                    let jobs = batches.take();
-                    if jobs.is_empty() {
-                        break;
-                    }
-                    // A panic (a bug) would end this runner while it
-                    // still counts as running: the creates of that batch
-                    // are answered with an error (their senders dropped),
-                    // and the runner goes on with the queue.
-                    let batch = std::panic::AssertUnwindSafe(store.create_batch(jobs));
-                    if futures::FutureExt::catch_unwind(batch).await.is_err() {
-                        tracing::error!("a batch of application creates panicked");
-                    }
-                }
-            });
-        }
-        answer.await.unwrap_or_else(|_| {
-            Err(StoreError::internal(
-                "a batch of creates ended without answering",
-            ))
-        })
-    }
-
     /// Run `jobs` as one statement (one alone as before), and answer each.
-    async fn create_batch(&self, jobs: Vec<Job>) {
+    async fn create_batch(&self, jobs: Vec<CreateJob>) {
         if jobs.len() > 1 {
-            let params = vec![Value::from(many_json(&jobs))];
+            let params = vec![Value::from(batch::params_json(
+                jobs.iter().map(|j| recorded_params(&j.input.0, &j.input.1)),
+            ))];
             let rows = self
                 .run(Access::WRITE, move |c| {
                     Box::pin(async move { c.query(INSERT_RECORDED_MANY, &params).await })
@@ -426,9 +391,7 @@ impl<B: Backend> SqlStore<B> {
                 .await;
             match rows {
                 Ok(rows) => return answer_batch(jobs, rows),
-                Err(e @ StoreError::Unavailable(_)) => {
-                    return create_batch::unavailable_for_all(jobs, &e)
-                }
+                Err(e @ StoreError::Unavailable(_)) => return batch::fail_all(jobs, &e),
                 // A create of the batch broke a rule (a client id taken,
                 // an owner deleted meanwhile): nothing of the batch was
                 // stored; each create runs again on its own for its own
@@ -439,57 +402,38 @@ impl<B: Backend> SqlStore<B> {
             }
         }
         for job in jobs {
-            let created = self.insert_recorded_alone(job.app, job.event).await;
+            let (app, event) = job.input;
+            let created = self.insert_recorded_alone(app, event).await;
             let _ = job.reply.send(created);
         }
     }
 }
 
-/// [`INSERT_RECORDED_MANY`]'s `$1` for `jobs`.
-fn many_json(jobs: &[Job]) -> String {
-    let creates = jobs
-        .iter()
-        .enumerate()
-        .map(|(n, job)| {
-            let mut object = serde_json::Map::new();
-            object.insert("n".to_owned(), serde_json::Value::from(n));
-            for (i, value) in recorded_params(&job.app, &job.event)
-                .into_iter()
-                .enumerate()
-            {
-                let value = match value {
-                    Value::Int(v) => serde_json::Value::from(v),
-                    Value::Text(v) => serde_json::Value::from(v),
-                    Value::Bool(v) => serde_json::Value::from(v),
-                };
-                object.insert(format!("p{}", i + 1), value);
-            }
-            serde_json::Value::Object(object)
-        })
-        .collect();
-    serde_json::Value::Array(creates).to_string()
-}
+/// What a create gives back.
+type Created = Result<(Application, AuditEvent), StoreError>;
 
-/// Answer each create of a batch with its row (matched by client id).
-fn answer_batch(jobs: Vec<Job>, rows: Vec<Row>) {
+/// A create waiting for its batch (PostgreSQL, see [`crate::batch`]).
+pub(crate) type CreateJob = Job<(NewApplication, NewAuditEvent), (Application, AuditEvent)>;
+
+/// PostgreSQL's queue of creates.
+pub(crate) type CreateBatches = Batches<(NewApplication, NewAuditEvent), (Application, AuditEvent)>;
+
+/// Answer each create of a batch from the rows of [`INSERT_RECORDED_MANY`].
+fn answer_batch(jobs: Vec<CreateJob>, rows: Vec<Row>) {
     let mut decoded = std::collections::HashMap::with_capacity(rows.len());
     for mut row in rows {
         match recorded_from_row(&mut row) {
             Ok((app, stored)) => {
                 decoded.insert(app.application_id.clone(), (app, stored));
             }
-            Err(e) => {
-                // A row latchkey cannot read: every create is told.
-                for job in jobs {
-                    let _ = job.reply.send(Err(e.clone()));
-                }
-                return;
-            }
+            // A row latchkey cannot read: every create is told.
+            Err(e) => return batch::fail_all(jobs, &e),
         }
     }
     for job in jobs {
-        let answer = match decoded.remove(&job.app.application_id) {
-            Some((app, stored)) => Ok(with_event(app, job.event, stored)),
+        let (app, event) = job.input;
+        let answer = match decoded.remove(&app.application_id) {
+            Some((stored_app, stored)) => Ok(with_event(stored_app, event, stored)),
             None => Err(StoreError::internal(
                 "a batch of creates gave no row for one of them",
             )),
@@ -912,7 +856,14 @@ impl<B: Backend> ApplicationStore for SqlStore<B> {
     ) -> Result<(Application, AuditEvent), StoreError> {
         let owned = a.owner_id.is_some();
         let created = match &self.create_batches {
-            Some(batches) => self.create_in_batch(batches, a, event).await,
+            Some(batches) => {
+                let store = self.clone();
+                let run = move |jobs| {
+                    let store = store.clone();
+                    async move { store.create_batch(jobs).await }
+                };
+                batches.submit((a, event), "application creates", run).await
+            }
             None => self.insert_recorded_alone(a, event).await,
         };
         if !owned {
@@ -1173,33 +1124,40 @@ impl<B: Backend> ApplicationStore for SqlStore<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use latchkey_core::audit::Entity;
+    use latchkey_core::context::{Context, Via};
+    use latchkey_core::scopes::Scopes;
 
     /// The batch's column types are the single create's parameters' kinds,
-    /// in order: a drifted list would fail every batch (and each create
-    /// would run alone, slower, without a word).
+    /// in order.
     #[test]
     fn the_batch_columns_are_the_parameters_in_order() {
-        let (app, event) = create_batch::tests::new_create();
-        let kinds: Vec<String> = recorded_params(&app, &event)
-            .iter()
-            .enumerate()
-            .map(|(i, v)| {
-                let kind = match v {
-                    Value::Int(_) => "BIGINT",
-                    Value::Text(_) => "TEXT",
-                    Value::Bool(_) => "BOOLEAN",
-                };
-                format!("p{} {kind}", i + 1)
-            })
-            .collect();
-        let declared: Vec<String> = many_columns!()
-            .split(',')
-            .map(|c| c.split_whitespace().collect::<Vec<_>>().join(" "))
-            .skip(1)
-            .collect();
-        assert_eq!(declared, kinds);
-        // The highest parameter of the single statement is the last column.
-        assert!(INSERT_RECORDED.contains(&format!("${}", kinds.len())));
-        assert!(!INSERT_RECORDED.contains(&format!("${}", kinds.len() + 1)));
+        let app = NewApplication {
+            application_id: "uid".to_owned(),
+            secret_digest: "d".to_owned(),
+            secret_hint: "h".to_owned(),
+            name: "n".to_owned(),
+            redirect_uri: "https://a.example/cb".to_owned(),
+            scopes: Scopes::from_stored("api"),
+            confidential: true,
+            owner_id: None,
+            group_id: None,
+            created_at: 0,
+            dynamic: false,
+            registration_token_digest: None,
+            grant_types: None,
+        };
+        let ctx = Context {
+            user_id: None,
+            via: Via::Session,
+            address: None,
+            request_id: None,
+        };
+        let event = NewAuditEvent::new(&ctx, 0, "e", Entity::instance(), "m");
+        batch::tests::assert_columns_match(
+            many_columns!(),
+            &recorded_params(&app, &event),
+            INSERT_RECORDED,
+        );
     }
 }

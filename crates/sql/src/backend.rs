@@ -233,15 +233,6 @@ impl Dialect {
         }
     }
 
-    /// Locks a row a unit of work relies on against deletion until it
-    /// commits (SQLite's writer holds the whole database already).
-    pub fn share_lock(self) -> &'static str {
-        match self {
-            Dialect::Sqlite => "",
-            Dialect::Postgres => " FOR SHARE",
-        }
-    }
-
     /// Locks a row a unit of work reads before it changes it, without
     /// blocking the inserts that merely reference it (PostgreSQL's foreign
     /// key checks take KEY SHARE locks, which FOR UPDATE would wait for).
@@ -383,9 +374,10 @@ pub struct SqlStore<B> {
     /// The doorbell's length and the stored generation read when it had
     /// that length (a server's view; see [`SqlStore::check_outside_changes`]).
     rung: std::sync::Arc<std::sync::Mutex<Option<Rung>>>,
-    /// PostgreSQL's queue of application creates, run several to a
-    /// statement (see [`crate::create_batch`]).
-    pub(crate) create_batches: Option<std::sync::Arc<crate::create_batch::Batches>>,
+    /// PostgreSQL's queues of application creates and of OAuth token
+    /// inserts, run several to a statement (see [`crate::batch`]).
+    pub(crate) create_batches: Option<std::sync::Arc<crate::applications::CreateBatches>>,
+    pub(crate) token_batches: Option<std::sync::Arc<crate::oauth::TokenBatches>>,
 }
 
 /// The doorbell's length when the generation of outside changes was last
@@ -413,6 +405,7 @@ impl<B: Backend> SqlStore<B> {
             announce_writes: false,
             rung: std::sync::Arc::default(),
             create_batches: matches!(B::DIALECT, Dialect::Postgres).then(std::sync::Arc::default),
+            token_batches: matches!(B::DIALECT, Dialect::Postgres).then(std::sync::Arc::default),
         }
     }
 

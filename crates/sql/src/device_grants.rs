@@ -145,7 +145,7 @@ impl<B: Backend> DeviceGrantStore for SqlStore<B> {
                     return Ok(None);
                 }
                 Ok(Some(
-                    crate::oauth::insert_token(c, &token, B::DIALECT.share_lock()).await?,
+                    crate::oauth::insert_token(c, &token, B::DIALECT).await?,
                 ))
             })
         })

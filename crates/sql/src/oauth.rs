@@ -9,8 +9,9 @@ use latchkey_core::oauth::{
 use latchkey_core::scopes::Scopes;
 use latchkey_core::store::StoreError;
 
-use crate::backend::{Access, Backend, SqlStore};
-use crate::conn::{query_one, Conn, Row};
+use crate::backend::{Access, Backend, Dialect, SqlStore};
+use crate::batch::{self, Batches, Job};
+use crate::conn::{query_one, query_opt, Conn, Row, Value};
 use crate::params;
 use crate::rows::{grant_from_row, oauth_found, oauth_token_from_row};
 
@@ -45,13 +46,31 @@ const REDEEM_GRANT: &str =
 const REVOKE_GRANT_TOKENS: &str = "UPDATE oauth_access_tokens SET revoked_at = $2
      WHERE revoked_at IS NULL
        AND family IN (SELECT family FROM oauth_access_tokens WHERE grant_id = $1)";
-const INSERT_TOKEN: &str = concat!(
-    "INSERT INTO oauth_access_tokens
-       (application_id, user_id, token_digest, refresh_digest, scopes, created_at, expires_at,
-        family, previous_token_id, grant_id, auth_time)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING ",
-    token_columns!()
-);
+/// Insert an OAuth token, in one statement with the check that the client
+/// secret it is issued on (`$12`, if any) is still live at its creation
+/// time: no row (so `Gone`) if not. One statement, because PostgreSQL runs
+/// a one-statement write autocommitted: a check of its own would release
+/// its lock before the insert, and a renewal or revoke-all could commit in
+/// between. Here the secret's row is locked (`$lock`, PostgreSQL's
+/// `FOR SHARE`) until the token commits: a renewal's or revoke-all's delete
+/// of it waits for the token, and revoke-all then revokes it; or the
+/// statement waits for their delete, and finds the secret gone.
+macro_rules! insert_token {
+    ($lock:literal) => {
+        concat!(
+            "INSERT INTO oauth_access_tokens
+               (application_id, user_id, token_digest, refresh_digest, scopes, created_at,
+                expires_at, family, previous_token_id, grant_id, auth_time)
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11
+             WHERE $12 IS NULL OR EXISTS (SELECT 1 FROM application_secrets
+               WHERE id = $12 AND (expires_at IS NULL OR expires_at > $6)",
+            $lock,
+            ") RETURNING ",
+            token_columns!()
+        )
+    };
+}
+
 /// A token with its application and (optional) user, by one digest column.
 macro_rules! token_by {
     ($column:literal) => {
@@ -89,31 +108,38 @@ const REVOKE: &str =
 const FORGET_PREVIOUS: &str =
     "UPDATE oauth_access_tokens SET previous_token_id = NULL WHERE id = $1";
 
-/// The client secret a token is issued on, still live at `$2`; locked
-/// until the unit ends (PostgreSQL: `FOR SHARE`, which a renewal's or a
-/// revoke-all's delete of that secret waits for, and which waits for
-/// theirs).
-const SECRET_LIVE: &str = "SELECT id FROM application_secrets
-     WHERE id = $1 AND (expires_at IS NULL OR expires_at > $2)";
+/// The columns of one token in [`INSERT_TOKENS_MANY`]'s JSON: `n`, its
+/// place in the batch, then `insert_token!`'s parameters in order, with
+/// their types (checked against the parameters' kinds by a test).
+macro_rules! many_token_columns {
+    () => {
+        "n BIGINT, p1 BIGINT, p2 BIGINT, p3 TEXT, p4 TEXT, p5 TEXT, p6 BIGINT, p7 BIGINT, \
+         p8 TEXT, p9 BIGINT, p10 BIGINT, p11 BIGINT, p12 BIGINT"
+    };
+}
 
-/// Insert an OAuth token; the token as stored. A token issued on a client
-/// secret needs that secret live (`Gone` otherwise); `lock` is the
-/// dialect's share lock.
-pub(crate) async fn insert_token(
-    c: &mut dyn Conn,
-    t: &NewOAuthToken,
-    lock: &str,
-) -> Result<OAuthToken, StoreError> {
-    if let Some(secret) = t.client_secret_id {
-        let sql = format!("{SECRET_LIVE}{lock}");
-        if c.query(&sql, &params![secret, t.created_at])
-            .await?
-            .is_empty()
-        {
-            return Err(StoreError::Gone);
-        }
-    }
-    let params = params![
+/// `insert_token!` for several tokens in one statement (PostgreSQL, see
+/// [`crate::batch`]): `$1` is a JSON array with an object per token. A row
+/// per token stored, with its digest (unique) to match it to its insert; a
+/// token whose client secret is not live has none.
+const INSERT_TOKENS_MANY: &str = concat!(
+    "INSERT INTO oauth_access_tokens
+       (application_id, user_id, token_digest, refresh_digest, scopes, created_at,
+        expires_at, family, previous_token_id, grant_id, auth_time)
+     SELECT p1, p2, p3, p4, p5, p6, p7, p8, p9, p10, p11
+     FROM json_to_recordset(CAST($1 AS json)) AS job(",
+    many_token_columns!(),
+    ")
+     WHERE p12 IS NULL OR EXISTS (SELECT 1 FROM application_secrets s
+       WHERE s.id = job.p12 AND (s.expires_at IS NULL OR s.expires_at > job.p6) FOR SHARE)
+     ORDER BY n
+     RETURNING token_digest, ",
+    token_columns!()
+);
+
+/// `insert_token!`'s parameters for `t`.
+fn token_params(t: &NewOAuthToken) -> Vec<Value> {
+    params![
         t.application_id,
         t.user_id,
         &t.token_digest,
@@ -125,11 +151,99 @@ pub(crate) async fn insert_token(
         t.previous_token_id,
         t.grant_id,
         t.auth_time,
-    ];
-    oauth_token_from_row(&mut query_one(c, INSERT_TOKEN, &params).await?, "")
+        t.client_secret_id,
+    ]
+    .to_vec()
+}
+
+/// Insert an OAuth token; the token as stored. A token issued on a client
+/// secret needs that secret live (`Gone` otherwise; see `insert_token!`).
+pub(crate) async fn insert_token(
+    c: &mut dyn Conn,
+    t: &NewOAuthToken,
+    dialect: Dialect,
+) -> Result<OAuthToken, StoreError> {
+    let sql = match dialect {
+        Dialect::Sqlite => insert_token!(""),
+        Dialect::Postgres => insert_token!(" FOR SHARE"),
+    };
+    match query_opt(c, sql, &token_params(t)).await? {
+        Some(mut row) => oauth_token_from_row(&mut row, ""),
+        None => Err(StoreError::Gone),
+    }
+}
+
+/// An OAuth token insert waiting for its batch (PostgreSQL).
+type TokenJob = Job<NewOAuthToken, OAuthToken>;
+
+/// PostgreSQL's queue of OAuth token inserts.
+pub(crate) type TokenBatches = Batches<NewOAuthToken, OAuthToken>;
+
+/// Answer each insert of a batch from the rows of [`INSERT_TOKENS_MANY`].
+fn answer_tokens(jobs: Vec<TokenJob>, rows: Vec<Row>) {
+    let mut stored = std::collections::HashMap::with_capacity(rows.len());
+    for mut row in rows {
+        let token = row
+            .text("token_digest")
+            .and_then(|digest| Ok((digest, oauth_token_from_row(&mut row, "")?)));
+        match token {
+            Ok((digest, token)) => {
+                stored.insert(digest, token);
+            }
+            // A row latchkey cannot read: every insert is told.
+            Err(e) => return batch::fail_all(jobs, &e),
+        }
+    }
+    for job in jobs {
+        let answer = match stored.remove(&job.input.token_digest) {
+            Some(token) => Ok(token),
+            // Its client secret was not live (see `insert_token!`).
+            None if job.input.client_secret_id.is_some() => Err(StoreError::Gone),
+            None => Err(StoreError::internal(
+                "a batch of token inserts gave no row for one of them",
+            )),
+        };
+        let _ = job.reply.send(answer);
+    }
 }
 
 impl<B: Backend> SqlStore<B> {
+    /// One token insert, a statement of its own.
+    async fn insert_token_alone(&self, token: NewOAuthToken) -> Result<OAuthToken, StoreError> {
+        self.run(Access::WRITE, move |c| {
+            Box::pin(async move { insert_token(c, &token, B::DIALECT).await })
+        })
+        .await
+    }
+
+    /// Run `jobs` as one statement (one alone as before), and answer each.
+    async fn token_batch(&self, jobs: Vec<TokenJob>) {
+        if jobs.len() > 1 {
+            let params = vec![Value::from(batch::params_json(
+                jobs.iter().map(|j| token_params(&j.input)),
+            ))];
+            let rows = self
+                .run(Access::WRITE, move |c| {
+                    Box::pin(async move { c.query(INSERT_TOKENS_MANY, &params).await })
+                })
+                .await;
+            match rows {
+                Ok(rows) => return answer_tokens(jobs, rows),
+                Err(e @ StoreError::Unavailable(_)) => return batch::fail_all(jobs, &e),
+                // A token of the batch broke a rule (its application
+                // deleted meanwhile): nothing of the batch was stored;
+                // each insert runs again on its own for its own answer.
+                Err(e) => {
+                    tracing::debug!(error = %e, tokens = jobs.len(), "a batch of token inserts failed; each runs alone");
+                }
+            }
+        }
+        for job in jobs {
+            let token = self.insert_token_alone(job.input).await;
+            let _ = job.reply.send(token);
+        }
+    }
+
     async fn token_by(
         &self,
         sql: &'static str,
@@ -213,9 +327,7 @@ impl<B: Backend> OAuthStore for SqlStore<B> {
                 if c.execute(REDEEM_GRANT, &params![grant_id, now]).await? == 0 {
                     return Ok(None);
                 }
-                Ok(Some(
-                    insert_token(c, &token, B::DIALECT.share_lock()).await?,
-                ))
+                Ok(Some(insert_token(c, &token, B::DIALECT).await?))
             })
         })
         .await
@@ -227,10 +339,17 @@ impl<B: Backend> OAuthStore for SqlStore<B> {
     }
 
     async fn insert_oauth_token(&self, token: NewOAuthToken) -> Result<OAuthToken, StoreError> {
-        self.run(Access::WRITE, move |c| {
-            Box::pin(async move { insert_token(c, &token, B::DIALECT.share_lock()).await })
-        })
-        .await
+        match &self.token_batches {
+            Some(batches) => {
+                let store = self.clone();
+                let run = move |jobs| {
+                    let store = store.clone();
+                    async move { store.token_batch(jobs).await }
+                };
+                batches.submit(token, "token inserts", run).await
+            }
+            None => self.insert_token_alone(token).await,
+        }
     }
 
     async fn find_oauth_token_by_access(
@@ -258,7 +377,7 @@ impl<B: Backend> OAuthStore for SqlStore<B> {
                 if c.execute(MARK_REFRESHED, &params![old_id, now]).await? == 0 {
                     return Ok(None);
                 }
-                Ok(Some(insert_token(c, &new, B::DIALECT.share_lock()).await?))
+                Ok(Some(insert_token(c, &new, B::DIALECT).await?))
             })
         })
         .await
@@ -286,5 +405,35 @@ impl<B: Backend> OAuthStore for SqlStore<B> {
             })
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The batch's column types are the single insert's parameters' kinds,
+    /// in order.
+    #[test]
+    fn the_batch_columns_are_the_parameters_in_order() {
+        let token = NewOAuthToken {
+            application_id: 1,
+            user_id: None,
+            token_digest: "t".to_owned(),
+            refresh_digest: None,
+            scopes: Scopes::from_stored("api"),
+            created_at: 0,
+            expires_at: 1,
+            family: "f".to_owned(),
+            previous_token_id: None,
+            grant_id: None,
+            auth_time: None,
+            client_secret_id: None,
+        };
+        batch::tests::assert_columns_match(
+            many_token_columns!(),
+            &token_params(&token),
+            insert_token!(""),
+        );
     }
 }

@@ -324,7 +324,7 @@ impl Transaction for SqlTransaction<'_> {
     }
 
     async fn insert_oauth_token(&mut self, token: NewOAuthToken) -> Result<OAuthToken, StoreError> {
-        oauth::insert_token(self.c, &token, self.dialect.share_lock()).await
+        oauth::insert_token(self.c, &token, self.dialect).await
     }
 
     async fn insert_grant(&mut self, grant: NewGrant) -> Result<Grant, StoreError> {

@@ -8,6 +8,7 @@ use super::*;
 conformance! {
     scenario_secret_deletion_and_revoke_all => secret_deletion_and_revoke_all_sqlite, secret_deletion_and_revoke_all_postgres;
     scenario_secret_use_and_expiry => secret_use_and_expiry_sqlite, secret_use_and_expiry_postgres;
+    #[env] scenario_tokens_inserted_at_once => tokens_inserted_at_once_sqlite, tokens_inserted_at_once_postgres;
 }
 
 async fn delete_secret(store: &Arc<dyn Store>, app: i64, secret: i64, now: i64) -> SecretDeletion {
@@ -166,4 +167,197 @@ async fn scenario_secret_use_and_expiry(store: Arc<dyn Store>) {
         .await
         .unwrap()
         .is_empty());
+}
+
+/// PostgreSQL only (SQLite's one writer runs a token's check and insert as
+/// one job, with nothing between them): a token whose insert has begun
+/// when its client secret is deleted (by a renewal, revoke-all, or an
+/// operator) and which commits after that delete is refused, never
+/// stored on a secret that no longer exists. The insert is held back by a
+/// lock on the tokens' table after it has been sent; the delete commits
+/// meanwhile; then the lock goes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn token_insert_held_back_past_its_secrets_delete_postgres() {
+    run_postgres(Box::new(|store: Arc<dyn Store>, env: Env| {
+        scenario_token_insert_held_back(store, env).boxed()
+    }))
+    .await;
+}
+
+async fn scenario_token_insert_held_back(store: Arc<dyn Store>, env: Env) {
+    let Raw::Postgres(pool) = env.raw.clone() else {
+        panic!("a PostgreSQL scenario run on {:?}", env.kind());
+    };
+    let client = app(&store, "client", None).await;
+    let secret = store.application_secrets(client.id, T0).await.unwrap()[0].id;
+
+    let mut holder = pool.begin().await.expect("begin");
+    (&mut *holder)
+        .execute("LOCK TABLE oauth_access_tokens IN SHARE MODE")
+        .await
+        .expect("lock the tokens' table");
+    let mut token = new_oauth_token(client.id, None, "access-held", None, "fam-held");
+    token.client_secret_id = Some(secret);
+    token.created_at = T0;
+    let inserting = {
+        let store = store.clone();
+        tokio::spawn(async move { store.insert_oauth_token(token).await })
+    };
+    // Until the insert waits for the table.
+    let mut waited = 0;
+    loop {
+        let waiting = env
+            .raw
+            .strings(
+                "SELECT COUNT(*)::text FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+                 WHERE c.relname = 'oauth_access_tokens' AND NOT l.granted",
+            )
+            .await;
+        if waiting == [Some("1".to_owned())] {
+            break;
+        }
+        waited += 1;
+        assert!(
+            waited < 1000,
+            "the token's insert never waited for the table"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        env.raw
+            .execute(&format!(
+                "DELETE FROM application_secrets WHERE id = {secret}"
+            ))
+            .await,
+        1,
+        "the secret is deleted while the token's insert waits"
+    );
+    holder.commit().await.expect("release the table");
+
+    assert_gone(inserting.await.expect("the insert's task"));
+    assert_eq!(
+        env.raw
+            .strings("SELECT token_digest FROM oauth_access_tokens")
+            .await,
+        Vec::<Option<String>>::new(),
+        "no token stored on the deleted secret"
+    );
+}
+
+/// Many token inserts at the same moment (PostgreSQL runs them several to
+/// a statement): each gets its own answer. A token on a live secret, or on
+/// none, is stored as given; one on a deleted or expired secret is `Gone`
+/// and not stored; one on a deleted application fails alone.
+async fn scenario_tokens_inserted_at_once(store: Arc<dyn Store>, env: Env) {
+    let alice = user(&store, "alice").await;
+    let client = app(&store, "client", None).await;
+    let live = store.application_secrets(client.id, T0).await.unwrap()[0].id;
+    let (_, expiring) = renew(
+        &store,
+        client.id,
+        Ownership::Any,
+        new_secret("expiring", T0, Some(T0 + 10)),
+        Retire::At(T0 + 100),
+    )
+    .await
+    .expect("renewed");
+    let gone = app(&store, "gone", None).await;
+    let gone_id = gone.id;
+    store
+        .delete_application(gone_id, Ownership::Any)
+        .await
+        .expect("delete the application");
+
+    // Twice: live and dead secrets mixed, which a batch answers in one
+    // statement; then with tokens on a deleted application mixed in too,
+    // which fail a batch, so each of its inserts runs again alone.
+    let mut stored = 0;
+    for round in ["secrets", "deleted"] {
+        // (digest, the token, what it must give: Some(true) stored,
+        // Some(false) Gone, None any error)
+        let mut cases = Vec::new();
+        for i in 0..96 {
+            let digest = format!("{round}-{i}");
+            let mut t = new_oauth_token(client.id, Some(alice.id), &digest, None, &digest);
+            t.created_at = T0 + 20;
+            let expect = match i % 6 {
+                0 => {
+                    t.client_secret_id = Some(expiring.id); // expired at T0 + 10
+                    Some(false)
+                }
+                1 => {
+                    t.client_secret_id = Some(live + 10_000); // no such secret
+                    Some(false)
+                }
+                2 if round == "deleted" => {
+                    t.application_id = gone_id;
+                    None
+                }
+                3 | 4 => {
+                    t.client_secret_id = Some(live);
+                    Some(true)
+                }
+                _ => Some(true),
+            };
+            cases.push((digest, t, expect));
+        }
+        let results = futures::future::join_all(
+            cases
+                .iter()
+                .map(|(_, t, _)| store.insert_oauth_token(t.clone())),
+        )
+        .await;
+        let mut stored_now = 0;
+        for ((digest, t, expect), result) in cases.iter().zip(results) {
+            match (expect, result) {
+                (Some(true), Ok(token)) => {
+                    stored_now += 1;
+                    assert_eq!(token.application_id, t.application_id, "{digest}");
+                    assert_eq!(token.user_id, t.user_id, "{digest}");
+                    assert_eq!(token.family, t.family, "{digest}");
+                    assert_eq!(token.created_at, t.created_at, "{digest}");
+                    assert_eq!(token.expires_at, t.expires_at, "{digest}");
+                    let found = store
+                        .find_oauth_token_by_access(digest)
+                        .await
+                        .expect("find")
+                        .unwrap_or_else(|| panic!("{digest} is stored"));
+                    assert_eq!(found.token.id, token.id, "{digest}");
+                }
+                (Some(false), result) => assert_gone(result),
+                (None, result) => {
+                    assert!(
+                        result.is_err(),
+                        "{digest}: on a deleted application: {result:?}"
+                    )
+                }
+                (Some(true), Err(e)) => panic!("{digest}: {e}"),
+            }
+        }
+        stored += stored_now;
+        let rows = env
+            .raw
+            .strings("SELECT CAST(COUNT(*) AS TEXT) FROM oauth_access_tokens")
+            .await;
+        assert_eq!(
+            rows,
+            [Some(stored.to_string())],
+            "only the stored tokens exist"
+        );
+        if env.kind() == Kind::Postgres && round == "secrets" {
+            // Rows committed by one transaction share its id (xmin).
+            let transactions = env
+                .raw
+                .strings(
+                    "SELECT CAST(COUNT(DISTINCT CAST(xmin AS TEXT)) AS TEXT)
+                     FROM oauth_access_tokens",
+                )
+                .await;
+            let n: u64 = transactions[0].as_deref().unwrap_or("0").parse().unwrap();
+            assert!(
+                n < stored_now,
+                "inserts waiting together commit together ({n} transactions for {stored_now} tokens)"
+            );
+        }
+    }
 }
