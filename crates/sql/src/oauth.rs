@@ -46,30 +46,76 @@ const REDEEM_GRANT: &str =
 const REVOKE_GRANT_TOKENS: &str = "UPDATE oauth_access_tokens SET revoked_at = $2
      WHERE revoked_at IS NULL
        AND family IN (SELECT family FROM oauth_access_tokens WHERE grant_id = $1)";
-/// Insert an OAuth token, in one statement with the check that the client
-/// secret it is issued on (`$12`, if any) is still live at its creation
-/// time: no row (so `Gone`) if not. One statement, because PostgreSQL runs
-/// a one-statement write autocommitted: a check of its own would release
-/// its lock before the insert, and a renewal or revoke-all could commit in
-/// between. Here the secret's row is locked (`$lock`, PostgreSQL's
-/// `FOR SHARE`) until the token commits: a renewal's or revoke-all's delete
-/// of it waits for the token, and revoke-all then revokes it; or the
-/// statement waits for their delete, and finds the secret gone.
+/// Insert an OAuth token, in one statement with the checks that its
+/// application exists and that the client secret it is issued on (`$12`,
+/// if any) is still live at its creation time: no row (so `Gone`) if not.
+/// One statement, because PostgreSQL runs a one-statement write
+/// autocommitted: a check of its own would release its lock before the
+/// insert, and a renewal or revoke-all could commit in between.
+///
+/// On PostgreSQL (`$app_lock`, `$secret_lock`) the application's row is
+/// locked first (`FOR KEY SHARE`, as the foreign key's check would, behind
+/// `OFFSET 0` so that the secret's check cannot run before it), then the
+/// secret's (`FOR SHARE`), each until the token commits: the order in
+/// which an application's delete takes them (its row, then its secrets by
+/// cascade), so the two cannot deadlock. A renewal's, revoke-all's or
+/// delete's change of the secret then waits for the token (and revoke-all
+/// revokes it), or the statement waits for theirs and sees the secret
+/// gone or expired.
 macro_rules! insert_token {
-    ($lock:literal) => {
+    ($app_lock:literal, $secret_lock:literal) => {
         concat!(
             "INSERT INTO oauth_access_tokens
                (application_id, user_id, token_digest, refresh_digest, scopes, created_at,
                 expires_at, family, previous_token_id, grant_id, auth_time)
              SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11
-             WHERE $12 IS NULL OR EXISTS (SELECT 1 FROM application_secrets
-               WHERE id = $12 AND (expires_at IS NULL OR expires_at > $6)",
-            $lock,
+             FROM (SELECT id FROM oauth_applications WHERE id = $1",
+            $app_lock,
+            ") app
+             WHERE $12 IS NULL OR EXISTS (SELECT 1 FROM application_secrets s
+               WHERE s.id = $12 AND s.application_id = app.id
+                 AND (s.expires_at IS NULL OR s.expires_at > $6)",
+            $secret_lock,
             ") RETURNING ",
             token_columns!()
         )
     };
 }
+
+/// The columns of one token in [`INSERT_TOKENS_MANY`]'s JSON: `n`, its
+/// place in the batch, then `insert_token!`'s parameters in order, with
+/// their types (checked against the parameters' kinds by a test).
+macro_rules! many_token_columns {
+    () => {
+        "n BIGINT, p1 BIGINT, p2 BIGINT, p3 TEXT, p4 TEXT, p5 TEXT, p6 BIGINT, p7 BIGINT, \
+         p8 TEXT, p9 BIGINT, p10 BIGINT, p11 BIGINT, p12 BIGINT"
+    };
+}
+
+/// `insert_token!` for several tokens in one statement (PostgreSQL, see
+/// [`crate::batch`]): `$1` is a JSON array with an object per token,
+/// ordered by application and secret (see [`SqlStore::token_batch`]). For
+/// each token in that order, its application's row is locked, then its
+/// secret's: every lock in ascending order, as the usage flush takes
+/// secrets'. A row per token stored, with its digest (unique) to match it
+/// to its insert; a token whose application is gone or whose secret is
+/// not live has none.
+const INSERT_TOKENS_MANY: &str = concat!(
+    "INSERT INTO oauth_access_tokens
+       (application_id, user_id, token_digest, refresh_digest, scopes, created_at,
+        expires_at, family, previous_token_id, grant_id, auth_time)
+     SELECT p1, p2, p3, p4, p5, p6, p7, p8, p9, p10, p11
+     FROM json_to_recordset(CAST($1 AS json)) AS job(",
+    many_token_columns!(),
+    ")
+     JOIN LATERAL (SELECT id FROM oauth_applications WHERE id = job.p1 OFFSET 0 FOR KEY SHARE) app
+       ON TRUE
+     WHERE p12 IS NULL OR EXISTS (SELECT 1 FROM application_secrets s
+       WHERE s.id = job.p12 AND s.application_id = app.id
+         AND (s.expires_at IS NULL OR s.expires_at > job.p6) FOR SHARE)
+     RETURNING token_digest, ",
+    token_columns!()
+);
 
 /// A token with its application and (optional) user, by one digest column.
 macro_rules! token_by {
@@ -108,35 +154,6 @@ const REVOKE: &str =
 const FORGET_PREVIOUS: &str =
     "UPDATE oauth_access_tokens SET previous_token_id = NULL WHERE id = $1";
 
-/// The columns of one token in [`INSERT_TOKENS_MANY`]'s JSON: `n`, its
-/// place in the batch, then `insert_token!`'s parameters in order, with
-/// their types (checked against the parameters' kinds by a test).
-macro_rules! many_token_columns {
-    () => {
-        "n BIGINT, p1 BIGINT, p2 BIGINT, p3 TEXT, p4 TEXT, p5 TEXT, p6 BIGINT, p7 BIGINT, \
-         p8 TEXT, p9 BIGINT, p10 BIGINT, p11 BIGINT, p12 BIGINT"
-    };
-}
-
-/// `insert_token!` for several tokens in one statement (PostgreSQL, see
-/// [`crate::batch`]): `$1` is a JSON array with an object per token. A row
-/// per token stored, with its digest (unique) to match it to its insert; a
-/// token whose client secret is not live has none.
-const INSERT_TOKENS_MANY: &str = concat!(
-    "INSERT INTO oauth_access_tokens
-       (application_id, user_id, token_digest, refresh_digest, scopes, created_at,
-        expires_at, family, previous_token_id, grant_id, auth_time)
-     SELECT p1, p2, p3, p4, p5, p6, p7, p8, p9, p10, p11
-     FROM json_to_recordset(CAST($1 AS json)) AS job(",
-    many_token_columns!(),
-    ")
-     WHERE p12 IS NULL OR EXISTS (SELECT 1 FROM application_secrets s
-       WHERE s.id = job.p12 AND (s.expires_at IS NULL OR s.expires_at > job.p6) FOR SHARE)
-     ORDER BY n
-     RETURNING token_digest, ",
-    token_columns!()
-);
-
 /// `insert_token!`'s parameters for `t`.
 fn token_params(t: &NewOAuthToken) -> Vec<Value> {
     params![
@@ -164,8 +181,8 @@ pub(crate) async fn insert_token(
     dialect: Dialect,
 ) -> Result<OAuthToken, StoreError> {
     let sql = match dialect {
-        Dialect::Sqlite => insert_token!(""),
-        Dialect::Postgres => insert_token!(" FOR SHARE"),
+        Dialect::Sqlite => insert_token!("", ""),
+        Dialect::Postgres => insert_token!(" OFFSET 0 FOR KEY SHARE", " FOR SHARE"),
     };
     match query_opt(c, sql, &token_params(t)).await? {
         Some(mut row) => oauth_token_from_row(&mut row, ""),
@@ -195,14 +212,11 @@ fn answer_tokens(jobs: Vec<TokenJob>, rows: Vec<Row>) {
         }
     }
     for job in jobs {
-        let answer = match stored.remove(&job.input.token_digest) {
-            Some(token) => Ok(token),
-            // Its client secret was not live (see `insert_token!`).
-            None if job.input.client_secret_id.is_some() => Err(StoreError::Gone),
-            None => Err(StoreError::internal(
-                "a batch of token inserts gave no row for one of them",
-            )),
-        };
+        // No row: its application is gone or its client secret was not
+        // live (see `insert_token!`).
+        let answer = stored
+            .remove(&job.input.token_digest)
+            .ok_or(StoreError::Gone);
         let _ = job.reply.send(answer);
     }
 }
@@ -217,8 +231,11 @@ impl<B: Backend> SqlStore<B> {
     }
 
     /// Run `jobs` as one statement (one alone as before), and answer each.
-    async fn token_batch(&self, jobs: Vec<TokenJob>) {
+    async fn token_batch(&self, mut jobs: Vec<TokenJob>) {
         if jobs.len() > 1 {
+            // The order in which the statement locks (see
+            // `INSERT_TOKENS_MANY`).
+            jobs.sort_by_key(|j| (j.input.application_id, j.input.client_secret_id));
             let params = vec![Value::from(batch::params_json(
                 jobs.iter().map(|j| token_params(&j.input)),
             ))];
@@ -229,19 +246,21 @@ impl<B: Backend> SqlStore<B> {
                 .await;
             match rows {
                 Ok(rows) => return answer_tokens(jobs, rows),
-                Err(e @ StoreError::Unavailable(_)) => return batch::fail_all(jobs, &e),
-                // A token of the batch broke a rule (its application
-                // deleted meanwhile): nothing of the batch was stored;
-                // each insert runs again on its own for its own answer.
+                // Nothing of the batch was stored. Whatever the cause (a
+                // digest taken, a deadlock or a timeout on one token's
+                // locks, a lost connection), each insert runs again on its
+                // own, all at once, for an answer of its own: one token's
+                // trouble is not every client's.
                 Err(e) => {
                     tracing::debug!(error = %e, tokens = jobs.len(), "a batch of token inserts failed; each runs alone");
                 }
             }
         }
-        for job in jobs {
+        futures::future::join_all(jobs.into_iter().map(|job| async move {
             let token = self.insert_token_alone(job.input).await;
             let _ = job.reply.send(token);
-        }
+        }))
+        .await;
     }
 
     async fn token_by(
@@ -433,7 +452,7 @@ mod tests {
         batch::tests::assert_columns_match(
             many_token_columns!(),
             &token_params(&token),
-            insert_token!(""),
+            insert_token!("", ""),
         );
     }
 }

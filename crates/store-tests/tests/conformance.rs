@@ -3529,6 +3529,9 @@ mod groups;
 
 #[path = "conformance/listing.rs"]
 mod listing;
+
+#[path = "conformance/announcements.rs"]
+mod announcements;
 #[path = "conformance/secrets.rs"]
 mod secrets;
 #[path = "conformance/state.rs"]

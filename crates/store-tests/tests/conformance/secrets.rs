@@ -235,12 +235,49 @@ async fn scenario_token_insert_held_back(store: Arc<dyn Store>, env: Env) {
     holder.commit().await.expect("release the table");
 
     assert_gone(inserting.await.expect("the insert's task"));
+
+    // The other order: the secret's delete has begun (its row locked, not
+    // committed) when the token's insert starts; the insert waits for it
+    // and sees the secret gone.
+    let other = app(&store, "other", None).await;
+    let secret = store.application_secrets(other.id, T0).await.unwrap()[0].id;
+    let mut holder = pool.begin().await.expect("begin");
+    (&mut *holder)
+        .execute(format!("DELETE FROM application_secrets WHERE id = {secret}").as_str())
+        .await
+        .expect("delete the secret, uncommitted");
+    let mut token = new_oauth_token(other.id, None, "access-behind", None, "fam-behind");
+    token.client_secret_id = Some(secret);
+    token.created_at = T0;
+    let inserting = {
+        let store = store.clone();
+        tokio::spawn(async move { store.insert_oauth_token(token).await })
+    };
+    let mut waited = 0;
+    loop {
+        let waiting = env
+            .raw
+            .strings("SELECT COUNT(*)::text FROM pg_locks WHERE NOT granted")
+            .await;
+        if waiting != [Some("0".to_owned())] {
+            break;
+        }
+        waited += 1;
+        assert!(
+            waited < 1000,
+            "the token's insert never waited for the delete"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    holder.commit().await.expect("commit the delete");
+    assert_gone(inserting.await.expect("the insert's task"));
+
     assert_eq!(
         env.raw
             .strings("SELECT token_digest FROM oauth_access_tokens")
             .await,
         Vec::<Option<String>>::new(),
-        "no token stored on the deleted secret"
+        "no token stored on a deleted secret"
     );
 }
 

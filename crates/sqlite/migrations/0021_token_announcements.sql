@@ -1,0 +1,4 @@
+-- latchkey schema, version 21: on PostgreSQL, an OAuth token announces only
+-- the changes that can make a cached lookup of it wrong (see that backend's
+-- migration of the same version). Nothing changes on SQLite: it has no
+-- announcements (version 15).
