@@ -94,10 +94,11 @@ macro_rules! many_token_columns {
 
 /// `insert_token!` for several tokens in one statement (PostgreSQL, see
 /// [`crate::batch`]): `$1` is a JSON array with an object per token,
-/// ordered by application and secret (see [`SqlStore::token_batch`]). For
-/// each token in that order, its application's row is locked, then its
-/// secret's: every lock in ascending order, as the usage flush takes
-/// secrets'. A row per token stored, with its digest (unique) to match it
+/// ordered by secret, then application (see [`SqlStore::token_batch`]).
+/// For each token in that order, its application's row is locked, then its
+/// secret's: the secrets in ascending order, as the flush of their last
+/// use takes them, and each application before its secrets, as its
+/// delete takes them. A row per token stored, with its digest (unique) to match it
 /// to its insert; a token whose application is gone or whose secret is
 /// not live has none.
 const INSERT_TOKENS_MANY: &str = concat!(
@@ -235,7 +236,7 @@ impl<B: Backend> SqlStore<B> {
         if jobs.len() > 1 {
             // The order in which the statement locks (see
             // `INSERT_TOKENS_MANY`).
-            jobs.sort_by_key(|j| (j.input.application_id, j.input.client_secret_id));
+            jobs.sort_by_key(|j| (j.input.client_secret_id, j.input.application_id));
             let params = vec![Value::from(batch::params_json(
                 jobs.iter().map(|j| token_params(&j.input)),
             ))];
