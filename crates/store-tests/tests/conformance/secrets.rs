@@ -196,33 +196,14 @@ async fn scenario_token_insert_held_back(store: Arc<dyn Store>, env: Env) {
         .execute("LOCK TABLE oauth_access_tokens IN SHARE MODE")
         .await
         .expect("lock the tokens' table");
-    let mut token = new_oauth_token(client.id, None, "access-held", None, "fam-held");
-    token.client_secret_id = Some(secret);
-    token.created_at = T0;
-    let inserting = {
-        let store = store.clone();
-        tokio::spawn(async move { store.insert_oauth_token(token).await })
-    };
+    let inserting = insert_on(&store, client.id, secret, "access-held");
     // Until the insert waits for the table.
-    let mut waited = 0;
-    loop {
-        let waiting = env
-            .raw
-            .strings(
-                "SELECT COUNT(*)::text FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
-                 WHERE c.relname = 'oauth_access_tokens' AND NOT l.granted",
-            )
-            .await;
-        if waiting == [Some("1".to_owned())] {
-            break;
-        }
-        waited += 1;
-        assert!(
-            waited < 1000,
-            "the token's insert never waited for the table"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    wait_for_a_lock(
+        &env,
+        "SELECT COUNT(*)::text FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+         WHERE c.relname = 'oauth_access_tokens' AND NOT l.granted",
+    )
+    .await;
     assert_eq!(
         env.raw
             .execute(&format!(
@@ -246,29 +227,12 @@ async fn scenario_token_insert_held_back(store: Arc<dyn Store>, env: Env) {
         .execute(format!("DELETE FROM application_secrets WHERE id = {secret}").as_str())
         .await
         .expect("delete the secret, uncommitted");
-    let mut token = new_oauth_token(other.id, None, "access-behind", None, "fam-behind");
-    token.client_secret_id = Some(secret);
-    token.created_at = T0;
-    let inserting = {
-        let store = store.clone();
-        tokio::spawn(async move { store.insert_oauth_token(token).await })
-    };
-    let mut waited = 0;
-    loop {
-        let waiting = env
-            .raw
-            .strings("SELECT COUNT(*)::text FROM pg_locks WHERE NOT granted")
-            .await;
-        if waiting != [Some("0".to_owned())] {
-            break;
-        }
-        waited += 1;
-        assert!(
-            waited < 1000,
-            "the token's insert never waited for the delete"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
+    let inserting = insert_on(&store, other.id, secret, "access-behind");
+    wait_for_a_lock(
+        &env,
+        "SELECT COUNT(*)::text FROM pg_locks WHERE NOT granted",
+    )
+    .await;
     holder.commit().await.expect("commit the delete");
     assert_gone(inserting.await.expect("the insert's task"));
 
@@ -397,4 +361,30 @@ async fn scenario_tokens_inserted_at_once(store: Arc<dyn Store>, env: Env) {
             );
         }
     }
+}
+
+/// A token on `secret` of `application`, inserted by a task of its own.
+fn insert_on(
+    store: &Arc<dyn Store>,
+    application: i64,
+    secret: i64,
+    digest: &str,
+) -> tokio::task::JoinHandle<Result<OAuthToken, StoreError>> {
+    let mut token = new_oauth_token(application, None, digest, None, digest);
+    token.client_secret_id = Some(secret);
+    token.created_at = T0;
+    let store = store.clone();
+    tokio::spawn(async move { store.insert_oauth_token(token).await })
+}
+
+/// Until `count` (a count of lock requests not granted, as text) is not
+/// zero: the insert under test waits.
+async fn wait_for_a_lock(env: &Env, count: &str) {
+    for _ in 0..1000 {
+        if env.raw.strings(count).await != [Some("0".to_owned())] {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("the token's insert never waited for the lock");
 }
