@@ -857,12 +857,10 @@ impl<B: Backend> ApplicationStore for SqlStore<B> {
         let owned = a.owner_id.is_some();
         let created = match &self.create_batches {
             Some(batches) => {
-                let store = self.clone();
-                let run = move |jobs| {
-                    let store = store.clone();
-                    async move { store.create_batch(jobs).await }
-                };
-                batches.submit((a, event), "application creates", run).await
+                let run = |store: Self, jobs| async move { store.create_batch(jobs).await };
+                batches
+                    .submit((a, event), "application creates", self, run)
+                    .await
             }
             None => self.insert_recorded_alone(a, event).await,
         };

@@ -130,21 +130,25 @@ impl<I: Send + 'static, O: Send + 'static> Batches<I, O> {
 
     /// Write `input` in a batch with whatever else is queued, and wait
     /// for its answer. If fewer than [`MAX_RUNNING`] runners are at work,
-    /// one starts: a task that gives batches to `run` (which answers
-    /// every job of its batch) until the queue is empty.
-    pub(crate) async fn submit<F, Fut>(
+    /// one starts: a task that gives batches to `run`, with a copy of
+    /// `store` each (`run` answers every job of its batch), until the
+    /// queue is empty.
+    pub(crate) async fn submit<S, F, Fut>(
         self: &Arc<Self>,
         input: I,
         what: &'static str,
+        store: &S,
         run: F,
     ) -> Result<O, StoreError>
     where
-        F: Fn(Vec<Job<I, O>>) -> Fut + Send + 'static,
+        S: Clone + Send + 'static,
+        F: Fn(S, Vec<Job<I, O>>) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send,
     {
         let (reply, answer) = oneshot::channel();
         if self.push(Job { input, reply }) {
             let batches = Arc::clone(self);
+            let store = store.clone();
             tokio::spawn(async move {
                 loop {
                     let jobs = batches.take();
@@ -155,7 +159,7 @@ impl<I: Send + 'static, O: Send + 'static> Batches<I, O> {
                     // still counts as running: the jobs of that batch are
                     // answered with an error (their senders dropped), and
                     // the runner goes on with the queue.
-                    let batch = std::panic::AssertUnwindSafe(run(jobs));
+                    let batch = std::panic::AssertUnwindSafe(run(store.clone(), jobs));
                     if futures::FutureExt::catch_unwind(batch).await.is_err() {
                         tracing::error!(what, "a batch panicked");
                     }
@@ -294,13 +298,13 @@ pub(crate) mod tests {
     #[tokio::test]
     async fn submitted_jobs_are_answered_by_their_runner() {
         let b: Arc<Batches<usize, usize>> = Arc::default();
-        let run = |jobs: Vec<Job<usize, usize>>| async move {
+        let run = |(), jobs: Vec<Job<usize, usize>>| async move {
             for job in jobs {
                 let _ = job.reply.send(Ok(job.input * 2));
             }
         };
         let answers =
-            futures::future::join_all((0..100).map(|i| b.submit(i, "doublings", run))).await;
+            futures::future::join_all((0..100).map(|i| b.submit(i, "doublings", &(), run))).await;
         for (i, answer) in answers.into_iter().enumerate() {
             assert_eq!(answer.expect("answered"), i * 2);
         }
@@ -309,13 +313,13 @@ pub(crate) mod tests {
     #[tokio::test]
     async fn a_panicking_batch_answers_with_an_error_and_the_runner_goes_on() {
         let b: Arc<Batches<usize, usize>> = Arc::default();
-        let run = |jobs: Vec<Job<usize, usize>>| async move {
+        let run = |(), jobs: Vec<Job<usize, usize>>| async move {
             assert!(jobs.iter().all(|j| j.input != 7), "a bug");
             for job in jobs {
                 let _ = job.reply.send(Ok(job.input));
             }
         };
-        assert!(b.submit(7, "tests", run).await.is_err());
-        assert_eq!(b.submit(8, "tests", run).await.expect("answered"), 8);
+        assert!(b.submit(7, "tests", &(), run).await.is_err());
+        assert_eq!(b.submit(8, "tests", &(), run).await.expect("answered"), 8);
     }
 }

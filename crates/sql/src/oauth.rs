@@ -98,9 +98,9 @@ macro_rules! many_token_columns {
 /// For each token in that order, its application's row is locked, then its
 /// secret's: the secrets in ascending order, as the flush of their last
 /// use takes them, and each application before its secrets, as its
-/// delete takes them. A row per token stored, with its digest (unique) to match it
-/// to its insert; a token whose application is gone or whose secret is
-/// not live has none.
+/// delete takes them. A row per token stored, with its digest (unique) to
+/// match it to its insert; a token whose application is gone or whose
+/// secret is not live has none.
 const INSERT_TOKENS_MANY: &str = concat!(
     "INSERT INTO oauth_access_tokens
        (application_id, user_id, token_digest, refresh_digest, scopes, created_at,
@@ -157,7 +157,7 @@ const FORGET_PREVIOUS: &str =
 
 /// `insert_token!`'s parameters for `t`.
 fn token_params(t: &NewOAuthToken) -> Vec<Value> {
-    params![
+    Vec::from(params![
         t.application_id,
         t.user_id,
         &t.token_digest,
@@ -170,8 +170,7 @@ fn token_params(t: &NewOAuthToken) -> Vec<Value> {
         t.grant_id,
         t.auth_time,
         t.client_secret_id,
-    ]
-    .to_vec()
+    ])
 }
 
 /// Insert an OAuth token; the token as stored. A token issued on a client
@@ -361,12 +360,8 @@ impl<B: Backend> OAuthStore for SqlStore<B> {
     async fn insert_oauth_token(&self, token: NewOAuthToken) -> Result<OAuthToken, StoreError> {
         match &self.token_batches {
             Some(batches) => {
-                let store = self.clone();
-                let run = move |jobs| {
-                    let store = store.clone();
-                    async move { store.token_batch(jobs).await }
-                };
-                batches.submit(token, "token inserts", run).await
+                let run = |store: Self, jobs| async move { store.token_batch(jobs).await };
+                batches.submit(token, "token inserts", self, run).await
             }
             None => self.insert_token_alone(token).await,
         }

@@ -157,6 +157,18 @@ impl Env {
         self.raw.kind()
     }
 
+    /// PostgreSQL: how many transactions committed the rows of `from` (a
+    /// table and its filter): rows committed by one share its id (`xmin`).
+    async fn committing_transactions(&self, from: &str) -> u64 {
+        let n = self
+            .raw
+            .strings(&format!(
+                "SELECT CAST(COUNT(DISTINCT CAST(xmin AS TEXT)) AS TEXT) FROM {from}"
+            ))
+            .await;
+        n[0].as_deref().unwrap_or("0").parse().unwrap()
+    }
+
     /// Another instance on the same (already migrated) database, as a
     /// second server process would have.
     async fn open_instance(&self) -> Instance {

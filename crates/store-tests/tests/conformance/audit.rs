@@ -126,15 +126,9 @@ async fn scenario_applications_recorded_at_once(store: Arc<dyn Store>, env: Env)
         );
         assert_eq!(instance_count().await, count_before + instance);
         if env.raw.kind() == Kind::Postgres && round == "all-good" {
-            // Rows committed by one transaction share its id (xmin).
-            let transactions = env
-                .raw
-                .strings(
-                    "SELECT CAST(COUNT(DISTINCT CAST(xmin AS TEXT)) AS TEXT)
-                     FROM oauth_applications WHERE uid LIKE 'all-good-%'",
-                )
+            let n = env
+                .committing_transactions("oauth_applications WHERE uid LIKE 'all-good-%'")
                 .await;
-            let n: u64 = transactions[0].as_deref().unwrap_or("0").parse().unwrap();
             assert!(
                 n < 64,
                 "creates waiting together commit together ({n} transactions)"

@@ -346,15 +346,7 @@ async fn scenario_tokens_inserted_at_once(store: Arc<dyn Store>, env: Env) {
             "only the stored tokens exist"
         );
         if env.kind() == Kind::Postgres && round == "secrets" {
-            // Rows committed by one transaction share its id (xmin).
-            let transactions = env
-                .raw
-                .strings(
-                    "SELECT CAST(COUNT(DISTINCT CAST(xmin AS TEXT)) AS TEXT)
-                     FROM oauth_access_tokens",
-                )
-                .await;
-            let n: u64 = transactions[0].as_deref().unwrap_or("0").parse().unwrap();
+            let n = env.committing_transactions("oauth_access_tokens").await;
             assert!(
                 n < stored_now,
                 "inserts waiting together commit together ({n} transactions for {stored_now} tokens)"
