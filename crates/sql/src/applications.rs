@@ -675,9 +675,13 @@ pub(crate) async fn revoke_all(
     let Some(app) = locked_app(c, id, scope, lock).await? else {
         return Ok(None);
     };
-    // The secrets first: an issuer holding one (see `oauth::insert_token`)
-    // finishes before they go, and its token is then revoked below; one
-    // that comes after finds its secret gone.
+    // `lock` is `FOR UPDATE` on PostgreSQL: every unit issuing a token on
+    // this application holds its row `FOR KEY SHARE` from its start (see
+    // `oauth::lock_token_parents` and `insert_token!`), so each has either
+    // committed (its token is revoked below, in a later snapshot) or waits
+    // and then finds its code, device grant, refresh token or secret gone
+    // or revoked. (`FOR NO KEY UPDATE` would let a code's redemption commit
+    // its token between the revocation and the grants' delete.)
     c.execute(secrets::DELETE_ALL, &params![id]).await?;
     c.execute(secrets::REVOKE_TOKENS, &params![id, now]).await?;
     c.execute(secrets::DELETE_GRANTS, &params![id]).await?;

@@ -60,7 +60,7 @@ impl Access {
         snapshot: false,
         ordered: false,
     };
-    /// One write statement.
+    /// One write statement (or several that need not commit together).
     pub const WRITE: Access = Access::Write { atomic: false };
     /// Several write statements in one transaction.
     pub const TRANSACTION: Access = Access::Write { atomic: true };

@@ -141,6 +141,7 @@ impl<B: Backend> DeviceGrantStore for SqlStore<B> {
     ) -> Result<Option<OAuthToken>, StoreError> {
         self.run(Access::TRANSACTION, move |c| {
             Box::pin(async move {
+                crate::oauth::lock_token_parents(c, &token, B::DIALECT).await?;
                 if c.execute(CONSUME, &params![id, token.created_at]).await? == 0 {
                     return Ok(None);
                 }

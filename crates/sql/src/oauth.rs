@@ -82,6 +82,55 @@ macro_rules! insert_token {
     };
 }
 
+/// PostgreSQL: the rows a unit of work that issues a token beside other
+/// writes (a code redeemed, a refresh token rotated, a device grant
+/// redeemed, the password grant) locks first, `FOR KEY SHARE` until it
+/// commits: the token's user's row (`$2`), then its application's (`$1`).
+/// The user's lock is in a subquery of its own, so it is taken before the
+/// statement's own (on the application), whichever way the join runs.
+///
+/// That is the order in which everything that deletes or revokes takes
+/// them: a user's delete (its row, then by cascade its applications,
+/// grants and tokens), an application's delete (its row, then its grants,
+/// tokens and secrets) and revoke-all (the application's row `FOR UPDATE`,
+/// then its secrets, tokens and grants). Locked later, as the insert's
+/// foreign-key checks would, the unit held the grant (or the old token)
+/// while it waited for the application or the user, and a delete that
+/// held those waited for the grant: a deadlock, answered 503. And
+/// revoke-all, waiting for the application, sees the unit's token once it
+/// commits, and revokes it.
+const LOCK_USER_AND_APPLICATION: &str =
+    "SELECT 1 FROM (SELECT id FROM users WHERE id = $2 OFFSET 0 FOR KEY SHARE) u,
+       oauth_applications a
+     WHERE a.id = $1 FOR KEY SHARE OF a";
+/// [`LOCK_USER_AND_APPLICATION`] for a token with no user.
+const LOCK_APPLICATION: &str = "SELECT 1 FROM oauth_applications WHERE id = $1 FOR KEY SHARE";
+
+/// Lock the rows a unit of work that issues `t` takes first (PostgreSQL;
+/// see [`LOCK_USER_AND_APPLICATION`]). Nothing on SQLite, whose single
+/// writer runs one unit at a time. A row that is gone is not an error
+/// here: the unit's own statements find what it cascaded away.
+pub(crate) async fn lock_token_parents(
+    c: &mut dyn Conn,
+    t: &NewOAuthToken,
+    dialect: Dialect,
+) -> Result<(), StoreError> {
+    if dialect == Dialect::Sqlite {
+        return Ok(());
+    }
+    match t.user_id {
+        Some(user) => {
+            c.query(LOCK_USER_AND_APPLICATION, &params![t.application_id, user])
+                .await?
+        }
+        None => {
+            c.query(LOCK_APPLICATION, &params![t.application_id])
+                .await?
+        }
+    };
+    Ok(())
+}
+
 /// The columns of one token in [`INSERT_TOKENS_MANY`]'s JSON: `n`, its
 /// place in the batch, then `insert_token!`'s parameters in order, with
 /// their types (checked against the parameters' kinds by a test).
@@ -148,12 +197,36 @@ const BY_REFRESH: &str = token_by!("refresh_digest");
 const MARK_REFRESHED: &str = "UPDATE oauth_access_tokens SET refreshed_at = $2
      WHERE id = $1 AND refreshed_at IS NULL AND revoked_at IS NULL
        AND refresh_digest IS NOT NULL";
-pub(crate) const REVOKE_FAMILY: &str =
+const REVOKE_FAMILY: &str =
     "UPDATE oauth_access_tokens SET revoked_at = $2 WHERE family = $1 AND revoked_at IS NULL";
 const REVOKE: &str =
     "UPDATE oauth_access_tokens SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL";
 const FORGET_PREVIOUS: &str =
     "UPDATE oauth_access_tokens SET previous_token_id = NULL WHERE id = $1";
+
+/// Revoke every live token a statement of `REVOKE_FAMILY` or
+/// `REVOKE_GRANT_TOKENS` finds (`$1` the family or grant, `$2` now), in two
+/// passes; how many were revoked. A refresh under way in the family holds
+/// the token it rotates from its mark to its commit: on PostgreSQL the
+/// first pass waits for it and revokes that token, but the new one is not
+/// in the pass's snapshot, and would stay live; the second pass, a new
+/// snapshot, revokes it. (On SQLite the second finds nothing.)
+async fn revoke_twice(c: &mut dyn Conn, sql: &str, params: &[Value]) -> Result<u64, StoreError> {
+    let mut revoked = 0;
+    for _ in 0..2 {
+        revoked += c.execute(sql, params).await?;
+    }
+    Ok(revoked)
+}
+
+/// Revoke a token family (see [`revoke_twice`]).
+pub(crate) async fn revoke_family(
+    c: &mut dyn Conn,
+    family: &str,
+    now: i64,
+) -> Result<u64, StoreError> {
+    revoke_twice(c, REVOKE_FAMILY, &params![family, now]).await
+}
 
 /// `insert_token!`'s parameters for `t`.
 fn token_params(t: &NewOAuthToken) -> Vec<Value> {
@@ -343,6 +416,7 @@ impl<B: Backend> OAuthStore for SqlStore<B> {
     ) -> Result<Option<OAuthToken>, StoreError> {
         self.run(Access::TRANSACTION, move |c| {
             Box::pin(async move {
+                lock_token_parents(c, &token, B::DIALECT).await?;
                 if c.execute(REDEEM_GRANT, &params![grant_id, now]).await? == 0 {
                     return Ok(None);
                 }
@@ -353,8 +427,12 @@ impl<B: Backend> OAuthStore for SqlStore<B> {
     }
 
     async fn revoke_grant_tokens(&self, grant_id: i64, now: i64) -> Result<u64, StoreError> {
-        self.write_one(REVOKE_GRANT_TOKENS, params![grant_id, now])
-            .await
+        self.run(Access::WRITE, move |c| {
+            Box::pin(
+                async move { revoke_twice(c, REVOKE_GRANT_TOKENS, &params![grant_id, now]).await },
+            )
+        })
+        .await
     }
 
     async fn insert_oauth_token(&self, token: NewOAuthToken) -> Result<OAuthToken, StoreError> {
@@ -389,6 +467,7 @@ impl<B: Backend> OAuthStore for SqlStore<B> {
     ) -> Result<Option<OAuthToken>, StoreError> {
         self.run(Access::TRANSACTION, move |c| {
             Box::pin(async move {
+                lock_token_parents(c, &new, B::DIALECT).await?;
                 if c.execute(MARK_REFRESHED, &params![old_id, now]).await? == 0 {
                     return Ok(None);
                 }
@@ -399,7 +478,11 @@ impl<B: Backend> OAuthStore for SqlStore<B> {
     }
 
     async fn revoke_token_family(&self, family: &str, now: i64) -> Result<u64, StoreError> {
-        self.write_one(REVOKE_FAMILY, params![family, now]).await
+        let family = family.to_owned();
+        self.run(Access::WRITE, move |c| {
+            Box::pin(async move { revoke_family(c, &family, now).await })
+        })
+        .await
     }
 
     async fn revoke_oauth_token(&self, id: i64, now: i64) -> Result<bool, StoreError> {

@@ -167,7 +167,7 @@ impl Transaction for SqlTransaction<'_> {
         secret: NewSecret,
         now: i64,
     ) -> Result<Option<(Application, SecretInfo)>, StoreError> {
-        applications::revoke_all(self.c, id, scope, secret, now, self.dialect.row_lock()).await
+        applications::revoke_all(self.c, id, scope, secret, now, self.dialect.for_update()).await
     }
 
     async fn read_state(&mut self) -> Result<latchkey_core::state::Current, StoreError> {
@@ -324,6 +324,7 @@ impl Transaction for SqlTransaction<'_> {
     }
 
     async fn insert_oauth_token(&mut self, token: NewOAuthToken) -> Result<OAuthToken, StoreError> {
+        oauth::lock_token_parents(self.c, &token, self.dialect).await?;
         oauth::insert_token(self.c, &token, self.dialect).await
     }
 
@@ -350,9 +351,7 @@ impl Transaction for SqlTransaction<'_> {
     }
 
     async fn revoke_token_family(&mut self, family: &str, now: i64) -> Result<u64, StoreError> {
-        self.c
-            .execute(oauth::REVOKE_FAMILY, &params![family, now])
-            .await
+        oauth::revoke_family(self.c, family, now).await
     }
 
     async fn insert_signing_key(

@@ -169,6 +169,27 @@ impl Env {
         n[0].as_deref().unwrap_or("0").parse().unwrap()
     }
 
+    /// PostgreSQL: until at least `n` lock requests of this database's
+    /// sessions wait (other tests' databases, on the same server, are not
+    /// counted).
+    async fn wait_for_waiting_locks(&self, n: u64) {
+        for _ in 0..1000 {
+            let waiting = self
+                .raw
+                .strings(
+                    "SELECT CAST(COUNT(*) AS TEXT) FROM pg_locks l
+                     JOIN pg_stat_activity a ON a.pid = l.pid
+                     WHERE NOT l.granted AND a.datname = current_database()",
+                )
+                .await;
+            if waiting[0].as_deref().unwrap_or("0").parse::<u64>().unwrap() >= n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("fewer than {n} lock requests ever waited");
+    }
+
     /// Another instance on the same (already migrated) database, as a
     /// second server process would have.
     async fn open_instance(&self) -> Instance {
@@ -3544,6 +3565,8 @@ mod listing;
 
 #[path = "conformance/announcements.rs"]
 mod announcements;
+#[path = "conformance/redemptions.rs"]
+mod redemptions;
 #[path = "conformance/secrets.rs"]
 mod secrets;
 #[path = "conformance/state.rs"]

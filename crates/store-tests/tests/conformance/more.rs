@@ -19,7 +19,7 @@ conformance! {
     scenario_transaction => transaction_sqlite, transaction_postgres;
 }
 
-fn new_device_grant(application_id: i64, n: u32, expires_at: i64) -> NewDeviceGrant {
+pub(super) fn new_device_grant(application_id: i64, n: u32, expires_at: i64) -> NewDeviceGrant {
     NewDeviceGrant {
         application_id,
         device_code_digest: format!("device-code-{n}"),

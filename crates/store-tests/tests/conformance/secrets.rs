@@ -198,12 +198,7 @@ async fn scenario_token_insert_held_back(store: Arc<dyn Store>, env: Env) {
         .expect("lock the tokens' table");
     let inserting = insert_on(&store, client.id, secret, "access-held");
     // Until the insert waits for the table.
-    wait_for_a_lock(
-        &env,
-        "SELECT COUNT(*)::text FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
-         WHERE c.relname = 'oauth_access_tokens' AND NOT l.granted",
-    )
-    .await;
+    env.wait_for_waiting_locks(1).await;
     assert_eq!(
         env.raw
             .execute(&format!(
@@ -228,11 +223,7 @@ async fn scenario_token_insert_held_back(store: Arc<dyn Store>, env: Env) {
         .await
         .expect("delete the secret, uncommitted");
     let inserting = insert_on(&store, other.id, secret, "access-behind");
-    wait_for_a_lock(
-        &env,
-        "SELECT COUNT(*)::text FROM pg_locks WHERE NOT granted",
-    )
-    .await;
+    env.wait_for_waiting_locks(1).await;
     holder.commit().await.expect("commit the delete");
     assert_gone(inserting.await.expect("the insert's task"));
 
@@ -367,16 +358,4 @@ fn insert_on(
     token.created_at = T0;
     let store = store.clone();
     tokio::spawn(async move { store.insert_oauth_token(token).await })
-}
-
-/// Until `count` (a count of lock requests not granted, as text) is not
-/// zero: the insert under test waits.
-async fn wait_for_a_lock(env: &Env, count: &str) {
-    for _ in 0..1000 {
-        if env.raw.strings(count).await != [Some("0".to_owned())] {
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    panic!("the token's insert never waited for the lock");
 }

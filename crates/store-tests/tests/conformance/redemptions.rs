@@ -1,0 +1,245 @@
+//! PostgreSQL: a unit of work that issues a token beside other writes (a
+//! code redeemed, a refresh token rotated, a device grant redeemed) while
+//! revoke-all, its application's delete or its user's delete runs. Every
+//! pair finishes without a deadlock (one is answered 503), and the token
+//! does not outlive what revoked or deleted its application or user.
+
+use super::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redemptions_racing_revocations_and_deletes_postgres() {
+    run_postgres(Box::new(|store: Arc<dyn Store>, env: Env| {
+        scenario_redemptions_racing_revocations_and_deletes(store, env).boxed()
+    }))
+    .await;
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Redemption {
+    Code,
+    Refresh,
+    Device,
+}
+
+/// What holds the redemption back just before its token's insert.
+#[derive(Debug, Clone, Copy)]
+enum Hold {
+    /// An uncommitted insert of the same token digest, on another
+    /// application: the insert waits on its unique index, after it has
+    /// locked the application (before the units locked it first, too).
+    Digest,
+    /// A `SHARE` lock on the tokens' table: the insert waits before it
+    /// locks anything (and so does a refresh's mark on the old token, and
+    /// any racer's write to the table).
+    Table,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Racer {
+    RevokeAll,
+    DeleteApplication,
+    DeleteUser,
+    /// Revoking the token's family (a refresh token replayed, RFC 7009).
+    RevokeFamily,
+    /// Revoking what a code issued (the code replayed).
+    RevokeGrantTokens,
+}
+
+/// What the racer revokes or deletes.
+#[derive(Debug, Clone)]
+struct Target {
+    app_id: i64,
+    user_id: i64,
+    family: String,
+    grant_id: Option<i64>,
+}
+
+/// The racer's answer: `true` if it found what it revokes or deletes.
+async fn race(store: Arc<dyn Store>, racer: Racer, target: Target) -> bool {
+    let Target {
+        app_id,
+        user_id,
+        family,
+        grant_id,
+    } = target;
+    match racer {
+        Racer::RevokeAll => in_transaction(&*store, move |tx| {
+            Box::pin(async move {
+                tx.revoke_all_of_application(
+                    app_id,
+                    Ownership::Any,
+                    new_secret(&format!("fresh-{app_id}"), T0 + 2, None),
+                    T0 + 2,
+                )
+                .await
+            })
+        })
+        .await
+        .expect("revoke-all")
+        .is_some(),
+        Racer::DeleteApplication => store
+            .delete_application(app_id, Ownership::Any)
+            .await
+            .expect("the application's delete"),
+        Racer::DeleteUser => store.delete_user(user_id).await.expect("the user's delete"),
+        Racer::RevokeFamily => {
+            store
+                .revoke_token_family(&family, T0 + 2)
+                .await
+                .expect("the family's revocation")
+                > 0
+        }
+        Racer::RevokeGrantTokens => {
+            let grant_id = grant_id.expect("a grant behind the tokens");
+            store
+                .revoke_grant_tokens(grant_id, T0 + 2)
+                .await
+                .expect("the grant's revocation")
+                > 0
+        }
+    }
+}
+
+/// Each redemption against each racer, held back each way. The redemption
+/// starts first and is held back (see [`Hold`]); the racer starts and
+/// waits; then the holder lets go. Before the units locked the user and
+/// the application first, a redemption held its grant (or old token) and
+/// waited for the application (or the user) that a delete held while it
+/// waited for the grant: a deadlock (a code's redemption against its
+/// application's delete held back by the table, or against its user's
+/// delete held back by the digest). And a code's redemption could commit
+/// its token after revoke-all's revocation: a live token on a revoked
+/// application.
+async fn scenario_redemptions_racing_revocations_and_deletes(store: Arc<dyn Store>, env: Env) {
+    let Raw::Postgres(pool) = env.raw.clone() else {
+        panic!("a PostgreSQL scenario run on {:?}", env.kind());
+    };
+    let bystander = app(&store, "bystander", None).await;
+    let mut cases = Vec::new();
+    for hold in [Hold::Digest, Hold::Table] {
+        for redemption in [Redemption::Code, Redemption::Refresh, Redemption::Device] {
+            for racer in [
+                Racer::RevokeAll,
+                Racer::DeleteApplication,
+                Racer::DeleteUser,
+            ] {
+                cases.push((hold, redemption, racer));
+            }
+            // These wait for the token a refresh rotates, which it holds
+            // from its mark (held back by the table, a refresh waits before
+            // its mark, and either may go first).
+            if let (Hold::Digest, Redemption::Refresh) = (hold, redemption) {
+                cases.push((hold, redemption, Racer::RevokeFamily));
+                cases.push((hold, redemption, Racer::RevokeGrantTokens));
+            }
+        }
+    }
+    for (n, (hold, redemption, racer)) in (1..).zip(cases) {
+        let name = format!("{hold:?}-{redemption:?}-{racer:?}").to_lowercase();
+        let alice = user(&store, &format!("user-{n}")).await;
+        // The user's own application: a user's delete reaches it too.
+        let client = app(&store, &name, Some(alice.id)).await;
+        let digest = format!("{name}-access");
+        let mut token = new_oauth_token(
+            client.id,
+            Some(alice.id),
+            &digest,
+            Some(&format!("{name}-refresh")),
+            &name,
+        );
+        token.created_at = T0 + 1;
+        // The code behind the tokens (for a refresh: behind the chain).
+        let grant = store
+            .insert_grant(new_grant(client.id, alice.id, &format!("{name}-code")))
+            .await
+            .expect("grant");
+        token.grant_id = Some(grant.id);
+        let redeem: BoxFuture<'static, Result<Option<OAuthToken>, StoreError>> = match redemption {
+            Redemption::Code => {
+                let store = store.clone();
+                async move { store.redeem_grant(grant.id, T0 + 1, token).await }.boxed()
+            }
+            Redemption::Refresh => {
+                let mut old = new_oauth_token(
+                    client.id,
+                    Some(alice.id),
+                    &format!("{name}-old"),
+                    Some(&format!("{name}-old-refresh")),
+                    &name,
+                );
+                old.grant_id = Some(grant.id);
+                let old = store
+                    .insert_oauth_token(old)
+                    .await
+                    .expect("the token to refresh");
+                token.previous_token_id = Some(old.id);
+                let store = store.clone();
+                async move { store.refresh_oauth_token(old.id, T0 + 1, token).await }.boxed()
+            }
+            Redemption::Device => {
+                let grant = store
+                    .insert_device_grant(super::more::new_device_grant(client.id, n, T0 + 300_000))
+                    .await
+                    .expect("device grant");
+                assert!(store
+                    .decide_device_grant(grant.id, alice.id, true, T0, T0)
+                    .await
+                    .expect("approve"));
+                let store = store.clone();
+                async move { store.redeem_device_grant(grant.id, token).await }.boxed()
+            }
+        };
+
+        let mut holder = pool.begin().await.expect("begin");
+        let holding = match hold {
+            Hold::Digest => format!(
+                "INSERT INTO oauth_access_tokens
+                   (application_id, token_digest, scopes, created_at, expires_at, family)
+                 VALUES ({}, '{digest}', 'api', {T0}, {T0}, 'holder')",
+                bystander.id
+            ),
+            Hold::Table => "LOCK TABLE oauth_access_tokens IN SHARE MODE".to_owned(),
+        };
+        (&mut *holder)
+            .execute(holding.as_str())
+            .await
+            .expect("hold the redemption back");
+        let redeeming = tokio::spawn(redeem);
+        env.wait_for_waiting_locks(1).await;
+        let target = Target {
+            app_id: client.id,
+            user_id: alice.id,
+            family: name.clone(),
+            grant_id: Some(grant.id),
+        };
+        let racing = tokio::spawn(race(store.clone(), racer, target));
+        env.wait_for_waiting_locks(2).await;
+        holder.rollback().await.expect("let the redemption go");
+
+        let redeemed = tokio::time::timeout(Duration::from_secs(60), redeeming)
+            .await
+            .unwrap_or_else(|_| panic!("{name}: the redemption never finished"))
+            .expect("the redemption's task");
+        let raced = tokio::time::timeout(Duration::from_secs(60), racing)
+            .await
+            .unwrap_or_else(|_| panic!("{name}: the racer never finished"))
+            .expect("the racer's task");
+        // The redemption began first and holds its user and application:
+        // it finishes, then the racer runs.
+        let issued = redeemed
+            .unwrap_or_else(|e| panic!("{name}: the redemption failed: {e}"))
+            .unwrap_or_else(|| panic!("{name}: nothing was redeemed"));
+        assert_eq!(issued.application_id, client.id, "{name}");
+        assert!(raced, "{name}: the racer found its application or user");
+        let found = find_by_access(&store, &digest).await;
+        match racer {
+            Racer::RevokeAll | Racer::RevokeFamily | Racer::RevokeGrantTokens => {
+                let found = found.unwrap_or_else(|| panic!("{name}: the token is kept"));
+                assert_eq!(found.revoked_at, Some(T0 + 2), "{name}: revoked");
+            }
+            Racer::DeleteApplication | Racer::DeleteUser => {
+                assert!(found.is_none(), "{name}: the token went with its parent");
+            }
+        }
+    }
+}
