@@ -47,8 +47,10 @@ static LAST_POLL: LazyLock<[String; 2]> = LazyLock::new(|| {
 });
 const POLL: &str = "UPDATE device_grants SET last_polled_at = $2 WHERE id = $1";
 /// Spent, not deleted (schema 18): one column no index holds changes.
-const CONSUME: &str = "UPDATE device_grants SET redeemed_at = $2
-     WHERE id = $1 AND status = 'approved' AND redeemed_at IS NULL";
+const CONSUME: [&str; 2] = crate::oauth::redeeming!(
+    "UPDATE device_grants SET redeemed_at = $2
+     WHERE id = $1 AND status = 'approved' AND redeemed_at IS NULL"
+);
 const DELETE: &str = "DELETE FROM device_grants WHERE id = $1";
 
 /// A user's answer to a pending device request.
@@ -141,8 +143,9 @@ impl<B: Backend> DeviceGrantStore for SqlStore<B> {
     ) -> Result<Option<OAuthToken>, StoreError> {
         self.run(Access::TRANSACTION, move |c| {
             Box::pin(async move {
-                crate::oauth::lock_token_parents(c, &token, B::DIALECT).await?;
-                if c.execute(CONSUME, &params![id, token.created_at]).await? == 0 {
+                let params =
+                    crate::oauth::redeeming_params(B::DIALECT, id, token.created_at, &token);
+                if c.execute(B::DIALECT.choose(CONSUME), &params).await? == 0 {
                     return Ok(None);
                 }
                 Ok(Some(

@@ -29,6 +29,65 @@ macro_rules! token_columns {
     };
 }
 
+/// PostgreSQL: the rows a unit of work that issues a token beside other
+/// writes (a code redeemed, a refresh token rotated, a device grant
+/// redeemed, the password grant) locks first, `FOR KEY SHARE` until it
+/// commits: the token's user's row (`$user`, if any), then its
+/// application's (`$app`). The user's lock is in a subquery of its own,
+/// which the join runs before the statement's own lock (on the
+/// application) sees its row, whichever way round the join goes. A row per
+/// application found.
+///
+/// That is the order in which everything that deletes or revokes takes
+/// them: a user's delete (its row, then by cascade its applications,
+/// grants and tokens), an application's delete (its row, then its grants,
+/// tokens and secrets) and revoke-all (the application's row `FOR UPDATE`,
+/// then its secrets, tokens and grants). Locked later, as the insert's
+/// foreign-key checks would, the unit held the grant (or the old token)
+/// while it waited for the application or the user, and a delete that
+/// held those waited for the grant: a deadlock, answered 503. And
+/// revoke-all, waiting for the application, sees the unit's token once it
+/// commits, and revokes it.
+macro_rules! parents_locked {
+    ($app:literal, $user:literal) => {
+        concat!(
+            "SELECT 1 FROM oauth_applications a
+               LEFT JOIN (SELECT id FROM users WHERE id = ",
+            $user,
+            " OFFSET 0 FOR KEY SHARE) u ON TRUE
+             WHERE a.id = ",
+            $app,
+            " FOR KEY SHARE OF a"
+        )
+    };
+}
+pub(crate) use parents_locked;
+
+/// [`parents_locked!`] on its own (the password grant's unit).
+const LOCK_TOKEN_PARENTS: &str = parents_locked!("$1", "$2");
+
+/// The statement that spends what a unit of work redeems for a token (`$1`
+/// its row, `$2` now), one for each dialect (see [`Dialect::choose`]). On
+/// PostgreSQL it locks the token's parents first ([`parents_locked!`],
+/// `$3` the application, `$4` the user), in an `EXISTS` that refers to
+/// nothing of the row, so it runs before any row is updated (and locked):
+/// no round trip of its own. With the application gone it spends nothing,
+/// as when the delete's cascade took the row.
+macro_rules! redeeming {
+    ($statement:literal) => {
+        [
+            $statement,
+            concat!(
+                $statement,
+                " AND EXISTS (",
+                $crate::oauth::parents_locked!("$3", "$4"),
+                ")"
+            ),
+        ]
+    };
+}
+pub(crate) use redeeming;
+
 const INSERT_GRANT: &str = concat!(
     "INSERT INTO oauth_access_grants
        (application_id, user_id, code_digest, redirect_uri, scopes, code_challenge,
@@ -41,8 +100,9 @@ const FIND_GRANT: &str = concat!(
     grant_columns!(),
     " FROM oauth_access_grants WHERE code_digest = $1"
 );
-const REDEEM_GRANT: &str =
-    "UPDATE oauth_access_grants SET redeemed_at = $2 WHERE id = $1 AND redeemed_at IS NULL";
+const REDEEM_GRANT: [&str; 2] = redeeming!(
+    "UPDATE oauth_access_grants SET redeemed_at = $2 WHERE id = $1 AND redeemed_at IS NULL"
+);
 const REVOKE_GRANT_TOKENS: &str = "UPDATE oauth_access_tokens SET revoked_at = $2
      WHERE revoked_at IS NULL
        AND family IN (SELECT family FROM oauth_access_tokens WHERE grant_id = $1)";
@@ -82,52 +142,34 @@ macro_rules! insert_token {
     };
 }
 
-/// PostgreSQL: the rows a unit of work that issues a token beside other
-/// writes (a code redeemed, a refresh token rotated, a device grant
-/// redeemed, the password grant) locks first, `FOR KEY SHARE` until it
-/// commits: the token's user's row (`$2`), then its application's (`$1`).
-/// The user's lock is in a subquery of its own, so it is taken before the
-/// statement's own (on the application), whichever way the join runs.
-///
-/// That is the order in which everything that deletes or revokes takes
-/// them: a user's delete (its row, then by cascade its applications,
-/// grants and tokens), an application's delete (its row, then its grants,
-/// tokens and secrets) and revoke-all (the application's row `FOR UPDATE`,
-/// then its secrets, tokens and grants). Locked later, as the insert's
-/// foreign-key checks would, the unit held the grant (or the old token)
-/// while it waited for the application or the user, and a delete that
-/// held those waited for the grant: a deadlock, answered 503. And
-/// revoke-all, waiting for the application, sees the unit's token once it
-/// commits, and revokes it.
-const LOCK_USER_AND_APPLICATION: &str =
-    "SELECT 1 FROM (SELECT id FROM users WHERE id = $2 OFFSET 0 FOR KEY SHARE) u,
-       oauth_applications a
-     WHERE a.id = $1 FOR KEY SHARE OF a";
-/// [`LOCK_USER_AND_APPLICATION`] for a token with no user.
-const LOCK_APPLICATION: &str = "SELECT 1 FROM oauth_applications WHERE id = $1 FOR KEY SHARE";
+/// The parameters of a [`redeeming!`] statement that spends row `id` at
+/// `now` for `t`.
+pub(crate) fn redeeming_params(
+    dialect: Dialect,
+    id: i64,
+    now: i64,
+    t: &NewOAuthToken,
+) -> Vec<Value> {
+    match dialect {
+        Dialect::Sqlite => Vec::from(params![id, now]),
+        Dialect::Postgres => Vec::from(params![id, now, t.application_id, t.user_id]),
+    }
+}
 
-/// Lock the rows a unit of work that issues `t` takes first (PostgreSQL;
-/// see [`LOCK_USER_AND_APPLICATION`]). Nothing on SQLite, whose single
-/// writer runs one unit at a time. A row that is gone is not an error
-/// here: the unit's own statements find what it cascaded away.
+/// Lock the rows that a unit of work which issues `t` (and spends nothing
+/// with [`redeeming!`]) takes first: PostgreSQL only, see
+/// [`parents_locked!`]. Nothing on SQLite, whose single writer runs one
+/// unit at a time. A row that is gone is not an error here: the insert
+/// finds it gone.
 pub(crate) async fn lock_token_parents(
     c: &mut dyn Conn,
     t: &NewOAuthToken,
     dialect: Dialect,
 ) -> Result<(), StoreError> {
-    if dialect == Dialect::Sqlite {
-        return Ok(());
+    if dialect == Dialect::Postgres {
+        c.query(LOCK_TOKEN_PARENTS, &params![t.application_id, t.user_id])
+            .await?;
     }
-    match t.user_id {
-        Some(user) => {
-            c.query(LOCK_USER_AND_APPLICATION, &params![t.application_id, user])
-                .await?
-        }
-        None => {
-            c.query(LOCK_APPLICATION, &params![t.application_id])
-                .await?
-        }
-    };
     Ok(())
 }
 
@@ -194,9 +236,11 @@ macro_rules! token_by {
 }
 const BY_ACCESS: &str = token_by!("token_digest");
 const BY_REFRESH: &str = token_by!("refresh_digest");
-const MARK_REFRESHED: &str = "UPDATE oauth_access_tokens SET refreshed_at = $2
+const MARK_REFRESHED: [&str; 2] = redeeming!(
+    "UPDATE oauth_access_tokens SET refreshed_at = $2
      WHERE id = $1 AND refreshed_at IS NULL AND revoked_at IS NULL
-       AND refresh_digest IS NOT NULL";
+       AND refresh_digest IS NOT NULL"
+);
 const REVOKE_FAMILY: &str =
     "UPDATE oauth_access_tokens SET revoked_at = $2 WHERE family = $1 AND revoked_at IS NULL";
 const REVOKE: &str =
@@ -416,8 +460,8 @@ impl<B: Backend> OAuthStore for SqlStore<B> {
     ) -> Result<Option<OAuthToken>, StoreError> {
         self.run(Access::TRANSACTION, move |c| {
             Box::pin(async move {
-                lock_token_parents(c, &token, B::DIALECT).await?;
-                if c.execute(REDEEM_GRANT, &params![grant_id, now]).await? == 0 {
+                let params = redeeming_params(B::DIALECT, grant_id, now, &token);
+                if c.execute(B::DIALECT.choose(REDEEM_GRANT), &params).await? == 0 {
                     return Ok(None);
                 }
                 Ok(Some(insert_token(c, &token, B::DIALECT).await?))
@@ -467,8 +511,11 @@ impl<B: Backend> OAuthStore for SqlStore<B> {
     ) -> Result<Option<OAuthToken>, StoreError> {
         self.run(Access::TRANSACTION, move |c| {
             Box::pin(async move {
-                lock_token_parents(c, &new, B::DIALECT).await?;
-                if c.execute(MARK_REFRESHED, &params![old_id, now]).await? == 0 {
+                let params = redeeming_params(B::DIALECT, old_id, now, &new);
+                if c.execute(B::DIALECT.choose(MARK_REFRESHED), &params)
+                    .await?
+                    == 0
+                {
                     return Ok(None);
                 }
                 Ok(Some(insert_token(c, &new, B::DIALECT).await?))
