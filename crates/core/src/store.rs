@@ -191,6 +191,14 @@ pub trait Transaction: Send {
     /// A user, locked until the unit ends (PostgreSQL).
     async fn find_user(&mut self, id: i64) -> Result<Option<User>, StoreError>;
 
+    /// A user about to be deleted, locked against every other lock until
+    /// the unit ends (PostgreSQL `FOR UPDATE`): before the delete takes
+    /// anything else (the applications of groups it deletes first), so
+    /// that a unit issuing the user a token, which locks the user before
+    /// its application, cannot hold the user while it waits for one of
+    /// those applications.
+    async fn find_user_to_delete(&mut self, id: i64) -> Result<Option<User>, StoreError>;
+
     async fn update_user(
         &mut self,
         id: i64,

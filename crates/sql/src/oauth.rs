@@ -248,28 +248,38 @@ const REVOKE: &str =
 const FORGET_PREVIOUS: &str =
     "UPDATE oauth_access_tokens SET previous_token_id = NULL WHERE id = $1";
 
-/// Revoke every live token a statement of `REVOKE_FAMILY` or
-/// `REVOKE_GRANT_TOKENS` finds (`$1` the family or grant, `$2` now), in two
-/// passes; how many were revoked. A refresh under way in the family holds
-/// the token it rotates from its mark to its commit: on PostgreSQL the
-/// first pass waits for it and revokes that token, but the new one is not
-/// in the pass's snapshot, and would stay live; the second pass, a new
-/// snapshot, revokes it. (On SQLite the second finds nothing.)
-async fn revoke_twice(c: &mut dyn Conn, sql: &str, params: &[Value]) -> Result<u64, StoreError> {
+/// Revoke every live token a statement such as `REVOKE_FAMILY` or
+/// `REVOKE_GRANT_TOKENS` finds (`$1` the family or grant, `$2` now), pass
+/// after pass until one revokes nothing; how many were revoked. A refresh
+/// under way in the family holds the token it rotates from its mark to
+/// its commit: on PostgreSQL a pass waits for it and revokes that token,
+/// but the new one is not in the pass's snapshot, and would stay live; the
+/// next pass, a new snapshot, revokes it (and the client may have
+/// refreshed again meanwhile: hence until none). It ends: a refresh marks
+/// only a live token, which the pass before revoked. (On SQLite the
+/// second pass finds nothing.)
+pub(crate) async fn revoke_until_none(
+    c: &mut dyn Conn,
+    sql: &str,
+    params: &[Value],
+) -> Result<u64, StoreError> {
     let mut revoked = 0;
-    for _ in 0..2 {
-        revoked += c.execute(sql, params).await?;
+    loop {
+        let n = c.execute(sql, params).await?;
+        if n == 0 {
+            return Ok(revoked);
+        }
+        revoked += n;
     }
-    Ok(revoked)
 }
 
-/// Revoke a token family (see [`revoke_twice`]).
+/// Revoke a token family (see [`revoke_until_none`]).
 pub(crate) async fn revoke_family(
     c: &mut dyn Conn,
     family: &str,
     now: i64,
 ) -> Result<u64, StoreError> {
-    revoke_twice(c, REVOKE_FAMILY, &params![family, now]).await
+    revoke_until_none(c, REVOKE_FAMILY, &params![family, now]).await
 }
 
 /// `insert_token!`'s parameters for `t`.
@@ -472,9 +482,9 @@ impl<B: Backend> OAuthStore for SqlStore<B> {
 
     async fn revoke_grant_tokens(&self, grant_id: i64, now: i64) -> Result<u64, StoreError> {
         self.run(Access::WRITE, move |c| {
-            Box::pin(
-                async move { revoke_twice(c, REVOKE_GRANT_TOKENS, &params![grant_id, now]).await },
-            )
+            Box::pin(async move {
+                revoke_until_none(c, REVOKE_GRANT_TOKENS, &params![grant_id, now]).await
+            })
         })
         .await
     }

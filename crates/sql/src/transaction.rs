@@ -78,12 +78,8 @@ impl Transaction for SqlTransaction<'_> {
                 .execute(sql, &params![application_id, user_id])
                 .await?;
         }
-        for _ in 0..2 {
-            changed += self
-                .c
-                .execute(tokens, &params![application_id, user_id, now])
-                .await?;
-        }
+        changed += oauth::revoke_until_none(self.c, tokens, &params![application_id, user_id, now])
+            .await?;
         Ok(changed)
     }
 
@@ -201,6 +197,10 @@ impl Transaction for SqlTransaction<'_> {
 
     async fn find_user(&mut self, id: i64) -> Result<Option<User>, StoreError> {
         users::find(self.c, id, self.dialect.row_lock()).await
+    }
+
+    async fn find_user_to_delete(&mut self, id: i64) -> Result<Option<User>, StoreError> {
+        users::find(self.c, id, self.dialect.for_update()).await
     }
 
     async fn update_user(

@@ -488,7 +488,11 @@ impl Run<'_, '_> {
                 }
             }
             Step::DeleteUser { id, .. } => {
-                let user = self.tx.find_user(id).await?.ok_or(StoreError::Gone)?;
+                let user = self
+                    .tx
+                    .find_user_to_delete(id)
+                    .await?
+                    .ok_or(StoreError::Gone)?;
                 self.tx.delete_user(id).await?;
                 let event = user_event(ctx, now, "user_deleted", &user, "Removed user")
                     .detail("email", user.email.as_str());

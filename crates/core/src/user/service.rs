@@ -337,7 +337,7 @@ impl Services {
         let deleted = self
             .changing_auth(self.unit(move |tx| {
                 Box::pin(async move {
-                    let Some(user) = tx.find_user(id).await? else {
+                    let Some(user) = tx.find_user_to_delete(id).await? else {
                         return Ok(Err(ServiceError::NotFound));
                     };
                     let solely_owned = tx.solely_owned_groups(id, &today).await?;
