@@ -40,7 +40,7 @@ fn group_under(parent: Option<&Group>, path: &str, visibility: Visibility) -> Ne
     }
 }
 
-async fn make_group(
+pub(super) async fn make_group(
     store: &Arc<dyn Store>,
     parent: Option<&Group>,
     path: &str,
@@ -54,7 +54,7 @@ async fn make_group(
     .expect("insert group")
 }
 
-async fn join(
+pub(super) async fn join(
     store: &Arc<dyn Store>,
     group: &Group,
     user: &User,

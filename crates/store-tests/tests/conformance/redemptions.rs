@@ -270,3 +270,93 @@ async fn scenario_redemptions_racing_revocations_and_deletes(store: Arc<dyn Stor
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_users_hard_delete_racing_a_redemption_postgres() {
+    run_postgres(Box::new(|store: Arc<dyn Store>, env: Env| {
+        scenario_hard_delete_racing_a_redemption(store, env).boxed()
+    }))
+    .await;
+}
+
+/// A user's hard delete, as the users' service runs it: the user, then
+/// the groups the user alone owns (and so their applications), then the
+/// user's row. It is held back before the user's row by a `SHARE` lock on
+/// the users' table, holding the group's application; then the user's
+/// code on that application is redeemed. Locked `FOR NO KEY UPDATE`, the
+/// user did not keep the redemption out: it held the user `KEY SHARE` and
+/// waited for the application, and the delete waited for the user (a
+/// deadlock). Locked `FOR UPDATE` (`find_user_to_delete`), the redemption
+/// waits for the whole delete, and then finds nothing to redeem.
+async fn scenario_hard_delete_racing_a_redemption(store: Arc<dyn Store>, env: Env) {
+    let Raw::Postgres(pool) = env.raw.clone() else {
+        panic!("a PostgreSQL scenario run on {:?}", env.kind());
+    };
+    let alice = user(&store, "alice").await;
+    let group = super::groups::make_group(
+        &store,
+        None,
+        "alone",
+        latchkey_core::group::Visibility::Private,
+    )
+    .await;
+    super::groups::join(
+        &store,
+        &group,
+        &alice,
+        latchkey_core::group::level::OWNER,
+        None,
+    )
+    .await;
+    let mut new = new_app("group-client", None);
+    new.group_id = Some(group.id);
+    let client = store.insert_application(new).await.expect("group app");
+    let grant = store
+        .insert_grant(new_grant(client.id, alice.id, "hard-code"))
+        .await
+        .expect("grant");
+    let mut token = new_oauth_token(client.id, Some(alice.id), "hard-access", None, "hard");
+    token.grant_id = Some(grant.id);
+
+    let mut holder = pool.begin().await.expect("begin");
+    (&mut *holder)
+        .execute("LOCK TABLE users IN SHARE MODE")
+        .await
+        .expect("hold the user's delete back");
+    let (user_id, group_id) = (alice.id, group.id);
+    let deleting = {
+        let store = store.clone();
+        tokio::spawn(async move {
+            in_transaction(&*store, move |tx| {
+                Box::pin(async move {
+                    assert!(tx.find_user_to_delete(user_id).await?.is_some());
+                    assert!(tx.delete_group(group_id).await?);
+                    tx.delete_user(user_id).await
+                })
+            })
+            .await
+        })
+    };
+    env.wait_for_waiting_locks(1).await;
+    let redeeming = {
+        let store = store.clone();
+        tokio::spawn(async move { store.redeem_grant(grant.id, T0 + 1, token).await })
+    };
+    env.wait_for_waiting_locks(2).await;
+    holder.rollback().await.expect("let the delete go");
+
+    let deleted = tokio::time::timeout(Duration::from_secs(60), deleting)
+        .await
+        .expect("the delete finished")
+        .expect("the delete's task");
+    assert!(deleted.expect("the user's delete"), "the user was deleted");
+    let redeemed = tokio::time::timeout(Duration::from_secs(60), redeeming)
+        .await
+        .expect("the redemption finished")
+        .expect("the redemption's task");
+    assert!(
+        matches!(redeemed, Ok(None)),
+        "the code went with its application: {redeemed:?}"
+    );
+    assert!(find_by_access(&store, "hard-access").await.is_none());
+}
