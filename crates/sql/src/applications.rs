@@ -677,7 +677,7 @@ pub(crate) async fn revoke_all(
     };
     // `lock` is `FOR UPDATE` on PostgreSQL: every unit issuing a token on
     // this application holds its row `FOR KEY SHARE` from its start (see
-    // `oauth::lock_token_parents` and `insert_token!`), so each has either
+    // `oauth::parents_locked!` and `insert_token!`), so each has either
     // committed (its token is revoked below, in a later snapshot) or waits
     // and then finds its code, device grant, refresh token or secret gone
     // or revoked. (`FOR NO KEY UPDATE` would let a code's redemption commit

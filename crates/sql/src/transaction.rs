@@ -27,9 +27,10 @@ use crate::{
 
 /// Withdrawing a user's grant to an application: pending codes and device
 /// grants first (a redemption in flight is waited for), then the tokens,
-/// twice: on PostgreSQL an UPDATE sees only rows committed when it began,
-/// so a refresh or redemption that it waited for may have committed a new
-/// token meanwhile, which the second one revokes.
+/// until a pass revokes nothing (`oauth::revoke_until_none`): on
+/// PostgreSQL an UPDATE sees only rows committed when it began, so a
+/// refresh or redemption that it waited for may have committed a new
+/// token meanwhile, which the next pass revokes.
 const REVOKE_USER_AUTHORIZATION: [&str; 3] = [
     "DELETE FROM oauth_access_grants
      WHERE application_id = $1 AND user_id = $2 AND redeemed_at IS NULL",
