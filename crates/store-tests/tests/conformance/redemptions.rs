@@ -54,7 +54,7 @@ struct Target {
     app_id: i64,
     user_id: i64,
     family: String,
-    grant_id: Option<i64>,
+    grant_id: i64,
 }
 
 /// The racer's answer: `true` if it found what it revokes or deletes.
@@ -93,7 +93,6 @@ async fn race(store: Arc<dyn Store>, racer: Racer, target: Target) -> bool {
                 > 0
         }
         Racer::RevokeGrantTokens => {
-            let grant_id = grant_id.expect("a grant behind the tokens");
             store
                 .revoke_grant_tokens(grant_id, T0 + 2)
                 .await
@@ -228,7 +227,7 @@ async fn scenario_redemptions_racing_revocations_and_deletes(store: Arc<dyn Stor
             app_id: client.id,
             user_id: alice.id,
             family: name.clone(),
-            grant_id: Some(grant.id),
+            grant_id: grant.id,
         };
         let racing = tokio::spawn(race(store.clone(), racer, target));
         env.wait_for_waiting_locks(2).await;
