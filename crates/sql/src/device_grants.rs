@@ -144,7 +144,7 @@ impl<B: Backend> DeviceGrantStore for SqlStore<B> {
         self.run(Access::TRANSACTION, move |c| {
             Box::pin(async move {
                 let params =
-                    crate::oauth::redeeming_params(B::DIALECT, id, token.created_at, &token);
+                    crate::oauth::redeeming_params(B::DIALECT, id, token.created_at, &token, None);
                 if c.execute(B::DIALECT.choose(CONSUME), &params).await? == 0 {
                     return Ok(None);
                 }

@@ -33,10 +33,15 @@ macro_rules! token_columns {
 /// writes (a code redeemed, a refresh token rotated, a device grant
 /// redeemed, the password grant) locks first, `FOR KEY SHARE` until it
 /// commits: the token's user's row (`$user`, if any), then its
-/// application's (`$app`). The user's lock is in a subquery of its own,
-/// which the join runs before the statement's own lock (on the
-/// application) sees its row, whichever way round the join goes. A row per
-/// application found.
+/// application's (`$app`), then the grant its chain came from (`$grant`, a
+/// refresh's; `NULL` where the unit locks nothing more, or spends the
+/// grant itself). The user's lock is in a subquery of its own, which the
+/// join runs before the application's lock sees its row, whichever way
+/// round the join goes; the grant's is in a lateral subquery that needs
+/// the locked application's row, so it runs after. (Locked before the
+/// application, the grant deadlocked with revoke-all, which holds the
+/// application and deletes its grants.) A row per application found; a
+/// grant gone is no matter (see `insert_token!`).
 ///
 /// That is the order in which everything that deletes or revokes takes
 /// them: a user's delete (its row, then by cascade its applications,
@@ -48,28 +53,38 @@ macro_rules! token_columns {
 /// held those waited for the grant: a deadlock, answered 503. And
 /// revoke-all, waiting for the application, sees the unit's token once it
 /// commits, and revokes it.
+///
+/// The grant: the expired-data sweep deletes an expired code's grant, and
+/// so (`ON DELETE SET NULL`) updates the tokens issued from it. Locked
+/// only by the new token's foreign-key check, a refresh held the old
+/// token (marked) while it waited for the grant the sweep was deleting,
+/// and the sweep waited for the old token: a deadlock.
 macro_rules! parents_locked {
-    ($app:literal, $user:literal) => {
+    ($app:literal, $user:literal, $grant:literal) => {
         concat!(
-            "SELECT 1 FROM oauth_applications a
+            "SELECT 1 FROM (SELECT a.id FROM oauth_applications a
                LEFT JOIN (SELECT id FROM users WHERE id = ",
             $user,
             " OFFSET 0 FOR KEY SHARE) u ON TRUE
-             WHERE a.id = ",
+               WHERE a.id = ",
             $app,
-            " FOR KEY SHARE OF a"
+            " FOR KEY SHARE OF a) app
+             LEFT JOIN LATERAL (SELECT id FROM oauth_access_grants
+               WHERE id = ",
+            $grant,
+            " AND application_id = app.id OFFSET 0 FOR KEY SHARE) g ON TRUE"
         )
     };
 }
 pub(crate) use parents_locked;
 
 /// [`parents_locked!`] on its own (the password grant's unit).
-const LOCK_TOKEN_PARENTS: &str = parents_locked!("$1", "$2");
+const LOCK_TOKEN_PARENTS: &str = parents_locked!("$1", "$2", "$3");
 
 /// The statement that spends what a unit of work redeems for a token (`$1`
 /// its row, `$2` now), one for each dialect (see [`Dialect::choose`]). On
 /// PostgreSQL it locks the token's parents first ([`parents_locked!`],
-/// `$3` the application, `$4` the user), in an `EXISTS` that refers to
+/// `$3` the application, `$4` the user, `$5` the grant), in an `EXISTS` that refers to
 /// nothing of the row, so it runs before any row is updated (and locked):
 /// no round trip of its own. With the application gone it spends nothing,
 /// as when the delete's cascade took the row.
@@ -80,7 +95,7 @@ macro_rules! redeeming {
             concat!(
                 $statement,
                 " AND EXISTS (",
-                $crate::oauth::parents_locked!("$3", "$4"),
+                $crate::oauth::parents_locked!("$3", "$4", "$5"),
                 ")"
             ),
         ]
@@ -111,7 +126,12 @@ const REVOKE_GRANT_TOKENS: &str = "UPDATE oauth_access_tokens SET revoked_at = $
 /// if any) is still live at its creation time: no row (so `Gone`) if not.
 /// One statement, because PostgreSQL runs a one-statement write
 /// autocommitted: a check of its own would release its lock before the
-/// insert, and a renewal or revoke-all could commit in between.
+/// insert, and a renewal or revoke-all could commit in between. The grant
+/// (`$10`) is kept only if it is still there: a refresh names its chain's
+/// grant as it read it, and the sweep may have deleted it since (an
+/// expired code's), as it forgot it in the chain's tokens; refused by the
+/// foreign key, the refresh failed. (The units that issue with a grant
+/// hold it meanwhile: see [`parents_locked!`].)
 ///
 /// On PostgreSQL (`$app_lock`, `$secret_lock`) the application's row is
 /// locked first (`FOR KEY SHARE`, as the foreign key's check would, behind
@@ -128,7 +148,8 @@ macro_rules! insert_token {
             "INSERT INTO oauth_access_tokens
                (application_id, user_id, token_digest, refresh_digest, scopes, created_at,
                 expires_at, family, previous_token_id, grant_id, auth_time)
-             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11
+             SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9,
+               (SELECT id FROM oauth_access_grants WHERE id = $10), $11
              FROM (SELECT id FROM oauth_applications WHERE id = $1",
             $app_lock,
             ") app
@@ -143,16 +164,17 @@ macro_rules! insert_token {
 }
 
 /// The parameters of a [`redeeming!`] statement that spends row `id` at
-/// `now` for `t`.
+/// `now` for `t`, locking `grant` too (see [`parents_locked!`]).
 pub(crate) fn redeeming_params(
     dialect: Dialect,
     id: i64,
     now: i64,
     t: &NewOAuthToken,
+    grant: Option<i64>,
 ) -> Vec<Value> {
     match dialect {
         Dialect::Sqlite => Vec::from(params![id, now]),
-        Dialect::Postgres => Vec::from(params![id, now, t.application_id, t.user_id]),
+        Dialect::Postgres => Vec::from(params![id, now, t.application_id, t.user_id, grant]),
     }
 }
 
@@ -167,8 +189,11 @@ pub(crate) async fn lock_token_parents(
     dialect: Dialect,
 ) -> Result<(), StoreError> {
     if dialect == Dialect::Postgres {
-        c.query(LOCK_TOKEN_PARENTS, &params![t.application_id, t.user_id])
-            .await?;
+        c.query(
+            LOCK_TOKEN_PARENTS,
+            &params![t.application_id, t.user_id, t.grant_id],
+        )
+        .await?;
     }
     Ok(())
 }
@@ -470,7 +495,8 @@ impl<B: Backend> OAuthStore for SqlStore<B> {
     ) -> Result<Option<OAuthToken>, StoreError> {
         self.run(Access::TRANSACTION, move |c| {
             Box::pin(async move {
-                let params = redeeming_params(B::DIALECT, grant_id, now, &token);
+                // The grant is the row it spends (and so locks).
+                let params = redeeming_params(B::DIALECT, grant_id, now, &token, None);
                 if c.execute(B::DIALECT.choose(REDEEM_GRANT), &params).await? == 0 {
                     return Ok(None);
                 }
@@ -521,7 +547,7 @@ impl<B: Backend> OAuthStore for SqlStore<B> {
     ) -> Result<Option<OAuthToken>, StoreError> {
         self.run(Access::TRANSACTION, move |c| {
             Box::pin(async move {
-                let params = redeeming_params(B::DIALECT, old_id, now, &new);
+                let params = redeeming_params(B::DIALECT, old_id, now, &new, new.grant_id);
                 if c.execute(B::DIALECT.choose(MARK_REFRESHED), &params)
                     .await?
                     == 0

@@ -3104,6 +3104,39 @@ async fn scenario_refresh_oauth_token(store: Arc<dyn Store>) {
             .and_then(|t| t.refreshed_at),
         None
     );
+
+    // The code behind a chain is swept once it expires (its tokens keep no
+    // grant). A refresh that read the token before the sweep still names
+    // the grant: its new token is issued without one, not refused.
+    let grant = store
+        .insert_grant(new_grant(a.id, alice.id, "code-swept"))
+        .await
+        .expect("grant");
+    let mut first = new_oauth_token(a.id, Some(alice.id), "access-9", Some("refresh-9"), "f9");
+    first.grant_id = Some(grant.id);
+    let first = store.insert_oauth_token(first).await.expect("insert");
+    assert!(
+        store
+            .delete_expired(grant.expires_at + 1)
+            .await
+            .expect("sweep")
+            >= 1
+    );
+    assert_eq!(
+        find_by_access(&store, "access-9").await.map(|t| t.grant_id),
+        Some(None),
+        "the sweep forgot the chain's grant"
+    );
+    let mut next = new_oauth_token(a.id, Some(alice.id), "access-10", Some("refresh-10"), "f9");
+    next.previous_token_id = Some(first.id);
+    next.grant_id = Some(grant.id);
+    let issued = store
+        .refresh_oauth_token(first.id, T0 + 800, next)
+        .await
+        .expect("a refresh after its code was swept")
+        .expect("a new token");
+    assert_eq!(issued.grant_id, None);
+    assert_eq!(issued.previous_token_id, Some(first.id));
 }
 
 async fn scenario_refresh_oauth_token_concurrently(store: Arc<dyn Store>, env: Env) {

@@ -1,8 +1,10 @@
 //! PostgreSQL: a unit of work that issues a token beside other writes (a
-//! code redeemed, a refresh token rotated, a device grant redeemed) while
-//! revoke-all, its application's delete or its user's delete runs. Every
-//! pair finishes without a deadlock (one is answered 503), and the token
-//! does not outlive what revoked or deleted its application or user.
+//! code redeemed, a refresh token rotated, a device grant redeemed, the
+//! password grant) while revoke-all, its application's delete, its user's
+//! delete, a revocation of its family or code, or the expired-data sweep
+//! runs. Every pair finishes without a deadlock (which would be answered
+//! 503), and the token does not outlive what revoked or deleted its
+//! application or user.
 
 use super::*;
 
@@ -46,6 +48,10 @@ enum Racer {
     RevokeFamily,
     /// Revoking what a code issued (the code replayed).
     RevokeGrantTokens,
+    /// The expired-data sweep, once the chain's code has expired: it
+    /// deletes the code's grant, and so (`ON DELETE SET NULL`) updates the
+    /// tokens issued from it.
+    Sweep,
 }
 
 /// What the racer revokes or deletes.
@@ -99,6 +105,10 @@ async fn race(store: Arc<dyn Store>, racer: Racer, target: Target) -> bool {
                 .expect("the grant's revocation")
                 > 0
         }
+        Racer::Sweep => {
+            let expired = new_grant(app_id, user_id, "unused").expires_at + 1;
+            store.delete_expired(expired).await.expect("the sweep") > 0
+        }
     }
 }
 
@@ -138,6 +148,14 @@ async fn scenario_redemptions_racing_revocations_and_deletes(store: Arc<dyn Stor
             if let (Hold::Digest, Redemption::Refresh) = (hold, redemption) {
                 cases.push((hold, redemption, Racer::RevokeFamily));
                 cases.push((hold, redemption, Racer::RevokeGrantTokens));
+            }
+            // Locked only by the new token's foreign-key check, the grant
+            // was a deadlock's: the refresh held the old token and waited
+            // for the grant the sweep deleted, which waited for the old
+            // token. Nor may the sweep make the unit fail: a refresh's
+            // token is then issued without a grant.
+            if let Redemption::Code | Redemption::Refresh = redemption {
+                cases.push((hold, redemption, Racer::Sweep));
             }
         }
     }
@@ -265,6 +283,11 @@ async fn scenario_redemptions_racing_revocations_and_deletes(store: Arc<dyn Stor
             }
             Racer::DeleteApplication | Racer::DeleteUser => {
                 assert!(found.is_none(), "{name}: the token went with its parent");
+            }
+            Racer::Sweep => {
+                let found = found.unwrap_or_else(|| panic!("{name}: the token is kept"));
+                assert_eq!(found.revoked_at, None, "{name}: live");
+                assert_eq!(found.grant_id, None, "{name}: its grant swept after it");
             }
         }
     }
