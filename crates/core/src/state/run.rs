@@ -58,6 +58,31 @@ impl Run<'_, '_> {
         self.tx.record_audit(event).await
     }
 
+    /// Lock every user the plan deletes, before any step runs (see
+    /// `Transaction::find_user_to_delete`). A plan deletes applications and
+    /// groups before users: a user locked only at its own step was locked
+    /// after applications the plan had deleted, the reverse of the order in
+    /// which a unit of work that issues a token locks them (its user, then
+    /// its application), and the two could deadlock. A user gone since the
+    /// plan was made fails the run, as its step would.
+    pub(super) async fn lock_deleted_users(&mut self, steps: &[Step]) -> Result<(), StoreError> {
+        let mut ids: Vec<i64> = steps
+            .iter()
+            .filter_map(|step| match step {
+                Step::DeleteUser { id, .. } => Some(*id),
+                _ => None,
+            })
+            .collect();
+        ids.sort_unstable();
+        for id in ids {
+            self.tx
+                .find_user_to_delete(id)
+                .await?
+                .ok_or(StoreError::Gone)?;
+        }
+        Ok(())
+    }
+
     pub(super) async fn step(&mut self, step: Step) -> Result<(), StoreError> {
         let (ctx, now) = (self.ctx, self.now);
         match step {

@@ -131,6 +131,7 @@ impl Services {
                             .collect(),
                         generated: Vec::new(),
                     };
+                    run.lock_deleted_users(&plan.steps).await?;
                     let mut changes = Vec::with_capacity(plan.steps.len());
                     for step in plan.steps {
                         let text = step.to_string();

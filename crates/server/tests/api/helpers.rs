@@ -242,6 +242,11 @@ impl TestApp {
         }
     }
 
+    /// The test's PostgreSQL database, if the suite runs on PostgreSQL.
+    pub fn postgres_url(&self) -> Option<&str> {
+        self._postgres.as_ref().map(|db| db.url.as_str())
+    }
+
     /// Run `sql` on the test's database behind the server's back (to
     /// corrupt what it stores).
     pub async fn raw_sql(&self, sql: &str) {

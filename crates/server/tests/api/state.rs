@@ -681,3 +681,156 @@ async fn concurrent_applies_of_one_file_make_each_thing_once() {
     assert_eq!(counts, [0, 11]);
     assert_eq!(usernames(&app).await, ["root", "alice", "bob"]);
 }
+
+/// Wait until `n` lock requests of the test's PostgreSQL database wait.
+async fn wait_for_waiting_locks(url: &str, n: i64) {
+    use sqlx::Connection;
+    let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+    for _ in 0..3000 {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+             WHERE NOT l.granted AND a.datname = current_database()",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        if waiting >= n {
+            let _ = conn.close().await;
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("{n} lock requests never waited");
+}
+
+/// A pruning apply deletes an application and then a user, while that
+/// user's refresh token on that application is used. A plan deletes
+/// applications before users; locked only at its own step, the user was
+/// locked after the application, the reverse of a refresh's order (its
+/// user, then its application), and the two deadlocked (answered 503, or
+/// the apply failed). Now the apply locks every user it deletes first.
+///
+/// On PostgreSQL the apply is held back after the application's delete
+/// (a `SHARE` lock on the audit events, which its step records), the
+/// refresh starts and waits, then the apply goes on: the refresh must wait
+/// for it and find its token gone. On SQLite (one writer, no such
+/// interleaving) the two run at once, and whichever goes second sees the
+/// other's outcome.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_pruning_apply_races_a_refresh_of_the_user_it_deletes() {
+    use sqlx::{Connection, Executor};
+    let app = TestApp::spawn().await;
+    let with_alice = format!(
+        r#"
+[[users]]
+username = "alice"
+email = "alice@example.com"
+password = "correct horse battery"
+
+[[applications]]
+name = "Grafana"
+redirect_uris = ["https://grafana.example/login/gitlab"]
+scopes = ["read_user"]
+confidential = true
+trusted = true
+grant_types = ["refresh_token", "password"]
+application_id = "grafana-client-id"
+secret = "{CLIENT_SECRET}"
+"#
+    );
+    apply_ok(&app, &with_alice).await;
+    let (status, issued) = token_grant(
+        &app,
+        &[
+            ("grant_type", "password"),
+            ("username", "alice"),
+            ("password", "correct horse battery"),
+            ("client_id", "grafana-client-id"),
+            ("client_secret", CLIENT_SECRET),
+            ("scope", "read_user"),
+        ],
+    )
+    .await;
+    assert_eq!(status, 200, "{issued}");
+    let refresh_token = issued["refresh_token"].as_str().unwrap().to_owned();
+
+    let holder = match app.postgres_url() {
+        Some(url) => {
+            let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+            conn.execute("BEGIN").await.unwrap();
+            conn.execute("LOCK TABLE audit_events IN SHARE MODE")
+                .await
+                .unwrap();
+            Some((conn, url.to_owned()))
+        }
+        None => None,
+    };
+    let prune = ApplyOptions {
+        dry_run: false,
+        prune: true,
+        seeding: false,
+    };
+    let applying = {
+        let services = app.services.clone();
+        tokio::spawn(async move {
+            let file = StateFile::parse("users = []\napplications = []\n").unwrap();
+            services
+                .apply_state(&Context::command_line(), file, prune)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    };
+    if let Some((_, url)) = &holder {
+        wait_for_waiting_locks(url, 1).await;
+    }
+    let refreshing = {
+        let client = app.client.clone();
+        let url = app.url("/oauth/token");
+        tokio::spawn(async move {
+            let res = client
+                .post(url)
+                .form(&[
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", refresh_token.as_str()),
+                    ("client_id", "grafana-client-id"),
+                    ("client_secret", CLIENT_SECRET),
+                ])
+                .send()
+                .await
+                .unwrap();
+            let status = res.status().as_u16();
+            (status, res.json::<Value>().await.unwrap_or(Value::Null))
+        })
+    };
+    let held = holder.is_some();
+    if let Some((mut conn, url)) = holder {
+        wait_for_waiting_locks(&url, 2).await;
+        conn.execute("ROLLBACK").await.unwrap();
+        let _ = conn.close().await;
+    }
+    let applied = applying.await.unwrap().expect("the pruning apply");
+    let (status, body) = refreshing.await.unwrap();
+    assert_eq!(applied.changes.len(), 2, "{:?}", applied.changes);
+    assert!(applied.changes[0].starts_with("delete application \"Grafana\""));
+    assert_eq!(applied.changes[1], "delete user alice");
+    assert_eq!(usernames(&app).await, ["root"]);
+    if held || status != 200 {
+        // It waited for the apply, and found its client gone.
+        assert!(
+            status == 400 || status == 401,
+            "the refresh after the apply: {status} {body}"
+        );
+        assert!(body["error"].is_string(), "{body}");
+    } else {
+        // It went first: what it issued went with the user.
+        let access = body["access_token"].as_str().unwrap();
+        let res = app
+            .client
+            .get(app.url("/api/v4/user"))
+            .bearer_auth(access)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status().as_u16(), 401);
+    }
+}
