@@ -440,8 +440,13 @@ pub trait OAuthStore: Send + Sync {
     /// Revoke one token. `false` if it was unknown or already revoked.
     async fn revoke_oauth_token(&self, id: i64, now: i64) -> Result<bool, StoreError>;
 
-    /// The first use of a refreshed token: revoke the token it came from and
-    /// forget the link, in one transaction.
+    /// The first use of a refreshed token: revoke the token it came from,
+    /// then forget the link. Two writes of one row each, not a transaction:
+    /// each is idempotent, and if the second is lost the next use runs
+    /// both again. (In one transaction the revoked token stayed locked
+    /// while the link was forgotten, and a revocation of several tokens
+    /// (a family's, an application's) locking them the other way round
+    /// deadlocked with it on PostgreSQL.)
     async fn finish_refresh(
         &self,
         token_id: i64,

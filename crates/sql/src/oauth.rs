@@ -578,14 +578,11 @@ impl<B: Backend> OAuthStore for SqlStore<B> {
         previous_id: i64,
         now: i64,
     ) -> Result<(), StoreError> {
-        self.run(Access::TRANSACTION, move |c| {
-            Box::pin(async move {
-                c.execute(REVOKE, &params![previous_id, now]).await?;
-                c.execute(FORGET_PREVIOUS, &params![token_id]).await?;
-                Ok(())
-            })
-        })
-        .await
+        // See `OAuthStore::finish_refresh`: one row at a time, so that
+        // neither write holds a token while it waits for another.
+        self.write_one(REVOKE, params![previous_id, now]).await?;
+        self.write_one(FORGET_PREVIOUS, params![token_id]).await?;
+        Ok(())
     }
 }
 
