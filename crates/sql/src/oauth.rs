@@ -38,7 +38,9 @@ macro_rules! token_columns {
 /// grant itself). The user's lock is in a subquery of its own, which the
 /// join runs before the application's lock sees its row, whichever way
 /// round the join goes; the grant's is in a lateral subquery that needs
-/// the locked application's row, so it runs after. (Locked before the
+/// the locked application's row, so it runs after (by its primary key: a
+/// condition on `application_id` there made the generic plan walk every
+/// grant of the application's index). (Locked before the
 /// application, the grant deadlocked with revoke-all, which holds the
 /// application and deletes its grants.) A row per application found; a
 /// grant gone is no matter (see `insert_token!`).
@@ -72,7 +74,7 @@ macro_rules! parents_locked {
              LEFT JOIN LATERAL (SELECT id FROM oauth_access_grants
                WHERE id = ",
             $grant,
-            " AND application_id = app.id OFFSET 0 FOR KEY SHARE) g ON TRUE"
+            " AND app.id IS NOT NULL OFFSET 0 FOR KEY SHARE) g ON TRUE"
         )
     };
 }
