@@ -682,9 +682,14 @@ pub(crate) async fn revoke_all(
     // and then finds its code, device grant, refresh token or secret gone
     // or revoked. (`FOR NO KEY UPDATE` would let a code's redemption commit
     // its token between the revocation and the grants' delete.)
+    // The grants before the tokens: their delete updates the tokens issued
+    // from them (`ON DELETE SET NULL`), the order in which the expired-data
+    // sweep takes them (revoking first held a chain's token while waiting
+    // for its expired grant, which the sweep held while waiting for the
+    // token).
     c.execute(secrets::DELETE_ALL, &params![id]).await?;
-    c.execute(secrets::REVOKE_TOKENS, &params![id, now]).await?;
     c.execute(secrets::DELETE_GRANTS, &params![id]).await?;
+    c.execute(secrets::REVOKE_TOKENS, &params![id, now]).await?;
     c.execute(secrets::DELETE_DEVICE_GRANTS, &params![id])
         .await?;
     let info = secrets::insert(c, id, &secret).await?;

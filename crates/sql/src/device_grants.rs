@@ -35,8 +35,19 @@ const BY_DEVICE_CODE: &str = concat!(
     device_columns!(),
     " FROM device_grants WHERE device_code_digest = $1"
 );
-const DECIDE: &str = "UPDATE device_grants SET status = $2, user_id = $3, auth_time = $4
-     WHERE id = $1 AND status = 'pending' AND expires_at > $5";
+/// A user's answer (`$3` the user). On PostgreSQL the user is locked
+/// first, in an `EXISTS` that runs before the row is updated: its
+/// foreign-key check alone locked the user after the device grant, the
+/// reverse of a user's delete (the user, then the applications it owns,
+/// and their device grants by cascade), which deadlocked with it. Nothing
+/// decided if the user is gone.
+const DECIDE: [&str; 2] = [
+    "UPDATE device_grants SET status = $2, user_id = $3, auth_time = $4
+     WHERE id = $1 AND status = 'pending' AND expires_at > $5",
+    "UPDATE device_grants SET status = $2, user_id = $3, auth_time = $4
+     WHERE id = $1 AND status = 'pending' AND expires_at > $5
+       AND EXISTS (SELECT 1 FROM users WHERE id = $3 FOR KEY SHARE)",
+];
 static LAST_POLL: LazyLock<[String; 2]> = LazyLock::new(|| {
     Dialect::ALL.map(|d| {
         format!(
@@ -64,14 +75,18 @@ pub(crate) struct Decision {
 }
 
 /// Record `d` if the request is still pending and unexpired; whether it was.
-pub(crate) async fn decide(c: &mut dyn Conn, d: Decision) -> Result<bool, StoreError> {
+pub(crate) async fn decide(
+    c: &mut dyn Conn,
+    d: Decision,
+    dialect: Dialect,
+) -> Result<bool, StoreError> {
     let status = if d.approve {
         DeviceStatus::Approved
     } else {
         DeviceStatus::Denied
     };
     let params = params![d.id, status.as_str(), d.user_id, d.auth_time, d.now];
-    Ok(c.execute(DECIDE, &params).await? > 0)
+    Ok(c.execute(dialect.choose(DECIDE), &params).await? > 0)
 }
 
 #[async_trait]
@@ -120,7 +135,7 @@ impl<B: Backend> DeviceGrantStore for SqlStore<B> {
             auth_time,
         };
         self.run(Access::WRITE, move |c| {
-            Box::pin(async move { decide(c, decision).await })
+            Box::pin(async move { decide(c, decision, B::DIALECT).await })
         })
         .await
     }

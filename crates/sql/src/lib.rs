@@ -84,16 +84,15 @@ impl<B: Backend> Store for SqlStore<B> {
             now - latchkey_core::oidc::RETIRED_KEY_PUBLISHED_MS,
             now,
         ];
-        self.run(Access::TRANSACTION, move |c| {
-            Box::pin(async move {
-                let mut total = 0;
-                for (sql, cutoff) in EXPIRED.iter().zip(cutoffs) {
-                    total += c.execute(sql, &params![cutoff]).await?;
-                }
-                Ok(total)
-            })
-        })
-        .await
+        // Each statement on its own: nothing needs them together, and in
+        // one transaction the sweep held what one statement deleted (expired
+        // tokens) while a later one waited (for an expired secret), as
+        // revoke-all holds them the other way round on PostgreSQL.
+        let mut total = 0;
+        for (sql, cutoff) in EXPIRED.iter().zip(cutoffs) {
+            total += self.write_one(sql, params![cutoff]).await?;
+        }
+        Ok(total)
     }
 
     async fn outside_changes(&self) -> Result<Option<i64>, StoreError> {

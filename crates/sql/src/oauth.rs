@@ -11,7 +11,7 @@ use latchkey_core::store::StoreError;
 
 use crate::backend::{Access, Backend, Dialect, SqlStore};
 use crate::batch::{self, Batches, Job};
-use crate::conn::{query_one, query_opt, Conn, Row, Value};
+use crate::conn::{query_opt, Conn, Row, Value};
 use crate::params;
 use crate::rows::{grant_from_row, oauth_found, oauth_token_from_row};
 
@@ -49,7 +49,7 @@ macro_rules! token_columns {
 /// them: a user's delete (its row, then by cascade its applications,
 /// grants and tokens), an application's delete (its row, then its grants,
 /// tokens and secrets) and revoke-all (the application's row `FOR UPDATE`,
-/// then its secrets, tokens and grants). Locked later, as the insert's
+/// then its secrets, grants and tokens). Locked later, as the insert's
 /// foreign-key checks would, the unit held the grant (or the old token)
 /// while it waited for the application or the user, and a delete that
 /// held those waited for the grant: a deadlock, answered 503. And
@@ -62,6 +62,17 @@ macro_rules! token_columns {
 /// token (marked) while it waited for the grant the sweep was deleting,
 /// and the sweep waited for the old token: a deadlock.
 macro_rules! parents_locked {
+    ($app:literal, $user:literal) => {
+        concat!(
+            "SELECT 1 FROM oauth_applications a
+               LEFT JOIN (SELECT id FROM users WHERE id = ",
+            $user,
+            " OFFSET 0 FOR KEY SHARE) u ON TRUE
+             WHERE a.id = ",
+            $app,
+            " FOR KEY SHARE OF a"
+        )
+    };
     ($app:literal, $user:literal, $grant:literal) => {
         concat!(
             "SELECT 1 FROM (SELECT a.id FROM oauth_applications a
@@ -105,13 +116,31 @@ macro_rules! redeeming {
 }
 pub(crate) use redeeming;
 
-const INSERT_GRANT: &str = concat!(
-    "INSERT INTO oauth_access_grants
-       (application_id, user_id, code_digest, redirect_uri, scopes, code_challenge,
-        code_challenge_method, nonce, created_at, expires_at, auth_time)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING ",
-    grant_columns!()
-);
+/// Store a code's grant. On PostgreSQL its user, then its application, are
+/// locked first ([`parents_locked!`]), in an `EXISTS` that runs before the
+/// insert: its foreign-key checks alone locked the application, then the
+/// user (the order the columns are declared in), the reverse of a user's
+/// delete, which deadlocked with it when the user owned the application
+/// (or its group). No row if the application or the user is gone.
+const INSERT_GRANT: [&str; 2] = [
+    concat!(
+        "INSERT INTO oauth_access_grants
+           (application_id, user_id, code_digest, redirect_uri, scopes, code_challenge,
+            code_challenge_method, nonce, created_at, expires_at, auth_time)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING ",
+        grant_columns!()
+    ),
+    concat!(
+        "INSERT INTO oauth_access_grants
+           (application_id, user_id, code_digest, redirect_uri, scopes, code_challenge,
+            code_challenge_method, nonce, created_at, expires_at, auth_time)
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11
+         WHERE EXISTS (",
+        parents_locked!("$1", "$2"),
+        ") RETURNING ",
+        grant_columns!()
+    ),
+];
 const FIND_GRANT: &str = concat!(
     "SELECT ",
     grant_columns!(),
@@ -223,7 +252,8 @@ const INSERT_TOKENS_MANY: &str = concat!(
     "INSERT INTO oauth_access_tokens
        (application_id, user_id, token_digest, refresh_digest, scopes, created_at,
         expires_at, family, previous_token_id, grant_id, auth_time)
-     SELECT p1, p2, p3, p4, p5, p6, p7, p8, p9, p10, p11
+     SELECT p1, p2, p3, p4, p5, p6, p7, p8, p9,
+       (SELECT id FROM oauth_access_grants WHERE id = job.p10), p11
      FROM json_to_recordset(CAST($1 AS json)) AS job(",
     many_token_columns!(),
     ")
@@ -426,8 +456,13 @@ impl<B: Backend> SqlStore<B> {
     }
 }
 
-/// Store an authorization code's grant.
-pub(crate) async fn insert_grant(c: &mut dyn Conn, g: &NewGrant) -> Result<Grant, StoreError> {
+/// Store an authorization code's grant (see [`INSERT_GRANT`]): `Gone` if
+/// its application or user is.
+pub(crate) async fn insert_grant(
+    c: &mut dyn Conn,
+    g: &NewGrant,
+    dialect: Dialect,
+) -> Result<Grant, StoreError> {
     let params = params![
         g.application_id,
         g.user_id,
@@ -441,7 +476,10 @@ pub(crate) async fn insert_grant(c: &mut dyn Conn, g: &NewGrant) -> Result<Grant
         g.expires_at,
         g.auth_time,
     ];
-    grant_from_row(&mut query_one(c, INSERT_GRANT, &params).await?)
+    match query_opt(c, dialect.choose(INSERT_GRANT), &params).await? {
+        Some(mut row) => grant_from_row(&mut row),
+        None => Err(StoreError::Gone),
+    }
 }
 
 /// A user's live tokens with their applications (`$1` the user, `$2` now).
@@ -479,7 +517,7 @@ impl<B: Backend> OAuthStore for SqlStore<B> {
 
     async fn insert_grant(&self, g: NewGrant) -> Result<Grant, StoreError> {
         self.run(Access::WRITE, move |c| {
-            Box::pin(async move { insert_grant(c, &g).await })
+            Box::pin(async move { insert_grant(c, &g, B::DIALECT).await })
         })
         .await
     }

@@ -330,7 +330,7 @@ impl Transaction for SqlTransaction<'_> {
     }
 
     async fn insert_grant(&mut self, grant: NewGrant) -> Result<Grant, StoreError> {
-        oauth::insert_grant(self.c, &grant).await
+        oauth::insert_grant(self.c, &grant, self.dialect).await
     }
 
     async fn decide_device_grant(
@@ -348,7 +348,7 @@ impl Transaction for SqlTransaction<'_> {
             now,
             auth_time,
         };
-        device_grants::decide(self.c, decision).await
+        device_grants::decide(self.c, decision, self.dialect).await
     }
 
     async fn revoke_token_family(&mut self, family: &str, now: i64) -> Result<u64, StoreError> {

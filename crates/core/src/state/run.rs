@@ -64,21 +64,26 @@ impl Run<'_, '_> {
     /// after applications the plan had deleted, the reverse of the order in
     /// which a unit of work that issues a token locks them (its user, then
     /// its application), and the two could deadlock. A user gone since the
-    /// plan was made fails the run, as its step would.
-    pub(super) async fn lock_deleted_users(&mut self, steps: &[Step]) -> Result<(), StoreError> {
-        let mut ids: Vec<i64> = steps
+    /// plan was made fails the run, as its step would (the error names
+    /// the step).
+    pub(super) async fn lock_deleted_users(
+        &mut self,
+        steps: &[Step],
+    ) -> Result<(), (String, StoreError)> {
+        let mut deleted: Vec<(i64, &Step)> = steps
             .iter()
             .filter_map(|step| match step {
-                Step::DeleteUser { id, .. } => Some(*id),
+                Step::DeleteUser { id, .. } => Some((*id, step)),
                 _ => None,
             })
             .collect();
-        ids.sort_unstable();
-        for id in ids {
-            self.tx
-                .find_user_to_delete(id)
-                .await?
-                .ok_or(StoreError::Gone)?;
+        deleted.sort_unstable_by_key(|(id, _)| *id);
+        for (id, step) in deleted {
+            match self.tx.find_user_to_delete(id).await {
+                Ok(Some(_)) => {}
+                Ok(None) => return Err((step.to_string(), StoreError::Gone)),
+                Err(e) => return Err((step.to_string(), e)),
+            }
         }
         Ok(())
     }

@@ -131,7 +131,10 @@ impl Services {
                             .collect(),
                         generated: Vec::new(),
                     };
-                    run.lock_deleted_users(&plan.steps).await?;
+                    if let Err((text, e)) = run.lock_deleted_users(&plan.steps).await {
+                        *failed.lock().unwrap_or_else(PoisonError::into_inner) = Some(text);
+                        return Err(e);
+                    }
                     let mut changes = Vec::with_capacity(plan.steps.len());
                     for step in plan.steps {
                         let text = step.to_string();

@@ -682,25 +682,29 @@ async fn concurrent_applies_of_one_file_make_each_thing_once() {
     assert_eq!(usernames(&app).await, ["root", "alice", "bob"]);
 }
 
-/// Wait until `n` lock requests of the test's PostgreSQL database wait.
-async fn wait_for_waiting_locks(url: &str, n: i64) {
+/// Wait until a session of the test's PostgreSQL database waits for a
+/// lock in a statement that contains `statement` (only that one: other
+/// writers, such as the flush of last uses, may wait too).
+async fn wait_for_lock_wait(url: &str, statement: &str) {
     use sqlx::Connection;
     let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
     for _ in 0..3000 {
         let waiting: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-             WHERE NOT l.granted AND a.datname = current_database()",
+            "SELECT count(*) FROM pg_stat_activity
+             WHERE datname = current_database() AND wait_event_type = 'Lock'
+               AND strpos(query, $1) > 0",
         )
+        .bind(statement)
         .fetch_one(&mut conn)
         .await
         .unwrap();
-        if waiting >= n {
+        if waiting > 0 {
             let _ = conn.close().await;
             return;
         }
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
-    panic!("{n} lock requests never waited");
+    panic!("no statement with {statement:?} ever waited for a lock");
 }
 
 /// A pruning apply deletes an application and then a user, while that
@@ -781,7 +785,8 @@ secret = "{CLIENT_SECRET}"
         })
     };
     if let Some((_, url)) = &holder {
-        wait_for_waiting_locks(url, 1).await;
+        // Its first audit event, after the application's delete.
+        wait_for_lock_wait(url, "INSERT INTO audit_events").await;
     }
     let refreshing = {
         let client = app.client.clone();
@@ -804,7 +809,8 @@ secret = "{CLIENT_SECRET}"
     };
     let held = holder.is_some();
     if let Some((mut conn, url)) = holder {
-        wait_for_waiting_locks(&url, 2).await;
+        // The refresh's first statement, which locks the user first.
+        wait_for_lock_wait(&url, "UPDATE oauth_access_tokens SET refreshed_at").await;
         conn.execute("ROLLBACK").await.unwrap();
         let _ = conn.close().await;
     }

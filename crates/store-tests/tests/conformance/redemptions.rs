@@ -382,3 +382,172 @@ async fn scenario_hard_delete_racing_a_redemption(store: Arc<dyn Store>, env: En
     );
     assert!(find_by_access(&store, "hard-access").await.is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn units_racing_a_users_hard_delete_before_its_applications_postgres() {
+    run_postgres(Box::new(|store: Arc<dyn Store>, env: Env| {
+        scenario_units_racing_a_hard_delete(store, env).boxed()
+    }))
+    .await;
+}
+
+/// A unit of work that writes for a user on an application the user's
+/// hard delete takes with it (the application of a group the user alone
+/// owns).
+#[derive(Debug, Clone, Copy)]
+enum Unit {
+    /// A code's redemption (`parents_locked!`).
+    Redeem,
+    /// A code's grant stored (`INSERT_GRANT`).
+    InsertGrant,
+    /// The user's approval of a device request (`DECIDE`).
+    Decide,
+    /// The password grant's token (`lock_token_parents`).
+    Password,
+}
+
+/// A user's hard delete holds the user (`find_user_to_delete`) and is held
+/// back before it deletes the group the user alone owns, with its
+/// application (a `SHARE` lock on the groups' table); then each unit runs
+/// for that user on that application. A unit whose foreign-key checks
+/// locked the application (or the device grant) before the user held it
+/// while it waited for the user, and the delete, going on, waited for it:
+/// a deadlock (a code's grant and a device approval did, checked). Now
+/// each unit waits for the user first, holding nothing, and then finds
+/// the user gone.
+async fn scenario_units_racing_a_hard_delete(store: Arc<dyn Store>, env: Env) {
+    let Raw::Postgres(pool) = env.raw.clone() else {
+        panic!("a PostgreSQL scenario run on {:?}", env.kind());
+    };
+    for (n, unit) in (1..).zip([
+        Unit::Redeem,
+        Unit::InsertGrant,
+        Unit::Decide,
+        Unit::Password,
+    ]) {
+        let name = format!("{unit:?}").to_lowercase();
+        let alice = user(&store, &format!("owner-{n}")).await;
+        let group = super::groups::make_group(
+            &store,
+            None,
+            &format!("alone-{n}"),
+            latchkey_core::group::Visibility::Private,
+        )
+        .await;
+        super::groups::join(
+            &store,
+            &group,
+            &alice,
+            latchkey_core::group::level::OWNER,
+            None,
+        )
+        .await;
+        let mut new = new_app(&format!("group-client-{n}"), None);
+        new.group_id = Some(group.id);
+        let client = store.insert_application(new).await.expect("group app");
+        let mut token = new_oauth_token(
+            client.id,
+            Some(alice.id),
+            &format!("{name}-access"),
+            None,
+            &name,
+        );
+        let work: BoxFuture<'static, Result<String, StoreError>> = match unit {
+            Unit::Redeem => {
+                let grant = store
+                    .insert_grant(new_grant(client.id, alice.id, &format!("{name}-code")))
+                    .await
+                    .expect("grant");
+                token.grant_id = Some(grant.id);
+                let store = store.clone();
+                async move {
+                    let r = store.redeem_grant(grant.id, T0 + 1, token).await?;
+                    Ok(format!("{:?}", r.map(|t| t.id)))
+                }
+                .boxed()
+            }
+            Unit::InsertGrant => {
+                let store = store.clone();
+                let input = new_grant(client.id, alice.id, &format!("{name}-code"));
+                async move {
+                    let g = store.insert_grant(input).await?;
+                    Ok(format!("grant {}", g.id))
+                }
+                .boxed()
+            }
+            Unit::Decide => {
+                let pending = store
+                    .insert_device_grant(super::more::new_device_grant(client.id, n, T0 + 300_000))
+                    .await
+                    .expect("device grant");
+                let store = store.clone();
+                async move {
+                    let decided = store
+                        .decide_device_grant(pending.id, alice.id, true, T0, T0)
+                        .await?;
+                    Ok(format!("decided {decided}"))
+                }
+                .boxed()
+            }
+            Unit::Password => {
+                let store = store.clone();
+                async move {
+                    let t = in_transaction(&*store, move |tx| {
+                        Box::pin(async move { tx.insert_oauth_token(token).await })
+                    })
+                    .await?;
+                    Ok(format!("token {}", t.id))
+                }
+                .boxed()
+            }
+        };
+
+        let mut holder = pool.begin().await.expect("begin");
+        (&mut *holder)
+            .execute("LOCK TABLE groups IN SHARE MODE")
+            .await
+            .expect("hold the user's delete back");
+        let (user_id, group_id) = (alice.id, group.id);
+        let deleting = {
+            let store = store.clone();
+            tokio::spawn(async move {
+                in_transaction(&*store, move |tx| {
+                    Box::pin(async move {
+                        assert!(tx.find_user_to_delete(user_id).await?.is_some());
+                        assert!(tx.delete_group(group_id).await?);
+                        tx.delete_user(user_id).await
+                    })
+                })
+                .await
+            })
+        };
+        env.wait_for_waiting_locks(1).await;
+        let working = tokio::spawn(work);
+        env.wait_for_waiting_locks(2).await;
+        holder.rollback().await.expect("let the delete go");
+
+        let deleted = tokio::time::timeout(Duration::from_secs(60), deleting)
+            .await
+            .unwrap_or_else(|_| panic!("{name}: the delete never finished"))
+            .expect("the delete's task");
+        assert!(
+            deleted.unwrap_or_else(|e| panic!("{name}: the user's delete failed: {e}")),
+            "{name}: the user was deleted"
+        );
+        let done = tokio::time::timeout(Duration::from_secs(60), working)
+            .await
+            .unwrap_or_else(|_| panic!("{name}: the unit never finished"))
+            .expect("the unit's task");
+        // It waited for the delete, and found its user (and application)
+        // gone: nothing written.
+        match (unit, done) {
+            (Unit::Redeem, Ok(answer)) => assert_eq!(answer, "None", "{name}"),
+            (Unit::Decide, Ok(answer)) => assert_eq!(answer, "decided false", "{name}"),
+            (Unit::InsertGrant | Unit::Password, Err(StoreError::Gone)) => {}
+            (_, other) => panic!("{name}: {other:?}"),
+        }
+        assert!(find_by_access(&store, &format!("{name}-access"))
+            .await
+            .is_none());
+    }
+}
