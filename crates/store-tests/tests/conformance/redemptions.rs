@@ -293,6 +293,50 @@ async fn scenario_redemptions_racing_revocations_and_deletes(store: Arc<dyn Stor
     }
 }
 
+/// A user (named `name`), the one owner of a group (`name`) that has an
+/// application (`name`-client): what the user's hard delete takes with it.
+async fn user_alone_in_a_group_with_an_app(
+    store: &Arc<dyn Store>,
+    name: &str,
+) -> (User, latchkey_core::group::Group, Application) {
+    let alice = user(store, &format!("{name}-owner")).await;
+    let group =
+        super::groups::make_group(store, None, name, latchkey_core::group::Visibility::Private)
+            .await;
+    super::groups::join(
+        store,
+        &group,
+        &alice,
+        latchkey_core::group::level::OWNER,
+        None,
+    )
+    .await;
+    let mut new = new_app(&format!("{name}-client"), None);
+    new.group_id = Some(group.id);
+    let client = store.insert_application(new).await.expect("group app");
+    (alice, group, client)
+}
+
+/// A user's hard delete as the users' service runs it, started: the user
+/// (`find_user_to_delete`), the group the user alone owns (and so its
+/// applications), then the user's row.
+fn hard_delete(
+    store: Arc<dyn Store>,
+    user_id: i64,
+    group_id: i64,
+) -> tokio::task::JoinHandle<Result<bool, StoreError>> {
+    tokio::spawn(async move {
+        in_transaction(&*store, move |tx| {
+            Box::pin(async move {
+                assert!(tx.find_user_to_delete(user_id).await?.is_some());
+                assert!(tx.delete_group(group_id).await?);
+                tx.delete_user(user_id).await
+            })
+        })
+        .await
+    })
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_users_hard_delete_racing_a_redemption_postgres() {
     run_postgres(Box::new(|store: Arc<dyn Store>, env: Env| {
@@ -314,25 +358,7 @@ async fn scenario_hard_delete_racing_a_redemption(store: Arc<dyn Store>, env: En
     let Raw::Postgres(pool) = env.raw.clone() else {
         panic!("a PostgreSQL scenario run on {:?}", env.kind());
     };
-    let alice = user(&store, "alice").await;
-    let group = super::groups::make_group(
-        &store,
-        None,
-        "alone",
-        latchkey_core::group::Visibility::Private,
-    )
-    .await;
-    super::groups::join(
-        &store,
-        &group,
-        &alice,
-        latchkey_core::group::level::OWNER,
-        None,
-    )
-    .await;
-    let mut new = new_app("group-client", None);
-    new.group_id = Some(group.id);
-    let client = store.insert_application(new).await.expect("group app");
+    let (alice, group, client) = user_alone_in_a_group_with_an_app(&store, "alone").await;
     let grant = store
         .insert_grant(new_grant(client.id, alice.id, "hard-code"))
         .await
@@ -345,20 +371,7 @@ async fn scenario_hard_delete_racing_a_redemption(store: Arc<dyn Store>, env: En
         .execute("LOCK TABLE users IN SHARE MODE")
         .await
         .expect("hold the user's delete back");
-    let (user_id, group_id) = (alice.id, group.id);
-    let deleting = {
-        let store = store.clone();
-        tokio::spawn(async move {
-            in_transaction(&*store, move |tx| {
-                Box::pin(async move {
-                    assert!(tx.find_user_to_delete(user_id).await?.is_some());
-                    assert!(tx.delete_group(group_id).await?);
-                    tx.delete_user(user_id).await
-                })
-            })
-            .await
-        })
-    };
+    let deleting = hard_delete(store.clone(), alice.id, group.id);
     env.wait_for_waiting_locks(1).await;
     let redeeming = {
         let store = store.clone();
@@ -426,25 +439,8 @@ async fn scenario_units_racing_a_hard_delete(store: Arc<dyn Store>, env: Env) {
         Unit::Password,
     ]) {
         let name = format!("{unit:?}").to_lowercase();
-        let alice = user(&store, &format!("owner-{n}")).await;
-        let group = super::groups::make_group(
-            &store,
-            None,
-            &format!("alone-{n}"),
-            latchkey_core::group::Visibility::Private,
-        )
-        .await;
-        super::groups::join(
-            &store,
-            &group,
-            &alice,
-            latchkey_core::group::level::OWNER,
-            None,
-        )
-        .await;
-        let mut new = new_app(&format!("group-client-{n}"), None);
-        new.group_id = Some(group.id);
-        let client = store.insert_application(new).await.expect("group app");
+        let (alice, group, client) =
+            user_alone_in_a_group_with_an_app(&store, &format!("alone-{n}")).await;
         let mut token = new_oauth_token(
             client.id,
             Some(alice.id),
@@ -507,20 +503,7 @@ async fn scenario_units_racing_a_hard_delete(store: Arc<dyn Store>, env: Env) {
             .execute("LOCK TABLE groups IN SHARE MODE")
             .await
             .expect("hold the user's delete back");
-        let (user_id, group_id) = (alice.id, group.id);
-        let deleting = {
-            let store = store.clone();
-            tokio::spawn(async move {
-                in_transaction(&*store, move |tx| {
-                    Box::pin(async move {
-                        assert!(tx.find_user_to_delete(user_id).await?.is_some());
-                        assert!(tx.delete_group(group_id).await?);
-                        tx.delete_user(user_id).await
-                    })
-                })
-                .await
-            })
-        };
+        let deleting = hard_delete(store.clone(), alice.id, group.id);
         env.wait_for_waiting_locks(1).await;
         let working = tokio::spawn(work);
         env.wait_for_waiting_locks(2).await;
