@@ -64,7 +64,7 @@ macro_rules! token_columns {
 macro_rules! parents_locked {
     ($app:literal, $user:literal) => {
         concat!(
-            "SELECT 1 FROM oauth_applications a
+            "SELECT a.id FROM oauth_applications a
                LEFT JOIN (SELECT id FROM users WHERE id = ",
             $user,
             " OFFSET 0 FOR KEY SHARE) u ON TRUE
@@ -75,13 +75,9 @@ macro_rules! parents_locked {
     };
     ($app:literal, $user:literal, $grant:literal) => {
         concat!(
-            "SELECT 1 FROM (SELECT a.id FROM oauth_applications a
-               LEFT JOIN (SELECT id FROM users WHERE id = ",
-            $user,
-            " OFFSET 0 FOR KEY SHARE) u ON TRUE
-               WHERE a.id = ",
-            $app,
-            " FOR KEY SHARE OF a) app
+            "SELECT 1 FROM (",
+            $crate::oauth::parents_locked!($app, $user),
+            ") app
              LEFT JOIN LATERAL (SELECT id FROM oauth_access_grants
                WHERE id = ",
             $grant,
@@ -122,24 +118,25 @@ pub(crate) use redeeming;
 /// user (the order the columns are declared in), the reverse of a user's
 /// delete, which deadlocked with it when the user owned the application
 /// (or its group). No row if the application or the user is gone.
+macro_rules! insert_grant {
+    ($rows:expr) => {
+        concat!(
+            "INSERT INTO oauth_access_grants
+               (application_id, user_id, code_digest, redirect_uri, scopes, code_challenge,
+                code_challenge_method, nonce, created_at, expires_at, auth_time) ",
+            $rows,
+            " RETURNING ",
+            grant_columns!()
+        )
+    };
+}
 const INSERT_GRANT: [&str; 2] = [
-    concat!(
-        "INSERT INTO oauth_access_grants
-           (application_id, user_id, code_digest, redirect_uri, scopes, code_challenge,
-            code_challenge_method, nonce, created_at, expires_at, auth_time)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING ",
-        grant_columns!()
-    ),
-    concat!(
-        "INSERT INTO oauth_access_grants
-           (application_id, user_id, code_digest, redirect_uri, scopes, code_challenge,
-            code_challenge_method, nonce, created_at, expires_at, auth_time)
-         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11
-         WHERE EXISTS (",
+    insert_grant!("VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"),
+    insert_grant!(concat!(
+        "SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 WHERE EXISTS (",
         parents_locked!("$1", "$2"),
-        ") RETURNING ",
-        grant_columns!()
-    ),
+        ")"
+    )),
 ];
 const FIND_GRANT: &str = concat!(
     "SELECT ",
