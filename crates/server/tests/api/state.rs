@@ -788,34 +788,23 @@ secret = "{CLIENT_SECRET}"
         // Its first audit event, after the application's delete.
         wait_for_lock_wait(url, "INSERT INTO audit_events").await;
     }
-    let refreshing = {
-        let client = app.client.clone();
-        let url = app.url("/oauth/token");
-        tokio::spawn(async move {
-            let res = client
-                .post(url)
-                .form(&[
-                    ("grant_type", "refresh_token"),
-                    ("refresh_token", refresh_token.as_str()),
-                    ("client_id", "grafana-client-id"),
-                    ("client_secret", CLIENT_SECRET),
-                ])
-                .send()
-                .await
-                .unwrap();
-            let status = res.status().as_u16();
-            (status, res.json::<Value>().await.unwrap_or(Value::Null))
-        })
-    };
     let held = holder.is_some();
-    if let Some((mut conn, url)) = holder {
-        // The refresh's first statement, which locks the user first.
-        wait_for_lock_wait(&url, "UPDATE oauth_access_tokens SET refreshed_at").await;
-        conn.execute("ROLLBACK").await.unwrap();
-        let _ = conn.close().await;
-    }
+    let release = async {
+        if let Some((mut conn, url)) = holder {
+            // The refresh's first statement, which locks the user first.
+            wait_for_lock_wait(&url, "UPDATE oauth_access_tokens SET refreshed_at").await;
+            conn.execute("ROLLBACK").await.unwrap();
+            let _ = conn.close().await;
+        }
+    };
+    let refresh = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", refresh_token.as_str()),
+        ("client_id", "grafana-client-id"),
+        ("client_secret", CLIENT_SECRET),
+    ];
+    let ((status, body), ()) = tokio::join!(token_grant(&app, &refresh), release);
     let applied = applying.await.unwrap().expect("the pruning apply");
-    let (status, body) = refreshing.await.unwrap();
     assert_eq!(applied.changes.len(), 2, "{:?}", applied.changes);
     assert!(applied.changes[0].starts_with("delete application \"Grafana\""));
     assert_eq!(applied.changes[1], "delete user alice");
