@@ -199,6 +199,14 @@ pub trait Transaction: Send {
     /// those applications.
     async fn find_user_to_delete(&mut self, id: i64) -> Result<Option<User>, StoreError>;
 
+    /// Lock the users a unit will write rows for (a member and who added
+    /// them, a new group's creator), in id order and before the unit locks
+    /// anything else, as the rows' foreign keys would (PostgreSQL
+    /// `FOR KEY SHARE`). A user's delete locks the user first and then the
+    /// groups it deletes; a unit that held a group while its foreign key
+    /// waited for the user could deadlock with it. `Gone` if one of them is.
+    async fn lock_users_referenced(&mut self, ids: &[i64]) -> Result<(), StoreError>;
+
     async fn update_user(
         &mut self,
         id: i64,

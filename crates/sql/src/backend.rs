@@ -204,6 +204,17 @@ impl Dialect {
         }
     }
 
+    /// Locks a row that rows about to be written will reference, as their
+    /// foreign keys' checks would (PostgreSQL `FOR KEY SHARE`): taken
+    /// first, it orders the unit's locks, and it blocks only the row's
+    /// delete or a change of its key.
+    pub fn key_share(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "",
+            Dialect::Postgres => " FOR KEY SHARE",
+        }
+    }
+
     /// A statement that holds one name of the namespace usernames and
     /// top-level group paths share (`$1`, any ASCII case) until the
     /// transaction ends, so that a user and a group created at once cannot

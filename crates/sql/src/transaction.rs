@@ -200,6 +200,10 @@ impl Transaction for SqlTransaction<'_> {
         users::find(self.c, id, self.dialect.row_lock()).await
     }
 
+    async fn lock_users_referenced(&mut self, ids: &[i64]) -> Result<(), StoreError> {
+        users::lock_referenced(self.c, self.dialect, ids).await
+    }
+
     async fn find_user_to_delete(&mut self, id: i64) -> Result<Option<User>, StoreError> {
         users::find(self.c, id, self.dialect.for_update()).await
     }

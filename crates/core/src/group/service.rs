@@ -167,6 +167,9 @@ impl Services {
         let (ctx, creator) = (ctx.clone(), creator.clone());
         self.unit(move |tx| {
             Box::pin(async move {
+                // Its Owner first, as a user's delete takes them (before the
+                // parent, which that delete may take with the user).
+                tx.lock_users_referenced(&[creator.id]).await?;
                 // The parent as it is now, locked: its path, name and
                 // visibility cannot change under the new subgroup.
                 let parent = match parent_id {
@@ -228,7 +231,7 @@ impl Services {
         })
         .await
         .map_err(|e| match e {
-            // The parent was deleted meanwhile.
+            // The parent (or the creator) was deleted meanwhile.
             StoreError::Gone => ServiceError::NotFound,
             other => other.into(),
         })?
@@ -447,8 +450,13 @@ impl Services {
         let creator = (by.id != user.id).then(|| by.clone());
         let (ctx, group, user) = (ctx.clone(), group.clone(), user.clone());
         let today = self.today_text();
+        let by_id = by.id;
         self.unit(move |tx| {
             Box::pin(async move {
+                // The member and who adds them before the group (which the
+                // membership's foreign key locks), as a user's delete takes
+                // them: the user, then the groups it deletes.
+                tx.lock_users_referenced(&[user.id, by_id]).await?;
                 if let Some(old) = tx.find_membership(group.id, user.id).await? {
                     // An expired membership is over: a new one replaces it.
                     if !expired(old.expires_at.as_deref(), &today) {
@@ -476,7 +484,11 @@ impl Services {
             })
         })
         .await
-        .map_err(ServiceError::from)
+        .map_err(|e| match e {
+            // The group or the user was deleted meanwhile.
+            StoreError::Gone => ServiceError::NotFound,
+            other => other.into(),
+        })
     }
 
     /// Change a direct membership's access level or expiry.

@@ -1276,3 +1276,83 @@ async fn a_user_and_a_group_taking_one_name_at_once_get_one_of_them() {
         );
     }
 }
+
+/// A user who alone owns a group is hard-deleted (the group goes with
+/// them) while they add a member to it, or create a subgroup in it. The
+/// delete locks the user, then deletes the group; the member's insert
+/// locked the group (its foreign key) and then waited for the user who
+/// added it, and the subgroup's creation locked the parent and then waited
+/// for its Owner, the creator: each deadlocked with the delete (answered
+/// 503, or the delete failed). Now each locks those users first.
+///
+/// On PostgreSQL the delete is held back at the group's delete (a `SHARE`
+/// lock on the groups), the write starts and must wait at its first lock,
+/// on the user, and then the delete goes on: the write finds its user
+/// gone. On SQLite (one writer) the two run at once, and whichever goes
+/// second sees the other's outcome.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn writes_for_a_group_racing_its_only_owners_hard_delete() {
+    let app = TestApp::spawn().await;
+    let (charlie_id, charlie) = app.user_with_token("charlie", false, "api").await;
+    let charlie_id = charlie_id.to_string();
+    for (round, write) in ["add a member", "create a subgroup"]
+        .into_iter()
+        .enumerate()
+    {
+        let name = format!("alice{round}");
+        let (alice_id, alice) = app.user_with_token(&name, false, "api").await;
+        let path = format!("org{round}");
+        let group = new_group(&app, &alice, &[("name", &path), ("path", &path)]).await;
+        let group_id = group["id"].to_string();
+
+        let holder = app.hold_table("groups").await;
+        let deleting = tokio::spawn(
+            app.client
+                .delete(app.url(&format!("/api/v4/users/{alice_id}?hard_delete=true")))
+                .private_token(&app.root_token)
+                .send(),
+        );
+        if let Some(holder) = &holder {
+            holder.wait_for("DELETE FROM groups").await;
+        }
+        let held = holder.is_some();
+        let release = async {
+            if let Some(holder) = holder {
+                holder
+                    .release_once("SELECT id FROM users WHERE id = $1 FOR KEY SHARE")
+                    .await;
+            }
+        };
+        let writing = async {
+            if write == "add a member" {
+                let members = format!("/api/v4/groups/{group_id}/members");
+                let form = [("user_id", charlie_id.as_str()), ("access_level", "30")];
+                call(&app, Method::POST, &members, Some(&alice), &form).await
+            } else {
+                let form = [("name", "Sub"), ("path", "sub"), ("parent_id", &group_id)];
+                call(&app, Method::POST, "/api/v4/groups", Some(&alice), &form).await
+            }
+        };
+        let ((status, body), ()) = tokio::join!(writing, release);
+        let deleted = deleting.await.unwrap().unwrap();
+        assert_eq!(deleted.status(), 204, "{write}: the user's delete");
+        if held || status != 201 {
+            // It waited for the delete, and found its user gone.
+            assert!(
+                status == 401 || status == 404,
+                "{write} after the delete: {status} {body}"
+            );
+        }
+        // Either way, nothing of it is left.
+        for path in [
+            format!("/api/v4/groups/{name}"),
+            format!("/api/v4/groups/{name}%2Fsub"),
+        ] {
+            let (status, _) = call(&app, Method::GET, &path, Some(&app.root_token), &[]).await;
+            assert_eq!(status, 404, "{write}: {path} went with its only Owner");
+        }
+        let (status, body) = call(&app, Method::GET, "/api/v4/groups", Some(&charlie), &[]).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body, json!([]), "{write}: charlie's groups");
+    }
+}

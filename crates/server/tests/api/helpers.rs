@@ -376,3 +376,76 @@ pub async fn status_json(res: Response) -> (u16, Value) {
 pub fn in_days(days: i64) -> String {
     (time::OffsetDateTime::now_utc().date() + time::Duration::days(days)).to_string()
 }
+
+/// PostgreSQL: a transaction that holds a table `SHARE` locked, so that a
+/// unit of work that writes to it waits at that statement, with what it
+/// locked before (see [`TestApp::hold_table`]).
+pub struct TableHold {
+    conn: sqlx::PgConnection,
+    url: String,
+}
+
+impl TestApp {
+    /// On PostgreSQL, hold `table`'s writers back until the hold is
+    /// released; on SQLite (one writer, no such interleaving), nothing.
+    pub async fn hold_table(&self, table: &str) -> Option<TableHold> {
+        use sqlx::{Connection, Executor};
+        let url = self.postgres_url()?;
+        let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
+        conn.execute("BEGIN").await.unwrap();
+        conn.execute(format!("LOCK TABLE {table} IN SHARE MODE").as_str())
+            .await
+            .unwrap();
+        Some(TableHold {
+            conn,
+            url: url.to_owned(),
+        })
+    }
+}
+
+impl TableHold {
+    /// Wait until a session waits for a lock in a statement that contains
+    /// `statement` (only that one: other writers, such as the flush of last
+    /// uses, may wait too).
+    pub async fn wait_for(&self, statement: &str) {
+        self.wait_for_waiters(statement, 1).await;
+    }
+
+    /// Wait until `n` sessions wait for a lock in statements that contain
+    /// `statement` (any statement: "").
+    pub async fn wait_for_waiters(&self, statement: &str, n: i64) {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&self.url).await.unwrap();
+        for _ in 0..3000 {
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'
+                   AND strpos(query, $1) > 0",
+            )
+            .bind(statement)
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+            if waiting >= n {
+                let _ = conn.close().await;
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("never {n} statements with {statement:?} waiting for a lock");
+    }
+
+    /// Once a statement that contains `statement` waits for a lock, let the
+    /// held writers go.
+    pub async fn release_once(self, statement: &str) {
+        self.wait_for(statement).await;
+        self.release().await;
+    }
+
+    /// Let the held writers go.
+    pub async fn release(mut self) {
+        use sqlx::{Connection, Executor};
+        self.conn.execute("ROLLBACK").await.unwrap();
+        let _ = self.conn.close().await;
+    }
+}

@@ -682,31 +682,6 @@ async fn concurrent_applies_of_one_file_make_each_thing_once() {
     assert_eq!(usernames(&app).await, ["root", "alice", "bob"]);
 }
 
-/// Wait until a session of the test's PostgreSQL database waits for a
-/// lock in a statement that contains `statement` (only that one: other
-/// writers, such as the flush of last uses, may wait too).
-async fn wait_for_lock_wait(url: &str, statement: &str) {
-    use sqlx::Connection;
-    let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
-    for _ in 0..3000 {
-        let waiting: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity
-             WHERE datname = current_database() AND wait_event_type = 'Lock'
-               AND strpos(query, $1) > 0",
-        )
-        .bind(statement)
-        .fetch_one(&mut conn)
-        .await
-        .unwrap();
-        if waiting > 0 {
-            let _ = conn.close().await;
-            return;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-    }
-    panic!("no statement with {statement:?} ever waited for a lock");
-}
-
 /// A pruning apply deletes an application and then a user, while that
 /// user's refresh token on that application is used. A plan deletes
 /// applications before users; locked only at its own step, the user was
@@ -722,7 +697,6 @@ async fn wait_for_lock_wait(url: &str, statement: &str) {
 /// other's outcome.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_pruning_apply_races_a_refresh_of_the_user_it_deletes() {
-    use sqlx::{Connection, Executor};
     let app = TestApp::spawn().await;
     let with_alice = format!(
         r#"
@@ -758,17 +732,7 @@ secret = "{CLIENT_SECRET}"
     assert_eq!(status, 200, "{issued}");
     let refresh_token = issued["refresh_token"].as_str().unwrap().to_owned();
 
-    let holder = match app.postgres_url() {
-        Some(url) => {
-            let mut conn = sqlx::PgConnection::connect(url).await.unwrap();
-            conn.execute("BEGIN").await.unwrap();
-            conn.execute("LOCK TABLE audit_events IN SHARE MODE")
-                .await
-                .unwrap();
-            Some((conn, url.to_owned()))
-        }
-        None => None,
-    };
+    let holder = app.hold_table("audit_events").await;
     let prune = ApplyOptions {
         dry_run: false,
         prune: true,
@@ -784,17 +748,17 @@ secret = "{CLIENT_SECRET}"
                 .map_err(|e| e.to_string())
         })
     };
-    if let Some((_, url)) = &holder {
+    if let Some(holder) = &holder {
         // Its first audit event, after the application's delete.
-        wait_for_lock_wait(url, "INSERT INTO audit_events").await;
+        holder.wait_for("INSERT INTO audit_events").await;
     }
     let held = holder.is_some();
     let release = async {
-        if let Some((mut conn, url)) = holder {
+        if let Some(holder) = holder {
             // The refresh's first statement, which locks the user first.
-            wait_for_lock_wait(&url, "UPDATE oauth_access_tokens SET refreshed_at").await;
-            conn.execute("ROLLBACK").await.unwrap();
-            let _ = conn.close().await;
+            holder
+                .release_once("UPDATE oauth_access_tokens SET refreshed_at")
+                .await;
         }
     };
     let refresh = [
