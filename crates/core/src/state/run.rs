@@ -1,6 +1,6 @@
 //! Running a plan's steps in the unit of work, each with its audit event.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use crate::application::{
     application_created_event, application_event, secret_hint, ApplicationUpdate, NewApplication,
@@ -58,32 +58,57 @@ impl Run<'_, '_> {
         self.tx.record_audit(event).await
     }
 
-    /// Lock every user the plan deletes, before any step runs (see
-    /// `Transaction::find_user_to_delete`). A plan deletes applications and
-    /// groups before users: a user locked only at its own step was locked
-    /// after applications the plan had deleted, the reverse of the order in
-    /// which a unit of work that issues a token locks them (its user, then
-    /// its application), and the two could deadlock. A user gone since the
-    /// plan was made fails the run, as its step would (the error names
-    /// the step).
-    pub(super) async fn lock_deleted_users(
-        &mut self,
-        steps: &[Step],
-    ) -> Result<(), (String, StoreError)> {
-        let mut deleted: Vec<(i64, &Step)> = steps
-            .iter()
-            .filter_map(|step| match step {
-                Step::DeleteUser { id, .. } => Some((*id, step)),
-                _ => None,
-            })
-            .collect();
-        deleted.sort_unstable_by_key(|(id, _)| *id);
-        for (id, step) in deleted {
-            match self.tx.find_user_to_delete(id).await {
-                Ok(Some(_)) => {}
-                Ok(None) => return Err((step.to_string(), StoreError::Gone)),
-                Err(e) => return Err((step.to_string(), e)),
-            }
+    /// Lock, before any step runs and in id order, every stored user the
+    /// plan deletes (`Transaction::find_user_to_delete`) or writes rows for
+    /// (a membership, a token, an application it owns:
+    /// `Transaction::lock_users_referenced`). A plan deletes applications
+    /// and groups before users, and updates groups before it adds their
+    /// members: a user locked only at its own step was locked after
+    /// applications or groups the plan had already taken, the reverse of
+    /// the order of a unit of work that issues the user a token (the user,
+    /// then the application) or of a user's delete (the user, then the
+    /// groups it deletes), and the two could deadlock. A user gone since
+    /// the plan was made fails the run, as its step would (the error names
+    /// the first step about it).
+    pub(super) async fn lock_users(&mut self, steps: &[Step]) -> Result<(), (String, StoreError)> {
+        // By id: the first step about the user, and whether one deletes it.
+        let mut users: BTreeMap<i64, (&Step, bool)> = BTreeMap::new();
+        for step in steps {
+            let (id, deletes) = match step {
+                Step::DeleteUser { id, .. } => (*id, true),
+                Step::AddMember { username, .. } | Step::CreateToken { username, .. } => {
+                    match self.users.get(&username.to_ascii_lowercase()) {
+                        Some(user) => (user.id, false),
+                        // Made by this run.
+                        None => continue,
+                    }
+                }
+                Step::CreateApplication {
+                    owner: Owner::User(username),
+                    ..
+                }
+                | Step::UpdateApplication {
+                    owner: Some(Owner::User(username)),
+                    ..
+                } => match self.users.get(&username.to_ascii_lowercase()) {
+                    Some(user) => (user.id, false),
+                    None => continue,
+                },
+                _ => continue,
+            };
+            users.entry(id).or_insert((step, false)).1 |= deletes;
+        }
+        for (id, (step, deletes)) in users {
+            let locked = if deletes {
+                match self.tx.find_user_to_delete(id).await {
+                    Ok(Some(_)) => Ok(()),
+                    Ok(None) => Err(StoreError::Gone),
+                    Err(e) => Err(e),
+                }
+            } else {
+                self.tx.lock_users_referenced(&[id]).await
+            };
+            locked.map_err(|e| (step.to_string(), e))?;
         }
         Ok(())
     }

@@ -131,7 +131,7 @@ impl Services {
                             .collect(),
                         generated: Vec::new(),
                     };
-                    if let Err((text, e)) = run.lock_deleted_users(&plan.steps).await {
+                    if let Err((text, e)) = run.lock_users(&plan.steps).await {
                         *failed.lock().unwrap_or_else(PoisonError::into_inner) = Some(text);
                         return Err(e);
                     }

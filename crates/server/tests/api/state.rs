@@ -793,3 +793,101 @@ secret = "{CLIENT_SECRET}"
         assert_eq!(res.status().as_u16(), 401);
     }
 }
+
+/// An apply updates a group and then gives its only Owner an application
+/// while an administrator hard-deletes that Owner (the group goes with
+/// them). The delete locks the user, then deletes the group; the apply
+/// locked the group at its step and the user only at the application's
+/// insert (its foreign key), and the two deadlocked. Now the apply locks
+/// every stored user it writes rows for before its first step.
+///
+/// On PostgreSQL the apply is held back at its first audit event (after
+/// the group's update), the delete starts and waits, and then the apply
+/// goes on: it finishes, and the delete after it takes the application
+/// with the user. On SQLite (one writer) the two run at once: whichever
+/// goes second sees the other's outcome.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_apply_racing_the_hard_delete_of_a_user_it_writes_for() {
+    let app = TestApp::spawn().await;
+    let state = |description: &str, application: &str| {
+        format!(
+            r#"
+[[users]]
+username = "alice"
+email = "alice@example.com"
+
+[[groups]]
+path = "platform"
+name = "Platform"
+description = "{description}"
+members = [{{ username = "alice", access_level = 50 }}]
+{application}"#
+        )
+    };
+    apply_ok(&app, &state("", "")).await;
+    let (status, users) = get(&app, "/api/v4/users?username=alice", &app.root_token).await;
+    assert_eq!(status, 200, "{users}");
+    let alice_id = users[0]["id"].as_i64().unwrap();
+
+    let holder = app.hold_table("audit_events").await;
+    let with_an_application = state(
+        "Changed",
+        r#"
+[[applications]]
+name = "Grafana"
+redirect_uris = ["https://grafana.example/login/gitlab"]
+scopes = ["read_user"]
+owner = "alice"
+"#,
+    );
+    let applying = {
+        let services = app.services.clone();
+        tokio::spawn(async move {
+            let file = StateFile::parse(&with_an_application).unwrap();
+            services
+                .apply_state(&Context::command_line(), file, ApplyOptions::default())
+                .await
+                .map_err(|e| e.to_string())
+        })
+    };
+    if let Some(holder) = &holder {
+        // Its first audit event, after the group's update.
+        holder.wait_for("INSERT INTO audit_events").await;
+    }
+    let held = holder.is_some();
+    let deleting = app
+        .client
+        .delete(app.url(&format!("/api/v4/users/{alice_id}?hard_delete=true")))
+        .private_token(&app.root_token)
+        .send();
+    let release = async {
+        if let Some(holder) = holder {
+            // The apply, and the delete behind it.
+            holder.wait_for_waiters("", 2).await;
+            holder.release().await;
+        }
+    };
+    let (deleted, ()) = tokio::join!(deleting, release);
+    assert_eq!(deleted.unwrap().status(), 204, "the user's delete");
+    let applied = applying.await.unwrap().expect("the apply");
+    if held {
+        assert_eq!(
+            applied.changes,
+            [
+                "update group platform: description",
+                "create application \"Grafana\" (owner alice)"
+            ]
+        );
+    }
+    let (status, _) = get(&app, "/api/v4/groups/platform", &app.root_token).await;
+    if held || usernames(&app).await == ["root"] {
+        // The delete went second: the group (and the application) went
+        // with the user.
+        assert_eq!(usernames(&app).await, ["root"]);
+        assert_eq!(status, 404, "the group went with its only Owner");
+    } else {
+        // The apply went second, and made the user and the group again.
+        assert_eq!(usernames(&app).await, ["root", "alice"]);
+        assert_eq!(status, 200);
+    }
+}
