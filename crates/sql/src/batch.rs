@@ -23,6 +23,14 @@
 //! fails that create only). When the database is unavailable, every
 //! create of the batch gets that error at once, without a retry each.
 //!
+//! A batch of token inserts locks the rows its tokens refer to
+//! (applications, secrets) `SKIP LOCKED`: a write whose row another transaction holds (a
+//! delete, revoke-all, the flush of secrets' last use) is left out of the
+//! batch and runs alone afterwards. A batch never waits for a row while it
+//! holds others, so no order of its writes can close a cycle with a
+//! writer that takes the same rows in another order (a user's or a
+//! group's delete takes several applications, in its own order).
+//!
 //! An OAuth token's insert is one statement on its own (with the check
 //! that the client secret it is issued on is live); its commit, not its
 //! statement, was what PostgreSQL spent its time on: with

@@ -237,14 +237,20 @@ macro_rules! many_token_columns {
 }
 
 /// `insert_token!` for several tokens in one statement (PostgreSQL, see
-/// [`crate::batch`]): `$1` is a JSON array with an object per token,
-/// ordered by secret, then application (see [`SqlStore::token_batch`]).
-/// For each token in that order, its application's row is locked, then its
-/// secret's: the secrets in ascending order, as the flush of their last
-/// use takes them, and each application before its secrets, as its
-/// delete takes them. A row per token stored, with its digest (unique) to
-/// match it to its insert; a token whose application is gone or whose
-/// secret is not live has none.
+/// [`crate::batch`]): `$1` is a JSON array with an object per token. For
+/// each token its application's row is locked, then its secret's, as in
+/// `insert_token!`, but `SKIP LOCKED`: a token whose application or secret
+/// another transaction holds is left out, and runs again alone (see
+/// [`SqlStore::token_batch`]), as does one whose application is gone or
+/// whose secret is not live (the insert alone tells which). So a batch
+/// never waits for a row while it holds others. No order of a batch's
+/// rows agrees with every writer's: the flush of secrets' last use takes
+/// secrets in ascending order, a delete of a group or a user takes several
+/// applications in its own order, each before its secrets; a batch that
+/// waited could close a cycle with any of them (with a group's delete,
+/// which was aborted: checked). An insert alone holds one application.
+/// A row per token stored, with its digest (unique) to match it to its
+/// insert.
 const INSERT_TOKENS_MANY: &str = concat!(
     "INSERT INTO oauth_access_tokens
        (application_id, user_id, token_digest, refresh_digest, scopes, created_at,
@@ -254,11 +260,12 @@ const INSERT_TOKENS_MANY: &str = concat!(
      FROM json_to_recordset(CAST($1 AS json)) AS job(",
     many_token_columns!(),
     ")
-     JOIN LATERAL (SELECT id FROM oauth_applications WHERE id = job.p1 OFFSET 0 FOR KEY SHARE) app
+     JOIN LATERAL (SELECT id FROM oauth_applications WHERE id = job.p1
+                   OFFSET 0 FOR KEY SHARE SKIP LOCKED) app
        ON TRUE
      WHERE p12 IS NULL OR EXISTS (SELECT 1 FROM application_secrets s
        WHERE s.id = job.p12 AND s.application_id = app.id
-         AND (s.expires_at IS NULL OR s.expires_at > job.p6) FOR SHARE)
+         AND (s.expires_at IS NULL OR s.expires_at > job.p6) FOR SHARE SKIP LOCKED)
      RETURNING token_digest, ",
     token_columns!()
 );
@@ -377,8 +384,9 @@ type TokenJob = Job<NewOAuthToken, OAuthToken>;
 /// PostgreSQL's queue of OAuth token inserts.
 pub(crate) type TokenBatches = Batches<NewOAuthToken, OAuthToken>;
 
-/// Answer each insert of a batch from the rows of [`INSERT_TOKENS_MANY`].
-fn answer_tokens(jobs: Vec<TokenJob>, rows: Vec<Row>) {
+/// Answer each insert of a batch that [`INSERT_TOKENS_MANY`] stored, from
+/// its rows; the inserts it left out, to run alone.
+fn answer_tokens(jobs: Vec<TokenJob>, rows: Vec<Row>) -> Vec<TokenJob> {
     let mut stored = std::collections::HashMap::with_capacity(rows.len());
     for mut row in rows {
         let token = row
@@ -389,17 +397,23 @@ fn answer_tokens(jobs: Vec<TokenJob>, rows: Vec<Row>) {
                 stored.insert(digest, token);
             }
             // A row latchkey cannot read: every insert is told.
-            Err(e) => return batch::fail_all(jobs, &e),
+            Err(e) => {
+                batch::fail_all(jobs, &e);
+                return Vec::new();
+            }
         }
     }
+    let mut alone = Vec::new();
     for job in jobs {
-        // No row: its application is gone or its client secret was not
-        // live (see `insert_token!`).
-        let answer = stored
-            .remove(&job.input.token_digest)
-            .ok_or(StoreError::Gone);
-        let _ = job.reply.send(answer);
+        match stored.remove(&job.input.token_digest) {
+            Some(token) => {
+                let _ = job.reply.send(Ok(token));
+            }
+            // Its application or secret held, gone or not live.
+            None => alone.push(job),
+        }
     }
+    alone
 }
 
 impl<B: Backend> SqlStore<B> {
@@ -412,11 +426,8 @@ impl<B: Backend> SqlStore<B> {
     }
 
     /// Run `jobs` as one statement (one alone as before), and answer each.
-    async fn token_batch(&self, mut jobs: Vec<TokenJob>) {
-        if jobs.len() > 1 {
-            // The order in which the statement locks (see
-            // `INSERT_TOKENS_MANY`).
-            jobs.sort_by_key(|j| (j.input.client_secret_id, j.input.application_id));
+    async fn token_batch(&self, jobs: Vec<TokenJob>) {
+        let alone = if jobs.len() > 1 {
             let params = vec![Value::from(batch::params_json(
                 jobs.iter().map(|j| token_params(&j.input)),
             ))];
@@ -426,18 +437,20 @@ impl<B: Backend> SqlStore<B> {
                 })
                 .await;
             match rows {
-                Ok(rows) => return answer_tokens(jobs, rows),
+                Ok(rows) => answer_tokens(jobs, rows),
                 // Nothing of the batch was stored. Whatever the cause (a
-                // digest taken, a deadlock or a timeout on one token's
-                // locks, a lost connection), each insert runs again on its
-                // own, all at once, for an answer of its own: one token's
-                // trouble is not every client's.
+                // digest taken, a lost connection), each insert runs again
+                // on its own, all at once, for an answer of its own: one
+                // token's trouble is not every client's.
                 Err(e) => {
                     tracing::debug!(error = %e, tokens = jobs.len(), "a batch of token inserts failed; each runs alone");
+                    jobs
                 }
             }
-        }
-        futures::future::join_all(jobs.into_iter().map(|job| async move {
+        } else {
+            jobs
+        };
+        futures::future::join_all(alone.into_iter().map(|job| async move {
             let token = self.insert_token_alone(job.input).await;
             let _ = job.reply.send(token);
         }))

@@ -136,6 +136,17 @@ async fn open_postgres(url: &str) -> Arc<PgStore> {
     )
 }
 
+/// A transaction holding locks (see [`Env::hold`]).
+struct Held(PgConnection);
+
+impl Held {
+    /// Roll back, letting what waits for its locks go.
+    async fn release(mut self) {
+        self.0.execute("ROLLBACK").await.expect("roll back");
+        let _ = self.0.close().await;
+    }
+}
+
 /// What a scenario may use besides its store.
 #[derive(Clone)]
 struct Env {
@@ -167,6 +178,18 @@ impl Env {
             ))
             .await;
         n[0].as_deref().unwrap_or("0").parse().unwrap()
+    }
+
+    /// PostgreSQL: a transaction on a connection of its own (the raw pool
+    /// is small) that has run `sql` (a row's or a table's lock) and holds
+    /// what it took until [`Held::release`].
+    async fn hold(&self, sql: &str) -> Held {
+        let mut conn = PgConnection::connect(&self.url).await.expect("connect");
+        conn.execute("BEGIN").await.expect("begin");
+        conn.execute(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        Held(conn)
     }
 
     /// PostgreSQL: until at least `n` lock requests of this database's

@@ -359,3 +359,139 @@ fn insert_on(
     let store = store.clone();
     tokio::spawn(async move { store.insert_oauth_token(token).await })
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_token_batch_racing_a_delete_of_several_applications_postgres() {
+    run_postgres(Box::new(|store: Arc<dyn Store>, env: Env| {
+        scenario_token_batch_racing_a_multi_application_delete(store, env).boxed()
+    }))
+    .await;
+}
+
+/// PostgreSQL: a batch of token inserts locks its applications, each
+/// before its secret, in the order of the secrets; a group's delete takes
+/// the group's applications in the order of their ids, and their secrets
+/// after. When the two orders disagree (an older application with a
+/// newer secret), the batch could hold the newer application while it
+/// waited for the older one, which the delete held while it waited for
+/// the newer: a deadlock, in which the delete could be the one aborted
+/// (answered 503). A batch now takes its rows `SKIP LOCKED`: it never
+/// waits holding one; a token whose row is held is left out and inserted
+/// alone (holding one application).
+///
+/// Both of the store's batch runners are held at a third application, so
+/// that the two tokens queue and then run as one batch; the newer
+/// application's secret is held (as the flush of last uses holds it), so
+/// that the batch stops there holding the newer application; the group's
+/// delete starts, takes the older application and waits for the newer;
+/// then the secret goes free, and the batch goes on to the older
+/// application.
+async fn scenario_token_batch_racing_a_multi_application_delete(store: Arc<dyn Store>, env: Env) {
+    assert_eq!(env.kind(), Kind::Postgres);
+    let group = super::groups::make_group(
+        &store,
+        None,
+        "two-apps",
+        latchkey_core::group::Visibility::Private,
+    )
+    .await;
+    let in_group = |uid: &str| {
+        let mut new = new_app(uid, None);
+        new.group_id = Some(group.id);
+        new
+    };
+    let older = store
+        .insert_application(in_group("older"))
+        .await
+        .expect("app");
+    let newer = store
+        .insert_application(in_group("newer"))
+        .await
+        .expect("app");
+    let newer_secret = store.application_secrets(newer.id, T0).await.unwrap()[0].id;
+    // The older application's live secret is the newer one.
+    let (_, older_secret) = renew(
+        &store,
+        older.id,
+        Ownership::Any,
+        new_secret("older-renewed", T0, None),
+        Retire::At(T0),
+    )
+    .await
+    .expect("renewed");
+    assert!(older.id < newer.id && older_secret.id > newer_secret);
+    let blocker = app(&store, "blocker", None).await;
+    let blocker_secret = store.application_secrets(blocker.id, T0).await.unwrap()[0].id;
+
+    // Both runners busy, each with one insert on the blocker.
+    let runners_held = env
+        .hold(&format!(
+            "SELECT id FROM oauth_applications WHERE id = {} FOR UPDATE",
+            blocker.id
+        ))
+        .await;
+    let first_runner = insert_on(&store, blocker.id, blocker_secret, "runner-1");
+    env.wait_for_waiting_locks(1).await;
+    let second_runner = insert_on(&store, blocker.id, blocker_secret, "runner-2");
+    env.wait_for_waiting_locks(2).await;
+    // Two tokens queued behind the runners: one batch, which will stop at
+    // the newer application's secret.
+    let secret_held = env
+        .hold(&format!(
+            "SELECT id FROM application_secrets WHERE id = {newer_secret} FOR UPDATE"
+        ))
+        .await;
+    let batched = [
+        insert_on(&store, older.id, older_secret.id, "on-older"),
+        insert_on(&store, newer.id, newer_secret, "on-newer"),
+    ];
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    runners_held.release().await;
+    for runner in [first_runner, second_runner] {
+        runner
+            .await
+            .expect("the runner's task")
+            .expect("the blocker's token");
+    }
+    // The batch (now: the insert on the newer application alone, left out
+    // of it) waits for the secret.
+    env.wait_for_waiting_locks(1).await;
+    let deleting = {
+        let store = store.clone();
+        let group_id = group.id;
+        tokio::spawn(async move {
+            in_transaction(&*store, move |tx| {
+                Box::pin(async move { tx.delete_group(group_id).await })
+            })
+            .await
+        })
+    };
+    // The delete waits for the newer application.
+    env.wait_for_waiting_locks(2).await;
+    secret_held.release().await;
+
+    let deleted = tokio::time::timeout(Duration::from_secs(60), deleting)
+        .await
+        .expect("the delete finished")
+        .expect("the delete's task");
+    assert!(
+        deleted.unwrap_or_else(|e| panic!("the group's delete failed: {e}")),
+        "the group was deleted"
+    );
+    for (inserting, digest) in batched.into_iter().zip(["on-older", "on-newer"]) {
+        let inserted = tokio::time::timeout(Duration::from_secs(60), inserting)
+            .await
+            .unwrap_or_else(|_| panic!("{digest}: the insert never finished"))
+            .expect("the insert's task");
+        // Before the delete (and gone with it), or after it: gone.
+        assert!(
+            matches!(inserted, Ok(_) | Err(StoreError::Gone)),
+            "{digest}: {inserted:?}"
+        );
+        assert!(store
+            .find_oauth_token_by_access(digest)
+            .await
+            .unwrap()
+            .is_none());
+    }
+}
