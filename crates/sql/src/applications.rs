@@ -111,15 +111,27 @@ macro_rules! many_columns {
 }
 /// [`INSERT_RECORDED`] for several creates in one statement (PostgreSQL,
 /// see [`crate::batch`]): `$1` is a JSON array with an object per
-/// create (see [`many_columns`]). A row per create, matched to it by its
-/// client id (`uid`, unique).
+/// create (see [`many_columns`]). A row per create stored, matched to it
+/// by its client id (`uid`, unique). Each create's owner (a user or a
+/// group) is locked first, as its foreign key would, but `SKIP LOCKED`: a
+/// create whose owner another transaction holds (its delete) is left out,
+/// and runs again alone, as does one whose owner is gone (the create
+/// alone tells). Locked by the foreign keys, owners were locked in the
+/// batch's order, waiting for one while holding others: a user's delete
+/// (the user, then the groups it deletes) could close a cycle with it.
 const INSERT_RECORDED_MANY: &str = concat!(
     "WITH job AS (SELECT * FROM json_to_recordset(CAST($1 AS json)) AS j(",
     many_columns!(),
     ")),
      app AS (",
     insert_into!(),
-    " SELECT p1, p2, p3, p4, p5, p6, FALSE, p7, p8, p8, p9, p10, p11, p12 FROM job ORDER BY n
+    " SELECT p1, p2, p3, p4, p5, p6, FALSE, p7, p8, p8, p9, p10, p11, p12 FROM job
+       LEFT JOIN LATERAL (SELECT id FROM users WHERE id = job.p7
+                          OFFSET 0 FOR KEY SHARE SKIP LOCKED) u ON TRUE
+       LEFT JOIN LATERAL (SELECT id FROM groups WHERE id = job.p12
+                          OFFSET 0 FOR KEY SHARE SKIP LOCKED) g ON TRUE
+       WHERE (job.p7 IS NULL OR u.id IS NOT NULL) AND (job.p12 IS NULL OR g.id IS NOT NULL)
+       ORDER BY n
        RETURNING ",
     app_columns!(),
     "), secret AS (INSERT INTO application_secrets
@@ -380,7 +392,7 @@ impl<B: Backend> SqlStore<B> {
 
     /// Run `jobs` as one statement (one alone as before), and answer each.
     async fn create_batch(&self, jobs: Vec<CreateJob>) {
-        if jobs.len() > 1 {
+        let alone = if jobs.len() > 1 {
             let params = vec![Value::from(batch::params_json(
                 jobs.iter().map(|j| recorded_params(&j.input.0, &j.input.1)),
             ))];
@@ -390,18 +402,20 @@ impl<B: Backend> SqlStore<B> {
                 })
                 .await;
             match rows {
-                Ok(rows) => return answer_batch(jobs, rows),
+                Ok(rows) => answer_batch(jobs, rows),
                 Err(e @ StoreError::Unavailable(_)) => return batch::fail_all(jobs, &e),
-                // A create of the batch broke a rule (a client id taken,
-                // an owner deleted meanwhile): nothing of the batch was
-                // stored; each create runs again on its own for its own
-                // answer.
+                // A create of the batch broke a rule (a client id taken):
+                // nothing of the batch was stored; each create runs again
+                // on its own for its own answer.
                 Err(e) => {
                     tracing::debug!(error = %e, creates = jobs.len(), "a batch of creates failed; each runs alone");
+                    jobs
                 }
             }
-        }
-        for job in jobs {
+        } else {
+            jobs
+        };
+        for job in alone {
             let (app, event) = job.input;
             let created = self.insert_recorded_alone(app, event).await;
             let _ = job.reply.send(created);
@@ -418,8 +432,9 @@ pub(crate) type CreateJob = Job<(NewApplication, NewAuditEvent), (Application, A
 /// PostgreSQL's queue of creates.
 pub(crate) type CreateBatches = Batches<(NewApplication, NewAuditEvent), (Application, AuditEvent)>;
 
-/// Answer each create of a batch from the rows of [`INSERT_RECORDED_MANY`].
-fn answer_batch(jobs: Vec<CreateJob>, rows: Vec<Row>) {
+/// Answer each create of a batch that [`INSERT_RECORDED_MANY`] stored,
+/// from its rows; the creates it left out, to run alone.
+fn answer_batch(jobs: Vec<CreateJob>, rows: Vec<Row>) -> Vec<CreateJob> {
     let mut decoded = std::collections::HashMap::with_capacity(rows.len());
     for mut row in rows {
         match recorded_from_row(&mut row) {
@@ -427,19 +442,24 @@ fn answer_batch(jobs: Vec<CreateJob>, rows: Vec<Row>) {
                 decoded.insert(app.application_id.clone(), (app, stored));
             }
             // A row latchkey cannot read: every create is told.
-            Err(e) => return batch::fail_all(jobs, &e),
+            Err(e) => {
+                batch::fail_all(jobs, &e);
+                return Vec::new();
+            }
         }
     }
+    let mut alone = Vec::new();
     for job in jobs {
-        let (app, event) = job.input;
-        let answer = match decoded.remove(&app.application_id) {
-            Some((stored_app, stored)) => Ok(with_event(stored_app, event, stored)),
-            None => Err(StoreError::internal(
-                "a batch of creates gave no row for one of them",
-            )),
-        };
-        let _ = job.reply.send(answer);
+        match decoded.remove(&job.input.0.application_id) {
+            Some((stored_app, stored)) => {
+                let event = job.input.1;
+                let _ = job.reply.send(Ok(with_event(stored_app, event, stored)));
+            }
+            // Its owner held or gone.
+            None => alone.push(job),
+        }
     }
+    alone
 }
 
 /// The event's columns a recorded create's row gives (see

@@ -23,8 +23,8 @@
 //! fails that create only). When the database is unavailable, every
 //! create of the batch gets that error at once, without a retry each.
 //!
-//! A batch of token inserts locks the rows its tokens refer to
-//! (applications, secrets) `SKIP LOCKED`: a write whose row another transaction holds (a
+//! A batch locks the rows its writes refer to (owners, applications,
+//! secrets) `SKIP LOCKED`: a write whose row another transaction holds (a
 //! delete, revoke-all, the flush of secrets' last use) is left out of the
 //! batch and runs alone afterwards. A batch never waits for a row while it
 //! holds others, so no order of its writes can close a cycle with a

@@ -366,3 +366,101 @@ async fn scenario_audit_rolls_back_with_its_change(store: Arc<dyn Store>) {
         .expect("find")
         .is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_create_batch_racing_a_users_hard_delete_postgres() {
+    run_postgres(Box::new(|store: Arc<dyn Store>, env: Env| {
+        scenario_create_batch_racing_a_hard_delete(store, env).boxed()
+    }))
+    .await;
+}
+
+/// PostgreSQL: a batch of creates, one for a group and one for the user
+/// who alone owns it, while that user's hard delete runs (the user, then
+/// the group). Locked by the batch's foreign keys, in the batch's order,
+/// the group was held while the batch waited for the user, and the delete
+/// held the user while it waited for the group: a deadlock, which failed
+/// every create of the batch (or the delete). A batch now locks owners
+/// `SKIP LOCKED`: the user's create is left out and runs alone, after
+/// the delete (the user gone); the group's is stored, and goes with the
+/// group.
+///
+/// Both of the store's batch runners are held at a third user (locked
+/// `FOR UPDATE`), so that the two creates queue and then run as one batch;
+/// the delete is held back at the group's delete (a `SHARE` lock on the
+/// groups), holding the user.
+async fn scenario_create_batch_racing_a_hard_delete(store: Arc<dyn Store>, env: Env) {
+    assert_eq!(env.kind(), Kind::Postgres);
+    let (alice, group, _) =
+        super::redemptions::user_alone_in_a_group_with_an_app(&store, "batched").await;
+    let blocker = user(&store, "blocker").await;
+    let create = |uid: &str, owner: Option<i64>, group_id: Option<i64>| {
+        let mut new = new_app(uid, owner);
+        new.group_id = group_id;
+        let event = application_added(alice.id, &new);
+        let store = store.clone();
+        tokio::spawn(async move { store.insert_application_recorded(new, event).await })
+    };
+
+    // Both runners busy, each with a create for the blocker.
+    let runners_held = env
+        .hold(&format!(
+            "SELECT id FROM users WHERE id = {} FOR UPDATE",
+            blocker.id
+        ))
+        .await;
+    let first_runner = create("runner-1", Some(blocker.id), None);
+    env.wait_for_waiting_locks(1).await;
+    let second_runner = create("runner-2", Some(blocker.id), None);
+    env.wait_for_waiting_locks(2).await;
+    // The delete, holding the user, waits to delete the group.
+    let delete_held = env.hold("LOCK TABLE groups IN SHARE MODE").await;
+    let deleting = super::redemptions::hard_delete(store.clone(), alice.id, group.id);
+    env.wait_for_waiting_locks(3).await;
+    // Two creates queued behind the runners: one batch.
+    let batched = [
+        create("for-the-group", None, Some(group.id)),
+        create("for-the-user", Some(alice.id), None),
+    ];
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    runners_held.release().await;
+    for runner in [first_runner, second_runner] {
+        runner
+            .await
+            .expect("the runner's task")
+            .expect("the blocker's application");
+    }
+    // The batch (now: the user's create, left out of it) waits for the
+    // user.
+    env.wait_for_waiting_locks(2).await;
+    delete_held.release().await;
+
+    let deleted = tokio::time::timeout(Duration::from_secs(60), deleting)
+        .await
+        .expect("the delete finished")
+        .expect("the delete's task");
+    assert!(
+        deleted.unwrap_or_else(|e| panic!("the user's delete failed: {e}")),
+        "the user was deleted"
+    );
+    for (creating, uid) in batched.into_iter().zip(["for-the-group", "for-the-user"]) {
+        let created = tokio::time::timeout(Duration::from_secs(60), creating)
+            .await
+            .unwrap_or_else(|_| panic!("{uid}: the create never finished"))
+            .expect("the create's task");
+        // Before the delete (and gone with its owner), or after it: gone.
+        assert!(
+            matches!(created, Ok(_) | Err(StoreError::Gone)),
+            "{uid}: {:?}",
+            created.map(|(app, _)| app.id)
+        );
+        assert!(
+            store
+                .find_application_by_uid(uid)
+                .await
+                .expect("find")
+                .is_none(),
+            "{uid}: gone with its owner"
+        );
+    }
+}

@@ -295,7 +295,7 @@ async fn scenario_redemptions_racing_revocations_and_deletes(store: Arc<dyn Stor
 
 /// A user (named `name`), the one owner of a group (`name`) that has an
 /// application (`name`-client): what the user's hard delete takes with it.
-async fn user_alone_in_a_group_with_an_app(
+pub(super) async fn user_alone_in_a_group_with_an_app(
     store: &Arc<dyn Store>,
     name: &str,
 ) -> (User, latchkey_core::group::Group, Application) {
@@ -320,7 +320,7 @@ async fn user_alone_in_a_group_with_an_app(
 /// A user's hard delete as the users' service runs it, started: the user
 /// (`find_user_to_delete`), the group the user alone owns (and so its
 /// applications), then the user's row.
-fn hard_delete(
+pub(super) fn hard_delete(
     store: Arc<dyn Store>,
     user_id: i64,
     group_id: i64,
