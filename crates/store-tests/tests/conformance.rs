@@ -147,6 +147,49 @@ impl Held {
     }
 }
 
+/// PostgreSQL: both of a store's batch runners of one kind (token inserts,
+/// application creates: latchkey-sql's `batch`) busy, each with a write
+/// that waits at a row another transaction holds, so that the writes
+/// submitted next queue, and run as one batch once
+/// [`BusyRunners::release`] lets the runners go.
+struct BusyRunners<T> {
+    held: Held,
+    runners: [tokio::task::JoinHandle<Result<T, StoreError>>; 2],
+}
+
+impl<T> BusyRunners<T> {
+    /// Hold a row with `hold` (its `FOR UPDATE`) and submit two writes
+    /// that wait for it (`submit`, given each a name of its own).
+    async fn start(
+        env: &Env,
+        hold: &str,
+        mut submit: impl FnMut(&str) -> tokio::task::JoinHandle<Result<T, StoreError>>,
+    ) -> Self {
+        let held = env.hold(hold).await;
+        let first = submit("runner-1");
+        env.wait_for_waiting_locks(1).await;
+        let second = submit("runner-2");
+        env.wait_for_waiting_locks(2).await;
+        Self {
+            held,
+            runners: [first, second],
+        }
+    }
+
+    /// Give the writes submitted since a moment to queue, let the runners
+    /// go, and wait for their own writes: the queued ones then run as one
+    /// batch.
+    async fn release(self) {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        self.held.release().await;
+        for runner in self.runners {
+            if let Err(e) = runner.await.expect("the runner's task") {
+                panic!("the runner's write: {e}");
+            }
+        }
+    }
+}
+
 /// What a scenario may use besides its store.
 #[derive(Clone)]
 struct Env {

@@ -403,16 +403,12 @@ async fn scenario_create_batch_racing_a_hard_delete(store: Arc<dyn Store>, env: 
     };
 
     // Both runners busy, each with a create for the blocker.
-    let runners_held = env
-        .hold(&format!(
-            "SELECT id FROM users WHERE id = {} FOR UPDATE",
-            blocker.id
-        ))
-        .await;
-    let first_runner = create("runner-1", Some(blocker.id), None);
-    env.wait_for_waiting_locks(1).await;
-    let second_runner = create("runner-2", Some(blocker.id), None);
-    env.wait_for_waiting_locks(2).await;
+    let runners = BusyRunners::start(
+        &env,
+        &format!("SELECT id FROM users WHERE id = {} FOR UPDATE", blocker.id),
+        |uid| create(uid, Some(blocker.id), None),
+    )
+    .await;
     // The delete, holding the user, waits to delete the group.
     let delete_held = env.hold("LOCK TABLE groups IN SHARE MODE").await;
     let deleting = super::redemptions::hard_delete(store.clone(), alice.id, group.id);
@@ -422,14 +418,7 @@ async fn scenario_create_batch_racing_a_hard_delete(store: Arc<dyn Store>, env: 
         create("for-the-group", None, Some(group.id)),
         create("for-the-user", Some(alice.id), None),
     ];
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    runners_held.release().await;
-    for runner in [first_runner, second_runner] {
-        runner
-            .await
-            .expect("the runner's task")
-            .expect("the blocker's application");
-    }
+    runners.release().await;
     // The batch (now: the user's create, left out of it) waits for the
     // user.
     env.wait_for_waiting_locks(2).await;

@@ -423,17 +423,16 @@ async fn scenario_token_batch_racing_a_multi_application_delete(store: Arc<dyn S
     let blocker = app(&store, "blocker", None).await;
     let blocker_secret = store.application_secrets(blocker.id, T0).await.unwrap()[0].id;
 
-    // Both runners busy, each with one insert on the blocker.
-    let runners_held = env
-        .hold(&format!(
+    // Both runners busy, each with an insert on the blocker.
+    let runners = BusyRunners::start(
+        &env,
+        &format!(
             "SELECT id FROM oauth_applications WHERE id = {} FOR UPDATE",
             blocker.id
-        ))
-        .await;
-    let first_runner = insert_on(&store, blocker.id, blocker_secret, "runner-1");
-    env.wait_for_waiting_locks(1).await;
-    let second_runner = insert_on(&store, blocker.id, blocker_secret, "runner-2");
-    env.wait_for_waiting_locks(2).await;
+        ),
+        |digest| insert_on(&store, blocker.id, blocker_secret, digest),
+    )
+    .await;
     // Two tokens queued behind the runners: one batch, which will stop at
     // the newer application's secret.
     let secret_held = env
@@ -445,14 +444,7 @@ async fn scenario_token_batch_racing_a_multi_application_delete(store: Arc<dyn S
         insert_on(&store, older.id, older_secret.id, "on-older"),
         insert_on(&store, newer.id, newer_secret, "on-newer"),
     ];
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    runners_held.release().await;
-    for runner in [first_runner, second_runner] {
-        runner
-            .await
-            .expect("the runner's task")
-            .expect("the blocker's token");
-    }
+    runners.release().await;
     // The batch (now: the insert on the newer application alone, left out
     // of it) waits for the secret.
     env.wait_for_waiting_locks(1).await;
