@@ -207,6 +207,12 @@ pub trait Transaction: Send {
     /// waited for the user could deadlock with it. `Gone` if one of them is.
     async fn lock_users_referenced(&mut self, ids: &[i64]) -> Result<(), StoreError>;
 
+    /// Lock a group a unit will write rows for (a membership), as their
+    /// foreign key would (PostgreSQL `FOR KEY SHARE`), but before the unit
+    /// touches its other rows (a membership it replaces): a group's delete
+    /// locks the group, then its memberships. `Gone` if it is.
+    async fn lock_group_referenced(&mut self, id: i64) -> Result<(), StoreError>;
+
     async fn update_user(
         &mut self,
         id: i64,

@@ -19,9 +19,9 @@
 //! statement, as before; under load the queue fills while the runners
 //! are busy and the batches grow with it. A batch commits all its creates
 //! or none: when it fails, each of its creates runs again on its own, so
-//! that each gets its own answer (a taken client id or a deleted owner
-//! fails that create only). When the database is unavailable, every
-//! create of the batch gets that error at once, without a retry each.
+//! that each gets its own answer (a taken client id fails that create
+//! only). When the database is unavailable, every create of the batch
+//! gets that error at once, without a retry each.
 //!
 //! A batch locks the rows its writes refer to (owners, applications,
 //! secrets) `SKIP LOCKED`: a write whose row another transaction holds (a
@@ -29,7 +29,10 @@
 //! batch and runs alone afterwards. A batch never waits for a row while it
 //! holds others, so no order of its writes can close a cycle with a
 //! writer that takes the same rows in another order (a user's or a
-//! group's delete takes several applications, in its own order).
+//! group's delete takes several applications, in its own order). The
+//! same goes for a write whose row is gone: alone, it gets its own answer.
+//! (Only tokens with neither user nor grant are batched: those foreign
+//! keys are not locked `SKIP LOCKED`, and would wait.)
 //!
 //! An OAuth token's insert is one statement on its own (with the check
 //! that the client secret it is issued on is live); its commit, not its

@@ -204,6 +204,10 @@ impl Transaction for SqlTransaction<'_> {
         users::lock_referenced(self.c, self.dialect, ids).await
     }
 
+    async fn lock_group_referenced(&mut self, id: i64) -> Result<(), StoreError> {
+        groups::lock_referenced(self.c, self.dialect, id).await
+    }
+
     async fn find_user_to_delete(&mut self, id: i64) -> Result<Option<User>, StoreError> {
         users::find(self.c, id, self.dialect.for_update()).await
     }

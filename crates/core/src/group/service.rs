@@ -453,10 +453,12 @@ impl Services {
         let by_id = by.id;
         self.unit(move |tx| {
             Box::pin(async move {
-                // The member and who adds them before the group (which the
-                // membership's foreign key locks), as a user's delete takes
-                // them: the user, then the groups it deletes.
+                // The member and who adds them, then the group, before the
+                // membership it may replace: the order of a user's delete
+                // (the user, then the groups it deletes) and of a group's
+                // (the group, then its memberships).
                 tx.lock_users_referenced(&[user.id, by_id]).await?;
+                tx.lock_group_referenced(group.id).await?;
                 if let Some(old) = tx.find_membership(group.id, user.id).await? {
                     // An expired membership is over: a new one replaces it.
                     if !expired(old.expires_at.as_deref(), &today) {

@@ -59,44 +59,58 @@ impl Run<'_, '_> {
     }
 
     /// Lock, before any step runs and in id order, every stored user the
-    /// plan deletes (`Transaction::find_user_to_delete`) or writes rows for
-    /// (a membership, a token, an application it owns:
-    /// `Transaction::lock_users_referenced`). A plan deletes applications
-    /// and groups before users, and updates groups before it adds their
-    /// members: a user locked only at its own step was locked after
-    /// applications or groups the plan had already taken, the reverse of
-    /// the order of a unit of work that issues the user a token (the user,
-    /// then the application) or of a user's delete (the user, then the
-    /// groups it deletes), and the two could deadlock. A user gone since
-    /// the plan was made fails the run, as its step would (the error names
-    /// the first step about it).
+    /// plan names: those it deletes (`Transaction::find_user_to_delete`)
+    /// and every other (`Transaction::lock_users_referenced`): a user it
+    /// updates, blocks, adds to a group or whose membership it changes, a
+    /// token's owner, an application's owner now or after. A user's delete
+    /// locks the user and then takes its groups, applications, memberships
+    /// and tokens; a plan takes those at their steps (applications and
+    /// groups before users, a group's update before its members), and a
+    /// user locked only when a later step reached it was locked after rows
+    /// that delete was waiting for: the two could deadlock (so could a
+    /// unit that issues the user a token, which locks the user before the
+    /// application). A user gone since the plan was made fails the run, as
+    /// its step would (the error names the first step about it).
     pub(super) async fn lock_users(&mut self, steps: &[Step]) -> Result<(), (String, StoreError)> {
         // By id: the first step about the user, and whether one deletes it.
         let mut users: BTreeMap<i64, (&Step, bool)> = BTreeMap::new();
         for step in steps {
-            let (id, deletes) = match step {
-                Step::DeleteUser { id, .. } => (*id, true),
-                Step::AddMember { username, .. } | Step::CreateToken { username, .. } => {
-                    match self.users.get(&username.to_ascii_lowercase()) {
-                        Some(user) => (user.id, false),
-                        // Made by this run.
-                        None => continue,
-                    }
-                }
-                Step::CreateApplication {
-                    owner: Owner::User(username),
-                    ..
-                }
-                | Step::UpdateApplication {
-                    owner: Some(Owner::User(username)),
-                    ..
-                } => match self.users.get(&username.to_ascii_lowercase()) {
-                    Some(user) => (user.id, false),
-                    None => continue,
-                },
-                _ => continue,
+            let stored = |username: &str| {
+                // None: made by this run.
+                self.users.get(&username.to_ascii_lowercase()).map(|u| u.id)
             };
-            users.entry(id).or_insert((step, false)).1 |= deletes;
+            let owner = |owner: Option<&Owner>| match owner {
+                Some(Owner::User(username)) => stored(username),
+                _ => None,
+            };
+            let (named, deletes): ([Option<i64>; 2], bool) = match step {
+                Step::DeleteUser { id, .. } => ([Some(*id), None], true),
+                Step::UpdateUser { id, .. } | Step::SetUserState { id, .. } => {
+                    ([Some(*id), None], false)
+                }
+                Step::UpdateMember { user_id, .. } | Step::RemoveMember { user_id, .. } => {
+                    ([Some(*user_id), None], false)
+                }
+                Step::AddMember { username, .. }
+                | Step::CreateToken { username, .. }
+                | Step::UpdateToken { username, .. }
+                | Step::RevokeToken { username, .. } => ([stored(username), None], false),
+                Step::CreateApplication { owner: new, .. } => ([owner(Some(new)), None], false),
+                Step::UpdateApplication {
+                    owner_id,
+                    owner: new,
+                    ..
+                } => ([*owner_id, owner(new.as_ref())], false),
+                Step::ReplaceSecrets { owner_id, .. }
+                | Step::DeleteApplication { owner_id, .. } => ([*owner_id, None], false),
+                Step::CreateUser { .. }
+                | Step::CreateGroup { .. }
+                | Step::UpdateGroup { .. }
+                | Step::DeleteGroup { .. } => ([None, None], false),
+            };
+            for id in named.into_iter().flatten() {
+                users.entry(id).or_insert((step, false)).1 |= deletes;
+            }
         }
         for (id, (step, deletes)) in users {
             let locked = if deletes {

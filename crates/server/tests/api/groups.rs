@@ -1344,15 +1344,93 @@ async fn writes_for_a_group_racing_its_only_owners_hard_delete() {
             );
         }
         // Either way, nothing of it is left.
-        for path in [
-            format!("/api/v4/groups/{name}"),
-            format!("/api/v4/groups/{name}%2Fsub"),
+        for url in [
+            format!("/api/v4/groups/{path}"),
+            format!("/api/v4/groups/{path}%2Fsub"),
         ] {
-            let (status, _) = call(&app, Method::GET, &path, Some(&app.root_token), &[]).await;
-            assert_eq!(status, 404, "{write}: {path} went with its only Owner");
+            let (status, _) = call(&app, Method::GET, &url, Some(&app.root_token), &[]).await;
+            assert_eq!(status, 404, "{write}: {url} went with its only Owner");
         }
         let (status, body) = call(&app, Method::GET, "/api/v4/groups", Some(&charlie), &[]).await;
         assert_eq!(status, 200, "{body}");
         assert_eq!(body, json!([]), "{write}: charlie's groups");
     }
+}
+
+/// A member whose membership has expired is added again (the new
+/// membership replaces the old) while the group is deleted. The add
+/// locked the old membership (to replace it) and then the group (the new
+/// one's foreign key); the group's delete locks the group and then its
+/// memberships: they deadlocked (503). Now the add locks the group first.
+///
+/// On PostgreSQL the add is held back at the old membership's delete (a
+/// `SHARE` lock on the memberships), the group's delete starts and waits,
+/// and then both go on. On SQLite the two run at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn adding_an_expired_member_again_racing_the_groups_delete() {
+    let app = TestApp::spawn().await;
+    let (_, alice) = app.user_with_token("alice", false, "api").await;
+    let (charlie_id, _) = app.user_with_token("charlie", false, "api").await;
+    let charlie_id = charlie_id.to_string();
+    let group = new_group(&app, &alice, &[("name", "Org"), ("path", "org")]).await;
+    let members = format!("/api/v4/groups/{}/members", group["id"]);
+    let form = [("user_id", charlie_id.as_str()), ("access_level", "30")];
+    let (status, body) = call(&app, Method::POST, &members, Some(&alice), &form).await;
+    assert_eq!(status, 201, "{body}");
+    app.raw_sql(&format!(
+        "UPDATE group_members SET expires_at = '2001-01-01' WHERE user_id = {charlie_id}"
+    ))
+    .await;
+
+    let holder = app.hold_table("group_members").await;
+    let adding = {
+        let app_url = app.url(&members);
+        let request = app
+            .client
+            .post(app_url)
+            .private_token(&alice)
+            .form(&form)
+            .send();
+        tokio::spawn(request)
+    };
+    if let Some(holder) = &holder {
+        holder.wait_for("DELETE FROM group_members").await;
+    }
+    let held = holder.is_some();
+    let deleting = app
+        .client
+        .delete(app.url(&format!("/api/v4/groups/{}", group["id"])))
+        .private_token(&alice)
+        .send();
+    let release = async {
+        if let Some(holder) = holder {
+            // The add, and the delete behind it.
+            holder.wait_for_waiters("", 2).await;
+            holder.release().await;
+        }
+    };
+    let (deleted, ()) = tokio::join!(deleting, release);
+    let deleted = deleted.unwrap();
+    assert!(
+        deleted.status().is_success(),
+        "the group's delete: {}",
+        deleted.status()
+    );
+    let added = adding.await.unwrap().unwrap();
+    let status = added.status().as_u16();
+    if held {
+        // It held the group: it went first.
+        assert_eq!(status, 201, "the member added again");
+    } else {
+        assert!(status == 201 || status == 404, "the add: {status}");
+    }
+    let (status, _) = call(
+        &app,
+        Method::GET,
+        "/api/v4/groups/org",
+        Some(&app.root_token),
+        &[],
+    )
+    .await;
+    assert_eq!(status, 404, "the group is gone");
 }

@@ -799,51 +799,101 @@ secret = "{CLIENT_SECRET}"
 /// them). The delete locks the user, then deletes the group; the apply
 /// locked the group at its step and the user only at the application's
 /// insert (its foreign key), and the two deadlocked. Now the apply locks
-/// every stored user it writes rows for before its first step.
-///
-/// On PostgreSQL the apply is held back at its first audit event (after
-/// the group's update), the delete starts and waits, and then the apply
-/// goes on: it finishes, and the delete after it takes the application
-/// with the user. On SQLite (one writer) the two run at once: whichever
-/// goes second sees the other's outcome.
+/// every stored user its steps name before its first step.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn an_apply_racing_the_hard_delete_of_a_user_it_writes_for() {
+    let application = r#"
+[[applications]]
+name = "Grafana"
+redirect_uris = ["https://grafana.example/login/gitlab"]
+scopes = ["read_user"]
+owner = "alice"
+"#;
+    apply_racing_a_hard_delete(
+        ("", ""),
+        ("Changed", "", false, application),
+        &[
+            "update group platform: description",
+            "create application \"Grafana\" (owner alice)",
+        ],
+    )
+    .await;
+}
+
+/// An apply changes the only Owner's membership (its expiry) and then adds
+/// another member to the group, while that Owner is hard-deleted. The
+/// apply held the Owner's membership (its update) and then waited for the
+/// group (the new membership's foreign key); the delete held the group and
+/// its cascade waited for that membership: a deadlock. The apply now locks
+/// the Owner first, as the delete does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_apply_changing_a_membership_racing_its_users_hard_delete() {
+    let expiry = time::OffsetDateTime::now_utc().date() + time::Duration::days(30);
+    let expires = format!(", expires_at = \"{expiry}\"");
+    apply_racing_a_hard_delete(
+        ("", ""),
+        ("", &expires, true, ""),
+        &[
+            "update membership of alice in group platform: expires_at",
+            "add bob to group platform as Developer",
+        ],
+    )
+    .await;
+}
+
+/// Apply a state with alice, the only Owner of group `platform`, and bob
+/// (`first`: platform's description, alice's membership's extra fields),
+/// then apply another (`second`: the same, whether bob joins the group,
+/// and more TOML after) while an administrator hard-deletes alice. Its
+/// changes must be `changes`.
+///
+/// On PostgreSQL the second apply is held back at its first audit event
+/// (after its first step), the delete starts and waits, and then the
+/// apply goes on: it finishes, and the delete after it takes the group
+/// (with what the apply wrote in it) with the user. On SQLite (one
+/// writer) the two run at once: whichever goes second sees the other's
+/// outcome.
+async fn apply_racing_a_hard_delete(
+    first: (&str, &str),
+    second: (&str, &str, bool, &str),
+    changes: &[&str],
+) {
     let app = TestApp::spawn().await;
-    let state = |description: &str, application: &str| {
+    let state = |description: &str, alice: &str, bob_joins: bool, more: &str| {
+        let bob = if bob_joins {
+            ", { username = \"bob\", access_level = 30 }"
+        } else {
+            ""
+        };
         format!(
             r#"
 [[users]]
 username = "alice"
 email = "alice@example.com"
 
+[[users]]
+username = "bob"
+email = "bob@example.com"
+
 [[groups]]
 path = "platform"
 name = "Platform"
 description = "{description}"
-members = [{{ username = "alice", access_level = 50 }}]
-{application}"#
+members = [{{ username = "alice", access_level = 50{alice} }}{bob}]
+{more}"#
         )
     };
-    apply_ok(&app, &state("", "")).await;
+    apply_ok(&app, &state(first.0, first.1, false, "")).await;
     let (status, users) = get(&app, "/api/v4/users?username=alice", &app.root_token).await;
     assert_eq!(status, 200, "{users}");
     let alice_id = users[0]["id"].as_i64().unwrap();
 
     let holder = app.hold_table("audit_events").await;
-    let with_an_application = state(
-        "Changed",
-        r#"
-[[applications]]
-name = "Grafana"
-redirect_uris = ["https://grafana.example/login/gitlab"]
-scopes = ["read_user"]
-owner = "alice"
-"#,
-    );
+    let then = state(second.0, second.1, second.2, second.3);
     let applying = {
         let services = app.services.clone();
         tokio::spawn(async move {
-            let file = StateFile::parse(&with_an_application).unwrap();
+            let file = StateFile::parse(&then).unwrap();
             services
                 .apply_state(&Context::command_line(), file, ApplyOptions::default())
                 .await
@@ -851,7 +901,7 @@ owner = "alice"
         })
     };
     if let Some(holder) = &holder {
-        // Its first audit event, after the group's update.
+        // Its first audit event, after its first step.
         holder.wait_for("INSERT INTO audit_events").await;
     }
     let held = holder.is_some();
@@ -871,23 +921,18 @@ owner = "alice"
     assert_eq!(deleted.unwrap().status(), 204, "the user's delete");
     let applied = applying.await.unwrap().expect("the apply");
     if held {
-        assert_eq!(
-            applied.changes,
-            [
-                "update group platform: description",
-                "create application \"Grafana\" (owner alice)"
-            ]
-        );
+        assert_eq!(applied.changes, changes);
     }
     let (status, _) = get(&app, "/api/v4/groups/platform", &app.root_token).await;
-    if held || usernames(&app).await == ["root"] {
-        // The delete went second: the group (and the application) went
-        // with the user.
-        assert_eq!(usernames(&app).await, ["root"]);
+    if held || usernames(&app).await == ["root", "bob"] {
+        // The delete went second: the group (and what the apply wrote in
+        // it or for alice) went with the user.
+        assert_eq!(usernames(&app).await, ["root", "bob"]);
         assert_eq!(status, 404, "the group went with its only Owner");
     } else {
-        // The apply went second, and made the user and the group again.
-        assert_eq!(usernames(&app).await, ["root", "alice"]);
+        // The apply went second, and made the user (a new one, listed
+        // last) and the group again.
+        assert_eq!(usernames(&app).await, ["root", "bob", "alice"]);
         assert_eq!(status, 200);
     }
 }

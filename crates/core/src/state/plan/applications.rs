@@ -149,6 +149,7 @@ impl Planner<'_> {
             self.push(Step::UpdateApplication {
                 id: a.id,
                 name: da.name.clone(),
+                owner_id: a.owner_id,
                 update,
                 owner,
                 fields,
@@ -190,6 +191,7 @@ impl Planner<'_> {
                 self.push(Step::ReplaceSecrets {
                     id: a.id,
                     name: da.name.clone(),
+                    owner_id: a.owner_id,
                     secrets: want,
                 });
             }

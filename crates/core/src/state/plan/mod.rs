@@ -199,6 +199,7 @@ impl Planner<'_> {
                     self.plan.steps.push(Step::DeleteApplication {
                         id: a.app.id,
                         name: a.app.name.clone(),
+                        owner_id: a.app.owner_id,
                         application_id: a.app.application_id.clone(),
                     });
                 }

@@ -96,6 +96,8 @@ pub enum Step {
     UpdateApplication {
         id: i64,
         name: String,
+        /// The user who owns it now, if a user does.
+        owner_id: Option<i64>,
         update: ApplicationUpdate,
         /// A new owner (resolved to ids when run).
         owner: Option<Owner>,
@@ -104,11 +106,15 @@ pub enum Step {
     ReplaceSecrets {
         id: i64,
         name: String,
+        /// The user who owns it, if a user does.
+        owner_id: Option<i64>,
         secrets: Vec<DesiredSecret>,
     },
     DeleteApplication {
         id: i64,
         name: String,
+        /// The user who owns it, if a user does.
+        owner_id: Option<i64>,
         application_id: String,
     },
     /// `with`: what goes with it ("its 2 applications"), if anything.
