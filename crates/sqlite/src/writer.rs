@@ -47,17 +47,15 @@ const BATCH_TEMP_STORE: &str = "PRAGMA temp_store = MEMORY;";
 /// that a large sort spills to a file instead of to memory.
 const ALONE_TEMP_STORE: &str = "PRAGMA temp_store = DEFAULT;";
 
-/// After how many pages in the WAL a commit also checkpoints it (SQLite's
-/// default is 1,000). The checkpoint thread copies the WAL into the
-/// database every `CHECKPOINT_EVERY` beside the writer; the writer's own
-/// checkpoint is what lets the WAL start over under constant writes. Each
-/// checkpoint copies every page changed since the last one, and a burst of
-/// creates changes the same few pages (the newest rows' and the counts') in
-/// every batch: at 1,000 pages the writer's checkpoint ran several times a
-/// second and cost about 8% of its time; at 4,000 (16 MB of WAL at most
-/// between them) creates ran about 7% faster (measured alternating, 64
-/// connections).
-const WAL_AUTOCHECKPOINT_PAGES: u32 = 4_000;
+/// After how many pages in the WAL a commit also checkpoints it: SQLite's
+/// default, 1,000. The checkpoint thread copies the WAL into the database
+/// every `CHECKPOINT_EVERY` beside the writer; the writer's own checkpoint
+/// is what lets the WAL start over under constant writes, and the batch
+/// whose commit runs it waits for it. At 4,000 pages creates at 64
+/// connections ran 7-12 % faster, but each such checkpoint was a longer
+/// stall, and p99 at 16 connections went from 6.2-7.2 ms to 9.7-11.0 ms
+/// (measured alternating, fresh databases, `bench/DIAGNOSIS.md`).
+const WAL_AUTOCHECKPOINT_PAGES: u32 = 1_000;
 
 /// Tells a writer how its write ended, once the batch's commit is known.
 type Completer = Box<dyn FnOnce(Result<(), StoreError>) + Send>;
