@@ -234,6 +234,21 @@ pub async fn query_opt(
     Ok(c.query(sql, params).await?.into_iter().next())
 }
 
+/// Lock row `id` of `table` as rows about to reference it would (`lock`:
+/// the dialect's `key_share`), or `Gone` if it is not there.
+pub async fn lock_referenced(
+    c: &mut dyn Conn,
+    table: &str,
+    id: i64,
+    lock: &str,
+) -> Result<(), StoreError> {
+    let sql = format!("SELECT id FROM {table} WHERE id = $1{lock}");
+    match query_opt(c, &sql, &[Value::from(id)]).await? {
+        Some(_) => Ok(()),
+        None => Err(StoreError::Gone),
+    }
+}
+
 /// The row `sql` must give (an `INSERT … RETURNING`, a `COUNT(*)`).
 pub async fn query_one(c: &mut dyn Conn, sql: &str, params: &[Value]) -> Result<Row, StoreError> {
     query_opt(c, sql, params)

@@ -183,20 +183,6 @@ async fn put_avatar(c: &mut dyn Conn, group_id: i64, avatar: &Avatar) -> Result<
     crate::users::store_avatar(c, PUT_AVATAR, group_id, avatar).await
 }
 
-/// Lock group `id` as rows about to reference it would (see
-/// `Transaction::lock_group_referenced`). `Gone` if it is.
-pub(crate) async fn lock_referenced(
-    c: &mut dyn Conn,
-    dialect: Dialect,
-    id: i64,
-) -> Result<(), StoreError> {
-    let sql = format!("SELECT id FROM groups WHERE id = $1{}", dialect.key_share());
-    match crate::conn::query_opt(c, &sql, &params![id]).await? {
-        Some(_) => Ok(()),
-        None => Err(StoreError::Gone),
-    }
-}
-
 pub(crate) async fn find_group(
     c: &mut dyn Conn,
     id: i64,

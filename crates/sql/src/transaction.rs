@@ -205,7 +205,7 @@ impl Transaction for SqlTransaction<'_> {
     }
 
     async fn lock_group_referenced(&mut self, id: i64) -> Result<(), StoreError> {
-        groups::lock_referenced(self.c, self.dialect, id).await
+        crate::conn::lock_referenced(self.c, "groups", id, self.dialect.key_share()).await
     }
 
     async fn find_user_to_delete(&mut self, id: i64) -> Result<Option<User>, StoreError> {

@@ -8,7 +8,7 @@ use latchkey_core::store::StoreError;
 use latchkey_core::user::{Avatar, NewUser, User, UserFilter, UserState, UserStore, UserUpdate};
 
 use crate::backend::{Access, Backend, Dialect, SqlStore};
-use crate::conn::{count, query_one, query_opt, query_opt_as, Conn};
+use crate::conn::{count, query_one, query_opt_as, Conn};
 use crate::filter::Where;
 use crate::params;
 use crate::rows::user_from_row;
@@ -180,11 +180,8 @@ pub(crate) async fn lock_referenced(
     let mut ids = ids.to_vec();
     ids.sort_unstable();
     ids.dedup();
-    let sql = format!("SELECT id FROM users WHERE id = $1{}", dialect.key_share());
     for id in ids {
-        if query_opt(c, &sql, &params![id]).await?.is_none() {
-            return Err(StoreError::Gone);
-        }
+        crate::conn::lock_referenced(c, "users", id, dialect.key_share()).await?;
     }
     Ok(())
 }
