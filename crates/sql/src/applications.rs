@@ -433,33 +433,19 @@ pub(crate) type CreateJob = Job<(NewApplication, NewAuditEvent), (Application, A
 pub(crate) type CreateBatches = Batches<(NewApplication, NewAuditEvent), (Application, AuditEvent)>;
 
 /// Answer each create of a batch that [`INSERT_RECORDED_MANY`] stored,
-/// from its rows; the creates it left out, to run alone.
+/// from its rows (matched by client id); the creates it left out (their
+/// owner held or gone), to run alone.
 fn answer_batch(jobs: Vec<CreateJob>, rows: Vec<Row>) -> Vec<CreateJob> {
-    let mut decoded = std::collections::HashMap::with_capacity(rows.len());
-    for mut row in rows {
-        match recorded_from_row(&mut row) {
-            Ok((app, stored)) => {
-                decoded.insert(app.application_id.clone(), (app, stored));
-            }
-            // A row latchkey cannot read: every create is told.
-            Err(e) => {
-                batch::fail_all(jobs, &e);
-                return Vec::new();
-            }
-        }
-    }
-    let mut alone = Vec::new();
-    for job in jobs {
-        match decoded.remove(&job.input.0.application_id) {
-            Some((stored_app, stored)) => {
-                let event = job.input.1;
-                let _ = job.reply.send(Ok(with_event(stored_app, event, stored)));
-            }
-            // Its owner held or gone.
-            None => alone.push(job),
-        }
-    }
-    alone
+    batch::answer_stored(
+        jobs,
+        rows,
+        |row| {
+            let (app, stored) = recorded_from_row(row)?;
+            Ok((app.application_id.clone(), (app, stored)))
+        },
+        |(app, _): &(NewApplication, NewAuditEvent)| app.application_id.as_str(),
+        |(_, event), (app, stored)| with_event(app, event, stored),
+    )
 }
 
 /// The event's columns a recorded create's row gives (see

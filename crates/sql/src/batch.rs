@@ -45,14 +45,14 @@
 //! SQLite needs none of this: its writer already commits whatever is
 //! queued in one transaction, and its statements cost microseconds.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use latchkey_core::store::StoreError;
 use tokio::sync::oneshot;
 
-use crate::conn::Value;
+use crate::conn::{Row, Value};
 
 /// How many batches of one kind run at once, each on its own connection.
 /// Two: while one batch is in the database the next one gathers, and a
@@ -191,6 +191,43 @@ pub(crate) fn fail_all<I, O>(jobs: Vec<Job<I, O>>, e: &StoreError) {
     for job in jobs {
         let _ = job.reply.send(Err(e.clone()));
     }
+}
+
+/// Answer each job whose write a batch's statement stored, from its
+/// `rows`: a row per write stored, matched to its job by a unique key
+/// (`decode` gives a row's key and what it stored, `key` a job's), and
+/// answered by `answer` from the job's input and that. The jobs with no
+/// row, to run alone. A row latchkey cannot read fails every job (and
+/// none is left to run alone).
+pub(crate) fn answer_stored<I, O, R>(
+    jobs: Vec<Job<I, O>>,
+    rows: Vec<Row>,
+    decode: impl Fn(&mut Row) -> Result<(String, R), StoreError>,
+    key: impl Fn(&I) -> &str,
+    answer: impl Fn(I, R) -> O,
+) -> Vec<Job<I, O>> {
+    let mut stored = HashMap::with_capacity(rows.len());
+    for mut row in rows {
+        match decode(&mut row) {
+            Ok((k, r)) => {
+                stored.insert(k, r);
+            }
+            Err(e) => {
+                fail_all(jobs, &e);
+                return Vec::new();
+            }
+        }
+    }
+    let mut alone = Vec::new();
+    for job in jobs {
+        match stored.remove(key(&job.input)) {
+            Some(r) => {
+                let _ = job.reply.send(Ok(answer(job.input, r)));
+            }
+            None => alone.push(job),
+        }
+    }
+    alone
 }
 
 /// A batch statement's `$1`: a JSON array with an object per job, `n` its

@@ -385,35 +385,16 @@ type TokenJob = Job<NewOAuthToken, OAuthToken>;
 pub(crate) type TokenBatches = Batches<NewOAuthToken, OAuthToken>;
 
 /// Answer each insert of a batch that [`INSERT_TOKENS_MANY`] stored, from
-/// its rows; the inserts it left out, to run alone.
+/// its rows (matched by digest); the inserts it left out (their
+/// application or secret held, gone or not live), to run alone.
 fn answer_tokens(jobs: Vec<TokenJob>, rows: Vec<Row>) -> Vec<TokenJob> {
-    let mut stored = std::collections::HashMap::with_capacity(rows.len());
-    for mut row in rows {
-        let token = row
-            .text("token_digest")
-            .and_then(|digest| Ok((digest, oauth_token_from_row(&mut row, "")?)));
-        match token {
-            Ok((digest, token)) => {
-                stored.insert(digest, token);
-            }
-            // A row latchkey cannot read: every insert is told.
-            Err(e) => {
-                batch::fail_all(jobs, &e);
-                return Vec::new();
-            }
-        }
-    }
-    let mut alone = Vec::new();
-    for job in jobs {
-        match stored.remove(&job.input.token_digest) {
-            Some(token) => {
-                let _ = job.reply.send(Ok(token));
-            }
-            // Its application or secret held, gone or not live.
-            None => alone.push(job),
-        }
-    }
-    alone
+    batch::answer_stored(
+        jobs,
+        rows,
+        |row| Ok((row.text("token_digest")?, oauth_token_from_row(row, "")?)),
+        |t: &NewOAuthToken| t.token_digest.as_str(),
+        |_, token| token,
+    )
 }
 
 impl<B: Backend> SqlStore<B> {
